@@ -1,0 +1,433 @@
+"""Domain values: the trade intent, the facts an evaluator finds, and the Buddy Report.
+
+All values are frozen, keyword-only dataclasses. Timestamps are timezone-aware UTC.
+An Issue carries a machine-readable code (the contract) and numeric facts; the words a trader
+reads are rendered from those facts by ``buddy.explain``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from buddy.errors import FieldError, IntentValidationError
+from buddy.timeframes import Timeframe
+
+__all__ = [
+    "EvaluationResult",
+    "Fact",
+    "Issue",
+    "Mitigation",
+    "ModuleStatus",
+    "OrderType",
+    "Severity",
+    "Side",
+    "TradeIntent",
+    "as_utc",
+]
+
+
+class Side(StrEnum):
+    """Direction of a trade."""
+
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def sign(self) -> int:
+        """Return +1 for long, -1 for short."""
+        return 1 if self is Side.LONG else -1
+
+
+class OrderType(StrEnum):
+    """How the trader means to enter."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class Severity(StrEnum):
+    """How much an issue matters, from a note to a hard stop. Ordered by ``rank``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """Return 0 (info) to 4 (critical)."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def highest(cls, severities: Any) -> Severity:
+        """Return the most severe of ``severities``, INFO when empty."""
+        return max(severities, key=lambda s: s.rank, default=cls.INFO)
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class ModuleStatus(StrEnum):
+    """Whether a module produced a result."""
+
+    OK = "ok"
+    SKIPPED = "skipped"  # a required context piece is missing; the reason is reported
+    ERROR = "error"  # the module raised; the report carries the error as an item
+
+
+def as_utc(value: datetime | str | pd.Timestamp, *, field_name: str = "as_of") -> datetime:
+    """Return ``value`` as an aware UTC datetime; reject naive values with a FieldError."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise IntentValidationError(
+            [FieldError(field_name, "must be an ISO timestamp", value)]
+        ) from exc
+    if ts is pd.NaT:
+        raise IntentValidationError([FieldError(field_name, "must be an ISO timestamp", value)])
+    if ts.tzinfo is None:
+        raise IntentValidationError(
+            [FieldError(field_name, "must carry a timezone (e.g. 2012-06-01T20:00Z)", value)]
+        )
+    return ts.tz_convert("UTC").to_pydatetime()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fact:
+    """One numeric (or categorical) fact with its unit: the atom of evidence.
+
+    ``threshold`` is the limit the value was compared against, in the same unit, when there is
+    one. Units are short and fixed: 'price', 'ATR', 'R', '%', 'USD' (or another currency),
+    'bars', 'days', 'shares', 'ratio', 'z', 'pctile', '' for a label.
+    """
+
+    name: str
+    value: float | int | str | bool | None
+    unit: str = ""
+    threshold: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"name": self.name, "value": _jsonable(self.value), "unit": self.unit,
+                "threshold": _jsonable(self.threshold)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mitigation:
+    """An action that would address an issue, with the numbers it rests on."""
+
+    action: str  # SCREAMING_SNAKE, e.g. WIDEN_STOP
+    facts: tuple[Fact, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"action": self.action, "facts": [f.as_dict() for f in self.facts]}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Issue:
+    """One finding: a stable code, a severity, numeric evidence and a mitigation."""
+
+    module: str
+    code: str
+    severity: Severity
+    evidence: tuple[Fact, ...]
+    mitigation: Mitigation
+
+    def fact(self, name: str) -> Fact | None:
+        """Return the evidence fact called ``name``, if any."""
+        return next((f for f in self.evidence if f.name == name), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "module": self.module,
+            "code": self.code,
+            "severity": self.severity.value,
+            "evidence": [f.as_dict() for f in self.evidence],
+            "recommendation": self.mitigation.as_dict(),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluationResult:
+    """What one evaluator says about one intent: the seed's (score, severity, issues,
+    recommendations, explain_facts).
+
+    ``score`` is 0-100, 100 meaning the module found nothing to flag; None when the module
+    could not evaluate (status skipped or error). ``missing`` names the context pieces that
+    were absent, each with the reason.
+    """
+
+    module: str
+    version: str
+    score: float | None
+    severity: Severity
+    issues: tuple[Issue, ...] = ()
+    recommendations: tuple[Mitigation, ...] = ()
+    explain_facts: tuple[Fact, ...] = ()
+    status: ModuleStatus = ModuleStatus.OK
+    missing: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "module": self.module,
+            "version": self.version,
+            "status": self.status.value,
+            "score": _jsonable(self.score),
+            "severity": self.severity.value,
+            "issues": [i.as_dict() for i in self.issues],
+            "recommendations": [r.as_dict() for r in self.recommendations],
+            "explain_facts": [f.as_dict() for f in self.explain_facts],
+            "missing": dict(self.missing),
+            "error": self.error,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return value
+
+
+def _new_intent_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeIntent:
+    """A trade the trader is considering: the seed's trade_intents row.
+
+    Prices are in the instrument's quote currency, as traded at ``as_of``. ``proposed_size`` is
+    in units (shares, or currency units for FX). ``holding_horizon`` is in bars of
+    ``timeframe``. ``as_of`` is the moment of the decision: nothing after it is read.
+
+    Construction checks what the intent alone can tell (finite positive prices, sides of stop
+    and target, size, horizon, timezone); checks against the instrument and the data (known
+    symbol and timeframe, tick size, as_of inside the data) are ``buddy.validation``'s.
+    """
+
+    user_id: str
+    symbol: str
+    side: Side
+    timeframe: Timeframe
+    proposed_entry: float
+    proposed_stop: float | None
+    proposed_target: float | None
+    proposed_size: float
+    as_of: datetime
+    proposed_risk_amount: float | None = None
+    holding_horizon: int | None = None
+    order_type: OrderType = OrderType.LIMIT
+    status: str = "draft"
+    intent_id: str = field(default_factory=_new_intent_id)
+
+    def __post_init__(self) -> None:
+        errors = list(_intrinsic_errors(self))
+        if errors:
+            raise IntentValidationError(errors)
+
+    @classmethod
+    def create(cls, **raw: Any) -> TradeIntent:
+        """Build an intent from loose input (CLI strings, widget values), validating every field.
+
+        Coerces strings to enums, numbers and UTC timestamps; collects every problem and raises
+        one IntentValidationError naming each field, rule and value.
+        """
+        errors: list[FieldError] = []
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        for key in unknown:
+            errors.append(FieldError(key, f"is not a trade intent field ({_closest(key, known)})",
+                                     raw[key]))
+        values: dict[str, Any] = {k: v for k, v in raw.items() if k in known}
+        for name, parse in _PARSERS.items():
+            if name in values and values[name] is not None:
+                try:
+                    values[name] = parse(values[name])
+                except (ValueError, TypeError, IntentValidationError) as exc:
+                    rule = exc.errors[0].rule if isinstance(exc, IntentValidationError) else (
+                        _PARSE_RULES[name])
+                    errors.append(FieldError(name, rule, raw[name]))
+                    values.pop(name)
+        for name in ("user_id", "symbol", "side", "timeframe", "proposed_entry",
+                     "proposed_size", "as_of"):
+            if values.get(name) in (None, "") and not any(e.field == name for e in errors):
+                errors.append(FieldError(name, "is required", values.get(name)))
+        values.setdefault("proposed_stop", None)
+        values.setdefault("proposed_target", None)
+        if errors:
+            raise IntentValidationError(errors)
+        if "symbol" in values:
+            values["symbol"] = str(values["symbol"]).strip().upper()
+        return cls(**values)
+
+    @property
+    def stop_distance(self) -> float | None:
+        """Return |entry - stop| in price, None without a stop."""
+        if self.proposed_stop is None:
+            return None
+        return abs(self.proposed_entry - self.proposed_stop)
+
+    @property
+    def reward_distance(self) -> float | None:
+        """Return |target - entry| in price, None without a target."""
+        if self.proposed_target is None:
+            return None
+        return abs(self.proposed_target - self.proposed_entry)
+
+    @property
+    def reward_risk(self) -> float | None:
+        """Return reward over risk (R multiple of the target), None without stop or target."""
+        if self.stop_distance is None or self.reward_distance is None:
+            return None
+        return self.reward_distance / self.stop_distance
+
+    def as_row(self) -> dict[str, Any]:
+        """Return the trade_intents row for this intent (created_at is set by the store)."""
+        return {
+            "intent_id": self.intent_id,
+            "user_id": self.user_id,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "timeframe": self.timeframe.value,
+            "proposed_entry": self.proposed_entry,
+            "proposed_stop": self.proposed_stop,
+            "proposed_target": self.proposed_target,
+            "proposed_size": self.proposed_size,
+            "proposed_risk_amount": self.proposed_risk_amount,
+            "holding_horizon": self.holding_horizon,
+            "order_type": self.order_type.value,
+            "as_of": self.as_of,
+            "status": self.status,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        row = self.as_row()
+        row["as_of"] = self.as_of.isoformat()
+        return row
+
+
+def _finite_float(value: Any) -> float:
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError("not finite")
+    return out
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not whole")
+    return int(value)
+
+
+_PARSERS: dict[str, Any] = {
+    "side": lambda v: Side(str(v).strip().lower()),
+    "timeframe": Timeframe.parse,
+    "order_type": lambda v: OrderType(str(v).strip().lower()),
+    "proposed_entry": float,
+    "proposed_stop": float,
+    "proposed_target": float,
+    "proposed_size": float,
+    "proposed_risk_amount": float,
+    "holding_horizon": _positive_int,
+    "as_of": as_utc,
+}
+_PARSE_RULES = {
+    "side": "must be one of long, short",
+    "timeframe": "must be one of " + ", ".join(t.value for t in Timeframe),
+    "order_type": "must be one of " + ", ".join(o.value for o in OrderType),
+    "proposed_entry": "must be a number",
+    "proposed_stop": "must be a number",
+    "proposed_target": "must be a number",
+    "proposed_size": "must be a number",
+    "proposed_risk_amount": "must be a number",
+    "holding_horizon": "must be a whole number of bars",
+    "as_of": "must be an ISO timestamp",
+}
+
+
+def _closest(name: str, choices: set[str]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(name, sorted(choices), n=1)
+    return f"did you mean {match[0]!r}?" if match else "see TradeIntent fields"
+
+
+def _intrinsic_errors(intent: TradeIntent) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if not isinstance(intent.user_id, str) or not intent.user_id.strip():
+        errors.append(FieldError("user_id", "must be a non-empty string", intent.user_id))
+    if not isinstance(intent.symbol, str) or not intent.symbol.strip():
+        errors.append(FieldError("symbol", "must be a non-empty string", intent.symbol))
+    if not isinstance(intent.side, Side):
+        errors.append(FieldError("side", "must be a Side (long or short)", intent.side))
+    if not isinstance(intent.timeframe, Timeframe):
+        errors.append(FieldError("timeframe", "must be a Timeframe", intent.timeframe))
+    if not isinstance(intent.order_type, OrderType):
+        errors.append(FieldError("order_type", "must be an OrderType", intent.order_type))
+    prices = {"proposed_entry": intent.proposed_entry, "proposed_stop": intent.proposed_stop,
+              "proposed_target": intent.proposed_target}
+    for name, value in prices.items():
+        if value is None and name != "proposed_entry":
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(
+            value
+        ):
+            errors.append(FieldError(name, "must be a finite number", value))
+        elif value <= 0:
+            errors.append(FieldError(name, "must be > 0", value))
+    size = intent.proposed_size
+    if not isinstance(size, int | float) or isinstance(size, bool) or not math.isfinite(size):
+        errors.append(FieldError("proposed_size", "must be a finite number", size))
+    elif size <= 0:
+        errors.append(FieldError("proposed_size", "must be > 0", size))
+    risk = intent.proposed_risk_amount
+    if risk is not None and (not isinstance(risk, int | float) or not math.isfinite(risk)
+                             or risk <= 0):
+        errors.append(FieldError("proposed_risk_amount", "must be a finite number > 0", risk))
+    horizon = intent.holding_horizon
+    if horizon is not None and (not isinstance(horizon, int) or isinstance(horizon, bool)
+                                or horizon < 1):
+        errors.append(FieldError("holding_horizon", "must be a whole number of bars >= 1",
+                                 horizon))
+    if not isinstance(intent.as_of, datetime) or intent.as_of.tzinfo is None:
+        errors.append(FieldError("as_of", "must be a timezone-aware datetime", intent.as_of))
+    elif intent.as_of.utcoffset() != UTC.utcoffset(None):
+        errors.append(FieldError("as_of", "must be in UTC (use as_utc())", intent.as_of))
+    if intent.status not in ("draft", "submitted"):
+        errors.append(FieldError("status", "must be draft or submitted", intent.status))
+    if errors or not isinstance(intent.side, Side):
+        return errors
+    entry = intent.proposed_entry
+    if intent.proposed_stop is not None:
+        if intent.side is Side.LONG and intent.proposed_stop >= entry:
+            errors.append(FieldError("proposed_stop", f"must be below the entry {entry:g} for "
+                                     "a long", intent.proposed_stop))
+        if intent.side is Side.SHORT and intent.proposed_stop <= entry:
+            errors.append(FieldError("proposed_stop", f"must be above the entry {entry:g} for "
+                                     "a short", intent.proposed_stop))
+    if intent.proposed_target is not None:
+        if intent.side is Side.LONG and intent.proposed_target <= entry:
+            errors.append(FieldError("proposed_target", f"must be above the entry {entry:g} "
+                                     "for a long", intent.proposed_target))
+        if intent.side is Side.SHORT and intent.proposed_target >= entry:
+            errors.append(FieldError("proposed_target", f"must be below the entry {entry:g} "
+                                     "for a short", intent.proposed_target))
+    return errors

@@ -1,0 +1,393 @@
+"""Store: migrations, short-lived connections with lock retry, bulk writes, point-in-time reads."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from buddy.errors import SchemaVersionError, StoreLockedError
+
+DEFAULT_DB_PATH = Path("data/buddy.duckdb")
+LOCK_TIMEOUT_S = 30.0
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Return the database path: ``path`` if given, else $BUDDY_DB, else data/buddy.duckdb."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("BUDDY_DB")
+    return Path(env) if env else DEFAULT_DB_PATH
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """Return the packaged migrations as (version, name, sql), in version order."""
+    found = []
+    for entry in resources.files("buddy.store.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text()))
+    return sorted(found)
+
+
+LATEST_SCHEMA_VERSION = max(v for v, _, _ in migrations())
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting lock" in text or "resource temporarily" in text
+
+
+class Store:
+    """The workbench's DuckDB file: schema, writes and reads.
+
+    Construction creates the file if missing, upgrades an older schema, and refuses a file
+    written by a newer version (SchemaVersionError). Each method opens its own short-lived
+    connection, so several processes can use the file in turn.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 lock_timeout_s: float = LOCK_TIMEOUT_S, migrate: bool = True) -> None:
+        self.path = resolve_db_path(path)
+        self.lock_timeout_s = lock_timeout_s
+        if migrate:
+            self.migrate()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ connections
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection, retrying while another process holds the file."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                    if _is_lock_error(exc):
+                        raise StoreLockedError(
+                            f"{self.path} stayed locked by another process for "
+                            f"{self.lock_timeout_s:g} s: {exc}") from exc
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a read-write connection inside one transaction; roll back on any error."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ schema
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the file (0 for an empty file)."""
+        if not self.path.exists():
+            return 0
+        with self.connect(read_only=True) as con:
+            return _recorded_version(con)
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema to the latest version; return the version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            current = self.schema_version()
+            if current > LATEST_SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} has schema version {current}, newer than this workbench "
+                    f"supports ({LATEST_SCHEMA_VERSION}); upgrade trading-buddy or open "
+                    "another file")
+            if current == LATEST_SCHEMA_VERSION:
+                return current
+        with self.connect() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "
+                        "KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+            current = _recorded_version(con)
+            for version, name, sql in migrations():
+                if version <= current:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())",
+                                [version, name])
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            return _recorded_version(con)
+
+    def tables(self) -> dict[str, list[str]]:
+        """Return every table with its column names."""
+        frame = self.query("SELECT table_name, column_name FROM information_schema.columns "
+                           "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position")
+        return {t: list(g["column_name"]) for t, g in frame.groupby("table_name", sort=True)}
+
+    # ------------------------------------------------------------------ generic
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+              ) -> pd.DataFrame:
+        """Run a read-only query and return a DataFrame."""
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, params).df()
+
+    # ------------------------------------------------------------------ market data writes
+    def write_market_data(self, *, tickers: pd.DataFrame | None = None,
+                          bars: pd.DataFrame | None = None,
+                          corporate_actions: pd.DataFrame | None = None,
+                          features: pd.DataFrame | None = None,
+                          synthetic_regimes: pd.DataFrame | None = None) -> dict[str, int]:
+        """Write market data frames in ONE transaction, replacing what they cover.
+
+        Tickers and corporate actions replace rows of the same symbols; bars, features and
+        synthetic regimes replace each (symbol, timeframe)'s rows in the frame's ts range.
+        Either everything is written or nothing is. Returns rows written per table.
+        """
+        written: dict[str, int] = {}
+        with self.transaction() as con:
+            if tickers is not None and len(tickers):
+                written["tickers"] = _replace_by_symbol(con, "tickers", tickers)
+            if corporate_actions is not None and len(corporate_actions):
+                written["corporate_actions"] = _replace_by_symbol(con, "corporate_actions",
+                                                                  corporate_actions)
+            if bars is not None and len(bars):
+                written["bars"] = _replace_ranges(con, "bars", bars)
+            if features is not None and len(features):
+                written["ta_features"] = _replace_ranges(con, "ta_features", features)
+            if synthetic_regimes is not None and len(synthetic_regimes):
+                written["synthetic_regimes"] = _replace_ranges(con, "synthetic_regimes",
+                                                               synthetic_regimes)
+            if written:
+                con.execute("UPDATE store_meta SET value = value + 1 "
+                            "WHERE key = 'market_data_version'")
+        if written:
+            self.touch_context_stamp()
+        return written
+
+    @property
+    def stamp_path(self) -> Path:
+        """Return the sidecar file whose mtime changes after every context-affecting write."""
+        return self.path.with_name(self.path.name + ".stamp")
+
+    def touch_context_stamp(self) -> None:
+        """Mark that data a ContextPack reads has changed (call after the commit)."""
+        self.stamp_path.write_text(str(time.time_ns()))
+
+    def context_stamp(self) -> int:
+        """Return the sidecar's content (0 when absent): part of every ContextPack cache key."""
+        try:
+            return int(self.stamp_path.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def market_data_version(self) -> int:
+        """Return a counter bumped by every market data write (cache invalidation)."""
+        return int(self.query("SELECT value FROM store_meta WHERE key = "
+                              "'market_data_version'").iloc[0, 0])
+
+    # ------------------------------------------------------------------ market data reads
+    def tickers(self) -> pd.DataFrame:
+        """Return the tickers table."""
+        return self.query("SELECT * FROM tickers ORDER BY symbol")
+
+    def instrument(self, symbol: str) -> dict[str, Any] | None:
+        """Return the tickers row for ``symbol`` as a dict, or None when unknown."""
+        frame = self.query("SELECT * FROM tickers WHERE symbol = ?", [symbol])
+        return None if frame.empty else frame.iloc[0].to_dict()
+
+    def bar_coverage(self) -> pd.DataFrame:
+        """Return first/last bar and count per (symbol, timeframe)."""
+        return self.query("SELECT symbol, timeframe, min(ts) AS first_ts, max(ts_close) AS "
+                          "last_ts_close, count(*) AS n_bars FROM bars GROUP BY ALL "
+                          "ORDER BY symbol, timeframe")
+
+    def bars(self, symbol: str, timeframe: str, *, as_of: datetime | None = None,
+             start: datetime | None = None) -> pd.DataFrame:
+        """Return bars closed at ``as_of`` (all when None) from ``start``, as traded, by ts."""
+        sql = "SELECT * FROM bars WHERE symbol = ? AND timeframe = ?"
+        params: list[Any] = [symbol, str(timeframe)]
+        if as_of is not None:
+            sql += " AND ts_close <= ?"
+            params.append(as_of)
+        if start is not None:
+            sql += " AND ts >= ?"
+            params.append(start)
+        return self.query(sql + " ORDER BY ts", params)
+
+    def corporate_actions(self, symbol: str | None = None) -> pd.DataFrame:
+        """Return corporate actions (all symbols when None), by ex_date."""
+        if symbol is None:
+            return self.query("SELECT * FROM corporate_actions ORDER BY symbol, ex_date")
+        return self.query("SELECT * FROM corporate_actions WHERE symbol = ? ORDER BY ex_date",
+                          [symbol])
+
+    def features(self, symbol: str, timeframe: str, *, as_of: datetime | None = None
+                 ) -> pd.DataFrame:
+        """Return the TA feature rows of bars closed at ``as_of`` (all when None)."""
+        sql = ("SELECT f.* FROM ta_features f JOIN bars b USING (symbol, timeframe, ts) "
+               "WHERE f.symbol = ? AND f.timeframe = ?")
+        params: list[Any] = [symbol, str(timeframe)]
+        if as_of is not None:
+            sql += " AND b.ts_close <= ?"
+            params.append(as_of)
+        return self.query(sql + " ORDER BY f.ts", params)
+
+    def last_feature_ts(self) -> pd.DataFrame:
+        """Return the newest feature ts and feature set version per (symbol, timeframe)."""
+        return self.query("SELECT symbol, timeframe, max(ts) AS last_ts, "
+                          "any_value(feature_set_version) AS feature_set_version "
+                          "FROM ta_features GROUP BY ALL")
+
+    def context_inputs(self, symbol: str, timeframe: str, as_of: datetime, lookback: int
+                       ) -> dict[str, Any]:
+        """Return what a ContextPack needs, read in one connection, nothing after ``as_of``.
+
+        Keys: instrument (dict or None), bars and features (the last ``lookback`` closed bars
+        and their feature rows), corporate_actions (ex_date <= as_of), market_data_version.
+        """
+        with self.connect(read_only=True) as con:
+            return {
+                "instrument": _first_row(con.execute(
+                    "SELECT * FROM tickers WHERE symbol = ?", [symbol]).df()),
+                "bars": con.execute(CONTEXT_BARS_SQL, [symbol, str(timeframe), as_of, lookback]
+                                    ).df(),
+                "features": con.execute(CONTEXT_FEATURES_SQL,
+                                        [symbol, str(timeframe), as_of, lookback]).df(),
+                "corporate_actions": con.execute(CONTEXT_ACTIONS_SQL, [symbol, as_of]).df(),
+                "market_data_version": con.execute(
+                    "SELECT value FROM store_meta WHERE key = 'market_data_version'"
+                ).fetchone()[0],
+            }
+
+    # ------------------------------------------------------------------ evaluation logging
+    def log_evaluation(self, intent_row: Mapping[str, Any], evaluation_row: Mapping[str, Any],
+                       item_rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write an intent, its evaluation and its items in ONE transaction.
+
+        The intent row is inserted once (re-evaluating an intent adds evaluations only);
+        ``created_at`` is stamped here, at the edge, with the wall clock.
+        """
+        now = pd.Timestamp.now(tz="UTC")
+        intents = pd.DataFrame([{**intent_row, "created_at": now}])
+        evaluations = pd.DataFrame([{**evaluation_row, "created_at": now}])
+        items = pd.DataFrame([{**row, "created_at": now} for row in item_rows])
+        with self.transaction() as con:
+            _insert(con, "trade_intents", intents, on_conflict="DO NOTHING")
+            _insert(con, "trade_evaluations", evaluations)
+            if len(items):
+                _insert(con, "trade_evaluation_items", items)
+
+    def evaluations(self, user_id: str) -> pd.DataFrame:
+        """Return one user's logged evaluations, newest first."""
+        return self.query("SELECT * FROM trade_evaluations WHERE user_id = ? "
+                          "ORDER BY created_at DESC", [user_id])
+
+    def evaluation_items(self, eval_id: str, user_id: str) -> pd.DataFrame:
+        """Return the items of one evaluation, scoped to its user."""
+        return self.query("SELECT i.* FROM trade_evaluation_items i JOIN trade_evaluations e "
+                          "USING (eval_id) WHERE i.eval_id = ? AND e.user_id = ? "
+                          "ORDER BY i.eval_item_id", [eval_id, user_id])
+
+
+CONTEXT_BARS_SQL = """
+SELECT * FROM (
+    SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ?
+    ORDER BY ts DESC LIMIT ?
+) ORDER BY ts
+"""
+CONTEXT_FEATURES_SQL = """
+SELECT * FROM (
+    SELECT f.* FROM ta_features f JOIN bars b USING (symbol, timeframe, ts)
+    WHERE f.symbol = ? AND f.timeframe = ? AND b.ts_close <= ?
+    ORDER BY f.ts DESC LIMIT ?
+) ORDER BY ts
+"""
+CONTEXT_ACTIONS_SQL = """
+SELECT * FROM corporate_actions WHERE symbol = ? AND ex_date <= CAST(? AS DATE) ORDER BY ex_date
+"""
+
+
+def _recorded_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = "
+                         "'schema_migrations'").fetchone()[0]
+    if not exists:
+        return 0
+    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations"
+                           ).fetchone()[0])
+
+
+def _first_row(frame: pd.DataFrame) -> dict[str, Any] | None:
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position", [table]).fetchall()]
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
+                ) -> Iterator[None]:
+    """Expose ``frame`` to SQL as ``name`` for the duration of the block."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        try:
+            con.unregister(name)
+        except duckdb.TransactionException:
+            pass  # the transaction already failed; the view dies with the connection
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *,
+            on_conflict: str | None = None) -> int:
+    """Insert ``frame`` into ``table`` by column name in one statement; return the row count."""
+    columns = [c for c in _columns(con, table) if c in frame.columns]
+    extra = sorted(set(frame.columns) - set(columns))
+    if extra:
+        raise ValueError(f"{table}: unknown columns {extra}")
+    names = ", ".join(f'"{c}"' for c in columns)
+    conflict = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+    with _registered(con, "_incoming", frame):
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming{conflict}")
+    return len(frame)
+
+
+def _replace_by_symbol(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    with _registered(con, "_symbols", frame[["symbol"]].drop_duplicates()):
+        con.execute(f"DELETE FROM {table} WHERE symbol IN (SELECT symbol FROM _symbols)")
+    return _insert(con, table, frame)
+
+
+def _replace_ranges(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    ranges = frame.groupby(["symbol", "timeframe"], sort=False)["ts"].agg(["min", "max"])
+    with _registered(con, "_ranges", ranges.reset_index()):
+        con.execute(f"DELETE FROM {table} t USING _ranges r WHERE t.symbol = r.symbol AND "
+                    "t.timeframe = r.timeframe AND t.ts BETWEEN r.min AND r.max")
+    return _insert(con, table, frame)

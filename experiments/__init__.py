@@ -1,0 +1,1 @@
+"""Experiment tracking: MLflow runs, pyfunc scoring models and replay-gated promotion."""

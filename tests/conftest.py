@@ -1,0 +1,58 @@
+"""Shared fixtures: real DuckDB files in temporary folders, built from the bundled real data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from buddy.store import Store
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Return a store holding the bundled real data and its features (built once, read-only
+    by convention: tests that write use their own store)."""
+    from buddy.jobs.features import run_features_job
+    from buddy.jobs.load import load_sample_into
+
+    store = Store(tmp_path_factory.mktemp("sample") / "buddy.duckdb")
+    load_sample_into(store)
+    run_features_job(store, progress=False)
+    return store
+
+
+@pytest.fixture(scope="session")
+def truncated_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Callable[[str, datetime], Store]:
+    """Return a factory of stores holding only one symbol's bars closed by t, with features
+    computed from that truncated history alone."""
+    from buddy.jobs.features import run_features_job
+
+    cache: dict[tuple[str, datetime], Store] = {}
+
+    def make(symbol: str, as_of: datetime) -> Store:
+        key = (symbol, pd.Timestamp(as_of))
+        if key not in cache:
+            path = tmp_path_factory.mktemp("truncated") / "buddy.duckdb"
+            store = Store(path)
+            tickers = sample_store.query("SELECT * FROM tickers WHERE symbol = ?", [symbol])
+            bars = sample_store.query("SELECT * FROM bars WHERE symbol = ? AND ts_close <= ?",
+                                      [symbol, as_of])
+            actions = sample_store.query("SELECT * FROM corporate_actions WHERE symbol = ? "
+                                         "AND ex_date <= CAST(? AS DATE)", [symbol, as_of])
+            store.write_market_data(tickers=tickers, bars=bars, corporate_actions=actions)
+            run_features_job(store, progress=False)
+            cache[key] = store
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture
+def empty_store(tmp_path: Path) -> Store:
+    """Return a freshly migrated, empty store."""
+    return Store(tmp_path / "buddy.duckdb")
