@@ -234,6 +234,7 @@ class TradeIntent:
     proposed_risk_amount: float | None = None
     holding_horizon: int | None = None
     order_type: OrderType = OrderType.LIMIT
+    exit_template: str | None = None  # name of a saved exit template, if the trader chose one
     status: str = "draft"
     intent_id: str = field(default_factory=_new_intent_id)
 
@@ -313,6 +314,7 @@ class TradeIntent:
             "proposed_risk_amount": self.proposed_risk_amount,
             "holding_horizon": self.holding_horizon,
             "order_type": self.order_type.value,
+            "exit_template": self.exit_template,
             "as_of": self.as_of,
             "status": self.status,
         }
@@ -324,14 +326,23 @@ class TradeIntent:
         return row
 
 
-def _finite_float(value: Any) -> float:
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError("not finite")
-    return out
+#: Upper bound of holding_horizon: the trade_intents column is a 32-bit INTEGER, and no
+#: horizon this long (about 400 years of daily bars) is meaningful.
+MAX_HORIZON_BARS = 100_000
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):  # float(True) == 1.0 would make a flag a price
+        raise TypeError("a bool is not a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError("too large") from None
 
 
 def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number")
     if isinstance(value, float) and not value.is_integer():
         raise ValueError("not whole")
     return int(value)
@@ -341,11 +352,11 @@ _PARSERS: dict[str, Any] = {
     "side": lambda v: Side(str(v).strip().lower()),
     "timeframe": Timeframe.parse,
     "order_type": lambda v: OrderType(str(v).strip().lower()),
-    "proposed_entry": float,
-    "proposed_stop": float,
-    "proposed_target": float,
-    "proposed_size": float,
-    "proposed_risk_amount": float,
+    "proposed_entry": _number,
+    "proposed_stop": _number,
+    "proposed_target": _number,
+    "proposed_size": _number,
+    "proposed_risk_amount": _number,
     "holding_horizon": _positive_int,
     "as_of": as_utc,
 }
@@ -404,9 +415,9 @@ def _intrinsic_errors(intent: TradeIntent) -> list[FieldError]:
         errors.append(FieldError("proposed_risk_amount", "must be a finite number > 0", risk))
     horizon = intent.holding_horizon
     if horizon is not None and (not isinstance(horizon, int) or isinstance(horizon, bool)
-                                or horizon < 1):
-        errors.append(FieldError("holding_horizon", "must be a whole number of bars >= 1",
-                                 horizon))
+                                or not 1 <= horizon <= MAX_HORIZON_BARS):
+        errors.append(FieldError("holding_horizon", "must be a whole number of bars between "
+                                 f"1 and {MAX_HORIZON_BARS}", horizon))
     if not isinstance(intent.as_of, datetime) or intent.as_of.tzinfo is None:
         errors.append(FieldError("as_of", "must be a timezone-aware datetime", intent.as_of))
     elif intent.as_of.utcoffset() != UTC.utcoffset(None):

@@ -7,7 +7,7 @@ import random
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -15,8 +15,12 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from buddy.errors import SchemaVersionError, StoreLockedError
+
+#: What bulk writes accept: a pandas DataFrame or an Arrow table with the table's columns.
+Frame = pd.DataFrame | pa.Table
 
 DEFAULT_DB_PATH = Path("data/buddy.duckdb")
 LOCK_TIMEOUT_S = 30.0
@@ -61,6 +65,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
                  lock_timeout_s: float = LOCK_TIMEOUT_S, migrate: bool = True) -> None:
         self.path = resolve_db_path(path)
+        self._stamp_str = str(self.stamp_path)
         self.lock_timeout_s = lock_timeout_s
         if migrate:
             self.migrate()
@@ -128,9 +133,10 @@ class Store:
         with self.connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "
                         "KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-            current = _recorded_version(con)
+            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations"
+                                                  ).fetchall()}
             for version, name, sql in migrations():
-                if version <= current:
+                if version in applied:
                     continue
                 con.execute("BEGIN TRANSACTION")
                 try:
@@ -157,11 +163,10 @@ class Store:
             return con.execute(sql, params).df()
 
     # ------------------------------------------------------------------ market data writes
-    def write_market_data(self, *, tickers: pd.DataFrame | None = None,
-                          bars: pd.DataFrame | None = None,
-                          corporate_actions: pd.DataFrame | None = None,
-                          features: pd.DataFrame | None = None,
-                          synthetic_regimes: pd.DataFrame | None = None) -> dict[str, int]:
+    def write_market_data(self, *, tickers: Frame | None = None, bars: Frame | None = None,
+                          corporate_actions: Frame | None = None,
+                          features: Frame | None = None,
+                          synthetic_regimes: Frame | None = None) -> dict[str, int]:
         """Write market data frames in ONE transaction, replacing what they cover.
 
         Tickers and corporate actions replace rows of the same symbols; bars, features and
@@ -201,9 +206,27 @@ class Store:
     def context_stamp(self) -> int:
         """Return the sidecar's content (0 when absent): part of every ContextPack cache key."""
         try:
-            return int(self.stamp_path.read_text() or 0)
-        except (FileNotFoundError, ValueError):
+            fd = os.open(self._stamp_str, os.O_RDONLY)
+        except FileNotFoundError:
             return 0
+        try:
+            return int(os.read(fd, 32) or 0)
+        except ValueError:
+            return 0
+        finally:
+            os.close(fd)
+
+    def write_snapshots(self, table: str, frame: Frame) -> int:
+        """Replace each (symbol, timeframe)'s rows of a snapshot table (regime_snapshots,
+        key_levels, ...) in the frame's ts range, in one transaction; return rows written."""
+        if table not in SNAPSHOT_TABLES:
+            raise ValueError(f"{table} is not a snapshot table ({', '.join(SNAPSHOT_TABLES)})")
+        if not len(frame):
+            return 0
+        with self.transaction() as con:
+            written = _replace_ranges(con, table, frame)
+        self.touch_context_stamp()
+        return written
 
     def market_data_version(self) -> int:
         """Return a counter bumped by every market data write (cache invalidation)."""
@@ -314,6 +337,9 @@ class Store:
                           "ORDER BY i.eval_item_id", [eval_id, user_id])
 
 
+#: Tables keyed by (symbol, timeframe, ts) that snapshot jobs write with write_snapshots().
+SNAPSHOT_TABLES = ("regime_snapshots", "key_levels", "regime_models", "mtfa_snapshots")
+
 CONTEXT_BARS_SQL = """
 SELECT * FROM (
     SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ?
@@ -352,24 +378,28 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 @contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame
+def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: Frame
                 ) -> Iterator[None]:
     """Expose ``frame`` to SQL as ``name`` for the duration of the block."""
     con.register(name, frame)
     try:
         yield
     finally:
-        try:
+        # after a failed statement the transaction is aborted; the view dies with it
+        with suppress(duckdb.TransactionException):
             con.unregister(name)
-        except duckdb.TransactionException:
-            pass  # the transaction already failed; the view dies with the connection
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *,
+def _names(frame: Frame) -> list[str]:
+    return list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, *,
             on_conflict: str | None = None) -> int:
     """Insert ``frame`` into ``table`` by column name in one statement; return the row count."""
-    columns = [c for c in _columns(con, table) if c in frame.columns]
-    extra = sorted(set(frame.columns) - set(columns))
+    given = _names(frame)
+    columns = [c for c in _columns(con, table) if c in given]
+    extra = sorted(set(given) - set(columns))
     if extra:
         raise ValueError(f"{table}: unknown columns {extra}")
     names = ", ".join(f'"{c}"' for c in columns)
@@ -379,15 +409,17 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, *,
     return len(frame)
 
 
-def _replace_by_symbol(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    with _registered(con, "_symbols", frame[["symbol"]].drop_duplicates()):
-        con.execute(f"DELETE FROM {table} WHERE symbol IN (SELECT symbol FROM _symbols)")
+def _replace_by_symbol(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
+    with _registered(con, "_replacing", frame):
+        con.execute(f"DELETE FROM {table} WHERE symbol IN (SELECT symbol FROM _replacing)")
     return _insert(con, table, frame)
 
 
-def _replace_ranges(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    ranges = frame.groupby(["symbol", "timeframe"], sort=False)["ts"].agg(["min", "max"])
-    with _registered(con, "_ranges", ranges.reset_index()):
+def _replace_ranges(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
+    keys = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
+        frame[["symbol", "timeframe", "ts"]], preserve_index=False)
+    ranges = keys.group_by(["symbol", "timeframe"]).aggregate([("ts", "min"), ("ts", "max")])
+    with _registered(con, "_ranges", ranges):
         con.execute(f"DELETE FROM {table} t USING _ranges r WHERE t.symbol = r.symbol AND "
-                    "t.timeframe = r.timeframe AND t.ts BETWEEN r.min AND r.max")
+                    "t.timeframe = r.timeframe AND t.ts BETWEEN r.ts_min AND r.ts_max")
     return _insert(con, table, frame)

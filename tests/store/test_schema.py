@@ -87,7 +87,7 @@ def test_a_newer_file_is_refused_with_a_clear_message(tmp_path) -> None:
     con = duckdb.connect(str(path))
     con.execute("INSERT INTO schema_migrations VALUES (999, 'from_the_future', now())")
     con.close()
-    with pytest.raises(SchemaVersionError, match="schema version 999.*newer"):
+    with pytest.raises(SchemaVersionError, match=r"schema version 999.*newer"):
         Store(path)
 
 

@@ -107,6 +107,7 @@ CREATE TABLE trade_intents (
     proposed_risk_amount DOUBLE,
     holding_horizon INTEGER,
     order_type VARCHAR NOT NULL,
+    exit_template VARCHAR,           -- a saved exit template the trader chose, if any
     as_of TIMESTAMPTZ NOT NULL,     -- the decision time the intent is evaluated at
     created_at TIMESTAMPTZ NOT NULL,
     status VARCHAR NOT NULL

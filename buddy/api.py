@@ -1,0 +1,186 @@
+"""The Python entry point: ``Buddy.open().evaluate(...)``.
+
+This is an edge: it opens the store, validates input against the instrument and the data,
+builds the ContextPack, runs the orchestrator and logs the evaluation in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+import pandas as pd
+
+from buddy.config import ScoringConfig, default_scoring_config
+from buddy.context.builder import ContextPackBuilder
+from buddy.context.pack import Instrument
+from buddy.domain import TradeIntent, as_utc
+from buddy.errors import FieldError, IntentValidationError
+from buddy.evidence import is_on_tick
+from buddy.explain import explainer_from_env
+from buddy.orchestrator import Orchestrator
+from buddy.report import BuddyReport
+from buddy.store import Store
+
+#: How far past the last closed bar an as_of may lie before it is "outside the data":
+#: this many bars of the timeframe, and never less than a week.
+MAX_BARS_PAST_DATA = 10
+
+
+class Buddy:
+    """A workbench session over one database file and one scoring configuration."""
+
+    def __init__(self, store: Store, config: ScoringConfig | None = None, *,
+                 builder: ContextPackBuilder | None = None) -> None:
+        self.store = store
+        self.config = config or default_scoring_config()
+        self.builder = builder or ContextPackBuilder(store)
+        self.orchestrator = Orchestrator(self.config, explainer=explainer_from_env())
+        self._catalog: _Catalogue | None = None
+
+    @classmethod
+    def open(cls, db: str | os.PathLike[str] | None = None,
+             config: ScoringConfig | None = None) -> Buddy:
+        """Open the database (``db``, else $BUDDY_DB, else data/buddy.duckdb)."""
+        return cls(Store(db), config)
+
+    def __repr__(self) -> str:
+        return (f"Buddy(db={str(self.store.path)!r}, config={self.config.name}@"
+                f"{self.config.version} #{self.config.hash})")
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, *, user: str, symbol: str, side: str, timeframe: str,
+                 entry: float, stop: float | None, target: float | None, size: float,
+                 as_of: str | datetime, horizon: int | None = None, order_type: str = "limit",
+                 risk_amount: float | None = None, log: bool = True) -> BuddyReport:
+        """Validate a trade idea, evaluate it as of ``as_of`` and log it; return the report.
+
+        ``as_of`` may be a date ('2012-06-01': the end of that day in the exchange's time
+        zone) or an aware timestamp. Raises IntentValidationError naming every bad field;
+        nothing is written then.
+        """
+        intent = self.make_intent(user=user, symbol=symbol, side=side, timeframe=timeframe,
+                                  entry=entry, stop=stop, target=target, size=size,
+                                  as_of=as_of, horizon=horizon, order_type=order_type,
+                                  risk_amount=risk_amount)
+        return self.evaluate_intent(intent, log=log)
+
+    def make_intent(self, *, user: str, symbol: str, side: str, timeframe: str, entry: Any,
+                    stop: Any, target: Any, size: Any, as_of: Any, horizon: Any = None,
+                    order_type: Any = "limit", risk_amount: Any = None) -> TradeIntent:
+        """Return a validated TradeIntent (intrinsic rules and instrument/data rules)."""
+        symbol_u = str(symbol).strip().upper()
+        inst = self.instrument(symbol_u)
+        intent = TradeIntent.create(
+            user_id=user, symbol=symbol_u, side=side, timeframe=timeframe,
+            proposed_entry=entry, proposed_stop=stop, proposed_target=target,
+            proposed_size=size, as_of=resolve_as_of(as_of, inst.timezone),
+            holding_horizon=horizon, order_type=order_type, proposed_risk_amount=risk_amount)
+        self.validate(intent)
+        return intent
+
+    def validate(self, intent: TradeIntent) -> None:
+        """Check ``intent`` against its instrument and the stored data; raise on any problem."""
+        self._validate(intent, self._catalogue())
+
+    def _validate(self, intent: TradeIntent, catalogue: _Catalogue) -> None:
+        instrument = self.instrument(intent.symbol, catalogue)
+        errors = list(instrument_errors(intent, instrument))
+        coverage = catalogue.coverage
+        span = coverage.get((intent.symbol, intent.timeframe.value))
+        if span is None:
+            tfs = ", ".join(tf for s, tf in sorted(coverage) if s == intent.symbol) or "none"
+            errors.append(FieldError("timeframe", f"has no {intent.symbol} bars (available: "
+                                     f"{tfs})", intent.timeframe.value))
+        else:
+            first_close, last_close = span
+            slack = max(MAX_BARS_PAST_DATA * intent.timeframe.nominal, timedelta(days=7))
+            as_of = intent.as_of
+            if as_of < first_close:
+                errors.append(FieldError("as_of", f"is before the first closed {intent.symbol} "
+                                         f"{intent.timeframe} bar ({first_close.isoformat()})",
+                                         intent.as_of.isoformat()))
+            elif as_of > last_close + slack:
+                errors.append(FieldError("as_of", f"is after the stored data (last "
+                                         f"{intent.timeframe} bar closed "
+                                         f"{last_close.isoformat()})",
+                                         intent.as_of.isoformat()))
+        if errors:
+            raise IntentValidationError(errors)
+
+    def evaluate_intent(self, intent: TradeIntent, *, log: bool = True) -> BuddyReport:
+        """Evaluate an already-built intent (validated again) and log it."""
+        catalogue = self._catalogue()
+        self._validate(intent, catalogue)
+        ctx = self.builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
+                                 stamp=catalogue.stamp)
+        report = self.orchestrator.run(intent, ctx)
+        if log:
+            self.store.log_evaluation(intent.as_row(), report.evaluation_row(),
+                                      report.item_rows())
+        return report
+
+    def instrument(self, symbol: str, catalogue: _Catalogue | None = None) -> Instrument:
+        """Return the instrument of ``symbol``; the error lists the known symbols."""
+        instruments = (catalogue or self._catalogue()).instruments
+        if symbol not in instruments:
+            known = ", ".join(sorted(instruments)) or "none loaded"
+            raise IntentValidationError([FieldError(
+                "symbol", f"is not in the tickers table (known: {known})", symbol)])
+        return instruments[symbol]
+
+    def _catalogue(self) -> _Catalogue:
+        """Return instruments and bar coverage, re-read only after a context-affecting write."""
+        stamp = self.store.context_stamp()
+        if self._catalog is None or self._catalog.stamp != stamp:
+            tickers = self.store.tickers()
+            coverage = self.store.query(
+                "SELECT symbol, timeframe, min(ts_close) AS first_close, max(ts_close) AS "
+                "last_ts_close FROM bars GROUP BY ALL")
+            self._catalog = _Catalogue(
+                stamp=stamp,
+                instruments={row["symbol"]: Instrument.from_row(row)
+                             for row in tickers.to_dict("records")},
+                coverage={(r.symbol, r.timeframe): (r.first_close.to_pydatetime(),
+                                                    r.last_ts_close.to_pydatetime())
+                          for r in coverage.itertuples()})
+        return self._catalog
+
+
+@dataclass(frozen=True, slots=True)
+class _Catalogue:
+    stamp: int
+    instruments: dict[str, Instrument]
+    coverage: dict[tuple[str, str], tuple[datetime, datetime]]
+
+def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:
+    """Return the tick-size and lot-size violations of ``intent`` for ``instrument``."""
+    errors = []
+    tick = instrument.tick_size
+    for name in ("proposed_entry", "proposed_stop", "proposed_target"):
+        price = getattr(intent, name)
+        if price is not None and not is_on_tick(price, tick):
+            errors.append(FieldError(name, f"must be a multiple of the tick size {tick:g} of "
+                                     f"{instrument.symbol}", price))
+    if not is_on_tick(intent.proposed_size, instrument.lot_size):
+        errors.append(FieldError("proposed_size", f"must be a multiple of the lot size "
+                                 f"{instrument.lot_size:g} of {instrument.symbol}",
+                                 intent.proposed_size))
+    return errors
+
+
+def resolve_as_of(value: str | datetime | pd.Timestamp, exchange_tz: str) -> datetime:
+    """Return ``value`` as UTC; a bare date means the end of that day in ``exchange_tz``."""
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
+        except ValueError:
+            raise IntentValidationError([FieldError(
+                "as_of", "must be a date YYYY-MM-DD or an ISO timestamp with a zone", value)]
+            ) from None
+        end = pd.Timestamp(datetime.combine(day, time(23, 59, 59)), tz=exchange_tz)
+        return end.tz_convert("UTC").to_pydatetime()
+    return as_utc(value)
+

@@ -1,0 +1,179 @@
+"""The ``buddy`` command line: data in, jobs, evaluation, and the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from buddy.errors import BuddyError, FieldErrors
+from buddy.timeframes import Timeframe
+
+TIMEFRAMES = click.Choice([t.value for t in Timeframe])
+
+
+class _Obj:
+    def __init__(self, db: str | None) -> None:
+        self.db = db
+
+    def store(self) -> Any:
+        from buddy.store import Store
+
+        return Store(self.db)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="BUDDY_DB", default=None, metavar="PATH",
+              help="DuckDB file (default data/buddy.duckdb; env BUDDY_DB).")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Trading Buddy: an honest second opinion on a trade, point-in-time."""
+    ctx.obj = _Obj(db)
+
+
+# ---------------------------------------------------------------------------- evaluate
+@cli.command()
+@click.option("--user", required=True, help="User id.")
+@click.option("--symbol", required=True)
+@click.option("--side", required=True, type=click.Choice(["long", "short"]))
+@click.option("--timeframe", "--tf", "timeframe", required=True, type=TIMEFRAMES)
+@click.option("--entry", required=True, type=float, help="Proposed entry price.")
+@click.option("--stop", type=float, default=None, help="Proposed stop price.")
+@click.option("--target", type=float, default=None, help="Proposed target price.")
+@click.option("--size", required=True, type=float, help="Units (shares, FX units).")
+@click.option("--as-of", "as_of", required=True,
+              help="Decision time: YYYY-MM-DD (end of that exchange day) or ISO with zone.")
+@click.option("--horizon", type=int, default=None, help="Holding horizon in bars.")
+@click.option("--order-type", default="limit",
+              type=click.Choice(["market", "limit", "stop", "stop_limit"]))
+@click.option("--risk-amount", type=float, default=None, help="Planned risk in currency.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+@click.option("--no-log", is_flag=True, help="Do not log this evaluation.")
+@click.pass_obj
+def evaluate(obj: _Obj, as_json: bool, no_log: bool, **fields: Any) -> None:
+    """Evaluate a trade idea and print the Buddy Report."""
+    from buddy.api import Buddy
+
+    try:
+        buddy = Buddy(obj.store())
+        report = buddy.evaluate(log=not no_log, **fields)
+    except (FieldErrors, BuddyError) as exc:
+        _fail(exc)
+    click.echo(report.to_json() if as_json else str(report))
+
+
+# ---------------------------------------------------------------------------- data
+@cli.group()
+def data() -> None:
+    """Load market data into the store."""
+
+
+@data.command("load-sample")
+@click.pass_obj
+def load_sample_cmd(obj: _Obj) -> None:
+    """Load the real market data that ships inside installed packages (no network)."""
+    from buddy.jobs.load import load_sample_into
+
+    summary = load_sample_into(obj.store())
+    click.echo(summary)
+
+
+@data.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--symbol", required=True)
+@click.option("--timeframe", "--tf", "timeframe", required=True, type=TIMEFRAMES)
+@click.option("--tz", default=None, help="Zone of naive timestamps, e.g. America/New_York.")
+@click.option("--calendar", default="XNYS", show_default=True,
+              help="Trading calendar of a new symbol (exchange-calendars name or FX24x5).")
+@click.option("--asset-class", default="equity", show_default=True)
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--tick-size", type=float, default=0.01, show_default=True)
+@click.option("--lot-size", type=float, default=1.0, show_default=True)
+@click.pass_obj
+def import_cmd(obj: _Obj, path: Path, **options: Any) -> None:
+    """Import a user's own CSV or Parquet bars (validated whole; nothing written on error)."""
+    from buddy.jobs.load import import_file_into
+
+    try:
+        click.echo(import_file_into(obj.store(), path, **options))
+    except (ValueError, BuddyError) as exc:
+        _fail(exc)
+
+
+@data.command("synth")
+@click.option("--symbols", "n_symbols", type=int, default=50, show_default=True)
+@click.option("--years", type=float, default=5.0, show_default=True)
+@click.option("--timeframe", "--tf", "timeframe", type=TIMEFRAMES, default="1d",
+              show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.pass_obj
+def synth_cmd(obj: _Obj, n_symbols: int, years: float, timeframe: str, seed: int) -> None:
+    """Build a synthetic universe with known regimes (stored for detection tests)."""
+    from buddy.jobs.load import synth_into
+
+    click.echo(synth_into(obj.store(), n_symbols=n_symbols, years=years,
+                          timeframe=Timeframe.parse(timeframe), seed=seed))
+
+
+@data.command("info")
+@click.pass_obj
+def info_cmd(obj: _Obj) -> None:
+    """Print what the store holds per symbol and timeframe."""
+    store = obj.store()
+    click.echo(f"{store.path} (schema v{store.schema_version()})")
+    click.echo(store.bar_coverage().to_string(index=False))
+
+
+# ---------------------------------------------------------------------------- jobs
+@cli.group()
+def jobs() -> None:
+    """Compute reusable data products."""
+
+
+@jobs.command("features")
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: all).")
+@click.option("--timeframes", default=None, help="Comma-separated timeframes (default: all).")
+@click.pass_obj
+def features_cmd(obj: _Obj, symbols: str | None, timeframes: str | None) -> None:
+    """Compute TA features for new bars (incremental, idempotent)."""
+    from buddy.jobs.features import run_features_job
+
+    result = run_features_job(obj.store(), symbols=_split(symbols), timeframes=_split(timeframes))
+    click.echo(f"features: {result.series_updated} of {result.series} series updated, "
+               f"{result.rows_written} rows written")
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+# ---------------------------------------------------------------------------- demo
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON reports.")
+@click.pass_obj
+def demo(obj: _Obj, as_json: bool) -> None:
+    """Build the store from the bundled real data and evaluate the sample trade ideas."""
+    from buddy.demo import run_demo
+
+    for idea, report in run_demo(obj.store(), echo=click.echo):
+        if as_json:
+            click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        else:
+            click.echo(f"\n# {idea.symbol} {idea.timeframe}: {idea.note}\n{report}")
+
+
+def main() -> None:
+    """Run the command line."""
+    cli(prog_name="buddy")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Context: the point-in-time ContextPack and its builder."""

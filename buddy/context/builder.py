@@ -1,0 +1,178 @@
+"""ContextPackBuilder: read the store once per (user, symbol, timeframe, as_of), cache the pack.
+
+Cache key: (user_id, symbol, timeframe, as_of, lookback, the store's context stamp). The stamp
+is the modification time of a sidecar file that every context-affecting write touches after
+it commits (market data, and later accounts, rules and positions), so a write from any
+process invalidates every cached pack without a database round trip per lookup.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
+from buddy.data.calendars import get_calendar
+from buddy.data.splits import adjust_bars
+from buddy.errors import FieldError, IntentValidationError
+from buddy.features.ta import PRICE_LEVEL_FEATURES
+from buddy.store import Store
+from buddy.timeframes import Timeframe
+
+DEFAULT_LOOKBACK_BARS = 300
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PieceRequest:
+    """What a piece provider is given: the request and the market piece already built."""
+
+    store: Store
+    user_id: str
+    instrument: Instrument
+    timeframe: Timeframe
+    as_of: datetime
+    market: MarketData | None
+
+
+#: A provider returns (piece, None) or (None, reason). Later work registers regime, levels,
+#: mtfa, strategy, portfolio and account providers here.
+PieceProvider = Callable[[PieceRequest], tuple[Any | None, str | None]]
+
+NOT_YET_PROVIDED = {
+    "state": "no state-vector/HMM provider is installed (regime work not yet available)",
+    "mtfa": "no multi-timeframe alignment provider is installed",
+    "regime": "no regime snapshot provider is installed",
+    "levels": "no key-levels provider is installed",
+    "strategy": "no strategy profile has been built for this user",
+    "portfolio": "no portfolio exposure provider is installed",
+    "account": "no account provider is installed",
+    "schedule": "no event schedule provider is installed",
+}
+
+
+class ContextPackBuilder:
+    """Build ContextPacks from a Store, caching the most recent ``cache_size`` of them."""
+
+    def __init__(self, store: Store, *, lookback_bars: int = DEFAULT_LOOKBACK_BARS,
+                 cache_size: int = 256,
+                 providers: Mapping[str, PieceProvider] | None = None) -> None:
+        self.store = store
+        self.lookback_bars = lookback_bars
+        self.cache_size = cache_size
+        self.providers: dict[str, PieceProvider] = dict(providers or {})
+        unknown = set(self.providers) - set(PIECES) - {"market"}
+        if unknown:
+            raise ValueError(f"unknown ContextPack pieces {sorted(unknown)}; pieces: {PIECES}")
+        self._cache: OrderedDict[tuple[Any, ...], ContextPack] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def register(self, piece: str, provider: PieceProvider) -> None:
+        """Install the provider of ``piece`` and drop cached packs."""
+        if piece not in PIECES or piece == "market":
+            raise ValueError(f"{piece!r} is not a provider slot; slots: {PIECES[1:]}")
+        self.providers[piece] = provider
+        self._cache.clear()
+
+    def clear(self) -> None:
+        """Drop every cached pack."""
+        self._cache.clear()
+
+    def build(self, user_id: str, symbol: str, timeframe: Timeframe | str,
+              as_of: datetime, *, stamp: int | None = None) -> ContextPack:
+        """Return the ContextPack for the request, from cache when nothing changed.
+
+        ``stamp`` is the store's context stamp when the caller has just read it.
+        """
+        timeframe = Timeframe.parse(timeframe)
+        if stamp is None:
+            stamp = self.store.context_stamp()
+        key = (user_id, symbol, timeframe, as_of, self.lookback_bars, stamp)
+        pack = self._cache.get(key)
+        if pack is not None:
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return pack
+        self.misses += 1
+        pack = self._build(user_id, symbol, timeframe, as_of)
+        self._cache[key] = pack
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return pack
+
+    def _build(self, user_id: str, symbol: str, timeframe: Timeframe, as_of: datetime
+               ) -> ContextPack:
+        inputs = self.store.context_inputs(symbol, timeframe, as_of, self.lookback_bars)
+        if inputs["instrument"] is None:
+            raise IntentValidationError([FieldError("symbol", "is not in the tickers table",
+                                                    symbol)])
+        instrument = Instrument.from_row(inputs["instrument"])
+        missing: dict[str, str] = {}
+        market = market_data(instrument, inputs["bars"], inputs["features"],
+                             inputs["corporate_actions"], as_of)
+        if market is None:
+            missing["market"] = (f"no {timeframe} bars of {symbol} closed at or before "
+                                 f"{pd.Timestamp(as_of).isoformat()}")
+        pieces: dict[str, Any] = {}
+        request = PieceRequest(store=self.store, user_id=user_id, instrument=instrument,
+                               timeframe=timeframe, as_of=as_of, market=market)
+        for name in PIECES[1:]:
+            provider = self.providers.get(name)
+            if provider is None:
+                missing[name] = NOT_YET_PROVIDED[name]
+                continue
+            piece, reason = provider(request)
+            if piece is None:
+                missing[name] = reason or "provider returned nothing"
+            pieces[name] = piece
+        return ContextPack(user_id=user_id, symbol=symbol, timeframe=timeframe, as_of=as_of,
+                           instrument=instrument, market=market, missing=missing, **pieces)
+
+
+def market_data(instrument: Instrument, bars: pd.DataFrame, features: pd.DataFrame,
+                actions: pd.DataFrame, as_of: datetime) -> MarketData | None:
+    """Assemble MarketData from raw rows read at ``as_of``: put bars and price-level features
+    on the as-of split basis and measure staleness and gaps against the trading calendar."""
+    if bars.empty:
+        return None
+    adjusted = adjust_bars(bars, actions, as_of)
+    features = features.copy()
+    if not features.empty and not actions.empty:
+        divisor = pd.Series(bars["close"].to_numpy() / adjusted["close"].to_numpy(),
+                            index=bars["ts"].to_numpy())
+        per_row = divisor.reindex(features["ts"].to_numpy()).to_numpy()
+        for column in PRICE_LEVEL_FEATURES:
+            if column in features:
+                features[column] = features[column].to_numpy() / per_row
+    calendar = get_calendar(instrument.trading_calendar)
+    first_session = pd.Timestamp(bars["session"].iloc[0]).date()
+    as_of_ts = pd.Timestamp(as_of)
+    as_of_day = as_of_ts.tz_convert(instrument.timezone).date()
+    sessions = calendar.sessions(first_session, as_of_day)
+    closes = calendar.session_open_close(sessions)["close"]
+    closed = sessions[(closes <= as_of_ts).to_numpy()]
+    have = pd.DatetimeIndex(pd.to_datetime(bars["session"])).normalize()
+    expected = pd.DatetimeIndex(closed).tz_localize(None).normalize()
+    last_session = have.max()
+    missing_sessions = expected[(~expected.isin(have)) & (expected <= last_session)]
+    since_last = int((expected > last_session).sum())
+    splits = tuple((pd.Timestamp(d).date(), float(r)) for d, r in
+                   zip(actions.get("ex_date", []), actions.get("ratio", []), strict=True))
+    n_without = int((~bars["ts"].isin(features["ts"])).sum()) if len(features) else len(bars)
+    return MarketData(
+        bars=adjusted.reset_index(drop=True),
+        features=features.reset_index(drop=True),
+        last_bar_close=pd.Timestamp(bars["ts_close"].iloc[-1]).to_pydatetime(),
+        sessions_since_last_bar=since_last,
+        missing_sessions=tuple(d.date() for d in missing_sessions),
+        window_sessions=int(np.count_nonzero(expected <= last_session)),
+        bars_without_features=n_without,
+        splits_applied=splits,
+    )
+

@@ -1,0 +1,87 @@
+"""The main job of ``make demo``: build the store from real data and evaluate sample ideas.
+
+Sample ideas are placed the way a trader would place them at their as_of: entry at the last
+close, stop and target a multiple of the ATR of that moment, all read point-in-time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from buddy.api import Buddy, resolve_as_of
+from buddy.context.builder import ContextPackBuilder
+from buddy.evidence import round_to_tick
+from buddy.jobs.features import run_features_job
+from buddy.jobs.load import load_sample_into
+from buddy.report import BuddyReport
+from buddy.store import Store
+from buddy.timeframes import Timeframe
+
+DEMO_USER = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleIdea:
+    """A trade idea described relative to the market at its as_of."""
+
+    symbol: str
+    side: str
+    timeframe: str
+    as_of: str
+    stop_atr: float  # stop distance in ATR(14) of the as_of bar
+    target_atr: float  # target distance in ATR(14)
+    size: float
+    horizon: int
+    note: str
+
+
+SAMPLE_IDEAS: tuple[SampleIdea, ...] = (
+    SampleIdea("AAPL", "long", "1d", "2012-06-01", 1.5, 3.0, 100, 10,
+               "swing long after a pullback, stop 1.5 ATR"),
+    SampleIdea("EURUSD", "short", "1h", "2017-06-15T14:00:00Z", 0.5, 0.8, 100_000, 24,
+               "intraday short with a tight stop and a target under 2R"),
+    SampleIdea("MSFT", "long", "1d", "2008-10-10", 1.0, 2.5, 500, 15,
+               "buying into the October 2008 sell-off"),
+    SampleIdea("IBM", "short", "1d", "2013-03-08", 2.0, 4.0, 50, 20,
+               "an idea evaluated after the data ends"),
+)
+
+
+def place_idea(buddy: Buddy, idea: SampleIdea) -> dict[str, object]:
+    """Return evaluate() keyword arguments for ``idea``, priced from data at its as_of."""
+    instrument = buddy.instrument(idea.symbol)
+    as_of = resolve_as_of(idea.as_of, instrument.timezone)
+    ctx = buddy.builder.build(DEMO_USER, idea.symbol, Timeframe.parse(idea.timeframe), as_of)
+    assert ctx.market is not None, f"no {idea.timeframe} bars of {idea.symbol} by {as_of}"
+    tick = instrument.tick_size
+    entry = round_to_tick(ctx.market.last_close, tick)
+    atr = ctx.market.latest_features["atr_14"]
+    sign = 1 if idea.side == "long" else -1
+    return {"user": DEMO_USER, "symbol": idea.symbol, "side": idea.side,
+            "timeframe": idea.timeframe, "as_of": idea.as_of, "entry": entry,
+            "stop": round_to_tick(entry - sign * idea.stop_atr * atr, tick),
+            "target": round_to_tick(entry + sign * idea.target_atr * atr, tick),
+            "size": idea.size, "horizon": idea.horizon}
+
+
+def prepare_store(store: Store, *, echo: Callable[[str], None] = print,
+                  progress: bool = True) -> None:
+    """Load the bundled real data if the store holds no bars, then compute new features."""
+    if store.bar_coverage().empty:
+        echo("loading bundled real market data ...")
+        echo(str(load_sample_into(store)))
+    result = run_features_job(store, progress=progress)
+    echo(f"features: {result.series_updated} of {result.series} series updated, "
+         f"{result.rows_written:,} rows written")
+
+
+def run_demo(store: Store, *, echo: Callable[[str], None] = print,
+             ideas: tuple[SampleIdea, ...] = SAMPLE_IDEAS
+             ) -> Iterator[tuple[SampleIdea, BuddyReport]]:
+    """Load the sample data if the store has none, compute features, then evaluate and log
+    each of ``ideas``, yielding it with its report."""
+    prepare_store(store, echo=echo)
+    buddy = Buddy(store, builder=ContextPackBuilder(store))
+    for idea in ideas:
+        yield idea, buddy.evaluate(**place_idea(buddy, idea))

@@ -1,0 +1,14 @@
+"""Evaluators: pluggable audit modules and their registry.
+
+Importing this package registers the built-in evaluators.
+"""
+
+from __future__ import annotations
+
+from buddy.evaluators import data_quality as _data_quality  # noqa: F401  (registers)
+from buddy.evaluators import exit_plan as _exit_plan  # noqa: F401  (registers)
+from buddy.evaluators import risk_reward as _risk_reward  # noqa: F401  (registers)
+from buddy.evaluators.base import Evaluator, IssueTemplate
+from buddy.evaluators.registry import available, get, load_entry_points, register
+
+__all__ = ["Evaluator", "IssueTemplate", "available", "get", "load_entry_points", "register"]

@@ -1,0 +1,1 @@
+"""Batch jobs that compute reusable data products into the store."""
