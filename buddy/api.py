@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from buddy.config import ScoringConfig, default_scoring_config
-from buddy.context.builder import ContextPackBuilder
+from buddy.context.builder import ContextPackBuilder, PieceProvider
 from buddy.context.pack import Instrument
 from buddy.domain import TradeIntent, as_utc
 from buddy.errors import FieldError, IntentValidationError
@@ -37,6 +37,9 @@ class Buddy:
         self.store = store
         self.config = config or default_scoring_config()
         self.builder = builder or ContextPackBuilder(store)
+        for piece, provider in default_providers().items():
+            if piece not in self.builder.providers:
+                self.builder.register(piece, provider)
         self.orchestrator = Orchestrator(self.config, explainer=explainer_from_env())
         self._catalog: _Catalogue | None = None
 
@@ -118,7 +121,9 @@ class Buddy:
                                  stamp=catalogue.stamp)
         report = self.orchestrator.run(intent, ctx)
         if log:
-            self.store.log_evaluation(intent.as_row(), report.evaluation_row(),
+            rules_version = ctx.account.rules_version if ctx.account is not None else None
+            self.store.log_evaluation(intent.as_row(),
+                                      {**report.evaluation_row(), "rules_version": rules_version},
                                       report.item_rows())
         return report
 
@@ -154,6 +159,13 @@ class _Catalogue:
     stamp: int
     instruments: dict[str, Instrument]
     coverage: dict[tuple[str, str], tuple[datetime, datetime]]
+
+def default_providers() -> dict[str, PieceProvider]:
+    """Return the providers of every context piece that has one (imported lazily)."""
+    from buddy.users.provider import account_provider
+
+    return {"account": account_provider}
+
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:
     """Return the tick-size and lot-size violations of ``intent`` for ``instrument``."""

@@ -170,6 +170,15 @@ def demo(obj: _Obj, as_json: bool) -> None:
             click.echo(f"\n# {idea.symbol} {idea.timeframe}: {idea.note}\n{report}")
 
 
+def _attach_plugins() -> None:
+    from buddy.users.cli import user
+
+    cli.add_command(user)
+
+
+_attach_plugins()
+
+
 def main() -> None:
     """Run the command line."""
     cli(prog_name="buddy")

@@ -65,15 +65,33 @@ def place_idea(buddy: Buddy, idea: SampleIdea) -> dict[str, object]:
             "size": idea.size, "horizon": idea.horizon}
 
 
+def ensure_demo_user(store: Store) -> None:
+    """Create the demo trader if missing: USD 100,000 equity, 1% risk per trade, 2R minimum,
+    and a saved '2R swing' exit template (2R target, 10-bar time stop, half off at 1R)."""
+    from buddy.users.model import ExitTemplate, PartialExit
+    from buddy.users.store import get_user, save_exit_template, set_user
+
+    if get_user(store, DEMO_USER) is not None:
+        return
+    set_user(store, DEMO_USER, base_currency="USD", equity=100_000.0, buying_power=200_000.0,
+             rules={"max_risk_per_trade_pct": 1.0, "min_reward_risk": 2.0})
+    save_exit_template(store, DEMO_USER, ExitTemplate(
+        name="swing_2r", target_r=2.0, time_stop_bars=10, breakeven_at_r=1.0,
+        partials=(PartialExit(at_r=1.0, fraction=0.5),)))
+    set_user(store, DEMO_USER, rules={"default_exit_template": "swing_2r"})
+
+
 def prepare_store(store: Store, *, echo: Callable[[str], None] = print,
                   progress: bool = True) -> None:
-    """Load the bundled real data if the store holds no bars, then compute new features."""
+    """Load the bundled real data if the store holds no bars, compute new features, and
+    create the demo trader."""
     if store.bar_coverage().empty:
         echo("loading bundled real market data ...")
         echo(str(load_sample_into(store)))
     result = run_features_job(store, progress=progress)
     echo(f"features: {result.series_updated} of {result.series} series updated, "
          f"{result.rows_written:,} rows written")
+    ensure_demo_user(store)
 
 
 def run_demo(store: Store, *, echo: Callable[[str], None] = print,

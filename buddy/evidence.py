@@ -126,9 +126,25 @@ def _price_decimals(value: float) -> int:
     return cap
 
 
+def format_fact_value(fact: Fact) -> str:
+    """Return the fact's value as text, never reading equal to its threshold when it is not
+    (1.998R against a 2R minimum reads '1.998R', not '2.00R')."""
+    text = format_value(fact.value, fact.unit)
+    value, threshold = fact.value, fact.threshold
+    if (threshold is None or not isinstance(value, int | float) or isinstance(value, bool)
+            or value == threshold or text != format_value(threshold, fact.unit)):
+        return text
+    for decimals in range(3, 9):
+        nearer = round(float(value), decimals)
+        if nearer != round(float(threshold), decimals):
+            return format_value(nearer, fact.unit).replace(
+                f"{round(nearer, 2):.2f}", f"{nearer:.{decimals}f}", 1)
+    return text
+
+
 def format_fact(fact: Fact) -> str:
     """Return 'name value unit' with the threshold when there is one."""
-    text = f"{fact.name} {format_value(fact.value, fact.unit)}"
+    text = f"{fact.name} {format_fact_value(fact)}"
     if fact.threshold is not None:
         text += f" (threshold {format_value(fact.threshold, fact.unit)})"
     return text

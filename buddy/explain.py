@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Protocol
 from buddy.domain import Fact, Issue
 from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import IssueTemplate
-from buddy.evidence import format_fact, format_value
+from buddy.evidence import format_fact, format_fact_value, format_value
 from buddy.guardrails import check_text, safe_reply, unsourced_numbers
 
 __all__ = [
@@ -76,7 +76,7 @@ class _Facts(dict[str, str]):
 def render_issue(issue: Issue, template: IssueTemplate | None) -> RenderedIssue:
     """Return the plain-language form of ``issue`` using ``template``."""
     facts = issue_facts(issue)
-    values = _Facts({f.name: format_value(f.value, f.unit) for f in facts})
+    values = _Facts({f.name: format_fact_value(f) for f in facts})
     evidence = tuple(format_fact(f) for f in issue.evidence)
     if template is not None:
         try:

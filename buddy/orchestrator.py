@@ -62,12 +62,18 @@ class Orchestrator:
             cls = registry.get(spec.name)
             params: ModuleConfig = cls.config_cls.from_mapping(spec.params)
             self.evaluators.append((cls(params), spec.weight))
-        self._templates = {ORCHESTRATOR: dict(ORCHESTRATOR_TEMPLATES),
-                           **{e.name: dict(e.templates) for e, _ in self.evaluators}}
+        # orchestrator items (CONTEXT_MISSING, MODULE_ERROR) carry the module's name
+        self._templates = {e.name: {**ORCHESTRATOR_TEMPLATES, **e.templates}
+                           for e, _ in self.evaluators}
 
     def run_modules(self, intent: TradeIntent, ctx: ContextPack) -> list[EvaluationResult]:
-        """Return each enabled module's result, in configured order (never raises)."""
-        return [run_module(evaluator, intent, ctx) for evaluator, _ in self.evaluators]
+        """Return each enabled module's result, in configured order (never raises).
+
+        Modules the user switched off (``ctx.account.disabled_modules``) do not run.
+        """
+        off = user_opt_outs(ctx)
+        return [run_module(evaluator, intent, ctx) for evaluator, _ in self.evaluators
+                if evaluator.name not in off]
 
     def run(self, intent: TradeIntent, ctx: ContextPack, *, eval_id: str | None = None
             ) -> BuddyReport:
@@ -93,9 +99,15 @@ class Orchestrator:
             top_issues=top, rendered=rendered, all_issues=issues,
             modules=tuple(results), config_name=self.config.name,
             config_version=self.config.version, config_hash=self.config_hash,
-            disabled_modules=self.disabled, context_missing=dict(ctx.missing),
+            disabled_modules=tuple(sorted(set(self.disabled) | user_opt_outs(ctx))),
+            context_missing=dict(ctx.missing),
             explanation_source=explanation_source(rendered),
             disclosures=select_disclosures(getattr(ctx.account, "disclosures_off", ())))
+
+
+def user_opt_outs(ctx: ContextPack) -> set[str]:
+    """Return the modules the user switched off, from the pack's account piece."""
+    return set(getattr(ctx.account, "disabled_modules", ()) or ())
 
 
 def run_module(evaluator: Evaluator, intent: TradeIntent, ctx: ContextPack
