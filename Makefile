@@ -12,12 +12,20 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: help venv demo test lab bench lint lock clean
+APP_PORT ?= 8866
+MLFLOW_PORT ?= 5000
+
+.PHONY: help venv demo test lab bench lint lock clean app chromium replay mlflow-ui promote-demo
 
 help:
 	@echo "make demo   build data/buddy.duckdb from bundled real data and print Buddy Reports"
 	@echo "make test   run the whole test suite"
 	@echo "make lab    open JupyterLab on notebooks/"
+	@echo "make app    serve the workbench page with Voila on http://127.0.0.1:$(APP_PORT)"
+	@echo "make replay replay sample intents; replay + calibration notebooks and HTML in reports/"
+	@echo "make promote-demo  log the default scoring config in MLflow, replay it on the holdout,"
+	@echo "            promote it to production, then evaluate with it"
+	@echo "make mlflow-ui  the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)"
 	@echo "make bench  run the benchmarks (ratios against baselines measured in the same run)"
 	@echo "make lint   ruff"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
@@ -36,8 +44,26 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(VENV)/bin/buddy demo
 
-test: $(STAMP)
+# The browser test drives Debian's chromium: installed here so a fresh machine has it.
+chromium:
+	bash scripts/install-chromium.sh
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -n 2 --dist loadgroup
+
+app: $(STAMP)
+	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB)
+
+replay: $(STAMP)
+	$(PY) -m replay.reports --db $(BUDDY_DB) --out reports
+
+mlflow-ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+promote-demo: $(STAMP)
+	$(PY) -m experiments.pipeline --db $(BUDDY_DB)
+	$(VENV)/bin/buddy evaluate --user demo --symbol AAPL --side long --timeframe 1d \
+	    --entry 560.99 --stop 537.68 --target 607.62 --size 100 --as-of 2012-06-01 --no-log
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

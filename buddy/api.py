@@ -46,8 +46,9 @@ class Buddy:
     @classmethod
     def open(cls, db: str | os.PathLike[str] | None = None,
              config: ScoringConfig | None = None) -> Buddy:
-        """Open the database (``db``, else $BUDDY_DB, else data/buddy.duckdb)."""
-        return cls(Store(db), config)
+        """Open the database (``db``, else $BUDDY_DB, else data/buddy.duckdb) with ``config``,
+        else the production config (``production_config()``)."""
+        return cls(Store(db), config or production_config())
 
     def __repr__(self) -> str:
         return (f"Buddy(db={str(self.store.path)!r}, config={self.config.name}@"
@@ -160,11 +161,24 @@ class _Catalogue:
     instruments: dict[str, Instrument]
     coverage: dict[tuple[str, str], tuple[datetime, datetime]]
 
+def production_config() -> ScoringConfig:
+    """Return models:/buddy-scoring@production (or $BUDDY_SCORING_MODEL) when the experiment
+    store has it, else the packaged default; mlflow is imported only if the store exists."""
+    from experiments.registry import load_production_config
+
+    return load_production_config() or default_scoring_config()
+
+
 def default_providers() -> dict[str, PieceProvider]:
-    """Return the providers of every context piece that has one (imported lazily)."""
+    """Return the provider of every context piece (imported here, at the edge)."""
+    from buddy.events.provider import schedule_provider
+    from buddy.levels.provider import levels_provider
+    from buddy.mtfa.provider import mtfa_provider
+    from buddy.regime.provider import regime_provider
     from buddy.users.provider import account_provider
 
-    return {"account": account_provider}
+    return {"account": account_provider, "regime": regime_provider,
+            "levels": levels_provider, "mtfa": mtfa_provider, "schedule": schedule_provider}
 
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:

@@ -60,10 +60,10 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @click.pass_obj
 def evaluate(obj: _Obj, as_json: bool, no_log: bool, **fields: Any) -> None:
     """Evaluate a trade idea and print the Buddy Report."""
-    from buddy.api import Buddy
+    from buddy.api import Buddy, production_config
 
     try:
-        buddy = Buddy(obj.store())
+        buddy = Buddy(obj.store(), production_config())
         report = buddy.evaluate(log=not no_log, **fields)
     except (FieldErrors, BuddyError) as exc:
         _fail(exc)
@@ -170,10 +170,34 @@ def demo(obj: _Obj, as_json: bool) -> None:
             click.echo(f"\n# {idea.symbol} {idea.timeframe}: {idea.note}\n{report}")
 
 
+@cli.group()
+def context() -> None:
+    """Print the context pieces of a symbol as of a time (the seed's GET endpoints)."""
+
+
+@cli.group()
+def events() -> None:
+    """Import scheduled events (earnings, macro dates) used by the missing-items scanner."""
+
+
 def _attach_plugins() -> None:
+    from buddy.events.cli import events_import
+    from buddy.levels.cli import context_levels, jobs_levels
+    from buddy.mtfa.cli import context_mtfa
+    from buddy.regime.cli import context_regime, jobs_regime
     from buddy.users.cli import user
+    from experiments.cli import experiments
+    from replay.cli import replay
 
     cli.add_command(user)
+    jobs.add_command(jobs_regime, name="regime")
+    jobs.add_command(jobs_levels, name="levels")
+    context.add_command(context_regime, name="regime")
+    context.add_command(context_levels, name="levels")
+    context.add_command(context_mtfa, name="mtfa")
+    events.add_command(events_import, name="import")
+    cli.add_command(replay)
+    cli.add_command(experiments)
 
 
 _attach_plugins()

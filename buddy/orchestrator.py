@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from buddy.config import ModuleConfig, ScoringConfig
 from buddy.context.pack import ContextPack
+from buddy.disclosures import select_disclosures
 from buddy.domain import (
     EvaluationResult,
     Fact,
@@ -24,7 +25,6 @@ from buddy.domain import (
 )
 from buddy.evaluators import registry
 from buddy.evaluators.base import Evaluator, IssueTemplate
-from buddy.disclosures import select_disclosures
 from buddy.explain import Explainer, TemplateExplainer, explanation_source
 from buddy.report import BuddyReport, module_ok
 

@@ -12,6 +12,17 @@ import pytest
 from buddy.store import Store
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_experiment_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point MLflow at an empty store for the session: a developer's own promotions in the
+    repo's mlruns/ must never change what the tests evaluate with."""
+    import os
+
+    path = tmp_path_factory.mktemp("mlruns") / "mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{path}"
+    os.environ.pop("BUDDY_SCORING_MODEL", None)
+
+
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Return a store holding the bundled real data and its features (built once, read-only

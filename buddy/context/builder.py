@@ -20,7 +20,7 @@ import pandas as pd
 from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
 from buddy.data.calendars import get_calendar
 from buddy.data.splits import adjust_bars
-from buddy.errors import FieldError, IntentValidationError
+from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
 from buddy.timeframes import Timeframe
@@ -127,7 +127,12 @@ class ContextPackBuilder:
             if provider is None:
                 missing[name] = NOT_YET_PROVIDED[name]
                 continue
-            piece, reason = provider(request)
+            try:
+                piece, reason = provider(request)
+            except BuddyError:
+                raise  # a deliberate refusal (e.g. a replay worker writing) is not a data gap
+            except Exception as exc:  # one broken piece must not take the whole report down
+                piece, reason = None, f"the {name} provider failed: {type(exc).__name__}: {exc}"
             if piece is None:
                 missing[name] = reason or "provider returned nothing"
             pieces[name] = piece

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Any
 
 import pandas as pd

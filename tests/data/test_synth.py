@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,12 +81,11 @@ def test_sector_members_correlate_more_than_strangers() -> None:
     assert corr[same & off_diagonal].mean() > corr[~same].mean() + 0.1
 
 
-def test_large_universe_is_fast() -> None:
-    started = time.perf_counter()
+def test_large_universe_has_the_expected_size() -> None:
+    # speed lives in `make bench` (bulk_load builds this universe), never in a timed test
     universe = synth_universe(500, 10, "1d", seed=0)
-    elapsed = time.perf_counter() - started
     assert len(universe.bars) > 1_200_000
-    assert elapsed < 8.0
+    assert universe.bars["symbol"].nunique() == 500
 
 
 def test_bad_arguments_are_named() -> None:

@@ -91,7 +91,7 @@ def test_e_timeout_gives_up_quickly_and_skips_the_rest(llm) -> None:
     start = time.monotonic()
     rendered = explainer.render(ISSUES, TEMPLATES)
     elapsed = time.monotonic() - start
-    assert elapsed < 2.0
+    assert elapsed < 4.0  # the server answers only after 5 s: the client did not wait for it
     assert [r.renderer for r in rendered] == ["template"] * len(ISSUES)
     assert "timed out after 0.5 s" in rendered[0].fallback_reason
     assert all(r.fallback_reason.startswith("llm skipped") for r in rendered[1:])

@@ -1,0 +1,284 @@
+"""One series' regime, bar by bar: rule labels plus walk-forward HMM probabilities.
+
+``compute_series`` is the single computation behind the regime job (every bar, or the bars
+after the last stored one) and the on-demand provider (the last bar at as_of). Both read the
+same inputs for bars up to t, so the snapshot at t is the same whichever path made it and
+whatever bars came later (``tests/regime`` prove it on the real data).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from buddy.config import config_hash
+from buddy.context.pieces import RegimeSnapshot
+from buddy.features.ta import FEATURE_SET_VERSION, PRICE_LEVEL_FEATURES, compute_features
+from buddy.regime.hmm import (
+    HMMConfig,
+    HMMParams,
+    WalkForward,
+    hmm_features,
+    walk_forward,
+)
+from buddy.regime.rules import RegimeRulesConfig, regime_rules, split_basis
+
+REGIME_VERSION = "1.0.0"
+
+#: The TA feature columns the regime reads (price-level ones are as traded at each bar).
+REGIME_FEATURES: tuple[str, ...] = ("adx_14", "ema_20", "atr_14", "rv_20", "relvol_20", "ret_1")
+#: The bar columns the regime reads (and compute_features needs when features are missing).
+REGIME_BAR_COLUMNS: tuple[str, ...] = ("symbol", "timeframe", "ts", "session", "high", "low",
+                                       "close", "volume")
+#: regime_snapshots columns, in table order.
+SNAPSHOT_COLUMNS: tuple[str, ...] = (
+    "symbol", "timeframe", "ts", "trend_state", "trend_strength", "vol_state", "vol_z",
+    "vol_expansion_flag", "liquidity_state", "spread_proxy", "relvol", "hmm_state_id_optional",
+    "hmm_probs_json", "computed_at", "version", "hmm_state_label", "hmm_state_labels_json",
+    "transition_json", "model_version", "fitted_through")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegimeConfig:
+    """Everything that determines a regime snapshot: the rule thresholds and the HMM."""
+
+    rules: RegimeRulesConfig = field(default_factory=RegimeRulesConfig)
+    hmm: HMMConfig = field(default_factory=HMMConfig)
+
+    @property
+    def version(self) -> str:
+        """Return the snapshot version: code version + hash of both configs."""
+        content = {"rules": self.rules.as_dict(), "hmm": self.hmm.as_dict()}
+        return f"{REGIME_VERSION}+{config_hash(content)[:8]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesRegime:
+    """The regime of one series from bar ``start`` on (earlier rows are not computed)."""
+
+    symbol: str
+    timeframe: str
+    ts: pd.Series  # bar open times, the whole series
+    start: int
+    rules: pd.DataFrame  # regime_rules() columns, the whole series
+    hmm: WalkForward
+
+    def params_of(self) -> dict[int, HMMParams]:
+        """Return the fits in force from ``start`` on, by refit index (skipped ones left out)."""
+        return {f.refit_index: f.params for f in self.hmm.fits if f.params is not None}
+
+
+def series_inputs(bars: pd.DataFrame, features: pd.DataFrame | None,
+                  splits: pd.DataFrame | None) -> pd.DataFrame:
+    """Return one series' regime inputs on the first bar's continuous price basis.
+
+    ``bars`` are one symbol and timeframe by ts, as traded. ``features`` are its stored
+    ta_features rows; when they do not cover every bar with the current feature set, the
+    features are computed from ``bars`` and ``splits`` instead (the same numbers the features
+    job stores). ``splits`` are the symbol's corporate actions known at the last bar.
+    """
+    bars = bars.reset_index(drop=True)
+    usable = (features is not None and len(features) == len(bars) and (
+        "feature_set_version" not in features
+        or bool((features["feature_set_version"] == FEATURE_SET_VERSION).all()))
+        and features["ts"].reset_index(drop=True).equals(bars["ts"]))
+    if not usable:
+        features = compute_features(bars[list(REGIME_BAR_COLUMNS)], splits)
+    features = features.reset_index(drop=True)
+    sessions = pd.to_datetime(bars["session"]).to_numpy(dtype="datetime64[D]")
+    basis = split_basis(sessions, splits)
+    out = pd.DataFrame({"ts": bars["ts"]})
+    for column in ("high", "low", "close"):
+        out[column] = bars[column].to_numpy(np.float64) * basis
+    for column in REGIME_FEATURES:
+        values = features[column].to_numpy(np.float64)
+        out[column] = values * basis if column in PRICE_LEVEL_FEATURES else values
+    return out
+
+
+def compute_series(bars: pd.DataFrame, features: pd.DataFrame | None,
+                   splits: pd.DataFrame | None, config: RegimeConfig, *, start: int = 0,
+                   fitted: Mapping[int, HMMParams] | None = None) -> SeriesRegime:
+    """Return the regime of one series for bars ``start`` onwards (see ``series_inputs``).
+
+    ``fitted``: HMM fits already stored, by refit index; they are reused, not refitted.
+    """
+    inputs = series_inputs(bars, features, splits)
+    rules = regime_rules(inputs, config.rules)
+    x = hmm_features(inputs["ret_1"].to_numpy(), inputs["high"].to_numpy(),
+                     inputs["low"].to_numpy())
+    hmm = walk_forward(x, config.hmm, start=start, fitted=fitted)
+    return SeriesRegime(symbol=str(bars["symbol"].iloc[0]),
+                        timeframe=str(bars["timeframe"].iloc[0]),
+                        ts=bars["ts"].reset_index(drop=True), start=start, rules=rules, hmm=hmm)
+
+
+def _transition_json(params: HMMParams) -> str:
+    return json.dumps([list(row) for row in params.transmat])
+
+
+def snapshot_table(series: SeriesRegime, config: RegimeConfig, computed_at: pd.Timestamp
+                   ) -> pa.Table:
+    """Return the regime_snapshots rows of bars ``series.start`` onwards as an Arrow table."""
+    sl = slice(series.start, None)
+    rules = series.rules.iloc[sl]
+    n = len(rules)
+    probs = series.hmm.probs[sl]
+    refit_of = series.hmm.refit_of[sl]
+    has_hmm = refit_of >= 0  # a skipped refit leaves -1: no model in force
+    state = np.where(has_hmm, np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1), 0)
+    params = series.params_of()
+    refits = np.array(sorted(params), dtype=np.int64)
+    model = np.where(has_hmm, np.searchsorted(refits, refit_of), 0)  # row -> fit position
+
+    def per_model(values: list[Any]) -> np.ndarray:
+        return np.asarray([*values, None], dtype=object)[np.where(has_hmm, model, len(values))]
+
+    fits = [params[int(r)] for r in refits]
+    names = np.array([list(p.labels) for p in fits] or [[None]], dtype=object)
+    label = np.where(has_hmm, names[model, np.minimum(state, names.shape[1] - 1)], None)
+    ts_us = pd.DatetimeIndex(series.ts).as_unit("us").asi8
+    fitted_through = ts_us[refits][model] if len(refits) else np.zeros(n, np.int64)
+    # A list<double> column: the INSERT casts it to JSON text in DuckDB, exactly (shortest
+    # round-trip digits) and much faster than formatting floats in Python.
+    k = probs.shape[1]
+    probs_list = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32)),
+        pa.array(np.where(has_hmm[:, None], probs, 0.0).ravel()),
+        mask=pa.array(~has_hmm))
+    flag = rules["vol_expansion_flag"].to_numpy()
+    stamp = pa.timestamp("us", tz="UTC")
+
+    def text(values: Any) -> pa.Array:
+        return pa.array(np.asarray(values, dtype=object), pa.string(), from_pandas=True)
+
+    def floats(column: str) -> pa.Array:
+        return pa.array(rules[column].to_numpy(np.float64), pa.float64(), from_pandas=True)
+
+    columns: dict[str, pa.Array] = {
+        "symbol": text(np.full(n, series.symbol, dtype=object)),
+        "timeframe": text(np.full(n, series.timeframe, dtype=object)),
+        "ts": pa.array(ts_us[sl], pa.int64()).cast(stamp),
+        "trend_state": text(rules["trend_state"]),
+        "trend_strength": floats("trend_strength"),
+        "vol_state": text(rules["vol_state"]),
+        "vol_z": floats("vol_z"),
+        "vol_expansion_flag": pa.array(flag == 1.0, pa.bool_(), mask=~np.isfinite(flag)),
+        "liquidity_state": text(rules["liquidity_state"]),
+        "spread_proxy": floats("spread_proxy"),
+        "relvol": floats("relvol"),
+        "hmm_state_id_optional": pa.array(state.astype(np.int32), pa.int32(), mask=~has_hmm),
+        "hmm_probs_json": probs_list,
+        "computed_at": pa.array(np.full(n, pd.Timestamp(computed_at).as_unit("us").value),
+                                pa.int64()).cast(stamp),
+        "version": text(np.full(n, config.version, dtype=object)),
+        "hmm_state_label": text(label),
+        "hmm_state_labels_json": text(per_model([json.dumps(list(p.labels)) for p in fits])),
+        "transition_json": text(per_model([_transition_json(p) for p in fits])),
+        "model_version": text(per_model([config.hmm.model_version] * len(fits))),
+        "fitted_through": pa.array(fitted_through, pa.int64(), mask=~has_hmm).cast(stamp),
+    }
+    return pa.table([columns[c] for c in SNAPSHOT_COLUMNS], names=list(SNAPSHOT_COLUMNS))
+
+
+def model_table(series: SeriesRegime, config: RegimeConfig, computed_at: pd.Timestamp, *,
+                skip: Collection[int] = ()) -> pa.Table:
+    """Return the regime_models rows of the series' fits, except those refit at ``skip``."""
+    rows = []
+    for fit in series.hmm.fits:
+        if fit.params is None or fit.refit_index in skip:
+            continue
+        ts = series.ts.iloc[fit.refit_index]
+        payload = {**fit.params.to_dict(), "refit_index": fit.refit_index,
+                   "window_start": fit.window_start,
+                   "window_start_ts": series.ts.iloc[fit.window_start].isoformat()}
+        rows.append({"symbol": series.symbol, "timeframe": series.timeframe, "ts": ts,
+                     "model_version": config.hmm.model_version, "fitted_through": ts,
+                     "n_obs": fit.params.n_obs, "params_json": json.dumps(payload),
+                     "log_likelihood": fit.params.log_likelihood, "computed_at": computed_at})
+    schema = pa.schema([("symbol", pa.string()), ("timeframe", pa.string()),
+                        ("ts", pa.timestamp("us", tz="UTC")), ("model_version", pa.string()),
+                        ("fitted_through", pa.timestamp("us", tz="UTC")),
+                        ("n_obs", pa.int32()), ("params_json", pa.string()),
+                        ("log_likelihood", pa.float64()),
+                        ("computed_at", pa.timestamp("us", tz="UTC"))])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def stored_fits(models: pd.DataFrame, ts: pd.Series) -> dict[int, HMMParams] | None:
+    """Return stored regime_models rows of one series by refit index, or None when any of
+    them no longer sits on its refit bar (history was added before it: refit everything)."""
+    out: dict[int, HMMParams] = {}
+    stamps = ts.to_numpy()
+    for row in models.itertuples(index=False):
+        payload = json.loads(row.params_json)
+        refit = int(payload["refit_index"])
+        if refit >= len(stamps) or pd.Timestamp(stamps[refit]) != pd.Timestamp(row.ts):
+            return None
+        out[refit] = HMMParams.from_dict(payload)
+    return out
+
+
+# ------------------------------------------------------------------------- snapshots
+def incomplete_reason(values: Mapping[str, Any]) -> str | None:
+    """Return why a row cannot make a RegimeSnapshot (a state still warming up), or None."""
+    missing = [name for name in ("trend_state", "vol_state", "liquidity_state",
+                                 "vol_expansion_flag") if _absent(values.get(name))]
+    if not missing:
+        return None
+    return (f"{', '.join(missing)} not yet defined at this bar: the regime needs about "
+            "80 bars of history (ADX, realised volatility and its trailing z-score, relative "
+            "volume and the spread proxy warm up first)")
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def snapshot_from_row(row: Mapping[str, Any]) -> RegimeSnapshot:
+    """Return the RegimeSnapshot of a complete regime_snapshots row (see incomplete_reason)."""
+    state = row.get("hmm_state_id_optional")
+    has_hmm = not _absent(state) and not _absent(row.get("hmm_probs_json"))
+    return RegimeSnapshot(
+        symbol=str(row["symbol"]), timeframe=str(row["timeframe"]), ts=_datetime(row["ts"]),
+        trend_state=str(row["trend_state"]), trend_strength=float(row["trend_strength"]),
+        vol_state=str(row["vol_state"]), vol_z=float(row["vol_z"]),
+        vol_expansion_flag=bool(row["vol_expansion_flag"]),
+        liquidity_state=str(row["liquidity_state"]), spread_proxy=float(row["spread_proxy"]),
+        relvol=float(row["relvol"]),
+        hmm_state_id=int(state) if has_hmm else None,
+        hmm_state_labels=tuple(json.loads(row["hmm_state_labels_json"])) if has_hmm else (),
+        hmm_probs=tuple(float(p) for p in _json(row["hmm_probs_json"])) if has_hmm else (),
+        transition_matrix=tuple(tuple(float(x) for x in r)
+                                for r in json.loads(row["transition_json"])) if has_hmm else (),
+        model_version=str(row["model_version"]) if has_hmm else "",
+        fitted_through=_datetime(row["fitted_through"]) if has_hmm else None)
+
+
+def _json(value: Any) -> Any:
+    """Return a JSON column's value: parsed text from the table, or the list we built."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _datetime(value: Any) -> datetime:
+    return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
+
+
+def series_snapshot(series: SeriesRegime, config: RegimeConfig, index: int = -1
+                    ) -> tuple[RegimeSnapshot | None, str | None]:
+    """Return the snapshot of bar ``index`` (>= ``series.start``), or None and why not."""
+    table = snapshot_table(series, config, pd.Timestamp(0, tz="UTC"))
+    position = index if index >= 0 else len(series.ts) + index
+    row = table.slice(position - series.start, 1).to_pylist()[0]
+    reason = incomplete_reason(row)
+    if reason is not None:
+        return None, reason
+    return snapshot_from_row(row), None

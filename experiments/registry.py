@@ -1,0 +1,476 @@
+"""The model registry: scoring configs as versions of ``buddy-scoring``, promoted by aliases.
+
+- ``register_config(config)`` logs the config as a run (params: hash, schema version, every
+  module's switch and weight; artifact: the config JSON) with the pyfunc model logged from
+  code (``experiments.scoring_model``), registers it and returns the new version number.
+- ``load_production_config()`` returns the version holding the ``production`` alias as a
+  ScoringConfig named ``buddy-scoring`` with ``version`` the version number (a report then
+  says ``config buddy-scoring@3 #<hash>``), or None when there is none. It never creates the
+  store and imports mlflow only when the store exists. ``$BUDDY_SCORING_MODEL`` changes what
+  production consumers load: another ``models:/NAME@ALIAS`` (or ``models:/NAME/VERSION``) URI,
+  or ``packaged`` for the packaged default config whatever the registry holds.
+- ``promote(version, gate=..., scorer=...)`` replays the challenger and the current production
+  on the gate's holdout window (``experiments.gate``), records the comparison as a run in the
+  ``buddy-promotions`` experiment, and only then moves the aliases: ``previous`` to the
+  outgoing production version, ``production`` to the challenger, in that order, production
+  LAST. An interruption at any point therefore leaves ``production`` on a valid version (the
+  old one until the very last write). With no production version yet the challenger passes by
+  definition (outcome ``first``); ``force=True`` skips the replays and is recorded as forced.
+- ``rollback()`` gives ``production`` back to the ``previous`` version and ``previous`` to the
+  version rolled back from (so a second rollback undoes the first); recorded as a run too.
+
+Promotions of one model are expected from one operator at a time: two concurrent promotions
+of the same model both record their comparison, and the later alias write wins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from buddy.config import ScoringConfig
+from buddy.errors import BuddyError
+from experiments.gate import (
+    DEFAULT_GATE,
+    FIRST,
+    FORCED,
+    PASSED,
+    REFUSED,
+    GateComparison,
+    GateConfig,
+    ReplayScorer,
+    compare,
+    window_text,
+)
+from experiments.tracking import (
+    CONFIGS_EXPERIMENT,
+    PROMOTIONS_EXPERIMENT,
+    ExperimentStore,
+    ensure_store,
+    log_run,
+    quiet_downloads,
+    retry_locked,
+    store_exists,
+    tracking_uri,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+SCORING_MODEL = "buddy-scoring"
+PRODUCTION = "production"
+PREVIOUS = "previous"
+#: What production consumers load: a models:/ URI, or 'packaged' for the packaged default.
+MODEL_ENV = "BUDDY_SCORING_MODEL"
+#: The steps of a promotion, reported to ``on_step`` as they complete.
+STEPS: tuple[str, ...] = ("compared", "recorded", "previous_moved", "production_moved")
+
+StepHook = Callable[[str], None]
+
+
+class RegistryError(BuddyError):
+    """A registry operation cannot proceed (unknown version, nothing to roll back to, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Promotion:
+    """What a promote or rollback did: the aliases before and after, and its record."""
+
+    model: str
+    action: str  # 'promote' | 'rollback'
+    version: str  # the version that was to hold production
+    production_before: str | None
+    production_after: str | None
+    previous_after: str | None
+    moved: bool
+    run_id: str  # the comparison (or rollback) run in the promotions experiment
+    comparison: GateComparison | None = None
+
+    def __str__(self) -> str:
+        head = (f"{self.model}: production {self._v(self.production_before)} -> "
+                f"{self._v(self.production_after)}, previous {self._v(self.previous_after)} "
+                f"({self.action} {'done' if self.moved else 'refused'}; run {self.run_id})")
+        return f"{self.comparison}\n{head}" if self.comparison is not None else head
+
+    @staticmethod
+    def _v(version: str | None) -> str:
+        return "(none)" if version is None else f"v{version}"
+
+
+# ---------------------------------------------------------------------------- logging
+def pip_requirements() -> list[str]:
+    """Return the pinned requirements a scoring model needs to load and predict."""
+    pins = []
+    for dist in ("trading-buddy", "mlflow", "pandas", "numpy", "duckdb"):
+        try:
+            pins.append(f"{dist}=={package_version(dist)}")
+        except PackageNotFoundError:
+            pins.append(dist)
+    return pins
+
+
+def config_params(config: ScoringConfig) -> dict[str, Any]:
+    """Return the run params of a config: identity, limits, each module's switch and weight."""
+    params: dict[str, Any] = {"config_name": config.name, "config_version": config.version,
+                              "config_hash": config.hash,
+                              "schema_version": config.schema_version,
+                              "min_issues": config.min_issues, "max_issues": config.max_issues}
+    for spec in config.modules:
+        params[f"module.{spec.name}.enabled"] = spec.enabled
+        params[f"module.{spec.name}.weight"] = spec.weight
+    return params
+
+
+def log_config(config: ScoringConfig, *, experiment: str = CONFIGS_EXPERIMENT,
+               run_name: str | None = None, tags: Mapping[str, str] | None = None,
+               experiments: ExperimentStore | None = None) -> tuple[str, str]:
+    """Log ``config`` as a run with its pyfunc model; return (run id, model URI)."""
+    import mlflow
+
+    from experiments.scoring_model import (
+        CONFIG_ARTIFACT,
+        CONFIG_FILE,
+        MODEL_CODE,
+        output_schema,
+    )
+
+    experiments = experiments or ensure_store()
+    with tempfile.TemporaryDirectory(prefix="buddy-config-") as tmp:
+        config_file = Path(tmp) / CONFIG_FILE
+        config_file.write_text(config.to_json())
+        with mlflow.start_run(experiment_id=experiments.experiment_id(experiment),
+                              run_name=run_name or f"config {config.hash}",
+                              tags={"buddy.config_hash": config.hash, **(tags or {})},
+                              nested=mlflow.active_run() is not None) as run:
+            retry_locked(lambda: mlflow.log_params(
+                {k: str(v) for k, v in config_params(config).items()}))
+            mlflow.log_artifact(str(config_file))
+            with warnings.catch_warnings():
+                # inputs are deliberately free (see scoring_model), so no input example
+                warnings.filterwarnings("ignore", message=".*input example was not provided")
+                info = mlflow.pyfunc.log_model(
+                    name="scoring_model", python_model=str(MODEL_CODE),
+                    artifacts={CONFIG_ARTIFACT: str(config_file)}, model_config={"db_path": ""},
+                    pip_requirements=pip_requirements(), signature=output_schema(),
+                    metadata={"config_hash": config.hash,
+                              "schema_version": config.schema_version})
+    return run.info.run_id, info.model_uri
+
+
+def register_config(config: ScoringConfig, name: str = SCORING_MODEL, *,
+                    tags: Mapping[str, str] | None = None,
+                    experiments: ExperimentStore | None = None) -> int:
+    """Log ``config`` and register it as a new version of model ``name``; return the version.
+
+    The version carries the tags ``buddy.config_hash`` and ``buddy.run_id``.
+    """
+    import mlflow
+
+    experiments = experiments or ensure_store()
+    run_id, model_uri = log_config(config, tags=tags, experiments=experiments)
+    found = retry_locked(lambda: mlflow.register_model(
+        model_uri, name, tags={"buddy.config_hash": config.hash, "buddy.run_id": run_id}))
+    return int(found.version)
+
+
+def record_version_tags(experiments: ExperimentStore, name: str, version: str,
+                        tags: Mapping[str, str]) -> None:
+    """Set ``tags`` on version ``version`` of ``name``."""
+    client = experiments.client
+    for key, value in tags.items():
+        retry_locked(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))
+
+
+# ---------------------------------------------------------------------------- loading
+def parse_model_uri(uri: str) -> tuple[str, str, bool]:
+    """Return (model name, alias or version, is_alias) of 'models:/NAME@ALIAS' or
+    'models:/NAME/VERSION'."""
+    if not uri.startswith("models:/"):
+        raise RegistryError(f"not a registered model URI (models:/NAME@ALIAS or "
+                            f"models:/NAME/VERSION): {uri!r}")
+    body = uri.removeprefix("models:/")
+    if "@" in body:
+        name, _, alias = body.partition("@")
+        if name and alias:
+            return name, alias, True
+    name, _, ref = body.partition("/")
+    if name and ref.isdigit():
+        return name, ref, False
+    raise RegistryError(f"not a registered model URI (models:/NAME@ALIAS or "
+                        f"models:/NAME/VERSION): {uri!r}")
+
+
+def _client(experiments: ExperimentStore | None = None) -> MlflowClient:
+    if experiments is not None:
+        return experiments.client
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    quiet_downloads()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def alias_version(name: str, alias: str, *, client: MlflowClient | None = None
+                  ) -> str | None:
+    """Return the version of ``name`` holding ``alias``, or None (no model, no alias)."""
+    from mlflow.exceptions import MlflowException
+
+    client = client or _client()
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def load_config_version(version: int | str, name: str = SCORING_MODEL) -> ScoringConfig:
+    """Load version ``version`` of ``name`` through its pyfunc model and return its config,
+    named ``name`` at version ``version``."""
+    import mlflow
+
+    _client()
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    except Exception as exc:
+        raise RegistryError(f"cannot load {name} version {version}: {exc}") from exc
+    config = model.unwrap_python_model().config
+    return dataclasses.replace(config, name=name, version=str(version))
+
+
+def load_scoring_config(uri: str) -> ScoringConfig:
+    """Return the config registered at 'models:/NAME@ALIAS' or 'models:/NAME/VERSION'."""
+    name, ref, is_alias = parse_model_uri(uri)
+    if not is_alias:
+        return load_config_version(ref, name)
+    found = alias_version(name, ref)
+    if found is None:
+        raise RegistryError(f"{uri}: model {name} has no version with alias {ref!r}")
+    return load_config_version(found, name)
+
+
+def load_production_config(name: str = SCORING_MODEL) -> ScoringConfig | None:
+    """Return what production consumers should score with, or None for the packaged default.
+
+    That is ``models:/<name>@production`` when the experiment store exists and the alias is
+    set. A store that cannot be read is warned about and treated as having no production
+    version: a broken experiment store must not stop evaluations, and every report names the
+    config it used. ``$BUDDY_SCORING_MODEL`` overrides the URI ('packaged': always None); a
+    model named there must exist.
+    """
+    requested = os.environ.get(MODEL_ENV, "").strip()
+    if requested == "packaged":
+        return None
+    if requested:
+        return load_scoring_config(requested)
+    if not store_exists():
+        return None
+    try:
+        found = alias_version(name, PRODUCTION)
+        return None if found is None else load_config_version(found, name)
+    except Exception as exc:  # an unreadable store: see the docstring
+        warnings.warn(f"experiment store {tracking_uri()}: {exc}; using the packaged default "
+                      "config", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def list_versions(name: str = SCORING_MODEL) -> pd.DataFrame:
+    """Return every version of ``name``: version, aliases, config hash, run, created (UTC)."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        held = client.get_registered_model(name).aliases or {}
+    except MlflowException:
+        held = {}
+    by_version: dict[str, list[str]] = {}
+    for alias, number in held.items():
+        by_version.setdefault(str(number), []).append(alias)
+    rows = [{"version": int(v.version), "aliases": ",".join(sorted(by_version.get(
+                str(v.version), []))),
+             "config_hash": (v.tags or {}).get("buddy.config_hash", ""),
+             "status": v.status, "run_id": v.run_id,
+             "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC")}
+            for v in client.search_model_versions(f"name='{name}'")]
+    frame = pd.DataFrame(rows, columns=["version", "aliases", "config_hash", "status",
+                                        "run_id", "created"])
+    return frame.sort_values("version").reset_index(drop=True)
+
+
+def _check_version(client: MlflowClient, name: str, version: int | str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"model {name} has no version {version}") from exc
+    if found.status != "READY":
+        raise RegistryError(f"model {name} version {version} is {found.status}, not READY")
+    return str(found.version)
+
+
+# ---------------------------------------------------------------------------- promotion
+Decide = Callable[[str | None], GateComparison]
+
+
+def promote_with(name: str, version: int | str, decide: Decide, *,
+                 on_step: StepHook | None = None,
+                 experiments: ExperimentStore | None = None) -> Promotion:
+    """Promote ``version`` of ``name`` if ``decide(current production version)`` allows it.
+
+    The generic path every registered model shares: decide, record the comparison run, move
+    ``previous`` to the outgoing version, move ``production`` LAST. ``on_step`` is called
+    after each step in STEPS (progress reporting; an exception there interrupts the
+    promotion as a crash would).
+    """
+    experiments = experiments or ensure_store()
+    client = experiments.client
+    version = _check_version(client, name, version)
+    current = alias_version(name, PRODUCTION, client=client)
+    comparison = decide(current)
+    _step(on_step, "compared")
+    run_id = record_comparison(experiments, comparison)
+    _step(on_step, "recorded")
+    previous = alias_version(name, PREVIOUS, client=client)
+    if not comparison.promote:
+        return Promotion(model=name, action="promote", version=version,
+                         production_before=current, production_after=current,
+                         previous_after=previous, moved=False, run_id=run_id,
+                         comparison=comparison)
+    if current is not None and current != version:
+        retry_locked(lambda: client.set_registered_model_alias(name, PREVIOUS, current))
+        previous = current
+    _step(on_step, "previous_moved")
+    retry_locked(lambda: client.set_registered_model_alias(name, PRODUCTION, version))
+    _step(on_step, "production_moved")
+    retry_locked(lambda: client.set_model_version_tag(name, version, "buddy.promoted_by_run",
+                                                      run_id))
+    return Promotion(model=name, action="promote", version=version, production_before=current,
+                     production_after=version, previous_after=previous, moved=True,
+                     run_id=run_id, comparison=comparison)
+
+
+def _step(hook: StepHook | None, step: str) -> None:
+    if hook is not None:
+        hook(step)
+
+
+def record_comparison(experiments: ExperimentStore, comparison: GateComparison) -> str:
+    """Log a promotion decision as a run in the promotions experiment; return its id."""
+    import json
+
+    return log_run(
+        experiments, PROMOTIONS_EXPERIMENT,
+        run_name=f"promote {comparison.model} v{comparison.challenger_version} "
+                 f"({comparison.outcome})",
+        params={"action": "promote", "model": comparison.model,
+                "challenger_version": comparison.challenger_version,
+                "production_version": comparison.production_version or "",
+                "challenger_hash": comparison.challenger_hash,
+                "production_hash": comparison.production_hash,
+                "outcome": comparison.outcome, "forced": comparison.forced,
+                "reason": comparison.reason, "gate_hash": comparison.gate.hash,
+                "window": window_text(comparison.gate.window),
+                "min_n": comparison.gate.min_n},
+        metrics=comparison.metrics(),
+        tags={"buddy.action": "promote", "buddy.model": comparison.model,
+              "buddy.outcome": comparison.outcome,
+              "buddy.forced": str(comparison.forced).lower()},
+        texts={"comparison.json": json.dumps(comparison.as_dict(), indent=2, sort_keys=True,
+                                             default=str),
+               "gate.json": comparison.gate.to_json()})
+
+
+def promote(version: int | str, *, name: str = SCORING_MODEL,
+            gate: GateConfig = DEFAULT_GATE, scorer: ReplayScorer | None = None,
+            force: bool = False, reason: str = "", on_step: StepHook | None = None,
+            experiments: ExperimentStore | None = None,
+            load: Callable[[str, str], Any] | None = None) -> Promotion:
+    """Move ``production`` of model ``name`` to ``version`` if the gate allows it.
+
+    ``scorer`` replays a config on ``gate.window`` (``ReplayHoldoutScorer(store)`` for the
+    real thing); it is needed unless this is the first promotion or ``force`` is set. The
+    returned Promotion says whether the alias moved; the decision is recorded either way.
+    ``load(version, name)`` returns what the scorer scores (default: the ScoringConfig of a
+    buddy-scoring version; the playbook registry passes its own); it must have a ``hash``.
+    """
+    load = load or (lambda v, n: load_config_version(v, n))
+
+    def decide(current: str | None) -> GateComparison:
+        challenger = load(str(version), name)
+        base = {"model": name, "challenger_version": str(version),
+                "production_version": current, "gate": gate,
+                "challenger_hash": challenger.hash}
+        if force:
+            return GateComparison(**base, outcome=FORCED,
+                                  reason=reason or "forced: the gate was not consulted")
+        if current is None:
+            metrics = scorer(challenger, gate.window) if scorer is not None else {}
+            return GateComparison(**base, outcome=FIRST, challenger_metrics=dict(metrics),
+                                  reason="no production version yet: the first promotion "
+                                         "passes by definition")
+        production = load(current, name)
+        base["production_hash"] = production.hash
+        if current == str(version):
+            return GateComparison(**base, outcome=PASSED,
+                                  reason=f"v{version} already holds production")
+        if scorer is None:
+            raise RegistryError("the gate needs a replay scorer (e.g. ReplayHoldoutScorer("
+                                "store)); pass one, or force the promotion")
+        challenger_metrics = dict(scorer(challenger, gate.window))
+        production_metrics = dict(scorer(production, gate.window))
+        checks, passed, why = compare(gate, challenger_metrics, production_metrics)
+        return GateComparison(**base, outcome=PASSED if passed else REFUSED, reason=why,
+                              checks=checks, challenger_metrics=challenger_metrics,
+                              production_metrics=production_metrics)
+
+    return promote_with(name, version, decide, on_step=on_step, experiments=experiments)
+
+
+def rollback(name: str = SCORING_MODEL, *, reason: str = "", on_step: StepHook | None = None,
+             experiments: ExperimentStore | None = None,
+             load: Callable[[str, str], Any] | None = None) -> Promotion:
+    """Give ``production`` back to the ``previous`` version (and ``previous`` to the version
+    rolled back from); record the rollback as a run. Raises RegistryError without one, or
+    when the previous version no longer loads (``load(version, name)``, as in ``promote``).
+    """
+    experiments = experiments or ensure_store()
+    client = experiments.client
+    target = alias_version(name, PREVIOUS, client=client)
+    current = alias_version(name, PRODUCTION, client=client)
+    if target is None:
+        raise RegistryError(f"model {name} has no '{PREVIOUS}' version to roll back to")
+    if target == current:
+        raise RegistryError(f"model {name}: '{PREVIOUS}' and '{PRODUCTION}' are both "
+                            f"v{target}; nothing to roll back")
+    (load or load_config_version)(target, name)  # never roll back onto a broken version
+    run_id = log_run(experiments, PROMOTIONS_EXPERIMENT,
+                     run_name=f"rollback {name} v{current} -> v{target}",
+                     params={"action": "rollback", "model": name,
+                             "production_version": current or "", "target_version": target,
+                             "reason": reason},
+                     tags={"buddy.action": "rollback", "buddy.model": name})
+    _step(on_step, "recorded")
+    # production first here: an interruption after it has already restored what the
+    # operator asked for, and 'previous' still names a valid version
+    retry_locked(lambda: client.set_registered_model_alias(name, PRODUCTION, target))
+    _step(on_step, "production_moved")
+    if current is not None:
+        retry_locked(lambda: client.set_registered_model_alias(name, PREVIOUS, current))
+    _step(on_step, "previous_moved")
+    return Promotion(model=name, action="rollback", version=target, production_before=current,
+                     production_after=target, previous_after=current, moved=True,
+                     run_id=run_id)

@@ -1,0 +1,196 @@
+"""Where the experiment store lives, its experiments, and writes that survive a busy SQLite.
+
+The store is MLflow on SQLite: ``sqlite:///<repo>/mlruns/mlflow.db`` with every artifact in a
+folder per experiment next to it (``<repo>/mlruns/<experiment>/``). ``MLFLOW_TRACKING_URI``
+overrides the location; for any ``sqlite:///`` URI the artifacts go to the folder holding the
+database file, for a server URI (``http://...``) to the server's own artifact root.
+
+The store is created on first use by ``ensure_store()``, which also creates every experiment
+this package writes to. Creating them up front, in one process, matters: parallel workers
+racing to create the same experiment (and the database tables) collide. SQLite allows one
+writer at a time; MLflow waits up to 20 s for the lock, and ``retry_locked`` retries a write
+that still failed with "database is locked".
+
+``import mlflow`` takes seconds: it happens inside the functions that need it, never when
+this module is imported. ``store_exists()`` answers without importing mlflow at all.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
+DB_FILE = "mlflow.db"
+
+#: The experiments this package writes to, by purpose.
+CONFIGS_EXPERIMENT = "buddy-scoring-configs"
+REPLAYS_EXPERIMENT = "buddy-replays"
+PROMOTIONS_EXPERIMENT = "buddy-promotions"
+WEIGHT_SEARCH_EXPERIMENT = "buddy-weight-search"
+PLAYBOOKS_EXPERIMENT = "buddy-playbooks"
+EXPERIMENTS: tuple[str, ...] = (CONFIGS_EXPERIMENT, REPLAYS_EXPERIMENT, PROMOTIONS_EXPERIMENT,
+                                WEIGHT_SEARCH_EXPERIMENT, PLAYBOOKS_EXPERIMENT)
+
+#: Attempts and first back-off (seconds, doubled per attempt) of ``retry_locked``.
+LOCK_RETRIES = 8
+LOCK_BACKOFF_S = 0.2
+
+T = TypeVar("T")
+
+
+def quiet_downloads() -> None:
+    """Turn MLflow's artifact download progress bars off unless the user set them: loading
+    a config for every evaluation must not draw a bar on stderr."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def tracking_uri() -> str:
+    """Return $MLFLOW_TRACKING_URI, else the SQLite store under the repository's mlruns/."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return uri or f"sqlite:///{DEFAULT_STORE_DIR / DB_FILE}"
+
+
+def sqlite_path(uri: str | None = None) -> Path | None:
+    """Return the database file of a ``sqlite:///`` URI (relative paths from the working
+    directory, as MLflow reads them), or None for any other kind of store."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///")).resolve()
+
+
+def artifact_root(uri: str | None = None) -> Path | None:
+    """Return the folder experiments keep their artifacts in (None: the server decides)."""
+    db = sqlite_path(uri)
+    return None if db is None else db.parent
+
+
+def store_exists(uri: str | None = None) -> bool:
+    """Return whether the store has been created (always True for a server URI)."""
+    db = sqlite_path(uri)
+    return db is None or db.is_file()
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentStore:
+    """An opened experiment store: its URI, a client bound to it and its experiments' ids."""
+
+    uri: str
+    client: MlflowClient
+    experiment_ids: Mapping[str, str]
+
+    def experiment_id(self, name: str) -> str:
+        """Return the id of experiment ``name`` (one of EXPERIMENTS)."""
+        return self.experiment_ids[name]
+
+
+def ensure_store(uri: str | None = None) -> ExperimentStore:
+    """Open the store at ``uri`` (default ``tracking_uri()``), creating the database and
+    every experiment in EXPERIMENTS on first use; point mlflow's fluent API at it too."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = uri or tracking_uri()
+    root = artifact_root(uri)
+    if root is not None:
+        root.mkdir(parents=True, exist_ok=True)
+    quiet_downloads()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    ids = {name: retry_locked(lambda n=name: _ensure_experiment(client, n, root))
+           for name in EXPERIMENTS}
+    return ExperimentStore(uri=uri, client=client, experiment_ids=ids)
+
+
+def _ensure_experiment(client: MlflowClient, name: str, root: Path | None) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    location = None if root is None else (root / name).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """Return whether ``exc`` (or its cause) is SQLite's 'database is locked'."""
+    while exc is not None:
+        if "database is locked" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def retry_locked(action: Callable[[], T], *, attempts: int = LOCK_RETRIES,
+                 backoff_s: float = LOCK_BACKOFF_S) -> T:
+    """Return ``action()``, retrying with jittered back-off while SQLite reports a lock."""
+    delay = backoff_s
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_locked_error(exc) or attempt == attempts - 1:
+                raise
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
+
+
+def log_run(store: ExperimentStore, experiment: str, *, run_name: str | None = None,
+            params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+            tags: Mapping[str, str] | None = None, artifacts: Sequence[str | Path] = (),
+            texts: Mapping[str, str] | None = None) -> str:
+    """Log one finished run in ``experiment`` and return its run id.
+
+    Params, metrics and tags go in one batch; ``artifacts`` are files copied into the run;
+    ``texts`` maps an artifact file name to its content. A failure marks the run FAILED and
+    is raised. Every write is retried while SQLite reports a lock.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = store.client
+    run = retry_locked(lambda: client.create_run(
+        store.experiment_id(experiment), run_name=run_name,
+        tags={k: str(v) for k, v in (tags or {}).items()}))
+    run_id = run.info.run_id
+    try:
+        now = int(time.time() * 1000)
+        batch_params = [Param(k, _param_text(v)) for k, v in (params or {}).items()]
+        batch_metrics = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+        for start in range(0, max(len(batch_params), len(batch_metrics), 1), 100):
+            retry_locked(lambda s=start: client.log_batch(
+                run_id, metrics=batch_metrics[s:s + 100], params=batch_params[s:s + 100],
+                tags=[RunTag("buddy.logged_by", "experiments")] if s == 0 else []))
+        for path in artifacts:
+            client.log_artifact(run_id, str(path))
+        for file_name, text in (texts or {}).items():
+            client.log_text(run_id, text, file_name)
+    except BaseException:
+        retry_locked(lambda: client.set_terminated(run_id, "FAILED"))
+        raise
+    retry_locked(lambda: client.set_terminated(run_id, "FINISHED"))
+    return run_id
+
+
+def _param_text(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text[:6000]  # MLflow's limit on a param value

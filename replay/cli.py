@@ -1,0 +1,308 @@
+"""``buddy replay``: run, resume, list and show historical replays from the command line.
+
+Attached to the main CLI as a group; also runs on its own as ``python -m replay.cli``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, time
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from buddy.errors import BuddyError, FieldError, FieldErrors
+from buddy.timeframes import Timeframe
+
+SOURCE_HELP = ("Where intents come from: a generator name (ma_cross, prior_high_breakout, "
+               "vwap_pullback, random), 'database' (the trade_intents table) or csv:PATH (a "
+               "file with the intent columns, or a trades file: entry_time, entry_price, side, "
+               "size, stop, symbol, timeframe, ...).")
+
+
+class _ReplayObj:
+    def __init__(self, db: str | None) -> None:
+        self.db = db
+
+    def store(self) -> Any:
+        from buddy.store import Store
+
+        return Store(self.db)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@click.group("replay", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", default=None, metavar="PATH",
+              help="DuckDB file (default: the main --db, $BUDDY_DB, data/buddy.duckdb).")
+@click.pass_context
+def replay(ctx: click.Context, db: str | None) -> None:
+    """Replay past intents point-in-time and store every module's verdict with the outcome."""
+    ctx.obj = _ReplayObj(db or getattr(ctx.obj, "db", None))
+
+
+# ---------------------------------------------------------------------------- run
+@replay.command("run")
+@click.option("--source", "--generator", "source", default=None, help=SOURCE_HELP)
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: all).")
+@click.option("--timeframe", "--tf", "timeframe", default=None,
+              type=click.Choice([t.value for t in Timeframe]),
+              help="Bar timeframe: generated intents' (default 1d); a filter for the others.")
+@click.option("--start", default=None, help="First as_of: YYYY-MM-DD (UTC) or ISO with zone.")
+@click.option("--end", default=None, help="Last as_of: YYYY-MM-DD (whole UTC day) or ISO.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Generator seed.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A generator setting (repeatable); VALUE is read as JSON when it parses.")
+@click.option("--user", default=None,
+              help="User id of generated intents (default 'replay'); filter for 'database'.")
+@click.option("--tz", default=None, help="Zone of naive times in a trades CSV.")
+@click.option("--config", "config_ref", default="default", show_default=True,
+              help="Scoring config: 'default', a JSON file, or models:/NAME@ALIAS.")
+@click.option("--name", default=None, help="Run name (default: the source and timeframe).")
+@click.option("--mode", type=click.Choice(["batch", "intent"]), default="batch",
+              show_default=True, help="batch: one read per series; intent: one per intent.")
+@click.option("--executor", "executor_kind", type=click.Choice(["local", "serial", "dask"]),
+              default="local", show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address (implies --executor dask).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Intents per committed chunk (a kill loses at most the chunks in flight).")
+@click.option("--providers", "providers_spec", default="standard", show_default=True,
+              help="Context pieces beyond market data: 'standard' (account, mtfa, regime, "
+                   "schedule), 'none', or a comma-separated list of those pieces. Without "
+                   "stored regime snapshots the regime piece is computed per intent (slow).")
+@click.option("--resume-run", "resume_run", default=None, metavar="RUN_ID",
+              help="Continue a stored run with its own intents, config and context.")
+@click.option("--no-outcomes", is_flag=True, help="Do not label outcomes.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe: str | None,
+            start: str | None, end: str | None, seed: int, params: tuple[str, ...],
+            user: str | None, tz: str | None, config_ref: str, name: str | None, mode: str,
+            executor_kind: str, scheduler: str | None, workers: int, chunk_size: int,
+            providers_spec: str, resume_run: str | None, no_outcomes: bool,
+            no_progress: bool) -> None:
+    """Run (or resume) a replay and print its run id and figures."""
+    from replay.engine import resume_replay, run_replay
+    from replay.executors import make_executor
+
+    if scheduler is not None:
+        executor_kind = "dask"
+    try:
+        store = obj.store()
+        executor = make_executor(executor_kind, workers=workers, scheduler=scheduler)
+        options = dict(executor=executor, chunk_size=chunk_size, mode=mode,
+                       progress=not no_progress, label=not no_outcomes)
+        try:
+            if resume_run:
+                run = resume_replay(store, resume_run, **options)
+            else:
+                if source is None:
+                    raise click.UsageError("give --source (or --resume-run RUN_ID)")
+                intents, trades = load_intents(store, source, symbols=_split(symbols),
+                                               timeframe=timeframe, start=start, end=end,
+                                               seed=seed, params=_params(params), user=user,
+                                               tz=tz)
+                config = load_config(config_ref)
+                providers = load_providers(providers_spec)
+                run = run_replay(store, intents, config=config,
+                                 name=name or f"{source}-{timeframe or 'all'}",
+                                 providers=providers,
+                                 trades=trades, **options)
+        finally:
+            executor.close()
+    except (FieldErrors, BuddyError, ValueError, OSError) as exc:
+        _fail(exc)
+    click.echo(f"run {run.run_id}  {run.name}  {run.status}: {run.n_intents} intents "
+               f"({run.n_evaluated} evaluated now, {run.n_skipped} already done) in "
+               f"{run.elapsed_s:.1f} s, config #{run.config_hash}, mode {run.mode}")
+
+
+def load_providers(spec: str) -> dict[str, Any]:
+    """Return the piece providers named by --providers: standard, none, or piece names."""
+    from replay.engine import STANDARD_PROVIDERS, load_provider, standard_providers
+
+    if spec == "standard":
+        return standard_providers()
+    if spec == "none":
+        return {}
+    pieces = [p.strip() for p in spec.split(",") if p.strip()]
+    unknown = [p for p in pieces if p not in STANDARD_PROVIDERS]
+    if unknown:
+        raise FieldErrors([FieldError("--providers", "must be standard, none or pieces of "
+                                      + ", ".join(STANDARD_PROVIDERS), ",".join(unknown))])
+    return {piece: load_provider(STANDARD_PROVIDERS[piece]) for piece in pieces}
+
+
+def load_intents(store: Any, source: str, *, symbols: list[str] | None, timeframe: str | None,
+                 start: str | None, end: str | None, seed: int = 0,
+                 params: dict[str, Any] | None = None, user: str | None = None,
+                 tz: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Return (intents as INTENT_COLUMNS, real trades or None) from a --source value."""
+    from replay import intents as sources
+    from replay.model import INTENT_COLUMNS
+
+    start_ts, end_ts = _bound(start, "start"), _bound(end, "end")
+    trades = None
+    if source == "database":
+        frame = sources.database_intents(store, user)
+    elif source.startswith("csv:"):
+        path = Path(source[4:])
+        header = set(pd.read_csv(path, nrows=0).columns)
+        if set(INTENT_COLUMNS) <= header:
+            frame = pd.read_csv(path, dtype={"intent_id": str, "user_id": str,
+                                             "linked_trade_id": str})
+        else:
+            frame, trades = sources.import_trades_csv(path, tz=tz)
+    else:
+        extra = {"user_id": user} if user else {}
+        return sources.generate_intents(store, source, symbols=symbols,
+                                        timeframe=timeframe or Timeframe.D1,
+                                        start=start_ts, end=end_ts, seed=seed,
+                                        **extra, **(params or {})), None
+    as_of = pd.to_datetime(frame["as_of"], utc=True, format="ISO8601")
+    keep = pd.Series(True, index=frame.index)
+    if symbols:
+        keep &= frame["symbol"].isin(symbols)
+    if timeframe:
+        keep &= frame["timeframe"] == timeframe
+    if start_ts is not None:
+        keep &= as_of >= start_ts
+    if end_ts is not None:
+        keep &= as_of <= end_ts
+    return frame[keep.to_numpy()].reset_index(drop=True), trades
+
+
+def load_config(ref: str) -> Any:
+    """Return the ScoringConfig named by --config: 'default', a JSON file or models:/..."""
+    from buddy.config import ScoringConfig, default_scoring_config
+
+    if ref == "default":
+        return default_scoring_config()
+    if ref.startswith("models:/"):
+        try:
+            from experiments.registry import load_scoring_config  # type: ignore[import-not-found]
+        except ImportError:
+            raise BuddyError(f"--config {ref}: registered configs need the experiments "
+                             "package's registry, which this installation lacks") from None
+        return load_scoring_config(ref)
+    path = Path(ref)
+    if not path.is_file():
+        raise FieldErrors([FieldError("--config", "must be 'default', a JSON file or "
+                                      "models:/NAME@ALIAS", ref)])
+    return ScoringConfig.from_json(path.read_text())
+
+
+def _bound(value: str | None, which: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) == 10:  # a date: the whole UTC day
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+        moment = datetime.combine(day, time.min if which == "start" else time.max)
+        return pd.Timestamp(moment, tz="UTC")
+    stamp = pd.Timestamp(text)
+    if stamp.tzinfo is None:
+        raise FieldErrors([FieldError(f"--{which}", "must be YYYY-MM-DD or carry a time zone",
+                                      value)])
+    return stamp.tz_convert("UTC")
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip().upper() for t in text.split(",") if t.strip()] if text else None
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+# ---------------------------------------------------------------------------- list / show
+@replay.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def list_cmd(obj: _ReplayObj, as_json: bool) -> None:
+    """List the stored replay runs, newest first."""
+    from replay.engine import list_runs
+
+    runs = list_runs(obj.store())
+    if as_json:
+        click.echo(runs.to_json(orient="records", date_format="iso"))
+    elif runs.empty:
+        click.echo("no replay runs")
+    else:
+        shown = runs[["run_id", "name", "status", "n_done", "n_intents", "config_name",
+                      "config_hash", "data_start", "data_end", "created_at"]]
+        click.echo(shown.to_string(index=False))
+
+
+@replay.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def show_cmd(obj: _ReplayObj, run_id: str, as_json: bool) -> None:
+    """Show one run: its config, context, progress and a summary of its results."""
+    from replay.engine import ReplayError, result_table_hash, results_frame, run_info
+
+    store = obj.store()
+    try:
+        info = run_info(store, run_id)
+    except ReplayError as exc:
+        _fail(exc)
+    results = results_frame(store, run_id)
+    summary = _summary(results)
+    if info["status"] == "done":
+        summary["result_table_hash"] = result_table_hash(store, run_id)
+    if as_json:
+        click.echo(json.dumps({**info, "summary": summary}, indent=2, default=str))
+        return
+    click.echo(f"run {info['run_id']}  {info['name']}  {info['status']}  "
+               f"{info['n_done']}/{info['n_intents']} intents")
+    click.echo(f"  config {info['config_name']}@{info['config_version']} "
+               f"#{info['config_hash']}   intents from {info['intent_source']}")
+    click.echo(f"  data {info['data_start']} .. {info['data_end']}   market data "
+               f"v{info['market_data_version']}   lookback {info['context']['lookback_bars']}"
+               f" bars   pieces: {', '.join(info['context']['providers']) or 'market only'}")
+    click.echo(f"  created {info['created_at']}   finished {info['finished_at']}")
+    for key, value in summary.items():
+        click.echo(f"  {key}: {value}")
+
+
+def _summary(results: pd.DataFrame) -> dict[str, Any]:
+    if results.empty:
+        return {"evaluated": 0}
+    out: dict[str, Any] = {"evaluated": len(results),
+                           "mean_overall_score": _round(results["overall_score"].mean()),
+                           "severity": results["overall_severity"].value_counts().to_dict()}
+    for column in [c for c in results.columns if str(c).startswith("score__")]:
+        out[f"mean_{column}"] = _round(results[column].mean())
+    labelled = results[results["exit_reason"].notna()]
+    if len(labelled):
+        out["exit_reason"] = labelled["exit_reason"].value_counts().to_dict()
+        closed = labelled[labelled["exit_reason"] != "open"]
+        out["mean_realized_r"] = _round(closed["realized_r"].mean())
+        out["win_rate"] = _round(closed["win"].astype(float).mean())
+    return out
+
+
+def _round(value: float) -> float | None:
+    return None if pd.isna(value) else round(float(value), 3)
+
+
+if __name__ == "__main__":
+    replay(prog_name="python -m replay.cli")

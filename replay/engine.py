@@ -1,0 +1,745 @@
+"""The replay engine: evaluate past intents point-in-time and store every module's verdict.
+
+For each intent at its decision time t the engine builds the ContextPack as of t (nothing
+later is read), runs the orchestrator with the given ScoringConfig, and stores the report's
+modules and issues, with the intent's outcome, in the replay tables under one run id.
+
+- **Run id.** Derived from the config hash, the intents' content hash, the run name and how
+  packs are built (lookback, piece providers), unless given. Same inputs, same id.
+- **Resumable.** Results are written per chunk of intents in ONE transaction (results,
+  module results, issues and outcomes together), so a killed run loses at most the chunks in
+  flight and never leaves half a chunk. Running again continues with the intents that have
+  no result yet; primary keys make a duplicate impossible.
+- **Single writer.** Workers open the store read-only, build packs, run the orchestrator and
+  return rows; only the calling process writes.
+- **Two paths, one answer.** ``mode='intent'`` builds each pack with the ContextPackBuilder
+  (one database read per intent); ``mode='batch'`` reads each (symbol, timeframe) series once
+  per worker and serves the builder from memory, sliced at each intent's as_of. Both feed the
+  same builder code and ``market_data()``, so their results are identical (tested).
+- **Deterministic.** ``result_table_hash`` is the SHA-256 of the run's result tables in a
+  canonical order, without the run id: same inputs, same hash, whatever the executor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from buddy.config import ScoringConfig, canonical_json
+from buddy.context.builder import DEFAULT_LOOKBACK_BARS, ContextPackBuilder, PieceProvider
+from buddy.domain import OrderType, Side, TradeIntent
+from buddy.errors import BuddyError, FieldError, IntentValidationError
+from buddy.orchestrator import Orchestrator
+from buddy.report import BuddyReport
+from buddy.store import Store
+from buddy.store.core import LOCK_TIMEOUT_S, _insert
+from buddy.timeframes import Timeframe
+from replay.executors import Executor, LocalProcessExecutor
+from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
+
+Mode = Literal["intent", "batch"]
+MODES: tuple[str, ...] = ("intent", "batch")
+
+DEFAULT_CHUNK_SIZE = 50
+#: How long the writer waits for workers' read-only connections to let go, in seconds.
+WRITE_LOCK_TIMEOUT_S = 120.0
+SCORE_PREFIX = "score__"
+
+#: The replay tables a run's results live in, with their keys (the canonical row order).
+RESULT_TABLES: dict[str, tuple[str, ...]] = {
+    "replay_results": ("intent_id",),
+    "replay_module_results": ("intent_id", "module"),
+    "replay_issues": ("intent_id", "module", "issue_no"),
+    "replay_outcomes": ("intent_id",),
+}
+#: Canonical intent order: chunks are cut from it, so a chunk never spans two series.
+INTENT_ORDER = ["symbol", "timeframe", "as_of", "intent_id"]
+
+_RESULT_DTYPES = {"intent_id": "str", "symbol": "str", "timeframe": "str", "side": "str",
+                  "overall_score": "float64", "overall_severity": "str", "n_issues": "int32"}
+_MODULE_DTYPES = {"intent_id": "str", "module": "str", "version": "str", "status": "str",
+                  "score": "float64", "severity": "str", "n_issues": "int32"}
+_ISSUE_DTYPES = {"intent_id": "str", "module": "str", "issue_no": "int32", "code": "str",
+                 "severity": "str", "evidence_json": "str"}
+
+
+class ReplayError(BuddyError):
+    """A replay cannot start or continue (a changed input under an existing run id, ...)."""
+
+
+# ---------------------------------------------------------------------------- values
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayRun:
+    """What a replay call did: the run, its status, and how much work this call did."""
+
+    run_id: str
+    name: str
+    config_hash: str
+    status: str  # 'running' | 'done' | 'failed'
+    n_intents: int
+    n_evaluated: int  # intents evaluated by this call
+    n_skipped: int  # intents that already had a result (resumed)
+    elapsed_s: float
+    mode: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkCommitted:
+    """Passed to ``on_chunk`` after a chunk's transaction committed."""
+
+    run_id: str
+    chunk_no: int
+    n_intents: int
+    n_done: int  # intents with a result in the run so far
+    n_total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkTask:
+    """One chunk of intents for a worker: everything it needs, picklable, no connection."""
+
+    chunk_no: int
+    db_path: str
+    mode: str
+    config_json: str
+    lookback_bars: int
+    providers: tuple[tuple[str, PieceProvider], ...]
+    intents: pd.DataFrame  # INTENT_COLUMNS, one (symbol, timeframe) series
+    series_until: datetime  # the latest as_of of this series in the whole run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkRows:
+    """What a worker returns: the rows of the chunk's result tables (without run_id)."""
+
+    chunk_no: int
+    results: pd.DataFrame
+    module_results: pd.DataFrame
+    issues: pd.DataFrame
+    elapsed_s: float = 0.0
+
+
+# ---------------------------------------------------------------------------- intents
+def normalize_intents(intents: pd.DataFrame) -> pd.DataFrame:
+    """Return ``intents`` with exactly INTENT_COLUMNS, typed, in canonical order.
+
+    Raises IntentValidationError when columns are missing, intent ids repeat or an as_of has
+    no time zone.
+    """
+    missing = [c for c in INTENT_COLUMNS if c not in intents.columns]
+    if missing:
+        raise IntentValidationError([FieldError("intents", f"lacks column(s) {missing}",
+                                                sorted(map(str, intents.columns)))])
+    frame = intents.loc[:, list(INTENT_COLUMNS)].copy()
+    for column in ("intent_id", "user_id", "symbol", "side", "timeframe", "order_type",
+                   "source"):
+        frame[column] = frame[column].astype(str)
+    duplicated = frame["intent_id"][frame["intent_id"].duplicated()]
+    if len(duplicated):
+        raise IntentValidationError([FieldError("intent_id", "must be unique within a run",
+                                                sorted(set(duplicated))[:5])])
+    as_of = frame["as_of"]
+    if not isinstance(as_of.dtype, pd.DatetimeTZDtype):
+        parsed = pd.to_datetime(as_of, utc=False, format="ISO8601") if len(as_of) else as_of
+        if len(as_of) and not isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            raise IntentValidationError([FieldError(
+                "as_of", "must carry a time zone (e.g. 2012-06-01T20:00:00+00:00)",
+                str(as_of.iloc[0]))])
+        as_of = parsed
+    frame["as_of"] = pd.to_datetime(as_of, utc=True).astype("datetime64[us, UTC]")
+    for column in ("proposed_entry", "proposed_stop", "proposed_target", "proposed_size"):
+        frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+    frame["holding_horizon"] = pd.to_numeric(frame["holding_horizon"]).astype("int64")
+    frame["linked_trade_id"] = pd.Series(
+        [None if _blank(v) else str(v) for v in frame["linked_trade_id"]], dtype=object)
+    return frame.sort_values(INTENT_ORDER, kind="stable").reset_index(drop=True)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and np.isnan(value)) or (
+        value is pd.NA or value is pd.NaT)
+
+
+def intents_hash(intents: pd.DataFrame) -> str:
+    """Return the SHA-256 of a normalized intents frame's canonical CSV."""
+    return hashlib.sha256(_canonical_csv(intents).encode()).hexdigest()
+
+
+def intent_from_row(row: Mapping[str, Any]) -> TradeIntent:
+    """Return the TradeIntent of one INTENT_COLUMNS row (NaN target means none)."""
+    target = row["proposed_target"]
+    return TradeIntent(
+        intent_id=str(row["intent_id"]), user_id=str(row["user_id"]), symbol=str(row["symbol"]),
+        side=Side(row["side"]), timeframe=Timeframe.parse(row["timeframe"]),
+        proposed_entry=float(row["proposed_entry"]), proposed_stop=float(row["proposed_stop"]),
+        proposed_target=None if pd.isna(target) else float(target),
+        proposed_size=float(row["proposed_size"]), as_of=pd.Timestamp(row["as_of"]
+                                                                      ).to_pydatetime(),
+        holding_horizon=int(row["holding_horizon"]), order_type=OrderType(row["order_type"]))
+
+
+def validate_intents(store: Store, intents: pd.DataFrame, config: ScoringConfig) -> None:
+    """Check every intent as Buddy.evaluate does (intrinsic, instrument and data rules).
+
+    Raises one IntentValidationError naming each bad intent; nothing is written then.
+    """
+    from buddy.api import Buddy
+
+    buddy = Buddy(store, config)
+    errors: list[FieldError] = []
+    for row in intents.to_dict("records"):
+        try:
+            buddy.validate(intent_from_row(row))
+        except IntentValidationError as exc:
+            errors.extend(FieldError(f"intents[{row['intent_id']}].{e.field}", e.rule, e.value)
+                          for e in exc.errors)
+        except ValueError as exc:  # an unknown side, timeframe or order type
+            errors.append(FieldError(f"intents[{row['intent_id']}]", str(exc), None))
+    if errors:
+        shown = errors[:20]
+        if len(errors) > len(shown):
+            shown.append(FieldError("intents", f"and {len(errors) - len(shown)} more problems",
+                                    len(errors)))
+        raise IntentValidationError(shown)
+
+
+# ---------------------------------------------------------------------------- run ids
+def provider_path(provider: PieceProvider) -> str:
+    """Return 'module:qualname' of a piece provider (how a run records and reloads it)."""
+    return f"{provider.__module__}:{provider.__qualname__}"
+
+
+def load_provider(path: str) -> PieceProvider:
+    """Return the provider named 'module:qualname'."""
+    module, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+#: The piece providers a replay installs by default from the command line, by import path.
+STANDARD_PROVIDERS: dict[str, str] = {
+    "account": "buddy.users.provider:account_provider",
+    "levels": "buddy.levels.provider:levels_provider",
+    "mtfa": "buddy.mtfa.provider:mtfa_provider",
+    "regime": "buddy.regime.provider:regime_provider",
+    "schedule": "buddy.events.provider:schedule_provider",
+}
+
+
+def standard_providers() -> dict[str, PieceProvider]:
+    """Return the STANDARD_PROVIDERS that this installation has (a run records which)."""
+    found = {}
+    for piece, path in STANDARD_PROVIDERS.items():
+        try:
+            found[piece] = load_provider(path)
+        except (ImportError, AttributeError):
+            continue
+    return found
+
+
+def context_spec(lookback_bars: int, providers: Mapping[str, PieceProvider]) -> dict[str, Any]:
+    """Return how packs are built, as stored in replay_runs.context_json."""
+    return {"lookback_bars": int(lookback_bars),
+            "providers": {piece: provider_path(p) for piece, p in sorted(providers.items())}}
+
+
+def replay_run_id(config_hash: str, intents_digest: str, name: str,
+                  context: Mapping[str, Any]) -> str:
+    """Return the deterministic run id of (config, intents, name, context spec)."""
+    key = canonical_json({"config_hash": config_hash, "intents_hash": intents_digest,
+                          "name": name, "context": context})
+    return "rp_" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+# ---------------------------------------------------------------------------- the engine
+def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
+               executor: Executor | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               progress: bool = True, run_id: str | None = None, mode: Mode = "intent",
+               outcomes: pd.DataFrame | None = None, label: bool = True,
+               trades: pd.DataFrame | None = None,
+               providers: Mapping[str, PieceProvider] | None = None,
+               lookback_bars: int = DEFAULT_LOOKBACK_BARS,
+               on_chunk: Callable[[ChunkCommitted], None] | None = None) -> ReplayRun:
+    """Replay ``intents`` (INTENT_COLUMNS) under ``config`` and store the results.
+
+    A run with the same id that is not done is resumed: intents that already have a result
+    are skipped. A done run is returned as is. Outcomes are ``outcomes`` (OUTCOME_COLUMNS)
+    when given, else labelled from the stored bars by ``replay.outcomes.label_outcomes``,
+    the real result replacing the simulated one where an intent links to a closed trade of
+    ``trades`` (TRADE_COLUMNS; default: the store's trades table); ``label=False``: no
+    outcomes. ``executor`` defaults to two local processes (closed here);
+    a given executor stays open. ``on_chunk`` is called after each chunk commits.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 (got {chunk_size})")
+    started = time.perf_counter()
+    providers = dict(providers or {})
+    frame = normalize_intents(intents)
+    digest = intents_hash(frame)
+    context = context_spec(lookback_bars, providers)
+    config_json = config.to_json()
+    if ScoringConfig.from_json(config_json).hash != config.hash:
+        raise ReplayError(f"config {config.name} does not survive its JSON form unchanged")
+    run_id = run_id or replay_run_id(config.hash, digest, name, context)
+    # workers hold read-only connections between our writes: wait longer than a reader would
+    writer = Store(store.path, migrate=False,
+                   lock_timeout_s=max(store.lock_timeout_s, WRITE_LOCK_TIMEOUT_S))
+
+    existing = _run_row(store, run_id)
+    if existing is None:
+        validate_intents(store, frame, config)
+        _create_run(writer, run_id=run_id, name=name, config=config, config_json=config_json,
+                    intents=frame, digest=digest, context=context)
+    else:
+        _check_resumable(store, existing, config=config, digest=digest, context=context)
+        if existing["status"] == "done":
+            return ReplayRun(run_id=run_id, name=existing["name"], config_hash=config.hash,
+                             status="done", n_intents=int(existing["n_intents"]),
+                             n_evaluated=0, n_skipped=int(existing["n_intents"]),
+                             elapsed_s=time.perf_counter() - started, mode=mode)
+        _set_status(writer, run_id, "running")
+
+    done_ids = set(store.query("SELECT intent_id FROM replay_results WHERE run_id = ?",
+                               [run_id])["intent_id"])
+    pending = frame[~frame["intent_id"].isin(done_ids)].reset_index(drop=True)
+    chunks = list(_chunks(pending, chunk_size))
+    series_until = frame.groupby(["symbol", "timeframe"])["as_of"].max().to_dict()
+    tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
+                       config_json=config_json, lookback_bars=lookback_bars,
+                       providers=tuple(sorted(providers.items())), intents=chunk,
+                       series_until=series_until[(chunk["symbol"].iloc[0],
+                                                  chunk["timeframe"].iloc[0])]
+                       .to_pydatetime())
+             for n, chunk in enumerate(chunks))
+    outcome_source = _OutcomeSource(store, frame, outcomes, trades) if (
+        outcomes is not None or label) else None
+
+    own_executor = executor is None
+    executor = executor or LocalProcessExecutor(workers=2)
+    n_done = len(done_ids)
+    try:
+        with tqdm(total=len(frame), initial=n_done, disable=not progress, unit="intent",
+                  desc=f"replay {name}") as bar:
+            for index, rows in executor.map(evaluate_chunk, tasks):
+                chunk = chunks[index]
+                labelled = outcome_source.label(chunk) if outcome_source else None
+                _write_chunk(writer, run_id, rows, labelled)
+                n_done += len(chunk)
+                bar.update(len(chunk))
+                if on_chunk is not None:
+                    on_chunk(ChunkCommitted(run_id=run_id, chunk_no=index,
+                                            n_intents=len(chunk), n_done=n_done,
+                                            n_total=len(frame)))
+    except BaseException:
+        _set_status(writer, run_id, "failed", quiet=True)
+        raise
+    finally:
+        if own_executor:
+            executor.close()
+    _finish(writer, run_id)
+    return ReplayRun(run_id=run_id, name=name, config_hash=config.hash, status="done",
+                     n_intents=len(frame), n_evaluated=len(pending), n_skipped=len(done_ids),
+                     elapsed_s=time.perf_counter() - started, mode=mode)
+
+
+def resume_replay(store: Store, run_id: str, **options: Any) -> ReplayRun:
+    """Continue the stored run ``run_id`` with its own intents, config and context.
+
+    ``options`` are run_replay's (executor, chunk_size, mode, progress, outcomes, ...).
+    """
+    row = _run_row(store, run_id)
+    if row is None:
+        raise ReplayError(f"no replay run {run_id!r} in {store.path}")
+    intents = store.query("SELECT * EXCLUDE (run_id) FROM replay_intents WHERE run_id = ?",
+                          [run_id])
+    context = json.loads(row["context_json"])
+    providers = {piece: load_provider(path) for piece, path in context["providers"].items()}
+    config = ScoringConfig.from_json(row["config_json"])
+    return run_replay(store, intents, config=config, name=row["name"], run_id=run_id,
+                      providers=providers, lookback_bars=int(context["lookback_bars"]),
+                      **options)
+
+
+def _chunks(pending: pd.DataFrame, chunk_size: int) -> Iterator[pd.DataFrame]:
+    for _, series in pending.groupby(["symbol", "timeframe"], sort=True):
+        for start in range(0, len(series), chunk_size):
+            yield series.iloc[start:start + chunk_size].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------- workers
+#: Per worker process: orchestrators by config JSON, loaded series by (path, stamp, key).
+_ORCHESTRATORS: OrderedDict[str, Orchestrator] = OrderedDict()
+_SERIES: OrderedDict[tuple[Any, ...], SeriesInputs] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def _cached(cache: OrderedDict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    value = cache.get(key)
+    if value is None:
+        value = make()
+        cache[key] = value
+        if len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return value
+
+
+def evaluate_chunk(task: ChunkTask) -> ChunkRows:
+    """Evaluate one chunk read-only and return its rows (runs in a worker)."""
+    started = time.perf_counter()
+    orchestrator = _cached(_ORCHESTRATORS, task.config_json,
+                           lambda: Orchestrator(ScoringConfig.from_json(task.config_json)))
+    store: Store = ReadOnlyStore(task.db_path)
+    stamp = store.context_stamp()
+    if task.mode == "batch":
+        first = task.intents.iloc[0]
+        key = (task.db_path, stamp, first["symbol"], first["timeframe"], task.series_until)
+        series = _cached(_SERIES, key, lambda: SeriesInputs.load(
+            store, first["symbol"], first["timeframe"], task.series_until))
+        store = PreloadedStore(store, series)
+    builder = ContextPackBuilder(store, lookback_bars=task.lookback_bars,
+                                 providers=dict(task.providers))
+    reports = []
+    for row in task.intents.to_dict("records"):
+        intent = intent_from_row(row)
+        ctx = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
+                            stamp=stamp)
+        reports.append(orchestrator.run(intent, ctx, eval_id=intent.intent_id))
+    return report_rows(task.chunk_no, reports, task.intents["as_of"],
+                       elapsed_s=time.perf_counter() - started)
+
+
+def report_rows(chunk_no: int, reports: Sequence[BuddyReport], as_of: pd.Series, *,
+                elapsed_s: float = 0.0) -> ChunkRows:
+    """Return the replay rows of ``reports`` (``as_of``: the intents' as_of, same order)."""
+    results, modules, issues = [], [], []
+    for report in reports:
+        intent = report.intent
+        results.append({"intent_id": intent.intent_id, "symbol": intent.symbol,
+                        "timeframe": intent.timeframe.value, "side": intent.side.value,
+                        "overall_score": _score(report.overall_score),
+                        "overall_severity": report.overall_severity.value,
+                        "n_issues": len(report.all_issues)})
+        for result in report.modules:
+            modules.append({"intent_id": intent.intent_id, "module": result.module,
+                            "version": result.version, "status": result.status.value,
+                            "score": _score(result.score), "severity": result.severity.value,
+                            "n_issues": len(result.issues)})
+            for n, issue in enumerate(result.issues):
+                evidence = json.dumps([f.as_dict() for f in issue.evidence], sort_keys=True,
+                                      default=str)
+                issues.append({"intent_id": intent.intent_id, "module": result.module,
+                               "issue_no": n, "code": issue.code,
+                               "severity": issue.severity.value, "evidence_json": evidence})
+    result_frame = _typed(results, _RESULT_DTYPES)
+    result_frame.insert(4, "as_of", as_of.reset_index(drop=True).astype("datetime64[us, UTC]"))
+    return ChunkRows(chunk_no=chunk_no, results=result_frame,
+                     module_results=_typed(modules, _MODULE_DTYPES),
+                     issues=_typed(issues, _ISSUE_DTYPES), elapsed_s=elapsed_s)
+
+
+def _score(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _typed(rows: list[dict[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(dtypes))
+    return frame.astype(dict(dtypes))
+
+
+# ---------------------------------------------------------------------------- batch path
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesInputs:
+    """One (symbol, timeframe) series read once, up to ``until``: served point-in-time."""
+
+    symbol: str
+    timeframe: str
+    until: datetime
+    instrument: dict[str, Any] | None
+    bars: pd.DataFrame
+    features: pd.DataFrame
+    actions: pd.DataFrame
+    market_data_version: int
+    bars_ts_close: np.ndarray = field(repr=False)
+    features_ts_close: np.ndarray = field(repr=False)
+    actions_ex_date: np.ndarray = field(repr=False)
+
+    @classmethod
+    def load(cls, store: Store, symbol: str, timeframe: str, until: datetime) -> SeriesInputs:
+        """Read the series' bars, features and actions closed (ex-dated) by ``until``."""
+        bars = store.bars(symbol, timeframe, as_of=until)
+        features = store.features(symbol, timeframe, as_of=until)
+        actions = store.corporate_actions(symbol)
+        until_day = np.datetime64(pd.Timestamp(until).tz_convert("UTC").date(), "D")
+        ex_date = pd.to_datetime(actions["ex_date"]).to_numpy("datetime64[D]")
+        actions = actions[ex_date <= until_day].reset_index(drop=True)
+        bars_close = _utc_ns(bars["ts_close"])
+        # every feature row joins a bar (store.features joins them), so no position is -1
+        position = pd.DatetimeIndex(bars["ts"]).get_indexer(pd.DatetimeIndex(features["ts"]))
+        return cls(symbol=symbol, timeframe=str(timeframe), until=until,
+                   instrument=store.instrument(symbol), bars=bars, features=features,
+                   actions=actions, market_data_version=store.market_data_version(),
+                   bars_ts_close=bars_close, features_ts_close=bars_close[position],
+                   actions_ex_date=pd.to_datetime(actions["ex_date"]).to_numpy(
+                       "datetime64[D]"))
+
+    def inputs_at(self, as_of: datetime, lookback: int) -> dict[str, Any]:
+        """Return what Store.context_inputs returns at ``as_of``, from memory."""
+        at = pd.Timestamp(as_of)
+        if at > pd.Timestamp(self.until):
+            raise ValueError(f"{self.symbol} {self.timeframe} was read up to {self.until}; "
+                             f"as_of {at.isoformat()} lies after it")
+        t = at.tz_convert("UTC").as_unit("ns").value
+        bars_idx = np.flatnonzero(self.bars_ts_close <= t)[-lookback:]
+        features_idx = np.flatnonzero(self.features_ts_close <= t)[-lookback:]
+        day = np.datetime64(at.tz_convert("UTC").date(), "D")
+        return {
+            "instrument": self.instrument,
+            "bars": self.bars.iloc[bars_idx].reset_index(drop=True),
+            "features": self.features.iloc[features_idx].reset_index(drop=True),
+            "corporate_actions": self.actions[self.actions_ex_date <= day
+                                              ].reset_index(drop=True),
+            "market_data_version": self.market_data_version,
+        }
+
+
+def _utc_ns(values: pd.Series) -> np.ndarray:
+    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
+
+
+class ReadOnlyStore(Store):
+    """A Store that refuses to write: what replay workers (and piece providers) get."""
+
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+        super().__init__(path, lock_timeout_s=lock_timeout_s, migrate=False)
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[Any]:
+        """Yield a read-only connection; refuse a read-write one."""
+        if not read_only:
+            raise ReplayError("a replay worker may not write to the store (the run's own "
+                              "process is its only writer)")
+        with super().connect(read_only=True) as con:
+            yield con
+
+
+class PreloadedStore(ReadOnlyStore):
+    """A read-only Store whose ``context_inputs`` for one series come from a SeriesInputs in
+    memory. Everything else (piece providers' reads included) goes to the file."""
+
+    def __init__(self, store: Store, series: SeriesInputs) -> None:
+        super().__init__(store.path, lock_timeout_s=store.lock_timeout_s)
+        self.series = series
+
+    def context_inputs(self, symbol: str, timeframe: str, as_of: datetime, lookback: int
+                       ) -> dict[str, Any]:
+        """Return the inputs at ``as_of``: from memory for the preloaded series."""
+        if symbol == self.series.symbol and str(timeframe) == self.series.timeframe:
+            return self.series.inputs_at(as_of, lookback)
+        return super().context_inputs(symbol, timeframe, as_of, lookback)
+
+
+# ---------------------------------------------------------------------------- outcomes
+class _OutcomeSource:
+    """Outcomes for a chunk: from a given frame, or labelled from the stored bars (with the
+    real result of any linked closed trade replacing the simulated one)."""
+
+    def __init__(self, store: Store, intents: pd.DataFrame, given: pd.DataFrame | None,
+                 trades: pd.DataFrame | None) -> None:
+        self.store = store
+        self.intents = intents
+        self.given = None if given is None else given.set_index("intent_id", drop=False)
+        self.trades = trades
+        self._inputs: tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame] | None = None
+
+    def label(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        if self.given is not None:
+            rows = self.given.loc[self.given.index.intersection(chunk["intent_id"])]
+            return rows.reset_index(drop=True).loc[:, list(OUTCOME_COLUMNS)]
+        from replay.intents import database_trades, load_outcome_inputs
+        from replay.outcomes import label_outcomes, label_with_trades
+
+        if self._inputs is None:
+            # the whole run's series from its first as_of: the same bars on every resume
+            self._inputs = load_outcome_inputs(self.store, self.intents)
+            if self.trades is None:
+                self.trades = database_trades(self.store)
+        labelled = label_outcomes(chunk, *self._inputs)
+        if self.trades is not None and len(self.trades):
+            labelled = label_with_trades(labelled, self.trades, chunk)
+        return labelled.loc[:, list(OUTCOME_COLUMNS)]
+
+
+# ---------------------------------------------------------------------------- writes
+def _run_row(store: Store, run_id: str) -> dict[str, Any] | None:
+    frame = store.query("SELECT * FROM replay_runs WHERE run_id = ?", [run_id])
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
+                config_json: str, intents: pd.DataFrame, digest: str,
+                context: Mapping[str, Any]) -> None:
+    sources = ",".join(sorted(intents["source"].unique())) or "none"
+    run = pd.DataFrame([{
+        "run_id": run_id, "name": name, "config_name": config.name,
+        "config_version": config.version, "config_hash": config.hash,
+        "config_json": config_json, "intent_source": sources, "intents_hash": digest,
+        "context_json": canonical_json(context),
+        "market_data_version": store.market_data_version(),
+        "data_start": intents["as_of"].min() if len(intents) else pd.NaT,
+        "data_end": intents["as_of"].max() if len(intents) else pd.NaT,
+        "n_intents": len(intents), "status": "running",
+        "created_at": pd.Timestamp.now(tz="UTC"), "finished_at": pd.NaT}])
+    rows = intents.copy()
+    rows.insert(0, "run_id", run_id)
+    with store.transaction() as con:
+        _insert(con, "replay_runs", run)
+        if len(rows):
+            _insert(con, "replay_intents", rows)
+
+
+def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringConfig,
+                     digest: str, context: Mapping[str, Any]) -> None:
+    run_id = row["run_id"]
+    if row["config_hash"] != config.hash:
+        raise ReplayError(f"run {run_id} was started with config #{row['config_hash']}, not "
+                          f"#{config.hash}; use another name or run id")
+    if row["intents_hash"] != digest:
+        raise ReplayError(f"run {run_id} was started with other intents; use another name "
+                          "or run id")
+    if json.loads(row["context_json"]) != json.loads(canonical_json(context)):
+        raise ReplayError(f"run {run_id} built packs with {row['context_json']}, not "
+                          f"{canonical_json(context)}")
+    version = store.market_data_version()
+    if row["status"] != "done" and int(row["market_data_version"]) != version:
+        raise ReplayError(f"market data changed since run {run_id} started (version "
+                          f"{row['market_data_version']} -> {version}); resuming would mix "
+                          "two data versions: start a new run")
+
+
+def _write_chunk(store: Store, run_id: str, rows: ChunkRows,
+                 outcomes: pd.DataFrame | None) -> None:
+    """Write one chunk's rows in ONE transaction (``store``: the writer)."""
+    tables = [("replay_results", rows.results), ("replay_module_results", rows.module_results),
+              ("replay_issues", rows.issues), ("replay_outcomes", outcomes)]
+    with store.transaction() as con:
+        for table, frame in tables:
+            if frame is None or not len(frame):
+                continue
+            frame = frame.copy()
+            frame.insert(0, "run_id", run_id)
+            _insert(con, table, frame)
+
+
+def _set_status(store: Store, run_id: str, status: str, *, quiet: bool = False) -> None:
+    try:
+        with store.transaction() as con:
+            con.execute("UPDATE replay_runs SET status = ? WHERE run_id = ?", [status, run_id])
+    except Exception:
+        if not quiet:
+            raise
+
+
+def _finish(store: Store, run_id: str) -> None:
+    with store.transaction() as con:
+        con.execute("UPDATE replay_runs SET status = 'done', finished_at = now() "
+                    "WHERE run_id = ?", [run_id])
+
+
+# ---------------------------------------------------------------------------- reads
+def list_runs(store: Store) -> pd.DataFrame:
+    """Return every replay run with its progress, newest first."""
+    return store.query(
+        "SELECT r.run_id, r.name, r.config_name, r.config_version, r.config_hash, r.status, "
+        "r.n_intents, coalesce(d.n_done, 0) AS n_done, r.data_start, r.data_end, "
+        "r.intent_source, r.created_at, r.finished_at FROM replay_runs r LEFT JOIN ("
+        "SELECT run_id, count(*) AS n_done FROM replay_results GROUP BY run_id) d "
+        "USING (run_id) ORDER BY r.created_at DESC, r.run_id")
+
+
+def run_info(store: Store, run_id: str) -> dict[str, Any]:
+    """Return one run's replay_runs row plus its progress; raise ReplayError when unknown."""
+    runs = list_runs(store)
+    match = runs[runs["run_id"] == run_id]
+    if match.empty:
+        raise ReplayError(f"no replay run {run_id!r} in {store.path}")
+    info = match.iloc[0].to_dict()
+    row = _run_row(store, run_id) or {}
+    info["config"] = json.loads(row["config_json"])
+    info["context"] = json.loads(row["context_json"])
+    info["intents_hash"] = row["intents_hash"]
+    info["market_data_version"] = int(row["market_data_version"])
+    return info
+
+
+def results_frame(store: Store, run_id: str) -> pd.DataFrame:
+    """Return RESULT_COLUMNS + one score__<module> per configured module (by module name; NaN
+    when skipped or errored) + the outcome columns (NaN/None without an outcome): one row per
+    evaluated intent, by symbol, timeframe, as_of and intent id."""
+    row = _run_row(store, run_id)
+    if row is None:
+        raise ReplayError(f"no replay run {run_id!r} in {store.path}")
+    modules = [m["name"] for m in json.loads(row["config_json"])["modules"]]
+    results = store.query("SELECT * FROM replay_results WHERE run_id = ? "
+                          "ORDER BY symbol, timeframe, as_of, intent_id", [run_id])
+    results = results.loc[:, list(RESULT_COLUMNS)]
+    scores = store.query("SELECT intent_id, module, score FROM replay_module_results "
+                         "WHERE run_id = ?", [run_id])
+    wide = scores.pivot(index="intent_id", columns="module", values="score")
+    for module in modules:
+        column = wide[module] if module in wide.columns else pd.Series(dtype="float64")
+        results[f"{SCORE_PREFIX}{module}"] = column.reindex(results["intent_id"]).to_numpy(
+            dtype="float64")
+    outcomes = store.query("SELECT * EXCLUDE (run_id) FROM replay_outcomes WHERE run_id = ?",
+                           [run_id]).set_index("intent_id")
+    for column in OUTCOME_COLUMNS[1:]:
+        results[column] = outcomes[column].reindex(results["intent_id"]).to_numpy()
+    return results
+
+
+def module_results_frame(store: Store, run_id: str) -> pd.DataFrame:
+    """Return every module result of a run (one row per intent and module)."""
+    return store.query("SELECT * FROM replay_module_results WHERE run_id = ? "
+                       "ORDER BY intent_id, module", [run_id])
+
+
+def issues_frame(store: Store, run_id: str) -> pd.DataFrame:
+    """Return ISSUE_COLUMNS + issue_no + evidence_json: every issue every module raised."""
+    return store.query("SELECT run_id, intent_id, module, code, severity, issue_no, "
+                       "evidence_json FROM replay_issues WHERE run_id = ? "
+                       "ORDER BY intent_id, module, issue_no", [run_id])
+
+
+def result_table_hash(store: Store, run_id: str) -> str:
+    """Return the SHA-256 of the run's result tables in canonical order, run id excluded."""
+    digest = hashlib.sha256()
+    for table, key in RESULT_TABLES.items():
+        order = ", ".join(key)
+        frame = store.query(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? "
+                            f"ORDER BY {order}", [run_id])
+        digest.update(f"{table}\n".encode())
+        digest.update(_canonical_csv(frame).encode())
+    return digest.hexdigest()
+
+
+def _canonical_csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, float_format="%.17g", lineterminator="\n",
+                        date_format="%Y-%m-%dT%H:%M:%S.%f%z")

@@ -1,0 +1,251 @@
+"""Executors: where a replay's chunks are evaluated.
+
+An executor maps a picklable function over picklable tasks and yields ``(index, result)``
+pairs as tasks finish (completion order; ``index`` is the task's position in the input).
+Tasks carry the database PATH, never a connection: workers open the store read-only and
+return rows; the caller (the single writer) stores them.
+
+- ``SerialExecutor``: in this process, in order (debugging, tiny runs).
+- ``LocalProcessExecutor``: a process pool on this machine, BLAS pinned to one thread per
+  worker (the parallelism is across processes, not inside numpy).
+- ``DaskExecutor``: a dask.distributed cluster, a named scheduler or a LocalCluster. Across
+  machines every worker must see the database file at the same path (shared file system) and
+  have this project installed.
+
+At most ``max_in_flight`` tasks are submitted at a time, so a long run holds only a window of
+pending tasks and results in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Environment variables that cap the thread pools of BLAS/OpenMP libraries.
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+#: How long a DaskExecutor waits for its scheduler and workers to come up, in seconds.
+DASK_STARTUP_TIMEOUT_S = 60.0
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Something that evaluates tasks: ``map`` yields (task index, fn(task)) as tasks finish."""
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
+        """Yield ``(index, fn(task))`` for every task, in completion order."""
+        ...
+
+    def close(self) -> None:
+        """Release workers and clusters this executor started."""
+        ...
+
+    def __enter__(self) -> Executor:
+        """Return the executor (``with`` closes it)."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the executor."""
+        ...
+
+
+class SerialExecutor:
+    """Evaluate tasks one after another in this process."""
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
+        """Yield ``(index, fn(task))`` in input order."""
+        for index, task in enumerate(tasks):
+            yield index, fn(task)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> SerialExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "SerialExecutor()"
+
+
+def pin_blas_threads() -> None:
+    """Cap BLAS/OpenMP thread pools at one thread in this process (a worker initializer)."""
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ[name] = "1"
+    try:  # libraries already loaded ignore the variables; threadpoolctl reaches them
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1)
+
+
+class LocalProcessExecutor:
+    """Evaluate tasks in a pool of ``workers`` local processes (spawned, BLAS pinned to 1).
+
+    Processes are spawned, not forked: the parent may have DuckDB's thread pool running, and
+    a forked copy of a multi-threaded process can deadlock. The pool starts on first use and
+    is reused until ``close()``.
+    """
+
+    def __init__(self, workers: int = 2, *, max_in_flight: int | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1 (got {workers})")
+        self.workers = workers
+        self.max_in_flight = max_in_flight or 2 * workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=pin_blas_threads)
+        return self._pool
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
+        """Yield ``(index, fn(task))`` as workers finish; a task's exception is raised here."""
+        pool = self._ensure_pool()
+        pending: dict[Future[R], int] = {}
+        queue = enumerate(tasks)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < self.max_in_flight:
+                    try:
+                        index, task = next(queue)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pending[pool.submit(fn, task)] = index
+                if not pending:
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=pending.__getitem__):
+                    yield pending.pop(future), future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        """Shut the pool down (running tasks finish; queued ones are cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> LocalProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalProcessExecutor(workers={self.workers})"
+
+
+class DaskExecutor:
+    """Evaluate tasks on a dask.distributed cluster.
+
+    ``address`` names a running scheduler ('tcp://host:8786'); None starts a LocalCluster of
+    ``workers`` processes with one thread each (dask's nannies pin BLAS threads to 1). The
+    client and any cluster started here are closed by ``close()``.
+    """
+
+    def __init__(self, address: str | None = None, *, workers: int = 2,
+                 max_in_flight: int | None = None,
+                 startup_timeout_s: float = DASK_STARTUP_TIMEOUT_S) -> None:
+        self.address = address
+        self.workers = workers
+        self.max_in_flight = max_in_flight
+        self.startup_timeout_s = startup_timeout_s
+        self._client: Any = None
+        self._cluster: Any = None
+
+    @property
+    def client(self) -> Any:
+        """Return the distributed.Client, connecting (or starting the LocalCluster) once."""
+        if self._client is None:
+            from distributed import Client, LocalCluster
+
+            timeout = f"{self.startup_timeout_s:g}s"
+            if self.address is None:
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                             processes=True, host="127.0.0.1",
+                                             dashboard_address=None,
+                                             timeout=timeout)
+                self._client = Client(self._cluster, timeout=timeout)
+            else:
+                self._client = Client(self.address, timeout=timeout)
+        return self._client
+
+    def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
+        """Yield ``(index, fn(task))`` as the cluster finishes tasks."""
+        from distributed import as_completed
+
+        client = self.client
+        window = self.max_in_flight or 2 * max(1, len(client.scheduler_info()["workers"]))
+        queue = enumerate(tasks)
+        indices: dict[str, int] = {}
+
+        def submit_next() -> Any | None:
+            try:
+                index, task = next(queue)
+            except StopIteration:
+                return None
+            future = client.submit(fn, task, pure=False)
+            indices[future.key] = index
+            return future
+
+        first = [f for f in (submit_next() for _ in range(window)) if f is not None]
+        if not first:
+            return
+        running = as_completed(first)
+        try:
+            for future in running:
+                result = future.result()
+                index = indices.pop(future.key)
+                future.release()
+                following = submit_next()
+                if following is not None:
+                    running.add(following)
+                yield index, result
+        finally:
+            for future in running.futures:
+                future.cancel()
+
+    def close(self) -> None:
+        """Close the client and the LocalCluster started here (a named scheduler stays up)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.address or f"LocalCluster({self.workers} workers)"
+        return f"DaskExecutor({where})"
+
+
+def make_executor(kind: str, *, workers: int = 2, scheduler: str | None = None) -> Executor:
+    """Return the executor called ``kind`` ('serial', 'local' or 'dask')."""
+    if kind == "serial":
+        return SerialExecutor()
+    if kind == "local":
+        return LocalProcessExecutor(workers=workers)
+    if kind == "dask":
+        return DaskExecutor(scheduler, workers=workers)
+    raise ValueError(f"executor must be one of serial, local, dask (got {kind!r})")

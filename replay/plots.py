@@ -1,0 +1,186 @@
+"""Calibration charts: each takes a table from ``replay.calibration`` and returns a Figure.
+
+Figures are built on the Agg canvas without pyplot, so nothing here touches global state or
+needs a display; a notebook shows one with ``display(fig)``. Every estimate is drawn with its
+interval and labelled with its n; bins without enough samples are drawn hollow and say so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+_SOLID = "#2b6cb0"
+_HOLLOW = "#a0aec0"
+_BAD = "#c05621"
+_IN_SAMPLE = "#718096"
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0].tolist()
+    return fig, axes
+
+
+def _errors(table: pd.DataFrame, col: str) -> np.ndarray:
+    est = table[col].to_numpy(dtype=float)
+    low = table[f"{col}_low"].to_numpy(dtype=float)
+    high = table[f"{col}_high"].to_numpy(dtype=float)
+    return np.nan_to_num(np.vstack([est - low, high - est]), nan=0.0).clip(min=0)
+
+
+def _bars(ax, labels: list[str], table: pd.DataFrame, col: str, enough: np.ndarray) -> None:
+    x = np.arange(len(labels))
+    values = np.nan_to_num(table[col].to_numpy(dtype=float))
+    ax.bar(x, values, color=[_SOLID if ok else "white" for ok in enough],
+           edgecolor=[_SOLID if ok else _HOLLOW for ok in enough])
+    ax.errorbar(x, values, yerr=_errors(table, col), fmt="none", ecolor="black", capsize=3,
+                linewidth=1)
+    ticks = [f"{label}\nn={n}" + ("" if ok else "\ntoo few")
+             for label, n, ok in zip(labels, table["n"], enough, strict=True)]
+    ax.set_xticks(x, ticks, fontsize=8)
+    for tick, ok in zip(ax.get_xticklabels(), enough, strict=True):
+        tick.set_color("black" if ok else _BAD)
+
+
+def decile_plot(table: pd.DataFrame, title: str = "Outcome by score decile") -> Figure:
+    """Return bars of mean R and win rate per score decile with their 95% intervals."""
+    fig, (ax_r, ax_w) = _figure(11, 4, ncols=2)
+    if table.empty:
+        ax_r.text(0.5, 0.5, "no resolved outcomes", ha="center", transform=ax_r.transAxes)
+        fig.suptitle(title)
+        return fig
+    labels = [f"{int(d)}\n{lo:.0f}-{hi:.0f}" for d, lo, hi in
+              zip(table["decile"], table["score_low"], table["score_high"], strict=True)]
+    enough = table["enough"].to_numpy(dtype=bool)
+    _bars(ax_r, labels, table, "mean_r", enough)
+    ax_r.axhline(0, color="black", linewidth=0.8)
+    ax_r.set_ylabel("mean realized R (95% bootstrap CI)")
+    ax_r.set_xlabel("score decile (score range)")
+    _bars(ax_w, labels, table, "win_rate", enough)
+    ax_w.set_ylim(0, 1)
+    ax_w.set_ylabel("win rate (95% Wilson CI)")
+    ax_w.set_xlabel("score decile (score range)")
+    fig.suptitle(title)
+    return fig
+
+
+def reliability_plot(table: pd.DataFrame, title: str = "Outcome by overall severity") -> Figure:
+    """Return mean R and win rate per severity level with 95% intervals (mildest left)."""
+    fig, (ax_r, ax_w) = _figure(10, 4, ncols=2)
+    labels = table["severity"].astype(str).tolist()
+    enough = table["enough"].to_numpy(dtype=bool)
+    _bars(ax_r, labels, table, "mean_r", enough)
+    ax_r.axhline(0, color="black", linewidth=0.8)
+    ax_r.set_ylabel("mean realized R (95% bootstrap CI)")
+    ax_r.set_xlabel("highest severity raised")
+    _bars(ax_w, labels, table, "win_rate", enough)
+    ax_w.set_ylim(0, 1)
+    ax_w.set_ylabel("win rate (95% Wilson CI)")
+    ax_w.set_xlabel("highest severity raised")
+    fig.suptitle(title)
+    return fig
+
+
+def _interval_rows(ax, labels: list[str], table: pd.DataFrame, col: str,
+                   enough: np.ndarray, xlabel: str, reference: float = 0.0) -> None:
+    y = np.arange(len(labels))[::-1]
+    values = table[col].to_numpy(dtype=float)
+    for yi, v, err, ok in zip(y, values, _errors(table, col).T, enough, strict=True):
+        colour = _SOLID if ok else _HOLLOW
+        ax.errorbar([v], [yi], xerr=err[:, None], fmt="o", color=colour,
+                    markerfacecolor=colour if ok else "white", capsize=3)
+    ax.axvline(reference, color="black", linewidth=0.8)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel(xlabel)
+
+
+def ablation_plot(table: pd.DataFrame, title: str = "Ablation: change when a module is dropped"
+                  ) -> Figure:
+    """Return the change in AUC, Spearman rho and decile spread per dropped module (95% CI).
+
+    A change below zero means separation gets worse without the module: it was helping.
+    """
+    fig, axes = _figure(12, 1.2 + 0.5 * max(len(table), 1), ncols=3)
+    if table.empty:
+        axes[0].text(0.5, 0.5, "no modules", ha="center", transform=axes[0].transAxes)
+        fig.suptitle(title)
+        return fig
+    labels = [f"{m} (w={w:g}, n={n})" for m, w, n in
+              zip(table["module"], table["weight"], table["n"], strict=True)]
+    enough = table["enough"].to_numpy(dtype=bool)
+    for ax, col, xlabel in zip(axes, ["auc_change", "spearman_change", "decile_spread_r_change"],
+                               ["AUC change", "Spearman rho change", "decile spread change (R)"],
+                               strict=True):
+        _interval_rows(ax, labels, table, col, enough, xlabel)
+    for ax in axes[1:]:
+        ax.tick_params(labelleft=False)
+    fig.suptitle(title)
+    return fig
+
+
+def flag_plot(table: pd.DataFrame, title: str = "Mean R when each flag fired vs not") -> Figure:
+    """Return mean R with and without each issue code, and their difference, with 95% CIs."""
+    fig, (ax_m, ax_d) = _figure(12, 1.2 + 0.45 * max(len(table), 1), ncols=2)
+    if table.empty:
+        ax_m.text(0.5, 0.5, "no issues fired", ha="center", transform=ax_m.transAxes)
+        fig.suptitle(title)
+        return fig
+    labels = [f"{c} ({nf} / {nn})" for c, nf, nn in
+              zip(table["code"], table["n_fired"], table["n_not_fired"], strict=True)]
+    enough = table["enough"].to_numpy(dtype=bool)
+    y = np.arange(len(labels))[::-1]
+    for col, colour, offset, name in (("mean_r_fired", _BAD, 0.15, "fired"),
+                                      ("mean_r_not_fired", _SOLID, -0.15, "not fired")):
+        ax_m.errorbar(table[col].to_numpy(dtype=float), y + offset,
+                      xerr=_errors(table, col), fmt="o", color=colour, capsize=3, label=name)
+    ax_m.axvline(0, color="black", linewidth=0.8)
+    ax_m.set_yticks(y, labels)
+    ax_m.set_xlabel("mean realized R (95% CI); label: code (n fired / n not)")
+    ax_m.legend(loc="best", fontsize=8)
+    _interval_rows(ax_d, labels, table, "diff_r", enough, "fired minus not fired (R)")
+    ax_d.tick_params(labelleft=False)
+    fig.suptitle(title)
+    return fig
+
+
+def walk_forward_plot(table: pd.DataFrame, title: str = "Walk-forward: AUC in and out of sample"
+                      ) -> Figure:
+    """Return AUC and decile spread per split, in-sample beside out-of-sample, with 95% CIs.
+
+    Hollow markers have too few samples to read.
+    """
+    fig, (ax_a, ax_s) = _figure(11, 4, ncols=2)
+    if table.empty:
+        ax_a.text(0.5, 0.5, "no splits", ha="center", transform=ax_a.transAxes)
+        fig.suptitle(title)
+        return fig
+    splits = sorted(table["split"].unique())
+    x = np.arange(len(splits))
+    for sample, offset, colour in (("in-sample", -0.15, _IN_SAMPLE),
+                                   ("out-of-sample", 0.15, _SOLID)):
+        part = table[table["sample"] == sample].set_index("split").reindex(splits)
+        part = part.reset_index()
+        enough = part["enough"].fillna(False).to_numpy(dtype=bool)
+        for ax, col in ((ax_a, "auc"), (ax_s, "decile_spread_r")):
+            values, errors = part[col].to_numpy(dtype=float), _errors(part, col)
+            for filled in (True, False):
+                pick = enough == filled
+                if not pick.any():
+                    continue
+                ax.errorbar(x[pick] + offset, values[pick], yerr=errors[:, pick], fmt="o",
+                            color=colour, markerfacecolor=colour if filled else "white",
+                            capsize=3, label=sample if filled else f"{sample}, too few")
+    ax_a.axhline(0.5, color="black", linewidth=0.8)
+    ax_s.axhline(0, color="black", linewidth=0.8)
+    for ax, ylabel in ((ax_a, "AUC of score vs win (95% CI)"),
+                       (ax_s, "top minus bottom decile mean R (95% CI)")):
+        ax.set_xticks(x, [f"from {s}" for s in splits])
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("out-of-sample period starts")
+        ax.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    return fig

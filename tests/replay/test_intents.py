@@ -1,0 +1,353 @@
+"""Intent sources: the rule-based generators (point-in-time, deterministic, on the tick and lot
+grid), the database's intents and the CSV importer of past trades."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from buddy.errors import ConfigError
+from buddy.evidence import is_on_tick, round_to_tick
+from buddy.store import Store
+from replay.intents import (
+    DOC_SECTIONS,
+    GENERATORS,
+    TRADE_COLUMNS,
+    IntentGenerator,
+    MaCrossConfig,
+    PriceSeries,
+    TradesFileError,
+    database_intents,
+    database_trades,
+    generate_intents,
+    import_trades_csv,
+    register,
+    size_to_lot,
+    to_tick,
+)
+from replay.intents import _load_series as load_series
+from replay.model import INTENT_COLUMNS
+
+RISK = 1_000.0
+# (symbol, timeframe, cut): AAPL daily a week after its 2005-02-28 2:1 split (the history holds
+# two splits), and EURUSD hourly mid-year (intraday sessions, session VWAP).
+CUTS = (("AAPL", "1d", "2005-03-09T21:00Z"), ("EURUSD", "1h", "2017-06-15T12:00Z"))
+
+
+@pytest.fixture(scope="module")
+def daily(sample_store: Store) -> dict[str, pd.DataFrame]:
+    """Return every generator's daily intents over the whole sample."""
+    return {name: generate_intents(sample_store, name, timeframe="1d", risk_per_trade=RISK)
+            for name in GENERATORS}
+
+
+# ---------------------------------------------------------------------------- registry
+def test_every_generator_documents_signal_entry_stop_target_size_horizon() -> None:
+    assert set(GENERATORS) == {"ma_cross", "prior_high_breakout", "vwap_pullback", "random"}
+    for generator in GENERATORS.values():
+        for section in DOC_SECTIONS:
+            assert f"\n{section}: " in generator.doc, (generator.name, section)
+
+
+def test_register_refuses_an_undocumented_or_duplicate_generator() -> None:
+    def undocumented(series, config, seed):  # type: ignore[no-untyped-def]
+        """Signal: only this."""
+
+    with pytest.raises(ValueError, match="Entry, Stop, Target, Size, Horizon"):
+        register(IntentGenerator("undocumented", MaCrossConfig, undocumented))
+    with pytest.raises(ValueError, match="already registered"):
+        register(GENERATORS["ma_cross"])
+    assert "undocumented" not in GENERATORS
+
+
+def test_config_errors_name_the_field_the_rule_and_a_close_name(sample_store: Store) -> None:
+    with pytest.raises(ConfigError) as typo:
+        generate_intents(sample_store, "ma_cross", symbols=["IBM"], stop_atrr=2.0)
+    assert typo.value.fields == ("stop_atrr",) and "did you mean 'stop_atr'" in str(typo.value)
+    with pytest.raises(ConfigError) as bad:
+        generate_intents(sample_store, "random", symbols=["IBM"], entry_probability=1.5,
+                         holding_horizon=0)
+    assert set(bad.value.fields) == {"entry_probability", "holding_horizon"}
+    assert "(0, 1]" in str(bad.value) and "1.5" in str(bad.value)
+    with pytest.raises(ConfigError, match="did you mean 'ma_cross'"):
+        generate_intents(sample_store, "ma_cros")
+
+
+# ---------------------------------------------------------------------------- shape and grids
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_generated_intents_are_tradeable_on_the_instrument_grid(
+        name: str, daily: dict[str, pd.DataFrame], sample_store: Store) -> None:
+    intents = daily[name]
+    assert tuple(intents.columns) == INTENT_COLUMNS
+    assert len(intents) > 20 and intents["intent_id"].is_unique
+    assert set(intents["symbol"]) >= {"AAPL", "IBM", "MSFT", "SP500"}
+    assert (intents["source"] == f"generator:{name}").all()
+    assert intents["linked_trade_id"].isna().all()
+    tickers = sample_store.tickers().set_index("symbol")
+    tick = intents["symbol"].map(tickers["tick_size"]).to_numpy()
+    lot = intents["symbol"].map(tickers["lot_size"]).to_numpy()
+    for column in ("proposed_entry", "proposed_stop", "proposed_target"):
+        values = intents[column].to_numpy()
+        assert all(is_on_tick(v, t) for v, t in zip(values, tick, strict=True)), column
+    size = intents["proposed_size"].to_numpy()
+    assert np.allclose(size / lot, np.round(size / lot)) and (size >= lot).all()
+    sign = np.where(intents["side"] == "long", 1.0, -1.0)
+    risk = sign * (intents["proposed_entry"] - intents["proposed_stop"]).to_numpy()
+    assert (risk > 0).all()
+    assert (sign * (intents["proposed_target"] - intents["proposed_entry"]) > 0).all()
+    # size: the most whole lots the fixed budget buys at this stop distance
+    assert (size * risk <= RISK + 1e-6).all() and ((size + lot) * risk > RISK).all()
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_entry_is_the_signal_bar_close_at_its_ts_close(
+        name: str, daily: dict[str, pd.DataFrame], sample_store: Store) -> None:
+    bars = sample_store.query("SELECT symbol, ts_close AS as_of, close, tick_size FROM bars "
+                              "JOIN tickers USING (symbol) WHERE timeframe = '1d'")
+    joined = daily[name].merge(bars, on=["symbol", "as_of"], how="left")
+    assert joined["close"].notna().all()
+    expected = [round_to_tick(c, t) for c, t in zip(joined["close"], joined["tick_size"],
+                                                    strict=True)]
+    assert np.allclose(joined["proposed_entry"], expected, rtol=0, atol=1e-9)
+
+
+def test_tick_and_lot_rounding_match_the_scalar_helpers() -> None:
+    rng = np.random.default_rng(7)
+    prices = rng.uniform(0.5, 500, 2_000)
+    for tick in (0.01, 0.05, 0.00001, 0.25):
+        for direction in ("nearest", "down", "up"):
+            expected = [round_to_tick(p, tick, direction=direction) for p in prices]
+            assert np.array_equal(to_tick(prices, tick, direction), expected)
+    sizes = size_to_lot(1_000.0, np.array([3.0, 0.0021, 2_000.0, 0.0]), 1_000.0)
+    assert sizes.tolist() == [0.0, 476_000.0, 0.0, 0.0]
+    assert size_to_lot(1_000.0, np.array([3.0]), 1.0).tolist() == [333.0]
+
+
+# ---------------------------------------------------------------------------- point in time
+def prefix(series: PriceSeries, end: int) -> PriceSeries:
+    """Return the series known at bar ``end`` (bars 0..end)."""
+    cut = slice(0, end + 1)
+    return PriceSeries(symbol=series.symbol, timeframe=series.timeframe,
+                       ts_close=series.ts_close[cut], session=series.session[cut],
+                       open=series.open[cut], high=series.high[cut], low=series.low[cut],
+                       close=series.close[cut], volume=series.volume[cut],
+                       basis=series.basis[cut],
+                       features={k: v[cut] for k, v in series.features.items()})
+
+
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+@pytest.mark.parametrize(("symbol", "timeframe"), [("AAPL", "1d"), ("EURUSD", "1h"),
+                                                   ("AAPL", "1w")])
+def test_signals_at_t_are_the_same_when_the_future_is_cut_off(
+        name: str, symbol: str, timeframe: str, sample_store: Store) -> None:
+    from buddy.timeframes import Timeframe
+
+    _, (series,) = load_series(sample_store, [symbol], Timeframe(timeframe), None)
+    generator = GENERATORS[name]
+    config = generator.config()
+    full = generator.signals(series, config, 3)
+    rng = np.random.default_rng(11)
+    cuts = set(rng.choice(len(series), 25, replace=False).tolist()) | set(
+        full.bar[:5].tolist()) | {len(series) - 1}
+    for end in sorted(cuts):
+        seen = generator.signals(prefix(series, end), config, 3)
+        known = full.bar <= end
+        assert np.array_equal(seen.bar, full.bar[known]), end
+        assert np.array_equal(seen.direction, full.direction[known]), end
+        assert np.array_equal(seen.stop, full.stop[known]), end
+
+
+@pytest.mark.parametrize(("symbol", "timeframe", "cut"), CUTS)
+def test_intents_from_a_store_truncated_at_t_equal_the_full_runs_up_to_t(
+        symbol: str, timeframe: str, cut: str, sample_store: Store, truncated_store) -> None:
+    as_of = pd.Timestamp(cut).to_pydatetime()
+    truncated = truncated_store(symbol, as_of)
+    for name in GENERATORS:
+        full = generate_intents(sample_store, name, symbols=[symbol], timeframe=timeframe)
+        expected = full[full["as_of"] <= as_of].reset_index(drop=True)
+        seen = generate_intents(truncated, name, symbols=[symbol], timeframe=timeframe)
+        assert len(expected) > 0, name
+        pd.testing.assert_frame_equal(seen, expected, check_exact=True, obj=name)
+
+
+def test_prior_high_uses_the_pre_split_high_on_the_post_split_basis(
+        sample_store: Store) -> None:
+    from buddy.timeframes import Timeframe
+    from replay.intents import _prior_session_high
+
+    _, (series,) = load_series(sample_store, ["AAPL"], Timeframe.D1, None)
+    first_after = int(np.searchsorted(series.session, np.datetime64("2005-02-28", "D")
+                                      .astype(np.int64)))
+    prior_high = _prior_session_high(series)
+    # 2005-02-25 traded up to 89.91 before the 2:1 split: 44.955 on the new basis
+    assert prior_high[first_after] == pytest.approx(89.91 / 2)
+    assert prior_high[first_after + 1] == pytest.approx(series.high[first_after])
+
+
+# ---------------------------------------------------------------------------- determinism
+def test_the_same_seed_gives_the_same_intents_and_ids(sample_store: Store) -> None:
+    first = generate_intents(sample_store, "random", seed=5, timeframe="1d")
+    again = generate_intents(sample_store, "random", seed=5, timeframe="1d")
+    other = generate_intents(sample_store, "random", seed=6, timeframe="1d")
+    pd.testing.assert_frame_equal(first, again)
+    assert not first[["symbol", "as_of"]].equals(other[["symbol", "as_of"]])
+    rules = generate_intents(sample_store, "ma_cross", seed=1, timeframe="1d")
+    pd.testing.assert_frame_equal(rules, generate_intents(sample_store, "ma_cross", seed=99,
+                                                          timeframe="1d"))
+
+
+def test_a_date_range_and_a_symbol_list_select_from_the_same_intents(
+        sample_store: Store) -> None:
+    full = generate_intents(sample_store, "random", seed=5, timeframe="1d")
+    start, end = datetime.fromisoformat("2006-01-01T00:00+00:00"), datetime.fromisoformat(
+        "2008-06-30T23:00+00:00")
+    part = generate_intents(sample_store, "random", seed=5, timeframe="1d",
+                            symbols=["MSFT", "IBM"], start=start, end=end)
+    expected = full[full["symbol"].isin(["MSFT", "IBM"]) & (full["as_of"] >= start)
+                    & (full["as_of"] <= end)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part, expected)
+
+
+def test_random_baseline_draws_at_the_stated_rates(sample_store: Store) -> None:
+    intents = generate_intents(sample_store, "random", seed=1, timeframe="1d",
+                               symbols=["SP500", "NASDAQ"], entry_probability=0.1,
+                               long_probability=0.7)
+    n_bars = int(sample_store.query(
+        "SELECT count(*) FROM ta_features WHERE symbol IN ('SP500', 'NASDAQ') AND "
+        "timeframe = '1d' AND atr_14 IS NOT NULL").iloc[0, 0])
+    rate = len(intents) / n_bars
+    assert abs(rate - 0.1) < 4 * math.sqrt(0.1 * 0.9 / n_bars)
+    longs = (intents["side"] == "long").mean()
+    assert abs(longs - 0.7) < 4 * math.sqrt(0.7 * 0.3 / len(intents))
+
+
+def test_ma_cross_fires_on_crosses_only(sample_store: Store) -> None:
+    intents = generate_intents(sample_store, "ma_cross", symbols=["IBM"], timeframe="1d")
+    features = sample_store.query(
+        "SELECT b.ts_close AS as_of, f.ema_20, f.ema_50 FROM ta_features f JOIN bars b "
+        "USING (symbol, timeframe, ts) WHERE symbol = 'IBM' AND timeframe = '1d' ORDER BY ts")
+    spread = np.sign(features["ema_20"] - features["ema_50"])
+    crossed = features[(spread != spread.shift()) & spread.shift().notna() & (spread != 0)]
+    expected_side = np.where(spread[crossed.index] > 0, "long", "short")
+    got = intents.set_index("as_of")["side"]
+    assert list(got.index) == list(crossed["as_of"])
+    assert list(got) == list(expected_side)
+
+
+# ---------------------------------------------------------------------------- database
+def test_database_intents_carry_their_linked_trade(empty_store: Store) -> None:
+    as_of = pd.Timestamp("2012-06-01T20:00Z")
+    intents = pd.DataFrame({
+        "intent_id": ["i1", "i2", "i3"], "user_id": ["u1", "u1", "u2"],
+        "symbol": "IBM", "side": ["long", "short", "long"], "timeframe": "1d",
+        "proposed_entry": 100.0, "proposed_stop": [95.0, 104.0, None],
+        "proposed_target": [110.0, None, None], "proposed_size": 10.0,
+        "holding_horizon": [5, None, 3], "order_type": "limit", "as_of": as_of,
+        "created_at": as_of, "status": "draft"})
+    trades = pd.DataFrame({
+        "trade_id": ["t1", "t0"], "user_id": "u1", "symbol": "IBM", "side": "long",
+        "open_ts": [as_of + pd.Timedelta(hours=1), as_of + pd.Timedelta(hours=2)],
+        "close_ts": as_of + pd.Timedelta(days=3), "avg_entry": 100.0, "avg_exit": 107.5,
+        "qty": 10.0, "pnl": 75.0, "pnl_r": 1.5, "linked_intent_id": "i1"})
+    with empty_store.transaction() as con:
+        con.register("incoming_intents", intents)
+        con.execute("INSERT INTO trade_intents BY NAME SELECT * FROM incoming_intents")
+        con.register("incoming_trades", trades)
+        con.execute("INSERT INTO trades BY NAME SELECT * FROM incoming_trades")
+    found = database_intents(empty_store, default_horizon=12)
+    assert tuple(found.columns) == INTENT_COLUMNS
+    assert list(found["intent_id"]) == ["i1", "i2"]  # i3 has no stop
+    assert list(found["linked_trade_id"]) == ["t1", None]  # the first trade by open_ts
+    assert list(found["holding_horizon"]) == [5, 12]
+    assert (found["source"] == "database").all() and np.isnan(found["proposed_target"][1])
+    assert list(database_intents(empty_store, "u2")["intent_id"]) == []
+    assert list(database_trades(empty_store, "u1").columns) == list(TRADE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------- CSV importer
+GOOD_CSV = """Entry_Time, EXIT_TIME, entry_price, exit_price, Side, size, stop, target, symbol, timeframe, fees
+2012-06-01T15:00:00-04:00, 2012-06-05T15:30:00-04:00, 100.00, 107.50, long, 10, 95.00, 110.00, ibm, 1d, 1.0
+2012-06-04 10:00, , 50.00, , SELL, 200, 52.00, , MSFT, 1D,
+2012-06-06T14:00Z, 2012-06-06T18:00Z, 25.00, 24.00, buy, 100, 24.50, 26.00, AAPL, 1h,
+"""  # noqa: E501
+
+
+def write(tmp_path: Path, text: str, name: str = "trades.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_import_reads_trades_and_links_intents(tmp_path: Path) -> None:
+    intents, trades = import_trades_csv(write(tmp_path, GOOD_CSV), tz="America/New_York",
+                                        user_id="me")
+    assert tuple(intents.columns) == INTENT_COLUMNS and tuple(trades.columns) == TRADE_COLUMNS
+    assert list(intents["symbol"]) == ["IBM", "MSFT", "AAPL"]
+    assert list(intents["side"]) == ["long", "short", "long"]
+    assert list(intents["timeframe"]) == ["1d", "1d", "1h"]
+    assert list(intents["as_of"]) == [pd.Timestamp("2012-06-01T19:00Z"),
+                                      pd.Timestamp("2012-06-04T14:00Z"),
+                                      pd.Timestamp("2012-06-06T14:00Z")]
+    assert (intents["source"] == "import:trades.csv").all() and (intents["user_id"] == "me").all()
+    assert list(intents["linked_trade_id"]) == list(trades["trade_id"])
+    assert list(trades["linked_intent_id"]) == list(intents["intent_id"])
+    first, still_open, loser = (trades.iloc[i] for i in range(3))
+    assert first["pnl"] == pytest.approx(74.0) and first["pnl_r"] == pytest.approx(1.5)
+    assert first["outcome_label"] == "win"
+    assert still_open["outcome_label"] == "open" and pd.isna(still_open["close_ts"])
+    assert loser["pnl_r"] == pytest.approx(-2.0) and loser["outcome_label"] == "loss"
+    again, _ = import_trades_csv(write(tmp_path, GOOD_CSV, "copy.csv"), tz="America/New_York")
+    assert list(again["intent_id"]) == list(intents["intent_id"])  # ids follow the content
+
+
+def test_import_round_trips_through_a_written_file(tmp_path: Path) -> None:
+    intents, trades = import_trades_csv(write(tmp_path, GOOD_CSV), tz="America/New_York")
+    written = pd.DataFrame({
+        "entry_time": trades["open_ts"].map(lambda t: t.isoformat()),
+        "exit_time": trades["close_ts"].map(lambda t: "" if pd.isna(t) else t.isoformat()),
+        "entry_price": trades["avg_entry"], "exit_price": trades["avg_exit"],
+        "side": trades["side"], "size": trades["qty"], "stop": intents["proposed_stop"],
+        "target": intents["proposed_target"], "symbol": trades["symbol"],
+        "timeframe": intents["timeframe"], "fees": trades["fees"]})
+    path = tmp_path / "round.csv"
+    written.to_csv(path, index=False)
+    intents_again, trades_again = import_trades_csv(path)
+    pd.testing.assert_frame_equal(intents_again.drop(columns="source"),
+                                  intents.drop(columns="source"))
+    pd.testing.assert_frame_equal(trades_again, trades)
+
+
+def test_a_bad_file_names_every_row_column_rule_and_value(tmp_path: Path) -> None:
+    text = """entry_time,exit_time,entry_price,exit_price,side,size,stop,target,symbol,timeframe
+2012-06-01T15:00Z,2012-05-01T15:00Z,100,107.5,long,10,101,110,IBM,1d
+2012-06-01 15:00,,abc,,sideways,-5,95,90,IBM,2d
+"""
+    with pytest.raises(TradesFileError) as caught:
+        import_trades_csv(write(tmp_path, text))
+    problems = {(e.field, e.rule.split(" ")[0] + " " + e.rule.split(" ")[1], e.value)
+                for e in caught.value.errors}
+    assert problems == {
+        ("row 1, exit_time", "must not", "2012-05-01T15:00Z"),
+        ("row 1, stop", "must be", "101"),
+        ("row 2, entry_time", "must carry", "2012-06-01 15:00"),
+        ("row 2, entry_price", "must be", "abc"),
+        ("row 2, side", "must be", "sideways"),
+        ("row 2, size", "must be", "-5"),
+        ("row 2, timeframe", "must be", "2d"),
+    }
+    message = str(caught.value)
+    assert "row 1, stop: must be on the losing side of entry_price" in message
+    assert "row 2, size: must be positive (got '-5')" in message
+
+
+def test_a_file_with_missing_or_misspelt_columns_is_refused_whole(tmp_path: Path) -> None:
+    text = "entry_time,entry_price,side,size,stpo,symbol,timeframe\n"
+    with pytest.raises(TradesFileError) as caught:
+        import_trades_csv(write(tmp_path, text))
+    assert caught.value.fields == ("column stpo", "column stop")
+    assert "did you mean 'stop'" in str(caught.value)

@@ -1,0 +1,66 @@
+"""Executors: same replay, same result table hash, whether chunks run in this process, in
+local worker processes or on a dask.distributed LocalCluster."""
+
+from __future__ import annotations
+
+import operator
+
+import pytest
+
+from buddy.config import ScoringConfig
+from replay.engine import result_table_hash, run_replay
+from replay.executors import (
+    DaskExecutor,
+    Executor,
+    LocalProcessExecutor,
+    SerialExecutor,
+    make_executor,
+)
+
+from .conftest import ACCOUNT, Reference
+
+
+def _fails_on_three(value: int) -> int:
+    if value == 3:
+        raise ArithmeticError("three")
+    return value
+
+
+def test_map_yields_every_task_once_with_its_index(local_executor: LocalProcessExecutor
+                                                   ) -> None:
+    for executor in (SerialExecutor(), local_executor):
+        pairs = list(executor.map(operator.neg, range(7)))
+        assert sorted(pairs) == [(i, -i) for i in range(7)]
+        assert isinstance(executor, Executor)
+
+
+def test_a_failing_task_raises_in_the_caller(local_executor: LocalProcessExecutor) -> None:
+    with pytest.raises(ArithmeticError):
+        list(local_executor.map(_fails_on_three, range(6)))
+    assert sorted(local_executor.map(operator.neg, range(3))) == [(0, 0), (1, -1), (2, -2)]
+
+
+def test_make_executor_refuses_an_unknown_kind() -> None:
+    with pytest.raises(ValueError, match="serial, local, dask"):
+        make_executor("threads")
+
+
+def test_a_run_in_local_processes_equals_the_in_process_run(
+        subset_reference: Reference, config: ScoringConfig,
+        local_executor: LocalProcessExecutor) -> None:
+    store = subset_reference.store
+    run = run_replay(store, subset_reference.intents, config=config, name="local-processes",
+                     executor=local_executor, chunk_size=7, providers=ACCOUNT, progress=False)
+    assert run.run_id != subset_reference.run_id
+    assert result_table_hash(store, run.run_id) == subset_reference.hash
+
+
+@pytest.mark.slow
+def test_a_dask_local_cluster_gives_the_in_process_result(
+        subset_reference: Reference, config: ScoringConfig) -> None:
+    store = subset_reference.store
+    with DaskExecutor(None, workers=2, startup_timeout_s=120) as executor:
+        run = run_replay(store, subset_reference.intents, config=config, name="dask",
+                         executor=executor, chunk_size=6, providers=ACCOUNT, progress=False)
+        assert len(executor.client.scheduler_info()["workers"]) == 2
+    assert result_table_hash(store, run.run_id) == subset_reference.hash

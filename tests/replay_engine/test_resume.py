@@ -1,0 +1,165 @@
+"""Resumable runs: a run stopped after any committed chunk, by an exception or by SIGKILL,
+continues where it stopped, without duplicates, to the result an uninterrupted run gives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from buddy.config import ScoringConfig
+from buddy.store import Store
+from replay.engine import (
+    ChunkCommitted,
+    ReplayError,
+    result_table_hash,
+    resume_replay,
+    run_replay,
+)
+from replay.executors import SerialExecutor
+
+from .conftest import ACCOUNT, Reference, copy_store
+
+CHUNK = 5
+KILLED_RESULTS_SQL = ("SELECT count(*) AS n FROM replay_results WHERE run_id IN "
+                      "(SELECT run_id FROM replay_runs WHERE name = 'killed')")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_now(chunk: ChunkCommitted) -> None:
+    raise _Stop
+
+
+def _counts(store: Store, run_id: str) -> dict[str, int]:
+    return {table: int(store.query(f"SELECT count(*) AS n FROM {table} WHERE run_id = ?",
+                                   [run_id])["n"].iloc[0])
+            for table in ("replay_results", "replay_module_results", "replay_outcomes")}
+
+
+def _assert_whole_chunks(store: Store, run_id: str, n_modules: int) -> int:
+    counts = _counts(store, run_id)
+    n = counts["replay_results"]
+    assert counts["replay_module_results"] == n * n_modules
+    assert counts["replay_outcomes"] == n
+    return n
+
+
+def _duplicates(store: Store, run_id: str) -> int:
+    return int(store.query("SELECT count(*) - count(DISTINCT intent_id) AS n FROM "
+                           "replay_results WHERE run_id = ?", [run_id])["n"].iloc[0])
+
+
+def test_a_run_stopped_by_an_exception_resumes_to_the_uninterrupted_result(
+        subset_reference: Reference, config: ScoringConfig, tmp_path: Path) -> None:
+    store = copy_store(subset_reference.store, tmp_path)
+
+    def stop_after_two_chunks(chunk: ChunkCommitted) -> None:
+        if chunk.chunk_no == 1:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        run_replay(store, subset_reference.intents, config=config, name="stopped",
+                   executor=SerialExecutor(), chunk_size=CHUNK, providers=ACCOUNT,
+                   progress=False, on_chunk=stop_after_two_chunks)
+    run_id = store.query("SELECT run_id, status FROM replay_runs WHERE name = 'stopped'")
+    assert run_id["status"].iloc[0] == "failed"
+    run_id = run_id["run_id"].iloc[0]
+    assert _assert_whole_chunks(store, run_id, len(config.modules)) == 2 * CHUNK
+
+    again = run_replay(store, subset_reference.intents, config=config, name="stopped",
+                       executor=SerialExecutor(), chunk_size=CHUNK, providers=ACCOUNT,
+                       progress=False)
+    assert again.run_id == run_id and again.status == "done"
+    assert (again.n_skipped, again.n_evaluated) == (2 * CHUNK,
+                                                    len(subset_reference.intents) - 2 * CHUNK)
+    assert _duplicates(store, run_id) == 0
+    assert result_table_hash(store, run_id) == subset_reference.hash
+
+
+def test_a_done_run_is_not_run_twice(subset_reference: Reference,
+                                     config: ScoringConfig) -> None:
+    again = run_replay(subset_reference.store, subset_reference.intents, config=config,
+                       name="subset-reference", executor=SerialExecutor(), providers=ACCOUNT,
+                       progress=False)
+    assert again.run_id == subset_reference.run_id
+    assert (again.status, again.n_evaluated) == ("done", 0)
+
+
+def test_a_run_id_cannot_be_reused_for_other_intents_or_another_config(
+        subset_reference: Reference, config: ScoringConfig) -> None:
+    import dataclasses
+
+    with pytest.raises(ReplayError, match="other intents"):
+        run_replay(subset_reference.store, subset_reference.intents.head(3), config=config,
+                   name="x", run_id=subset_reference.run_id, progress=False)
+    other = dataclasses.replace(config, max_issues=config.max_issues + 1)
+    with pytest.raises(ReplayError, match="config"):
+        run_replay(subset_reference.store, subset_reference.intents, config=other,
+                   name="x", run_id=subset_reference.run_id, progress=False)
+    with pytest.raises(ReplayError, match="built packs with"):
+        run_replay(subset_reference.store, subset_reference.intents, config=config,
+                   name="x", run_id=subset_reference.run_id, progress=False)
+
+
+def test_resuming_after_a_market_data_write_is_refused(
+        subset_reference: Reference, config: ScoringConfig, tmp_path: Path) -> None:
+    store = copy_store(subset_reference.store, tmp_path)
+    with pytest.raises(_Stop):
+        run_replay(store, subset_reference.intents, config=config, name="data-changed",
+                   executor=SerialExecutor(), chunk_size=CHUNK, progress=False,
+                   on_chunk=_stop_now)
+    tickers = store.tickers().head(1)
+    store.write_market_data(tickers=tickers)
+    with pytest.raises(ReplayError, match="market data changed"):
+        run_replay(store, subset_reference.intents, config=config, name="data-changed",
+                   executor=SerialExecutor(), progress=False)
+
+
+@pytest.mark.slow
+def test_a_killed_command_line_run_resumes_without_duplicates(
+        subset_reference: Reference, config: ScoringConfig, tmp_path: Path) -> None:
+    store = copy_store(subset_reference.store, tmp_path / "db")
+    csv = tmp_path / "intents.csv"
+    subset_reference.intents.to_csv(csv, index=False)
+    command = [sys.executable, "-m", "replay.cli", "--db", str(store.path), "run",
+               "--source", f"csv:{csv}", "--name", "killed", "--mode", "batch",
+               "--executor", "serial", "--chunk-size", str(CHUNK), "--providers", "account",
+               "--no-progress"]
+    n_total = len(subset_reference.intents)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if int(store.query(KILLED_RESULTS_SQL)["n"].iloc[0]) >= CHUNK:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, (
+            f"the run ended before it could be killed: {process.communicate()}")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    run = store.query("SELECT run_id, status FROM replay_runs WHERE name = 'killed'")
+    run_id = run["run_id"].iloc[0]
+    assert run["status"].iloc[0] == "running"  # nothing marked it: it was killed
+    n_killed = _assert_whole_chunks(store, run_id, len(config.modules))
+    assert CHUNK <= n_killed < n_total
+
+    resumed = resume_replay(store, run_id, executor=SerialExecutor(), progress=False)
+    assert resumed.status == "done"
+    assert (resumed.n_skipped, resumed.n_evaluated) == (n_killed, n_total - n_killed)
+    assert _duplicates(store, run_id) == 0
+    assert result_table_hash(store, run_id) == subset_reference.hash
+    finished = store.query("SELECT finished_at FROM replay_runs WHERE run_id = ?", [run_id])
+    assert not pd.isna(finished["finished_at"].iloc[0])

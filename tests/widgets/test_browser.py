@@ -1,0 +1,151 @@
+"""End to end: the workbench page served by Voila, driven in headless Chromium.
+
+Chromium is Debian's package (/usr/bin/chromium, installed by scripts/install-chromium.sh,
+which `make test` runs first); Playwright drives it through ``executable_path``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from buddy.store import Store
+from buddy.users.store import set_user
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOT = REPO / "reports" / "workbench.png"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
+                  "--no-first-run", "--disable-component-update", "--disable-sync"]
+USER = "browser-user"
+SERVER_START_S = 180  # Voila answering HTTP
+PAGE_READY_MS = 300_000  # kernel started, notebook run, widgets rendered
+REPORT_READY_MS = 120_000  # Evaluate clicked -> score and issues shown
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/voila/static/")
+        connection.getresponse().read()
+        return True  # any HTTP answer, even a 404, means the server is up
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop Voila and its kernel (their own process group, started by this test)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def served(sample_store: Store, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Serve the app on a free port over a copy of the sample database; yield the URL and
+    Voila's log file."""
+    db = tmp_path / "buddy.duckdb"
+    shutil.copy(sample_store.path, db)
+    set_user(Store(db), USER, equity=100_000.0)  # an account, so the risk checks run
+    port = _free_port()
+    log = tmp_path / "voila.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "buddy.widgets.serve", "--port", str(port), "--db", str(db),
+             "--no-prepare"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while not _answers(port):
+            if process.poll() is not None:
+                pytest.fail(f"voila exited with {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"voila did not answer within {SERVER_START_S} s:\n"
+                            f"{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/", log
+    finally:
+        _stop(process)
+
+
+def test_the_served_page_evaluates_an_idea_and_shows_the_report(
+        served: tuple[str, Path], tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-chromium.sh (as root, or "
+                    "with sudo) to install Debian's chromium package")
+    url, log = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM),
+            args=CHROMIUM_FLAGS, headless=True, viewport={"width": 1440, "height": 1000})
+        try:
+            page = browser.pages[0] if browser.pages else browser.new_page()
+            page.set_default_timeout(REPORT_READY_MS)
+            page.goto(url, wait_until="domcontentloaded", timeout=PAGE_READY_MS)
+            try:
+                page.wait_for_selector(".tb-form", timeout=PAGE_READY_MS)
+            except Exception:
+                pytest.fail(f"the workbench form never rendered:\n{log.read_text()[-3000:]}")
+
+            def fill(name: str, value: str) -> None:
+                field = page.locator(f".tb-field-{name} input")
+                field.fill(value)
+                field.press("Tab")  # the text widgets sync on change
+
+            fill("user", USER)
+            page.locator(".tb-field-symbol select").select_option("AAPL")
+            page.locator(".tb-field-side select").select_option("long")
+            page.locator(".tb-field-timeframe select").select_option("1d")
+            fill("as_of", "2012-06-01")
+            expect(page.locator(".tb-field-entry").locator("xpath=..")).to_contain_text(
+                "ATR", timeout=REPORT_READY_MS)  # last price and ATR shown beside the entry
+            for name, value in (("entry", "560.99"), ("stop", "537.68"),
+                                ("target", "607.62"), ("size", "100"), ("horizon", "10")):
+                fill(name, value)
+            page.locator(".tb-evaluate").click()
+
+            score = page.locator(".tb-score-value")
+            expect(score).to_have_text(re.compile(r"^\d+/100$"), timeout=REPORT_READY_MS)
+            issues = page.locator(".tb-issue")
+            expect(issues.first).to_be_visible()
+            assert issues.count() >= 1
+            assert issues.first.locator(".tb-issue-title").inner_text().strip()
+            evidence = page.locator(".tb-evidence").first
+            evidence.locator(".jupyter-widget-Collapse-header").first.click()  # expand
+            expect(evidence.locator(".tb-evidence-table")).to_be_visible()
+            expect(page.locator(".tb-chart svg .tb-line-entry")).to_have_count(1)
+            height = page.evaluate(
+                "() => Math.ceil(document.querySelector('.tb-app')"
+                ".getBoundingClientRect().bottom + window.scrollY) + 40")
+            page.set_viewport_size({"width": 1440, "height": max(1000, int(height))})
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    assert SCREENSHOT.stat().st_size > 10_000
