@@ -143,11 +143,3 @@ SUITES: dict[str, Callable[[Path, Timer], Iterator[Line]]] = {
     "bulk_load": bulk_load,
 }
 
-
-def _register_extra_suites() -> None:
-    from benchmarks.widgets import widgets_suite
-
-    SUITES["widgets"] = widgets_suite
-
-
-_register_extra_suites()

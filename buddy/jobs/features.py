@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from buddy.features.ta import FEATURE_SET_VERSION, compute_features
 from buddy.store import Store
+from buddy.store.core import series_where
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ def run_features_job(store: Store, *, symbols: Sequence[str] | None = None,
                      timeframes: Sequence[str] | None = None, progress: bool = True
                      ) -> FeaturesJobResult:
     """Compute and store TA features for new bars; return counts."""
-    where, params = _filters(symbols, timeframes)
+    where, params = series_where(symbols, timeframes)
     bars = store.query(f"SELECT * FROM bars {where} ORDER BY symbol, timeframe, ts", params)
     actions = store.corporate_actions()
     done = store.last_feature_ts()
@@ -62,15 +63,3 @@ def run_features_job(store: Store, *, symbols: Sequence[str] | None = None,
     written = store.write_market_data(features=frame).get("ta_features", 0)
     return FeaturesJobResult(series=groups.ngroups, series_updated=len(pieces),
                              rows_written=written)
-
-
-def _filters(symbols: Sequence[str] | None, timeframes: Sequence[str] | None
-             ) -> tuple[str, list[object]]:
-    clauses, params = [], []
-    if symbols:
-        clauses.append(f"symbol IN ({', '.join('?' * len(symbols))})")
-        params.extend(s.upper() for s in symbols)
-    if timeframes:
-        clauses.append(f"timeframe IN ({', '.join('?' * len(timeframes))})")
-        params.extend(timeframes)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params

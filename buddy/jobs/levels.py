@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from buddy.levels.compute import LEVELS_VERSION, compute_key_levels, levels_table
 from buddy.store import Store
+from buddy.store.core import series_where
 
 WRITE_BATCH_ROWS = 250_000
 
@@ -45,7 +46,7 @@ def run_levels_job(store: Store, symbols: Sequence[str] | None = None,
                    timeframes: Sequence[str] | None = None, workers: int = 2,
                    progress: bool = True) -> LevelsJobResult:
     """Compute and store key levels for new bars over ``workers`` processes; return counts."""
-    where, params = _filters(symbols, timeframes)
+    where, params = series_where(symbols, timeframes)
     coverage = store.query(f"SELECT symbol, timeframe, max(ts) AS last_ts FROM bars {where} "
                            "GROUP BY ALL ORDER BY symbol, timeframe", params)
     stored = store.query("SELECT symbol, timeframe, max(ts) AS last_ts, min(version) AS "
@@ -129,15 +130,3 @@ def _write(store: Store, tables: list[pa.Table], computed_at: pd.Timestamp) -> i
     table = table.append_column("computed_at", pa.array(
         [computed_at] * table.num_rows, pa.timestamp("us", tz="UTC")))
     return store.write_snapshots("key_levels", table)
-
-
-def _filters(symbols: Sequence[str] | None, timeframes: Sequence[str] | None
-             ) -> tuple[str, list[object]]:
-    clauses, params = [], []
-    if symbols:
-        clauses.append(f"symbol IN ({', '.join('?' * len(symbols))})")
-        params.extend(s.upper() for s in symbols)
-    if timeframes:
-        clauses.append(f"timeframe IN ({', '.join('?' * len(timeframes))})")
-        params.extend(timeframes)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params

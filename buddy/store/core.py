@@ -337,6 +337,20 @@ class Store:
                           "ORDER BY i.eval_item_id", [eval_id, user_id])
 
 
+def series_where(symbols: Sequence[str] | None, timeframes: Sequence[str] | None
+                 ) -> tuple[str, list[object]]:
+    """Return a WHERE clause (or '') and its parameters selecting symbols and timeframes."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if symbols:
+        clauses.append(f"symbol IN ({', '.join('?' * len(symbols))})")
+        params.extend(s.upper() for s in symbols)
+    if timeframes:
+        clauses.append(f"timeframe IN ({', '.join('?' * len(timeframes))})")
+        params.extend(timeframes)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
 #: Tables keyed by (symbol, timeframe, ts) that snapshot jobs write with write_snapshots().
 SNAPSHOT_TABLES = ("regime_snapshots", "key_levels", "regime_models", "mtfa_snapshots")
 
