@@ -39,6 +39,7 @@ from buddy.regime.snapshots import (
     stored_fits,
 )
 from buddy.store import Store
+from buddy.store.core import series_where
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -84,7 +85,7 @@ def run_regime_job(store: Store, symbols: Sequence[str] | None = None,
     """
     config = config or RegimeConfig()
     computed_at = pd.Timestamp.now(tz="UTC")
-    where, params = _filters(symbols, timeframes)
+    where, params = series_where(symbols, timeframes)
     # One read connection for every read: opening a DuckDB file costs tens of milliseconds.
     with store.connect(read_only=True) as con:
         frame = con.execute(BULK_SQL.format(
@@ -118,13 +119,14 @@ def run_regime_job(store: Store, symbols: Sequence[str] | None = None,
         splits = actions[actions["symbol"] == symbol].reset_index(drop=True)
         tasks.append(_SeriesTask(series, splits, start, fitted, config, computed_at))
 
+    if not tasks:
+        return RegimeJobResult(series=groups.ngroups, series_updated=0, snapshot_rows=0,
+                               model_rows=0)
     snapshots, fits = [], []
     for snapshot_rows, model_rows in _run(tasks, workers, progress):
         snapshots.append(snapshot_rows)
         fits.append(model_rows)
-    if not tasks:
-        return RegimeJobResult(series=groups.ngroups, series_updated=0, snapshot_rows=0,
-                               model_rows=0)
+    # Fits first: a run that stops between the two writes leaves fits the next run reuses.
     model_rows = store.write_snapshots("regime_models", pa.concat_tables(fits))
     snapshot_rows = store.write_snapshots("regime_snapshots", pa.concat_tables(snapshots))
     return RegimeJobResult(series=groups.ngroups, series_updated=len(tasks),
@@ -191,14 +193,3 @@ def _single_threaded() -> Iterator[None]:
     finally:
         logger.setLevel(level)
 
-
-def _filters(symbols: Sequence[str] | None, timeframes: Sequence[str] | None
-             ) -> tuple[str, list[object]]:
-    clauses, params = [], []
-    if symbols:
-        clauses.append(f"b.symbol IN ({', '.join('?' * len(symbols))})")
-        params.extend(s.upper() for s in symbols)
-    if timeframes:
-        clauses.append(f"b.timeframe IN ({', '.join('?' * len(timeframes))})")
-        params.extend(timeframes)
-    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params

@@ -1,8 +1,8 @@
 """``buddy jobs regime`` and ``buddy context regime``.
 
-``jobs_regime`` is attached to the main command's ``jobs`` group and ``context`` (holding
-``context_regime``) to the main command; both use its store (``buddy --db PATH``), or
-$BUDDY_DB (else data/buddy.duckdb) when run on their own.
+``jobs_regime`` and ``context_regime`` are attached to the main command's ``jobs`` and
+``context`` groups; they use its store (``buddy --db PATH``), or $BUDDY_DB (else
+data/buddy.duckdb) when run on their own.
 """
 
 from __future__ import annotations
@@ -63,12 +63,7 @@ def jobs_regime(symbols: str | None, timeframes: str | None, workers: int, full:
                f"written in {time.perf_counter() - started:.1f} s")
 
 
-@click.group("context")
-def context() -> None:
-    """Show context pieces as an evaluation would see them."""
-
-
-@context.command("regime")
+@click.command("regime")
 @click.argument("symbol")
 @click.option("--tf", "timeframe", required=True, type=TIMEFRAMES, help="Bar timeframe.")
 @click.option("--as-of", "as_of", default=None,

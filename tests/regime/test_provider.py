@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from buddy.cli import cli
 from buddy.context.builder import ContextPackBuilder
 from buddy.context.pieces import RegimeSnapshot
 from buddy.jobs.features import run_features_job
 from buddy.jobs.load import synth_into
 from buddy.jobs.regime import run_regime_job
 from buddy.regime import provider
-from buddy.regime.cli import context, jobs_regime
 from buddy.regime.provider import compute_regime_at, regime_at, regime_provider
 from buddy.store import Store
 from buddy.timeframes import Timeframe
@@ -97,26 +97,26 @@ def test_the_builder_fills_the_regime_piece(done: Store) -> None:
     assert early.regime is None and "not yet defined" in early.missing["regime"]
 
 
-def test_cli_prints_the_regime_and_runs_the_job(done: Store, tmp_path: Path) -> None:
+def test_cli_prints_the_regime_and_runs_the_job(done: Store) -> None:
     runner = CliRunner()
-    env = {"BUDDY_DB": str(done.path)}
+    db = ["--db", str(done.path)]
     as_of = bar_close(done, -1).isoformat()
-    shown = runner.invoke(context, ["regime", SYMBOL.lower(), "--tf", "1d", "--as-of", as_of],
-                          env=env)
+    shown = runner.invoke(cli, [*db, "context", "regime", SYMBOL.lower(), "--tf", "1d",
+                                "--as-of", as_of])
     assert shown.exit_code == 0, shown.output
     snapshot = regime_at(done, SYMBOL, "1d", bar_close(done, -1))[0]
     assert f"trend      {snapshot.trend_state}" in shown.output
     assert f"HMM        {snapshot.hmm_state_label}" in shown.output
-    as_json = runner.invoke(context, ["regime", SYMBOL, "--tf", "1d", "--as-of", as_of,
-                                      "--json"], env=env)
+    as_json = runner.invoke(cli, [*db, "context", "regime", SYMBOL, "--tf", "1d", "--as-of",
+                                  as_of, "--json"])
     payload = json.loads(as_json.output)
     assert payload["hmm_probs"] == list(snapshot.hmm_probs)
     assert payload["transition_risk"]["10"] == snapshot.transition_risk(10)
-    early = runner.invoke(context, ["regime", SYMBOL, "--tf", "1d", "--as-of", "2020-01-01"],
-                          env=env)
+    early = runner.invoke(cli, [*db, "context", "regime", SYMBOL, "--tf", "1d", "--as-of",
+                                "2020-01-01"])
     assert early.exit_code == 2 and "no regime" in early.output
-    unknown = runner.invoke(context, ["regime", "NOPE", "--tf", "1d"], env=env)
+    unknown = runner.invoke(cli, [*db, "context", "regime", "NOPE", "--tf", "1d"])
     assert unknown.exit_code == 2 and "NOPE" in unknown.output
-    job = runner.invoke(jobs_regime, ["--workers", "1", "--quiet"], env=env)
+    job = runner.invoke(cli, [*db, "jobs", "regime", "--workers", "1", "--quiet"])
     assert job.exit_code == 0, job.output
     assert "regime: 0 of 1 series updated" in job.output
