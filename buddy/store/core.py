@@ -75,8 +75,27 @@ class Store:
 
     # ------------------------------------------------------------------ connections
     @contextmanager
+    def reading(self) -> Iterator[Store]:
+        """Serve every read-only connection asked for inside the block from ONE connection
+        (opening a DuckDB file costs milliseconds; a batch of reads need not pay it each time).
+        Read-write connections are unaffected. Not for use across threads."""
+        if getattr(self, "_reader", None) is not None:
+            yield self
+            return
+        with self.connect(read_only=True) as con:
+            self._reader = con
+            try:
+                yield self
+            finally:
+                self._reader = None
+
+    @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection, retrying while another process holds the file."""
+        reader = getattr(self, "_reader", None)
+        if read_only and reader is not None:
+            yield reader
+            return
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.02
         while True:

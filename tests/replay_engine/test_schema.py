@@ -1,4 +1,4 @@
-"""The replay tables: every contract column stored, primary keys refuse duplicates."""
+"""The replay tables: every contract column stored, duplicates refused."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ def test_the_replay_tables_hold_the_contract_columns(empty_store: Store) -> None
     ("replay_results", {"run_id": "r", "intent_id": "i", "symbol": "AAPL", "timeframe": "1d",
                         "side": "long", "as_of": pd.Timestamp("2012-06-01T20:00Z"),
                         "overall_score": 50.0, "overall_severity": "low", "n_issues": 0}),
-    ("replay_module_results", {"run_id": "r", "intent_id": "i", "module": "m",
-                               "version": "1", "status": "ok", "score": 1.0,
-                               "severity": "low", "n_issues": 0}),
-    ("replay_issues", {"run_id": "r", "intent_id": "i", "module": "m", "issue_no": 0,
-                       "code": "X", "severity": "low", "evidence_json": "[]"}),
+    ("replay_outcomes", {"run_id": "r", "intent_id": "i", "exit_reason": "stop",
+                         "entry_ts": pd.Timestamp("2012-06-01T20:00Z"),
+                         "exit_price": 1.0, "realized_r": -1.0, "mae_r": -1.0, "mfe_r": 0.0,
+                         "mae_price": 1.0, "mfe_price": 0.0, "bars_held": 1, "win": False,
+                         "outcome_source": "simulated"}),
 ])
 def test_a_second_row_with_the_same_key_is_refused(empty_store: Store, table: str,
                                                    row: dict) -> None:
@@ -42,6 +42,31 @@ def test_a_second_row_with_the_same_key_is_refused(empty_store: Store, table: st
         with pytest.raises(duckdb.ConstraintException):
             con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
                         list(row.values()))
+
+
+def test_a_chunk_written_twice_is_refused_whole(empty_store: Store) -> None:
+    """The detail tables have no keys of their own: the result row's key, written in the
+    same transaction, refuses a second write of an intent, and nothing of it is kept."""
+    from replay.engine import ChunkRows, _write_chunk
+
+    results = pd.DataFrame([{"intent_id": "i", "symbol": "AAPL", "timeframe": "1d",
+                             "side": "long", "as_of": pd.Timestamp("2012-06-01T20:00Z"),
+                             "overall_score": 50.0, "overall_severity": "low",
+                             "n_issues": 1}])
+    modules = pd.DataFrame([{"intent_id": "i", "module": "m", "version": "1", "status": "ok",
+                             "score": 1.0, "severity": "low", "n_issues": 1}])
+    issues = pd.DataFrame([{"intent_id": "i", "module": "m", "issue_no": 0, "code": "X",
+                            "severity": "low", "evidence_json": "[]"}])
+    rows = ChunkRows(chunk_no=0, results=results, module_results=modules, issues=issues)
+    _write_chunk(empty_store, "r", rows, None)
+    again = ChunkRows(chunk_no=1, results=pd.concat([results.assign(intent_id="j"), results]),
+                      module_results=modules.assign(intent_id="j"),
+                      issues=issues.assign(intent_id="j"))
+    with pytest.raises(duckdb.ConstraintException):
+        _write_chunk(empty_store, "r", again, None)
+    for table in ("replay_results", "replay_module_results", "replay_issues"):
+        counted = empty_store.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0]
+        assert counted == 1, table
 
 
 def test_a_run_status_outside_the_three_is_refused(empty_store: Store) -> None:
