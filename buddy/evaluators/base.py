@@ -19,11 +19,15 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from buddy.config import ModuleConfig
 from buddy.context.pack import PIECES, ContextPack
 from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, Severity, TradeIntent
+
+if TYPE_CHECKING:
+    from buddy.batch.context import BatchContext
+    from buddy.batch.result import BatchResult
 
 #: Score points a module loses per issue of each severity (floored at 0).
 SEVERITY_PENALTY = {Severity.INFO: 0.0, Severity.LOW: 5.0, Severity.MEDIUM: 15.0,
@@ -71,6 +75,19 @@ class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
         """Audit ``intent`` against ``ctx``; return the module's result."""
+
+    def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
+        """Audit every row of ``ctx`` (a BatchContext whose rows all hold this module's
+        ``requires``); return what ``evaluate`` returns per row, column-wise.
+
+        This default runs ``evaluate`` row by row on rebuilt packs. A module with a batch
+        form overrides it with array operations; ``tests/batch`` proves the two equal.
+        """
+        from buddy.batch.result import BatchResult
+
+        return BatchResult.from_results(
+            self.name, self.version,
+            [self.evaluate(ctx.intent(i), ctx.pack(i)) for i in range(ctx.n)])
 
     # -------------------------------------------------------------- helpers for subclasses
     def issue(self, code: str, severity: Severity, evidence: Iterable[Fact], action: str,

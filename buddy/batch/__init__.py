@@ -1,0 +1,2 @@
+"""Batch evaluation: many intents' ContextPacks as columns, modules' batch forms, and the
+orchestrator over them (see ARCHITECTURE.md, "Batch evaluation")."""

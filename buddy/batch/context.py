@@ -1,0 +1,374 @@
+"""BatchContext: the ContextPacks of many intents, column-wise.
+
+Row i of a BatchContext holds what ``ContextPackBuilder.build`` gives intent i, arranged so
+a module can audit every row with array operations:
+
+- ``intents``: the intents (INTENT_COLUMNS, plus ``exit_template`` and the derived ``sign``
+  (+1 long, -1 short), ``stop_distance``, ``reward_distance`` and ``reward_risk``, NaN where
+  the scalar property is None);
+- ``instrument``: the Instrument fields of each row's symbol;
+- ``market``: MARKET_COLUMNS per row (``has_market`` False: no bar closed by as_of, and the
+  market piece is missing);
+- ``latest``: ``MarketData.latest_features`` per row as columns (NaN where the key is absent
+  or the value is NaN; ``market.has_latest`` tells an empty mapping apart);
+- ``bars`` and ``features``: each row's window (the pack's ``market.bars`` and
+  ``market.features``: the last ``lookback`` closed rows, on the row's as-of split basis) as
+  a slice of one concatenated frame; ``Windows.tail`` gives the last k values of every
+  window as an (N, k) matrix;
+- ``pieces``: the other pieces per row (an object array of the piece or None), and
+  ``missing``: the reason per piece and row (None where present).
+
+``pack(i)`` rebuilds row i's ContextPack from these columns (the fallback for a module that
+has no batch form); ``from_packs`` builds a BatchContext from packs (the reference the fast
+builder, ``buddy.batch.builder``, is tested against).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
+from buddy.domain import OrderType, Side, TradeIntent
+from buddy.timeframes import Timeframe
+
+#: The pieces besides ``market`` (which is columns and windows).
+OTHER_PIECES: tuple[str, ...] = tuple(p for p in PIECES if p != "market")
+
+#: Per-row market columns (MarketData's scalars).
+MARKET_COLUMNS: tuple[str, ...] = (
+    "has_market",  # bool: a bar closed at or before as_of
+    "last_close",  # float: the last closed bar's close (as-of basis), NaN without market
+    "last_bar_close",  # datetime64[us, UTC]: that bar's ts_close, NaT without market
+    "sessions_since_last_bar",  # int64
+    "window_sessions",  # int64
+    "n_missing_sessions",  # int64: len(missing_sessions)
+    "bars_without_features",  # int64
+    "n_bars",  # int64: len(market.bars)
+    "has_latest",  # bool: latest_features is not empty
+)
+
+INSTRUMENT_FIELDS: tuple[str, ...] = tuple(Instrument.__dataclass_fields__)
+
+
+# ---------------------------------------------------------------------------- windows
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """Row i's window is ``data.iloc[start[i]:stop[i]]`` (empty when start == stop)."""
+
+    data: pd.DataFrame
+    start: np.ndarray  # int64
+    stop: np.ndarray  # int64, exclusive
+    _columns: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Rows per window (int64)."""
+        return self.stop - self.start
+
+    def frame(self, i: int) -> pd.DataFrame:
+        """Return row i's window as a frame indexed 0..len-1."""
+        return self.data.iloc[int(self.start[i]):int(self.stop[i])].reset_index(drop=True)
+
+    def column(self, name: str) -> np.ndarray:
+        """Return the concatenated column ``name`` as a numpy array (cached)."""
+        values = self._columns.get(name)
+        if values is None:
+            series = self.data[name]
+            values = (series.to_numpy(dtype=np.float64) if series.dtype.kind in "fiub"
+                      else series.to_numpy())
+            self._columns[name] = values
+        return values
+
+    def tail(self, name: str, k: int) -> np.ndarray:
+        """Return an (N, k) float matrix: each window's last ``k`` values of ``name``, oldest
+        first, NaN-padded on the left where a window holds fewer than ``k`` rows."""
+        values = self.column(name)
+        index = self.stop[:, None] - k + np.arange(k)[None, :]
+        valid = index >= self.start[:, None]
+        out = values[np.where(valid, index, 0)] if len(values) else np.full(index.shape,
+                                                                           np.nan)
+        out = np.asarray(out, dtype=np.float64)
+        out[~valid] = np.nan
+        return out
+
+    def last(self, name: str, back: int = 0) -> np.ndarray:
+        """Return each window's value ``back`` rows before its last (NaN when too short)."""
+        return self.tail(name, back + 1)[:, 0]
+
+    def take(self, rows: np.ndarray) -> Windows:
+        """Return the windows of ``rows`` (same data)."""
+        return Windows(self.data, self.start[rows], self.stop[rows], self._columns)
+
+
+# ---------------------------------------------------------------------------- the context
+@dataclass(frozen=True, kw_only=True)
+class BatchContext:
+    """The ContextPacks of N intents as columns; see the module docstring."""
+
+    intents: pd.DataFrame
+    instrument: pd.DataFrame
+    market: pd.DataFrame
+    latest: pd.DataFrame
+    bars: Windows
+    features: Windows
+    missing_sessions: np.ndarray  # object: tuple[date, ...] per row
+    splits_applied: np.ndarray  # object: tuple[(date, ratio), ...] per row
+    pieces: Mapping[str, np.ndarray]  # OTHER_PIECES -> object array (piece or None)
+    missing: Mapping[str, np.ndarray]  # PIECES -> object array (reason or None)
+    _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.intents)
+
+    @property
+    def n(self) -> int:
+        """Rows (intents)."""
+        return len(self.intents)
+
+    # ------------------------------------------------------------------ column access
+    def piece(self, name: str) -> np.ndarray:
+        """Return the object array of piece ``name`` (None where missing)."""
+        if name not in OTHER_PIECES:
+            raise KeyError(f"{name!r} is not a non-market ContextPack piece: {OTHER_PIECES}")
+        return self.pieces[name]
+
+    def present(self, name: str) -> np.ndarray:
+        """Return a bool array: piece ``name`` is present on the row."""
+        if name == "market":
+            return self.market["has_market"].to_numpy(dtype=bool)
+        return np.array([p is not None for p in self.piece(name)], dtype=bool)
+
+    def piece_values(self, name: str, get: Callable[[Any], Any], *, dtype: Any = np.float64,
+                     default: Any = math.nan) -> np.ndarray:
+        """Return ``get(piece)`` per row, ``default`` where the piece is missing; ``get`` runs
+        once per distinct piece object (rows at the same snapshot share one)."""
+        objects = self.piece(name)
+        codes, first = self.piece_codes(name)
+        values = [default if objects[i] is None else get(objects[i]) for i in first]
+        if np.dtype(dtype) == object:
+            return _objects(values)[codes]
+        return np.asarray(values, dtype=dtype).reshape(len(first))[codes]
+
+    def piece_codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (per row, the number of its distinct piece object; the first row of each
+        distinct object): rows sharing a snapshot share a number. Cached."""
+        cached = self._codes.get(name)
+        if cached is None:
+            objects = self.piece(name)
+            codes, uniques = pd.factorize(np.fromiter(map(id, objects), dtype=np.int64,
+                                                      count=len(objects)))
+            first = np.zeros(len(uniques), dtype=np.int64)
+            first[codes[::-1]] = np.arange(len(objects))[::-1]
+            cached = self._codes[name] = (codes, first)
+        return cached
+
+    def missing_reasons(self, names: frozenset[str] | set[str]) -> list[dict[str, str]]:
+        """Return per row {piece: reason} for those of ``names`` absent on it (sorted)."""
+        absent = {n: ~self.present(n) for n in sorted(names)}
+        out: list[dict[str, str]] = [{} for _ in range(self.n)]
+        for name, mask in absent.items():
+            reasons = self.missing[name]
+            for i in np.flatnonzero(mask):
+                out[i][name] = reasons[i] if reasons[i] is not None else "not provided"
+        return out
+
+    # ------------------------------------------------------------------ rows
+    def take(self, rows: np.ndarray | Sequence[int]) -> BatchContext:
+        """Return the context of ``rows`` (renumbered 0..len(rows)-1)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return BatchContext(
+            intents=self.intents.iloc[rows].reset_index(drop=True),
+            instrument=self.instrument.iloc[rows].reset_index(drop=True),
+            market=self.market.iloc[rows].reset_index(drop=True),
+            latest=self.latest.iloc[rows].reset_index(drop=True),
+            bars=self.bars.take(rows), features=self.features.take(rows),
+            missing_sessions=self.missing_sessions[rows],
+            splits_applied=self.splits_applied[rows],
+            pieces={k: v[rows] for k, v in self.pieces.items()},
+            missing={k: v[rows] for k, v in self.missing.items()})
+
+    def intent(self, i: int) -> TradeIntent:
+        """Return row i's TradeIntent."""
+        row = self.intents.iloc[i]
+        template = row.get("exit_template")
+        horizon = _optional(row["holding_horizon"])
+        return TradeIntent(
+            intent_id=str(row["intent_id"]), user_id=str(row["user_id"]),
+            symbol=str(row["symbol"]), side=Side(row["side"]),
+            timeframe=Timeframe.parse(row["timeframe"]),
+            proposed_entry=float(row["proposed_entry"]),
+            proposed_stop=_optional(row["proposed_stop"]),
+            proposed_target=_optional(row["proposed_target"]),
+            proposed_size=float(row["proposed_size"]),
+            proposed_risk_amount=_optional(row["proposed_risk_amount"]),
+            as_of=pd.Timestamp(row["as_of"]).to_pydatetime(),
+            holding_horizon=None if horizon is None else int(horizon),
+            order_type=OrderType(row["order_type"]),
+            exit_template=None if template is None or pd.isna(template) else str(template))
+
+    def market_data(self, i: int) -> MarketData | None:
+        """Return row i's MarketData (None without market)."""
+        m = self.market.iloc[i]
+        if not bool(m["has_market"]):
+            return None
+        return MarketData(
+            bars=self.bars.frame(i), features=self.features.frame(i),
+            last_bar_close=pd.Timestamp(m["last_bar_close"]).to_pydatetime(),
+            sessions_since_last_bar=int(m["sessions_since_last_bar"]),
+            missing_sessions=tuple(self.missing_sessions[i]),
+            window_sessions=int(m["window_sessions"]),
+            bars_without_features=int(m["bars_without_features"]),
+            splits_applied=tuple(self.splits_applied[i]))
+
+    def pack(self, i: int) -> ContextPack:
+        """Return row i's ContextPack, rebuilt from the columns."""
+        row = self.intents.iloc[i]
+        inst = self.instrument.iloc[i].to_dict()
+        missing = {name: self.missing[name][i] for name in PIECES
+                   if self.missing[name][i] is not None}
+        return ContextPack(
+            user_id=str(row["user_id"]), symbol=str(row["symbol"]),
+            timeframe=Timeframe.parse(row["timeframe"]),
+            as_of=pd.Timestamp(row["as_of"]).to_pydatetime(),
+            instrument=Instrument.from_row(inst), market=self.market_data(i),
+            missing=missing, **{name: self.pieces[name][i] for name in OTHER_PIECES})
+
+
+# ---------------------------------------------------------------------------- building
+def intent_columns(intents: pd.DataFrame) -> pd.DataFrame:
+    """Return ``intents`` with ``exit_template`` (None when absent), ``proposed_risk_amount``
+    (NaN when absent) and the derived columns ``sign``, ``stop_distance``,
+    ``reward_distance`` and ``reward_risk`` (TradeIntent's properties, column-wise).
+
+    Numeric columns are float64 and NaN where the TradeIntent field or property is None
+    (``proposed_stop``, ``proposed_target``, ``proposed_risk_amount``, ``holding_horizon``).
+    """
+    frame = intents.reset_index(drop=True).copy()
+    if "exit_template" not in frame.columns:
+        frame["exit_template"] = pd.Series([None] * len(frame), dtype=object)
+    if "proposed_risk_amount" not in frame.columns:
+        frame["proposed_risk_amount"] = np.nan
+    for column in ("proposed_entry", "proposed_stop", "proposed_target", "proposed_size",
+                   "proposed_risk_amount", "holding_horizon"):
+        frame[column] = pd.to_numeric(frame[column]).astype(np.float64)
+    entry = frame["proposed_entry"].to_numpy(np.float64)
+    stop = frame["proposed_stop"].to_numpy(np.float64)
+    target = frame["proposed_target"].to_numpy(np.float64)
+    frame["sign"] = np.where(frame["side"].to_numpy() == Side.LONG.value, 1.0, -1.0)
+    stop_distance = np.abs(entry - stop)
+    reward_distance = np.abs(target - entry)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reward_risk = reward_distance / stop_distance
+    frame["stop_distance"] = stop_distance
+    frame["reward_distance"] = reward_distance
+    frame["reward_risk"] = reward_risk
+    return frame
+
+
+def from_packs(intents: Sequence[TradeIntent], packs: Sequence[ContextPack]) -> BatchContext:
+    """Return the BatchContext of ``packs`` (one per intent, same order): the reference."""
+    if len(intents) != len(packs):
+        raise ValueError(f"{len(intents)} intents but {len(packs)} packs")
+    rows = []
+    for intent in intents:
+        row = intent.as_row()
+        row["as_of"] = pd.Timestamp(intent.as_of).tz_convert("UTC")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not len(frame):
+        frame = pd.DataFrame(columns=["intent_id", "user_id", "symbol", "side", "timeframe",
+                                      "as_of", "proposed_entry", "proposed_stop",
+                                      "proposed_target", "proposed_size", "holding_horizon",
+                                      "order_type", "exit_template"])
+    instrument = pd.DataFrame([{f: getattr(p.instrument, f) for f in INSTRUMENT_FIELDS}
+                               for p in packs], columns=list(INSTRUMENT_FIELDS))
+    market_rows, latest_rows = [], []
+    bar_frames, feature_frames = [], []
+    bar_len, feature_len = [], []
+    missing_sessions, splits = [], []
+    for pack in packs:
+        m = pack.market
+        if m is None:
+            market_rows.append({"has_market": False, "last_close": math.nan,
+                                "last_bar_close": pd.NaT, "sessions_since_last_bar": 0,
+                                "window_sessions": 0, "n_missing_sessions": 0,
+                                "bars_without_features": 0, "n_bars": 0,
+                                "has_latest": False})
+            latest_rows.append({})
+            bar_len.append(0)
+            feature_len.append(0)
+            missing_sessions.append(())
+            splits.append(())
+            continue
+        market_rows.append({
+            "has_market": True, "last_close": m.last_close,
+            "last_bar_close": pd.Timestamp(m.last_bar_close).tz_convert("UTC"),
+            "sessions_since_last_bar": m.sessions_since_last_bar,
+            "window_sessions": m.window_sessions,
+            "n_missing_sessions": len(m.missing_sessions),
+            "bars_without_features": m.bars_without_features, "n_bars": len(m.bars),
+            "has_latest": bool(m.latest_features)})
+        latest_rows.append(dict(m.latest_features))
+        bar_frames.append(m.bars)
+        feature_frames.append(m.features)
+        bar_len.append(len(m.bars))
+        feature_len.append(len(m.features))
+        missing_sessions.append(tuple(m.missing_sessions))
+        splits.append(tuple(m.splits_applied))
+    market = market_frame(market_rows)
+    latest = pd.DataFrame(latest_rows, index=range(len(packs))).astype(np.float64)
+    return BatchContext(
+        intents=intent_columns(frame), instrument=instrument, market=market, latest=latest,
+        bars=_windows(bar_frames, bar_len), features=_windows(feature_frames, feature_len),
+        missing_sessions=_objects(missing_sessions), splits_applied=_objects(splits),
+        pieces={name: _objects([p.piece(name) for p in packs]) for name in OTHER_PIECES},
+        missing={name: _objects([p.missing.get(name) if (
+            p.market is None if name == "market" else p.piece(name) is None) else None
+            for p in packs]) for name in PIECES})
+
+
+def market_frame(rows: list[dict[str, Any]] | Mapping[str, Any]) -> pd.DataFrame:
+    """Return MARKET_COLUMNS typed (from row dicts or a mapping of columns)."""
+    frame = pd.DataFrame(rows, columns=list(MARKET_COLUMNS))
+    frame["last_bar_close"] = pd.to_datetime(frame["last_bar_close"], utc=True).astype(
+        "datetime64[us, UTC]")
+    return frame.astype({"has_market": bool, "last_close": np.float64,
+                         "sessions_since_last_bar": np.int64, "window_sessions": np.int64,
+                         "n_missing_sessions": np.int64, "bars_without_features": np.int64,
+                         "n_bars": np.int64, "has_latest": bool})
+
+
+def _windows(frames: list[pd.DataFrame], lengths: list[int]) -> Windows:
+    stop = np.cumsum(np.asarray(lengths, dtype=np.int64))
+    start = stop - np.asarray(lengths, dtype=np.int64)
+    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Windows(data, start, stop)
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):  # element-wise: tuples must stay objects
+        out[i] = value
+    return out
+
+
+def as_of_utc(values: pd.Series) -> np.ndarray:
+    """Return tz-aware times as UTC nanoseconds (int64)."""
+    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
+
+
+def utc(ts: datetime) -> pd.Timestamp:
+    """Return ``ts`` as a UTC Timestamp."""
+    return pd.Timestamp(ts).tz_convert("UTC")

@@ -1,0 +1,296 @@
+"""BatchResult: one module's verdicts on many intents, column-wise.
+
+A module's batch form returns, for N intents (rows 0..N-1 of a BatchContext), the same
+verdicts its scalar form returns one at a time: a score, a severity and a status per row,
+and its issues in long form (one row per issue, in the order the scalar form emits them).
+Evidence is kept as the JSON the replay tables store (``evidence_json``), built by
+``evidence_json`` exactly as ``json.dumps([fact.as_dict() ...], sort_keys=True)`` builds it
+for one issue.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from buddy.domain import EvaluationResult, ModuleStatus, Severity
+
+#: Columns of BatchResult.issues.
+ISSUE_FRAME_COLUMNS: tuple[str, ...] = ("row", "code", "severity", "evidence_json")
+#: Severity name -> rank, and back.
+SEVERITY_RANK: dict[str, int] = {s.value: s.rank for s in Severity}
+SEVERITY_BY_RANK: np.ndarray = np.array([s.value for s in Severity], dtype=object)
+#: Score points lost per issue severity, by rank (base.SEVERITY_PENALTY, column-wise).
+_PENALTY_BY_RANK = np.array([0.0, 5.0, 15.0, 30.0, 60.0])
+
+
+def issue_evidence_json(evidence: Iterable[Any]) -> str:
+    """Return the evidence JSON of one issue's facts (what the replay tables store)."""
+    return json.dumps([f.as_dict() for f in evidence], sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------- evidence
+@dataclass(frozen=True, slots=True)
+class FactColumn:
+    """One fact of an issue, for many rows: ``value`` and ``threshold`` are scalars (the same
+    on every row) or arrays (one per row); None is JSON null.
+
+    Values are written as the scalar path writes a Fact's value: a float array element as a
+    Python float (non-finite -> null), an integer array element as an int, a bool as a bool,
+    anything else through ``json.dumps(..., default=str)``. Give the array the type the
+    scalar path's value has (``int`` for counts, ``float`` for measures).
+    """
+
+    name: str
+    value: Any
+    unit: str = ""
+    threshold: Any = None
+
+
+def evidence_json(facts: Sequence[FactColumn], n: int) -> np.ndarray:
+    """Return ``n`` evidence JSON strings, each the list of ``facts`` for that row.
+
+    The text between per-row values is fixed, so each row is one ``%`` format of a template
+    holding the fixed parts (what json.dumps writes around the values) and one ``%s`` per
+    per-row value.
+    """
+    if not facts:
+        return np.full(n, "[]", dtype=object)
+    fixed: list[str] = ["["]  # fixed text before each per-row value, and after the last
+    columns: list[list[str]] = []
+    for k, fact in enumerate(facts):
+        fixed[-1] += f'{", " if k else ""}{{"name": {json.dumps(fact.name)}, "threshold": '
+        for part, text in ((fact.threshold, f', "unit": {json.dumps(fact.unit)}, "value": '),
+                           (fact.value, "}")):
+            values = _json_values(part, n)
+            if isinstance(values, str):
+                fixed[-1] += values + text
+            else:
+                columns.append(values)
+                fixed.append(text)
+    fixed[-1] += "]"
+    if not columns:
+        return np.full(n, fixed[0], dtype=object)
+    template = "%s".join(part.replace("%", "%%") for part in fixed)
+    return np.array([template % row for row in zip(*columns, strict=True)], dtype=object)
+
+
+def _json_values(value: Any, n: int) -> list[str] | str:
+    """Return the JSON of each row's value, or one string when it is the same on every row."""
+    if isinstance(value, np.ndarray | pd.Series | list | tuple):
+        array = np.asarray(value)
+        if len(array) != n:
+            raise ValueError(f"fact column has {len(array)} values for {n} rows")
+        if array.dtype.kind == "f":
+            out = list(map(float.__repr__, array.tolist()))
+            for i in np.flatnonzero(~np.isfinite(array)):
+                out[i] = "null"
+            return out
+        if array.dtype.kind in "iu":
+            return list(map(str, array.tolist()))
+        if array.dtype.kind == "b":
+            return ["true" if x else "false" for x in array.tolist()]
+        if pd.api.types.infer_dtype(array, skipna=True) != "string":
+            # mixed types: 1, 1.0 and True hash alike but are written differently
+            return [_json_scalar(x) for x in array.tolist()]
+        # labels: few distinct strings in many rows, each encoded once
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        encoded = np.array([*(_json_scalar(u) for u in uniques), "null"], dtype=object)
+        return encoded[codes].tolist()
+    return _json_scalar(value)
+
+
+def _json_scalar(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "null"
+    if hasattr(value, "item"):
+        value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return "null"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------- issues
+@dataclass(frozen=True, slots=True)
+class IssueBlock:
+    """The issues of one code on the rows where it fired (``rows``: sorted row numbers).
+
+    ``severity`` is one severity for all of them or one per fired row; ``evidence`` the JSON
+    per fired row (``evidence_json(...)`` over the fired rows).
+    """
+
+    code: str
+    rows: np.ndarray
+    severity: Severity | str | np.ndarray
+    evidence: np.ndarray
+
+
+def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
+    """Return the long issue frame of ``blocks``: by row, and within a row in block order
+    (give the blocks in the order the scalar form emits the codes)."""
+    rows, orders, ranks, evidence = [], [], [], []
+    codes = np.array([block.code for block in blocks] or [""], dtype=object)
+    for order, block in enumerate(blocks):
+        block_rows = np.asarray(block.rows, dtype=np.int64)
+        if not len(block_rows):
+            continue
+        severity = block.severity
+        if isinstance(severity, Severity | str):
+            rank = np.full(len(block_rows), Severity(severity).rank, dtype=np.int64)
+        else:
+            rank = severity_ranks(severity)
+        strings = np.asarray(block.evidence, dtype=object)
+        if len(rank) != len(block_rows) or len(strings) != len(block_rows):
+            raise ValueError(f"{block.code}: {len(block_rows)} rows, {len(rank)} "
+                             f"severities, {len(strings)} evidence strings")
+        rows.append(block_rows)
+        orders.append(np.full(len(block_rows), order, dtype=np.int64))
+        ranks.append(rank)
+        evidence.append(strings)
+    if not rows:
+        return empty_issues()
+    row, order = np.concatenate(rows), np.concatenate(orders)
+    sort = np.lexsort((order, row))
+    return object_frame({"row": row[sort], "code": codes[order[sort]],
+                         "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
+                         "evidence_json": np.concatenate(evidence)[sort]})
+
+
+def severity_ranks(values: Any) -> np.ndarray:
+    """Return the rank (0 info .. 4 critical) of each severity value (raises on others)."""
+    values = np.asarray(values, dtype=object)
+    ranks = np.full(len(values), -1, dtype=np.int64)
+    for name, rank in SEVERITY_RANK.items():
+        ranks[values == name] = rank
+    if (ranks < 0).any():
+        bad = values[ranks < 0][0]
+        if isinstance(bad, Severity):  # an enum member compares equal to its value
+            return np.array([Severity(v).rank for v in values], dtype=np.int64)
+        raise ValueError(f"{bad!r} is not a severity ({', '.join(SEVERITY_RANK)})")
+    return ranks
+
+
+def object_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return a frame of ``columns`` keeping text as Python objects (no string inference)."""
+    return pd.DataFrame({name: pd.Series(values, dtype=values.dtype if values.dtype != object
+                                         else object, copy=False)
+                         for name, values in columns.items()})
+
+
+def empty_issues() -> pd.DataFrame:
+    """Return an issue frame with no rows."""
+    return pd.DataFrame({"row": np.array([], dtype=np.int64),
+                         "code": np.array([], dtype=object),
+                         "severity": np.array([], dtype=object),
+                         "evidence_json": np.array([], dtype=object)})
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchResult:
+    """One module's result on rows 0..n-1: score (NaN: none), severity, status, issues."""
+
+    module: str
+    version: str
+    score: np.ndarray  # float64
+    severity: np.ndarray  # object: Severity values
+    status: np.ndarray  # object: ModuleStatus values
+    issues: pd.DataFrame  # ISSUE_FRAME_COLUMNS, by row then emission order
+
+    def __post_init__(self) -> None:
+        n = len(self.score)
+        if len(self.severity) != n or len(self.status) != n:
+            raise ValueError(f"{self.module}: score, severity and status lengths differ")
+        if len(self.issues) and (self.issues["row"].min() < 0 or self.issues["row"].max() >= n):
+            raise ValueError(f"{self.module}: an issue row lies outside 0..{n - 1}")
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    @property
+    def n_issues(self) -> np.ndarray:
+        """Issues per row (int64)."""
+        return np.bincount(self.issues["row"].to_numpy(np.int64), minlength=len(self))
+
+    @classmethod
+    def from_issues(cls, module: str, version: str, n: int, issues: pd.DataFrame,
+                    score: np.ndarray | None = None) -> BatchResult:
+        """Return OK results whose severity is each row's highest and whose score defaults to
+        100 minus the severity penalties, floored at 0 (``Evaluator.result``, column-wise)."""
+        rows = issues["row"].to_numpy(np.int64)
+        ranks = severity_ranks(issues["severity"].to_numpy(dtype=object))
+        highest = np.zeros(n, dtype=np.int64)
+        np.maximum.at(highest, rows, ranks)
+        if score is None:
+            penalty = np.zeros(n, dtype=np.float64)
+            # sequential per row, as the scalar sum() adds them (exact: penalties are integers)
+            np.add.at(penalty, rows, _PENALTY_BY_RANK[ranks])
+            score = np.maximum(0.0, 100.0 - penalty)
+        return cls(module=module, version=version, score=np.asarray(score, dtype=np.float64),
+                   severity=SEVERITY_BY_RANK[highest].copy(),
+                   status=np.full(n, ModuleStatus.OK.value, dtype=object), issues=issues)
+
+    @classmethod
+    def from_results(cls, module: str, version: str,
+                     results: Sequence[EvaluationResult]) -> BatchResult:
+        """Return the batch form of per-row scalar results (the fallback path)."""
+        blocks = []
+        for row, result in enumerate(results):
+            for issue in result.issues:
+                blocks.append({"row": row, "code": issue.code,
+                               "severity": issue.severity.value,
+                               "evidence_json": issue_evidence_json(issue.evidence)})
+        issues = pd.DataFrame(blocks, columns=list(ISSUE_FRAME_COLUMNS)) if blocks else (
+            empty_issues())
+        issues["row"] = issues["row"].astype(np.int64)
+        versions = {r.version for r in results}
+        return cls(module=module, version=versions.pop() if len(versions) == 1 else version,
+                   score=np.array([math.nan if r.score is None else float(r.score)
+                                   for r in results], dtype=np.float64),
+                   severity=np.array([r.severity.value for r in results], dtype=object),
+                   status=np.array([r.status.value for r in results], dtype=object),
+                   issues=issues)
+
+    def take(self, rows: np.ndarray) -> BatchResult:
+        """Return the results of ``rows`` (renumbered 0..len(rows)-1; a row may repeat)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        positions = pd.DataFrame({"row": rows, "_new": np.arange(len(rows), dtype=np.int64)})
+        issues = self.issues.reset_index(drop=True).rename_axis("_seq").reset_index()
+        issues = issues.merge(positions, on="row", how="inner")
+        issues = issues.sort_values(["_new", "_seq"], kind="stable", ignore_index=True)
+        issues["row"] = issues["_new"]
+        return BatchResult(module=self.module, version=self.version, score=self.score[rows],
+                           severity=self.severity[rows], status=self.status[rows],
+                           issues=issues.loc[:, list(ISSUE_FRAME_COLUMNS)])
+
+
+def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],
+                   n: int) -> BatchResult:
+    """Return one BatchResult of ``n`` rows from results computed on row subsets
+    (``parts``: (rows of the whole, result on those rows)); every row must be covered once."""
+    score = np.full(n, math.nan)
+    severity = np.empty(n, dtype=object)
+    status = np.empty(n, dtype=object)
+    covered = np.zeros(n, dtype=np.int64)
+    frames = []
+    for rows, part in parts:
+        rows = np.asarray(rows, dtype=np.int64)
+        score[rows], severity[rows], status[rows] = part.score, part.severity, part.status
+        covered[rows] += 1
+        if len(part.issues):
+            frame = part.issues.copy()
+            frame["row"] = rows[frame["row"].to_numpy(np.int64)]
+            frames.append(frame)
+    if (covered != 1).any():
+        raise ValueError(f"{module}: rows covered {sorted(set(covered.tolist()))} times")
+    issues = (pd.concat(frames, ignore_index=True).sort_values("row", kind="stable",
+                                                               ignore_index=True)
+              if frames else empty_issues())
+    return BatchResult(module=module, version=version, score=score, severity=severity,
+                       status=status, issues=issues)
