@@ -17,10 +17,23 @@ A target or time stop the intent leaves out may come from its exit template (``t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+import pandas as pd
+
+from buddy.batch.columns import py_round
+from buddy.batch.result import (
+    BatchResult,
+    FactColumn,
+    IssueBlock,
+    evidence_json,
+    issue_evidence_json,
+    issues_frame,
+)
 from buddy.config import ModuleConfig, param
 from buddy.context.pack import ContextPack, Instrument
 from buddy.domain import EvaluationResult, Fact, Issue, Severity, TradeIntent
@@ -30,6 +43,9 @@ from buddy.evaluators.registry import register
 from buddy.evidence import round_to_tick
 from buddy.timeframes import Timeframe
 from buddy.users.model import AccountContext, ExitTemplate
+
+if TYPE_CHECKING:
+    from buddy.batch.context import BatchContext
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,7 +176,7 @@ class ExitPlanEvaluator(Evaluator):
             *self._missing_legs(intent, ctx.instrument, acct, atr, has_target, horizon, legs),
             *self._horizon(intent),
             *self._reach(intent, ctx.instrument, atr, reward, horizon, horizon_source),
-            *self._template_unknown(intent, acct),
+            *self._template_unknown(intent.exit_template, acct),
         ]
         if template is not None:
             issues += self._partials(intent, ctx.instrument, template)
@@ -258,11 +274,13 @@ class ExitPlanEvaluator(Evaluator):
              Fact(name="bars_for_reach", value=math.ceil(round((required / k) ** 2, 9)),
                   unit="bars")])]
 
-    def _template_unknown(self, intent: TradeIntent, acct: AccountContext) -> list[Issue]:
-        name = intent.exit_template or acct.rules.default_exit_template
-        if name is None or acct.exit_template(intent.exit_template) is not None:
+    def _template_unknown(self, exit_template: str | None, acct: AccountContext
+                          ) -> list[Issue]:
+        """The intent's ``exit_template`` (or the rules' default) names no saved template."""
+        name = exit_template or acct.rules.default_exit_template
+        if name is None or acct.exit_template(exit_template) is not None:
             return []
-        named = intent.exit_template is not None
+        named = exit_template is not None
         available = ", ".join(t.name for t in acct.exit_templates) or "none saved"
         return [self.issue(
             "EXIT_TEMPLATE_UNKNOWN", Severity.MEDIUM if named else Severity.LOW,
@@ -336,6 +354,361 @@ class ExitPlanEvaluator(Evaluator):
                   if template_target and template_target > 0 else None, unit="price"),
              Fact(name="template_time_stop_bars", value=template.time_stop_bars,
                   unit="bars")])]
+
+    # -------------------------------------------------------------------------- batch form
+    def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
+        """Return ``evaluate``'s verdicts on every row of ``ctx``, column-wise.
+
+        Account-level inputs are resolved once per distinct (account, template name) pair
+        (``_BatchTemplates``), partial exits once per distinct template over its rows, and
+        every other check is array operations over all rows. Raises (ValueError, TypeError)
+        where the scalar form would raise on some row, so the orchestrator runs the module
+        row by row and that row gets its MODULE_ERROR.
+        """
+        cfg = self.config
+        n = ctx.n
+        frame = ctx.intents
+        entry = _floats(frame, "proposed_entry")
+        has_stop = ~np.isnan(_floats(frame, "proposed_stop"))
+        has_intent_target = ~np.isnan(_floats(frame, "proposed_target"))
+        stop_distance = _floats(frame, "stop_distance")
+        reward_distance = _floats(frame, "reward_distance")
+        reward_risk = _floats(frame, "reward_risk")
+        intent_horizon = _floats(frame, "holding_horizon")
+        has_intent_horizon = ~np.isnan(intent_horizon)
+        atr = (ctx.latest["atr_14"].to_numpy(np.float64) if "atr_14" in ctx.latest.columns
+               else np.full(n, math.nan))
+        with np.errstate(invalid="ignore"):
+            has_atr = np.isfinite(atr) & (atr > 0)
+        atr = np.where(has_atr, atr, math.nan)
+        tick = ctx.instrument["tick_size"].to_numpy(np.float64)
+        if not (np.isfinite(tick) & (tick > 0)).all():
+            raise ValueError("exit_plan: a tick size is not a positive number (the scalar form "
+                             "cannot round to it)")
+
+        plans = _BatchTemplates.resolve(self, ctx)
+        template = plans.row_template  # -1: none
+        has_template_target = plans.has_target_r[template]
+        template_target_r = plans.target_r[template]
+        has_template_stop = plans.has_time_stop[template]
+        template_time_stop = plans.time_stop[template]
+
+        # the intent's legs, or the template's in their place
+        has_reward_risk = ~np.isnan(reward_risk)
+        target_r = np.where(has_reward_risk, reward_risk, template_target_r)
+        from_template = ~has_intent_horizon & has_template_stop
+        horizon = np.where(from_template, template_time_stop, intent_horizon)
+        has_horizon = has_intent_horizon | from_template
+        if (has_horizon & (horizon < 0)).any():
+            raise ValueError("exit_plan: a negative time stop (the scalar form cannot take its "
+                             "square root)")
+        has_reward = ~np.isnan(reward_distance) | (
+            (has_reward_risk | has_template_target) & has_stop)
+        reward = np.where(~np.isnan(reward_distance), reward_distance, target_r * stop_distance)
+        has_target = has_intent_target | has_template_target
+        legs = (has_stop.astype(np.int64) + has_target.astype(np.int64)
+                + has_horizon.astype(np.int64))
+
+        timeframe_codes, labels = pd.factorize(frame["timeframe"].to_numpy(dtype=object))
+        timeframes = [Timeframe.parse(label) for label in labels]
+        max_bars = np.array([float(cfg.max_horizon_bars(t)) for t in timeframes],
+                            dtype=np.float64)[timeframe_codes]
+
+        blocks: list[IssueBlock] = []
+        rows = np.flatnonzero(~has_stop)
+        if len(rows):
+            blocks.append(IssueBlock("EXIT_NO_STOP", rows, np.where(
+                plans.stop_required[plans.row_pair[rows]], Severity.HIGH.value,
+                Severity.MEDIUM.value), evidence_json([
+                    FactColumn("exit_legs_present", legs[rows]),
+                    FactColumn("entry", entry[rows], "price"),
+                    FactColumn("atr_14", atr[rows], "price")], len(rows))))
+        rows = np.flatnonzero(~has_target)
+        if len(rows):
+            blocks.append(IssueBlock("EXIT_NO_TARGET", rows, Severity.MEDIUM, evidence_json([
+                FactColumn("exit_legs_present", legs[rows]),
+                FactColumn("min_reward_risk", plans.min_reward_risk[plans.row_pair[rows]],
+                           "R")], len(rows))))
+        rows = np.flatnonzero(~has_horizon)
+        if len(rows):
+            blocks.append(IssueBlock("EXIT_NO_TIME_STOP", rows, Severity.LOW, _evidence_by(
+                timeframe_codes[rows], lambda part, code, rows=rows: [
+                    FactColumn("exit_legs_present", legs[rows[part]]),
+                    FactColumn("max_horizon_bars", cfg.max_horizon_bars(timeframes[code]),
+                               "bars"),
+                    FactColumn("timeframe", timeframes[code].value)])))
+
+        with np.errstate(invalid="ignore"):
+            inside = (cfg.min_horizon_bars <= intent_horizon) & (intent_horizon <= max_bars)
+        rows = np.flatnonzero(has_intent_horizon & ~inside)
+        if len(rows):
+            def horizon_facts(part: np.ndarray, code: int, rows: np.ndarray = rows
+                              ) -> list[FactColumn]:
+                held = intent_horizon[rows[part]]
+                most = cfg.max_horizon_bars(timeframes[code])
+                return [
+                    FactColumn("holding_horizon", held.astype(np.int64), "bars",
+                               _choose(held > most, most, cfg.min_horizon_bars)),
+                    FactColumn("min_horizon_bars", cfg.min_horizon_bars, "bars"),
+                    FactColumn("max_horizon_bars", most, "bars"),
+                    FactColumn("timeframe", timeframes[code].value)]
+
+            blocks.append(IssueBlock("HORIZON_INCONSISTENT", rows, Severity.MEDIUM,
+                                     _evidence_by(timeframe_codes[rows], horizon_facts)))
+
+        k = cfg.reach_k
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            required = reward / atr
+            reach = k * np.sqrt(horizon)
+            beyond = has_reward & has_horizon & has_atr & ~(required <= reach)
+        rows = np.flatnonzero(beyond)
+        if len(rows):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if not np.isfinite((required[rows] / k) ** 2).all():
+                    raise ValueError("exit_plan: a required move too large for the scalar "
+                                     "form's bars-for-reach")
+
+            def reach_facts(part: np.ndarray, source: int, rows: np.ndarray = rows
+                            ) -> list[FactColumn]:
+                at = rows[part]
+                rounded_reach = py_round(reach[at], 4)
+                return [
+                    FactColumn("required_move_atr", py_round(required[at], 4), "ATR",
+                               rounded_reach),
+                    FactColumn("reach_atr", rounded_reach, "ATR"),
+                    FactColumn("holding_horizon", intent_horizon[at].astype(np.int64)
+                               if source < 0 else plans.templates[source].time_stop_bars,
+                               "bars"),
+                    FactColumn("horizon_source", "intent" if source < 0 else "template"),
+                    FactColumn("atr_14", atr[at], "price"),
+                    FactColumn("reach_k", k, "ATR per sqrt(bar)")]
+
+            blocks.append(IssueBlock("TARGET_BEYOND_REACH", rows, np.where(
+                required[rows] > 2 * reach[rows], Severity.HIGH.value, Severity.MEDIUM.value),
+                _evidence_by(np.where(from_template[rows], template[rows], -1), reach_facts)))
+
+        rows = np.flatnonzero(plans.unknown_severity[plans.row_pair] != "")
+        if len(rows):
+            pairs = plans.row_pair[rows]
+            blocks.append(IssueBlock("EXIT_TEMPLATE_UNKNOWN", rows,
+                                     plans.unknown_severity[pairs],
+                                     plans.unknown_evidence[pairs]))
+
+        blocks.append(_partials_block(ctx, plans))
+
+        target_off = has_reward_risk & has_template_target & (
+            np.abs(reward_risk - template_target_r) > cfg.template_target_tolerance_r + 1e-9)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            horizon_off = has_intent_horizon & has_template_stop & (template_time_stop > 0) & (
+                100.0 * np.abs(intent_horizon - template_time_stop) / template_time_stop
+                > cfg.template_horizon_tolerance_pct + 1e-9)
+        rows = np.flatnonzero((template >= 0) & (target_off | horizon_off))
+        if len(rows):
+            def fit_facts(part: np.ndarray, key: int, rows: np.ndarray = rows
+                          ) -> list[FactColumn]:
+                at = rows[part]
+                tpl = plans.templates[key // 2]
+                return [
+                    FactColumn("template_name", tpl.name),
+                    FactColumn("target_r", py_round(reward_risk[at], 4), "R", tpl.target_r),
+                    FactColumn("template_target_r", tpl.target_r, "R"),
+                    FactColumn("holding_horizon", intent_horizon[at].astype(np.int64)
+                               if key % 2 else None, "bars", tpl.time_stop_bars),
+                    FactColumn("template_time_stop_bars", tpl.time_stop_bars, "bars"),
+                    FactColumn("target_r_tolerance", cfg.template_target_tolerance_r, "R"),
+                    FactColumn("horizon_tolerance_pct", cfg.template_horizon_tolerance_pct,
+                               "%")]
+
+            blocks.append(IssueBlock("EXIT_TEMPLATE_MISMATCH", rows, Severity.LOW, _evidence_by(
+                2 * template[rows] + has_intent_horizon[rows], fit_facts)))
+        return BatchResult.from_issues(self.name, self.version, n, issues_frame(blocks))
+
+
+def _partials_block(ctx: BatchContext, plans: _BatchTemplates) -> IssueBlock:
+    """PARTIALS_INCONSISTENT column-wise: per distinct template with partial exits, a
+    (rows x partials) check of whole lots over the rows that use it."""
+    size = _floats(ctx.intents, "proposed_size")
+    lot = ctx.instrument["lot_size"].to_numpy()
+    lot_f = lot.astype(np.float64)
+    equity = ctx.instrument["asset_class"].to_numpy(dtype=object) == "equity"
+    found_rows, found_severity, found_evidence = [], [], []
+    for number, tpl in enumerate(plans.templates):
+        rows = np.flatnonzero(plans.row_template == number) if tpl.partials else []
+        if not len(rows):
+            continue
+        fractions = [p.fraction for p in tpl.partials]
+        if not all(math.isfinite(f) for f in fractions) or not (
+            np.isfinite(lot_f[rows]) & (lot_f[rows] != 0)
+        ).all():
+            raise ValueError(f"exit_plan: template {tpl.name!r} has a fraction, or a row a lot "
+                             "size, the scalar form cannot split by")
+        units = size[rows, None] * np.array(fractions, dtype=np.float64)[None, :]
+        lots = units / lot_f[rows, None]
+        whole = (lots >= 1 - 1e-9) & (np.abs(lots - np.round(lots)) < 1e-6)
+        n_bad = ((np.array(fractions, dtype=np.float64) <= 0)[None, :] | ~whole).sum(
+            axis=1).astype(np.int64)
+        fraction_sum = sum(fractions)
+        over = fraction_sum > 1 + 1e-9
+        fired = np.flatnonzero((n_bad > 0) | over)
+        if not len(fired):
+            continue
+        smallest = units[fired].min(axis=1)
+        picked = rows[fired]
+
+        def facts(part: np.ndarray, is_equity: bool, tpl: ExitTemplate = tpl,
+                  fired: np.ndarray = fired, picked: np.ndarray = picked,
+                  n_bad: np.ndarray = n_bad, smallest: np.ndarray = smallest,
+                  fraction_sum: float = fraction_sum) -> list[FactColumn]:
+            unit = "shares" if is_equity else "units"
+            return [FactColumn("n_inconsistent", n_bad[fired[part]]),
+                    FactColumn("n_partials", len(tpl.partials)),
+                    FactColumn("fraction_sum_pct", _round(100.0 * fraction_sum), "%", 100.0),
+                    FactColumn("smallest_partial", py_round(smallest[part], 4), unit),
+                    FactColumn("size", size[picked[part]], unit),
+                    FactColumn("lot_size", lot[picked[part]], unit),
+                    FactColumn("template_name", tpl.name)]
+
+        found_rows.append(picked)
+        found_severity.append(np.full(len(fired), (Severity.MEDIUM if over
+                                                   else Severity.LOW).value, dtype=object))
+        found_evidence.append(_evidence_by(equity[picked], facts))
+    if not found_rows:
+        return IssueBlock("PARTIALS_INCONSISTENT", np.array([], dtype=np.int64),
+                          Severity.LOW, np.array([], dtype=object))
+    rows = np.concatenate(found_rows)
+    order = np.argsort(rows, kind="stable")
+    return IssueBlock("PARTIALS_INCONSISTENT", rows[order],
+                      np.concatenate(found_severity)[order],
+                      np.concatenate(found_evidence)[order])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _BatchTemplates:
+    """What each row's account says, resolved once per distinct (account, template name).
+
+    Per pair (``row_pair``): ``stop_required``, ``min_reward_risk`` (typed as the rules hold
+    it), the EXIT_TEMPLATE_UNKNOWN severity ("" where it does not fire) and evidence. Per
+    template (``row_template``; -1, the last entry, stands for "none"): whether it has a
+    target and a time stop, and their values as floats.
+    """
+
+    row_pair: np.ndarray
+    row_template: np.ndarray
+    stop_required: np.ndarray
+    min_reward_risk: np.ndarray
+    unknown_severity: np.ndarray
+    unknown_evidence: np.ndarray
+    templates: list[ExitTemplate]
+    has_target_r: np.ndarray
+    target_r: np.ndarray
+    has_time_stop: np.ndarray
+    time_stop: np.ndarray
+
+    @classmethod
+    def resolve(cls, evaluator: ExitPlanEvaluator, ctx: BatchContext) -> _BatchTemplates:
+        """Resolve every row's account and exit template.
+
+        Accounts are told apart by value (equal accounts resolve alike), so rows whose
+        provider built one account object each still resolve once per distinct account.
+        """
+        accounts: list[AccountContext] = []
+        numbers: dict[Any, int] = {}
+
+        def number(account: Any) -> int:
+            if not isinstance(account, AccountContext):
+                raise TypeError(f"exit_plan: the account piece is a {type(account).__name__}")
+            try:
+                key: Any = (account,)
+                hash(key)
+            except TypeError:  # an unhashable field: tell it apart by identity
+                key = id(account)
+            if key not in numbers:
+                numbers[key] = len(accounts)
+                accounts.append(account)
+            return numbers[key]
+
+        account_no = ctx.piece_values("account", number, dtype=np.int64, default=-1)
+        if (account_no < 0).any():
+            raise ValueError("exit_plan: a row has no account piece")
+        name_codes, names = pd.factorize(ctx.intents["exit_template"].to_numpy(dtype=object))
+        width = len(names) + 1
+        row_pair, pairs = pd.factorize(account_no * width + name_codes + 1)
+        templates: list[ExitTemplate] = []
+        template_no: dict[int, int] = {}
+        pair_template, stop_required, min_rr, severity, evidence = [], [], [], [], []
+        for key in pairs.tolist():
+            account = accounts[key // width]
+            name = None if key % width == 0 else names[key % width - 1]
+            tpl = account.exit_template(name)
+            if tpl is not None and id(tpl) not in template_no:
+                template_no[id(tpl)] = len(templates)
+                templates.append(tpl)
+            pair_template.append(-1 if tpl is None else template_no[id(tpl)])
+            stop_required.append(bool(account.rules.stop_required))
+            min_rr.append(account.rules.min_reward_risk)
+            issues = evaluator._template_unknown(name, account)
+            severity.append(issues[0].severity.value if issues else "")
+            evidence.append(issue_evidence_json(issues[0].evidence) if issues else "")
+        for tpl in templates:
+            if any(v is not None and not math.isfinite(v)
+                   for v in (tpl.target_r, tpl.time_stop_bars)):
+                raise ValueError(f"exit_plan: template {tpl.name!r} holds a non-finite number")
+        target_r = [t.target_r for t in templates]
+        time_stop = [t.time_stop_bars for t in templates]
+        return cls(
+            row_pair=row_pair.astype(np.int64),
+            row_template=np.asarray(pair_template, dtype=np.int64)[row_pair],
+            stop_required=np.asarray(stop_required, dtype=bool),
+            min_reward_risk=_typed(min_rr),
+            unknown_severity=np.asarray(severity, dtype=object),
+            unknown_evidence=np.asarray(evidence, dtype=object),
+            templates=templates,
+            has_target_r=np.array([v is not None for v in target_r] + [False], dtype=bool),
+            target_r=np.array([math.nan if v is None else float(v) for v in target_r]
+                              + [math.nan], dtype=np.float64),
+            has_time_stop=np.array([v is not None for v in time_stop] + [False], dtype=bool),
+            time_stop=np.array([math.nan if v is None else float(v) for v in time_stop]
+                               + [math.nan], dtype=np.float64))
+
+
+def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Return a numeric intent column as float64 (NaN where the field is None)."""
+    return frame[column].to_numpy(np.float64)
+
+
+def _evidence_by(keys: np.ndarray, facts: Callable[[np.ndarray, Any], list[FactColumn]]
+                 ) -> np.ndarray:
+    """Return each row's evidence JSON, built once per distinct value of ``keys`` (a few):
+    ``facts(part, key)`` gives the facts of the rows ``part`` (positions in ``keys``) sharing
+    ``key``, so what they share is a scalar, written once rather than row by row, and keeps
+    the type the scalar form's Fact gives it."""
+    out = np.empty(len(keys), dtype=object)
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    for j, key in enumerate(uniques.tolist()):
+        part = np.flatnonzero(inverse.reshape(-1) == j)
+        out[part] = evidence_json(facts(part, key), len(part))
+    return out
+
+
+def _typed(values: list[Any]) -> np.ndarray:
+    """Return ``values`` as int64 when all are ints, float64 when all are floats, else as
+    objects: evidence writes each value with the type the scalar form's Fact holds."""
+    if all(type(v) is int for v in values):
+        return np.array(values, dtype=np.int64)
+    if all(type(v) is float for v in values):
+        return np.array(values, dtype=np.float64)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _choose(where: np.ndarray, a: Any, b: Any) -> np.ndarray:
+    """Return ``a`` where ``where`` else ``b`` (two scalars), keeping ints and floats apart."""
+    if type(a) is type(b) and type(a) in (int, float):
+        return np.where(where, a, b)
+    out = np.full(len(where), b, dtype=object)
+    out[where] = a
+    return out
 
 
 def _whole_lots(units: float, lot: float) -> bool:

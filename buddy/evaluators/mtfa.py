@@ -9,13 +9,20 @@ audits the intent's side against it:
 - LOW_ALIGNMENT: the stack's alignment, signed by the side (+1 every timeframe trends the
   trade's way), is below ``min_alignment``;
 - MTFA_CONFLICT: timeframes of the stack trend in opposite directions.
+
+``evaluate_batch`` reads each distinct snapshot once and applies the side column-wise.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
+from buddy.batch.columns import evidence_once, severity_blocks, side_values
+from buddy.batch.result import BatchResult, FactColumn, IssueBlock, issues_frame
 from buddy.config import ModuleConfig, param
 from buddy.context.pack import ContextPack
 from buddy.context.pieces import MTFASnapshot
@@ -24,6 +31,9 @@ from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Evaluator, IssueTemplate
 from buddy.evaluators.registry import register
 from buddy.mtfa.compute import TREND_SIGN
+
+if TYPE_CHECKING:
+    from buddy.batch.context import BatchContext
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +106,65 @@ class MTFAEvaluator(Evaluator):
                    for t in snapshot.stack)]
         return self.result(issues, facts)
 
+    def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
+        """Return ``evaluate``'s verdicts on every row of ``ctx``, column-wise.
+
+        What a check needs of a snapshot (rounded the scalar way, strings joined) is read
+        once per distinct snapshot; the side-dependent comparisons run on the columns.
+        Rounding is odd-symmetric, so ``round(sign * score, 2) == sign * round(score, 2)``.
+        Rounded values stay Python objects, so an int stays an int in the evidence.
+        """
+        cfg = self.config
+        snapshots: list[MTFASnapshot] = []
+
+        def number(snapshot: MTFASnapshot) -> int:
+            snapshots.append(snapshot)
+            return len(snapshots) - 1
+
+        snap = ctx.piece_values("mtfa", number, dtype=np.int64, default=-1)
+        if (snap < 0).any():
+            raise ValueError("mtfa: a row has no mtfa piece")
+        per = _snapshot_columns(snapshots)
+        sign = ctx.intents["sign"].to_numpy(np.float64)
+        blocks: list[IssueBlock] = []
+
+        rows = np.flatnonzero(per["has_stack"][snap] & (per["higher_sign"][snap] * sign < 0))
+        if len(rows):
+            blocks += severity_blocks(
+                "AGAINST_HIGHER_TIMEFRAME", rows,
+                per["higher_strength"][snap[rows]] >= cfg.strong_trend_adx, Severity.HIGH,
+                Severity.MEDIUM, evidence_once(rows, (snap[rows], sign[rows]), lambda r: [
+                    FactColumn("side", side_values(sign[r])),
+                    FactColumn("higher_timeframe", per["higher_timeframe"][snap[r]]),
+                    FactColumn("higher_direction", per["higher_direction"][snap[r]]),
+                    FactColumn("higher_strength_adx", per["higher_strength_r2"][snap[r]],
+                               threshold=cfg.strong_trend_adx),
+                    FactColumn("higher_close_vs_ema50_atr", per["higher_close_r2"][snap[r]],
+                               "ATR"),
+                    FactColumn("higher_bar_ts", per["higher_bar_ts"][snap[r]])]))
+
+        side_alignment = sign * per["score_r2"].astype(np.float64)[snap]
+        rows = np.flatnonzero(~(side_alignment >= cfg.min_alignment))
+        if len(rows):
+            blocks += severity_blocks(
+                "LOW_ALIGNMENT", rows, side_alignment[rows] < cfg.against_alignment,
+                Severity.MEDIUM, Severity.LOW, evidence_once(
+                    rows, (snap[rows], sign[rows]), lambda r: [
+                        FactColumn("side_alignment", np.where(
+                            sign[r] > 0, per["score_r2"][snap[r]], -per["score_r2"][snap[r]]),
+                            threshold=cfg.min_alignment),
+                        FactColumn("min_alignment", cfg.min_alignment),
+                        FactColumn("side", side_values(sign[r])),
+                        FactColumn("stack", per["stack"][snap[r]])]))
+
+        rows = np.flatnonzero(per["n_conflicts"][snap] > 0)
+        if len(rows):
+            blocks.append(IssueBlock("MTFA_CONFLICT", rows, Severity.LOW, evidence_once(
+                rows, (snap[rows],), lambda r: [
+                    FactColumn("n_conflicts", per["n_conflicts"][snap[r]]),
+                    FactColumn("conflicts", per["conflicts"][snap[r]])])))
+        return BatchResult.from_issues(self.name, self.version, ctx.n, issues_frame(blocks))
+
     def _higher_timeframe(self, intent: TradeIntent, snapshot: MTFASnapshot) -> list[Issue]:
         if not snapshot.stack:
             return []
@@ -137,3 +206,38 @@ class MTFAEvaluator(Evaluator):
             [Fact(name="n_conflicts", value=len(snapshot.conflicts)),
              Fact(name="conflicts", value="; ".join(snapshot.conflicts))],
             "CHOOSE_DECIDING_TIMEFRAME")]
+
+
+def _snapshot_columns(snapshots: list[MTFASnapshot]) -> dict[str, np.ndarray]:
+    """Return what the checks read of each snapshot, as arrays indexed like ``snapshots``:
+    values rounded and strings built exactly as ``evaluate`` rounds and builds them (object
+    arrays of what ``evaluate`` writes; float arrays of what it compares)."""
+    rows: list[dict[str, Any]] = []
+    for snapshot in snapshots:
+        row: dict[str, Any] = {
+            "score_r2": round(snapshot.alignment_score, 2),
+            "stack": "/".join(t.timeframe for t in snapshot.stack),
+            "n_conflicts": len(snapshot.conflicts),
+            "conflicts": "; ".join(snapshot.conflicts),
+            "has_stack": bool(snapshot.stack), "higher_sign": 0, "higher_timeframe": None,
+            "higher_direction": None, "higher_strength": math.nan,
+            "higher_strength_r2": math.nan, "higher_close_r2": math.nan, "higher_bar_ts": None}
+        if snapshot.stack:
+            higher = snapshot.stack[0]
+            row.update(higher_sign=TREND_SIGN[higher.direction],
+                       higher_timeframe=higher.timeframe, higher_direction=higher.direction,
+                       higher_strength=higher.strength,
+                       higher_strength_r2=round(higher.strength, 2),
+                       higher_close_r2=round(higher.close_vs_ema50_atr, 2),
+                       higher_bar_ts=higher.bar_ts.isoformat())
+        rows.append(row)
+    columns: dict[str, np.ndarray] = {}
+    for name, dtype in (("n_conflicts", np.int64), ("has_stack", bool),
+                        ("higher_sign", np.float64), ("higher_strength", np.float64)):
+        columns[name] = np.array([r[name] for r in rows], dtype=dtype)
+    for name in ("score_r2", "higher_strength_r2", "higher_close_r2", "stack", "conflicts",
+                 "higher_timeframe", "higher_direction", "higher_bar_ts"):
+        values = np.empty(len(rows), dtype=object)
+        values[:] = [r[name] for r in rows]
+        columns[name] = values
+    return columns

@@ -15,16 +15,22 @@ spread, a market or stop entry the other half, and the exit slips ``slippage_atr
 On daily and hourly bars the estimator overstates quoted spreads of liquid instruments, so the
 check errs towards flagging; its default limit is set so that stops of about one ATR or more
 on liquid names pass.
+
+``evaluate_batch`` runs the same checks column-wise on a BatchContext (``_TradeColumns`` holds
+``_TradeRisk``'s numbers for every row); it gives the same issues and evidence row by row.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
+from buddy.batch.columns import py_round
+from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json, issues_frame
 from buddy.config import ModuleConfig, param
 from buddy.context.pack import ContextPack, Instrument, MarketData
 from buddy.domain import EvaluationResult, Fact, Issue, OrderType, Severity, TradeIntent
@@ -33,6 +39,9 @@ from buddy.evaluators.base import Evaluator, IssueTemplate
 from buddy.evaluators.registry import register
 from buddy.evidence import round_to_tick
 from buddy.users.model import AccountContext
+
+if TYPE_CHECKING:
+    from buddy.batch.context import BatchContext, Windows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -430,6 +439,159 @@ class RiskRewardEvaluator(Evaluator):
              Fact(name="atr_14", value=trade.atr, unit="price")],
             "CHECK_ENTRY_PRICE", [Fact(name="last_close", value=last_close, unit="price")])]
 
+    # -------------------------------------------------------------------------- batch form
+    def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
+        """Return ``evaluate``'s verdicts on every row of ``ctx``, column-wise.
+
+        Each check is a mask over the rows, written so that NaN (the scalar form's None)
+        decides as the scalar comparison does, with its evidence built on the rows where it
+        fired. Explain facts and mitigations are not part of a BatchResult, so the suggested
+        stops, targets and sizes are not computed here.
+        """
+        if not ctx.n:
+            return BatchResult.from_issues(self.name, self.version, 0, issues_frame([]))
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            t = _TradeColumns.of(ctx, self.config)
+            blocks = [*self._no_stop_batch(t), *self._reward_risk_batch(t),
+                      *self._budget_batch(t), *self._stated_risk_batch(t),
+                      *self._stop_noise_batch(t), *self._stop_too_wide_batch(t),
+                      *self._slippage_batch(t), *self._participation_batch(t),
+                      *self._buying_power_batch(t), *self._entry_distance_batch(t)]
+        return BatchResult.from_issues(self.name, self.version, ctx.n, issues_frame(blocks))
+
+    def _no_stop_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        return t.block("NO_STOP", ~t.has_stop & t.stop_required, Severity.CRITICAL, [
+            FactColumn("entry", t.entry, "price"),
+            FactColumn("atr_14", t.atr, "price"),
+            FactColumn("stop_required", True)])
+
+    def _reward_risk_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        fired = t.has_stop & t.has_target & ~(t.reward_risk >= t.min_reward_risk)
+        return t.block("REWARD_RISK_BELOW_MIN", fired, Severity.MEDIUM, [
+            FactColumn("rr", _Rounded(t.reward_risk, 4), "R", t.min_reward_risk_raw),
+            FactColumn("min_reward_risk", t.min_reward_risk_raw, "R"),
+            FactColumn("reward_distance", _Rounded(t.reward_distance, 8), "price"),
+            FactColumn("stop_distance", _Rounded(t.stop_distance, 8), "price")])
+
+    def _budget_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        risk = _Rounded(t.risk_amount, 2)
+        above = t.has_equity & t.has_stop & ~(t.risk_amount <= t.risk_budget * (1 + 1e-9))
+        return [
+            *t.block("ACCOUNT_CURRENCY_MISMATCH", ~t.same_currency, Severity.LOW, [
+                FactColumn("instrument_currency", _Indexed(t.currencies, t.currency)),
+                FactColumn("account_currency", t.account_currency),
+                FactColumn("risk_amount", risk, _MONEY),
+                FactColumn("notional", _Rounded(t.notional, 2), _MONEY)]),
+            *t.block("NO_EQUITY_SNAPSHOT", t.same_currency & ~t.has_equity, Severity.LOW, [
+                FactColumn("equity_snapshot", t.equity_raw, _MONEY),
+                FactColumn("max_risk_per_trade_pct", t.max_risk_pct_raw, "%"),
+                FactColumn("risk_amount", risk, _MONEY)]),
+            *t.block("RISK_ABOVE_BUDGET", above, np.where(
+                t.risk_amount / t.risk_budget > 1.5, Severity.HIGH.value,
+                Severity.MEDIUM.value), [
+                FactColumn("risk_amount", risk, _MONEY, _Rounded(t.risk_budget, 2)),
+                FactColumn("risk_pct_equity", _Rounded(t.risk_pct_equity, 4), "%",
+                           t.max_risk_pct_raw),
+                FactColumn("risk_budget", _Rounded(t.risk_budget, 2), _MONEY),
+                FactColumn("max_risk_per_trade_pct", t.max_risk_pct_raw, "%"),
+                FactColumn("equity", _Rounded(t.equity, 2), _MONEY),
+                FactColumn("size", t.size, _SIZE)]),
+        ]
+
+    def _stated_risk_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        tolerance = self.config.risk_amount_tolerance_pct
+        mismatch = 100.0 * (t.risk_amount - t.stated_risk) / t.stated_risk
+        fired = t.has_stop & t.has_stated_risk & ~(np.abs(mismatch) <= tolerance)
+        return t.block("RISK_AMOUNT_MISMATCH", fired, np.where(
+            mismatch > 0, Severity.MEDIUM.value, Severity.LOW.value), [
+            FactColumn("risk_amount", _Rounded(t.risk_amount, 2), _MONEY),
+            FactColumn("proposed_risk_amount", _Rounded(t.stated_risk, 2), _MONEY),
+            FactColumn("risk_mismatch_pct", _Rounded(mismatch, 4), "%", tolerance)])
+
+    def _stop_noise_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        cfg = self.config
+        stop_distance_range = t.stop_distance / t.median_range  # NaN without a median range
+        inside_atr = t.has_stop & t.has_atr & (t.stop_distance_atr < cfg.min_stop_atr)
+        inside_range = (t.has_stop & ~np.isnan(t.median_range)
+                        & (stop_distance_range < cfg.min_stop_range))
+        evidence = [
+            FactColumn("stop_distance_atr", _Rounded(t.stop_distance_atr, 4), "ATR",
+                       cfg.min_stop_atr),
+            FactColumn("min_stop_atr", cfg.min_stop_atr, "ATR"),
+            FactColumn("stop_distance_range", _Rounded(stop_distance_range, 4), "ratio",
+                       cfg.min_stop_range),
+            FactColumn("min_stop_range", cfg.min_stop_range, "ratio"),
+            FactColumn("stop_distance", _Rounded(t.stop_distance, 8), "price"),
+            FactColumn("atr_14", t.atr, "price"),
+            FactColumn("median_range", t.median_range, "price"),
+            FactColumn("lookback_bars", cfg.lookback_bars, "bars"),
+        ]
+        return [
+            *t.block("STOP_INSIDE_NOISE", inside_atr, np.where(
+                t.stop_distance_atr < 0.5 * cfg.min_stop_atr, Severity.HIGH.value,
+                Severity.MEDIUM.value), evidence),
+            *t.block("STOP_INSIDE_RECENT_RANGE", inside_range & ~inside_atr, Severity.MEDIUM,
+                     evidence),
+        ]
+
+    def _stop_too_wide_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        cfg = self.config
+        min_size = cfg.min_position_lots * t.lot_size
+        beyond_atr = t.has_stop & t.has_atr & (t.stop_distance_atr > cfg.max_stop_atr)
+        too_small = (t.has_equity & t.has_stop & (min_size > 0)
+                     & (t.budget_size < min_size - 1e-9))
+        return t.block("STOP_TOO_WIDE", beyond_atr | too_small, Severity.MEDIUM, [
+            FactColumn("stop_distance_atr", _Rounded(t.stop_distance_atr, 4), "ATR",
+                       cfg.max_stop_atr),
+            FactColumn("max_stop_atr", cfg.max_stop_atr, "ATR"),
+            FactColumn("stop_distance", _Rounded(t.stop_distance, 8), "price"),
+            FactColumn("budget_size", t.budget_size, _SIZE),
+            FactColumn("min_position_size", min_size, _SIZE)])
+
+    def _slippage_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        limit = self.config.max_slippage_share_pct
+        share = 100.0 * t.expected_slippage / t.stop_distance
+        fired = (t.has_spread & t.has_stop & (t.stop_distance != 0)) & ~(share <= limit)
+        return t.block("SLIPPAGE_RISK", fired, np.where(
+            share > 2 * limit, Severity.MEDIUM.value, Severity.LOW.value), [
+            FactColumn("slippage_share_pct", _Rounded(share, 4), "%", limit),
+            FactColumn("max_slippage_share_pct", limit, "%"),
+            FactColumn("expected_slippage", _Rounded(t.expected_slippage, 8), "price"),
+            FactColumn("spread_pct", _Rounded(100.0 * t.spread_frac, 4), "%"),
+            FactColumn("stop_distance", _Rounded(t.stop_distance, 8), "price")])
+
+    def _participation_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        limit = self.config.max_participation_pct
+        pct = 100.0 * t.size / t.average_volume
+        fired = (t.volume_bars > 0) & (t.average_volume != 0) & ~(pct <= limit)
+        return t.block("HIGH_PARTICIPATION", fired, np.where(
+            pct > 5 * limit, Severity.HIGH.value, Severity.MEDIUM.value), [
+            FactColumn("participation_pct", _Rounded(pct, 4), "%", limit),
+            FactColumn("max_participation_pct", limit, "%"),
+            FactColumn("average_volume", _Rounded(t.average_volume, 2), _SIZE),
+            FactColumn("size", t.size, _SIZE),
+            FactColumn("lookback_bars", t.volume_bars, "bars")])
+
+    def _buying_power_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        fired = (t.has_buying_power & t.same_currency
+                 & ~(t.notional <= t.buying_power * (1 + 1e-9)))
+        return t.block("NOTIONAL_ABOVE_BUYING_POWER", fired, Severity.HIGH, [
+            FactColumn("notional", _Rounded(t.notional, 2), _MONEY,
+                       _Rounded(t.buying_power, 2)),
+            FactColumn("buying_power", _Rounded(t.buying_power, 2), _MONEY),
+            FactColumn("size", t.size, _SIZE)])
+
+    def _entry_distance_batch(self, t: _TradeColumns) -> list[IssueBlock]:
+        limit = self.config.max_entry_distance_atr
+        distance_atr = np.abs(t.entry - t.last_close) / t.atr
+        return t.block("ENTRY_FAR_FROM_MARKET", t.has_atr & ~(distance_atr <= limit),
+                       Severity.HIGH, [
+            FactColumn("entry_distance_atr", _Rounded(distance_atr, 4), "ATR", limit),
+            FactColumn("max_entry_distance_atr", limit, "ATR"),
+            FactColumn("entry", t.entry, "price"),
+            FactColumn("last_close", t.last_close, "price"),
+            FactColumn("atr_14", t.atr, "price")])
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _TradeRisk:
@@ -599,3 +761,346 @@ def _round(value: float | None, digits: int) -> float | None:
 def _pct(fraction: float | None) -> float | None:
     return None if fraction is None else 100.0 * fraction
 
+
+# ---------------------------------------------------------------------------- batch form
+#: Placeholder units of a FactColumn, replaced per row by the row's money or size unit.
+_MONEY = "<money>"
+_SIZE = "<size>"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rounded:
+    """A fact column written as ``_round(value, digits)``: rounded on the rows an issue fired
+    on only, when its evidence is built."""
+
+    values: np.ndarray
+    digits: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    """A fact column whose row i is ``values[index[i]]``: a value of the row's account or
+    currency, as given (an int stays an int), looked up on the rows an issue fired on only."""
+
+    values: np.ndarray  # object: one per distinct account or currency
+    index: np.ndarray  # int64 per row
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TradeColumns:
+    """``_TradeRisk``'s numbers for every row of a BatchContext: NaN where the scalar form has
+    None, and ``has_*`` masks where a None decides a check by itself.
+
+    The money unit is the instrument's currency on every row: ``_TradeRisk.money`` is the
+    account's currency only when the two are the same.
+    """
+
+    entry: np.ndarray
+    size: np.ndarray
+    lot_size: np.ndarray
+    currency: np.ndarray  # int64: the instrument currency's index in ``currencies``
+    currencies: np.ndarray  # object: the distinct instrument currencies
+    in_shares: np.ndarray  # sizes in shares (equity), else units
+    account_currency: _Indexed
+    same_currency: np.ndarray
+    stop_required: np.ndarray
+    min_reward_risk: np.ndarray
+    min_reward_risk_raw: _Indexed
+    max_risk_pct_raw: _Indexed
+    equity_raw: _Indexed  # the snapshot as given (None, 0, ...)
+    has_equity: np.ndarray  # an equity to size against: same currency and snapshot > 0
+    equity: np.ndarray
+    risk_budget: np.ndarray
+    has_buying_power: np.ndarray
+    buying_power: np.ndarray
+    has_stop: np.ndarray
+    stop_distance: np.ndarray
+    has_target: np.ndarray
+    reward_distance: np.ndarray
+    reward_risk: np.ndarray
+    has_stated_risk: np.ndarray
+    stated_risk: np.ndarray
+    last_close: np.ndarray
+    has_atr: np.ndarray
+    atr: np.ndarray
+    median_range: np.ndarray
+    has_spread: np.ndarray
+    spread_frac: np.ndarray
+    expected_slippage: np.ndarray
+    average_volume: np.ndarray
+    volume_bars: np.ndarray  # int64
+    risk_amount: np.ndarray
+    risk_pct_equity: np.ndarray
+    budget_size: np.ndarray
+    stop_distance_atr: np.ndarray
+    notional: np.ndarray
+
+    @classmethod
+    def of(cls, ctx: BatchContext, cfg: RiskRewardConfig) -> _TradeColumns:
+        """Return the columns of ``ctx``'s rows (``_TradeRisk.of`` and its properties,
+        column-wise, in the same order of operations)."""
+        intents, inst = ctx.intents, ctx.instrument
+        entry = intents["proposed_entry"].to_numpy(np.float64)
+        size = intents["proposed_size"].to_numpy(np.float64)
+        stop_distance = intents["stop_distance"].to_numpy(np.float64)
+        stated = intents["proposed_risk_amount"].to_numpy(np.float64)
+        lot = inst["lot_size"].to_numpy(np.float64)
+        multiplier = inst["contract_multiplier"].to_numpy(np.float64)
+        currency, currencies = pd.factorize(inst["currency"], use_na_sentinel=False)
+        currencies = np.asarray(currencies, dtype=object)
+        account = _AccountColumns.of(ctx, currencies)
+        same_currency = currency == account.row(account.currency)
+        equity = account.row(account.equity)
+        has_equity = same_currency & (equity > 0)
+        equity = np.where(has_equity, equity, np.nan)
+        risk_budget = equity * account.row(account.max_risk_pct) / 100.0
+        atr = (ctx.latest["atr_14"].to_numpy(np.float64) if "atr_14" in ctx.latest.columns
+               else np.full(ctx.n, np.nan))
+        has_atr = np.isfinite(atr) & (atr > 0)
+        atr = np.where(has_atr, atr, np.nan)
+        median_range, spread, has_spread, average_volume, volume_bars = _window_stats(
+            ctx.bars, cfg.lookback_bars)
+        # The stop exit crosses half the spread; a market or stop entry the other half.
+        crossings = np.where(intents["order_type"].isin(
+            [OrderType.MARKET.value, OrderType.STOP.value]).to_numpy(bool), 1.0, 0.5)
+        slippage = np.where(has_spread, crossings * spread * entry
+                            + cfg.slippage_atr * np.where(has_atr, atr, 0.0), np.nan)
+        risk_amount = stop_distance * multiplier * size
+        return cls(
+            entry=entry, size=size, lot_size=lot, currency=currency, currencies=currencies,
+            in_shares=(inst["asset_class"] == "equity").to_numpy(bool),
+            account_currency=_Indexed(account.base_currency, account.index),
+            same_currency=same_currency,
+            stop_required=account.row(account.stop_required),
+            min_reward_risk=account.row(account.min_reward_risk),
+            min_reward_risk_raw=_Indexed(account.min_reward_risk_raw, account.index),
+            max_risk_pct_raw=_Indexed(account.max_risk_pct_raw, account.index),
+            equity_raw=_Indexed(account.equity_raw, account.index),
+            has_equity=has_equity, equity=equity, risk_budget=risk_budget,
+            has_buying_power=account.row(account.has_buying_power),
+            buying_power=account.row(account.buying_power),
+            has_stop=~np.isnan(intents["proposed_stop"].to_numpy(np.float64)),
+            stop_distance=stop_distance,
+            has_target=~np.isnan(intents["proposed_target"].to_numpy(np.float64)),
+            reward_distance=intents["reward_distance"].to_numpy(np.float64),
+            reward_risk=intents["reward_risk"].to_numpy(np.float64),
+            has_stated_risk=~np.isnan(stated), stated_risk=stated,
+            last_close=ctx.market["last_close"].to_numpy(np.float64),
+            has_atr=has_atr, atr=atr, median_range=median_range, has_spread=has_spread,
+            spread_frac=spread, expected_slippage=slippage, average_volume=average_volume,
+            volume_bars=volume_bars, risk_amount=risk_amount,
+            risk_pct_equity=100.0 * risk_amount / equity,
+            budget_size=_lots(risk_budget / (stop_distance * multiplier), lot),
+            stop_distance_atr=stop_distance / atr,
+            notional=entry * size * multiplier)
+
+    def block(self, code: str, fired: np.ndarray, severity: Severity | np.ndarray,
+              facts: list[FactColumn]) -> list[IssueBlock]:
+        """Return the IssueBlock of ``code`` on the ``fired`` rows (none when none fired);
+        ``severity`` and the facts' columns are per row of the whole batch."""
+        rows = np.flatnonzero(fired)
+        if not rows.size:
+            return []
+        if isinstance(severity, np.ndarray):
+            severity = severity[rows]
+        return [IssueBlock(code, rows, severity, self.evidence(facts, rows))]
+
+    def evidence(self, facts: list[FactColumn], rows: np.ndarray) -> np.ndarray:
+        """Return the evidence JSON of ``facts`` on ``rows``: per group of rows sharing a money
+        and a size unit, with the ``_MONEY`` and ``_SIZE`` placeholders filled in."""
+        groups = self.currency[rows] * 2 + self.in_shares[rows]
+        out = np.empty(len(rows), dtype=object)
+        for group in np.unique(groups):
+            at = np.flatnonzero(groups == group)
+            picked = rows[at]
+            units = {_MONEY: self.currencies[group // 2],
+                     _SIZE: "shares" if group % 2 else "units"}
+            out[at] = evidence_json([
+                FactColumn(f.name, _pick(f.value, picked), units.get(f.unit, f.unit),
+                           _pick(f.threshold, picked)) for f in facts], len(picked))
+        return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AccountColumns:
+    """The account fields the checks read, one entry per distinct account piece (read once
+    each), and ``index``: each row's account."""
+
+    index: np.ndarray  # int64 per row
+    base_currency: np.ndarray  # object
+    currency: np.ndarray  # int64: the base currency's index in the instrument currencies
+    equity_raw: np.ndarray  # object
+    equity: np.ndarray  # NaN: None
+    has_buying_power: np.ndarray
+    buying_power: np.ndarray  # NaN: None
+    max_risk_pct_raw: np.ndarray  # object
+    max_risk_pct: np.ndarray
+    min_reward_risk_raw: np.ndarray  # object
+    min_reward_risk: np.ndarray
+    stop_required: np.ndarray
+
+    @classmethod
+    def of(cls, ctx: BatchContext, currencies: np.ndarray) -> _AccountColumns:
+        """Return the accounts of ``ctx``; ``currencies``: the instrument currencies."""
+        accounts: list[AccountContext] = []
+
+        def number(acct: AccountContext) -> int:
+            accounts.append(acct)
+            return len(accounts) - 1
+
+        index = ctx.piece_values("account", number, dtype=np.int64, default=-1)
+        if (index < 0).any():
+            raise ValueError("risk_reward needs the account piece on every row")
+        position = {c: i for i, c in enumerate(currencies)}
+        users = [a.account for a in accounts]
+        rules = [a.rules for a in accounts]
+        return cls(
+            index=index, base_currency=_objects([u.base_currency for u in users]),
+            # -2: a base currency no instrument has (-1 would be no row's code either)
+            currency=np.array([position.get(u.base_currency, -2) for u in users],
+                              dtype=np.int64),
+            equity_raw=_objects([u.equity_snapshot for u in users]),
+            equity=_floats([u.equity_snapshot for u in users]),
+            has_buying_power=np.array([u.buying_power_snapshot is not None for u in users],
+                                      dtype=bool),
+            buying_power=_floats([u.buying_power_snapshot for u in users]),
+            max_risk_pct_raw=_objects([r.max_risk_per_trade_pct for r in rules]),
+            max_risk_pct=_floats([r.max_risk_per_trade_pct for r in rules]),
+            min_reward_risk_raw=_objects([r.min_reward_risk for r in rules]),
+            min_reward_risk=_floats([r.min_reward_risk for r in rules]),
+            stop_required=np.array([bool(r.stop_required) for r in rules], dtype=bool))
+
+    def row(self, values: np.ndarray) -> np.ndarray:
+        """Return a per-account array per row."""
+        return values[self.index]
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _window_stats(bars: Windows, k: int) -> tuple[np.ndarray, ...]:
+    """Return per row, over its last ``k`` bars: the positive median high-low range (NaN:
+    None), the Corwin-Schultz spread and whether there is one, the average positive volume
+    (NaN: None) and the number of bars behind it (int64), as ``_TradeRisk.of`` computes them.
+
+    Rows whose last ``k`` bars are the same rows of the window data share the numbers: they
+    are computed once per distinct (first, last) bar.
+    """
+    first = np.maximum(bars.start, bars.stop - k)
+    span = len(bars.data) + 1
+    if span < 3_000_000_000:  # the key below stays inside int64
+        codes, keys = pd.factorize(first * span + bars.stop)
+        distinct = np.zeros(len(keys), dtype=np.int64)
+        distinct[codes[::-1]] = np.arange(len(codes))[::-1]
+        windows = bars.take(distinct)
+    else:
+        codes, windows = np.arange(len(first)), bars
+    high, low = windows.tail("high", k), windows.tail("low", k)
+    close, volume = windows.tail("close", k), windows.tail("volume", k)
+    ranges = high - low
+    ranges[~np.isfinite(ranges)] = np.nan
+    median = _row_medians(ranges)
+    median[~(median > 0) | ~np.isfinite(median)] = np.nan
+    spread, has_spread = _corwin_schultz_rows(high, low, close)
+    average_volume, volume_bars = _row_means(volume, np.isfinite(volume) & (volume > 0))
+    return (median[codes], spread[codes], has_spread[codes], average_volume[codes],
+            volume_bars[codes])
+
+
+def _row_medians(values: np.ndarray) -> np.ndarray:
+    """Return each row's median of its non-NaN values (NaN when none): the two middle values
+    of the sorted row averaged as ``np.median`` averages them, so the result is the same."""
+    ordered = np.sort(values, axis=1)  # NaN last
+    count = (~np.isnan(values)).sum(axis=1)
+    rows = np.arange(len(values))
+    median = (ordered[rows, np.maximum(count - 1, 0) // 2]
+              + ordered[rows, np.minimum(count // 2, values.shape[1] - 1)]) / 2.0
+    median[count == 0] = np.nan
+    return median
+
+
+def _row_means(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each row's mean of its ``valid`` values (NaN when none) and their count.
+
+    A row's valid values are packed to the front in order and averaged by ``mean`` over a
+    slice of exactly that length, so the sum runs as ``np.mean`` of the filtered 1-d array
+    runs it; the loop is over the distinct counts, not the rows.
+    """
+    count = valid.sum(axis=1).astype(np.int64)
+    means = np.full(len(values), np.nan)
+    full = count == values.shape[1]
+    if full.any():
+        means[full] = values[full].mean(axis=1)
+    partial = np.flatnonzero((count > 0) & ~full)
+    if partial.size:
+        order = np.argsort(~valid[partial], axis=1, kind="stable")
+        packed = np.take_along_axis(values[partial], order, axis=1)
+        counts = count[partial]
+        for c in np.unique(counts):
+            at = counts == c
+            means[partial[at]] = packed[at, :c].mean(axis=1)
+    return means, count
+
+
+def _corwin_schultz_rows(high: np.ndarray, low: np.ndarray, close: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``corwin_schultz_spread`` of every row of (N, k) bars (NaN where it is None)
+    and whether it is defined (two usable bars or more)."""
+    usable = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & (low > 0)
+    count = usable.sum(axis=1)
+    ragged = np.flatnonzero(~usable.all(axis=1))
+    if ragged.size:  # pack each row's usable bars to the front, in order
+        order = np.argsort(~usable[ragged], axis=1, kind="stable")
+        high, low, close = high.copy(), low.copy(), close.copy()
+        for values in (high, low, close):
+            values[ragged] = np.take_along_axis(values[ragged], order, axis=1)
+    h1, l1 = high[:, :-1], low[:, :-1]
+    h2, l2 = high[:, 1:], low[:, 1:]
+    prior_close = close[:, :-1]
+    gap_up = np.where(l2 > prior_close, l2 - prior_close, 0.0)
+    gap_down = np.where(h2 < prior_close, prior_close - h2, 0.0)
+    h2, l2 = h2 - gap_up + gap_down, l2 - gap_up + gap_down
+    # the same element-wise operations as corwin_schultz_spread (the first bar's log range
+    # and e^alpha are each computed once: the same values)
+    beta = (np.log(high / low) ** 2)[:, :-1] + np.log(h2 / l2) ** 2
+    gamma = np.log(np.maximum(h1, h2) / np.minimum(l1, l2)) ** 2
+    k = 3.0 - 2.0 * math.sqrt(2.0)
+    alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / k - np.sqrt(gamma / k)
+    e_alpha = np.exp(alpha)
+    spread = np.maximum(2.0 * (e_alpha - 1.0) / (1.0 + e_alpha), 0.0)
+    pairs = np.arange(spread.shape[1])[None, :] < (count - 1)[:, None]
+    mean, _ = _row_means(spread, pairs)
+    return mean, count >= 2
+
+
+def _lots(units: np.ndarray, lot: np.ndarray) -> np.ndarray:
+    """Return ``_TradeRisk.lots`` of every row (NaN stays NaN).
+
+    ``floor(round(q, 9))`` is ``floor(q)`` unless ``q`` lies within 5e-10 of the next whole
+    number (the rounding reaches it); those rare rows take the scalar formula itself.
+    """
+    steps = units / lot
+    whole = np.floor(steps)
+    near = np.isfinite(steps) & (whole + 1.0 - steps <= 1e-9 + 4 * np.spacing(np.abs(steps)))
+    for i in np.flatnonzero(near):
+        whole[i] = math.floor(round(float(steps[i]), 9))
+    return np.maximum(0.0, whole * lot)
+
+
+def _pick(value: Any, rows: np.ndarray) -> Any:
+    """Return a fact column's value on ``rows``: an array picked, a ``_Rounded`` picked then
+    rounded, an ``_Indexed`` looked up, a scalar as is."""
+    if isinstance(value, _Rounded):
+        return py_round(value.values[rows], value.digits)
+    if isinstance(value, _Indexed):
+        return value.values[value.index[rows]]
+    if isinstance(value, np.ndarray):
+        return value[rows]
+    return value

@@ -1,0 +1,220 @@
+"""EntryQuality's batch form equals its scalar form: on the real and contract cases with the
+default and two non-default configs, and on timing cases (the real packs with as_of moved
+into forming bars, later sessions and weekends; synthetic FX, stock and daily windows),
+cut-short windows, NaN volumes, a levels piece of the wrong kind, and windows out of time
+order (those rows go through ``evaluate``). The column-wise rounding and timestamps equal
+Python's on values built to hit ties."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from buddy.context.pack import ContextPack, MarketData
+from buddy.domain import EvaluationResult, TradeIntent
+from buddy.evaluators.base import Evaluator
+from buddy.evaluators.entry_quality import (
+    EntryQualityEvaluator,
+    _isoformat,
+    _round,
+    _round_column,
+    _round_sig_column,
+)
+from tests.batch.parity import assert_batch_matches_scalar, runnable
+from tests.evaluators.test_entry_quality import cut_at, synth_market, timing_case
+
+Case = tuple[TradeIntent, ContextPack]
+
+#: More codes fire: tight limits, every session edge, any forming bar, thin volume vs 5 bars.
+LOOSE: dict[str, Any] = dict(
+    near_level_atr=1.5, stop_buffer_atr=0.8, max_ema_extension_atr=0.3,
+    max_vwap_extension_atr=0.3, session_edge_minutes=720.0, mid_bar_min_pct=0.0,
+    wide_range_atr=0.5, min_relative_volume=1.2, relvol_lookback=5, pivot_method="camarilla",
+    vwap_anchor="week")
+#: No pivots, the session VWAP on daily bars too, a long volume lookback, stops far out.
+OTHER: dict[str, Any] = dict(
+    near_level_atr=0.0, stop_buffer_atr=5.0, stop_level_search_atr=50.0, pivot_method="none",
+    vwap_anchor="session", session_edge_minutes=90.0, mid_bar_min_pct=40.0,
+    min_relative_volume=0.9, relvol_lookback=250)
+
+#: How far past the last bar's close the moved as_of lies, by timeframe.
+INTRADAY_SHIFTS = ("5min", "20min 1.5s 7us", "50min", "90min", "7h", "20h", "2D", "2D12h",
+                   "6D")
+DAILY_SHIFTS = ("1h", "6h", "20h", "1D3h", "3D", "6D2h")
+
+
+def moved(case: Case, delta: pd.Timedelta) -> Case:
+    """Return ``case`` decided ``delta`` later on the same bars."""
+    intent, pack = case
+    as_of = (pd.Timestamp(intent.as_of) + delta).to_pydatetime()
+    return (dataclasses.replace(intent, as_of=as_of), dataclasses.replace(pack, as_of=as_of))
+
+
+def with_bars(case: Case, bars: pd.DataFrame, features: pd.DataFrame | None = None) -> Case:
+    """Return ``case`` with its market window replaced."""
+    intent, pack = case
+    assert pack.market is not None
+    market = dataclasses.replace(pack.market, bars=bars.reset_index(drop=True),
+                                 features=(pack.market.features if features is None
+                                           else features).reset_index(drop=True))
+    return intent, dataclasses.replace(pack, market=market)
+
+
+@pytest.fixture(scope="module")
+def timing_cases(real_cases: list[Case]) -> list[Case]:
+    """The real cases, a sample of them with as_of moved past the last close."""
+    hourly = [c for c in real_cases if c[0].timeframe.is_intraday][::6]
+    daily = [c for c in real_cases if not c[0].timeframe.is_intraday][::20]
+    return ([moved(c, pd.Timedelta(d)) for c in hourly for d in INTRADAY_SHIFTS]
+            + [moved(c, pd.Timedelta(d)) for c in daily for d in DAILY_SHIFTS])
+
+
+@pytest.fixture(scope="module")
+def odd_cases(real_cases: list[Case]) -> list[Case]:
+    """Windows cut short (features too, or none: ATR from the bars), NaN volumes, session
+    closes a few microseconds apart (medians between two microseconds), a levels piece of
+    the wrong kind, windows out of time order or with a missing session; on an hourly and a
+    daily real case, each also decided 40 minutes and a day later."""
+    out: list[Case] = []
+    hourly = next(c for c in real_cases if c[0].timeframe.is_intraday)
+    daily = next(c for c in real_cases if not c[0].timeframe.is_intraday)
+    for case in (hourly, daily):
+        market = case[1].market
+        assert market is not None
+        bars, features = market.bars, market.features
+        variants = [with_bars(case, bars.tail(k), f)
+                    for k in (1, 2, 3, 12, 30, 75) for f in (features.tail(k), features[:0])]
+        thin = bars.copy()
+        thin.loc[thin.index[-6:-1], "volume"] = np.nan
+        empty = bars.copy()
+        empty.loc[empty.index[:-1], "volume"] = np.nan
+        jitter = bars.copy()
+        closing = (jitter.groupby("session").cumcount(ascending=False) == 0).to_numpy()
+        jitter.loc[closing, "ts_close"] += pd.to_timedelta(np.arange(closing.sum()), "us")
+        no_session = bars.copy()
+        no_session.loc[no_session.index[-30], "session"] = pd.NaT
+        variants += [with_bars(case, thin), with_bars(case, empty), with_bars(case, jitter),
+                     with_bars(case, jitter.tail(100)),
+                     (case[0], dataclasses.replace(case[1], levels="levels unknown")),
+                     with_bars(case, bars.iloc[::-1]),  # out of time order: evaluate decides
+                     with_bars(case, no_session)]
+        out += [moved(c, pd.Timedelta(d)) for c in variants for d in ("0s", "40min", "1D")]
+    return out
+
+
+def equity_hourly(days: int = 60, seed: int = 2) -> MarketData:
+    """Hourly bars of a stock: seven a day from 9:30 New York, four on an early-close day
+    every 17th, the opening bar missing every 11th day (sessions of uneven length, bars at
+    uneven offsets)."""
+    rng = np.random.default_rng(seed)
+    opens, sessions = [], []
+    for i, day in enumerate(pd.bdate_range("2016-02-01", periods=days)):
+        first = pd.Timestamp(day).tz_localize("America/New_York") + pd.Timedelta("9h30min")
+        for hour in range(7 if i % 17 else 4):
+            if not (i % 11 == 5 and hour == 0):
+                opens.append((first + pd.Timedelta(hours=hour)).tz_convert("UTC"))
+                sessions.append(day)
+    ts = pd.DatetimeIndex(opens).as_unit("us")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.003, len(ts))))
+    bars = pd.DataFrame({"symbol": "TEST", "timeframe": "1h", "ts": ts,
+                         "ts_close": ts + pd.Timedelta(hours=1),
+                         "session": pd.DatetimeIndex(sessions).as_unit("us"), "open": close,
+                         "high": close * 1.002, "low": close * 0.998, "close": close,
+                         "volume": rng.integers(100_000, 1_000_000, len(ts)).astype(float),
+                         "adj_close": np.nan})
+    features = pd.DataFrame({"symbol": "TEST", "timeframe": "1h", "ts": ts,
+                             "atr_14": close * 0.004, "ema_20": close})
+    return MarketData(bars=bars, features=features,
+                      last_bar_close=bars["ts_close"].iloc[-1].to_pydatetime(),
+                      sessions_since_last_bar=0, missing_sessions=(), window_sessions=days,
+                      bars_without_features=0)
+
+
+@pytest.fixture(scope="module")
+def synthetic_cases() -> list[Case]:
+    """Synthetic FX hourly windows decided around session opens, closes and a weekend;
+    daily windows decided inside the next day; stock hourly windows decided through the
+    session, overnight and over weekends."""
+    cases = []
+    fx = synth_market("1h", n_bars=400)
+    opens = fx.bars.groupby("session")["ts"].min()
+    for k in range(-8, -1):
+        for delta in ("10min", "50min", "3h", "12h", "23h50min", "24h10min", "2D"):
+            as_of = pd.Timestamp(opens.iloc[k]) + pd.Timedelta(delta)
+            if as_of <= fx.bars["ts_close"].iloc[-1]:
+                cases.append(timing_case("1h", cut_at(fx, as_of), as_of))
+    closes = fx.bars["ts_close"]
+    friday = pd.Timestamp(closes[closes.dt.day_of_week == 4].iloc[-1])
+    for hours in (1, 15, 40, 48, 49, 50):
+        cases.append(timing_case("1h", cut_at(fx, friday), friday + pd.Timedelta(hours=hours)))
+    daily = synth_market("1d", n_bars=200)
+    for k in range(150, 200, 7):
+        cut = dataclasses.replace(daily, bars=daily.bars.iloc[:k].reset_index(drop=True),
+                                  features=daily.features.iloc[:k])
+        for delta in ("1h", "13h", "20h", "1D2h", "3D"):
+            cases.append(timing_case("1d", cut, pd.Timestamp(
+                cut.bars["ts_close"].iloc[-1]) + pd.Timedelta(delta)))
+    stock = equity_hourly()
+    for end in stock.bars["ts_close"].iloc[50::13]:
+        for delta in ("0s", "10min", "45min", "3h", "17h", "20h", "2D", "3D"):
+            cases.append(timing_case("1h", cut_at(stock, end), end + pd.Timedelta(delta)))
+    return cases
+
+
+class Recording(EntryQualityEvaluator):
+    """The evaluator, noting the codes its scalar form emits."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.emitted: set[str] = set()
+
+    def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
+        result = super().evaluate(intent, ctx)
+        self.emitted |= {issue.code for issue in result.issues}
+        return result
+
+
+def test_the_module_has_its_own_batch_form() -> None:
+    assert EntryQualityEvaluator.evaluate_batch is not Evaluator.evaluate_batch
+
+
+def test_batch_equals_scalar(all_cases: list[Case], timing_cases: list[Case],
+                             odd_cases: list[Case], synthetic_cases: list[Case]) -> None:
+    fired: set[str] = set()
+    for config in ({}, LOOSE, OTHER):
+        for cases in (all_cases, timing_cases, odd_cases, synthetic_cases):
+            evaluator = Recording(config)
+            batch = assert_batch_matches_scalar(evaluator, cases)
+            assert len(batch) == len(runnable(evaluator, cases))
+            codes = set(batch.issues["code"])
+            assert evaluator.emitted <= codes, (config, evaluator.emitted - codes)
+            fired |= codes
+    assert fired == set(EntryQualityEvaluator.templates), set(
+        EntryQualityEvaluator.templates) - fired
+
+
+def test_rounding_and_timestamps_column_wise_equal_python() -> None:
+    rng = np.random.default_rng(3)
+    ties = np.arange(-2000, 2000) / 1000 + 0.0005
+    values = np.concatenate([
+        rng.normal(0, 50, 4000), ties, ties * 1e3, np.arange(1, 400) / 8,
+        rng.lognormal(0, 12, 2000),
+        [0.0, -0.0, 2.675, 1e-20, 123456789012.34567, 1e300, np.nan, np.inf, -np.inf]])
+    for digits in (2, 4):
+        got = _round_column(values, digits)
+        want = [round(v, digits) for v in values.tolist()]
+        assert [repr(v) for v in got.tolist()] == [repr(v) for v in want]
+    got = _round_sig_column(values)
+    assert [repr(v) for v in got.tolist()] == [repr(_round(v)) for v in values.tolist()]
+    ns = np.concatenate([rng.integers(-2 * 10**18, 4 * 10**18, 500) // 10**9 * 10**9,
+                         rng.integers(-2 * 10**18, 4 * 10**18, 500) // 1000 * 1000,
+                         rng.integers(-2 * 10**18, 4 * 10**18, 500)])
+    assert _isoformat(ns, pd.Timestamp(0, tz="UTC").tz).tolist() == [
+        pd.Timestamp(int(v), tz="UTC").isoformat() for v in ns]
+    assert _isoformat(ns[:20], "America/New_York").tolist() == [
+        pd.Timestamp(int(v), tz="UTC").tz_convert("America/New_York").isoformat()
+        for v in ns[:20]]
