@@ -4,20 +4,48 @@ Imported events (earnings, macro, user-added closures) come from the events tabl
 to ``announced_at <= as_of``; exchange holidays and early closes and the sessions ahead come
 from exchange-calendars at read time (``buddy.events.calendar``). The window ahead is long
 enough for the longest holding horizon the exit-plan checks allow on each timeframe.
+
+``schedule_provider.batch`` gives the pieces of many requests without a calendar read per
+row: per calendar, the sessions, holidays and early closes of the whole span of the rows are
+read once (with each unscheduled closure as a session and an event, marked with when it was
+announced), a row's sessions and calendar events are a ``searchsorted`` slice of them (minus
+the closures its as_of hides or already knows), and the imported events are read once per
+symbol. Rows with the same request share one ScheduleContext, and rows with the same window
+on one calendar share one sessions tuple.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
+from buddy.batch.pieces import as_of_datetime, as_of_ns, groups, per_distinct, utc_ns
 from buddy.context.builder import PieceRequest
-from buddy.events.calendar import exchange_schedule
+from buddy.data.calendars import (
+    ExchangeCalendar,
+    TradingCalendar,
+    get_calendar,
+    holidays_and_early_closes,
+    to_session_index,
+)
+from buddy.events.calendar import (
+    _announced_at,
+    _calendar_event,
+    _unscheduled_closures,
+    exchange_schedule,
+)
 from buddy.events.model import ScheduleContext, UpcomingEvent
 from buddy.events.store import known_events
 from buddy.store import Store
 from buddy.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from buddy.batch.pieces import BatchPieceRequest
 
 #: Calendar time the schedule looks ahead, per timeframe of the request.
 LOOKAHEAD: dict[Timeframe, pd.Timedelta] = {
@@ -45,13 +73,247 @@ def read_schedule(store: Store, symbol: str, calendar: str, as_of: datetime,
     window_end = (pd.Timestamp(as_of) + lookahead).to_pydatetime()
     calendar_events, sessions, calendar_ends = exchange_schedule(calendar, as_of, window_end)
     rows, n_earnings = known_events(store, symbol, as_of, window_end, as_of)
-    imported = [UpcomingEvent(kind=r["kind"], ts=pd.Timestamp(r["ts"]).to_pydatetime(),
-                              title=r["title"], symbol=None if pd.isna(r["symbol"])
-                              else r["symbol"], source=r["source"], event_id=r["event_id"],
-                              announced_at=pd.Timestamp(r["announced_at"]).to_pydatetime())
-                for r in rows.to_dict("records")]
+    imported = imported_events(rows)
     events = sorted([*calendar_events, *imported], key=lambda e: (e.ts, e.event_id))
     return ScheduleContext(symbol=symbol, calendar=calendar, as_of=as_of,
                            window_end=window_end, events=tuple(events), sessions=sessions,
                            calendar_ends=calendar_ends,
                            earnings_dates_known=n_earnings)
+
+
+def imported_events(rows: pd.DataFrame) -> list[UpcomingEvent]:
+    """Return events-table rows (EVENTS_BETWEEN_SQL's columns) as UpcomingEvents."""
+    return [UpcomingEvent(kind=r["kind"], ts=pd.Timestamp(r["ts"]).to_pydatetime(),
+                          title=r["title"], symbol=None if pd.isna(r["symbol"])
+                          else r["symbol"], source=r["source"], event_id=r["event_id"],
+                          announced_at=pd.Timestamp(r["announced_at"]).to_pydatetime())
+            for r in rows.to_dict("records")]
+
+
+# ---------------------------------------------------------------------------- batch form
+_INT64_MIN = np.iinfo(np.int64).min
+_INT64_MAX = np.iinfo(np.int64).max
+_DAY_NS = 86_400_000_000_000
+#: Every event of one symbol and every market-wide one, whenever announced: what
+#: ``known_events`` filters, read once per symbol.
+_SYMBOL_EVENTS_SQL = """
+SELECT event_id, symbol, kind, ts, title, source, announced_at FROM events
+WHERE symbol = ? OR symbol IS NULL
+ORDER BY ts, event_id
+"""
+
+
+def schedule_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+    """Batch form of ``schedule_provider``: (pieces, reasons) per row.
+
+    One ScheduleContext per distinct (symbol, calendar, timeframe's lookahead, as_of); the
+    calendar is read once per calendar over the span of the rows (``_CalendarSpan``), the
+    events table once per symbol.
+    """
+    if not len(request):
+        return np.empty(0, dtype=object), np.empty(0, dtype=object)
+    t = as_of_ns(request.intents["as_of"])
+    lookahead = per_distinct(request.intents["timeframe"],
+                             lambda v: LOOKAHEAD[Timeframe.parse(v)].value, np.int64)
+    symbols = request.instrument["symbol"].to_numpy(object)
+    calendars = request.instrument["trading_calendar"].to_numpy(object)
+    codes, first = groups(np.column_stack([pd.factorize(symbols)[0],
+                                           pd.factorize(calendars)[0], lookahead, t]))
+    u_t, u_end, u_symbol = t[first], t[first] + lookahead[first], symbols[first]
+    shared_pieces = np.empty(len(first), dtype=object)
+    shared_reasons = np.empty(len(first), dtype=object)
+    events = _SymbolEvents.read(request.store, sorted({str(s) for s in u_symbol}))
+    u_calendar = calendars[first]
+    for name in pd.unique(u_calendar):
+        keys = np.flatnonzero(u_calendar == name)
+        try:
+            calendar = get_calendar(str(name))
+        except ValueError as exc:  # an unknown calendar name
+            for k in keys:
+                shared_reasons[k] = f"no schedule for {u_symbol[k]}: {exc}"
+            continue
+        span = _CalendarSpan.read(calendar, u_t[keys], u_end[keys])
+        sessions, calendar_events, calendar_ends = span.windows(u_t[keys], u_end[keys])
+        for j, k in enumerate(keys):
+            symbol = str(u_symbol[k])
+            imported, n_earnings = events.at(symbol, int(u_t[k]), int(u_end[k]))
+            as_of = as_of_datetime(int(u_t[k]))
+            window_end = (pd.Timestamp(as_of) + pd.Timedelta(int(u_end[k] - u_t[k]), "ns")
+                          ).to_pydatetime()
+            shared_pieces[k] = ScheduleContext(
+                symbol=symbol, calendar=str(name), as_of=as_of, window_end=window_end,
+                events=tuple(sorted([*calendar_events[j], *imported],
+                                    key=lambda e: (e.ts, e.event_id))),
+                sessions=sessions[j], calendar_ends=calendar_ends[j],
+                earnings_dates_known=n_earnings)
+    return shared_pieces[codes], shared_reasons[codes]
+
+
+@dataclass(frozen=True, slots=True)
+class _SymbolEvents:
+    """The events table as ``known_events`` reads it, per symbol, read in one connection."""
+
+    frames: dict[str, tuple[np.ndarray, np.ndarray, list[UpcomingEvent], np.ndarray]]
+
+    @classmethod
+    def read(cls, store: Store, symbols: Sequence[str]) -> _SymbolEvents:
+        """Read the events of ``symbols`` (each with the market-wide ones)."""
+        frames = {}
+        with store.connect(read_only=True) as con:
+            for symbol in symbols:
+                rows = con.execute(_SYMBOL_EVENTS_SQL, [symbol]).df()
+                if not len(rows):
+                    continue
+                earnings = ((rows["symbol"].to_numpy(object) == symbol)
+                            & (rows["kind"].to_numpy(object) == "earnings"))
+                announced = utc_ns(rows["announced_at"])
+                frames[symbol] = (utc_ns(rows["ts"]), announced, imported_events(rows),
+                                  np.sort(announced[earnings]))
+        return cls(frames)
+
+    def at(self, symbol: str, as_of: int, end: int) -> tuple[list[UpcomingEvent], int]:
+        """Return the events of ``symbol`` in [as_of, end] announced by as_of (ns), by
+        (ts, event_id), and how many of its earnings dates were announced by as_of."""
+        found = self.frames.get(symbol)
+        if found is None:
+            return [], 0
+        ts, announced, events, earnings = found
+        keep = np.flatnonzero((announced <= as_of) & (ts >= as_of) & (ts <= end))
+        return ([events[i] for i in keep],
+                int(np.searchsorted(earnings, as_of, side="right")))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CalendarSpan:
+    """One calendar over the span of many rows, as ``exchange_schedule`` reads it per row.
+
+    Sessions (by date, with each unscheduled closure of the span as a session too) and
+    calendar events (holidays and early closes, by date) are parallel arrays; a closure is
+    in a row's sessions while not yet announced (``shown_until``: its announcement, ns) and
+    its holiday event is hidden until then (``hidden_until``).
+    """
+
+    tz: str
+    day: np.ndarray  # session date, s
+    open: np.ndarray  # ns
+    close: np.ndarray  # ns
+    shown_until: np.ndarray  # ns; INT64_MAX for a regular session
+    pairs: list[tuple[datetime, datetime]]
+    event_day: np.ndarray  # s
+    event_ts: np.ndarray  # ns
+    hidden_until: np.ndarray  # ns; INT64_MIN for an event known all along
+    events: list[UpcomingEvent]
+    last_close: pd.Timestamp | None  # an exchange calendar's last session close
+
+    @classmethod
+    def read(cls, calendar: TradingCalendar, as_of: np.ndarray, end: np.ndarray
+             ) -> _CalendarSpan:
+        """Read ``calendar`` over the days the windows [as_of, end] (ns) look at."""
+        first_day, last_day = _window_days(calendar.tz, as_of, end)
+        start = pd.Timestamp(int(first_day.min()), unit="s")
+        stop = pd.Timestamp(int(last_day.max()), unit="s")
+        sessions = calendar.sessions(start, stop)
+        table = calendar.session_open_close(sessions)
+        day = to_session_index(sessions).asi8
+        opens, closes = utc_ns(table["open"]), utc_ns(table["close"])
+        shown = np.full(len(day), _INT64_MAX, dtype=np.int64)
+        events: list[UpcomingEvent] = []
+        event_day: list[int] = []
+        hidden: list[int] = []
+        last_close = None
+        if isinstance(calendar, ExchangeCalendar):
+            unscheduled = _unscheduled_closures(calendar.name)
+            extra: list[tuple[int, int, int, int]] = []
+            rows = holidays_and_early_closes(calendar.name, start, stop)
+            for stamp, kind, close_utc in rows.itertuples(index=False):
+                date = pd.Timestamp(stamp).date()
+                announced = None
+                if kind == "holiday" and date in unscheduled:
+                    announced = _announced_at(calendar.name, date, unscheduled[date])
+                    regular = unscheduled[date]
+                    extra.append((_seconds(stamp), regular[0].value, regular[1].value,
+                                  announced.value))
+                events.append(_calendar_event(calendar.name, calendar.tz, date, kind, close_utc,
+                                              announced))
+                event_day.append(_seconds(stamp))
+                hidden.append(_INT64_MIN if announced is None else announced.value)
+            if extra:
+                add = np.array(extra, dtype=np.int64)
+                day = np.concatenate([day, add[:, 0]])
+                opens = np.concatenate([opens, add[:, 1]])
+                closes = np.concatenate([closes, add[:, 2]])
+                shown = np.concatenate([shown, add[:, 3]])
+                order = np.argsort(opens, kind="stable")
+                day, opens, closes, shown = day[order], opens[order], closes[order], shown[order]
+            last_close = pd.Timestamp(calendar.session_open_close([calendar.last_session])
+                                      ["close"].iloc[0])
+        event_ts = np.array([pd.Timestamp(e.ts).value for e in events], dtype=np.int64)
+        for values in (day, opens, closes, np.array(event_day, dtype=np.int64), event_ts):
+            if np.any(np.diff(values) < 0):  # slices need both orders to agree
+                raise ValueError("calendar dates and times out of order")
+        pairs = list(zip(pd.DatetimeIndex(opens, tz="UTC").to_pydatetime(),
+                         pd.DatetimeIndex(closes, tz="UTC").to_pydatetime(), strict=True))
+        return cls(tz=calendar.tz, day=day, open=opens, close=closes, shown_until=shown,
+                   pairs=pairs, event_day=np.array(event_day, dtype=np.int64),
+                   event_ts=event_ts, hidden_until=np.array(hidden, dtype=np.int64),
+                   events=events, last_close=last_close)
+
+    def windows(self, as_of: np.ndarray, end: np.ndarray
+                ) -> tuple[list[tuple[tuple[datetime, datetime], ...]],
+                           list[list[UpcomingEvent]], list[datetime | None]]:
+        """Return per window [as_of, end] (ns) its sessions, calendar events (by ts) and
+        calendar end, as ``exchange_schedule`` gives them; equal windows share one tuple."""
+        first_day, last_day = _window_days(self.tz, as_of, end)
+        lo = np.maximum(np.searchsorted(self.day, first_day, side="left"),
+                        np.searchsorted(self.close, as_of, side="right"))
+        hi = np.minimum(np.searchsorted(self.day, last_day, side="right"),
+                        np.searchsorted(self.open, end, side="right"))
+        hi = np.maximum(hi, lo)
+        # a closure inside the window drops out of its sessions once announced
+        sift = np.zeros(len(as_of), dtype=bool)
+        for p in np.flatnonzero(self.shown_until != _INT64_MAX):
+            sift |= (lo <= p) & (p < hi) & (as_of >= self.shown_until[p])
+        e_lo = np.maximum(np.searchsorted(self.event_day, first_day, side="left"),
+                          np.searchsorted(self.event_ts, as_of, side="left"))
+        e_hi = np.minimum(np.searchsorted(self.event_day, last_day, side="right"),
+                          np.searchsorted(self.event_ts, end, side="right"))
+        e_hi = np.maximum(e_hi, e_lo)
+        # and its holiday event is hidden until announced
+        e_sift = np.zeros(len(as_of), dtype=bool)
+        for q in np.flatnonzero(self.hidden_until != _INT64_MIN):
+            e_sift |= (e_lo <= q) & (q < e_hi) & (as_of < self.hidden_until[q])
+        made: dict[tuple[int, int, int | None], tuple[tuple[datetime, datetime], ...]] = {}
+        sessions, events = [], []
+        for k in range(len(as_of)):
+            a, b = int(lo[k]), int(hi[k])
+            key = (a, b, int(as_of[k]) if sift[k] else None)
+            if key not in made:
+                made[key] = tuple(self.pairs[a:b]) if not sift[k] else tuple(
+                    self.pairs[p] for p in range(a, b) if self.shown_until[p] > as_of[k])
+            sessions.append(made[key])
+            a, b = int(e_lo[k]), int(e_hi[k])
+            events.append(self.events[a:b] if not e_sift[k] else [
+                self.events[q] for q in range(a, b) if self.hidden_until[q] <= as_of[k]])
+        ends: list[datetime | None] = [None] * len(as_of)
+        if self.last_close is not None:
+            last = self.last_close.value
+            ends = [self.last_close.to_pydatetime() if last < e else None for e in end]
+        return sessions, events, ends
+
+
+def _seconds(day: object) -> int:
+    """Return a session date as seconds since the epoch (``to_session_index``'s unit)."""
+    return int(pd.Timestamp(day).value // 1_000_000_000)  # Timestamp.value is always ns
+
+
+def _window_days(tz: str, as_of: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Return the first and last calendar day (s) ``exchange_schedule`` reads for windows
+    [as_of, end] (ns): the local dates of as_of minus one day and of the window end."""
+    def local_day(ns: np.ndarray) -> np.ndarray:
+        stamps = pd.DatetimeIndex(ns, tz="UTC").tz_convert(tz).tz_localize(None)
+        return stamps.normalize().as_unit("s").asi8
+
+    return local_day(as_of - _DAY_NS), local_day(end)
+
+
+schedule_provider.batch = schedule_batch  # type: ignore[attr-defined]

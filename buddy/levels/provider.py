@@ -11,6 +11,12 @@ Prices are stored on the bar's own as-traded basis and divided here by the split
 force at as_of (``split_factor_as_of`` of the bar's session: the divisor
 ``buddy.context.builder.market_data`` applies to bars and price-level features), so levels
 compare directly with the pack's bars and the trader's prices.
+
+``levels_provider.batch`` gives the pieces of many requests: each (symbol, timeframe) series
+is read once (every bar closed by the last as_of, joined to its key_levels row), each row's
+last closed bar is found with ``searchsorted`` and its split divisor computed column-wise, and
+rows on the same stored bar and basis share one snapshot. Rows computed on demand (no stored
+row) or carrying the user's anchors go through the scalar path, once per (user, as_of).
 """
 
 from __future__ import annotations
@@ -19,12 +25,24 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from buddy.batch.pieces import (
+    as_of_datetime,
+    as_of_ns,
+    groups,
+    last_closed,
+    per_distinct,
+    spread,
+    utc_ns,
+)
 from buddy.context.builder import PieceRequest
 from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
+from buddy.data.calendars import to_session_index
 from buddy.data.splits import split_factor_as_of
 from buddy.levels.compute import (
     LEVELS_VERSION,
@@ -34,6 +52,9 @@ from buddy.levels.compute import (
 )
 from buddy.store import Store
 from buddy.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from buddy.batch.pieces import BatchPieceRequest
 
 _LAST_BAR_SQL = ("SELECT ts, session FROM bars WHERE symbol = ? AND timeframe = ? AND "
                  "ts_close <= ? ORDER BY ts DESC LIMIT 1")
@@ -54,11 +75,19 @@ def levels_provider(request: PieceRequest) -> tuple[KeyLevelsSnapshot | None, st
     if request.market is not None:
         bars = request.market.bars
         last_bar = (bars["ts"].iloc[-1], bars["session"].iloc[-1])
-    snapshot = key_levels_at(request.store, request.instrument.symbol, request.timeframe,
-                             request.as_of, user_id=request.user_id, last_bar=last_bar)
+    return levels_piece(request.store, request.instrument.symbol, request.timeframe,
+                        request.as_of, user_id=request.user_id, last_bar=last_bar)
+
+
+def levels_piece(store: Store, symbol: str, timeframe: Timeframe, as_of: datetime, *,
+                 user_id: str, last_bar: tuple[Any, Any] | None = None
+                 ) -> tuple[KeyLevelsSnapshot | None, str | None]:
+    """Return ``key_levels_at`` as a provider does: the snapshot, or None and why."""
+    snapshot = key_levels_at(store, symbol, timeframe, as_of, user_id=user_id,
+                             last_bar=last_bar)
     if snapshot is None:
-        return None, (f"no {request.timeframe} bars of {request.instrument.symbol} closed at "
-                      f"or before {pd.Timestamp(request.as_of).isoformat()}")
+        return None, (f"no {timeframe} bars of {symbol} closed at or before "
+                      f"{pd.Timestamp(as_of).isoformat()}")
     return snapshot, None
 
 
@@ -142,14 +171,117 @@ def _python_row(row: pd.Series) -> dict[str, Any]:
 
 
 def _decoded(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    # pd.NA: a NULL struct of a row computed on demand (the pivots of a series' first bar)
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, str):
         return json.loads(value)
     return value
 
 
+@lru_cache(maxsize=65_536)  # snapshots repeat the same anchor and touch times
 def _utc(value: Any) -> datetime:
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.to_pydatetime()
+
+
+# ---------------------------------------------------------------------------- batch form
+#: Every bar of one series closed by the last as_of with its key_levels row of the current
+#: version (NULLs when none): what _LAST_BAR_SQL and _ROW_SQL pick from, read once.
+_SERIES_SQL = """
+SELECT b.ts AS bar_ts, b.ts_close, b.session, k.ts IS NOT NULL AS stored, k.* FROM bars b
+LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND k.ts = b.ts
+    AND k.version = ?
+WHERE b.symbol = ? AND b.timeframe = ? AND b.ts_close <= ?
+ORDER BY b.ts
+"""
+_ALL_ACTIONS_SQL = "SELECT * FROM corporate_actions WHERE symbol = ? ORDER BY ex_date"
+#: Each user's earliest anchor on the symbol: a row whose as_of is after it has anchors.
+_FIRST_ANCHORS_SQL = ("SELECT user_id, min(anchor_ts) AS first_anchor FROM level_anchors "
+                      "WHERE symbol = ? GROUP BY user_id")
+
+
+def levels_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+    """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per series.
+
+    A row on a stored bar without anchors of its user gets the snapshot shared by the rows
+    on that bar with the same split divisor; other rows go through ``levels_piece``.
+    """
+    n = len(request)
+    pieces = np.full(n, None, dtype=object)
+    reasons = np.full(n, None, dtype=object)
+    t = as_of_ns(request.intents["as_of"])
+    users = request.intents["user_id"].astype(str).to_numpy(object)
+    keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
+                         "timeframe": per_distinct(request.intents["timeframe"],
+                                                   lambda v: Timeframe.parse(v).value)})
+    work = []
+    read: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    with request.store.connect(read_only=True) as con:
+        for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
+                                                ).indices.items():
+            rows = np.asarray(rows, dtype=np.int64)
+            series = con.execute(_SERIES_SQL, [LEVELS_VERSION, symbol, tf,
+                                               as_of_datetime(int(t[rows].max()))]).df()
+            if symbol not in read:
+                read[symbol] = (con.execute(_ALL_ACTIONS_SQL, [symbol]).df(),
+                                con.execute(_FIRST_ANCHORS_SQL, [symbol]).df())
+            work.append((str(symbol), str(tf), rows, series))
+    for symbol, tf, rows, series in work:
+        actions, anchors = read[symbol]
+        _series_rows(request.store, symbol, tf, series, actions, anchors, rows, t[rows],
+                     users[rows], pieces, reasons)
+    return pieces, reasons
+
+
+def _series_rows(store: Store, symbol: str, tf: str, series: pd.DataFrame,
+                 actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
+                 t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
+                 ) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
+    position, _ = last_closed(utc_ns(series["bar_ts"]), utc_ns(series["ts_close"]), t)
+    stored = np.append(series["stored"].to_numpy(bool), False)[position]
+    user_codes, user_ids = pd.factorize(users)
+    first_anchor = np.full(len(user_ids) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    first_anchor[pd.Index(user_ids).get_indexer(anchors["user_id"])] = utc_ns(
+        anchors["first_anchor"])  # users of other rows land on the spare last slot
+    anchored = t > first_anchor[user_codes]
+    shared = np.flatnonzero(stored & ~anchored)
+    if len(shared):
+        at = position[shared]
+        divisor = split_divisors(series["session"].to_numpy()[at], actions, t[shared])
+        codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
+        records = series.iloc[at[first]].to_dict("records")
+        made = [snapshot_from_row(symbol, tf, row["bar_ts"], row, divisor=float(divisor[j]))
+                for row, j in zip(records, first, strict=True)]
+        spread([(m, None) for m in made], codes, rows[shared], pieces, reasons)
+    others = np.flatnonzero(~(stored & ~anchored))
+    if len(others):  # no bar, no stored row or the user's anchors: the scalar path
+        user_codes, _ = pd.factorize(users[others])
+        codes, first = groups(np.column_stack([t[others], user_codes]))
+        timeframe = Timeframe.parse(tf)
+        made = [levels_piece(store, symbol, timeframe, as_of_datetime(int(t[j])),
+                             user_id=str(users[j])) for j in others[first]]
+        spread(made, codes, rows[others], pieces, reasons)
+
+
+def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> np.ndarray:
+    """Return per row the divisor from its bar's ``sessions`` basis to its ``as_of`` basis
+    (ns): ``split_factor_as_of`` column-wise, multiplying the same ratios in the same order
+    (latest split first), so each value is bit for bit the scalar one."""
+    divisor = np.ones(len(as_of), dtype=np.float64)
+    splits = actions[actions["action"] == "split"] if len(actions) else actions
+    if not len(splits):
+        return divisor
+    session_s = to_session_index(sessions).asi8
+    as_of_s = to_session_index(pd.DatetimeIndex(as_of, tz="UTC").tz_localize(None)).asi8
+    ex_s = to_session_index(splits["ex_date"]).asi8
+    ratios = splits["ratio"].to_numpy(np.float64)
+    for j in np.argsort(ex_s, kind="stable")[::-1]:
+        applies = (ex_s[j] <= as_of_s) & (session_s < ex_s[j])
+        divisor = np.where(applies, divisor * ratios[j], divisor)
+    return divisor
+
+
+levels_provider.batch = levels_batch  # type: ignore[attr-defined]

@@ -10,19 +10,35 @@ undefined indicators on its last closed bar, or a last closed bar older than
 ``MAX_STALE_BARS`` bar lengths plus ``STALE_GRACE`` (weekends and holidays), the piece is None
 and the reason names every such timeframe. A partial stack would score alignment on fewer
 timeframes than it claims to.
+
+``mtfa_provider.batch`` gives the pieces of many requests: each symbol's stack is read once
+(every closed bar with its feature row), each row's last closed bar per timeframe is found
+with ``searchsorted``, and rows with the same last closed bars share one snapshot.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from buddy.batch.pieces import (
+    as_of_datetime,
+    as_of_ns,
+    groups,
+    last_closed,
+    spread,
+    utc_ns,
+)
 from buddy.context.builder import PieceRequest
 from buddy.context.pieces import MTFASnapshot
 from buddy.mtfa.compute import (
     DEFAULT_TREND_RULE,
+    REQUIRED_FEATURES,
     ClosedBarReading,
     TrendRule,
     mtfa_snapshot,
@@ -31,6 +47,9 @@ from buddy.mtfa.compute import (
 )
 from buddy.store import Store
 from buddy.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from buddy.batch.pieces import BatchPieceRequest
 
 #: A last closed bar older than this many bar lengths (plus the grace) is stale.
 MAX_STALE_BARS = 3
@@ -67,6 +86,15 @@ def read_mtfa(store: Store, symbol: str, stack: tuple[Timeframe, ...], as_of: da
     """Return the MTFA snapshot of ``symbol`` over ``stack`` from bars closed at ``as_of``."""
     rows = store.query(LAST_CLOSED_BARS_SQL, [symbol, [str(tf) for tf in stack], as_of])
     by_tf = {Timeframe.parse(r["timeframe"]): r for r in rows.to_dict("records")}
+    return stack_reading(symbol, stack, as_of, by_tf, rule)
+
+
+def stack_reading(symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
+                  by_tf: Mapping[Timeframe, Mapping[str, Any]],
+                  rule: TrendRule = DEFAULT_TREND_RULE
+                  ) -> tuple[MTFASnapshot | None, str | None]:
+    """Return the MTFA snapshot, or None and why, from each stack timeframe's last closed
+    bar: ``by_tf`` maps a timeframe to its LAST_CLOSED_BARS_SQL row (absent: no bar)."""
     as_of_ts = pd.Timestamp(as_of)
     readings, problems = [], []
     for tf in stack:
@@ -81,14 +109,13 @@ def read_mtfa(store: Store, symbol: str, stack: tuple[Timeframe, ...], as_of: da
             continue
         reading = ClosedBarReading(
             timeframe=tf, bar_ts=pd.Timestamp(row["ts"]).to_pydatetime(),
-            close=float(row["close"]), **{k: _float(row[k]) for k in
-                                          ("ema_20", "ema_50", "atr_14", "adx_14")})
+            close=float(row["close"]), **{k: _float(row[k]) for k in REQUIRED_FEATURES})
         problem = reading_problem(reading)
         if problem is not None:
             problems.append(f"{tf}: {problem} ({bar_day})")
             continue
         age = as_of_ts - pd.Timestamp(row["ts_close"])
-        if age > MAX_STALE_BARS * tf.nominal + STALE_GRACE:
+        if age > stale_after(tf):
             problems.append(f"{tf}: the last closed bar closed {age} before as_of (stale)")
             continue
         readings.append(reading)
@@ -99,5 +126,106 @@ def read_mtfa(store: Store, symbol: str, stack: tuple[Timeframe, ...], as_of: da
     return mtfa_snapshot(readings, rule), None
 
 
+def stale_after(tf: Timeframe) -> pd.Timedelta:
+    """Return the age beyond which the last closed bar of ``tf`` is stale."""
+    return MAX_STALE_BARS * tf.nominal + STALE_GRACE
+
+
 def _float(value: object) -> float:
     return math.nan if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- batch form
+
+#: Every bar of a symbol's stack timeframes closed by the last as_of, with its feature values
+#: (the rows LAST_CLOSED_BARS_SQL picks from), by timeframe and ts: read once per symbol.
+STACK_BARS_SQL = """
+SELECT b.timeframe, b.ts, b.ts_close, b.close,
+       f.ts IS NOT NULL AS has_features, f.ema_20, f.ema_50, f.atr_14, f.adx_14
+FROM bars b
+LEFT JOIN ta_features f ON f.symbol = b.symbol AND f.timeframe = b.timeframe AND f.ts = b.ts
+WHERE b.symbol = ? AND list_contains(?, b.timeframe) AND b.ts_close <= ?
+ORDER BY b.timeframe, b.ts
+"""
+
+
+def mtfa_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+    """Batch form of ``mtfa_provider``: (pieces, reasons) per row, one read per symbol.
+
+    A row whose every stack timeframe reads cleanly gets the snapshot shared by the rows with
+    the same last closed bars; the reason of any other row is ``stack_reading``'s, built once
+    per (symbol, as_of).
+    """
+    n = len(request)
+    pieces = np.full(n, None, dtype=object)
+    reasons = np.full(n, None, dtype=object)
+    inst = request.instrument
+    t = as_of_ns(request.intents["as_of"])
+    keys = pd.DataFrame({"symbol": inst["symbol"].to_numpy(object),
+                         "asset_class": inst["asset_class"].to_numpy(object),
+                         "calendar": inst["trading_calendar"].to_numpy(object)})
+    work = []
+    with request.store.connect(read_only=True) as con:
+        for (symbol, asset_class, calendar), rows in keys.groupby(
+                ["symbol", "asset_class", "calendar"], sort=False).indices.items():
+            rows = np.asarray(rows, dtype=np.int64)
+            stack = stack_for(str(asset_class), str(calendar))
+            bars = con.execute(STACK_BARS_SQL, [symbol, [str(tf) for tf in stack],
+                                                as_of_datetime(int(t[rows].max()))]).df()
+            work.append((str(symbol), stack, rows, bars))
+    for symbol, stack, rows, bars in work:
+        _stack_rows(symbol, stack, bars, rows, t[rows], pieces, reasons)
+    return pieces, reasons
+
+
+def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: pd.DataFrame,
+                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
+                ) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
+    from its ``STACK_BARS_SQL`` rows."""
+    timeframes = bars["timeframe"].to_numpy(object)
+    frames = {tf: bars[timeframes == str(tf)].reset_index(drop=True) for tf in stack}
+    position = np.empty((len(rows), len(stack)), dtype=np.int64)
+    closed = np.empty_like(position)
+    clean = np.ones(len(rows), dtype=bool)
+    for k, tf in enumerate(stack):
+        frame = frames[tf]
+        ts_close = utc_ns(frame["ts_close"])
+        position[:, k], closed[:, k] = last_closed(utc_ns(frame["ts"]), ts_close, t)
+        if not len(frame):
+            clean[:] = False
+            continue
+        readable = frame["has_features"].to_numpy(bool)
+        for column in ("close", *REQUIRED_FEATURES):
+            readable = readable & np.isfinite(frame[column].to_numpy(np.float64,
+                                                                      na_value=np.nan))
+        readable &= frame["atr_14"].to_numpy(np.float64, na_value=np.nan) > 0
+        at = np.maximum(position[:, k], 0)
+        fresh = t - ts_close[at] <= stale_after(tf).value
+        clean &= (position[:, k] >= 0) & readable[at] & fresh
+    records = {tf: _records(frames[tf], position[:, k]) for k, tf in enumerate(stack)}
+    # a clean row's snapshot depends on its last closed bars only; any other row's reason
+    # names its as_of
+    for subset, key in ((np.flatnonzero(clean), position), (np.flatnonzero(~clean), t[:, None])):
+        if not len(subset):
+            continue
+        codes, first = groups(key[subset])
+        spread([stack_reading(symbol, stack, as_of_datetime(int(t[j])),
+                              _by_tf(stack, records, position[j], closed[j]))
+                for j in subset[first]], codes, rows[subset], pieces, reasons)
+
+
+def _records(frame: pd.DataFrame, position: np.ndarray) -> dict[int, dict[str, Any]]:
+    """Return the rows of ``frame`` at the distinct ``position`` (>= 0) as dicts."""
+    at = np.unique(position[position >= 0])
+    return dict(zip(at.tolist(), frame.iloc[at].to_dict("records"), strict=True))
+
+
+def _by_tf(stack: tuple[Timeframe, ...], records: Mapping[Timeframe, dict[int, dict[str, Any]]],
+           position: np.ndarray, closed: np.ndarray) -> dict[Timeframe, dict[str, Any]]:
+    """Return one row's bars (-1: none) as ``stack_reading``'s by_tf."""
+    return {tf: {**records[tf][int(position[k])], "n_closed": int(closed[k])}
+            for k, tf in enumerate(stack) if position[k] >= 0}
+
+
+mtfa_provider.batch = mtfa_batch  # type: ignore[attr-defined]

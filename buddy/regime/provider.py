@@ -4,14 +4,30 @@ Read from regime_snapshots when the job has stored that bar with the current ver
 computed on demand from the bars closed at as_of (the same computation as the job, for that
 bar only: at most one HMM fit, none when the fit in force is stored in regime_models).
 Nothing is written: the provider is a read path.
+
+``regime_provider.batch`` gives the pieces of many requests: each (symbol, timeframe) series
+is read once (every bar closed by the last as_of, joined to its stored snapshot), each row's
+last closed bar is found with ``searchsorted``, and rows on the same stored bar share one
+snapshot. Rows whose bar has no current snapshot are computed on demand, once per as_of.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from buddy.batch.pieces import (
+    as_of_datetime,
+    as_of_ns,
+    groups,
+    last_closed,
+    per_distinct,
+    spread,
+    utc_ns,
+)
 from buddy.context.builder import PieceRequest
 from buddy.context.pieces import RegimeSnapshot
 from buddy.regime.snapshots import (
@@ -24,6 +40,9 @@ from buddy.regime.snapshots import (
 )
 from buddy.store import Store
 from buddy.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from buddy.batch.pieces import BatchPieceRequest
 
 STORED_SQL = """
 WITH last AS (
@@ -54,8 +73,7 @@ def regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: date
     found = store.query(STORED_SQL, [symbol, tf, as_of, symbol, tf])
     row = found.iloc[0].to_dict()
     if pd.isna(row["bar_ts"]):
-        return None, (f"no {tf} bars of {symbol} closed at or before "
-                      f"{pd.Timestamp(as_of).isoformat()}")
+        return None, _no_bars(symbol, tf, as_of)
     if row.get("version") == config.version:
         row["ts"] = row["bar_ts"]
         reason = incomplete_reason(row)
@@ -72,8 +90,7 @@ def compute_regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_
     tf = Timeframe.parse(timeframe).value
     bars = store.bars(symbol, tf, as_of=as_of)
     if bars.empty:
-        return None, (f"no {tf} bars of {symbol} closed at or before "
-                      f"{pd.Timestamp(as_of).isoformat()}")
+        return None, _no_bars(symbol, tf, as_of)
     features = store.features(symbol, tf, as_of=as_of)
     actions = store.corporate_actions(symbol)
     known = pd.to_datetime(actions["ex_date"]) <= pd.Timestamp(as_of).tz_convert(None)
@@ -83,3 +100,82 @@ def compute_regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_
     series = compute_series(bars, features, actions[known.to_numpy()], config,
                             start=len(bars) - 1, fitted=fitted)
     return series_snapshot(series, config)
+
+
+def _no_bars(symbol: str, timeframe: str, as_of: datetime) -> str:
+    return f"no {timeframe} bars of {symbol} closed at or before {pd.Timestamp(as_of).isoformat()}"
+
+
+# ---------------------------------------------------------------------------- batch form
+#: Every bar of one series closed by the last as_of, with its stored snapshot (NULLs when
+#: none): the rows STORED_SQL picks from, read once for many as_of.
+SERIES_SQL = """
+SELECT b.ts AS bar_ts, b.ts_close, r.* EXCLUDE (ts) FROM bars b
+LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
+    AND r.ts = b.ts
+WHERE b.symbol = ? AND b.timeframe = ? AND b.ts_close <= ?
+ORDER BY b.ts
+"""
+
+
+def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Batch form of ``regime_provider``: (pieces, reasons) per row, one read per series.
+
+    Rows on the same stored bar share one snapshot (or one reason, when the stored row is
+    still warming up); rows whose bar has no snapshot of the current version are computed
+    on demand by ``compute_regime_at``, once per distinct as_of.
+    """
+    config = config or RegimeConfig()
+    n = len(request)
+    pieces = np.full(n, None, dtype=object)
+    reasons = np.full(n, None, dtype=object)
+    t = as_of_ns(request.intents["as_of"])
+    keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
+                         "timeframe": per_distinct(request.intents["timeframe"],
+                                                   lambda v: Timeframe.parse(v).value)})
+    work = []
+    with request.store.connect(read_only=True) as con:
+        for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
+                                                ).indices.items():
+            rows = np.asarray(rows, dtype=np.int64)
+            series = con.execute(SERIES_SQL, [symbol, tf, as_of_datetime(int(t[rows].max()))]
+                                 ).df()
+            work.append((str(symbol), str(tf), rows, series))
+    for symbol, tf, rows, series in work:
+        _series_rows(request, config, symbol, tf, series, rows, t[rows], pieces, reasons)
+    return pieces, reasons
+
+
+def _series_rows(request: BatchPieceRequest, config: RegimeConfig, symbol: str, tf: str,
+                 series: pd.DataFrame, rows: np.ndarray, t: np.ndarray, pieces: np.ndarray,
+                 reasons: np.ndarray) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
+    position, _ = last_closed(utc_ns(series["bar_ts"]), utc_ns(series["ts_close"]), t)
+    current = np.append(series["version"].to_numpy(object) == config.version, False)
+    stored = current[position]  # position -1 (no bar) reads the appended False
+    on_stored = np.flatnonzero(stored)
+    if len(on_stored):  # one piece (or reason) per stored bar
+        codes, first = groups(position[on_stored, None])
+        made = [_stored(row) for row in
+                series.iloc[position[on_stored][first]].to_dict("records")]
+        spread(made, codes, rows[on_stored], pieces, reasons)
+    others = np.flatnonzero(~stored)
+    if len(others):  # no bar, or computed on demand: once per as_of
+        codes, first = groups(t[others, None])
+        made = []
+        for j in others[first]:
+            as_of = as_of_datetime(int(t[j]))
+            made.append((None, _no_bars(symbol, tf, as_of)) if position[j] < 0 else
+                        compute_regime_at(request.store, symbol, tf, as_of, config))
+        spread(made, codes, rows[others], pieces, reasons)
+
+
+def _stored(row: dict[str, Any]) -> tuple[RegimeSnapshot | None, str | None]:
+    """Return the piece (or None and why) of a stored row of the current version."""
+    row["ts"] = row["bar_ts"]
+    reason = incomplete_reason(row)
+    return (None, reason) if reason else (snapshot_from_row(row), None)
+
+
+regime_provider.batch = regime_batch  # type: ignore[attr-defined]

@@ -1,16 +1,47 @@
-"""The ContextPack's ``account`` piece: the user's account, current rules and opt-outs."""
+"""The ContextPack's ``account`` piece: the user's account, current rules and opt-outs.
+
+``account_provider.batch`` reads each distinct user once and gives all of that user's rows
+the same AccountContext object (or the same reason).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 
 from buddy.context.builder import PieceRequest
 from buddy.users.model import AccountContext
 from buddy.users.store import get_account_context
 
+if TYPE_CHECKING:
+    from buddy.batch.pieces import BatchPieceRequest
+    from buddy.store import Store
+
 
 def account_provider(request: PieceRequest) -> tuple[AccountContext | None, str | None]:
     """Return the account context of ``request.user_id``, or None and why it is missing."""
-    context = get_account_context(request.store, request.user_id)
+    return account_of(request.store, request.user_id)
+
+
+def account_of(store: Store, user_id: str) -> tuple[AccountContext | None, str | None]:
+    """Return the account context of ``user_id``, or None and why it is missing."""
+    context = get_account_context(store, user_id)
     if context is None:
-        return None, (f"user {request.user_id} has no account; run "
-                      f"`buddy user set --user {request.user_id} ...`")
+        return None, (f"user {user_id} has no account; run "
+                      f"`buddy user set --user {user_id} ...`")
     return context, None
+
+
+def account_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+    """Batch form of ``account_provider``: (pieces, reasons) per row, one read per user."""
+    codes, users = pd.factorize(request.intents["user_id"].astype(str).to_numpy(object))
+    shared_pieces = np.empty(len(users), dtype=object)
+    shared_reasons = np.empty(len(users), dtype=object)
+    for u, user_id in enumerate(users):
+        shared_pieces[u], shared_reasons[u] = account_of(request.store, str(user_id))
+    return shared_pieces[codes], shared_reasons[codes]
+
+
+account_provider.batch = account_batch  # type: ignore[attr-defined]
