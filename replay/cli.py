@@ -72,8 +72,9 @@ def replay(ctx: click.Context, db: str | None) -> None:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address (implies --executor dask).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Intents per committed chunk (a kill loses at most the chunks in flight).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Intents per committed chunk (a kill loses at most the chunks in flight); "
+                   "default 20,000 in batch mode, 50 per intent.")
 @click.option("--providers", "providers_spec", default="standard", show_default=True,
               help="Context pieces beyond market data: 'standard' (account, mtfa, regime, "
                    "schedule), 'none', or a comma-separated list of those pieces. Without "
@@ -86,7 +87,7 @@ def replay(ctx: click.Context, db: str | None) -> None:
 def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe: str | None,
             start: str | None, end: str | None, seed: int, params: tuple[str, ...],
             user: str | None, tz: str | None, config_ref: str, name: str | None, mode: str,
-            executor_kind: str, scheduler: str | None, workers: int, chunk_size: int,
+            executor_kind: str, scheduler: str | None, workers: int, chunk_size: int | None,
             providers_spec: str, resume_run: str | None, no_outcomes: bool,
             no_progress: bool) -> None:
     """Run (or resume) a replay and print its run id and figures."""

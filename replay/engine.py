@@ -13,9 +13,11 @@ modules and issues, with the intent's outcome, in the replay tables under one ru
 - **Single writer.** Workers open the store read-only, build packs, run the orchestrator and
   return rows; only the calling process writes.
 - **Two paths, one answer.** ``mode='intent'`` builds each pack with the ContextPackBuilder
-  (one database read per intent); ``mode='batch'`` reads each (symbol, timeframe) series once
-  per worker and serves the builder from memory, sliced at each intent's as_of. Both feed the
-  same builder code and ``market_data()``, so their results are identical (tested).
+  and runs the orchestrator per intent; ``mode='batch'`` builds a BatchContext per chunk
+  (each series read once, every intent's pack as columns: ``buddy.batch``) and runs every
+  module's batch form over all of the chunk's intents at once. tests/batch prove each
+  module's batch form equal to its scalar form and the builder equal to the pack builder;
+  tests/replay_engine prove the two paths' result tables equal.
 - **Deterministic.** ``result_table_hash`` is the SHA-256 of the run's result tables in a
   canonical order, without the run id: same inputs, same hash, whatever the executor.
 """
@@ -29,8 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from buddy.batch.builder import build_batch_context
+from buddy.batch.context import BatchContext
+from buddy.batch.orchestrate import BatchReport, run_batch
 from buddy.config import ScoringConfig, canonical_json
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS, ContextPackBuilder, PieceProvider
 from buddy.domain import OrderType, Side, TradeIntent
@@ -53,7 +57,9 @@ from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
 Mode = Literal["intent", "batch"]
 MODES: tuple[str, ...] = ("intent", "batch")
 
+#: Intents per chunk (one transaction each): per-intent path, batch path.
 DEFAULT_CHUNK_SIZE = 50
+DEFAULT_BATCH_CHUNK_SIZE = 20_000
 #: How long the writer waits for workers' read-only connections to let go, in seconds.
 WRITE_LOCK_TIMEOUT_S = 120.0
 SCORE_PREFIX = "score__"
@@ -117,8 +123,7 @@ class ChunkTask:
     config_json: str
     lookback_bars: int
     providers: tuple[tuple[str, PieceProvider], ...]
-    intents: pd.DataFrame  # INTENT_COLUMNS, one (symbol, timeframe) series
-    series_until: datetime  # the latest as_of of this series in the whole run
+    intents: pd.DataFrame  # INTENT_COLUMNS, in canonical order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,13 +199,15 @@ def intent_from_row(row: Mapping[str, Any]) -> TradeIntent:
 def validate_intents(store: Store, intents: pd.DataFrame, config: ScoringConfig) -> None:
     """Check every intent as Buddy.evaluate does (intrinsic, instrument and data rules).
 
-    Raises one IntentValidationError naming each bad intent; nothing is written then.
+    The rules run column-wise first; only the rows they flag (or all rows, when a column
+    cannot be read as expected) go through ``Buddy.validate`` one by one, which words the
+    errors. Raises one IntentValidationError naming each bad intent; nothing is written then.
     """
     from buddy.api import Buddy
 
     buddy = Buddy(store, config)
     errors: list[FieldError] = []
-    for row in intents.to_dict("records"):
+    for row in intents.iloc[_flagged_rows(buddy, intents)].to_dict("records"):
         try:
             buddy.validate(intent_from_row(row))
         except IntentValidationError as exc:
@@ -214,6 +221,65 @@ def validate_intents(store: Store, intents: pd.DataFrame, config: ScoringConfig)
             shown.append(FieldError("intents", f"and {len(errors) - len(shown)} more problems",
                                     len(errors)))
         raise IntentValidationError(shown)
+
+
+def _flagged_rows(buddy: Any, intents: pd.DataFrame) -> np.ndarray:
+    """Return the rows (positions) that any rule of Buddy.validate might reject.
+
+    Sound by construction: each rule below is the scalar rule on arrays, so a row it passes
+    passes Buddy.validate; a row it flags is re-checked there.
+    """
+    from buddy.api import MAX_BARS_PAST_DATA
+    from buddy.domain import MAX_HORIZON_BARS
+
+    n = len(intents)
+    try:
+        catalogue = buddy._catalogue()
+        ok = np.ones(n, dtype=bool)
+        for column in ("user_id", "symbol"):
+            ok &= intents[column].astype(str).str.strip().str.len().to_numpy() > 0
+        ok &= intents["side"].isin([s.value for s in Side]).to_numpy()
+        ok &= intents["order_type"].isin([o.value for o in OrderType]).to_numpy()
+        ok &= intents["timeframe"].isin([t.value for t in Timeframe]).to_numpy()
+        entry = intents["proposed_entry"].to_numpy(np.float64)
+        stop = intents["proposed_stop"].to_numpy(np.float64)
+        target = intents["proposed_target"].to_numpy(np.float64)
+        size = intents["proposed_size"].to_numpy(np.float64)
+        horizon = intents["holding_horizon"].to_numpy(np.int64)
+        with np.errstate(invalid="ignore"):
+            ok &= np.isfinite(entry) & (entry > 0) & np.isfinite(size) & (size > 0)
+            ok &= np.isnan(stop) | (np.isfinite(stop) & (stop > 0))
+            ok &= np.isnan(target) | (np.isfinite(target) & (target > 0))
+            ok &= (horizon >= 1) & (horizon <= MAX_HORIZON_BARS)
+            long = intents["side"].to_numpy() == Side.LONG.value
+            ok &= np.isnan(stop) | np.where(long, stop < entry, stop > entry)
+            ok &= np.isnan(target) | np.where(long, target > entry, target < entry)
+        instruments = catalogue.instruments
+        known = intents["symbol"].isin(list(instruments)).to_numpy()
+        ok &= known
+        tick = intents["symbol"].map({s: i.tick_size for s, i in instruments.items()}
+                                     ).to_numpy(np.float64)
+        lot = intents["symbol"].map({s: i.lot_size for s, i in instruments.items()}
+                                    ).to_numpy(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for price in (entry, stop, target):
+                steps = price / tick
+                ok &= np.isnan(price) | (np.abs(steps - np.round(steps)) < 1e-6)
+            steps = size / lot
+            ok &= np.abs(steps - np.round(steps)) < 1e-6
+        key = intents["symbol"].astype(str) + "\x00" + intents["timeframe"].astype(str)
+        spans = {f"{s}\x00{tf}": span for (s, tf), span in catalogue.coverage.items()}
+        ok &= key.isin(list(spans)).to_numpy()
+        first = pd.to_datetime(key.map({k: v[0] for k, v in spans.items()}), utc=True)
+        last = pd.to_datetime(key.map({k: v[1] for k, v in spans.items()}), utc=True)
+        nominal = pd.to_timedelta(intents["timeframe"].map(
+            {t.value: t.nominal for t in Timeframe}))
+        slack = np.maximum(MAX_BARS_PAST_DATA * nominal, pd.Timedelta(days=7))
+        as_of = intents["as_of"]
+        ok &= ((as_of >= first) & (as_of <= last + slack)).fillna(False).to_numpy(bool)
+    except (KeyError, TypeError, ValueError):
+        return np.arange(n)
+    return np.flatnonzero(~ok)
 
 
 # ---------------------------------------------------------------------------- run ids
@@ -268,7 +334,7 @@ def replay_run_id(config_hash: str, intents_digest: str, name: str,
 
 # ---------------------------------------------------------------------------- the engine
 def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
-               executor: Executor | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+               executor: Executor | None = None, chunk_size: int | None = None,
                progress: bool = True, run_id: str | None = None, mode: Mode = "intent",
                outcomes: pd.DataFrame | None = None, label: bool = True,
                trades: pd.DataFrame | None = None,
@@ -287,6 +353,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    if chunk_size is None:
+        chunk_size = DEFAULT_BATCH_CHUNK_SIZE if mode == "batch" else DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (got {chunk_size})")
     started = time.perf_counter()
@@ -319,14 +387,10 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     done_ids = set(store.query("SELECT intent_id FROM replay_results WHERE run_id = ?",
                                [run_id])["intent_id"])
     pending = frame[~frame["intent_id"].isin(done_ids)].reset_index(drop=True)
-    chunks = list(_chunks(pending, chunk_size))
-    series_until = frame.groupby(["symbol", "timeframe"])["as_of"].max().to_dict()
+    chunks = list(_chunks(pending, chunk_size, by_series=mode == "intent"))
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
                        config_json=config_json, lookback_bars=lookback_bars,
-                       providers=tuple(sorted(providers.items())), intents=chunk,
-                       series_until=series_until[(chunk["symbol"].iloc[0],
-                                                  chunk["timeframe"].iloc[0])]
-                       .to_pydatetime())
+                       providers=tuple(sorted(providers.items())), intents=chunk)
              for n, chunk in enumerate(chunks))
     outcome_source = _OutcomeSource(store, frame, outcomes, trades) if (
         outcomes is not None or label) else None
@@ -377,16 +441,23 @@ def resume_replay(store: Store, run_id: str, **options: Any) -> ReplayRun:
                       **options)
 
 
-def _chunks(pending: pd.DataFrame, chunk_size: int) -> Iterator[pd.DataFrame]:
+def _chunks(pending: pd.DataFrame, chunk_size: int, *, by_series: bool
+            ) -> Iterator[pd.DataFrame]:
+    """Cut ``pending`` (canonical order) into chunks; per series on the per-intent path (its
+    pack cache works per series), across series on the batch path (it reads each series in
+    a chunk once)."""
+    if not by_series:
+        for start in range(0, len(pending), chunk_size):
+            yield pending.iloc[start:start + chunk_size].reset_index(drop=True)
+        return
     for _, series in pending.groupby(["symbol", "timeframe"], sort=True):
         for start in range(0, len(series), chunk_size):
             yield series.iloc[start:start + chunk_size].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- workers
-#: Per worker process: orchestrators by config JSON, loaded series by (path, stamp, key).
+#: Per worker process: orchestrators by config JSON.
 _ORCHESTRATORS: OrderedDict[str, Orchestrator] = OrderedDict()
-_SERIES: OrderedDict[tuple[Any, ...], SeriesInputs] = OrderedDict()
 _CACHE_SIZE = 4
 
 
@@ -408,13 +479,12 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows:
     orchestrator = _cached(_ORCHESTRATORS, task.config_json,
                            lambda: Orchestrator(ScoringConfig.from_json(task.config_json)))
     store: Store = ReadOnlyStore(task.db_path)
-    stamp = store.context_stamp()
     if task.mode == "batch":
-        first = task.intents.iloc[0]
-        key = (task.db_path, stamp, first["symbol"], first["timeframe"], task.series_until)
-        series = _cached(_SERIES, key, lambda: SeriesInputs.load(
-            store, first["symbol"], first["timeframe"], task.series_until))
-        store = PreloadedStore(store, series)
+        ctx = build_batch_context(store, task.intents, lookback_bars=task.lookback_bars,
+                                  providers=dict(task.providers))
+        return batch_rows(task.chunk_no, ctx, run_batch(orchestrator, ctx),
+                          elapsed_s=time.perf_counter() - started)
+    stamp = store.context_stamp()
     builder = ContextPackBuilder(store, lookback_bars=task.lookback_bars,
                                  providers=dict(task.providers))
     reports = []
@@ -466,63 +536,35 @@ def _typed(rows: list[dict[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFram
 
 
 # ---------------------------------------------------------------------------- batch path
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SeriesInputs:
-    """One (symbol, timeframe) series read once, up to ``until``: served point-in-time."""
-
-    symbol: str
-    timeframe: str
-    until: datetime
-    instrument: dict[str, Any] | None
-    bars: pd.DataFrame
-    features: pd.DataFrame
-    actions: pd.DataFrame
-    market_data_version: int
-    bars_ts_close: np.ndarray = field(repr=False)
-    features_ts_close: np.ndarray = field(repr=False)
-    actions_ex_date: np.ndarray = field(repr=False)
-
-    @classmethod
-    def load(cls, store: Store, symbol: str, timeframe: str, until: datetime) -> SeriesInputs:
-        """Read the series' bars, features and actions closed (ex-dated) by ``until``."""
-        bars = store.bars(symbol, timeframe, as_of=until)
-        features = store.features(symbol, timeframe, as_of=until)
-        actions = store.corporate_actions(symbol)
-        until_day = np.datetime64(pd.Timestamp(until).tz_convert("UTC").date(), "D")
-        ex_date = pd.to_datetime(actions["ex_date"]).to_numpy("datetime64[D]")
-        actions = actions[ex_date <= until_day].reset_index(drop=True)
-        bars_close = _utc_ns(bars["ts_close"])
-        # every feature row joins a bar (store.features joins them), so no position is -1
-        position = pd.DatetimeIndex(bars["ts"]).get_indexer(pd.DatetimeIndex(features["ts"]))
-        return cls(symbol=symbol, timeframe=str(timeframe), until=until,
-                   instrument=store.instrument(symbol), bars=bars, features=features,
-                   actions=actions, market_data_version=store.market_data_version(),
-                   bars_ts_close=bars_close, features_ts_close=bars_close[position],
-                   actions_ex_date=pd.to_datetime(actions["ex_date"]).to_numpy(
-                       "datetime64[D]"))
-
-    def inputs_at(self, as_of: datetime, lookback: int) -> dict[str, Any]:
-        """Return what Store.context_inputs returns at ``as_of``, from memory."""
-        at = pd.Timestamp(as_of)
-        if at > pd.Timestamp(self.until):
-            raise ValueError(f"{self.symbol} {self.timeframe} was read up to {self.until}; "
-                             f"as_of {at.isoformat()} lies after it")
-        t = at.tz_convert("UTC").as_unit("ns").value
-        bars_idx = np.flatnonzero(self.bars_ts_close <= t)[-lookback:]
-        features_idx = np.flatnonzero(self.features_ts_close <= t)[-lookback:]
-        day = np.datetime64(at.tz_convert("UTC").date(), "D")
-        return {
-            "instrument": self.instrument,
-            "bars": self.bars.iloc[bars_idx].reset_index(drop=True),
-            "features": self.features.iloc[features_idx].reset_index(drop=True),
-            "corporate_actions": self.actions[self.actions_ex_date <= day
-                                              ].reset_index(drop=True),
-            "market_data_version": self.market_data_version,
-        }
-
-
-def _utc_ns(values: pd.Series) -> np.ndarray:
-    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
+def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, *,
+               elapsed_s: float = 0.0) -> ChunkRows:
+    """Return the replay rows of a batch report (what ``report_rows`` gives per intent)."""
+    intents = ctx.intents
+    ids = intents["intent_id"].to_numpy(dtype=object)
+    overall = report.overall
+    results = pd.DataFrame({
+        "intent_id": ids, "symbol": intents["symbol"].to_numpy(dtype=object),
+        "timeframe": intents["timeframe"].to_numpy(dtype=object),
+        "side": intents["side"].to_numpy(dtype=object),
+        "overall_score": overall["overall_score"].to_numpy(np.float64),
+        "overall_severity": overall["overall_severity"].to_numpy(dtype=object),
+        "n_issues": overall["n_issues"].to_numpy(np.int32)}).astype(_RESULT_DTYPES)
+    results.insert(4, "as_of", intents["as_of"].reset_index(drop=True).astype(
+        "datetime64[us, UTC]"))
+    modules = report.modules
+    module_rows = pd.DataFrame({
+        "intent_id": ids[modules["row"].to_numpy(np.int64)], "module": modules["module"],
+        "version": modules["version"], "status": modules["status"],
+        "score": modules["score"].to_numpy(np.float64), "severity": modules["severity"],
+        "n_issues": modules["n_issues"].to_numpy(np.int32)}).astype(_MODULE_DTYPES)
+    issues = report.issues
+    issue_rows = pd.DataFrame({
+        "intent_id": ids[issues["row"].to_numpy(np.int64)], "module": issues["module"],
+        "issue_no": issues["issue_no"].to_numpy(np.int32), "code": issues["code"],
+        "severity": issues["severity"], "evidence_json": issues["evidence_json"]}
+    ).astype(_ISSUE_DTYPES)
+    return ChunkRows(chunk_no=chunk_no, results=results, module_results=module_rows,
+                     issues=issue_rows, elapsed_s=elapsed_s)
 
 
 class ReadOnlyStore(Store):
@@ -539,22 +581,6 @@ class ReadOnlyStore(Store):
                               "process is its only writer)")
         with super().connect(read_only=True) as con:
             yield con
-
-
-class PreloadedStore(ReadOnlyStore):
-    """A read-only Store whose ``context_inputs`` for one series come from a SeriesInputs in
-    memory. Everything else (piece providers' reads included) goes to the file."""
-
-    def __init__(self, store: Store, series: SeriesInputs) -> None:
-        super().__init__(store.path, lock_timeout_s=store.lock_timeout_s)
-        self.series = series
-
-    def context_inputs(self, symbol: str, timeframe: str, as_of: datetime, lookback: int
-                       ) -> dict[str, Any]:
-        """Return the inputs at ``as_of``: from memory for the preloaded series."""
-        if symbol == self.series.symbol and str(timeframe) == self.series.timeframe:
-            return self.series.inputs_at(as_of, lookback)
-        return super().context_inputs(symbol, timeframe, as_of, lookback)
 
 
 # ---------------------------------------------------------------------------- outcomes
