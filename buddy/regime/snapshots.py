@@ -177,8 +177,9 @@ def snapshot_table(series: SeriesRegime, config: RegimeConfig, computed_at: pd.T
         "relvol": floats("relvol"),
         "hmm_state_id_optional": pa.array(state.astype(np.int32), pa.int32(), mask=~has_hmm),
         "hmm_probs_json": probs_list,
-        "computed_at": pa.array(np.full(n, pd.Timestamp(computed_at).as_unit("us").value),
-                                pa.int64()).cast(stamp),
+        # microseconds since the epoch (Timestamp.value is nanoseconds whatever the unit)
+        "computed_at": pa.array(np.full(n, pd.Timestamp(computed_at).as_unit("us").asm8.view(
+            np.int64)), pa.int64()).cast(stamp),
         "version": text(np.full(n, config.version, dtype=object)),
         "hmm_state_label": text(label),
         "hmm_state_labels_json": text(per_model([json.dumps(list(p.labels)) for p in fits])),

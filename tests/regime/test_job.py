@@ -87,6 +87,18 @@ def test_one_row_per_bar_and_one_model_per_refit(store: Store) -> None:
     assert params["window_start"] == 0 and params["labels"] == ["calm", "volatile"]
 
 
+def test_computed_at_is_when_the_job_ran(store: Store) -> None:
+    """Both tables stamp the run's wall-clock time (it was once stored in the wrong unit,
+    some 56,000 years ahead)."""
+    stamps = store.query("SELECT (SELECT min(computed_at) FROM regime_snapshots) AS lo, "
+                         "(SELECT max(computed_at) FROM regime_snapshots) AS hi, "
+                         "(SELECT max(computed_at) FROM regime_models) AS fit")
+    now = pd.Timestamp.now(tz="UTC")
+    for column in ("lo", "hi", "fit"):
+        stamp = pd.Timestamp(stamps[column].iloc[0])
+        assert now - pd.Timedelta(hours=1) < stamp <= now, (column, stamp)
+
+
 def test_a_second_run_writes_nothing(store: Store) -> None:
     before = snapshots(store)
     result = run_regime_job(store, workers=1, progress=False)
