@@ -60,7 +60,6 @@ class SeriesData:
 
     symbol: str
     timeframe: str
-    until: pd.Timestamp  # read up to here (bars closed by then)
     instrument: dict[str, Any]
     bars: pd.DataFrame
     features: pd.DataFrame
@@ -77,7 +76,7 @@ class SeriesData:
         actions = store.corporate_actions(symbol)
         if len(actions):
             actions = actions.sort_values("ex_date", kind="stable", ignore_index=True)
-        return cls(symbol=symbol, timeframe=timeframe, until=until, instrument=instrument,
+        return cls(symbol=symbol, timeframe=timeframe, instrument=instrument,
                    bars=store.bars(symbol, timeframe, as_of=until.to_pydatetime()),
                    features=store.features(symbol, timeframe, as_of=until.to_pydatetime()),
                    actions=actions)
@@ -95,22 +94,18 @@ class _Parts:
 
 def build_batch_context(store: Store, intents: pd.DataFrame, *,
                         lookback_bars: int = DEFAULT_LOOKBACK_BARS,
-                        providers: Mapping[str, PieceProvider] | None = None,
-                        series: Mapping[tuple[str, str], SeriesData] | None = None
+                        providers: Mapping[str, PieceProvider] | None = None
                         ) -> BatchContext:
     """Return the BatchContext of ``intents`` (INTENT_COLUMNS, as_of tz-aware).
 
-    ``series``: series already read (keyed by (symbol, timeframe)), reused when they reach
-    the latest as_of of their rows; the others are read here. Every read (providers'
-    included) goes through one read-only connection.
+    Every read (providers' included) goes through one read-only connection.
     """
     with store.reading():
-        return _build(store, intents, lookback_bars, providers, series)
+        return _build(store, intents, lookback_bars, providers)
 
 
 def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
-           providers: Mapping[str, PieceProvider] | None,
-           series: Mapping[tuple[str, str], SeriesData] | None) -> BatchContext:
+           providers: Mapping[str, PieceProvider] | None) -> BatchContext:
     frame = intent_columns(intents)
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
     n = len(frame)
@@ -130,14 +125,11 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
     missing_sessions = np.empty(n, dtype=object)
     splits_applied = np.empty(n, dtype=object)
     instruments: list[dict[str, Any]] = [{}] * n
-    series = dict(series or {})
     groups = frame.groupby(["symbol", "timeframe"], sort=True).indices
     for (symbol, timeframe), rows in groups.items():
         rows = np.asarray(rows, dtype=np.int64)
         until = pd.Timestamp(as_of_ns[rows].max(), tz="UTC")
-        data = series.get((symbol, timeframe))
-        if data is None or data.until < until:
-            data = SeriesData.read(store, symbol, timeframe, until)
+        data = SeriesData.read(store, symbol, timeframe, until)
         instrument = {k: data.instrument[k] for k in INSTRUMENT_FIELDS}
         for i in rows:
             instruments[i] = instrument
@@ -274,8 +266,10 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         for i in rows_k:
             splits_applied[i] = splits
         for j in np.flatnonzero(quirky):
-            _exact_row(data, rows_k[j], int(t[group[j]]), lookback, applied, parts,
-                       bar_start, bar_stop, feat_start, feat_stop, market, latest_index)
+            g = group[j]
+            _exact_row(data, rows_k[j], int(t[g]), (start[g], stop[g], fstart[g], fstop[g]),
+                       applied, parts, bar_start, bar_stop, feat_start, feat_stop, market,
+                       latest_index)
     _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions)
 
 
@@ -286,18 +280,15 @@ def _first_featured(bars_close: np.ndarray, feat_close: np.ndarray, start: np.nd
     return np.searchsorted(feat_close, first_close, side="left")
 
 
-def _exact_row(data: SeriesData, i: int, t: int, lookback: int, applied: pd.DataFrame,
-               parts: _Parts, bar_start: np.ndarray, bar_stop: np.ndarray,
-               feat_start: np.ndarray, feat_stop: np.ndarray, market: dict[str, np.ndarray],
-               latest_index: np.ndarray) -> None:
-    """Build row i's windows with ``market_data`` itself and append them as own segments."""
-    bars_close = pd.DatetimeIndex(data.bars["ts_close"]).tz_convert("UTC").as_unit("ns").asi8
-    stop = int(np.searchsorted(bars_close, t, side="right"))
-    raw_bars = data.bars.iloc[max(stop - lookback, 0):stop].reset_index(drop=True)
-    position = pd.DatetimeIndex(data.bars["ts"]).get_indexer(pd.DatetimeIndex(
-        data.features["ts"]))
-    fstop = int(np.searchsorted(bars_close[position], t, side="right"))
-    raw_features = data.features.iloc[max(fstop - lookback, 0):fstop].reset_index(drop=True)
+def _exact_row(data: SeriesData, i: int, t: int, window: tuple[int, int, int, int],
+               applied: pd.DataFrame, parts: _Parts, bar_start: np.ndarray,
+               bar_stop: np.ndarray, feat_start: np.ndarray, feat_stop: np.ndarray,
+               market: dict[str, np.ndarray], latest_index: np.ndarray) -> None:
+    """Build row i's windows (``window``: its raw bar and feature row bounds) with
+    ``market_data`` itself and append them as own segments."""
+    start, stop, fstart, fstop = (int(v) for v in window)
+    raw_bars = data.bars.iloc[start:stop].reset_index(drop=True)
+    raw_features = data.features.iloc[fstart:fstop].reset_index(drop=True)
     built = market_data(Instrument.from_row(data.instrument), raw_bars, raw_features, applied,
                         pd.Timestamp(t, tz="UTC").to_pydatetime())
     assert built is not None

@@ -104,3 +104,17 @@ def py_round(values: np.ndarray, digits: int) -> np.ndarray:
     if len(redo):
         out[redo] = [round(v, digits) for v in values[redo].tolist()]
     return out
+
+
+def objects(values: Sequence[Any]) -> np.ndarray:
+    """Return a 1-D object array of ``values``, element by element (a tuple stays one
+    element; numpy would otherwise split it into another dimension)."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def utc_ns(values: Any) -> np.ndarray:
+    """Return tz-aware times (a column, an index, a list) as UTC int64 nanoseconds."""
+    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8

@@ -28,12 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import objects
 from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
 from buddy.domain import OrderType, Side, TradeIntent
 from buddy.timeframes import Timeframe
@@ -154,7 +154,7 @@ class BatchContext:
         codes, first = self.piece_codes(name)
         values = [default if objects[i] is None else get(objects[i]) for i in first]
         if np.dtype(dtype) == object:
-            return _objects(values)[codes]
+            return objects(values)[codes]
         return np.asarray(values, dtype=dtype).reshape(len(first))[codes]
 
     def piece_codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -169,6 +169,12 @@ class BatchContext:
             first[codes[::-1]] = np.arange(len(objects))[::-1]
             cached = self._codes[name] = (codes, first)
         return cached
+
+    def distinct_pieces(self, name: str) -> tuple[np.ndarray, list[Any]]:
+        """Return (per row, the number of its distinct piece object; those objects)."""
+        codes, first = self.piece_codes(name)
+        pieces = self.piece(name)
+        return codes, [pieces[i] for i in first.tolist()]
 
     def missing_reasons(self, names: frozenset[str] | set[str]) -> list[dict[str, str]]:
         """Return per row {piece: reason} for those of ``names`` absent on it (sorted)."""
@@ -328,9 +334,9 @@ def from_packs(intents: Sequence[TradeIntent], packs: Sequence[ContextPack]) -> 
     return BatchContext(
         intents=intent_columns(frame), instrument=instrument, market=market, latest=latest,
         bars=_windows(bar_frames, bar_len), features=_windows(feature_frames, feature_len),
-        missing_sessions=_objects(missing_sessions), splits_applied=_objects(splits),
-        pieces={name: _objects([p.piece(name) for p in packs]) for name in OTHER_PIECES},
-        missing={name: _objects([p.missing.get(name) if (
+        missing_sessions=objects(missing_sessions), splits_applied=objects(splits),
+        pieces={name: objects([p.piece(name) for p in packs]) for name in OTHER_PIECES},
+        missing={name: objects([p.missing.get(name) if (
             p.market is None if name == "market" else p.piece(name) is None) else None
             for p in packs]) for name in PIECES})
 
@@ -355,20 +361,3 @@ def _windows(frames: list[pd.DataFrame], lengths: list[int]) -> Windows:
 
 def _optional(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
-
-
-def _objects(values: Sequence[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):  # element-wise: tuples must stay objects
-        out[i] = value
-    return out
-
-
-def as_of_utc(values: pd.Series) -> np.ndarray:
-    """Return tz-aware times as UTC nanoseconds (int64)."""
-    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
-
-
-def utc(ts: datetime) -> pd.Timestamp:
-    """Return ``ts`` as a UTC Timestamp."""
-    return pd.Timestamp(ts).tz_convert("UTC")

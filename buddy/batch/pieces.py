@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import distinct
+from buddy.batch.columns import distinct, objects
 from buddy.context.builder import PieceProvider, PieceRequest
 from buddy.context.pack import Instrument, MarketData
 from buddy.errors import BuddyError
@@ -64,7 +64,7 @@ def provide(name: str, provider: PieceProvider, request: BatchPieceRequest
     if batch is not None:
         try:
             pieces, reasons = batch(request)
-            pieces, reasons = _objects(pieces), _objects(reasons)
+            pieces, reasons = objects(pieces), objects(reasons)
             if len(pieces) != len(request) or len(reasons) != len(request):
                 raise ValueError(f"{name}.batch returned {len(pieces)} pieces for "
                                  f"{len(request)} rows")
@@ -90,15 +90,6 @@ def provide(name: str, provider: PieceProvider, request: BatchPieceRequest
     return pieces, reasons
 
 
-def _objects(values: Any) -> np.ndarray:
-    if isinstance(values, np.ndarray) and values.dtype == object:
-        return values.copy()
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        out[i] = value
-    return out
-
-
 # ---------------------------------------------------------------- helpers of batch forms
 def as_of_ns(values: Any) -> np.ndarray:
     """Return tz-aware as_of values as UTC int64 nanoseconds floored to the microsecond: the
@@ -111,10 +102,6 @@ def as_of_datetime(ns: int) -> datetime:
     """Return an ``as_of_ns`` value as the UTC datetime a PieceRequest carries."""
     return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
 
-
-def utc_ns(values: Any) -> np.ndarray:
-    """Return tz-aware times (a column read from the store) as UTC int64 nanoseconds."""
-    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
 
 
 def per_distinct(values: Any, convert: Callable[[Any], Any], dtype: Any = object

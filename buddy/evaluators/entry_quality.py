@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from buddy.batch.context import as_of_utc
+from buddy.batch.columns import utc_ns
 from buddy.batch.result import (
     BatchResult,
     FactColumn,
@@ -697,7 +697,7 @@ class EntryQualityEvaluator(Evaluator):
         """ENTRY_AT_SESSION_EDGE and ENTRY_MID_BAR (``_timing``, column-wise)."""
         cfg = self.config
         n = ctx.n
-        as_of = as_of_utc(ctx.intents["as_of"])
+        as_of = utc_ns(ctx.intents["as_of"])
         start, stop = ctx.bars.start, ctx.bars.stop
         last_close = times.ts_close[stop - 1]
         timed = ctx.market["sessions_since_last_bar"].to_numpy(np.int64) == 0

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import py_round
+from buddy.batch.columns import distinct, objects, py_round
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
     BatchResult,
@@ -472,7 +472,7 @@ class _BatchScan:
         self.timezone = inst["timezone"].to_numpy(dtype=object)
         self.currency = inst["currency"].to_numpy(dtype=object)
         self.multiplier = inst["contract_multiplier"].to_numpy(np.float64)
-        self.sched_code, pieces = _distinct(ctx.piece("schedule"))
+        self.sched_code, pieces = ctx.distinct_pieces("schedule")
         self.sched = _Schedules.of(pieces)
         sc = self.sched_code
         self.ok = self.sched.regular[sc] & ~(
@@ -684,7 +684,7 @@ class _BatchScan:
     # ------------------------------------------------------------------ optional pieces
     def _levels(self) -> list[IssueBlock]:
         cfg, ctx = self.cfg, self.ctx
-        code, pieces = _distinct(ctx.piece("levels"))
+        code, pieces = ctx.distinct_pieces("levels")
         lv = _Levels.of(pieces)
         kind = lv.kind[code]
         has_target = ~np.isnan(self.target)
@@ -740,7 +740,7 @@ class _BatchScan:
 
     def _regime(self) -> list[IssueBlock]:
         cfg, ctx = self.cfg, self.ctx
-        code, pieces = _distinct(ctx.piece("regime"))
+        code, pieces = ctx.distinct_pieces("regime")
         rg = _Regimes.of(pieces)
         kind = rg.kind[code]
         fitted = (kind == _Regimes.SNAPSHOT) & rg.fitted[code]
@@ -793,7 +793,7 @@ class _BatchScan:
         """``_bars_on(regime timeframe, intent timeframe, horizon)`` per row, computed once
         per distinct triple (exact: the scalar helper itself)."""
         horizon, tf = self.horizon[rows], self.tf_code[rows]
-        code, first = _first((horizon * (len(self.timeframes) + 1) + tf) * (len(labels) + 1)
+        first, code = distinct((horizon * (len(self.timeframes) + 1) + tf) * (len(labels) + 1)
                              + regime_tf)
         values = np.array([_bars_on(labels[r], self.timeframes[t], int(h)) for h, t, r in zip(
             horizon[first].tolist(), tf[first].tolist(), regime_tf[first].tolist(),
@@ -802,7 +802,7 @@ class _BatchScan:
 
     def _exposure(self) -> list[IssueBlock]:
         ctx = self.ctx
-        code, pieces = _distinct(ctx.piece("portfolio"))
+        code, pieces = ctx.distinct_pieces("portfolio")
         hook = np.array([isinstance(p, ExposureHook) for p in pieces] + [False])[code]
         blocks = []
         rows = np.flatnonzero(self.ok & ~hook)
@@ -824,7 +824,7 @@ class _BatchScan:
         if len(rows):
             # position_in once per distinct (portfolio, symbol)
             symbol_code, symbols = pd.factorize(self.symbol[rows])
-            pair, first = _first(code[rows] * (len(symbols) + 1) + symbol_code)
+            first, pair = distinct(code[rows] * (len(symbols) + 1) + symbol_code)
             held = np.array([float(pieces[p].position_in(symbol)) for p, symbol in zip(
                 code[rows[first]].tolist(), self.symbol[rows[first]].tolist(), strict=True)],
                 dtype=np.float64)[pair]
@@ -912,7 +912,7 @@ class _Schedules:
         kinds = np.array([_KIND_CODE.get(e.kind, len(EVENT_KINDS)) for e in events],
                          dtype=np.int64)
         earnings = kinds == _KIND_CODE["earnings"]
-        ev_symbol = _objects([e.symbol for e in events])
+        ev_symbol = objects([e.symbol for e in events])
         s_lo = s_hi - n_sessions
         pad = np.zeros(1, dtype=np.int64)
         return cls(
@@ -928,7 +928,7 @@ class _Schedules:
             ev_sessions_before=np.concatenate([
                 _search(close, s_lo[e_piece], s_hi[e_piece], ev_ts, "right") - s_lo[e_piece],
                 pad]),
-            events=_objects([*events, None]))
+            events=objects([*events, None]))
 
     def weeks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the flat index of each week's last close (a week: consecutive closes in
@@ -1053,17 +1053,17 @@ class _Levels:
         hi = np.cumsum(lengths)
         # written as the scalar form writes them: floats as floats (fast), others as stored
         value = (np.array([*values, 0.0], dtype=np.float64)
-                 if all(isinstance(v, float) for v in values) else _objects([*values, 0.0]))
+                 if all(isinstance(v, float) for v in values) else objects([*values, 0.0]))
         return cls(kind=kind, type_name=type_name, lo=hi - lengths, hi=hi,
                    price=np.array([*map(float, values), 0.0], dtype=np.float64),
-                   value=value, name=_objects([*names, ""]),
+                   value=value, name=objects([*names, ""]),
                    text=[f"{k} {v:g}" for k, v in zip(names, values, strict=True)],
                    nearest=np.array([*nearest, 0], dtype=np.int64))
 
     def texts(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Return the levels fact of the flat ranges [low, high): joined once per range."""
-        pair, first = _first(low * (len(self.text) + 1) + high)
-        joined = _objects([", ".join(self.text[a:b]) for a, b in zip(
+        first, pair = distinct(low * (len(self.text) + 1) + high)
+        joined = objects([", ".join(self.text[a:b]) for a, b in zip(
             low[first].tolist(), high[first].tolist(), strict=True)])
         return joined[pair]
 
@@ -1121,20 +1121,12 @@ class _Regimes:
 
     def labels(self, at: np.ndarray) -> np.ndarray:
         """Return ``hmm_state_label or "current"`` of the pieces ``at`` (once per piece)."""
-        piece, first = _first(at)
-        return _objects([self.pieces[p].hmm_state_label or "current"
+        first, piece = distinct(at)
+        return objects([self.pieces[p].hmm_state_label or "current"
                          for p in at[first].tolist()])[piece]
 
 
 # ---------------------------------------------------------------------------- array helpers
-def _distinct(objects: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-    """Return each row's code among the distinct objects (by identity) and those objects."""
-    codes, uniques = pd.factorize(np.array(list(map(id, objects)), dtype=np.int64))
-    first = np.zeros(len(uniques), dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(objects))[::-1]
-    return codes.astype(np.int64), [objects[i] for i in first.tolist()]
-
-
 def _search(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, query: np.ndarray,
             side: str) -> np.ndarray:
     """Return, per query, where it would be inserted into the sorted ``values[lo:hi]``
@@ -1150,22 +1142,6 @@ def _search(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, query: np.ndarra
         hi = np.where(active & ~right, mid, hi)
         active = lo < hi
     return lo
-
-
-def _first(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return each element's group (equal keys; hashed, no sort) and each group's first
-    element: for work done once per distinct key."""
-    codes, uniques = pd.factorize(np.asarray(key))
-    first = np.empty(len(uniques), dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
-    return codes.astype(np.int64), first
-
-
-def _objects(values: list[Any]) -> np.ndarray:
-    """Return a 1-D object array of ``values`` (never split into more dimensions)."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _count_in(flags: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -1188,16 +1164,16 @@ def _in_window(flags: np.ndarray, lo: np.ndarray, hi: np.ndarray
 def _per_event(events: np.ndarray, index: np.ndarray, get: Callable[[Any], Any]
                ) -> np.ndarray:
     """Return ``get(event)`` of the flat events ``index``, once per distinct event."""
-    event, first = _first(index)
-    return _objects([get(events[i]) for i in index[first].tolist()])[event]
+    first, event = distinct(index)
+    return objects([get(events[i]) for i in index[first].tolist()])[event]
 
 
 def _per_event_zone(events: np.ndarray, index: np.ndarray, zone: np.ndarray,
                     get: Callable[[Any, str], str]) -> np.ndarray:
     """Return ``get(event, zone)`` per row, once per distinct (event, zone)."""
     zone_code, zones = pd.factorize(zone)
-    pair, first = _first(index * (len(zones) + 1) + zone_code)
-    return _objects([get(events[i], z) for i, z in zip(
+    first, pair = distinct(index * (len(zones) + 1) + zone_code)
+    return objects([get(events[i], z) for i, z in zip(
         index[first].tolist(), zone[first].tolist(), strict=True)])[pair]
 
 
@@ -1292,14 +1268,14 @@ def _ns(values: list[Any]) -> np.ndarray:
 def _iso_utc(ns: np.ndarray) -> np.ndarray:
     """Return ``datetime.isoformat()`` of UTC instants (ns), once per distinct instant:
     seconds, microseconds when there are any, and '+00:00'."""
-    instant, first = _first(ns)
+    first, instant = distinct(ns)
     micro = ns[first] // 1000
     text = np.datetime_as_string(micro.astype("datetime64[us]").astype("datetime64[s]"))
     text = text.astype(object)
     fraction = micro % 1_000_000 != 0
     if fraction.any():
         text[fraction] = np.datetime_as_string(micro[fraction].astype("datetime64[us]"))
-    return _objects([f"{t}+00:00" for t in text])[instant]
+    return objects([f"{t}+00:00" for t in text])[instant]
 
 
 def _is_utc(zone: Any) -> bool:

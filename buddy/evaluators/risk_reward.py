@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import py_round
+from buddy.batch.columns import objects, py_round
 from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json, issues_frame
 from buddy.config import ModuleConfig, param
 from buddy.context.pack import ContextPack, Instrument, MarketData
@@ -955,30 +955,24 @@ class _AccountColumns:
         users = [a.account for a in accounts]
         rules = [a.rules for a in accounts]
         return cls(
-            index=index, base_currency=_objects([u.base_currency for u in users]),
+            index=index, base_currency=objects([u.base_currency for u in users]),
             # -2: a base currency no instrument has (-1 would be no row's code either)
             currency=np.array([position.get(u.base_currency, -2) for u in users],
                               dtype=np.int64),
-            equity_raw=_objects([u.equity_snapshot for u in users]),
+            equity_raw=objects([u.equity_snapshot for u in users]),
             equity=_floats([u.equity_snapshot for u in users]),
             has_buying_power=np.array([u.buying_power_snapshot is not None for u in users],
                                       dtype=bool),
             buying_power=_floats([u.buying_power_snapshot for u in users]),
-            max_risk_pct_raw=_objects([r.max_risk_per_trade_pct for r in rules]),
+            max_risk_pct_raw=objects([r.max_risk_per_trade_pct for r in rules]),
             max_risk_pct=_floats([r.max_risk_per_trade_pct for r in rules]),
-            min_reward_risk_raw=_objects([r.min_reward_risk for r in rules]),
+            min_reward_risk_raw=objects([r.min_reward_risk for r in rules]),
             min_reward_risk=_floats([r.min_reward_risk for r in rules]),
             stop_required=np.array([bool(r.stop_required) for r in rules], dtype=bool))
 
     def row(self, values: np.ndarray) -> np.ndarray:
         """Return a per-account array per row."""
         return values[self.index]
-
-
-def _objects(values: list[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 def _floats(values: list[Any]) -> np.ndarray:

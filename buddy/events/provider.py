@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from buddy.batch.pieces import as_of_datetime, as_of_ns, groups, per_distinct, utc_ns
+from buddy.batch.columns import utc_ns
+from buddy.batch.pieces import as_of_datetime, as_of_ns, groups, per_distinct
 from buddy.context.builder import PieceRequest
 from buddy.data.calendars import (
     ExchangeCalendar,

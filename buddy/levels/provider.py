@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -38,7 +39,6 @@ from buddy.batch.pieces import (
     last_closed,
     per_distinct,
     spread,
-    utc_ns,
 )
 from buddy.context.builder import PieceRequest
 from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
     groups,
     last_closed,
     spread,
-    utc_ns,
 )
 from buddy.context.builder import PieceRequest
 from buddy.context.pieces import MTFASnapshot

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -26,7 +27,6 @@ from buddy.batch.pieces import (
     last_closed,
     per_distinct,
     spread,
-    utc_ns,
 )
 from buddy.context.builder import PieceRequest
 from buddy.context.pieces import RegimeSnapshot
