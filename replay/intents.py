@@ -34,7 +34,6 @@ Determinism
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import inspect
 import math
@@ -43,11 +42,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from buddy.config import Config, did_you_mean, param
 from buddy.errors import ConfigError, FieldError, FieldErrors
 from buddy.store import Store
 from buddy.timeframes import Timeframe
@@ -138,112 +138,82 @@ class Signals:
 
 
 # ---------------------------------------------------------------------------- configs
-def _check(config: Any, rules: Mapping[str, tuple[Callable[[Any], bool], str]]) -> None:
-    errors = [FieldError(name, f"must be {allowed}", getattr(config, name))
-              for name, (ok, allowed) in rules.items() if not ok(getattr(config, name))]
-    if errors:
-        raise ConfigError(errors)
-
-
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and (
         math.isfinite(value) and value > 0)
 
 
-def _positive_or_none(value: Any) -> bool:
-    return value is None or _positive(value)
+def _target_r() -> Any:
+    return param(2.0, lo=0.0, lo_open=True, unit="R", doc="target distance in R (None: none)")
 
 
-def _whole_bars(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100_000
-
-
-def _fraction(value: Any) -> bool:
-    return _positive(value) and value <= 1
-
-
-_COMMON_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "target_r": (_positive_or_none, "a positive number of R or None"),
-    "holding_horizon": (_whole_bars, "a whole number of bars in 1..100000"),
-}
+def _horizon(default: int) -> Any:
+    return param(default, lo=1, hi=100_000, unit="bars", doc="time stop")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MaCrossConfig:
+class MaCrossConfig(Config):
     """EMA20/EMA50 cross. ``stop_atr``: stop distance in ATR(14); ``target_r``: target in R
     (None: no target); ``holding_horizon``: time stop in bars; ``sides``: which crosses trade
     ('long' on an up-cross, 'short' on a down-cross)."""
 
-    stop_atr: float = 2.0
-    target_r: float | None = 2.0
-    holding_horizon: int = 20
-    sides: tuple[str, ...] = ("long", "short")
+    config_name: ClassVar[str] = "ma_cross"
 
-    def __post_init__(self) -> None:
-        _check(self, {**_COMMON_RULES,
-                      "stop_atr": (_positive, "a positive number of ATR"),
-                      "sides": (lambda v: isinstance(v, tuple) and bool(v) and set(v) <= {
-                          "long", "short"}, "a non-empty tuple of 'long', 'short'")})
+    stop_atr: float = param(2.0, lo=0.0, lo_open=True, unit="ATR", doc="stop distance")
+    target_r: float | None = _target_r()
+    holding_horizon: int = _horizon(20)
+    sides: tuple[str, ...] = param(("long", "short"), choices=("long", "short"), min_items=1,
+                                   doc="which crosses trade")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PriorHighBreakoutConfig:
+class PriorHighBreakoutConfig(Config):
     """Close above the prior session's high. ``stop_buffer_atr``: the stop sits this many
     ATR(14) below the broken high; ``target_r``: target in R (None: no target);
     ``holding_horizon``: time stop in bars."""
 
-    stop_buffer_atr: float = 0.5
-    target_r: float | None = 2.0
-    holding_horizon: int = 10
+    config_name: ClassVar[str] = "prior_high_breakout"
 
-    def __post_init__(self) -> None:
-        _check(self, {**_COMMON_RULES,
-                      "stop_buffer_atr": (_positive, "a positive number of ATR")})
+    stop_buffer_atr: float = param(0.5, lo=0.0, lo_open=True, unit="ATR",
+                                   doc="stop distance below the broken high")
+    target_r: float | None = _target_r()
+    holding_horizon: int = _horizon(10)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class VwapPullbackConfig:
+class VwapPullbackConfig(Config):
     """Pullback to VWAP in an up-trend. ``within_atr``: how close to VWAP (ATR(14)) the close
     must come back; ``vwap``: 'session' (the session VWAP feature), 'rolling' (VWAP of the
     last ``vwap_window`` bars) or 'auto' (session for intraday timeframes, rolling otherwise);
     ``stop_atr``: stop distance in ATR; ``target_r`` in R (None: no target);
     ``holding_horizon`` in bars."""
 
-    within_atr: float = 0.25
-    vwap: str = "auto"
-    vwap_window: int = 20
-    stop_atr: float = 1.5
-    target_r: float | None = 2.0
-    holding_horizon: int = 10
+    config_name: ClassVar[str] = "vwap_pullback"
 
-    def __post_init__(self) -> None:
-        _check(self, {**_COMMON_RULES,
-                      "within_atr": (_positive, "a positive number of ATR"),
-                      "vwap": (lambda v: v in ("auto", "session", "rolling"),
-                               "one of 'auto', 'session', 'rolling'"),
-                      "vwap_window": (lambda v: _whole_bars(v) and v >= 2,
-                                      "a whole number of bars >= 2"),
-                      "stop_atr": (_positive, "a positive number of ATR")})
+    within_atr: float = param(0.25, lo=0.0, lo_open=True, unit="ATR",
+                              doc="how close to VWAP the close comes back")
+    vwap: str = param("auto", choices=("auto", "session", "rolling"), doc="which VWAP")
+    vwap_window: int = param(20, lo=2, hi=100_000, unit="bars", doc="rolling VWAP window")
+    stop_atr: float = param(1.5, lo=0.0, lo_open=True, unit="ATR", doc="stop distance")
+    target_r: float | None = _target_r()
+    holding_horizon: int = _horizon(10)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RandomEntryConfig:
+class RandomEntryConfig(Config):
     """Random entries, the baseline. ``entry_probability``: chance (0-1] that a bar is an
     entry; ``long_probability``: chance (0-1] that an entry is long; ``stop_atr``: stop distance
     in ATR(14); ``target_r`` in R (None: no target); ``holding_horizon`` in bars."""
 
-    entry_probability: float = 0.05
-    long_probability: float = 0.5
-    stop_atr: float = 2.0
-    target_r: float | None = 2.0
-    holding_horizon: int = 20
+    config_name: ClassVar[str] = "random"
 
-    def __post_init__(self) -> None:
-        _check(self, {**_COMMON_RULES,
-                      "entry_probability": (_fraction, "a probability in (0, 1]"),
-                      "long_probability": (lambda v: v == 0 or _fraction(v),
-                                           "a probability in [0, 1]"),
-                      "stop_atr": (_positive, "a positive number of ATR")})
+    entry_probability: float = param(0.05, lo=0.0, hi=1.0, lo_open=True, unit="probability",
+                                     doc="chance that a bar is an entry")
+    long_probability: float = param(0.5, lo=0.0, hi=1.0, unit="probability",
+                                    doc="chance that an entry is long")
+    stop_atr: float = param(2.0, lo=0.0, lo_open=True, unit="ATR", doc="stop distance")
+    target_r: float | None = _target_r()
+    holding_horizon: int = _horizon(20)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -269,12 +239,7 @@ class IntentGenerator:
 
     def config(self, **params: Any) -> Any:
         """Return a validated config; an unknown name is refused with the closest known one."""
-        known = [f.name for f in fields(self.config_type)]
-        unknown = [FieldError(name, _did_you_mean(name, known), value)
-                   for name, value in params.items() if name not in known]
-        if unknown:
-            raise ConfigError(unknown)
-        return self.config_type(**params)
+        return self.config_type.from_mapping(params)
 
 
 #: Generators by name. Add one with ``register``.
@@ -287,6 +252,10 @@ def register(generator: IntentGenerator) -> IntentGenerator:
         raise ValueError(f"generator name: must be snake_case (got {generator.name!r})")
     if generator.name in GENERATORS:
         raise ValueError(f"generator name: {generator.name!r} is already registered")
+    if not (isinstance(generator.config_type, type) and issubclass(generator.config_type,
+                                                                     Config)):
+        raise ValueError(f"generator {generator.name!r}: its config must subclass "
+                         f"buddy.config.Config (got {generator.config_type!r})")
     shared = {"target_r", "holding_horizon"} - {f.name for f in fields(generator.config_type)}
     if shared:
         raise ValueError(f"generator {generator.name!r}: its config must have the fields "
@@ -297,12 +266,6 @@ def register(generator: IntentGenerator) -> IntentGenerator:
                          f"{', '.join(missing)} (a line starting '<Section>:')")
     GENERATORS[generator.name] = generator
     return generator
-
-
-def _did_you_mean(name: str, choices: Sequence[str]) -> str:
-    match = difflib.get_close_matches(name, list(choices), n=1)
-    hint = f"did you mean {match[0]!r}?" if match else f"known: {', '.join(choices)}"
-    return f"is not a known name ({hint})"
 
 
 # ---------------------------------------------------------------------------- generators
@@ -531,8 +494,8 @@ def generate_intents(store: Store, generator: str, *, symbols: Sequence[str] | N
     'generator|symbol|timeframe|as_of (ISO 8601 UTC, microseconds)|side'.
     """
     if generator not in GENERATORS:
-        raise ConfigError([FieldError("generator", _did_you_mean(generator, list(GENERATORS)),
-                                      generator)])
+        hint = did_you_mean(generator, GENERATORS)
+        raise ConfigError([FieldError("generator", f"is not a known name ({hint})", generator)])
     if not _positive(risk_per_trade):
         raise ConfigError([FieldError("risk_per_trade", "must be a positive amount",
                                       risk_per_trade)])
@@ -815,7 +778,8 @@ def import_trades_csv(path: str | Path, *, tz: str | None = None, user_id: str =
     known = (*_CSV_REQUIRED, *_CSV_OPTIONAL)
     for name in columns:
         if name not in known:
-            errors.append(FieldError(f"column {name}", _did_you_mean(name, known), name))
+            errors.append(FieldError(f"column {name}",
+                                     f"is not a known name ({did_you_mean(name, known)})", name))
     for name in _CSV_REQUIRED:
         if name not in columns:
             errors.append(FieldError(f"column {name}", "is required", None))

@@ -21,7 +21,9 @@ from replay.intents import (
     IntentGenerator,
     MaCrossConfig,
     PriceSeries,
+    RandomEntryConfig,
     TradesFileError,
+    VwapPullbackConfig,
     database_intents,
     database_trades,
     generate_intents,
@@ -68,14 +70,32 @@ def test_register_refuses_an_undocumented_or_duplicate_generator() -> None:
 def test_config_errors_name_the_field_the_rule_and_a_close_name(sample_store: Store) -> None:
     with pytest.raises(ConfigError) as typo:
         generate_intents(sample_store, "ma_cross", symbols=["IBM"], stop_atrr=2.0)
-    assert typo.value.fields == ("stop_atrr",) and "did you mean 'stop_atr'" in str(typo.value)
+    assert typo.value.fields == ("ma_cross.stop_atrr",)
+    assert "did you mean 'stop_atr'" in str(typo.value)
     with pytest.raises(ConfigError) as bad:
         generate_intents(sample_store, "random", symbols=["IBM"], entry_probability=1.5,
                          holding_horizon=0)
-    assert set(bad.value.fields) == {"entry_probability", "holding_horizon"}
+    assert set(bad.value.fields) == {"random.entry_probability", "random.holding_horizon"}
     assert "(0, 1]" in str(bad.value) and "1.5" in str(bad.value)
     with pytest.raises(ConfigError, match="did you mean 'ma_cross'"):
         generate_intents(sample_store, "ma_cros")
+
+
+def test_generator_configs_keep_their_ranges_on_the_one_config_base() -> None:
+    assert MaCrossConfig(target_r=None).target_r is None  # None: no target
+    assert MaCrossConfig.from_mapping({"sides": ["long"]}).sides == ("long",)
+    for bad in ({"sides": ()}, {"sides": ("long", "flat")}, {"stop_atr": 0.0},
+                {"holding_horizon": 2.5}, {"holding_horizon": 100_001}, {"target_r": -1.0}):
+        with pytest.raises(ConfigError) as caught:
+            MaCrossConfig.from_mapping(bad)
+        assert caught.value.fields == (f"ma_cross.{next(iter(bad))}",)
+    assert RandomEntryConfig(long_probability=0.0).long_probability == 0.0
+    with pytest.raises(ConfigError, match="must be in \\(0, 1\\]"):
+        RandomEntryConfig(entry_probability=0.0)
+    with pytest.raises(ConfigError, match="between 2 and 100000"):
+        VwapPullbackConfig(vwap_window=1)
+    with pytest.raises(ConfigError, match="one of auto, session, rolling"):
+        VwapPullbackConfig(vwap="weekly")
 
 
 # ---------------------------------------------------------------------------- shape and grids
