@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from buddy.batch.context import BatchContext, from_pack
 from buddy.config import ModuleConfig, ScoringConfig
 from buddy.context.pack import ContextPack
 from buddy.disclosures import select_disclosures
@@ -72,7 +73,8 @@ class Orchestrator:
         Modules the user switched off (``ctx.account.disabled_modules``) do not run.
         """
         off = user_opt_outs(ctx)
-        return [run_module(evaluator, intent, ctx) for evaluator, _ in self.evaluators
+        row = from_pack(intent, ctx)  # one row context shared by every module
+        return [run_module(evaluator, intent, ctx, row) for evaluator, _ in self.evaluators
                 if evaluator.name not in off]
 
     def run(self, intent: TradeIntent, ctx: ContextPack, *, eval_id: str | None = None
@@ -110,9 +112,12 @@ def user_opt_outs(ctx: ContextPack) -> set[str]:
     return set(getattr(ctx.account, "disabled_modules", ()) or ())
 
 
-def run_module(evaluator: Evaluator, intent: TradeIntent, ctx: ContextPack
-               ) -> EvaluationResult:
-    """Run one evaluator, turning a missing piece or an exception into a result."""
+def run_module(evaluator: Evaluator[Any], intent: TradeIntent, ctx: ContextPack,
+               row: BatchContext | None = None) -> EvaluationResult:
+    """Run one evaluator, turning a missing piece or an exception into a result.
+
+    ``row``: the batch of one of (intent, ctx), when the caller already built it.
+    """
     missing = ctx.missing_pieces(evaluator.requires)
     if missing:
         issues = tuple(
@@ -125,7 +130,9 @@ def run_module(evaluator: Evaluator, intent: TradeIntent, ctx: ContextPack
                                 severity=Severity.LOW, issues=issues,
                                 status=ModuleStatus.SKIPPED, missing=missing)
     try:
-        return evaluator.evaluate(intent, ctx)
+        if row is None:
+            return evaluator.evaluate(intent, ctx)
+        return evaluator.evaluate_batch(row).row(0)
     except Exception as exc:  # a broken module must never crash the report
         message = str(exc).splitlines()[0][:200] if str(exc) else "no message"
         issue = Issue(module=evaluator.name, code="MODULE_ERROR", severity=Severity.MEDIUM,

@@ -82,6 +82,22 @@ def isoformat(times: pd.Series, *, pandas: bool) -> np.ndarray:
     return out + "+00:00"
 
 
+def iso_utc(times: Any) -> np.ndarray:
+    """Return each time as ISO 8601 in UTC (``2012-06-01T20:00:00+00:00``; the fraction of a
+    second only where there is one; NaT -> None)."""
+    index = pd.DatetimeIndex(times)
+    index = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+    ns = index.as_unit("ns").asi8
+    wall = ns.view("datetime64[ns]")
+    out = np.datetime_as_string(wall, unit="s").astype(object) + "+00:00"
+    fraction = ns % 1_000_000_000 != 0
+    if fraction.any():
+        out[fraction] = np.datetime_as_string(wall[fraction], unit="us").astype(object) + (
+            "+00:00")
+    out[index.isna()] = None
+    return out
+
+
 def py_round(values: np.ndarray, digits: int) -> np.ndarray:
     """Return Python's ``round(float(v), digits)`` of each element (NaN stays NaN).
 

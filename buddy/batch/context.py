@@ -341,6 +341,12 @@ def from_packs(intents: Sequence[TradeIntent], packs: Sequence[ContextPack]) -> 
             for p in packs]) for name in PIECES})
 
 
+def from_pack(intent: TradeIntent, pack: ContextPack) -> BatchContext:
+    """Return the BatchContext of one intent and its pack: the row an interactive evaluation
+    runs every module on."""
+    return from_packs([intent], [pack])
+
+
 def market_frame(rows: list[dict[str, Any]] | Mapping[str, Any]) -> pd.DataFrame:
     """Return MARKET_COLUMNS typed (from row dicts or a mapping of columns)."""
     frame = pd.DataFrame(rows, columns=list(MARKET_COLUMNS))
@@ -355,6 +361,8 @@ def market_frame(rows: list[dict[str, Any]] | Mapping[str, Any]) -> pd.DataFrame
 def _windows(frames: list[pd.DataFrame], lengths: list[int]) -> Windows:
     stop = np.cumsum(np.asarray(lengths, dtype=np.int64))
     start = stop - np.asarray(lengths, dtype=np.int64)
+    if len(frames) == 1:  # a batch of one: the pack's own frame, positions are all we use
+        return Windows(frames[0], start, stop)
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return Windows(data, start, stop)
 

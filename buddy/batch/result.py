@@ -13,21 +13,38 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from buddy.domain import EvaluationResult, ModuleStatus, Severity
+from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, ModuleStatus, Severity
 
-#: Columns of BatchResult.issues.
-ISSUE_FRAME_COLUMNS: tuple[str, ...] = ("row", "code", "severity", "evidence_json")
+#: Columns of BatchResult.issues (``action``: the mitigation's action code; ``action_json``:
+#: the JSON of the facts it rests on).
+ISSUE_FRAME_COLUMNS: tuple[str, ...] = ("row", "code", "severity", "evidence_json", "action",
+                                        "action_json")
 #: Severity name -> rank, and back.
 SEVERITY_RANK: dict[str, int] = {s.value: s.rank for s in Severity}
 SEVERITY_BY_RANK: np.ndarray = np.array([s.value for s in Severity], dtype=object)
 #: Score points lost per issue severity, by rank (base.SEVERITY_PENALTY, column-wise).
 _PENALTY_BY_RANK = np.array([0.0, 5.0, 15.0, 30.0, 60.0])
+
+
+def _facts(text: str) -> tuple[Fact, ...]:
+    return tuple(Fact(name=d["name"], value=d["value"], unit=d["unit"],
+                      threshold=d["threshold"]) for d in json.loads(text))
+
+
+def _value_at(value: Any, i: int) -> Any:
+    if isinstance(value, np.ndarray | pd.Series | list | tuple):
+        value = value[i] if not isinstance(value, pd.Series) else value.iat[i]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def issue_evidence_json(evidence: Iterable[Any]) -> str:
@@ -129,12 +146,14 @@ class IssueBlock:
     rows: np.ndarray
     severity: Severity | str | np.ndarray
     evidence: np.ndarray
+    action: str | np.ndarray = ""
+    action_json: str | np.ndarray = "[]"
 
 
 def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
     """Return the long issue frame of ``blocks``: by row, and within a row in block order
     (give the blocks in the order the scalar form emits the codes)."""
-    rows, orders, ranks, evidence = [], [], [], []
+    rows, orders, ranks, evidence, actions, action_json = [], [], [], [], [], []
     codes = np.array([block.code for block in blocks] or [""], dtype=object)
     for order, block in enumerate(blocks):
         block_rows = np.asarray(block.rows, dtype=np.int64)
@@ -153,13 +172,26 @@ def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
         orders.append(np.full(len(block_rows), order, dtype=np.int64))
         ranks.append(rank)
         evidence.append(strings)
+        actions.append(_per_row(block.action, len(block_rows)))
+        action_json.append(_per_row(block.action_json, len(block_rows)))
     if not rows:
         return empty_issues()
     row, order = np.concatenate(rows), np.concatenate(orders)
     sort = np.lexsort((order, row))
     return object_frame({"row": row[sort], "code": codes[order[sort]],
                          "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
-                         "evidence_json": np.concatenate(evidence)[sort]})
+                         "evidence_json": np.concatenate(evidence)[sort],
+                         "action": np.concatenate(actions)[sort],
+                         "action_json": np.concatenate(action_json)[sort]})
+
+
+def _per_row(value: str | np.ndarray, n: int) -> np.ndarray:
+    if isinstance(value, str):
+        return np.full(n, value, dtype=object)
+    array = np.asarray(value, dtype=object)
+    if len(array) != n:
+        raise ValueError(f"{len(array)} values for {n} issues")
+    return array
 
 
 def severity_ranks(values: Any) -> np.ndarray:
@@ -188,7 +220,9 @@ def empty_issues() -> pd.DataFrame:
     return pd.DataFrame({"row": np.array([], dtype=np.int64),
                          "code": np.array([], dtype=object),
                          "severity": np.array([], dtype=object),
-                         "evidence_json": np.array([], dtype=object)})
+                         "evidence_json": np.array([], dtype=object),
+                         "action": np.array([], dtype=object),
+                         "action_json": np.array([], dtype=object)})
 
 
 # ---------------------------------------------------------------------------- results
@@ -202,6 +236,8 @@ class BatchResult:
     severity: np.ndarray  # object: Severity values
     status: np.ndarray  # object: ModuleStatus values
     issues: pd.DataFrame  # ISSUE_FRAME_COLUMNS, by row then emission order
+    #: the module's explain facts, each a scalar or one value per row
+    explain: tuple[FactColumn, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.score)
@@ -217,6 +253,38 @@ class BatchResult:
     def n_issues(self) -> np.ndarray:
         """Issues per row (int64)."""
         return np.bincount(self.issues["row"].to_numpy(np.int64), minlength=len(self))
+
+    @classmethod
+    def of_blocks(cls, module: str, version: str, n: int, blocks: Sequence[IssueBlock], *,
+                  score: np.ndarray | None = None, explain: tuple[FactColumn, ...] = ()
+                  ) -> BatchResult:
+        """Return OK results on ``n`` rows holding the issues of ``blocks``; see
+        ``from_issues``."""
+        result = cls.from_issues(module, version, n, issues_frame(blocks), score)
+        return replace(result, explain=explain) if explain else result
+
+    def row(self, i: int) -> EvaluationResult:
+        """Return row ``i`` as the EvaluationResult of one intent (facts from the evidence
+        JSON, mitigations with their action facts, explain facts at row ``i``)."""
+        frame = self.issues
+        at = np.flatnonzero(frame["row"].to_numpy(np.int64) == i)
+        issues = []
+        for k in at.tolist():
+            action = frame["action"].iat[k] if "action" in frame else ""
+            facts = frame["action_json"].iat[k] if "action_json" in frame else "[]"
+            issues.append(Issue(
+                module=self.module, code=str(frame["code"].iat[k]),
+                severity=Severity(frame["severity"].iat[k]),
+                evidence=_facts(frame["evidence_json"].iat[k]),
+                mitigation=Mitigation(action=str(action), facts=_facts(facts))))
+        score = float(self.score[i])
+        explain = tuple(Fact(name=c.name, value=_value_at(c.value, i), unit=c.unit)
+                        for c in self.explain)
+        return EvaluationResult(
+            module=self.module, version=self.version,
+            score=None if math.isnan(score) else score, severity=Severity(self.severity[i]),
+            issues=tuple(issues), recommendations=tuple(x.mitigation for x in issues),
+            explain_facts=explain, status=ModuleStatus(self.status[i]))
 
     @classmethod
     def from_issues(cls, module: str, version: str, n: int, issues: pd.DataFrame,
@@ -245,7 +313,9 @@ class BatchResult:
             for issue in result.issues:
                 blocks.append({"row": row, "code": issue.code,
                                "severity": issue.severity.value,
-                               "evidence_json": issue_evidence_json(issue.evidence)})
+                               "evidence_json": issue_evidence_json(issue.evidence),
+                               "action": issue.mitigation.action,
+                               "action_json": issue_evidence_json(issue.mitigation.facts)})
         issues = pd.DataFrame(blocks, columns=list(ISSUE_FRAME_COLUMNS)) if blocks else (
             empty_issues())
         issues["row"] = issues["row"].astype(np.int64)
@@ -265,9 +335,12 @@ class BatchResult:
         issues = issues.merge(positions, on="row", how="inner")
         issues = issues.sort_values(["_new", "_seq"], kind="stable", ignore_index=True)
         issues["row"] = issues["_new"]
+        explain = tuple(replace(c, value=np.asarray(c.value)[rows])
+                        if isinstance(c.value, np.ndarray | list | tuple) else c
+                        for c in self.explain)
         return BatchResult(module=self.module, version=self.version, score=self.score[rows],
                            severity=self.severity[rows], status=self.status[rows],
-                           issues=issues.loc[:, list(ISSUE_FRAME_COLUMNS)])
+                           issues=issues.loc[:, list(ISSUE_FRAME_COLUMNS)], explain=explain)
 
 
 def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],

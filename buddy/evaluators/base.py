@@ -1,33 +1,44 @@
-"""The evaluator contract: Evaluator(TradeIntent, ContextPack) -> EvaluationResult.
+"""The evaluator contract: one form, over columns.
 
 An evaluator is one module ``buddy/evaluators/<name>.py`` holding a ``<Name>Config`` (a frozen
 ``ModuleConfig``: every threshold named, defaulted, ranged, with its unit) and a
-``<Name>Evaluator`` whose identity lives in class attributes:
+``<Name>Evaluator(Evaluator[<Name>Config])`` whose identity lives in class attributes:
 
 - ``name``: snake_case id used in configs and logs; ``version``: bumped when results change;
 - ``requires``: the ContextPack pieces it needs (it is skipped, with the reason, when one is
   missing); ``optional``: pieces it reads when present and reports as unchecked otherwise;
   ``config_cls``: its config class;
-- ``templates``: for every issue code it can emit, the safe phrasing the explanation layer uses.
+- ``codes``: for every issue code it can emit, a ``Code``: the safe phrasing (title,
+  explanation, mitigation), the evidence it carries (``Evidence``: name, unit, digits,
+  threshold), the mitigation's action and the facts that action rests on. The evidence, the
+  template placeholders and the mitigations all come from this one declaration;
+- ``explain``: the per-intent facts the module reports besides its issues.
 
-``evaluate`` is pure: same intent and pack, same result; no I/O, no clock, no randomness.
+The rules are written ONCE, in ``evaluate_batch(ctx: BatchContext) -> BatchResult``, over
+columns (row i of ``ctx`` is intent i's ContextPack). Each rule reads like a rule table: which
+rows fire (``rows``), at which severity, with which evidence values (``self.fire``).
+``evaluate(intent, pack)`` is a batch of one through the same code, provided here.
+
+``evaluate_batch`` is pure: same context, same result; no I/O, no clock, no randomness.
 """
 
 from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+import numpy as np
+
+from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json
 from buddy.config import ModuleConfig
 from buddy.context.pack import PIECES, ContextPack
-from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, Severity, TradeIntent
+from buddy.domain import EvaluationResult, Severity, TradeIntent
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
-    from buddy.batch.result import BatchResult
 
 #: Score points a module loses per issue of each severity (floored at 0).
 SEVERITY_PENALTY = {Severity.INFO: 0.0, Severity.LOW: 5.0, Severity.MEDIUM: 15.0,
@@ -35,6 +46,9 @@ SEVERITY_PENALTY = {Severity.INFO: 0.0, Severity.LOW: 5.0, Severity.MEDIUM: 15.0
 
 CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+PLACEHOLDER = re.compile(r"{([a-z_][a-z0-9_]*)}")
+
+C = TypeVar("C", bound=ModuleConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +64,47 @@ class IssueTemplate:
     mitigation: str
 
 
-class Evaluator(ABC):
-    """Base class of every evaluator module."""
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One fact a code carries: its name, unit, the digits floats are rounded to (None: as
+    computed) and ``threshold``: the config field whose value the fact was compared against
+    (None: no threshold, or one given per row when the code fires)."""
+
+    name: str
+    unit: str = ""
+    digits: int | None = None
+    threshold: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """One issue code: its phrasing, its evidence, and the mitigation's action and facts."""
+
+    title: str
+    explanation: str
+    mitigation: str
+    evidence: tuple[Evidence, ...]
+    action: str
+    action_facts: tuple[Evidence, ...] = ()
+    template: IssueTemplate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "template",
+                           IssueTemplate(self.title, self.explanation, self.mitigation))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The value names ``fire`` takes: the evidence's, then the action facts'."""
+        return tuple(e.name for e in (*self.evidence, *self.action_facts))
+
+
+def severity_where(where: np.ndarray, then: Severity, otherwise: Severity) -> np.ndarray:
+    """Return ``then`` where ``where`` else ``otherwise``, per row (severity values)."""
+    return np.where(np.asarray(where, dtype=bool), then.value, otherwise.value).astype(object)
+
+
+class Evaluator(ABC, Generic[C]):
+    """Base class of every evaluator module; see the module docstring."""
 
     name: ClassVar[str]
     version: ClassVar[str]
@@ -59,48 +112,109 @@ class Evaluator(ABC):
     #: Pieces read when present; their absence is reported by the module itself, not a skip.
     optional: ClassVar[frozenset[str]] = frozenset()
     config_cls: ClassVar[type[ModuleConfig]]
-    templates: ClassVar[Mapping[str, IssueTemplate]]
+    codes: ClassVar[Mapping[str, Code]]
+    explain: ClassVar[tuple[Evidence, ...]] = ()
+    #: Derived from ``codes``: the phrasing the explanation layer renders.
+    templates: ClassVar[Mapping[str, IssueTemplate]] = {}
 
-    def __init__(self, config: ModuleConfig | Mapping[str, Any] | None = None) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        codes = cls.__dict__.get("codes")
+        if isinstance(codes, Mapping):
+            cls.templates = {code: spec.template for code, spec in codes.items()
+                             if isinstance(spec, Code)}
+
+    def __init__(self, config: C | Mapping[str, Any] | None = None) -> None:
         if config is None or isinstance(config, Mapping):
-            config = self.config_cls.from_mapping(config)
+            config = self.config_cls.from_mapping(config)  # type: ignore[assignment]
         elif not isinstance(config, self.config_cls):
             raise TypeError(f"{self.name}: config must be {self.config_cls.__name__}, "
                             f"got {type(config).__name__}")
-        self.config = config
+        self.config: C = config  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
     @abstractmethod
-    def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
-        """Audit ``intent`` against ``ctx``; return the module's result."""
-
     def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
-        """Audit every row of ``ctx`` (a BatchContext whose rows all hold this module's
-        ``requires``); return what ``evaluate`` returns per row, column-wise.
+        """Audit every row of ``ctx`` (each holds this module's ``requires``); return the
+        module's verdicts column-wise (``self.result(ctx.n, blocks, explain=...)``)."""
 
-        This default runs ``evaluate`` row by row on rebuilt packs. A module with a batch
-        form overrides it with array operations; ``tests/batch`` proves the two equal.
-        """
-        from buddy.batch.result import BatchResult
+    def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
+        """Audit ``intent`` against ``ctx``: ``evaluate_batch`` on a batch of one."""
+        from buddy.batch.context import from_pack
 
-        return BatchResult.from_results(
-            self.name, self.version,
-            [self.evaluate(ctx.intent(i), ctx.pack(i)) for i in range(ctx.n)])
+        return self.evaluate_batch(from_pack(intent, ctx)).row(0)
 
     # -------------------------------------------------------------- helpers for subclasses
-    def issue(self, code: str, severity: Severity, evidence: Iterable[Fact], action: str,
-              action_facts: Iterable[Fact] = ()) -> Issue:
-        """Return an Issue of this module (the code must have a template)."""
+    def fire(self, code: str, rows: np.ndarray, severity: Severity | np.ndarray, *,
+             thresholds: Mapping[str, Any] | None = None, action: str | np.ndarray | None = None,
+             **values: Any) -> IssueBlock:
+        """Return the issues of ``code`` on ``rows`` (sorted row numbers).
+
+        ``values`` gives every evidence and action fact the code declares, by name: a scalar
+        (the same on every row) or an array aligned with ``rows``. Floats are rounded to the
+        declared digits; each fact's threshold is the declared config field's value, or
+        ``thresholds[name]`` (scalar or per row). ``severity``: one, or one per row.
+        """
+        spec = self.codes.get(code)
+        if spec is None:
+            raise KeyError(f"{self.name}: issue code {code} is not declared in codes")
+        if set(values) != set(spec.names):
+            missing = sorted(set(spec.names) - set(values))
+            extra = sorted(set(values) - set(spec.names))
+            raise TypeError(f"{self.name}.{code}: evidence values must be exactly the declared "
+                            f"names; missing {missing}, undeclared {extra}")
+        rows = np.asarray(rows, dtype=np.int64)
+        thresholds = thresholds or {}
+        facts = [self._column(e, values[e.name], thresholds) for e in spec.evidence]
+        acts = [self._column(e, values[e.name], thresholds) for e in spec.action_facts]
+        n = len(rows)
+        if isinstance(severity, Severity):
+            severity = severity.value
+        return IssueBlock(code, rows, severity, evidence_json(facts, n),
+                          action=spec.action if action is None else action,
+                          action_json=evidence_json(acts, n))
+
+    def _column(self, spec: Evidence, value: Any, thresholds: Mapping[str, Any]) -> FactColumn:
+        if spec.name in thresholds:
+            threshold = thresholds[spec.name]
+        elif spec.threshold is not None:
+            threshold = getattr(self.config, spec.threshold)
+        else:
+            threshold = None
+        return FactColumn(spec.name, rounded(value, spec.digits), spec.unit,
+                          rounded(threshold, spec.digits))
+
+    def result(self, n: int, blocks: list[IssueBlock], *, explain: Mapping[str, Any] | None = None,
+               score: np.ndarray | None = None) -> BatchResult:
+        """Return the module's result on ``n`` rows: the issues of ``blocks`` (in the order
+        the codes are emitted within a row), the declared explain facts (``explain``: values
+        by name, scalar or one per row) and the score (default: 100 minus the severity
+        penalties, floored at 0)."""
+        if not isinstance(n, int | np.integer):  # LEGACY scalar form; removed with it
+            return self._legacy_result(n, blocks, score=score)  # type: ignore[arg-type]
+        explain = explain or {}
+        if set(explain) != {e.name for e in self.explain}:
+            raise TypeError(f"{self.name}: explain values must be exactly the declared names "
+                            f"{[e.name for e in self.explain]}, got {sorted(explain)}")
+        columns = tuple(FactColumn(e.name, rounded(explain[e.name], e.digits), e.unit)
+                        for e in self.explain)
+        return BatchResult.of_blocks(self.name, self.version, n, blocks, score=score,
+                                     explain=columns)
+
+
+    # ------------------------------------------------------------ LEGACY, during the move
+    def issue(self, code: str, severity: Severity, evidence: Any, action: str,
+              action_facts: Any = ()) -> Any:
+        from buddy.domain import Issue, Mitigation
+
         if code not in self.templates:
             raise KeyError(f"{self.name}: issue code {code} has no template")
         return Issue(module=self.name, code=code, severity=severity, evidence=tuple(evidence),
                      mitigation=Mitigation(action=action, facts=tuple(action_facts)))
 
-    def result(self, issues: Iterable[Issue], explain_facts: Iterable[Fact] = (),
-               score: float | None = None) -> EvaluationResult:
-        """Return an OK result; the score defaults to 100 minus severity penalties."""
+    def _legacy_result(self, issues: Any, explain_facts: Any = (), score: Any = None) -> Any:
         issues = tuple(issues)
         if score is None:
             score = max(0.0, 100.0 - sum(SEVERITY_PENALTY[i.severity] for i in issues))
@@ -109,6 +223,20 @@ class Evaluator(ABC):
             severity=Severity.highest(i.severity for i in issues), issues=issues,
             recommendations=tuple(i.mitigation for i in issues),
             explain_facts=tuple(explain_facts))
+
+
+def rounded(value: Any, digits: int | None) -> Any:
+    """Return ``value`` with floats rounded to ``digits`` (arrays element-wise; ints, strings
+    and None unchanged)."""
+    if digits is None or value is None:
+        return value
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, np.ndarray | list | tuple):
+        array = np.asarray(value)
+        if array.dtype.kind == "f":
+            return np.round(array, digits)
+    return value
 
 
 def check_evaluator_class(cls: type) -> list[str]:
@@ -133,15 +261,43 @@ def check_evaluator_class(cls: type) -> list[str]:
     config_cls = getattr(cls, "config_cls", None)
     if not (isinstance(config_cls, type) and issubclass(config_cls, ModuleConfig)):
         problems.append("config_cls must be a ModuleConfig subclass")
-    templates = getattr(cls, "templates", None)
-    if not isinstance(templates, Mapping) or not templates:
-        problems.append("templates must map each issue code to an IssueTemplate")
+    codes = getattr(cls, "codes", None)
+    if codes is None and isinstance(getattr(cls, "templates", None), Mapping):
+        codes = {}  # LEGACY while the modules move to the one form: removed when all have
+        if not cls.templates:
+            problems.append("templates must not be empty")
+    elif not isinstance(codes, Mapping) or not codes:
+        problems.append("codes must map each issue code to a Code")
     else:
-        for code, template in templates.items():
+        for code, spec in codes.items():
             if not CODE_PATTERN.match(code):
                 problems.append(f"issue code {code!r} must be SCREAMING_SNAKE")
-            if not isinstance(template, IssueTemplate):
-                problems.append(f"template of {code} must be an IssueTemplate")
-    if getattr(cls.evaluate, "__isabstractmethod__", False):
-        problems.append("evaluate() is not implemented")
+            if not isinstance(spec, Code):
+                problems.append(f"codes[{code!r}] must be a Code")
+                continue
+            problems += _code_problems(cls, code, spec)
+    if getattr(cls.evaluate_batch, "__isabstractmethod__", False):
+        problems.append("evaluate_batch() is not implemented")
+    return problems
+
+
+def _code_problems(cls: type[Evaluator[Any]], code: str, spec: Code) -> list[str]:
+    problems = []
+    names = spec.names
+    if len(set(names)) != len(names):
+        problems.append(f"{code}: an evidence or action fact name repeats: {names}")
+    if not spec.evidence:
+        problems.append(f"{code}: declares no evidence")
+    if not CODE_PATTERN.match(spec.action):
+        problems.append(f"{code}: action {spec.action!r} must be SCREAMING_SNAKE")
+    fields = set(getattr(cls.config_cls, "__dataclass_fields__", {}))
+    for e in (*spec.evidence, *spec.action_facts):
+        if e.threshold is not None and e.threshold not in fields:
+            problems.append(f"{code}: threshold of {e.name} names {e.threshold!r}, which is "
+                            f"not a field of {cls.config_cls.__name__}")
+    for text in (spec.title, spec.explanation, spec.mitigation):
+        unknown = set(PLACEHOLDER.findall(text)) - set(names)
+        if unknown:
+            problems.append(f"{code}: template placeholders {sorted(unknown)} are not "
+                            f"declared evidence or action facts")
     return problems

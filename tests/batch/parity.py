@@ -1,10 +1,12 @@
-"""The batch-equals-scalar check every module's batch form passes.
+"""The row-independence check every module passes: a batch of N says, row by row, what N
+batches of one say.
 
-``assert_batch_matches_scalar(evaluator, cases)`` runs ``evaluator.evaluate`` on each
-(intent, pack) and ``evaluator.evaluate_batch`` once on ``from_packs`` of all of them, and
-requires the same verdicts row by row: status, severity, issue codes and severities in the
-same order, scores and every evidence number equal (floats to 1e-9 relative: a vectorised
-mean may add in another order than a scalar one), strings, ints, bools and nulls exactly.
+``assert_batch_matches_scalar(evaluator, cases)`` runs ``evaluator.evaluate`` (a batch of one)
+on each (intent, pack) and ``evaluator.evaluate_batch`` once on ``from_packs`` of all of them,
+and requires the same verdicts row by row: status, severity, issue codes and severities in the
+same order, scores and every evidence number equal (floats to 1e-9 relative), strings, ints,
+bools and nulls exactly. It catches rows leaking into each other (shared keys, misaligned
+masks) and the fast builder's columns differing from the packs'.
 """
 
 from __future__ import annotations
