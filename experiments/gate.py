@@ -27,14 +27,14 @@ A ``ReplayScorer`` is anything that maps (config, window) to those metrics;
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from buddy.config import ScoringConfig, canonical_json, config_hash
+from buddy.config import Config, ScoringConfig, canonical_json, param
+from buddy.errors import FieldError
 
 if TYPE_CHECKING:
     from buddy.store import Store
@@ -49,23 +49,24 @@ OUTCOMES: tuple[str, ...] = (PASSED, REFUSED, FORCED, FIRST)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class MetricRule:
+class MetricRule(Config):
     """One gate metric: its name in calibration_metrics, how much worse the challenger may
     be (in the metric's unit), and its direction."""
 
-    metric: str
-    tolerance: float = 0.0
-    higher_is_better: bool = True
+    config_name: ClassVar[str] = "gate.rules"
 
-    def __post_init__(self) -> None:
-        if not (isinstance(self.tolerance, int | float) and math.isfinite(self.tolerance)
-                and self.tolerance >= 0):
-            raise ValueError(f"gate rule {self.metric}: tolerance must be a finite number "
-                             f">= 0 (got {self.tolerance!r})")
+    metric: str = param(doc="the metric's name in calibration_metrics")
+    tolerance: float = param(0.0, lo=0.0, unit="metric units",
+                             doc="how much worse than production the challenger may be")
+    higher_is_better: bool = param(True, choices=(True, False), doc="the metric's direction")
+
+    def field_prefix(self) -> str:
+        """Return 'gate.rules.<metric>': errors say which rule."""
+        return f"gate.rules.{self.metric}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HoldoutWindow:
+class HoldoutWindow(Config):
     """The intents both configs are replayed on (``replay.reports.load_intents`` terms).
 
     ``intent_source``: 'generator:<name>', 'database[:<user>]' or 'import:<csv>'; ``start``
@@ -73,27 +74,29 @@ class HoldoutWindow:
     ``providers``: 'standard' (every context provider installed) or 'none' (market data only).
     """
 
-    intent_source: str = "generator:ma_cross"
-    symbols: tuple[str, ...] | None = ("AAPL", "GOOG", "IBM", "MSFT")
-    timeframe: str = "1d"
-    start: str | None = "2011-03-01"
-    end: str | None = "2013-03-01"
-    seed: int = 0
-    providers: str = "standard"
+    config_name: ClassVar[str] = "gate.window"
+
+    intent_source: str = param("generator:ma_cross", doc="where the intents come from")
+    symbols: tuple[str, ...] | None = param(("AAPL", "GOOG", "IBM", "MSFT"),
+                                            doc="the symbols (None: every symbol)")
+    timeframe: str = param("1d", doc="the bars' timeframe")
+    start: str | None = param("2011-03-01", doc="earliest intent as_of (UTC; None: open)")
+    end: str | None = param("2013-03-01", doc="latest intent as_of (UTC; None: open)")
+    seed: int = param(0, doc="the random generator's seed")
+    providers: str = param("standard", choices=("standard", "none"),
+                           doc="context providers: every one installed, or market data only")
 
     def __post_init__(self) -> None:
-        if self.providers not in ("standard", "none"):
-            raise ValueError(f"holdout window: providers must be 'standard' or 'none' "
-                             f"(got {self.providers!r})")
-        if self.symbols is not None:
+        if self.symbols is not None:  # a list from JSON or a caller: hashable and frozen
             object.__setattr__(self, "symbols", tuple(self.symbols))
+        Config.__post_init__(self)
 
     @property
     def key(self) -> str:
         """Return a short id of the window (part of the replay run names)."""
-        return config_hash(asdict(self))[:10]
+        return self.hash[:10]
 
-    def describe(self) -> str:
+    def describe(self) -> str:  # type: ignore[override]
         """Return the window in one line."""
         symbols = ",".join(self.symbols) if self.symbols else "all symbols"
         return (f"{self.intent_source} {symbols} {self.timeframe} {self.start or ''}.."
@@ -109,63 +112,31 @@ DEFAULT_RULES: tuple[MetricRule, ...] = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GateConfig:
+class GateConfig(Config):
     """The gate: metric rules, the holdout window, and the fewest resolved outcomes."""
 
-    rules: tuple[MetricRule, ...] = DEFAULT_RULES
-    window: HoldoutWindow = field(default_factory=HoldoutWindow)
-    min_n: int = 30
+    config_name: ClassVar[str] = "gate"
 
-    def __post_init__(self) -> None:
-        if not self.rules:
-            raise ValueError("a gate needs at least one metric rule")
+    rules: tuple[MetricRule, ...] = param(DEFAULT_RULES, doc="one rule per gate metric")
+    # param() is a field specifier (it returns dataclasses.field), which ruff cannot see
+    window: HoldoutWindow = param(factory=HoldoutWindow,  # noqa: RUF009
+                                  doc="the holdout window")
+    min_n: int = param(30, lo=0, unit="outcomes",
+                       doc="fewest resolved outcomes the challenger's replay needs")
+
+    def check(self) -> list[FieldError]:
+        """Return the rules' violations: none at all, or a metric listed twice."""
         names = [r.metric for r in self.rules]
+        if not names:
+            return [FieldError("gate.rules", "must hold at least one metric rule", ())]
         if len(set(names)) != len(names):
-            raise ValueError(f"gate rules list a metric twice: {names}")
-        if isinstance(self.min_n, bool) or not isinstance(self.min_n, int) or self.min_n < 0:
-            raise ValueError(f"gate min_n must be a whole number >= 0 (got {self.min_n!r})")
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {"rules": [asdict(r) for r in self.rules], "window": asdict(self.window)
-                | {"symbols": list(self.window.symbols) if self.window.symbols else None},
-                "min_n": self.min_n}
-
-    def to_json(self) -> str:
-        """Return the gate as pretty JSON (the format ``from_json`` reads)."""
-        return json.dumps(self.as_dict(), indent=2, sort_keys=True)
-
-    @property
-    def hash(self) -> str:
-        """Return the content hash of the gate."""
-        return config_hash(self.as_dict())
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> GateConfig:
-        """Build from a parsed JSON mapping; missing keys keep their defaults."""
-        unknown = sorted(set(values) - {"rules", "window", "min_n"})
-        if unknown:
-            raise ValueError(f"gate: unknown key(s) {unknown}; allowed: rules, window, min_n")
-        kwargs: dict[str, Any] = {}
-        if "rules" in values:
-            kwargs["rules"] = tuple(MetricRule(**r) for r in values["rules"])
-        if "window" in values:
-            window = dict(values["window"])
-            if window.get("symbols") is not None:
-                window["symbols"] = tuple(window["symbols"])
-            kwargs["window"] = HoldoutWindow(**window)
-        if "min_n" in values:
-            kwargs["min_n"] = values["min_n"]
-        return cls(**kwargs)
-
-    @classmethod
-    def from_json(cls, text: str) -> GateConfig:
-        """Build from JSON text."""
-        return cls.from_mapping(json.loads(text))
+            return [FieldError("gate.rules", "must not list a metric twice", tuple(names))]
+        return []
 
     @classmethod
     def from_file(cls, path: str | Path) -> GateConfig:
-        """Build from a JSON file."""
+        """Build from a JSON file (``to_json`` shows the format; missing keys keep their
+        defaults)."""
         return cls.from_json(Path(path).read_text())
 
 

@@ -31,20 +31,20 @@ promotion passes by definition and later ones need a scorer or ``force``.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tempfile
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from buddy.config import config_hash
+from buddy.config import Config, param
+from buddy.errors import FieldError
 from experiments.gate import GateConfig, HoldoutWindow, MetricRule
 
 if TYPE_CHECKING:
@@ -67,75 +67,56 @@ PLAYBOOK_GATE = GateConfig(
     min_n=30)
 
 
+def _floats(value: Any) -> tuple[float, ...]:
+    return tuple(map(float, value))
+
+
+def _rows(value: Any) -> tuple[tuple[float, ...], ...]:
+    return tuple(_floats(row) for row in value)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlaybookModel:
+class PlaybookModel(Config):
     """A user's playbooks: standardisation, centroids, labels and the no-playbook radius."""
 
-    user_id: str
-    features: tuple[str, ...]
-    center: tuple[float, ...]
-    scale: tuple[float, ...]
-    centroids: tuple[tuple[float, ...], ...]
-    labels: tuple[str, ...]
-    max_distance: float
-    params: Mapping[str, Any] = field(default_factory=dict)
-    schema_version: int = PLAYBOOK_SCHEMA_VERSION
+    config_name: ClassVar[str] = "playbooks"
 
-    def __post_init__(self) -> None:
+    user_id: str = param(doc="whose playbooks")
+    features: tuple[str, ...] = param(doc="column order of every vector below")
+    center: tuple[float, ...] = param(parse=_floats, doc="feature means (z = (x - center) "
+                                                         "/ scale)")
+    scale: tuple[float, ...] = param(parse=_floats, doc="feature standard deviations")
+    centroids: tuple[tuple[float, ...], ...] = param(parse=_rows,
+                                                     doc="one per playbook, in z units")
+    labels: tuple[str, ...] = param(doc="one name per centroid")
+    max_distance: float = param(lo=0.0, lo_open=True, unit="z units (Euclidean)",
+                                doc="farther than this from every centroid: no playbook")
+    params: Mapping[str, Any] = param(factory=dict, doc="how the clusters were fitted")
+    schema_version: int = param(PLAYBOOK_SCHEMA_VERSION, choices=(PLAYBOOK_SCHEMA_VERSION,),
+                                doc="version of the artifact format")
+
+    def check(self) -> list[FieldError]:
+        """Return the shape violations: empty names, vectors of the wrong length, bad scales."""
         k = len(self.features)
-        problems = []
+        errors = []
         if not self.user_id:
-            problems.append("user_id is empty")
+            errors.append(FieldError("playbooks.user_id", "must not be empty", self.user_id))
         if k == 0:
-            problems.append("features is empty")
+            errors.append(FieldError("playbooks.features", "must not be empty", self.features))
         if len(self.center) != k or len(self.scale) != k:
-            problems.append(f"center and scale need {k} values each")
+            errors.append(FieldError("playbooks.center/scale",
+                                     f"center and scale need {k} values each",
+                                     (len(self.center), len(self.scale))))
         if any(not (math.isfinite(s) and s > 0) for s in self.scale):
-            problems.append("every scale must be a finite number > 0")
+            errors.append(FieldError("playbooks.scale", "every scale must be a finite number > 0",
+                                     self.scale))
         if any(len(c) != k for c in self.centroids):
-            problems.append(f"every centroid needs {k} values")
+            errors.append(FieldError("playbooks.centroids", f"every centroid needs {k} values",
+                                     [len(c) for c in self.centroids]))
         if len(self.labels) != len(self.centroids):
-            problems.append("labels and centroids must pair up")
-        if not (math.isfinite(self.max_distance) and self.max_distance > 0):
-            problems.append("max_distance must be a finite number > 0")
-        if self.schema_version != PLAYBOOK_SCHEMA_VERSION:
-            problems.append(f"schema_version must be {PLAYBOOK_SCHEMA_VERSION}")
-        if problems:
-            raise ValueError("invalid playbook model: " + "; ".join(problems))
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready artifact content."""
-        return {"schema_version": self.schema_version, "user_id": self.user_id,
-                "features": list(self.features), "center": list(self.center),
-                "scale": list(self.scale), "centroids": [list(c) for c in self.centroids],
-                "labels": list(self.labels), "max_distance": self.max_distance,
-                "params": dict(self.params)}
-
-    def to_json(self) -> str:
-        """Return the artifact as pretty JSON."""
-        return json.dumps(self.as_dict(), indent=2, sort_keys=True)
-
-    @property
-    def hash(self) -> str:
-        """Return the content hash."""
-        return config_hash(self.as_dict())
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> PlaybookModel:
-        """Build from the parsed artifact."""
-        return cls(user_id=str(values["user_id"]), features=tuple(values["features"]),
-                   center=tuple(map(float, values["center"])),
-                   scale=tuple(map(float, values["scale"])),
-                   centroids=tuple(tuple(map(float, c)) for c in values["centroids"]),
-                   labels=tuple(map(str, values["labels"])),
-                   max_distance=float(values["max_distance"]),
-                   params=dict(values.get("params", {})),
-                   schema_version=int(values.get("schema_version", PLAYBOOK_SCHEMA_VERSION)))
-
-    @classmethod
-    def from_json(cls, text: str) -> PlaybookModel:
-        """Build from the artifact's JSON text."""
-        return cls.from_mapping(json.loads(text))
+            errors.append(FieldError("playbooks.labels", "labels and centroids must pair up",
+                                     (len(self.labels), len(self.centroids))))
+        return errors
 
     def assign(self, setups: pd.DataFrame) -> pd.DataFrame:
         """Return ``playbook`` (label or None) and ``distance`` per row of ``setups``.

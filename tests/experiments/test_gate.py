@@ -74,7 +74,12 @@ def test_gate_config_round_trips_through_json_and_validates() -> None:
         GateConfig(rules=(MetricRule(metric="auc"), MetricRule(metric="auc")))
     with pytest.raises(ValueError, match="tolerance"):
         MetricRule(metric="auc", tolerance=-0.1)
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match=r"gate\.rulez: .*did you mean 'rules'"):
         GateConfig.from_json('{"rulez": []}')
+    with pytest.raises(ValueError, match=r"gate\.min_n: must be >= 0 \(got -1\)"):
+        GateConfig(min_n=-1)
+    with pytest.raises(ValueError, match=r"gate\.min_n: must be a whole number"):
+        GateConfig(min_n=2.5)
+    assert GateConfig.from_mapping({"window": {"symbols": ["IBM"]}}).window.symbols == ("IBM",)
     with pytest.raises(ValueError, match="providers"):
         HoldoutWindow(providers="some")
