@@ -56,8 +56,8 @@ from typing import Any, ClassVar
 import numpy as np
 from hmmlearn.hmm import GaussianHMM
 
-from buddy.config import ModuleConfig, config_hash, param
-from buddy.errors import ConfigError, FieldError
+from buddy.config import ModuleConfig, param
+from buddy.errors import FieldError
 
 HMM_VERSION = "1.0.0"
 FEATURE_NAMES: tuple[str, ...] = ("ret_1", "log_range")
@@ -100,17 +100,18 @@ class HMMConfig(ModuleConfig):
                                     doc="bars before a refit bar its forward filter starts "
                                         "at, so the refit bar already weighs recent bars")
 
-    def __post_init__(self) -> None:
-        ModuleConfig.__post_init__(self)
+    def check(self) -> list[FieldError]:
+        """Return the window rule: the rolling window holds at least the first fit's bars."""
         if self.max_fit_bars < self.min_fit_bars:
-            raise ConfigError([FieldError("regime_hmm.max_fit_bars",
-                                          f"must be >= min_fit_bars ({self.min_fit_bars})",
-                                          self.max_fit_bars)])
+            return [FieldError("regime_hmm.max_fit_bars",
+                               f"must be >= min_fit_bars ({self.min_fit_bars})",
+                               self.max_fit_bars)]
+        return []
 
     @property
     def model_version(self) -> str:
         """Return the version of fits made with these settings: code version + config hash."""
-        return f"hmm-{HMM_VERSION}+{config_hash(self.as_dict())[:8]}"
+        return f"hmm-{HMM_VERSION}+{self.hash[:8]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from buddy.config import config_hash
+from buddy.config import Config, config_hash, param
 from buddy.context.pieces import RegimeSnapshot
 from buddy.features.ta import FEATURE_SET_VERSION, PRICE_LEVEL_FEATURES, compute_features
 from buddy.regime.hmm import (
@@ -47,11 +47,15 @@ SNAPSHOT_COLUMNS: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RegimeConfig:
+class RegimeConfig(Config):
     """Everything that determines a regime snapshot: the rule thresholds and the HMM."""
 
-    rules: RegimeRulesConfig = field(default_factory=RegimeRulesConfig)
-    hmm: HMMConfig = field(default_factory=HMMConfig)
+    config_name: ClassVar[str] = "regime"
+
+    # param() is a field specifier (it returns dataclasses.field), which ruff cannot see
+    rules: RegimeRulesConfig = param(factory=RegimeRulesConfig,  # noqa: RUF009
+                                     doc="the rule labels' thresholds")
+    hmm: HMMConfig = param(factory=HMMConfig, doc="the HMM's fit settings")  # noqa: RUF009
 
     @property
     def version(self) -> str:
