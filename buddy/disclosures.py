@@ -7,10 +7,10 @@ The report lists what was switched off, and which requests to switch off were no
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from buddy.config import did_you_mean
 from buddy.errors import ConfigError, FieldError
 
 __all__ = [
@@ -75,7 +75,8 @@ class DisclosureSelection:
         for name in self.kept_on:
             lines.append(f"The {name} disclosure cannot be switched off and is shown.")
         for name in self.unknown:
-            lines.append(f"Ignored unknown disclosure {name!r} ({_closest(name)}).")
+            lines.append(f"Ignored unknown disclosure {name!r} "
+                         f"({did_you_mean(name, DISCLOSURES)}).")
         return tuple(lines)
 
     def as_dict(self) -> dict[str, object]:
@@ -104,17 +105,11 @@ def validate_disclosures_off(disclosures_off: Iterable[str]) -> tuple[str, ...]:
     """Return the names sorted and deduplicated; raise ConfigError for an unknown name or a
     mandatory disclosure (for use where a trader edits the profile)."""
     names = tuple(sorted({n.strip() for n in disclosures_off}))
-    errors = [FieldError("disclosures_off", f"{n!r} is not a disclosure ({_closest(n)})", n)
+    errors = [FieldError("disclosures_off",
+                         f"{n!r} is not a disclosure ({did_you_mean(n, DISCLOSURES)})", n)
               for n in names if n not in DISCLOSURES]
     errors += [FieldError("disclosures_off", f"{n!r} cannot be switched off", n)
                for n in names if n in DISCLOSURES and DISCLOSURES[n].mandatory]
     if errors:
         raise ConfigError(errors)
     return names
-
-
-def _closest(name: str) -> str:
-    match = difflib.get_close_matches(name, list(DISCLOSURES), n=1)
-    if match:
-        return f"did you mean {match[0]!r}?"
-    return "known: " + ", ".join(DISCLOSURES)

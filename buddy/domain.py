@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from buddy.config import did_you_mean
 from buddy.errors import FieldError, IntentValidationError
 from buddy.timeframes import Timeframe
 
@@ -254,7 +255,8 @@ class TradeIntent:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         for key in unknown:
-            errors.append(FieldError(key, f"is not a trade intent field ({_closest(key, known)})",
+            errors.append(FieldError(key, "is not a trade intent field ("
+                                     f"{did_you_mean(key, sorted(known))})",
                                      raw[key]))
         values: dict[str, Any] = {k: v for k, v in raw.items() if k in known}
         for name, parse in _PARSERS.items():
@@ -372,13 +374,6 @@ _PARSE_RULES = {
     "holding_horizon": "must be a whole number of bars",
     "as_of": "must be an ISO timestamp",
 }
-
-
-def _closest(name: str, choices: set[str]) -> str:
-    import difflib
-
-    match = difflib.get_close_matches(name, sorted(choices), n=1)
-    return f"did you mean {match[0]!r}?" if match else "see TradeIntent fields"
 
 
 def _intrinsic_errors(intent: TradeIntent) -> list[FieldError]:

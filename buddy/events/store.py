@@ -22,7 +22,6 @@ date was known; the summary counts such rows (``hidden_from_replays``).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from buddy.config import did_you_mean
 from buddy.errors import FieldError, FieldErrors
 from buddy.events.model import EVENT_KINDS
 from buddy.store import Store
@@ -127,10 +127,8 @@ def validate_events(raw: pd.DataFrame, *, known_symbols: set[str], source: str,
     allowed = list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
     for column in columns:
         if column not in allowed:
-            match = difflib.get_close_matches(column, allowed, n=1, cutoff=0.5)
-            hint = f"; did you mean {match[0]!r}?" if match else f"; columns: {', '.join(allowed)}"
-            errors.append(FieldError(f"column {column}", "is not an events column" + hint,
-                                     column))
+            errors.append(FieldError(f"column {column}", "is not an events column ("
+                                     f"{did_you_mean(column, allowed)})", column))
     errors += [FieldError(f"column {c}", "is required", None) for c in REQUIRED_COLUMNS
                if c not in columns]
     if not len(raw) and not errors:
@@ -184,10 +182,12 @@ def _row(n: int, record: dict[str, str], known_symbols: set[str], source: str,
         errors.append(FieldError(f"row {n}.title", "must not be empty", title))
     symbol = values.get("symbol", "").upper() or None
     if symbol is not None and symbol not in known_symbols:
-        match = difflib.get_close_matches(symbol, sorted(known_symbols), n=1)
-        hint = f"; did you mean {match[0]!r}?" if match else "; load its bars first"
+        # a list of every ticker helps nobody: without a close one, say what to do
+        hint = did_you_mean(symbol, sorted(known_symbols))
+        hint = hint if hint.startswith("did you mean") else "load its bars first"
         errors.append(FieldError(f"row {n}.symbol", "is not in the tickers table (leave it "
-                                 "blank for a market-wide event)" + hint, values.get("symbol")))
+                                 f"blank for a market-wide event; {hint})",
+                                 values.get("symbol")))
     given = values.get("announced_at", "")
     announced = _timestamp(given) if given else default_announced
     if announced is None:

@@ -15,7 +15,6 @@ back. Setting an identical rule set writes no new version.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import re
@@ -24,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from buddy.config import canonical_json
+from buddy.config import canonical_json, did_you_mean
 from buddy.disclosures import DISCLOSURES, validate_disclosures_off
 from buddy.errors import BuddyError, ConfigError, FieldError
 from buddy.timeframes import Timeframe
@@ -272,8 +271,8 @@ def _proposed_state(current: UserState | None, user_id: str, *, base_currency: A
     saved = [t.name for t in templates]
     if default is not None and default not in saved:
         errors.append(FieldError("rules.default_exit_template", "must name a saved exit "
-                                 f"template (saved: {', '.join(saved) or 'none'})"
-                                 + _did_you_mean(default, saved), default))
+                                 f"template (saved: {', '.join(saved) or 'none'}; "
+                                 f"{did_you_mean(default, saved)})", default))
 
     prefs = current.preferences if current else UserPreferences()
     if disabled_modules is not None:
@@ -450,8 +449,7 @@ def known_modules() -> list[str]:
 def name_errors(names: Iterable[Any], choices: list[str], field_name: str, what: str
                 ) -> list[FieldError]:
     """Return one error per name not among ``choices``, with the closest choice for a typo."""
-    return [FieldError(field_name, f"is not {what}" + _did_you_mean(n, choices)
-                       + f" (known: {', '.join(choices) or 'none'})", n)
+    return [FieldError(field_name, f"is not {what} ({did_you_mean(n, choices)})", n)
             for n in names if n not in choices]
 
 
@@ -464,11 +462,6 @@ def _names(values: Iterable[str], choices: list[str], field_name: str, what: str
     values = list(values)
     errors = name_errors(values, choices, field_name, what)
     return (() if errors else tuple(sorted(set(values)))), errors
-
-
-def _did_you_mean(name: Any, choices: list[str]) -> str:
-    match = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 def _check_user_id(user_id: Any) -> None:
