@@ -185,11 +185,13 @@ def _attach_plugins() -> None:
     from buddy.levels.cli import context_levels, jobs_levels
     from buddy.mtfa.cli import context_mtfa
     from buddy.regime.cli import context_regime, jobs_regime
+    from buddy.trades.cli import trades
     from buddy.users.cli import user
     from experiments.cli import experiments
     from replay.cli import replay
 
     cli.add_command(user)
+    cli.add_command(trades)
     jobs.add_command(jobs_regime, name="regime")
     jobs.add_command(jobs_levels, name="levels")
     context.add_command(context_regime, name="regime")
