@@ -101,6 +101,7 @@ class Orchestrator:
             top_issues=top, rendered=rendered, all_issues=issues,
             modules=tuple(results), config_name=self.config.name,
             config_version=self.config.version, config_hash=self.config_hash,
+            config_alias=self.config.alias,
             disabled_modules=tuple(sorted(set(self.disabled) | user_opt_outs(ctx))),
             context_missing=dict(ctx.missing),
             explanation_source=explanation_source(rendered),

@@ -31,6 +31,7 @@ class BuddyReport:
     config_name: str
     config_version: str
     config_hash: str
+    config_alias: str = ""  # what the config was resolved from: 'production', 'packaged'
     disabled_modules: tuple[str, ...] = ()
     context_missing: Mapping[str, str] = field(default_factory=dict)
     explanation_source: str = "template"  # 'template', 'llm' or 'mixed'
@@ -40,6 +41,16 @@ class BuddyReport:
     def eval_ts(self) -> datetime:
         """Return the point in time the evaluation describes (the intent's as_of)."""
         return self.intent.as_of
+
+    def config_dict(self) -> dict[str, str]:
+        """Return the config as resolved: name, version, the alias it came from, hash."""
+        return {"name": self.config_name, "version": self.config_version,
+                "alias": self.config_alias, "hash": self.config_hash}
+
+    def config_label(self) -> str:
+        """Return 'name@version (alias) #hash', the config as the report names it."""
+        alias = f" ({self.config_alias})" if self.config_alias else ""
+        return f"{self.config_name}@{self.config_version}{alias} #{self.config_hash}"
 
     def modules_run(self) -> list[dict[str, Any]]:
         """Return each module's name, version, status, score and weight-free summary."""
@@ -86,8 +97,7 @@ class BuddyReport:
             "overall_severity": self.overall_severity.value,
             "issues": issues,
             "modules_run": self.modules_run(),
-            "config": {"name": self.config_name, "version": self.config_version,
-                       "hash": self.config_hash},
+            "config": self.config_dict(),
             "config_hash": self.config_hash,
             "disabled_modules": list(self.disabled_modules),
             "context_missing": dict(self.context_missing),
@@ -109,9 +119,7 @@ class BuddyReport:
             "timeframe": self.intent.timeframe.value, "eval_ts": self.eval_ts,
             "overall_score": self.overall_score,
             "overall_severity": self.overall_severity.value,
-            "modules_run_json": json.dumps({"config": {"name": self.config_name,
-                                                       "version": self.config_version,
-                                                       "hash": self.config_hash},
+            "modules_run_json": json.dumps({"config": self.config_dict(),
                                             "modules": self.modules_run()}, default=str),
             "summary_json": json.dumps(self.summary(), default=str),
         }
@@ -150,7 +158,7 @@ class BuddyReport:
         lines.append(f"  modules: {ran}")
         if self.disabled_modules:
             lines.append(f"  switched off: {', '.join(self.disabled_modules)}")
-        lines.append(f"  config {self.config_name}@{self.config_version} #{self.config_hash}"
+        lines.append(f"  config {self.config_label()}"
                      f"   eval {self.eval_id}   explanations: {self.explanation_source}")
         lines.extend(f"  {note}" for note in self.disclosures.notes())
         lines.append(f"  {DISCLAIMER}")
@@ -174,8 +182,7 @@ class BuddyReport:
                 f"{i.timeframe.value} as of {i.as_of:%Y-%m-%d %H:%M} UTC</h4>"
                 f"<p>Score <b>{score}</b>/100, severity <b>{self.overall_severity.value}</b>"
                 f"</p><ol>{rows}</ol><p><small>{html.escape(modules)}<br>config "
-                f"{html.escape(self.config_name)}@{html.escape(self.config_version)} "
-                f"#{self.config_hash}<br>{DISCLAIMER}</small></p></div>")
+                f"{html.escape(self.config_label())}<br>{DISCLAIMER}</small></p></div>")
 
 
 def module_ok(result: EvaluationResult) -> bool:
