@@ -256,13 +256,13 @@ class _Series:
         return len(self.close)
 
 
-def _read_series(store: Store, symbol: str, timeframe: str, as_of: datetime | None) -> _Series:
+def _read_series(store: Store, symbol: str, timeframe: str, as_of: datetime | None
+                 ) -> _Series | None:
     """Read one series closed by ``as_of`` and its splits in effect by then; compute the
-    indicators on the split-continuous prices."""
+    indicators on the split-continuous prices. None when no bar has closed by ``as_of``."""
     bars = store.bars(symbol, timeframe, as_of=as_of)
     if bars.empty:
-        raise ValueError(f"symbol: no {timeframe} bars of {symbol!r} in {store.path}; "
-                         "load the sample data first")
+        return None
     instrument = store.instrument(symbol)
     assert instrument is not None
     splits = store.corporate_actions(symbol)
@@ -400,7 +400,7 @@ def _level_fill(s: _Series, j: int, level: float, direction_of_move: int) -> tup
     the bar gapped through it, else at the level in the bar's middle."""
     gapped = (s.open[j] - level) * direction_of_move >= 0
     if gapped:
-        return int(s.ts[j]) + 60_000_000_000, float(s.open[j])
+        return int(s.ts[j]) + 60_000_000_000, _to_tick(s.open[j], s.tick)
     return int(s.ts[j] + (s.ts_close[j] - s.ts[j]) // 2), level
 
 
@@ -457,11 +457,12 @@ def _run_exits(s: _Series, t: _Trade, move_stop_on_touch: bool) -> None:
         t.exit_bar = j
     elif last_allowed == t.entry_bar + t.horizon:
         j = last_allowed
-        t.exits.append((j, int(s.ts_close[j]), float(s.close[j]), "time"))
+        t.exits.append((j, int(s.ts_close[j]), _to_tick(s.close[j], s.tick), "time"))
         t.exit_bar = j
     elif s.split_before[t.entry_bar] < len(s) and last_allowed == s.split_before[t.entry_bar] - 1:
         j = last_allowed
-        t.exits.append((j, int(s.ts_close[j]), float(s.close[j]), "before_split"))
+        t.exits.append((j, int(s.ts_close[j]), _to_tick(s.close[j], s.tick),
+                        "before_split"))
         t.exit_bar = j
     else:
         t.exit_bar = -1  # still open at the data's end
@@ -506,9 +507,8 @@ def _simulate_series(s: _Series, seed: int, cal: BehaviourCalendar) -> list[_Tra
                           "reversal")
             if flip is None:
                 continue
-            flip.entry = float(s.close[j])  # the reversing fill's price, not re-rounded
             flip.reversal_of = trade.key
-            trade.exits[-1] = (j, int(s.ts_close[j]), float(s.close[j]), "reversed")
+            trade.exits[-1] = (j, int(s.ts_close[j]), flip.entry, "reversed")
             _run_exits(s, flip, move_stop_on_touch=bool(tilt[j]))
             trades.append(flip)
             if flip.exit_bar < 0:
@@ -684,6 +684,7 @@ def simulate_history(store: Store, *, user_id: str = "demo", seed: int = DEFAULT
 
     Deterministic: the same store, seed and as_of give the same fills, ids included; a
     shorter ``as_of`` gives the same entries up to it (nothing is decided from later bars).
+    A series with no bar closed by ``as_of`` is left out; none at all is a ValueError.
     """
     cal = behaviour_calendar(seed)
     trades: list[_Trade] = []
@@ -691,7 +692,12 @@ def simulate_history(store: Store, *, user_id: str = "demo", seed: int = DEFAULT
     frames: dict[str, _Series] = {}
     with store.reading():
         for symbol, timeframe in series:
-            frames[symbol] = _read_series(store, symbol, timeframe, as_of)
+            read = _read_series(store, symbol, timeframe, as_of)
+            if read is not None:
+                frames[symbol] = read
+    if not frames:
+        raise ValueError(f"series: none of {[f'{s} {tf}' for s, tf in series]} has a bar "
+                         f"closed by {as_of} in {store.path}; load the sample data first")
     for s in frames.values():
         lots[s.symbol] = s.lot
         trades.extend(_simulate_series(s, seed, cal))
