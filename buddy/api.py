@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from buddy.config import ScoringConfig, default_scoring_config
+from buddy.config_sources import production_config
 from buddy.context.builder import ContextPackBuilder, PieceProvider
 from buddy.context.pack import Instrument
 from buddy.domain import TradeIntent, as_utc
@@ -47,7 +48,7 @@ class Buddy:
     def open(cls, db: str | os.PathLike[str] | None = None,
              config: ScoringConfig | None = None) -> Buddy:
         """Open the database (``db``, else $BUDDY_DB, else data/buddy.duckdb) with ``config``,
-        else the production config (``production_config()``)."""
+        else the production config (``buddy.config_sources.production_config()``)."""
         return cls(Store(db), config or production_config())
 
     def __repr__(self) -> str:
@@ -160,14 +161,6 @@ class _Catalogue:
     stamp: int
     instruments: dict[str, Instrument]
     coverage: dict[tuple[str, str], tuple[datetime, datetime]]
-
-def production_config() -> ScoringConfig:
-    """Return models:/buddy-scoring@production (or $BUDDY_SCORING_MODEL) when the experiment
-    store has it, else the packaged default; mlflow is imported only if the store exists."""
-    from experiments.registry import load_production_config
-
-    return load_production_config() or default_scoring_config()
-
 
 def default_providers() -> dict[str, PieceProvider]:
     """Return the provider of every context piece (imported here, at the edge)."""

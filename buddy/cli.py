@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from buddy.errors import BuddyError, FieldErrors
 from buddy.timeframes import Timeframe
 
 TIMEFRAMES = click.Choice([t.value for t in Timeframe])
+#: The entry-point group through which other packages (replay, experiments) add commands.
+COMMANDS_GROUP = "trading_buddy.commands"
 
 
 class _Obj:
@@ -30,7 +34,26 @@ def _fail(exc: Exception) -> None:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@cache
+def _plugin_commands() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+
+
+class _PluggableGroup(click.Group):
+    """The root group: buddy's own commands plus those declared in COMMANDS_GROUP, each
+    imported only when it is named or listed (buddy imports no higher layer by name)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _plugin_commands():
+            command = _plugin_commands()[cmd_name].load()
+        return command
+
+
+@click.group(cls=_PluggableGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="BUDDY_DB", default=None, metavar="PATH",
               help="DuckDB file (default data/buddy.duckdb; env BUDDY_DB).")
 @click.pass_context
@@ -60,7 +83,8 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @click.pass_obj
 def evaluate(obj: _Obj, as_json: bool, no_log: bool, **fields: Any) -> None:
     """Evaluate a trade idea and print the Buddy Report."""
-    from buddy.api import Buddy, production_config
+    from buddy.api import Buddy
+    from buddy.config_sources import production_config
 
     try:
         buddy = Buddy(obj.store(), production_config())
@@ -187,8 +211,6 @@ def _attach_plugins() -> None:
     from buddy.regime.cli import context_regime, jobs_regime
     from buddy.trades.cli import trades
     from buddy.users.cli import user
-    from experiments.cli import experiments
-    from replay.cli import replay
 
     cli.add_command(user)
     cli.add_command(trades)
@@ -198,8 +220,6 @@ def _attach_plugins() -> None:
     context.add_command(context_levels, name="levels")
     context.add_command(context_mtfa, name="mtfa")
     events.add_command(events_import, name="import")
-    cli.add_command(replay)
-    cli.add_command(experiments)
 
 
 _attach_plugins()

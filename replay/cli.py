@@ -183,17 +183,13 @@ def load_intents(store: Any, source: str, *, symbols: list[str] | None, timefram
 
 def load_config(ref: str) -> Any:
     """Return the ScoringConfig named by --config: 'default', a JSON file or models:/..."""
-    from buddy.config import ScoringConfig, default_scoring_config
+    from buddy.config import ScoringConfig
+    from buddy.config_sources import resolve_scoring_config
 
-    if ref == "default":
-        return default_scoring_config()
-    if ref.startswith("models:/"):
-        try:
-            from experiments.registry import load_scoring_config  # type: ignore[import-not-found]
-        except ImportError:
-            raise BuddyError(f"--config {ref}: registered configs need the experiments "
-                             "package's registry, which this installation lacks") from None
-        return load_scoring_config(ref)
+    # registered configs come from a config source (the experiments package declares one):
+    # replay sits below experiments and does not import it
+    if ref == "default" or ref.startswith("models:/"):
+        return resolve_scoring_config(ref)
     path = Path(ref)
     if not path.is_file():
         raise FieldErrors([FieldError("--config", "must be 'default', a JSON file or "
