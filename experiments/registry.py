@@ -237,9 +237,10 @@ def alias_version(name: str, alias: str, *, client: MlflowClient | None = None
         raise
 
 
-def load_config_version(version: int | str, name: str = SCORING_MODEL) -> ScoringConfig:
+def load_config_version(version: int | str, name: str = SCORING_MODEL, *, alias: str = ""
+                        ) -> ScoringConfig:
     """Load version ``version`` of ``name`` through its pyfunc model and return its config,
-    named ``name`` at version ``version``."""
+    named ``name`` at version ``version``, resolved from ``alias`` ('' when asked by number)."""
     import mlflow
 
     _client()
@@ -248,7 +249,7 @@ def load_config_version(version: int | str, name: str = SCORING_MODEL) -> Scorin
     except Exception as exc:
         raise RegistryError(f"cannot load {name} version {version}: {exc}") from exc
     config = model.unwrap_python_model().config
-    return dataclasses.replace(config, name=name, version=str(version))
+    return dataclasses.replace(config, name=name, version=str(version), alias=alias)
 
 
 def load_scoring_config(uri: str) -> ScoringConfig:
@@ -259,7 +260,7 @@ def load_scoring_config(uri: str) -> ScoringConfig:
     found = alias_version(name, ref)
     if found is None:
         raise RegistryError(f"{uri}: model {name} has no version with alias {ref!r}")
-    return load_config_version(found, name)
+    return load_config_version(found, name, alias=ref)
 
 
 def load_production_config(name: str = SCORING_MODEL) -> ScoringConfig | None:
@@ -280,7 +281,7 @@ def load_production_config(name: str = SCORING_MODEL) -> ScoringConfig | None:
         return None
     try:
         found = alias_version(name, PRODUCTION)
-        return None if found is None else load_config_version(found, name)
+        return None if found is None else load_config_version(found, name, alias=PRODUCTION)
     except Exception as exc:  # an unreadable store: see the docstring
         warnings.warn(f"experiment store {tracking_uri()}: {exc}; using the packaged default "
                       "config", RuntimeWarning, stacklevel=2)

@@ -85,9 +85,10 @@ def test_a_logged_config_loads_back_by_alias_with_the_same_hash(
     promote(1, experiments=store)
     production = load_production_config()
     assert production is not None and production.hash == DEFAULT.hash
-    assert (production.name, production.version) == (MODEL, "1")
+    assert (production.name, production.version, production.alias) == (MODEL, "1", PRODUCTION)
     assert load_scoring_config(f"models:/{MODEL}@{PRODUCTION}") == production
-    assert load_scoring_config(f"models:/{MODEL}/2").hash == HEAVIER.hash
+    by_number = load_scoring_config(f"models:/{MODEL}/2")
+    assert by_number.hash == HEAVIER.hash and by_number.alias == ""
     version = store.client.get_model_version(MODEL, "1")
     run = store.client.get_run(version.run_id)
     assert run.data.params["config_hash"] == DEFAULT.hash
