@@ -42,7 +42,7 @@ def test_an_aligned_trade_raises_nothing() -> None:
     result = run({"1w": "up", "1d": "up"})
     assert result.issues == () and result.score == 100.0
     assert value(result.explain_facts, "side_alignment") == 1.0
-    assert value(result.explain_facts, "trend_1w") == "up"
+    assert value(result.explain_facts, "trends") == "1w up/1d up"
     assert run({"1w": "down", "1d": "down"}, side=Side.SHORT).issues == ()
 
 
