@@ -43,6 +43,7 @@ from buddy.widgets.controls import (
     scoring_config_for,
 )
 from buddy.widgets.report_view import ReportModel, ReportView
+from buddy.widgets.trades_view import TradesView
 
 DEFAULT_USER = "trader"
 
@@ -335,6 +336,7 @@ class WorkbenchApp:
         self.report_view = ReportView(chart=self.chart.widget)
         self.controls = ControlsView(self.model.modules, self._preferences_changed)
         self.controls.show(self.model.preferences)
+        self.trades = TradesView(buddy.store, user)
         self._syncing = False
         self._show_form()
         for name, widget in self.fields.items():
@@ -465,6 +467,7 @@ class WorkbenchApp:
             self._show_form()
         if name == "user":
             self.controls.show(self.model.preferences)
+            self.trades.set_user(str(value))
         self._refresh_hints(build=name in ("user", "symbol", "timeframe", "as_of"))
 
     def _refresh_hints(self, *, build: bool) -> None:
@@ -542,7 +545,10 @@ class WorkbenchApp:
         report = w.VBox([w.HTML("<h3 style='margin:0 0 6px'>Buddy Report</h3>"),
                          self.report_view.widget],
                         layout=w.Layout(flex="1 1 auto", padding="0 0 0 16px"))
-        root = w.VBox([w.HBox([form, report], layout=w.Layout(width="100%"))])
+        tabs = w.Tab(children=[w.HBox([form, report], layout=w.Layout(width="100%")),
+                               self.trades.widget], titles=("Evaluate an idea", "Trades"))
+        tabs.add_class("tb-tabs")
+        root = w.VBox([tabs])
         root.add_class("tb-app")
         return root
 
