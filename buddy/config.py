@@ -103,14 +103,14 @@ def _check_value(name: str, f: dataclasses.Field[Any], value: Any) -> FieldError
     if whole and (isinstance(value, bool) or not isinstance(value, int)):
         return FieldError(name, "must be a whole number" + (
             "" if meta.get("lo") is None and meta.get("hi") is None
-            else f" that {_range_text(meta).removeprefix('must ')}"), value)
+            else f" {_range_text(meta).removeprefix('must be ')}"), value)
     if meta.get("lo") is None and meta.get("hi") is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
         value
     ):
-        return FieldError(name, "must be a finite number that "
-                          + _range_text(meta).removeprefix("must "), value)
+        return FieldError(name, "must be a finite number "
+                          + _range_text(meta).removeprefix("must be "), value)
     if not _in_range(value, meta):
         return FieldError(name, _range_text(meta), value)
     return None
@@ -385,8 +385,12 @@ class ScoringConfig(Config):
                 "modules": resolve_modules(self.modules)}
 
     def identity(self) -> dict[str, Any]:
-        """Return everything that determines results: the hash's input."""
-        return {"scoring": self.content(), **self.resolved()}
+        """Return everything that determines results: the hash's input.
+
+        The params as written are left out: their resolution (``resolved``) holds them with
+        the defaults filled in, so writing a default out does not change the identity.
+        """
+        return _identity(self.content(), self.resolved())
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict: name, version, alias, hash, settings and their
@@ -394,7 +398,7 @@ class ScoringConfig(Config):
         resolved = self.resolved()
         content = self.content()
         return {"name": self.name, "version": self.version, "alias": self.alias,
-                "hash": config_hash({"scoring": content, **resolved}), **content,
+                "hash": config_hash(_identity(content, resolved)), **content,
                 "resolved": resolved}
 
     def label(self) -> str:
@@ -424,6 +428,11 @@ class ScoringConfig(Config):
         return json.dumps(self.as_dict(), indent=2, sort_keys=True, default=str)
 
 
+def _identity(content: Mapping[str, Any], resolved: Mapping[str, Any]) -> dict[str, Any]:
+    modules = [{k: v for k, v in m.items() if k != "params"} for m in content["modules"]]
+    return {"scoring": {**content, "modules": modules}, **resolved}
+
+
 def stored_identity(values: Mapping[str, Any]) -> dict[str, Any] | None:
     """Return the identity recorded in a stored ScoringConfig JSON mapping, or None when it
     was written before configs recorded their resolution."""
@@ -431,7 +440,7 @@ def stored_identity(values: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     content = {k: values.get(k) for k in ("schema_version", "min_issues", "max_issues")}
     content["modules"] = list(values.get("modules", []))
-    return {"scoring": content, **values["resolved"]}
+    return _identity(content, values["resolved"])
 
 
 def identity_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
