@@ -55,11 +55,11 @@ def insert_fills(con: DuckDBPyConnection, fills: pd.DataFrame) -> int:
     if not len(fills):
         return 0
     names = ", ".join(COLUMNS)
-    before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
     with _view(con, "_new_fills", fills):
         con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM _new_fills "
                     "ON CONFLICT DO NOTHING")
-    return int(con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] - before)
+    return int(con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0] - before)
 
 
 def read_fills(source: Store | DuckDBPyConnection, user_id: str,
@@ -84,7 +84,7 @@ def count_fills(source: Store | DuckDBPyConnection, user_id: str | None = None) 
         params.append(user_id)
     if isinstance(source, Store):
         return int(source.query(sql, params).iloc[0, 0])
-    return int(source.execute(sql, params).fetchone()[0])
+    return int(source.execute(sql, params).fetchall()[0][0])
 
 
 def unknown_symbol_fills(store: Store, user_id: str) -> pd.DataFrame:

@@ -9,7 +9,7 @@ is written then.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -56,20 +56,13 @@ def parse_map(text: str | None) -> dict[str, str] | None:
     return mapping
 
 
-def _regroup(store: Store) -> OnWritten | None:
-    """Return the trades grouping's rebuild, run in the import's transaction (None, said on
-    stderr, while the grouping is not installed: the fills are imported alone)."""
-    try:
-        from buddy.trades.service import rebuild_trades
-    except ImportError as exc:
-        if exc.name != "buddy.trades.service":
-            raise
-        click.echo("note: buddy.trades.service is not available yet: fills imported, trades "
-                   "not regrouped", err=True)
-        return None
+def _regroup(store: Store, done: list[Any]) -> OnWritten:
+    """Return the trades grouping's rebuild, run in the import's transaction so fills and
+    trades commit together; its summary is appended to ``done``."""
+    from buddy.trades.service import rebuild_trades
 
     def regroup(con: DuckDBPyConnection, user_id: str, symbols: list[str]) -> None:
-        rebuild_trades(store, user_id, symbols, con=con)
+        done.append(rebuild_trades(store, user_id, symbols, con=con))
 
     return regroup
 
@@ -97,9 +90,12 @@ def trades_import(file: str, user_id: str, fmt: str, tz: str | None, column_map:
     try:
         mapping = parse_map(column_map)
         store = _store()
+        rebuilt: list[Any] = []
         summary = import_fills(store, file, user_id=user_id, fmt=fmt, tz=tz,
                                column_map=mapping, dry_run=dry_run,
-                               on_written=None if dry_run else _regroup(store))
+                               on_written=None if dry_run else _regroup(store, rebuilt))
     except (BuddyError, ValueError) as exc:
         _fail(exc)
     click.echo(str(summary))
+    for result in rebuilt:
+        click.echo("\n".join(result.lines()))

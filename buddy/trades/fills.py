@@ -21,7 +21,7 @@ Columns (``FILL_COLUMNS``):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -99,11 +99,14 @@ def content_keys(source: str, account: Iterable[object], symbol: Iterable[object
     return keys
 
 
-def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None) -> list[FieldError]:
+def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
+                names: Mapping[str, str] | None = None) -> list[FieldError]:
     """Return every broken rule of a canonical fills frame (empty list when valid).
 
-    ``rows`` names each row in messages (default "row <source_row>").
+    ``rows`` names each row in messages (default "row <source_row>"); ``names`` maps a
+    canonical column to the file's column it came from, named in messages instead.
     """
+    names = names or {}
     missing = [c for c in FILL_COLUMNS if c not in fills.columns]
     if missing:
         return [FieldError(c, "canonical fills column missing", None) for c in missing]
@@ -113,7 +116,8 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None) -> li
     def flag(mask: np.ndarray, column: str, rule: str) -> None:
         values = fills[column].to_numpy()
         for i in np.flatnonzero(mask):
-            errors.append(FieldError(f"{labels[i]}, {column}", rule, values[i]))
+            errors.append(FieldError(f"{labels[i]}, {names.get(column, column)}", rule,
+                                     values[i]))
 
     for column in FILL_COLUMNS:
         if column in OPTIONAL_COLUMNS:

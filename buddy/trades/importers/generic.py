@@ -102,6 +102,7 @@ def parse_generic(path: Path, *, user_id: str, tz: str | None,
                   if "commission" in mapping else 0.0)
     fees = (np.abs(r.numbers(mapping["fees"], required=False, default=0.0))
             if "fees" in mapping else 0.0)
+    r.names = dict(mapping)
     return r.finish(
         account=text("account"), symbol=symbols, ts=ts, side=side, qty=np.abs(qty),
         price=r.numbers(mapping["price"]), commission=commission, fees=fees,

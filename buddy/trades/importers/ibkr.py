@@ -260,6 +260,9 @@ def _convert(r: Reader, col: Mapping[str, str]) -> ParsedFills:
     cut = {k: v[keep] for k, v in arrays.items()}
     ts = r.local_to_utc(cut.pop("naive"), cut["symbol"], col["datetime"] if has["datetime"]
                         else col["time"], convention=EXCHANGE_TZ, why=TIME_WHY)
+    r.names = {"symbol": col["symbol"], "side": col["buysell"], "qty": col["quantity"],
+               "price": col["price"], "commission": col["commission"], "fees": col["taxes"],
+               "currency": col["currency"]}
     return r.finish(ts=ts, **cut)
 
 

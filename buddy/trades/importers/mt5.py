@@ -148,6 +148,8 @@ def parse_mt5(path: Path, *, user_id: str, tz: str | None,
     naive = r.times(r.text("Time"), "Time", TIME_FORMATS)
     ts = r.local_to_utc(naive, symbols, "Time", convention=None,
                         why="MetaTrader times are the broker server's clock")
+    r.names = {"symbol": "Symbol", "side": "Type", "qty": "Volume", "price": "Price",
+               "commission": "Commission", "fees": "Fee", "exec_id": "Deal"}
     return r.finish(
         symbol=symbols, ts=ts, side=r.sides(r.text("Type"), "Type", TRADE_TYPES),
         qty=lots * size, price=r.numbers("Price"), commission=-commission_raw,

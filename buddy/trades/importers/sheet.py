@@ -134,6 +134,8 @@ class Reader:
         self.instruments = dict(instruments or {})
         self.errors: list[FieldError] = []
         self.problems: list[Problem] = []
+        #: canonical column -> the file's column, so messages name what the user sees
+        self.names: dict[str, str] = {}
         self._labels: list[str] | None = None
         if tz is not None:
             try:
@@ -335,7 +337,7 @@ class Reader:
         labels = [self.label(i) for i in range(n)]
         # a missing execution id is allowed here: the content key below fills it
         self.errors.extend(fill_errors(frame.assign(exec_id=frame["exec_id"].fillna("-")),
-                                       rows=labels))
+                                       rows=labels, names=self.names))
         self.fail_now()
         missing = frame["exec_id"].isna().to_numpy()
         if missing.any():

@@ -106,6 +106,7 @@ def parse_thinkorswim(path: Path, *, user_id: str, tz: str | None,
                               symbols)
     currency = r.currencies(np.full(len(sheet), None, dtype=object), symbols)
     currency[pd.isna(currency)] = "USD"
+    r.names = {"symbol": "Symbol", "side": "Side", "qty": "Qty", "price": "Price"}
     return r.finish(symbol=symbols, ts=ts, side=side, qty=np.abs(qty), price=price,
                     commission=commission, currency=currency,
                     open_close=r.text("Pos Effect"),

@@ -65,6 +65,8 @@ def parse_tradovate(path: Path, *, user_id: str, tz: str | None,
     currency = r.currencies(np.full(len(sheet), None, dtype=object), symbols)
     currency[pd.isna(currency)] = "USD"
     order_col = _pick(cols, "Order ID", "_orderId")
+    r.names = {"symbol": symbol_col, "side": side_col, "qty": qty_col, "price": price_col,
+               "exec_id": fill_id}
     return r.finish(
         symbol=symbols, ts=ts, side=r.sides(r.text(side_col), side_col, SIDE_WORDS),
         qty=np.abs(qty), price=r.numbers(price_col), commission=commission,
