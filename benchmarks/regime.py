@@ -10,7 +10,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
-from benchmarks.suites import Line, Timer, _ratio_line
+from benchmarks.suites import Line, Timer, ratio_line
 from buddy.jobs.features import run_features_job
 from buddy.jobs.load import synth_into
 from buddy.jobs.regime import run_regime_job
@@ -79,7 +79,7 @@ def _against_bare_fits(workdir: Path, timer: Timer, *, n_symbols: int, goal: boo
     label = (f"regime job vs its bare hmmlearn fits ({n_symbols} x {SCALE_YEARS}y daily, "
              f"{len(windows) * config.hmm.n_seeds} fits)")
     if goal:
-        return _ratio_line(label, mine, baseline, goal="<= 1.2x", met=mine / baseline <= 1.2)
+        return ratio_line(label, mine, baseline, goal="<= 1.2x", met=mine / baseline <= 1.2)
     return Line(f"  (for reference) {label:<41} ours {mine * 1e3:9.3f} ms  baseline "
                 f"{baseline * 1e3:9.3f} ms  ratio {mine / baseline:6.2f}x", True)
 

@@ -23,17 +23,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from benchmarks.suites import Line, Timer, _ratio_line
+from benchmarks.suites import Line, Timer, ratio_line
 from buddy.config import default_scoring_config
 from buddy.jobs.features import run_features_job
 from buddy.jobs.levels import run_levels_job
 from buddy.jobs.load import synth_into
 from buddy.jobs.regime import run_regime_job
 from buddy.store import Store
-from buddy.store.core import _insert
+from buddy.store.core import insert_frame
 from buddy.timeframes import Timeframe
 from buddy.users.store import set_user
-from replay.engine import ChunkRows, _write_chunk, run_replay, standard_providers
+from replay.engine import ChunkRows, run_replay, standard_providers, write_chunk
 from replay.executors import LocalProcessExecutor
 from replay.intents import generate_intents
 
@@ -66,7 +66,7 @@ def replay_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
                f" {batch_s:9.1f} s  ({n / batch_s:,.0f} intents/s; setup {setup_s:.0f} s)  "
                f"goal <= 15 s  {'OK' if batch_s <= 15 else 'MISSED'}", batch_s <= 15)
     per_batch, per_intent = batch_s / n, intent_s / len(sample)
-    yield _ratio_line(f"per-intent path ({len(sample)} of the same intents) vs batch, "
+    yield ratio_line(f"per-intent path ({len(sample)} of the same intents) vs batch, "
                       "per intent", per_intent, per_batch, goal=">= 20x",
                       met=per_intent / per_batch >= 20, unit="us")
     yield from _writes(workdir, store, batch.run_id, timer)
@@ -118,13 +118,13 @@ def _writes(workdir: Path, store: Store, run_id: str, timer: Timer) -> Iterator[
         return path
 
     def ours(path: Path) -> None:
-        _write_chunk(Store(path, migrate=False), "w", rows, tables["replay_outcomes"])
+        write_chunk(Store(path, migrate=False), "w", rows, tables["replay_outcomes"])
 
     def baseline(path: Path) -> None:
         with duckdb.connect(str(path)) as con:
             con.execute("BEGIN")
             for name, table in arrow.items():
-                _insert(con, name, table)
+                insert_frame(con, name, table)
             con.execute("COMMIT")
 
     mine, base = [], []
@@ -138,5 +138,5 @@ def _writes(workdir: Path, store: Store, run_id: str, timer: Timer) -> Iterator[
     yield Line(f"{f'result writes, {n_rows:,} rows in 4 tables, one transaction':<58} "
                f"{rate:12,.0f} rows/s  goal >= 1,000,000 rows/s  "
                f"{'OK' if rate >= 1e6 else 'MISSED'}", rate >= 1e6)
-    yield _ratio_line("  result writes vs a plain DuckDB insert of the same rows", mine_s,
+    yield ratio_line("  result writes vs a plain DuckDB insert of the same rows", mine_s,
                       base_s, goal="(reference)", met=True)

@@ -30,8 +30,9 @@ class Line:
     met: bool
 
 
-def _ratio_line(label: str, ours: float, base: float, *, goal: str, met: bool,
-                unit: str = "ms") -> Line:
+def ratio_line(label: str, ours: float, base: float, *, goal: str, met: bool,
+               unit: str = "ms") -> Line:
+    """Return a report line: our time against the baseline's (seconds), their ratio, the goal."""
     scale = 1e3 if unit == "ms" else 1e6
     return Line(f"{label:<58} ours {ours * scale:9.3f} {unit}  baseline {base * scale:9.3f} "
                 f"{unit}  ratio {ours / base:6.2f}x  goal {goal}  "
@@ -58,7 +59,7 @@ def evaluation(workdir: Path, timer: Timer) -> Iterator[Line]:
     bodies = sum(timer(lambda e=e: e.evaluate(intent, ctx), repeat=7, number=200)
                  for e in evaluators)
     names = ", ".join(e.name for e in evaluators)
-    yield _ratio_line(f"warm evaluate vs evaluator bodies ({names})", warm, bodies,
+    yield ratio_line(f"warm evaluate vs evaluator bodies ({names})", warm, bodies,
                       goal="<= 1.5x", met=warm / bodies <= 1.5, unit="us")
     logged = timer(lambda: buddy.evaluate_intent(intent, log=True), repeat=5, number=3)
     yield Line(f"{'  (for reference) warm evaluate + logging in one transaction':<58} "
@@ -92,7 +93,7 @@ def context_build(workdir: Path, timer: Timer) -> Iterator[Line]:
     cold()
     ours = timer(cold, repeat=9)
     base = timer(raw, repeat=9)
-    yield _ratio_line("cold ContextPack build vs its raw DuckDB queries", ours, base,
+    yield ratio_line("cold ContextPack build vs its raw DuckDB queries", ours, base,
                       goal="<= 2.0x", met=ours / base <= 2.0)
 
 

@@ -206,9 +206,10 @@ def load_playbook_version(version: int | str, name: str) -> PlaybookModel:
     """Return version ``version`` of registered playbook model ``name``."""
     import mlflow
 
-    from experiments.registry import RegistryError, _client
+    from experiments.registry import RegistryError
+    from experiments.tracking import point_mlflow_at_store
 
-    _client()
+    point_mlflow_at_store()
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     except Exception as exc:

@@ -60,6 +60,19 @@ def tracking_uri() -> str:
     return uri or f"sqlite:///{DEFAULT_STORE_DIR / DB_FILE}"
 
 
+def point_mlflow_at_store() -> MlflowClient:
+    """Point mlflow's tracking and registry URIs at ``tracking_uri()`` (so ``models:/`` URIs
+    load from it) and return a client on that store; never creates the store."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    quiet_downloads()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def sqlite_path(uri: str | None = None) -> Path | None:
     """Return the database file of a ``sqlite:///`` URI (relative paths from the working
     directory, as MLflow reads them), or None for any other kind of store."""

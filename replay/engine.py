@@ -49,7 +49,7 @@ from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
-from buddy.store.core import LOCK_TIMEOUT_S, _insert
+from buddy.store.core import LOCK_TIMEOUT_S, insert_frame
 from buddy.timeframes import Timeframe
 from replay.executors import Executor, LocalProcessExecutor
 from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
@@ -404,7 +404,7 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
             for index, rows in executor.map(evaluate_chunk, tasks):
                 chunk = chunks[index]
                 labelled = outcome_source.label(chunk) if outcome_source else None
-                _write_chunk(writer, run_id, rows, labelled)
+                write_chunk(writer, run_id, rows, labelled)
                 n_done += len(chunk)
                 bar.update(len(chunk))
                 if on_chunk is not None:
@@ -637,9 +637,9 @@ def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
     rows = intents.copy()
     rows.insert(0, "run_id", run_id)
     with store.transaction() as con:
-        _insert(con, "replay_runs", run)
+        insert_frame(con, "replay_runs", run)
         if len(rows):
-            _insert(con, "replay_intents", rows)
+            insert_frame(con, "replay_intents", rows)
 
 
 def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringConfig,
@@ -661,9 +661,10 @@ def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringCon
                           "two data versions: start a new run")
 
 
-def _write_chunk(store: Store, run_id: str, rows: ChunkRows,
-                 outcomes: pd.DataFrame | None) -> None:
-    """Write one chunk's rows in ONE transaction (``store``: the writer)."""
+def write_chunk(store: Store, run_id: str, rows: ChunkRows,
+                outcomes: pd.DataFrame | None) -> None:
+    """Write one chunk's rows and outcomes under ``run_id`` in ONE transaction (``store``:
+    the run's single writer): a killed run never leaves half a chunk."""
     tables = [("replay_results", rows.results), ("replay_module_results", rows.module_results),
               ("replay_issues", rows.issues), ("replay_outcomes", outcomes)]
     with store.transaction() as con:
@@ -672,7 +673,7 @@ def _write_chunk(store: Store, run_id: str, rows: ChunkRows,
                 continue
             frame = frame.copy()
             frame.insert(0, "run_id", run_id)
-            _insert(con, table, frame)
+            insert_frame(con, table, frame)
 
 
 def _set_status(store: Store, run_id: str, status: str, *, quiet: bool = False) -> None:

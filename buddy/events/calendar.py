@@ -55,19 +55,19 @@ def exchange_schedule(calendar_name: str, as_of: datetime, window_end: datetime
     events: list[UpcomingEvent] = []
     calendar_ends = None
     if isinstance(calendar, ExchangeCalendar):
-        unscheduled = _unscheduled_closures(calendar.name)
+        unscheduled = unscheduled_closures(calendar.name)
         rows = holidays_and_early_closes(calendar.name, first_day, last_day)
         hidden = []
         for day, kind, close_utc in rows.itertuples(index=False):
             day = pd.Timestamp(day).date()
             announced = None
             if kind == "holiday" and day in unscheduled:
-                announced = _announced_at(calendar.name, day, unscheduled[day])
+                announced = closure_announced_at(calendar.name, day, unscheduled[day])
                 if announced > as_of_ts:
                     hidden.append((day, unscheduled[day]))
                     continue
-            events.append(_calendar_event(calendar.name, calendar.tz, day, kind, close_utc,
-                                          announced))
+            events.append(calendar_event(calendar.name, calendar.tz, day, kind, close_utc,
+                                         announced))
         if hidden:
             schedule = pd.concat([schedule, pd.DataFrame(
                 [{"open": o, "close": c} for _, (o, c) in hidden])], ignore_index=True)
@@ -83,8 +83,11 @@ def exchange_schedule(calendar_name: str, as_of: datetime, window_end: datetime
     return tuple(sorted(events, key=lambda e: e.ts)), sessions, calendar_ends
 
 
-def _calendar_event(name: str, tz: str, day: date, kind: str, close_utc: object,
-                    announced: pd.Timestamp | None) -> UpcomingEvent:
+def calendar_event(name: str, tz: str, day: date, kind: str, close_utc: object,
+                   announced: pd.Timestamp | None) -> UpcomingEvent:
+    """Return the UpcomingEvent of a closure (``kind`` 'holiday') or an early close of
+    calendar ``name`` (zone ``tz``) on ``day``; ``announced`` is when it became known (None:
+    scheduled in advance)."""
     if kind == "holiday":
         ts = pd.Timestamp(datetime.combine(day, time()), tz=tz).tz_convert("UTC")
         why = "unscheduled closure" if announced is not None else "holiday"
@@ -99,14 +102,16 @@ def _calendar_event(name: str, tz: str, day: date, kind: str, close_utc: object,
                          announced_at=None if announced is None else announced.to_pydatetime())
 
 
-def _announced_at(name: str, day: date, regular: tuple[pd.Timestamp, pd.Timestamp]
-                  ) -> pd.Timestamp:
+def closure_announced_at(name: str, day: date,
+                         regular: tuple[pd.Timestamp, pd.Timestamp]) -> pd.Timestamp:
+    """Return when an unscheduled closure of calendar ``name`` on ``day`` was announced (UTC):
+    the recorded moment when known, else the session's regular open."""
     known = _KNOWN_BY_CALENDAR.get(name, {}).get(day)
     return pd.Timestamp(known).tz_convert("UTC") if known else regular[0]
 
 
 @cache
-def _unscheduled_closures(name: str) -> dict[date, tuple[pd.Timestamp, pd.Timestamp]]:
+def unscheduled_closures(name: str) -> dict[date, tuple[pd.Timestamp, pd.Timestamp]]:
     """Return each ad hoc closure of the calendar with the (open, close) UTC it would have had."""
     import exchange_calendars as xcals
 

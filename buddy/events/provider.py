@@ -35,10 +35,10 @@ from buddy.data.calendars import (
     to_session_index,
 )
 from buddy.events.calendar import (
-    _announced_at,
-    _calendar_event,
-    _unscheduled_closures,
+    calendar_event,
+    closure_announced_at,
     exchange_schedule,
+    unscheduled_closures,
 )
 from buddy.events.model import ScheduleContext, UpcomingEvent
 from buddy.events.store import known_events
@@ -223,19 +223,19 @@ class _CalendarSpan:
         hidden: list[int] = []
         last_close = None
         if isinstance(calendar, ExchangeCalendar):
-            unscheduled = _unscheduled_closures(calendar.name)
+            unscheduled = unscheduled_closures(calendar.name)
             extra: list[tuple[int, int, int, int]] = []
             rows = holidays_and_early_closes(calendar.name, start, stop)
             for stamp, kind, close_utc in rows.itertuples(index=False):
                 date = pd.Timestamp(stamp).date()
                 announced = None
                 if kind == "holiday" and date in unscheduled:
-                    announced = _announced_at(calendar.name, date, unscheduled[date])
+                    announced = closure_announced_at(calendar.name, date, unscheduled[date])
                     regular = unscheduled[date]
                     extra.append((_seconds(stamp), regular[0].value, regular[1].value,
                                   announced.value))
-                events.append(_calendar_event(calendar.name, calendar.tz, date, kind, close_utc,
-                                              announced))
+                events.append(calendar_event(calendar.name, calendar.tz, date, kind, close_utc,
+                                             announced))
                 event_day.append(_seconds(stamp))
                 hidden.append(_INT64_MIN if announced is None else announced.value)
             if extra:

@@ -339,10 +339,10 @@ class Store:
         evaluations = pd.DataFrame([{**evaluation_row, "created_at": now}])
         items = pd.DataFrame([{**row, "created_at": now} for row in item_rows])
         with self.transaction() as con:
-            _insert(con, "trade_intents", intents, on_conflict="DO NOTHING")
-            _insert(con, "trade_evaluations", evaluations)
+            insert_frame(con, "trade_intents", intents, on_conflict="DO NOTHING")
+            insert_frame(con, "trade_evaluations", evaluations)
             if len(items):
-                _insert(con, "trade_evaluation_items", items)
+                insert_frame(con, "trade_evaluation_items", items)
 
     def evaluations(self, user_id: str) -> pd.DataFrame:
         """Return one user's logged evaluations, newest first."""
@@ -427,9 +427,13 @@ def _names(frame: Frame) -> list[str]:
     return list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, *,
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, *,
             on_conflict: str | None = None) -> int:
-    """Insert ``frame`` into ``table`` by column name in one statement; return the row count."""
+    """Insert ``frame`` into ``table`` by column name in one statement; return the row count.
+
+    ``con`` is the connection of the caller's ``Store.transaction()``, so several tables are
+    written all or nothing; ``on_conflict`` is the clause after ON CONFLICT (e.g. 'DO
+    NOTHING'). Raises ValueError naming any column the table lacks."""
     given = _names(frame)
     columns = [c for c in _columns(con, table) if c in given]
     extra = sorted(set(given) - set(columns))
@@ -445,7 +449,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, *,
 def _replace_by_symbol(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
     with _registered(con, "_replacing", frame):
         con.execute(f"DELETE FROM {table} WHERE symbol IN (SELECT symbol FROM _replacing)")
-    return _insert(con, table, frame)
+    return insert_frame(con, table, frame)
 
 
 def _replace_ranges(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
@@ -455,4 +459,4 @@ def _replace_ranges(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) ->
     with _registered(con, "_ranges", ranges):
         con.execute(f"DELETE FROM {table} t USING _ranges r WHERE t.symbol = r.symbol AND "
                     "t.timeframe = r.timeframe AND t.ts BETWEEN r.ts_min AND r.ts_max")
-    return _insert(con, table, frame)
+    return insert_frame(con, table, frame)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from buddy.store.core import Store, _insert
+from buddy.store.core import Store, insert_frame
 
 TRADE_TRUTH_COLUMNS: tuple[str, ...] = (
     "user_id", "trade_key", "trade_id", "symbol", "timeframe", "side", "setup", "entry_ts",
@@ -41,13 +41,13 @@ def replace_demo_truth(store: Store, user_id: str, trades: pd.DataFrame,
     with store.transaction() as con:
         con.execute("DELETE FROM demo_trade_truth WHERE user_id = ?", [user_id])
         con.execute("DELETE FROM demo_behavior_truth WHERE user_id = ?", [user_id])
-        written = _insert(con, "demo_trade_truth", trades[list(TRADE_TRUTH_COLUMNS)])
-        written += _insert(con, "demo_behavior_truth",
-                           behaviours[list(BEHAVIOR_TRUTH_COLUMNS)])
+        written = insert_frame(con, "demo_trade_truth", trades[list(TRADE_TRUTH_COLUMNS)])
+        written += insert_frame(con, "demo_behavior_truth",
+                                behaviours[list(BEHAVIOR_TRUTH_COLUMNS)])
         if intents is not None and len(intents):
             now = pd.Timestamp.now(tz="UTC")
-            _insert(con, "trade_intents", intents.assign(created_at=now),
-                    on_conflict="DO NOTHING")
+            insert_frame(con, "trade_intents", intents.assign(created_at=now),
+                         on_conflict="DO NOTHING")
     return written
 
 

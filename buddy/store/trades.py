@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from buddy.store.core import Store, _insert
+from buddy.store.core import Store, insert_frame
 
 StoreOrCon = Store | duckdb.DuckDBPyConnection
 
@@ -107,13 +107,13 @@ def replace_trades(con: duckdb.DuckDBPyConnection, user_id: str, symbols: Sequen
     con.execute("DELETE FROM positions WHERE user_id = ?" + where, args)
     written = {"trades": 0, "trade_fills": 0, "positions": 0}
     if len(trades):
-        written["trades"] = _insert(con, "trades", trades[list(TRADES_TABLE_COLUMNS)])
+        written["trades"] = insert_frame(con, "trades", trades[list(TRADES_TABLE_COLUMNS)])
     if len(trade_fills):
-        written["trade_fills"] = _insert(con, "trade_fills",
-                                         trade_fills[list(TRADE_FILLS_TABLE_COLUMNS)])
+        written["trade_fills"] = insert_frame(con, "trade_fills",
+                                              trade_fills[list(TRADE_FILLS_TABLE_COLUMNS)])
     if len(positions):
-        written["positions"] = _insert(con, "positions",
-                                       positions[list(POSITIONS_TABLE_COLUMNS)])
+        written["positions"] = insert_frame(con, "positions",
+                                            positions[list(POSITIONS_TABLE_COLUMNS)])
     con.execute("DELETE FROM post_trade_reviews WHERE user_id = ? AND trade_id IN (SELECT "
                 "trade_id FROM _old_trades) AND trade_id NOT IN (SELECT trade_id FROM trades "
                 "WHERE user_id = ?)", [user_id, user_id])
@@ -254,7 +254,7 @@ def write_reviews(store: Store, reviews: pd.DataFrame) -> int:
         con.execute("DELETE FROM post_trade_reviews WHERE review_id IN "
                     "(SELECT review_id FROM _reviews)")
         con.unregister("_reviews")
-        return _insert(con, "post_trade_reviews", reviews)
+        return insert_frame(con, "post_trade_reviews", reviews)
 
 
 def read_reviews(source: StoreOrCon, user_id: str, *, trade_ids: Sequence[str] | None = None,

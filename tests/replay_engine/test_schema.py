@@ -47,7 +47,7 @@ def test_a_second_row_with_the_same_key_is_refused(empty_store: Store, table: st
 def test_a_chunk_written_twice_is_refused_whole(empty_store: Store) -> None:
     """The detail tables have no keys of their own: the result row's key, written in the
     same transaction, refuses a second write of an intent, and nothing of it is kept."""
-    from replay.engine import ChunkRows, _write_chunk
+    from replay.engine import ChunkRows, write_chunk
 
     results = pd.DataFrame([{"intent_id": "i", "symbol": "AAPL", "timeframe": "1d",
                              "side": "long", "as_of": pd.Timestamp("2012-06-01T20:00Z"),
@@ -58,12 +58,12 @@ def test_a_chunk_written_twice_is_refused_whole(empty_store: Store) -> None:
     issues = pd.DataFrame([{"intent_id": "i", "module": "m", "issue_no": 0, "code": "X",
                             "severity": "low", "evidence_json": "[]"}])
     rows = ChunkRows(chunk_no=0, results=results, module_results=modules, issues=issues)
-    _write_chunk(empty_store, "r", rows, None)
+    write_chunk(empty_store, "r", rows, None)
     again = ChunkRows(chunk_no=1, results=pd.concat([results.assign(intent_id="j"), results]),
                       module_results=modules.assign(intent_id="j"),
                       issues=issues.assign(intent_id="j"))
     with pytest.raises(duckdb.ConstraintException):
-        _write_chunk(empty_store, "r", again, None)
+        write_chunk(empty_store, "r", again, None)
     for table in ("replay_results", "replay_module_results", "replay_issues"):
         counted = empty_store.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0]
         assert counted == 1, table
