@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from buddy.batch.builder import build_batch_context
 from buddy.batch.context import BatchContext
 from buddy.batch.orchestrate import BatchReport, run_batch
-from buddy.config import ScoringConfig, canonical_json
+from buddy.config import ScoringConfig, canonical_json, identity_changes, stored_identity
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS, ContextPackBuilder, PieceProvider
 from buddy.domain import OrderType, Side, TradeIntent
 from buddy.errors import BuddyError, FieldError, IntentValidationError
@@ -646,8 +646,7 @@ def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringCon
                      digest: str, context: Mapping[str, Any]) -> None:
     run_id = row["run_id"]
     if row["config_hash"] != config.hash:
-        raise ReplayError(f"run {run_id} was started with config #{row['config_hash']}, not "
-                          f"#{config.hash}; use another name or run id")
+        raise ReplayError(identity_refusal(run_id, row, config))
     if row["intents_hash"] != digest:
         raise ReplayError(f"run {run_id} was started with other intents; use another name "
                           "or run id")
@@ -659,6 +658,21 @@ def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringCon
         raise ReplayError(f"market data changed since run {run_id} started (version "
                           f"{row['market_data_version']} -> {version}); resuming would mix "
                           "two data versions: start a new run")
+
+
+def identity_refusal(run_id: str, row: Mapping[str, Any], config: ScoringConfig) -> str:
+    """Return why run ``run_id`` (its replay_runs ``row``) cannot go on under ``config``:
+    which module, param or version changed since the run started (``config.identity()``
+    against the identity stored in the run's config_json)."""
+    stored = stored_identity(json.loads(row["config_json"]))
+    if stored is None:
+        changed = "the run predates resolved config identities"
+    else:
+        changed = "; ".join(identity_changes(stored, config.identity())) or (
+            "the resolved config differs")
+    return (f"run {run_id} was started with config #{row['config_hash']}, but this code and "
+            f"config resolve to #{config.hash} ({changed}); resuming would mix two configs: "
+            "start a new run (another name or run id)")
 
 
 def write_chunk(store: Store, run_id: str, rows: ChunkRows,

@@ -14,16 +14,22 @@ import pandas as pd
 import pytest
 
 from buddy.config import ScoringConfig
+from buddy.context.builder import DEFAULT_LOOKBACK_BARS
 from buddy.store import Store
 from replay.engine import (
     ChunkCommitted,
     ReplayError,
+    context_spec,
+    intents_hash,
+    normalize_intents,
+    replay_run_id,
     result_table_hash,
     resume_replay,
     run_replay,
 )
 from replay.executors import SerialExecutor
 
+from ..config_identity import swapped_evaluator
 from .conftest import ACCOUNT, Reference, copy_store
 
 CHUNK = 5
@@ -102,12 +108,38 @@ def test_a_run_id_cannot_be_reused_for_other_intents_or_another_config(
         run_replay(subset_reference.store, subset_reference.intents.head(3), config=config,
                    name="x", run_id=subset_reference.run_id, progress=False)
     other = dataclasses.replace(config, max_issues=config.max_issues + 1)
-    with pytest.raises(ReplayError, match="config"):
+    with pytest.raises(ReplayError, match=r"max_issues: 6 -> 7\); resuming would mix"):
         run_replay(subset_reference.store, subset_reference.intents, config=other,
                    name="x", run_id=subset_reference.run_id, progress=False)
     with pytest.raises(ReplayError, match="built packs with"):
         run_replay(subset_reference.store, subset_reference.intents, config=config,
                    name="x", run_id=subset_reference.run_id, progress=False)
+
+
+def test_resuming_under_another_module_version_or_default_is_refused_naming_it(
+        subset_reference: Reference, config: ScoringConfig, tmp_path: Path) -> None:
+    store = copy_store(subset_reference.store, tmp_path)
+    with pytest.raises(_Stop):
+        run_replay(store, subset_reference.intents, config=config, name="identity",
+                   executor=SerialExecutor(), chunk_size=CHUNK, providers=ACCOUNT,
+                   progress=False, on_chunk=_stop_now)
+    stopped = store.query("SELECT run_id, config_hash FROM replay_runs WHERE name = 'identity'")
+    run_id = stopped["run_id"].iloc[0]
+    digest = intents_hash(normalize_intents(subset_reference.intents))
+    context = context_spec(DEFAULT_LOOKBACK_BARS, ACCOUNT)
+    assert run_id == replay_run_id(config.hash, digest, "identity", context)
+    with swapped_evaluator("data_quality", version="2.0.0", defaults={"max_gap_pct": 5.0}):
+        with pytest.raises(ReplayError) as refused:
+            resume_replay(store, run_id, executor=SerialExecutor(), progress=False)
+        # the same call again derives another run id: a stored run is never passed off as new
+        assert replay_run_id(config.hash, digest, "identity", context) != run_id
+    message = str(refused.value)
+    assert f"was started with config #{stopped['config_hash'].iloc[0]}" in message
+    assert "module data_quality version: '1.0.0' -> '2.0.0'" in message
+    assert "module data_quality param max_gap_pct: 2.0 -> 5.0" in message
+    assert _counts(store, run_id)["replay_results"] == CHUNK  # nothing written on refusal
+    again = resume_replay(store, run_id, executor=SerialExecutor(), progress=False)
+    assert again.status == "done" and again.n_skipped == CHUNK  # same code: it resumes
 
 
 def test_resuming_after_a_market_data_write_is_refused(
