@@ -210,6 +210,7 @@ def _attach_plugins() -> None:
     from buddy.mtfa.cli import context_mtfa
     from buddy.regime.cli import context_regime, jobs_regime
     from buddy.trades.cli import trades
+    from buddy.trades.review_cli import journal, jobs_reviews, review, summary
     from buddy.users.cli import user
 
     cli.add_command(user)
@@ -220,6 +221,10 @@ def _attach_plugins() -> None:
     context.add_command(context_levels, name="levels")
     context.add_command(context_mtfa, name="mtfa")
     events.add_command(events_import, name="import")
+    cli.add_command(review)
+    cli.add_command(summary)
+    cli.add_command(journal)
+    jobs.add_command(jobs_reviews, name="reviews")
 
 
 _attach_plugins()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from buddy.jobs.reviews import run_reviews_job
 from buddy.store import Store
+from buddy.trades.service import rebuild_trades
+from buddy.users.store import set_user
 
 T0 = pd.Timestamp("2012-06-04T14:30Z")
 HOUR_BEFORE = T0 - pd.Timedelta(hours=1)
@@ -59,3 +64,50 @@ def log_intent(store: Store, intent_id: str, *, user: str = "u1", symbol: str = 
              "evidence_json": "[]", "recommendation_json": f'{{"action": "{action}"}}'}
             for n, (code, severity, action) in enumerate(items)]
     store.log_evaluation(intent, evaluation, rows)
+
+
+# 1h bars from 14:30 (one session): (high, low)
+AAPL_BARS = [(101, 99.5), (102, 98.5), (104, 100), (103.5, 101), (105, 102), (106, 96),
+             (110, 103)]
+MSFT_BARS = [(51, 49.6), (50.5, 48.95), (49.5, 48.9), (50, 49)]
+
+
+def _ticker(symbol: str) -> dict:
+    return {"symbol": symbol, "name": symbol, "asset_class": "equity", "exchange": "XNAS",
+            "currency": "USD", "tick_size": 0.01, "lot_size": 1.0, "contract_multiplier": 1.0,
+            "trading_calendar": "XNYS", "timezone": "America/New_York"}
+
+
+def bars_1h(symbol: str, highs_lows: list[tuple[float, float]]) -> pd.DataFrame:
+    """Return 1h bars from T0 in one session from (high, low) pairs."""
+    ts = pd.date_range(T0, periods=len(highs_lows), freq="1h")
+    return pd.DataFrame({"symbol": symbol, "timeframe": "1h", "ts": ts,
+                         "ts_close": ts + pd.Timedelta(hours=1), "session": T0.date(),
+                         "open": [lo for _, lo in highs_lows],
+                         "high": [h for h, _ in highs_lows], "low": [lo for _, lo in highs_lows],
+                         "close": [h for h, _ in highs_lows], "volume": 1000.0})
+
+
+@pytest.fixture(scope="session")
+def reviewed_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Return a store with three reviewed trades of u1 (see the comments on each)."""
+    store = Store(Path(tmp_path_factory.mktemp("review")) / "buddy.duckdb")
+    store.write_market_data(tickers=pd.DataFrame([_ticker("AAPL"), _ticker("MSFT")]),
+                            bars=pd.concat([bars_1h("AAPL", AAPL_BARS),
+                                            bars_1h("MSFT", MSFT_BARS)], ignore_index=True))
+    set_user(store, "u1", equity=100_000.0, rules={"max_risk_per_trade_pct": 1.0})
+    write_fills(store, pd.concat([
+        # planned long, exited at 1.5 R before the 2 R target; the size cut asked for not made
+        fill_rows([(0, "buy", 100, 100.0), (200, "sell", 100, 103.0)]),
+        # unplanned, inside one 1h bar: no stop, no excursions
+        fill_rows([(365, "buy", 10, 104.0), (380, "sell", 10, 105.0)], prefix="late"),
+        # planned long stopped out at its stop: good process, bad outcome
+        fill_rows([(0, "buy", 100, 50.0), (135, "sell", 100, 49.0)], symbol="MSFT"),
+    ], ignore_index=True))
+    log_intent(store, "i-aapl", entry=100.0, stop=98.0, target=104.0, size=100,
+               items=[("RISK_ABOVE_BUDGET", "high", "REDUCE_SIZE"),
+                      ("ENTRY_MID_BAR", "low", "WAIT_FOR_BAR_CLOSE")])
+    log_intent(store, "i-msft", symbol="MSFT", entry=50.0, stop=49.0, target=52.0, size=100)
+    rebuild_trades(store, "u1")
+    run_reviews_job(store, "u1")
+    return store  # read-only by convention: tests that write build their own

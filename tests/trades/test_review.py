@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,53 +13,7 @@ from buddy.jobs.reviews import run_reviews_job
 from buddy.store import Store
 from buddy.store.trades import read_reviews, read_trades
 from buddy.trades.review import REVIEW_VERSION, excursions
-from buddy.trades.service import rebuild_trades
-from buddy.users.store import set_user
-from tests.trades.conftest import T0, fill_rows, log_intent, write_fills
-
-# 1h bars from 14:30 (one session): (high, low)
-AAPL_BARS = [(101, 99.5), (102, 98.5), (104, 100), (103.5, 101), (105, 102), (106, 96),
-             (110, 103)]
-MSFT_BARS = [(51, 49.6), (50.5, 48.95), (49.5, 48.9), (50, 49)]
-
-
-def _ticker(symbol: str) -> dict:
-    return {"symbol": symbol, "name": symbol, "asset_class": "equity", "exchange": "XNAS",
-            "currency": "USD", "tick_size": 0.01, "lot_size": 1.0, "contract_multiplier": 1.0,
-            "trading_calendar": "XNYS", "timezone": "America/New_York"}
-
-
-def _bars(symbol: str, highs_lows: list[tuple[float, float]]) -> pd.DataFrame:
-    ts = pd.date_range(T0, periods=len(highs_lows), freq="1h")
-    return pd.DataFrame({"symbol": symbol, "timeframe": "1h", "ts": ts,
-                         "ts_close": ts + pd.Timedelta(hours=1), "session": T0.date(),
-                         "open": [lo for _, lo in highs_lows],
-                         "high": [h for h, _ in highs_lows], "low": [lo for _, lo in highs_lows],
-                         "close": [h for h, _ in highs_lows], "volume": 1000.0})
-
-
-@pytest.fixture(scope="module")
-def reviewed(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store(Path(tmp_path_factory.mktemp("review")) / "buddy.duckdb")
-    store.write_market_data(tickers=pd.DataFrame([_ticker("AAPL"), _ticker("MSFT")]),
-                            bars=pd.concat([_bars("AAPL", AAPL_BARS),
-                                            _bars("MSFT", MSFT_BARS)], ignore_index=True))
-    set_user(store, "u1", equity=100_000.0, rules={"max_risk_per_trade_pct": 1.0})
-    write_fills(store, pd.concat([
-        # planned long, exited at 1.5 R before the 2 R target; the size cut asked for not made
-        fill_rows([(0, "buy", 100, 100.0), (200, "sell", 100, 103.0)]),
-        # unplanned, inside one 1h bar: no stop, no excursions
-        fill_rows([(365, "buy", 10, 104.0), (380, "sell", 10, 105.0)], prefix="late"),
-        # planned long stopped out at its stop: good process, bad outcome
-        fill_rows([(0, "buy", 100, 50.0), (135, "sell", 100, 49.0)], symbol="MSFT"),
-    ], ignore_index=True))
-    log_intent(store, "i-aapl", entry=100.0, stop=98.0, target=104.0, size=100,
-               items=[("RISK_ABOVE_BUDGET", "high", "REDUCE_SIZE"),
-                      ("ENTRY_MID_BAR", "low", "WAIT_FOR_BAR_CLOSE")])
-    log_intent(store, "i-msft", symbol="MSFT", entry=50.0, stop=49.0, target=52.0, size=100)
-    rebuild_trades(store, "u1")
-    run_reviews_job(store, "u1")
-    return store
+from tests.trades.conftest import T0, bars_1h
 
 
 def _review(store: Store, symbol: str, open_minute: int) -> tuple[dict, dict]:
@@ -71,8 +24,8 @@ def _review(store: Store, symbol: str, open_minute: int) -> tuple[dict, dict]:
     return trade.to_dict(), review
 
 
-def test_mae_mfe_and_exit_efficiency_match_the_hand_computed_case(reviewed: Store) -> None:
-    _, review = _review(reviewed, "AAPL", 0)
+def test_mae_mfe_and_exit_efficiency_match_the_hand_computed_case(reviewed_store: Store) -> None:
+    _, review = _review(reviewed_store, "AAPL", 0)
     # bars 14:30..17:30 overlap the trade: high 104, low 98.5; entry 100, stop 98 (2 a unit)
     assert review["bars_held"] == 4 and review["bars_timeframe"] == "1h"
     assert review["mae_price"] == pytest.approx(1.5) and review["mfe_price"] == pytest.approx(4)
@@ -84,8 +37,8 @@ def test_mae_mfe_and_exit_efficiency_match_the_hand_computed_case(reviewed: Stor
     assert json.loads(review["review_json"])["numbers"]["best_exit"] == 105
 
 
-def test_process_grade_counts_checks_and_keeps_outcome_apart(reviewed: Store) -> None:
-    _, review = _review(reviewed, "AAPL", 0)
+def test_process_grade_counts_checks_and_keeps_outcome_apart(reviewed_store: Store) -> None:
+    _, review = _review(reviewed_store, "AAPL", 0)
     checks = json.loads(review["review_json"])["checks"]
     assert checks == {"stop_honoured": 1.0, "risk_within_budget": 1.0, "size_as_planned": 1.0,
                       "exit_by_plan": 0.0, "top_issues_acted_on": 0.0}
@@ -95,8 +48,8 @@ def test_process_grade_counts_checks_and_keeps_outcome_apart(reviewed: Store) ->
     assert improve == ["EXIT_OFF_PLAN", "ISSUES_NOT_ACTED_ON"]
 
 
-def test_a_stopped_out_plan_is_good_process_and_not_a_mistake(reviewed: Store) -> None:
-    trade, review = _review(reviewed, "MSFT", 0)
+def test_a_stopped_out_plan_is_good_process_and_not_a_mistake(reviewed_store: Store) -> None:
+    trade, review = _review(reviewed_store, "MSFT", 0)
     assert trade["pnl_r"] == pytest.approx(-1.0) and trade["outcome_label"] == "loss"
     checks = json.loads(review["review_json"])["checks"]
     assert checks["stop_honoured"] == 1.0 and checks["exit_by_plan"] == 1.0
@@ -107,16 +60,16 @@ def test_a_stopped_out_plan_is_good_process_and_not_a_mistake(reviewed: Store) -
     assert key["code"] == "GOOD_PROCESS_BAD_OUTCOME" and "not a mistake" in key["text"]
 
 
-def test_a_trade_inside_one_bar_is_not_measured_and_says_so(reviewed: Store) -> None:
-    _, review = _review(reviewed, "AAPL", 365)
+def test_a_trade_inside_one_bar_is_not_measured_and_says_so(reviewed_store: Store) -> None:
+    _, review = _review(reviewed_store, "AAPL", 365)
     assert review["bars_held"] == 1 and pd.isna(review["mae_price"])
     assert pd.isna(review["exit_efficiency"]) and review["process_grade"] == "not graded"
     codes = [x["code"] for x in json.loads(review["what_to_improve_json"])]
     assert codes == ["NO_STOP_KNOWN", "EXCURSIONS_NOT_MEASURED"]
 
 
-def test_every_review_text_passes_the_no_prediction_guardrail(reviewed: Store) -> None:
-    reviews = read_reviews(reviewed, "u1")
+def test_every_review_text_passes_the_no_prediction_guardrail(reviewed_store: Store) -> None:
+    reviews = read_reviews(reviewed_store, "u1")
     assert len(reviews) == 3 and set(reviews["version"]) == {REVIEW_VERSION}
     texts = 0
     for column in ("key_lessons_json", "what_went_well_json", "what_to_improve_json"):
@@ -129,10 +82,10 @@ def test_every_review_text_passes_the_no_prediction_guardrail(reviewed: Store) -
     assert texts >= 12
 
 
-def test_the_job_reviews_each_closed_trade_once_per_version(reviewed: Store) -> None:
-    again = run_reviews_job(reviewed, "u1")
+def test_the_job_reviews_each_closed_trade_once_per_version(reviewed_store: Store) -> None:
+    again = run_reviews_job(reviewed_store, "u1")
     assert again.n_reviewed == 0
-    assert len(read_reviews(reviewed, "u1")) == 3
+    assert len(read_reviews(reviewed_store, "u1")) == 3
 
 
 def test_excursions_of_a_short_use_highs_as_adverse() -> None:
@@ -141,7 +94,7 @@ def test_excursions_of_a_short_use_highs_as_adverse() -> None:
                            "last_exec_ts": [T0], "avg_entry": [100.0], "avg_exit": [97.0],
                            "initial_stop": [102.0], "max_position": [10.0],
                            "multiplier": [1.0]})
-    bars = _bars("X", [(101, 99), (100.5, 96), (99, 95)]).assign(symbol="X")
+    bars = bars_1h("X", [(101, 99), (100.5, 96), (99, 95)]).assign(symbol="X")
     moves = excursions(trades, bars).iloc[0]
     assert moves["mae_price"] == pytest.approx(1.0) and moves["mfe_price"] == pytest.approx(5)
     assert moves["mae_r"] == pytest.approx(0.5) and moves["bars_held"] == 3
