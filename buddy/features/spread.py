@@ -31,14 +31,15 @@ def corwin_schultz_pairs(high: np.ndarray, low: np.ndarray, close: np.ndarray) -
     """Return the two-bar spread estimate of each bar with the bar before it (fraction of
     price, floored at 0), along the last axis: same shape as ``high``.
 
-    The first bar of each row, and a pair where either bar has a non-finite price or a low
-    at or below 0, are NaN: a missing bar is not bridged (its neighbours are not consecutive).
+    The first bar of each row, and a pair where either bar's high or low is not finite, a low
+    is at or below 0 or the first bar's close is not finite, are NaN: a missing bar is not
+    bridged (its neighbours are not consecutive).
     """
     high, low, close = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
     out = np.full(high.shape, np.nan)
     if high.shape[-1] < 2:
         return out
-    usable = np.isfinite(high) & np.isfinite(low) & np.isfinite(close) & (low > 0)
+    usable = np.isfinite(high) & np.isfinite(low) & (low > 0)
     h1, l1, h2, l2 = high[..., :-1], low[..., :-1], high[..., 1:], low[..., 1:]
     prior_close = close[..., :-1]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -50,7 +51,7 @@ def corwin_schultz_pairs(high: np.ndarray, low: np.ndarray, close: np.ndarray) -
         gamma = np.log(np.maximum(h1, h2) / np.minimum(l1, l2)) ** 2
         alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / _K - np.sqrt(gamma / _K)
         spread = np.maximum(2.0 * np.tanh(alpha / 2.0), 0.0)  # = 2 (e^a - 1) / (1 + e^a)
-    pair = usable[..., :-1] & usable[..., 1:] & np.isfinite(spread)
+    pair = usable[..., :-1] & usable[..., 1:] & np.isfinite(prior_close) & np.isfinite(spread)
     out[..., 1:] = np.where(pair, spread, np.nan)
     return out
 

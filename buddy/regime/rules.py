@@ -23,7 +23,6 @@ A state is None where its inputs are still warming up.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.config import ModuleConfig, param
+from buddy.features.spread import corwin_schultz_pairs
 
 RV_BARS = 20  # the window of rv_20, also the long window of the expansion ratio
 
@@ -92,28 +92,6 @@ def split_basis(sessions: np.ndarray, splits: pd.DataFrame | None) -> np.ndarray
     later = ex_dates > days[0]
     cumulative = np.concatenate(([1.0], np.cumprod(ratios[later])))
     return cumulative[np.searchsorted(ex_dates[later], days, side="right")]
-
-
-def corwin_schultz_pairs(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
-    """Return the Corwin-Schultz spread estimate of each bar with its predecessor (fraction
-    of price, floored at 0; NaN for the first bar). Prices on one continuous basis."""
-    out = np.full(len(high), np.nan)
-    if len(high) < 2:
-        return out
-    h1, l1 = high[:-1], low[:-1]
-    h2, l2 = high[1:], low[1:]
-    prior_close = close[:-1]
-    shift = np.where(l2 > prior_close, l2 - prior_close, 0.0) - np.where(
-        h2 < prior_close, prior_close - h2, 0.0)
-    h2, l2 = h2 - shift, l2 - shift
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta = np.log(h1 / l1) ** 2 + np.log(h2 / l2) ** 2
-        gamma = np.log(np.maximum(h1, h2) / np.minimum(l1, l2)) ** 2
-        k = 3.0 - 2.0 * math.sqrt(2.0)
-        alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / k - np.sqrt(gamma / k)
-        spread = 2.0 * (np.exp(alpha) - 1.0) / (1.0 + np.exp(alpha))
-    out[1:] = np.where(np.isfinite(spread), np.maximum(spread, 0.0), np.nan)
-    return out
 
 
 def regime_rules(frame: pd.DataFrame, config: RegimeRulesConfig) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from buddy.evaluators.risk_reward import corwin_schultz_spread
+from buddy.features.spread import corwin_schultz_spread
 from buddy.regime.rules import (
     RegimeRulesConfig,
     corwin_schultz_pairs,
@@ -121,6 +121,6 @@ def test_spread_pairs_agree_with_risk_rewards_two_bar_estimator() -> None:
     pairs = corwin_schultz_pairs(high, low, close)
     assert np.isnan(pairs[0])
     for i in range(1, 50):
-        expected = corwin_schultz_spread(high[i - 1:i + 1], low[i - 1:i + 1],
+        expected, _ = corwin_schultz_spread(high[i - 1:i + 1], low[i - 1:i + 1],
                                          close[i - 1:i + 1])
         assert pairs[i] == pytest.approx(expected, abs=1e-15)
