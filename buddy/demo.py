@@ -95,11 +95,20 @@ def prepare_store(store: Store, *, echo: Callable[[str], None] = print,
 
 
 def run_demo(store: Store, *, echo: Callable[[str], None] = print,
-             ideas: tuple[SampleIdea, ...] = SAMPLE_IDEAS
+             ideas: tuple[SampleIdea, ...] = SAMPLE_IDEAS, history: bool = True
              ) -> Iterator[tuple[SampleIdea, BuddyReport]]:
     """Load the sample data if the store has none, compute features, then evaluate and log
-    each of ``ideas``, yielding it with its report."""
+    each of ``ideas``, yielding it with its report. Then (``history``) load the demo
+    trader's simulated history through the broker import, grouping, reviews and journal,
+    and print one post-trade review and a weekly summary."""
     prepare_store(store, echo=echo)
     buddy = Buddy(store, builder=ContextPackBuilder(store))
     for idea in ideas:
         yield idea, buddy.evaluate(**place_idea(buddy, idea))
+    if history:
+        from buddy.trades.demo_history import demo_review_and_summary, load_demo_history
+
+        echo("\n" + str(load_demo_history(store, user_id=DEMO_USER)))
+        review, summary = demo_review_and_summary(store, DEMO_USER)
+        echo(f"\n# A post-trade review of the demo trader\n{review}")
+        echo(f"\n# The demo trader's week\n{summary}")

@@ -74,7 +74,13 @@ import pandas as pd
 import talib
 
 from buddy.store import Store
-from buddy.store.demo_truth import demo_truth_loaded, link_truth_to_trades, replace_demo_truth
+from buddy.store.demo_truth import (
+    demo_behavior_truth,
+    demo_trade_truth,
+    demo_truth_loaded,
+    link_truth_to_trades,
+    replace_demo_truth,
+)
 
 __all__ = [
     "DEFAULT_SEED",
@@ -84,6 +90,8 @@ __all__ = [
     "DemoHistory",
     "SetupRule",
     "behaviour_calendar",
+    "demo_review_and_summary",
+    "load_demo_history",
     "simulate_history",
 ]
 
@@ -948,15 +956,71 @@ def load_demo_history(store: Store, *, user_id: str = "demo", seed: int = DEFAUL
 def _run_reviews(store: Store, user_id: str) -> int:
     from buddy.jobs.reviews import run_reviews_job
 
-    result = run_reviews_job(store, user_id=user_id)
-    written = getattr(result, "written", None)
-    if isinstance(written, int):
-        return written
-    return int(store.query("SELECT count(*) FROM post_trade_reviews WHERE user_id = ?",
-                           [user_id]).iloc[0, 0])
+    return run_reviews_job(store, user_id=user_id).n_reviewed
+
+
+#: The demo trader's journal notes: (behaviour kind whose trade gets the note, text, tags).
+DEMO_NOTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("stop_moved", "Price hit my stop and I moved it down instead of taking the loss. "
+     "It kept going. The stop was the plan; honour it.", ("stop", "discipline")),
+    ("overtrading_day", "Traded every hour today after the first loss, no plan written for "
+     "any of them. Stop after two unplanned trades.", ("overtrading", "tilt")),
+)
+
+
+def _noted_trades(store: Store, user_id: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Return (trade_id, note, tags) for the demo notes: the first stop-moved trade that
+    lost past its planned stop, and the first trade of the first overtrading day."""
+    truth = demo_trade_truth(store, user_id)
+    behaviours = demo_behavior_truth(store, user_id)
+    out = []
+    for kind, text, tags in DEMO_NOTES:
+        if kind == "stop_moved":
+            rows = truth[(truth["exit_reason"] == "moved_stop") & truth["trade_id"].notna()]
+        else:
+            days = behaviours.loc[behaviours["kind"] == kind, "ts"]
+            if days.empty:
+                continue
+            day = days.min().normalize()
+            rows = truth[(truth["entry_ts"].dt.normalize() == day) & truth["trade_id"].notna()]
+        if len(rows):
+            out.append((str(rows.iloc[0]["trade_id"]), text, tags))
+    return out
 
 
 def _journal_notes(store: Store, user_id: str, history: DemoHistory) -> int:
-    """Write the demo trader's journal notes: one on its worst stop-moved trade, one on an
-    overtrading day's first trade. Return the notes written."""
-    return 0
+    """Write the demo trader's journal notes (DEMO_NOTES) once; return the notes written."""
+    from buddy.store.trades import add_journal_note, read_journal
+
+    written = 0
+    existing = set(read_journal(store, user_id)["journal_id"])
+    for trade_id, text, tags in _noted_trades(store, user_id):
+        journal_id = stable_key("demo-note", user_id, history.seed, trade_id)
+        if journal_id in existing:
+            continue
+        add_journal_note(store, journal_id=journal_id, user_id=user_id, trade_id=trade_id,
+                         intent_id=None, note=text, tags=tags)
+        written += 1
+    return written
+
+
+def demo_review_and_summary(store: Store, user_id: str = "demo") -> tuple[str, str]:
+    """Return the text of one post-trade review (the demo's first trade that lost past its
+    moved stop) and of the weekly summary of its first overtrading day's week."""
+    from buddy.store.trades import read_reviews, read_trades
+    from buddy.trades.review import render_review
+    from buddy.trades.summary import load_summary, render_summary
+
+    noted = _noted_trades(store, user_id)
+    review_text = "no reviewed demo trade to show"
+    if noted:
+        trade_id = noted[0][0]
+        trades = read_trades(store, user_id, trade_ids=[trade_id])
+        reviews = read_reviews(store, user_id, trade_ids=[trade_id])
+        if len(trades) and len(reviews):
+            review_text = render_review(trades.iloc[0].to_dict(), reviews.iloc[-1].to_dict())
+    behaviours = demo_behavior_truth(store, user_id)
+    days = behaviours.loc[behaviours["kind"] == "overtrading_day", "ts"]
+    day = (days.min() if len(days) else demo_trade_truth(store, user_id)["entry_ts"].max())
+    summary = load_summary(store, user_id, "week", day.date())
+    return review_text, render_summary(summary)
