@@ -90,8 +90,13 @@ def bars_1h(symbol: str, highs_lows: list[tuple[float, float]]) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def reviewed_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """Return a store with three reviewed trades of u1 (see the comments on each)."""
-    store = Store(Path(tmp_path_factory.mktemp("review")) / "buddy.duckdb")
+    """Return a store with three reviewed trades of u1 (see build_reviewed_store)."""
+    return build_reviewed_store(Path(tmp_path_factory.mktemp("review")) / "buddy.duckdb")
+
+
+def build_reviewed_store(path: Path) -> Store:
+    """Build a store with 1h bars of AAPL and MSFT and three reviewed trades of u1."""
+    store = Store(path)
     store.write_market_data(tickers=pd.DataFrame([_ticker("AAPL"), _ticker("MSFT")]),
                             bars=pd.concat([bars_1h("AAPL", AAPL_BARS),
                                             bars_1h("MSFT", MSFT_BARS)], ignore_index=True))
