@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -51,4 +52,8 @@ def test_predict_on_intents_equals_buddy_evaluate_and_reports_name_the_version(
     report = Buddy(store, production).evaluate(**ideas[0], log=False)
     assert (report.config_name, report.config_version, report.config_hash) == (
         "buddy-scoring", str(version), config.hash)
-    assert f"config buddy-scoring@{version} #{config.hash}" in str(report)
+    assert f"config buddy-scoring@{version} (production) #{config.hash}" in str(report)
+    logged = json.loads(report.evaluation_row()["modules_run_json"])["config"]
+    assert logged == {"name": "buddy-scoring", "version": str(version), "alias": "production",
+                      "hash": config.hash}
+    assert report.to_dict()["config"] == logged
