@@ -915,12 +915,14 @@ class DemoLoad:
 
 
 def load_demo_history(store: Store, *, user_id: str = "demo", seed: int = DEFAULT_SEED,
-                      folder: Path | None = None, force: bool = False) -> DemoLoad:
+                      folder: Path | None = None, force: bool = False,
+                      series: Sequence[tuple[str, str]] = DEMO_SERIES) -> DemoLoad:
     """Simulate the demo trader, write its broker files, and take them through the import,
     the trades grouping, the reviews and the journal; store the ground truth apart.
 
     Skipped (``skipped`` True) when the same seed and generator version are already loaded,
-    unless ``force``. ``folder`` holds the broker files (default: beside the database).
+    unless ``force``. ``folder`` holds the broker files (default: beside the database);
+    ``series`` narrows the history (tests).
     """
     from buddy.trades.importer import import_fills
     from buddy.trades.service import rebuild_trades
@@ -932,7 +934,7 @@ def load_demo_history(store: Store, *, user_id: str = "demo", seed: int = DEFAUL
             return DemoLoad(user_id=user_id, simulated_trades=0, fills=0, intents=0,
                             behaviours=0, files={}, trades=loaded, linked_truth=loaded,
                             reviews=0, journal_notes=0, seconds=0.0, skipped=True)
-    history = simulate_history(store, user_id=user_id, seed=seed)
+    history = simulate_history(store, user_id=user_id, seed=seed, series=series)
     tickers = store.tickers()
     exchanges = dict(zip(tickers["symbol"], tickers["exchange"], strict=True))
     folder = folder or store.path.parent / "demo_broker_files"

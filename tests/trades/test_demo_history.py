@@ -257,3 +257,40 @@ def test_ground_truth_is_replaced_whole_and_linked_to_trades(empty_store: Store,
                      first["qty"]])
     assert link_truth_to_trades(empty_store, "demo") == 1
     assert demo_trade_truth(empty_store, "demo").iloc[0]["trade_id"] == "t1"
+
+
+def test_the_demo_load_goes_through_import_grouping_reviews_and_journal(
+        sample_store: Store, tmp_path: Path) -> None:
+    import shutil
+
+    from buddy.store import trades as trade_store
+    from buddy.trades.demo_history import demo_review_and_summary, load_demo_history
+
+    path = tmp_path / "demo.duckdb"
+    shutil.copy(sample_store.path, path)
+    store = Store(path)
+    series = (("MSFT", "1d"), ("EURUSD", "1h"))
+    done = load_demo_history(store, series=series, folder=tmp_path / "files")
+    assert not done.skipped and done.trades == done.simulated_trades == done.linked_truth
+    truth = demo_trade_truth(store, "demo")
+    trades = trade_store.read_trades(store, "demo").set_index("trade_id")
+    assert len(trades) == len(truth) and truth["trade_id"].notna().all()
+    joined = trades.loc[truth["trade_id"]]
+    assert (joined["side"].to_numpy() == truth["side"].to_numpy()).all()
+    closed = (truth["exit_reason"] != "open").to_numpy()
+    np.testing.assert_allclose((joined["pnl"] + joined["fees"]).to_numpy()[closed],
+                               truth["pnl"].to_numpy()[closed], atol=0.02)
+    linked = truth["intent_id"].notna().to_numpy()
+    assert (joined["linked_intent_id"].to_numpy()[linked]
+            == truth["intent_id"].to_numpy()[linked]).all()
+    for table in ("trade_fills", "post_trade_reviews", "trade_journal", "broker_fills"):
+        assert int(store.query(f"SELECT count(*) FROM {table}").iloc[0, 0]) > 0, table
+    assert done.reviews == int(closed.sum()) and done.journal_notes == 2
+    review, summary = demo_review_and_summary(store)
+    assert review.startswith("Review of T") and "MAE" in review
+    assert summary.startswith("Summary for demo, week")
+    assert load_demo_history(store, series=series).skipped
+    again = load_demo_history(store, series=series, folder=tmp_path / "files", force=True)
+    assert again.trades == done.trades and again.journal_notes == 0
+    assert len(trade_store.read_journal(store, "demo")) == 2
+    assert int(store.query("SELECT count(*) FROM broker_fills").iloc[0, 0]) == done.fills
