@@ -7,8 +7,7 @@ builds the ContextPack, runs the orchestrator and logs the evaluation in one tra
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any
 
 import pandas as pd
@@ -19,15 +18,14 @@ from buddy.context.builder import ContextPackBuilder, PieceProvider
 from buddy.context.pack import Instrument
 from buddy.domain import TradeIntent, as_utc
 from buddy.errors import FieldError, IntentValidationError
-from buddy.evidence import is_on_tick
 from buddy.explain import explainer_from_env
 from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
+from buddy.validation import MAX_BARS_PAST_DATA, Catalogue, catalogue_errors
 
-#: How far past the last closed bar an as_of may lie before it is "outside the data":
-#: this many bars of the timeframe, and never less than a week.
-MAX_BARS_PAST_DATA = 10
+__all__ = ["MAX_BARS_PAST_DATA", "Buddy", "default_providers", "instrument_errors",
+           "resolve_as_of"]
 
 
 class Buddy:
@@ -42,7 +40,7 @@ class Buddy:
             if piece not in self.builder.providers:
                 self.builder.register(piece, provider)
         self.orchestrator = Orchestrator(self.config, explainer=explainer_from_env())
-        self._catalog: _Catalogue | None = None
+        self._catalog: Catalogue | None = None
 
     @classmethod
     def open(cls, db: str | os.PathLike[str] | None = None,
@@ -87,37 +85,19 @@ class Buddy:
         return intent
 
     def validate(self, intent: TradeIntent) -> None:
-        """Check ``intent`` against its instrument and the stored data; raise on any problem."""
-        self._validate(intent, self._catalogue())
+        """Check ``intent`` against its instrument and the stored data; raise on any problem
+        (``buddy.validation``'s rules, a batch of one)."""
+        self._validate(intent, self.catalogue())
 
-    def _validate(self, intent: TradeIntent, catalogue: _Catalogue) -> None:
-        instrument = self.instrument(intent.symbol, catalogue)
-        errors = list(instrument_errors(intent, instrument))
-        coverage = catalogue.coverage
-        span = coverage.get((intent.symbol, intent.timeframe.value))
-        if span is None:
-            tfs = ", ".join(tf for s, tf in sorted(coverage) if s == intent.symbol) or "none"
-            errors.append(FieldError("timeframe", f"has no {intent.symbol} bars (available: "
-                                     f"{tfs})", intent.timeframe.value))
-        else:
-            first_close, last_close = span
-            slack = max(MAX_BARS_PAST_DATA * intent.timeframe.nominal, timedelta(days=7))
-            as_of = intent.as_of
-            if as_of < first_close:
-                errors.append(FieldError("as_of", f"is before the first closed {intent.symbol} "
-                                         f"{intent.timeframe} bar ({first_close.isoformat()})",
-                                         intent.as_of.isoformat()))
-            elif as_of > last_close + slack:
-                errors.append(FieldError("as_of", f"is after the stored data (last "
-                                         f"{intent.timeframe} bar closed "
-                                         f"{last_close.isoformat()})",
-                                         intent.as_of.isoformat()))
+    @staticmethod
+    def _validate(intent: TradeIntent, catalogue: Catalogue) -> None:
+        errors = catalogue_errors(intent, catalogue)
         if errors:
             raise IntentValidationError(errors)
 
     def evaluate_intent(self, intent: TradeIntent, *, log: bool = True) -> BuddyReport:
         """Evaluate an already-built intent (validated again) and log it."""
-        catalogue = self._catalogue()
+        catalogue = self.catalogue()
         self._validate(intent, catalogue)
         ctx = self.builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
                                  stamp=catalogue.stamp)
@@ -129,24 +109,25 @@ class Buddy:
                                       report.item_rows())
         return report
 
-    def instrument(self, symbol: str, catalogue: _Catalogue | None = None) -> Instrument:
+    def instrument(self, symbol: str, catalogue: Catalogue | None = None) -> Instrument:
         """Return the instrument of ``symbol``; the error lists the known symbols."""
-        instruments = (catalogue or self._catalogue()).instruments
+        instruments = (catalogue or self.catalogue()).instruments
         if symbol not in instruments:
             known = ", ".join(sorted(instruments)) or "none loaded"
             raise IntentValidationError([FieldError(
                 "symbol", f"is not in the tickers table (known: {known})", symbol)])
         return instruments[symbol]
 
-    def _catalogue(self) -> _Catalogue:
-        """Return instruments and bar coverage, re-read only after a context-affecting write."""
+    def catalogue(self) -> Catalogue:
+        """Return what intents are validated against (instruments and each series' closed-bar
+        span), re-read only after a context-affecting write."""
         stamp = self.store.context_stamp()
         if self._catalog is None or self._catalog.stamp != stamp:
             tickers = self.store.tickers()
             coverage = self.store.query(
                 "SELECT symbol, timeframe, min(ts_close) AS first_close, max(ts_close) AS "
                 "last_ts_close FROM bars GROUP BY ALL")
-            self._catalog = _Catalogue(
+            self._catalog = Catalogue(
                 stamp=stamp,
                 instruments={row["symbol"]: Instrument.from_row(row)
                              for row in tickers.to_dict("records")},
@@ -156,11 +137,6 @@ class Buddy:
         return self._catalog
 
 
-@dataclass(frozen=True, slots=True)
-class _Catalogue:
-    stamp: int
-    instruments: dict[str, Instrument]
-    coverage: dict[tuple[str, str], tuple[datetime, datetime]]
 
 def default_providers() -> dict[str, PieceProvider]:
     """Return the provider of every context piece (imported here, at the edge)."""
@@ -175,19 +151,10 @@ def default_providers() -> dict[str, PieceProvider]:
 
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:
-    """Return the tick-size and lot-size violations of ``intent`` for ``instrument``."""
-    errors = []
-    tick = instrument.tick_size
-    for name in ("proposed_entry", "proposed_stop", "proposed_target"):
-        price = getattr(intent, name)
-        if price is not None and not is_on_tick(price, tick):
-            errors.append(FieldError(name, f"must be a multiple of the tick size {tick:g} of "
-                                     f"{instrument.symbol}", price))
-    if not is_on_tick(intent.proposed_size, instrument.lot_size):
-        errors.append(FieldError("proposed_size", f"must be a multiple of the lot size "
-                                 f"{instrument.lot_size:g} of {instrument.symbol}",
-                                 intent.proposed_size))
-    return errors
+    """Return the tick-size and lot-size violations of ``intent`` for ``instrument`` (the
+    instrument rules of ``buddy.validation``)."""
+    catalogue = Catalogue(stamp=0, instruments={intent.symbol: instrument})
+    return catalogue_errors(intent, catalogue, reads=("instrument",))
 
 
 def resolve_as_of(value: str | datetime | pd.Timestamp, exchange_tz: str) -> datetime:

@@ -11,7 +11,7 @@ import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -240,7 +240,9 @@ class TradeIntent:
     intent_id: str = field(default_factory=_new_intent_id)
 
     def __post_init__(self) -> None:
-        errors = list(_intrinsic_errors(self))
+        from buddy.validation import intent_errors  # the rule table (it imports this module)
+
+        errors = intent_errors(self)
         if errors:
             raise IntentValidationError(errors)
 
@@ -251,6 +253,8 @@ class TradeIntent:
         Coerces strings to enums, numbers and UTC timestamps; collects every problem and raises
         one IntentValidationError naming each field, rule and value.
         """
+        from buddy.validation import FIELD_PARSERS, PARSE_RULES
+
         errors: list[FieldError] = []
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
@@ -259,13 +263,13 @@ class TradeIntent:
                                      f"{did_you_mean(key, sorted(known))})",
                                      raw[key]))
         values: dict[str, Any] = {k: v for k, v in raw.items() if k in known}
-        for name, parse in _PARSERS.items():
+        for name, parse in FIELD_PARSERS.items():
             if name in values and values[name] is not None:
                 try:
                     values[name] = parse(values[name])
                 except (ValueError, TypeError, IntentValidationError) as exc:
                     rule = exc.errors[0].rule if isinstance(exc, IntentValidationError) else (
-                        _PARSE_RULES[name])
+                        PARSE_RULES[name])
                     errors.append(FieldError(name, rule, raw[name]))
                     values.pop(name)
         for name in ("user_id", "symbol", "side", "timeframe", "proposed_entry",
@@ -331,109 +335,3 @@ class TradeIntent:
 #: Upper bound of holding_horizon: the trade_intents column is a 32-bit INTEGER, and no
 #: horizon this long (about 400 years of daily bars) is meaningful.
 MAX_HORIZON_BARS = 100_000
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool):  # float(True) == 1.0 would make a flag a price
-        raise TypeError("a bool is not a number")
-    try:
-        return float(value)
-    except OverflowError:
-        raise ValueError("too large") from None
-
-
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError("a bool is not a number")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError("not whole")
-    return int(value)
-
-
-_PARSERS: dict[str, Any] = {
-    "side": lambda v: Side(str(v).strip().lower()),
-    "timeframe": Timeframe.parse,
-    "order_type": lambda v: OrderType(str(v).strip().lower()),
-    "proposed_entry": _number,
-    "proposed_stop": _number,
-    "proposed_target": _number,
-    "proposed_size": _number,
-    "proposed_risk_amount": _number,
-    "holding_horizon": _positive_int,
-    "as_of": as_utc,
-}
-_PARSE_RULES = {
-    "side": "must be one of long, short",
-    "timeframe": "must be one of " + ", ".join(t.value for t in Timeframe),
-    "order_type": "must be one of " + ", ".join(o.value for o in OrderType),
-    "proposed_entry": "must be a number",
-    "proposed_stop": "must be a number",
-    "proposed_target": "must be a number",
-    "proposed_size": "must be a number",
-    "proposed_risk_amount": "must be a number",
-    "holding_horizon": "must be a whole number of bars",
-    "as_of": "must be an ISO timestamp",
-}
-
-
-def _intrinsic_errors(intent: TradeIntent) -> list[FieldError]:
-    errors: list[FieldError] = []
-    if not isinstance(intent.user_id, str) or not intent.user_id.strip():
-        errors.append(FieldError("user_id", "must be a non-empty string", intent.user_id))
-    if not isinstance(intent.symbol, str) or not intent.symbol.strip():
-        errors.append(FieldError("symbol", "must be a non-empty string", intent.symbol))
-    if not isinstance(intent.side, Side):
-        errors.append(FieldError("side", "must be a Side (long or short)", intent.side))
-    if not isinstance(intent.timeframe, Timeframe):
-        errors.append(FieldError("timeframe", "must be a Timeframe", intent.timeframe))
-    if not isinstance(intent.order_type, OrderType):
-        errors.append(FieldError("order_type", "must be an OrderType", intent.order_type))
-    prices = {"proposed_entry": intent.proposed_entry, "proposed_stop": intent.proposed_stop,
-              "proposed_target": intent.proposed_target}
-    for name, value in prices.items():
-        if value is None and name != "proposed_entry":
-            continue
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(
-            value
-        ):
-            errors.append(FieldError(name, "must be a finite number", value))
-        elif value <= 0:
-            errors.append(FieldError(name, "must be > 0", value))
-    size = intent.proposed_size
-    if not isinstance(size, int | float) or isinstance(size, bool) or not math.isfinite(size):
-        errors.append(FieldError("proposed_size", "must be a finite number", size))
-    elif size <= 0:
-        errors.append(FieldError("proposed_size", "must be > 0", size))
-    risk = intent.proposed_risk_amount
-    if risk is not None and (not isinstance(risk, int | float) or not math.isfinite(risk)
-                             or risk <= 0):
-        errors.append(FieldError("proposed_risk_amount", "must be a finite number > 0", risk))
-    horizon = intent.holding_horizon
-    if horizon is not None and (not isinstance(horizon, int) or isinstance(horizon, bool)
-                                or not 1 <= horizon <= MAX_HORIZON_BARS):
-        errors.append(FieldError("holding_horizon", "must be a whole number of bars between "
-                                 f"1 and {MAX_HORIZON_BARS}", horizon))
-    if not isinstance(intent.as_of, datetime) or intent.as_of.tzinfo is None:
-        errors.append(FieldError("as_of", "must be a timezone-aware datetime", intent.as_of))
-    elif intent.as_of.utcoffset() != UTC.utcoffset(None):
-        errors.append(FieldError("as_of", "must be in UTC (use as_utc())", intent.as_of))
-    if intent.status not in ("draft", "submitted"):
-        errors.append(FieldError("status", "must be draft or submitted", intent.status))
-    if errors or not isinstance(intent.side, Side):
-        return errors
-    entry = intent.proposed_entry
-    if intent.proposed_stop is not None:
-        if intent.side is Side.LONG and intent.proposed_stop >= entry:
-            errors.append(FieldError("proposed_stop", f"must be below the entry {entry:g} for "
-                                     "a long", intent.proposed_stop))
-        if intent.side is Side.SHORT and intent.proposed_stop <= entry:
-            errors.append(FieldError("proposed_stop", f"must be above the entry {entry:g} for "
-                                     "a short", intent.proposed_stop))
-    if intent.proposed_target is not None:
-        if intent.side is Side.LONG and intent.proposed_target <= entry:
-            errors.append(FieldError("proposed_target", f"must be above the entry {entry:g} "
-                                     "for a long", intent.proposed_target))
-        if intent.side is Side.SHORT and intent.proposed_target >= entry:
-            errors.append(FieldError("proposed_target", f"must be below the entry {entry:g} "
-                                     "for a short", intent.proposed_target))
-    return errors

@@ -51,6 +51,7 @@ from buddy.report import BuddyReport
 from buddy.store import Store
 from buddy.store.core import LOCK_TIMEOUT_S, insert_frame
 from buddy.timeframes import Timeframe
+from buddy.validation import check_intent_frame
 from replay.executors import Executor, LocalProcessExecutor
 from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
 
@@ -184,12 +185,13 @@ def intents_hash(intents: pd.DataFrame) -> str:
 
 
 def intent_from_row(row: Mapping[str, Any]) -> TradeIntent:
-    """Return the TradeIntent of one INTENT_COLUMNS row (NaN target means none)."""
-    target = row["proposed_target"]
+    """Return the TradeIntent of one INTENT_COLUMNS row (a NaN stop or target means none)."""
+    stop, target = row["proposed_stop"], row["proposed_target"]
     return TradeIntent(
         intent_id=str(row["intent_id"]), user_id=str(row["user_id"]), symbol=str(row["symbol"]),
         side=Side(row["side"]), timeframe=Timeframe.parse(row["timeframe"]),
-        proposed_entry=float(row["proposed_entry"]), proposed_stop=float(row["proposed_stop"]),
+        proposed_entry=float(row["proposed_entry"]),
+        proposed_stop=None if pd.isna(stop) else float(stop),
         proposed_target=None if pd.isna(target) else float(target),
         proposed_size=float(row["proposed_size"]), as_of=pd.Timestamp(row["as_of"]
                                                                       ).to_pydatetime(),
@@ -197,89 +199,13 @@ def intent_from_row(row: Mapping[str, Any]) -> TradeIntent:
 
 
 def validate_intents(store: Store, intents: pd.DataFrame, config: ScoringConfig) -> None:
-    """Check every intent as Buddy.evaluate does (intrinsic, instrument and data rules).
-
-    The rules run column-wise first; only the rows they flag (or all rows, when a column
-    cannot be read as expected) go through ``Buddy.validate`` one by one, which words the
-    errors. Raises one IntentValidationError naming each bad intent; nothing is written then.
+    """Check every intent as Buddy.evaluate does (intrinsic, instrument and data rules), all
+    at once with ``buddy.validation``'s rule table. Raises one IntentValidationError naming
+    each bad intent; nothing is written then.
     """
     from buddy.api import Buddy
 
-    buddy = Buddy(store, config)
-    errors: list[FieldError] = []
-    for row in intents.iloc[_flagged_rows(buddy, intents)].to_dict("records"):
-        try:
-            buddy.validate(intent_from_row(row))
-        except IntentValidationError as exc:
-            errors.extend(FieldError(f"intents[{row['intent_id']}].{e.field}", e.rule, e.value)
-                          for e in exc.errors)
-        except ValueError as exc:  # an unknown side, timeframe or order type
-            errors.append(FieldError(f"intents[{row['intent_id']}]", str(exc), None))
-    if errors:
-        shown = errors[:20]
-        if len(errors) > len(shown):
-            shown.append(FieldError("intents", f"and {len(errors) - len(shown)} more problems",
-                                    len(errors)))
-        raise IntentValidationError(shown)
-
-
-def _flagged_rows(buddy: Any, intents: pd.DataFrame) -> np.ndarray:
-    """Return the rows (positions) that any rule of Buddy.validate might reject.
-
-    Sound by construction: each rule below is the scalar rule on arrays, so a row it passes
-    passes Buddy.validate; a row it flags is re-checked there.
-    """
-    from buddy.api import MAX_BARS_PAST_DATA
-    from buddy.domain import MAX_HORIZON_BARS
-
-    n = len(intents)
-    try:
-        catalogue = buddy._catalogue()
-        ok = np.ones(n, dtype=bool)
-        for column in ("user_id", "symbol"):
-            ok &= intents[column].astype(str).str.strip().str.len().to_numpy() > 0
-        ok &= intents["side"].isin([s.value for s in Side]).to_numpy()
-        ok &= intents["order_type"].isin([o.value for o in OrderType]).to_numpy()
-        ok &= intents["timeframe"].isin([t.value for t in Timeframe]).to_numpy()
-        entry = intents["proposed_entry"].to_numpy(np.float64)
-        stop = intents["proposed_stop"].to_numpy(np.float64)
-        target = intents["proposed_target"].to_numpy(np.float64)
-        size = intents["proposed_size"].to_numpy(np.float64)
-        horizon = intents["holding_horizon"].to_numpy(np.int64)
-        with np.errstate(invalid="ignore"):
-            ok &= np.isfinite(entry) & (entry > 0) & np.isfinite(size) & (size > 0)
-            ok &= np.isnan(stop) | (np.isfinite(stop) & (stop > 0))
-            ok &= np.isnan(target) | (np.isfinite(target) & (target > 0))
-            ok &= (horizon >= 1) & (horizon <= MAX_HORIZON_BARS)
-            long = intents["side"].to_numpy() == Side.LONG.value
-            ok &= np.isnan(stop) | np.where(long, stop < entry, stop > entry)
-            ok &= np.isnan(target) | np.where(long, target > entry, target < entry)
-        instruments = catalogue.instruments
-        known = intents["symbol"].isin(list(instruments)).to_numpy()
-        ok &= known
-        tick = intents["symbol"].map({s: i.tick_size for s, i in instruments.items()}
-                                     ).to_numpy(np.float64)
-        lot = intents["symbol"].map({s: i.lot_size for s, i in instruments.items()}
-                                    ).to_numpy(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for price in (entry, stop, target):
-                steps = price / tick
-                ok &= np.isnan(price) | (np.abs(steps - np.round(steps)) < 1e-6)
-            steps = size / lot
-            ok &= np.abs(steps - np.round(steps)) < 1e-6
-        key = intents["symbol"].astype(str) + "\x00" + intents["timeframe"].astype(str)
-        spans = {f"{s}\x00{tf}": span for (s, tf), span in catalogue.coverage.items()}
-        ok &= key.isin(list(spans)).to_numpy()
-        first = pd.to_datetime(key.map({k: v[0] for k, v in spans.items()}), utc=True)
-        last = pd.to_datetime(key.map({k: v[1] for k, v in spans.items()}), utc=True)
-        nominal = pd.to_timedelta(intents["timeframe"].map(
-            {t.value: t.nominal for t in Timeframe}))
-        slack = np.maximum(MAX_BARS_PAST_DATA * nominal, pd.Timedelta(days=7))
-        as_of = intents["as_of"]
-        ok &= ((as_of >= first) & (as_of <= last + slack)).fillna(False).to_numpy(bool)
-    except (KeyError, TypeError, ValueError):
-        return np.arange(n)
-    return np.flatnonzero(~ok)
+    check_intent_frame(intents, Buddy(store, config).catalogue())
 
 
 # ---------------------------------------------------------------------------- run ids

@@ -1,5 +1,5 @@
-"""Replay validation runs its rules column-wise and words errors through Buddy.validate:
-the column-wise rules must flag every row Buddy.validate rejects (and no valid row)."""
+"""One validator: buddy.validation's rules over a whole intents frame name exactly the rows
+that fail one at a time (Buddy.validate, a batch of one), with the same errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from buddy.api import Buddy
 from buddy.config import default_scoring_config
 from buddy.errors import IntentValidationError
 from buddy.store import Store
-from replay.engine import _flagged_rows, intent_from_row, validate_intents
+from buddy.validation import IntentColumns, validate_columns
+from replay.engine import intent_from_row, validate_intents
 
 DEFECTS = [
     {"proposed_entry": 0.0}, {"proposed_entry": np.nan}, {"proposed_size": -1.0},
@@ -24,18 +25,21 @@ DEFECTS = [
 ]
 
 
-def _scalar_rejects(buddy: Buddy, row: dict) -> bool:
+def _one_at_a_time(buddy: Buddy, row: dict) -> list[tuple[str, str]]:
+    """Return the (field, rule) pairs one intent breaks when built and validated alone."""
     try:
         buddy.validate(intent_from_row(row))
-    except (IntentValidationError, ValueError):
-        return True
-    return False
+    except IntentValidationError as exc:
+        return [(e.field, e.rule) for e in exc.errors]
+    except ValueError as exc:  # no TradeIntent for an unknown side
+        return [("side", str(exc))]
+    return []
 
 
 def test_valid_intents_are_not_flagged(batch_store: Store, batch_intents: pd.DataFrame
                                        ) -> None:
     buddy = Buddy(batch_store, default_scoring_config())
-    assert len(_flagged_rows(buddy, batch_intents)) == 0
+    assert validate_columns(IntentColumns.from_frame(batch_intents), buddy.catalogue()) == {}
     validate_intents(batch_store, batch_intents, default_scoring_config())
 
 
@@ -53,10 +57,12 @@ def test_every_rejected_row_is_flagged(batch_store: Store, batch_intents: pd.Dat
             frame[column] = frame[column].astype(object) if isinstance(value, str) else (
                 frame[column])
             frame.loc[2, column] = value
-    rejected = [i for i, row in enumerate(frame.to_dict("records"))
-                if _scalar_rejects(buddy, row)]
-    assert rejected == [2]
-    assert set(rejected) <= set(_flagged_rows(buddy, frame).tolist())
+    alone = {i: _one_at_a_time(buddy, row) for i, row in enumerate(frame.to_dict("records"))}
+    assert [i for i, errors in alone.items() if errors] == [2]
+    together = validate_columns(IntentColumns.from_frame(frame), buddy.catalogue())
+    assert list(together) == [2]
+    if defect.get("side") != "sideways":  # alone, an unknown side cannot become an intent
+        assert [(e.field, e.rule) for e in together[2]] == alone[2]
     with pytest.raises(IntentValidationError) as caught:
         validate_intents(batch_store, frame, default_scoring_config())
     assert frame.loc[2, "intent_id"] in str(caught.value)
