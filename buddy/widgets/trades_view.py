@@ -19,7 +19,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import ipywidgets as w
 import numpy as np
@@ -91,10 +91,12 @@ def trade_figures(trade: Mapping[str, Any], review: Mapping[str, Any] | None,
                              ("MFE position", "mfe_position", "ccy"),
                              ("Exit efficiency", "exit_efficiency", "pct"),
                              ("Bars held", "bars_held", "bars")):
-        value = review.get(key)
-        if not _finite(value):
+        raw = review.get(key)
+        if not _finite(raw):
             out.append((label, f"not checked{': ' + reason if reason else ''}"))
-        elif unit == "R":
+            continue
+        value = float(raw)
+        if unit == "R":
             out.append((label, f"{value:+.2f} R"))
         elif unit == "ccy":
             out.append((label, _money(value, currency)))
@@ -270,13 +272,13 @@ def render_trade_svg(frame: pd.DataFrame, fills: pd.DataFrame, trade: Mapping[st
     """Return candlesticks of ``frame`` with the trade's fills marked and its entry, exit
     and initial stop drawn, as SVG."""
     n = len(frame)
-    levels = {"entry": trade.get("avg_entry"), "exit": trade.get("avg_exit"),
-              "stop": trade.get("initial_stop")}
-    levels = {k: float(v) for k, v in levels.items() if _finite(v)}
-    prices = [*levels.values(), *fills["price"].astype(float)] if len(fills) else list(
-        levels.values())
-    low = min(float(frame["low"].min()), *prices) if prices else float(frame["low"].min())
-    high = max(float(frame["high"].max()), *prices) if prices else float(frame["high"].max())
+    levels: dict[str, float] = {
+        name: float(trade[column]) for name, column in (
+            ("entry", "avg_entry"), ("exit", "avg_exit"), ("stop", "initial_stop"))
+        if _finite(trade.get(column))}
+    prices: list[float] = [*levels.values(), *(float(p) for p in fills["price"])]
+    low = min([float(frame["low"].min()), *prices])
+    high = max([float(frame["high"].max()), *prices])
     pad = (high - low) * 0.05 or abs(high) * 0.01
     y_low, y_high = low - pad, high + pad
     plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
@@ -538,7 +540,7 @@ def _journal_html(journal: pd.DataFrame) -> str:
     return "<ul style='font-size:12px;margin:2px 0'>" + "".join(rows) + "</ul>"
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float | np.floating) and not isinstance(value, bool) and (
         math.isfinite(float(value)))
 
