@@ -229,7 +229,7 @@ class IntentGenerator:
     """
 
     name: str
-    config_type: type
+    config_type: type[Config]
     signals: SignalFunction
 
     @property
