@@ -174,10 +174,15 @@ def _seconds(values: pd.Series, rounding: Any) -> np.ndarray:
 def _range_reduce(ufunc: np.ufunc, values: np.ndarray, start: np.ndarray, stop: np.ndarray
                   ) -> np.ndarray:
     # reduceat over interleaved (start, stop) pairs reduces values[start:stop] at the even
-    # positions, whatever the order of the pairs; a sentinel keeps every stop a valid index
+    # positions; the odd positions reduce the gaps between pairs, so the pairs go in start
+    # order (gaps then add up to one pass over the values). A sentinel keeps every stop a
+    # valid index.
+    order = np.argsort(start, kind="stable")
     padded = np.r_[values, values[-1]]
-    pairs = np.column_stack([start, stop]).ravel()
-    return ufunc.reduceat(padded, pairs)[::2]
+    pairs = np.column_stack([start[order], stop[order]]).ravel()
+    out = np.empty(len(start))
+    out[order] = ufunc.reduceat(padded, pairs)[::2]
+    return out
 
 
 # ---------------------------------------------------------------------------- process
@@ -394,47 +399,51 @@ def generate_reviews(trades: pd.DataFrame, context: pd.DataFrame, bars: pd.DataF
     frame = pd.concat([frame, moves], axis=1)
     checks = process_checks(frame, config)
     frame = pd.concat([frame, checks], axis=1)
-    number_columns = ("mae_price", "mfe_price", "mae_r", "mfe_r", "mae_position",
+    number_columns = ["mae_price", "mfe_price", "mae_r", "mfe_r", "mae_position",
                       "mfe_position", "best_exit", "exit_efficiency", "exit_r", "worst_r",
-                      "risk_pct", "process_score")
-    rows = []
-    for row in frame.to_dict("records"):
-        told = lessons(row, config)
-        detail = {
-            "match_method": row["match_method"], "coverage": row["coverage"],
-            "checks": {k: _nullable(row[k]) for k in ("stop_honoured", "risk_within_budget",
-                                                     "size_as_planned", "exit_by_plan",
-                                                     "top_issues_acted_on")},
-            "numbers": {k: _nullable(row[k]) for k in number_columns},
-            "r_source": row["r_source"], "config": {
-                k: getattr(config, k) for k in ReviewConfig.__dataclass_fields__}}
-        rows.append({
-            "review_id": review_id_for(row["trade_id"], version),
-            "trade_id": row["trade_id"], "user_id": row["user_id"],
-            "generated_at": generated_at, "process_grade": row["process_grade"],
-            "key_lessons_json": json.dumps([x.as_dict() for x in told["key_lessons"]]),
-            "what_went_well_json": json.dumps([x.as_dict() for x in told["what_went_well"]]),
-            "what_to_improve_json": json.dumps([x.as_dict() for x in told["what_to_improve"]]),
-            "linked_eval_id_optional": row["linked_eval_id"], "version": version,
-            "outcome": row["outcome"], "process_outcome": row["process_outcome"],
-            "process_score": row["process_score"],
-            "mae_price": row["mae_price"], "mfe_price": row["mfe_price"],
-            "mae_r": row["mae_r"], "mfe_r": row["mfe_r"],
-            "mae_position": row["mae_position"], "mfe_position": row["mfe_position"],
-            "exit_efficiency": row["exit_efficiency"], "bars_held": int(row["bars_held"]),
-            "bars_timeframe": row["timeframe"], "review_json": json.dumps(detail)})
-    columns = ["review_id", "trade_id", "user_id", "generated_at", "process_grade",
-               "key_lessons_json", "what_went_well_json", "what_to_improve_json",
-               "linked_eval_id_optional", "version", "outcome", "process_outcome",
-               "process_score", "mae_price", "mfe_price", "mae_r", "mfe_r", "mae_position",
-               "mfe_position", "exit_efficiency", "bars_held", "bars_timeframe", "review_json"]
-    return pd.DataFrame(rows, columns=columns)
+                      "risk_pct", "process_score"]
+    check_columns = ["stop_honoured", "risk_within_budget", "size_as_planned", "exit_by_plan",
+                     "top_issues_acted_on"]
+    # review_json per row: the nested parts serialised column-wise (NaN -> null) and spliced
+    config_json = json.dumps({k: getattr(config, k) for k in ReviewConfig.__dataclass_fields__})
+    checks_json = _json_lines(frame[check_columns])
+    numbers_json = _json_lines(frame[number_columns])
+    head_json = _json_lines(frame[["match_method", "coverage", "r_source"]])
+    detail = [f'{h[:-1]}, "checks": {c}, "numbers": {n}, "config": {config_json}}}'
+              for h, c, n in zip(head_json, checks_json, numbers_json, strict=True)]
+    lesson_inputs = frame[list(_LESSON_COLUMNS)].to_dict("records")
+    told = [lessons(row, config) for row in lesson_inputs]
+    out = pd.DataFrame({
+        "review_id": [review_id_for(t, version) for t in frame["trade_id"]],
+        "trade_id": frame["trade_id"].to_numpy(), "user_id": frame["user_id"].to_numpy(),
+        "generated_at": generated_at, "process_grade": frame["process_grade"].to_numpy(),
+        **{column: [json.dumps([x.as_dict() for x in t[column[:-5]]]) for t in told]
+           for column in ("key_lessons_json", "what_went_well_json", "what_to_improve_json")},
+        "linked_eval_id_optional": frame["linked_eval_id"].to_numpy(), "version": version,
+        "outcome": frame["outcome"].to_numpy(),
+        "process_outcome": frame["process_outcome"].to_numpy(),
+        **{c: frame[c].to_numpy(np.float64) for c in (
+            "process_score", "mae_price", "mfe_price", "mae_r", "mfe_r", "mae_position",
+            "mfe_position", "exit_efficiency")},
+        "bars_held": frame["bars_held"].to_numpy(np.int64),
+        "bars_timeframe": frame["timeframe"].to_numpy(), "review_json": detail},
+        index=frame.index)
+    return out
 
 
-def _nullable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
+#: The columns ``lessons`` reads from a review row.
+_LESSON_COLUMNS: tuple[str, ...] = (
+    "currency", "stop_honoured", "worst_r", "risk_within_budget", "risk_pct", "budget_pct",
+    "size_as_planned", "max_position", "proposed_size", "exit_by_plan", "exit_r",
+    "plan_target_r", "top_issues_acted_on", "acted_issues", "observable_issues",
+    "top_issue_codes", "exit_efficiency", "best_exit", "avg_exit", "coverage", "bars_held",
+    "timeframe", "mfe_r", "pnl", "n_checked", "n_passed", "process_outcome")
+
+
+def _json_lines(frame: pd.DataFrame) -> list[str]:
+    if frame.empty:
+        return []
+    return frame.reset_index(drop=True).to_json(orient="records", lines=True).splitlines()
 
 
 def render_review(trade: Mapping[str, Any], review: Mapping[str, Any]) -> str:
