@@ -114,6 +114,8 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
     errors: list[FieldError] = []
 
     def flag(mask: np.ndarray, column: str, rule: str) -> None:
+        if not mask.any():
+            return
         values = fills[column].to_numpy()
         for i in np.flatnonzero(mask):
             errors.append(FieldError(f"{labels[i]}, {names.get(column, column)}", rule,
@@ -133,9 +135,9 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
     for column in ("commission", "fees"):
         values = pd.to_numeric(fills[column], errors="coerce").to_numpy(dtype="float64")
         flag(values < 0, column, "must be >= 0 (a cost in currency)")
-    symbol = fills["symbol"].astype(object).to_numpy()
-    flag(np.array([isinstance(s, str) and not s.strip() for s in symbol], dtype=bool),
-         "symbol", "required, empty")
+    symbol = fills["symbol"]
+    flag((symbol.notna() & (symbol.astype(str).str.strip() == "")).to_numpy(), "symbol",
+         "required, empty")
     return errors
 
 

@@ -200,15 +200,19 @@ class Reader:
         parentheses are read; an unreadable cell is an error; an empty one is ``default``
         (an error when ``required``)."""
         text = self.text(column, required=required) if values is None else values
-        cleaned = pd.Series(text, dtype=object).fillna("").astype(str)
-        negative = cleaned.str.match(r"^\(.*\)$")
-        cleaned = cleaned.str.replace(r"[,$()\s]", "", regex=True)
-        out = pd.to_numeric(cleaned.where(cleaned != "", None), errors="coerce"
-                            ).to_numpy(dtype="float64")
-        out = np.where(negative.to_numpy(), -out, out)
-        bad = np.isnan(out) & (cleaned != "").to_numpy()
-        self.flag(bad, column, "not a number", text)
-        empty = (cleaned == "").to_numpy()
+        series = pd.Series(text, dtype=object)
+        out = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", copy=True)
+        empty = series.isna().to_numpy()
+        # only cells plain parsing missed go through the slower clean-up
+        retry = np.flatnonzero(np.isnan(out) & ~empty)
+        if len(retry):
+            cells = series.iloc[retry].astype(str)
+            negative = cells.str.match(r"^\(.*\)$").to_numpy()
+            cleaned = cells.str.replace(r"[,$()\s]", "", regex=True)
+            again = pd.to_numeric(cleaned.where(cleaned != "", None), errors="coerce"
+                                  ).to_numpy(dtype="float64")
+            out[retry] = np.where(negative, -again, again)
+        self.flag(np.isnan(out) & ~empty, column, "not a number", text)
         out[empty] = default
         return out
 
@@ -232,8 +236,9 @@ class Reader:
         return out.to_numpy()
 
     def local_to_utc(self, naive: np.ndarray, symbols: np.ndarray, column: str, *,
-                     convention: str | None, why: str) -> np.ndarray:
-        """Convert exchange- or platform-local naive times to UTC.
+                     convention: str | None, why: str) -> pd.api.extensions.ExtensionArray:
+        """Convert exchange- or platform-local naive times to UTC (a tz-aware array: a numpy
+        array of aware times would be Python objects).
 
         The zone is ``--tz`` when given, else the instrument's exchange zone (convention
         ``EXCHANGE_TZ``), else the convention's fixed zone; without one the row is refused
@@ -258,7 +263,7 @@ class Reader:
             self.flag(present & pd.isna(zones), column, f"{why}: pass --tz", naive)
         out = pd.Series(pd.NaT, index=range(n), dtype=TS_DTYPE)
         if self.errors and any(e.field == "--tz" for e in self.errors):
-            return out.to_numpy()
+            return out.array
         for zone in {z for z in zones if z is not None}:
             at = np.flatnonzero((zones == zone) & present)
             if not len(at):
@@ -272,13 +277,14 @@ class Reader:
                     f"local time is skipped or repeated by a daylight-saving change in {zone}",
                     str(naive[i])))
             out.iloc[at] = local.tz_convert("UTC").astype(TS_DTYPE)
-        return out.to_numpy()
+        return out.array
 
     def aware_or_local(self, values: np.ndarray, column: str, symbols: np.ndarray, *,
-                       convention: str | None, why: str) -> np.ndarray:
+                       convention: str | None, why: str) -> pd.api.extensions.ExtensionArray:
         """Parse ISO-8601 times: those with an offset as given, naive ones via local_to_utc."""
         series = pd.Series(values, dtype=object)
-        has_offset = series.fillna("").astype(str).str.contains(_OFFSET).to_numpy()
+        has_offset = series.fillna("").astype("string[pyarrow]").str.contains(
+            _OFFSET.pattern).to_numpy(dtype=bool)
         out = pd.Series(pd.NaT, index=series.index, dtype=TS_DTYPE)
         if has_offset.any():
             aware = pd.to_datetime(series[has_offset], format="ISO8601", utc=True,
@@ -290,14 +296,15 @@ class Reader:
         naive = self.times(naive_text, column, ["ISO8601"])
         local = self.local_to_utc(naive, symbols, column, convention=convention, why=why)
         out[~has_offset] = pd.Series(local, dtype=TS_DTYPE)[~has_offset]
-        return out.to_numpy()
+        return out.array
 
     # ------------------------------------------------------------------ sides, symbols
     def sides(self, values: np.ndarray, column: str, mapping: Mapping[str, str]) -> np.ndarray:
         """Map the broker's side words (case-insensitive) to 'buy'/'sell'; others are errors."""
         lower = {k.lower(): v for k, v in mapping.items()}
-        out = np.array([lower.get(str(v).strip().lower()) if v is not None else None
-                        for v in values], dtype=object)
+        words = pd.Series(values, dtype=object)
+        out = words.where(words.isna(), words.astype(str).str.strip().str.lower()
+                          ).map(lower).to_numpy(dtype=object)
         bad = pd.isna(out) & ~pd.isna(values)
         self.flag(bad, column, f"not a side ({', '.join(sorted(mapping))})", values)
         return out
