@@ -25,12 +25,14 @@ Setups (each decided at a bar's close from bars closed by then, nothing later)
       wrong side of the EMA20) are closed and reversed in ONE fill (IBKR 'C;O', MT5
       'inout'); the new trade has a 1 ATR stop, a 1.5R target and half the time stop.
     - ``impulse`` (EURUSD only, on the injected days below): a trade in the direction of the
-      last closed bar, stop 0.6 ATR, target 1R, time stop 2 bars, with no intent logged.
+      last closed bar, stop 0.6 ATR, target 1R, time stop 1 bar, with no intent logged.
 
     A signal is taken with a probability per setup (a deterministic coin: a hash of the
     seed, the symbol and the bar's close time, so a shorter history takes the same trades
     up to its end); one position per symbol at a time (a signal while a trade is open is
-    skipped); positions spanning a split are closed at the last close before its ex-date.
+    skipped); positions spanning a split are closed at the last close before its ex-date,
+    and no trade opens on that close (a split is announced weeks ahead, so knowing the next
+    ex-date is not looking ahead; only splits in the store by ``as_of`` are used).
 
 Entries, exits and fills
     Entry: the signal bar's close, at its close time. Size: the risk budget (1% of the
@@ -48,10 +50,11 @@ Behaviours injected on known dates (the seed picks the dates, the data does not)
     - ``stop_moved``: in tilt windows, a trade whose planned stop is touched has its stop
       moved 1R further away; it exits at the moved stop, its target or its time stop, so the
       loss can go past the planned stop.
-    - ``overtrading_day`` (EURUSD): on a few days the trader takes an impulse trade every
-      hour from 07:00 to 16:00 UTC whenever flat: far more trades than on a usual day.
-    - ``late_session`` (EURUSD): on a few days the trader trades in the morning (07:00-08:00
-      UTC) and still enters late (19:00-20:00 UTC, the last hours of the New York session).
+    - ``overtrading_day`` (EURUSD): on 4 days the trader takes an impulse trade at every
+      hourly close from 06:00 to 20:00 UTC whenever flat: 7-9 trades against a usual 1.
+    - ``late_session`` (EURUSD): on 4 other days the trader trades at the 06:00 and 07:00 UTC
+      closes and still enters at 19:00 and 20:00 UTC (the New York afternoon, the end of a
+      13-hour day at the screen).
 
 Intents: about 9 in 10 planned trades (every setup but ``impulse``) log their plan first, as
 a trade intent at the entry bar's close, with the traded size.
@@ -206,7 +209,6 @@ class DemoHistory:
     trades: pd.DataFrame
     behaviours: pd.DataFrame
     intents: pd.DataFrame
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- deterministic coins
