@@ -28,7 +28,7 @@ _CHUNK_CELLS = 2_000_000
 
 def session_codes(values: Any) -> np.ndarray:
     """Return each bar's session as an int64 code ordered as the session values (-1: none)."""
-    codes, _ = pd.factorize(np.asarray(values), sort=True)
+    codes, _ = pd.factorize(values, sort=True)
     return np.asarray(codes, dtype=np.int64)
 
 

@@ -1,9 +1,11 @@
-"""EntryQuality's batch form equals its scalar form: on the real and contract cases with the
-default and two non-default configs, and on timing cases (the real packs with as_of moved
-into forming bars, later sessions and weekends; synthetic FX, stock and daily windows),
-cut-short windows, NaN volumes, a levels piece of the wrong kind, and windows out of time
-order (those rows go through ``evaluate``). The column-wise rounding and timestamps equal
-Python's on values built to hit ties."""
+"""EntryQuality over columns: a batch of N says what N batches of one say, and the column form
+says what the plain rules (tests/evaluators/oracles/entry_quality.py) say.
+
+Cases: the real and contract cases, timing cases (the real packs with as_of moved into
+forming bars, later sessions and weekends; synthetic FX, stock and daily windows), cut-short
+windows, NaN volumes, a levels piece of the wrong kind, and windows out of time order or
+with a missing session (their timing is not checked); with the default and two other
+configs."""
 
 from __future__ import annotations
 
@@ -14,17 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack, MarketData
-from buddy.domain import EvaluationResult, TradeIntent
-from buddy.evaluators.base import Evaluator
-from buddy.evaluators.entry_quality import (
-    EntryQualityEvaluator,
-    _isoformat,
-    _round,
-    _round_column,
-    _round_sig_column,
-)
+from buddy.domain import Fact, TradeIntent
+from buddy.evaluators.entry_quality import EntryQualityConfig, EntryQualityEvaluator
 from tests.batch.parity import assert_batch_matches_scalar, runnable
+from tests.evaluators.oracles.entry_quality import scan
 from tests.evaluators.test_entry_quality import cut_at, synth_market, timing_case
 
 Case = tuple[TradeIntent, ContextPack]
@@ -165,56 +162,54 @@ def synthetic_cases() -> list[Case]:
     return cases
 
 
-class Recording(EntryQualityEvaluator):
-    """The evaluator, noting the codes its scalar form emits."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(config)
-        self.emitted: set[str] = set()
-
-    def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
-        result = super().evaluate(intent, ctx)
-        self.emitted |= {issue.code for issue in result.issues}
-        return result
-
-
-def test_the_module_has_its_own_batch_form() -> None:
-    assert EntryQualityEvaluator.evaluate_batch is not Evaluator.evaluate_batch
+def test_a_batch_equals_its_batches_of_one(all_cases: list[Case], timing_cases: list[Case],
+                                          odd_cases: list[Case],
+                                          synthetic_cases: list[Case]) -> None:
+    fired: set[str] = set()
+    for config, step in (({}, 1), (LOOSE, 3), (OTHER, 3)):
+        for cases in (all_cases, timing_cases, odd_cases, synthetic_cases):
+            evaluator = EntryQualityEvaluator(config)
+            batch = assert_batch_matches_scalar(evaluator, cases[::step])
+            fired |= set(batch.issues["code"])
+    assert fired == set(EntryQualityEvaluator.codes), set(EntryQualityEvaluator.codes) - fired
 
 
-def test_batch_equals_scalar(all_cases: list[Case], timing_cases: list[Case],
-                             odd_cases: list[Case], synthetic_cases: list[Case]) -> None:
+def test_the_column_form_says_what_the_plain_rules_say(
+        real_cases: list[Case], timing_cases: list[Case], synthetic_cases: list[Case]) -> None:
+    digits = {e.name: e.digits for spec in EntryQualityEvaluator.codes.values()
+              for e in (*spec.evidence, *spec.action_facts)}
+    digits.update({e.name: e.digits for e in EntryQualityEvaluator.explain})
     fired: set[str] = set()
     for config in ({}, LOOSE, OTHER):
-        for cases in (all_cases, timing_cases, odd_cases, synthetic_cases):
-            evaluator = Recording(config)
-            batch = assert_batch_matches_scalar(evaluator, cases)
-            assert len(batch) == len(runnable(evaluator, cases))
-            codes = set(batch.issues["code"])
-            assert evaluator.emitted <= codes, (config, evaluator.emitted - codes)
-            fired |= codes
-    assert fired == set(EntryQualityEvaluator.templates), set(
-        EntryQualityEvaluator.templates) - fired
+        evaluator = EntryQualityEvaluator(config)
+        cfg = EntryQualityConfig.from_mapping(config)
+        cases = runnable(evaluator, [*real_cases, *timing_cases, *synthetic_cases])
+        batch = evaluator.evaluate_batch(from_packs([i for i, _ in cases],
+                                                    [p for _, p in cases]))
+        for row, (intent, pack) in enumerate(cases):
+            got = batch.row(row)
+            want, explain = scan(intent, pack, cfg)
+            label = f"{config} {intent.intent_id}"
+            assert [(i.code, i.severity) for i in got.issues] == [(c, s) for c, s, _ in want], (
+                label)
+            for issue, (code, _, facts) in zip(got.issues, want, strict=True):
+                have = {f.name: f for f in (*issue.evidence, *issue.mitigation.facts)}
+                assert set(have) == set(facts), (label, code)
+                for name, (value, unit) in facts.items():
+                    assert have[name].unit == unit, (label, code, name)
+                    assert_close(have[name], value, digits.get(name), f"{label} {code}")
+                fired.add(code)
+            for fact in got.explain_facts:
+                assert_close(fact, explain.get(fact.name), digits.get(fact.name), label)
+    assert fired == set(EntryQualityEvaluator.codes), set(EntryQualityEvaluator.codes) - fired
 
 
-def test_rounding_and_timestamps_column_wise_equal_python() -> None:
-    rng = np.random.default_rng(3)
-    ties = np.arange(-2000, 2000) / 1000 + 0.0005
-    values = np.concatenate([
-        rng.normal(0, 50, 4000), ties, ties * 1e3, np.arange(1, 400) / 8,
-        rng.lognormal(0, 12, 2000),
-        [0.0, -0.0, 2.675, 1e-20, 123456789012.34567, 1e300, np.nan, np.inf, -np.inf]])
-    for digits in (2, 4):
-        got = _round_column(values, digits)
-        want = [round(v, digits) for v in values.tolist()]
-        assert [repr(v) for v in got.tolist()] == [repr(v) for v in want]
-    got = _round_sig_column(values)
-    assert [repr(v) for v in got.tolist()] == [repr(_round(v)) for v in values.tolist()]
-    ns = np.concatenate([rng.integers(-2 * 10**18, 4 * 10**18, 500) // 10**9 * 10**9,
-                         rng.integers(-2 * 10**18, 4 * 10**18, 500) // 1000 * 1000,
-                         rng.integers(-2 * 10**18, 4 * 10**18, 500)])
-    assert _isoformat(ns, pd.Timestamp(0, tz="UTC").tz).tolist() == [
-        pd.Timestamp(int(v), tz="UTC").isoformat() for v in ns]
-    assert _isoformat(ns[:20], "America/New_York").tolist() == [
-        pd.Timestamp(int(v), tz="UTC").tz_convert("America/New_York").isoformat()
-        for v in ns[:20]]
+def assert_close(fact: Fact, want: Any, digits: int | None, label: str) -> None:
+    """Assert ``fact`` holds ``want`` rounded to the declared ``digits``."""
+    if isinstance(want, float):
+        assert isinstance(fact.value, float), (label, fact, want)
+        rounding = 0.5 * 10.0 ** -digits if digits is not None else 0.0
+        assert abs(fact.value - want) <= rounding + 1e-9 * max(1.0, abs(want)), (
+            label, fact, want)
+    else:
+        assert fact.value == want, (label, fact, want)

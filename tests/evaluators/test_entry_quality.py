@@ -263,7 +263,8 @@ def test_intraday_relative_volume_compares_the_same_hour_of_earlier_sessions() -
     thin = dataclasses.replace(cut, bars=bars.iloc[:quiet + 1].reset_index(drop=True))
     issue = only(run(*timing_case("1h", thin, as_of)), "LOW_RELATIVE_VOLUME")
     assert fact(issue, "relative_volume") == pytest.approx(0.2)
-    assert issue_unit(issue, "reference_bars") == "sessions"
+    # one bar per earlier session (the same hour): a count of bars, as on daily bars
+    assert issue_unit(issue, "reference_bars") == "bars"
 
 
 # ------------------------------------------------------------------------------ wording
