@@ -1,0 +1,1 @@
+"""Plain-loop statements of evaluator rules, the column forms are checked against."""
