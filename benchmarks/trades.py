@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.suites import Line, Timer
+from buddy.data.sample import load_sample
 from buddy.store import Store
 from buddy.store.fills import existing_exec_ids, insert_fills
 from buddy.trades.fills import canonical, fill_errors
@@ -76,6 +77,8 @@ def trades_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
         ["ts", "symbol", "side", "qty", "price", "commission", "currency", "exec_id",
          "account"]].to_csv(csv, index=False)
     template = Store(_fresh(workdir, "bench_template.duckdb"))
+    tickers = load_sample().tickers
+    template.write_market_data(tickers=tickers[tickers["symbol"].isin(SYMBOLS)])
     repeat = 3 if N_FILLS <= 200_000 else 1
 
     def plain_db() -> duckdb.DuckDBPyConnection:

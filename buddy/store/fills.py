@@ -64,18 +64,19 @@ def existing_exec_ids(con: DuckDBPyConnection, fills: pd.DataFrame) -> set[str]:
 
 
 def insert_fills(con: DuckDBPyConnection, fills: pd.DataFrame) -> int:
-    """Insert canonical fills not stored yet (by user and execution id); return how many
-    were new. Run it inside the caller's transaction."""
+    """Insert canonical fills none of which is stored yet (filter them with
+    existing_exec_ids first, in the same transaction); return how many were written.
+
+    A fill already stored breaks the table's key and the caller's transaction rolls back:
+    ``ON CONFLICT DO NOTHING`` would hide that and makes the insert about half again slower.
+    """
     if not len(fills):
         return 0
     names = ", ".join(COLUMNS)
-    before = con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
     # an Arrow table scans far faster than pandas object columns of Python strings
-    table = arrow_fills(fills)
-    with _view(con, "_new_fills", table):
-        con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM _new_fills "
-                    "ON CONFLICT DO NOTHING")
-    return int(con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0] - before)
+    with _view(con, "_new_fills", arrow_fills(fills)):
+        con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM _new_fills")
+    return len(fills)
 
 
 def read_fills(source: Store | DuckDBPyConnection, user_id: str,

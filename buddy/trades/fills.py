@@ -110,7 +110,8 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
     missing = [c for c in FILL_COLUMNS if c not in fills.columns]
     if missing:
         return [FieldError(c, "canonical fills column missing", None) for c in missing]
-    labels = list(rows) if rows is not None else [f"row {r}" for r in fills["source_row"]]
+    source_rows = fills["source_row"].to_numpy()
+    labels = rows if rows is not None else [f"row {r}" for r in source_rows]
     errors: list[FieldError] = []
 
     def flag(mask: np.ndarray, column: str, rule: str) -> None:

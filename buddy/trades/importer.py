@@ -100,8 +100,6 @@ def import_fills(store: Store, path: str | os.PathLike[str], *, user_id: str, fm
             stored = fills_store.existing_exec_ids(con, fills)
             fresh = fills[~fills["exec_id"].isin(stored)]
             written = fills_store.insert_fills(con, fresh)
-            if written != len(fresh):  # another writer got in between: count what we wrote
-                raise RuntimeError(f"wrote {written} of {len(fresh)} new fills; retry")
             if written and on_written is not None:
                 on_written(con, user_id, sorted(set(fresh["symbol"])))
         if len(fresh):
@@ -113,7 +111,7 @@ def import_fills(store: Store, path: str | os.PathLike[str], *, user_id: str, fm
         per_symbol[str(symbol)] = SymbolCounts(parsed=len(group), new=new,
                                                duplicates=len(group) - new,
                                                known=symbol in known)
-    unknown = {str(s): tuple(int(r) for r in g["source_row"])
+    unknown = {str(s): tuple(g["source_row"].tolist())
                for s, g in fills[~fills["symbol"].isin(known)].groupby("symbol", sort=True)}
     name = FORMATS[fills["source"].iloc[0]].name if len(fills) else fmt
     return ImportSummary(path=str(Path(path)), fmt=name, user_id=user_id, parsed=len(fills),

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from buddy.errors import FieldError
 from buddy.trades.fills import FillsFileError
@@ -82,8 +83,9 @@ def parse_generic(path: Path, *, user_id: str, tz: str | None,
             return np.full(len(sheet), None, dtype=object)
         return r.text(mapping[name], required=required)
 
-    symbols = np.array([s.upper() if s is not None else None for s in text("symbol", True)],
-                       dtype=object)
+    raw_symbols = pd.Series(text("symbol", True), dtype=object)
+    symbols = raw_symbols.where(raw_symbols.isna(), raw_symbols.astype(str).str.upper()
+                                ).to_numpy(dtype=object)
     qty = r.numbers(mapping["qty"])
     if "side" in mapping:
         side = r.sides(text("side", True), mapping["side"], SIDE_WORDS)

@@ -136,7 +136,6 @@ class Reader:
         self.problems: list[Problem] = []
         #: canonical column -> the file's column, so messages name what the user sees
         self.names: dict[str, str] = {}
-        self._labels: list[str] | None = None
         if tz is not None:
             try:
                 zoneinfo.ZoneInfo(tz)
@@ -147,12 +146,9 @@ class Reader:
     # ------------------------------------------------------------------ errors
     def label(self, i: int) -> str:
         """Return how messages name row ``i``: 'row 3 (line 4)'."""
-        if self._labels is None:
-            rows, lines = self.sheet.rows, self.sheet.lines
-            self._labels = [f"row {r}" if lines is None else f"row {r} (line {ln})"
-                            for r, ln in zip(rows, rows if lines is None else lines,
-                                             strict=True)]
-        return self._labels[i]
+        row = self.sheet.rows[i]
+        lines = self.sheet.lines
+        return f"row {row}" if lines is None else f"row {row} (line {lines[i]})"
 
     def flag(self, mask: np.ndarray, column: str, rule: str, values: Sequence[Any]) -> None:
         """Record ``rule`` as broken by ``column`` on every row where ``mask`` is True."""
@@ -163,7 +159,6 @@ class Reader:
         """Keep only the rows where ``keep`` is True (arrays converted before must be cut the
         same way by the caller)."""
         self.sheet = self.sheet.take(keep)
-        self._labels = None
 
     def fail_now(self) -> None:
         """Raise what was recorded so far, if anything (a missing column makes the rest moot)."""
@@ -341,7 +336,7 @@ class Reader:
             "source": self.fmt, "source_file": str(self.path), "source_row": self.sheet.rows,
             "imported_at": pd.Timestamp.now(tz="UTC").floor("us"),
         }, index=range(n))
-        labels = [self.label(i) for i in range(n)]
+        labels = _Labels(self)
         # a missing execution id is allowed here: the content key below fills it
         self.errors.extend(fill_errors(frame.assign(exec_id=frame["exec_id"].fillna("-")),
                                        rows=labels, names=self.names))
@@ -358,7 +353,21 @@ class Reader:
         return ParsedFills(fills, self.problems)
 
 
-def _drop_repeats(frame: pd.DataFrame, labels: list[str], reader: Reader) -> pd.DataFrame:
+class _Labels(Sequence[str]):
+    """Row labels made on demand (most files have no error to label)."""
+
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
+
+    def __len__(self) -> int:
+        return len(self._reader.sheet)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._reader.label(int(i))
+
+
+def _drop_repeats(frame: pd.DataFrame, labels: Sequence[str], reader: Reader
+                  ) -> pd.DataFrame:
     """Keep the first of rows repeating an execution id with the same content (a statement
     listing one execution twice); refuse an execution id with two different contents."""
     repeated = frame["exec_id"].duplicated(keep=False).to_numpy()
