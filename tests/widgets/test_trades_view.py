@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from buddy.api import Buddy
 from buddy.store import Store
 from buddy.store import trades as trade_store
 from buddy.trades.demo_history import MT5_SERVER_TZ, broker_files, simulate_history
@@ -147,7 +148,7 @@ def test_a_journal_note_is_saved_on_the_selected_trade_and_bad_notes_write_nothi
 
 
 def test_the_workbench_has_a_trades_tab_that_follows_the_user_field(db: Path) -> None:
-    app = WorkbenchApp.open(db, "someone-else")
+    app = WorkbenchApp(Buddy.open(db), user="someone-else")  # no piece providers: faster
     tabs = app.widget.children[0]
     assert tabs.titles == ("Evaluate an idea", "Trades")
     assert tabs.children[1] is app.trades.widget
