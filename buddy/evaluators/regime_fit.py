@@ -13,36 +13,24 @@ the forward-filtered HMM state with its transition matrix) and flags:
 - THIN_LIQUIDITY: low relative volume or a spread proxy wide against its own history;
 - REGIME_OUT_OF_DATE: the regime snapshot is older than the last closed bar of the market data.
 
-Personalisation hook: ``compatibility(regime, strategy)`` will say whether the trader's own
-setups have worked in this regime. It returns None until strategy profiles exist; that work
-adds 'strategy' to ``optional`` and passes ``ctx.strategy`` to it.
-
-``evaluate_batch`` reads each distinct snapshot once, computes the transition risk of every
-row's horizon with array operations and counts the bars behind the snapshot by binary search.
+Whether the trader's own setups have worked in this regime is the strategy-consistency
+module's question (personalization), not this one's.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import (
-    evidence_once,
-    isoformat,
-    py_round,
-    severity_blocks,
-    side_values,
-)
-from buddy.batch.result import BatchResult, FactColumn, IssueBlock, issues_frame
+from buddy.batch.columns import iso_utc
+from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
-from buddy.context.pack import ContextPack
 from buddy.context.pieces import RegimeSnapshot
-from buddy.domain import EvaluationResult, Fact, Issue, Severity, Side, TradeIntent
-from buddy.evaluators.base import Evaluator, IssueTemplate
+from buddy.domain import Severity, Side
+from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 
 if TYPE_CHECKING:
@@ -80,323 +68,240 @@ class RegimeFitConfig(ModuleConfig):
 
 
 @register
-class RegimeFitEvaluator(Evaluator):
+class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
     """Check the intent against the trend, volatility, liquidity and HMM regime."""
 
     name = "regime_fit"
     version = "1.0.0"
     requires = frozenset({"market", "regime"})
     config_cls = RegimeFitConfig
-    templates: ClassVar = {
-        "REGIME_TRANSITION_RISK": IssueTemplate(
+    codes: ClassVar = {
+        "REGIME_TRANSITION_RISK": Code(
             "Regime may not last the trade",
             "Under the fitted transition matrix, the share of paths that leave the current "
             "{hmm_state_label} state within {horizon_bars} is {transition_risk_pct} "
             "(limit {max_transition_risk_pct}); the state lasts about {expected_stay_bars} "
             "on average.",
             "Plan for a change of conditions during the trade, or keep the holding period "
-            "within {horizon_within_limit_bars}."),
-        "VOLATILITY_EXPANSION": IssueTemplate(
+            "within {horizon_within_limit_bars}.",
+            evidence=(Evidence("transition_risk_pct", "%", digits=2),
+                      Evidence("max_transition_risk_pct", "%"),
+                      Evidence("horizon_bars", "bars"), Evidence("hmm_state_label"),
+                      Evidence("expected_stay_bars", "bars", digits=1)),
+            action="SHORTEN_HORIZON",
+            action_facts=(Evidence("horizon_within_limit_bars", "bars"),)),
+        "VOLATILITY_EXPANSION": Code(
             "Volatility is expanding",
             "Return volatility over the last few bars has expanded against the longer "
             "window; realised volatility stands at {vol_z} against its own history.",
-            "Size the position and place the stop for the wider bars, not the calmer past."),
-        "VOLATILE_REGIME": IssueTemplate(
+            "Size the position and place the stop for the wider bars, not the calmer past.",
+            evidence=(Evidence("vol_z", "z", digits=2, threshold="high_vol_z"),
+                      Evidence("vol_state")),
+            action="RESIZE_FOR_VOLATILITY"),
+        "VOLATILE_REGIME": Code(
             "Volatile regime",
             "Realised volatility stands at {vol_z} against its own history (flagged from "
             "{volatile_vol_z}); the HMM reads the {hmm_state_label} state.",
-            "Size the position for the current volatility and check the stop distance in ATR."),
-        "COUNTER_TREND": IssueTemplate(
+            "Size the position for the current volatility and check the stop distance in "
+            "ATR.",
+            evidence=(Evidence("vol_z", "z", digits=2, threshold="volatile_vol_z"),
+                      Evidence("volatile_vol_z", "z"), Evidence("hmm_state_label")),
+            action="RESIZE_FOR_VOLATILITY"),
+        "COUNTER_TREND": Code(
             "Against the trend regime",
             "This {side} idea runs against a {trend_state} trend regime with ADX "
             "{trend_strength} (flagged from {counter_trend_min_adx}).",
             "Check that the setup is a deliberate counter-trend one, with a defined "
-            "invalidation level and a size that allows for it."),
-        "THIN_LIQUIDITY": IssueTemplate(
+            "invalidation level and a size that allows for it.",
+            evidence=(Evidence("trend_strength", "ADX", digits=1,
+                               threshold="counter_trend_min_adx"),
+                      Evidence("counter_trend_min_adx", "ADX"), Evidence("trend_state"),
+                      Evidence("side")),
+            action="CHECK_COUNTER_TREND_SETUP"),
+        "THIN_LIQUIDITY": Code(
             "Thin liquidity",
             "Relative volume is {relvol} and the spread proxy {spread_pct}: liquidity "
             "reads thin.",
-            "Prefer a limit order and a smaller size; expect wider fills than usual."),
-        "REGIME_OUT_OF_DATE": IssueTemplate(
+            "Prefer a limit order and a smaller size; expect wider fills than usual.",
+            evidence=(Evidence("relvol", "ratio", digits=2, threshold="very_thin_relvol"),
+                      Evidence("spread_pct", "%", digits=4)),
+            action="USE_LIMIT_ORDER_SMALLER_SIZE"),
+        "REGIME_OUT_OF_DATE": Code(
             "Regime snapshot out of date",
             "The regime snapshot is {bars_behind} behind the last closed bar.",
-            "Run `buddy jobs regime` for this symbol and timeframe."),
+            "Run `buddy jobs regime` for this symbol and timeframe.",
+            evidence=(Evidence("bars_behind", "bars"), Evidence("regime_bar"),
+                      Evidence("last_bar")),
+            action="RUN_REGIME_JOB"),
     }
-
-    def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
-        """Return regime-fit issues for ``intent`` against the regime piece of ``ctx``."""
-        regime: RegimeSnapshot = ctx.regime
-        market = ctx.market
-        assert regime is not None and market is not None  # guaranteed by requires
-        cfg = self.config
-        horizon = intent.holding_horizon or cfg.default_horizon_bars
-        issues: list[Issue] = []
-        risk = regime.transition_risk(horizon)
-        label = regime.hmm_state_label
-        if risk is not None and risk > cfg.max_transition_risk:
-            issues.append(self._transition_issue(regime, horizon, risk))
-        if regime.vol_expansion_flag:
-            issues.append(self.issue(
-                "VOLATILITY_EXPANSION",
-                Severity.MEDIUM if regime.vol_z >= cfg.high_vol_z else Severity.LOW,
-                [Fact(name="vol_z", value=_round(regime.vol_z, 2), unit="z",
-                      threshold=cfg.high_vol_z),
-                 Fact(name="vol_state", value=regime.vol_state)],
-                "RESIZE_FOR_VOLATILITY"))
-        if regime.vol_z >= cfg.volatile_vol_z:
-            issues.append(self.issue(
-                "VOLATILE_REGIME",
-                Severity.MEDIUM if regime.vol_z >= cfg.high_vol_z else Severity.LOW,
-                [Fact(name="vol_z", value=_round(regime.vol_z, 2), unit="z",
-                      threshold=cfg.volatile_vol_z),
-                 Fact(name="volatile_vol_z", value=cfg.volatile_vol_z, unit="z"),
-                 Fact(name="hmm_state_label", value=label)],
-                "RESIZE_FOR_VOLATILITY"))
-        against = {Side.LONG: "down", Side.SHORT: "up"}[intent.side]
-        if regime.trend_state == against and regime.trend_strength >= cfg.counter_trend_min_adx:
-            issues.append(self.issue(
-                "COUNTER_TREND",
-                Severity.MEDIUM if regime.trend_strength >= cfg.strong_trend_adx
-                else Severity.LOW,
-                [Fact(name="trend_strength", value=_round(regime.trend_strength, 1),
-                      unit="ADX", threshold=cfg.counter_trend_min_adx),
-                 Fact(name="counter_trend_min_adx", value=cfg.counter_trend_min_adx,
-                      unit="ADX"),
-                 Fact(name="trend_state", value=regime.trend_state),
-                 Fact(name="side", value=intent.side.value)],
-                "CHECK_COUNTER_TREND_SETUP"))
-        if regime.liquidity_state == "thin":
-            issues.append(self.issue(
-                "THIN_LIQUIDITY",
-                Severity.MEDIUM if regime.relvol < cfg.very_thin_relvol else Severity.LOW,
-                [Fact(name="relvol", value=_round(regime.relvol, 2), unit="ratio",
-                      threshold=cfg.very_thin_relvol),
-                 Fact(name="spread_pct", value=_round(100.0 * regime.spread_proxy, 4),
-                      unit="%")],
-                "USE_LIMIT_ORDER_SMALLER_SIZE"))
-        last_bar = pd.Timestamp(market.bars["ts"].iloc[-1])
-        behind = int((market.bars["ts"] > pd.Timestamp(regime.ts)).sum())
-        if pd.Timestamp(regime.ts) < last_bar and behind:
-            issues.append(self.issue(
-                "REGIME_OUT_OF_DATE", Severity.LOW,
-                [Fact(name="bars_behind", value=behind, unit="bars", threshold=0),
-                 Fact(name="regime_bar", value=pd.Timestamp(regime.ts).isoformat()),
-                 Fact(name="last_bar", value=last_bar.isoformat())],
-                "RUN_REGIME_JOB"))
-        compatibility = self.compatibility(regime, None)
-        facts = [Fact(name="trend_state", value=regime.trend_state),
-                 Fact(name="trend_strength", value=_round(regime.trend_strength, 1),
-                      unit="ADX"),
-                 Fact(name="vol_state", value=regime.vol_state),
-                 Fact(name="vol_z", value=_round(regime.vol_z, 2), unit="z"),
-                 Fact(name="liquidity_state", value=regime.liquidity_state),
-                 Fact(name="hmm_state_label", value=label),
-                 Fact(name="transition_risk_pct",
-                      value=None if risk is None else _round(100.0 * risk, 2), unit="%"),
-                 Fact(name="horizon_bars", value=horizon, unit="bars"),
-                 *([compatibility] if compatibility is not None else [])]
-        return self.result(issues, facts)
+    explain = (Evidence("trend_state"), Evidence("trend_strength", "ADX", digits=1),
+               Evidence("vol_state"), Evidence("vol_z", "z", digits=2),
+               Evidence("liquidity_state"), Evidence("hmm_state_label"),
+               Evidence("transition_risk_pct", "%", digits=2),
+               Evidence("horizon_bars", "bars"))
 
     def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
-        """Return ``evaluate``'s verdicts on every row of ``ctx``, column-wise.
+        """Flag a regime that may not last the horizon, expanding or high volatility, a trade
+        against the trend regime, thin liquidity and an out-of-date snapshot.
 
-        Snapshot values (rounded the scalar way) are read once per distinct snapshot; the
-        transition risk ``1 - sum_i p_i * A_ii ** h`` is summed state by state in the scalar
-        order, so it equals ``RegimeSnapshot.transition_risk`` bit for bit. The
-        personalisation hook adds no evidence to issues, so it has no batch counterpart yet.
+        Snapshot values are read once per distinct snapshot; the transition risk
+        ``1 - sum_i p_i * A_ii ** h`` of every row's horizon is one array expression.
         """
         cfg = self.config
-        n = ctx.n
-        snapshots: list[RegimeSnapshot] = []
-
-        def number(snapshot: RegimeSnapshot) -> int:
-            snapshots.append(snapshot)
-            return len(snapshots) - 1
-
-        snap = ctx.piece_values("regime", number, dtype=np.int64, default=-1)
-        if (snap < 0).any():
-            raise ValueError("regime_fit: a row has no regime piece")
+        snap, snapshots = ctx.distinct_pieces("regime")
         per = _snapshot_columns(snapshots)
         intents = ctx.intents
         sign = intents["sign"].to_numpy(np.float64)
+        side = np.where(sign > 0, Side.LONG.value, Side.SHORT.value).astype(object)
         held = intents["holding_horizon"].to_numpy(np.float64)
         horizon = np.where(np.isnan(held) | (held == 0), cfg.default_horizon_bars,
                            np.nan_to_num(held)).astype(np.int64)
         blocks: list[IssueBlock] = []
 
-        risk = _transition_risk(per["probs"][snap], per["stays"][snap], horizon)
-        rows = np.flatnonzero(per["has_hmm"][snap] & (risk > cfg.max_transition_risk))
+        has_hmm = per["has_hmm"][snap]
+        risk = np.where(has_hmm, _transition_risk(per["probs"][snap], per["stays"][snap],
+                                                  horizon), np.nan)
+        rows = np.flatnonzero(has_hmm & (risk > cfg.max_transition_risk))
         if len(rows):
-            if (~per["stay_ok"][snap[rows]]).any():  # evaluate raises there: fall back
-                raise ValueError("regime_fit: a transition matrix lacks the current state")
-            blocks += severity_blocks(
-                "REGIME_TRANSITION_RISK", rows, risk[rows] >= cfg.high_transition_risk,
-                Severity.MEDIUM, Severity.LOW, evidence_once(
-                    rows, (snap[rows], horizon[rows]), lambda r: [
-                        FactColumn("transition_risk_pct", py_round(100.0 * risk[r], 2), "%",
-                                   100.0 * cfg.max_transition_risk),
-                        FactColumn("max_transition_risk_pct", 100.0 * cfg.max_transition_risk,
-                                   "%"),
-                        FactColumn("horizon_bars", horizon[r], "bars"),
-                        FactColumn("hmm_state_label", per["label"][snap[r]]),
-                        FactColumn("expected_stay_bars", per["expected_stay_r1"][snap[r]],
-                                   "bars")]))
+            at = snap[rows]
+            blocks.append(self.fire(
+                "REGIME_TRANSITION_RISK", rows,
+                severity_where(risk[rows] >= cfg.high_transition_risk, Severity.MEDIUM,
+                               Severity.LOW),
+                thresholds={"transition_risk_pct": 100.0 * cfg.max_transition_risk},
+                transition_risk_pct=100.0 * risk[rows],
+                max_transition_risk_pct=100.0 * cfg.max_transition_risk,
+                horizon_bars=horizon[rows], hmm_state_label=per["label"][at],
+                expected_stay_bars=per["expected_stay"][at],
+                horizon_within_limit_bars=_horizon_within(
+                    per["probs"][at], per["stays"][at], horizon[rows],
+                    cfg.max_transition_risk)))
 
         vol_z = per["vol_z"][snap]
         rows = np.flatnonzero(per["vol_expansion_flag"][snap])
         if len(rows):
-            blocks += severity_blocks(
-                "VOLATILITY_EXPANSION", rows, vol_z[rows] >= cfg.high_vol_z, Severity.MEDIUM,
-                Severity.LOW, evidence_once(rows, (snap[rows],), lambda r: [
-                    FactColumn("vol_z", per["vol_z_r2"][snap[r]], "z", cfg.high_vol_z),
-                    FactColumn("vol_state", per["vol_state"][snap[r]])]))
+            blocks.append(self.fire(
+                "VOLATILITY_EXPANSION", rows,
+                severity_where(vol_z[rows] >= cfg.high_vol_z, Severity.MEDIUM, Severity.LOW),
+                vol_z=vol_z[rows], vol_state=per["vol_state"][snap[rows]]))
 
         rows = np.flatnonzero(vol_z >= cfg.volatile_vol_z)
         if len(rows):
-            blocks += severity_blocks(
-                "VOLATILE_REGIME", rows, vol_z[rows] >= cfg.high_vol_z, Severity.MEDIUM,
-                Severity.LOW, evidence_once(rows, (snap[rows],), lambda r: [
-                    FactColumn("vol_z", per["vol_z_r2"][snap[r]], "z", cfg.volatile_vol_z),
-                    FactColumn("volatile_vol_z", cfg.volatile_vol_z, "z"),
-                    FactColumn("hmm_state_label", per["label"][snap[r]])]))
+            blocks.append(self.fire(
+                "VOLATILE_REGIME", rows,
+                severity_where(vol_z[rows] >= cfg.high_vol_z, Severity.MEDIUM, Severity.LOW),
+                vol_z=vol_z[rows], volatile_vol_z=cfg.volatile_vol_z,
+                hmm_state_label=per["label"][snap[rows]]))
 
         trend = per["trend_state"][snap]
         strength = per["trend_strength"][snap]
         against = np.where(sign > 0, trend == "down", trend == "up")
         rows = np.flatnonzero(against & (strength >= cfg.counter_trend_min_adx))
         if len(rows):
-            blocks += severity_blocks(
-                "COUNTER_TREND", rows, strength[rows] >= cfg.strong_trend_adx, Severity.MEDIUM,
-                Severity.LOW, evidence_once(rows, (snap[rows], sign[rows]), lambda r: [
-                    FactColumn("trend_strength", per["trend_strength_r1"][snap[r]], "ADX",
-                               cfg.counter_trend_min_adx),
-                    FactColumn("counter_trend_min_adx", cfg.counter_trend_min_adx, "ADX"),
-                    FactColumn("trend_state", trend[r]),
-                    FactColumn("side", side_values(sign[r]))]))
+            blocks.append(self.fire(
+                "COUNTER_TREND", rows,
+                severity_where(strength[rows] >= cfg.strong_trend_adx, Severity.MEDIUM,
+                               Severity.LOW),
+                trend_strength=strength[rows], counter_trend_min_adx=cfg.counter_trend_min_adx,
+                trend_state=trend[rows], side=side[rows]))
 
         rows = np.flatnonzero(per["liquidity_state"][snap] == "thin")
         if len(rows):
-            blocks += severity_blocks(
-                "THIN_LIQUIDITY", rows, per["relvol"][snap[rows]] < cfg.very_thin_relvol,
-                Severity.MEDIUM, Severity.LOW, evidence_once(rows, (snap[rows],), lambda r: [
-                    FactColumn("relvol", per["relvol_r2"][snap[r]], "ratio",
-                               cfg.very_thin_relvol),
-                    FactColumn("spread_pct", per["spread_pct_r4"][snap[r]], "%")]))
+            relvol = per["relvol"][snap[rows]]
+            blocks.append(self.fire(
+                "THIN_LIQUIDITY", rows,
+                severity_where(relvol < cfg.very_thin_relvol, Severity.MEDIUM, Severity.LOW),
+                relvol=relvol, spread_pct=100.0 * per["spread_proxy"][snap[rows]]))
 
         start, stop = ctx.bars.start, ctx.bars.stop
-        if (stop <= start).any():  # evaluate raises on an empty window: let the caller fall back
+        if (stop <= start).any():  # a required market piece always has bars
             raise ValueError("regime_fit: a row has no bars")
-        if n:
+        if ctx.n:
             bar_ts = ctx.bars.data["ts"]
             ts = pd.DatetimeIndex(bar_ts).as_unit("ns").asi8
             regime_ts = per["ts"][snap]
             rows = np.flatnonzero(regime_ts < ts[stop - 1])  # the last bar is behind: >= 1
             if len(rows):
-                blocks.append(IssueBlock("REGIME_OUT_OF_DATE", rows, Severity.LOW, evidence_once(
-                    rows, (snap[rows], start[rows], stop[rows]), lambda r: [
-                        FactColumn("bars_behind", _count_after(ts, start[r], stop[r],
-                                                               regime_ts[r]), "bars", 0),
-                        FactColumn("regime_bar", per["regime_bar"][snap[r]]),
-                        FactColumn("last_bar", isoformat(bar_ts.iloc[stop[r] - 1],
-                                                         pandas=True))])))
-        return BatchResult.from_issues(self.name, self.version, n, issues_frame(blocks))
-
-    def compatibility(self, regime: RegimeSnapshot, strategy: Any | None) -> Fact | None:
-        """Return whether the trader's setups have worked in ``regime`` (a Fact), or None.
-
-        The personalization hook: None until strategy profiles (which regimes the trader's
-        playbooks have worked in) exist.
-        """
-        return None
-
-    def _transition_issue(self, regime: RegimeSnapshot, horizon: int, risk: float) -> Issue:
-        cfg = self.config
-        state = regime.hmm_state_id if regime.hmm_state_id is not None else 0
-        stay = regime.transition_matrix[state][state]
-        expected_stay = 1.0 / (1.0 - stay) if stay < 1.0 else math.inf
-        within = 0
-        for h in range(1, min(horizon, MAX_HORIZON_SEARCH_BARS) + 1):
-            r = regime.transition_risk(h)
-            if r is None or r > cfg.max_transition_risk:
-                break
-            within = h
-        return self.issue(
-            "REGIME_TRANSITION_RISK",
-            Severity.MEDIUM if risk >= cfg.high_transition_risk else Severity.LOW,
-            [Fact(name="transition_risk_pct", value=_round(100.0 * risk, 2), unit="%",
-                  threshold=100.0 * cfg.max_transition_risk),
-             Fact(name="max_transition_risk_pct", value=100.0 * cfg.max_transition_risk,
-                  unit="%"),
-             Fact(name="horizon_bars", value=horizon, unit="bars"),
-             Fact(name="hmm_state_label", value=regime.hmm_state_label),
-             Fact(name="expected_stay_bars",
-                  value=_round(expected_stay, 1) if math.isfinite(expected_stay) else None,
-                  unit="bars")],
-            "SHORTEN_HORIZON",
-            [Fact(name="horizon_within_limit_bars", value=within, unit="bars")])
+                blocks.append(self.fire(
+                    "REGIME_OUT_OF_DATE", rows, Severity.LOW,
+                    thresholds={"bars_behind": 0},
+                    bars_behind=_count_after(ts, start[rows], stop[rows], regime_ts[rows]),
+                    regime_bar=per["regime_bar"][snap[rows]],
+                    last_bar=iso_utc(ts[stop[rows] - 1])))
+        return self.result(ctx.n, blocks, explain={
+            "trend_state": trend, "trend_strength": strength,
+            "vol_state": per["vol_state"][snap], "vol_z": vol_z,
+            "liquidity_state": per["liquidity_state"][snap],
+            "hmm_state_label": per["label"][snap], "transition_risk_pct": 100.0 * risk,
+            "horizon_bars": horizon})
 
 
-def _round(value: float, digits: int) -> float | None:
-    return round(float(value), digits) if math.isfinite(value) else None
+def _horizon_within(probs: np.ndarray, stays: np.ndarray, horizon: np.ndarray,
+                    limit: float) -> np.ndarray:
+    """Return per row the longest horizon h <= its horizon (and <= MAX_HORIZON_SEARCH_BARS)
+    whose transition risk is within ``limit`` (0: not even one bar): the risk grows with h,
+    so a binary search over h finds it for every row at once."""
+    lo = np.zeros(len(horizon), dtype=np.int64)  # risk(lo) within the limit (lo = 0: none)
+    hi = np.minimum(horizon, MAX_HORIZON_SEARCH_BARS).astype(np.int64)
+    while (active := lo < hi).any():
+        mid = (lo + hi + 1) // 2
+        within = _transition_risk(probs, stays, np.maximum(mid, 1)) <= limit
+        lo = np.where(active & within, mid, lo)
+        hi = np.where(active & ~within, mid - 1, hi)
+    return lo
 
 
 def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
-    """Return what the checks read of each snapshot, as arrays indexed like ``snapshots``;
-    values rounded as ``evaluate`` rounds them (NaN where it writes None).
+    """Return what the checks read of each snapshot, as arrays indexed like ``snapshots``.
 
     ``probs`` and ``stays`` are (snapshots, states) matrices of ``hmm_probs`` and the
-    matching diagonal of the transition matrix, zero-padded (a zero term adds nothing).
+    matching diagonal of the transition matrix, zero-padded (a zero term adds nothing);
+    ``expected_stay`` is 1 / (1 - A_ss) of the current state s (NaN when it never leaves).
     """
-    def rounded(value: float, digits: int) -> float:
-        out = _round(value, digits)
-        return math.nan if out is None else out
-
+    n = len(snapshots)
     k = max((len(s.hmm_probs) for s in snapshots), default=0)
-    probs = np.zeros((len(snapshots), k))
-    stays = np.zeros((len(snapshots), k))
-    columns: dict[str, list[Any]] = {name: [] for name in (
-        "has_hmm", "label", "expected_stay_r1", "stay_ok", "trend_state", "trend_strength",
-        "trend_strength_r1", "vol_state", "vol_z", "vol_z_r2", "vol_expansion_flag",
-        "liquidity_state", "relvol", "relvol_r2", "spread_pct_r4", "ts", "regime_bar")}
+    probs, stays = np.zeros((n, k)), np.zeros((n, k))
+    has_hmm = np.zeros(n, dtype=bool)
+    expected = np.full(n, np.nan)
     for j, s in enumerate(snapshots):
-        has_hmm = bool(s.hmm_probs) and bool(s.transition_matrix)
-        if has_hmm:
-            for i, p in enumerate(s.hmm_probs):
-                probs[j, i], stays[j, i] = p, s.transition_matrix[i][i]
-        expected, stay_ok = math.nan, True
-        if has_hmm:  # as _transition_issue, which runs only where the issue fires
-            state = s.hmm_state_id if s.hmm_state_id is not None else 0
-            try:
-                stay = s.transition_matrix[state][state]
-                expected = rounded(1.0 / (1.0 - stay) if stay < 1.0 else math.inf, 1)
-            except (IndexError, TypeError, ZeroDivisionError):
-                stay_ok = False
-        stamp = pd.Timestamp(s.ts)
-        for name, value in (
-                ("has_hmm", has_hmm), ("label", s.hmm_state_label),
-                ("expected_stay_r1", expected), ("stay_ok", stay_ok),
-                ("trend_state", s.trend_state), ("trend_strength", s.trend_strength),
-                ("trend_strength_r1", rounded(s.trend_strength, 1)),
-                ("vol_state", s.vol_state), ("vol_z", s.vol_z),
-                ("vol_z_r2", rounded(s.vol_z, 2)),
-                ("vol_expansion_flag", bool(s.vol_expansion_flag)),
-                ("liquidity_state", s.liquidity_state), ("relvol", s.relvol),
-                ("relvol_r2", rounded(s.relvol, 2)),
-                ("spread_pct_r4", rounded(100.0 * s.spread_proxy, 4)),
-                ("ts", stamp.as_unit("ns").value), ("regime_bar", stamp.isoformat())):
-            columns[name].append(value)
-    out: dict[str, np.ndarray] = {"probs": probs, "stays": stays}
-    for name, values in columns.items():
-        if name in ("has_hmm", "stay_ok", "vol_expansion_flag"):
-            out[name] = np.array(values, dtype=bool)
-        elif name == "ts":
-            out[name] = np.array(values, dtype=np.int64)
-        elif name in ("label", "trend_state", "vol_state", "liquidity_state", "regime_bar"):
-            out[name] = np.empty(len(values), dtype=object)
-            out[name][:] = values
-        else:
-            out[name] = np.array(values, dtype=np.float64)
-    return out
+        matrix = s.transition_matrix
+        if not (s.hmm_probs and matrix):
+            continue
+        has_hmm[j] = True
+        for i, p in enumerate(s.hmm_probs):
+            probs[j, i], stays[j, i] = p, matrix[i][i]
+        state = s.hmm_state_id if s.hmm_state_id is not None else 0
+        if not 0 <= state < len(matrix):
+            raise ValueError(f"regime snapshot of {s.ts}: HMM state {state} has no row in its "
+                             f"{len(matrix)}-state transition matrix")
+        if matrix[state][state] < 1.0:
+            expected[j] = 1.0 / (1.0 - matrix[state][state])
+
+    def text(values: list[Any]) -> np.ndarray:
+        out = np.empty(n, dtype=object)
+        out[:] = values
+        return out
+
+    def number(values: list[Any]) -> np.ndarray:
+        return np.array(values, dtype=np.float64)
+
+    return {
+        "probs": probs, "stays": stays, "has_hmm": has_hmm, "expected_stay": expected,
+        "label": text([s.hmm_state_label for s in snapshots]),
+        "trend_state": text([s.trend_state for s in snapshots]),
+        "vol_state": text([s.vol_state for s in snapshots]),
+        "liquidity_state": text([s.liquidity_state for s in snapshots]),
+        "trend_strength": number([s.trend_strength for s in snapshots]),
+        "vol_z": number([s.vol_z for s in snapshots]),
+        "relvol": number([s.relvol for s in snapshots]),
+        "spread_proxy": number([s.spread_proxy for s in snapshots]),
+        "vol_expansion_flag": np.array([bool(s.vol_expansion_flag) for s in snapshots],
+                                       dtype=bool),
+        "ts": np.array([pd.Timestamp(s.ts).as_unit("ns").value for s in snapshots],
+                       dtype=np.int64),
+        "regime_bar": iso_utc(np.array([pd.Timestamp(s.ts).as_unit("ns").value
+                                        for s in snapshots], dtype=np.int64)),
+    }
 
 
 def _transition_risk(probs: np.ndarray, stays: np.ndarray, horizon: np.ndarray) -> np.ndarray:

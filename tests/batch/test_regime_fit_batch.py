@@ -15,7 +15,12 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.domain import Side, TradeIntent
 from buddy.evaluators.base import Evaluator
-from buddy.evaluators.regime_fit import RegimeFitEvaluator, _count_after, _transition_risk
+from buddy.evaluators.regime_fit import (
+    RegimeFitEvaluator,
+    _count_after,
+    _horizon_within,
+    _transition_risk,
+)
 from tests import factories
 from tests.batch.parity import assert_batch_covers_scalar as check
 from tests.evaluator_cases import near_market_intent
@@ -89,10 +94,10 @@ def test_batch_equals_scalar_on_edge_cases(config: dict | None, all_cases: list[
     {"hmm_state_id": 5},  # no label for the state
     {"hmm_state_id": 2, "hmm_state_labels": ("a", "b", "c")},  # no matrix row for it
 ], ids=["label", "matrix"])
-def test_batch_raises_where_scalar_raises(overrides: dict) -> None:
+def test_a_malformed_snapshot_is_refused(overrides: dict) -> None:
     evaluator = RegimeFitEvaluator()
     (intent, pack), _ = both_sides(regime_pack(**overrides), holding_horizon=40)
-    with pytest.raises(IndexError):
+    with pytest.raises((IndexError, ValueError)):
         evaluator.evaluate(intent, pack)
     with pytest.raises((IndexError, ValueError)):
         evaluator.evaluate_batch(from_packs([intent], [pack]))
@@ -123,6 +128,35 @@ def test_transition_risk_is_the_snapshots_bit_for_bit() -> None:
     got = _transition_risk(probs, stays, np.array(horizons))
     want = [s.transition_risk(h) for s, h in zip(snapshots, horizons, strict=True)]
     assert got.tolist() == want
+
+
+def test_horizon_within_limit_is_the_longest_horizon_within_it() -> None:
+    rng = np.random.default_rng(5)
+    snapshots, horizons = [], []
+    for k in (1, 2, 3):
+        for _ in range(100):
+            matrix = rng.dirichlet(np.ones(k) * 0.3, size=k) * 0.3 + np.eye(k) * 0.7
+            snapshots.append(factories.regime(
+                hmm_state_labels=tuple("abc"[:k]), hmm_probs=tuple(rng.dirichlet(
+                    np.ones(k)).tolist()),
+                transition_matrix=tuple(tuple(row) for row in matrix.tolist())))
+            horizons.append(int(rng.integers(1, 60)))
+    probs, stays = np.zeros((len(snapshots), 3)), np.zeros((len(snapshots), 3))
+    for j, s in enumerate(snapshots):
+        for i, p in enumerate(s.hmm_probs):
+            probs[j, i], stays[j, i] = p, s.transition_matrix[i][i]
+    got = _horizon_within(probs, stays, np.array(horizons), 0.5)
+    want = []  # the plain loop: grow the horizon while the risk stays within the limit
+    for s, horizon in zip(snapshots, horizons, strict=True):
+        within = 0
+        for h in range(1, horizon + 1):
+            if s.transition_risk(h) > 0.5:
+                break
+            within = h
+        want.append(within)
+    assert got.tolist() == want
+    cut = [w < h for w, h in zip(want, horizons, strict=True)]
+    assert any(cut) and not all(cut)  # both a limit inside the horizon and none
 
 
 def test_count_after_in_and_out_of_order() -> None:

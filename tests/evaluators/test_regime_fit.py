@@ -133,10 +133,6 @@ def test_a_snapshot_older_than_the_last_bar_is_out_of_date() -> None:
     assert issue.fact("bars_behind").value == 3
 
 
-def test_the_compatibility_hook_is_silent_until_personalisation() -> None:
-    assert RegimeFitEvaluator().compatibility(factories.regime(), None) is None
-
-
 def test_every_issue_renders_and_passes_the_guardrails() -> None:
     ctx = pack(ts=factories.pack().market.bars["ts"].iloc[-3].to_pydatetime(),
                trend_state="down", trend_strength=41.0, vol_z=2.4, vol_expansion_flag=True,
