@@ -136,9 +136,8 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
     for column in ("commission", "fees"):
         values = pd.to_numeric(fills[column], errors="coerce").to_numpy(dtype="float64")
         flag(values < 0, column, "must be >= 0 (a cost in currency)")
-    symbol = fills["symbol"]
-    flag((symbol.notna() & (symbol.astype(str).str.strip() == "")).to_numpy(), "symbol",
-         "required, empty")
+    symbol = fills["symbol"].to_numpy(dtype=object)
+    flag(symbol == "", "symbol", "required, empty")
     return errors
 
 

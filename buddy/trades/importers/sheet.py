@@ -197,8 +197,9 @@ class Reader:
             if required:
                 self.require(column)
             return np.full(len(self.sheet), None, dtype=object)
-        raw = self.sheet.cells[column].astype(str).str.strip().to_numpy(dtype=object)
-        empty = raw == ""
+        stripped = self.sheet.cells[column].astype(str).str.strip()
+        raw = stripped.to_numpy(dtype=object)
+        empty = (stripped == "").to_numpy(dtype=bool)
         if required:
             self.flag(empty, column, "required, empty", raw)
         out = raw.copy()
@@ -315,9 +316,13 @@ class Reader:
     def sides(self, values: np.ndarray, column: str, mapping: Mapping[str, str]) -> np.ndarray:
         """Map the broker's side words (case-insensitive) to 'buy'/'sell'; others are errors."""
         lower = {k.lower(): v for k, v in mapping.items()}
+        # the spellings files use map directly; only other cells are lower-cased one by one
+        spelled = {**{k.upper(): v for k, v in lower.items()},
+                   **{k.title(): v for k, v in lower.items()}, **lower}
         words = pd.Series(values, dtype=object)
-        out = words.where(words.isna(), words.astype(str).str.strip().str.lower()
-                          ).map(lower).to_numpy(dtype=object)
+        out = words.map(spelled).to_numpy(dtype=object)
+        for i in np.flatnonzero(pd.isna(out) & ~pd.isna(values)):
+            out[i] = lower.get(str(values[i]).strip().lower())
         bad = pd.isna(out) & ~pd.isna(values)
         self.flag(bad, column, f"not a side ({', '.join(sorted(mapping))})", values)
         return out
