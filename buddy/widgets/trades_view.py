@@ -320,13 +320,16 @@ def render_trade_svg(frame: pd.DataFrame, fills: pd.DataFrame, trade: Mapping[st
                      f"height='{max(bottom - top, 0.8):.1f}' fill='{colour}' opacity='0.6'/>")
     styles = {"entry": ("#1565c0", ""), "exit": ("#6a1b9a", " stroke-dasharray='6,3'"),
               "stop": ("#b71c1c", " stroke-dasharray='4,3'")}
-    for name, price in levels.items():
+    label_y = -math.inf
+    for name, price in sorted(levels.items(), key=lambda item: -item[1]):
         colour, dash = styles[name]
         ly = y(price)
+        # a stopped-out trade exits at its stop: keep the two labels apart, top to bottom
+        label_y = max(ly + 4, label_y + 12)
         parts.append(f"<g class='tb-trade-{name}' data-price='{price}'><line x1='{_LEFT}' "
                      f"x2='{_LEFT + plot_w}' y1='{ly:.1f}' y2='{ly:.1f}' stroke='{colour}' "
                      f"stroke-width='1.2'{dash}/><text x='{_LEFT + plot_w + 4}' "
-                     f"y='{ly + 4:.1f}' font-size='11' fill='{colour}'>{name} {price:g}"
+                     f"y='{label_y:.1f}' font-size='11' fill='{colour}'>{name} {price:g}"
                      f"</text></g>")
     positions = _bar_positions(frame, fills)
     for (_, fill), at in zip(fills.iterrows(), positions, strict=True):
