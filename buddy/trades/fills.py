@@ -119,7 +119,7 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
             return
         values = fills[column].to_numpy()
         for i in np.flatnonzero(mask):
-            errors.append(FieldError(f"{labels[i]}, {names.get(column, column)}", rule,
+            errors.append(FieldError(f"{labels[int(i)]}, {names.get(column, column)}", rule,
                                      values[i]))
 
     for column in FILL_COLUMNS:

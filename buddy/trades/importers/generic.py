@@ -90,7 +90,8 @@ def parse_generic(path: Path, *, user_id: str, tz: str | None,
     if "side" in mapping:
         side = r.sides(text("side", True), mapping["side"], SIDE_WORDS)
     else:
-        side = np.where(qty < 0, "sell", np.where(qty > 0, "buy", None)).astype(object)
+        side = np.full(len(qty), None, dtype=object)
+        side[qty < 0], side[qty > 0] = "sell", "buy"
         r.flag(qty == 0, mapping["qty"], "must not be 0 (the sign gives the side when no "
                "side column is mapped)", qty)
     stamp = text("ts", True)

@@ -95,7 +95,7 @@ def _deals_rows(text: str) -> list[tuple[int, list[str]]]:
         if start is None:
             raise FillsFileError([FieldError("(file)", "no 'Deals' table in this MetaTrader "
                                              "report", None)])
-        out = []
+        out: list[tuple[int, list[str]]] = []
         for line, cells in rows[start + 1:]:
             filled = [c for c in cells if c]
             if len(filled) <= 1 and out:  # the next section's title or a spacer row

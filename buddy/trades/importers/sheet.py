@@ -166,10 +166,11 @@ class Reader:
         lines = self.sheet.lines
         return f"row {row}" if lines is None else f"row {row} (line {lines[i]})"
 
-    def flag(self, mask: np.ndarray, column: str, rule: str, values: Sequence[Any]) -> None:
+    def flag(self, mask: np.ndarray, column: str, rule: str,
+             values: Sequence[Any] | np.ndarray) -> None:
         """Record ``rule`` as broken by ``column`` on every row where ``mask`` is True."""
         for i in np.flatnonzero(mask):
-            self.errors.append(FieldError(f"{self.label(int(i))}, {column}", rule, values[i]))
+            self.errors.append(FieldError(f"{self.label(int(i))}, {column}", rule, values[int(i)]))
 
     def restrict(self, keep: np.ndarray) -> None:
         """Keep only the rows where ``keep`` is True (arrays converted before must be cut the
@@ -306,7 +307,8 @@ class Reader:
             out[has_offset] = aware.astype(TS_DTYPE)
             self.flag(has_offset & out.isna().to_numpy(), column,
                       "not an ISO-8601 date/time", values)
-        naive_text = np.where(has_offset, None, values)
+        naive_text = np.array(values, dtype=object)
+        naive_text[has_offset] = None
         naive = self.times(naive_text, column, ["ISO8601"])
         local = self.local_to_utc(naive, symbols, column, convention=convention, why=why)
         out[~has_offset] = pd.Series(local, dtype=TS_DTYPE)[~has_offset]

@@ -135,8 +135,9 @@ def _commissions(r: Reader, cash: list[tuple[int, list[str]]] | None, naive: np.
                     continue
                 cost = sum(abs(float(values[names[c]].replace(",", "") or 0))
                            for c in ("MISC FEES", "COMMISSIONS & FEES") if c in names)
-                key = (stamp.to_datetime64(), "buy" if match.group(1) == "BOT" else "sell",
-                       match.group(3).upper())
+                side_word = "buy" if match.group(1) == "BOT" else "sell"
+                key: tuple[object, ...] = (stamp.to_datetime64(), side_word,
+                                           match.group(3).upper())
                 found[key] = found.get(key, 0.0) + cost
     groups: dict[tuple[object, ...], list[int]] = {}
     for i in range(len(naive)):
