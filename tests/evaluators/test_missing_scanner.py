@@ -175,11 +175,13 @@ def test_thinly_traded_stock(volume: float, severity: Severity | None) -> None:
         assert "LOW_LIQUIDITY" not in codes(result)
         return
     issue = only(result, "LOW_LIQUIDITY")
+    assert ctx.market is not None
     median = float((ctx.market.bars["close"] * volume).tail(20).median())
     assert issue.severity is severity
     assert value(issue.evidence, "median_session_value") == pytest.approx(median, abs=0.01)
     assert value(issue.evidence, "sessions_used") == 20
-    assert issue.fact("median_session_value").unit == "USD"
+    fact = issue.fact("median_session_value")
+    assert fact is not None and fact.unit == "USD"
 
 
 def test_index_and_fx_volumes_are_not_judged() -> None:
