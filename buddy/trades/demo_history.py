@@ -53,8 +53,8 @@ Behaviours injected on known dates (the seed picks the dates, the data does not)
     - ``overtrading_day`` (EURUSD): on 4 days the trader takes an impulse trade at every
       hourly close from 06:00 to 20:00 UTC whenever flat: 7-9 trades against a usual 1.
     - ``late_session`` (EURUSD): on 4 other days the trader trades at the 06:00 and 07:00 UTC
-      closes and still enters at 19:00 and 20:00 UTC (the New York afternoon, the end of a
-      13-hour day at the screen).
+      closes and still enters at 18:00-20:00 UTC (the New York afternoon, after 12 hours or
+      more at the screen).
 
 Intents: about 9 in 10 planned trades (every setup but ``impulse``) log their plan first, as
 a trade intent at the entry bar's close, with the traded size.
@@ -149,7 +149,9 @@ SIZE_UP_WITHIN_H = {"1d": 72.0, "1h": 6.0}
 SIZE_UP_FACTOR = 2.0
 STOP_MOVED_BY_R = 1.0
 OVERTRADING_HOURS = tuple(range(6, 21))  # UTC hours of the bar closes that trigger entries
-LATE_SESSION_HOURS = (6, 7, 19, 20)
+LATE_SESSION_HOURS = (6, 7, 18, 19, 20)
+#: From this UTC hour an entry is "late" (14:00 New York in summer, after 12 hours on)
+LATE_FROM_HOUR = 18
 
 _STOCK_COMMISSION = (0.005, 1.0, 0.01)  # USD a share, minimum USD, maximum share of value
 _FX_COMMISSION_PER_100K = 3.5
@@ -754,7 +756,7 @@ def _day_behaviours(trades: Sequence[_Trade], cal: BehaviourCalendar) -> list[di
         first_h = min(pd.Timestamp(t.entry_ts, tz="UTC").hour for t in own)
         for t in own:
             hour = pd.Timestamp(t.entry_ts, tz="UTC").hour
-            if t.setup == "impulse" and hour >= 19:
+            if t.setup == "impulse" and hour >= LATE_FROM_HOUR:
                 rows.append({"kind": "late_session", "ts": t.entry_ts, "symbol": t.symbol,
                              "trade_key": t.key, "timeframe": "1h",
                              "detail": {"entry_hour_utc": hour,

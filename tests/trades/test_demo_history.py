@@ -128,7 +128,7 @@ def test_injected_behaviours_show_on_their_dates(history: DemoHistory) -> None:
     assert kinds["size_up_after_loss"] >= 5
     assert kinds["stop_moved"] >= 10
     assert kinds["overtrading_day"] >= 3
-    assert kinds["late_session"] >= 2
+    assert kinds["late_session"] >= 4
     calendar = behaviour_calendar(history.seed)
 
     ups = behaviours[behaviours["kind"] == "size_up_after_loss"]
@@ -166,7 +166,7 @@ def test_injected_behaviours_show_on_their_dates(history: DemoHistory) -> None:
     for row in behaviours[behaviours["kind"] == "late_session"].itertuples():
         trade = trades.loc[row.trade_key]
         assert row.ts.normalize() in calendar.late_session_days
-        assert trade["entry_ts"].hour >= 19
+        assert trade["entry_ts"].hour >= 18
         same_day = fx[fx["entry_ts"].dt.normalize() == row.ts.normalize()]
         assert (trade["entry_ts"] - same_day["entry_ts"].min()) >= pd.Timedelta(hours=10)
 
