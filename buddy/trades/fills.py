@@ -143,14 +143,16 @@ def fill_errors(fills: pd.DataFrame, *, rows: Sequence[str] | None = None,
 
 def canonical(fills: pd.DataFrame) -> pd.DataFrame:
     """Return ``fills`` with exactly FILL_COLUMNS, in order, with the canonical dtypes."""
-    out = fills.loc[:, list(FILL_COLUMNS)].copy()
+    out = fills.loc[:, list(FILL_COLUMNS)].reset_index(drop=True)
     for column in ("ts", "imported_at"):
-        out[column] = pd.to_datetime(out[column], utc=True).astype(TS_DTYPE)
+        if str(out[column].dtype) != TS_DTYPE:  # converting an aware column costs a pass
+            out[column] = pd.to_datetime(out[column], utc=True).astype(TS_DTYPE)
     for column in ("qty", "price", "commission", "fees"):
         out[column] = out[column].astype("float64")
     out["source_row"] = out["source_row"].astype("int64")
     for column in ("user_id", "account", "symbol", "side", "currency", "exec_id", "source",
                    "source_file", "open_close", "order_id", "venue"):
         values = out[column].astype(object)
-        out[column] = values.where(values.notna(), None)
-    return out.reset_index(drop=True)
+        missing = values.isna()
+        out[column] = values.where(~missing, None) if missing.any() else values
+    return out

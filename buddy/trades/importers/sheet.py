@@ -318,13 +318,11 @@ class Reader:
     def sides(self, values: np.ndarray, column: str, mapping: Mapping[str, str]) -> np.ndarray:
         """Map the broker's side words (case-insensitive) to 'buy'/'sell'; others are errors."""
         lower = {k.lower(): v for k, v in mapping.items()}
-        # the spellings files use map directly; only other cells are lower-cased one by one
-        spelled = {**{k.upper(): v for k, v in lower.items()},
-                   **{k.title(): v for k, v in lower.items()}, **lower}
-        words = pd.Series(values, dtype=object)
-        out = words.map(spelled).to_numpy(dtype=object)
-        for i in np.flatnonzero(pd.isna(out) & ~pd.isna(values)):
-            out[i] = lower.get(str(values[i]).strip().lower())
+        # a side column holds a handful of distinct words: map those, not every cell
+        codes, words = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+        mapped = np.array([lower.get(str(w).strip().lower()) for w in words] + [None],
+                          dtype=object)
+        out = mapped[codes]  # code -1 (an empty cell) picks the trailing None
         bad = pd.isna(out) & ~pd.isna(values)
         self.flag(bad, column, f"not a side ({', '.join(sorted(mapping))})", values)
         return out
