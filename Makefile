@@ -27,7 +27,7 @@ help:
 	@echo "            promote it to production, then evaluate with it"
 	@echo "make mlflow-ui  the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)"
 	@echo "make bench  run the benchmarks (ratios against baselines measured in the same run)"
-	@echo "make lint   ruff"
+	@echo "make lint   ruff and mypy"
 	@echo "make lock   re-pin requirements.lock from pyproject.toml"
 
 venv: $(STAMP)
@@ -71,8 +71,10 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+# mypy reads its packages and strictness from [tool.mypy] in pyproject.toml.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check buddy replay experiments tests benchmarks
+	$(VENV)/bin/mypy
 
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
