@@ -52,7 +52,7 @@ class Instrument:
     def from_row(cls, row: Mapping[str, Any]) -> Instrument:
         """Build from a tickers row (extra columns such as source and licence are ignored)."""
         names = cls.__dataclass_fields__
-        values = {k: (None if pd.isna(v) else v) if not isinstance(v, str) else v
+        values: dict[str, Any] = {k: (None if pd.isna(v) else v) if not isinstance(v, str) else v
                   for k, v in row.items() if k in names}
         for key in ("tick_size", "lot_size", "contract_multiplier"):
             values[key] = float(values[key])

@@ -11,7 +11,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pandas as pd
@@ -20,7 +20,7 @@ import pyarrow as pa
 from buddy.errors import SchemaVersionError, StoreLockedError
 
 #: What bulk writes accept: a pandas DataFrame or an Arrow table with the table's columns.
-Frame = pd.DataFrame | pa.Table
+Frame: TypeAlias = pd.DataFrame | pa.Table
 
 DEFAULT_DB_PATH = Path("data/buddy.duckdb")
 LOCK_TIMEOUT_S = 30.0
@@ -67,6 +67,8 @@ class Store:
         self.path = resolve_db_path(path)
         self._stamp_str = str(self.stamp_path)
         self.lock_timeout_s = lock_timeout_s
+        # the shared read-only connection while inside ``reading()``
+        self._reader: duckdb.DuckDBPyConnection | None = None
         if migrate:
             self.migrate()
 
@@ -79,7 +81,7 @@ class Store:
         """Serve every read-only connection asked for inside the block from ONE connection
         (opening a DuckDB file costs milliseconds; a batch of reads need not pay it each time).
         Read-write connections are unaffected. Not for use across threads."""
-        if getattr(self, "_reader", None) is not None:
+        if self._reader is not None:
             yield self
             return
         with self.connect(read_only=True) as con:
@@ -92,7 +94,7 @@ class Store:
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection, retrying while another process holds the file."""
-        reader = getattr(self, "_reader", None)
+        reader = self._reader
         if read_only and reader is not None:
             yield reader
             return
@@ -321,9 +323,8 @@ class Store:
                 "features": con.execute(CONTEXT_FEATURES_SQL,
                                         [symbol, str(timeframe), as_of, lookback]).df(),
                 "corporate_actions": con.execute(CONTEXT_ACTIONS_SQL, [symbol, as_of]).df(),
-                "market_data_version": con.execute(
-                    "SELECT value FROM store_meta WHERE key = 'market_data_version'"
-                ).fetchone()[0],
+                "market_data_version": scalar(
+                    con, "SELECT value FROM store_meta WHERE key = 'market_data_version'"),
             }
 
     # ------------------------------------------------------------------ evaluation logging
@@ -392,12 +393,21 @@ SELECT * FROM corporate_actions WHERE symbol = ? AND ex_date <= CAST(? AS DATE) 
 
 
 def _recorded_version(con: duckdb.DuckDBPyConnection) -> int:
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = "
-                         "'schema_migrations'").fetchone()[0]
+    exists = scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = "
+                         "'schema_migrations'")
     if not exists:
         return 0
-    return int(con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations"
-                           ).fetchone()[0])
+    return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run ``sql`` and return the first value of its first row (an aggregate, a setting).
+
+    Raises LookupError when the query returns no row."""
+    row = con.execute(sql, list(params)).fetchone()
+    if row is None:
+        raise LookupError(f"no row from: {' '.join(sql.split())}")
+    return row[0]
 
 
 def _first_row(frame: pd.DataFrame) -> dict[str, Any] | None:
