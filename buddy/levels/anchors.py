@@ -14,6 +14,7 @@ import pandas as pd
 from buddy.errors import FieldError, FieldErrors
 from buddy.levels.compute import LevelAnchor
 from buddy.store import Store
+from buddy.store.core import scalar
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
@@ -47,9 +48,8 @@ def save_level_anchor(store: Store, user_id: str, symbol: str, name: str,
 def delete_level_anchor(store: Store, user_id: str, symbol: str, name: str) -> bool:
     """Delete ``user_id``'s anchor ``name`` on ``symbol``; return whether it existed."""
     with store.transaction() as con:
-        found = con.execute("SELECT count(*) FROM level_anchors WHERE user_id = ? AND "
-                            "symbol = ? AND name = ?", [user_id, symbol.upper(), name]
-                            ).fetchone()[0]
+        found = scalar(con, "SELECT count(*) FROM level_anchors WHERE user_id = ? AND "
+                       "symbol = ? AND name = ?", [user_id, symbol.upper(), name])
         con.execute("DELETE FROM level_anchors WHERE user_id = ? AND symbol = ? AND name = ?",
                     [user_id, symbol.upper(), name])
     if found:

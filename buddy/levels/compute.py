@@ -68,7 +68,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -588,7 +588,8 @@ def user_anchor_vwaps(bars: pd.DataFrame, anchors: Iterable[LevelAnchor | tuple[
     return out
 
 
-def _avwap_entry(anchor: str, anchor_us: int, values: Sequence[float]) -> dict[str, Any]:
+def _avwap_entry(anchor: str, anchor_us: int, values: Sequence[SupportsFloat]
+                 ) -> dict[str, Any]:
     vwap, upper_1, lower_1, upper_2, lower_2 = (float(v) for v in values)
     return {"anchor": anchor, "anchor_ts": pd.Timestamp(int(anchor_us), unit="us", tz="UTC"
                                                         ).to_pydatetime(),
@@ -708,7 +709,8 @@ def _naive_support_resistance(s: _Series, hist: pd.DataFrame, points: list[dict[
             clusters[-1].append(point)
         else:
             clusters.append([point])
-    supports, resistances = [], []
+    supports: list[dict[str, Any]] = []
+    resistances: list[dict[str, Any]] = []
     for members in clusters:
         if len(members) < SR_MIN_TOUCHES:
             continue

@@ -110,7 +110,7 @@ def key_levels_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: 
         ts, session = pd.Timestamp(last_bar[0]), last_bar[1]
         row_frame = con.execute(_ROW_SQL, [symbol, tf, ts.to_pydatetime(), LEVELS_VERSION]).df()
         actions = con.execute(_ACTIONS_SQL, [symbol, as_of]).df()
-        anchors = ()
+        anchors: tuple[LevelAnchor, ...] = ()
         if user_id is not None:
             anchors = tuple(LevelAnchor(name, pd.Timestamp(at).to_pydatetime()) for name, at
                             in con.execute(_ANCHORS_SQL, [user_id, symbol, as_of]).fetchall())
@@ -261,9 +261,9 @@ def _series_rows(store: Store, symbol: str, tf: str, series: pd.DataFrame,
         user_codes, _ = pd.factorize(users[others])
         codes, first = groups(np.column_stack([t[others], user_codes]))
         timeframe = Timeframe.parse(tf)
-        made = [levels_piece(store, symbol, timeframe, as_of_datetime(int(t[j])),
-                             user_id=str(users[j])) for j in others[first]]
-        spread(made, codes, rows[others], pieces, reasons)
+        computed = [levels_piece(store, symbol, timeframe, as_of_datetime(int(t[j])),
+                                 user_id=str(users[j])) for j in others[first]]
+        spread(computed, codes, rows[others], pieces, reasons)
 
 
 def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> np.ndarray:
