@@ -148,7 +148,7 @@ def validate_events(raw: pd.DataFrame, *, known_symbols: set[str], source: str,
                                default_announced or imported_at)
         errors += row_errors
         rows.append(row)
-    seen: dict[str, int] = {}
+    seen: dict[object, int] = {}
     for n, row in enumerate(rows, start=2):
         if row["event_id"] in seen:
             errors.append(FieldError(f"row {n}.event_id", f"repeats row {seen[row['event_id']]}",
