@@ -1,25 +1,24 @@
-"""RiskReward's batch form equals its scalar form: on the real cases and the contract cases,
-with the default thresholds and with stricter ones (so that every code fires on many rows),
-and on edge cases the real data lacks (another currency, no equity, no ATR, odd lots)."""
+"""RiskReward over columns: a batch of N says row by row what N batches of one say, and what
+the plain rules (tests/evaluators/oracles/risk_reward.py) say, on the real cases and the
+contract cases, with the default thresholds and with stricter ones (so that every code fires
+on many rows), and on edge cases the real data lacks (another currency, no equity, no ATR,
+odd lots)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
 from typing import Any
 
-import numpy as np
 import pytest
 
-from buddy.batch.columns import py_round
 from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.domain import OrderType, Side, TradeIntent
-from buddy.evaluators.base import Evaluator
-from buddy.evaluators.risk_reward import RiskRewardEvaluator, _lots
+from buddy.evaluators.risk_reward import RiskRewardEvaluator
 from tests import factories
 from tests.batch.parity import assert_batch_matches_scalar, runnable
+from tests.evaluators.oracles.risk_reward import audit
 
 Case = tuple[TradeIntent, ContextPack]
 
@@ -91,31 +90,46 @@ def cases(all_cases: list[Case]) -> list[Case]:
     return [*all_cases, *edge_cases()]
 
 
-def test_the_module_has_its_own_batch_form() -> None:
-    assert RiskRewardEvaluator.evaluate_batch is not Evaluator.evaluate_batch
-    assert "evaluate_batch" in vars(RiskRewardEvaluator)
-
-
 @pytest.mark.parametrize("config", list(CONFIGS))
-def test_batch_equals_scalar(config: str, cases: list[Case]) -> None:
+def test_a_batch_of_n_is_n_batches_of_one(config: str, cases: list[Case]) -> None:
     evaluator = RiskRewardEvaluator(CONFIGS[config])
     batch = assert_batch_matches_scalar(evaluator, cases)
-    # coverage: every code the scalar form emits on these cases fired in the batch run too,
-    # as often; and every code but the config's silent ones is among them
-    scalar = Counter(issue.code for intent, pack in runnable(evaluator, cases)
-                     for issue in evaluator.evaluate(intent, pack).issues)
-    assert Counter(batch.issues["code"]) == scalar
-    assert set(scalar) == set(RiskRewardEvaluator.templates) - SILENT.get(config, set())
+    # every code but the config's silent ones fires somewhere in these cases
+    assert set(batch.issues["code"]) == set(RiskRewardEvaluator.codes) - SILENT.get(config,
+                                                                                    set())
 
 
 @pytest.mark.parametrize("config", ["default", "strict"])
-def test_the_real_and_contract_cases_alone_match(config: str, all_cases: list[Case]) -> None:
-    """``all_cases`` as they are (without the edge cases)."""
+def test_the_columns_say_what_the_plain_rules_say(config: str, cases: list[Case]) -> None:
+    """Codes, severities, evidence and mitigation facts (value, unit, threshold) of every
+    row against the oracle's, on the real, contract and edge cases."""
     evaluator = RiskRewardEvaluator(CONFIGS[config])
-    batch = assert_batch_matches_scalar(evaluator, all_cases)
-    scalar = {issue.code for intent, pack in runnable(evaluator, all_cases)
-              for issue in evaluator.evaluate(intent, pack).issues}
-    assert scalar <= set(batch.issues["code"])
+    cases = runnable(evaluator, cases)
+    batch = evaluator.evaluate_batch(from_packs([i for i, _ in cases], [p for _, p in cases]))
+    fired = 0
+    for row, (intent, pack) in enumerate(cases):
+        got = batch.row(row).issues
+        want = audit(intent, pack, evaluator.config)
+        label = f"{config} {intent.intent_id}"
+        assert [(i.code, i.severity.value) for i in got] == [w[:2] for w in want], label
+        for issue, (code, _, evidence, action) in zip(got, want, strict=True):
+            assert_facts(issue.evidence, evidence, f"{label} {code}")
+            assert_facts(issue.mitigation.facts, action, f"{label} {code} mitigation")
+            fired += 1
+    assert fired > len(cases) // 2
+
+
+def assert_facts(got: Any, want: dict[str, tuple[Any, str, Any]], label: str) -> None:
+    assert [f.name for f in got] == list(want), label
+    for fact in got:
+        value, unit, threshold = want[fact.name]
+        assert fact.unit == unit, (label, fact)
+        for g, w in ((fact.value, value), (fact.threshold, threshold)):
+            if isinstance(w, float) and isinstance(g, float):
+                # the last digit may differ on exact halves (np.round against round)
+                assert math.isclose(g, w, rel_tol=1e-9, abs_tol=1e-8), (label, fact, w)
+            else:
+                assert g == w and type(g) is type(w), (label, fact, w)
 
 
 def test_no_rows_give_an_empty_result(all_cases: list[Case]) -> None:
@@ -124,30 +138,21 @@ def test_no_rows_give_an_empty_result(all_cases: list[Case]) -> None:
     assert len(result) == 0 and result.issues.empty
 
 
-def test_column_rounding_is_pythons_round() -> None:
-    """Decimal ties (0.125, 2.675, 1.005, ...) are where rint(v * 10**d) / 10**d and Python's
-    correctly rounded round() can part; the column form must agree on them too."""
-    rng = np.random.default_rng(3)
-    ties = np.array([0.125, 0.375, 2.675, 1.005, 1.015, 0.285, 1234.5675, 99.99995,
-                     -0.125, -2.675, 0.5e-8, 2.5e-9, 1e17 + 0.5, 3.0, -0.0])
-    values = np.concatenate([ties, rng.normal(0, 1e3, 5_000), rng.lognormal(0, 5, 5_000),
-                             np.round(rng.normal(0, 100, 5_000), 3) + 0.0005])
-    for digits in (2, 4, 8, 9):
-        got = py_round(values, digits)
-        want = np.array([round(float(v), digits) for v in values])
-        assert (got == want).all(), values[got != want]
-
-
-def test_column_lots_are_the_scalar_lots() -> None:
-    """Sizes a hair below a whole number of lots round up to it, as ``_TradeRisk.lots``."""
-    rng = np.random.default_rng(4)
-    whole = rng.integers(0, 10_000_000, 5_000).astype(float)
-    units = np.concatenate([whole - 4e-10, whole - 6e-10, whole + 1e-12, whole - 1e-7,
-                            rng.lognormal(5, 4, 5_000), [0.0, 0.4, 1.0, 999.9999999996]])
-    for lot in (1.0, 100.0, 1000.0, 0.01):
-        lots = np.full(len(units), lot)
-        got = _lots(units * lot, lots)
-        # Python floats, as the scalar form has (numpy's float64.__round__ rounds otherwise)
-        want = np.array([max(0.0, math.floor(round(u * lot / lot, 9)) * lot)
-                         for u in units.tolist()])
-        assert (got == want).all(), units[got != want]
+def test_mixed_currencies_get_each_rows_unit(cases: list[Case]) -> None:
+    """A batch mixing EUR and USD instruments, shares and FX units: each issue's money and
+    size facts carry its own row's units."""
+    evaluator = RiskRewardEvaluator(STRICT)
+    cases = runnable(evaluator, cases)
+    batch = evaluator.evaluate_batch(from_packs([i for i, _ in cases], [p for _, p in cases]))
+    seen = set()
+    for row, (_, pack) in enumerate(cases):
+        size_unit = "shares" if pack.instrument.asset_class == "equity" else "units"
+        for issue in batch.row(row).issues:
+            for fact in (*issue.evidence, *issue.mitigation.facts):
+                if fact.name in {"risk_amount", "notional", "slippage_cost"}:
+                    assert fact.unit == pack.instrument.currency, (issue.code, fact)
+                    seen.add(fact.unit)
+                if fact.name in {"size", "budget_size", "suggested_size"}:
+                    assert fact.unit == size_unit, (issue.code, fact)
+                    seen.add(fact.unit)
+    assert {"EUR", "USD", "shares", "units"} <= seen

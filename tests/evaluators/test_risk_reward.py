@@ -14,13 +14,9 @@ import pytest
 
 from buddy.context.builder import ContextPackBuilder
 from buddy.context.pack import ContextPack
-from buddy.domain import EvaluationResult, Issue, OrderType, Severity, Side, TradeIntent
+from buddy.domain import EvaluationResult, Fact, Issue, OrderType, Severity, Side, TradeIntent
 from buddy.errors import ConfigError
-from buddy.evaluators.risk_reward import (
-    RiskRewardConfig,
-    RiskRewardEvaluator,
-    corwin_schultz_spread,
-)
+from buddy.evaluators.risk_reward import RiskRewardConfig, RiskRewardEvaluator
 from buddy.evidence import is_on_tick
 from buddy.explain import render_issue
 from buddy.guardrails import check_text
@@ -73,6 +69,12 @@ def only(result: EvaluationResult, code: str) -> Issue:
     matches = [i for i in result.issues if i.code == code]
     assert len(matches) == 1, [i.code for i in result.issues]
     return matches[0]
+
+
+def fact(issue: Issue, name: str) -> Fact:
+    found = issue.fact(name)
+    assert found is not None, (issue.code, name)
+    return found
 
 
 def value(facts, name: str) -> Any:
@@ -130,7 +132,7 @@ def test_reward_risk_below_minimum(side: Side, stop: float, target: float,
                                    suggested: float) -> None:
     issue = only(run(clean_intent(side=side, proposed_stop=stop, proposed_target=target)),
                  "REWARD_RISK_BELOW_MIN")
-    rr = issue.fact("rr")
+    rr = fact(issue, "rr")
     assert rr.value == pytest.approx(1.0) and rr.unit == "R" and rr.threshold == 1.5
     assert value(issue.mitigation.facts, "suggested_target") == suggested  # 1.5 x 3 away
 
@@ -146,9 +148,9 @@ def test_risk_above_budget_names_risk_budget_and_the_size_that_fits(
         size: float, severity: Severity) -> None:
     issue = only(run(clean_intent(proposed_size=size)), "RISK_ABOVE_BUDGET")
     assert issue.severity is severity
-    assert issue.fact("risk_amount").value == pytest.approx(3.0 * size)
-    assert issue.fact("risk_amount").threshold == pytest.approx(1_000.0)
-    assert issue.fact("risk_pct_equity").value == pytest.approx(3.0 * size / 100_000 * 100)
+    assert fact(issue, "risk_amount").value == pytest.approx(3.0 * size)
+    assert fact(issue, "risk_amount").threshold == pytest.approx(1_000.0)
+    assert fact(issue, "risk_pct_equity").value == pytest.approx(3.0 * size / 100_000 * 100)
     budget_size = value(issue.mitigation.facts, "budget_size")
     assert budget_size == 333.0
     assert budget_size * 3.0 <= 1_000.0 < (budget_size + 1) * 3.0
@@ -157,7 +159,7 @@ def test_risk_above_budget_names_risk_budget_and_the_size_that_fits(
 def test_budget_size_is_rounded_down_to_lots_and_uses_the_multiplier() -> None:
     ctx = flat_pack(instrument=factories.instrument(lot_size=100.0, contract_multiplier=2.0))
     issue = only(run(clean_intent(proposed_size=500.0), ctx), "RISK_ABOVE_BUDGET")
-    assert issue.fact("risk_amount").value == pytest.approx(3.0 * 500 * 2.0)
+    assert fact(issue, "risk_amount").value == pytest.approx(3.0 * 500 * 2.0)
     # 1,000 / (3 x 2) = 166.7 units -> 100 (one lot of 100)
     assert value(issue.mitigation.facts, "budget_size") == 100.0
     assert value(issue.mitigation.facts, "risk_at_budget_size") == pytest.approx(600.0)
@@ -173,23 +175,26 @@ def test_missing_equity_is_said_and_no_size_is_ever_suggested(equity: float | No
         result = run(intent, ctx)
         issue = only(result, "NO_EQUITY_SNAPSHOT")
         assert issue.severity is Severity.LOW
-        assert issue.fact("max_risk_per_trade_pct").value == 1.0
+        assert fact(issue, "max_risk_per_trade_pct").value == 1.0
         assert "RISK_ABOVE_BUDGET" not in codes(result)
-        for i in result.issues:
-            names = {f.name for f in i.mitigation.facts}
-            assert not names & {"suggested_size", "size_for_stated_risk", "budget_size"}, i
+        for i in result.issues:  # each code declares its facts: a size nobody can give is null
+            sizes = [f.value for f in i.mitigation.facts
+                     if f.name in {"suggested_size", "size_for_stated_risk", "budget_size"}]
+            assert sizes == [None] * len(sizes), i
         assert value(result.explain_facts, "budget_size") is None
     noise = only(run(tight, ctx), "STOP_INSIDE_NOISE")
     assert value(noise.mitigation.facts, "suggested_stop") == 98.0
-    assert render_issue(noise, RiskRewardEvaluator.templates[noise.code]).renderer == "facts"
+    # the template shows the size it cannot give as n/a, never as a number
+    rendered = render_issue(noise, RiskRewardEvaluator.templates[noise.code])
+    assert "cut the size to n/a to keep the risk at n/a" in rendered.mitigation
 
 
 def test_other_currency_is_flagged_and_not_compared_with_equity() -> None:
     ctx = flat_pack(instrument=factories.instrument(currency="EUR"))
     result = run(clean_intent(proposed_size=100_000.0), ctx)
     issue = only(result, "ACCOUNT_CURRENCY_MISMATCH")
-    assert issue.fact("risk_amount").unit == "EUR"
-    assert issue.fact("risk_amount").value == pytest.approx(300_000.0)
+    assert fact(issue, "risk_amount").unit == "EUR"
+    assert fact(issue, "risk_amount").value == pytest.approx(300_000.0)
     assert not codes(result) & {"RISK_ABOVE_BUDGET", "NOTIONAL_ABOVE_BUYING_POWER",
                                 "NO_EQUITY_SNAPSHOT"}
 
@@ -204,7 +209,7 @@ def test_stated_risk_amount_must_match_within_tolerance(stated: float,
         return
     issue = only(result, "RISK_AMOUNT_MISMATCH")
     assert issue.severity is severity
-    assert issue.fact("risk_mismatch_pct").value == pytest.approx(100 * (300 - stated) / stated,
+    assert fact(issue, "risk_mismatch_pct").value == pytest.approx(100 * (300 - stated) / stated,
                                                                   abs=1e-4)
     assert value(issue.mitigation.facts, "size_for_stated_risk") == math.floor(stated / 3.0)
 
@@ -218,7 +223,7 @@ def test_stop_inside_noise_widens_on_the_right_side_and_keeps_the_risk(
                           proposed_target=100.0 + side.sign * 6.0)
     issue = only(run(intent), "STOP_INSIDE_NOISE")
     assert issue.severity is Severity.HIGH  # 0.4 ATR is under half the 1.0 ATR threshold
-    distance_atr = issue.fact("stop_distance_atr")
+    distance_atr = fact(issue, "stop_distance_atr")
     assert distance_atr.value == pytest.approx(0.4) and distance_atr.threshold == 1.0
     assert distance_atr.unit == "ATR"
     facts = issue.mitigation.facts
@@ -265,8 +270,8 @@ def test_stop_inside_the_recent_range_but_outside_atr_noise() -> None:
     result = run(clean_intent(), ctx, max_slippage_share_pct=100.0)
     issue = only(result, "STOP_INSIDE_RECENT_RANGE")
     assert "STOP_INSIDE_NOISE" not in codes(result)
-    assert issue.fact("stop_distance_range").value == pytest.approx(3.0 / 4.0)
-    assert issue.fact("median_range").value == pytest.approx(4.0)
+    assert fact(issue, "stop_distance_range").value == pytest.approx(3.0 / 4.0)
+    assert fact(issue, "median_range").value == pytest.approx(4.0)
     assert value(issue.mitigation.facts, "suggested_stop") == 96.0
     # risk 300 kept with a 4.0 stop: 75 shares
     assert value(issue.mitigation.facts, "suggested_size") == 75.0
@@ -274,6 +279,7 @@ def test_stop_inside_the_recent_range_but_outside_atr_noise() -> None:
 
 def test_median_range_uses_only_the_lookback_bars() -> None:
     ctx = flat_pack()
+    assert ctx.market is not None
     bars = ctx.market.bars.copy()
     bars.loc[bars.index[:-5], "high"] = CLOSE + 10.0  # wide bars, all before the last 5
     ctx = dataclasses.replace(ctx, market=dataclasses.replace(ctx.market, bars=bars))
@@ -288,8 +294,8 @@ def test_median_range_uses_only_the_lookback_bars() -> None:
 def test_a_stop_beyond_max_atr_is_too_wide() -> None:
     issue = only(run(clean_intent(proposed_stop=80.0, proposed_target=150.0)),
                  "STOP_TOO_WIDE")
-    assert issue.fact("stop_distance_atr").value == pytest.approx(10.0)
-    assert issue.fact("stop_distance_atr").threshold == 6.0
+    assert fact(issue, "stop_distance_atr").value == pytest.approx(10.0)
+    assert fact(issue, "stop_distance_atr").threshold == 6.0
     suggested = value(issue.mitigation.facts, "suggested_stop")
     assert suggested == 88.0 and suggested < 100.0  # 6 ATR, rounded towards the entry
 
@@ -298,33 +304,14 @@ def test_a_budget_below_one_lot_makes_the_stop_too_wide() -> None:
     ctx = flat_pack(instrument=factories.instrument(lot_size=100.0),
                     account=factories.account(equity_snapshot=10_000.0))
     issue = only(run(clean_intent(), ctx), "STOP_TOO_WIDE")  # budget 100 / 3 = 33 < 100
-    assert issue.fact("budget_size").value == 0.0
-    assert issue.fact("min_position_size").value == 100.0
+    assert fact(issue, "budget_size").value == 0.0
+    assert fact(issue, "min_position_size").value == 100.0
     suggested = value(issue.mitigation.facts, "suggested_stop")
     assert 100.0 - suggested <= 100.0 / 100.0  # one lot then fits the budget
     assert "STOP_TOO_WIDE" not in codes(run(clean_intent(), ctx, min_position_lots=0.0))
 
 
 # -------------------------------------------------------------------------------- costs
-def test_corwin_schultz_on_flat_bars_is_the_range_and_floors_at_zero() -> None:
-    high, low, close = np.full(5, 100.5), np.full(5, 99.5), np.full(5, 100.0)
-    assert corwin_schultz_spread(high, low, close) == pytest.approx(flat_spread())
-    # Two bars whose joint range is far wider than each bar's: negative estimate -> 0.
-    assert corwin_schultz_spread(np.array([101.0, 111.0]), np.array([99.0, 109.0]),
-                                 np.array([100.0, 110.0])) == 0.0
-    assert corwin_schultz_spread(high[:1], low[:1], close[:1]) is None
-
-
-def test_corwin_schultz_two_bar_estimate_by_hand() -> None:
-    h, low, c = np.array([102.0, 103.0]), np.array([99.0, 100.0]), np.array([101.0, 101.5])
-    beta = math.log(102 / 99) ** 2 + math.log(103 / 100) ** 2
-    gamma = math.log(103 / 99) ** 2
-    k = 3 - 2 * math.sqrt(2)
-    alpha = (math.sqrt(2 * beta) - math.sqrt(beta)) / k - math.sqrt(gamma / k)
-    expected = max(0.0, 2 * (math.exp(alpha) - 1) / (1 + math.exp(alpha)))
-    assert corwin_schultz_spread(h, low, c) == pytest.approx(expected)
-
-
 @pytest.mark.parametrize(("order_type", "crossings"), [(OrderType.LIMIT, 0.5),
                                                        (OrderType.MARKET, 1.0)])
 def test_slippage_is_a_large_share_of_a_one_atr_stop(order_type: OrderType,
@@ -332,9 +319,9 @@ def test_slippage_is_a_large_share_of_a_one_atr_stop(order_type: OrderType,
     intent = clean_intent(proposed_stop=98.0, proposed_target=104.0, order_type=order_type)
     issue = only(run(intent), "SLIPPAGE_RISK")
     expected = crossings * flat_spread() * 100.0 + 0.05 * ATR
-    assert issue.fact("expected_slippage").value == pytest.approx(expected)
-    assert issue.fact("spread_pct").value == pytest.approx(100 * flat_spread(), abs=1e-4)
-    assert issue.fact("slippage_share_pct").value == pytest.approx(100 * expected / 2.0,
+    assert fact(issue, "expected_slippage").value == pytest.approx(expected)
+    assert fact(issue, "spread_pct").value == pytest.approx(100 * flat_spread(), abs=1e-4)
+    assert fact(issue, "slippage_share_pct").value == pytest.approx(100 * expected / 2.0,
                                                                    abs=1e-4)
     suggested = value(issue.mitigation.facts, "suggested_stop")
     assert suggested < 100.0 and is_on_tick(suggested, 0.01)
@@ -346,8 +333,8 @@ def test_slippage_is_a_large_share_of_a_one_atr_stop(order_type: OrderType,
 def test_participation_above_the_limit() -> None:
     ctx = flat_pack(volume=10_000.0)
     issue = only(run(clean_intent(proposed_size=200.0), ctx), "HIGH_PARTICIPATION")
-    assert issue.fact("participation_pct").value == pytest.approx(2.0)
-    assert issue.fact("participation_pct").threshold == 1.0
+    assert fact(issue, "participation_pct").value == pytest.approx(2.0)
+    assert fact(issue, "participation_pct").threshold == 1.0
     assert value(issue.mitigation.facts, "participation_size_limit") == 100.0
 
 
@@ -355,8 +342,8 @@ def test_notional_above_buying_power() -> None:
     ctx = flat_pack(account=factories.account(buying_power_snapshot=5_000.0))
     issue = only(run(clean_intent(), ctx), "NOTIONAL_ABOVE_BUYING_POWER")
     assert issue.severity is Severity.HIGH
-    assert issue.fact("notional").value == pytest.approx(10_000.0)
-    assert issue.fact("notional").threshold == pytest.approx(5_000.0)
+    assert fact(issue, "notional").value == pytest.approx(10_000.0)
+    assert fact(issue, "notional").threshold == pytest.approx(5_000.0)
     assert value(issue.mitigation.facts, "buying_power_size_limit") == 50.0
 
 
@@ -368,8 +355,8 @@ def test_entry_far_from_the_last_close(entry: float, fires: bool) -> None:
     assert ("ENTRY_FAR_FROM_MARKET" in codes(result)) is fires
     if fires:
         issue = only(result, "ENTRY_FAR_FROM_MARKET")
-        assert issue.fact("entry_distance_atr").value == pytest.approx(abs(entry - 100) / 2)
-        assert value(issue.mitigation.facts, "last_close") == 100.0
+        assert fact(issue, "entry_distance_atr").value == pytest.approx(abs(entry - 100) / 2)
+        assert fact(issue, "last_close").value == 100.0  # evidence; the mitigation cites it
 
 
 def test_missing_atr_skips_atr_checks_without_inventing_a_value() -> None:
