@@ -6,12 +6,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from buddy.config import ModuleConfig, ModuleSpec, ScoringConfig, param
-from buddy.domain import Fact, ModuleStatus, Severity
+from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators import registry
-from buddy.evaluators.base import Evaluator, IssueTemplate
+from buddy.evaluators.base import Code, Evaluator, Evidence
 from buddy.orchestrator import Orchestrator
 from tests import factories
 
@@ -24,21 +25,23 @@ class _FixedConfig(ModuleConfig):
     severity: str = param("medium", choices=tuple(s.value for s in Severity))
 
 
-def _template() -> IssueTemplate:
-    return IssueTemplate("Found {n}", "Value is {n}.", "Do less than {n}.")
+def _code() -> Code:
+    return Code("Found {n}", "Value is {n}.", "Do less than {n}.",
+                evidence=(Evidence("n", "bars"),), action="DO_LESS")
 
 
-class _Fixed(Evaluator):
+class _Fixed(Evaluator[_FixedConfig]):
     name = "fixed_a"
     version = "1"
     requires = frozenset({"market"})
     config_cls = _FixedConfig
-    templates: ClassVar = {f"CODE_{i}": _template() for i in range(10)}
+    codes: ClassVar = {f"CODE_{i}": _code() for i in range(10)}
 
-    def evaluate(self, intent, ctx):
+    def evaluate_batch(self, ctx):
         sev = Severity(self.config.severity)
-        return self.result([self.issue(f"CODE_{i}", sev, [Fact(name="n", value=i, unit="bars")],
-                                       "DO_LESS") for i in range(self.config.n_issues)])
+        rows = np.arange(ctx.n)
+        return self.result(ctx.n, [self.fire(f"CODE_{i}", rows, sev, n=i)
+                                   for i in range(self.config.n_issues)])
 
 
 class _FixedB(_Fixed):
@@ -48,7 +51,7 @@ class _FixedB(_Fixed):
 class _Broken(_Fixed):
     name = "broken"
 
-    def evaluate(self, intent, ctx):
+    def evaluate_batch(self, ctx):
         raise ZeroDivisionError("boom")
 
 

@@ -10,15 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 
 from buddy.api import Buddy
 from buddy.config import ModuleConfig, ModuleSpec, param
 from buddy.context.pieces import KeyLevelsSnapshot, RegimeSnapshot
 from buddy.demo import SAMPLE_IDEAS, place_idea
-from buddy.domain import Fact, Severity
+from buddy.domain import Severity
 from buddy.evaluators import registry
-from buddy.evaluators.base import Evaluator, IssueTemplate
+from buddy.evaluators.base import Code, Evaluator, Evidence
 from buddy.evidence import format_value
 from buddy.store import Store
 from buddy.widgets import WorkbenchApp
@@ -228,18 +229,18 @@ class _ProbeConfig(ModuleConfig):
     limit: float = param(1.0, lo=0.0, hi=10.0, unit="R")
 
 
-class _Probe(Evaluator):
+class _Probe(Evaluator[_ProbeConfig]):
     name = "zz_probe"
     version = "1"
     requires = frozenset({"market"})
     config_cls = _ProbeConfig
-    templates: ClassVar = {"PROBE_FOUND": IssueTemplate(
-        "Probe finding", "The probe measured {gap}.", "Look at the probe's {gap}.")}
+    codes: ClassVar = {"PROBE_FOUND": Code(
+        "Probe finding", "The probe measured {gap}.", "Look at the probe's {gap}.",
+        evidence=(Evidence("gap", "R", threshold="limit"),), action="LOOK_AT_PROBE")}
 
-    def evaluate(self, intent, ctx):
-        return self.result([self.issue("PROBE_FOUND", Severity.CRITICAL,
-                                       [Fact(name="gap", value=2.5, unit="R", threshold=1.0)],
-                                       "LOOK_AT_PROBE")])
+    def evaluate_batch(self, ctx):
+        return self.result(ctx.n, [self.fire("PROBE_FOUND", np.arange(ctx.n),
+                                             Severity.CRITICAL, gap=2.5)])
 
 
 @pytest.fixture
