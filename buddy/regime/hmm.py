@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -281,6 +281,7 @@ def forward_filter(params: HMMParams, features: np.ndarray,
     alpha = list(params.startprob if prior is None else prior)
     # The recursion is sequential; over a handful of states, plain floats are several times
     # faster than numpy calls on tiny arrays, and two states (the default) faster still.
+    out: Sequence[Sequence[float]]
     if len(alpha) == 2:
         out = _forward_two_states(alpha, params.transmat, rows, known)
     else:

@@ -94,7 +94,7 @@ def series_inputs(bars: pd.DataFrame, features: pd.DataFrame | None,
         "feature_set_version" not in features
         or bool((features["feature_set_version"] == FEATURE_SET_VERSION).all()))
         and features["ts"].reset_index(drop=True).equals(bars["ts"]))
-    if not usable:
+    if features is None or not usable:
         features = compute_features(bars[list(REGIME_BAR_COLUMNS)], splits)
     features = features.reset_index(drop=True)
     sessions = pd.to_datetime(bars["session"]).to_numpy(dtype="datetime64[D]")
@@ -147,7 +147,7 @@ def snapshot_table(series: SeriesRegime, config: RegimeConfig, computed_at: pd.T
         return np.asarray([*values, None], dtype=object)[np.where(has_hmm, model, len(values))]
 
     fits = [params[int(r)] for r in refits]
-    names = np.array([list(p.labels) for p in fits] or [[None]], dtype=object)
+    names = np.array([list(p.labels) for p in fits] if fits else [[None]], dtype=object)
     label = np.where(has_hmm, names[model, np.minimum(state, names.shape[1] - 1)], None)
     ts_us = pd.DatetimeIndex(series.ts).as_unit("us").asi8
     fitted_through = ts_us[refits][model] if len(refits) else np.zeros(n, np.int64)
@@ -259,7 +259,7 @@ def snapshot_from_row(row: Mapping[str, Any]) -> RegimeSnapshot:
         vol_expansion_flag=bool(row["vol_expansion_flag"]),
         liquidity_state=str(row["liquidity_state"]), spread_proxy=float(row["spread_proxy"]),
         relvol=float(row["relvol"]),
-        hmm_state_id=int(state) if has_hmm else None,
+        hmm_state_id=int(state) if has_hmm and state is not None else None,
         hmm_state_labels=tuple(json.loads(row["hmm_state_labels_json"])) if has_hmm else (),
         hmm_probs=tuple(float(p) for p in _json(row["hmm_probs_json"])) if has_hmm else (),
         transition_matrix=tuple(tuple(float(x) for x in r)
