@@ -225,7 +225,8 @@ def _continuous_features(
     f["minus_di_14"] = talib.MINUS_DI(high, low, close, timeperiod=14)
 
     # TA-Lib's band uses the population standard deviation (ddof=0) of the last 20 closes.
-    upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0, matype=0)
+    upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2.0, nbdevdn=2.0,
+                                        matype=talib.MA_Type.SMA)
     f["bb_upper_20_2"], f["bb_middle_20_2"], f["bb_lower_20_2"] = upper, middle, lower
     with np.errstate(divide="ignore", invalid="ignore"):
         f["bb_width_20_2"] = _finite_or_nan((upper - lower) / middle)
