@@ -11,41 +11,37 @@ spans roughly ATR x sqrt(bars) over a horizon, so a target needing more than
 ``reach_k`` x ATR x sqrt(horizon) asks for an unusually large move for this instrument.
 
 A target or time stop the intent leaves out may come from its exit template (``target_r``,
-``time_stop_bars``); the checks then use the template's.
+``time_stop_bars``); the checks then use the template's. Suggested prices are on the
+instrument's tick grid.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import py_round
-from buddy.batch.result import (
-    BatchResult,
-    FactColumn,
-    IssueBlock,
-    evidence_json,
-    issue_evidence_json,
-    issues_frame,
-)
+from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
-from buddy.context.pack import ContextPack, Instrument
-from buddy.domain import EvaluationResult, Fact, Issue, Severity, TradeIntent
+from buddy.domain import Severity
 from buddy.errors import ConfigError, FieldError
-from buddy.evaluators.base import Evaluator, IssueTemplate
+from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
-from buddy.evidence import round_to_tick
 from buddy.timeframes import Timeframe
 from buddy.users.model import AccountContext, ExitTemplate
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
+
+#: Unit of sizes, known only per row: 'shares' for equities, else 'units' (written in by
+#: ``_in_size_units``, since ``Evaluator.fire`` takes one unit per fact).
+SIZE = "<size>"
+_SIZE_JSON = f'"unit": "{SIZE}"'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,626 +91,426 @@ class ExitPlanConfig(ModuleConfig):
         return getattr(self, f"max_horizon_bars_{timeframe.value}")
 
 
+
+_LEGS = Evidence("exit_legs_present")
+_TEMPLATE_NAME = Evidence("template_name")
+
+
 @register
-class ExitPlanEvaluator(Evaluator):
+class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
     """Check presence and coherence of stop, target, time stop, partials and exit template."""
 
     name = "exit_plan"
-    version = "1.0.0"
+    version = "1.1.0"
     requires = frozenset({"market", "account"})
     config_cls = ExitPlanConfig
-    templates: ClassVar = {
-        "EXIT_NO_STOP": IssueTemplate(
+    codes: ClassVar = {
+        "EXIT_NO_STOP": Code(
             "Exit plan has no stop",
             "The plan has {exit_legs_present} of its 3 exit legs and no stop-loss, so a losing "
             "trade has no planned exit (the recent ATR is {atr_14}).",
-            "Set a stop before entering."),
-        "EXIT_NO_TARGET": IssueTemplate(
+            "Set a stop before entering.",
+            evidence=(_LEGS, Evidence("entry", "price"), Evidence("atr_14", "price")),
+            action="SET_STOP"),
+        "EXIT_NO_TARGET": Code(
             "Exit plan has no target",
             "The plan has {exit_legs_present} of its 3 exit legs: no profit target, and its "
             "exit template sets none.",
-            "Set a target; {min_reward_risk} from this stop sits at {min_rr_target}."),
-        "EXIT_NO_TIME_STOP": IssueTemplate(
+            "Set a target; {min_reward_risk} from this stop sits at {min_rr_target}.",
+            evidence=(_LEGS, Evidence("min_reward_risk", "R")),
+            action="SET_TARGET", action_facts=(Evidence("min_rr_target", "price"),)),
+        "EXIT_NO_TIME_STOP": Code(
             "Exit plan has no time stop",
             "The plan has {exit_legs_present} of its 3 exit legs: no holding horizon, and its "
             "exit template has no time stop.",
-            "Set a holding horizon of at most {max_horizon_bars} on {timeframe} bars."),
-        "HORIZON_INCONSISTENT": IssueTemplate(
+            "Set a holding horizon of at most {max_horizon_bars} on {timeframe} bars.",
+            evidence=(_LEGS, Evidence("max_horizon_bars", "bars"), Evidence("timeframe")),
+            action="SET_TIME_STOP"),
+        "HORIZON_INCONSISTENT": Code(
             "Horizon does not fit the timeframe",
             "A holding horizon of {holding_horizon} is outside {min_horizon_bars} to "
             "{max_horizon_bars} for {timeframe} bars.",
             "Use a horizon of {suggested_horizon}, or plan the trade on a timeframe whose bars "
-            "fit the horizon."),
-        "TARGET_BEYOND_REACH": IssueTemplate(
+            "fit the horizon.",
+            evidence=(Evidence("holding_horizon", "bars"), Evidence("min_horizon_bars", "bars"),
+                      Evidence("max_horizon_bars", "bars"), Evidence("timeframe")),
+            action="ADJUST_HORIZON", action_facts=(Evidence("suggested_horizon", "bars"),)),
+        "TARGET_BEYOND_REACH": Code(
             "Target beyond the horizon's reach",
             "The target needs a move of {required_move_atr}; the reach check for "
             "{holding_horizon} spans {reach_atr} (the instrument's recent ATR of {atr_14} "
             "scaled by the square root of the horizon).",
             "Bring the target in to {suggested_target}, or allow a horizon of about "
-            "{bars_for_reach}."),
-        "PARTIALS_INCONSISTENT": IssueTemplate(
+            "{bars_for_reach}.",
+            evidence=(Evidence("required_move_atr", "ATR", 4), Evidence("reach_atr", "ATR", 4),
+                      Evidence("holding_horizon", "bars"), Evidence("horizon_source"),
+                      Evidence("atr_14", "price"), Evidence("reach_k", "ATR per sqrt(bar)")),
+            action="BRING_TARGET_IN_OR_EXTEND_HORIZON",
+            action_facts=(Evidence("suggested_target", "price"),
+                          Evidence("bars_for_reach", "bars"))),
+        "EXIT_TEMPLATE_UNKNOWN": Code(
+            "Unknown exit template",
+            "The exit template {template_name} ({template_source}) is not among your "
+            "{n_templates} saved templates.",
+            "Choose one of: {available_templates}.",
+            evidence=(_TEMPLATE_NAME, Evidence("template_source"), Evidence("n_templates")),
+            action="CHOOSE_TEMPLATE", action_facts=(Evidence("available_templates"),)),
+        "PARTIALS_INCONSISTENT": Code(
             "Partial exits do not fit the size",
             "{n_inconsistent} of {n_partials} partial exits of template {template_name} do not "
             "split {size} into whole lots of {lot_size} (fractions sum to {fraction_sum_pct}).",
             "Use a size that is a multiple of {size_step}, and keep the template's fractions "
-            "at or below 100% in total."),
-        "EXIT_TEMPLATE_MISMATCH": IssueTemplate(
+            "at or below 100% in total.",
+            evidence=(Evidence("n_inconsistent"), Evidence("n_partials"),
+                      Evidence("fraction_sum_pct", "%", 4), Evidence("smallest_partial", SIZE, 4),
+                      Evidence("size", SIZE), Evidence("lot_size", SIZE), _TEMPLATE_NAME),
+            action="RESIZE_PARTIALS", action_facts=(Evidence("size_step", SIZE),)),
+        "EXIT_TEMPLATE_MISMATCH": Code(
             "Plan differs from its exit template",
             "The plan differs from exit template {template_name}: target {target_r} against "
             "{template_target_r}, horizon {holding_horizon} against "
             "{template_time_stop_bars}.",
             "Align the plan with the template (target at {template_target}, time stop "
-            "{template_time_stop_bars}), or choose a template that fits it."),
-        "EXIT_TEMPLATE_UNKNOWN": IssueTemplate(
-            "Unknown exit template",
-            "The exit template {template_name} ({template_source}) is not among your "
-            "{n_templates} saved templates.",
-            "Choose one of: {available_templates}."),
+            "{template_time_stop_bars}), or choose a template that fits it.",
+            evidence=(_TEMPLATE_NAME, Evidence("target_r", "R", 4),
+                      Evidence("template_target_r", "R"), Evidence("holding_horizon", "bars"),
+                      Evidence("template_time_stop_bars", "bars"),
+                      Evidence("target_r_tolerance", "R"), Evidence("horizon_tolerance_pct", "%")),
+            action="ALIGN_WITH_TEMPLATE", action_facts=(Evidence("template_target", "price"),)),
     }
+    explain = (_LEGS, Evidence("has_stop"), Evidence("target_r", "R", 4),
+               Evidence("holding_horizon", "bars"), Evidence("horizon_source"),
+               Evidence("exit_template"), Evidence("required_move_atr", "ATR", 4),
+               Evidence("reach_atr", "ATR", 4))
 
-    def evaluate(self, intent: TradeIntent, ctx: ContextPack) -> EvaluationResult:
-        """Return exit-plan issues for ``intent``."""
-        market, acct = ctx.market, ctx.account
-        assert market is not None and isinstance(acct, AccountContext)  # guaranteed by requires
-        atr = market.latest_features.get("atr_14")
-        atr = atr if atr is not None and math.isfinite(atr) and atr > 0 else None
-        template = acct.exit_template(intent.exit_template)
-        target_r = intent.reward_risk
-        if target_r is None and template is not None and template.target_r is not None:
-            target_r = template.target_r  # the template's target stands in for the intent's
-        horizon = intent.holding_horizon
-        horizon_source = "intent"
-        if horizon is None and template is not None and template.time_stop_bars is not None:
-            horizon, horizon_source = template.time_stop_bars, "template"
-        reward = (intent.reward_distance if intent.reward_distance is not None
-                  else target_r * intent.stop_distance
-                  if target_r is not None and intent.stop_distance is not None else None)
-        has_target = intent.proposed_target is not None or (
-            template is not None and template.target_r is not None)
-        legs = sum((intent.proposed_stop is not None, has_target, horizon is not None))
-        issues = [
-            *self._missing_legs(intent, ctx.instrument, acct, atr, has_target, horizon, legs),
-            *self._horizon(intent),
-            *self._reach(intent, ctx.instrument, atr, reward, horizon, horizon_source),
-            *self._template_unknown(intent.exit_template, acct),
-        ]
-        if template is not None:
-            issues += self._partials(intent, ctx.instrument, template)
-            issues += self._template_fit(intent, ctx.instrument, template)
-        facts = [
-            Fact(name="exit_legs_present", value=legs),
-            Fact(name="has_stop", value=intent.proposed_stop is not None),
-            Fact(name="target_r", value=_round(target_r), unit="R"),
-            Fact(name="holding_horizon", value=horizon, unit="bars"),
-            Fact(name="horizon_source", value=horizon_source if horizon else None),
-            Fact(name="exit_template", value=template.name if template else None),
-            Fact(name="required_move_atr", value=_round(reward / atr)
-                 if reward is not None and atr else None, unit="ATR"),
-            Fact(name="reach_atr", value=_round(self.config.reach_k * math.sqrt(horizon))
-                 if horizon else None, unit="ATR"),
-        ]
-        return self.result(issues, facts)
-
-    # ------------------------------------------------------------------------------ checks
-    def _missing_legs(self, intent: TradeIntent, inst: Instrument, acct: AccountContext,
-                      atr: float | None, has_target: bool, horizon: int | None,
-                      legs: int) -> list[Issue]:
-        issues = []
-        legs_fact = Fact(name="exit_legs_present", value=legs)
-        if intent.proposed_stop is None:
-            issues.append(self.issue(
-                "EXIT_NO_STOP", Severity.HIGH if acct.rules.stop_required else Severity.MEDIUM,
-                [legs_fact, Fact(name="entry", value=intent.proposed_entry, unit="price"),
-                 Fact(name="atr_14", value=atr, unit="price")],
-                "SET_STOP"))
-        if not has_target:
-            min_rr = acct.rules.min_reward_risk
-            action_facts = [Fact(name="min_reward_risk", value=min_rr, unit="R")]
-            if intent.stop_distance is not None:
-                target = round_to_tick(
-                    intent.proposed_entry + intent.side.sign * min_rr * intent.stop_distance,
-                    inst.tick_size, direction="up" if intent.side.sign > 0 else "down")
-                if target > 0:
-                    action_facts.append(Fact(name="min_rr_target", value=target, unit="price"))
-            issues.append(self.issue(
-                "EXIT_NO_TARGET", Severity.MEDIUM,
-                [legs_fact, Fact(name="min_reward_risk", value=min_rr, unit="R")],
-                "SET_TARGET", action_facts))
-        if horizon is None:
-            max_bars = self.config.max_horizon_bars(intent.timeframe)
-            issues.append(self.issue(
-                "EXIT_NO_TIME_STOP", Severity.LOW,
-                [legs_fact, Fact(name="max_horizon_bars", value=max_bars, unit="bars"),
-                 Fact(name="timeframe", value=intent.timeframe.value)],
-                "SET_TIME_STOP",
-                [Fact(name="max_horizon_bars", value=max_bars, unit="bars"),
-                 Fact(name="timeframe", value=intent.timeframe.value)]))
-        return issues
-
-    def _horizon(self, intent: TradeIntent) -> list[Issue]:
-        cfg = self.config
-        horizon = intent.holding_horizon
-        max_bars = cfg.max_horizon_bars(intent.timeframe)
-        if horizon is None or cfg.min_horizon_bars <= horizon <= max_bars:
-            return []
-        return [self.issue(
-            "HORIZON_INCONSISTENT", Severity.MEDIUM,
-            [Fact(name="holding_horizon", value=horizon, unit="bars",
-                  threshold=max_bars if horizon > max_bars else cfg.min_horizon_bars),
-             Fact(name="min_horizon_bars", value=cfg.min_horizon_bars, unit="bars"),
-             Fact(name="max_horizon_bars", value=max_bars, unit="bars"),
-             Fact(name="timeframe", value=intent.timeframe.value)],
-            "ADJUST_HORIZON",
-            [Fact(name="suggested_horizon", value=min(max(horizon, cfg.min_horizon_bars),
-                                                      max_bars), unit="bars")])]
-
-    def _reach(self, intent: TradeIntent, inst: Instrument, atr: float | None,
-               reward: float | None, horizon: int | None, horizon_source: str) -> list[Issue]:
-        if reward is None or horizon is None or atr is None:
-            return []
-        k = self.config.reach_k
-        required = reward / atr
-        reach = k * math.sqrt(horizon)
-        if required <= reach:
-            return []
-        sign = intent.side.sign
-        target = round_to_tick(intent.proposed_entry + sign * reach * atr, inst.tick_size,
-                               direction="down" if sign > 0 else "up")
-        return [self.issue(
-            "TARGET_BEYOND_REACH", Severity.HIGH if required > 2 * reach else Severity.MEDIUM,
-            [Fact(name="required_move_atr", value=_round(required), unit="ATR",
-                  threshold=_round(reach)),
-             Fact(name="reach_atr", value=_round(reach), unit="ATR"),
-             Fact(name="holding_horizon", value=horizon, unit="bars"),
-             Fact(name="horizon_source", value=horizon_source),
-             Fact(name="atr_14", value=atr, unit="price"),
-             Fact(name="reach_k", value=k, unit="ATR per sqrt(bar)")],
-            "BRING_TARGET_IN_OR_EXTEND_HORIZON",
-            [Fact(name="suggested_target", value=target if target > 0 else None, unit="price"),
-             Fact(name="bars_for_reach", value=math.ceil(round((required / k) ** 2, 9)),
-                  unit="bars")])]
-
-    def _template_unknown(self, exit_template: str | None, acct: AccountContext
-                          ) -> list[Issue]:
-        """The intent's ``exit_template`` (or the rules' default) names no saved template."""
-        name = exit_template or acct.rules.default_exit_template
-        if name is None or acct.exit_template(exit_template) is not None:
-            return []
-        named = exit_template is not None
-        available = ", ".join(t.name for t in acct.exit_templates) or "none saved"
-        return [self.issue(
-            "EXIT_TEMPLATE_UNKNOWN", Severity.MEDIUM if named else Severity.LOW,
-            [Fact(name="template_name", value=name),
-             Fact(name="template_source", value="named by the intent" if named
-                  else "the rules' default"),
-             Fact(name="n_templates", value=len(acct.exit_templates))],
-            "CHOOSE_TEMPLATE", [Fact(name="available_templates", value=available)])]
-
-    def _partials(self, intent: TradeIntent, inst: Instrument, template: ExitTemplate
-                  ) -> list[Issue]:
-        if not template.partials:
-            return []
-        size, lot = intent.proposed_size, inst.lot_size
-        fraction_sum = sum(p.fraction for p in template.partials)
-        bad = [p for p in template.partials
-               if p.fraction <= 0 or not _whole_lots(size * p.fraction, lot)]
-        over = fraction_sum > 1 + 1e-9
-        if not bad and not over:
-            return []
-        size_unit = "shares" if inst.asset_class == "equity" else "units"
-        denominators = [Fraction(p.fraction).limit_denominator(1000).denominator
-                        for p in template.partials if p.fraction > 0]
-        step = lot * math.lcm(*denominators) if denominators else lot
-        smallest = min((size * p.fraction for p in template.partials), default=0.0)
-        return [self.issue(
-            "PARTIALS_INCONSISTENT", Severity.MEDIUM if over else Severity.LOW,
-            [Fact(name="n_inconsistent", value=len(bad)),
-             Fact(name="n_partials", value=len(template.partials)),
-             Fact(name="fraction_sum_pct", value=_round(100.0 * fraction_sum), unit="%",
-                  threshold=100.0),
-             Fact(name="smallest_partial", value=_round(smallest), unit=size_unit),
-             Fact(name="size", value=size, unit=size_unit),
-             Fact(name="lot_size", value=lot, unit=size_unit),
-             Fact(name="template_name", value=template.name)],
-            "RESIZE_PARTIALS", [Fact(name="size_step", value=step, unit=size_unit)])]
-
-    def _template_fit(self, intent: TradeIntent, inst: Instrument, template: ExitTemplate
-                      ) -> list[Issue]:
-        cfg = self.config
-        target_r = intent.reward_risk
-        horizon = intent.holding_horizon
-        target_off = (target_r is not None and template.target_r is not None
-                      and abs(target_r - template.target_r)
-                      > cfg.template_target_tolerance_r + 1e-9)
-        time_stop = template.time_stop_bars
-        horizon_off = (horizon is not None and time_stop is not None and time_stop > 0
-                       and 100.0 * abs(horizon - time_stop) / time_stop
-                       > cfg.template_horizon_tolerance_pct + 1e-9)
-        if not (target_off or horizon_off):
-            return []
-        template_target = None
-        if template.target_r is not None and intent.stop_distance is not None:
-            template_target = round_to_tick(
-                intent.proposed_entry + intent.side.sign * template.target_r
-                * intent.stop_distance, inst.tick_size)
-        return [self.issue(
-            "EXIT_TEMPLATE_MISMATCH", Severity.LOW,
-            [Fact(name="template_name", value=template.name),
-             Fact(name="target_r", value=_round(target_r), unit="R",
-                  threshold=template.target_r),
-             Fact(name="template_target_r", value=template.target_r, unit="R"),
-             Fact(name="holding_horizon", value=horizon, unit="bars",
-                  threshold=template.time_stop_bars),
-             Fact(name="template_time_stop_bars", value=template.time_stop_bars, unit="bars"),
-             Fact(name="target_r_tolerance", value=cfg.template_target_tolerance_r, unit="R"),
-             Fact(name="horizon_tolerance_pct", value=cfg.template_horizon_tolerance_pct,
-                  unit="%")],
-            "ALIGN_WITH_TEMPLATE",
-            [Fact(name="template_target", value=template_target
-                  if template_target and template_target > 0 else None, unit="price"),
-             Fact(name="template_time_stop_bars", value=template.time_stop_bars,
-                  unit="bars")])]
-
-    # -------------------------------------------------------------------------- batch form
     def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
-        """Return ``evaluate``'s verdicts on every row of ``ctx``, column-wise.
+        """Flag missing exit legs, a horizon outside the timeframe's bounds, a target beyond
+        the horizon's reach, an unknown template, partial exits that do not split the size,
+        and a plan that differs from its template.
 
-        Account-level inputs are resolved once per distinct (account, template name) pair
-        (``_BatchTemplates``), partial exits once per distinct template over its rows, and
-        every other check is array operations over all rows. Raises (ValueError, TypeError)
-        where the scalar form would raise on some row, so the orchestrator runs the module
-        row by row and that row gets its MODULE_ERROR.
+        Accounts and templates are resolved once per distinct (account, template name);
+        partial exits once per template over its rows; every other rule is array
+        operations over all rows.
         """
         cfg = self.config
-        n = ctx.n
-        frame = ctx.intents
-        entry = _floats(frame, "proposed_entry")
-        has_stop = ~np.isnan(_floats(frame, "proposed_stop"))
-        has_intent_target = ~np.isnan(_floats(frame, "proposed_target"))
-        stop_distance = _floats(frame, "stop_distance")
-        reward_distance = _floats(frame, "reward_distance")
-        reward_risk = _floats(frame, "reward_risk")
-        intent_horizon = _floats(frame, "holding_horizon")
+        it = ctx.intents
+        entry = it["proposed_entry"].to_numpy(np.float64)
+        sign = it["sign"].to_numpy(np.float64)
+        has_stop = ~np.isnan(it["proposed_stop"].to_numpy(np.float64))
+        has_intent_target = ~np.isnan(it["proposed_target"].to_numpy(np.float64))
+        stop_distance = it["stop_distance"].to_numpy(np.float64)
+        reward_distance = it["reward_distance"].to_numpy(np.float64)
+        reward_risk = it["reward_risk"].to_numpy(np.float64)
+        intent_horizon = it["holding_horizon"].to_numpy(np.float64)
         has_intent_horizon = ~np.isnan(intent_horizon)
         atr = (ctx.latest["atr_14"].to_numpy(np.float64) if "atr_14" in ctx.latest.columns
-               else np.full(n, math.nan))
+               else np.full(ctx.n, np.nan))
         with np.errstate(invalid="ignore"):
-            has_atr = np.isfinite(atr) & (atr > 0)
-        atr = np.where(has_atr, atr, math.nan)
+            atr = np.where(atr > 0, atr, np.nan)  # a zero, negative or missing ATR: none
         tick = ctx.instrument["tick_size"].to_numpy(np.float64)
-        if not (np.isfinite(tick) & (tick > 0)).all():
-            raise ValueError("exit_plan: a tick size is not a positive number (the scalar form "
-                             "cannot round to it)")
+        lot = ctx.instrument["lot_size"].to_numpy(np.float64)
+        in_shares = ctx.instrument["asset_class"].to_numpy(dtype=object) == "equity"
+        for field, values in (("tick_size", tick), ("lot_size", lot)):
+            bad = ~(values > 0) | ~np.isfinite(values)
+            if bad.any():
+                raise ValueError(f"exit_plan: instrument.{field} must be a positive number, "
+                                 f"got {values[bad][0]!r}")
 
-        plans = _BatchTemplates.resolve(self, ctx)
-        template = plans.row_template  # -1: none
-        has_template_target = plans.has_target_r[template]
-        template_target_r = plans.target_r[template]
-        has_template_stop = plans.has_time_stop[template]
-        template_time_stop = plans.time_stop[template]
+        plans = _Plans.resolve(ctx)
+        tpl = plans.template  # per row; -1: none
+        has_tpl = tpl >= 0
+        tpl_target_r = plans.target_r[tpl]  # the last entry (-1) is NaN: none
+        tpl_time_stop = plans.time_stop[tpl]
+        has_tpl_target = ~np.isnan(tpl_target_r)
+        has_tpl_stop = ~np.isnan(tpl_time_stop)
 
         # the intent's legs, or the template's in their place
         has_reward_risk = ~np.isnan(reward_risk)
-        target_r = np.where(has_reward_risk, reward_risk, template_target_r)
-        from_template = ~has_intent_horizon & has_template_stop
-        horizon = np.where(from_template, template_time_stop, intent_horizon)
-        has_horizon = has_intent_horizon | from_template
-        if (has_horizon & (horizon < 0)).any():
-            raise ValueError("exit_plan: a negative time stop (the scalar form cannot take its "
-                             "square root)")
-        has_reward = ~np.isnan(reward_distance) | (
-            (has_reward_risk | has_template_target) & has_stop)
-        reward = np.where(~np.isnan(reward_distance), reward_distance, target_r * stop_distance)
-        has_target = has_intent_target | has_template_target
-        legs = (has_stop.astype(np.int64) + has_target.astype(np.int64)
-                + has_horizon.astype(np.int64))
+        target_r = np.where(has_reward_risk, reward_risk, tpl_target_r)
+        from_template = ~has_intent_horizon & has_tpl_stop
+        horizon = np.where(from_template, tpl_time_stop, intent_horizon)
+        has_horizon = ~np.isnan(horizon)
+        reward = np.where(np.isnan(reward_distance), target_r * stop_distance, reward_distance)
+        has_target = has_intent_target | has_tpl_target
+        legs = has_stop.astype(np.int64) + has_target + has_horizon
+        source = np.where(from_template, "template", "intent").astype(object)
+        source[~has_horizon] = None
 
-        timeframe_codes, labels = pd.factorize(frame["timeframe"].to_numpy(dtype=object))
-        timeframes = [Timeframe.parse(label) for label in labels]
-        max_bars = np.array([float(cfg.max_horizon_bars(t)) for t in timeframes],
-                            dtype=np.float64)[timeframe_codes]
-
+        timeframe = it["timeframe"].to_numpy(dtype=object)
+        tf_code, labels = pd.factorize(timeframe)
+        max_bars = np.array([cfg.max_horizon_bars(Timeframe.parse(label)) for label in labels],
+                            dtype=np.int64)[tf_code]
         blocks: list[IssueBlock] = []
+
         rows = np.flatnonzero(~has_stop)
         if len(rows):
-            blocks.append(IssueBlock("EXIT_NO_STOP", rows, np.where(
-                plans.stop_required[plans.row_pair[rows]], Severity.HIGH.value,
-                Severity.MEDIUM.value), evidence_json([
-                    FactColumn("exit_legs_present", legs[rows]),
-                    FactColumn("entry", entry[rows], "price"),
-                    FactColumn("atr_14", atr[rows], "price")], len(rows))))
+            blocks.append(self.fire(
+                "EXIT_NO_STOP", rows,
+                severity_where(plans.stop_required[rows], Severity.HIGH, Severity.MEDIUM),
+                exit_legs_present=legs[rows], entry=entry[rows], atr_14=atr[rows]))
+
         rows = np.flatnonzero(~has_target)
         if len(rows):
-            blocks.append(IssueBlock("EXIT_NO_TARGET", rows, Severity.MEDIUM, evidence_json([
-                FactColumn("exit_legs_present", legs[rows]),
-                FactColumn("min_reward_risk", plans.min_reward_risk[plans.row_pair[rows]],
-                           "R")], len(rows))))
+            min_rr = plans.min_reward_risk[rows]
+            target = _on_tick(entry[rows] + sign[rows] * min_rr * stop_distance[rows],
+                              tick[rows], up=sign[rows] > 0)
+            blocks.append(self.fire(
+                "EXIT_NO_TARGET", rows, Severity.MEDIUM, exit_legs_present=legs[rows],
+                min_reward_risk=min_rr, min_rr_target=np.where(target > 0, target, np.nan)))
+
         rows = np.flatnonzero(~has_horizon)
         if len(rows):
-            blocks.append(IssueBlock("EXIT_NO_TIME_STOP", rows, Severity.LOW, _evidence_by(
-                timeframe_codes[rows], lambda part, code, rows=rows: [
-                    FactColumn("exit_legs_present", legs[rows[part]]),
-                    FactColumn("max_horizon_bars", cfg.max_horizon_bars(timeframes[code]),
-                               "bars"),
-                    FactColumn("timeframe", timeframes[code].value)])))
+            blocks.append(self.fire(
+                "EXIT_NO_TIME_STOP", rows, Severity.LOW, exit_legs_present=legs[rows],
+                max_horizon_bars=max_bars[rows], timeframe=timeframe[rows]))
 
         with np.errstate(invalid="ignore"):
-            inside = (cfg.min_horizon_bars <= intent_horizon) & (intent_horizon <= max_bars)
-        rows = np.flatnonzero(has_intent_horizon & ~inside)
+            outside = (intent_horizon < cfg.min_horizon_bars) | (intent_horizon > max_bars)
+        rows = np.flatnonzero(outside)
         if len(rows):
-            def horizon_facts(part: np.ndarray, code: int, rows: np.ndarray = rows
-                              ) -> list[FactColumn]:
-                held = intent_horizon[rows[part]]
-                most = cfg.max_horizon_bars(timeframes[code])
-                return [
-                    FactColumn("holding_horizon", held.astype(np.int64), "bars",
-                               _choose(held > most, most, cfg.min_horizon_bars)),
-                    FactColumn("min_horizon_bars", cfg.min_horizon_bars, "bars"),
-                    FactColumn("max_horizon_bars", most, "bars"),
-                    FactColumn("timeframe", timeframes[code].value)]
-
-            blocks.append(IssueBlock("HORIZON_INCONSISTENT", rows, Severity.MEDIUM,
-                                     _evidence_by(timeframe_codes[rows], horizon_facts)))
+            held = intent_horizon[rows].astype(np.int64)
+            most = max_bars[rows]
+            blocks.append(self.fire(
+                "HORIZON_INCONSISTENT", rows, Severity.MEDIUM,
+                thresholds={"holding_horizon": np.where(held > most, most,
+                                                        cfg.min_horizon_bars)},
+                holding_horizon=held, min_horizon_bars=cfg.min_horizon_bars,
+                max_horizon_bars=most, timeframe=timeframe[rows],
+                suggested_horizon=np.clip(held, cfg.min_horizon_bars, most)))
 
         k = cfg.reach_k
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with np.errstate(invalid="ignore"):
             required = reward / atr
             reach = k * np.sqrt(horizon)
-            beyond = has_reward & has_horizon & has_atr & ~(required <= reach)
+            beyond = required > reach
         rows = np.flatnonzero(beyond)
         if len(rows):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                if not np.isfinite((required[rows] / k) ** 2).all():
-                    raise ValueError("exit_plan: a required move too large for the scalar "
-                                     "form's bars-for-reach")
+            up = sign[rows] < 0  # rounded towards the entry: within the reach
+            target = _on_tick(entry[rows] + sign[rows] * reach[rows] * atr[rows], tick[rows],
+                              up=up)
+            blocks.append(self.fire(
+                "TARGET_BEYOND_REACH", rows,
+                severity_where(required[rows] > 2 * reach[rows], Severity.HIGH,
+                               Severity.MEDIUM),
+                thresholds={"required_move_atr": reach[rows]},
+                required_move_atr=required[rows], reach_atr=reach[rows],
+                holding_horizon=horizon[rows].astype(np.int64), horizon_source=source[rows],
+                atr_14=atr[rows], reach_k=k,
+                suggested_target=np.where(target > 0, target, np.nan),
+                bars_for_reach=np.ceil(np.round((required[rows] / k) ** 2, 9)).astype(
+                    np.int64)))
 
-            def reach_facts(part: np.ndarray, source: int, rows: np.ndarray = rows
-                            ) -> list[FactColumn]:
-                at = rows[part]
-                rounded_reach = py_round(reach[at], 4)
-                return [
-                    FactColumn("required_move_atr", py_round(required[at], 4), "ATR",
-                               rounded_reach),
-                    FactColumn("reach_atr", rounded_reach, "ATR"),
-                    FactColumn("holding_horizon", intent_horizon[at].astype(np.int64)
-                               if source < 0 else plans.templates[source].time_stop_bars,
-                               "bars"),
-                    FactColumn("horizon_source", "intent" if source < 0 else "template"),
-                    FactColumn("atr_14", atr[at], "price"),
-                    FactColumn("reach_k", k, "ATR per sqrt(bar)")]
-
-            blocks.append(IssueBlock("TARGET_BEYOND_REACH", rows, np.where(
-                required[rows] > 2 * reach[rows], Severity.HIGH.value, Severity.MEDIUM.value),
-                _evidence_by(np.where(from_template[rows], template[rows], -1), reach_facts)))
-
-        rows = np.flatnonzero(plans.unknown_severity[plans.row_pair] != "")
+        rows = np.flatnonzero(plans.unknown)
         if len(rows):
-            pairs = plans.row_pair[rows]
-            blocks.append(IssueBlock("EXIT_TEMPLATE_UNKNOWN", rows,
-                                     plans.unknown_severity[pairs],
-                                     plans.unknown_evidence[pairs]))
+            named = plans.named[rows]
+            blocks.append(self.fire(
+                "EXIT_TEMPLATE_UNKNOWN", rows,
+                severity_where(named, Severity.MEDIUM, Severity.LOW),
+                template_name=plans.unknown_name[rows],
+                template_source=np.where(named, "named by the intent",
+                                         "the rules' default").astype(object),
+                n_templates=plans.n_templates[rows],
+                available_templates=plans.available[rows]))
 
-        blocks.append(_partials_block(ctx, plans))
+        blocks += self._partials(ctx, plans, lot, in_shares)
 
-        target_off = has_reward_risk & has_template_target & (
-            np.abs(reward_risk - template_target_r) > cfg.template_target_tolerance_r + 1e-9)
         with np.errstate(invalid="ignore", divide="ignore"):
-            horizon_off = has_intent_horizon & has_template_stop & (template_time_stop > 0) & (
-                100.0 * np.abs(intent_horizon - template_time_stop) / template_time_stop
+            target_off = np.abs(reward_risk - tpl_target_r) > (
+                cfg.template_target_tolerance_r + 1e-9)
+            horizon_off = (tpl_time_stop > 0) & (
+                100.0 * np.abs(intent_horizon - tpl_time_stop) / tpl_time_stop
                 > cfg.template_horizon_tolerance_pct + 1e-9)
-        rows = np.flatnonzero((template >= 0) & (target_off | horizon_off))
+        rows = np.flatnonzero(has_tpl & (target_off | horizon_off))
         if len(rows):
-            def fit_facts(part: np.ndarray, key: int, rows: np.ndarray = rows
-                          ) -> list[FactColumn]:
-                at = rows[part]
-                tpl = plans.templates[key // 2]
-                return [
-                    FactColumn("template_name", tpl.name),
-                    FactColumn("target_r", py_round(reward_risk[at], 4), "R", tpl.target_r),
-                    FactColumn("template_target_r", tpl.target_r, "R"),
-                    FactColumn("holding_horizon", intent_horizon[at].astype(np.int64)
-                               if key % 2 else None, "bars", tpl.time_stop_bars),
-                    FactColumn("template_time_stop_bars", tpl.time_stop_bars, "bars"),
-                    FactColumn("target_r_tolerance", cfg.template_target_tolerance_r, "R"),
-                    FactColumn("horizon_tolerance_pct", cfg.template_horizon_tolerance_pct,
-                               "%")]
+            template_r = tpl_target_r[rows]
+            time_stop = _bars(tpl_time_stop[rows])
+            target = _on_tick(entry[rows] + sign[rows] * template_r * stop_distance[rows],
+                              tick[rows], up=None)
+            blocks.append(self.fire(
+                "EXIT_TEMPLATE_MISMATCH", rows, Severity.LOW,
+                thresholds={"target_r": template_r, "holding_horizon": time_stop},
+                template_name=plans.names[tpl[rows]], target_r=reward_risk[rows],
+                template_target_r=template_r, holding_horizon=_bars(intent_horizon[rows]),
+                template_time_stop_bars=time_stop,
+                target_r_tolerance=cfg.template_target_tolerance_r,
+                horizon_tolerance_pct=cfg.template_horizon_tolerance_pct,
+                template_target=np.where(target > 0, target, np.nan)))
 
-            blocks.append(IssueBlock("EXIT_TEMPLATE_MISMATCH", rows, Severity.LOW, _evidence_by(
-                2 * template[rows] + has_intent_horizon[rows], fit_facts)))
-        return BatchResult.from_issues(self.name, self.version, n, issues_frame(blocks))
+        return self.result(ctx.n, blocks, explain={
+            "exit_legs_present": legs, "has_stop": has_stop, "target_r": target_r,
+            "holding_horizon": _bars(horizon), "horizon_source": source,
+            "exit_template": np.where(has_tpl, plans.names[tpl], None),
+            "required_move_atr": required, "reach_atr": reach})
 
-
-def _partials_block(ctx: BatchContext, plans: _BatchTemplates) -> IssueBlock:
-    """PARTIALS_INCONSISTENT column-wise: per distinct template with partial exits, a
-    (rows x partials) check of whole lots over the rows that use it."""
-    size = _floats(ctx.intents, "proposed_size")
-    lot = ctx.instrument["lot_size"].to_numpy()
-    lot_f = lot.astype(np.float64)
-    equity = ctx.instrument["asset_class"].to_numpy(dtype=object) == "equity"
-    found_rows, found_severity, found_evidence = [], [], []
-    for number, tpl in enumerate(plans.templates):
-        rows = np.flatnonzero(plans.row_template == number) if tpl.partials else []
-        if not len(rows):
-            continue
-        fractions = [p.fraction for p in tpl.partials]
-        if not all(math.isfinite(f) for f in fractions) or not (
-            np.isfinite(lot_f[rows]) & (lot_f[rows] != 0)
-        ).all():
-            raise ValueError(f"exit_plan: template {tpl.name!r} has a fraction, or a row a lot "
-                             "size, the scalar form cannot split by")
-        units = size[rows, None] * np.array(fractions, dtype=np.float64)[None, :]
-        lots = units / lot_f[rows, None]
-        whole = (lots >= 1 - 1e-9) & (np.abs(lots - np.round(lots)) < 1e-6)
-        n_bad = ((np.array(fractions, dtype=np.float64) <= 0)[None, :] | ~whole).sum(
-            axis=1).astype(np.int64)
-        fraction_sum = sum(fractions)
+    def _partials(self, ctx: BatchContext, plans: _Plans, lot: np.ndarray,
+                  in_shares: np.ndarray) -> list[IssueBlock]:
+        """PARTIALS_INCONSISTENT: per template with partial exits, a (rows x partials) check
+        that each partial is a whole number of lots (at least one), and of the fractions'
+        sum, over the rows using it."""
+        n = ctx.n
+        size = ctx.intents["proposed_size"].to_numpy(np.float64)
+        n_bad = np.zeros(n, dtype=np.int64)
+        n_partials = np.zeros(n, dtype=np.int64)
+        fraction_sum = np.full(n, np.nan)
+        smallest = np.full(n, np.nan)
+        step = np.full(n, np.nan)
+        for number, template in enumerate(plans.templates):
+            rows = np.flatnonzero(plans.template == number) if template.partials else ()
+            if not len(rows):
+                continue
+            fractions = np.array([p.fraction for p in template.partials], dtype=np.float64)
+            units = size[rows, None] * fractions[None, :]
+            lots = units / lot[rows, None]
+            whole = (lots >= 1 - 1e-9) & (np.abs(lots - np.round(lots)) < 1e-6)
+            n_bad[rows] = ((fractions <= 0) | ~whole).sum(axis=1)
+            n_partials[rows] = len(fractions)
+            fraction_sum[rows] = math.fsum(fractions.tolist())
+            smallest[rows] = units.min(axis=1)
+            # a size that is a multiple of lot x (common denominator of the fractions)
+            # splits into whole lots
+            denominators = [Fraction(f).limit_denominator(1000).denominator
+                            for f in fractions.tolist() if f > 0]
+            step[rows] = lot[rows] * math.lcm(*denominators)
         over = fraction_sum > 1 + 1e-9
-        fired = np.flatnonzero((n_bad > 0) | over)
-        if not len(fired):
-            continue
-        smallest = units[fired].min(axis=1)
-        picked = rows[fired]
-
-        def facts(part: np.ndarray, is_equity: bool, tpl: ExitTemplate = tpl,
-                  fired: np.ndarray = fired, picked: np.ndarray = picked,
-                  n_bad: np.ndarray = n_bad, smallest: np.ndarray = smallest,
-                  fraction_sum: float = fraction_sum) -> list[FactColumn]:
-            unit = "shares" if is_equity else "units"
-            return [FactColumn("n_inconsistent", n_bad[fired[part]]),
-                    FactColumn("n_partials", len(tpl.partials)),
-                    FactColumn("fraction_sum_pct", _round(100.0 * fraction_sum), "%", 100.0),
-                    FactColumn("smallest_partial", py_round(smallest[part], 4), unit),
-                    FactColumn("size", size[picked[part]], unit),
-                    FactColumn("lot_size", lot[picked[part]], unit),
-                    FactColumn("template_name", tpl.name)]
-
-        found_rows.append(picked)
-        found_severity.append(np.full(len(fired), (Severity.MEDIUM if over
-                                                   else Severity.LOW).value, dtype=object))
-        found_evidence.append(_evidence_by(equity[picked], facts))
-    if not found_rows:
-        return IssueBlock("PARTIALS_INCONSISTENT", np.array([], dtype=np.int64),
-                          Severity.LOW, np.array([], dtype=object))
-    rows = np.concatenate(found_rows)
-    order = np.argsort(rows, kind="stable")
-    return IssueBlock("PARTIALS_INCONSISTENT", rows[order],
-                      np.concatenate(found_severity)[order],
-                      np.concatenate(found_evidence)[order])
+        rows = np.flatnonzero((n_bad > 0) | over)
+        if not len(rows):
+            return []
+        block = self.fire(
+            "PARTIALS_INCONSISTENT", rows,
+            severity_where(over[rows], Severity.MEDIUM, Severity.LOW),
+            thresholds={"fraction_sum_pct": 100.0},
+            n_inconsistent=n_bad[rows], n_partials=n_partials[rows],
+            fraction_sum_pct=100.0 * fraction_sum[rows], smallest_partial=smallest[rows],
+            size=size[rows], lot_size=lot[rows], template_name=plans.names[plans.template[rows]],
+            size_step=step[rows])
+        return [_in_size_units(block, in_shares[rows])]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _BatchTemplates:
-    """What each row's account says, resolved once per distinct (account, template name).
+class _Plans:
+    """What each row's account says about its exit plan, resolved once per distinct
+    (account, template name) pair.
 
-    Per pair (``row_pair``): ``stop_required``, ``min_reward_risk`` (typed as the rules hold
-    it), the EXIT_TEMPLATE_UNKNOWN severity ("" where it does not fire) and evidence. Per
-    template (``row_template``; -1, the last entry, stands for "none"): whether it has a
-    target and a time stop, and their values as floats.
+    Per row: ``template`` (number in ``templates``, -1: none), ``stop_required``,
+    ``min_reward_risk`` (R), and EXIT_TEMPLATE_UNKNOWN's facts (``unknown``: it fires;
+    ``named``: the intent named the template, else it is the rules' default). Per template,
+    with one more entry (NaN, None) for "none" at index -1: ``target_r``, ``time_stop``
+    (bars), ``names``.
     """
 
-    row_pair: np.ndarray
-    row_template: np.ndarray
+    template: np.ndarray
     stop_required: np.ndarray
     min_reward_risk: np.ndarray
-    unknown_severity: np.ndarray
-    unknown_evidence: np.ndarray
+    unknown: np.ndarray
+    named: np.ndarray
+    unknown_name: np.ndarray
+    n_templates: np.ndarray
+    available: np.ndarray
     templates: list[ExitTemplate]
-    has_target_r: np.ndarray
     target_r: np.ndarray
-    has_time_stop: np.ndarray
     time_stop: np.ndarray
+    names: np.ndarray
 
     @classmethod
-    def resolve(cls, evaluator: ExitPlanEvaluator, ctx: BatchContext) -> _BatchTemplates:
-        """Resolve every row's account and exit template.
-
-        Accounts are told apart by value (equal accounts resolve alike), so rows whose
-        provider built one account object each still resolve once per distinct account.
-        """
-        accounts: list[AccountContext] = []
-        numbers: dict[Any, int] = {}
-
-        def number(account: Any) -> int:
-            if not isinstance(account, AccountContext):
-                raise TypeError(f"exit_plan: the account piece is a {type(account).__name__}")
-            try:
-                key: Any = (account,)
-                hash(key)
-            except TypeError:  # an unhashable field: tell it apart by identity
-                key = id(account)
-            if key not in numbers:
-                numbers[key] = len(accounts)
-                accounts.append(account)
-            return numbers[key]
-
-        account_no = ctx.piece_values("account", number, dtype=np.int64, default=-1)
-        if (account_no < 0).any():
-            raise ValueError("exit_plan: a row has no account piece")
-        name_codes, names = pd.factorize(ctx.intents["exit_template"].to_numpy(dtype=object))
-        width = len(names) + 1
-        row_pair, pairs = pd.factorize(account_no * width + name_codes + 1)
+    def resolve(cls, ctx: BatchContext) -> _Plans:
+        """Resolve every row's account rules and exit template (raises on a row without an
+        account, and on a template number the checks cannot use)."""
+        account_code, accounts = ctx.distinct_pieces("account")
+        name_code, names = pd.factorize(ctx.intents["exit_template"].to_numpy(dtype=object))
+        row_pair, pairs = pd.factorize(account_code * (len(names) + 1) + name_code + 1)
         templates: list[ExitTemplate] = []
-        template_no: dict[int, int] = {}
-        pair_template, stop_required, min_rr, severity, evidence = [], [], [], [], []
+        numbers: dict[int, int] = {}
+        number, stop_required, min_rr, unknown, named = [], [], [], [], []
+        name_in_use, n_templates, available = [], [], []
         for key in pairs.tolist():
-            account = accounts[key // width]
-            name = None if key % width == 0 else names[key % width - 1]
-            tpl = account.exit_template(name)
-            if tpl is not None and id(tpl) not in template_no:
-                template_no[id(tpl)] = len(templates)
-                templates.append(tpl)
-            pair_template.append(-1 if tpl is None else template_no[id(tpl)])
+            account = accounts[key // (len(names) + 1)]
+            if not isinstance(account, AccountContext):
+                raise TypeError(f"exit_plan: the account piece is a {type(account).__name__}, "
+                                "not an AccountContext")
+            asked = None if key % (len(names) + 1) == 0 else names[key % (len(names) + 1) - 1]
+            template = account.exit_template(asked)
+            if template is not None and id(template) not in numbers:
+                numbers[id(template)] = len(templates)
+                templates.append(template)
+            number.append(-1 if template is None else numbers[id(template)])
             stop_required.append(bool(account.rules.stop_required))
-            min_rr.append(account.rules.min_reward_risk)
-            issues = evaluator._template_unknown(name, account)
-            severity.append(issues[0].severity.value if issues else "")
-            evidence.append(issue_evidence_json(issues[0].evidence) if issues else "")
-        for tpl in templates:
-            if any(v is not None and not math.isfinite(v)
-                   for v in (tpl.target_r, tpl.time_stop_bars)):
-                raise ValueError(f"exit_plan: template {tpl.name!r} holds a non-finite number")
-        target_r = [t.target_r for t in templates]
-        time_stop = [t.time_stop_bars for t in templates]
+            min_rr.append(float(account.rules.min_reward_risk))
+            # the name in use: the intent's, else the rules' default ("" names nothing)
+            name = asked or account.rules.default_exit_template
+            unknown.append(template is None and name is not None)
+            named.append(bool(asked))
+            name_in_use.append(name)
+            n_templates.append(len(account.exit_templates))
+            available.append(", ".join(t.name for t in account.exit_templates) or "none saved")
+        for template in templates:
+            _check_template(template)
+        row_pair = row_pair.astype(np.int64)
         return cls(
-            row_pair=row_pair.astype(np.int64),
-            row_template=np.asarray(pair_template, dtype=np.int64)[row_pair],
-            stop_required=np.asarray(stop_required, dtype=bool),
-            min_reward_risk=_typed(min_rr),
-            unknown_severity=np.asarray(severity, dtype=object),
-            unknown_evidence=np.asarray(evidence, dtype=object),
+            template=np.asarray(number, dtype=np.int64)[row_pair],
+            stop_required=np.asarray(stop_required, dtype=bool)[row_pair],
+            min_reward_risk=np.asarray(min_rr, dtype=np.float64)[row_pair],
+            unknown=np.asarray(unknown, dtype=bool)[row_pair],
+            named=np.asarray(named, dtype=bool)[row_pair],
+            unknown_name=_objects(name_in_use)[row_pair],
+            n_templates=np.asarray(n_templates, dtype=np.int64)[row_pair],
+            available=_objects(available)[row_pair],
             templates=templates,
-            has_target_r=np.array([v is not None for v in target_r] + [False], dtype=bool),
-            target_r=np.array([math.nan if v is None else float(v) for v in target_r]
-                              + [math.nan], dtype=np.float64),
-            has_time_stop=np.array([v is not None for v in time_stop] + [False], dtype=bool),
-            time_stop=np.array([math.nan if v is None else float(v) for v in time_stop]
-                               + [math.nan], dtype=np.float64))
+            target_r=np.array([*(np.nan if t.target_r is None else t.target_r
+                                 for t in templates), np.nan], dtype=np.float64),
+            time_stop=np.array([*(np.nan if t.time_stop_bars is None else t.time_stop_bars
+                                  for t in templates), np.nan], dtype=np.float64),
+            names=_objects([*(t.name for t in templates), None]))
 
 
-def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """Return a numeric intent column as float64 (NaN where the field is None)."""
-    return frame[column].to_numpy(np.float64)
+def _check_template(template: ExitTemplate) -> None:
+    """Raise ValueError naming the field of ``template`` the checks cannot use."""
+    for field, value, rule, ok in (
+        ("target_r", template.target_r, "a finite number",
+         lambda v: math.isfinite(v)),
+        ("time_stop_bars", template.time_stop_bars, "a whole number of bars >= 0",
+         lambda v: math.isfinite(v) and v >= 0 and v == int(v)),
+        *(("partials.fraction", p.fraction, "a finite number", lambda v: math.isfinite(v))
+          for p in template.partials),
+    ):
+        if value is not None and not ok(float(value)):
+            raise ValueError(f"exit_plan: exit_template {template.name!r}: {field} must be "
+                             f"{rule}, got {value!r}")
 
 
-def _evidence_by(keys: np.ndarray, facts: Callable[[np.ndarray, Any], list[FactColumn]]
-                 ) -> np.ndarray:
-    """Return each row's evidence JSON, built once per distinct value of ``keys`` (a few):
-    ``facts(part, key)`` gives the facts of the rows ``part`` (positions in ``keys``) sharing
-    ``key``, so what they share is a scalar, written once rather than row by row, and keeps
-    the type the scalar form's Fact gives it."""
-    out = np.empty(len(keys), dtype=object)
-    uniques, inverse = np.unique(keys, return_inverse=True)
-    for j, key in enumerate(uniques.tolist()):
-        part = np.flatnonzero(inverse.reshape(-1) == j)
-        out[part] = evidence_json(facts(part, key), len(part))
+def _on_tick(price: np.ndarray, tick: np.ndarray, *, up: np.ndarray | None) -> np.ndarray:
+    """Return ``price`` on each row's tick grid, rounded up where ``up``, down elsewhere
+    (None: to the nearest tick), to two decimals finer than the tick
+    (``buddy.evidence.round_to_tick``, column-wise)."""
+    steps = np.round(price / tick, 9)
+    on_grid = (np.rint(steps) if up is None else np.where(up, np.ceil(steps), np.floor(steps))
+               ) * tick
+    decimals = np.maximum(0, 2 - np.floor(np.log10(tick))).astype(np.int64)
+    out = np.empty_like(on_grid)
+    for d in np.unique(decimals).tolist():
+        at = decimals == d
+        out[at] = np.round(on_grid[at], d)
     return out
 
 
-def _typed(values: list[Any]) -> np.ndarray:
-    """Return ``values`` as int64 when all are ints, float64 when all are floats, else as
-    objects: evidence writes each value with the type the scalar form's Fact holds."""
-    if all(type(v) is int for v in values):
-        return np.array(values, dtype=np.int64)
-    if all(type(v) is float for v in values):
-        return np.array(values, dtype=np.float64)
+def _bars(values: np.ndarray) -> np.ndarray:
+    """Return bar counts as ints, None where NaN (objects: evidence writes 10, not 10.0)."""
+    out = np.where(np.isnan(values), 0, values).astype(np.int64).astype(object)
+    out[np.isnan(values)] = None
+    return out
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
 
 
-def _choose(where: np.ndarray, a: Any, b: Any) -> np.ndarray:
-    """Return ``a`` where ``where`` else ``b`` (two scalars), keeping ints and floats apart."""
-    if type(a) is type(b) and type(a) in (int, float):
-        return np.where(where, a, b)
-    out = np.full(len(where), b, dtype=object)
-    out[where] = a
-    return out
-
-
-def _whole_lots(units: float, lot: float) -> bool:
-    lots = units / lot
-    return lots >= 1 - 1e-9 and abs(lots - round(lots)) < 1e-6
-
-
-def _round(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(float(value), digits)
+def _in_size_units(block: IssueBlock, in_shares: np.ndarray) -> IssueBlock:
+    """Return ``block`` with each row's size unit in place of SIZE: 'shares' for an
+    equity, else 'units'."""
+    units = np.where(in_shares, '"unit": "shares"', '"unit": "units"').tolist()
+    return replace(block, evidence=_objects([
+        text.replace(_SIZE_JSON, unit) for text, unit in zip(block.evidence, units, strict=True)
+    ]), action_json=_objects([
+        text.replace(_SIZE_JSON, unit)
+        for text, unit in zip(block.action_json, units, strict=True)]))

@@ -1,45 +1,43 @@
-"""exit_plan's batch form equals its scalar form, row by row.
+"""ExitPlan over columns: a batch of N says what N batches of one say, and the column form
+says what the plain rules (tests/evaluators/oracles/exit_plan.py) say.
 
 On the real cases (``all_cases``) under the default config and stricter ones, and on variants
 of them whose accounts hold exit templates (the real replay user has none): templates that
 fill in a missing target or time stop, partial exits that do not split the size, unknown and
-empty template names, and values typed as ints where the scalar evidence keeps ints.
+empty template names, a zero time stop, numbers typed as ints.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections import Counter
 from typing import Any
 
 import numpy as np
 import pytest
 
-from buddy.batch.columns import py_round
 from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
-from buddy.domain import TradeIntent
-from buddy.evaluators.base import Evaluator
-from buddy.evaluators.exit_plan import ExitPlanEvaluator
+from buddy.domain import Fact, TradeIntent
+from buddy.evaluators.exit_plan import ExitPlanConfig, ExitPlanEvaluator
 from buddy.users.model import AccountContext, ExitTemplate, PartialExit, RiskRules
 from tests.batch.parity import assert_batch_matches_scalar, runnable
+from tests.evaluators.oracles.exit_plan import scan
 
 Case = tuple[TradeIntent, ContextPack]
 
-#: Configs the parity runs under: the default, a strict one under which most codes fire on
-#: the real cases, and one whose thresholds are typed unusually (an int reach_k, float bars).
+#: Configs the tests run under: the default, a strict one under which most codes fire on the
+#: real cases, and one whose float thresholds are given as ints.
 CONFIGS: dict[str, dict[str, Any]] = {
     "default": {},
     "strict": dict(reach_k=0.5, min_horizon_bars=5, max_horizon_bars_1d=20,
                    max_horizon_bars_1h=10, template_target_tolerance_r=0.0,
                    template_horizon_tolerance_pct=0.0),
-    "odd_types": dict(reach_k=1, min_horizon_bars=2.0, max_horizon_bars_1d=30.0,
+    "odd_types": dict(reach_k=1, min_horizon_bars=2, max_horizon_bars_1d=30,
                       max_horizon_bars_1h=48, template_target_tolerance_r=1,
                       template_horizon_tolerance_pct=10),
 }
 
-CODES = frozenset(ExitPlanEvaluator.templates)
+CODES = frozenset(ExitPlanEvaluator.codes)
 
 TEMPLATES = (
     ExitTemplate(name="swing", target_r=2.0, time_stop_bars=10,
@@ -96,6 +94,7 @@ def template_cases(all_cases: list[Case]) -> list[Case]:
     assert {p.symbol for _, p in bases} >= {"AAPL", "MSFT", "EURUSD"}
     cases = []
     for n, (intent, pack) in enumerate(bases):
+        assert isinstance(pack.account, AccountContext)
         for a, account in enumerate(accounts(pack.account)):
             varied_pack = dataclasses.replace(pack, account=account)
             for v, change in enumerate(VARIANTS):
@@ -104,43 +103,60 @@ def template_cases(all_cases: list[Case]) -> list[Case]:
     return cases
 
 
-def scalar_codes(evaluator: Evaluator, cases: list[Case]) -> Counter[str]:
-    """Issues per code the scalar form emits on ``cases``."""
-    return Counter(issue.code for intent, pack in runnable(evaluator, cases)
-                   for issue in evaluator.evaluate(intent, pack).issues)
+def test_a_batch_equals_its_batches_of_one(all_cases: list[Case],
+                                          template_cases: list[Case]) -> None:
+    fired: set[str] = set()
+    for config, step in (("default", 1), ("strict", 3), ("odd_types", 5)):
+        evaluator = ExitPlanEvaluator(CONFIGS[config])
+        for cases in (all_cases, template_cases):
+            batch = assert_batch_matches_scalar(evaluator, cases[::step])
+            fired |= set(batch.issues["code"])
+    assert fired == CODES, CODES - fired
 
 
-def test_the_module_has_its_own_batch_form() -> None:
-    assert "evaluate_batch" in ExitPlanEvaluator.__dict__
-    assert ExitPlanEvaluator.evaluate_batch is not Evaluator.evaluate_batch
+def test_the_column_form_says_what_the_plain_rules_say(all_cases: list[Case],
+                                                       template_cases: list[Case]) -> None:
+    digits = {e.name: e.digits for spec in ExitPlanEvaluator.codes.values()
+              for e in (*spec.evidence, *spec.action_facts)}
+    digits.update({e.name: e.digits for e in ExitPlanEvaluator.explain})
+    for config in sorted(CONFIGS):
+        evaluator = ExitPlanEvaluator(CONFIGS[config])
+        cfg = ExitPlanConfig.from_mapping(CONFIGS[config])
+        cases = runnable(evaluator, [*all_cases, *template_cases])
+        batch = evaluator.evaluate_batch(from_packs([i for i, _ in cases],
+                                                    [p for _, p in cases]))
+        fired: dict[str, int] = {}
+        for row, (intent, pack) in enumerate(cases):
+            got = batch.row(row)
+            want, explain = scan(intent, pack, cfg)
+            label = f"{config} {intent.intent_id}"
+            assert [(i.code, i.severity) for i in got.issues] == [(c, s) for c, s, _ in want], (
+                label)
+            for issue, (code, _, facts) in zip(got.issues, want, strict=True):
+                have = {f.name: f for f in (*issue.evidence, *issue.mitigation.facts)}
+                assert set(have) == set(facts), (label, code)
+                for name, (value, unit) in facts.items():
+                    assert have[name].unit == unit, (label, code, name)
+                    assert_close(have[name], value, digits.get(name), f"{label} {code}")
+                fired[code] = fired.get(code, 0) + 1
+            assert {f.name for f in got.explain_facts} == set(explain), label
+            for fact in got.explain_facts:
+                assert_close(fact, explain[fact.name], digits.get(fact.name), label)
+        assert set(fired) == CODES, (config, CODES - set(fired))
+        if config == "strict":
+            assert fired["TARGET_BEYOND_REACH"] > 100 and fired["HORIZON_INCONSISTENT"] > 10
 
 
-@pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_batch_matches_scalar_on_the_real_cases(config: str, all_cases: list[Case]) -> None:
-    evaluator = ExitPlanEvaluator(CONFIGS[config])
-    batch = assert_batch_matches_scalar(evaluator, all_cases)
-    fired = Counter(batch.issues["code"])
-    assert set(scalar_codes(evaluator, all_cases)) <= set(fired)
-    assert len(batch) == len(runnable(evaluator, all_cases)) > 400
-
-
-@pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_batch_matches_scalar_with_exit_templates(config: str,
-                                                  template_cases: list[Case]) -> None:
-    evaluator = ExitPlanEvaluator(CONFIGS[config])
-    batch = assert_batch_matches_scalar(evaluator, template_cases)
-    want = scalar_codes(evaluator, template_cases)
-    assert Counter(batch.issues["code"]) == want
-    assert set(want) == CODES  # every code fires on these cases
-
-
-def test_every_code_fires_on_the_real_cases_under_the_strict_config(
-        all_cases: list[Case]) -> None:
-    evaluator = ExitPlanEvaluator(CONFIGS["strict"])
-    fired = Counter(evaluator.evaluate_batch(from_packs(
-        [i for i, _ in all_cases], [p for _, p in all_cases])).issues["code"])
-    assert set(fired) == CODES
-    assert fired["TARGET_BEYOND_REACH"] > 100 and fired["HORIZON_INCONSISTENT"] > 10
+def assert_close(fact: Fact, want: Any, digits: int | None, label: str) -> None:
+    """Assert ``fact`` holds ``want`` rounded to the declared ``digits`` (a whole float may
+    read as an int: bars and counts are written as ints)."""
+    if isinstance(want, float) and not (want.is_integer() and type(fact.value) is int):
+        assert isinstance(fact.value, float), (label, fact, want)
+        rounding = 0.5 * 10.0 ** -digits if digits is not None else 0.0
+        assert abs(fact.value - want) <= rounding + 1e-9 * max(1.0, abs(want)), (
+            label, fact, want)
+    else:
+        assert fact.value == want, (label, fact, want)
 
 
 def test_taken_rows_give_the_same_results(all_cases: list[Case]) -> None:
@@ -162,29 +178,20 @@ def test_taken_rows_give_the_same_results(all_cases: list[Case]) -> None:
     assert len(evaluator.evaluate_batch(ctx.take([]))) == 0
 
 
-def test_a_row_the_scalar_form_cannot_take_makes_the_batch_form_raise(
-        template_cases: list[Case]) -> None:
-    """A negative time stop makes ``evaluate`` raise (square root): the batch form raises too,
-    so the orchestrator runs the module row by row and reports that row's error."""
+@pytest.mark.parametrize(("template", "field"), [
+    (ExitTemplate(name="bad", time_stop_bars=-3), "time_stop_bars"),
+    (ExitTemplate(name="bad", time_stop_bars=2.5), "time_stop_bars"),  # type: ignore[arg-type]
+    (ExitTemplate(name="bad", target_r=float("nan")), "target_r"),
+    (ExitTemplate(name="bad", partials=(PartialExit(at_r=1.0, fraction=float("inf")),)),
+     "partials.fraction")])
+def test_a_template_the_checks_cannot_use_is_refused(template: ExitTemplate, field: str,
+                                                     template_cases: list[Case]) -> None:
+    """A row whose template holds a number the checks cannot use makes the module raise,
+    naming the template and the field, so the orchestrator reports that row's error."""
     intent, pack = template_cases[0]
+    assert pack.account is not None
     broken = dataclasses.replace(pack, account=dataclasses.replace(
-        pack.account, exit_templates=(ExitTemplate(name="neg", time_stop_bars=-3),)))
-    intent = dataclasses.replace(intent, holding_horizon=None, exit_template="neg")
-    evaluator = ExitPlanEvaluator()
-    with pytest.raises(ValueError):
-        evaluator.evaluate(intent, broken)
-    with pytest.raises(ValueError):
-        evaluator.evaluate_batch(from_packs([intent], [broken]))
-
-
-def test_round_array_is_pythons_round() -> None:
-    rng = np.random.default_rng(3)
-    ties = np.array([0.00005, 1.00005, 2.00015, 2.675, 1.23455, 123.45675, 0.123456785,
-                     -2.00015, 1e13 + 0.12345, 3e15, 5e-324, 0.0, -0.0])
-    values = np.concatenate([ties, rng.uniform(-1e3, 1e3, 20_000),
-                             np.round(rng.uniform(0, 100, 20_000), 5),
-                             [math.nan, math.inf, -math.inf]])
-    got = py_round(values, 4)
-    want = np.array([round(v, 4) if math.isfinite(v) else v for v in values.tolist()])
-    same = (got == want) | (np.isnan(got) & np.isnan(want))
-    assert same.all(), values[~same]
+        pack.account, exit_templates=(template,)))
+    intent = dataclasses.replace(intent, holding_horizon=None, exit_template="bad")
+    with pytest.raises(ValueError, match=f"'bad': {field} must be"):
+        ExitPlanEvaluator().evaluate(intent, broken)
