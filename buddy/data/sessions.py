@@ -28,6 +28,12 @@ _CHUNK_CELLS = 2_000_000
 
 def session_codes(values: Any) -> np.ndarray:
     """Return each bar's session as an int64 code ordered as the session values (-1: none)."""
+    array = getattr(values, "array", values)
+    if isinstance(array, pd.arrays.DatetimeArray):  # the store's: factorize the integers
+        codes, uniques = pd.factorize(array.asi8, sort=True)
+        if len(uniques) and uniques[0] == NAT:  # NaT sorts first: make it -1
+            codes = codes - 1
+        return np.asarray(codes, dtype=np.int64)
     codes, _ = pd.factorize(values, sort=True)
     return np.asarray(codes, dtype=np.int64)
 
@@ -154,9 +160,17 @@ def same_offset_mean(values: np.ndarray, ts: np.ndarray, runs: SessionRuns,
     run_of = runs.run_of
     a, count = runs.counted(start, stop)
     several = count >= 2
-    offsets, offset_code = np.unique(ts - ts[first[run_of]], return_inverse=True)
-    key = offset_code.astype(np.int64).ravel() * n_runs + run_of
-    order = np.argsort(key, kind="stable")
+    # bars by (offset from their run's open, run): hash the offsets, sort the few distinct
+    # ones, then a stable sort by offset alone keeps runs ascending (radix on small codes)
+    seen, distinct = pd.factorize(ts - ts[first[run_of]])
+    by_value = np.argsort(distinct)
+    offsets = np.asarray(distinct)[by_value]
+    rank = np.empty(len(by_value), dtype=np.int64)
+    rank[by_value] = np.arange(len(by_value))
+    offset_code = rank[seen]
+    order = np.argsort(offset_code.astype(np.int16) if len(offsets) < 2 ** 15 else offset_code,
+                       kind="stable")
+    key = offset_code * n_runs + run_of
     keys = key[order]
     last_bar = stop - 1
     code = key[last_bar] // n_runs

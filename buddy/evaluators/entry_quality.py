@@ -258,11 +258,12 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         VWAP, stale data, a window whose bars or sessions are out of order, too little
         history for a reference volume.
         """
-        if ctx.n and (ctx.bars.lengths < 1).any():
+        n = ctx.n
+        if n and (ctx.bars.lengths < 1).any():
             raise ValueError("entry_quality: a row has no bars; market requires at least one")
         rows = _Rows.read(ctx)
         blocks: list[IssueBlock] = []
-        explain: dict[str, Any] = {e.name: np.full(ctx.n, np.nan) for e in self.explain}
+        explain: dict[str, Any] = {e.name: np.full(n, np.nan) for e in self.explain}
         explain["atr_14"] = np.where(rows.has_atr, rows.atr, np.nan)
         explain["atr_source"] = rows.atr_source
         blocks += self._levels(ctx, rows, explain)
@@ -270,7 +271,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         blocks += self._wide_range(rows, explain)
         blocks += self._timing(ctx, rows, explain)
         blocks += self._volume(ctx, rows, explain)
-        return self.result(ctx.n, blocks, explain=explain)
+        return self.result(n, blocks, explain=explain)
 
     # ------------------------------------------------------------------------- location
     def _levels(self, ctx: BatchContext, r: _Rows, explain: dict[str, Any]) -> list[IssueBlock]:
@@ -283,7 +284,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         blocks: list[IssueBlock] = []
 
         has = ahead.column >= 0
-        distance = np.full(ctx.n, np.nan)
+        distance = np.full(len(r.entry), np.nan)
         distance[has] = np.abs(ahead.price[has] - r.entry[has]) / r.atr[has]
         # the rounded distance decides, so the evidence never shows a distance at the limit
         distance = np.round(distance, 4)
@@ -305,7 +306,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                 pullback_entry=np.where(pullback > 0, pullback, np.nan)))
 
         checked = (behind.column >= 0) & np.isfinite(r.stop) & (r.sign * (r.entry - r.stop) > 0)
-        beyond = np.full(ctx.n, np.nan)
+        beyond = np.full(len(r.entry), np.nan)
         beyond[checked] = (r.sign[checked] * (behind.price[checked] - r.stop[checked])
                            / r.atr[checked])
         explain["stop_beyond_level_atr"] = beyond
@@ -348,7 +349,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                                          against_risk=True)))
 
         anchor = (np.where(r.intraday, "session", "month").astype(object)
-                  if cfg.vwap_anchor == "auto" else np.full(ctx.n, cfg.vwap_anchor, dtype=object))
+                  if cfg.vwap_anchor == "auto"
+                  else np.full(len(r.entry), cfg.vwap_anchor, dtype=object))
         vwap, upper = _vwaps(ctx, anchor)
         ok = r.has_atr & np.isfinite(vwap)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -395,8 +397,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         cfg = self.config
         bars = ctx.bars
         volume = bars.column("volume")[bars.stop - 1]
-        reference = np.full(ctx.n, np.nan)
-        count = np.zeros(ctx.n, dtype=np.int64)
+        reference = np.full(len(r.entry), np.nan)
+        count = np.zeros(len(r.entry), dtype=np.int64)
         daily = np.flatnonzero(~r.intraday)
         if len(daily):
             reference[daily], count[daily] = _mean_of_previous(bars.take(daily),
@@ -426,8 +428,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         estimated open or close) and ENTRY_MID_BAR (as_of inside a forming bar, at least
         ``mid_bar_min_pct`` through it). Skipped on stale data and disordered windows."""
         cfg = self.config
-        n = ctx.n
-        as_of = utc_ns(ctx.intents["as_of"])
+        n = len(r.entry)
+        as_of = _ns(ctx.intents["as_of"])
         last_close = r.times.ts_close[ctx.bars.stop - 1]
         timed = (ctx.market["sessions_since_last_bar"].to_numpy(np.int64) == 0) & r.ordered
         bar_start = np.zeros(n, dtype=np.int64)  # the bar forming at as_of, where there is one
@@ -495,19 +497,43 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
 
 
 # ---------------------------------------------------------------------------- rows
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _BarTimes:
-    """The concatenated bars' times as UTC nanoseconds, and sessions as ordered codes."""
+    """The concatenated bars' times as UTC nanoseconds, and sessions as ordered codes (read
+    only when a row is intraday)."""
 
+    data: pd.DataFrame
     ts: np.ndarray
     ts_close: np.ndarray
-    session: np.ndarray  # -1 where missing
+    _session: np.ndarray | None = None
 
     @classmethod
     def read(cls, data: pd.DataFrame) -> _BarTimes:
-        session = (session_codes(data["session"]) if "session" in data.columns
-                   else np.full(len(data), -1, dtype=np.int64))
-        return cls(ts=utc_ns(data["ts"]), ts_close=utc_ns(data["ts_close"]), session=session)
+        return cls(data=data, ts=_ns(data["ts"]), ts_close=_ns(data["ts_close"]))
+
+    @property
+    def session(self) -> np.ndarray:
+        """Each bar's session code (-1 where missing)."""
+        if self._session is None:
+            self._session = (session_codes(self.data["session"])
+                             if "session" in self.data.columns
+                             else np.full(len(self.data), -1, dtype=np.int64))
+        return self._session
+
+
+#: Nanoseconds per unit of a datetime64 column.
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _ns(times: pd.Series) -> np.ndarray:
+    """Return tz-aware times as UTC int64 nanoseconds (NaT as NAT), without an index."""
+    array = times.array
+    if not isinstance(array, pd.arrays.DatetimeArray) or array.tz is None:
+        return utc_ns(times)  # raises on naive times, as every read of UTC times does
+    values = array.asi8
+    if array.unit == "ns":
+        return values.copy()
+    return np.where(values == NAT, NAT, values * _UNIT_NS[array.unit])
 
 
 _SessionRead = tuple[np.ndarray, np.ndarray, WindowSessions, np.ndarray, np.ndarray]
@@ -594,7 +620,7 @@ class _Rows:
 def _latest(ctx: BatchContext, name: str) -> np.ndarray:
     """Return the latest feature ``name`` per row (NaN where absent)."""
     if name not in ctx.latest.columns:
-        return np.full(ctx.n, np.nan)
+        return np.full(len(ctx.latest), np.nan)
     return ctx.latest[name].to_numpy(np.float64, copy=True)
 
 
@@ -787,7 +813,7 @@ def _vwaps(ctx: BatchContext, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """Return each row's anchored VWAP for its ``anchor`` and its upper 1-sd band (NaN where
     the snapshot has none, or the levels piece is not a KeyLevelsSnapshot)."""
     code, snapshots = ctx.distinct_pieces("levels")
-    vwap, upper = np.full(ctx.n, np.nan), np.full(ctx.n, np.nan)
+    vwap, upper = np.full(len(anchor), np.nan), np.full(len(anchor), np.nan)
     for name in np.unique(anchor.astype(str)):
         got = [next((v for v in s.anchored_vwaps if v.anchor == name), None)
                if isinstance(s, KeyLevelsSnapshot) else None for s in snapshots]
