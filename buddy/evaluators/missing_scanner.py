@@ -22,14 +22,18 @@ turned into a point in time by the ``schedule`` piece's sessions ahead:
   otherwise EXPOSURE_NOT_CHECKED (info, with the reason).
 
 Optional pieces are read only when present; their absence is an item of the checklist, not a
-skip of the module.
+skip of the module. A stock whose bar window has missing or unordered sessions is not judged
+for liquidity (``liquidity_checked`` False).
+
+Units: amounts are in the instrument's quote currency and quantities in shares (stocks) or
+units; ``codes`` declares them as CURRENCY and QUANTITY and each row's unit is filled in.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -316,8 +320,8 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         weekly bar's over its five sessions). A window whose sessions or times are missing or
         out of order is not checked."""
         cfg, bars = self.config, ctx.bars
-        checked = np.isin(rows.asset_class, list(VOLUME_IN_ORDER_UNITS)) & (
-            bars.stop > bars.start)
+        checked = np.array([a in VOLUME_IN_ORDER_UNITS for a in rows.asset_class.tolist()],
+                           dtype=bool) & (bars.stop > bars.start)
         at = np.flatnonzero(checked)
         if not len(at):
             return [], checked
@@ -341,11 +345,11 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         at, median, used = at[thin], median[thin], used[thin]
         if not len(at):
             return [], checked
-        return self._per_unit(rows.currency[at], self.fire(
+        return [self._per_unit(rows.currency[at], self.fire(
             "LOW_LIQUIDITY", at,
             severity_where(median < cfg.min_session_value / 10, Severity.MEDIUM, Severity.LOW),
             median_session_value=median, min_session_value=cfg.min_session_value,
-            sessions_used=used, symbol=rows.symbol[at])), checked
+            sessions_used=used, symbol=rows.symbol[at]))], checked
 
     # ------------------------------------------------------------------ optional pieces
     def _levels(self, ctx: BatchContext, rows: _Rows) -> tuple[list[IssueBlock], np.ndarray]:
@@ -451,10 +455,10 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             reason = np.where(
                 missing, _wrap("portfolio missing (", _missing(ctx, "portfolio", at), ")"),
                 _wrap("the portfolio piece (", names, ") offers no position_in()"))
-            blocks += self._per_unit(rows.currency[at], self.fire(
+            blocks.append(self._per_unit(rows.currency[at], self.fire(
                 "EXPOSURE_NOT_CHECKED", at, Severity.INFO,
                 notional=rows.entry[at] * rows.size[at] * rows.multiplier[at],
-                reason=reason.astype(object)))
+                reason=reason.astype(object))))
         at = np.flatnonzero(checked)
         if len(at):
             # asked once per distinct (portfolio, symbol)
@@ -466,16 +470,16 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             at, held = at[held != 0], held[held != 0]
         if len(at):
             sign, size = rows.sign[at], rows.size[at]
-            blocks += self._per_unit(
+            blocks.append(self._per_unit(
                 np.where(rows.asset_class[at] == "equity", "shares", "units"),
                 self.fire("EXISTING_POSITION", at, Severity.LOW, position_qty=held,
                           proposed_size=size, combined_qty=held + sign * size,
                           same_direction=held * sign > 0, symbol=rows.symbol[at],
-                          side=rows.side[at]))
+                          side=rows.side[at])))
         return blocks, checked
 
     @staticmethod
-    def _per_unit(units: np.ndarray, block: IssueBlock) -> list[IssueBlock]:
+    def _per_unit(units: np.ndarray, block: IssueBlock) -> IssueBlock:
         """Return ``block`` with each row's unit (``units``: a currency, shares or units) in
         place of the CURRENCY and QUANTITY its code declares: the unit of these facts is
         known only per row, and the report writes 'USD 1,250' from it."""
@@ -486,8 +490,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             text = f'"unit": {json.dumps(str(unit))}'
             evidence[at] = [e.replace(_CURRENCY_JSON, text).replace(_QUANTITY_JSON, text)
                             for e in evidence[at].tolist()]
-        return [IssueBlock(block.code, block.rows, block.severity, evidence, block.action,
-                           block.action_json)]
+        return replace(block, evidence=evidence)
 
 
 _CURRENCY_JSON = f'"unit": {json.dumps(CURRENCY)}'
@@ -561,8 +564,8 @@ class _Schedule:
 
     Sessions: row i's are ``close[s_lo[i]:s_top[i]]`` (UTC ns), the first sessions of its
     piece's session set, as far as its horizon reaches (one session set is converted once,
-    whichever pieces and rows share it). Events: row i's piece's events by time are
-    ``ts``/``kind``/``title``/...``[e_lo[i]:e_hi[i]]`` and those from as_of to the horizon end
+    whichever pieces and rows share it). Events: each piece's events by time, flat in
+    ``ts``/``kind``/``title``/``symbol``; row i's from as_of to its horizon end are
     ``[w_lo[i]:w_hi[i]]``. ``end``: the horizon end (ns), ``beyond``: the known sessions ran
     out first (``ScheduleContext.horizon_end``).
     """
@@ -613,7 +616,10 @@ class _Schedule:
     @property
     def news(self) -> np.ndarray:
         """Events EVENT_WITHIN_HORIZON counts."""
-        return np.isin(self.kind, [_KIND_CODE[k] for k in NEWS_KINDS])
+        news = np.zeros(len(self.kind), dtype=bool)
+        for kind in NEWS_KINDS:
+            news |= self.kind == _KIND_CODE[kind]
+        return news
 
     @property
     def known_kind(self) -> np.ndarray:
@@ -858,9 +864,14 @@ class _Levels:
     def texts(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Return the levels fact of the flat ranges [low, high), joined once per range."""
         pairs, inverse = np.unique(np.stack([low, high], axis=1), axis=0, return_inverse=True)
-        name, price = self.name.tolist(), self.price.tolist()
-        return objects([", ".join(f"{name[j]} {price[j]:g}" for j in range(a, b))
-                        for a, b in pairs.tolist()])[inverse.reshape(-1)]
+        # each level in some range written once, each range joined once
+        depth = np.zeros(len(self.price) + 1, dtype=np.int64)
+        np.add.at(depth, pairs[:, 0], 1)
+        np.add.at(depth, pairs[:, 1], -1)
+        text = [""] * len(self.price)
+        for j in np.flatnonzero(np.cumsum(depth)[:-1] > 0).tolist():
+            text[j] = f"{self.name[j]} {self.price[j]:g}"
+        return objects([", ".join(text[a:b]) for a, b in pairs.tolist()])[inverse.reshape(-1)]
 
 
 @dataclass(frozen=True, slots=True)
