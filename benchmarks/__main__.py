@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from benchmarks.levels import levels_suite
+from benchmarks.one_form import one_form_suite
 from benchmarks.regime import regime_suite
 from benchmarks.replay import replay_suite
 from benchmarks.suites import SUITES as CORE_SUITES
@@ -28,7 +29,7 @@ from benchmarks.widgets import widgets_suite
 
 SUITES = {**CORE_SUITES, "regime": regime_suite, "levels": levels_suite,
           "widgets": widgets_suite, "replay": replay_suite, "trades_review": trades_review_suite,
-          "trades": trades_suite}
+          "trades": trades_suite, "one_form": one_form_suite}
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:
