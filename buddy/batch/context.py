@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -150,9 +151,9 @@ class BatchContext:
                      default: Any = math.nan) -> np.ndarray:
         """Return ``get(piece)`` per row, ``default`` where the piece is missing; ``get`` runs
         once per distinct piece object (rows at the same snapshot share one)."""
-        objects = self.piece(name)
+        pieces = self.piece(name)
         codes, first = self.piece_codes(name)
-        values = [default if objects[i] is None else get(objects[i]) for i in first]
+        values = [default if pieces[i] is None else get(pieces[i]) for i in first]
         if np.dtype(dtype) == object:
             return objects(values)[codes]
         return np.asarray(values, dtype=dtype).reshape(len(first))[codes]
@@ -296,10 +297,12 @@ def from_packs(intents: Sequence[TradeIntent], packs: Sequence[ContextPack]) -> 
                                       "order_type", "exit_template"])
     instrument = pd.DataFrame([{f: getattr(p.instrument, f) for f in INSTRUMENT_FIELDS}
                                for p in packs], columns=list(INSTRUMENT_FIELDS))
-    market_rows, latest_rows = [], []
+    market_rows: list[dict[str, Any]] = []
+    latest_rows: list[dict[str, Any]] = []
     bar_frames, feature_frames = [], []
     bar_len, feature_len = [], []
-    missing_sessions, splits = [], []
+    missing_sessions: list[tuple[date, ...]] = []
+    splits: list[tuple[tuple[date, float], ...]] = []
     for pack in packs:
         m = pack.market
         if m is None:

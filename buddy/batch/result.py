@@ -176,9 +176,9 @@ def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
         action_json.append(_per_row(block.action_json, len(block_rows)))
     if not rows:
         return empty_issues()
-    row, order = np.concatenate(rows), np.concatenate(orders)
-    sort = np.lexsort((order, row))
-    return object_frame({"row": row[sort], "code": codes[order[sort]],
+    row, block_order = np.concatenate(rows), np.concatenate(orders)
+    sort = np.lexsort((block_order, row))
+    return object_frame({"row": row[sort], "code": codes[block_order[sort]],
                          "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
                          "evidence_json": np.concatenate(evidence)[sort],
                          "action": np.concatenate(actions)[sort],
