@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 from buddy.api import Buddy, resolve_as_of
 from buddy.context.builder import ContextPackBuilder
@@ -48,7 +49,23 @@ SAMPLE_IDEAS: tuple[SampleIdea, ...] = (
 )
 
 
-def place_idea(buddy: Buddy, idea: SampleIdea) -> dict[str, object]:
+class IdeaArguments(TypedDict):
+    """The keyword arguments of ``Buddy.evaluate`` for one sample idea (prices in quote
+    currency, size in units, horizon in bars)."""
+
+    user: str
+    symbol: str
+    side: str
+    timeframe: str
+    as_of: str
+    entry: float
+    stop: float
+    target: float
+    size: float
+    horizon: int
+
+
+def place_idea(buddy: Buddy, idea: SampleIdea) -> IdeaArguments:
     """Return evaluate() keyword arguments for ``idea``, priced from data at its as_of."""
     instrument = buddy.instrument(idea.symbol)
     as_of = resolve_as_of(idea.as_of, instrument.timezone)

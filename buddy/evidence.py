@@ -7,7 +7,7 @@ up to as_of), and say how many observations they rest on.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,11 +54,14 @@ def delta_pct(value: float, reference: float) -> float:
     return math.nan if reference == 0 else 100.0 * (value - reference) / abs(reference)
 
 
+_TICK_ROUNDING: dict[str, Callable[[float], int]] = {
+    "nearest": round, "down": math.floor, "up": math.ceil}
+
+
 def round_to_tick(price: float, tick: float, *, direction: str = "nearest") -> float:
     """Return ``price`` on the tick grid: 'nearest', 'down' or 'up'."""
     steps = price / tick
-    rounded = {"nearest": round, "down": math.floor, "up": math.ceil}[direction](
-        round(steps, 9))
+    rounded = _TICK_ROUNDING[direction](round(steps, 9))
     decimals = max(0, -math.floor(math.log10(tick)) + 2)
     return round(rounded * tick, decimals)
 

@@ -90,7 +90,8 @@ class Orchestrator:
         weights = {e.name: w for e, w in self.evaluators}
         issues = dedupe([i for r in results for i in r.issues])
         top = rank_and_cap(issues, weights, self.config.min_issues, self.config.max_issues)
-        scored = [(r.score, weights[r.module]) for r in results if module_ok(r)]
+        scored = [(r.score, weights[r.module]) for r in results
+                  if module_ok(r) and r.score is not None]
         total_weight = sum(w for _, w in scored)
         overall = (round(sum(s * w for s, w in scored) / total_weight, 1)
                    if total_weight > 0 else None)

@@ -316,6 +316,12 @@ class IntentRule:
         return FieldError(self.field, rule, value.item() if hasattr(value, "item") else value)
 
 
+def _no_choice(name: str) -> Callable[[_Rows], np.ndarray]:
+    def broken(r: _Rows) -> np.ndarray:
+        return _is_none(r.c.text[name])
+    return broken
+
+
 def _finite(name: str) -> Callable[[_Rows], np.ndarray]:
     def broken(r: _Rows) -> np.ndarray:
         bad = ~np.isfinite(r.num(name))
@@ -394,8 +400,7 @@ RULES: tuple[IntentRule, ...] = (
         r.c.raw["user_id"])),
     IntentRule("symbol", "must be a non-empty string", lambda r: ~_non_empty(
         r.c.raw["symbol"])),
-    *(IntentRule(name, wording, lambda r, name=name: _is_none(r.c.text[name]))
-      for name, wording in _CHOICE_RULES.items()),
+    *(IntentRule(name, wording, _no_choice(name)) for name, wording in _CHOICE_RULES.items()),
     *(rule for name in _PRICES for rule in (
         IntentRule(name, "must be a finite number", _finite(name)),
         IntentRule(name, "must be > 0", _positive(name)))),

@@ -170,9 +170,9 @@ class Evaluator(ABC, Generic[C]):
         facts = [self._column(e, values[e.name], thresholds) for e in spec.evidence]
         acts = [self._column(e, values[e.name], thresholds) for e in spec.action_facts]
         n = len(rows)
-        if isinstance(severity, Severity):
-            severity = severity.value
-        return IssueBlock(code, rows, severity, evidence_json(facts, n),
+        return IssueBlock(code, rows,
+                          severity.value if isinstance(severity, Severity) else severity,
+                          evidence_json(facts, n),
                           action=spec.action if action is None else action,
                           action_json=evidence_json(acts, n))
 
@@ -193,7 +193,7 @@ class Evaluator(ABC, Generic[C]):
         by name, scalar or one per row) and the score (default: 100 minus the severity
         penalties, floored at 0)."""
         if not isinstance(n, int | np.integer):  # LEGACY scalar form; removed with it
-            return self._legacy_result(n, blocks, score=score)  # type: ignore[arg-type]
+            return self._legacy_result(n, blocks, score=score)
         explain = explain or {}
         if set(explain) != {e.name for e in self.explain}:
             raise TypeError(f"{self.name}: explain values must be exactly the declared names "
