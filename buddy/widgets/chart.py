@@ -156,17 +156,17 @@ def render_svg(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, fl
                      f" height='11' fill='white' opacity='0.85'/>"
                      f"<text x='{_LEFT + 4}' y='{ly + 3:.1f}' font-size='9' fill='#546e7a'>"
                      f"{label}</text></g>")
-    for name, price in (("entry", intent.proposed_entry), ("stop", intent.proposed_stop),
-                        ("target", intent.proposed_target)):
-        if price is None:
+    for name, line_price in (("entry", intent.proposed_entry), ("stop", intent.proposed_stop),
+                             ("target", intent.proposed_target)):
+        if line_price is None:
             continue
-        ly = y(price)
+        ly = y(line_price)
         dash = "" if name == "entry" else " stroke-dasharray='6,3'"
-        parts.append(f"<g class='tb-line-{name}' data-price='{price}'>"
+        parts.append(f"<g class='tb-line-{name}' data-price='{line_price}'>"
                      f"<line x1='{_LEFT}' x2='{_LEFT + plot_w}' y1='{ly:.1f}' y2='{ly:.1f}' "
                      f"stroke='{_LINES[name]}' stroke-width='1.4'{dash}/>"
                      f"<text x='{_LEFT + plot_w + 4}' y='{ly + 4:.1f}' font-size='11' "
-                     f"fill='{_LINES[name]}'>{name} {price:g}</text></g>")
+                     f"fill='{_LINES[name]}'>{name} {line_price:g}</text></g>")
     parts.append("</svg>")
     return "".join(parts)
 

@@ -80,10 +80,13 @@ def scoring_config_for(config: ScoringConfig, preferences: UserPreferences) -> S
     """Return ``config`` with the user's opted-out modules off and their strictness profile."""
     adjusted = config.with_modules_disabled(set(preferences.disabled_modules))
     profile = STRICTNESS_PROFILES.get(preferences.strictness, STRICTNESS_PROFILES["standard"])
-    changes = {name: value for name, value in (("min_issues", profile.min_issues),
-                                               ("max_issues", profile.max_issues))
-               if value is not None}
-    return dataclasses.replace(adjusted, **changes) if changes else adjusted
+    if profile.min_issues is None and profile.max_issues is None:
+        return adjusted
+    # one replace: the pair is validated together (min <= max)
+    return dataclasses.replace(
+        adjusted,
+        min_issues=adjusted.min_issues if profile.min_issues is None else profile.min_issues,
+        max_issues=adjusted.max_issues if profile.max_issues is None else profile.max_issues)
 
 
 def optional_disclosures() -> tuple[str, ...]:
