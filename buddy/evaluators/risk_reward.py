@@ -22,7 +22,7 @@ on liquid names pass.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -30,7 +30,7 @@ import pandas as pd
 
 from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json
 from buddy.config import ModuleConfig, param
-from buddy.domain import OrderType, Severity
+from buddy.domain import EvaluationResult, OrderType, Severity
 from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, rounded, severity_where
 from buddy.evaluators.registry import register
@@ -275,8 +275,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
                 "participation_pct": t.participation_pct, "notional": t.notional,
                 "entry_distance_atr": t.entry_distance_atr}
         result = self.result(ctx.n, blocks, explain=explain)
-        return replace(result, explain=tuple(replace(c, unit=t.batch_unit(c.unit))
-                                             for c in result.explain))
+        return _RiskResult(**{name: getattr(result, name) for name in _RESULT_FIELDS},
+                           money=t.currencies[t.currency],
+                           size_unit=np.where(t.in_shares, "shares", "units").astype(object))
 
     def _fire(self, t: _RiskColumns, code: str, rows: np.ndarray,
               severity: Severity | np.ndarray, *, thresholds: Mapping[str, Any] | None = None,
@@ -497,6 +498,32 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class _RiskResult(BatchResult):
+    """RiskReward's results: the money and size explain facts take each row's unit (a
+    FactColumn has one unit for all rows; issues carry theirs in their evidence)."""
+
+    money: np.ndarray  # object: each row's money unit
+    size_unit: np.ndarray  # object: each row's size unit
+
+    def row(self, i: int) -> EvaluationResult:
+        """Return row ``i`` as an EvaluationResult, its explain facts in row ``i``'s units."""
+        result = BatchResult.row(self, i)
+        units = {MONEY: str(self.money[i]), SIZE: str(self.size_unit[i])}
+        return replace(result, explain_facts=tuple(
+            replace(f, unit=units.get(f.unit, f.unit)) for f in result.explain_facts))
+
+    def take(self, rows: np.ndarray) -> BatchResult:
+        """Return the results of ``rows`` (renumbered), with their units."""
+        taken = BatchResult.take(self, rows)
+        rows = np.asarray(rows, dtype=np.int64)
+        return _RiskResult(**{name: getattr(taken, name) for name in _RESULT_FIELDS},
+                           money=self.money[rows], size_unit=self.size_unit[rows])
+
+
+_RESULT_FIELDS = tuple(f.name for f in fields(BatchResult))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _RiskColumns:
     """The numbers every rule shares, one per row: NaN where a number cannot be had (no stop,
     no ATR, no equity in the instrument's currency, no bars)."""
@@ -617,18 +644,6 @@ class _RiskColumns:
         price = _to_tick(self.entry[rows] - sign * distance, self.tick_size[rows],
                          down=(sign > 0) == wider)
         return np.where(price > 0, price, np.nan)
-
-    def batch_unit(self, unit: str) -> str:
-        """Return the explain facts' ``unit`` for this batch: a money or size placeholder
-        becomes the rows' unit when all rows share one (always so for a batch of one), and
-        '' when they differ (a BatchResult's explain fact has one unit for all its rows)."""
-        if unit == MONEY:
-            one = len(self.currencies) == 1
-            return str(self.currencies[0]) if one else ""
-        if unit == SIZE:
-            shares = int(self.in_shares.sum())
-            return "shares" if shares == len(self.in_shares) else "units" if not shares else ""
-        return unit
 
 
 def _at(value: Any, at: np.ndarray | slice) -> Any:
