@@ -863,15 +863,19 @@ class _Levels:
 
     def texts(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Return the levels fact of the flat ranges [low, high), joined once per range."""
-        pairs, inverse = np.unique(np.stack([low, high], axis=1), axis=0, return_inverse=True)
+        span = len(self.price) + 1
+        keys, inverse = np.unique(low * span + high, return_inverse=True)
+        starts, stops = keys // span, keys % span
         # each level in some range written once, each range joined once
-        depth = np.zeros(len(self.price) + 1, dtype=np.int64)
-        np.add.at(depth, pairs[:, 0], 1)
-        np.add.at(depth, pairs[:, 1], -1)
-        text = [""] * len(self.price)
+        depth = np.zeros(span, dtype=np.int64)
+        np.add.at(depth, starts, 1)
+        np.add.at(depth, stops, -1)
+        name, price = self.name.tolist(), self.price.tolist()
+        text = [""] * len(price)
         for j in np.flatnonzero(np.cumsum(depth)[:-1] > 0).tolist():
-            text[j] = f"{self.name[j]} {self.price[j]:g}"
-        return objects([", ".join(text[a:b]) for a, b in pairs.tolist()])[inverse.reshape(-1)]
+            text[j] = f"{name[j]} {price[j]:g}"
+        return objects([", ".join(text[a:b]) for a, b in zip(
+            starts.tolist(), stops.tolist(), strict=True)])[inverse.reshape(-1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -970,12 +974,14 @@ def _local(ns: np.ndarray, zone: np.ndarray, pattern: str) -> np.ndarray:
     """Return each instant (UTC ns) in its row's time zone formatted by ``pattern``
     (strftime; ``{zone}`` is the zone's name), once per distinct (instant, zone)."""
     zone_code, zones = pd.factorize(np.asarray(zone, dtype=object))
-    pairs, inverse = np.unique(np.stack([ns, zone_code], axis=1), axis=0, return_inverse=True)
+    instant, _ = pd.factorize(ns)
+    _, first, pair = np.unique(instant * len(zones) + zone_code, return_index=True,
+                               return_inverse=True)
     texts = []
-    for t, z in pairs.tolist():
+    for t, z in zip(ns[first].tolist(), zone_code[first].tolist(), strict=True):
         local = (_EPOCH + timedelta(microseconds=t // 1000)).astimezone(ZoneInfo(zones[z]))
         texts.append(local.strftime(pattern.replace("{zone}", zones[z])))
-    return objects(texts)[inverse.reshape(-1)]
+    return objects(texts)[pair.reshape(-1)]
 
 
 def _missing(ctx: BatchContext, piece: str, rows: np.ndarray) -> np.ndarray:
