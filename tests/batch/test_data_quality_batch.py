@@ -17,9 +17,9 @@ from buddy.context.pack import ContextPack
 from buddy.domain import TradeIntent
 from buddy.evaluators.base import Evaluator
 from buddy.evaluators.data_quality import DataQualityEvaluator
+from buddy.testing import assert_batch_covers_scalar as check
 from buddy.timeframes import Timeframe
 from tests import factories
-from tests.batch.parity import assert_batch_covers_scalar as check
 
 Case = tuple[TradeIntent, ContextPack]
 

@@ -9,7 +9,7 @@ import buddy.evaluators  # noqa: F401  (registers the built-in modules)
 from buddy.batch.result import BatchResult
 from buddy.evaluators import registry
 from buddy.evaluators.base import Evaluator
-from tests.batch.parity import assert_batch_matches_scalar
+from buddy.testing import assert_batch_matches_scalar
 
 
 @pytest.mark.parametrize("name", sorted(registry.available()))

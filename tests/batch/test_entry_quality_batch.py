@@ -20,7 +20,7 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack, MarketData
 from buddy.domain import Fact, TradeIntent
 from buddy.evaluators.entry_quality import EntryQualityConfig, EntryQualityEvaluator
-from tests.batch.parity import assert_batch_matches_scalar, runnable
+from buddy.testing import assert_batch_matches_scalar, runnable
 from tests.evaluators.oracles.entry_quality import scan
 from tests.evaluators.test_entry_quality import cut_at, synth_market, timing_case
 

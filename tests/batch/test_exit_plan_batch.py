@@ -19,8 +19,8 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.domain import Fact, TradeIntent
 from buddy.evaluators.exit_plan import ExitPlanConfig, ExitPlanEvaluator
+from buddy.testing import assert_batch_matches_scalar, runnable
 from buddy.users.model import AccountContext, ExitTemplate, PartialExit, RiskRules
-from tests.batch.parity import assert_batch_matches_scalar, runnable
 from tests.evaluators.oracles.exit_plan import scan
 
 Case = tuple[TradeIntent, ContextPack]

@@ -13,8 +13,8 @@ from buddy.context.pieces import MTFASnapshot
 from buddy.domain import Side, TradeIntent
 from buddy.evaluators.base import Evaluator
 from buddy.evaluators.mtfa import MTFAEvaluator
+from buddy.testing import assert_batch_covers_scalar as check
 from tests import factories
-from tests.batch.parity import assert_batch_covers_scalar as check
 from tests.evaluator_cases import near_market_intent
 
 Case = tuple[TradeIntent, ContextPack]

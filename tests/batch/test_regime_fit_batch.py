@@ -21,8 +21,8 @@ from buddy.evaluators.regime_fit import (
     _horizon_within,
     _transition_risk,
 )
+from buddy.testing import assert_batch_covers_scalar as check
 from tests import factories
-from tests.batch.parity import assert_batch_covers_scalar as check
 from tests.evaluator_cases import near_market_intent
 
 Case = tuple[TradeIntent, ContextPack]

@@ -16,8 +16,8 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.domain import OrderType, Side, TradeIntent
 from buddy.evaluators.risk_reward import RiskRewardEvaluator
+from buddy.testing import assert_batch_matches_scalar, runnable
 from tests import factories
-from tests.batch.parity import assert_batch_matches_scalar, runnable
 from tests.evaluators.oracles.risk_reward import audit
 
 Case = tuple[TradeIntent, ContextPack]
