@@ -442,7 +442,7 @@ def decile_table(results: pd.DataFrame, score_col: str = "overall_score", n_boot
         if len(bounds) < 2 or np.any(np.diff(bounds) <= 0):
             raise ValueError(f"edges must be at least two ascending bounds, got {list(edges)}")
         bins = np.clip(np.searchsorted(bounds, scores, side="left") - 1, 0, len(bounds) - 2)
-        listed = range(len(bounds) - 1)
+        listed: Sequence[int] = range(len(bounds) - 1)
     elif n_all:
         ranks = _weighted_ranks(scores, np.ones((1, n_all)))[0]
         bins = np.floor((ranks - 1) * q / n_all).astype(int)

@@ -99,8 +99,9 @@ def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe:
     try:
         store = obj.store()
         executor = make_executor(executor_kind, workers=workers, scheduler=scheduler)
-        options = dict(executor=executor, chunk_size=chunk_size, mode=mode,
-                       progress=not no_progress, label=not no_outcomes)
+        # run_replay's keyword arguments (resume_replay passes them through)
+        options: dict[str, Any] = dict(executor=executor, chunk_size=chunk_size, mode=mode,
+                                       progress=not no_progress, label=not no_outcomes)
         try:
             if resume_run:
                 run = resume_replay(store, resume_run, **options)
@@ -163,7 +164,7 @@ def load_intents(store: Any, source: str, *, symbols: list[str] | None, timefram
         else:
             frame, trades = sources.import_trades_csv(path, tz=tz)
     else:
-        extra = {"user_id": user} if user else {}
+        extra: dict[str, Any] = {"user_id": user} if user else {}
         return sources.generate_intents(store, source, symbols=symbols,
                                         timeframe=timeframe or Timeframe.D1,
                                         start=start_ts, end=end_ts, seed=seed,

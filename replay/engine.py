@@ -210,8 +210,18 @@ def validate_intents(store: Store, intents: pd.DataFrame, config: ScoringConfig)
 
 # ---------------------------------------------------------------------------- run ids
 def provider_path(provider: PieceProvider) -> str:
-    """Return 'module:qualname' of a piece provider (how a run records and reloads it)."""
-    return f"{provider.__module__}:{provider.__qualname__}"
+    """Return 'module:name' of a piece provider (how a run records and reloads it): a
+    function's qualname, or the module-level name a provider instance is bound to."""
+    module = provider.__module__
+    name = getattr(provider, "__qualname__", None)
+    if name is None:  # an instance (AccountProvider(), ...): the name it is reachable by
+        found = [key for key, value in vars(importlib.import_module(module)).items()
+                 if value is provider]
+        if not found:
+            raise ValueError(f"provider {provider!r} is bound to no name of module {module}: "
+                             "a replay records providers by import path")
+        name = found[0]
+    return f"{module}:{name}"
 
 
 def load_provider(path: str) -> PieceProvider:
@@ -416,9 +426,9 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows:
     reports = []
     for row in task.intents.to_dict("records"):
         intent = intent_from_row(row)
-        ctx = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
-                            stamp=stamp)
-        reports.append(orchestrator.run(intent, ctx, eval_id=intent.intent_id))
+        pack = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
+                             stamp=stamp)
+        reports.append(orchestrator.run(intent, pack, eval_id=intent.intent_id))
     return report_rows(task.chunk_no, reports, task.intents["as_of"],
                        elapsed_s=time.perf_counter() - started)
 

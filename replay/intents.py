@@ -540,7 +540,8 @@ def _load_series(store: Store, symbols: Sequence[str] | None, timeframe: Timefra
                  end: pd.Timestamp | None) -> tuple[pd.DataFrame, list[PriceSeries]]:
     """Return the tickers (by symbol) and each symbol's bars (closed by ``end``) with their
     features, read in one connection as numpy arrays (no per-row Python objects)."""
-    filters, params = "", [timeframe.value]
+    filters = ""
+    params: list[Any] = [timeframe.value]
     if symbols is not None:
         filters += " AND list_contains(?, symbol)"
         params.append([str(s) for s in symbols])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -32,7 +33,7 @@ def _errors(table: pd.DataFrame, col: str) -> np.ndarray:
     return np.nan_to_num(np.vstack([est - low, high - est]), nan=0.0).clip(min=0)
 
 
-def _bars(ax, labels: list[str], table: pd.DataFrame, col: str, enough: np.ndarray) -> None:
+def _bars(ax: Axes, labels: list[str], table: pd.DataFrame, col: str, enough: np.ndarray) -> None:
     x = np.arange(len(labels))
     values = np.nan_to_num(table[col].to_numpy(dtype=float))
     ax.bar(x, values, color=[_SOLID if ok else "white" for ok in enough],
@@ -85,7 +86,7 @@ def reliability_plot(table: pd.DataFrame, title: str = "Outcome by overall sever
     return fig
 
 
-def _interval_rows(ax, labels: list[str], table: pd.DataFrame, col: str,
+def _interval_rows(ax: Axes, labels: list[str], table: pd.DataFrame, col: str,
                    enough: np.ndarray, xlabel: str, reference: float = 0.0) -> None:
     y = np.arange(len(labels))[::-1]
     values = table[col].to_numpy(dtype=float)
