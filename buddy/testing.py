@@ -266,7 +266,8 @@ def runnable(evaluator: Evaluator[Any] | type[Evaluator[Any]], cases: Sequence[C
 
 def without(pack: ContextPack, pieces: Sequence[str]) -> ContextPack:
     """Return ``pack`` with ``pieces`` removed (None, and missing for the kit's reason)."""
-    return dataclasses.replace(pack, **{p: None for p in pieces},
+    changes: dict[str, Any] = {p: None for p in pieces}
+    return dataclasses.replace(pack, **changes,
                                missing={**pack.missing, **{p: REMOVED for p in pieces}})
 
 
@@ -376,9 +377,9 @@ def invalid_values(f: dataclasses.Field[Any]) -> list[tuple[str, Any]] | None:
         values.append(("a string for a number", "__not_a_number__"))
         values.append(("NaN", math.nan))
         if whole:
-            inside = (lo if lo is not None else hi)
-            values.append(("a fraction for a whole number", float(inside) + 0.5 if (
-                hi is None or inside + 0.5 <= hi) else float(inside) - 0.5))
+            inside = float(lo if lo is not None else hi)  # type: ignore[arg-type]
+            values.append(("a fraction for a whole number", inside + 0.5 if (
+                hi is None or inside + 0.5 <= hi) else inside - 0.5))
         return values
     base = kind.removesuffix("|None")
     if base in ("int", "float", "bool"):
@@ -740,7 +741,8 @@ def _kit_data() -> tuple[tuple[Case, ...], tuple[PointInTimeCase, ...]]:
     providers = default_providers()
     full = ContextPackBuilder(full_store, providers=providers)
     # accounts carry no market history: the cut stores read the one account there is
-    cut_providers = {**providers, "account": lambda r: account_of(full_store, r.user_id)}
+    cut_providers: dict[str, Any] = {**providers,
+                                     "account": lambda r: account_of(full_store, r.user_id)}
 
     cases: list[Case] = []
     pit: list[PointInTimeCase] = []

@@ -226,3 +226,21 @@ def test_cases_that_trip_nothing_are_reported() -> None:
                                   cases=sample_cases()).problems
     assert any("no issue fired" in p for p in only_in(problems, "cases")), problems
 
+
+
+def test_the_architecture_example_keeps_the_contract() -> None:
+    # the example ARCHITECTURE.md shows under "Writing an evaluator" runs and passes the kit
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "ARCHITECTURE.md").read_text()
+    section = text[text.index("## Writing an evaluator"):]
+    code = section[section.index("```python\n") + 10:section.index("```\n", 10)]
+    namespace: dict[str, Any] = {
+        "dataclass": dataclass, "ClassVar": ClassVar, "ModuleConfig": ModuleConfig,
+        "param": param, "Evaluator": Evaluator, "Code": Code, "Evidence": Evidence,
+        "Severity": Severity, "np": np, "BatchResult": BatchResult, "BatchContext": Any,
+        "register": lambda cls: cls,  # not registered: the registry is the process's
+    }
+    exec(compile(code, "ARCHITECTURE.md", "exec"), namespace)
+    report = check_evaluator(namespace["StopRoomEvaluator"])
+    assert report.issues["STOP_TOO_TIGHT"] > 0

@@ -4,14 +4,12 @@ whose required piece is missing (the kit checks modules, not the orchestrator)."
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from buddy.domain import ModuleStatus
 from buddy.evaluators import available
 from buddy.orchestrator import run_module
-from buddy.testing import check_evaluator, sample_cases
+from buddy.testing import REMOVED, check_evaluator, sample_cases, without
 from tests.evaluator_cases import contract_cases
 
 # one worker builds the kit's real-data store once for this file and the kit's own tests
@@ -33,8 +31,6 @@ def test_skipped_with_the_reason_when_a_required_piece_is_missing(name: str) -> 
     evaluator = available()[name]()
     for intent, ctx in contract_cases():
         for piece in evaluator.requires:
-            without = dataclasses.replace(ctx, **{piece: None},
-                                          missing={**ctx.missing, piece: "removed in test"})
-            result = run_module(evaluator, intent, without)
+            result = run_module(evaluator, intent, without(ctx, [piece]))
             assert result.status is ModuleStatus.SKIPPED
-            assert result.missing[piece] == "removed in test"
+            assert result.missing[piece] == REMOVED
