@@ -31,6 +31,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -188,7 +189,7 @@ def record_version_tags(experiments: ExperimentStore, name: str, version: str,
     """Set ``tags`` on version ``version`` of ``name``."""
     client = experiments.client
     for key, value in tags.items():
-        retry_locked(lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))
+        retry_locked(partial(client.set_model_version_tag, name, version, key, value))
 
 
 # ---------------------------------------------------------------------------- loading
@@ -412,31 +413,28 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
 
     def decide(current: str | None) -> GateComparison:
         challenger = load(str(version), name)
-        base = {"model": name, "challenger_version": str(version),
-                "production_version": current, "gate": gate,
-                "challenger_hash": challenger.hash}
+        base = partial(GateComparison, model=name, challenger_version=str(version),
+                       production_version=current, gate=gate, challenger_hash=challenger.hash)
         if force:
-            return GateComparison(**base, outcome=FORCED,
+            return base(outcome=FORCED,
                                   reason=reason or "forced: the gate was not consulted")
         if current is None:
             metrics = scorer(challenger, gate.window) if scorer is not None else {}
-            return GateComparison(**base, outcome=FIRST, challenger_metrics=dict(metrics),
-                                  reason="no production version yet: the first promotion "
-                                         "passes by definition")
+            return base(outcome=FIRST, challenger_metrics=dict(metrics),
+                        reason="no production version yet: the first promotion "
+                               "passes by definition")
         production = load(current, name)
-        base["production_hash"] = production.hash
+        base = partial(base, production_hash=production.hash)
         if current == str(version):
-            return GateComparison(**base, outcome=PASSED,
-                                  reason=f"v{version} already holds production")
+            return base(outcome=PASSED, reason=f"v{version} already holds production")
         if scorer is None:
             raise RegistryError("the gate needs a replay scorer (e.g. ReplayHoldoutScorer("
                                 "store)); pass one, or force the promotion")
         challenger_metrics = dict(scorer(challenger, gate.window))
         production_metrics = dict(scorer(production, gate.window))
         checks, passed, why = compare(gate, challenger_metrics, production_metrics)
-        return GateComparison(**base, outcome=PASSED if passed else REFUSED, reason=why,
-                              checks=checks, challenger_metrics=challenger_metrics,
-                              production_metrics=production_metrics)
+        return base(outcome=PASSED if passed else REFUSED, reason=why, checks=checks,
+                    challenger_metrics=challenger_metrics, production_metrics=production_metrics)
 
     return promote_with(name, version, decide, on_step=on_step, experiments=experiments)
 

@@ -86,8 +86,8 @@ def log_replay(store: Store, run_id: str, *, metrics: Mapping[str, float] | None
         client = experiments.client
         for path in plot_files:
             client.log_artifact(run, str(path), "plots")
-        for path in notebooks:
-            client.log_artifact(run, str(path), "notebooks")
+        for notebook in notebooks:
+            client.log_artifact(run, str(notebook), "notebooks")
     return run
 
 

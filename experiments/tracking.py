@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -121,7 +122,7 @@ def ensure_store(uri: str | None = None) -> ExperimentStore:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    ids = {name: retry_locked(lambda n=name: _ensure_experiment(client, n, root))
+    ids = {name: retry_locked(partial(_ensure_experiment, client, name, root))
            for name in EXPERIMENTS}
     return ExperimentStore(uri=uri, client=client, experiment_ids=ids)
 
@@ -190,9 +191,10 @@ def log_run(store: ExperimentStore, experiment: str, *, run_name: str | None = N
         batch_params = [Param(k, _param_text(v)) for k, v in (params or {}).items()]
         batch_metrics = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
         for start in range(0, max(len(batch_params), len(batch_metrics), 1), 100):
-            retry_locked(lambda s=start: client.log_batch(
-                run_id, metrics=batch_metrics[s:s + 100], params=batch_params[s:s + 100],
-                tags=[RunTag("buddy.logged_by", "experiments")] if s == 0 else []))
+            retry_locked(partial(
+                client.log_batch, run_id, metrics=batch_metrics[start:start + 100],
+                params=batch_params[start:start + 100],
+                tags=[RunTag("buddy.logged_by", "experiments")] if start == 0 else []))
         for path in artifacts:
             client.log_artifact(run_id, str(path))
         for file_name, text in (texts or {}).items():
