@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 #: ``_in_size_units``, since ``Evaluator.fire`` takes one unit per fact).
 SIZE = "<size>"
 _SIZE_JSON = f'"unit": "{SIZE}"'
+#: horizon_source by code: 0 the intent's horizon, 1 the template's, 2 none.
+_SOURCES = np.array(["intent", "template", None], dtype=object)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,10 +198,10 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         it = ctx.intents
         entry = it["proposed_entry"].to_numpy(np.float64)
         sign = it["sign"].to_numpy(np.float64)
-        has_stop = ~np.isnan(it["proposed_stop"].to_numpy(np.float64))
-        has_intent_target = ~np.isnan(it["proposed_target"].to_numpy(np.float64))
-        stop_distance = it["stop_distance"].to_numpy(np.float64)
-        reward_distance = it["reward_distance"].to_numpy(np.float64)
+        stop_distance = it["stop_distance"].to_numpy(np.float64)  # NaN: no stop
+        reward_distance = it["reward_distance"].to_numpy(np.float64)  # NaN: no target
+        has_stop = ~np.isnan(stop_distance)
+        has_intent_target = ~np.isnan(reward_distance)
         reward_risk = it["reward_risk"].to_numpy(np.float64)
         intent_horizon = it["holding_horizon"].to_numpy(np.float64)
         has_intent_horizon = ~np.isnan(intent_horizon)
@@ -209,7 +211,6 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             atr = np.where(atr > 0, atr, np.nan)  # a zero, negative or missing ATR: none
         tick = ctx.instrument["tick_size"].to_numpy(np.float64)
         lot = ctx.instrument["lot_size"].to_numpy(np.float64)
-        in_shares = ctx.instrument["asset_class"].to_numpy(dtype=object) == "equity"
         for field, values in (("tick_size", tick), ("lot_size", lot)):
             bad = ~(values > 0) | ~np.isfinite(values)
             if bad.any():
@@ -233,11 +234,10 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         reward = np.where(np.isnan(reward_distance), target_r * stop_distance, reward_distance)
         has_target = has_intent_target | has_tpl_target
         legs = has_stop.astype(np.int64) + has_target + has_horizon
-        source = np.where(from_template, "template", "intent").astype(object)
-        source[~has_horizon] = None
+        source = _SOURCES[np.where(has_horizon, from_template, 2)]
 
-        timeframe = it["timeframe"].to_numpy(dtype=object)
-        tf_code, labels = pd.factorize(timeframe)
+        tf_code, labels = pd.factorize(it["timeframe"])
+        labels = _objects(list(labels))
         max_bars = np.array([cfg.max_horizon_bars(Timeframe.parse(label)) for label in labels],
                             dtype=np.int64)[tf_code]
         blocks: list[IssueBlock] = []
@@ -246,23 +246,24 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         if len(rows):
             blocks.append(self.fire(
                 "EXIT_NO_STOP", rows,
-                severity_where(plans.stop_required[rows], Severity.HIGH, Severity.MEDIUM),
+                severity_where(plans.stop_required[plans.pair[rows]], Severity.HIGH,
+                               Severity.MEDIUM),
                 exit_legs_present=legs[rows], entry=entry[rows], atr_14=atr[rows]))
 
         rows = np.flatnonzero(~has_target)
         if len(rows):
-            min_rr = plans.min_reward_risk[rows]
+            min_rr = plans.min_reward_risk[plans.pair[rows]]
             target = _on_tick(entry[rows] + sign[rows] * min_rr * stop_distance[rows],
                               tick[rows], up=sign[rows] > 0)
             blocks.append(self.fire(
                 "EXIT_NO_TARGET", rows, Severity.MEDIUM, exit_legs_present=legs[rows],
-                min_reward_risk=min_rr, min_rr_target=np.where(target > 0, target, np.nan)))
+                min_reward_risk=_one(min_rr), min_rr_target=np.where(target > 0, target, np.nan)))
 
         rows = np.flatnonzero(~has_horizon)
         if len(rows):
             blocks.append(self.fire(
                 "EXIT_NO_TIME_STOP", rows, Severity.LOW, exit_legs_present=legs[rows],
-                max_horizon_bars=max_bars[rows], timeframe=timeframe[rows]))
+                max_horizon_bars=_one(max_bars[rows]), timeframe=_one(labels[tf_code[rows]])))
 
         with np.errstate(invalid="ignore"):
             outside = (intent_horizon < cfg.min_horizon_bars) | (intent_horizon > max_bars)
@@ -275,7 +276,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
                 thresholds={"holding_horizon": np.where(held > most, most,
                                                         cfg.min_horizon_bars)},
                 holding_horizon=held, min_horizon_bars=cfg.min_horizon_bars,
-                max_horizon_bars=most, timeframe=timeframe[rows],
+                max_horizon_bars=_one(most), timeframe=_one(labels[tf_code[rows]]),
                 suggested_horizon=np.clip(held, cfg.min_horizon_bars, most)))
 
         k = cfg.reach_k
@@ -294,25 +295,25 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
                                Severity.MEDIUM),
                 thresholds={"required_move_atr": reach[rows]},
                 required_move_atr=required[rows], reach_atr=reach[rows],
-                holding_horizon=horizon[rows].astype(np.int64), horizon_source=source[rows],
+                holding_horizon=horizon[rows].astype(np.int64), horizon_source=_one(source[rows]),
                 atr_14=atr[rows], reach_k=k,
                 suggested_target=np.where(target > 0, target, np.nan),
                 bars_for_reach=np.ceil(np.round((required[rows] / k) ** 2, 9)).astype(
                     np.int64)))
 
-        rows = np.flatnonzero(plans.unknown)
+        rows = np.flatnonzero(plans.unknown[plans.pair])
         if len(rows):
-            named = plans.named[rows]
+            pair = plans.pair[rows]
+            named = plans.named[pair]
             blocks.append(self.fire(
                 "EXIT_TEMPLATE_UNKNOWN", rows,
                 severity_where(named, Severity.MEDIUM, Severity.LOW),
-                template_name=plans.unknown_name[rows],
+                template_name=plans.name_in_use[pair],
                 template_source=np.where(named, "named by the intent",
                                          "the rules' default").astype(object),
-                n_templates=plans.n_templates[rows],
-                available_templates=plans.available[rows]))
+                n_templates=plans.n_templates[pair], available_templates=plans.available[pair]))
 
-        blocks += self._partials(ctx, plans, lot, in_shares)
+        blocks += self._partials(ctx, plans, lot)
 
         with np.errstate(invalid="ignore", divide="ignore"):
             target_off = np.abs(reward_risk - tpl_target_r) > (
@@ -338,52 +339,55 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
 
         return self.result(ctx.n, blocks, explain={
             "exit_legs_present": legs, "has_stop": has_stop, "target_r": target_r,
-            "holding_horizon": _bars(horizon), "horizon_source": source,
-            "exit_template": np.where(has_tpl, plans.names[tpl], None),
+            "holding_horizon": horizon, "horizon_source": source,
+            "exit_template": plans.names[tpl],
             "required_move_atr": required, "reach_atr": reach})
 
-    def _partials(self, ctx: BatchContext, plans: _Plans, lot: np.ndarray,
-                  in_shares: np.ndarray) -> list[IssueBlock]:
+    def _partials(self, ctx: BatchContext, plans: _Plans, lot: np.ndarray
+                  ) -> list[IssueBlock]:
         """PARTIALS_INCONSISTENT: per template with partial exits, a (rows x partials) check
         that each partial is a whole number of lots (at least one), and of the fractions'
         sum, over the rows using it."""
-        n = ctx.n
-        size = ctx.intents["proposed_size"].to_numpy(np.float64)
-        n_bad = np.zeros(n, dtype=np.int64)
-        n_partials = np.zeros(n, dtype=np.int64)
-        fraction_sum = np.full(n, np.nan)
-        smallest = np.full(n, np.nan)
-        step = np.full(n, np.nan)
-        for number, template in enumerate(plans.templates):
-            rows = np.flatnonzero(plans.template == number) if template.partials else ()
-            if not len(rows):
-                continue
-            fractions = np.array([p.fraction for p in template.partials], dtype=np.float64)
-            units = size[rows, None] * fractions[None, :]
-            lots = units / lot[rows, None]
+        with_partials = np.array([bool(t.partials) for t in plans.templates] + [False])
+        rows = np.flatnonzero(with_partials[plans.template])
+        if not len(rows):
+            return []
+        size = ctx.intents["proposed_size"].to_numpy(np.float64)[rows]
+        lots_of = lot[rows]
+        template = plans.template[rows]
+        n_bad = np.zeros(len(rows), dtype=np.int64)
+        n_partials = np.zeros(len(rows), dtype=np.int64)
+        fraction_sum, smallest, step = (np.full(len(rows), np.nan) for _ in range(3))
+        for number in np.unique(template).tolist():
+            at = np.flatnonzero(template == number)
+            fractions = np.array([p.fraction for p in plans.templates[number].partials])
+            units = size[at, None] * fractions[None, :]
+            lots = units / lots_of[at, None]
             whole = (lots >= 1 - 1e-9) & (np.abs(lots - np.round(lots)) < 1e-6)
-            n_bad[rows] = ((fractions <= 0) | ~whole).sum(axis=1)
-            n_partials[rows] = len(fractions)
-            fraction_sum[rows] = math.fsum(fractions.tolist())
-            smallest[rows] = units.min(axis=1)
+            n_bad[at] = ((fractions <= 0) | ~whole).sum(axis=1)
+            n_partials[at] = len(fractions)
+            fraction_sum[at] = math.fsum(fractions.tolist())
+            smallest[at] = units.min(axis=1)
             # a size that is a multiple of lot x (common denominator of the fractions)
             # splits into whole lots
             denominators = [Fraction(f).limit_denominator(1000).denominator
                             for f in fractions.tolist() if f > 0]
-            step[rows] = lot[rows] * math.lcm(*denominators)
+            step[at] = lots_of[at] * math.lcm(*denominators)
         over = fraction_sum > 1 + 1e-9
-        rows = np.flatnonzero((n_bad > 0) | over)
-        if not len(rows):
+        fired = np.flatnonzero((n_bad > 0) | over)
+        if not len(fired):
             return []
+        rows = rows[fired]
         block = self.fire(
             "PARTIALS_INCONSISTENT", rows,
-            severity_where(over[rows], Severity.MEDIUM, Severity.LOW),
+            severity_where(over[fired], Severity.MEDIUM, Severity.LOW),
             thresholds={"fraction_sum_pct": 100.0},
-            n_inconsistent=n_bad[rows], n_partials=n_partials[rows],
-            fraction_sum_pct=100.0 * fraction_sum[rows], smallest_partial=smallest[rows],
-            size=size[rows], lot_size=lot[rows], template_name=plans.names[plans.template[rows]],
-            size_step=step[rows])
-        return [_in_size_units(block, in_shares[rows])]
+            n_inconsistent=n_bad[fired], n_partials=n_partials[fired],
+            fraction_sum_pct=100.0 * fraction_sum[fired], smallest_partial=smallest[fired],
+            size=size[fired], lot_size=lots_of[fired], template_name=plans.names[template[fired]],
+            size_step=step[fired])
+        in_shares = ctx.instrument["asset_class"].to_numpy(dtype=object)[rows] == "equity"
+        return [_in_size_units(block, in_shares)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,19 +395,21 @@ class _Plans:
     """What each row's account says about its exit plan, resolved once per distinct
     (account, template name) pair.
 
-    Per row: ``template`` (number in ``templates``, -1: none), ``stop_required``,
-    ``min_reward_risk`` (R), and EXIT_TEMPLATE_UNKNOWN's facts (``unknown``: it fires;
-    ``named``: the intent named the template, else it is the rules' default). Per template,
-    with one more entry (NaN, None) for "none" at index -1: ``target_r``, ``time_stop``
-    (bars), ``names``.
+    Per row: ``pair`` (its pair's number) and ``template`` (number in ``templates``, -1:
+    none). Per pair: ``stop_required``, ``min_reward_risk`` (R), and EXIT_TEMPLATE_UNKNOWN's
+    facts (``unknown``: it fires; ``named``: the intent named the template, else it is the
+    rules' default; ``name_in_use``, ``n_templates``, ``available``). Per template, with one
+    more entry (NaN, None) for "none" at index -1: ``target_r``, ``time_stop`` (bars),
+    ``names``.
     """
 
+    pair: np.ndarray
     template: np.ndarray
     stop_required: np.ndarray
     min_reward_risk: np.ndarray
     unknown: np.ndarray
     named: np.ndarray
-    unknown_name: np.ndarray
+    name_in_use: np.ndarray
     n_templates: np.ndarray
     available: np.ndarray
     templates: list[ExitTemplate]
@@ -446,14 +452,13 @@ class _Plans:
             _check_template(template)
         row_pair = row_pair.astype(np.int64)
         return cls(
-            template=np.asarray(number, dtype=np.int64)[row_pair],
-            stop_required=np.asarray(stop_required, dtype=bool)[row_pair],
-            min_reward_risk=np.asarray(min_rr, dtype=np.float64)[row_pair],
-            unknown=np.asarray(unknown, dtype=bool)[row_pair],
-            named=np.asarray(named, dtype=bool)[row_pair],
-            unknown_name=_objects(name_in_use)[row_pair],
-            n_templates=np.asarray(n_templates, dtype=np.int64)[row_pair],
-            available=_objects(available)[row_pair],
+            pair=row_pair, template=np.asarray(number, dtype=np.int64)[row_pair],
+            stop_required=np.asarray(stop_required, dtype=bool),
+            min_reward_risk=np.asarray(min_rr, dtype=np.float64),
+            unknown=np.asarray(unknown, dtype=bool), named=np.asarray(named, dtype=bool),
+            name_in_use=_objects(name_in_use),
+            n_templates=np.asarray(n_templates, dtype=np.int64),
+            available=_objects(available),
             templates=templates,
             target_r=np.array([*(np.nan if t.target_r is None else t.target_r
                                  for t in templates), np.nan], dtype=np.float64),
@@ -497,6 +502,12 @@ def _bars(values: np.ndarray) -> np.ndarray:
     out = np.where(np.isnan(values), 0, values).astype(np.int64).astype(object)
     out[np.isnan(values)] = None
     return out
+
+
+def _one(values: np.ndarray) -> Any:
+    """Return the value every row shares, else ``values``: a shared value is written into
+    the evidence once instead of row by row (labels and per-timeframe limits mostly are)."""
+    return values[0] if len(values) and (values == values[0]).all() else values
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:

@@ -105,11 +105,12 @@ def template_cases(all_cases: list[Case]) -> list[Case]:
 
 def test_a_batch_equals_its_batches_of_one(all_cases: list[Case],
                                           template_cases: list[Case]) -> None:
+    """Row independence needs no more than a sample (the oracle test reads every row)."""
     fired: set[str] = set()
-    for config, step in (("default", 1), ("strict", 3), ("odd_types", 5)):
+    for config, step in (("default", 2), ("strict", 4), ("odd_types", 6)):
         evaluator = ExitPlanEvaluator(CONFIGS[config])
-        for cases in (all_cases, template_cases):
-            batch = assert_batch_matches_scalar(evaluator, cases[::step])
+        for cases in (all_cases[::3 * step // 2], template_cases[::step]):
+            batch = assert_batch_matches_scalar(evaluator, cases)
             fired |= set(batch.issues["code"])
     assert fired == CODES, CODES - fired
 
