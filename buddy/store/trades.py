@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from buddy.store.core import Store, insert_frame
+from buddy.store.core import Store, insert_frame, scalar
 
 StoreOrCon = Store | duckdb.DuckDBPyConnection
 
@@ -124,8 +124,8 @@ def replace_trades(con: duckdb.DuckDBPyConnection, user_id: str, symbols: Sequen
 def set_user_stop(store: Store, user_id: str, trade_id: str, stop: float) -> None:
     """Record the stop a trader states for one of their trades (R is measured against it)."""
     with store.transaction() as con:
-        found = con.execute("SELECT count(*) FROM trades WHERE user_id = ? AND trade_id = ?",
-                            [user_id, trade_id]).fetchone()[0]
+        found = scalar(con, "SELECT count(*) FROM trades WHERE user_id = ? AND trade_id = ?",
+                       [user_id, trade_id])
         if not found:
             raise KeyError(f"trade_id: no trade {trade_id!r} for user {user_id!r}")
         con.execute("INSERT INTO trade_user_stops VALUES (?, ?, ?, now()) ON CONFLICT DO "
@@ -282,13 +282,13 @@ def add_journal_note(store: Store, *, journal_id: str, user_id: str, trade_id: s
                      intent_id: str | None, note: str, tags: Sequence[str]) -> None:
     """Write one journal note on a trade or an intent of the user (which must exist)."""
     with store.transaction() as con:
-        if trade_id is not None and not con.execute(
-                "SELECT count(*) FROM trades WHERE user_id = ? AND trade_id = ?",
-                [user_id, trade_id]).fetchone()[0]:
+        if trade_id is not None and not scalar(
+                con, "SELECT count(*) FROM trades WHERE user_id = ? AND trade_id = ?",
+                [user_id, trade_id]):
             raise KeyError(f"trade_id: no trade {trade_id!r} for user {user_id!r}")
-        if intent_id is not None and not con.execute(
-                "SELECT count(*) FROM trade_intents WHERE user_id = ? AND intent_id = ?",
-                [user_id, intent_id]).fetchone()[0]:
+        if intent_id is not None and not scalar(
+                con, "SELECT count(*) FROM trade_intents WHERE user_id = ? AND intent_id = ?",
+                [user_id, intent_id]):
             raise KeyError(f"intent_id: no intent {intent_id!r} for user {user_id!r}")
         con.execute("INSERT INTO trade_journal (journal_id, user_id, trade_id_optional, "
                     "intent_id_optional, note_text, tags_json, created_at) VALUES "

@@ -277,6 +277,7 @@ def lessons(row: Mapping[str, Any], config: ReviewConfig = DEFAULT_REVIEW_CONFIG
     def fact(name: str, value: float, unit: str) -> Fact:
         return Fact(name=name, value=_r2(value), unit=unit)
 
+    f: tuple[Fact, ...]  # the facts of the lesson being written
     if row["stop_honoured"] == 1:
         f = (fact("worst_r", row["worst_r"], "R"), fact("stop_r", 1.0, "R"))
         well.append(Lesson("STOP_HONOURED", f"The stop was honoured: the worst point was "
@@ -316,7 +317,7 @@ def lessons(row: Mapping[str, Any], config: ReviewConfig = DEFAULT_REVIEW_CONFIG
         else:
             target = fact("plan_target_r", row["plan_target_r"], "R")
             text = (f"The exit at {f[0].value:.2f} R was neither the stop nor the "
-                    f"{target.value:.2f} R target." if not np.isnan(target.value) else
+                    f"{target.value:.2f} R target." if not np.isnan(row["plan_target_r"]) else
                     f"The exit at {f[0].value:.2f} R came before the time stop.")
             improve.append(Lesson("EXIT_OFF_PLAN", text, (*f, target)))
     if not np.isnan(row["top_issues_acted_on"]):
@@ -459,7 +460,7 @@ def render_review(trade: Mapping[str, Any], review: Mapping[str, Any]) -> str:
     else:
         def r_text(v: Any) -> str:
             return "n/a" if pd.isna(v) else f"{v:.2f} R"
-        eff = review.get("exit_efficiency")
+        eff = review.get("exit_efficiency", np.nan)
         lines.append(f"  MAE {review['mae_price']:.4g} ({r_text(review['mae_r'])}), MFE "
                      f"{review['mfe_price']:.4g} ({r_text(review['mfe_r'])}) over "
                      f"{review['bars_held']} {review['bars_timeframe']} bars; exit "
