@@ -210,7 +210,7 @@ def _attach_plugins() -> None:
     from buddy.mtfa.cli import context_mtfa
     from buddy.regime.cli import context_regime, jobs_regime
     from buddy.trades.cli import trades
-    from buddy.trades.review_cli import journal, jobs_reviews, review, summary
+    from buddy.trades.review_cli import jobs_reviews, journal, review, summary
     from buddy.users.cli import user
 
     cli.add_command(user)
