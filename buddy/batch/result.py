@@ -47,6 +47,13 @@ def _value_at(value: Any, i: int) -> Any:
     return value
 
 
+def _rows_of(value: Any, rows: np.ndarray) -> Any:
+    """Return the values of ``rows`` of a per-row value (a scalar stays as it is)."""
+    if isinstance(value, np.ndarray | list | tuple):
+        return np.asarray(value)[rows]
+    return value
+
+
 def issue_evidence_json(evidence: Iterable[Any]) -> str:
     """Return the evidence JSON of one issue's facts (what the replay tables store)."""
     return json.dumps([f.as_dict() for f in evidence], sort_keys=True, default=str)
@@ -55,18 +62,17 @@ def issue_evidence_json(evidence: Iterable[Any]) -> str:
 # ---------------------------------------------------------------------------- evidence
 @dataclass(frozen=True, slots=True)
 class FactColumn:
-    """One fact of an issue, for many rows: ``value`` and ``threshold`` are scalars (the same
-    on every row) or arrays (one per row); None is JSON null.
+    """One fact of an issue, for many rows: ``value``, ``unit`` and ``threshold`` are scalars
+    (the same on every row) or arrays (one per row); None is JSON null.
 
-    Values are written as the scalar path writes a Fact's value: a float array element as a
-    Python float (non-finite -> null), an integer array element as an int, a bool as a bool,
-    anything else through ``json.dumps(..., default=str)``. Give the array the type the
-    scalar path's value has (``int`` for counts, ``float`` for measures).
+    A float array element is written as a float (non-finite -> null), an integer as an int, a
+    bool as a bool, anything else through ``json.dumps(..., default=str)``: give counts an
+    integer array and measures a float one.
     """
 
     name: str
     value: Any
-    unit: str = ""
+    unit: Any = ""
     threshold: Any = None
 
 
@@ -83,7 +89,7 @@ def evidence_json(facts: Sequence[FactColumn], n: int) -> np.ndarray:
     columns: list[list[str]] = []
     for k, fact in enumerate(facts):
         fixed[-1] += f'{", " if k else ""}{{"name": {json.dumps(fact.name)}, "threshold": '
-        for part, text in ((fact.threshold, f', "unit": {json.dumps(fact.unit)}, "value": '),
+        for part, text in ((fact.threshold, ', "unit": '), (fact.unit, ', "value": '),
                            (fact.value, "}")):
             values = _json_values(part, n)
             if isinstance(values, str):
@@ -278,8 +284,8 @@ class BatchResult:
                 evidence=_facts(frame["evidence_json"].iat[k]),
                 mitigation=Mitigation(action=str(action), facts=_facts(facts))))
         score = float(self.score[i])
-        explain = tuple(Fact(name=c.name, value=_value_at(c.value, i), unit=c.unit)
-                        for c in self.explain)
+        explain = tuple(Fact(name=c.name, value=_value_at(c.value, i),
+                             unit=str(_value_at(c.unit, i))) for c in self.explain)
         return EvaluationResult(
             module=self.module, version=self.version,
             score=None if math.isnan(score) else score, severity=Severity(self.severity[i]),
@@ -335,8 +341,7 @@ class BatchResult:
         issues = issues.merge(positions, on="row", how="inner")
         issues = issues.sort_values(["_new", "_seq"], kind="stable", ignore_index=True)
         issues["row"] = issues["_new"]
-        explain = tuple(replace(c, value=np.asarray(c.value)[rows])
-                        if isinstance(c.value, np.ndarray | list | tuple) else c
+        explain = tuple(replace(c, value=_rows_of(c.value, rows), unit=_rows_of(c.unit, rows))
                         for c in self.explain)
         return BatchResult(module=self.module, version=self.version, score=self.score[rows],
                            severity=self.severity[rows], status=self.status[rows],

@@ -149,13 +149,15 @@ class Evaluator(ABC, Generic[C]):
     # -------------------------------------------------------------- helpers for subclasses
     def fire(self, code: str, rows: np.ndarray, severity: Severity | np.ndarray, *,
              thresholds: Mapping[str, Any] | None = None, action: str | np.ndarray | None = None,
-             **values: Any) -> IssueBlock:
+             units: Mapping[str, Any] | None = None, **values: Any) -> IssueBlock:
         """Return the issues of ``code`` on ``rows`` (sorted row numbers).
 
         ``values`` gives every evidence and action fact the code declares, by name: a scalar
         (the same on every row) or an array aligned with ``rows``. Floats are rounded to the
         declared digits; each fact's threshold is the declared config field's value, or
         ``thresholds[name]`` (scalar or per row). ``severity``: one, or one per row.
+        ``units``: what a declared unit placeholder (e.g. ``<money>``) is on each row (the
+        instrument's currency, say): a scalar or an array aligned with ``rows``.
         """
         spec = self.codes.get(code)
         if spec is None:
@@ -166,9 +168,9 @@ class Evaluator(ABC, Generic[C]):
             raise TypeError(f"{self.name}.{code}: evidence values must be exactly the declared "
                             f"names; missing {missing}, undeclared {extra}")
         rows = np.asarray(rows, dtype=np.int64)
-        thresholds = thresholds or {}
-        facts = [self._column(e, values[e.name], thresholds) for e in spec.evidence]
-        acts = [self._column(e, values[e.name], thresholds) for e in spec.action_facts]
+        thresholds, units = thresholds or {}, units or {}
+        facts = [self._column(e, values[e.name], thresholds, units) for e in spec.evidence]
+        acts = [self._column(e, values[e.name], thresholds, units) for e in spec.action_facts]
         n = len(rows)
         return IssueBlock(code, rows,
                           severity.value if isinstance(severity, Severity) else severity,
@@ -176,53 +178,34 @@ class Evaluator(ABC, Generic[C]):
                           action=spec.action if action is None else action,
                           action_json=evidence_json(acts, n))
 
-    def _column(self, spec: Evidence, value: Any, thresholds: Mapping[str, Any]) -> FactColumn:
+    def _column(self, spec: Evidence, value: Any, thresholds: Mapping[str, Any],
+                units: Mapping[str, Any]) -> FactColumn:
         if spec.name in thresholds:
             threshold = thresholds[spec.name]
         elif spec.threshold is not None:
             threshold = getattr(self.config, spec.threshold)
         else:
             threshold = None
-        return FactColumn(spec.name, rounded(value, spec.digits), spec.unit,
+        return FactColumn(spec.name, rounded(value, spec.digits), units.get(spec.unit, spec.unit),
                           rounded(threshold, spec.digits))
 
     def result(self, n: int, blocks: list[IssueBlock], *, explain: Mapping[str, Any] | None = None,
-               score: np.ndarray | None = None) -> BatchResult:
+               score: np.ndarray | None = None, units: Mapping[str, Any] | None = None
+               ) -> BatchResult:
         """Return the module's result on ``n`` rows: the issues of ``blocks`` (in the order
         the codes are emitted within a row), the declared explain facts (``explain``: values
-        by name, scalar or one per row) and the score (default: 100 minus the severity
-        penalties, floored at 0)."""
-        if not isinstance(n, int | np.integer):  # LEGACY scalar form; removed with it
-            return self._legacy_result(n, blocks, score=score)
-        explain = explain or {}
+        by name, scalar or one per row; ``units``: each unit placeholder's value, scalar or
+        one per row) and the score (default: 100 minus the severity penalties, floored at
+        0)."""
+        explain, units = explain or {}, units or {}
         if set(explain) != {e.name for e in self.explain}:
             raise TypeError(f"{self.name}: explain values must be exactly the declared names "
                             f"{[e.name for e in self.explain]}, got {sorted(explain)}")
-        columns = tuple(FactColumn(e.name, rounded(explain[e.name], e.digits), e.unit)
-                        for e in self.explain)
+        columns = tuple(FactColumn(e.name, rounded(explain[e.name], e.digits),
+                                   units.get(e.unit, e.unit)) for e in self.explain)
         return BatchResult.of_blocks(self.name, self.version, n, blocks, score=score,
                                      explain=columns)
 
-
-    # ------------------------------------------------------------ LEGACY, during the move
-    def issue(self, code: str, severity: Severity, evidence: Any, action: str,
-              action_facts: Any = ()) -> Any:
-        from buddy.domain import Issue, Mitigation
-
-        if code not in self.templates:
-            raise KeyError(f"{self.name}: issue code {code} has no template")
-        return Issue(module=self.name, code=code, severity=severity, evidence=tuple(evidence),
-                     mitigation=Mitigation(action=action, facts=tuple(action_facts)))
-
-    def _legacy_result(self, issues: Any, explain_facts: Any = (), score: Any = None) -> Any:
-        issues = tuple(issues)
-        if score is None:
-            score = max(0.0, 100.0 - sum(SEVERITY_PENALTY[i.severity] for i in issues))
-        return EvaluationResult(
-            module=self.name, version=self.version, score=float(score),
-            severity=Severity.highest(i.severity for i in issues), issues=issues,
-            recommendations=tuple(i.mitigation for i in issues),
-            explain_facts=tuple(explain_facts))
 
 
 def rounded(value: Any, digits: int | None) -> Any:
@@ -262,11 +245,7 @@ def check_evaluator_class(cls: type) -> list[str]:
     if not (isinstance(config_cls, type) and issubclass(config_cls, ModuleConfig)):
         problems.append("config_cls must be a ModuleConfig subclass")
     codes = getattr(cls, "codes", None)
-    if codes is None and isinstance(getattr(cls, "templates", None), Mapping):
-        codes = {}  # LEGACY while the modules move to the one form: removed when all have
-        if not cls.templates:
-            problems.append("templates must not be empty")
-    elif not isinstance(codes, Mapping) or not codes:
+    if not isinstance(codes, Mapping) or not codes:
         problems.append("codes must map each issue code to a Code")
     else:
         for code, spec in codes.items():

@@ -21,18 +21,17 @@ on liquid names pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json
+from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
-from buddy.domain import EvaluationResult, OrderType, Severity
+from buddy.domain import OrderType, Severity
 from buddy.errors import ConfigError, FieldError
-from buddy.evaluators.base import Code, Evaluator, Evidence, rounded, severity_where
+from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.features.spread import corwin_schultz_spread
 from buddy.users.model import AccountContext
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from buddy.batch.context import BatchContext, Windows
 
 #: Units that depend on the row: its money (the instrument's currency) and its size unit
-#: ('shares' for equities, else 'units'); ``RiskRewardEvaluator._fire`` writes each row's in.
+#: ('shares' for equities, else 'units'), given per row to ``fire`` and ``result``.
 MONEY = "<money>"
 SIZE = "<size>"
 
@@ -274,48 +273,15 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
                 "spread_pct": 100.0 * t.spread, "slippage_share_pct": t.slippage_share_pct,
                 "participation_pct": t.participation_pct, "notional": t.notional,
                 "entry_distance_atr": t.entry_distance_atr}
-        result = self.result(ctx.n, blocks, explain=explain)
-        return _RiskResult(**{name: getattr(result, name) for name in _RESULT_FIELDS},
-                           money=t.currencies[t.currency],
-                           size_unit=np.where(t.in_shares, "shares", "units").astype(object))
+        return self.result(ctx.n, blocks, explain=explain, units=t.units(slice(None)))
 
     def _fire(self, t: _RiskColumns, code: str, rows: np.ndarray,
-              severity: Severity | np.ndarray, *, thresholds: Mapping[str, Any] | None = None,
-              **values: Any) -> list[IssueBlock]:
-        """Return ``self.fire(code, rows, severity, thresholds=..., **values)`` with each
-        row's money and size unit in place of the MONEY and SIZE placeholders: one block per
-        group of rows sharing both units (none when no row fired).
-
-        ``Evaluator.fire`` takes one unit per fact; until it takes one per row, the facts are
-        built here from the same declaration, with the same rounding and thresholds.
-        """
+              severity: Severity | np.ndarray, **values: Any) -> list[IssueBlock]:
+        """Return ``fire``'s block of ``code`` on ``rows`` in each row's money and size unit
+        (none when no row fired)."""
         if not len(rows):
             return []
-        spec = self.codes[code]
-        if set(values) != set(spec.names):
-            raise TypeError(f"{self.name}.{code}: evidence values must be exactly the "
-                            f"declared names {spec.names}, got {sorted(values)}")
-        thresholds = thresholds or {}
-        group = t.currency[rows] * 2 + t.in_shares[rows]
-        groups = np.unique(group)
-        blocks = []
-        for g in groups.tolist():
-            at = np.flatnonzero(group == g) if len(groups) > 1 else slice(None)
-            units = {MONEY: str(t.currencies[g // 2]), SIZE: "shares" if g % 2 else "units"}
-
-            def column(e: Evidence, at: Any = at, units: dict[str, str] = units) -> FactColumn:
-                threshold = thresholds.get(e.name, None if e.threshold is None
-                                           else getattr(self.config, e.threshold))
-                return FactColumn(e.name, rounded(_at(values[e.name], at), e.digits),
-                                  units.get(e.unit, e.unit),
-                                  rounded(_at(threshold, at), e.digits))
-
-            n = len(rows[at])
-            blocks.append(IssueBlock(
-                code, rows[at], _at(severity, at),
-                evidence_json([column(e) for e in spec.evidence], n), action=spec.action,
-                action_json=evidence_json([column(e) for e in spec.action_facts], n)))
-        return blocks
+        return [self.fire(code, rows, severity, units=t.units(rows), **values)]
 
     # ------------------------------------------------------------------------------ rules
     def _no_stop(self, t: _RiskColumns) -> list[IssueBlock]:
@@ -498,32 +464,6 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _RiskResult(BatchResult):
-    """RiskReward's results: the money and size explain facts take each row's unit (a
-    FactColumn has one unit for all rows; issues carry theirs in their evidence)."""
-
-    money: np.ndarray  # object: each row's money unit
-    size_unit: np.ndarray  # object: each row's size unit
-
-    def row(self, i: int) -> EvaluationResult:
-        """Return row ``i`` as an EvaluationResult, its explain facts in row ``i``'s units."""
-        result = BatchResult.row(self, i)
-        units = {MONEY: str(self.money[i]), SIZE: str(self.size_unit[i])}
-        return replace(result, explain_facts=tuple(
-            replace(f, unit=units.get(f.unit, f.unit)) for f in result.explain_facts))
-
-    def take(self, rows: np.ndarray) -> BatchResult:
-        """Return the results of ``rows`` (renumbered), with their units."""
-        taken = BatchResult.take(self, rows)
-        rows = np.asarray(rows, dtype=np.int64)
-        return _RiskResult(**{name: getattr(taken, name) for name in _RESULT_FIELDS},
-                           money=self.money[rows], size_unit=self.size_unit[rows])
-
-
-_RESULT_FIELDS = tuple(f.name for f in fields(BatchResult))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _RiskColumns:
     """The numbers every rule shares, one per row: NaN where a number cannot be had (no stop,
     no ATR, no equity in the instrument's currency, no bars)."""
@@ -635,6 +575,11 @@ class _RiskColumns:
         """Return the whole-lot sizes of ``rows`` whose loss at ``stop_distance`` stays
         within ``risk`` (NaN where either is NaN)."""
         return _lots(risk / (stop_distance * self.multiplier[rows]), self.lot_size[rows])
+
+    def units(self, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+        """Return each of ``rows``' money unit (its currency) and size unit."""
+        return {MONEY: self.currencies[self.currency[rows]],
+                SIZE: np.where(self.in_shares[rows], "shares", "units").astype(object)}
 
     def stop_at(self, rows: np.ndarray, distance: np.ndarray, *, wider: bool) -> np.ndarray:
         """Return the stops ``distance`` from the entries of ``rows``, on the tick grid:
