@@ -14,8 +14,9 @@ import pandas as pd
 
 from buddy.config import ScoringConfig, default_scoring_config
 from buddy.config_sources import production_config
-from buddy.context.builder import ContextPackBuilder, PieceProvider
+from buddy.context.builder import ContextPackBuilder
 from buddy.context.pack import Instrument
+from buddy.context.providers import ProviderRegistry
 from buddy.domain import TradeIntent, as_utc
 from buddy.errors import FieldError, IntentValidationError
 from buddy.explain import explainer_from_env
@@ -138,16 +139,18 @@ class Buddy:
 
 
 
-def default_providers() -> dict[str, PieceProvider]:
-    """Return the provider of every context piece (imported here, at the edge)."""
+def default_providers() -> ProviderRegistry:
+    """Return the registry of the standard provider of every context piece (imported here,
+    at the edge)."""
     from buddy.events.provider import schedule_provider
     from buddy.levels.provider import levels_provider
     from buddy.mtfa.provider import mtfa_provider
     from buddy.regime.provider import regime_provider
     from buddy.users.provider import account_provider
 
-    return {"account": account_provider, "regime": regime_provider,
-            "levels": levels_provider, "mtfa": mtfa_provider, "schedule": schedule_provider}
+    return ProviderRegistry({"account": account_provider, "regime": regime_provider,
+                             "levels": levels_provider, "mtfa": mtfa_provider,
+                             "schedule": schedule_provider})
 
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:

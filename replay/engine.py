@@ -210,8 +210,18 @@ def validate_intents(store: Store, intents: pd.DataFrame, config: ScoringConfig)
 
 # ---------------------------------------------------------------------------- run ids
 def provider_path(provider: PieceProvider) -> str:
-    """Return 'module:qualname' of a piece provider (how a run records and reloads it)."""
-    return f"{provider.__module__}:{provider.__qualname__}"
+    """Return 'module:name' of a piece provider (how a run records and reloads it): a
+    function's qualname, or the module-level name a provider instance is bound to."""
+    module = provider.__module__
+    name = getattr(provider, "__qualname__", None)
+    if name is None:  # an instance (AccountProvider(), ...): the name it is reachable by
+        found = [key for key, value in vars(importlib.import_module(module)).items()
+                 if value is provider]
+        if not found:
+            raise ValueError(f"provider {provider!r} is bound to no name of module {module}: "
+                             "a replay records providers by import path")
+        name = found[0]
+    return f"{module}:{name}"
 
 
 def load_provider(path: str) -> PieceProvider:

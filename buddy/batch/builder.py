@@ -11,7 +11,7 @@ two on every row), computed per series with array operations:
   scalar path's), and price-level features are divided by the same per-bar divisor;
 - calendar facts (sessions since the last bar, sessions in the window, missing sessions):
   the calendar's sessions over the series' span once, then ``searchsorted`` per row;
-- pieces: each provider's batch form (``buddy.batch.pieces.provide``).
+- pieces: each registered provider's batch form (``buddy.batch.pieces.provide``).
 
 A row whose feature window reaches further back than its bar window while splits apply is
 built by ``market_data`` itself (the scalar path gives such older feature rows no divisor,
@@ -40,10 +40,10 @@ from buddy.batch.pieces import BatchPieceRequest, provide
 from buddy.context.builder import (
     DEFAULT_LOOKBACK_BARS,
     NOT_YET_PROVIDED,
-    PieceProvider,
     market_data,
 )
 from buddy.context.pack import Instrument
+from buddy.context.providers import ProviderRegistry, ProviderSource
 from buddy.data.calendars import get_calendar
 from buddy.data.splits import adjust_bars
 from buddy.errors import FieldError, IntentValidationError
@@ -94,18 +94,19 @@ class _Parts:
 
 def build_batch_context(store: Store, intents: pd.DataFrame, *,
                         lookback_bars: int = DEFAULT_LOOKBACK_BARS,
-                        providers: Mapping[str, PieceProvider] | None = None
+                        providers: Mapping[str, ProviderSource] | None = None
                         ) -> BatchContext:
-    """Return the BatchContext of ``intents`` (INTENT_COLUMNS, as_of tz-aware).
+    """Return the BatchContext of ``intents`` (INTENT_COLUMNS, as_of tz-aware); ``providers``
+    are registered in a ProviderRegistry (validated, plain functions run row by row).
 
     Every read (providers' included) goes through one read-only connection.
     """
     with store.reading():
-        return _build(store, intents, lookback_bars, providers)
+        return _build(store, intents, lookback_bars, ProviderRegistry(providers))
 
 
 def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
-           providers: Mapping[str, PieceProvider] | None) -> BatchContext:
+           providers: ProviderRegistry) -> BatchContext:
     frame = intent_columns(intents)
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
     n = len(frame)
@@ -158,10 +159,10 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         missing_sessions=missing_sessions, splits_applied=splits_applied,
         pieces={name: np.full(n, None, dtype=object) for name in OTHER_PIECES},
         missing={})
-    return _with_pieces(store, base, dict(providers or {}))
+    return _with_pieces(store, base, providers)
 
 
-def _with_pieces(store: Store, base: BatchContext, providers: dict[str, PieceProvider]
+def _with_pieces(store: Store, base: BatchContext, providers: ProviderRegistry
                  ) -> BatchContext:
     n = base.n
     has_market = base.market["has_market"].to_numpy(bool)

@@ -1,18 +1,17 @@
-"""Piece providers over many intents: the batch form of ``buddy.context.builder``'s providers.
+"""Piece providers over many intents: ``provide`` and the helpers of the batch forms.
 
-A scalar provider ``provider(PieceRequest) -> (piece, reason)`` may carry a batch form as
-its attribute ``batch``: ``provider.batch(BatchPieceRequest) -> (pieces, reasons)``, two
-object arrays with one entry per row, equal row by row to what the scalar provider returns
-for that row's request (tests/batch prove it per provider). Rows that share a snapshot may
-share one piece object. Without a batch form, or when it raises anything but a BuddyError,
-the scalar provider runs row by row, and a row whose provider raises gets the reason the
-builder would give ("the <piece> provider failed: ...").
+Every provider has a batch form (``buddy.context.providers.PieceProvider.batch``):
+``provider.batch(BatchPieceRequest) -> (pieces, reasons)``, two object arrays with one entry
+per row, equal row by row to what the scalar provider returns for that row's request
+(tests/batch prove it per provider). Rows that share a snapshot may share one piece object.
+When the batch form raises anything but a BuddyError, the scalar provider runs row by row,
+and a row whose provider raises gets the reason the builder would give ("the <piece>
+provider failed: ...").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,74 +19,39 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import distinct, objects
-from buddy.context.builder import PieceProvider, PieceRequest
-from buddy.context.pack import Instrument, MarketData
+from buddy.context.providers import (
+    BatchPieceRequest,
+    BatchPieces,
+    PieceProvider,
+    PieceRequest,
+    rows_of,
+)
 from buddy.errors import BuddyError
-from buddy.store import Store
-from buddy.timeframes import Timeframe
+
+__all__ = ["BatchPieceRequest", "PieceRequest", "as_of_datetime", "as_of_ns", "groups",
+           "last_closed", "per_distinct", "provide", "spread"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BatchPieceRequest:
-    """What a batch provider is given: N rows of requests.
-
-    ``intents`` has at least user_id, symbol, timeframe and as_of (tz-aware UTC) per row;
-    ``instrument`` the Instrument fields per row; ``market`` the MARKET_COLUMNS per row (see
-    ``buddy.batch.context``); ``market_data(i)`` rebuilds row i's MarketData (None without
-    market) for a provider that needs the bars themselves. ``store`` is read-only.
-    """
-
-    store: Store
-    intents: pd.DataFrame
-    instrument: pd.DataFrame
-    market: pd.DataFrame
-    market_data: Callable[[int], MarketData | None]
-
-    def __len__(self) -> int:
-        return len(self.intents)
-
-    def request(self, i: int) -> PieceRequest:
-        """Return row i as the scalar provider's PieceRequest."""
-        row = self.intents.iloc[i]
-        return PieceRequest(
-            store=self.store, user_id=str(row["user_id"]),
-            instrument=Instrument.from_row(self.instrument.iloc[i].to_dict()),
-            timeframe=Timeframe.parse(row["timeframe"]),
-            as_of=pd.Timestamp(row["as_of"]).to_pydatetime(), market=self.market_data(i))
-
-
-def provide(name: str, provider: PieceProvider, request: BatchPieceRequest
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (pieces, reasons) of ``name`` for every row: the batch form when the provider
-    has one, else (or when it fails) the scalar provider row by row."""
-    batch = getattr(provider, "batch", None)
-    if batch is not None:
-        try:
-            pieces, reasons = batch(request)
-            pieces, reasons = objects(pieces), objects(reasons)
-            if len(pieces) != len(request) or len(reasons) != len(request):
-                raise ValueError(f"{name}.batch returned {len(pieces)} pieces for "
-                                 f"{len(request)} rows")
-            reasons[[p is None and r is None for p, r in zip(pieces, reasons, strict=True)]
-                    ] = "provider returned nothing"
-            reasons[[p is not None for p in pieces]] = None
-            return pieces, reasons
-        except BuddyError:
-            raise
-        except Exception:
-            pass
-    pieces = np.empty(len(request), dtype=object)
-    reasons = np.empty(len(request), dtype=object)
-    for i in range(len(request)):
-        try:
-            piece, reason = provider(request.request(i))
-        except BuddyError:
-            raise
-        except Exception as exc:  # as ContextPackBuilder._build
-            piece, reason = None, f"the {name} provider failed: {type(exc).__name__}: {exc}"
-        pieces[i] = piece
-        reasons[i] = None if piece is not None else (reason or "provider returned nothing")
-    return pieces, reasons
+def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
+            ) -> BatchPieces:
+    """Return (pieces, reasons) of ``name`` for every row: the provider's batch form, or
+    (when it fails) its scalar form row by row."""
+    try:
+        given, why = provider.batch(request)
+        # one object per row even when a batch form hands back tuples or a list
+        pieces, reasons = objects(list(given)), objects(list(why))
+        if len(pieces) != len(request) or len(reasons) != len(request):
+            raise ValueError(f"{name}.batch returned {len(pieces)} pieces for "
+                             f"{len(request)} rows")
+        reasons[[p is None and r is None for p, r in zip(pieces, reasons, strict=True)]
+                ] = "provider returned nothing"
+        reasons[[p is not None for p in pieces]] = None
+        return pieces, reasons
+    except BuddyError:
+        raise
+    except Exception:  # the scalar form below is the answer of record
+        pass
+    return rows_of(name, provider, request)
 
 
 # ---------------------------------------------------------------- helpers of batch forms

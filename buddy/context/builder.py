@@ -4,13 +4,15 @@ Cache key: (user_id, symbol, timeframe, as_of, lookback, the store's context sta
 is the modification time of a sidecar file that every context-affecting write touches after
 it commits (market data, and later accounts, rules and positions), so a write from any
 process invalidates every cached pack without a database round trip per lookup.
+
+Providers fill the other pieces (``buddy.context.providers``: the PieceProvider protocol and
+the ProviderRegistry, re-exported here).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +20,14 @@ import numpy as np
 import pandas as pd
 
 from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
+from buddy.context.providers import (
+    PieceProvider,
+    PieceRequest,
+    ProviderRegistry,
+    ProviderSource,
+    ScalarProvider,
+    failure_reason,
+)
 from buddy.data.calendars import get_calendar
 from buddy.data.splits import adjust_bars
 from buddy.errors import BuddyError, FieldError, IntentValidationError
@@ -25,24 +35,11 @@ from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
 from buddy.timeframes import Timeframe
 
+__all__ = ["DEFAULT_LOOKBACK_BARS", "NOT_YET_PROVIDED", "ContextPackBuilder", "PieceProvider",
+           "PieceRequest", "ProviderSource", "ScalarProvider", "market_data"]
+
 DEFAULT_LOOKBACK_BARS = 300
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PieceRequest:
-    """What a piece provider is given: the request and the market piece already built."""
-
-    store: Store
-    user_id: str
-    instrument: Instrument
-    timeframe: Timeframe
-    as_of: datetime
-    market: MarketData | None
-
-
-#: A provider returns (piece, None) or (None, reason). Later work registers regime, levels,
-#: mtfa, strategy, portfolio and account providers here.
-PieceProvider = Callable[[PieceRequest], tuple[Any | None, str | None]]
 
 NOT_YET_PROVIDED = {
     "state": "no state-vector/HMM provider is installed (regime work not yet available)",
@@ -61,23 +58,19 @@ class ContextPackBuilder:
 
     def __init__(self, store: Store, *, lookback_bars: int = DEFAULT_LOOKBACK_BARS,
                  cache_size: int = 256,
-                 providers: Mapping[str, PieceProvider] | None = None) -> None:
+                 providers: Mapping[str, ProviderSource] | None = None) -> None:
         self.store = store
         self.lookback_bars = lookback_bars
         self.cache_size = cache_size
-        self.providers: dict[str, PieceProvider] = dict(providers or {})
-        unknown = set(self.providers) - set(PIECES) - {"market"}
-        if unknown:
-            raise ValueError(f"unknown ContextPack pieces {sorted(unknown)}; pieces: {PIECES}")
+        self.providers = ProviderRegistry(providers)
         self._cache: OrderedDict[tuple[Any, ...], ContextPack] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def register(self, piece: str, provider: PieceProvider) -> None:
-        """Install the provider of ``piece`` and drop cached packs."""
-        if piece not in PIECES or piece == "market":
-            raise ValueError(f"{piece!r} is not a provider slot; slots: {PIECES[1:]}")
-        self.providers[piece] = provider
+    def register(self, piece: str, provider: ProviderSource) -> None:
+        """Install the provider of ``piece`` (validated by ProviderRegistry.register) and
+        drop cached packs."""
+        self.providers.register(piece, provider)
         self._cache.clear()
 
     def clear(self) -> None:
@@ -132,7 +125,7 @@ class ContextPackBuilder:
             except BuddyError:
                 raise  # a deliberate refusal (e.g. a replay worker writing) is not a data gap
             except Exception as exc:  # one broken piece must not take the whole report down
-                piece, reason = None, f"the {name} provider failed: {type(exc).__name__}: {exc}"
+                piece, reason = None, failure_reason(name, exc)
             if piece is None:
                 missing[name] = reason or "provider returned nothing"
             pieces[name] = piece

@@ -5,13 +5,14 @@ to ``announced_at <= as_of``; exchange holidays and early closes and the session
 from exchange-calendars at read time (``buddy.events.calendar``). The window ahead is long
 enough for the longest holding horizon the exit-plan checks allow on each timeframe.
 
-``schedule_provider.batch`` gives the pieces of many requests without a calendar read per
-row: per calendar, the sessions, holidays and early closes of the whole span of the rows are
-read once (with each unscheduled closure as a session and an event, marked with when it was
-announced), a row's sessions and calendar events are a ``searchsorted`` slice of them (minus
-the closures its as_of hides or already knows), and the imported events are read once per
-symbol. Rows with the same request share one ScheduleContext, and rows with the same window
-on one calendar share one sessions tuple.
+``ScheduleProvider`` (the instance ``schedule_provider``) implements
+``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests
+without a calendar read per row: per calendar, the sessions, holidays and early closes of the
+whole span of the rows are read once (with each unscheduled closure as a session and an event,
+marked with when it was announced), a row's sessions and calendar events are a
+``searchsorted`` slice of them (minus the closures its as_of hides or already knows), and the
+imported events are read once per symbol. Rows with the same request share one
+ScheduleContext, and rows with the same window on one calendar share one sessions tuple.
 """
 
 from __future__ import annotations
@@ -19,14 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import as_of_datetime, as_of_ns, groups, per_distinct
-from buddy.context.builder import PieceRequest
+from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import (
     ExchangeCalendar,
     TradingCalendar,
@@ -45,9 +45,6 @@ from buddy.events.store import known_events
 from buddy.store import Store
 from buddy.timeframes import Timeframe
 
-if TYPE_CHECKING:
-    from buddy.batch.pieces import BatchPieceRequest
-
 #: Calendar time the schedule looks ahead, per timeframe of the request.
 LOOKAHEAD: dict[Timeframe, pd.Timedelta] = {
     **{tf: pd.Timedelta(days=150) for tf in Timeframe if tf.is_intraday},
@@ -56,15 +53,23 @@ LOOKAHEAD: dict[Timeframe, pd.Timedelta] = {
 }
 
 
-def schedule_provider(request: PieceRequest) -> tuple[ScheduleContext | None, str | None]:
-    """Return the schedule of ``request.instrument`` as known at ``request.as_of``."""
-    inst = request.instrument
-    try:
-        schedule = read_schedule(request.store, inst.symbol, inst.trading_calendar,
-                                 request.as_of, LOOKAHEAD[request.timeframe])
-    except ValueError as exc:  # an unknown calendar name
-        return None, f"no schedule for {inst.symbol}: {exc}"
-    return schedule, None
+@dataclass(frozen=True, slots=True)
+class ScheduleProvider:
+    """The ``schedule`` piece's provider: events and sessions ahead, as known at as_of."""
+
+    def __call__(self, request: PieceRequest) -> tuple[ScheduleContext | None, str | None]:
+        """Return the schedule of ``request.instrument`` as known at ``request.as_of``."""
+        inst = request.instrument
+        try:
+            schedule = read_schedule(request.store, inst.symbol, inst.trading_calendar,
+                                     request.as_of, LOOKAHEAD[request.timeframe])
+        except ValueError as exc:  # an unknown calendar name
+            return None, f"no schedule for {inst.symbol}: {exc}"
+        return schedule, None
+
+    def batch(self, request: BatchPieceRequest) -> BatchPieces:
+        """Return (pieces, reasons) per row: ``schedule_batch``."""
+        return schedule_batch(request)
 
 
 def read_schedule(store: Store, symbol: str, calendar: str, as_of: datetime,
@@ -104,7 +109,7 @@ ORDER BY ts, event_id
 """
 
 
-def schedule_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``schedule_provider``: (pieces, reasons) per row.
 
     One ScheduleContext per distinct (symbol, calendar, timeframe's lookahead, as_of); the
@@ -317,4 +322,4 @@ def _window_days(tz: str, as_of: np.ndarray, end: np.ndarray) -> tuple[np.ndarra
     return local_day(as_of - _DAY_NS), local_day(end)
 
 
-schedule_provider.batch = schedule_batch  # type: ignore[attr-defined]
+schedule_provider = ScheduleProvider()

@@ -12,11 +12,13 @@ force at as_of (``split_factor_as_of`` of the bar's session: the divisor
 ``buddy.context.builder.market_data`` applies to bars and price-level features), so levels
 compare directly with the pack's bars and the trader's prices.
 
-``levels_provider.batch`` gives the pieces of many requests: each (symbol, timeframe) series
-is read once (every bar closed by the last as_of, joined to its key_levels row), each row's
-last closed bar is found with ``searchsorted`` and its split divisor computed column-wise, and
-rows on the same stored bar and basis share one snapshot. Rows computed on demand (no stored
-row) or carrying the user's anchors go through the scalar path, once per (user, as_of).
+``LevelsProvider`` (the instance ``levels_provider``) implements
+``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
+each (symbol, timeframe) series is read once (every bar closed by the last as_of, joined to
+its key_levels row), each row's last closed bar is found with ``searchsorted`` and its split
+divisor computed column-wise, and rows on the same stored bar and basis share one snapshot.
+Rows computed on demand (no stored row) or carrying the user's anchors go through the scalar
+path, once per (user, as_of).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,8 +43,8 @@ from buddy.batch.pieces import (
     per_distinct,
     spread,
 )
-from buddy.context.builder import PieceRequest
 from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
+from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import to_session_index
 from buddy.data.splits import split_factor_as_of
 from buddy.levels.compute import (
@@ -52,9 +55,6 @@ from buddy.levels.compute import (
 )
 from buddy.store import Store
 from buddy.timeframes import Timeframe
-
-if TYPE_CHECKING:
-    from buddy.batch.pieces import BatchPieceRequest
 
 _LAST_BAR_SQL = ("SELECT ts, session FROM bars WHERE symbol = ? AND timeframe = ? AND "
                  "ts_close <= ? ORDER BY ts DESC LIMIT 1")
@@ -69,14 +69,22 @@ _BARS_SINCE_SQL = ("SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts
                    "AND ts_close > ? ORDER BY ts")
 
 
-def levels_provider(request: PieceRequest) -> tuple[KeyLevelsSnapshot | None, str | None]:
-    """Return the key-levels snapshot of the request, or None and why it is missing."""
-    last_bar = None
-    if request.market is not None:
-        bars = request.market.bars
-        last_bar = (bars["ts"].iloc[-1], bars["session"].iloc[-1])
-    return levels_piece(request.store, request.instrument.symbol, request.timeframe,
-                        request.as_of, user_id=request.user_id, last_bar=last_bar)
+@dataclass(frozen=True, slots=True)
+class LevelsProvider:
+    """The ``levels`` piece's provider: stored key levels, else computed on demand."""
+
+    def __call__(self, request: PieceRequest) -> tuple[KeyLevelsSnapshot | None, str | None]:
+        """Return the key-levels snapshot of the request, or None and why it is missing."""
+        last_bar = None
+        if request.market is not None:
+            bars = request.market.bars
+            last_bar = (bars["ts"].iloc[-1], bars["session"].iloc[-1])
+        return levels_piece(request.store, request.instrument.symbol, request.timeframe,
+                            request.as_of, user_id=request.user_id, last_bar=last_bar)
+
+    def batch(self, request: BatchPieceRequest) -> BatchPieces:
+        """Return (pieces, reasons) per row: ``levels_batch``."""
+        return levels_batch(request)
 
 
 def levels_piece(store: Store, symbol: str, timeframe: Timeframe, as_of: datetime, *,
@@ -202,7 +210,7 @@ _FIRST_ANCHORS_SQL = ("SELECT user_id, min(anchor_ts) AS first_anchor FROM level
                       "WHERE symbol = ? GROUP BY user_id")
 
 
-def levels_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+def levels_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per series.
 
     A row on a stored bar without anchors of its user gets the snapshot shared by the rows
@@ -284,4 +292,4 @@ def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> n
     return divisor
 
 
-levels_provider.batch = levels_batch  # type: ignore[attr-defined]
+levels_provider = LevelsProvider()

@@ -11,17 +11,20 @@ undefined indicators on its last closed bar, or a last closed bar older than
 and the reason names every such timeframe. A partial stack would score alignment on fewer
 timeframes than it claims to.
 
-``mtfa_provider.batch`` gives the pieces of many requests: each symbol's stack is read once
-(every closed bar with its feature row), each row's last closed bar per timeframe is found
-with ``searchsorted``, and rows with the same last closed bars share one snapshot.
+``MTFAProvider`` (the instance ``mtfa_provider``) implements
+``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
+each symbol's stack is read once (every closed bar with its feature row), each row's last
+closed bar per timeframe is found with ``searchsorted``, and rows with the same last closed
+bars share one snapshot.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +37,8 @@ from buddy.batch.pieces import (
     last_closed,
     spread,
 )
-from buddy.context.builder import PieceRequest
 from buddy.context.pieces import MTFASnapshot
+from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.mtfa.compute import (
     DEFAULT_TREND_RULE,
     REQUIRED_FEATURES,
@@ -47,9 +50,6 @@ from buddy.mtfa.compute import (
 )
 from buddy.store import Store
 from buddy.timeframes import Timeframe
-
-if TYPE_CHECKING:
-    from buddy.batch.pieces import BatchPieceRequest
 
 #: A last closed bar older than this many bar lengths (plus the grace) is stale.
 MAX_STALE_BARS = 3
@@ -72,13 +72,21 @@ LEFT JOIN ta_features f ON f.symbol = b.symbol AND f.timeframe = b.timeframe AND
 """
 
 
-def mtfa_provider(request: PieceRequest) -> tuple[MTFASnapshot | None, str | None]:
-    """Return the MTFA snapshot of ``request.instrument`` at ``request.as_of``, or None and
-    which stack timeframes are missing and why."""
-    inst = request.instrument
-    return read_mtfa(request.store, inst.symbol, stack_for(inst.asset_class,
-                                                           inst.trading_calendar),
-                     request.as_of)
+@dataclass(frozen=True, slots=True)
+class MTFAProvider:
+    """The ``mtfa`` piece's provider: the instrument's timeframe stack, last closed bars."""
+
+    def __call__(self, request: PieceRequest) -> tuple[MTFASnapshot | None, str | None]:
+        """Return the MTFA snapshot of ``request.instrument`` at ``request.as_of``, or None
+        and which stack timeframes are missing and why."""
+        inst = request.instrument
+        return read_mtfa(request.store, inst.symbol, stack_for(inst.asset_class,
+                                                               inst.trading_calendar),
+                         request.as_of)
+
+    def batch(self, request: BatchPieceRequest) -> BatchPieces:
+        """Return (pieces, reasons) per row: ``mtfa_batch``."""
+        return mtfa_batch(request)
 
 
 def read_mtfa(store: Store, symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
@@ -149,7 +157,7 @@ ORDER BY b.timeframe, b.ts
 """
 
 
-def mtfa_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``mtfa_provider``: (pieces, reasons) per row, one read per symbol.
 
     A row whose every stack timeframe reads cleanly gets the snapshot shared by the rows with
@@ -228,4 +236,4 @@ def _by_tf(stack: tuple[Timeframe, ...], records: Mapping[Timeframe, dict[int, d
             for k, tf in enumerate(stack) if position[k] >= 0}
 
 
-mtfa_provider.batch = mtfa_batch  # type: ignore[attr-defined]
+mtfa_provider = MTFAProvider()

@@ -5,16 +5,19 @@ computed on demand from the bars closed at as_of (the same computation as the jo
 bar only: at most one HMM fit, none when the fit in force is stored in regime_models).
 Nothing is written: the provider is a read path.
 
-``regime_provider.batch`` gives the pieces of many requests: each (symbol, timeframe) series
-is read once (every bar closed by the last as_of, joined to its stored snapshot), each row's
-last closed bar is found with ``searchsorted``, and rows on the same stored bar share one
-snapshot. Rows whose bar has no current snapshot are computed on demand, once per as_of.
+``RegimeProvider`` (the instance ``regime_provider``) implements
+``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
+each (symbol, timeframe) series is read once (every bar closed by the last as_of, joined to
+its stored snapshot), each row's last closed bar is found with ``searchsorted``, and rows on
+the same stored bar share one snapshot. Rows whose bar has no current snapshot are computed on
+demand, once per as_of.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,8 +31,8 @@ from buddy.batch.pieces import (
     per_distinct,
     spread,
 )
-from buddy.context.builder import PieceRequest
 from buddy.context.pieces import RegimeSnapshot
+from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.regime.snapshots import (
     RegimeConfig,
     compute_series,
@@ -40,9 +43,6 @@ from buddy.regime.snapshots import (
 )
 from buddy.store import Store
 from buddy.timeframes import Timeframe
-
-if TYPE_CHECKING:
-    from buddy.batch.pieces import BatchPieceRequest
 
 STORED_SQL = """
 WITH last AS (
@@ -58,10 +58,21 @@ WHERE symbol = ? AND timeframe = ? AND model_version = ? AND ts <= ? ORDER BY ts
 """
 
 
-def regime_provider(request: PieceRequest) -> tuple[RegimeSnapshot | None, str | None]:
-    """Return the regime of the request's last closed bar, or None and why it is missing."""
-    return regime_at(request.store, request.instrument.symbol, request.timeframe,
-                     request.as_of)
+@dataclass(frozen=True, slots=True)
+class RegimeProvider:
+    """The ``regime`` piece's provider under ``config``."""
+
+    config: RegimeConfig = field(default_factory=RegimeConfig)
+
+    def __call__(self, request: PieceRequest) -> tuple[RegimeSnapshot | None, str | None]:
+        """Return the regime of the request's last closed bar, or None and why it is
+        missing."""
+        return regime_at(request.store, request.instrument.symbol, request.timeframe,
+                         request.as_of, self.config)
+
+    def batch(self, request: BatchPieceRequest) -> BatchPieces:
+        """Return (pieces, reasons) per row: ``regime_batch``."""
+        return regime_batch(request, self.config)
 
 
 def regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: datetime,
@@ -119,7 +130,7 @@ ORDER BY b.ts
 
 
 def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> BatchPieces:
     """Batch form of ``regime_provider``: (pieces, reasons) per row, one read per series.
 
     Rows on the same stored bar share one snapshot (or one reason, when the stored row is
@@ -178,4 +189,4 @@ def _stored(row: dict[str, Any]) -> tuple[RegimeSnapshot | None, str | None]:
     return (None, reason) if reason else (snapshot_from_row(row), None)
 
 
-regime_provider.batch = regime_batch  # type: ignore[attr-defined]
+regime_provider = RegimeProvider()

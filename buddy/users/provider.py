@@ -1,28 +1,37 @@
 """The ContextPack's ``account`` piece: the user's account, current rules and opt-outs.
 
-``account_provider.batch`` reads each distinct user once and gives all of that user's rows
-the same AccountContext object (or the same reason).
+``AccountProvider`` (the instance ``account_provider``) implements
+``buddy.context.providers.PieceProvider``; its batch form reads each distinct user once and
+gives all of that user's rows the same AccountContext object (or the same reason).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from buddy.context.builder import PieceRequest
+from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.users.model import AccountContext
 from buddy.users.store import get_account_context
 
 if TYPE_CHECKING:
-    from buddy.batch.pieces import BatchPieceRequest
     from buddy.store import Store
 
 
-def account_provider(request: PieceRequest) -> tuple[AccountContext | None, str | None]:
-    """Return the account context of ``request.user_id``, or None and why it is missing."""
-    return account_of(request.store, request.user_id)
+@dataclass(frozen=True, slots=True)
+class AccountProvider:
+    """The ``account`` piece's provider: the user's account, current rules and opt-outs."""
+
+    def __call__(self, request: PieceRequest) -> tuple[AccountContext | None, str | None]:
+        """Return the account context of ``request.user_id``, or None and why it is missing."""
+        return account_of(request.store, request.user_id)
+
+    def batch(self, request: BatchPieceRequest) -> BatchPieces:
+        """Return (pieces, reasons) per row: ``account_batch``."""
+        return account_batch(request)
 
 
 def account_of(store: Store, user_id: str) -> tuple[AccountContext | None, str | None]:
@@ -34,7 +43,7 @@ def account_of(store: Store, user_id: str) -> tuple[AccountContext | None, str |
     return context, None
 
 
-def account_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
+def account_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``account_provider``: (pieces, reasons) per row, one read per user."""
     codes, users = pd.factorize(request.intents["user_id"].astype(str).to_numpy(object))
     shared_pieces = np.empty(len(users), dtype=object)
@@ -44,4 +53,4 @@ def account_batch(request: BatchPieceRequest) -> tuple[np.ndarray, np.ndarray]:
     return shared_pieces[codes], shared_reasons[codes]
 
 
-account_provider.batch = account_batch  # type: ignore[attr-defined]
+account_provider = AccountProvider()

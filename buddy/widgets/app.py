@@ -26,7 +26,7 @@ import ipywidgets as w
 import pandas as pd
 
 from buddy.api import Buddy, resolve_as_of
-from buddy.context.builder import ContextPackBuilder, PieceProvider, PieceRequest
+from buddy.context.builder import ContextPackBuilder, PieceProvider, PieceRequest, ScalarProvider
 from buddy.context.pack import ContextPack, Instrument
 from buddy.domain import OrderType, Side
 from buddy.errors import BuddyError, FieldError, IntentValidationError
@@ -86,7 +86,7 @@ def install_providers(builder: ContextPackBuilder) -> list[str]:
     return installed
 
 
-def _guarded(piece: str, provider: PieceProvider) -> PieceProvider:
+def _guarded(piece: str, provider: PieceProvider[Any]) -> ScalarProvider:
     def provide(request: PieceRequest) -> tuple[Any | None, str | None]:
         try:
             return provider(request)

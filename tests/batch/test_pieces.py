@@ -86,7 +86,7 @@ def assert_matches_scalar(name: str, request: BatchPieceRequest,
     """Run ``name``'s batch form on ``request`` and compare ``rows`` (default: all) with
     the scalar provider called on each row's request; return the batch output."""
     provider = PROVIDERS[name]
-    pieces, reasons = provider.batch(request)  # type: ignore[attr-defined]
+    pieces, reasons = provider.batch(request)
     assert len(pieces) == len(reasons) == len(request)
     for i in range(len(request)) if rows is None else rows:
         piece, reason = provider(request.request(i))
@@ -122,7 +122,7 @@ def test_every_standard_provider_has_a_batch_form() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_batch_equals_the_builders_pieces_on_every_real_row(
         name: str, real_request: BatchPieceRequest, real_cases: list) -> None:
-    pieces, reasons = PROVIDERS[name].batch(real_request)  # type: ignore[attr-defined]
+    pieces, reasons = PROVIDERS[name].batch(real_request)
     assert len(pieces) == len(real_cases) == 442
     for i, (_, pack) in enumerate(real_cases):
         assert same(pieces[i], pack.piece(name)), f"{name} row {i}"
@@ -148,11 +148,11 @@ def test_real_rows_at_one_snapshot_share_one_piece(real_request: BatchPieceReque
     keys = pd.DataFrame({"symbol": intents["symbol"], "timeframe": intents["timeframe"],
                          "as_of": intents["as_of"]})
     for name in PER_SNAPSHOT:
-        pieces, _ = PROVIDERS[name].batch(real_request)  # type: ignore[attr-defined]
+        pieces, _ = PROVIDERS[name].batch(real_request)
         assert_shared(pieces, keys)
         # the mirrored intents make every snapshot serve at least two rows
         assert len({id(p) for p in pieces}) <= len(pieces) // 2, name
-    accounts, _ = PROVIDERS["account"].batch(real_request)  # type: ignore[attr-defined]
+    accounts, _ = PROVIDERS["account"].batch(real_request)
     assert accounts[0] is not None and all(a is accounts[0] for a in accounts)
 
 
@@ -163,8 +163,8 @@ def test_repeated_rows_give_the_same_pieces(batch_store: Store,
     big = request_of(batch_store, real_context.take(tiled))
     for name in NAMES:
         provider = PROVIDERS[name]
-        pieces, reasons = provider.batch(small)  # type: ignore[attr-defined]
-        many, why = provider.batch(big)  # type: ignore[attr-defined]
+        pieces, reasons = provider.batch(small)
+        many, why = provider.batch(big)
         assert list(why) == list(reasons[tiled]), name
         assert all(same(a, b) for a, b in zip(many[:real_context.n], pieces, strict=True))
         assert all(many[k] is many[k % real_context.n] for k in range(len(tiled))), name
@@ -172,7 +172,7 @@ def test_repeated_rows_give_the_same_pieces(batch_store: Store,
 
 @pytest.mark.parametrize("name", NAMES)
 def test_no_rows(name: str, batch_store: Store) -> None:
-    pieces, reasons = PROVIDERS[name].batch(  # type: ignore[attr-defined]
+    pieces, reasons = PROVIDERS[name].batch(
         synthetic_request(batch_store, []))
     assert len(pieces) == len(reasons) == 0
 
@@ -254,7 +254,7 @@ def test_batch_equals_the_scalar_provider_on_edge_rows(name: str,
 
 def test_edge_rows_take_every_path(edited_store: Store) -> None:
     request = synthetic_request(edited_store, EDGE_ROWS)
-    got = {name: PROVIDERS[name].batch(request) for name in NAMES}  # type: ignore[attr-defined]
+    got = {name: PROVIDERS[name].batch(request) for name in NAMES}
     at = {row: i for i, row in enumerate(EDGE_ROWS)}
 
     def piece(name: str, *row: str) -> Any:
