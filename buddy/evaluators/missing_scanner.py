@@ -26,14 +26,13 @@ skip of the module. A stock whose bar window has missing or unordered sessions i
 for liquidity (``liquidity_checked`` False).
 
 Units: amounts are in the instrument's quote currency and quantities in shares (stocks) or
-units; ``codes`` declares them as CURRENCY and QUANTITY and each row's unit is filled in.
+units; ``codes`` declares them as CURRENCY and QUANTITY, each row's unit given to ``fire``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -110,8 +109,8 @@ class MissingScannerConfig(ModuleConfig):
 
 #: Units declared in ``codes`` that stand for a unit known only per row: the instrument's
 #: quote currency, and the quantity unit of an order (shares of a stock, else units).
-CURRENCY = "currency"
-QUANTITY = "quantity"
+CURRENCY = "<money>"
+QUANTITY = "<size>"
 #: The two facts every horizon-bound item carries.
 HORIZON = (Evidence("horizon_bars", "bars"), Evidence("horizon_end"))
 
@@ -345,11 +344,12 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         at, median, used = at[thin], median[thin], used[thin]
         if not len(at):
             return [], checked
-        return [self._per_unit(rows.currency[at], self.fire(
+        return [self.fire(
             "LOW_LIQUIDITY", at,
             severity_where(median < cfg.min_session_value / 10, Severity.MEDIUM, Severity.LOW),
-            median_session_value=median, min_session_value=cfg.min_session_value,
-            sessions_used=used, symbol=rows.symbol[at]))], checked
+            units={CURRENCY: rows.currency[at]}, median_session_value=median,
+            min_session_value=cfg.min_session_value, sessions_used=used,
+            symbol=rows.symbol[at])], checked
 
     # ------------------------------------------------------------------ optional pieces
     def _levels(self, ctx: BatchContext, rows: _Rows) -> tuple[list[IssueBlock], np.ndarray]:
@@ -455,10 +455,10 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             reason = np.where(
                 missing, _wrap("portfolio missing (", _missing(ctx, "portfolio", at), ")"),
                 _wrap("the portfolio piece (", names, ") offers no position_in()"))
-            blocks.append(self._per_unit(rows.currency[at], self.fire(
-                "EXPOSURE_NOT_CHECKED", at, Severity.INFO,
+            blocks.append(self.fire(
+                "EXPOSURE_NOT_CHECKED", at, Severity.INFO, units={CURRENCY: rows.currency[at]},
                 notional=rows.entry[at] * rows.size[at] * rows.multiplier[at],
-                reason=reason.astype(object))))
+                reason=reason.astype(object)))
         at = np.flatnonzero(checked)
         if len(at):
             # asked once per distinct (portfolio, symbol)
@@ -470,31 +470,14 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             at, held = at[held != 0], held[held != 0]
         if len(at):
             sign, size = rows.sign[at], rows.size[at]
-            blocks.append(self._per_unit(
-                np.where(rows.asset_class[at] == "equity", "shares", "units"),
-                self.fire("EXISTING_POSITION", at, Severity.LOW, position_qty=held,
-                          proposed_size=size, combined_qty=held + sign * size,
-                          same_direction=held * sign > 0, symbol=rows.symbol[at],
-                          side=rows.side[at])))
+            blocks.append(self.fire(
+                "EXISTING_POSITION", at, Severity.LOW,
+                units={QUANTITY: np.where(rows.asset_class[at] == "equity", "shares", "units")},
+                position_qty=held, proposed_size=size, combined_qty=held + sign * size,
+                same_direction=held * sign > 0, symbol=rows.symbol[at], side=rows.side[at]))
         return blocks, checked
 
-    @staticmethod
-    def _per_unit(units: np.ndarray, block: IssueBlock) -> IssueBlock:
-        """Return ``block`` with each row's unit (``units``: a currency, shares or units) in
-        place of the CURRENCY and QUANTITY its code declares: the unit of these facts is
-        known only per row, and the report writes 'USD 1,250' from it."""
-        evidence = np.asarray(block.evidence, dtype=object).copy()
-        codes, uniques = pd.factorize(np.asarray(units, dtype=object))
-        for k, unit in enumerate(uniques):
-            at = np.flatnonzero(codes == k)
-            text = f'"unit": {json.dumps(str(unit))}'
-            evidence[at] = [e.replace(_CURRENCY_JSON, text).replace(_QUANTITY_JSON, text)
-                            for e in evidence[at].tolist()]
-        return replace(block, evidence=evidence)
 
-
-_CURRENCY_JSON = f'"unit": {json.dumps(CURRENCY)}'
-_QUANTITY_JSON = f'"unit": {json.dumps(QUANTITY)}'
 #: Event kind -> code (kinds outside EVENT_KINDS get len(EVENT_KINDS)).
 _KIND_CODE: dict[str, int] = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

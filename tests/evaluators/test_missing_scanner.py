@@ -4,6 +4,7 @@ pieces are reported as unchecked when absent, and results are point-in-time on r
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from buddy.context.pack import ContextPack
 from buddy.context.pieces import KeyLevelsSnapshot, PriceLevel, RegimeSnapshot
-from buddy.domain import EvaluationResult, Issue, OrderType, Severity, Side, TradeIntent
+from buddy.domain import EvaluationResult, Fact, Issue, OrderType, Severity, Side, TradeIntent
 from buddy.errors import ConfigError
 from buddy.evaluators.missing_scanner import MissingScannerConfig, MissingScannerEvaluator
 from buddy.explain import render_issue
@@ -72,7 +73,7 @@ def codes(result: EvaluationResult) -> set[str]:
     return {i.code for i in result.issues}
 
 
-def value(facts, name: str) -> Any:
+def value(facts: Iterable[Fact], name: str) -> Any:
     return next(f.value for f in facts if f.name == name)
 
 
@@ -311,8 +312,8 @@ def test_every_issue_renders_from_its_template() -> None:
 
 # ---------------------------------------------------------------------------- point in time
 @pytest.mark.parametrize(("symbol", "tf", "as_of"), MTFA_PIT_POINTS)
-def test_point_in_time(sample_store: Store, truncated_store, symbol: str, tf: str,
-                       as_of: str) -> None:
+def test_point_in_time(sample_store: Store, truncated_store: Callable[[str, datetime], Store],
+                       symbol: str, tf: str, as_of: str) -> None:
     t, full, cut = pit_packs(sample_store, truncated_store, symbol, tf, as_of)
     assert full.schedule == cut.schedule
     evaluator = MissingScannerEvaluator()
