@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,10 +38,8 @@ from buddy.users.model import AccountContext, ExitTemplate
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
 
-#: Unit of sizes, known only per row: 'shares' for equities, else 'units' (written in by
-#: ``_in_size_units``, since ``Evaluator.fire`` takes one unit per fact).
+#: Unit of sizes, known only per row: 'shares' for equities, else 'units'.
 SIZE = "<size>"
-_SIZE_JSON = f'"unit": "{SIZE}"'
 #: horizon_source by code: 0 the intent's horizon, 1 the template's, 2 none.
 _SOURCES = np.array(["intent", "template", None], dtype=object)
 
@@ -378,16 +376,16 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         if not len(fired):
             return []
         rows = rows[fired]
-        block = self.fire(
+        in_shares = ctx.instrument["asset_class"].to_numpy(dtype=object)[rows] == "equity"
+        return [self.fire(
             "PARTIALS_INCONSISTENT", rows,
             severity_where(over[fired], Severity.MEDIUM, Severity.LOW),
             thresholds={"fraction_sum_pct": 100.0},
             n_inconsistent=n_bad[fired], n_partials=n_partials[fired],
             fraction_sum_pct=100.0 * fraction_sum[fired], smallest_partial=smallest[fired],
             size=size[fired], lot_size=lots_of[fired], template_name=plans.names[template[fired]],
-            size_step=step[fired])
-        in_shares = ctx.instrument["asset_class"].to_numpy(dtype=object)[rows] == "equity"
-        return [_in_size_units(block, in_shares)]
+            size_step=step[fired],
+            units={SIZE: np.where(in_shares, "shares", "units").astype(object)})]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -468,16 +466,16 @@ class _Plans:
 
 
 def _check_template(template: ExitTemplate) -> None:
-    """Raise ValueError naming the field of ``template`` the checks cannot use."""
-    for field, value, rule, ok in (
-        ("target_r", template.target_r, "a finite number",
-         lambda v: math.isfinite(v)),
-        ("time_stop_bars", template.time_stop_bars, "a whole number of bars >= 0",
-         lambda v: math.isfinite(v) and v >= 0 and v == int(v)),
-        *(("partials.fraction", p.fraction, "a finite number", lambda v: math.isfinite(v))
-          for p in template.partials),
-    ):
-        if value is not None and not ok(float(value)):
+    """Raise ValueError naming the field of ``template`` the checks cannot use (the store
+    refuses these; a template built in memory may still hold them)."""
+    target, bars = template.target_r, template.time_stop_bars
+    checks = [("target_r", target, "a finite number", target is None or math.isfinite(target)),
+              ("time_stop_bars", bars, "a whole number of bars >= 0", bars is None or (
+                  math.isfinite(bars) and bars >= 0 and bars == int(bars))),
+              *(("partials.fraction", p.fraction, "a finite number", math.isfinite(p.fraction))
+                for p in template.partials)]
+    for field, value, rule, ok in checks:
+        if not ok:
             raise ValueError(f"exit_plan: exit_template {template.name!r}: {field} must be "
                              f"{rule}, got {value!r}")
 
@@ -514,14 +512,3 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
-
-
-def _in_size_units(block: IssueBlock, in_shares: np.ndarray) -> IssueBlock:
-    """Return ``block`` with each row's size unit in place of SIZE: 'shares' for an
-    equity, else 'units'."""
-    units = np.where(in_shares, '"unit": "shares"', '"unit": "units"').tolist()
-    return replace(block, evidence=_objects([
-        text.replace(_SIZE_JSON, unit) for text, unit in zip(block.evidence, units, strict=True)
-    ]), action_json=_objects([
-        text.replace(_SIZE_JSON, unit)
-        for text, unit in zip(block.action_json, units, strict=True)]))
