@@ -346,8 +346,84 @@ def from_packs(intents: Sequence[TradeIntent], packs: Sequence[ContextPack]) -> 
 
 def from_pack(intent: TradeIntent, pack: ContextPack) -> BatchContext:
     """Return the BatchContext of one intent and its pack: the row an interactive evaluation
-    runs every module on."""
-    return from_packs([intent], [pack])
+    runs every module on. Equal to ``from_packs([intent], [pack])``, built straight from
+    typed one-element columns (each frame constructed once, no conversions)."""
+    row = intent.as_row()
+    numbers = {c: np.array([math.nan if row[c] is None else float(row[c])])
+               for c in _NUMERIC_INTENT_COLUMNS}
+    side = intent.side.value
+    entry, stop, target = (numbers[c] for c in ("proposed_entry", "proposed_stop",
+                                                "proposed_target"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        derived = {"sign": np.array([1.0 if side == Side.LONG.value else -1.0]),
+                   "stop_distance": np.abs(entry - stop),
+                   "reward_distance": np.abs(target - entry),
+                   "reward_risk": np.abs(target - entry) / np.abs(entry - stop)}
+    intents = pd.DataFrame({
+        **{c: _one(row[c]) for c in ("intent_id", "user_id", "symbol", "side", "timeframe")},
+        "proposed_entry": numbers["proposed_entry"], "proposed_stop": numbers["proposed_stop"],
+        "proposed_target": numbers["proposed_target"],
+        "proposed_size": numbers["proposed_size"],
+        "proposed_risk_amount": numbers["proposed_risk_amount"],
+        "holding_horizon": numbers["holding_horizon"], "order_type": _one(row["order_type"]),
+        "exit_template": _one(row["exit_template"]),
+        "as_of": pd.DatetimeIndex([pd.Timestamp(intent.as_of).tz_convert("UTC")]),
+        "status": _one(row["status"]), **derived}, copy=False)
+    instrument = pd.DataFrame({f: _typed(getattr(pack.instrument, f))
+                               for f in INSTRUMENT_FIELDS}, copy=False)
+    m = pack.market
+    if m is None:
+        market = market_frame([_NO_MARKET])
+        latest = pd.DataFrame(index=range(1))
+        bars = features = Windows(pd.DataFrame(), np.zeros(1, np.int64), np.zeros(1, np.int64))
+        sessions: tuple[Any, ...] = ()
+        splits: tuple[Any, ...] = ()
+    else:
+        market = pd.DataFrame({
+            "has_market": np.array([True]), "last_close": np.array([float(m.last_close)]),
+            "last_bar_close": pd.DatetimeIndex([pd.Timestamp(m.last_bar_close)
+                                                .tz_convert("UTC")]).as_unit("us"),
+            "sessions_since_last_bar": np.array([m.sessions_since_last_bar], np.int64),
+            "window_sessions": np.array([m.window_sessions], np.int64),
+            "n_missing_sessions": np.array([len(m.missing_sessions)], np.int64),
+            "bars_without_features": np.array([m.bars_without_features], np.int64),
+            "n_bars": np.array([len(m.bars)], np.int64),
+            "has_latest": np.array([bool(m.latest_features)])}, copy=False)
+        latest = pd.DataFrame({k: np.array([v], np.float64)
+                               for k, v in m.latest_features.items()}, index=range(1))
+        bars = Windows(m.bars, np.zeros(1, np.int64), np.array([len(m.bars)], np.int64))
+        features = Windows(m.features, np.zeros(1, np.int64),
+                           np.array([len(m.features)], np.int64))
+        sessions, splits = tuple(m.missing_sessions), tuple(m.splits_applied)
+    return BatchContext(
+        intents=intents, instrument=instrument, market=market, latest=latest, bars=bars,
+        features=features, missing_sessions=objects([sessions]),
+        splits_applied=objects([splits]),
+        pieces={name: objects([pack.piece(name)]) for name in OTHER_PIECES},
+        missing={name: objects([pack.missing.get(name) if (
+            m is None if name == "market" else pack.piece(name) is None) else None])
+            for name in PIECES})
+
+
+_NUMERIC_INTENT_COLUMNS = ("proposed_entry", "proposed_stop", "proposed_target",
+                           "proposed_size", "proposed_risk_amount", "holding_horizon")
+_NO_MARKET: dict[str, Any] = {
+    "has_market": False, "last_close": math.nan, "last_bar_close": pd.NaT,
+    "sessions_since_last_bar": 0, "window_sessions": 0, "n_missing_sessions": 0,
+    "bars_without_features": 0, "n_bars": 0, "has_latest": False}
+
+
+def _typed(value: Any) -> np.ndarray:
+    """Return a one-element column: numbers and flags typed, anything else an object."""
+    if isinstance(value, bool | int | float) and value is not None:
+        return np.array([value])
+    return _one(value)
+
+
+def _one(value: Any) -> np.ndarray:
+    out = np.empty(1, dtype=object)
+    out[0] = value
+    return out
 
 
 def market_frame(rows: list[dict[str, Any]] | Mapping[str, Any]) -> pd.DataFrame:
