@@ -8,8 +8,10 @@ no new bars writes nothing.
 
 Symbols are spread over ``workers`` processes (one symbol, all its timeframes, per task); the
 parent reads the bars once, sends each worker its series, and is the only writer: results are
-written in batches of about ``WRITE_BATCH_ROWS`` rows, each in one transaction. Rows hold no
-user data: user anchors are added by the provider at read time, never stored here.
+written in batches of about ``WRITE_BATCH_ROWS`` rows, each in one transaction, the nested
+levels as typed columns (``buddy.store.levels.write_key_levels``: Arrow structs and lists go
+in as they are, no JSON). Rows hold no user data: user anchors are added by the provider at
+read time, never stored here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tqdm.auto import tqdm
 from buddy.levels.compute import LEVELS_VERSION, compute_key_levels, levels_table
 from buddy.store import Store
 from buddy.store.core import series_where
+from buddy.store.levels import stored_coverage, write_key_levels
 
 WRITE_BATCH_ROWS = 250_000
 
@@ -49,8 +52,7 @@ def run_levels_job(store: Store, symbols: Sequence[str] | None = None,
     where, params = series_where(symbols, timeframes)
     coverage = store.query(f"SELECT symbol, timeframe, max(ts) AS last_ts FROM bars {where} "
                            "GROUP BY ALL ORDER BY symbol, timeframe", params)
-    stored = store.query("SELECT symbol, timeframe, max(ts) AS last_ts, min(version) AS "
-                         "oldest, max(version) AS newest FROM key_levels GROUP BY ALL")
+    stored = stored_coverage(store)
     done = {(r.symbol, r.timeframe): r.last_ts for r in stored.itertuples()
             if r.oldest == LEVELS_VERSION and r.newest == LEVELS_VERSION}
     todo = {(r.symbol, r.timeframe): done.get((r.symbol, r.timeframe))
@@ -129,4 +131,4 @@ def _write(store: Store, tables: list[pa.Table], computed_at: pd.Timestamp) -> i
     table = pa.concat_tables(tables)
     table = table.append_column("computed_at", pa.array(
         [computed_at] * table.num_rows, pa.timestamp("us", tz="UTC")))
-    return store.write_snapshots("key_levels", table)
+    return write_key_levels(store, table)

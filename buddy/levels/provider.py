@@ -23,7 +23,6 @@ path, once per (user, as_of).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,19 +53,19 @@ from buddy.levels.compute import (
     user_anchor_vwaps,
 )
 from buddy.store import Store
+from buddy.store.levels import (
+    STORED_NAMES,
+    actions_known,
+    all_actions,
+    anchors_before,
+    bars_closed,
+    first_anchors,
+    key_levels_row,
+    last_closed_bar,
+    nested_levels,
+    series_levels,
+)
 from buddy.timeframes import Timeframe
-
-_LAST_BAR_SQL = ("SELECT ts, session FROM bars WHERE symbol = ? AND timeframe = ? AND "
-                 "ts_close <= ? ORDER BY ts DESC LIMIT 1")
-_ROW_SQL = ("SELECT * FROM key_levels WHERE symbol = ? AND timeframe = ? AND ts = ? AND "
-            "version = ?")
-_ACTIONS_SQL = ("SELECT * FROM corporate_actions WHERE symbol = ? AND ex_date <= CAST(? AS "
-                "DATE) ORDER BY ex_date")
-_ANCHORS_SQL = ("SELECT name, anchor_ts FROM level_anchors WHERE user_id = ? AND symbol = ? "
-                "AND anchor_ts < ? ORDER BY name")
-_BARS_SQL = "SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ? ORDER BY ts"
-_BARS_SINCE_SQL = ("SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ? "
-                   "AND ts_close > ? ORDER BY ts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,28 +110,27 @@ def key_levels_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: 
     as_of = pd.Timestamp(as_of).to_pydatetime()
     with store.connect(read_only=True) as con:
         if last_bar is None:
-            found = con.execute(_LAST_BAR_SQL, [symbol, tf, as_of]).fetchall()
-            if not found:
+            last_bar = last_closed_bar(con, symbol, tf, as_of)
+            if last_bar is None:
                 return None
-            last_bar = found[0]
         ts, session = pd.Timestamp(last_bar[0]), last_bar[1]
-        row_frame = con.execute(_ROW_SQL, [symbol, tf, ts.to_pydatetime(), LEVELS_VERSION]).df()
-        actions = con.execute(_ACTIONS_SQL, [symbol, as_of]).df()
+        stored = key_levels_row(con, symbol, tf, ts.to_pydatetime(), LEVELS_VERSION)
+        actions = actions_known(con, symbol, as_of)
         anchors: tuple[LevelAnchor, ...] = ()
         if user_id is not None:
             anchors = tuple(LevelAnchor(name, pd.Timestamp(at).to_pydatetime()) for name, at
-                            in con.execute(_ANCHORS_SQL, [user_id, symbol, as_of]).fetchall())
-        if row_frame.empty:
-            bars = con.execute(_BARS_SQL, [symbol, tf, as_of]).df()
-            frame = compute_key_levels(bars, anchors, actions=actions)
-            row = _python_row(frame.iloc[-1])
-            user_vwaps: list[dict[str, Any]] = []
+                            in anchors_before(con, user_id, symbol, as_of))
+        user_vwaps: list[dict[str, Any]] = []
+        if stored is None:
+            frame = compute_key_levels(bars_closed(con, symbol, tf, as_of), anchors,
+                                       actions=actions)
+            row = {STORED_NAMES.get(str(k), str(k)): v
+                   for k, v in _python_row(frame.iloc[-1]).items()}
         else:
-            row = row_frame.iloc[0].to_dict()
-            user_vwaps = []
+            row = stored
             if anchors:
                 start = min(pd.Timestamp(a.anchor_ts) for a in anchors).to_pydatetime()
-                bars = con.execute(_BARS_SINCE_SQL, [symbol, tf, as_of, start]).df()
+                bars = bars_closed(con, symbol, tf, as_of, after=start)
                 user_vwaps = user_anchor_vwaps(bars, anchors, actions=actions)
     divisor = float(split_factor_as_of([session], actions, as_of)[0]) if len(actions) else 1.0
     return snapshot_from_row(symbol, tf, ts, row, divisor=divisor, extra_vwaps=user_vwaps)
@@ -141,16 +139,17 @@ def key_levels_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: 
 def snapshot_from_row(symbol: str, timeframe: str, ts: Any, row: Mapping[str, Any], *,
                       divisor: float = 1.0, extra_vwaps: Sequence[Mapping[str, Any]] = ()
                       ) -> KeyLevelsSnapshot:
-    """Return a KeyLevelsSnapshot from a key_levels row (JSON text or decoded values), every
-    price divided by ``divisor`` (the split factor from the row's basis to the as-of basis)."""
+    """Return a KeyLevelsSnapshot from a key_levels row (the table's columns, nested levels as
+    Python values), every price divided by ``divisor`` (the split factor from the row's basis
+    to the as-of basis)."""
     def price(value: Any) -> float | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
         return float(value) / divisor
 
-    pivots = _decoded(row.get("pivots_json")) or {}
-    vwaps = [*(_decoded(row.get("anchored_vwap_levels_json")) or []), *extra_vwaps]
-    levels = _decoded(row.get("support_resistance_json")) or []
+    pivots = _nested(row.get("pivots")) or {}
+    vwaps = [*(_nested(row.get("anchored_vwap_levels")) or ()), *extra_vwaps]
+    levels = _nested(row.get("support_resistance")) or ()
     return KeyLevelsSnapshot(
         symbol=symbol, timeframe=str(timeframe), ts=_utc(ts),
         prior_day_high=price(row.get("prior_day_high")),
@@ -178,13 +177,12 @@ def _python_row(row: pd.Series) -> dict[str, Any]:
     return out
 
 
-def _decoded(value: Any) -> Any:
-    # pd.NA: a NULL struct of a row computed on demand (the pivots of a series' first bar)
+def _nested(value: Any) -> Any:
+    # pd.NA: a NULL struct of a row computed on demand (the pivots of a series' first bar);
+    # a stored list comes back as a numpy object array, whose truth value is ambiguous
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
-    if isinstance(value, str):
-        return json.loads(value)
-    return value
+    return list(value) if isinstance(value, np.ndarray) else value
 
 
 @lru_cache(maxsize=65_536)  # snapshots repeat the same anchor and touch times
@@ -195,26 +193,12 @@ def _utc(value: Any) -> datetime:
 
 
 # ---------------------------------------------------------------------------- batch form
-#: Every bar of one series closed by the last as_of with its key_levels row of the current
-#: version (NULLs when none): what _LAST_BAR_SQL and _ROW_SQL pick from, read once.
-_SERIES_SQL = """
-SELECT b.ts AS bar_ts, b.ts_close, b.session, k.ts IS NOT NULL AS stored, k.* FROM bars b
-LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND k.ts = b.ts
-    AND k.version = ?
-WHERE b.symbol = ? AND b.timeframe = ? AND b.ts_close <= ?
-ORDER BY b.ts
-"""
-_ALL_ACTIONS_SQL = "SELECT * FROM corporate_actions WHERE symbol = ? ORDER BY ex_date"
-#: Each user's earliest anchor on the symbol: a row whose as_of is after it has anchors.
-_FIRST_ANCHORS_SQL = ("SELECT user_id, min(anchor_ts) AS first_anchor FROM level_anchors "
-                      "WHERE symbol = ? GROUP BY user_id")
-
-
 def levels_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per series.
 
     A row on a stored bar without anchors of its user gets the snapshot shared by the rows
-    on that bar with the same split divisor; other rows go through ``levels_piece``.
+    on that bar with the same split divisor; other rows go through ``levels_piece``. The
+    nested levels are read for the distinct stored bars in use only.
     """
     n = len(request)
     pieces = np.full(n, None, dtype=object)
@@ -230,25 +214,32 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
         for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                                 ).indices.items():
             rows = np.asarray(rows, dtype=np.int64)
-            series = con.execute(_SERIES_SQL, [LEVELS_VERSION, symbol, tf,
-                                               as_of_datetime(int(t[rows].max()))]).df()
+            series = series_levels(con, str(symbol), str(tf),
+                                   as_of_datetime(int(t[rows].max())), LEVELS_VERSION)
+            position, _ = last_closed(utc_ns(series["bar_ts"]), utc_ns(series["ts_close"]),
+                                      t[rows])
+            in_use = np.unique(position[position >= 0])
+            in_use = in_use[series["stored"].to_numpy(bool)[in_use]]
+            nested = nested_levels(con, str(symbol), str(tf), LEVELS_VERSION,
+                                   list(series["bar_ts"].iloc[in_use]))
             if symbol not in read:
-                read[symbol] = (con.execute(_ALL_ACTIONS_SQL, [symbol]).df(),
-                                con.execute(_FIRST_ANCHORS_SQL, [symbol]).df())
-            work.append((str(symbol), str(tf), rows, series))
-    for symbol, tf, rows, series in work:
+                read[symbol] = (all_actions(con, str(symbol)), first_anchors(con, str(symbol)))
+            work.append((str(symbol), str(tf), rows, series, position, nested))
+    for symbol, tf, rows, series, position, nested in work:
         actions, anchors = read[symbol]
-        _series_rows(request.store, symbol, tf, series, actions, anchors, rows, t[rows],
-                     users[rows], pieces, reasons)
+        _series_rows(request.store, symbol, tf, series, position, nested, actions, anchors,
+                     rows, t[rows], users[rows], pieces, reasons)
     return pieces, reasons
 
 
 def _series_rows(store: Store, symbol: str, tf: str, series: pd.DataFrame,
+                 position: np.ndarray, nested: Mapping[pd.Timestamp, Mapping[str, Any]],
                  actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
                  t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
                  ) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
-    position, _ = last_closed(utc_ns(series["bar_ts"]), utc_ns(series["ts_close"]), t)
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, whose
+    last closed bars are at ``position`` (-1: none) and whose stored bars in use have their
+    nested levels in ``nested`` (by bar ts)."""
     stored = np.append(series["stored"].to_numpy(bool), False)[position]
     user_codes, user_ids = pd.factorize(users)
     first_anchor = np.full(len(user_ids) + 1, np.iinfo(np.int64).max, dtype=np.int64)
@@ -261,7 +252,9 @@ def _series_rows(store: Store, symbol: str, tf: str, series: pd.DataFrame,
         divisor = split_divisors(series["session"].to_numpy()[at], actions, t[shared])
         codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
         records = series.iloc[at[first]].to_dict("records")
-        made = [snapshot_from_row(symbol, tf, row["bar_ts"], row, divisor=float(divisor[j]))
+        made = [snapshot_from_row(symbol, tf, row["bar_ts"],
+                                  {**row, **nested[pd.Timestamp(row["bar_ts"])]},
+                                  divisor=float(divisor[j]))
                 for row, j in zip(records, first, strict=True)]
         spread([(m, None) for m in made], codes, rows[shared], pieces, reasons)
     others = np.flatnonzero(~(stored & ~anchored))

@@ -3,8 +3,6 @@ version change rewrites a series, and two worker processes write what one does."
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
@@ -14,8 +12,8 @@ from buddy.store import Store
 
 SERIES = [("IBM", "1d"), ("IBM", "1w"), ("AAPL", "1d"), ("EURUSD", "4h")]
 STORED = ("SELECT symbol, timeframe, ts, prior_day_high, prior_day_low, prior_day_close, "
-          "pivots_json::VARCHAR AS pivots, anchored_vwap_levels_json::VARCHAR AS vwaps, "
-          "rolling_range_high, rolling_range_low, support_resistance_json::VARCHAR AS sr, "
+          "pivots, anchored_vwap_levels AS vwaps, "
+          "rolling_range_high, rolling_range_low, support_resistance AS sr, "
           "version FROM key_levels ORDER BY symbol, timeframe, ts")
 
 
@@ -55,14 +53,11 @@ def test_stored_rows_hold_exactly_what_compute_returns(job_store: Store) -> None
     expected = levels_table(frame)
     for i in (0, 30, 1234, len(frame) - 1):
         row = stored.iloc[i]
-        pivots = json.loads(row["pivots"]) if isinstance(row["pivots"], str) else None
+        # typed columns: every nested value as computed, bit for bit
+        pivots = None if row["pivots"] is pd.NA else row["pivots"]  # a NULL struct
         assert pivots == expected["pivots_json"][i].as_py()
-        vwaps = json.loads(row["vwaps"])
-        want = expected["anchored_vwap_levels_json"][i].as_py()
-        assert [v["vwap"] for v in vwaps] == [v["vwap"] for v in want]
-        assert [pd.Timestamp(v["anchor_ts"]) for v in vwaps] == [v["anchor_ts"] for v in want]
-        assert [(x["price"], x["touches"]) for x in json.loads(row["sr"])] == [
-            (x["price"], x["touches"]) for x in expected["support_resistance_json"][i].as_py()]
+        assert list(row["vwaps"]) == expected["anchored_vwap_levels_json"][i].as_py()
+        assert list(row["sr"]) == expected["support_resistance_json"][i].as_py()
     assert (stored["version"] == LEVELS_VERSION).all()
     assert job_store.query("SELECT count(*) FROM key_levels WHERE computed_at IS NULL"
                            ).iloc[0, 0] == 0
