@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 
 from buddy.context.pack import ContextPack
-from buddy.domain import EvaluationResult, Issue, Severity, Side, TradeIntent
+from buddy.domain import EvaluationResult, Fact, Issue, Severity, Side, TradeIntent
 from buddy.errors import ConfigError
 from buddy.evaluators.exit_plan import ExitPlanConfig, ExitPlanEvaluator
 from buddy.evidence import is_on_tick
@@ -42,7 +43,13 @@ def codes(result: EvaluationResult) -> set[str]:
     return {i.code for i in result.issues}
 
 
-def value(facts, name: str) -> Any:
+def fact(issue: Issue, name: str) -> Fact:
+    found = issue.fact(name)
+    assert found is not None, (issue.code, name)
+    return found
+
+
+def value(facts: Iterable[Fact], name: str) -> Any:
     return next(f.value for f in facts if f.name == name)
 
 
@@ -70,14 +77,14 @@ def test_no_stop(required: bool, severity: Severity) -> None:
     ctx = flat_pack(account=factories.account(rules={"stop_required": required}))
     issue = only(run(clean_intent(proposed_stop=None), ctx), "EXIT_NO_STOP")
     assert issue.severity is severity
-    assert issue.fact("exit_legs_present").value == 2
-    assert issue.fact("atr_14").value == ATR
+    assert fact(issue, "exit_legs_present").value == 2
+    assert fact(issue, "atr_14").value == ATR
 
 
 def test_no_target_suggests_the_minimum_reward_risk_target() -> None:
     ctx = with_templates(default=None)
     issue = only(run(clean_intent(proposed_target=None), ctx), "EXIT_NO_TARGET")
-    assert issue.fact("min_reward_risk").value == 1.5
+    assert fact(issue, "min_reward_risk").value == 1.5
     assert value(issue.mitigation.facts, "min_rr_target") == 104.5  # 100 + 1.5 x 3
     short = clean_intent(side=Side.SHORT, proposed_stop=103.0, proposed_target=None)
     issue = only(run(short, ctx), "EXIT_NO_TARGET")
@@ -96,8 +103,8 @@ def test_no_time_stop() -> None:
     ctx = with_templates(ExitTemplate(name="swing_2r", target_r=2.0))
     issue = only(run(clean_intent(holding_horizon=None), ctx), "EXIT_NO_TIME_STOP")
     assert issue.severity is Severity.LOW
-    assert issue.fact("max_horizon_bars").value == 250
-    assert issue.fact("exit_legs_present").value == 2
+    assert fact(issue, "max_horizon_bars").value == 250
+    assert fact(issue, "exit_legs_present").value == 2
 
 
 # --------------------------------------------------------------------------------- horizon
@@ -110,14 +117,14 @@ def test_horizon_must_fit_the_timeframe(tf: Timeframe, horizon: int, fires: bool
     assert ("HORIZON_INCONSISTENT" in codes(result)) is fires
     if fires:
         issue = only(result, "HORIZON_INCONSISTENT")
-        assert issue.fact("holding_horizon").threshold == horizon - 1
+        assert fact(issue, "holding_horizon").threshold == horizon - 1
         assert value(issue.mitigation.facts, "suggested_horizon") == horizon - 1
 
 
 def test_horizon_below_the_configured_minimum() -> None:
     issue = only(run(clean_intent(holding_horizon=3), with_templates(default=None),
                      min_horizon_bars=5), "HORIZON_INCONSISTENT")
-    assert issue.fact("holding_horizon").threshold == 5
+    assert fact(issue, "holding_horizon").threshold == 5
     assert value(issue.mitigation.facts, "suggested_horizon") == 5
 
 
@@ -128,8 +135,8 @@ def test_target_beyond_reach(side: Side) -> None:
                           proposed_target=100.0 + side.sign * 15.0)  # 7.5 ATR in 10 bars
     issue = only(run(intent, with_templates(default=None)), "TARGET_BEYOND_REACH")
     reach = 1.5 * math.sqrt(10)
-    assert issue.fact("required_move_atr").value == pytest.approx(7.5)
-    assert issue.fact("required_move_atr").threshold == pytest.approx(reach, abs=1e-4)
+    assert fact(issue, "required_move_atr").value == pytest.approx(7.5)
+    assert fact(issue, "required_move_atr").threshold == pytest.approx(reach, abs=1e-4)
     assert issue.severity is Severity.MEDIUM  # beyond the reach, but not twice it
     suggested = value(issue.mitigation.facts, "suggested_target")
     assert is_on_tick(suggested, 0.01) and (suggested - 100.0) * side.sign > 0
@@ -141,8 +148,8 @@ def test_target_beyond_reach(side: Side) -> None:
 def test_reach_uses_the_template_horizon_when_the_intent_has_none() -> None:
     issue = only(run(clean_intent(proposed_target=112.0, holding_horizon=None)),
                  "TARGET_BEYOND_REACH")
-    assert issue.fact("holding_horizon").value == 10
-    assert issue.fact("horizon_source").value == "template"
+    assert fact(issue, "holding_horizon").value == 10
+    assert fact(issue, "horizon_source").value == "template"
     assert issue.severity is Severity.MEDIUM
 
 
@@ -157,15 +164,15 @@ def test_reach_is_skipped_without_atr() -> None:
 def test_partials_that_split_into_half_shares() -> None:
     issue = only(run(clean_intent(proposed_size=33.0)), "PARTIALS_INCONSISTENT")
     assert issue.severity is Severity.LOW
-    assert issue.fact("n_inconsistent").value == 1
-    assert issue.fact("smallest_partial").value == pytest.approx(16.5)
+    assert fact(issue, "n_inconsistent").value == 1
+    assert fact(issue, "smallest_partial").value == pytest.approx(16.5)
     assert value(issue.mitigation.facts, "size_step") == 2.0
 
 
 def test_partials_below_one_lot() -> None:
     ctx = flat_pack(instrument=factories.instrument(lot_size=100.0))
     issue = only(run(clean_intent(proposed_size=100.0), ctx), "PARTIALS_INCONSISTENT")
-    assert issue.fact("lot_size").value == 100.0
+    assert fact(issue, "lot_size").value == 100.0
     assert value(issue.mitigation.facts, "size_step") == 200.0
     assert "PARTIALS_INCONSISTENT" not in codes(run(clean_intent(proposed_size=400.0), ctx))
 
@@ -176,9 +183,9 @@ def test_partials_that_sum_past_the_whole_position() -> None:
                                       PartialExit(at_r=1.5, fraction=0.6)))
     issue = only(run(clean_intent(), with_templates(template)), "PARTIALS_INCONSISTENT")
     assert issue.severity is Severity.MEDIUM
-    assert issue.fact("fraction_sum_pct").value == pytest.approx(120.0)
-    assert issue.fact("fraction_sum_pct").threshold == 100.0
-    assert issue.fact("n_inconsistent").value == 0  # 60 shares each: whole lots
+    assert fact(issue, "fraction_sum_pct").value == pytest.approx(120.0)
+    assert fact(issue, "fraction_sum_pct").threshold == 100.0
+    assert fact(issue, "n_inconsistent").value == 0  # 60 shares each: whole lots
 
 
 # -------------------------------------------------------------------------------- templates
@@ -189,10 +196,10 @@ def test_fit_to_the_exit_template(target: float, horizon: int, fires: bool) -> N
     assert ("EXIT_TEMPLATE_MISMATCH" in codes(result)) is fires
     if fires:
         issue = only(result, "EXIT_TEMPLATE_MISMATCH")
-        assert issue.fact("target_r").value == pytest.approx((target - 100.0) / 3.0)
-        assert issue.fact("template_target_r").value == 2.0
-        assert issue.fact("holding_horizon").value == horizon
-        assert issue.fact("template_time_stop_bars").value == 10
+        assert fact(issue, "target_r").value == pytest.approx((target - 100.0) / 3.0)
+        assert fact(issue, "template_target_r").value == 2.0
+        assert fact(issue, "holding_horizon").value == horizon
+        assert fact(issue, "template_time_stop_bars").value == 10
         assert value(issue.mitigation.facts, "template_target") == 106.0
 
 
@@ -207,12 +214,31 @@ def test_the_named_template_wins_over_the_default() -> None:
 def test_unknown_templates() -> None:
     issue = only(run(clean_intent(exit_template="nope")), "EXIT_TEMPLATE_UNKNOWN")
     assert issue.severity is Severity.MEDIUM
-    assert issue.fact("n_templates").value == 1
+    assert fact(issue, "n_templates").value == 1
     assert value(issue.mitigation.facts, "available_templates") == "swing_2r"
     issue = only(run(clean_intent(), with_templates(default="gone")), "EXIT_TEMPLATE_UNKNOWN")
     assert issue.severity is Severity.LOW
-    assert issue.fact("template_source").value == "the rules' default"
+    assert fact(issue, "template_source").value == "the rules' default"
     assert "EXIT_TEMPLATE_UNKNOWN" not in codes(run(clean_intent(), with_templates(default=None)))
+
+
+def test_an_empty_template_name_falls_back_to_the_rules_default() -> None:
+    """"" names no template: the rules' default is the one in use, and reported as such."""
+    issue = only(run(clean_intent(exit_template=""), with_templates(default="gone")),
+                 "EXIT_TEMPLATE_UNKNOWN")
+    assert issue.severity is Severity.LOW
+    assert fact(issue, "template_name").value == "gone"
+    assert fact(issue, "template_source").value == "the rules' default"
+
+
+def test_a_zero_time_stop_is_the_templates_horizon() -> None:
+    template = ExitTemplate(name="swing_2r", target_r=2.0, time_stop_bars=0)
+    result = run(clean_intent(holding_horizon=None), with_templates(template))
+    assert value(result.explain_facts, "horizon_source") == "template"
+    assert value(result.explain_facts, "reach_atr") == 0.0
+    issue = only(result, "TARGET_BEYOND_REACH")  # no move is within a zero horizon's reach
+    assert fact(issue, "holding_horizon").value == 0
+    assert issue.severity is Severity.HIGH
 
 
 # ------------------------------------------------------------------ rendering and config
@@ -254,10 +280,11 @@ def test_config_errors_name_the_field_the_range_and_the_value() -> None:
 
 # ------------------------------------------------------------------------- point in time
 @pytest.mark.parametrize(("symbol", "tf", "as_of"), PIT_POINTS + EXTRA_PIT_POINTS)
-def test_point_in_time(sample_store: Store, truncated_store, symbol: str, tf: str,
-                       as_of: str) -> None:
+def test_point_in_time(sample_store: Store, truncated_store: Callable[..., Store],
+                       symbol: str, tf: str, as_of: str) -> None:
     t, full, cut = pit_packs(sample_store, truncated_store, symbol, tf, as_of)
     evaluator = ExitPlanEvaluator()
+    assert full.market is not None
     long_plan, reckless, bare = pit_intents(full, symbol, tf, t)
     far = dataclasses.replace(long_plan, proposed_target=round(
         long_plan.proposed_entry + 20 * full.market.latest_features["atr_14"], 6),
