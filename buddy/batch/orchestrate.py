@@ -156,7 +156,7 @@ def _skipped(evaluator: Evaluator, missing: list[dict[str, str]]) -> BatchResult
                        score=np.full(n, math.nan),
                        severity=np.full(n, Severity.LOW.value, dtype=object),
                        status=np.full(n, ModuleStatus.SKIPPED.value, dtype=object),
-                       issues=issues)
+                       issue_data=issues)
 
 
 def _overall(n: int, weighted: np.ndarray, total_weight: np.ndarray, issues: pd.DataFrame

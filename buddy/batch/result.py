@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -158,7 +158,12 @@ class IssueBlock:
 
 def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
     """Return the long issue frame of ``blocks``: by row, and within a row in block order
-    (give the blocks in the order the scalar form emits the codes)."""
+    (give the blocks in the order the codes are emitted)."""
+    return object_frame(issue_columns(blocks))
+
+
+def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, np.ndarray]:
+    """Return ``issues_frame``'s columns as arrays (no frame is built)."""
     rows, orders, ranks, evidence, actions, action_json = [], [], [], [], [], []
     codes = np.array([block.code for block in blocks] or [""], dtype=object)
     for order, block in enumerate(blocks):
@@ -181,14 +186,15 @@ def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
         actions.append(_per_row(block.action, len(block_rows)))
         action_json.append(_per_row(block.action_json, len(block_rows)))
     if not rows:
-        return empty_issues()
+        return {name: np.array([], dtype=np.int64 if name == "row" else object)
+                for name in ISSUE_FRAME_COLUMNS}
     row, block_order = np.concatenate(rows), np.concatenate(orders)
     sort = np.lexsort((block_order, row))
-    return object_frame({"row": row[sort], "code": codes[block_order[sort]],
+    return {"row": row[sort], "code": codes[block_order[sort]],
                          "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
                          "evidence_json": np.concatenate(evidence)[sort],
-                         "action": np.concatenate(actions)[sort],
-                         "action_json": np.concatenate(action_json)[sort]})
+            "action": np.concatenate(actions)[sort],
+            "action_json": np.concatenate(action_json)[sort]}
 
 
 def _per_row(value: str | np.ndarray, n: int) -> np.ndarray:
@@ -203,6 +209,12 @@ def _per_row(value: str | np.ndarray, n: int) -> np.ndarray:
 def severity_ranks(values: Any) -> np.ndarray:
     """Return the rank (0 info .. 4 critical) of each severity value (raises on others)."""
     values = np.asarray(values, dtype=object)
+    if len(values) <= 32:  # a few issues (a batch of one): a lookup each beats 5 array passes
+        try:
+            return np.array([SEVERITY_RANK[v] for v in values.tolist()], dtype=np.int64)
+        except (KeyError, TypeError):
+            bad = next(v for v in values.tolist() if v not in SEVERITY_RANK)
+            raise ValueError(f"{bad!r} is not a severity ({', '.join(SEVERITY_RANK)})") from None
     ranks = np.full(len(values), -1, dtype=np.int64)
     for name, rank in SEVERITY_RANK.items():
         ranks[values == name] = rank
@@ -241,7 +253,9 @@ class BatchResult:
     score: np.ndarray  # float64
     severity: np.ndarray  # object: Severity values
     status: np.ndarray  # object: ModuleStatus values
-    issues: pd.DataFrame  # ISSUE_FRAME_COLUMNS, by row then emission order
+    #: ISSUE_FRAME_COLUMNS, by row then emission order: a frame, or its columns as arrays
+    #: (made a frame when ``issues`` is first read; a batch of one never needs one)
+    issue_data: pd.DataFrame | Mapping[str, np.ndarray]
     #: the module's explain facts, each a scalar or one value per row
     explain: tuple[FactColumn, ...] = ()
 
@@ -249,16 +263,36 @@ class BatchResult:
         n = len(self.score)
         if len(self.severity) != n or len(self.status) != n:
             raise ValueError(f"{self.module}: score, severity and status lengths differ")
-        if len(self.issues) and (self.issues["row"].min() < 0 or self.issues["row"].max() >= n):
+        rows = self._rows
+        if len(rows) and (rows.min() < 0 or rows.max() >= n):
             raise ValueError(f"{self.module}: an issue row lies outside 0..{n - 1}")
 
     def __len__(self) -> int:
         return len(self.score)
 
     @property
+    def issues(self) -> pd.DataFrame:
+        """The issues, one row each (ISSUE_FRAME_COLUMNS)."""
+        data = self.issue_data
+        if not isinstance(data, pd.DataFrame):
+            data = object_frame(dict(data))
+            object.__setattr__(self, "issue_data", data)
+        return data
+
+    @property
+    def _rows(self) -> np.ndarray:
+        return np.asarray(self.issue_data["row"], dtype=np.int64)
+
+    def _column(self, name: str) -> np.ndarray:
+        data = self.issue_data
+        if name not in data:
+            return np.full(len(self._rows), "" if name == "action" else "[]", dtype=object)
+        return np.asarray(data[name], dtype=object)
+
+    @property
     def n_issues(self) -> np.ndarray:
         """Issues per row (int64)."""
-        return np.bincount(self.issues["row"].to_numpy(np.int64), minlength=len(self))
+        return np.bincount(self._rows, minlength=len(self))
 
     @classmethod
     def of_blocks(cls, module: str, version: str, n: int, blocks: Sequence[IssueBlock], *,
@@ -266,23 +300,21 @@ class BatchResult:
                   ) -> BatchResult:
         """Return OK results on ``n`` rows holding the issues of ``blocks``; see
         ``from_issues``."""
-        result = cls.from_issues(module, version, n, issues_frame(blocks), score)
+        result = cls.from_issues(module, version, n, issue_columns(blocks), score)
         return replace(result, explain=explain) if explain else result
 
     def row(self, i: int) -> EvaluationResult:
         """Return row ``i`` as the EvaluationResult of one intent (facts from the evidence
         JSON, mitigations with their action facts, explain facts at row ``i``)."""
-        frame = self.issues
-        at = np.flatnonzero(frame["row"].to_numpy(np.int64) == i)
-        issues = []
-        for k in at.tolist():
-            action = frame["action"].iat[k] if "action" in frame else ""
-            facts = frame["action_json"].iat[k] if "action_json" in frame else "[]"
-            issues.append(Issue(
-                module=self.module, code=str(frame["code"].iat[k]),
-                severity=Severity(frame["severity"].iat[k]),
-                evidence=_facts(frame["evidence_json"].iat[k]),
-                mitigation=Mitigation(action=str(action), facts=_facts(facts))))
+        at = np.flatnonzero(self._rows == i)
+        codes, severities = self._column("code"), self._column("severity")
+        evidence, actions = self._column("evidence_json"), self._column("action")
+        action_facts = self._column("action_json")
+        issues = [Issue(module=self.module, code=str(codes[k]),
+                        severity=Severity(severities[k]), evidence=_facts(evidence[k]),
+                        mitigation=Mitigation(action=str(actions[k]),
+                                              facts=_facts(action_facts[k])))
+                  for k in at.tolist()]
         score = float(self.score[i])
         explain = tuple(Fact(name=c.name, value=_value_at(c.value, i),
                              unit=str(_value_at(c.unit, i))) for c in self.explain)
@@ -293,12 +325,13 @@ class BatchResult:
             explain_facts=explain, status=ModuleStatus(self.status[i]))
 
     @classmethod
-    def from_issues(cls, module: str, version: str, n: int, issues: pd.DataFrame,
+    def from_issues(cls, module: str, version: str, n: int,
+                    issues: pd.DataFrame | Mapping[str, np.ndarray],
                     score: np.ndarray | None = None) -> BatchResult:
         """Return OK results whose severity is each row's highest and whose score defaults to
         100 minus the severity penalties, floored at 0 (``Evaluator.result``, column-wise)."""
-        rows = issues["row"].to_numpy(np.int64)
-        ranks = severity_ranks(issues["severity"].to_numpy(dtype=object))
+        rows = np.asarray(issues["row"], dtype=np.int64)
+        ranks = severity_ranks(np.asarray(issues["severity"], dtype=object))
         highest = np.zeros(n, dtype=np.int64)
         np.maximum.at(highest, rows, ranks)
         if score is None:
@@ -308,7 +341,7 @@ class BatchResult:
             score = np.maximum(0.0, 100.0 - penalty)
         return cls(module=module, version=version, score=np.asarray(score, dtype=np.float64),
                    severity=SEVERITY_BY_RANK[highest].copy(),
-                   status=np.full(n, ModuleStatus.OK.value, dtype=object), issues=issues)
+                   status=np.full(n, ModuleStatus.OK.value, dtype=object), issue_data=issues)
 
     @classmethod
     def from_results(cls, module: str, version: str,
@@ -331,7 +364,7 @@ class BatchResult:
                                    for r in results], dtype=np.float64),
                    severity=np.array([r.severity.value for r in results], dtype=object),
                    status=np.array([r.status.value for r in results], dtype=object),
-                   issues=issues)
+                   issue_data=issues)
 
     def take(self, rows: np.ndarray) -> BatchResult:
         """Return the results of ``rows`` (renumbered 0..len(rows)-1; a row may repeat)."""
@@ -345,7 +378,7 @@ class BatchResult:
                         for c in self.explain)
         return BatchResult(module=self.module, version=self.version, score=self.score[rows],
                            severity=self.severity[rows], status=self.status[rows],
-                           issues=issues.loc[:, list(ISSUE_FRAME_COLUMNS)], explain=explain)
+                           issue_data=issues.loc[:, list(ISSUE_FRAME_COLUMNS)], explain=explain)
 
 
 def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],
@@ -371,4 +404,4 @@ def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, 
                                                                ignore_index=True)
               if frames else empty_issues())
     return BatchResult(module=module, version=version, score=score, severity=severity,
-                       status=status, issues=issues)
+                       status=status, issue_data=issues)
