@@ -1,11 +1,11 @@
 """Key levels in the store: the ``key_levels`` table (typed columns, migration 0011), the
 user anchors of ``level_anchors``, and the point-in-time reads the key-levels provider makes.
 
-``key_levels`` keeps the seed's scalar columns; the nested levels are typed columns:
-``pivots`` (STRUCT of method -> STRUCT of level -> DOUBLE), ``anchored_vwap_levels`` and
-``support_resistance`` (LIST of STRUCT). ``buddy.levels.compute`` names them after the seed's
-JSON columns (``pivots_json``, ...); ``STORED_NAMES`` maps those names to the table's, and
-the reads below return the table's names. Prices are on bar ts's as-traded basis.
+``key_levels`` keeps the seed's columns and names; the nested levels are typed values:
+``pivots_json`` (STRUCT of method -> STRUCT of level -> DOUBLE), ``anchored_vwap_levels_json``
+and ``support_resistance_json`` (LIST of STRUCT). The reads below return them as ``pivots``,
+``anchored_vwap_levels`` and ``support_resistance`` (``STORED_NAMES`` maps the column names
+to those). Prices are on bar ts's as-traded basis.
 
 Reads take an open connection (the provider reads several things in one), all point-in-time:
 nothing with ``ts_close`` after as_of, no anchor set at or after as_of.
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from buddy.store.core import Store
 
-#: compute_key_levels column -> key_levels column, for the nested levels.
+#: key_levels (and compute_key_levels) column -> the name reads return, for the nested levels.
 STORED_NAMES: dict[str, str] = {
     "pivots_json": "pivots",
     "anchored_vwap_levels_json": "anchored_vwap_levels",
@@ -34,7 +34,10 @@ NESTED_COLUMNS: tuple[str, ...] = tuple(STORED_NAMES.values())
 
 _LAST_BAR_SQL = ("SELECT ts, session FROM bars WHERE symbol = ? AND timeframe = ? AND "
                  "ts_close <= ? ORDER BY ts DESC LIMIT 1")
-_ROW_SQL = ("SELECT * FROM key_levels WHERE symbol = ? AND timeframe = ? AND ts = ? AND "
+_READ_NESTED = ("pivots_json AS pivots, anchored_vwap_levels_json AS anchored_vwap_levels, "
+                "support_resistance_json AS support_resistance")
+_ROW_SQL = ("SELECT * EXCLUDE (pivots_json, anchored_vwap_levels_json, support_resistance_json), "
+            f"{_READ_NESTED} FROM key_levels WHERE symbol = ? AND timeframe = ? AND ts = ? AND "
             "version = ?")
 _ACTIONS_SQL = ("SELECT * FROM corporate_actions WHERE symbol = ? AND ex_date <= CAST(? AS "
                 "DATE) ORDER BY ex_date")
@@ -53,15 +56,15 @@ _BARS_SINCE_SQL = ("SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts
 #: ``nested_levels`` reads them for the distinct bars in use only.
 _SERIES_SQL = """
 SELECT b.ts AS bar_ts, b.ts_close, b.session, k.ts IS NOT NULL AS stored,
-       k.* EXCLUDE (pivots, anchored_vwap_levels, support_resistance)
+       k.* EXCLUDE (pivots_json, anchored_vwap_levels_json, support_resistance_json)
 FROM bars b
 LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND k.ts = b.ts
     AND k.version = ?
 WHERE b.symbol = ? AND b.timeframe = ? AND b.ts_close <= ?
 ORDER BY b.ts
 """
-_NESTED_SQL = """
-SELECT ts, pivots, anchored_vwap_levels, support_resistance FROM key_levels
+_NESTED_SQL = f"""
+SELECT ts, {_READ_NESTED} FROM key_levels
 WHERE symbol = ? AND timeframe = ? AND version = ? AND ts IN (SELECT unnest(?))
 """
 _COVERAGE_SQL = ("SELECT symbol, timeframe, max(ts) AS last_ts, min(version) AS oldest, "
@@ -72,8 +75,7 @@ def write_key_levels(store: Store, table: pa.Table) -> int:
     """Replace the key_levels rows of each (symbol, timeframe) in the range of ``table``
     (compute_key_levels columns plus computed_at), in one transaction; return rows written.
     The nested levels go in as typed values: no JSON is encoded."""
-    names = [STORED_NAMES.get(name, name) for name in table.column_names]
-    return store.write_snapshots("key_levels", table.rename_columns(names))
+    return store.write_snapshots("key_levels", table)
 
 
 def stored_coverage(store: Store) -> pd.DataFrame:

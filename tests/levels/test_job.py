@@ -12,8 +12,8 @@ from buddy.store import Store
 
 SERIES = [("IBM", "1d"), ("IBM", "1w"), ("AAPL", "1d"), ("EURUSD", "4h")]
 STORED = ("SELECT symbol, timeframe, ts, prior_day_high, prior_day_low, prior_day_close, "
-          "pivots, anchored_vwap_levels AS vwaps, "
-          "rolling_range_high, rolling_range_low, support_resistance AS sr, "
+          "pivots_json AS pivots, anchored_vwap_levels_json AS vwaps, "
+          "rolling_range_high, rolling_range_low, support_resistance_json AS sr, "
           "version FROM key_levels ORDER BY symbol, timeframe, ts")
 
 

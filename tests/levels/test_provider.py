@@ -125,7 +125,7 @@ def test_user_anchors_are_the_users_own_and_equal_on_demand_and_stored(aapl_stor
     assert not [v for v in bob.anchored_vwaps if v.anchor.startswith("user:")]
     assert aapl_store.query(
         "SELECT count(*) FROM key_levels WHERE list_bool_or(list_transform("
-        "anchored_vwap_levels, lambda v: v.anchor LIKE 'user:%'))").iloc[0, 0] == 0
+        "anchored_vwap_levels_json, lambda v: v.anchor LIKE 'user:%'))").iloc[0, 0] == 0
     # the anchored VWAP on the as-of basis, from the pack's (split-adjusted) bars
     t = points[1]
     vwap = next(v for v in stored[1].anchored_vwaps if v.anchor == "user:earnings")

@@ -48,10 +48,12 @@ def test_a_file_with_json_rows_upgrades_to_typed_columns(tmp_path: Path) -> None
     assert store.schema_version() >= 11
     columns = store.tables()["key_levels"]
     assert columns == ["symbol", "timeframe", "ts", "prior_day_high", "prior_day_low",
-                       "prior_day_close", "pivots", "anchored_vwap_levels",
-                       "rolling_range_high", "rolling_range_low", "support_resistance",
+                       "prior_day_close", "pivots_json", "anchored_vwap_levels_json",
+                       "rolling_range_high", "rolling_range_low", "support_resistance_json",
                        "computed_at", "version"]
-    rows = store.query("SELECT * FROM key_levels ORDER BY ts").to_dict("records")
+    rows = store.query("SELECT *, pivots_json AS pivots, anchored_vwap_levels_json AS "
+                       "anchored_vwap_levels, support_resistance_json AS support_resistance "
+                       "FROM key_levels ORDER BY ts").to_dict("records")
     first, second = rows
     assert first["pivots"] == PIVOTS
     (vwap,) = first["anchored_vwap_levels"]
@@ -65,7 +67,7 @@ def test_a_file_with_json_rows_upgrades_to_typed_columns(tmp_path: Path) -> None
     assert len(second["anchored_vwap_levels"]) == len(second["support_resistance"]) == 0
     types = dict(store.query("SELECT column_name, data_type FROM duckdb_columns() WHERE "
                              "table_name = 'key_levels'").itertuples(index=False))
-    assert types["support_resistance"].startswith("STRUCT(price DOUBLE, kind VARCHAR")
+    assert types["support_resistance_json"].startswith("STRUCT(price DOUBLE, kind VARCHAR")
     assert "JSON" not in " ".join(types.values())
 
 

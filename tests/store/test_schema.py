@@ -31,11 +31,11 @@ SEED_TABLES = {
     "regime_snapshots": "symbol timeframe ts trend_state trend_strength vol_state vol_z "
                         "vol_expansion_flag liquidity_state spread_proxy relvol "
                         "hmm_state_id_optional hmm_probs_json computed_at version",
-    # the seed's JSON columns are typed since migration 0011 (pivots, anchored_vwap_levels
-    # and support_resistance: STRUCT and LIST of STRUCT)
-    "key_levels": "symbol timeframe ts prior_day_high prior_day_low prior_day_close pivots "
-                  "anchored_vwap_levels rolling_range_high rolling_range_low "
-                  "support_resistance computed_at version",
+    # the seed's *_json level columns hold typed values since migration 0011 (STRUCT and
+    # LIST of STRUCT); their names are the seed's
+    "key_levels": "symbol timeframe ts prior_day_high prior_day_low prior_day_close pivots_json "
+                  "anchored_vwap_levels_json rolling_range_high rolling_range_low "
+                  "support_resistance_json computed_at version",
     "positions": "user_id symbol qty avg_price open_ts unrealized_pnl risk_est_optional "
                  "updated_at",
     "portfolio_exposure_snapshots": "user_id ts gross_exposure net_exposure "

@@ -1,7 +1,7 @@
 -- 0011: key_levels holds its nested levels as typed columns instead of JSON text.
--- The seed's table name and scalar columns stay; pivots_json, anchored_vwap_levels_json and
--- support_resistance_json become pivots (STRUCT), anchored_vwap_levels and
--- support_resistance (LIST of STRUCT), in the same places. A key-levels read fetches one row
+-- The seed's table and column names stay (they are the user's); pivots_json becomes a STRUCT,
+-- anchored_vwap_levels_json and support_resistance_json LISTs of STRUCT, in the same places
+-- (the names keep their _json suffix although the values are typed now). A key-levels read fetches one row
 -- per bar with no parsing and no regrouping (a long table would need both), and DuckDB
 -- stores each struct field as its own compressed column. Existing rows are converted here:
 -- the cast from JSON refuses any key the types do not name, so nothing is silently dropped.
@@ -13,7 +13,7 @@ CREATE TABLE key_levels_typed (
     prior_day_low DOUBLE,
     prior_day_close DOUBLE,
     -- price levels per method; NULL without a prior day
-    pivots STRUCT(
+    pivots_json STRUCT(
         classic STRUCT("P" DOUBLE, "R1" DOUBLE, "R2" DOUBLE, "R3" DOUBLE,
                        "S1" DOUBLE, "S2" DOUBLE, "S3" DOUBLE),
         fibonacci STRUCT("P" DOUBLE, "R1" DOUBLE, "R2" DOUBLE, "R3" DOUBLE,
@@ -21,13 +21,13 @@ CREATE TABLE key_levels_typed (
         camarilla STRUCT("R1" DOUBLE, "R2" DOUBLE, "R3" DOUBLE, "R4" DOUBLE,
                          "S1" DOUBLE, "S2" DOUBLE, "S3" DOUBLE, "S4" DOUBLE)),
     -- prices on bar ts's as-traded basis; times UTC
-    anchored_vwap_levels STRUCT(anchor VARCHAR, anchor_ts TIMESTAMPTZ, vwap DOUBLE,
-                                upper_1 DOUBLE, lower_1 DOUBLE, upper_2 DOUBLE,
-                                lower_2 DOUBLE)[],
+    anchored_vwap_levels_json STRUCT(anchor VARCHAR, anchor_ts TIMESTAMPTZ, vwap DOUBLE,
+                                     upper_1 DOUBLE, lower_1 DOUBLE, upper_2 DOUBLE,
+                                     lower_2 DOUBLE)[],
     rolling_range_high DOUBLE,
     rolling_range_low DOUBLE,
-    support_resistance STRUCT(price DOUBLE, kind VARCHAR, touches INTEGER,
-                              last_touch TIMESTAMPTZ)[],
+    support_resistance_json STRUCT(price DOUBLE, kind VARCHAR, touches INTEGER,
+                                   last_touch TIMESTAMPTZ)[],
     computed_at TIMESTAMPTZ NOT NULL,
     version VARCHAR NOT NULL,
     PRIMARY KEY (symbol, timeframe, ts)
