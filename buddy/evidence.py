@@ -7,8 +7,9 @@ up to as_of), and say how many observations they rest on.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,16 +55,32 @@ def delta_pct(value: float, reference: float) -> float:
     return math.nan if reference == 0 else 100.0 * (value - reference) / abs(reference)
 
 
-_TICK_ROUNDING: dict[str, Callable[[float], int]] = {
-    "nearest": round, "down": math.floor, "up": math.ceil}
+_TICK_DIRECTIONS = ("nearest", "down", "up")
 
 
 def round_to_tick(price: float, tick: float, *, direction: str = "nearest") -> float:
     """Return ``price`` on the tick grid: 'nearest', 'down' or 'up'."""
-    steps = price / tick
-    rounded = _TICK_ROUNDING[direction](round(steps, 9))
-    decimals = max(0, -math.floor(math.log10(tick)) + 2)
-    return round(rounded * tick, decimals)
+    if direction not in _TICK_DIRECTIONS:
+        raise KeyError(direction)
+    up = None if direction == "nearest" else direction == "up"
+    return float(to_tick(np.array([price], dtype=np.float64), tick, up=up)[0])
+
+
+def to_tick(prices: Any, tick: Any, *, up: Any = None) -> np.ndarray:
+    """Return ``prices`` on the tick grid (``tick``: one or one per price), rounded up where
+    ``up``, down where not (``up``: one flag or one per price; None: to the nearest tick),
+    written to two decimals finer than the tick so that float noise never shows."""
+    prices = np.asarray(prices, dtype=np.float64)
+    tick = np.broadcast_to(np.asarray(tick, dtype=np.float64), prices.shape)
+    steps = np.round(prices / tick, 9)  # a price a hair off its tick stays on it
+    on_grid = (np.rint(steps) if up is None else np.where(up, np.ceil(steps), np.floor(steps))
+               ) * tick
+    decimals = np.maximum(0, 2 - np.floor(np.log10(tick))).astype(np.int64)
+    out = np.empty_like(on_grid)
+    for d in np.unique(decimals).tolist():
+        at = decimals == d
+        out[at] = np.round(on_grid[at], d)
+    return out
 
 
 def is_on_tick(price: float, tick: float) -> bool:

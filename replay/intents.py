@@ -49,6 +49,7 @@ import pandas as pd
 
 from buddy.config import Config, did_you_mean, param
 from buddy.errors import ConfigError, FieldError, FieldErrors
+from buddy.evidence import to_tick as tick_grid
 from buddy.store import Store
 from buddy.timeframes import Timeframe
 from replay.model import INTENT_COLUMNS
@@ -437,10 +438,8 @@ def _decimals(step: float) -> int:
 
 
 def to_tick(prices: np.ndarray, tick: float, direction: str = "nearest") -> np.ndarray:
-    """Return ``prices`` on the tick grid: 'nearest', 'down' or 'up' (round_to_tick, vectorised)."""
-    steps = np.round(np.asarray(prices, dtype=np.float64) / tick, 9)
-    rounded = {"nearest": np.rint, "down": np.floor, "up": np.ceil}[direction](steps)
-    return np.round(rounded * tick, _decimals(tick))
+    """Return ``prices`` on the tick grid: 'nearest', 'down' or 'up'."""
+    return tick_grid(prices, tick, up={"nearest": None, "down": False, "up": True}[direction])
 
 
 def size_to_lot(risk_budget: float, risk_per_unit: np.ndarray, lot: float,

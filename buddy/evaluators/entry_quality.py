@@ -64,6 +64,7 @@ from buddy.data.sessions import (
 from buddy.domain import Severity
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
+from buddy.evidence import to_tick
 from buddy.levels.nearest import NO_RANK, nearest_level
 from buddy.timeframes import Timeframe
 
@@ -627,20 +628,8 @@ def _latest(ctx: BatchContext, name: str) -> np.ndarray:
 def _on_tick(price: np.ndarray, tick: np.ndarray, sign: np.ndarray, *,
              against_risk: bool | None) -> np.ndarray:
     """Return ``price`` on each row's tick grid: ``against_risk`` rounds away from the
-    trade's side (down for a long, up for a short), False toward it, None to the nearest
-    (``buddy.evidence.round_to_tick``, column-wise)."""
-    steps = np.round(price / tick, 9)
-    if against_risk is None:
-        whole = np.rint(steps)
-    else:
-        up = (sign < 0) == against_risk
-        whole = np.where(up, np.ceil(steps), np.floor(steps))
-    out = whole * tick
-    for size in np.unique(tick):
-        decimals = max(0, -math.floor(math.log10(size)) + 2)
-        at = tick == size
-        out[at] = np.round(out[at], decimals)
-    return out
+    trade's side (down for a long, up for a short), False toward it, None to the nearest."""
+    return to_tick(price, tick, up=None if against_risk is None else (sign < 0) == against_risk)
 
 
 def _bars_atr(bars: Windows) -> np.ndarray:

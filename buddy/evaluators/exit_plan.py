@@ -32,6 +32,7 @@ from buddy.domain import Severity
 from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
+from buddy.evidence import to_tick
 from buddy.timeframes import Timeframe
 from buddy.users.model import AccountContext, ExitTemplate
 
@@ -251,7 +252,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         rows = np.flatnonzero(~has_target)
         if len(rows):
             min_rr = plans.min_reward_risk[plans.pair[rows]]
-            target = _on_tick(entry[rows] + sign[rows] * min_rr * stop_distance[rows],
+            target = to_tick(entry[rows] + sign[rows] * min_rr * stop_distance[rows],
                               tick[rows], up=sign[rows] > 0)
             blocks.append(self.fire(
                 "EXIT_NO_TARGET", rows, Severity.MEDIUM, exit_legs_present=legs[rows],
@@ -285,7 +286,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         rows = np.flatnonzero(beyond)
         if len(rows):
             up = sign[rows] < 0  # rounded towards the entry: within the reach
-            target = _on_tick(entry[rows] + sign[rows] * reach[rows] * atr[rows], tick[rows],
+            target = to_tick(entry[rows] + sign[rows] * reach[rows] * atr[rows], tick[rows],
                               up=up)
             blocks.append(self.fire(
                 "TARGET_BEYOND_REACH", rows,
@@ -323,7 +324,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
         if len(rows):
             template_r = tpl_target_r[rows]
             time_stop = _bars(tpl_time_stop[rows])
-            target = _on_tick(entry[rows] + sign[rows] * template_r * stop_distance[rows],
+            target = to_tick(entry[rows] + sign[rows] * template_r * stop_distance[rows],
                               tick[rows], up=None)
             blocks.append(self.fire(
                 "EXIT_TEMPLATE_MISMATCH", rows, Severity.LOW,
@@ -478,21 +479,6 @@ def _check_template(template: ExitTemplate) -> None:
         if not ok:
             raise ValueError(f"exit_plan: exit_template {template.name!r}: {field} must be "
                              f"{rule}, got {value!r}")
-
-
-def _on_tick(price: np.ndarray, tick: np.ndarray, *, up: np.ndarray | None) -> np.ndarray:
-    """Return ``price`` on each row's tick grid, rounded up where ``up``, down elsewhere
-    (None: to the nearest tick), to two decimals finer than the tick
-    (``buddy.evidence.round_to_tick``, column-wise)."""
-    steps = np.round(price / tick, 9)
-    on_grid = (np.rint(steps) if up is None else np.where(up, np.ceil(steps), np.floor(steps))
-               ) * tick
-    decimals = np.maximum(0, 2 - np.floor(np.log10(tick))).astype(np.int64)
-    out = np.empty_like(on_grid)
-    for d in np.unique(decimals).tolist():
-        at = decimals == d
-        out[at] = np.round(on_grid[at], d)
-    return out
 
 
 def _bars(values: np.ndarray) -> np.ndarray:

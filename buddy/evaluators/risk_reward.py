@@ -33,6 +33,7 @@ from buddy.domain import OrderType, Severity
 from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
+from buddy.evidence import to_tick
 from buddy.features.spread import corwin_schultz_spread
 from buddy.users.model import AccountContext
 
@@ -653,18 +654,8 @@ def _lots(units: np.ndarray, lot: np.ndarray) -> np.ndarray:
 
 
 def _to_tick(price: np.ndarray, tick: np.ndarray, *, down: np.ndarray | bool) -> np.ndarray:
-    """Return ``price`` on the tick grid, rounded down where ``down`` and up elsewhere, to
-    two decimals finer than the tick (``buddy.evidence.round_to_tick``, column-wise)."""
-    steps = np.round(price / tick, 9)
-    on_grid = np.where(down, np.floor(steps), np.ceil(steps)) * tick
-    decimals = np.maximum(0, 2 - np.floor(np.log10(tick))).astype(np.int64)
-    if len(decimals) and (decimals == decimals[0]).all():
-        return np.round(on_grid, int(decimals[0]))
-    out = np.empty_like(on_grid)
-    for d in np.unique(decimals).tolist():
-        at = decimals == d
-        out[at] = np.round(on_grid[at], d)
-    return out
+    """Return ``price`` on the tick grid, rounded down where ``down`` and up elsewhere."""
+    return to_tick(price, tick, up=np.logical_not(down))
 
 
 def _window_stats(bars: Windows, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from buddy.batch.columns import distinct, isoformat, py_round
+from buddy.batch.columns import distinct, iso_utc
 from buddy.context.pack import ContextPack
 from buddy.domain import TradeIntent
 from buddy.evaluators.base import Evaluator
@@ -84,28 +84,13 @@ def test_batch_on_no_rows(all_cases: list[Case]) -> None:
     assert len(batch) == 0 and batch.issues.empty
 
 
-def test_py_round_is_pythons_round() -> None:
-    rng = np.random.default_rng(3)
-    halves = (np.arange(-2000, 2000) + 0.5) / 100  # x.xx5: the products land near a half
-    values = np.concatenate([halves, np.arange(0, 3000) / 800, rng.normal(0, 50, 5000),
-                             [0.0, -0.0, 1e300, -1e300, 2.675, 1.005, math.nan, math.inf]])
-    for digits in (1, 2, 4):
-        got = py_round(values, digits)
-        want = [round(v, digits) if math.isfinite(v) else v for v in values.tolist()]
-        assert [g == w or (math.isnan(g) and math.isnan(w))
-                for g, w in zip(got.tolist(), want, strict=True)] == [True] * len(values)
-
-
-def test_isoformat_writes_as_datetime_and_timestamp_do() -> None:
+def test_iso_utc_writes_utc_with_a_fraction_only_where_there_is_one() -> None:
     times = pd.Series(pd.to_datetime(["2005-02-28T21:00:00", "2005-02-28T21:00:00.001500",
-                                      "1969-12-31T23:59:59.000000001"],
-                                     utc=True, format="ISO8601"))
-    assert isoformat(times, pandas=True).tolist() == [t.isoformat() for t in times]
-    micro = times.iloc[:2]
-    assert isoformat(micro, pandas=False).tolist() == [
-        t.to_pydatetime().isoformat() for t in micro]
-    local = micro.dt.tz_convert("America/New_York")
-    assert isoformat(local, pandas=True).tolist() == [t.isoformat() for t in local]
+                                      None], utc=True, format="ISO8601"))
+    assert iso_utc(times).tolist() == ["2005-02-28T21:00:00+00:00",
+                                       "2005-02-28T21:00:00.001500+00:00", None]
+    local = times.iloc[:1].dt.tz_convert("America/New_York")
+    assert iso_utc(local).tolist() == ["2005-02-28T21:00:00+00:00"]
 
 
 def test_distinct_numbers_combinations_in_order_of_appearance() -> None:
