@@ -208,8 +208,10 @@ def session_totals(values: np.ndarray, runs: SessionRuns, start: np.ndarray,
     sessions, oldest first, as an (N, k) matrix, and which cells hold a session (the first
     session counted from the window's first bar, the last up to its last bar)."""
     clean = np.where(np.isnan(values), 0.0, values)
+    # running sums that restart with each session: a session's total never loses digits to
+    # the sums of the (possibly far larger) series before it in the frame
     running = np.zeros(len(values) + 1)
-    np.cumsum(clean, out=running[1:])
+    running[1:] = pd.Series(clean).groupby(runs.run_of, sort=False).cumsum().to_numpy()
     first, end = runs.first, runs.end
     a, count = runs.counted(start, stop)
     run = (a + count - 2)[:, None] - k + 1 + np.arange(k)[None, :]
@@ -217,7 +219,8 @@ def session_totals(values: np.ndarray, runs: SessionRuns, start: np.ndarray,
     run = np.where(valid, run, 0)
     lo = np.maximum(start[:, None], first[run])
     hi = np.minimum(stop[:, None], end[run])
-    return np.where(valid, running[hi] - running[lo], 0.0), valid
+    before = np.where(lo > first[run], running[lo], 0.0)  # the session's sum up to lo
+    return np.where(valid & (hi > lo), running[hi] - before, 0.0), valid
 
 
 def _chunks(n: int, width: int) -> list[slice]:

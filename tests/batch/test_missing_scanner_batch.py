@@ -9,7 +9,6 @@ bar windows whose sessions are missing or out of order)."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -164,20 +163,6 @@ def edge_cases() -> list[Case]:
     return cases
 
 
-#: Facts summed over sessions as differences of running sums over the whole bar frame
-#: (buddy.data.sessions.session_totals): next to liquid series their last digits are
-#: uncertain (about 1e-16 of the frame's total traded value), so they are compared to 1e-5.
-SUMMED = frozenset({"median_session_value"})
-
-
-def assert_fact(got: Any, want: Any, name: str, label: str) -> None:
-    if name in SUMMED and isinstance(want, float):
-        assert isinstance(got, float) and math.isclose(got, want, rel_tol=1e-5), (
-            f"{label}: {got} != {want}")
-    else:
-        assert_value(got, want, label)
-
-
 def assert_matches_oracle(evaluator: MissingScannerEvaluator, cases: list[Case]) -> None:
     """Assert the column form on a batch of ``cases`` says, row by row, what the oracle
     says: the codes and severities in order, every fact's value and unit, the explain
@@ -195,7 +180,7 @@ def assert_matches_oracle(evaluator: MissingScannerEvaluator, cases: list[Case])
             for fact in issue.evidence:
                 value, unit = facts[fact.name]
                 assert fact.unit == unit, f"{label} {code} {fact.name}"
-                assert_fact(fact.value, value, fact.name, f"{label} {code} {fact.name}")
+                assert_value(fact.value, value, f"{label} {code} {fact.name}")
         assert {f.name: f.value for f in got.explain_facts} == explain, label
 
 
@@ -215,7 +200,7 @@ def assert_batch_equals_batches_of_one(evaluator: MissingScannerEvaluator, cases
             for a, b in zip((*g.evidence, *g.mitigation.facts),
                             (*w.evidence, *w.mitigation.facts), strict=True):
                 assert (a.name, a.unit) == (b.name, b.unit), f"{label} {w.code}"
-                assert_fact(a.value, b.value, a.name, f"{label} {w.code} {a.name}")
+                assert_value(a.value, b.value, f"{label} {w.code} {a.name}")
         assert got.explain_facts == want.explain_facts, label
 
 
