@@ -421,7 +421,7 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 @contextmanager
-def _registered(con: duckdb.DuckDBPyConnection, name: str, frame: Frame
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: Frame
                 ) -> Iterator[None]:
     """Expose ``frame`` to SQL as ``name`` for the duration of the block."""
     con.register(name, frame)
@@ -451,13 +451,13 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, *,
         raise ValueError(f"{table}: unknown columns {extra}")
     names = ", ".join(f'"{c}"' for c in columns)
     conflict = f" ON CONFLICT {on_conflict}" if on_conflict else ""
-    with _registered(con, "_incoming", frame):
+    with registered(con, "_incoming", frame):
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming{conflict}")
     return len(frame)
 
 
 def _replace_by_symbol(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
-    with _registered(con, "_replacing", frame):
+    with registered(con, "_replacing", frame):
         con.execute(f"DELETE FROM {table} WHERE symbol IN (SELECT symbol FROM _replacing)")
     return insert_frame(con, table, frame)
 
@@ -466,7 +466,7 @@ def _replace_ranges(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) ->
     keys = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
         frame[["symbol", "timeframe", "ts"]], preserve_index=False)
     ranges = keys.group_by(["symbol", "timeframe"]).aggregate([("ts", "min"), ("ts", "max")])
-    with _registered(con, "_ranges", ranges):
+    with registered(con, "_ranges", ranges):
         con.execute(f"DELETE FROM {table} t USING _ranges r WHERE t.symbol = r.symbol AND "
                     "t.timeframe = r.timeframe AND t.ts BETWEEN r.ts_min AND r.ts_max")
     return insert_frame(con, table, frame)

@@ -7,14 +7,13 @@ Reads take a Store (or a connection, inside a write). Every query filters by use
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from buddy.store.core import Store
+from buddy.store.core import Store, registered
 
 DuckDBPyConnection = duckdb.DuckDBPyConnection
 
@@ -26,18 +25,6 @@ COLUMNS: tuple[str, ...] = (
     "currency", "exec_id", "source", "source_file", "source_row", "open_close", "order_id",
     "venue", "imported_at",
 )
-
-
-@contextmanager
-def _view(con: DuckDBPyConnection, name: str, frame: pd.DataFrame | pa.Table
-          ) -> Iterator[None]:
-    con.register(name, frame)
-    try:
-        yield
-    finally:
-        # after a failed statement the transaction is aborted; the view dies with it
-        with suppress(duckdb.TransactionException):
-            con.unregister(name)
 
 
 def arrow_fills(fills: pd.DataFrame) -> pa.Table:
@@ -57,7 +44,7 @@ def existing_exec_ids(con: DuckDBPyConnection, fills: pd.DataFrame) -> set[str]:
     if not len(fills):
         return set()
     keys = fills[["user_id", "exec_id"]]
-    with _view(con, "_fill_keys", keys):
+    with registered(con, "_fill_keys", keys):
         rows = con.execute(f"SELECT k.exec_id FROM _fill_keys k SEMI JOIN {TABLE} b "
                            "ON b.user_id = k.user_id AND b.exec_id = k.exec_id").fetchall()
     return {r[0] for r in rows}
@@ -74,7 +61,7 @@ def insert_fills(con: DuckDBPyConnection, fills: pd.DataFrame) -> int:
         return 0
     names = ", ".join(COLUMNS)
     # an Arrow table scans far faster than pandas object columns of Python strings
-    with _view(con, "_new_fills", arrow_fills(fills)):
+    with registered(con, "_new_fills", arrow_fills(fills)):
         con.execute(f"INSERT INTO {TABLE} ({names}) SELECT {names} FROM _new_fills")
     return len(fills)
 

@@ -35,6 +35,13 @@ POSITIONS_TABLE_COLUMNS: tuple[str, ...] = (
     "updated_at")
 
 
+def _in(column: str, values: Sequence[Any], params: list[Any]) -> str:
+    """Return the SQL condition "``column`` is one of ``values``" (appending them to
+    ``params``); no values match nothing."""
+    params.extend(values)
+    return f" AND {column} IN ({', '.join('?' * len(values))})" if values else " AND false"
+
+
 @contextmanager
 def _reader(source: StoreOrCon) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(source, Store):
@@ -145,11 +152,7 @@ def read_trades(source: StoreOrCon, user_id: str, *, status: str | None = None,
         sql += " AND status = ?"
         params.append(status)
     if trade_ids is not None:
-        if not trade_ids:
-            sql += " AND false"
-        else:
-            sql += f" AND trade_id IN ({', '.join('?' * len(trade_ids))})"
-            params.extend(trade_ids)
+        sql += _in("trade_id", trade_ids, params)
     if closed_from is not None:
         sql += " AND close_ts >= ?"
         params.append(closed_from)
@@ -266,11 +269,7 @@ def read_reviews(source: StoreOrCon, user_id: str, *, trade_ids: Sequence[str] |
         sql += " AND version = ?"
         params.append(version)
     if trade_ids is not None:
-        if not trade_ids:
-            sql += " AND false"
-        else:
-            sql += f" AND trade_id IN ({', '.join('?' * len(trade_ids))})"
-            params.extend(trade_ids)
+        sql += _in("trade_id", trade_ids, params)
     with _reader(source) as con:
         return con.execute(sql + " QUALIFY row_number() OVER (PARTITION BY trade_id, version "
                            "ORDER BY generated_at DESC) = 1 ORDER BY generated_at, trade_id",
