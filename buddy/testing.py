@@ -68,10 +68,22 @@ from buddy.guardrails import predictive_phrases
 from buddy.timeframes import Timeframe
 
 __all__ = [
-    "Case", "KitReport", "PointInTimeCase", "assert_batch_covers_scalar",
-    "assert_batch_matches_scalar", "assert_evidence", "assert_number", "assert_row_matches",
-    "assert_value", "check_evaluator", "evaluator_problems", "point_in_time_cases",
-    "result_differences", "runnable", "sample_cases", "scalar_codes",
+    "Case",
+    "KitReport",
+    "PointInTimeCase",
+    "assert_evidence",
+    "assert_number",
+    "assert_row_matches",
+    "assert_rows_cover_codes",
+    "assert_rows_match_batches_of_one",
+    "assert_value",
+    "check_evaluator",
+    "codes_of_batches_of_one",
+    "evaluator_problems",
+    "point_in_time_cases",
+    "result_differences",
+    "runnable",
+    "sample_cases",
 ]
 
 #: One evaluation input: an intent and the ContextPack it is judged against.
@@ -588,8 +600,8 @@ def _same(got: Any, want: Any, rel: float, abs_tol: float) -> bool:
     return type(got) is type(want) and got == want
 
 
-# ---------------------------------------------------------------- batch-vs-scalar assertions
-def assert_batch_matches_scalar(evaluator: Evaluator[Any], cases: Sequence[Case],
+# ---------------------------------------------------- batch-of-N vs batches-of-one assertions
+def assert_rows_match_batches_of_one(evaluator: Evaluator[Any], cases: Sequence[Case],
                                 ctx: BatchContext | None = None) -> BatchResult:
     """Assert a batch of all ``cases`` says, row by row, what a batch of one says for each;
     return the batch result.
@@ -610,18 +622,18 @@ def assert_batch_matches_scalar(evaluator: Evaluator[Any], cases: Sequence[Case]
     return batch
 
 
-def scalar_codes(evaluator: Evaluator[Any], cases: Sequence[Case]) -> set[str]:
+def codes_of_batches_of_one(evaluator: Evaluator[Any], cases: Sequence[Case]) -> set[str]:
     """Return the issue codes batches of one emit on ``cases``."""
     return {issue.code for intent, pack in runnable(evaluator, cases)
             for issue in evaluator.evaluate(intent, pack).issues}
 
 
-def assert_batch_covers_scalar(evaluator: Evaluator[Any], cases: Sequence[Case]
+def assert_rows_cover_codes(evaluator: Evaluator[Any], cases: Sequence[Case]
                                ) -> BatchResult:
-    """Assert ``assert_batch_matches_scalar`` and that every code a batch of one emits fired
+    """Assert ``assert_rows_match_batches_of_one`` and that every code a batch of one emits fired
     in the batch (the cases exercise each code); return the batch result."""
-    batch = assert_batch_matches_scalar(evaluator, cases)
-    assert scalar_codes(evaluator, cases) <= set(batch.issues["code"])
+    batch = assert_rows_match_batches_of_one(evaluator, cases)
+    assert codes_of_batches_of_one(evaluator, cases) <= set(batch.issues["code"])
     return batch
 
 

@@ -13,10 +13,8 @@ two on every row), computed per series with array operations:
   the calendar's sessions over the series' span once, then ``searchsorted`` per row;
 - pieces: each registered provider's batch form (``buddy.batch.pieces.provide``).
 
-A row whose feature window reaches further back than its bar window while splits apply is
-built by ``market_data`` itself (the scalar path gives such older feature rows no divisor,
-and copying that quirk column-wise is not worth it); such rows need bars without features
-and a split, and are rare.
+A feature row is put on the as-of basis by its own bar's split factor, also where the
+feature window reaches further back than the bar window (``market_data`` does the same).
 """
 
 from __future__ import annotations
@@ -40,12 +38,11 @@ from buddy.batch.pieces import BatchPieceRequest, provide
 from buddy.context.builder import (
     DEFAULT_LOOKBACK_BARS,
     NOT_YET_PROVIDED,
-    market_data,
 )
 from buddy.context.pack import Instrument
 from buddy.context.providers import ProviderRegistry, ProviderSource
 from buddy.data.calendars import get_calendar
-from buddy.data.splits import adjust_bars
+from buddy.data.splits import adjust_bars, split_factor_of_times
 from buddy.errors import FieldError, IntentValidationError
 from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
@@ -222,6 +219,7 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
     has_feature = np.zeros(len(bars), bool)
     has_feature[bar_pos_of_feature] = True
     featured_before = np.concatenate([[0], np.cumsum(has_feature)])
+    timezone = Instrument.from_row(data.instrument).timezone
     for k in np.unique(n_actions[has_market]) if has_market.any() else []:
         group = np.flatnonzero(has_market & (n_actions == k))
         applied = actions.iloc[:k].reset_index(drop=True)
@@ -229,16 +227,12 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         adjusted = adjust_bars(bars, applied, as_of_k) if k else bars.copy()
         adjusted_features = features.copy()
         if k and len(features):
-            divisor = bars["close"].to_numpy() / adjusted["close"].to_numpy()
-            per_row = divisor[bar_pos_of_feature]
+            per_row = split_factor_of_times(features["ts"], timezone, applied, as_of_k)
             for column in PRICE_LEVEL_FEATURES:
                 if column in adjusted_features:
                     adjusted_features[column] = adjusted_features[column].to_numpy() / per_row
         splits = tuple((pd.Timestamp(d).date(), float(r)) for d, r in
                        zip(applied.get("ex_date", []), applied.get("ratio", []), strict=True))
-        # a feature window older than its bar window gets no divisor on the scalar path
-        quirky = (fstart[group] < _first_featured(bars_close, feat_close, start[group])
-                  ) if k else np.zeros(len(group), bool)
         bar_offset, feat_offset = parts.n_bars, parts.n_features
         parts.bar_frames.append(adjusted)
         parts.feature_frames.append(adjusted_features)
@@ -266,42 +260,7 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         latest_index[rows_k[same_bar]] = feat_offset + fstop[group][same_bar] - 1
         for i in rows_k:
             splits_applied[i] = splits
-        for j in np.flatnonzero(quirky):
-            g = group[j]
-            _exact_row(data, rows_k[j], int(t[g]), (start[g], stop[g], fstart[g], fstop[g]),
-                       applied, parts, bar_start, bar_stop, feat_start, feat_stop, market,
-                       latest_index)
     _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions)
-
-
-def _first_featured(bars_close: np.ndarray, feat_close: np.ndarray, start: np.ndarray
-                    ) -> np.ndarray:
-    """Return, per window, the first feature row at or after the window's first bar."""
-    first_close = bars_close[start]
-    return np.searchsorted(feat_close, first_close, side="left")
-
-
-def _exact_row(data: SeriesData, i: int, t: int, window: tuple[int, int, int, int],
-               applied: pd.DataFrame, parts: _Parts, bar_start: np.ndarray,
-               bar_stop: np.ndarray, feat_start: np.ndarray, feat_stop: np.ndarray,
-               market: dict[str, np.ndarray], latest_index: np.ndarray) -> None:
-    """Build row i's windows (``window``: its raw bar and feature row bounds) with
-    ``market_data`` itself and append them as own segments."""
-    start, stop, fstart, fstop = (int(v) for v in window)
-    raw_bars = data.bars.iloc[start:stop].reset_index(drop=True)
-    raw_features = data.features.iloc[fstart:fstop].reset_index(drop=True)
-    built = market_data(Instrument.from_row(data.instrument), raw_bars, raw_features, applied,
-                        pd.Timestamp(t, tz="UTC").to_pydatetime())
-    assert built is not None
-    bar_start[i], bar_stop[i] = parts.n_bars, parts.n_bars + len(built.bars)
-    feat_start[i], feat_stop[i] = parts.n_features, parts.n_features + len(built.features)
-    parts.bar_frames.append(built.bars)
-    parts.feature_frames.append(built.features)
-    parts.n_bars += len(built.bars)
-    parts.n_features += len(built.features)
-    market["last_close"][i] = built.last_close
-    if built.latest_features:
-        latest_index[i] = feat_stop[i] - 1
 
 
 def _calendar_columns(data: SeriesData, rows: np.ndarray, t: np.ndarray, start: np.ndarray,

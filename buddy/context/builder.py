@@ -29,7 +29,7 @@ from buddy.context.providers import (
     failure_reason,
 )
 from buddy.data.calendars import get_calendar
-from buddy.data.splits import adjust_bars
+from buddy.data.splits import adjust_bars, split_factor_of_times
 from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
@@ -142,9 +142,9 @@ def market_data(instrument: Instrument, bars: pd.DataFrame, features: pd.DataFra
     adjusted = adjust_bars(bars, actions, as_of)
     features = features.copy()
     if not features.empty and not actions.empty:
-        divisor = pd.Series(bars["close"].to_numpy() / adjusted["close"].to_numpy(),
-                            index=bars["ts"].to_numpy())
-        per_row = divisor.reindex(features["ts"].to_numpy()).to_numpy()
+        # each feature row on the as-of basis of its own bar's session: the split factor of
+        # the session, whether or not that bar is inside the bar window
+        per_row = split_factor_of_times(features["ts"], instrument.timezone, actions, as_of)
         for column in PRICE_LEVEL_FEATURES:
             if column in features:
                 features[column] = features[column].to_numpy() / per_row

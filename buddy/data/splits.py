@@ -131,6 +131,15 @@ def split_factor_as_of(ts_sessions: Any, actions: pd.DataFrame,
     return suffix[np.searchsorted(ex_sorted, sessions.asi8, side="right")]
 
 
+def split_factor_of_times(ts: Any, timezone: str, actions: pd.DataFrame,
+                          as_of: date | datetime | str | pd.Timestamp) -> np.ndarray:
+    """Return ``split_factor_as_of`` for rows stamped with their bar's open ``ts`` (UTC), the
+    session being that moment's date in the exchange's ``timezone`` (feature rows, which
+    carry no session of their own)."""
+    sessions = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).tz_convert(timezone)
+    return split_factor_as_of(sessions.tz_localize(None).normalize(), actions, as_of)
+
+
 def adjust_bars(bars: pd.DataFrame, actions: pd.DataFrame,
                 as_of: date | datetime | str | pd.Timestamp) -> pd.DataFrame:
     """Return a copy of ``bars`` on the price basis in force at ``as_of``.

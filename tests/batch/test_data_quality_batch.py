@@ -17,7 +17,7 @@ from buddy.context.pack import ContextPack
 from buddy.domain import TradeIntent
 from buddy.evaluators.base import Evaluator
 from buddy.evaluators.data_quality import DataQualityEvaluator
-from buddy.testing import assert_batch_covers_scalar as check
+from buddy.testing import assert_rows_cover_codes as check
 from buddy.timeframes import Timeframe
 from tests import factories
 

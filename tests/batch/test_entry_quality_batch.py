@@ -20,7 +20,7 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack, MarketData
 from buddy.domain import Fact, TradeIntent
 from buddy.evaluators.entry_quality import EntryQualityConfig, EntryQualityEvaluator
-from buddy.testing import assert_batch_matches_scalar, runnable
+from buddy.testing import assert_rows_match_batches_of_one, runnable
 from tests.evaluators.oracles.entry_quality import scan
 from tests.evaluators.test_entry_quality import cut_at, synth_market, timing_case
 
@@ -170,7 +170,7 @@ def test_a_batch_equals_its_batches_of_one(all_cases: list[Case], timing_cases: 
     for config, step in (({}, 3), (LOOSE, 8), (OTHER, 8)):
         for cases in (all_cases, timing_cases, odd_cases, synthetic_cases):
             evaluator = EntryQualityEvaluator(config)
-            batch = assert_batch_matches_scalar(
+            batch = assert_rows_match_batches_of_one(
                 evaluator, cases[::1 if cases is odd_cases and not config else step])
             fired |= set(batch.issues["code"])
     assert fired == set(EntryQualityEvaluator.codes), set(EntryQualityEvaluator.codes) - fired

@@ -19,7 +19,7 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.domain import Fact, TradeIntent
 from buddy.evaluators.exit_plan import ExitPlanConfig, ExitPlanEvaluator
-from buddy.testing import assert_batch_matches_scalar, runnable
+from buddy.testing import assert_rows_match_batches_of_one, runnable
 from buddy.users.model import AccountContext, ExitTemplate, PartialExit, RiskRules
 from tests.evaluators.oracles.exit_plan import scan
 
@@ -110,7 +110,7 @@ def test_a_batch_equals_its_batches_of_one(all_cases: list[Case],
     for config, step in (("default", 2), ("strict", 4), ("odd_types", 6)):
         evaluator = ExitPlanEvaluator(CONFIGS[config])
         for cases in (all_cases[::3 * step // 2], template_cases[::step]):
-            batch = assert_batch_matches_scalar(evaluator, cases)
+            batch = assert_rows_match_batches_of_one(evaluator, cases)
             fired |= set(batch.issues["code"])
     assert fired == CODES, CODES - fired
 

@@ -13,7 +13,7 @@ from buddy.context.pieces import MTFASnapshot
 from buddy.domain import Side, TradeIntent
 from buddy.evaluators.base import Evaluator
 from buddy.evaluators.mtfa import MTFAEvaluator
-from buddy.testing import assert_batch_covers_scalar as check
+from buddy.testing import assert_rows_cover_codes as check
 from tests import factories
 from tests.evaluator_cases import near_market_intent
 

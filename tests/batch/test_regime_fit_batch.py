@@ -21,7 +21,7 @@ from buddy.evaluators.regime_fit import (
     _horizon_within,
     _transition_risk,
 )
-from buddy.testing import assert_batch_covers_scalar as check
+from buddy.testing import assert_rows_cover_codes as check
 from tests import factories
 from tests.evaluator_cases import near_market_intent
 

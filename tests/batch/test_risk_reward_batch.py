@@ -16,7 +16,7 @@ from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.domain import OrderType, Side, TradeIntent
 from buddy.evaluators.risk_reward import RiskRewardEvaluator
-from buddy.testing import assert_batch_matches_scalar, runnable
+from buddy.testing import assert_rows_match_batches_of_one, runnable
 from tests import factories
 from tests.evaluators.oracles.risk_reward import audit
 
@@ -93,7 +93,7 @@ def cases(all_cases: list[Case]) -> list[Case]:
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_a_batch_of_n_is_n_batches_of_one(config: str, cases: list[Case]) -> None:
     evaluator = RiskRewardEvaluator(CONFIGS[config])
-    batch = assert_batch_matches_scalar(evaluator, cases)
+    batch = assert_rows_match_batches_of_one(evaluator, cases)
     # every code but the config's silent ones fires somewhere in these cases
     assert set(batch.issues["code"]) == set(RiskRewardEvaluator.codes) - SILENT.get(config,
                                                                                     set())
