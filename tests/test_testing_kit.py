@@ -150,7 +150,7 @@ class WrongEvidence(StopRoomEvaluator):
         issues = result.issues.copy()
         issues["evidence_json"] = issues["evidence_json"].str.replace('"ATR"', '"price"')
         issues["action"] = "WIDEN_STOP"
-        return dataclasses.replace(result, issues=issues)
+        return dataclasses.replace(result, issue_data=issues)
 
 
 @cache
