@@ -403,8 +403,7 @@ class ScoringConfig(Config):
 
     def label(self) -> str:
         """Return 'name@version (alias) #hash', the config as a report names it."""
-        alias = f" ({self.alias})" if self.alias else ""
-        return f"{self.name}@{self.version}{alias} #{self.hash}"
+        return config_label(self.name, self.version, self.alias, self.hash)
 
     def module(self, name: str) -> ModuleSpec | None:
         """Return the spec of module ``name``, if listed."""
@@ -482,3 +481,10 @@ def default_scoring_config() -> ScoringConfig:
     text = resources.files("buddy.defaults").joinpath("scoring.json").read_text()
     config = ScoringConfig.from_json(text)
     return config if config.alias else dataclasses.replace(config, alias="packaged")
+
+
+def config_label(name: str, version: str, alias: str, config_hash: str) -> str:
+    """Return 'name@version (alias) #hash'; the alias is left out when there is none or it
+    says what the version says (the packaged default is 'default@packaged')."""
+    shown = f" ({alias})" if alias and alias != version else ""
+    return f"{name}@{version}{shown} #{config_hash}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from buddy.config import config_label
 from buddy.disclosures import NO_PREDICTION, DisclosureSelection, select_disclosures
 from buddy.domain import EvaluationResult, Issue, ModuleStatus, Severity, TradeIntent
 from buddy.explain import RenderedIssue
@@ -49,8 +50,8 @@ class BuddyReport:
 
     def config_label(self) -> str:
         """Return 'name@version (alias) #hash', the config as the report names it."""
-        alias = f" ({self.config_alias})" if self.config_alias else ""
-        return f"{self.config_name}@{self.config_version}{alias} #{self.config_hash}"
+        return config_label(self.config_name, self.config_version, self.config_alias,
+                            self.config_hash)
 
     def modules_run(self) -> list[dict[str, Any]]:
         """Return each module's name, version, status, score and weight-free summary."""

@@ -114,7 +114,7 @@ def test_the_json_form_records_the_resolution_and_reloads_to_the_same_hash() -> 
         "risk_reward").version
     again = ScoringConfig.from_json(base.to_json())  # modules come back sorted by name
     assert again.hash == base.hash and again.alias == base.alias
-    assert base.label() == f"default@packaged (packaged) #{base.hash}"
+    assert base.label() == f"default@packaged #{base.hash}"
     unregistered = ScoringConfig(modules=(ModuleSpec(name="not_installed", params={"x": 1}),))
     assert unregistered.resolved()["modules"] == {
         "not_installed": {"registered": False, "params": {"x": 1}}}
