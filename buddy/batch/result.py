@@ -49,7 +49,7 @@ def _value_at(value: Any, i: int) -> Any:
 
 def _rows_of(value: Any, rows: np.ndarray) -> Any:
     """Return the values of ``rows`` of a per-row value (a scalar stays as it is)."""
-    if isinstance(value, np.ndarray | list | tuple):
+    if isinstance(value, np.ndarray | pd.Series | list | tuple):
         return np.asarray(value)[rows]
     return value
 
@@ -85,6 +85,10 @@ def evidence_json(facts: Sequence[FactColumn], n: int) -> np.ndarray:
     """
     if not facts:
         return np.full(n, "[]", dtype=object)
+    if n > _DEDUPE_FROM:  # many rows share their facts (a snapshot, a bar, a config): encode
+        first, inverse = _distinct_rows(facts, n)  # each distinct combination once
+        if first is not None and len(first) < n // 2:
+            return evidence_json([_rows_fact(f, first) for f in facts], len(first))[inverse]
     fixed: list[str] = ["["]  # fixed text before each per-row value, and after the last
     columns: list[list[str]] = []
     for k, fact in enumerate(facts):
@@ -102,6 +106,37 @@ def evidence_json(facts: Sequence[FactColumn], n: int) -> np.ndarray:
         return np.full(n, fixed[0], dtype=object)
     template = "%s".join(part.replace("%", "%%") for part in fixed)
     return np.array([template % row for row in zip(*columns, strict=True)], dtype=object)
+
+
+#: Rows from which evidence is encoded once per distinct combination of facts.
+_DEDUPE_FROM = 512
+
+
+def _distinct_rows(facts: Sequence[FactColumn], n: int
+                   ) -> tuple[np.ndarray | None, np.ndarray]:
+    """Return (the first row of each distinct combination of the facts' per-row values, each
+    row's combination), or (None, ...) when a column mixes types that hash alike but are
+    written differently (1, 1.0 and True)."""
+    key = np.zeros(n, dtype=np.int64)
+    for fact in facts:
+        for part in (fact.value, fact.threshold, fact.unit):
+            if not isinstance(part, np.ndarray | pd.Series | list | tuple):
+                continue
+            array = np.asarray(part)
+            if array.dtype.kind == "O" and pd.api.types.infer_dtype(
+                    array, skipna=True) not in ("string", "empty"):
+                return None, key
+            codes, uniques = pd.factorize(array, use_na_sentinel=False)
+            key, _ = pd.factorize(key * (len(uniques) + 1) + codes)
+    count = int(key.max()) + 1 if n else 0
+    first = np.zeros(count, dtype=np.int64)
+    first[key[::-1]] = np.arange(n)[::-1]
+    return first, key
+
+
+def _rows_fact(fact: FactColumn, rows: np.ndarray) -> FactColumn:
+    return FactColumn(fact.name, _rows_of(fact.value, rows), _rows_of(fact.unit, rows),
+                      _rows_of(fact.threshold, rows))
 
 
 def _json_values(value: Any, n: int) -> list[str] | str:

@@ -56,3 +56,29 @@ def test_issues_come_by_row_in_block_order_and_take_may_repeat_rows() -> None:
         [0, "B"], [0, "A"], [1, "B"], [2, "B"], [2, "A"]]
     assert taken.score.tolist() == [65.0, 70.0, 65.0]
     assert isinstance(taken.issues, pd.DataFrame) and taken.n_issues.tolist() == [2, 1, 2]
+
+
+def test_evidence_of_many_rows_is_encoded_once_per_distinct_combination() -> None:
+    import buddy.batch.result as result_module
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    value = rng.integers(0, 5, n).astype(np.float64)
+    value[::7] = np.nan
+    label = np.array(["a", "b", None], dtype=object)[rng.integers(0, 3, n)]
+    facts = [result_module.FactColumn("x", value, "ATR", 1.5),
+             result_module.FactColumn("s", label),
+             result_module.FactColumn("k", rng.integers(0, 3, n), "bars",
+                                      np.where(value > 2, 1.0, 2.0))]
+    once = result_module.evidence_json(facts, n)
+    row_by_row = np.array([result_module.evidence_json(
+        [result_module.FactColumn(f.name, *(np.asarray(p)[i : i + 1]
+                                            if isinstance(p, np.ndarray) else p
+                                            for p in (f.value, f.unit, f.threshold)))
+         for f in facts], 1)[0] for i in range(0, n, 97)], dtype=object)
+    assert once[::97].tolist() == row_by_row.tolist()
+    mixed = [result_module.FactColumn("m", np.array([1, True, 1.0] * 400, dtype=object))]
+    assert result_module.evidence_json(mixed, 1200)[:3].tolist() == [
+        '[{"name": "m", "threshold": null, "unit": "", "value": 1}]',
+        '[{"name": "m", "threshold": null, "unit": "", "value": true}]',
+        '[{"name": "m", "threshold": null, "unit": "", "value": 1.0}]']
