@@ -35,6 +35,14 @@ POSITIONS_TABLE_COLUMNS: tuple[str, ...] = (
     "updated_at")
 
 
+def _filters(params: list[Any], *conditions: tuple[str, Any]) -> str:
+    """Return " AND condition" for each (condition with one ?, value) whose value is given
+    (appending the values to ``params``); None means no filter."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    params.extend(value for _, value in given)
+    return "".join(f" AND {sql}" for sql, _ in given)
+
+
 def _in(column: str, values: Sequence[Any], params: list[Any]) -> str:
     """Return the SQL condition "``column`` is one of ``values``" (appending them to
     ``params``); no values match nothing."""
@@ -148,17 +156,10 @@ def read_trades(source: StoreOrCon, user_id: str, *, status: str | None = None,
     open time."""
     sql = "SELECT * FROM trades WHERE user_id = ?"
     params: list[Any] = [user_id]
-    if status is not None:
-        sql += " AND status = ?"
-        params.append(status)
+    sql += _filters(params, ("status = ?", status), ("close_ts >= ?", closed_from),
+                    ("close_ts < ?", closed_to))
     if trade_ids is not None:
         sql += _in("trade_id", trade_ids, params)
-    if closed_from is not None:
-        sql += " AND close_ts >= ?"
-        params.append(closed_from)
-    if closed_to is not None:
-        sql += " AND close_ts < ?"
-        params.append(closed_to)
     with _reader(source) as con:
         return con.execute(sql + " ORDER BY open_ts, trade_id", params).df()
 
@@ -300,15 +301,10 @@ def read_journal(source: StoreOrCon, user_id: str, *, trade_id: str | None = Non
     """Return a user's journal notes (optionally of one trade, intent or tag), oldest first."""
     sql = "SELECT * FROM trade_journal WHERE user_id = ?"
     params: list[Any] = [user_id]
-    if trade_id is not None:
-        sql += " AND trade_id_optional = ?"
-        params.append(trade_id)
-    if intent_id is not None:
-        sql += " AND intent_id_optional = ?"
-        params.append(intent_id)
-    if tag is not None:
-        sql += " AND list_contains(CAST(json_extract_string(tags_json, '$[*]') AS VARCHAR[]), ?)"
-        params.append(tag)
+    sql += _filters(params, ("trade_id_optional = ?", trade_id),
+                    ("intent_id_optional = ?", intent_id),
+                    ("list_contains(CAST(json_extract_string(tags_json, '$[*]') AS "
+                     "VARCHAR[]), ?)", tag))
     with _reader(source) as con:
         return con.execute(sql + " ORDER BY created_at, journal_id", params).df()
 

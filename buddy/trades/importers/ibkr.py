@@ -23,7 +23,6 @@ listed once each in ``problems``, never fatal.
 
 from __future__ import annotations
 
-import csv
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from buddy.trades.importers.sheet import (
     ParsedFills,
     Reader,
     Sheet,
+    read_csv_lines,
 )
 
 #: Field -> accepted CSV headers (Flex CSV uses the display names), first present wins.
@@ -94,12 +94,7 @@ _FLEX_RECORDS = ("BOF", "BOA", "BOS", "HEADER", "DATA", "EOS", "EOA", "EOF")
 def _read_flex_csv(path: Path) -> Sheet:
     """Return the trades rows of a Flex CSV: plain (one header, repeated per account) or
     with HEADER/DATA record types (the trades section, code TRNT)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            lines = list(csv.reader(handle))
-    except UnicodeDecodeError as exc:
-        raise FillsFileError([FieldError("(file)", "not a readable CSV file", str(exc))]
-                             ) from exc
+    lines = read_csv_lines(path)
     numbered = [(i + 1, row) for i, row in enumerate(lines) if any(c.strip() for c in row)]
     if not numbered:
         raise FillsFileError([FieldError("(file)", "empty file", str(path))])

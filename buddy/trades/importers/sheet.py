@@ -10,6 +10,7 @@ when anything was wrong, so a bad file is refused whole.
 
 from __future__ import annotations
 
+import csv
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -83,6 +84,16 @@ def instruments_from(tickers: pd.DataFrame | Mapping[str, Instrument] | None
                                       currency=str(r.currency),
                                       contract_multiplier=float(r.contract_multiplier))
             for r in tickers.itertuples(index=False)}
+
+
+def read_csv_lines(path: Path) -> list[list[str]]:
+    """Return the rows of a CSV file as lists of cells (refused whole when unreadable)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return list(csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        raise FillsFileError([FieldError("(file)", "not a readable CSV file", str(exc))]
+                             ) from exc
 
 
 def read_csv_cells(path: Path) -> pd.DataFrame:

@@ -18,7 +18,6 @@ content key is used.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ import pandas as pd
 
 from buddy.errors import FieldError
 from buddy.trades.fills import FillsFileError
-from buddy.trades.importers.sheet import Instrument, ParsedFills, Reader, Sheet
+from buddy.trades.importers.sheet import Instrument, ParsedFills, Reader, Sheet, read_csv_lines
 
 TRADES_SECTION = "Account Trade History"
 CASH_SECTION = "Cash Balance"
@@ -40,12 +39,7 @@ _TRD = re.compile(r"^(BOT|SOLD)\s+([+-]?[\d,.]+)\s+(\S+)\s+(?:.*\s)?@\s*([\d,.]+
 
 def _sections(path: Path) -> dict[str, list[tuple[int, list[str]]]]:
     """Return title -> [(line, cells)] with the header first, for every section."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            lines = list(csv.reader(handle))
-    except UnicodeDecodeError as exc:
-        raise FillsFileError([FieldError("(file)", "not a readable CSV file", str(exc))]
-                             ) from exc
+    lines = read_csv_lines(path)
     sections: dict[str, list[tuple[int, list[str]]]] = {}
     current: list[tuple[int, list[str]]] | None = None
     for number, row in enumerate(lines, start=1):
