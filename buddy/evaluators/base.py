@@ -36,6 +36,7 @@ from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_jso
 from buddy.config import ModuleConfig
 from buddy.context.pack import PIECES, ContextPack
 from buddy.domain import EvaluationResult, Severity, TradeIntent
+from buddy.evaluators.measures import KINDS, MEASURES
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
@@ -78,7 +79,16 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Code:
-    """One issue code: its phrasing, its evidence, and the mitigation's action and facts."""
+    """One issue code: its phrasing, its evidence, the mitigation's action and facts, and
+    what it claims.
+
+    ``kind``: 'issue' (ranked in the report, scored) or 'not_checked' (an input that could not
+    be checked: listed in the report's "not checked" line, never ranked, never scored as
+    good). ``harm``: the harm the warning is about, in words ("stopped out by ordinary
+    noise"). ``measure``: the outcome measure that shows that harm (a key of
+    ``buddy.evaluators.measures.MEASURES``), or None when no outcome can judge it (say why in
+    ``harm``); replay calibration tests each code against its own measure.
+    """
 
     title: str
     explanation: str
@@ -86,6 +96,9 @@ class Code:
     evidence: tuple[Evidence, ...]
     action: str
     action_facts: tuple[Evidence, ...] = ()
+    kind: str = "issue"
+    harm: str = ""
+    measure: str | None = None
     template: IssueTemplate = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +127,9 @@ class Evaluator(ABC, Generic[C]):
     config_cls: ClassVar[type[ModuleConfig]]
     codes: ClassVar[Mapping[str, Code]]
     explain: ClassVar[tuple[Evidence, ...]] = ()
+    #: True for a module that checks the trade's risk (size against budget, the stop): while
+    #: it could not run, the report's verdict is at best "review".
+    guards_risk: ClassVar[bool] = False
     #: Derived from ``codes``: the phrasing the explanation layer renders.
     templates: ClassVar[Mapping[str, IssueTemplate]] = {}
 
@@ -269,6 +285,14 @@ def _code_problems(cls: type[Evaluator[Any]], code: str, spec: Code) -> list[str
         problems.append(f"{code}: declares no evidence")
     if not CODE_PATTERN.match(spec.action):
         problems.append(f"{code}: action {spec.action!r} must be SCREAMING_SNAKE")
+    if spec.kind not in KINDS:
+        problems.append(f"{code}: kind must be one of {KINDS}, got {spec.kind!r}")
+    if spec.measure is not None and spec.measure not in MEASURES:
+        problems.append(f"{code}: measure must be one of {sorted(MEASURES)} or None, got "
+                        f"{spec.measure!r}")
+    if spec.kind == "not_checked" and spec.measure is not None:
+        problems.append(f"{code}: a not_checked code claims no harm an outcome could show; "
+                        f"measure must be None, got {spec.measure!r}")
     fields = set(getattr(cls.config_cls, "__dataclass_fields__", {}))
     for e in (*spec.evidence, *spec.action_facts):
         if e.threshold is not None and e.threshold not in fields:

@@ -102,6 +102,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
     """Check presence and coherence of stop, target, time stop, partials and exit template."""
 
     name = "exit_plan"
+    guards_risk = True
     version = "1.1.0"
     requires = frozenset({"market", "account"})
     config_cls = ExitPlanConfig

@@ -123,6 +123,7 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
     """Check reward/risk, stop presence, risk budget, stop noise, costs and fat fingers."""
 
     name = "risk_reward"
+    guards_risk = True
     version = "1.1.0"
     requires = frozenset({"market", "account"})
     config_cls = RiskRewardConfig
