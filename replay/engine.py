@@ -57,6 +57,9 @@ from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
 
 Mode = Literal["intent", "batch"]
 MODES: tuple[str, ...] = ("intent", "batch")
+#: What a run is for: 'research' runs may be fitted on and are what "the latest run" means;
+#: 'gate' runs are the promotion gate's holdout replays and are never picked as latest.
+PURPOSES: tuple[str, ...] = ("research", "gate")
 
 #: Intents per chunk (one transaction each): per-intent path, batch path.
 DEFAULT_CHUNK_SIZE = 50
@@ -276,7 +279,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
                trades: pd.DataFrame | None = None,
                providers: Mapping[str, PieceProvider] | None = None,
                lookback_bars: int = DEFAULT_LOOKBACK_BARS,
-               on_chunk: Callable[[ChunkCommitted], None] | None = None) -> ReplayRun:
+               on_chunk: Callable[[ChunkCommitted], None] | None = None,
+               purpose: str = "research") -> ReplayRun:
     """Replay ``intents`` (INTENT_COLUMNS) under ``config`` and store the results.
 
     A run with the same id that is not done is resumed: intents that already have a result
@@ -286,9 +290,13 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     ``trades`` (TRADE_COLUMNS; default: the store's trades table); ``label=False``: no
     outcomes. ``executor`` defaults to two local processes (closed here);
     a given executor stays open. ``on_chunk`` is called after each chunk commits.
+    ``purpose`` (PURPOSES) is stored with the run: 'gate' runs are never "the latest run"
+    (``latest_run_id``), so nothing defaults to fitting on a holdout.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})")
     if chunk_size is None:
         chunk_size = DEFAULT_BATCH_CHUNK_SIZE if mode == "batch" else DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
@@ -310,9 +318,12 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     if existing is None:
         validate_intents(store, frame, config)
         _create_run(writer, run_id=run_id, name=name, config=config, config_json=config_json,
-                    intents=frame, digest=digest, context=context)
+                    intents=frame, digest=digest, context=context, purpose=purpose)
     else:
         _check_resumable(store, existing, config=config, digest=digest, context=context)
+        if existing["purpose"] != purpose:
+            raise ReplayError(f"run {run_id} is a {existing['purpose']!r} run, not "
+                              f"{purpose!r}: use another name or run id")
         if existing["status"] == "done":
             return ReplayRun(run_id=run_id, name=existing["name"], config_hash=config.hash,
                              status="done", n_intents=int(existing["n_intents"]),
@@ -374,7 +385,7 @@ def resume_replay(store: Store, run_id: str, **options: Any) -> ReplayRun:
     config = ScoringConfig.from_json(row["config_json"])
     return run_replay(store, intents, config=config, name=row["name"], run_id=run_id,
                       providers=providers, lookback_bars=int(context["lookback_bars"]),
-                      **options)
+                      purpose=str(row["purpose"]), **options)
 
 
 def _chunks(pending: pd.DataFrame, chunk_size: int, *, by_series: bool
@@ -558,7 +569,7 @@ def _run_row(store: Store, run_id: str) -> dict[str, Any] | None:
 
 def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
                 config_json: str, intents: pd.DataFrame, digest: str,
-                context: Mapping[str, Any]) -> None:
+                context: Mapping[str, Any], purpose: str) -> None:
     sources = ",".join(sorted(intents["source"].unique())) or "none"
     run = pd.DataFrame([{
         "run_id": run_id, "name": name, "config_name": config.name,
@@ -569,7 +580,8 @@ def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
         "data_start": intents["as_of"].min() if len(intents) else pd.NaT,
         "data_end": intents["as_of"].max() if len(intents) else pd.NaT,
         "n_intents": len(intents), "status": "running",
-        "created_at": pd.Timestamp.now(tz="UTC"), "finished_at": pd.NaT}])
+        "created_at": pd.Timestamp.now(tz="UTC"), "finished_at": pd.NaT,
+        "purpose": purpose}])
     rows = intents.copy()
     rows.insert(0, "run_id", run_id)
     with store.transaction() as con:
@@ -647,9 +659,23 @@ def list_runs(store: Store) -> pd.DataFrame:
     return store.query(
         "SELECT r.run_id, r.name, r.config_name, r.config_version, r.config_hash, r.status, "
         "r.n_intents, coalesce(d.n_done, 0) AS n_done, r.data_start, r.data_end, "
-        "r.intent_source, r.created_at, r.finished_at FROM replay_runs r LEFT JOIN ("
+        "r.intent_source, r.created_at, r.finished_at, r.purpose FROM replay_runs r LEFT JOIN ("
         "SELECT run_id, count(*) AS n_done FROM replay_results GROUP BY run_id) d "
         "USING (run_id) ORDER BY r.created_at DESC, r.run_id")
+
+
+def latest_run_id(store: Store, purpose: str = "research") -> str:
+    """Return the newest finished run made for ``purpose`` (PURPOSES); raise ReplayError
+    when there is none. 'research' (the default) never picks a gate's holdout replay."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})")
+    found = store.query("SELECT run_id FROM replay_runs WHERE status = 'done' AND purpose = ? "
+                        "ORDER BY finished_at DESC, created_at DESC, run_id LIMIT 1",
+                        [purpose])
+    if found.empty:
+        raise ReplayError(f"no finished {purpose} replay run in {store.path}; run a replay "
+                          "first")
+    return str(found["run_id"].iloc[0])
 
 
 def run_info(store: Store, run_id: str) -> dict[str, Any]:
