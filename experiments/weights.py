@@ -266,16 +266,12 @@ def search_weights(store: Store, run_id: str, *, method: str = "logistic",
 
 
 def resolve_run_id(store: Store, run_id: str = "") -> str:
-    """Return ``run_id``, or the latest finished replay run of ``store`` when empty."""
-    from replay.engine import list_runs
+    """Return ``run_id``, or the latest finished research replay run of ``store`` when empty
+    (a promotion gate's holdout replay is never picked: fitting on it would let the holdout
+    judge weights it chose)."""
+    from replay.engine import latest_run_id
 
-    if run_id:
-        return run_id
-    runs = list_runs(store)
-    done = runs[runs["status"] == "done"]
-    if done.empty:
-        raise ValueError(f"no finished replay run in {store.path}; run a replay first")
-    return str(done["run_id"].iloc[0])
+    return run_id or latest_run_id(store, "research")
 
 
 def promote_best(store: Store, candidates: Sequence[Candidate], *,

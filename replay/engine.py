@@ -665,7 +665,7 @@ def list_runs(store: Store) -> pd.DataFrame:
 
 
 def latest_run_id(store: Store, purpose: str = "research") -> str:
-    """Return the newest finished run made for ``purpose`` (PURPOSES); raise ReplayError
+    """Return the newest finished run made for ``purpose`` (PURPOSES); raise ValueError
     when there is none. 'research' (the default) never picks a gate's holdout replay."""
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})")
@@ -673,8 +673,8 @@ def latest_run_id(store: Store, purpose: str = "research") -> str:
                         "ORDER BY finished_at DESC, created_at DESC, run_id LIMIT 1",
                         [purpose])
     if found.empty:
-        raise ReplayError(f"no finished {purpose} replay run in {store.path}; run a replay "
-                          "first")
+        raise ValueError(f"no finished replay run with purpose {purpose!r} in {store.path}; "
+                         "run a replay first")
     return str(found["run_id"].iloc[0])
 
 

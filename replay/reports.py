@@ -23,7 +23,7 @@ import pandas as pd
 from buddy.config import ScoringConfig, default_scoring_config
 from buddy.demo import DEMO_USER
 from buddy.store import Store
-from replay.engine import issues_frame, list_runs, results_frame, run_info
+from replay.engine import issues_frame, latest_run_id, results_frame, run_info
 from replay.intents import database_intents, generate_intents, import_trades_csv
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -105,17 +105,14 @@ class CalibrationInput:
 
 
 def load_runs(store: Store, run_ids: Sequence[str] = ()) -> CalibrationInput:
-    """Return the results and issues of ``run_ids`` (empty: the latest finished run).
+    """Return the results and issues of ``run_ids`` (empty: the latest finished research
+    run; a promotion gate's holdout replay is never picked).
 
     Runs are pooled only when they share one scoring configuration: the overall score of
     different configurations is not the same measurement.
     """
     if not run_ids:
-        runs = list_runs(store)
-        done = runs[runs["status"] == "done"]
-        if done.empty:
-            raise ValueError(f"no finished replay run in {store.path}; run 10_replay first")
-        run_ids = [str(done["run_id"].iloc[0])]
+        run_ids = [latest_run_id(store)]
     infos = [run_info(store, run_id) for run_id in run_ids]
     hashes = sorted({str(info["config_hash"]) for info in infos})
     if len(hashes) > 1:
