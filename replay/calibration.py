@@ -4,25 +4,38 @@ Pure functions over the replay frames (``replay.model.RESULT_COLUMNS`` and ``ISS
 Every statistic comes with its sample size and a 95% interval, as a ``Statistic`` or as
 ``<name>``, ``<name>_low``, ``<name>_high`` and ``n`` columns of a table, and with a verdict
 on whether there are enough samples to read it (``MIN_SAMPLES`` in every group it is computed
-from). Bootstrap intervals are percentile intervals drawn from generators seeded by
+from).
+
+The statistics are the well-kept implementations, so anyone can check them:
+``scipy.stats.bootstrap`` (percentile intervals) resampling whole CLUSTERS (symbol-month by
+default, ``cluster_ids``: trades on one symbol in one month overlap and are not independent),
+statsmodels' ``proportion_confint`` (Wilson) for rates, scikit-learn's ``roc_auc_score`` for
+AUC, ``scipy.stats.spearmanr`` for rank correlation. What no library does is kept here and says
+so: evaluating a statistic on thousands of resamples at once (weights per row), the decile
+spread, the Fisher-z interval of Spearman's rho. Resamples are drawn from generators seeded by
 ``(seed, stream)``, so a table is the same for a seed whatever else is computed alongside it.
 
-Only resolved outcomes are used: rows whose ``realized_r`` is missing or whose trade was still
-open when the data ended (``exit_reason == 'open'``) are left out. R is a multiple of the
-initial risk; win rates are fractions (0-1); scores are the orchestrator's 0-100 scale.
+Only resolved outcomes are used: rows whose ``realized_r`` is missing, whose trade was still
+open when the data ended (``exit_reason == 'open'``) or whose entry never filled
+(``'not_filled'``) are left out of every R statistic; ``excluded_counts`` says how many. R is
+a multiple of the initial risk; win rates are fractions (0-1); scores are the orchestrator's
+0-100 scale.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn.metrics import roc_auc_score
+from statsmodels.stats.proportion import proportion_confint
 
 from buddy.config import ScoringConfig
 from buddy.domain import Severity
@@ -38,9 +51,13 @@ SPREAD_TAIL = 0.1
 
 _ALPHA = 1 - CONFIDENCE
 _Z = float(stats.norm.ppf(1 - _ALPHA / 2))
-_MAX_CELLS = 4_000_000  # bootstrap index cells drawn at once (memory bound, ~32 MB)
+_MAX_CELLS = 4_000_000  # resample x row weight cells evaluated at once (memory, ~32 MB)
+#: Exit reasons left out of every R statistic: the trade never started or never ended.
+UNRESOLVED = ("open", "not_filled")
+BOOTSTRAP_METHOD = "cluster bootstrap percentile (scipy.stats.bootstrap)"
 
 CountMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+WeightMetric = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +127,7 @@ def resolved_outcomes(results: pd.DataFrame, score_col: str | None = "overall_sc
     r = pd.to_numeric(results["realized_r"], errors="coerce")
     keep = np.isfinite(r.to_numpy(dtype=float))
     if "exit_reason" in results.columns:
-        keep &= (results["exit_reason"] != "open").to_numpy()
+        keep &= ~results["exit_reason"].isin(UNRESOLVED).to_numpy()
     if score_col:
         score = pd.to_numeric(results[score_col], errors="coerce").to_numpy(dtype=float)
         keep &= np.isfinite(score)
@@ -120,6 +137,30 @@ def resolved_outcomes(results: pd.DataFrame, score_col: str | None = "overall_sc
     if score_col:
         out[score_col] = pd.to_numeric(out[score_col]).astype(float)
     return out.reset_index(drop=True)
+
+
+def excluded_counts(results: pd.DataFrame) -> dict[str, int]:
+    """Return how many rows the R statistics leave out, by reason: 'open' (data ended first),
+    'not_filled' (the entry never traded), 'no_outcome' (no realized R otherwise)."""
+    reason = (results["exit_reason"].astype(object) if "exit_reason" in results.columns
+              else pd.Series(None, index=results.index, dtype=object))
+    r = pd.to_numeric(results["realized_r"], errors="coerce").to_numpy(dtype=float)
+    counts = {name: int((reason == name).sum()) for name in UNRESOLVED}
+    counts["no_outcome"] = int((~np.isfinite(r) & ~reason.isin(UNRESOLVED).to_numpy()).sum())
+    return counts
+
+
+def cluster_ids(frame: pd.DataFrame) -> np.ndarray:
+    """Return each row's resampling cluster, 0..k-1: its symbol and the UTC month of as_of.
+
+    Trades on one symbol in one month share bars and overlap, so they are resampled together.
+    A frame without ``symbol`` or ``as_of`` makes every row its own cluster.
+    """
+    if not {"symbol", "as_of"} <= set(frame.columns) or frame.empty:
+        return np.arange(len(frame), dtype=np.int64)
+    month = pd.to_datetime(frame["as_of"], utc=True).dt.strftime("%Y-%m")
+    codes, _ = pd.factorize(frame["symbol"].astype(str) + "|" + month.astype(str))
+    return np.asarray(codes, dtype=np.int64)
 
 
 def module_columns(results: pd.DataFrame) -> list[str]:
@@ -165,93 +206,152 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng(words)
 
 
-def _resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> Iterator[np.ndarray]:
-    """Yield bootstrap resamples as count matrices: row b, column i = how often sample i was
-    drawn in resample b (each row sums to n)."""
-    step = max(1, _MAX_CELLS // max(n, 1))
-    for start in range(0, n_boot, step):
-        rows = min(step, n_boot - start)
-        drawn = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
-        yield np.bincount(drawn.ravel(), minlength=rows * n).reshape(rows, n).astype(float)
+def bootstrap_interval(metric: WeightMetric, clusters: np.ndarray, *, n_boot: int,
+                       rng: np.random.Generator) -> tuple[float, float]:
+    """Return the 95% percentile interval of ``metric`` over resamples of whole clusters.
 
-
-def _percentile_interval(draws: np.ndarray) -> tuple[float, float]:
-    draws = draws[np.isfinite(draws)]
-    if draws.size == 0:
+    ``scipy.stats.bootstrap`` draws the cluster indices; ``metric`` gets, per resample, each
+    row's weight (how often its cluster was drawn; shape resamples x rows) and returns one value
+    per resample. Evaluating a statistic on weights for many resamples at once is what no
+    library does, and is all that is kept here. No interval (NaN) with fewer than two clusters
+    or where the statistic is undefined in some resample (a group drawn empty).
+    """
+    codes = np.asarray(clusters, dtype=np.int64)
+    k = int(codes.max()) + 1 if len(codes) else 0
+    if n_boot <= 0 or k < 2:
         return math.nan, math.nan
-    low, high = np.percentile(draws, [100 * _ALPHA / 2, 100 * (1 - _ALPHA / 2)])
-    return float(low), float(high)
+
+    def statistic(drawn: np.ndarray, axis: int = -1) -> np.ndarray:
+        drawn = np.moveaxis(np.asarray(drawn), axis, -1)
+        flat = drawn.reshape(-1, drawn.shape[-1])
+        b = len(flat)
+        counts = np.bincount((flat + k * np.arange(b)[:, None]).ravel(),
+                             minlength=b * k).reshape(b, k).astype(np.float64)
+        return np.asarray(metric(counts[:, codes]), dtype=np.float64).reshape(drawn.shape[:-1])
+
+    with warnings.catch_warnings():  # an undefined draw gives NaN bounds, reported as such
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap((np.arange(k),), statistic, n_resamples=n_boot,
+                                 batch=max(1, _MAX_CELLS // max(len(codes), 1)),
+                                 vectorized=True, method="percentile",
+                                 confidence_level=CONFIDENCE, rng=rng)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _own(clusters: np.ndarray | None, n: int) -> np.ndarray:
+    """Return ``clusters`` checked against n rows, or each row its own cluster when None."""
+    if clusters is None:
+        return np.arange(n, dtype=np.int64)
+    codes = np.asarray(clusters)
+    if len(codes) != n:
+        raise ValueError(f"clusters must have one value per sample; got {len(codes)} for {n}")
+    return np.asarray(pd.factorize(codes)[0], dtype=np.int64)
 
 
 def _point(metric: CountMetric, x: np.ndarray, y: np.ndarray) -> float:
     return float(metric(x, y, np.ones((1, len(x))))[0]) if len(x) else math.nan
 
 
-def _boot_draws(metric: CountMetric, x: np.ndarray, y: np.ndarray, *, n_boot: int,
-                rng: np.random.Generator) -> np.ndarray:
-    n = len(x)
-    if n < 2 or n_boot <= 0:
-        return np.array([])
-    return np.concatenate([metric(x, y, c) for c in _resample_counts(rng, n, n_boot)])
+def _boot(metric: CountMetric, x: np.ndarray, y: np.ndarray, clusters: np.ndarray | None, *,
+          n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    return bootstrap_interval(lambda w: metric(x, y, w), _own(clusters, len(x)),
+                              n_boot=n_boot, rng=rng)
 
 
-def _mean_draws(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    n = len(values)
-    if n < 2 or n_boot <= 0:
-        return np.array([])
-    return np.concatenate([c @ values / n for c in _resample_counts(rng, n, n_boot)])
+def _weighted_mean(values: np.ndarray) -> WeightMetric:
+    def mean(w: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (w @ values) / w.sum(axis=1)
+    return mean
 
 
 def mean_statistic(values: Sequence[float] | np.ndarray, *, n_boot: int = 2000, seed: int = 0,
-                   stream: str | int = "mean", min_samples: int = MIN_SAMPLES) -> Statistic:
-    """Return the mean of ``values`` with a percentile bootstrap interval."""
+                   stream: str | int = "mean", min_samples: int = MIN_SAMPLES,
+                   clusters: np.ndarray | None = None) -> Statistic:
+    """Return the mean of ``values`` with a cluster bootstrap interval (``clusters``: one id
+    per value; None: every value its own cluster). Non-finite values are left out."""
     x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
+    ids = _own(clusters, len(x))
+    keep = np.isfinite(x)
+    x, ids = x[keep], ids[keep]
     n = len(x)
     estimate = float(x.mean()) if n else math.nan
-    low, high = _percentile_interval(_mean_draws(x, n_boot, _rng(seed, stream)))
-    return Statistic(estimate=estimate, low=low, high=high, n=n, method="bootstrap percentile",
+    low, high = bootstrap_interval(_weighted_mean(x), _own(ids, n), n_boot=n_boot,
+                                   rng=_rng(seed, stream))
+    return Statistic(estimate=estimate, low=low, high=high, n=n, method=BOOTSTRAP_METHOD,
                      enough=_enough(n, (), min_samples))
 
 
 def mean_difference(first: Sequence[float] | np.ndarray, second: Sequence[float] | np.ndarray,
                     *, n_boot: int = 2000, seed: int = 0, stream: str | int = "diff",
-                    min_samples: int = MIN_SAMPLES) -> Statistic:
-    """Return mean(first) - mean(second), each group resampled on its own (percentile)."""
-    a = np.asarray(first, dtype=float)
-    b = np.asarray(second, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    estimate = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
-    draws_a = _mean_draws(a, n_boot, _rng(seed, stream, "first"))
-    draws_b = _mean_draws(b, n_boot, _rng(seed, stream, "second"))
-    low, high = (_percentile_interval(draws_a - draws_b) if len(draws_a) and len(draws_b)
-                 else (math.nan, math.nan))
-    groups = (len(a), len(b))
-    return Statistic(estimate=estimate, low=low, high=high, n=len(a) + len(b),
-                     method="bootstrap percentile (groups resampled separately)",
-                     enough=_enough(len(a) + len(b), groups, min_samples), groups=groups)
+                    min_samples: int = MIN_SAMPLES,
+                    clusters: tuple[np.ndarray, np.ndarray] | None = None) -> Statistic:
+    """Return mean(first) - mean(second) with a cluster bootstrap interval.
+
+    ``clusters``: the cluster id of each value of ``first`` and of ``second`` (one id space:
+    a cluster holding values of both groups is drawn whole, both groups at once); None: every
+    value its own cluster. Non-finite values are left out. No interval where a resample draws
+    one group empty.
+    """
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if clusters is None:
+        ids = np.arange(len(a) + len(b))
+    else:
+        ids_a, ids_b = (np.asarray(c) for c in clusters)
+        if len(ids_a) != len(a) or len(ids_b) != len(b):
+            raise ValueError(f"clusters must have one id per value; got {len(ids_a)} for "
+                             f"{len(a)} and {len(ids_b)} for {len(b)}")
+        ids = np.concatenate([ids_a, ids_b])
+    values = np.concatenate([a, b])
+    in_first = np.r_[np.ones(len(a), bool), np.zeros(len(b), bool)]
+    keep = np.isfinite(values)
+    values, in_first, ids = values[keep], in_first[keep], ids[keep]
+    groups = (int(in_first.sum()), int((~in_first).sum()))
+    estimate = (float(values[in_first].mean() - values[~in_first].mean())
+                if min(groups) > 0 else math.nan)
+    low, high = math.nan, math.nan
+    if min(groups) > 0:
+        on, off = _weighted_mean(np.where(in_first, values, 0.0)), _weighted_mean(
+            np.where(in_first, 0.0, values))
+
+        def difference(w: np.ndarray) -> np.ndarray:
+            return on(w * in_first) - off(w * ~in_first)
+
+        low, high = bootstrap_interval(difference, _own(ids, len(values)), n_boot=n_boot,
+                                       rng=_rng(seed, stream))
+    return Statistic(estimate=estimate, low=low, high=high, n=sum(groups),
+                     method=BOOTSTRAP_METHOD, enough=_enough(sum(groups), groups, min_samples),
+                     groups=groups)
 
 
 def win_rate_statistic(wins: Sequence[bool] | np.ndarray, *,
                        min_samples: int = MIN_SAMPLES) -> Statistic:
-    """Return the fraction of wins with a Wilson score interval."""
-    w = np.asarray(wins, dtype=bool)
+    """Return the fraction of wins with a Wilson score interval (statsmodels)."""
+    return rate_statistic(np.asarray(wins, dtype=bool), min_samples=min_samples)
+
+
+def rate_statistic(hits: Sequence[bool] | np.ndarray, *,
+                   min_samples: int = MIN_SAMPLES) -> Statistic:
+    """Return the share of True among ``hits`` with statsmodels' Wilson interval."""
+    w = np.asarray(hits, dtype=bool)
     n = len(w)
     if n == 0:
         return Statistic(estimate=math.nan, low=math.nan, high=math.nan, n=0, method="Wilson",
                          enough=False)
-    p = float(w.mean())
-    denom = 1 + _Z**2 / n
-    centre = (p + _Z**2 / (2 * n)) / denom
-    half = _Z * math.sqrt(p * (1 - p) / n + _Z**2 / (4 * n**2)) / denom
-    return Statistic(estimate=p, low=max(0.0, centre - half), high=min(1.0, centre + half), n=n,
-                     method="Wilson", enough=_enough(n, (), min_samples))
+    low, high = proportion_confint(int(w.sum()), n, alpha=_ALPHA, method="wilson")
+    return Statistic(estimate=float(w.mean()), low=float(low), high=float(high), n=n,
+                     method="Wilson (statsmodels proportion_confint)",
+                     enough=_enough(n, (), min_samples))
 
 
 # --- metrics over resample counts -----------------------------------------------------------
-# Each takes the original samples (1-D) and a count matrix (one resample per row, as from
-# _resample_counts; a row of ones is the sample itself) and returns one value per row. Working
-# on counts over the sorted samples avoids sorting every resample.
+# Each takes the original samples (1-D) and a count matrix (one resample per row: how often
+# each sample was drawn; a row of ones is the sample itself) and returns one value per row.
+# Kept because no library evaluates these on thousands of weighted resamples at once; the
+# point estimates come from the libraries (roc_auc_score, spearmanr) and tests check these
+# against them (``roc_auc_score(sample_weight=...)``). Working on counts over the sorted
+# samples avoids sorting every resample.
 
 def _weighted_ranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Return each sample's average rank within each resample (ties share their mean rank)."""
@@ -343,23 +443,25 @@ def tail_cuts(scores: Sequence[float] | np.ndarray) -> tuple[float, float]:
 # --- outcome separation -------------------------------------------------------------------
 
 def auc_statistic(scores: np.ndarray, wins: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
-                  stream: str | int = "auc", min_samples: int = MIN_SAMPLES) -> Statistic:
-    """Return the AUC of ``scores`` against ``wins`` with a percentile bootstrap interval.
+                  stream: str | int = "auc", min_samples: int = MIN_SAMPLES,
+                  clusters: np.ndarray | None = None) -> Statistic:
+    """Return the AUC of ``scores`` against ``wins`` (scikit-learn's ``roc_auc_score``) with
+    a cluster bootstrap interval (``clusters``: one id per sample; None: each its own).
 
-    The p-value is the two-sided Mann-Whitney test of AUC = 0.5.
+    The p-value is the two-sided Mann-Whitney test of AUC = 0.5 (it assumes independent
+    samples; the interval does not).
     """
     s = np.asarray(scores, dtype=float)
     y = np.asarray(wins, dtype=bool)
     n, n_pos = len(s), int(y.sum())
     groups = (n_pos, n - n_pos)
-    estimate = _point(_auc_counts, s, y)
-    p_value = None
+    estimate, p_value = math.nan, None
     if min(groups) > 0:
+        estimate = float(roc_auc_score(y, s))
         p_value = float(stats.mannwhitneyu(s[y], s[~y], alternative="two-sided").pvalue)
-    low, high = _percentile_interval(_boot_draws(_auc_counts, s, y, n_boot=n_boot,
-                                                 rng=_rng(seed, stream)))
+    low, high = _boot(_auc_counts, s, y, clusters, n_boot=n_boot, rng=_rng(seed, stream))
     return Statistic(estimate=estimate, low=low, high=high, n=n,
-                     method="bootstrap percentile", enough=_enough(n, groups, min_samples),
+                     method=BOOTSTRAP_METHOD, enough=_enough(n, groups, min_samples),
                      p_value=p_value, groups=groups)
 
 
@@ -383,7 +485,8 @@ def spearman_statistic(scores: np.ndarray, values: np.ndarray, *,
 
 def spread_statistic(scores: np.ndarray, r: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
                      stream: str | int = "spread", cuts: tuple[float, float] | None = None,
-                     min_samples: int = MIN_SAMPLES) -> Statistic:
+                     min_samples: int = MIN_SAMPLES, clusters: np.ndarray | None = None
+                     ) -> Statistic:
     """Return mean R of the top decile minus mean R of the bottom decile of ``scores``.
 
     The bottom decile is scores at or below their 10th percentile and the top decile scores at
@@ -391,24 +494,24 @@ def spread_statistic(scores: np.ndarray, r: np.ndarray, *, n_boot: int = 2000, s
     bins of ``decile_table``, up to the rounding of n/10). ``cuts`` fixes those two bounds
     instead, e.g. to the in-sample ones in a walk-forward evaluation (NaN cuts: no estimate).
     When the 10th and 90th percentiles coincide the tails overlap and there is no estimate.
+    No library computes this; the interval is the cluster bootstrap of ``bootstrap_interval``.
     """
     s = np.asarray(scores, dtype=float)
     r = np.asarray(r, dtype=float)
     n = len(s)
     if n == 0 or (cuts is not None and not np.isfinite(cuts).all()):
         return Statistic(estimate=math.nan, low=math.nan, high=math.nan, n=n,
-                         method="bootstrap percentile", enough=False, groups=(0, 0))
+                         method=BOOTSTRAP_METHOD, enough=False, groups=(0, 0))
     n_top, _, n_bottom, _, apart = _tails(s, r, np.ones((1, n)), cuts)
     groups = (int(n_top[0]), int(n_bottom[0]))
     if not apart[0]:
         return Statistic(estimate=math.nan, low=math.nan, high=math.nan, n=n,
-                         method="bootstrap percentile", enough=False, groups=groups,
+                         method=BOOTSTRAP_METHOD, enough=False, groups=groups,
                          note="scores too tied to form a bottom and a top decile")
     metric: CountMetric = partial(_spread_counts, cuts=cuts)
     estimate = _point(metric, s, r)
-    draws = _boot_draws(metric, s, r, n_boot=n_boot, rng=_rng(seed, stream))
-    low, high = _percentile_interval(draws)
-    return Statistic(estimate=estimate, low=low, high=high, n=n, method="bootstrap percentile",
+    low, high = _boot(metric, s, r, clusters, n_boot=n_boot, rng=_rng(seed, stream))
+    return Statistic(estimate=estimate, low=low, high=high, n=n, method=BOOTSTRAP_METHOD,
                      enough=_enough(n, groups, min_samples), groups=groups)
 
 
@@ -451,12 +554,13 @@ def decile_table(results: pd.DataFrame, score_col: str = "overall_score", n_boot
         return pd.DataFrame(columns=columns)
     r = data["realized_r"].to_numpy()
     wins = data["win"].to_numpy()
+    clusters = cluster_ids(data)
     rows = []
     for b in listed:
         in_bin = bins == b
         n = int(in_bin.sum())
         mean_r = mean_statistic(r[in_bin], n_boot=n_boot, seed=seed, stream=f"decile-{b}",
-                                min_samples=min_samples)
+                                min_samples=min_samples, clusters=clusters[in_bin])
         win = win_rate_statistic(wins[in_bin], min_samples=min_samples)
         if edges is not None:
             low, high = float(bounds[b]), float(bounds[b + 1])
@@ -483,12 +587,15 @@ def rank_stats(results: pd.DataFrame, score_col: str = "overall_score", n_boot: 
     s = data[score_col].to_numpy()
     r = data["realized_r"].to_numpy()
     w = data["win"].to_numpy()
+    c = cluster_ids(data)
     return {
-        "auc": auc_statistic(s, w, n_boot=n_boot, seed=seed, min_samples=min_samples),
+        "auc": auc_statistic(s, w, n_boot=n_boot, seed=seed, min_samples=min_samples,
+                             clusters=c),
         "spearman": spearman_statistic(s, r, min_samples=min_samples),
         "decile_spread_r": spread_statistic(s, r, n_boot=n_boot, seed=seed,
-                                            min_samples=min_samples),
-        "mean_r": mean_statistic(r, n_boot=n_boot, seed=seed, min_samples=min_samples),
+                                            min_samples=min_samples, clusters=c),
+        "mean_r": mean_statistic(r, n_boot=n_boot, seed=seed, min_samples=min_samples,
+                                 clusters=c),
         "win_rate": win_rate_statistic(w, min_samples=min_samples),
     }
 
@@ -520,10 +627,12 @@ def severity_reliability(results: pd.DataFrame, n_boot: int = 2000, seed: int = 
     if unknown:
         raise ValueError(f"unknown overall_severity value(s) {unknown}; expected {levels}")
     rows = []
+    clusters = cluster_ids(data)
     for rank, level in enumerate(levels):
         at = (severity == level).to_numpy()
         mean_r = mean_statistic(data["realized_r"].to_numpy()[at], n_boot=n_boot, seed=seed,
-                                stream=f"severity-{level}", min_samples=min_samples)
+                                stream=f"severity-{level}", min_samples=min_samples,
+                                clusters=clusters[at])
         win = win_rate_statistic(data["win"].to_numpy()[at], min_samples=min_samples)
         n = int(at.sum())
         rows.append({"severity": level, "rank": rank, "n": n, "mean_r": mean_r.estimate,
@@ -545,15 +654,13 @@ def severity_trend(results: pd.DataFrame, *, min_samples: int = MIN_SAMPLES) -> 
 # --- ablation ------------------------------------------------------------------------------
 
 def _paired_change(metric: CountMetric, full: np.ndarray, without: np.ndarray,
-                   y: np.ndarray, *, n_boot: int, rng: np.random.Generator
-                   ) -> tuple[float, float, float]:
+                   y: np.ndarray, clusters: np.ndarray, *, n_boot: int,
+                   rng: np.random.Generator) -> tuple[float, float, float]:
+    """Return metric(without) - metric(full), both on the same resamples of clusters."""
     estimate = _point(metric, without, y) - _point(metric, full, y)
-    n = len(full)
-    if n < 2 or n_boot <= 0:
-        return estimate, math.nan, math.nan
-    draws = np.concatenate([metric(without, y, c) - metric(full, y, c)
-                            for c in _resample_counts(rng, n, n_boot)])
-    return (estimate, *_percentile_interval(draws))
+    low, high = bootstrap_interval(lambda w: metric(without, y, w) - metric(full, y, w),
+                                   _own(clusters, len(full)), n_boot=n_boot, rng=rng)
+    return estimate, low, high
 
 
 def ablation(results: pd.DataFrame, modules: Sequence[str] | None = None,
@@ -581,13 +688,14 @@ def ablation(results: pd.DataFrame, modules: Sequence[str] | None = None,
     used = {m: float(weights[m]) for m in names}
     data = resolved_outcomes(results, None)
     full = recompute_score(data, used).to_numpy()
+    clusters = cluster_ids(data)
     r = data["realized_r"].to_numpy()
     w = data["win"].to_numpy()
     rows = []
     for module in names:
         without = recompute_score(data, used, drop=[module]).to_numpy()
         ok = np.isfinite(full) & np.isfinite(without)
-        f, d, rr, ww = full[ok], without[ok], r[ok], w[ok]
+        f, d, rr, ww, cc = full[ok], without[ok], r[ok], w[ok], clusters[ok]
         n, n_win = int(ok.sum()), int(ww.sum())
         row: dict[str, object] = {"module": module, "weight": used[module], "n": n}
         for label, metric, target in (("auc", _auc_counts, ww),
@@ -595,7 +703,8 @@ def ablation(results: pd.DataFrame, modules: Sequence[str] | None = None,
                                       ("decile_spread_r", _spread_counts, rr)):
             base = _point(metric, f, target)
             change, low, high = ((math.nan,) * 3 if n == 0 else _paired_change(
-                metric, f, d, target, n_boot=n_boot, rng=_rng(seed, "ablation", module, label)))
+                metric, f, d, target, cc, n_boot=n_boot,
+                rng=_rng(seed, "ablation", module, label)))
             row.update({f"{label}_full": base, f"{label}_without": base + change,
                         f"{label}_change": change, f"{label}_change_low": low,
                         f"{label}_change_high": high})
@@ -613,7 +722,9 @@ def flag_table(results: pd.DataFrame, issues: pd.DataFrame, n_boot: int = 2000, 
     """Return, per issue code, mean R when it fired and when it did not, with n and intervals.
 
     An intent counts as fired when the code was raised on it at least once (in the same run).
-    ``diff_r`` is mean R fired minus mean R not fired; the two groups are resampled separately.
+    ``diff_r`` is mean R fired minus mean R not fired; intervals resample symbol-month clusters
+    (both groups drawn together). The claim each code makes is tested against its own measure
+    by ``replay.measures.claim_table``; this table is the mean-R view.
     Sorted by the number of intents the code fired on, most first.
     """
     data = resolved_outcomes(results, None)
@@ -628,17 +739,19 @@ def flag_table(results: pd.DataFrame, issues: pd.DataFrame, n_boot: int = 2000, 
     keys = pd.MultiIndex.from_frame(data[key].astype(str))
     r = data["realized_r"].to_numpy()
     wins = data["win"].to_numpy()
+    clusters = cluster_ids(data)
     rows = []
     for code, fired_rows in issues.groupby("code", sort=True):
         fired_keys = pd.MultiIndex.from_frame(fired_rows[key].astype(str)).unique()
         fired = keys.isin(fired_keys)
         groups = (int(fired.sum()), int((~fired).sum()))
         on = mean_statistic(r[fired], n_boot=n_boot, seed=seed, stream=f"flag-{code}-fired",
-                            min_samples=min_samples)
+                            min_samples=min_samples, clusters=clusters[fired])
         off = mean_statistic(r[~fired], n_boot=n_boot, seed=seed, stream=f"flag-{code}-not",
-                             min_samples=min_samples)
+                             min_samples=min_samples, clusters=clusters[~fired])
         diff = mean_difference(r[fired], r[~fired], n_boot=n_boot, seed=seed,
-                               stream=f"flag-{code}-diff", min_samples=min_samples)
+                               stream=f"flag-{code}-diff", min_samples=min_samples,
+                               clusters=(clusters[fired], clusters[~fired]))
         win = win_rate_statistic(wins[fired], min_samples=min_samples)
         modules = ", ".join(sorted(fired_rows["module"].astype(str).unique())) if (
             "module" in fired_rows) else ""
@@ -690,6 +803,7 @@ def walk_forward(results: pd.DataFrame, split_year: int | None = None, *,
     s = data[score_col].to_numpy()
     r = data["realized_r"].to_numpy()
     w = data["win"].to_numpy()
+    c = cluster_ids(data)
     rows = []
     for k, cut in enumerate(cuts):
         end = cuts[k + 1] if k + 1 < len(cuts) else None
@@ -700,12 +814,12 @@ def walk_forward(results: pd.DataFrame, split_year: int | None = None, *,
                                     ("out-of-sample", outside, bounds)):
             stream = f"walk-{cut}-{sample}"
             auc = auc_statistic(s[mask], w[mask], n_boot=n_boot, seed=seed, stream=stream,
-                                min_samples=min_samples)
+                                min_samples=min_samples, clusters=c[mask])
             rho = spearman_statistic(s[mask], r[mask], min_samples=min_samples)
             spread = spread_statistic(s[mask], r[mask], n_boot=n_boot, seed=seed, stream=stream,
-                                      cuts=fixed, min_samples=min_samples)
+                                      cuts=fixed, min_samples=min_samples, clusters=c[mask])
             mean_r = mean_statistic(r[mask], n_boot=n_boot, seed=seed, stream=stream,
-                                    min_samples=min_samples)
+                                    min_samples=min_samples, clusters=c[mask])
             in_years = years[mask]
             rows.append({
                 "split": cut, "sample": sample,

@@ -102,9 +102,11 @@ def test_flag_table_means_match_hand_computed_values() -> None:
     assert table.index.tolist() == ["NO_TARGET", "RR_BELOW_MIN"]  # most fired first
     assert not table["enough"].any()
     assert table["note"].str.startswith("too few samples (n=6").all()
-    for col in ("mean_r_fired", "mean_r_not_fired", "diff_r"):
+    for col in ("mean_r_fired", "mean_r_not_fired"):
         assert (table[f"{col}_low"] <= table[col]).all()
         assert (table[col] <= table[f"{col}_high"]).all()
+    # with 2-3 intents per group some resamples draw a group empty: no interval, not a guess
+    assert table["diff_r_low"].isna().all() and table["diff_r_high"].isna().all()
 
 
 def test_flag_table_matches_issues_to_intents_within_their_run() -> None:
