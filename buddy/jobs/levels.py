@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from buddy.levels.compute import LEVELS_VERSION, compute_key_levels, levels_table
 from buddy.store import Store
 from buddy.store.core import series_where
-from buddy.store.levels import stored_coverage, write_key_levels
+from buddy.store.levels import stored_coverage, trading_calendars, write_key_levels
 
 WRITE_BATCH_ROWS = 250_000
 
@@ -76,12 +76,13 @@ def run_levels_job(store: Store, symbols: Sequence[str] | None = None,
     return LevelsJobResult(series=len(coverage), series_updated=len(todo), rows_written=written)
 
 
-def levels_for_symbol(symbol: str, series: list[_SeriesTask], actions: pd.DataFrame
-                      ) -> list[pa.Table]:
-    """Return the key_levels rows to write for one symbol's series (a worker's task)."""
+def levels_for_symbol(symbol: str, series: list[_SeriesTask], actions: pd.DataFrame,
+                      calendar: str | None = None) -> list[pa.Table]:
+    """Return the key_levels rows to write for one symbol's series (a worker's task);
+    ``calendar``: the symbol's trading calendar (intraday bars: when a session is over)."""
     out = []
     for _timeframe, bars, since in series:
-        frame = compute_key_levels(bars, actions=actions)
+        frame = compute_key_levels(bars, actions=actions, calendar=calendar)
         table = levels_table(frame)
         if since is not None:
             table = table.filter(pa.array(frame["ts"] > since))
@@ -90,7 +91,7 @@ def levels_for_symbol(symbol: str, series: list[_SeriesTask], actions: pd.DataFr
 
 
 def _tasks(store: Store, todo: dict[tuple[str, str], pd.Timestamp | None]
-           ) -> list[tuple[str, list[_SeriesTask], pd.DataFrame]]:
+           ) -> list[tuple[str, list[_SeriesTask], pd.DataFrame, str | None]]:
     symbols = sorted({s for s, _ in todo})
     timeframes = sorted({t for _, t in todo})
     bars = store.query(
@@ -98,16 +99,18 @@ def _tasks(store: Store, todo: dict[tuple[str, str], pd.Timestamp | None]
         f"IN ({', '.join('?' * len(timeframes))}) ORDER BY symbol, timeframe, ts",
         [*symbols, *timeframes])
     actions = store.corporate_actions()
+    calendars = trading_calendars(store)
     per_symbol: dict[str, list[_SeriesTask]] = {}
     for (symbol, timeframe), series in bars.groupby(["symbol", "timeframe"], sort=True):
         if (symbol, timeframe) in todo:
             per_symbol.setdefault(symbol, []).append(
                 (timeframe, series.reset_index(drop=True), todo[(symbol, timeframe)]))
-    return [(symbol, series, actions[actions["symbol"] == symbol].reset_index(drop=True))
-            for symbol, series in per_symbol.items()]
+    return [(symbol, series, actions[actions["symbol"] == symbol].reset_index(drop=True),
+             calendars.get(symbol)) for symbol, series in per_symbol.items()]
 
 
-def _results(tasks: list[tuple[str, list[_SeriesTask], pd.DataFrame]], workers: int
+def _results(tasks: list[tuple[str, list[_SeriesTask], pd.DataFrame, str | None]],
+             workers: int
              ) -> Iterator[list[pa.Table]]:
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:

@@ -7,11 +7,17 @@ the row of bar t uses bars with ``ts_close`` at or before t's only, so recomputi
 data). ``compute_key_levels_naive`` is a deliberately plain per-bar loop over the same
 definitions; the tests and the benchmark prove both return identical frames.
 
-The levels (the row of bar t holds the levels in force while bar t traded)
-    prior_day_*        high, low and close of the previous day: for intraday bars the previous
-                       trading session present in the data (the calendar session in the
-                       ``session`` column, so FX days roll at 17:00 New York); for daily bars
-                       the previous session's bar; for weekly bars the previous week's bar.
+The levels (the row of bar t holds the levels as of bar t's close: what a trader sees once
+bar t has closed, for the session that follows it)
+    prior_day_*        high, low and close of the day before the session in force once bar t
+                       has closed. Daily bars: bar t itself (the session after it is the next
+                       one); weekly bars: bar t's week. Intraday bars: while bar t's session is
+                       still trading (the forming session), the previous trading session
+                       present in the data (the calendar session in the ``session`` column,
+                       so FX days roll at 17:00 New York); once bar t closes at or after its
+                       session's close (``calendar``: the instrument's trading calendar), bar
+                       t's own session, up to bar t. Without a calendar an intraday bar is
+                       taken to leave its session forming.
     pivots_json        pivots from those prior-day values: classic (P, R1-R3, S1-S3),
                        Fibonacci (P +- 0.382/0.618/1.000 x range) and Camarilla (C +- range x
                        1.1/12, /6, /4, /2 as R1-R4 and S1-S4). Null without a prior day.
@@ -24,7 +30,9 @@ The levels (the row of bar t holds the levels in force while bar t traded)
                        and daily) and month of the bar's session; the most recent CONFIRMED
                        swing high and swing low; and user anchors ('user:<name>', anchored at
                        the first bar closing after the anchor time). An anchor with no volume
-                       yet is left out.
+                       yet, or fewer than ``min_avwap_bars`` bars (default ``AVWAP_MIN_BARS``)
+                       from its anchor bar to bar t, is left out: a VWAP of one bar is that
+                       bar's typical price with no band, not a level.
     support_resistance_json
                        clusters of the last ``SR_SWING_POINTS`` confirmed swing points (highs
                        and lows together, in confirmation order). Points are sorted by price and
@@ -75,10 +83,12 @@ import pandas as pd
 import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 
+from buddy.data.calendars import TradingCalendar, get_calendar
 from buddy.timeframes import Timeframe
 
 __all__ = [
     "ATR_BARS",
+    "AVWAP_MIN_BARS",
     "KEY_LEVELS_COLUMNS",
     "LEVELS_VERSION",
     "PIVOT_NAMES",
@@ -100,7 +110,7 @@ __all__ = [
 
 #: Bumped whenever a definition below changes a stored value (stored rows of another version
 #: are recomputed by the job and ignored by the provider).
-LEVELS_VERSION = "1.0.0"
+LEVELS_VERSION = "2.0.0"
 ROLLING_RANGE_BARS = 20  # bars in the rolling range, bar t included
 SWING_BARS = 5  # bars on each side of a swing point = its confirmation lag, in bars
 ATR_BARS = 14  # bars in the mean true range that scales the S/R cluster tolerance
@@ -110,6 +120,7 @@ SR_MIN_TOUCHES = 2  # swing points a cluster needs to count as a level
 SR_LEVELS_PER_SIDE = 3  # support levels kept below the close, and resistance levels above it
 PRICE_DIGITS = 10  # significant digits every stored level is rounded to
 VWAP_BAND_SIGMAS = (1.0, 2.0)
+AVWAP_MIN_BARS = 5  # bars from its anchor (both included) before an anchored VWAP is a level
 
 PIVOT_NAMES: dict[str, tuple[str, ...]] = {
     "classic": ("P", "R1", "R2", "R3", "S1", "S2", "S3"),
@@ -245,6 +256,7 @@ class _Series:
     close: np.ndarray
     typical: np.ndarray
     weight: np.ndarray  # volume on the continuous basis
+    ends_session: np.ndarray  # bool: the bar closes at or after its session's close
 
     @property
     def n(self) -> int:
@@ -274,7 +286,25 @@ class _Series:
         return int(np.searchsorted(self.ts_close, at_us, side="right"))
 
 
-def _prepare(bars: pd.DataFrame, actions: pd.DataFrame | None) -> _Series:
+def _ends_session(timeframe: Timeframe, session: np.ndarray, ts_close: np.ndarray,
+                  calendar: TradingCalendar | str | None) -> np.ndarray:
+    """Return per bar whether its session is over once it has closed: always on daily and
+    weekly bars; intraday, when it closes at or after the calendar's close of its session
+    (never without a calendar: the session is taken to be still forming)."""
+    if not timeframe.is_intraday:
+        return np.ones(len(session), dtype=bool)
+    if calendar is None or not len(session):
+        return np.zeros(len(session), dtype=bool)
+    cal = get_calendar(calendar) if isinstance(calendar, str) else calendar
+    days, inverse = np.unique(session, return_inverse=True)
+    closes = pd.DatetimeIndex(cal.session_open_close(days.astype("datetime64[s]"))["close"])
+    close_us = np.where(closes.isna(), np.iinfo(np.int64).max,
+                        closes.as_unit("us").asi8)[inverse.reshape(-1)]
+    return ts_close >= close_us
+
+
+def _prepare(bars: pd.DataFrame, actions: pd.DataFrame | None,
+             calendar: TradingCalendar | str | None = None) -> _Series:
     bars = bars.sort_values("ts", kind="stable")
     symbols = bars["symbol"].astype("str").unique() if len(bars) else np.array(["?"])
     timeframes = bars["timeframe"].astype("str").unique() if len(bars) else np.array(["1d"])
@@ -292,10 +322,12 @@ def _prepare(bars: pd.DataFrame, actions: pd.DataFrame | None) -> _Series:
     high = bars["high"].to_numpy(dtype=np.float64) * multiplier
     low = bars["low"].to_numpy(dtype=np.float64) * multiplier
     close = bars["close"].to_numpy(dtype=np.float64) * multiplier
-    return _Series(symbol=symbol, timeframe=Timeframe.parse(timeframes[0]), ts=ts,
+    timeframe = Timeframe.parse(timeframes[0])
+    return _Series(symbol=symbol, timeframe=timeframe, ts=ts,
                    ts_close=ts_close, session=session, multiplier=multiplier, high=high,
                    low=low, close=close, typical=(high + low + close) / 3.0,
-                   weight=bars["volume"].to_numpy(dtype=np.float64) / multiplier)
+                   weight=bars["volume"].to_numpy(dtype=np.float64) / multiplier,
+                   ends_session=_ends_session(timeframe, session, ts_close, calendar))
 
 
 def _normalise_anchors(anchors: Iterable[LevelAnchor | tuple[str, datetime]]
@@ -423,30 +455,22 @@ def _sr_events(s: _Series, confirm: np.ndarray, prices: np.ndarray, bar: np.ndar
 
 
 def compute_key_levels(bars: pd.DataFrame, anchors: Iterable[LevelAnchor | tuple[str, datetime]]
-                       = (), *, actions: pd.DataFrame | None = None) -> pd.DataFrame:
+                       = (), *, actions: pd.DataFrame | None = None,
+                       calendar: TradingCalendar | str | None = None,
+                       min_avwap_bars: int = AVWAP_MIN_BARS) -> pd.DataFrame:
     """Return one key_levels row per bar of one (symbol, timeframe) series (vectorised).
 
     ``bars`` are canonical as-traded bars; ``actions`` the symbol's corporate actions (only
     splits on or before each bar's session are used); ``anchors`` user anchors (name and
-    timezone-aware time). Prices are on each bar's own as-traded basis.
+    timezone-aware time); ``calendar`` the instrument's trading calendar (intraday: tells when
+    a bar ends its session); ``min_avwap_bars`` the fewest bars an anchored VWAP spans.
+    Prices are on each bar's own as-traded basis.
     """
-    s = _prepare(bars, actions)
+    s = _prepare(bars, actions, calendar)
     user = _normalise_anchors(anchors)
     n = s.n
     with np.errstate(invalid="ignore"):
-        # prior day
-        group = s.day_groups()
-        starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]])) if n else \
-            np.array([], dtype=np.int64)
-        g_high = np.maximum.reduceat(s.high, starts) if n else s.high
-        g_low = np.minimum.reduceat(s.low, starts) if n else s.low
-        g_close = s.close[np.concatenate([starts[1:] - 1, [n - 1]])] if n else s.close
-        prev = group - 1
-        has_prev = prev >= 0
-        pick = np.maximum(prev, 0)
-        pd_high = np.where(has_prev, g_high[pick] / s.multiplier, np.nan) if n else s.high
-        pd_low = np.where(has_prev, g_low[pick] / s.multiplier, np.nan) if n else s.low
-        pd_close = np.where(has_prev, g_close[pick] / s.multiplier, np.nan) if n else s.close
+        pd_high, pd_low, pd_close, has_prev = _prior_day(s)
         pivots = _pivots(pd_high, pd_low, pd_close)
         # rolling range
         range_high = np.full(n, np.nan)
@@ -473,10 +497,39 @@ def compute_key_levels(bars: pd.DataFrame, anchors: Iterable[LevelAnchor | tuple
         first = s.anchor_index(anchor.anchor_ts)
         anchor_rows.append(np.where(np.arange(n) >= first, first, -1))
     vwap_cols = [_anchored(rows, s) for rows in anchor_rows]
-    avwaps = _avwap_column(s, names, anchor_rows, vwap_cols)
+    avwaps = _avwap_column(s, names, anchor_rows, vwap_cols, min_avwap_bars)
     sr = _sr_column(s, *_sr_events(s, confirm, prices, swing_bar))
     return _frame(s, pd_high, pd_low, pd_close, _pivot_column(pivots, has_prev), avwaps,
                   range_high, range_low, sr)
+
+
+def _prior_day(s: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return per row the prior day's high, low and close on the row's basis, and whether
+    there is one: the row's own day up to the row where the bar ends its session, else the
+    day before the row's."""
+    n = s.n
+    if not n:
+        empty = np.zeros(0)
+        return empty, empty, empty, np.zeros(0, dtype=bool)
+    group = s.day_groups()
+    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+    g_high = np.maximum.reduceat(s.high, starts)
+    g_low = np.minimum.reduceat(s.low, starts)
+    g_close = s.close[np.concatenate([starts[1:] - 1, [n - 1]])]
+    # the day so far: running extremes that restart with each day (point-in-time even when
+    # a later bar of the day exists)
+    so_far_high = pd.Series(s.high).groupby(group).cummax().to_numpy()
+    so_far_low = pd.Series(s.low).groupby(group).cummin().to_numpy()
+    prev = group - 1
+    pick = np.maximum(prev, 0)
+    own = s.ends_session
+    has = own | (prev >= 0)
+    high = np.where(own, so_far_high, g_high[pick])
+    low = np.where(own, so_far_low, g_low[pick])
+    close = np.where(own, s.close, g_close[pick])
+    m = s.multiplier
+    return (np.where(has, high / m, np.nan), np.where(has, low / m, np.nan),
+            np.where(has, close / m, np.nan), has)
 
 
 def _pivot_column(pivots: dict[str, dict[str, np.ndarray]], valid: np.ndarray) -> pa.Array:
@@ -490,14 +543,15 @@ def _pivot_column(pivots: dict[str, dict[str, np.ndarray]], valid: np.ndarray) -
 
 
 def _avwap_column(s: _Series, names: list[str], anchor_rows: list[np.ndarray],
-                  vwap_cols: list[tuple[np.ndarray, np.ndarray]]) -> pa.Array:
+                  vwap_cols: list[tuple[np.ndarray, np.ndarray]], min_bars: int) -> pa.Array:
     n, k = s.n, len(names)
     if not k or not n:
         return pa.array([[] for _ in range(n)], AVWAP_TYPE)
     vwap_c = np.stack([v for v, _ in vwap_cols], axis=1)
     sd_c = np.stack([d for _, d in vwap_cols], axis=1)
     anchor = np.stack(anchor_rows, axis=1)
-    present = np.isfinite(vwap_c)
+    spans = np.arange(n)[:, None] - anchor + 1
+    present = np.isfinite(vwap_c) & (anchor >= 0) & (spans >= min_bars)
     bands = _bands(vwap_c[present], sd_c[present],
                    np.broadcast_to(s.multiplier[:, None], (n, k))[present])
     label = np.broadcast_to(np.arange(k, dtype=np.int32)[None, :], (n, k))[present]
@@ -566,7 +620,8 @@ def _frame(s: _Series, pd_high: np.ndarray, pd_low: np.ndarray, pd_close: np.nda
 
 
 def user_anchor_vwaps(bars: pd.DataFrame, anchors: Iterable[LevelAnchor | tuple[str, datetime]],
-                      *, actions: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+                      *, actions: pd.DataFrame | None = None,
+                      min_avwap_bars: int = AVWAP_MIN_BARS) -> list[dict[str, Any]]:
     """Return the anchored VWAP entries of the user ``anchors`` at the LAST bar of ``bars``.
 
     ``bars`` need only start at (or before) the earliest anchor's first bar: sums run from each
@@ -576,7 +631,7 @@ def user_anchor_vwaps(bars: pd.DataFrame, anchors: Iterable[LevelAnchor | tuple[
     out = []
     for anchor in _normalise_anchors(anchors):
         first = s.anchor_index(anchor.anchor_ts)
-        if first >= s.n:
+        if first >= s.n or s.n - first < min_avwap_bars:
             continue
         rows = np.full(s.n, -1, dtype=np.int64)
         rows[-1] = first
@@ -600,13 +655,15 @@ def _avwap_entry(anchor: str, anchor_us: int, values: Sequence[SupportsFloat]
 # ---------------------------------------------------------------------------- naive
 def compute_key_levels_naive(bars: pd.DataFrame,
                              anchors: Iterable[LevelAnchor | tuple[str, datetime]] = (), *,
-                             actions: pd.DataFrame | None = None) -> pd.DataFrame:
+                             actions: pd.DataFrame | None = None,
+                             calendar: TradingCalendar | str | None = None,
+                             min_avwap_bars: int = AVWAP_MIN_BARS) -> pd.DataFrame:
     """Return the same frame as ``compute_key_levels`` with a plain per-bar loop.
 
     For every bar t it takes the history up to t and recomputes each level from scratch with
     pandas: the reference the vectorised version is tested and benchmarked against.
     """
-    s = _prepare(bars, actions)
+    s = _prepare(bars, actions, calendar)
     user = _normalise_anchors(anchors)
     history = pd.DataFrame({"high": s.high, "low": s.low, "close": s.close,
                             "typical": s.typical, "weight": s.weight,
@@ -620,18 +677,20 @@ def compute_key_levels_naive(bars: pd.DataFrame,
     for t in range(s.n):
         hist = history.iloc[: t + 1]
         m_t = s.multiplier[t]
-        # prior day
-        if s.timeframe.is_intraday:
+        # prior day: the row's own day so far once its bar ends the session, else the one before
+        if s.ends_session[t]:
+            today = hist[hist["session"] == hist["session"].iloc[-1]] \
+                if s.timeframe.is_intraday else hist.iloc[-1:]
+            pd_high[t] = today["high"].max() / m_t
+            pd_low[t] = today["low"].min() / m_t
+            pd_close[t] = today["close"].iloc[-1] / m_t
+        elif s.timeframe.is_intraday:
             earlier = hist[hist["session"] < hist["session"].iloc[-1]]
             if len(earlier):
                 day = earlier[earlier["session"] == earlier["session"].iloc[-1]]
                 pd_high[t] = day["high"].max() / m_t
                 pd_low[t] = day["low"].min() / m_t
                 pd_close[t] = day["close"].iloc[-1] / m_t
-        elif t >= 1:
-            pd_high[t] = hist["high"].iloc[-2] / m_t
-            pd_low[t] = hist["low"].iloc[-2] / m_t
-            pd_close[t] = hist["close"].iloc[-2] / m_t
         if np.isnan(pd_high[t]):
             pivot_rows.append(None)
         else:
@@ -659,6 +718,8 @@ def compute_key_levels_naive(bars: pd.DataFrame,
                 entries.append((f"user:{anchor.name}", first))
         row = []
         for label, start in entries:
+            if t - start + 1 < min_avwap_bars:
+                continue
             window = hist.iloc[start:]
             dev = window["typical"].to_numpy() - s.typical[start]
             weight = window["weight"].to_numpy()

@@ -1,7 +1,9 @@
 """The ContextPack's ``levels`` piece: key levels of the last closed bar, on the as-of basis.
 
 The snapshot is the key_levels row of the last bar with ``ts_close <= as_of``, written by the
-key-levels job. When the row is missing (the job has not run, or ran with another
+key-levels job: the levels as of that bar's close, so prior-day levels and pivots are those in
+force for the session that follows it (on intraday bars, the forming session's while it
+trades; ``buddy.levels.compute``). When the row is missing (the job has not run, or ran with another
 LEVELS_VERSION) it is computed on demand from the series' bars closed by as_of, which gives
 the same values (``compute_key_levels`` is point-in-time and prefix-stable); nothing is
 written. The requesting user's anchors (``level_anchors``) are added as 'user:<name>'
@@ -64,6 +66,7 @@ from buddy.store.levels import (
     last_closed_bar,
     nested_levels,
     series_levels,
+    trading_calendar,
 )
 from buddy.timeframes import Timeframe
 
@@ -123,7 +126,8 @@ def key_levels_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: 
         user_vwaps: list[dict[str, Any]] = []
         if stored is None:
             frame = compute_key_levels(bars_closed(con, symbol, tf, as_of), anchors,
-                                       actions=actions)
+                                       actions=actions,
+                                       calendar=trading_calendar(con, symbol))
             row = {STORED_NAMES.get(str(k), str(k)): v
                    for k, v in _python_row(frame.iloc[-1]).items()}
         else:

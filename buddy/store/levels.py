@@ -67,6 +67,8 @@ _NESTED_SQL = f"""
 SELECT ts, {_READ_NESTED} FROM key_levels
 WHERE symbol = ? AND timeframe = ? AND version = ? AND ts IN (SELECT unnest(?))
 """
+_CALENDAR_SQL = "SELECT trading_calendar FROM tickers WHERE symbol = ?"
+_CALENDARS_SQL = "SELECT symbol, trading_calendar FROM tickers"
 _COVERAGE_SQL = ("SELECT symbol, timeframe, max(ts) AS last_ts, min(version) AS oldest, "
                  "max(version) AS newest FROM key_levels GROUP BY ALL")
 
@@ -81,6 +83,19 @@ def write_key_levels(store: Store, table: pa.Table) -> int:
 def stored_coverage(store: Store) -> pd.DataFrame:
     """Return per stored (symbol, timeframe) the last ts and the oldest and newest version."""
     return store.query(_COVERAGE_SQL)
+
+
+def trading_calendar(con: duckdb.DuckDBPyConnection, symbol: str) -> str | None:
+    """Return the trading calendar name of ``symbol`` (None when the symbol is unknown)."""
+    found = con.execute(_CALENDAR_SQL, [symbol]).fetchall()
+    return str(found[0][0]) if found and found[0][0] is not None else None
+
+
+def trading_calendars(store: Store) -> dict[str, str]:
+    """Return symbol -> trading calendar name of every ticker."""
+    frame = store.query(_CALENDARS_SQL)
+    return {str(r.symbol): str(r.trading_calendar) for r in frame.itertuples()
+            if r.trading_calendar is not None}
 
 
 def last_closed_bar(con: duckdb.DuckDBPyConnection, symbol: str, timeframe: str,

@@ -30,15 +30,20 @@ def column(frame: pd.DataFrame, name: str) -> list:
 
 
 def independent_prior_day(bars: pd.DataFrame, intraday: bool) -> pd.DataFrame:
-    """High, low and close of the previous day: the previous session for intraday bars, the
-    previous bar otherwise (no splits in the range)."""
+    """High, low and close of the day before the session in force once each bar has closed
+    (no splits in the range): daily and weekly, the bar itself; intraday, the bar's own
+    session when the bar closes at its FX session's close (17:00 New York), else the
+    previous session."""
     if not intraday:
-        return pd.DataFrame({"high": bars["high"].shift(1), "low": bars["low"].shift(1),
-                             "close": bars["close"].shift(1)}).reset_index(drop=True)
+        return pd.DataFrame({"high": bars["high"], "low": bars["low"],
+                             "close": bars["close"]}).reset_index(drop=True)
     days = bars.groupby("session", sort=True).agg(high=("high", "max"), low=("low", "min"),
                                                   close=("close", "last"))
-    previous = days.shift(1)
-    return previous.loc[bars["session"].to_numpy()].reset_index(drop=True)
+    previous = days.shift(1).loc[bars["session"].to_numpy()].reset_index(drop=True)
+    own = days.loc[bars["session"].to_numpy()].reset_index(drop=True)
+    local_close = pd.DatetimeIndex(bars["ts_close"]).tz_convert("America/New_York")
+    ends = (local_close.hour == 17) & (local_close.minute == 0)
+    return own.where(pd.Series(ends), previous)
 
 
 def independent_pivots(h: float, low: float, c: float) -> dict[str, dict[str, float]]:
@@ -60,12 +65,14 @@ def independent_pivots(h: float, low: float, c: float) -> dict[str, dict[str, fl
 def test_prior_day_and_pivots_equal_an_independent_calculation(sample_series, symbol: str,
                                                                tf: str) -> None:
     bars, actions = sample_series(symbol, tf)
-    frame = compute_key_levels(bars, actions=actions)
-    expected = independent_prior_day(bars, intraday=tf in ("1h", "4h"))
+    intraday = tf in ("1h", "4h")
+    frame = compute_key_levels(bars, actions=actions,
+                               calendar="FX24x5" if intraday else "XNYS")
+    expected = independent_prior_day(bars, intraday=intraday)
     for name in ("high", "low", "close"):
         np.testing.assert_allclose(frame[f"prior_day_{name}"], expected[name], rtol=RTOL)
-    assert frame["prior_day_high"].isna().sum() == (
-        (bars["session"] == bars["session"].iloc[0]).sum() if tf in ("1h", "4h") else 1)
+    first = bars["session"] == bars["session"].iloc[0]
+    assert frame["prior_day_high"].isna().sum() == (first.sum() - 1 if intraday else 0)
     pivots = column(frame, "pivots_json")
     checked = 0
     for i in range(0, len(frame), 7):
@@ -84,15 +91,37 @@ def test_prior_day_and_pivots_equal_an_independent_calculation(sample_series, sy
 
 def test_intraday_prior_day_follows_the_fx_session_not_the_utc_date(sample_series) -> None:
     bars, actions = sample_series("EURUSD", "1h")
-    frame = compute_key_levels(bars, actions=actions).set_index("ts")
-    # 2017-06-14 22:00Z opens the 2017-06-15 session (17:00 New York), so its prior day is the
-    # 2017-06-14 session: 2017-06-13 21:00Z to 2017-06-14 21:00Z.
+    frame = compute_key_levels(bars, actions=actions, calendar="FX24x5").set_index("ts")
+    # The 2017-06-14 session runs 2017-06-13 21:00Z to 2017-06-14 21:00Z (17:00 New York).
+    # Its last bar (20:00Z) closes it: from then on the session in force is 2017-06-15,
+    # whose prior day is 2017-06-14; through the 2017-06-15 session it stays so.
     day = bars[(bars["ts"] >= "2017-06-13T21:00Z") & (bars["ts"] < "2017-06-14T21:00Z")]
-    for ts in ("2017-06-14T21:00Z", "2017-06-15T03:00Z", "2017-06-15T20:00Z"):
+    for ts in ("2017-06-14T20:00Z", "2017-06-14T21:00Z", "2017-06-15T03:00Z",
+               "2017-06-15T19:00Z"):
         row = frame.loc[pd.Timestamp(ts)]
         assert row["prior_day_high"] == day["high"].max()
         assert row["prior_day_low"] == day["low"].min()
         assert row["prior_day_close"] == day["close"].iloc[-1]
+    # While the 2017-06-14 session is still trading (19:00Z bar), its prior day is 06-13.
+    before = bars[(bars["ts"] >= "2017-06-12T21:00Z") & (bars["ts"] < "2017-06-13T21:00Z")]
+    row = frame.loc[pd.Timestamp("2017-06-14T19:00Z")]
+    assert row["prior_day_high"] == before["high"].max()
+    assert row["prior_day_close"] == before["close"].iloc[-1]
+    # Without a calendar no bar is known to end its session: the forming session's levels.
+    plain = compute_key_levels(bars, actions=actions).set_index("ts")
+    assert plain.loc[pd.Timestamp("2017-06-14T20:00Z"), "prior_day_high"] == before["high"].max()
+
+
+def test_daily_prior_day_is_the_last_closed_bar_aapl_2012_06_01(sample_series) -> None:
+    # The issue's case: once the 2012-06-01 bar has closed, the session in force is
+    # 2012-06-04, whose prior day is 2012-06-01 (high 572.65), not 2012-05-31 (581.50).
+    bars, actions = sample_series("AAPL", "1d")
+    frame = compute_key_levels(bars, actions=actions).set_index("ts")
+    bar = bars.set_index("ts").loc[pd.Timestamp("2012-06-01T13:30Z")]
+    row = frame.loc[pd.Timestamp("2012-06-01T13:30Z")]
+    assert bar["high"] == 572.65
+    assert (row["prior_day_high"], row["prior_day_low"], row["prior_day_close"]) == (
+        bar["high"], bar["low"], bar["close"])
 
 
 def test_levels_sit_on_each_bars_own_basis_across_the_aapl_split(sample_series) -> None:
@@ -101,9 +130,11 @@ def test_levels_sit_on_each_bars_own_basis_across_the_aapl_split(sample_series) 
     by_day = bars.set_index(bars["session"].dt.strftime("%Y-%m-%d"))
     before = frame.loc[pd.Timestamp("2005-02-25T14:30Z")]
     on_ex_date = frame.loc[pd.Timestamp("2005-02-28T14:30Z")]
-    assert before["prior_day_high"] == by_day.loc["2005-02-24", "high"]
-    assert on_ex_date["prior_day_high"] == pytest.approx(by_day.loc["2005-02-25", "high"] / 2,
-                                                         rel=RTOL)
+    assert before["prior_day_high"] == by_day.loc["2005-02-25", "high"]
+    assert on_ex_date["prior_day_high"] == by_day.loc["2005-02-28", "high"]
+    # the ex-date row's pivots are on the post-split basis: from 2005-02-28's own bar
+    pivot = (by_day.loc["2005-02-28", ["high", "low", "close"]].sum()) / 3
+    assert on_ex_date["pivots_json"]["classic"]["P"] == pytest.approx(pivot, rel=RTOL)
     window = bars[bars["ts"] <= "2005-02-28T14:30Z"].tail(ROLLING_RANGE_BARS)
     halved = np.where(window["session"] < "2005-02-28", window["high"] / 2, window["high"])
     assert on_ex_date["rolling_range_high"] == pytest.approx(halved.max(), rel=RTOL)
@@ -133,8 +164,9 @@ def test_vectorised_equals_the_naive_loop_bit_for_bit(sample_series, symbol: str
     part = bars[(bars["ts"] >= pd.Timestamp(start, tz="UTC"))
                 & (bars["ts"] < pd.Timestamp(end, tz="UTC"))].reset_index(drop=True)
     anchors = [LevelAnchor("event", pd.Timestamp(anchor).to_pydatetime())] if anchor else []
-    fast = compute_key_levels(part, anchors, actions=actions)
-    slow = compute_key_levels_naive(part, anchors, actions=actions)
+    calendar = "FX24x5" if symbol == "EURUSD" else "XNYS"
+    fast = compute_key_levels(part, anchors, actions=actions, calendar=calendar)
+    slow = compute_key_levels_naive(part, anchors, actions=actions, calendar=calendar)
     assert len(fast) == len(part) > 80
     assert same_levels(fast, slow)
     # not vacuous: swings, clusters and the user anchor all show up
@@ -220,7 +252,7 @@ def test_anchored_vwap_and_bands_equal_an_independent_calculation() -> None:
     rows = column(frame, "anchored_vwap_levels_json")
     first_feb = int(np.flatnonzero(bars["session"] >= "2021-02-01")[0])
     last_feb = int(np.flatnonzero(bars["session"] < "2021-03-01")[-1])
-    for t in (first_feb, first_feb + 3, last_feb):
+    for t in (first_feb + 4, first_feb + 6, last_feb):
         entries = {e["anchor"]: e for e in rows[t]}
         for anchor, start in (("user:news", 5), ("month", first_feb)):
             w, tp = bars["volume"].iloc[start:t + 1], typical.iloc[start:t + 1]
@@ -231,7 +263,12 @@ def test_anchored_vwap_and_bands_equal_an_independent_calculation() -> None:
             assert got["vwap"] == pytest.approx(vwap, rel=RTOL)
             for key, k in (("upper_1", 1), ("lower_1", -1), ("upper_2", 2), ("lower_2", -2)):
                 assert got[key] == pytest.approx(vwap + k * sd, rel=RTOL, abs=1e-9)
-    assert all("user:news" not in {e["anchor"] for e in row} for row in rows[:5])
+    # an anchor spans AVWAP_MIN_BARS bars before it is a level: none on February's first
+    # four bars, nor before the user's anchor has five bars (bars 5 to 9)
+    assert all("user:news" not in {e["anchor"] for e in row} for row in rows[:9])
+    assert "user:news" in {e["anchor"] for e in rows[9]}
+    assert [("month" in {e["anchor"] for e in rows[first_feb + k]}) for k in range(6)] == [
+        False, False, False, False, True, True]
 
 
 POINTS_PER_SERIES = 10
@@ -244,7 +281,8 @@ def test_rows_at_t_equal_rows_computed_on_data_truncated_at_t(sample_series, sym
                                                               tf: str) -> None:
     bars, actions = sample_series(symbol, tf)
     anchors = [LevelAnchor("mid", bars["ts"].iloc[len(bars) // 3].to_pydatetime())]
-    full = levels_table(compute_key_levels(bars, anchors, actions=actions))
+    calendar = "FX24x5" if symbol == "EURUSD" else "XNYS"
+    full = levels_table(compute_key_levels(bars, anchors, actions=actions, calendar=calendar))
     rng = np.random.default_rng(len(bars))
     cuts = sorted(set(rng.integers(30, len(bars), POINTS_PER_SERIES).tolist()))
     if len(actions):  # both sides of every split
@@ -254,14 +292,16 @@ def test_rows_at_t_equal_rows_computed_on_data_truncated_at_t(sample_series, sym
     for k in cuts:
         t = bars["ts_close"].iloc[k]
         known = actions[pd.to_datetime(actions["ex_date"]) <= t.tz_localize(None)]
-        cut = compute_key_levels(bars[bars["ts_close"] <= t], anchors, actions=known)
+        cut = compute_key_levels(bars[bars["ts_close"] <= t], anchors, actions=known,
+                                 calendar=calendar)
         assert levels_table(cut).equals(full.slice(0, k + 1)), (symbol, tf, t)
 
 
 def test_short_and_empty_series() -> None:
     bars = zigzag([100, 101], leg=3)
     frame = compute_key_levels(bars)
-    assert len(frame) == 4 and frame["prior_day_high"].isna().iloc[0]
+    assert len(frame) == 4
+    np.testing.assert_allclose(frame["prior_day_high"], bars["high"], rtol=RTOL)
     assert column(frame, "support_resistance_json") == [[], [], [], []]
     assert frame["rolling_range_high"].isna().all()
     empty = compute_key_levels(bars.iloc[0:0])

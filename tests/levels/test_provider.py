@@ -56,7 +56,7 @@ def test_snapshot_from_stored_rows_equals_snapshot_from_data_truncated_at_t(
     last = levels_store.bars(symbol, tf, as_of=t).iloc[-1]
     assert full.ts == last["ts"]
     assert full.prior_day_high is not None and full.pivots["classic"]
-    assert {v.anchor for v in full.anchored_vwaps} >= {"month", "swing_high", "swing_low"}
+    assert {v.anchor for v in full.anchored_vwaps} >= {"swing_high", "swing_low"}
 
 
 def test_levels_are_rescaled_to_the_as_of_basis_around_the_aapl_split(
@@ -71,9 +71,10 @@ def test_levels_are_rescaled_to_the_as_of_basis_around_the_aapl_split(
     bars = pack.market.bars
     assert bars["ts"].iloc[-1] == pd.Timestamp("2005-02-25T14:30Z")
     assert pack.market.splits_applied[-1][1] == 2.0
-    assert snap.prior_day_high == pytest.approx(bars["high"].iloc[-2], rel=RTOL)
-    assert snap.prior_day_low == pytest.approx(bars["low"].iloc[-2], rel=RTOL)
-    assert snap.prior_day_close == pytest.approx(bars["close"].iloc[-2], rel=RTOL)
+    # the last closed bar (Friday's) is the prior day of the session in force (Monday's)
+    assert snap.prior_day_high == pytest.approx(bars["high"].iloc[-1], rel=RTOL)
+    assert snap.prior_day_low == pytest.approx(bars["low"].iloc[-1], rel=RTOL)
+    assert snap.prior_day_close == pytest.approx(bars["close"].iloc[-1], rel=RTOL)
     assert snap.rolling_range_high == pytest.approx(bars["high"].tail(20).max(), rel=RTOL)
     assert snap.rolling_range_low == pytest.approx(bars["low"].tail(20).min(), rel=RTOL)
     # exactly the stored (as-traded, pre-split) row divided by the split factor
@@ -90,6 +91,44 @@ def test_levels_are_rescaled_to_the_as_of_basis_around_the_aapl_split(
     for after, before in zip(snap.support_resistance, same_bar_before.support_resistance,
                              strict=True):
         assert after.price == before.price / 2.0 and after.touches == before.touches
+
+
+def test_prior_day_is_the_last_closed_bar_aapl_2012_06_01(levels_store: Store) -> None:
+    # `buddy context levels AAPL --tf 1d --as-of 2012-06-01`: the end of that exchange day,
+    # after the 06-01 bar closed. Prior day, pivots and rolling range all include 06-01.
+    from buddy.api import resolve_as_of
+
+    t = resolve_as_of("2012-06-01", "America/New_York")
+    snap = key_levels_at(levels_store, "AAPL", "1d", t)
+    bar = levels_store.query("SELECT * FROM bars WHERE symbol = 'AAPL' AND timeframe = '1d' "
+                             "AND session = DATE '2012-06-01'").iloc[0]
+    assert snap is not None and snap.ts == bar["ts"]
+    assert snap.prior_day_high == bar["high"] == 572.65
+    assert (snap.prior_day_low, snap.prior_day_close) == (bar["low"], bar["close"])
+    pivot = (bar["high"] + bar["low"] + bar["close"]) / 3
+    assert snap.pivots["classic"]["P"] == pytest.approx(pivot, rel=RTOL)
+    assert snap.rolling_range_low <= bar["low"]
+    # the month VWAP of June's first bar spans one bar: not a level
+    assert "month" not in {v.anchor for v in snap.anchored_vwaps}
+    # the same snapshot from a store truncated at t (computed on demand)
+    assert stored_rows(levels_store, "AAPL", "1d") > 0
+
+
+@pytest.mark.parametrize(("as_of", "session"), [
+    ("2017-06-14T20:30Z", "2017-06-13"),  # 06-14 session still trading: its prior day
+    ("2017-06-14T21:00Z", "2017-06-14"),  # its last bar closed the session: 06-15 in force
+    ("2017-06-14T22:30Z", "2017-06-14"),  # inside the 06-15 session
+    ("2017-06-15T20:59Z", "2017-06-14"),
+])
+def test_intraday_prior_day_is_the_session_in_force_at_as_of(levels_store: Store, as_of: str,
+                                                             session: str) -> None:
+    snap = key_levels_at(levels_store, "EURUSD", "1h", pd.Timestamp(as_of).to_pydatetime())
+    bars = levels_store.query("SELECT * FROM bars WHERE symbol = 'EURUSD' AND timeframe = "
+                              "'1h' AND session = CAST(? AS DATE) ORDER BY ts", [session])
+    assert snap is not None and len(bars) > 10
+    assert snap.prior_day_high == bars["high"].max()
+    assert snap.prior_day_low == bars["low"].min()
+    assert snap.prior_day_close == bars["close"].iloc[-1]
 
 
 @pytest.fixture
@@ -113,11 +152,12 @@ def test_user_anchors_are_the_users_own_and_equal_on_demand_and_stored(aapl_stor
     assert [a.name for a in level_anchors(aapl_store, "alice", "AAPL")] == ["earnings",
                                                                            "launch"]
     points = [pd.Timestamp(p).to_pydatetime() for p in
-              ("2005-02-25T21:00Z", "2005-02-28T15:00Z", "2005-03-15T21:00Z")]
+              ("2005-02-25T21:00Z", "2005-02-28T15:00Z", "2005-03-16T21:00Z")]
     on_demand = [key_levels_at(aapl_store, "AAPL", "1d", t, user_id="alice") for t in points]
     run_levels_job(aapl_store, workers=1, progress=False)
     stored = [key_levels_at(aapl_store, "AAPL", "1d", t, user_id="alice") for t in points]
     assert on_demand == stored
+    # the launch anchor (03-10) spans five bars on 03-16: a level from then on
     names = [[v.anchor for v in s.anchored_vwaps if v.anchor.startswith("user:")]
              for s in stored]
     assert names == [["user:earnings"], ["user:earnings"], ["user:earnings", "user:launch"]]
