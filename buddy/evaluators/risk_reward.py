@@ -7,9 +7,11 @@ average bar volume, the notional against buying power, and the entry against the
 
 Sizes are in the instrument's units (shares, or currency units for FX); money is in the
 instrument's currency, which is the account's whenever the risk is compared with equity.
-Every suggested size is rounded down to the lot size, and is given only when there is a stop
-and an equity snapshot to size against; equity is never guessed (a size that cannot be given
-is null in the mitigation's facts).
+A target within half a tick of the minimum reward/risk meets it (the nearest tick to the
+minimum's price is as close as a target can be). Every suggested size is rounded down to the
+lot size, and is given only when there is a stop and an equity snapshot to size against;
+equity is never guessed (a size that cannot be given is null in the mitigation's facts).
+A missing equity snapshot or conversion rate is reported as not checked, not as an issue.
 
 Costs: with no quotes in the data, the spread proxy is the Corwin-Schultz (2012) high-low
 estimator over the lookback bars (``buddy.features.spread``). The stop exit crosses half the
@@ -124,7 +126,7 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
 
     name = "risk_reward"
     guards_risk = True
-    version = "1.1.0"
+    version = "1.2.0"
     requires = frozenset({"market", "account"})
     config_cls = RiskRewardConfig
     codes: ClassVar = {
@@ -136,7 +138,10 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             evidence=(_price("entry"), _price("atr_14"), Evidence("stop_required")),
             action="SET_STOP",
             action_facts=(_price("suggested_stop"), _size("suggested_size"),
-                          _money("risk_budget"))),
+                          _money("risk_budget")),
+            harm="a loss with no planned limit, which can exceed any budget; replay intents "
+                 "always carry a stop, so no outcome there can judge it",
+            measure=None),
         "REWARD_RISK_BELOW_MIN": Code(
             "Reward/risk below your minimum",
             "The target sits {rr} of risk away, below your minimum of {min_reward_risk}.",
@@ -144,7 +149,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             "reconsider the trade.",
             evidence=(Evidence("rr", "R", 4), Evidence("min_reward_risk", "R"),
                       _price("reward_distance", 8), _price("stop_distance", 8)),
-            action="MOVE_TARGET_OR_SKIP", action_facts=(_price("suggested_target"),)),
+            action="MOVE_TARGET_OR_SKIP", action_facts=(_price("suggested_target"),),
+            harm="a win pays less per unit of risk than the user's rules ask for, so the "
+                 "realized R is lower", measure="realized_r"),
         "RISK_ABOVE_BUDGET": Code(
             "Risk above your per-trade budget",
             "The loss at the stop is {risk_amount} ({risk_pct_equity} of equity), above your "
@@ -154,7 +161,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
                       _money("risk_budget"), Evidence("max_risk_per_trade_pct", "%"),
                       _money("equity"), _size("size")),
             action="REDUCE_SIZE",
-            action_facts=(_size("budget_size"), _money("risk_at_budget_size"))),
+            action_facts=(_size("budget_size"), _money("risk_at_budget_size")),
+            harm="a losing trade takes a larger share of equity than the per-trade budget",
+            measure="equity_loss"),
         "NO_EQUITY_SNAPSHOT": Code(
             "No equity snapshot",
             "No equity snapshot is on file, so the risk cannot be checked against the "
@@ -162,7 +171,8 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             "Record the account equity to get the budget check and a size.",
             evidence=(Evidence("equity_snapshot", MONEY), Evidence("max_risk_per_trade_pct", "%"),
                       _money("risk_amount")),
-            action="RECORD_EQUITY_SNAPSHOT"),
+            action="RECORD_EQUITY_SNAPSHOT", kind="not_checked",
+            harm="the risk was not checked against the per-trade budget: no equity on file"),
         "ACCOUNT_CURRENCY_MISMATCH": Code(
             "Instrument and account currencies differ",
             "Amounts are in {instrument_currency} while the account is in "
@@ -171,7 +181,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             "Check the risk and notional against the account in {account_currency} by hand.",
             evidence=(Evidence("instrument_currency"), Evidence("account_currency"),
                       _money("risk_amount"), _money("notional")),
-            action="CHECK_RISK_IN_ACCOUNT_CURRENCY"),
+            action="CHECK_RISK_IN_ACCOUNT_CURRENCY", kind="not_checked",
+            harm="the risk and notional were not checked against the account: no rate "
+                 "converts the instrument's currency to the account's"),
         "RISK_AMOUNT_MISMATCH": Code(
             "Stated risk does not match stop and size",
             "The stop and size risk {risk_amount}, {risk_mismatch_pct} away from the stated "
@@ -181,7 +193,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             evidence=(_money("risk_amount"), _money("proposed_risk_amount"),
                       Evidence("risk_mismatch_pct", "%", 4,
                                threshold="risk_amount_tolerance_pct")),
-            action="RECHECK_SIZE", action_facts=(_size("size_for_stated_risk"),)),
+            action="RECHECK_SIZE", action_facts=(_size("size_for_stated_risk"),),
+            harm="the loss at the stop differs from the one the trader planned (mostly "
+                 "larger), a deeper loss in equity terms", measure="equity_loss"),
         "STOP_INSIDE_NOISE": Code(
             "Stop inside normal noise",
             "A stop {stop_distance_atr} from entry sits inside normal noise (threshold "
@@ -189,7 +203,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             "Widen the stop to at least {suggested_stop}, or cut the size to {suggested_size} "
             "to keep the risk at {risk_amount}.",
             evidence=_NOISE_EVIDENCE, action="WIDEN_STOP_OR_CUT_SIZE",
-            action_facts=_NOISE_ACTION),
+            action_facts=_NOISE_ACTION,
+            harm="stopped out by ordinary bar-to-bar noise within a few bars of the fill",
+            measure="stopped_early"),
         "STOP_INSIDE_RECENT_RANGE": Code(
             "Stop inside the recent bar range",
             "The stop distance of {stop_distance} is {stop_distance_range} of the median "
@@ -197,7 +213,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             "Widen the stop to at least {suggested_stop}, or cut the size to {suggested_size} "
             "to keep the risk at {risk_amount}.",
             evidence=_NOISE_EVIDENCE, action="WIDEN_STOP_OR_CUT_SIZE",
-            action_facts=_NOISE_ACTION),
+            action_facts=_NOISE_ACTION,
+            harm="stopped out by one ordinary bar's range within a few bars of the fill",
+            measure="stopped_early"),
         "STOP_TOO_WIDE": Code(
             "Stop too wide for the budget",
             "The stop sits {stop_distance_atr} from entry (limit {max_stop_atr}); at that "
@@ -207,7 +225,10 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             evidence=(Evidence("stop_distance_atr", "ATR", 4, threshold="max_stop_atr"),
                       Evidence("max_stop_atr", "ATR"), _price("stop_distance", 8),
                       _size("budget_size"), _size("min_position_size")),
-            action="TIGHTEN_STOP_OR_SKIP", action_facts=(_price("suggested_stop"),)),
+            action="TIGHTEN_STOP_OR_SKIP", action_facts=(_price("suggested_stop"),),
+            harm="with the stop and the R-multiple target far outside normal moves, the "
+                 "holding horizon ends the trade before either is reached",
+            measure="time_stopped"),
         "SLIPPAGE_RISK": Code(
             "Costs are a large share of the stop",
             "Spread and fill slippage of about {expected_slippage} (spread proxy {spread_pct}) "
@@ -218,7 +239,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
                       Evidence("max_slippage_share_pct", "%"), _price("expected_slippage", 8),
                       Evidence("spread_pct", "%", 4), _price("stop_distance", 8)),
             action="WIDEN_STOP_OR_ACCEPT_COST",
-            action_facts=(_price("suggested_stop"), _money("slippage_cost"))),
+            action_facts=(_price("suggested_stop"), _money("slippage_cost")),
+            harm="spread and slippage at the stop make the loss larger than the planned risk",
+            measure="loss_beyond_stop"),
         "HIGH_PARTICIPATION": Code(
             "Size large against traded volume",
             "The size is {participation_pct} of the average bar volume of {average_volume} "
@@ -229,14 +252,19 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
                       Evidence("max_participation_pct", "%"),
                       Evidence("average_volume", SIZE, 2), _size("size"),
                       Evidence("lookback_bars", "bars")),
-            action="REDUCE_SIZE", action_facts=(_size("participation_size_limit"),)),
+            action="REDUCE_SIZE", action_facts=(_size("participation_size_limit"),),
+            harm="the order moves the price against itself and fills worse than planned; "
+                 "replay fills at bar prices without market impact, so no outcome there can "
+                 "judge it", measure=None),
         "NOTIONAL_ABOVE_BUYING_POWER": Code(
             "Notional above buying power",
             "The position's notional of {notional} exceeds the buying power of "
             "{buying_power}.",
             "Keep the size at or below {buying_power_size_limit}.",
             evidence=(_money("notional"), _money("buying_power"), _size("size")),
-            action="REDUCE_SIZE", action_facts=(_size("buying_power_size_limit"),)),
+            action="REDUCE_SIZE", action_facts=(_size("buying_power_size_limit"),),
+            harm="the order cannot be placed in full (rejected or a margin call); replay does "
+                 "not model buying power, so no outcome there can judge it", measure=None),
         "ENTRY_FAR_FROM_MARKET": Code(
             "Entry far from the market",
             "The entry at {entry} is {entry_distance_atr} from the last close of {last_close} "
@@ -246,7 +274,9 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
                                threshold="max_entry_distance_atr"),
                       Evidence("max_entry_distance_atr", "ATR"), _price("entry"),
                       _price("last_close"), _price("atr_14")),
-            action="CHECK_ENTRY_PRICE"),
+            action="CHECK_ENTRY_PRICE",
+            harm="a limit entry this far from the market does not trade within the fill "
+                 "window (or a typo fills at a price nobody meant)", measure="not_filled"),
     }
     explain = (
         Evidence("rr", "R", 4), _money("risk_amount"), _money("risk_budget"),
@@ -299,7 +329,11 @@ class RiskRewardEvaluator(Evaluator[RiskRewardConfig]):
             risk_budget=t.risk_budget[rows])
 
     def _reward_risk(self, t: _RiskColumns) -> list[IssueBlock]:
-        rows = np.flatnonzero(t.has_stop & t.has_target & ~(t.reward_risk >= t.min_reward_risk))
+        # A target on the tick nearest the minimum's price meets the minimum: a target
+        # rounded onto the grid may sit up to half a tick short (1.998R for a 2R minimum).
+        rows = np.flatnonzero(t.has_stop & t.has_target & ~(
+            t.reward_distance >= t.min_reward_risk * t.stop_distance
+            - 0.5 * t.tick_size * (1 + 1e-6)))
         if not len(rows):
             return []
         sign = t.sign[rows]

@@ -141,6 +141,17 @@ def test_reward_risk_at_the_minimum_passes() -> None:
     assert "REWARD_RISK_BELOW_MIN" not in codes(run(clean_intent(proposed_target=104.5)))
 
 
+@pytest.mark.parametrize(("stop", "target", "fires"), [
+    (96.997, 104.50, False),  # the minimum's price 104.5045: 104.50 is the nearest tick
+    (96.997, 104.49, True), (97.0, 104.495, False), (97.0, 104.49, True)])
+def test_a_target_within_half_a_tick_of_the_minimum_meets_it(stop: float, target: float,
+                                                             fires: bool) -> None:
+    """A target rounded to the tick nearest the minimum's price is not 'below the minimum'
+    (a generator's 2R target on the grid reads 1.998R); one more tick short is."""
+    result = run(clean_intent(proposed_stop=stop, proposed_target=target))
+    assert ("REWARD_RISK_BELOW_MIN" in codes(result)) is fires
+
+
 # ------------------------------------------------------------------------------ the budget
 @pytest.mark.parametrize(("size", "severity"), [(500.0, Severity.MEDIUM),
                                                 (1_000.0, Severity.HIGH)])

@@ -115,7 +115,8 @@ def audit(intent: TradeIntent, pack: ContextPack, cfg: RiskRewardConfig) -> list
                                                   if suggested is not None else None)),
                      "risk_budget": m(budget)}))
     rr = intent.reward_risk
-    if rr is not None and stop is not None and rr < min_rr:
+    if (rr is not None and stop is not None and intent.reward_distance is not None
+            and intent.reward_distance < min_rr * stop - 0.5 * inst.tick_size * (1 + 1e-6)):
         target = round_to_tick(entry + sign * min_rr * stop, inst.tick_size,
                                direction="up" if sign > 0 else "down")
         out.append(("REWARD_RISK_BELOW_MIN", "medium",
