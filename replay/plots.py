@@ -19,10 +19,17 @@ _BAD = "#c05621"
 _IN_SAMPLE = "#718096"
 
 
-def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list]:
+#: Most x tick labels a walk-forward panel shows; more splits show every k-th label.
+MAX_X_LABELS = 10
+_VERDICT_COLOURS = {"supported": "#2f855a", "contradicted": "#c53030",
+                    "cannot judge yet": _HOLLOW}
+
+
+def _figure(width: float, height: float, ncols: int = 1, *, sharey: bool = False
+            ) -> tuple[Figure, list]:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)[0].tolist()
+    axes = fig.subplots(1, ncols, squeeze=False, sharey=sharey)[0].tolist()
     return fig, axes
 
 
@@ -69,8 +76,11 @@ def decile_plot(table: pd.DataFrame, title: str = "Outcome by score decile") -> 
     return fig
 
 
-def reliability_plot(table: pd.DataFrame, title: str = "Outcome by overall severity") -> Figure:
-    """Return mean R and win rate per severity level with 95% intervals (mildest left)."""
+def severity_plot(table: pd.DataFrame, title: str = "Outcome by overall severity") -> Figure:
+    """Return mean R and win rate per severity level with 95% intervals (mildest left).
+
+    This is outcome by severity, not a calibration curve: severities are not probabilities.
+    """
     fig, (ax_r, ax_w) = _figure(10, 4, ncols=2)
     labels = table["severity"].astype(str).tolist()
     enough = table["enough"].to_numpy(dtype=bool)
@@ -84,6 +94,10 @@ def reliability_plot(table: pd.DataFrame, title: str = "Outcome by overall sever
     ax_w.set_xlabel("highest severity raised")
     fig.suptitle(title)
     return fig
+
+
+#: The former name of ``severity_plot`` (experiments.replay_tracking imports it).
+reliability_plot = severity_plot
 
 
 def _interval_rows(ax: Axes, labels: list[str], table: pd.DataFrame, col: str,
@@ -124,8 +138,11 @@ def ablation_plot(table: pd.DataFrame, title: str = "Ablation: change when a mod
 
 
 def flag_plot(table: pd.DataFrame, title: str = "Mean R when each flag fired vs not") -> Figure:
-    """Return mean R with and without each issue code, and their difference, with 95% CIs."""
-    fig, (ax_m, ax_d) = _figure(12, 1.2 + 0.45 * max(len(table), 1), ncols=2)
+    """Return mean R with and without each issue code, and their difference, with 95% CIs.
+
+    Both panels share one y-axis, so each code's difference sits on its own row.
+    """
+    fig, (ax_m, ax_d) = _figure(12, 1.2 + 0.45 * max(len(table), 1), ncols=2, sharey=True)
     if table.empty:
         ax_m.text(0.5, 0.5, "no issues fired", ha="center", transform=ax_m.transAxes)
         fig.suptitle(title)
@@ -179,9 +196,50 @@ def walk_forward_plot(table: pd.DataFrame, title: str = "Walk-forward: AUC in an
     ax_s.axhline(0, color="black", linewidth=0.8)
     for ax, ylabel in ((ax_a, "AUC of score vs win (95% CI)"),
                        (ax_s, "top minus bottom decile mean R (95% CI)")):
-        ax.set_xticks(x, [f"from {s}" for s in splits])
+        _sparse_xticks(ax, x, [str(s) for s in splits])
         ax.set_ylabel(ylabel)
-        ax.set_xlabel("out-of-sample period starts")
+        ax.set_xlabel("first year out of sample")
         ax.legend(loc="best", fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
+def _sparse_xticks(ax: Axes, x: np.ndarray, labels: list[str]) -> None:
+    """Label every k-th tick so at most MAX_X_LABELS short labels show: neighbours never meet
+    (every split keeps its point; only its label is skipped)."""
+    step = max(1, int(np.ceil(len(labels) / MAX_X_LABELS)))
+    shown = np.arange(0, len(labels), step)
+    ax.set_xticks(x[shown], [labels[i] for i in shown], fontsize=8)
+    ax.set_xticks(x, minor=True)
+
+
+def claim_plot(table: pd.DataFrame,
+               title: str = "Each warning against its own measure: fired minus not fired"
+               ) -> Figure:
+    """Return each code's difference (fired minus not fired) in its measure with its 95%
+    interval, coloured by verdict, one row per code with a measure.
+
+    The measures differ in unit (share, R, % equity), so each row reads against its own zero;
+    the label gives the measure, its unit, the n on each side and the verdict.
+    """
+    rows = table[table["measure"].notna() & (table["n_fired"] > 0)].reset_index(drop=True)
+    fig, (ax,) = _figure(11, 1.2 + 0.4 * max(len(rows), 1))
+    if rows.empty:
+        ax.text(0.5, 0.5, "no code with a measure fired", ha="center", transform=ax.transAxes)
+        fig.suptitle(title)
+        return fig
+    y = np.arange(len(rows))[::-1]
+    errors = _errors(rows.rename(columns={"diff": "d", "diff_low": "d_low",
+                                          "diff_high": "d_high"}), "d")
+    for yi, value, err, verdict in zip(y, rows["diff"].to_numpy(float), errors.T,
+                                       rows["verdict"], strict=True):
+        colour = _VERDICT_COLOURS.get(str(verdict), _HOLLOW)
+        ax.errorbar([value], [yi], xerr=err[:, None], fmt="o", color=colour, capsize=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    labels = [f"{c} — {m} ({u}); n={nf} / {nn}; {v}" for c, m, u, nf, nn, v in
+              zip(rows["code"], rows["measure"], rows["unit"], rows["n_fired"],
+                  rows["n_not_fired"], rows["verdict"], strict=True)]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlabel("fired minus not fired, in the measure's unit (95% cluster bootstrap CI)")
     fig.suptitle(title)
     return fig
