@@ -7,7 +7,7 @@ builds the ContextPack, runs the orchestrator and logs the evaluation in one tra
 from __future__ import annotations
 
 import os
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 import pandas as pd
@@ -61,9 +61,9 @@ class Buddy:
                  risk_amount: float | None = None, log: bool = True) -> BuddyReport:
         """Validate a trade idea, evaluate it as of ``as_of`` and log it; return the report.
 
-        ``as_of`` may be a date ('2012-06-01': the end of that day in the exchange's time
-        zone) or an aware timestamp. Raises IntentValidationError naming every bad field;
-        nothing is written then.
+        ``as_of`` may be a date ('2012-06-01': the close of that day's session, or the end of
+        the day in the exchange's zone when it is no session) or an aware timestamp. Raises
+        IntentValidationError naming every bad field; nothing is written then.
         """
         intent = self.make_intent(user=user, symbol=symbol, side=side, timeframe=timeframe,
                                   entry=entry, stop=stop, target=target, size=size,
@@ -80,7 +80,8 @@ class Buddy:
         intent = TradeIntent.create(
             user_id=user, symbol=symbol_u, side=side, timeframe=timeframe,
             proposed_entry=entry, proposed_stop=stop, proposed_target=target,
-            proposed_size=size, as_of=resolve_as_of(as_of, inst.timezone),
+            proposed_size=size,
+            as_of=resolve_as_of(as_of, inst.timezone, calendar=inst.trading_calendar),
             holding_horizon=horizon, order_type=order_type, proposed_risk_amount=risk_amount)
         self.validate(intent)
         return intent
@@ -160,8 +161,11 @@ def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[Field
     return catalogue_errors(intent, catalogue, reads=("instrument",))
 
 
-def resolve_as_of(value: str | datetime | pd.Timestamp, exchange_tz: str) -> datetime:
-    """Return ``value`` as UTC; a bare date means the end of that day in ``exchange_tz``."""
+def resolve_as_of(value: str | datetime | pd.Timestamp, exchange_tz: str, *,
+                  calendar: str | None = None) -> datetime:
+    """Return ``value`` as UTC. A bare date means the close of that day's session in
+    ``calendar`` (16:00 New York for an XNYS day, 17:00 for FX24x5), or the end of that day in
+    ``exchange_tz`` when no calendar is given or the date is no session."""
     if isinstance(value, str) and len(value.strip()) == 10:
         try:
             day = datetime.strptime(value.strip(), "%Y-%m-%d").date()
@@ -169,7 +173,20 @@ def resolve_as_of(value: str | datetime | pd.Timestamp, exchange_tz: str) -> dat
             raise IntentValidationError([FieldError(
                 "as_of", "must be a date YYYY-MM-DD or an ISO timestamp with a zone", value)]
             ) from None
+        if calendar is not None:
+            close = _session_close(calendar, day)
+            if close is not None:
+                return close
         end = pd.Timestamp(datetime.combine(day, time(23, 59, 59)), tz=exchange_tz)
         return end.tz_convert("UTC").to_pydatetime()
     return as_utc(value)
 
+
+def _session_close(calendar: str, day: date) -> datetime | None:
+    from buddy.data.calendars import get_calendar
+
+    try:
+        close = get_calendar(calendar).session_open_close([day])["close"].iloc[0]
+    except (KeyError, ValueError):  # a calendar the package does not know: end of day
+        return None
+    return None if pd.isna(close) else pd.Timestamp(close).tz_convert("UTC").to_pydatetime()

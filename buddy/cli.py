@@ -73,15 +73,19 @@ def cli(ctx: click.Context, db: str | None) -> None:
 @click.option("--target", type=float, default=None, help="Proposed target price.")
 @click.option("--size", required=True, type=float, help="Units (shares, FX units).")
 @click.option("--as-of", "as_of", required=True,
-              help="Decision time: YYYY-MM-DD (end of that exchange day) or ISO with zone.")
+              help="Decision time: YYYY-MM-DD (the close of that exchange session) or ISO "
+                   "with zone.")
 @click.option("--horizon", type=int, default=None, help="Holding horizon in bars.")
 @click.option("--order-type", default="limit",
               type=click.Choice(["market", "limit", "stop", "stop_limit"]))
 @click.option("--risk-amount", type=float, default=None, help="Planned risk in currency.")
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON report.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the JSON report (every ranked issue, with its rank).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Print every ranked issue, not only the top ones.")
 @click.option("--no-log", is_flag=True, help="Do not log this evaluation.")
 @click.pass_obj
-def evaluate(obj: _Obj, as_json: bool, no_log: bool, **fields: Any) -> None:
+def evaluate(obj: _Obj, as_json: bool, show_all: bool, no_log: bool, **fields: Any) -> None:
     """Evaluate a trade idea and print the Buddy Report."""
     from buddy.api import Buddy
     from buddy.config_sources import production_config
@@ -91,7 +95,7 @@ def evaluate(obj: _Obj, as_json: bool, no_log: bool, **fields: Any) -> None:
         report = buddy.evaluate(log=not no_log, **fields)
     except (FieldErrors, BuddyError) as exc:
         _fail(exc)
-    click.echo(report.to_json() if as_json else str(report))
+    click.echo(report.to_json() if as_json else report.text(show_all=show_all))
 
 
 # ---------------------------------------------------------------------------- data

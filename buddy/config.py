@@ -26,7 +26,14 @@ from typing import Any, ClassVar, Self
 
 from buddy.errors import ConfigError, FieldError
 
-SCORING_SCHEMA_VERSION = 1
+#: 2: the score bands and the unknown-module score joined the settings (and the hash).
+SCORING_SCHEMA_VERSION = 2
+#: Schema versions ``ScoringConfig`` still reads (a version-1 file takes the default bands).
+SCORING_SCHEMA_VERSIONS = (1, 2)
+#: The bundle's scalar settings, as written (part of the identity).
+SCORING_SCALARS: tuple[str, ...] = ("schema_version", "min_issues", "max_issues",
+                                    "score_band_critical", "score_band_high",
+                                    "score_band_medium", "unknown_module_score")
 
 
 def did_you_mean(name: object, choices: Iterable[str]) -> str:
@@ -341,21 +348,43 @@ class ScoringConfig(Config):
     version: str = param("packaged", doc="'packaged' or the registered model version")
     alias: str = param("", doc="what the config was resolved from: 'packaged', "
                                "'production', another registry alias, or '' (direct)")
-    schema_version: int = param(SCORING_SCHEMA_VERSION, choices=(SCORING_SCHEMA_VERSION,),
+    schema_version: int = param(SCORING_SCHEMA_VERSION, choices=SCORING_SCHEMA_VERSIONS,
                                 doc="version of this JSON format")
     modules: tuple[ModuleSpec, ...] = param((), parse=_parse_modules,
                                             doc="the modules, each with switch, weight and "
                                                 "settings")
     min_issues: int = param(3, lo=1, hi=20, unit="issues", doc="fewest top issues shown")
     max_issues: int = param(6, lo=1, hi=20, unit="issues", doc="most top issues shown")
+    score_band_critical: float = param(
+        25.0, lo=0.0, hi=100.0, unit="points",
+        doc="highest score of a report whose worst issue is critical (verdict blocked); its "
+            "band is [0, this]")
+    score_band_high: float = param(
+        50.0, lo=0.0, hi=100.0, unit="points",
+        doc="highest score of a report whose worst issue is high (verdict fix first); its "
+            "band is (score_band_critical, this]")
+    score_band_medium: float = param(
+        75.0, lo=0.0, hi=100.0, unit="points",
+        doc="highest score of a report whose verdict is review; its band is "
+            "(score_band_high, this], and a clear report scores above it, up to 100")
+    unknown_module_score: float = param(
+        50.0, lo=0.0, hi=100.0, unit="points",
+        doc="the score a module that could not run (skipped for a missing piece, or failed) "
+            "enters the weighted mean with: unknown is not good")
 
     def check(self) -> Iterable[FieldError]:
-        """Return the bundle's cross-field violations: limits out of order, a module twice."""
+        """Return the bundle's cross-field violations: limits or bands out of order, a
+        module twice."""
         errors: list[FieldError] = []
         if self.min_issues > self.max_issues:
             errors.append(FieldError("min_issues/max_issues",
                                      "must satisfy 1 <= min_issues <= max_issues <= 20",
                                      (self.min_issues, self.max_issues)))
+        bands = (self.score_band_critical, self.score_band_high, self.score_band_medium)
+        if not bands[0] < bands[1] < bands[2] < 100.0:
+            errors.append(FieldError(
+                "score_band_critical/score_band_high/score_band_medium",
+                "must satisfy 0 <= critical < high < medium < 100", bands))
         seen: set[str] = set()
         for spec in self.modules:
             if spec.name in seen:
@@ -374,8 +403,7 @@ class ScoringConfig(Config):
 
     def content(self) -> dict[str, Any]:
         """Return the settings as written (everything but name, version and alias)."""
-        return {"schema_version": self.schema_version, "min_issues": self.min_issues,
-                "max_issues": self.max_issues,
+        return {**{key: getattr(self, key) for key in SCORING_SCALARS},
                 "modules": [m.as_dict() for m in sorted(self.modules, key=lambda m: m.name)]}
 
     def resolved(self) -> dict[str, Any]:
@@ -437,7 +465,7 @@ def stored_identity(values: Mapping[str, Any]) -> dict[str, Any] | None:
     was written before configs recorded their resolution."""
     if "resolved" not in values:
         return None
-    content = {k: values.get(k) for k in ("schema_version", "min_issues", "max_issues")}
+    content = {k: values.get(k) for k in SCORING_SCALARS if k in values}
     content["modules"] = list(values.get("modules", []))
     return _identity(content, values["resolved"])
 
@@ -454,7 +482,7 @@ def identity_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> lis
     changed("store schema version", before.get("store_schema_version"),
             after.get("store_schema_version"))
     old_scoring, new_scoring = before.get("scoring", {}), after.get("scoring", {})
-    for key in ("schema_version", "min_issues", "max_issues"):
+    for key in SCORING_SCALARS:
         changed(key, old_scoring.get(key), new_scoring.get(key))
     old_specs = {m["name"]: m for m in old_scoring.get("modules", [])}
     new_specs = {m["name"]: m for m in new_scoring.get("modules", [])}

@@ -68,7 +68,8 @@ class IdeaArguments(TypedDict):
 def place_idea(buddy: Buddy, idea: SampleIdea) -> IdeaArguments:
     """Return evaluate() keyword arguments for ``idea``, priced from data at its as_of."""
     instrument = buddy.instrument(idea.symbol)
-    as_of = resolve_as_of(idea.as_of, instrument.timezone)
+    as_of = resolve_as_of(idea.as_of, instrument.timezone,
+                          calendar=instrument.trading_calendar)
     ctx = buddy.builder.build(DEMO_USER, idea.symbol, Timeframe.parse(idea.timeframe), as_of)
     assert ctx.market is not None, f"no {idea.timeframe} bars of {idea.symbol} by {as_of}"
     tick = instrument.tick_size

@@ -27,10 +27,12 @@ __all__ = [
     "Issue",
     "Mitigation",
     "ModuleStatus",
+    "NotChecked",
     "OrderType",
     "Severity",
     "Side",
     "TradeIntent",
+    "Verdict",
     "as_utc",
 ]
 
@@ -77,6 +79,33 @@ class Severity(StrEnum):
 
 
 _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Verdict(StrEnum):
+    """What a report asks of the trader, from the worst ranked issue (``Verdict.of``):
+    critical -> blocked, high -> fix first, medium -> review, else clear. Ordered by ``rank``
+    (0 clear .. 3 blocked)."""
+
+    CLEAR = "clear"
+    REVIEW = "review"
+    FIX_FIRST = "fix first"
+    BLOCKED = "blocked"
+
+    @property
+    def rank(self) -> int:
+        """Return 0 (clear) to 3 (blocked)."""
+        return _VERDICT_RANK[self]
+
+    @classmethod
+    def of(cls, severity: Severity) -> Verdict:
+        """Return the verdict a worst issue of ``severity`` leads to."""
+        return _VERDICT_OF_SEVERITY[severity]
+
+
+_VERDICT_RANK = {v: i for i, v in enumerate(Verdict)}
+_VERDICT_OF_SEVERITY = {Severity.INFO: Verdict.CLEAR, Severity.LOW: Verdict.CLEAR,
+                        Severity.MEDIUM: Verdict.REVIEW, Severity.HIGH: Verdict.FIX_FIRST,
+                        Severity.CRITICAL: Verdict.BLOCKED}
 
 
 class ModuleStatus(StrEnum):
@@ -159,6 +188,22 @@ class Issue:
             "evidence": [f.as_dict() for f in self.evidence],
             "recommendation": self.mitigation.as_dict(),
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotChecked:
+    """Something a report could not check, and why: a module that could not run (skipped
+    for a missing piece, or failed) or a ``not_checked`` code a module emitted. Never ranked,
+    never scored as good."""
+
+    module: str
+    code: str  # CONTEXT_MISSING, MODULE_ERROR or the module's not_checked code
+    what: str  # the module's name, or the code's title
+    why: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Return a JSON-ready dict."""
+        return {"module": self.module, "code": self.code, "what": self.what, "why": self.why}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

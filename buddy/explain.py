@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Protocol
 from buddy.domain import Fact, Issue
 from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import IssueTemplate
-from buddy.evidence import format_fact, format_fact_value, format_value
+from buddy.evidence import format_fact_value, format_value
 from buddy.guardrails import check_text, safe_reply, unsourced_numbers
 
 __all__ = [
@@ -41,6 +41,8 @@ __all__ = [
     "answer",
     "explainer_from_env",
     "explanation_source",
+    "fact_label",
+    "fact_text",
     "render_issue",
     "render_issues",
 ]
@@ -68,6 +70,63 @@ class RenderedIssue:
     fallback_reason: str | None = None
 
 
+#: Name parts a trader does not read as words, and their words.
+_WORDS: Mapping[str, str] = {
+    "pct": "%", "atr": "ATR", "ema": "EMA", "sma": "SMA", "vwap": "VWAP", "adx": "ADX",
+    "hmm": "HMM", "rr": "reward/risk", "r": "R", "ts": "time", "min": "minimum",
+    "max": "maximum", "n": "number of", "relvol": "relative volume", "sd": "SD",
+    "pctile": "percentile", "vol": "volatility", "avwap": "anchored VWAP", "mtfa":
+    "multi-timeframe", "tf": "timeframe", "to": "to", "vs": "vs", "rsi": "RSI",
+}
+#: Whole names whose words do not follow from their parts.
+_LABELS: Mapping[str, str] = {
+    "risk_to_budget": "risk / budget", "risk_pct_equity": "risk, % of equity",
+    "heat_pct_equity": "heat, % of equity", "vol_z": "volatility z-score",
+    "relative_volume": "relative volume", "reach_k": "reach (k ATR)",
+}
+_ABBREVIATION_WITH_PERIOD = re.compile(r"^(atr|ema|sma|rsi|adx)(\d+)$")
+#: Units a trailing name part may repeat (dropped: the value already carries the unit).
+_UNIT_PARTS: Mapping[str, str] = {"atr": "ATR", "pct": "%", "r": "R", "bars": "bars",
+                                  "days": "days", "z": "z", "pctile": "pctile"}
+
+
+def fact_label(name: str, unit: str = "") -> str:
+    """Return the words a trader reads for the fact called ``name`` with ``unit``
+    ('stop_distance_atr', 'ATR' -> 'stop distance'; 'risk_to_budget' -> 'risk / budget';
+    'atr_14' -> 'ATR(14)'). The one place evidence names become words."""
+    if name in _LABELS:
+        return _LABELS[name]
+    parts = [p for p in name.split("_") if p]
+    if len(parts) > 1 and parts[0] != "n" and _UNIT_PARTS.get(parts[-1]) == unit:
+        parts = parts[:-1]
+    words: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        period = _ABBREVIATION_WITH_PERIOD.match(part)
+        if period:
+            words.append(f"{period.group(1).upper()}({period.group(2)})")
+        elif part in ("atr", "ema", "sma", "rsi", "adx") and i + 1 < len(parts) and (
+                parts[i + 1].isdigit()):
+            words.append(f"{part.upper()}({parts[i + 1]})")
+            i += 1
+        elif part == "pct" and i + 1 < len(parts):
+            words.append("% of")
+        else:
+            words.append(_WORDS.get(part, part))
+        i += 1
+    return " ".join(words)
+
+
+def fact_text(fact: Fact) -> str:
+    """Return 'words: value unit' with the threshold when there is one (the evidence line a
+    trader reads)."""
+    text = f"{fact_label(fact.name, fact.unit)}: {format_fact_value(fact)}"
+    if fact.threshold is not None:
+        text += f" (threshold {format_value(fact.threshold, fact.unit)})"
+    return text
+
+
 class _Facts(dict[str, str]):
     def __missing__(self, key: str) -> str:
         raise KeyError(key)
@@ -77,7 +136,7 @@ def render_issue(issue: Issue, template: IssueTemplate | None) -> RenderedIssue:
     """Return the plain-language form of ``issue`` using ``template``."""
     facts = issue_facts(issue)
     values = _Facts({f.name: format_fact_value(f) for f in facts})
-    evidence = tuple(format_fact(f) for f in issue.evidence)
+    evidence = tuple(fact_text(f) for f in issue.evidence)
     if template is not None:
         try:
             return RenderedIssue(
@@ -92,7 +151,7 @@ def render_issue(issue: Issue, template: IssueTemplate | None) -> RenderedIssue:
         title=issue.code.replace("_", " ").capitalize(),
         explanation="; ".join(evidence) or "no evidence recorded",
         mitigation=issue.mitigation.action.replace("_", " ").lower() + (
-            ": " + "; ".join(format_fact(f) for f in issue.mitigation.facts)
+            ": " + "; ".join(fact_text(f) for f in issue.mitigation.facts)
             if issue.mitigation.facts else ""),
         evidence=evidence, renderer="facts")
 

@@ -2,7 +2,10 @@
 
 A module that raises becomes a MODULE_ERROR item; a module whose required context piece is
 missing is skipped and becomes a CONTEXT_MISSING item naming the piece and the reason. Neither
-ever crashes the report.
+ever crashes the report. Ranked issues are the issue codes (kind 'issue') and MODULE_ERROR
+items; CONTEXT_MISSING items and ``not_checked`` codes go to the report's "not checked"
+list with every module that could not run. The score and verdict come from
+``buddy.scoring.overall_columns`` (the one rule; a report is a batch of one).
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+import numpy as np
+
 from buddy.batch.context import BatchContext, from_pack
+from buddy.batch.result import SEVERITY_RANK, without_unscored
 from buddy.config import ModuleConfig, ScoringConfig
 from buddy.context.pack import ContextPack
 from buddy.disclosures import select_disclosures
@@ -21,13 +27,16 @@ from buddy.domain import (
     Issue,
     Mitigation,
     ModuleStatus,
+    NotChecked,
     Severity,
     TradeIntent,
+    Verdict,
 )
 from buddy.evaluators import registry
 from buddy.evaluators.base import Evaluator, IssueTemplate
-from buddy.explain import Explainer, TemplateExplainer, explanation_source
+from buddy.explain import Explainer, RenderedIssue, TemplateExplainer, explanation_source
 from buddy.report import BuddyReport, module_ok
+from buddy.scoring import overall_columns
 
 ORCHESTRATOR = "orchestrator"
 
@@ -66,6 +75,16 @@ class Orchestrator:
         # orchestrator items (CONTEXT_MISSING, MODULE_ERROR) carry the module's name
         self._templates = {e.name: {**ORCHESTRATOR_TEMPLATES, **e.templates}
                            for e, _ in self.evaluators}
+        self.weights = {e.name: w for e, w in self.evaluators}
+        self.guards_risk = {e.name: bool(e.guards_risk) for e, _ in self.evaluators}
+        #: per module, the codes that are not issues (never ranked, never scored)
+        self.unranked = {e.name: not_checked_codes(e) | {"CONTEXT_MISSING"}
+                         for e, _ in self.evaluators}
+
+    def is_ranked(self, module: str, code: str) -> bool:
+        """Return True when ``code`` of ``module`` is an issue (ranked, counted in the
+        verdict): not a not_checked code, not a CONTEXT_MISSING item."""
+        return code not in self.unranked.get(module, {"CONTEXT_MISSING"})
 
     def run_modules(self, intent: TradeIntent, ctx: ContextPack) -> list[EvaluationResult]:
         """Return each enabled module's result, in configured order (never raises).
@@ -86,27 +105,78 @@ class Orchestrator:
     def assemble(self, intent: TradeIntent, ctx: ContextPack,
                  results: list[EvaluationResult], *, eval_id: str | None = None
                  ) -> BuddyReport:
-        """Combine module results into a report: dedupe, rank, cap, score."""
-        weights = {e.name: w for e, w in self.evaluators}
+        """Combine module results into a report: dedupe, rank, cap, score, verdict."""
         issues = dedupe([i for r in results for i in r.issues])
-        top = rank_and_cap(issues, weights, self.config.min_issues, self.config.max_issues)
-        scored = [(r.score, weights[r.module]) for r in results
-                  if module_ok(r) and r.score is not None]
-        total_weight = sum(w for _, w in scored)
-        overall = (round(sum(s * w for s, w in scored) / total_weight, 1)
-                   if total_weight > 0 else None)
+        ranked = rank_issues(tuple(i for i in issues if self.is_ranked(i.module, i.code)),
+                             self.weights)
+        top = cap_ranked(ranked, self.config.min_issues, self.config.max_issues)
+        overall = overall_columns(
+            1, self.config, module_row=np.zeros(len(results), dtype=np.int64),
+            module_score=np.array([r.score if module_ok(r) else np.nan for r in results],
+                                  dtype=np.float64),
+            module_weight=np.array([self.weights[r.module] for r in results],
+                                   dtype=np.float64),
+            module_known=np.array([module_ok(r) for r in results], dtype=bool),
+            module_guards_risk=np.array([self.guards_risk[r.module] for r in results],
+                                        dtype=bool),
+            issue_row=np.zeros(len(ranked), dtype=np.int64),
+            issue_rank=np.array([SEVERITY_RANK[i.severity.value] for i in ranked],
+                                dtype=np.int64)).iloc[0]
         rendered = self.explainer.render(top, self._templates)
+        # the issues below the cap keep the template words (no extra explainer calls)
+        more: tuple[RenderedIssue, ...] = TemplateExplainer().render(ranked[len(top):],
+                                                                    self._templates)
+        score = float(overall["overall_score"])
         return BuddyReport(
-            eval_id=eval_id or uuid.uuid4().hex, intent=intent, overall_score=overall,
-            overall_severity=Severity.highest(i.severity for i in issues),
-            top_issues=top, rendered=rendered, all_issues=issues,
+            eval_id=eval_id or uuid.uuid4().hex, intent=intent,
+            overall_score=None if np.isnan(score) else score,
+            overall_severity=Severity(overall["overall_severity"]),
+            verdict=Verdict(overall["verdict"]),
+            score_band=(float(overall["band_lo"]), float(overall["band_hi"])),
+            module_mean=(None if np.isnan(overall["module_mean"])
+                         else round(float(overall["module_mean"]), 1)),
+            top_issues=top, rendered=rendered, ranked_issues=ranked, rendered_more=more,
+            all_issues=issues, not_checked=self.not_checked(issues, results),
             modules=tuple(results), config_name=self.config.name,
             config_version=self.config.version, config_hash=self.config_hash,
             config_alias=self.config.alias,
             disabled_modules=tuple(sorted(set(self.disabled) | user_opt_outs(ctx))),
-            context_missing=dict(ctx.missing),
+            context_missing=self.context_missing(ctx, results),
+            timezone=ctx.instrument.timezone if ctx.instrument is not None else "UTC",
             explanation_source=explanation_source(rendered),
             disclosures=select_disclosures(getattr(ctx.account, "disclosures_off", ())))
+
+    def not_checked(self, issues: tuple[Issue, ...], results: list[EvaluationResult]
+                    ) -> tuple[NotChecked, ...]:
+        """Return what the report could not check: each module that was skipped (with the
+        missing piece's reason) or failed, then each not_checked code, in module order."""
+        out = []
+        for result in results:
+            if result.status is ModuleStatus.SKIPPED:
+                out += [NotChecked(module=result.module, code="CONTEXT_MISSING",
+                                   what=result.module, why=reason)
+                        for reason in dict.fromkeys(result.missing.values())]
+            elif result.status is ModuleStatus.ERROR or not module_ok(result):
+                out.append(NotChecked(module=result.module, code="MODULE_ERROR",
+                                      what=result.module,
+                                      why=f"failed: {result.error or 'no score'}"))
+        codes = [i for i in issues
+                 if i.code != "CONTEXT_MISSING" and not self.is_ranked(i.module, i.code)]
+        for words in TemplateExplainer().render(tuple(codes), self._templates):
+            out.append(NotChecked(module=words.module, code=words.code,
+                                  what=words.title, why=words.explanation))
+        return tuple(out)
+
+    def context_missing(self, ctx: ContextPack, results: list[EvaluationResult]
+                        ) -> dict[str, str]:
+        """Return the missing pieces that a module of this report needed or would have read
+        (a piece nobody reads, such as one not yet provided, is not missing from it)."""
+        ran = {r.module for r in results}
+        read: set[str] = set()
+        for evaluator, _ in self.evaluators:
+            if evaluator.name in ran:
+                read |= evaluator.requires | evaluator.optional
+        return {piece: reason for piece, reason in ctx.missing.items() if piece in read}
 
 
 def user_opt_outs(ctx: ContextPack) -> set[str]:
@@ -132,9 +202,8 @@ def run_module(evaluator: Evaluator[Any], intent: TradeIntent, ctx: ContextPack,
                                 severity=Severity.LOW, issues=issues,
                                 status=ModuleStatus.SKIPPED, missing=missing)
     try:
-        if row is None:
-            return evaluator.evaluate(intent, ctx)
-        return evaluator.evaluate_batch(row).row(0)
+        result = evaluator.evaluate_batch(row if row is not None else from_pack(intent, ctx))
+        return without_unscored(result, not_checked_codes(evaluator)).row(0)
     except Exception as exc:  # a broken module must never crash the report
         message = str(exc).splitlines()[0][:200] if str(exc) else "no message"
         issue = Issue(module=evaluator.name, code="MODULE_ERROR", severity=Severity.MEDIUM,
@@ -162,15 +231,32 @@ def dedupe(issues: list[Issue]) -> tuple[Issue, ...]:
     return tuple(kept.values())
 
 
+def not_checked_codes(evaluator: Evaluator[Any]) -> frozenset[str]:
+    """Return the codes ``evaluator`` declares with kind 'not_checked'."""
+    return frozenset(code for code, spec in evaluator.codes.items()
+                     if getattr(spec, "kind", "issue") == "not_checked")
+
+
+def rank_issues(issues: tuple[Issue, ...], weights: Mapping[str, float]) -> tuple[Issue, ...]:
+    """Return ``issues`` in rank order: by severity, then module weight, then module and
+    code."""
+    return tuple(sorted(issues, key=lambda i: (-i.severity.rank, -weights.get(i.module, 0.0),
+                                               i.module, i.code)))
+
+
+def cap_ranked(ranked: tuple[Issue, ...], min_issues: int, max_issues: int
+               ) -> tuple[Issue, ...]:
+    """Return the top of ``ranked`` (in rank order): at most ``max_issues``; items below
+    MEDIUM only fill the list up to ``min_issues``. Always a prefix of ``ranked``."""
+    serious = sum(i.severity.rank >= Severity.MEDIUM.rank for i in ranked)
+    shown = min(serious, max_issues)
+    if shown < min_issues:
+        shown = min(min_issues, len(ranked))
+    return ranked[:shown]
+
+
 def rank_and_cap(issues: tuple[Issue, ...], weights: Mapping[str, float], min_issues: int,
                  max_issues: int) -> tuple[Issue, ...]:
     """Return the top issues: by severity, then module weight, then code; at most
     ``max_issues``. Items below MEDIUM only fill the list up to ``min_issues``."""
-    ordered = sorted(issues, key=lambda i: (-i.severity.rank, -weights.get(i.module, 0.0),
-                                            i.module, i.code))
-    serious = [i for i in ordered if i.severity.rank >= Severity.MEDIUM.rank]
-    minor = [i for i in ordered if i.severity.rank < Severity.MEDIUM.rank]
-    top = serious[:max_issues]
-    if len(top) < min_issues:
-        top += minor[: min_issues - len(top)]
-    return tuple(top)
+    return cap_ranked(rank_issues(issues, weights), min_issues, max_issues)

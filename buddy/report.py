@@ -1,4 +1,5 @@
-"""The Buddy Report: overall score, the top issues in plain words, and every module's result."""
+"""The Buddy Report: the verdict and score, what was not checked, the ranked issues in plain
+words (the top ones shown, every one reachable) and every module's result."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from buddy.config import config_label
 from buddy.disclosures import NO_PREDICTION, DisclosureSelection, select_disclosures
-from buddy.domain import EvaluationResult, Issue, ModuleStatus, Severity, TradeIntent
+from buddy.domain import (
+    EvaluationResult,
+    Issue,
+    ModuleStatus,
+    NotChecked,
+    Severity,
+    TradeIntent,
+    Verdict,
+)
 from buddy.explain import RenderedIssue
 
 DISCLAIMER = NO_PREDICTION
@@ -19,12 +29,18 @@ DISCLAIMER = NO_PREDICTION
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuddyReport:
-    """What one orchestrator run says about one intent."""
+    """What one orchestrator run says about one intent.
+
+    ``verdict`` and ``overall_score`` follow ``buddy.scoring`` (the score lies in the verdict's
+    ``score_band``; ``module_mean`` places it there). ``ranked_issues`` are every issue in
+    rank order, ``top_issues`` the shown prefix; ``not_checked`` what could not be checked
+    (never ranked, never scored as good); ``all_issues`` every deduped item, the logged ones.
+    """
 
     eval_id: str
     intent: TradeIntent
     overall_score: float | None
-    overall_severity: Severity
+    overall_severity: Severity  # the worst ranked issue's (info when none)
     top_issues: tuple[Issue, ...]
     rendered: tuple[RenderedIssue, ...]  # plain-language form of top_issues, same order
     all_issues: tuple[Issue, ...]
@@ -37,6 +53,57 @@ class BuddyReport:
     context_missing: Mapping[str, str] = field(default_factory=dict)
     explanation_source: str = "template"  # 'template', 'llm' or 'mixed'
     disclosures: DisclosureSelection = field(default_factory=select_disclosures)
+    verdict: Verdict = Verdict.CLEAR
+    score_band: tuple[float, float] = (0.0, 100.0)  # the verdict's band, points
+    module_mean: float | None = None  # weighted module mean (unknown modules at neutral)
+    ranked_issues: tuple[Issue, ...] = ()  # every ranked issue; top_issues is its prefix
+    rendered_more: tuple[RenderedIssue, ...] = ()  # ranked_issues after the top, same order
+    not_checked: tuple[NotChecked, ...] = ()
+    timezone: str = "UTC"  # the exchange's zone: times are shown in it
+
+    @property
+    def n_unknown(self) -> int:
+        """Return how many modules could not run (skipped or failed)."""
+        return sum(not module_ok(m) for m in self.modules)
+
+    def as_of_text(self) -> str:
+        """Return the intent's as_of in the exchange's zone: '2012-06-01 16:00
+        America/New_York'."""
+        local = self.intent.as_of.astimezone(ZoneInfo(self.timezone))
+        return f"{local:%Y-%m-%d %H:%M} {self.timezone}"
+
+    def not_checked_text(self) -> str:
+        """Return the one "not checked" line (empty when everything was checked): modules
+        grouped by reason, then the not_checked codes by title."""
+        modules: dict[str, list[str]] = {}
+        for item in self.not_checked:
+            if item.code in ("CONTEXT_MISSING", "MODULE_ERROR"):
+                modules.setdefault(item.why, []).append(item.what)
+        parts = [f"{', '.join(dict.fromkeys(names))} ({why})" for why, names in modules.items()]
+        parts += [item.what.lower() for item in self.not_checked
+                  if item.code not in ("CONTEXT_MISSING", "MODULE_ERROR")]
+        return "not checked: " + "; ".join(parts) if parts else ""
+
+    def issue_items(self) -> list[dict[str, Any]]:
+        """Return every ranked issue as JSON, in rank order, with its ``rank`` (1 = first),
+        ``shown`` (among the top issues) and its words."""
+        words = {(r.module, r.code): r for r in (*self.rendered, *self.rendered_more)}
+        shown = len(self.top_issues)
+        items = []
+        for rank, issue in enumerate(self.ranked_issues or self.top_issues, 1):
+            item = issue.as_dict()
+            item["rank"] = rank
+            item["shown"] = rank <= shown
+            rendered = words.get((issue.module, issue.code))
+            if rendered is not None:
+                item["title"] = rendered.title
+                item["explanation"] = rendered.explanation
+                item["recommendation"]["text"] = rendered.mitigation
+                item["evidence_text"] = list(rendered.evidence)
+                item["renderer"] = rendered.renderer
+                item["fallback_reason"] = rendered.fallback_reason
+            items.append(item)
+        return items
 
     @property
     def eval_ts(self) -> datetime:
@@ -62,13 +129,16 @@ class BuddyReport:
     def summary(self) -> dict[str, Any]:
         """Return the Buddy Summary: score, severity, and the top issues in plain words."""
         return {
+            "verdict": self.verdict.value,
             "overall_score": self.overall_score,
             "overall_severity": self.overall_severity.value,
+            "not_checked": [n.as_dict() for n in self.not_checked],
             "top_issues": [{"module": r.module, "code": r.code, "severity": r.severity,
                             "title": r.title, "explanation": r.explanation,
                             "mitigation": r.mitigation, "renderer": r.renderer,
                             "fallback_reason": r.fallback_reason} for r in self.rendered],
             "n_issues_total": len(self.all_issues),
+            "n_ranked": len(self.ranked_issues),
             "disabled_modules": list(self.disabled_modules),
             "context_missing": dict(self.context_missing),
             "explanation_source": self.explanation_source,
@@ -77,26 +147,23 @@ class BuddyReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON report (the CLI's --json output)."""
-        rendered = {(r.module, r.code): r for r in self.rendered}
-        issues = []
-        for issue in self.top_issues:
-            item = issue.as_dict()
-            words = rendered.get((issue.module, issue.code))
-            if words is not None:
-                item["title"] = words.title
-                item["explanation"] = words.explanation
-                item["recommendation"]["text"] = words.mitigation
-                item["renderer"] = words.renderer
-                item["fallback_reason"] = words.fallback_reason
-            issues.append(item)
+        """Return the JSON report (the CLI's --json output): every ranked issue with its rank
+        (the top ones ``shown``), and what was not checked."""
         return {
             "eval_id": self.eval_id,
             "intent": self.intent.as_dict(),
             "eval_ts": self.eval_ts.isoformat(),
+            "as_of_local": self.as_of_text(),
+            "verdict": self.verdict.value,
             "overall_score": self.overall_score,
             "overall_severity": self.overall_severity.value,
-            "issues": issues,
+            "score_band": list(self.score_band),
+            "module_mean": self.module_mean,
+            "n_issues": len(self.ranked_issues),
+            "n_shown": len(self.top_issues),
+            "issues": self.issue_items(),
+            "not_checked": [n.as_dict() for n in self.not_checked],
+            "n_unknown": self.n_unknown,
             "modules_run": self.modules_run(),
             "config": self.config_dict(),
             "config_hash": self.config_hash,
@@ -139,19 +206,31 @@ class BuddyReport:
 
     # ---------------------------------------------------------------- human forms
     def __str__(self) -> str:
+        return self.text()
+
+    def text(self, *, show_all: bool = False) -> str:
+        """Return the text report: the verdict first, what was not checked, the top issues
+        (every ranked issue with ``show_all``), the modules and the config."""
         i = self.intent
         score = "n/a" if self.overall_score is None else f"{self.overall_score:.0f}/100"
         stop = "none" if i.proposed_stop is None else f"{i.proposed_stop:g}"
         target = "none" if i.proposed_target is None else f"{i.proposed_target:g}"
+        n_ranked, n_top = len(self.ranked_issues), len(self.top_issues)
+        shown = (f"all {n_ranked} shown" if show_all or n_top == n_ranked else
+                 f"top {n_top} shown; --all shows every one")
         lines = [
             f"Buddy Report  {i.symbol} {i.side.value} {i.timeframe.value}  as of "
-            f"{i.as_of:%Y-%m-%d %H:%M} UTC",
-            f"  entry {i.proposed_entry:g}  stop {stop}  target {target}  size "
-            f"{i.proposed_size:g}",
-            f"  score {score}   severity {self.overall_severity.value.upper()}   "
-            f"issues {len(self.all_issues)} (top {len(self.top_issues)} shown)",
+            f"{self.as_of_text()}",
+            f"  verdict {self.verdict.value.upper()}   score {score}   worst issue "
+            f"{self.overall_severity.value.upper()}   issues {n_ranked} ({shown})",
         ]
-        for n, r in enumerate(self.rendered, 1):
+        not_checked = self.not_checked_text()
+        if not_checked:
+            lines.append(f"  {not_checked}")
+        lines.append(f"  entry {i.proposed_entry:g}  stop {stop}  target {target}  size "
+                     f"{i.proposed_size:g}")
+        rendered = (*self.rendered, *self.rendered_more) if show_all else self.rendered
+        for n, r in enumerate(rendered, 1):
             lines.append(f"  {n}. [{r.severity.upper()}] {r.title} ({r.module}/{r.code})")
             lines.append(f"     {r.explanation}")
             lines.append(f"     -> {r.mitigation}")
@@ -170,19 +249,29 @@ class BuddyReport:
                    "low": "#2e7d32", "info": "#546e7a"}
         i = self.intent
         score = "n/a" if self.overall_score is None else f"{self.overall_score:.0f}"
-        rows = "".join(
-            f"<li><b style='color:{colours[r.severity]}'>{r.severity.upper()}</b> "
-            f"{html.escape(r.title)} <code>{r.code}</code><br>{html.escape(r.explanation)}"
-            f"<br><i>{html.escape(r.mitigation)}</i><details><summary>evidence</summary>"
-            + "<br>".join(html.escape(e) for e in r.evidence) + "</details></li>"
-            for r in self.rendered)
+
+        def item(r: RenderedIssue) -> str:
+            return (f"<li><b style='color:{colours[r.severity]}'>{r.severity.upper()}</b> "
+                    f"{html.escape(r.title)} <code>{r.code}</code><br>"
+                    f"{html.escape(r.explanation)}<br><i>{html.escape(r.mitigation)}</i>"
+                    "<details><summary>evidence</summary>"
+                    + "<br>".join(html.escape(e) for e in r.evidence) + "</details></li>")
+
+        rows = "".join(item(r) for r in self.rendered)
+        more = (f"<details><summary>{len(self.rendered_more)} more issue(s)</summary>"
+                f"<ol start='{len(self.rendered) + 1}'>"
+                + "".join(item(r) for r in self.rendered_more) + "</ol></details>"
+                if self.rendered_more else "")
+        not_checked = self.not_checked_text()
+        banner = f"<p><b>{html.escape(not_checked)}</b></p>" if not_checked else ""
         modules = ", ".join(f"{m.module}: {m.status.value}"
                             + ("" if m.score is None else f" {m.score:.0f}")
                             for m in self.modules)
         return (f"<div><h4>Buddy Report: {html.escape(i.symbol)} {i.side.value} "
-                f"{i.timeframe.value} as of {i.as_of:%Y-%m-%d %H:%M} UTC</h4>"
-                f"<p>Score <b>{score}</b>/100, severity <b>{self.overall_severity.value}</b>"
-                f"</p><ol>{rows}</ol><p><small>{html.escape(modules)}<br>config "
+                f"{i.timeframe.value} as of {html.escape(self.as_of_text())}</h4>"
+                f"<p>Verdict <b>{self.verdict.value}</b>, score <b>{score}</b>/100, worst "
+                f"issue <b>{self.overall_severity.value}</b></p>{banner}<ol>{rows}</ol>{more}"
+                f"<p><small>{html.escape(modules)}<br>config "
                 f"{html.escape(self.config_label())}<br>{DISCLAIMER}</small></p></div>")
 
 

@@ -28,7 +28,7 @@ def _fields(err: pytest.ExceptionInfo[IntentValidationError]) -> set[str]:
 
 def test_evaluate_returns_a_logged_report(buddy: Buddy) -> None:
     report = buddy.evaluate(**IDEA)
-    assert report.intent.as_of.isoformat() == "2012-06-02T03:59:59+00:00"  # end of NY day
+    assert report.intent.as_of.isoformat() == "2012-06-01T20:00:00+00:00"  # the NYSE close
     assert "Buddy Report" in report._repr_html_() and "AAPL" in str(report)
     logged = buddy.store.query("SELECT count(*) FROM trade_evaluations WHERE eval_id = ?",
                                [report.eval_id]).iloc[0, 0]

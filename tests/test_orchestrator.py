@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from buddy.config import ModuleConfig, ModuleSpec, ScoringConfig, param
-from buddy.domain import ModuleStatus, Severity
+from buddy.domain import ModuleStatus, Severity, Verdict
 from buddy.evaluators import registry
 from buddy.evaluators.base import Code, Evaluator, Evidence
 from buddy.orchestrator import Orchestrator
@@ -80,7 +80,12 @@ def test_a_failing_module_becomes_an_error_item() -> None:
     broken = next(m for m in report.modules if m.module == "broken")
     assert broken.status is ModuleStatus.ERROR and "ZeroDivisionError" in broken.error
     assert any(i.code == "MODULE_ERROR" and i.module == "broken" for i in report.all_issues)
-    assert report.overall_score == next(m for m in report.modules if m.module == "fixed_a").score
+    # the failed module enters at the neutral 50; its MEDIUM error item makes it a review
+    fixed = next(m for m in report.modules if m.module == "fixed_a").score
+    assert report.verdict is Verdict.REVIEW
+    assert report.overall_score == pytest.approx(50 + 25 * (fixed + 50) / 2 / 100, abs=0.05)
+    assert [(n.module, n.code) for n in report.not_checked] == [("broken", "MODULE_ERROR")]
+    assert "broken (failed: ZeroDivisionError: boom)" in str(report)
 
 
 def test_missing_context_skips_with_the_reason() -> None:
@@ -89,11 +94,13 @@ def test_missing_context_skips_with_the_reason() -> None:
     (result,) = report.modules
     assert result.status is ModuleStatus.SKIPPED
     assert result.missing == {"regime": "not computed in tests"}
-    assert report.overall_score is None
+    # unknown enters at the neutral 50, in the clear band (the module guards no risk)
+    assert report.overall_score == pytest.approx(75 + 25 * 50 / 100)
     (issue,) = report.all_issues
     assert issue.code == "CONTEXT_MISSING" and issue.fact("reason").value == (
         "not computed in tests")
-    assert "not computed in tests" in report.rendered[0].explanation
+    assert report.top_issues == () and report.ranked_issues == ()  # not an issue
+    assert report.not_checked_text() == "not checked: needs_regime (not computed in tests)"
 
 
 def test_duplicates_keep_the_most_severe() -> None:
@@ -121,8 +128,10 @@ def test_overall_score_is_the_weighted_mean() -> None:
         ModuleSpec(name="fixed_a", weight=3.0, params={"n_issues": 0}),
         ModuleSpec(name="fixed_b", weight=1.0, params={"n_issues": 2, "severity": "high"})))
     report = orch.run(factories.intent(), factories.pack())
-    assert report.overall_score == pytest.approx((3 * 100 + 1 * 40) / 4, abs=0.05)
-    assert report.overall_severity is Severity.HIGH
+    # the weighted mean (3 * 100 + 1 * 40) / 4 places the report within the HIGH band 25-50
+    assert report.overall_score == pytest.approx(25 + 25 * (3 * 100 + 1 * 40) / 4 / 100,
+                                                 abs=0.05)
+    assert report.overall_severity is Severity.HIGH and report.verdict is Verdict.FIX_FIRST
 
 
 def test_disabled_modules_do_not_run_and_are_reported() -> None:

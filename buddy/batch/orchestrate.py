@@ -10,9 +10,12 @@
 - each module's ``evaluate_batch`` runs on the rows it applies to; if it raises, the module
   runs row by row through ``buddy.orchestrator.run_module`` on rebuilt packs, so a failing
   row becomes a MODULE_ERROR item exactly as in the scalar path;
-- overall: the weighted mean of the OK modules' scores in configured order, rounded to one
-  decimal (Python's ``round``, as the scalar path); the highest severity of all issues; the
-  issue count after ``dedupe`` (one per code, orchestrator items per module).
+- overall: ``buddy.scoring.overall_columns``, the one score and verdict rule (the scalar
+  report is a batch of one through it): verdict by the worst RANKED issue (not_checked codes
+  and CONTEXT_MISSING items are not issues), capped at review while a risk module is
+  unknown; the score in the verdict's band, placed by the weighted module mean with unknown
+  modules at ``unknown_module_score``; the issue count after ``dedupe`` (one per code,
+  orchestrator items per module; every item, as ``len(BuddyReport.all_issues)``).
 """
 
 from __future__ import annotations
@@ -26,22 +29,30 @@ import pandas as pd
 
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
-    SEVERITY_BY_RANK,
     SEVERITY_RANK,
     BatchResult,
     concat_results,
     empty_issues,
+    without_unscored,
 )
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
-from buddy.orchestrator import ORCHESTRATOR_TEMPLATES, Orchestrator, run_module
+from buddy.orchestrator import (
+    ORCHESTRATOR_TEMPLATES,
+    Orchestrator,
+    not_checked_codes,
+    run_module,
+)
+from buddy.scoring import overall_columns
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchReport:
     """The report columns of N intents.
 
-    ``overall``: one row per intent (row, overall_score, overall_severity, n_issues);
+    ``overall``: one row per intent (row, overall_score, overall_severity, n_issues, and
+    ``buddy.scoring.OVERALL_COLUMNS``: verdict, module_mean, band_lo, band_hi, n_unknown,
+    risk_unknown; n_ranked: the ranked issues after dedupe);
     ``modules``: one row per (intent, module run) (row, module, version, status, score,
     severity, n_issues), by row then configured order; ``issues``: one row per issue (row,
     module, issue_no, code, severity, evidence_json), by row, module order, issue_no.
@@ -58,22 +69,17 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     n = ctx.n
     opted_out = _opt_outs(ctx)
     module_frames, issue_frames, fallbacks = [], [], []
-    weighted = np.zeros(n)
-    total_weight = np.zeros(n)
     for order, (evaluator, weight) in enumerate(orchestrator.evaluators):
         runs = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
         result, fell_back = _run_module(evaluator, ctx, np.flatnonzero(runs))
         if fell_back:
             fallbacks.append(evaluator.name)
         rows = np.flatnonzero(runs)
-        ok = (result.status == ModuleStatus.OK.value) & ~np.isnan(result.score)
-        # the scalar sum adds module by module in configured order: so do we
-        weighted[rows[ok]] += result.score[ok] * weight
-        total_weight[rows[ok]] += weight
         module_frames.append(pd.DataFrame({
             "row": rows, "_order": order, "module": evaluator.name,
             "version": result.version, "status": result.status, "score": result.score,
-            "severity": result.severity, "n_issues": result.n_issues.astype(np.int32)}))
+            "severity": result.severity, "n_issues": result.n_issues.astype(np.int32),
+            "_weight": weight, "_guards_risk": bool(evaluator.guards_risk)}))
         if len(result.issues):
             issues = result.issues.copy()
             issues["row"] = rows[issues["row"].to_numpy(np.int64)]
@@ -83,15 +89,16 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
             issue_frames.append(issues)
     modules = (pd.concat(module_frames, ignore_index=True) if module_frames
                else pd.DataFrame(columns=["row", "_order", "module", "version", "status",
-                                          "score", "severity", "n_issues"]))
+                                          "score", "severity", "n_issues", "_weight",
+                                          "_guards_risk"]))
     modules = modules.sort_values(["row", "_order"], kind="stable", ignore_index=True)
     issues = (pd.concat(issue_frames, ignore_index=True) if issue_frames
               else empty_issues().assign(issue_no=np.int32(0), module="", _order=0))
     issues = issues.sort_values(["row", "_order", "issue_no"], kind="stable",
                                 ignore_index=True)
-    overall = _overall(n, weighted, total_weight, issues)
+    overall = _overall(orchestrator, n, modules, issues)
     return BatchReport(
-        overall=overall, modules=modules.drop(columns="_order"),
+        overall=overall, modules=modules.drop(columns=["_order", "_weight", "_guards_risk"]),
         issues=issues.loc[:, ["row", "module", "issue_no", "code", "severity",
                               "evidence_json"]],
         fallbacks=tuple(fallbacks))
@@ -128,6 +135,7 @@ def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
             if len(result) != len(ready):
                 raise ValueError(f"{evaluator.name}.evaluate_batch returned {len(result)} rows "
                                  f"for {len(ready)}")
+            result = without_unscored(result, not_checked_codes(evaluator))
         except Exception:  # the scalar path turns each failing row into MODULE_ERROR
             fell_back = True
             result = BatchResult.from_results(
@@ -159,24 +167,35 @@ def _skipped(evaluator: Evaluator, missing: list[dict[str, str]]) -> BatchResult
                        issue_data=issues)
 
 
-def _overall(n: int, weighted: np.ndarray, total_weight: np.ndarray, issues: pd.DataFrame
+def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame, issues: pd.DataFrame
              ) -> pd.DataFrame:
-    score = np.full(n, math.nan)
-    has = total_weight > 0
-    # Python's round, as the scalar path (numpy's rounds some halves the other way)
-    score[has] = [round(v, 1) for v in (weighted[has] / total_weight[has]).tolist()]
+    status = modules["status"].to_numpy(dtype=object)
+    score = modules["score"].to_numpy(np.float64)
     rows = issues["row"].to_numpy(np.int64)
-    highest = np.zeros(n, dtype=np.int64)
-    if len(issues):
-        np.maximum.at(highest, rows, issues["severity"].map(SEVERITY_RANK).to_numpy(np.int64))
+    codes = issues["code"].to_numpy(dtype=object)
+    names = issues["module"].to_numpy(dtype=object)
+    ranked = np.array([orchestrator.is_ranked(m, c) for m, c in zip(names, codes, strict=True)],
+                      dtype=bool)
+    overall = overall_columns(
+        n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
+        module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
+        module_known=(status == ModuleStatus.OK.value) & ~np.isnan(score),
+        module_guards_risk=modules["_guards_risk"].to_numpy(bool),
+        issue_row=rows[ranked],
+        issue_rank=issues["severity"].map(SEVERITY_RANK).to_numpy(np.int64)[ranked])
     # dedupe keeps one issue per code, except orchestrator items, which are per module
     per_module = issues["code"].isin(list(ORCHESTRATOR_TEMPLATES)).to_numpy()
     key = np.where(per_module, issues["module"].astype(str) + "\x00" + issues["code"],
                    "\x00" + issues["code"].astype(str)) if len(issues) else np.array([])
-    distinct = (pd.DataFrame({"row": rows, "key": key}).drop_duplicates()
-                .groupby("row").size()) if len(issues) else pd.Series(dtype=np.int64)
-    n_issues = np.zeros(n, dtype=np.int32)
-    n_issues[distinct.index.to_numpy(np.int64)] = distinct.to_numpy(np.int32)
-    return pd.DataFrame({"row": np.arange(n, dtype=np.int64), "overall_score": score,
-                         "overall_severity": SEVERITY_BY_RANK[highest],
-                         "n_issues": n_issues})
+    overall.insert(3, "n_issues", _distinct_per_row(n, rows, key))
+    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked] if len(key) else key)
+    return overall
+
+
+def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray) -> np.ndarray:
+    counts = np.zeros(n, dtype=np.int32)
+    if len(rows):
+        distinct = pd.DataFrame({"row": rows, "key": key}).drop_duplicates().groupby(
+            "row").size()
+        counts[distinct.index.to_numpy(np.int64)] = distinct.to_numpy(np.int32)
+    return counts

@@ -416,6 +416,33 @@ class BatchResult:
                            issue_data=issues.loc[:, list(ISSUE_FRAME_COLUMNS)], explain=explain)
 
 
+def without_unscored(result: BatchResult, codes: frozenset[str] | set[str]) -> BatchResult:
+    """Return ``result`` with ``codes`` (a module's not_checked codes) taken out of its default
+    score: a row scored by the default rule (100 minus the severity penalties of all its
+    issues) is rescored without those codes' penalties, so what could not be checked never
+    lowers a module's score. Rows with a module's own score are left as they are."""
+    if not codes or not len(result.issue_data["row"]):
+        return result
+    rows = result._rows
+    ranks = severity_ranks(result._column("severity"))
+    penalty = _PENALTY_BY_RANK[ranks]
+    unscored = np.isin(result._column("code"), list(codes)) & (penalty > 0)
+    if not unscored.any():
+        return result
+    n = len(result)
+    every = np.zeros(n)
+    np.add.at(every, rows, penalty)
+    scored = np.zeros(n)
+    np.add.at(scored, rows[~unscored], penalty[~unscored])
+    touched = np.zeros(n, dtype=bool)
+    touched[rows[unscored]] = True
+    default = touched & (result.score == np.maximum(0.0, 100.0 - every))
+    if not default.any():
+        return result
+    score = np.where(default, np.maximum(0.0, 100.0 - scored), result.score)
+    return replace(result, score=score)
+
+
 def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],
                    n: int) -> BatchResult:
     """Return one BatchResult of ``n`` rows from results computed on row subsets
