@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,6 +56,26 @@ class DeclaredCode(Protocol):
     kind: str
     harm: str
     measure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    kind: str
+    harm: str
+    measure: str | None
+
+
+def _as_codes(codes: Mapping[str, DeclaredCode] | pd.DataFrame) -> Mapping[str, DeclaredCode]:
+    if not isinstance(codes, pd.DataFrame):
+        return codes
+    missing = sorted({"code", "kind", "harm", "measure"} - set(codes.columns))
+    if missing:
+        raise ValueError(f"codes frame lacks column(s) {missing}")
+    out: dict[str, DeclaredCode] = {}
+    for row in codes.itertuples(index=False):
+        measure = row.measure if isinstance(row.measure, str) else None
+        out.setdefault(str(row.code), _Declared(str(row.kind), str(row.harm or ""), measure))
+    return out
 
 
 def declared_codes() -> dict[str, DeclaredCode]:
@@ -224,11 +245,12 @@ def _verdict(diff: float, low: float, high: float, worse: str, n_fired: int,
 
 
 def claim_table(results: pd.DataFrame, issues: pd.DataFrame,
-                codes: Mapping[str, DeclaredCode], *, accounts: pd.DataFrame | None = None,
-                n_boot: int = 2000, seed: int = 0, min_samples: int = MIN_SAMPLES
-                ) -> pd.DataFrame:
+                codes: Mapping[str, DeclaredCode] | pd.DataFrame, *,
+                accounts: pd.DataFrame | None = None, n_boot: int = 2000, seed: int = 0,
+                min_samples: int = MIN_SAMPLES) -> pd.DataFrame:
     """Return, per code, its declared measure fired vs not fired on the same corpus.
 
+    ``codes``: code -> declaration (``Code``), or ``replay.flags.declared_codes()``'s frame.
     Every code of ``codes`` is listed, and every code of ``issues`` (an undeclared one cannot
     be judged). ``fired``/``not_fired``: the measure's rate (Wilson interval) or mean (cluster
     bootstrap interval) on each side, over the intents in the measure's scope whose value is
@@ -239,6 +261,7 @@ def claim_table(results: pd.DataFrame, issues: pd.DataFrame,
     ``reason`` says which, including fewer than ``min_samples`` on a side, no measure
     declared, or a 'not_checked' code. Sorted by verdict, then code.
     """
+    codes = _as_codes(codes)
     measures = intent_measures(results, accounts)
     clusters = measures["cluster"].to_numpy()
     modules = (issues.groupby(issues["code"].astype(str))["module"]
