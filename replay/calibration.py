@@ -467,7 +467,8 @@ def auc_statistic(scores: np.ndarray, wins: np.ndarray, *, n_boot: int = 2000, s
 
 def spearman_statistic(scores: np.ndarray, values: np.ndarray, *,
                        min_samples: int = MIN_SAMPLES) -> Statistic:
-    """Return Spearman's rho with a Fisher-z interval (Bonett-Wright standard error)."""
+    """Return Spearman's rho (``scipy.stats.spearmanr``) with a Fisher-z interval
+    (Bonett-Wright standard error: scipy gives no interval for rho, so that line is ours)."""
     s = np.asarray(scores, dtype=float)
     v = np.asarray(values, dtype=float)
     n = len(s)

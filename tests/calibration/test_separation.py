@@ -181,3 +181,15 @@ def test_a_score_tied_through_its_middle_has_no_decile_spread() -> None:
     spread = cal.rank_stats(frame, n_boot=50)["decile_spread_r"]
     assert math.isnan(spread.estimate) and not spread.enough
     assert str(spread) == "scores too tied to form a bottom and a top decile (n=200)"
+
+
+def test_resampled_statistics_on_weights_equal_the_libraries_on_repeated_rows() -> None:
+    # the kept code: AUC and mean R evaluated on many weighted resamples at once
+    from replay.calibration import _auc_counts
+
+    rng = np.random.default_rng(11)
+    scores = np.round(rng.normal(size=120), 1)  # ties, as rounded scores have
+    wins = rng.random(120) > 0.4
+    counts = rng.integers(0, 3, size=(5, 120)).astype(float)
+    expected = [roc_auc_score(wins, scores, sample_weight=c) for c in counts]
+    assert _auc_counts(scores, wins, counts) == pytest.approx(expected)
