@@ -282,6 +282,8 @@ def show_cmd(obj: _ReplayObj, run_id: str, as_json: bool) -> None:
 
 
 def _summary(results: pd.DataFrame) -> dict[str, Any]:
+    from replay.model import UNRESOLVED_EXIT_REASONS
+
     if results.empty:
         return {"evaluated": 0}
     out: dict[str, Any] = {"evaluated": len(results),
@@ -292,7 +294,8 @@ def _summary(results: pd.DataFrame) -> dict[str, Any]:
     labelled = results[results["exit_reason"].notna()]
     if len(labelled):
         out["exit_reason"] = labelled["exit_reason"].value_counts().to_dict()
-        closed = labelled[labelled["exit_reason"] != "open"]
+        # open trades and entries that never filled have no realized R
+        closed = labelled[~labelled["exit_reason"].isin(UNRESOLVED_EXIT_REASONS)]
         out["mean_realized_r"] = _round(closed["realized_r"].mean())
         out["win_rate"] = _round(closed["win"].astype(float).mean())
     return out

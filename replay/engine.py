@@ -54,6 +54,7 @@ from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.executors import Executor, LocalProcessExecutor
 from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
+from replay.outcomes import OutcomeRules
 
 Mode = Literal["intent", "batch"]
 MODES: tuple[str, ...] = ("intent", "batch")
@@ -257,10 +258,13 @@ def standard_providers() -> dict[str, PieceProvider]:
     return found
 
 
-def context_spec(lookback_bars: int, providers: Mapping[str, PieceProvider]) -> dict[str, Any]:
-    """Return how packs are built, as stored in replay_runs.context_json."""
+def context_spec(lookback_bars: int, providers: Mapping[str, PieceProvider],
+                 outcome_rules: OutcomeRules | None = None) -> dict[str, Any]:
+    """Return how packs are built and outcomes labelled (fill window, gap rule; default
+    ``OutcomeRules()``), as stored in replay_runs.context_json."""
     return {"lookback_bars": int(lookback_bars),
-            "providers": {piece: provider_path(p) for piece, p in sorted(providers.items())}}
+            "providers": {piece: provider_path(p) for piece, p in sorted(providers.items())},
+            "outcome_rules": (outcome_rules or OutcomeRules()).as_dict()}
 
 
 def replay_run_id(config_hash: str, intents_digest: str, name: str,
@@ -280,14 +284,16 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
                providers: Mapping[str, PieceProvider] | None = None,
                lookback_bars: int = DEFAULT_LOOKBACK_BARS,
                on_chunk: Callable[[ChunkCommitted], None] | None = None,
-               purpose: str = "research") -> ReplayRun:
+               purpose: str = "research",
+               outcome_rules: OutcomeRules | None = None) -> ReplayRun:
     """Replay ``intents`` (INTENT_COLUMNS) under ``config`` and store the results.
 
     A run with the same id that is not done is resumed: intents that already have a result
     are skipped. A done run is returned as is. Outcomes are ``outcomes`` (OUTCOME_COLUMNS)
     when given, else labelled from the stored bars by ``replay.outcomes.label_outcomes``,
     the real result replacing the simulated one where an intent links to a closed trade of
-    ``trades`` (TRADE_COLUMNS; default: the store's trades table); ``label=False``: no
+    ``trades`` (TRADE_COLUMNS; default: the store's trades table), under ``outcome_rules``
+    (default ``OutcomeRules()``; part of the run's identity); ``label=False``: no
     outcomes. ``executor`` defaults to two local processes (closed here);
     a given executor stays open. ``on_chunk`` is called after each chunk commits.
     ``purpose`` (PURPOSES) is stored with the run: 'gate' runs are never "the latest run"
@@ -305,7 +311,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     providers = dict(providers or {})
     frame = normalize_intents(intents)
     digest = intents_hash(frame)
-    context = context_spec(lookback_bars, providers)
+    outcome_rules = outcome_rules or OutcomeRules()
+    context = context_spec(lookback_bars, providers, outcome_rules)
     config_json = config.to_json()
     if ScoringConfig.from_json(config_json).hash != config.hash:
         raise ReplayError(f"config {config.name} does not survive its JSON form unchanged")
@@ -339,7 +346,7 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
                        config_json=config_json, lookback_bars=lookback_bars,
                        providers=tuple(sorted(providers.items())), intents=chunk)
              for n, chunk in enumerate(chunks))
-    outcome_source = _OutcomeSource(store, frame, outcomes, trades) if (
+    outcome_source = _OutcomeSource(store, frame, outcomes, trades, outcome_rules) if (
         outcomes is not None or label) else None
 
     own_executor = executor is None
@@ -385,7 +392,9 @@ def resume_replay(store: Store, run_id: str, **options: Any) -> ReplayRun:
     config = ScoringConfig.from_json(row["config_json"])
     return run_replay(store, intents, config=config, name=row["name"], run_id=run_id,
                       providers=providers, lookback_bars=int(context["lookback_bars"]),
-                      purpose=str(row["purpose"]), **options)
+                      purpose=str(row["purpose"]),
+                      outcome_rules=OutcomeRules.from_mapping(context.get("outcome_rules")),
+                      **options)
 
 
 def _chunks(pending: pd.DataFrame, chunk_size: int, *, by_series: bool
@@ -536,8 +545,9 @@ class _OutcomeSource:
     real result of any linked closed trade replacing the simulated one)."""
 
     def __init__(self, store: Store, intents: pd.DataFrame, given: pd.DataFrame | None,
-                 trades: pd.DataFrame | None) -> None:
+                 trades: pd.DataFrame | None, rules: OutcomeRules) -> None:
         self.store = store
+        self.rules = rules
         self.intents = intents
         self.given = None if given is None else given.set_index("intent_id", drop=False)
         self.trades = trades
@@ -555,7 +565,7 @@ class _OutcomeSource:
             self._inputs = load_outcome_inputs(self.store, self.intents)
             if self.trades is None:
                 self.trades = database_trades(self.store)
-        labelled = label_outcomes(chunk, *self._inputs)
+        labelled = label_outcomes(chunk, *self._inputs, rules=self.rules)
         if self.trades is not None and len(self.trades):
             labelled = label_with_trades(labelled, self.trades, chunk)
         return labelled.loc[:, list(OUTCOME_COLUMNS)]

@@ -11,7 +11,8 @@ Generators
     - stop: the generator's level, rounded onto the grid *away* from the entry (a long's
       stop down, a short's up), so the risk is never understated.
     - target: ``target_r`` times the rounded risk beyond the entry, nearest tick (NaN when the
-      config's ``target_r`` is None).
+      config's ``target_r`` is None); a short whose target would be at or below zero is
+      dropped.
     - size: ``risk_per_trade`` (quote currency) over the risk per unit (stop distance times the
       contract multiplier), rounded DOWN to the lot size so the budget is never exceeded; a
       signal whose budget buys less than one lot is dropped.
@@ -66,6 +67,8 @@ __all__ = [
     "Signals",
     "TradesFileError",
     "VwapPullbackConfig",
+    "corpus_intents",
+    "corpus_series",
     "database_intents",
     "database_trades",
     "generate_intents",
@@ -521,6 +524,46 @@ def generate_intents(store: Store, generator: str, *, symbols: Sequence[str] | N
                          holding_horizon=config.holding_horizon)
 
 
+_SERIES_SQL = """
+SELECT DISTINCT symbol, timeframe FROM bars {filters} ORDER BY timeframe, symbol
+"""
+
+
+def corpus_series(store: Store, symbols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Return every (symbol, timeframe) that has bars in the store (``symbols``: only these),
+    ordered by timeframe then symbol."""
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    if symbols is None:
+        return store.query(_SERIES_SQL.format(filters=""))
+    return store.query(_SERIES_SQL.format(filters="WHERE list_contains(?, symbol)"),
+                       [[str(s) for s in symbols]])
+
+
+def corpus_intents(store: Store, *, symbols: Sequence[str] | None = None, seed: int = 0,
+                   user_id: str = "replay",
+                   risk_per_trade: float = DEFAULT_RISK_PER_TRADE) -> pd.DataFrame:
+    """Return the all-data corpus: every generator of ``GENERATORS`` with its default config
+    over every symbol and timeframe that has bars (``symbols``: only these), as
+    ``INTENT_COLUMNS``.
+
+    Deterministic: the same store and seed give the same rows in the same order (by
+    timeframe, generator, symbol, as_of); ids differ between generators (the generator is
+    part of ``intent_id``). On the bundled data it holds about 11,500 intents.
+    """
+    series = corpus_series(store, symbols)
+    parts = []
+    for timeframe, group in series.groupby("timeframe", sort=True):
+        for name in sorted(GENERATORS):
+            parts.append(generate_intents(store, name, symbols=group["symbol"].tolist(),
+                                          timeframe=str(timeframe), seed=seed,
+                                          user_id=user_id, risk_per_trade=risk_per_trade))
+    if not parts:
+        return _empty_intents()
+    frame = pd.concat([p for p in parts if len(p)] or [_empty_intents()], ignore_index=True)
+    return frame.loc[:, list(INTENT_COLUMNS)]
+
+
 def _utc(value: datetime | str | pd.Timestamp) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     if stamp.tzinfo is None:
@@ -627,8 +670,9 @@ def _intent_rows(series: PriceSeries, signals: Signals, config: Any,
     else:
         target = to_tick(entry + direction * config.target_r * risk, tick)
     size = size_to_lot(risk_per_trade, risk, lot, multiplier)
+    # a short whose 2R target would lie at or below zero is no valid intent: dropped
     valid = (np.isfinite(entry) & (entry > 0) & (stop > 0) & (risk >= tick / 2)
-             & (size > 0) & ~(direction * (target - entry) <= 0))
+             & (size > 0) & ~(direction * (target - entry) <= 0) & ~(target <= 0))
     return {"symbol": np.full(int(valid.sum()), series.symbol, dtype=object),
             "side": np.where(long[valid], "long", "short").astype(object),
             "as_of": series.ts_close[signals.bar[valid]], "proposed_entry": entry[valid],

@@ -28,19 +28,28 @@ INTENT_COLUMNS: tuple[str, ...] = (
 #: The outcome of one intent, from the bars after entry (or the linked real trade).
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "intent_id",
-    "exit_reason",  # 'stop' | 'target' | 'time' | 'open' (data ended first) | 'trade' (real)
-    "entry_ts",  # ts_close of the bar the entry is taken at (the signal bar: fill at entry)
-    "exit_ts",  # ts_close of the exit bar, NaT while open
-    "exit_price",  # float, price
-    "realized_r",  # float, R
-    "mae_r",  # float, R (<= 0): maximum adverse excursion
-    "mfe_r",  # float, R (>= 0): maximum favourable excursion
+    # 'stop' | 'target' | 'time' | 'open' (data ended first) | 'not_filled' (the entry did
+    # not trade within the fill window: no trade, no R) | 'trade' (a linked real trade)
+    "exit_reason",
+    "entry_ts",  # the decision time: ts_close of the signal bar (the intent's as_of)
+    "exit_ts",  # ts_close of the exit bar, NaT while open or not filled
+    "exit_price",  # float, price (NaN when not filled)
+    "realized_r",  # float, R from the fill (NaN when not filled)
+    "mae_r",  # float, R (<= 0): maximum adverse excursion from the fill (NaN when not filled)
+    "mfe_r",  # float, R (>= 0): maximum favourable excursion from the fill (NaN: not filled)
     "mae_price",  # float, price distance (>= 0)
     "mfe_price",  # float, price distance (>= 0)
-    "bars_held",  # int
-    "win",  # bool: realized_r > 0
+    "bars_held",  # int: bars from the fill bar to the exit bar, both counted (0: not filled)
+    "win",  # bool: realized_r > 0 (False when not filled)
     "outcome_source",  # 'simulated' | 'trade'
+    # (the fill columns come last: migration 0012 added them to existing files)
+    "filled",  # bool: the entry order filled (a 'not_filled' row and a pending 'open' one not)
+    "fill_ts",  # ts_close of the bar the entry filled on, NaT when not filled
+    "fill_price",  # float, price the entry filled at (NaN when not filled)
 )
+
+#: Exit reasons with no realized R: excluded from every R statistic (and counted).
+UNRESOLVED_EXIT_REASONS: tuple[str, ...] = ("not_filled", "open")
 
 #: One row per replayed intent: the orchestrator's verdict joined to the outcome.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -61,6 +70,35 @@ RESULT_COLUMNS: tuple[str, ...] = (
 ISSUE_COLUMNS: tuple[str, ...] = ("run_id", "intent_id", "module", "code", "severity")
 
 #: The bar-touch rule, stated once: when one bar's range touches both the stop and the
-#: target, the stop is assumed hit first (conservative). A gap through the stop fills at the
-#: bar's open, not at the stop.
+#: target, the stop is assumed hit first (conservative).
 BOTH_TOUCHED_RULE = "stop first"
+
+#: The gap rules of an exit, by name (``replay.outcomes.OutcomeRules.gap_rule``). A bar that
+#: opens beyond an exit level trades at its open, not at the level.
+GAP_SYMMETRIC = "symmetric"
+GAP_CONSERVATIVE = "conservative"
+GAP_RULES: dict[str, str] = {
+    GAP_SYMMETRIC: "a stop gapped through fills at the (worse) open; a target gapped through "
+                   "fills at the (better) open: both at the price the market opened at",
+    GAP_CONSERVATIVE: "a stop gapped through fills at the (worse) open; a target gapped "
+                      "through fills at the target (no price improvement assumed; a position "
+                      "opened beyond its target exits at its fill)",
+}
+#: The default gap rule.
+DEFAULT_GAP_RULE = GAP_SYMMETRIC
+
+#: How each entry order fills (``replay.outcomes``), by order type. Prices are mirrored for
+#: shorts: "through" means at or below the entry for a long limit, above for a short one.
+FILL_RULES: dict[str, str] = {
+    "market": "at the open of the first bar after as_of",
+    "limit": "on the first bar within the fill window that trades at or through the entry, "
+             "at the entry, or at the bar's open when it opens through it (a limit order "
+             "gets the better price of a gap)",
+    "stop": "on the first bar within the fill window that trades at or through the entry, "
+            "at the entry, or at the bar's open when it opens through it (a stop order gets "
+            "the worse price of a gap)",
+    "stop_limit": "on the first bar within the fill window whose range holds the entry, at "
+                  "the entry (stop and limit both at the entry)",
+}
+#: Bars after as_of in which a limit, stop or stop-limit entry may fill, by default.
+DEFAULT_FILL_WINDOW = 5

@@ -1,27 +1,54 @@
-"""Outcome labelling: what happened after each intent, from the bars after its entry.
+"""Outcome labelling: what happened after each intent, from the bars after its decision.
 
-The rules, stated once:
+The rules, stated once (``OutcomeRules`` holds the two settings: ``fill_window`` and
+``gap_rule``):
 
-- The walk starts at the first bar that closes after ``as_of`` (``ts_close > as_of``); the
-  entry is filled at ``proposed_entry`` at ``as_of``. It lasts at most ``holding_horizon``
-  bars.
-- Stop: a long is stopped when a bar's low is at or below the stop (a short: high at or
-  above). It fills at the stop, or at the bar's open when the bar opens through the stop (a
-  gap fills at the open, not at the stop).
-- Target: a long reaches the target when a bar's high is at or above it (a short: low at or
-  below). It fills at the target, even when the bar opens beyond it (no price improvement is
-  assumed).
+- The walk starts at the first bar that closes after ``as_of`` (``ts_close > as_of``).
+- Fill (``replay.model.FILL_RULES``). Prices are mirrored for shorts (x = direction x price),
+  so each rule is stated for a long:
+  - market: fills at the open of the first bar after as_of.
+  - limit: fills on the first of the ``fill_window`` bars after as_of whose low is at or below
+    the entry, at the entry, or at the bar's open when it opens below it (a limit order gets
+    the better price of a gap: the improvement is real).
+  - stop: fills on the first of those bars whose high is at or above the entry, at the entry,
+    or at the bar's open when it opens above it (a stop order gets the worse price).
+  - stop_limit: fills on the first of those bars whose range holds the entry, at the entry
+    (stop and limit both at the entry).
+  When no bar fills it within the window the outcome is 'not_filled': filled False, no fill
+  or exit time, exit_price, realized_r, mae_r, mfe_r and the excursions NaN, win False,
+  bars_held 0. It is no trade and enters no R statistic (``UNRESOLVED_EXIT_REASONS``). When
+  the data ends inside the window with no fill, the order is still pending: 'open', filled
+  False, the same NaN values.
+- The holding horizon starts at the fill: the trade lasts at most ``holding_horizon`` bars,
+  the fill bar being the first. ``bars_held`` counts the bars from the fill bar to the exit
+  bar, both included.
+- R: a multiple of the planned risk |entry - stop|, measured from the actual fill price and
+  signed by direction: realized_r = direction x (exit - fill) / |entry - stop|. The stop and
+  target stay at their planned prices.
+- The fill bar: a fill at the bar's open (every market fill, every gap fill) is followed by the
+  whole bar. A fill inside the bar (at the entry, not at the open) leaves the order of the
+  bar's prices unknown, and the fill bar is read conservatively: the stop counts when the bar
+  reached it (filled at the stop), the target does not count, MAE takes the bar's adverse
+  extreme and MFE only its close.
+- Stop: a long is stopped when a bar's low is at or below the stop. It fills at the stop, or
+  at the bar's open when a bar that opens after the fill opens through the stop (the worse
+  price).
+- Target: a long reaches the target when a bar's high is at or above it. It fills at the
+  target; when the bar opens beyond it the gap rule (``replay.model.GAP_RULES``) decides:
+  ``'symmetric'`` (default): at the bar's open, the better price, as a gap through the stop
+  fills at the worse open; ``'conservative'``: at the target (no price improvement assumed),
+  except that a position opened beyond its target (filled at a gap's open) exits at its fill.
 - Both in one bar: ``BOTH_TOUCHED_RULE``, the stop first (conservative).
-- Time stop: neither within ``holding_horizon`` bars: exit at the horizon bar's close.
-- Open: the data ends before any of these: exit_reason 'open', realized R at the last close
-  (R 0 at the entry when no bar follows it), ``exit_ts`` NaT. This is the flag: an open row
-  is not a finished trade.
-- Excursions: MAE/MFE are the worst and best prices the trade saw from the entry to the exit,
-  as distances from the entry (price, >= 0) and in R (MAE <= 0, MFE >= 0). Bars before the
-  exit bar count whole. On a stop's bar only the way from the open to the fill counts (the
-  stop came first); on a target's bar the whole low counts (conservative) but the high only
-  up to the target; a time stop's bar counts whole.
-- R: a multiple of the initial risk |entry - stop|, signed by direction.
+- Time stop: neither within ``holding_horizon`` bars from the fill: exit at the close of the
+  horizon's last bar.
+- Open: the data ends before any of these: exit_reason 'open', realized R at the last close,
+  ``exit_ts`` NaT. This is the flag: an open row is not a finished trade.
+- Excursions: MAE/MFE are the worst and best prices the trade saw from the fill to the exit,
+  as distances from the fill price (price, >= 0) and in R (MAE <= 0, MFE >= 0). Bars before
+  the exit bar count whole (the fill bar as stated above). On a stop's bar only the way from
+  the open to the fill counts (the stop came first); on a target's bar the whole low counts
+  (conservative) but the high only up to the exit price; a time stop's bar counts whole.
+- No ``-0.0``: every float output is normalised (+0.0).
 - Splits: bars are as traded and the intent's prices are on the basis in force at
   ``as_of`` (``buddy.data.splits``' convention: a split is in force from its ex_date, as_of
   compared by its UTC date). Each later bar is put on that basis: multiplied by the ratios of
@@ -31,56 +58,94 @@ The rules, stated once:
   cannot be put on one basis, and it is scaled by its session, the week's last.)
 
 ``label_outcomes`` is vectorised over the intents of one (symbol, timeframe): a [intents x
-horizon] window of bar positions is read at once and the first stop and target touches are
-found with argmax. ``label_outcome_scalar`` is the same rules written as a plain loop over one
-intent's bars; the tests prove the two agree on thousands of intents over real data.
-``label_with_trades`` replaces the simulated outcome by the real result where an intent is
-linked to a closed trade.
+window] block of bar positions is read at once and the fill, the first stop and the first
+target touches are found with argmax. ``label_outcome_scalar`` is the same rules written as a
+plain loop over one intent's bars; the tests prove the two agree on thousands of intents over
+real data. ``label_with_trades`` replaces the simulated outcome by the real result where an
+intent is linked to a closed trade.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from buddy.config import Config, param
 from buddy.data.splits import split_factor_as_of
-from replay.model import BOTH_TOUCHED_RULE, INTENT_COLUMNS, OUTCOME_COLUMNS
+from replay.model import (
+    BOTH_TOUCHED_RULE,
+    DEFAULT_FILL_WINDOW,
+    DEFAULT_GAP_RULE,
+    FILL_RULES,
+    GAP_CONSERVATIVE,
+    GAP_RULES,
+    GAP_SYMMETRIC,
+    INTENT_COLUMNS,
+    OUTCOME_COLUMNS,
+)
 
 __all__ = [
     "BOTH_TOUCHED_RULE",
+    "GAP_CONSERVATIVE",
+    "GAP_RULES",
+    "GAP_SYMMETRIC",
     "WINDOW_CELLS",
+    "OutcomeRules",
     "label_outcome_scalar",
     "label_outcomes",
     "label_with_trades",
 ]
 
-#: Upper bound of intents x bars read at once (memory: about 10 float64 arrays of this size).
+#: Upper bound of intents x bars read at once (memory: about 12 float64 arrays of this size).
 WINDOW_CELLS = 500_000
 
 _NAT = np.iinfo(np.int64).min
+_FLOATS = ("fill_price", "exit_price", "realized_r", "mae_r", "mfe_r", "mae_price",
+           "mfe_price")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeRules(Config):
+    """How entries fill and gaps exit. ``fill_window``: bars after as_of in which a limit,
+    stop or stop-limit entry may fill (a market order fills on the first); ``gap_rule``:
+    'symmetric' (a target gapped through fills at the open, as a stop does) or
+    'conservative' (a target gapped through fills at the target)."""
+
+    config_name: ClassVar[str] = "outcome_rules"
+
+    fill_window: int = param(DEFAULT_FILL_WINDOW, lo=1, hi=100_000, unit="bars",
+                             doc="bars after as_of in which a limit or stop entry may fill")
+    gap_rule: str = param(DEFAULT_GAP_RULE, choices=tuple(GAP_RULES),
+                          doc="where a target gapped through fills: the open or the target")
+
+
+_DEFAULT_RULES = OutcomeRules()
 
 
 def label_outcomes(intents: pd.DataFrame,
                    bars_by_key: Mapping[tuple[str, str], pd.DataFrame],
-                   corporate_actions: pd.DataFrame | None = None) -> pd.DataFrame:
+                   corporate_actions: pd.DataFrame | None = None,
+                   rules: OutcomeRules | None = None) -> pd.DataFrame:
     """Return the simulated outcome of every intent as ``OUTCOME_COLUMNS``, in input order.
 
     ``intents``: ``INTENT_COLUMNS`` rows. ``bars_by_key``: bars as traded (the store's
     columns, at least ts_close, session, open, high, low, close) per (symbol, timeframe), up to
     whatever the data holds after the intents. ``corporate_actions``: the splits (any symbols);
-    None when there are none. Pure: reads nothing else.
+    None when there are none. ``rules``: fill window and gap rule (default ``OutcomeRules()``).
+    Pure: reads nothing else.
     """
+    rules = rules or _DEFAULT_RULES
     _check_intents(intents)
     n = len(intents)
     columns: dict[str, np.ndarray] = {
-        "exit_reason": np.empty(n, dtype=object), "exit_ts": np.full(n, _NAT),
-        "exit_price": np.full(n, np.nan), "realized_r": np.full(n, np.nan),
-        "mae_r": np.full(n, np.nan), "mfe_r": np.full(n, np.nan),
-        "mae_price": np.full(n, np.nan), "mfe_price": np.full(n, np.nan),
+        "exit_reason": np.empty(n, dtype=object), "filled": np.zeros(n, dtype=bool),
+        "fill_ts": np.full(n, _NAT), "exit_ts": np.full(n, _NAT),
+        **{c: np.full(n, np.nan) for c in _FLOATS},
         "bars_held": np.zeros(n, dtype=np.int64)}
     splits = _splits(corporate_actions)
     groups = intents.groupby(["symbol", "timeframe"], sort=False).indices
@@ -89,7 +154,7 @@ def label_outcomes(intents: pd.DataFrame,
         if key not in bars_by_key:
             raise KeyError(f"bars_by_key: no bars for {key} ({len(positions)} intents)")
         symbol_splits = splits[splits["symbol"] == key[0]] if len(splits) else splits
-        result = _label_group(intents.iloc[positions], bars_by_key[key], symbol_splits)
+        result = _label_group(intents.iloc[positions], bars_by_key[key], symbol_splits, rules)
         for name, values in result.items():
             columns[name][positions] = values
     return _outcome_frame(intents["intent_id"].to_numpy(), intents["as_of"], columns)
@@ -109,6 +174,11 @@ def _check_intents(intents: pd.DataFrame) -> None:
         ids = intents["intent_id"].to_numpy()[bad][:5].tolist()
         raise ValueError(f"intents: {int(bad.sum())} rows need a side of long/short, a stop on "
                          f"the losing side of the entry and a horizon >= 1 bar (e.g. {ids})")
+    order_type = intents["order_type"].astype(str).to_numpy()
+    unknown = ~np.isin(order_type, list(FILL_RULES))
+    if unknown.any():
+        raise ValueError(f"intents.order_type: must be one of {', '.join(FILL_RULES)} "
+                         f"(got {order_type[unknown][0]!r} on {int(unknown.sum())} rows)")
 
 
 def _splits(corporate_actions: pd.DataFrame | None) -> pd.DataFrame:
@@ -120,8 +190,8 @@ def _splits(corporate_actions: pd.DataFrame | None) -> pd.DataFrame:
     return corporate_actions[corporate_actions["action"] == "split"]
 
 
-def _label_group(intents: pd.DataFrame, bars: pd.DataFrame, splits: pd.DataFrame
-                 ) -> dict[str, np.ndarray]:
+def _label_group(intents: pd.DataFrame, bars: pd.DataFrame, splits: pd.DataFrame,
+                 rules: OutcomeRules) -> dict[str, np.ndarray]:
     """Label the intents of one (symbol, timeframe) against that series' bars."""
     if not bars["ts_close"].is_monotonic_increasing:
         bars = bars.sort_values("ts_close", kind="stable")
@@ -135,21 +205,28 @@ def _label_group(intents: pd.DataFrame, bars: pd.DataFrame, splits: pd.DataFrame
         prices = {c: v / bar_divisor for c, v in prices.items()}
         entry_scale = split_factor_as_of(as_of, splits, last_ex)
     start = np.searchsorted(ts_close, as_of.as_unit("ns").asi8, side="right")
+    available = len(ts_close) - start
     horizon = intents["holding_horizon"].to_numpy().astype(np.int64)
-    span = np.minimum(horizon, len(ts_close) - start)
+    order_type = intents["order_type"].astype(str).to_numpy()
+    window = np.where(order_type == "market", 1, rules.fill_window).astype(np.int64)
+    # the fill may come on the window's last bar and the trade lasts a horizon from there
+    span = np.minimum(window - 1 + horizon, available)
     direction = np.where(intents["side"].to_numpy() == "long", 1.0, -1.0)
     order = np.argsort(span, kind="stable")
     result = {name: np.empty(len(intents), dtype=dtype) for name, dtype in (
-        ("exit_reason", object), ("exit_ts", np.int64), ("exit_price", np.float64),
-        ("realized_r", np.float64), ("mae_r", np.float64), ("mfe_r", np.float64),
-        ("mae_price", np.float64), ("mfe_price", np.float64), ("bars_held", np.int64))}
+        ("exit_reason", object), ("filled", bool), ("fill_ts", np.int64),
+        ("exit_ts", np.int64), *((c, np.float64) for c in _FLOATS), ("bars_held", np.int64))}
+    columns = {c: intents[c].to_numpy(dtype=np.float64)
+               for c in ("proposed_entry", "proposed_stop", "proposed_target")}
     for chunk in _chunks(span[order]):
         rows = order[chunk]
-        walked = _walk(prices, ts_close, start[rows], span[rows], horizon[rows],
-                       direction[rows], entry_scale[rows],
-                       intents["proposed_entry"].to_numpy(dtype=np.float64)[rows],
-                       intents["proposed_stop"].to_numpy(dtype=np.float64)[rows],
-                       intents["proposed_target"].to_numpy(dtype=np.float64)[rows])
+        walked = _walk(prices, ts_close, start=start[rows], span=span[rows],
+                       available=available[rows], window=window[rows], horizon=horizon[rows],
+                       order_type=order_type[rows], direction=direction[rows],
+                       scale=entry_scale[rows], entry=columns["proposed_entry"][rows],
+                       stop=columns["proposed_stop"][rows],
+                       target=columns["proposed_target"][rows],
+                       gap_at_open=rules.gap_rule == GAP_SYMMETRIC)
         for name, values in walked.items():
             result[name][rows] = values
     return result
@@ -167,94 +244,145 @@ def _chunks(sorted_span: np.ndarray) -> list[slice]:
     return chunks
 
 
-def _walk(prices: Mapping[str, np.ndarray], ts_close: np.ndarray, start: np.ndarray,
-          span: np.ndarray, horizon: np.ndarray, direction: np.ndarray, scale: np.ndarray,
-          entry: np.ndarray, stop: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+def _first(mask: np.ndarray, none: int) -> np.ndarray:
+    """Return each row's first True column, ``none`` where a row has none."""
+    return np.where(mask.any(axis=1), mask.argmax(axis=1), none)
+
+
+def _walk(prices: Mapping[str, np.ndarray], ts_close: np.ndarray, *, start: np.ndarray,
+          span: np.ndarray, available: np.ndarray, window: np.ndarray, horizon: np.ndarray,
+          order_type: np.ndarray, direction: np.ndarray, scale: np.ndarray,
+          entry: np.ndarray, stop: np.ndarray, target: np.ndarray,
+          gap_at_open: bool) -> dict[str, np.ndarray]:
     """Walk a [intents x bars] window. Prices are mirrored for shorts (x = direction x price)
     so one set of long-side comparisons serves both sides."""
     n_intents = len(start)
-    width = int(span.max()) if n_intents else 0
-    offsets = np.arange(max(width, 1))
-    if width == 0:
-        index = np.zeros((n_intents, 1), dtype=np.int64)
-        valid = np.zeros((n_intents, 1), dtype=bool)
-        lo_x = hi_x = open_x = close_x = np.zeros((n_intents, 1))
-    else:
-        index = np.minimum(start[:, None] + offsets, len(ts_close) - 1)
-        valid = offsets < span[:, None]
+    width = max(int(span.max()) if n_intents else 0, 1)
+    offsets = np.arange(width)
+    index = np.minimum(start[:, None] + offsets, max(len(ts_close) - 1, 0))
+    valid = offsets < span[:, None]
+    if len(ts_close):
         factor = (scale * direction)[:, None]
         is_long = (direction > 0)[:, None]
         low, high = prices["low"][index] * factor, prices["high"][index] * factor
         lo_x, hi_x = np.where(is_long, low, high), np.where(is_long, high, low)
         open_x, close_x = prices["open"][index] * factor, prices["close"][index] * factor
+    else:
+        lo_x = hi_x = open_x = close_x = np.zeros((n_intents, width))
     entry_x, stop_x, target_x = entry * direction, stop * direction, target * direction
-    stop_touch = valid & (lo_x <= stop_x[:, None])
-    target_touch = valid & (hi_x >= target_x[:, None])
-    k_stop = np.where(stop_touch.any(axis=1), stop_touch.argmax(axis=1), width + 1)
-    k_target = np.where(target_touch.any(axis=1), target_touch.argmax(axis=1), width + 1)
-    is_stop = k_stop <= np.minimum(k_target, width)  # BOTH_TOUCHED_RULE: stop first on a tie
-    is_target = ~is_stop & (k_target <= width)
-    is_time = ~is_stop & ~is_target & (span >= horizon)
-    is_open = ~is_stop & ~is_target & ~is_time
-    k_exit = np.where(is_stop, k_stop, np.where(is_target, k_target, span - 1))
-    whole_bars = np.where(is_stop | is_target, k_exit, span)
-    whole = valid & (offsets < whole_bars[:, None])
-    rows, k = np.arange(n_intents), np.maximum(k_exit, 0)
+    rows = np.arange(n_intents)
+
+    # --- the fill
+    in_window = valid & (offsets < window[:, None])
+    at_or_below, at_or_above = lo_x <= entry_x[:, None], hi_x >= entry_x[:, None]
+    trades_through = np.select(
+        [(order_type == "market")[:, None], (order_type == "limit")[:, None],
+         (order_type == "stop")[:, None]],
+        [np.ones_like(in_window), at_or_below, at_or_above], at_or_below & at_or_above)
+    k_fill = _first(in_window & trades_through, width)
+    filled = k_fill < width
+    f = np.where(filled, k_fill, 0)
+    open_f = open_x[rows, f]
+    fill_x = np.select([order_type == "market", order_type == "limit", order_type == "stop"],
+                       [open_f, np.minimum(open_f, entry_x), np.maximum(open_f, entry_x)],
+                       entry_x)
+    at_open = fill_x == open_f
+
+    # --- the trade, from the fill bar for at most a horizon
+    last = np.minimum(f + horizon, available)  # first offset past the trade
+    live = filled[:, None] & (offsets >= f[:, None]) & (offsets < last[:, None])
+    fill_bar = offsets == f[:, None]
+    inside = fill_bar & ~at_open[:, None]  # the bar the entry filled inside, not at its open
+    stop_touch = live & (lo_x <= stop_x[:, None])
+    target_touch = live & (hi_x >= target_x[:, None]) & ~inside
+    k_stop, k_target = _first(stop_touch, width + 1), _first(target_touch, width + 1)
+    is_stop = filled & (k_stop <= np.minimum(k_target, width))  # BOTH_TOUCHED_RULE
+    is_target = filled & ~is_stop & (k_target <= width)
+    is_time = filled & ~is_stop & ~is_target & (f + horizon <= available)
+    is_open = filled & ~is_stop & ~is_target & ~is_time
+    k_exit = np.where(is_stop, k_stop, np.where(is_target, k_target, last - 1))
+    k = np.clip(k_exit, 0, width - 1)
     open_k, low_k, close_k = open_x[rows, k], lo_x[rows, k], close_x[rows, k]
-    stop_fill = np.minimum(open_k, stop_x)
-    worst = np.minimum(entry_x, np.where(whole, lo_x, np.inf).min(axis=1))
-    best = np.maximum(entry_x, np.where(whole, hi_x, -np.inf).max(axis=1))
+    exit_inside = (k == f) & ~at_open
+    stop_fill = np.where(exit_inside, stop_x, np.minimum(open_k, stop_x))
+    # a position opened beyond its target (at a gap's open) exits at once at its fill
+    target_fill = np.maximum(open_k if gap_at_open else target_x, np.maximum(target_x, fill_x))
+    # bars before the exit bar count whole (stop and target exits), every bar otherwise
+    through = np.where(is_stop | is_target, k_exit, last)
+    whole = live & (offsets < through[:, None])
+    favourable = np.where(inside, close_x, hi_x)
+    worst = np.minimum(fill_x, np.where(whole, lo_x, np.inf).min(axis=1))
+    best = np.maximum(fill_x, np.where(whole, favourable, -np.inf).max(axis=1))
     worst = np.where(is_stop, np.minimum(worst, stop_fill),
                      np.where(is_target, np.minimum(worst, low_k), worst))
-    best = np.where(is_stop, np.maximum(best, open_k),
-                    np.where(is_target, np.maximum(best, target_x), best))
-    exit_x = np.where(is_stop, stop_fill, np.where(
-        is_target, target_x, np.where(span > 0, close_k, entry_x)))
+    best = np.where(is_stop & ~exit_inside, np.maximum(best, open_k),
+                    np.where(is_target, np.maximum(best, target_fill), best))
+    exit_x = np.where(is_stop, stop_fill, np.where(is_target, target_fill, close_k))
     risk = np.abs(entry - stop)
-    mae_price, mfe_price = entry_x - worst, best - entry_x
+    mae_price, mfe_price = fill_x - worst, best - fill_x
+    pending = ~filled & (available < window)
+    reason = np.select([is_stop, is_target, is_time, is_open, pending],
+                       ["stop", "target", "time", "open", "open"], "not_filled")
+    nan = np.full(n_intents, np.nan)
     return {
-        "exit_reason": np.select([is_stop, is_target, is_time], ["stop", "target", "time"],
-                                 "open").astype(object),
-        "exit_ts": np.where(is_open, _NAT, ts_close[index[rows, k]] if width else _NAT),
-        "exit_price": exit_x * direction,
-        "realized_r": (exit_x - entry_x) / risk,
-        "mae_r": -mae_price / risk, "mfe_r": mfe_price / risk,
-        "mae_price": mae_price, "mfe_price": mfe_price,
-        "bars_held": np.where(is_open, span, k_exit + 1).astype(np.int64),
+        "exit_reason": reason.astype(object), "filled": filled,
+        "fill_ts": np.where(filled, ts_close[index[rows, f]] if len(ts_close) else _NAT, _NAT),
+        "exit_ts": np.where(is_stop | is_target | is_time,
+                            ts_close[index[rows, k]] if len(ts_close) else _NAT, _NAT),
+        "fill_price": np.where(filled, fill_x * direction, nan),
+        "exit_price": np.where(filled, exit_x * direction, nan),
+        "realized_r": np.where(filled, (exit_x - fill_x) / risk, nan),
+        "mae_r": np.where(filled, -mae_price / risk, nan),
+        "mfe_r": np.where(filled, mfe_price / risk, nan),
+        "mae_price": np.where(filled, mae_price, nan),
+        "mfe_price": np.where(filled, mfe_price, nan),
+        "bars_held": np.where(filled, k_exit - f + 1, 0).astype(np.int64),
     }
 
 
 def _outcome_frame(intent_ids: np.ndarray, as_of: pd.Series,
                    columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    exit_ts = pd.DatetimeIndex(pd.to_datetime(np.asarray(columns["exit_ts"], dtype="int64"),
-                                              unit="ns", utc=True)).as_unit("us")
+    def stamps(values: np.ndarray) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(pd.to_datetime(np.asarray(values, dtype="int64"), unit="ns",
+                                               utc=True)).as_unit("us")
+
+    filled = np.asarray(columns["filled"], dtype=bool)
     frame = pd.DataFrame({
         "intent_id": pd.array(intent_ids, dtype="str"),
         "exit_reason": pd.array(columns["exit_reason"], dtype="str"),
         "entry_ts": pd.DatetimeIndex(as_of).tz_convert("UTC").as_unit("us"),
-        "exit_ts": exit_ts,
-        **{c: np.asarray(columns[c], dtype=np.float64) for c in (
+        "filled": filled,
+        "fill_ts": stamps(columns["fill_ts"]),
+        "fill_price": np.asarray(columns["fill_price"], dtype=np.float64) + 0.0,
+        "exit_ts": stamps(columns["exit_ts"]),
+        # + 0.0: no -0.0 in outputs (an excursion of nothing, negated, is -0.0)
+        **{c: np.asarray(columns[c], dtype=np.float64) + 0.0 for c in (
             "exit_price", "realized_r", "mae_r", "mfe_r", "mae_price", "mfe_price")},
         "bars_held": pd.array(columns["bars_held"], dtype="Int64"),
     })
-    frame["win"] = frame["realized_r"].to_numpy() > 0
+    frame["win"] = filled & (frame["realized_r"].fillna(0.0).to_numpy() > 0)
     frame["outcome_source"] = "simulated"
-    return frame
+    return frame.loc[:, list(OUTCOME_COLUMNS)]
 
 
 def label_outcome_scalar(intent_row: Mapping[str, Any], bars: pd.DataFrame,
-                         corporate_actions: pd.DataFrame | None = None) -> dict[str, Any]:
+                         corporate_actions: pd.DataFrame | None = None,
+                         rules: OutcomeRules | None = None) -> dict[str, Any]:
     """Return one intent's outcome (``OUTCOME_COLUMNS`` as a dict): the reference loop.
 
     The same rules as ``label_outcomes``, written bar by bar for one intent and its series'
     bars, so the vectorised path has something plain to be checked against.
     """
-    long = intent_row["side"] == "long"
-    entry = float(intent_row["proposed_entry"])
-    stop = float(intent_row["proposed_stop"])
-    target = float(intent_row["proposed_target"])
+    rules = rules or _DEFAULT_RULES
+    sign = 1.0 if intent_row["side"] == "long" else -1.0
+    # mirrored prices (x = sign x price): a short's rules are a long's on -price
+    entry = sign * float(intent_row["proposed_entry"])
+    stop = sign * float(intent_row["proposed_stop"])
+    target = sign * float(intent_row["proposed_target"])
     has_target = not math.isnan(target)
     horizon = int(intent_row["holding_horizon"])
+    order_type = str(intent_row["order_type"])
+    window = 1 if order_type == "market" else rules.fill_window
     as_of = pd.Timestamp(intent_row["as_of"]).tz_convert("UTC")
     as_of_date = np.datetime64(as_of.tz_localize(None).normalize(), "D")
     splits = []
@@ -265,67 +393,83 @@ def label_outcome_scalar(intent_row: Mapping[str, Any], bars: pd.DataFrame,
             if symbol == intent_row["symbol"] and action == "split":
                 splits.append((np.datetime64(pd.Timestamp(ex_date), "D"), float(ratio)))
     risk = abs(entry - stop)
-    worst_move = best_move = 0.0  # adverse and favourable distances from the entry, >= 0
-    held = 0
-    last_close = entry
-    reason, exit_price, exit_bar = "open", entry, -1
     if not bars["ts_close"].is_monotonic_increasing:
         bars = bars.sort_values("ts_close", kind="stable")
     first = int(bars["ts_close"].searchsorted(as_of, side="right"))
-    after = slice(first, min(len(bars), first + horizon))
+    after = slice(first, len(bars))
     opens, highs, lows, closes = (bars[c].to_numpy(dtype=np.float64)[after].tolist()
                                   for c in ("open", "high", "low", "close"))
     sessions = bars["session"].to_numpy()[after].astype("datetime64[D]")
-    for j in range(len(opens)):
+    stamps = bars["ts_close"].iloc[first:].tolist()
+
+    def bar(j: int) -> tuple[float, float, float, float]:
+        """Bar j after as_of on the as_of basis, mirrored: (open, low, high, close) in x."""
         bar_open, high, low, close = opens[j], highs[j], lows[j], closes[j]
         for ex_date, ratio in splits:
             if as_of_date < ex_date <= sessions[j]:
                 bar_open, high, low, close = (bar_open * ratio, high * ratio, low * ratio,
                                               close * ratio)
-        held += 1
-        if long:
-            if low <= stop:
-                fill = min(bar_open, stop)
-                worst_move = max(worst_move, entry - fill)
-                best_move = max(best_move, bar_open - entry)
-                reason, exit_price, exit_bar = "stop", fill, j
-                break
-            if has_target and high >= target:
-                worst_move = max(worst_move, entry - low)
-                best_move = max(best_move, target - entry)
-                reason, exit_price, exit_bar = "target", target, j
-                break
-            worst_move = max(worst_move, entry - low)
-            best_move = max(best_move, high - entry)
-        else:
-            if high >= stop:
-                fill = max(bar_open, stop)
-                worst_move = max(worst_move, fill - entry)
-                best_move = max(best_move, entry - bar_open)
-                reason, exit_price, exit_bar = "stop", fill, j
-                break
-            if has_target and low <= target:
-                worst_move = max(worst_move, high - entry)
-                best_move = max(best_move, entry - target)
-                reason, exit_price, exit_bar = "target", target, j
-                break
-            worst_move = max(worst_move, high - entry)
-            best_move = max(best_move, entry - low)
-        last_close = close
-        if held == horizon:
-            reason, exit_price, exit_bar = "time", close, j
+        if sign > 0:
+            return bar_open, low, high, close
+        return -bar_open, -high, -low, -close
+
+    fill_bar, fill = -1, math.nan
+    for j in range(min(window, len(opens))):
+        bar_open, low, high, _ = bar(j)
+        if order_type == "market":
+            fill_bar, fill = j, bar_open
+        elif order_type == "limit" and low <= entry:
+            fill_bar, fill = j, min(bar_open, entry)
+        elif order_type == "stop" and high >= entry:
+            fill_bar, fill = j, max(bar_open, entry)
+        elif order_type == "stop_limit" and low <= entry <= high:
+            fill_bar, fill = j, entry
+        if fill_bar >= 0:
             break
-    if reason == "open":
-        exit_price, exit_ts = last_close, pd.NaT
-    else:
-        exit_ts = bars["ts_close"].iloc[first + exit_bar]
-    realized_r = (exit_price - entry) / risk if long else (entry - exit_price) / risk
+    if fill_bar < 0:
+        return {
+            "intent_id": intent_row["intent_id"],
+            "exit_reason": "open" if len(opens) < window else "not_filled",
+            "entry_ts": pd.Timestamp(as_of), "filled": False, "fill_ts": pd.NaT,
+            "fill_price": math.nan, "exit_ts": pd.NaT, "exit_price": math.nan,
+            "realized_r": math.nan, "mae_r": math.nan, "mfe_r": math.nan,
+            "mae_price": math.nan, "mfe_price": math.nan, "bars_held": 0, "win": False,
+            "outcome_source": "simulated"}
+
+    worst = best = fill  # the worst and best mirrored prices since the fill
+    reason, exit_price, exit_bar, held = "open", math.nan, -1, 0
+    for j in range(fill_bar, min(fill_bar + horizon, len(opens))):
+        bar_open, low, high, close = bar(j)
+        inside = j == fill_bar and fill != bar_open  # filled within the bar, not at its open
+        held += 1
+        if low <= stop:
+            exit_price = stop if inside else min(bar_open, stop)
+            worst = min(worst, exit_price)
+            if not inside:
+                best = max(best, bar_open)
+            reason, exit_bar = "stop", j
+            break
+        if has_target and not inside and high >= target:
+            exit_price = max(bar_open if rules.gap_rule == GAP_SYMMETRIC else target,
+                             target, fill)
+            worst, best = min(worst, low), max(best, exit_price)
+            reason, exit_bar = "target", j
+            break
+        worst = min(worst, low)
+        best = max(best, close if inside else high)
+        exit_price = close
+        if held == horizon:
+            reason, exit_bar = "time", j
+            break
+    realized_r = (exit_price - fill) / risk
     return {
         "intent_id": intent_row["intent_id"], "exit_reason": reason,
-        "entry_ts": pd.Timestamp(as_of), "exit_ts": pd.Timestamp(exit_ts),
-        "exit_price": exit_price, "realized_r": realized_r,
-        "mae_r": -worst_move / risk, "mfe_r": best_move / risk,
-        "mae_price": worst_move, "mfe_price": best_move, "bars_held": held,
+        "entry_ts": pd.Timestamp(as_of), "filled": True,
+        "fill_ts": pd.Timestamp(stamps[fill_bar]), "fill_price": sign * fill + 0.0,
+        "exit_ts": pd.NaT if reason == "open" else pd.Timestamp(stamps[exit_bar]),
+        "exit_price": sign * exit_price + 0.0, "realized_r": realized_r + 0.0,
+        "mae_r": -(fill - worst) / risk + 0.0, "mfe_r": (best - fill) / risk + 0.0,
+        "mae_price": fill - worst + 0.0, "mfe_price": best - fill + 0.0, "bars_held": held,
         "win": realized_r > 0, "outcome_source": "simulated",
     }
 
@@ -333,8 +477,8 @@ def label_outcome_scalar(intent_row: Mapping[str, Any], bars: pd.DataFrame,
 def label_with_trades(outcomes: pd.DataFrame, trades: pd.DataFrame,
                       intents: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return ``outcomes`` with each intent linked to a closed real trade given that trade's
-    actual result: exit_reason and outcome_source 'trade', exit_ts = close_ts, exit_price =
-    avg_exit, realized_r = pnl_r.
+    actual result: exit_reason and outcome_source 'trade', filled, fill_ts = open_ts,
+    fill_price = avg_entry, exit_ts = close_ts, exit_price = avg_exit, realized_r = pnl_r.
 
     Links come from ``trades.linked_intent_id`` and, when ``intents`` is given, from its
     ``linked_trade_id`` (which wins). With ``intents`` a missing pnl_r is computed from the
@@ -368,6 +512,11 @@ def label_with_trades(outcomes: pd.DataFrame, trades: pd.DataFrame,
     if not use.any():
         return result
     result.loc[use, "exit_reason"] = "trade"
+    # a real trade is a filled entry: at its open time and average entry price
+    result.loc[use, "filled"] = True
+    result.loc[use, "fill_ts"] = pd.DatetimeIndex(pd.to_datetime(chosen["open_ts"], utc=True)
+                                                  )[use].as_unit("us")
+    result.loc[use, "fill_price"] = chosen["avg_entry"].to_numpy(dtype=np.float64)[use]
     result.loc[use, "exit_ts"] = close_ts[use].as_unit("us")
     result.loc[use, "exit_price"] = chosen["avg_exit"].to_numpy(dtype=np.float64)[use]
     result.loc[use, "realized_r"] = realized_r[use]

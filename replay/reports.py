@@ -24,7 +24,12 @@ from buddy.config import ScoringConfig, default_scoring_config
 from buddy.demo import DEMO_USER
 from buddy.store import Store
 from replay.engine import issues_frame, latest_run_id, results_frame, run_info
-from replay.intents import database_intents, generate_intents, import_trades_csv
+from replay.intents import (
+    corpus_intents,
+    database_intents,
+    generate_intents,
+    import_trades_csv,
+)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 REPLAY_NOTEBOOK = "10_replay.ipynb"
@@ -36,34 +41,51 @@ RUN_ID_LINE = re.compile(r"^run_id: (\S+)$", re.M)
 # --- notebook inputs -----------------------------------------------------------------------
 
 def load_intents(store: Store, intent_source: str, *, symbols: Sequence[str] | None = None,
-                 timeframe: str = "1d", start: datetime | str | None = None,
+                 timeframe: str | None = "1d", start: datetime | str | None = None,
                  end: datetime | str | None = None, seed: int = 0
                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Return (intents, trades or None) from an intent source.
 
-    ``intent_source``: ``generator:<name>`` (a ``replay.intents`` generator over the store's
-    history), ``database`` or ``database:<user_id>`` (logged trade intents, outcomes from
-    linked trades where there are any) or ``import:<path to a trades CSV>``. Intents outside
-    ``symbols``, ``timeframe`` or [``start``, ``end``] (as_of, UTC) are left out. A ``start``
+    ``intent_source``: ``corpus`` (every generator over every symbol and timeframe with bars:
+    ``replay.intents.corpus_intents``; ``timeframe`` None or 'all' keeps every timeframe),
+    ``generator:<name>`` (a ``replay.intents`` generator over the store's history),
+    ``database`` or ``database:<user_id>`` (logged trade intents, outcomes from linked trades
+    where there are any) or ``import:<path to a trades CSV>``. Intents outside ``symbols``,
+    ``timeframe`` (None: any) or [``start``, ``end``] (as_of, UTC) are left out. A ``start``
     or ``end`` without a timezone is UTC; a date alone means the whole day.
     """
     start = None if start is None else _utc(start)
     end = None if end is None else _utc(end, end_of_day=True)
     kind, _, arg = intent_source.partition(":")
     trades = None
+    if intent_source == "corpus":
+        # every generator over every series with bars: ``timeframe`` narrows it only when
+        # given, so the default is the whole corpus
+        corpus = corpus_intents(store, symbols=symbols, seed=seed, user_id=DEMO_USER)
+        return _within(corpus, None if timeframe == "all" else timeframe, None, start,
+                       end), None
     if kind == "generator" and arg:
         # generated ideas belong to the demo trader (USD 100,000 equity, 1% risk per trade,
         # created by buddy.demo.prepare_store), so the risk and exit checks have an account
-        return generate_intents(store, arg, symbols=symbols, timeframe=timeframe, start=start,
-                                end=end, seed=seed, user_id=DEMO_USER), None
+        return generate_intents(store, arg, symbols=symbols, timeframe=timeframe or "1d",
+                                start=start, end=end, seed=seed, user_id=DEMO_USER), None
     if kind == "database":
         intents = database_intents(store, arg or None)
     elif kind == "import" and arg:
         intents, trades = import_trades_csv(arg)
     else:
-        raise ValueError(f"intent_source must be 'generator:<name>', 'database[:<user>]' or "
-                         f"'import:<csv path>' (got {intent_source!r})")
-    keep = intents["timeframe"].astype(str) == str(timeframe)
+        raise ValueError(f"intent_source must be 'corpus', 'generator:<name>', "
+                         f"'database[:<user>]' or 'import:<csv path>' (got {intent_source!r})")
+    return _within(intents, timeframe, symbols, start, end), trades
+
+
+def _within(intents: pd.DataFrame, timeframe: str | None, symbols: Sequence[str] | None,
+            start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
+    """Return the intents at ``timeframe`` (None: any), of ``symbols`` (None: any), with
+    as_of in [start, end] (None: open)."""
+    keep = pd.Series(True, index=intents.index)
+    if timeframe is not None:
+        keep &= intents["timeframe"].astype(str) == str(timeframe)
     if symbols is not None:
         keep &= intents["symbol"].isin(list(symbols))
     as_of = pd.to_datetime(intents["as_of"], utc=True)
@@ -71,7 +93,7 @@ def load_intents(store: Store, intent_source: str, *, symbols: Sequence[str] | N
         keep &= as_of >= start
     if end is not None:
         keep &= as_of <= end
-    return intents[keep].reset_index(drop=True), trades
+    return intents[keep.to_numpy()].reset_index(drop=True)
 
 
 def _utc(value: datetime | str, *, end_of_day: bool = False) -> pd.Timestamp:
