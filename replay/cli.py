@@ -17,7 +17,8 @@ import pandas as pd
 from buddy.errors import BuddyError, FieldError, FieldErrors
 from buddy.timeframes import Timeframe
 
-SOURCE_HELP = ("Where intents come from: a generator name (ma_cross, prior_high_breakout, "
+SOURCE_HELP = ("Where intents come from: 'corpus' (every generator over every symbol and "
+               "timeframe with bars), a generator name (ma_cross, prior_high_breakout, "
                "vwap_pullback, random), 'database' (the trade_intents table) or csv:PATH (a "
                "file with the intent columns, or a trades file: entry_time, entry_price, side, "
                "size, stop, symbol, timeframe, ...).")
@@ -153,7 +154,10 @@ def load_intents(store: Any, source: str, *, symbols: list[str] | None, timefram
 
     start_ts, end_ts = _bound(start, "start"), _bound(end, "end")
     trades = None
-    if source == "database":
+    if source == "corpus":
+        frame = sources.corpus_intents(store, symbols=symbols, seed=seed,
+                                       user_id=user or "replay")
+    elif source == "database":
         frame = sources.database_intents(store, user)
     elif source.startswith("csv:"):
         path = Path(source[4:])
@@ -279,6 +283,39 @@ def show_cmd(obj: _ReplayObj, run_id: str, as_json: bool) -> None:
     click.echo(f"  created {info['created_at']}   finished {info['finished_at']}")
     for key, value in summary.items():
         click.echo(f"  {key}: {value}")
+
+
+@replay.command("flags")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per code).")
+@click.pass_obj
+def flags_cmd(obj: _ReplayObj, run_id: str, as_json: bool) -> None:
+    """Print each issue code's firing rate over a run, with its n and 95% Wilson interval,
+    its module and kind (issue / not_checked), highest rate first."""
+    from replay.engine import ReplayError, issues_frame, run_info
+    from replay.flags import declared_codes, flag_rates
+
+    store = obj.store()
+    try:
+        info = run_info(store, run_id)
+    except ReplayError as exc:
+        _fail(exc)
+    n_done = int(info["n_done"])
+    if n_done == 0:
+        _fail(ValueError(f"run {run_id} has no evaluated intents yet"))
+    modules = [m["name"] for m in info["config"]["modules"]]
+    table = flag_rates(issues_frame(store, run_id), n_done, declared_codes(modules))
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "n_intents": n_done,
+                               "codes": table.to_dict(orient="records")}, indent=2))
+        return
+    click.echo(f"run {run_id}: {n_done} intents; rate = share of intents a code fired on, "
+               "95% Wilson interval")
+    shown = table.assign(**{"rate %": (100 * table["rate"]).round(1),
+                            "95% CI %": [f"{100 * lo:.1f}-{100 * hi:.1f}" for lo, hi in
+                                         zip(table["ci_low"], table["ci_high"], strict=True)]})
+    click.echo(shown[["code", "module", "kind", "fired", "n", "rate %", "95% CI %"]]
+               .to_string(index=False))
 
 
 def _summary(results: pd.DataFrame) -> dict[str, Any]:

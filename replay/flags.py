@@ -72,15 +72,17 @@ def flag_rates(issues: pd.DataFrame, n_intents: int,
         raise ValueError(f"n_intents: {n_intents} is fewer than the intents code "
                          f"{table['code'].to_numpy()[too_many][0]} fired on")
     low, high = proportion_confint(counts, n_intents, alpha=alpha, method="wilson")
-    # +0.0 turns a -0.0 from the interval arithmetic into 0.0
+    rate = counts / n_intents
+    # the interval holds its rate exactly (rounding leaves 1e-17 above a rate of 0); +0.0
+    # turns a -0.0 into 0.0
     frame = pd.DataFrame({
         "code": table["code"].astype(str).to_numpy(),
         "module": table["module"].astype(str).to_numpy(),
         "kind": table["kind"].astype(str).to_numpy(), "fired": counts,
         "n": np.full(len(counts), int(n_intents), dtype=np.int64),
-        "rate": counts / n_intents + 0.0,
-        "ci_low": np.clip(np.asarray(low, dtype=np.float64), 0.0, 1.0) + 0.0,
-        "ci_high": np.clip(np.asarray(high, dtype=np.float64), 0.0, 1.0) + 0.0})
+        "rate": rate + 0.0,
+        "ci_low": np.minimum(np.asarray(low, dtype=np.float64), rate) + 0.0,
+        "ci_high": np.maximum(np.asarray(high, dtype=np.float64), rate) + 0.0})
     frame = frame.sort_values(["rate", "module", "code"], ascending=[False, True, True],
                               kind="stable")
     return frame.reset_index(drop=True).loc[:, list(FLAG_COLUMNS)]
