@@ -1,16 +1,16 @@
 """EntryQuality: where, when and into what kind of bar is the trade entered?
 
 Location (against the ``levels`` piece, on the as-of price basis)
-    A long entered within ``near_level_atr`` ATR under a level above it (a short just over a
-    level below it), and a stop that does not sit at least ``stop_buffer_atr`` ATR beyond the
-    nearest level behind the entry (within ``stop_level_search_atr`` ATR of it). The levels used
-    are the structural ones: prior-day high and low, rolling-range high and low, the R and S
-    levels of the configured pivot set, and the support/resistance clusters; on daily and
-    weekly bars also the high and low of the last closed bar (the snapshot's prior day is the
-    session before that bar's, while a trader deciding after its close calls the bar itself
-    "yesterday"). Anchored VWAPs are mean lines rather than levels; they enter through the
-    extension check. The search is ``buddy.levels.nearest``; ties in distance go to the
-    alphabetically first name.
+    A long entered within ``near_level_atr`` ATR under a strong level above it (a short just
+    over one below it), and a stop that does not sit at least ``stop_buffer_atr`` ATR beyond
+    the nearest strong level behind the entry (within ``stop_level_search_atr`` ATR of it).
+    The levels are the snapshot's consolidated ones (``buddy.levels.consolidate``: prior day,
+    rolling range, the ``pivot_method`` family, anchored VWAPs and support/resistance
+    clusters, merged within ``level_merge_atr`` ATR), of strength ``min_level_strength`` or
+    more (confluence of sources plus recent swing touches): a lone pivot or VWAP line is not
+    a level a long stalls under. The snapshot's prior day is the last closed bar on daily and
+    weekly bars (the levels in force for the session after it). The search is
+    ``buddy.levels.nearest``; ties in distance go to the alphabetically first name.
 Extension
     The entry's distance from EMA(20) and from an anchored VWAP (session on intraday bars,
     month otherwise, unless configured), in ATR(14), in the trade's direction.
@@ -65,13 +65,21 @@ from buddy.domain import Severity
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.evidence import to_tick
-from buddy.levels.nearest import NO_RANK, nearest_level
+from buddy.levels.consolidate import (
+    DEFAULT_MERGE_ATR,
+    DEFAULT_MIN_STRENGTH,
+    DEFAULT_PIVOT_METHOD,
+    PIVOT_METHODS,
+    LevelTable,
+    level_table,
+    row_atr,
+)
+from buddy.levels.nearest import nearest_level
 from buddy.timeframes import Timeframe
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext, Windows
 
-ATR_FALLBACK_BARS = 14
 _NS_PER_MINUTE = 60_000_000_000
 #: Matrix cells one chunk of the (row x level) search may hold.
 _CHUNK_CELLS = 2_000_000
@@ -92,8 +100,14 @@ class EntryQualityConfig(ModuleConfig):
     stop_level_search_atr: float = param(3.0, lo=0.1, hi=50.0, unit="ATR",
                                          doc="levels behind the entry farther than this are not "
                                              "checked against the stop")
-    pivot_method: str = param("classic", choices=("classic", "fibonacci", "camarilla", "none"),
-                              doc="pivot set whose R and S levels count as levels")
+    pivot_method: str = param(DEFAULT_PIVOT_METHOD, choices=PIVOT_METHODS,
+                              doc="pivot family whose levels count as levels ('none': none)")
+    min_level_strength: float = param(DEFAULT_MIN_STRENGTH, lo=0.0, hi=50.0, unit="strength",
+                                      doc="strength a consolidated level needs to count "
+                                          "(buddy.levels.consolidate: confluence of sources "
+                                          "plus recent swing touches)")
+    level_merge_atr: float = param(DEFAULT_MERGE_ATR, lo=0.0, hi=5.0, unit="ATR",
+                                   doc="levels closer than this are merged into one")
     max_ema_extension_atr: float = param(2.5, lo=0.1, hi=50.0, unit="ATR",
                                          doc="largest distance of the entry beyond EMA(20) in "
                                              "the trade's direction")
@@ -126,6 +140,8 @@ _LOCATION_EVIDENCE = (Evidence("entry", "price"), Evidence("level_name"),
                       Evidence("level_price", "price", _PRICE_DIGITS),
                       Evidence("distance_atr", "ATR", 4, threshold="near_level_atr"),
                       Evidence("near_level_atr", "ATR"), Evidence("touches", "touches"),
+                      Evidence("level_strength", "strength", 2,
+                               threshold="min_level_strength"),
                       Evidence("atr_14", "price"))
 _LOCATION_ACTION = (Evidence("confirm_price", "price"), Evidence("pullback_entry", "price"))
 
@@ -135,7 +151,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
     """Check location against key levels, extension, timing and microstructure of the entry."""
 
     name = "entry_quality"
-    version = "1.1.0"
+    version = "2.0.0"
     requires = frozenset({"market", "levels"})
     config_cls = EntryQualityConfig
     codes: ClassVar = {
@@ -146,6 +162,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
             "Wait for a close above {confirm_price}, or enter at {pullback_entry} or lower, "
             "where the level is at least {near_level_atr} away.",
             evidence=_LOCATION_EVIDENCE, action="WAIT_FOR_CLOSE_BEYOND_OR_PULLBACK",
+            harm="the move toward the target stalls at the strong level just above the entry",
+            measure="target_reached",
             action_facts=_LOCATION_ACTION),
         "ENTRY_OVER_SUPPORT": Code(
             "Short entered just over a level",
@@ -154,6 +172,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
             "Wait for a close below {confirm_price}, or enter at {pullback_entry} or higher, "
             "where the level is at least {near_level_atr} away.",
             evidence=_LOCATION_EVIDENCE, action="WAIT_FOR_CLOSE_BEYOND_OR_PULLBACK",
+            harm="the move toward the target stalls at the strong level just below the entry",
+            measure="target_reached",
             action_facts=_LOCATION_ACTION),
         "STOP_NOT_BEYOND_LEVEL": Code(
             "Stop not beyond the nearest level",
@@ -167,7 +187,10 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                       Evidence("stop_beyond_level_atr", "ATR", 4, threshold="stop_buffer_atr"),
                       Evidence("stop_level_gap_atr", "ATR", 4), Evidence("stop_side"),
                       Evidence("stop_buffer_atr", "ATR"), Evidence("atr_14", "price")),
-            action="MOVE_STOP_BEYOND_LEVEL", action_facts=(Evidence("suggested_stop", "price"),)),
+            action="MOVE_STOP_BEYOND_LEVEL",
+            harm=("an ordinary test of the level behind the entry reaches the stop before the "
+                  "trade develops"),
+            measure="stopped_early", action_facts=(Evidence("suggested_stop", "price"),)),
         "EXTENDED_FROM_EMA": Code(
             "Entry extended from EMA(20)",
             "The entry at {entry} is {ema_extension_atr} beyond EMA(20) at {ema_20} "
@@ -179,6 +202,9 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                                threshold="max_ema_extension_atr"),
                       Evidence("max_ema_extension_atr", "ATR"), Evidence("atr_14", "price")),
             action="USE_LIMIT_ENTRY_NEARER_EMA",
+            harm=("an entry stretched far from EMA(20) meets a pullback toward it first: a "
+                  "deeper move against the trade"),
+            measure="adverse_excursion",
             action_facts=(Evidence("suggested_entry", "price"),)),
         "EXTENDED_FROM_VWAP": Code(
             "Entry extended from the anchored VWAP",
@@ -193,6 +219,9 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                       Evidence("vwap_extension_sd", "sd", 4),
                       Evidence("max_vwap_extension_atr", "ATR"), Evidence("atr_14", "price")),
             action="USE_LIMIT_ENTRY_NEARER_VWAP",
+            harm=("an entry stretched far from the anchored VWAP meets a pullback toward it "
+                  "first: a deeper move against the trade"),
+            measure="adverse_excursion",
             action_facts=(Evidence("suggested_entry", "price"),)),
         "ENTRY_AT_SESSION_EDGE": Code(
             "Entry at the edge of the session",
@@ -204,7 +233,10 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                                threshold="session_edge_minutes"),
                       Evidence("session_edge"), Evidence("session_edge_minutes", "minutes"),
                       Evidence("session_open"), Evidence("session_close_estimate")),
-            action="WAIT_FOR_SESSION_TO_SETTLE", action_facts=(Evidence("limit_price", "price"),)),
+            action="WAIT_FOR_SESSION_TO_SETTLE",
+            harm=("the erratic first and last minutes of a session swing against the trade right "
+                  "after the entry"),
+            measure="adverse_excursion", action_facts=(Evidence("limit_price", "price"),)),
         "ENTRY_MID_BAR": Code(
             "Entry before the bar closes",
             "The {timeframe} bar in progress is {bar_progress_pct} complete at the entry time; "
@@ -214,7 +246,10 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
             evidence=(Evidence("bar_progress_pct", "%", 2, threshold="mid_bar_min_pct"),
                       Evidence("minutes_to_bar_close", "minutes", 2), Evidence("timeframe"),
                       Evidence("bar_open")),
-            action="WAIT_FOR_BAR_CLOSE", action_facts=(Evidence("limit_price", "price"),)),
+            action="WAIT_FOR_BAR_CLOSE",
+            harm=("the bar acted on can still reverse before it closes, so the trade is shaken "
+                  "out soon after the entry"),
+            measure="stopped_early", action_facts=(Evidence("limit_price", "price"),)),
         "WIDE_RANGE_BAR": Code(
             "Entry right after a wide-range bar",
             "The last bar spanned {last_bar_range_atr} from {last_bar_low} to {last_bar_high} "
@@ -225,6 +260,9 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                       Evidence("last_bar_high", "price"), Evidence("last_bar_low", "price"),
                       Evidence("wide_range_atr", "ATR"), Evidence("atr_14", "price")),
             action="USE_LIMIT_NEAR_MIDPOINT_OR_REDUCE_SIZE",
+            harm=("a wide-range bar is often partly retraced, against an entry made near its "
+                  "extreme"),
+            measure="adverse_excursion",
             action_facts=(Evidence("suggested_entry", "price"),)),
         "LOW_RELATIVE_VOLUME": Code(
             "Thin volume on the last bar",
@@ -238,7 +276,9 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                       # intraday: one bar per earlier session, at the last bar's hour
                       Evidence("reference_bars", "bars"),
                       Evidence("min_relative_volume", "ratio")),
-            action="USE_LIMIT_ORDER", action_facts=(Evidence("limit_price", "price"),)),
+            action="USE_LIMIT_ORDER",
+            harm="thin volume gaps and slips: an exit can fill beyond the stop",
+            measure="loss_beyond_stop", action_facts=(Evidence("limit_price", "price"),)),
     }
     explain = (Evidence("atr_14", "price"), Evidence("atr_source"),
                Evidence("nearest_level_ahead_atr", "ATR", 4),
@@ -280,7 +320,9 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         ``near_level_atr``) and STOP_NOT_BEYOND_LEVEL (the stop not ``stop_buffer_atr`` beyond
         the nearest level behind, within ``stop_level_search_atr``)."""
         cfg = self.config
-        table = _LevelTable.read(ctx, cfg.pivot_method, r.label)
+        code, snapshots = ctx.distinct_pieces("levels")
+        table = level_table(snapshots, code, r.atr, pivot_method=cfg.pivot_method,
+                            merge_atr=cfg.level_merge_atr, min_strength=cfg.min_level_strength)
         ahead, behind = _pick_levels(table, r, cfg.stop_level_search_atr)
         blocks: list[IssueBlock] = []
 
@@ -299,9 +341,10 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
             pullback = _on_tick(level - sign * cfg.near_level_atr * atr, r.tick[at], sign,
                                 against_risk=True)
             blocks.append(self.fire(
-                code, at, Severity.MEDIUM, entry=r.entry[at], level_name=table.name_of(ahead, at),
-                level_price=level, distance_atr=distance[at], near_level_atr=cfg.near_level_atr,
-                touches=ahead.touches_of(at), atr_14=atr,
+                code, at, Severity.MEDIUM, entry=r.entry[at],
+                level_name=table.name_of(ahead.rank[at]), level_price=level,
+                distance_atr=distance[at], near_level_atr=cfg.near_level_atr,
+                touches=ahead.touches_of(at), level_strength=ahead.strength[at], atr_14=atr,
                 confirm_price=_on_tick(level + sign * cfg.stop_buffer_atr * atr, r.tick[at],
                                        sign, against_risk=False),
                 pullback_entry=np.where(pullback > 0, pullback, np.nan)))
@@ -318,7 +361,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                                  sign, against_risk=True)
             blocks.append(self.fire(
                 "STOP_NOT_BEYOND_LEVEL", at, Severity.MEDIUM, stop=r.stop[at], entry=r.entry[at],
-                level_name=table.name_of(behind, at), level_price=level,
+                level_name=table.name_of(behind.rank[at]), level_price=level,
                 stop_beyond_level_atr=beyond[at], stop_level_gap_atr=np.abs(beyond[at]),
                 stop_side=np.where(beyond[at] >= 0, "beyond", "inside").astype(object),
                 stop_buffer_atr=cfg.stop_buffer_atr, atr_14=r.atr[at],
@@ -566,16 +609,8 @@ class _Rows:
         intents, bars = ctx.intents, ctx.bars
         sign = intents["sign"].to_numpy(np.float64)
         last = bars.stop - 1
-        atr = _latest(ctx, "atr_14")
-        with np.errstate(invalid="ignore"):
-            from_features = np.isfinite(atr) & (atr > 0)
-            fallback = np.flatnonzero(~from_features)
-            if len(fallback):
-                atr[fallback] = _bars_atr(bars.take(fallback))
-            has_atr = atr > 0
-        atr[~has_atr] = np.nan
-        source = np.where(from_features, "ta_features",
-                          np.where(has_atr, "bars", "none")).astype(object)
+        atr, source = row_atr(ctx)
+        has_atr = np.isfinite(atr)
         names, code = np.unique(intents["timeframe"].to_numpy(object).astype(str),
                                 return_inverse=True)
         frames = [Timeframe.parse(v) for v in names]
@@ -632,21 +667,6 @@ def _on_tick(price: np.ndarray, tick: np.ndarray, sign: np.ndarray, *,
     return to_tick(price, tick, up=None if against_risk is None else (sign < 0) == against_risk)
 
 
-def _bars_atr(bars: Windows) -> np.ndarray:
-    """Return the mean true range of each window's last ATR_FALLBACK_BARS bars (NaN with
-    fewer than two bars): the ATR when the features have none."""
-    k = ATR_FALLBACK_BARS + 1
-    high, low, close = (bars.tail(name, k) for name in ("high", "low", "close"))
-    prev = close[:, :-1]
-    true_range = np.maximum(high[:, 1:], prev) - np.minimum(low[:, 1:], prev)
-    count = np.minimum(bars.lengths, k) - 1
-    valid = np.arange(k - 1)[None, :] >= (k - 1 - count)[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid, true_range, 0.0).sum(axis=1) / count
-    mean[count < 1] = np.nan
-    return mean
-
-
 def _mean_of_previous(bars: Windows, lookback: int) -> tuple[np.ndarray, np.ndarray]:
     """Return the mean volume of the ``lookback`` bars before each window's last (NaN
     skipped) and their number."""
@@ -687,103 +707,38 @@ def _projected_bars(times: _BarTimes, start: np.ndarray, stop: np.ndarray, as_of
 # ---------------------------------------------------------------------------- levels
 @dataclass(frozen=True, slots=True)
 class _Picked:
-    """The level picked per row: its column in the row's table (-1: none) and price."""
+    """The level picked per row: its column in the row's table (-1: none), price, name rank,
+    swing touches and strength."""
 
     column: np.ndarray
     price: np.ndarray
     rank: np.ndarray
-    touches: np.ndarray  # -1: none
+    touches: np.ndarray
+    strength: np.ndarray
 
     def touches_of(self, rows: np.ndarray) -> np.ndarray:
         """Return the touches of the levels picked on ``rows`` (None where a level has none)."""
         out = self.touches[rows].astype(object)
-        out[self.touches[rows] < 0] = None
+        out[self.touches[rows] <= 0] = None
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class _LevelTable:
-    """The location levels of each distinct snapshot, padded to one width (NaN prices), and
-    every level name (the last bar's too) sorted: a name's rank breaks ties in distance."""
-
-    code: np.ndarray  # row -> snapshot
-    price: np.ndarray  # (snapshots, width)
-    rank: np.ndarray  # NO_RANK in the padding
-    touches: np.ndarray  # -1 where the level has none
-    names: np.ndarray  # object
-    bar_rank: np.ndarray  # (rows, 2): ranks of the last bar's high and low level names
-
-    @classmethod
-    def read(cls, ctx: BatchContext, pivot_method: str, labels: np.ndarray) -> _LevelTable:
-        code, snapshots = ctx.distinct_pieces("levels")
-        found = [_location_levels(s, pivot_method) if isinstance(s, KeyLevelsSnapshot) else []
-                 for s in snapshots]
-        label_names, label_code = np.unique(labels.astype(str), return_inverse=True)
-        bar_names = [(f"last closed {t} bar high", f"last closed {t} bar low")
-                     for t in label_names]
-        flat = [lv for levels in found for lv in levels]
-        names = sorted({name for name, _, _ in flat} | {x for pair in bar_names for x in pair})
-        rank_of = {name: i for i, name in enumerate(names)}
-        counts = np.array([len(levels) for levels in found], dtype=np.int64)
-        shape = (len(snapshots), int(counts.max()) if len(counts) else 0)
-        cell = (np.repeat(np.arange(len(found)), counts),
-                np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts))
-        price = np.full(shape, np.nan)
-        rank = np.full(shape, NO_RANK, dtype=np.int64)
-        touches = np.full(shape, -1, dtype=np.int64)
-        if flat:
-            price[cell] = [p for _, p, _ in flat]
-            rank[cell] = [rank_of[name] for name, _, _ in flat]
-            touches[cell] = [-1 if t is None else t for _, _, t in flat]
-        bar_rank = np.array([[rank_of[high], rank_of[low]] for high, low in bar_names],
-                            dtype=np.int64).reshape(-1, 2)[label_code.ravel()]
-        return cls(code=code, price=price, rank=rank, touches=touches,
-                   names=np.array(names, dtype=object), bar_rank=bar_rank)
-
-    def name_of(self, picked: _Picked, rows: np.ndarray) -> np.ndarray:
-        """Return the names of the levels picked on ``rows``."""
-        return self.names[picked.rank[rows]]
-
-
-def _location_levels(levels: KeyLevelsSnapshot, pivot_method: str
-                     ) -> list[tuple[str, float, int | None]]:
-    """Return (name, price, touches) of the snapshot's structural levels: prior day, rolling
-    range, the pivot set's R and S levels and the support/resistance clusters."""
-    found: list[tuple[str, float, int | None]] = []
-    for name in ("prior_day_high", "prior_day_low", "rolling_range_high", "rolling_range_low"):
-        value = getattr(levels, name)
-        if value is not None and math.isfinite(value):
-            found.append((name, float(value), None))
-    if pivot_method != "none":
-        for name, value in levels.pivots.get(pivot_method, {}).items():
-            if name != "P" and math.isfinite(value):
-                found.append((f"{pivot_method} pivot {name}", float(value), None))
-    for level in levels.support_resistance:
-        found.append((f"{level.kind} cluster ({level.touches} touches)", float(level.price),
-                      level.touches))
-    return found
-
-
-def _pick_levels(table: _LevelTable, r: _Rows, search_atr: float) -> tuple[_Picked, _Picked]:
-    """Return the nearest level ahead of each entry and the nearest behind it within
-    ``search_atr`` ATR, among the row's snapshot levels and, on daily and weekly bars, the
-    last closed bar's high and low (rows without ATR pick none)."""
+def _pick_levels(table: LevelTable, r: _Rows, search_atr: float) -> tuple[_Picked, _Picked]:
+    """Return the nearest strong level ahead of each entry and the nearest behind it within
+    ``search_atr`` ATR (rows without ATR pick none)."""
     n = len(r.entry)
     width = table.price.shape[1]
-    bar_levels = ~r.intraday
     picks = [_Picked(column=np.full(n, -1, dtype=np.int64), price=np.full(n, np.nan),
-                     rank=np.zeros(n, dtype=np.int64), touches=np.full(n, -1, dtype=np.int64))
-             for _ in range(2)]
+                     rank=np.zeros(n, dtype=np.int64), touches=np.zeros(n, dtype=np.int64),
+                     strength=np.full(n, np.nan)) for _ in range(2)]
     rows_all = np.flatnonzero(r.has_atr)
-    step = max(1, _CHUNK_CELLS // (width + 2))
+    if not width:
+        return picks[0], picks[1]
+    step = max(1, _CHUNK_CELLS // width)
     for begin in range(0, len(rows_all), step):
         rows = rows_all[begin:begin + step]
         code = table.code[rows]
-        price = np.concatenate([table.price[code], np.where(
-            bar_levels[rows, None], np.stack([r.high[rows], r.low[rows]], axis=1), np.nan)],
-            axis=1)
-        rank = np.concatenate([table.rank[code], table.bar_rank[rows]], axis=1)
-        touches = np.concatenate([table.touches[code], np.full((len(rows), 2), -1)], axis=1)
+        price, rank = table.price[code], table.rank[code]
         entry, sign = r.entry[rows], r.sign[rows]
         columns = (nearest_level(price, rank, entry, sign, side="ahead"),
                    nearest_level(price, rank, entry, sign, side="behind",
@@ -794,7 +749,9 @@ def _pick_levels(table: _LevelTable, r: _Rows, search_atr: float) -> tuple[_Pick
             picked.column[rows] = column
             picked.price[rows] = np.where(column >= 0, price[at, cell], np.nan)
             picked.rank[rows] = rank[at, cell]
-            picked.touches[rows] = touches[at, cell]
+            picked.touches[rows] = np.where(column >= 0, table.touches[code][at, cell], 0)
+            picked.strength[rows] = np.where(column >= 0, table.strength[code][at, cell],
+                                             np.nan)
     return picks[0], picks[1]
 
 

@@ -4,26 +4,30 @@ Each item looks inside the holding horizon (the intent's, else ``default_horizon
 turned into a point in time by the ``schedule`` piece's sessions ahead:
 
 - scheduled events (imported earnings and macro dates announced by as_of): EVENT_WITHIN_HORIZON,
-  medium when the instrument's own earnings fall inside; EARNINGS_DATES_UNKNOWN (info) when
-  no earnings dates of a stock are known at all, so that check could not be made;
+  medium when the instrument's own earnings fall inside; EARNINGS_DATES_UNKNOWN (not checked)
+  when no earnings dates of a stock are known at all, so that check could not be made;
 - exchange closures: HOLIDAY_WITHIN_HORIZON, EARLY_CLOSE_WITHIN_HORIZON;
 - liquidity of the instrument itself, from the market piece: LOW_LIQUIDITY when the median
   value traded per session (close x volume, quote currency) is below ``min_session_value``
   (stocks only: index and FX volumes are not traded units). The last bar's relative volume
   and the order's share of bar volume are entry_quality's and risk_reward's checks;
-- key levels between entry and target (optional ``levels`` piece):
-  LEVELS_BETWEEN_ENTRY_AND_TARGET, else LEVELS_NOT_CHECKED (info, with the reason);
-- regime transition risk over the horizon (optional ``regime`` piece):
-  REGIME_TRANSITION_RISK, with regime_fit's code and default limits so the report keeps one
-  of the two, else REGIME_TRANSITION_RISK_UNCHECKED (info, with the reason: regime_fit is
-  skipped without the piece, so this is where its absence shows as an unchecked item);
+- strong key levels between entry and target (optional ``levels`` piece): the levels are
+  consolidated (``buddy.levels.consolidate``: levels closer than ``level_merge_atr`` ATR merged,
+  one pivot family, each with a strength from confluence, touches and recency) and
+  LEVELS_BETWEEN_ENTRY_AND_TARGET names those of strength ``min_level_strength`` or more that
+  lie strictly between entry and target; LEVELS_NOT_CHECKED (not checked) says why not;
 - exposure (optional ``portfolio`` piece, the hook): a portfolio piece that implements
   ``ExposureHook`` is asked for the position already held in the symbol (EXISTING_POSITION);
-  otherwise EXPOSURE_NOT_CHECKED (info, with the reason).
+  otherwise EXPOSURE_NOT_CHECKED (not checked, with the reason).
 
-Optional pieces are read only when present; their absence is an item of the checklist, not a
-skip of the module. A stock whose bar window has missing or unordered sessions is not judged
-for liquidity (``liquidity_checked`` False).
+The risk of a regime change within the horizon is regime_fit's rule alone (one rule, one
+implementation); when that module cannot run, the report's "not checked" line says so.
+
+Codes of kind "not_checked" are facts not known, not warnings: the report lists them once in
+its "not checked" line and never ranks or scores them. Optional pieces are read only when
+present; their absence is an item of that line, not a skip of the module. A stock whose bar
+window has missing or unordered sessions is not judged for liquidity (``liquidity_checked``
+False).
 
 Units: amounts are in the instrument's quote currency and quantities in shares (stocks) or
 units; ``codes`` declares them as CURRENCY and QUANTITY, each row's unit given to ``fire``.
@@ -44,13 +48,21 @@ import pandas as pd
 from buddy.batch.columns import objects, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
-from buddy.context.pieces import KeyLevelsSnapshot, RegimeSnapshot
+from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.data.sessions import SessionRuns, count_in, disordered, session_codes, session_totals
 from buddy.domain import Severity
-from buddy.errors import ConfigError, FieldError, FieldErrors
+from buddy.errors import FieldError, FieldErrors
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.events.model import EVENT_KINDS, ScheduleContext
+from buddy.levels.consolidate import (
+    DEFAULT_MERGE_ATR,
+    DEFAULT_MIN_STRENGTH,
+    DEFAULT_PIVOT_METHOD,
+    PIVOT_METHODS,
+    level_table,
+    row_atr,
+)
 from buddy.levels.nearest import NO_RANK, nearest_level
 from buddy.timeframes import Timeframe
 
@@ -87,24 +99,17 @@ class MissingScannerConfig(ModuleConfig):
                                          "instrument is thin (spreads, gaps, partial fills)")
     liquidity_sessions: int = param(20, lo=1, hi=1000, unit="sessions",
                                     doc="sessions the median traded value is taken over")
-    levels_medium_count: int = param(3, lo=1, hi=100, unit="levels",
-                                     doc="levels between entry and target from which the "
-                                         "item is medium severity, else low")
-    transition_risk_low_pct: float = param(50.0, lo=0.0, hi=100.0, unit="%",
-                                           doc="regime transition risk over the horizon "
-                                               "above which it is flagged (low severity)")
-    transition_risk_medium_pct: float = param(80.0, lo=0.0, hi=100.0, unit="%",
-                                              doc="regime transition risk from which the "
-                                                  "item is medium severity")
-
-    def __post_init__(self) -> None:
-        ModuleConfig.__post_init__(self)
-        if self.transition_risk_medium_pct < self.transition_risk_low_pct:
-            raise ConfigError([FieldError(
-                "missing_scanner.transition_risk_medium_pct",
-                f"must be >= transition_risk_low_pct ({self.transition_risk_low_pct})",
-                self.transition_risk_medium_pct)])
-
+    levels_medium_count: int = param(2, lo=1, hi=100, unit="levels",
+                                     doc="strong levels between entry and target from which "
+                                         "the item is medium severity, else low")
+    min_level_strength: float = param(DEFAULT_MIN_STRENGTH, lo=0.0, hi=50.0, unit="strength",
+                                      doc="strength a consolidated level needs to count "
+                                          "(buddy.levels.consolidate: confluence of sources "
+                                          "plus recent swing touches)")
+    level_merge_atr: float = param(DEFAULT_MERGE_ATR, lo=0.0, hi=5.0, unit="ATR",
+                                   doc="levels closer than this are merged into one")
+    level_pivot_method: str = param(DEFAULT_PIVOT_METHOD, choices=PIVOT_METHODS,
+                                    doc="pivot family whose levels count ('none': no pivots)")
 
 
 #: Units declared in ``codes`` that stand for a unit known only per row: the instrument's
@@ -120,9 +125,9 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
     """List events, closures, liquidity, levels, regime and exposure the trade may miss."""
 
     name = "missing_scanner"
-    version = "1.1.0"
+    version = "2.0.0"
     requires = frozenset({"market", "schedule"})
-    optional = frozenset({"levels", "regime", "portfolio"})
+    optional = frozenset({"levels", "portfolio"})
     config_cls = MissingScannerConfig
     codes: ClassVar = {
         "EVENT_WITHIN_HORIZON": Code(
@@ -137,7 +142,9 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
                       Evidence("next_event"), Evidence("next_event_kind"),
                       Evidence("next_event_ts"),
                       Evidence("sessions_to_next_event", "sessions"), *HORIZON),
-            action="PLAN_AROUND_EVENT", action_facts=(Evidence("hold_through_event"),)),
+            action="PLAN_AROUND_EVENT",
+            harm="a scheduled event gaps the price through the stop",
+            measure="loss_beyond_stop", action_facts=(Evidence("hold_through_event"),)),
         "EARNINGS_DATES_UNKNOWN": Code(
             "Earnings dates not known",
             "No earnings dates of {symbol} announced by the evaluation time are in the events "
@@ -145,7 +152,10 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             "{horizon_bars} were not checked.",
             "Import the company's earnings calendar with `buddy events-import`.",
             evidence=(Evidence("earnings_dates_known"), Evidence("symbol"), *HORIZON),
-            action="IMPORT_EARNINGS_DATES"),
+            action="IMPORT_EARNINGS_DATES",
+            harm=("not a warning: whether earnings fall inside the horizon is not known, so that "
+                  "risk was not checked"),
+            measure=None, kind="not_checked"),
         "HOLIDAY_WITHIN_HORIZON": Code(
             "Market closed inside the holding horizon",
             "The market is closed on {first_holiday} ({n_holidays} closed weekday(s) inside "
@@ -155,7 +165,10 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             evidence=(Evidence("n_holidays"), Evidence("first_holiday"),
                       Evidence("sessions_to_first_holiday", "sessions"),
                       Evidence("holiday_title"), *HORIZON),
-            action="ALLOW_FOR_CLOSED_DAYS"),
+            action="ALLOW_FOR_CLOSED_DAYS",
+            harm=("the position cannot be managed while the market is closed and reopens with a "
+                  "gap through the stop"),
+            measure="loss_beyond_stop"),
         "EARLY_CLOSE_WITHIN_HORIZON": Code(
             "Early close inside the holding horizon",
             "The session of {first_early_close} ends early, at {early_close_time} "
@@ -164,7 +177,10 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             evidence=(Evidence("n_early_closes"), Evidence("first_early_close"),
                       Evidence("early_close_time"),
                       Evidence("sessions_to_early_close", "sessions"), *HORIZON),
-            action="PLAN_FOR_SHORT_SESSION"),
+            action="PLAN_FOR_SHORT_SESSION",
+            harm=("orders and exits timed for a full session miss the shortened one; bar "
+                  "outcomes do not record order times, so no outcome measure can judge it"),
+            measure=None),
         "LOW_LIQUIDITY": Code(
             "Thinly traded instrument",
             "{symbol} traded a median {median_session_value} per session over the last "
@@ -175,7 +191,9 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
                                threshold="min_session_value"),
                       Evidence("min_session_value", CURRENCY),
                       Evidence("sessions_used", "sessions"), Evidence("symbol")),
-            action="USE_LIMIT_ORDERS"),
+            action="USE_LIMIT_ORDERS",
+            harm="wide spreads and gaps in a thin market: an exit fills beyond the stop",
+            measure="loss_beyond_stop"),
         "LEVELS_BETWEEN_ENTRY_AND_TARGET": Code(
             "Key levels between entry and target",
             "{n_levels} key level(s) lie between the entry {proposed_entry} and the target "
@@ -185,35 +203,22 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             evidence=(Evidence("n_levels", threshold="levels_medium_count"),
                       Evidence("proposed_entry", "price"), Evidence("proposed_target", "price"),
                       Evidence("nearest_level"), Evidence("nearest_level_price", "price"),
-                      Evidence("levels"), Evidence("nearest_level_r", "R", digits=2)),
-            action="PLAN_AT_LEVEL", action_facts=(Evidence("plan_at_price", "price"),)),
+                      Evidence("levels"), Evidence("nearest_level_r", "R", digits=2),
+                      Evidence("nearest_level_strength", "strength", digits=2,
+                               threshold="min_level_strength")),
+            action="PLAN_AT_LEVEL",
+            harm="the move toward the target stalls at a strong level on the way",
+            measure="target_reached", action_facts=(Evidence("plan_at_price", "price"),)),
         "LEVELS_NOT_CHECKED": Code(
             "Key levels not checked",
             "Levels between the entry {proposed_entry} and the target were not checked: "
             "{reason}.",
             "Mark the key levels between entry and target on the chart yourself.",
             evidence=(Evidence("proposed_entry", "price"), Evidence("reason")),
-            action="MARK_LEVELS"),
-        "REGIME_TRANSITION_RISK": Code(
-            "Regime may change within the horizon",
-            "The regime model's transition matrix gives {transition_risk_pct} for leaving the "
-            "current {hmm_state} state within {regime_horizon_bars} of {regime_timeframe} "
-            "(flagged above {transition_risk_low_pct}).",
-            "Plan for the trade in a different regime: a tighter time stop or a smaller "
-            "size.",
-            evidence=(Evidence("transition_risk_pct", "%", digits=2,
-                               threshold="transition_risk_low_pct"),
-                      Evidence("transition_risk_low_pct", "%"),
-                      Evidence("regime_horizon_bars", "bars"), Evidence("regime_timeframe"),
-                      Evidence("hmm_state"), Evidence("horizon_bars", "bars")),
-            action="PLAN_FOR_REGIME_CHANGE"),
-        "REGIME_TRANSITION_RISK_UNCHECKED": Code(
-            "Regime transition risk not checked",
-            "The risk of a regime change within the holding horizon of {horizon_bars} was "
-            "not checked: {reason}.",
-            "Run the regime job for this symbol, or judge the regime yourself.",
-            evidence=(Evidence("horizon_bars", "bars"), Evidence("reason")),
-            action="RUN_REGIME_JOB"),
+            action="MARK_LEVELS",
+            harm=("not a warning: the key levels between entry and target could not be read, so "
+                  "they were not checked"),
+            measure=None, kind="not_checked"),
         "EXISTING_POSITION": Code(
             "Position already open in this symbol",
             "You already hold {position_qty} of {symbol}; this {side} trade of "
@@ -222,18 +227,24 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             evidence=(Evidence("position_qty", QUANTITY), Evidence("proposed_size", QUANTITY),
                       Evidence("combined_qty", QUANTITY), Evidence("same_direction"),
                       Evidence("symbol"), Evidence("side")),
-            action="COUNT_OPEN_POSITION"),
+            action="COUNT_OPEN_POSITION",
+            harm=("the open position and this trade together risk more of the account than "
+                  "this trade's plan shows"),
+            measure="equity_loss"),
         "EXPOSURE_NOT_CHECKED": Code(
             "Portfolio exposure not checked",
             "Exposure of the order's {notional} against open positions was not checked: "
             "{reason}.",
             "Check open positions in this symbol and correlated ones before entering.",
             evidence=(Evidence("notional", CURRENCY, digits=2), Evidence("reason")),
-            action="CHECK_OPEN_POSITIONS"),
+            action="CHECK_OPEN_POSITIONS",
+            harm=("not a warning: the portfolio's open positions are not known, so exposure "
+                  "was not checked"),
+            measure=None, kind="not_checked"),
     }
     explain = (*HORIZON, Evidence("horizon_source"), Evidence("horizon_beyond_known_sessions"),
                Evidence("n_events_in_horizon"), Evidence("levels_checked"),
-               Evidence("regime_checked"), Evidence("exposure_checked"),
+               Evidence("exposure_checked"),
                Evidence("liquidity_checked"))
 
     def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
@@ -248,16 +259,15 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         schedule = _Schedule.of(ctx, rows)
         liquidity, liquidity_checked = self._liquidity(ctx, rows)
         levels, levels_checked = self._levels(ctx, rows)
-        regime, regime_checked = self._regime(ctx, rows)
         exposure, exposure_checked = self._exposure(ctx, rows)
         blocks = [*self._events(rows, schedule), *self._closures(rows, schedule), *liquidity,
-                  *levels, *regime, *exposure]
+                  *levels, *exposure]
         return self.result(ctx.n, blocks, explain={
             "horizon_bars": rows.horizon, "horizon_end": schedule.end_text,
             "horizon_source": np.where(rows.from_intent, "intent", "default").astype(object),
             "horizon_beyond_known_sessions": schedule.beyond,
             "n_events_in_horizon": schedule.count(schedule.known_kind),
-            "levels_checked": levels_checked, "regime_checked": regime_checked,
+            "levels_checked": levels_checked,
             "exposure_checked": exposure_checked, "liquidity_checked": liquidity_checked})
 
     # ------------------------------------------------------------------- events, closures
@@ -353,8 +363,8 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
 
     # ------------------------------------------------------------------ optional pieces
     def _levels(self, ctx: BatchContext, rows: _Rows) -> tuple[list[IssueBlock], np.ndarray]:
-        """LEVELS_BETWEEN_ENTRY_AND_TARGET: the named levels strictly between entry and
-        target, the nearest to the entry first; LEVELS_NOT_CHECKED says why not."""
+        """LEVELS_BETWEEN_ENTRY_AND_TARGET: the strong consolidated levels strictly between
+        entry and target, the nearest to the entry first; LEVELS_NOT_CHECKED says why not."""
         cfg = self.config
         code, pieces = ctx.distinct_pieces("levels")
         snapshot = np.array([isinstance(p, KeyLevelsSnapshot) for p in pieces], dtype=bool)
@@ -369,76 +379,38 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         at = np.flatnonzero(checked)
         if not len(at):
             return blocks, checked
-        levels = _Levels.of([p if s else None for p, s in zip(pieces, snapshot, strict=True)])
+        atr, _ = row_atr(ctx)
+        table = level_table(pieces, code[at], atr[at], pivot_method=cfg.level_pivot_method,
+                            merge_atr=cfg.level_merge_atr, min_strength=cfg.min_level_strength)
+        price, rank = table.price[table.code], table.rank[table.code]
+        strength = table.strength[table.code]
         entry, target = rows.entry[at], rows.target[at]
-        low, high = levels.between(code[at], entry, target)
-        hit = high > low
-        at, entry, target, low, high = at[hit], entry[hit], target[hit], low[hit], high[hit]
+        lo, hi = np.minimum(entry, target)[:, None], np.maximum(entry, target)[:, None]
+        with np.errstate(invalid="ignore"):
+            inside = (price > lo) & (price < hi)
+        count = inside.sum(axis=1)
+        hit = count > 0
+        at, entry, target, count = at[hit], entry[hit], target[hit], count[hit]
+        price, rank, strength, inside = price[hit], rank[hit], strength[hit], inside[hit]
         if not len(at):
             return blocks, checked
-        count = high - low
         # the nearest is the first toward the target (all of them lie that way), the
         # alphabetically first name among levels at one price
-        column = np.arange(int(count.max()))[None, :]
-        inside = column < count[:, None]
-        flat = np.where(inside, low[:, None] + column, len(levels.price) - 1)
-        nearest = low + nearest_level(
-            np.where(inside, levels.price[flat], np.nan),
-            np.where(inside, levels.rank[flat], NO_RANK), entry, np.sign(target - entry),
-            side="ahead")
-        price = levels.price[nearest]
+        column = nearest_level(np.where(inside, price, np.nan),
+                               np.where(inside, rank, NO_RANK), entry,
+                               np.sign(target - entry), side="ahead")
+        row = np.arange(len(at))
+        nearest = price[row, column]
         distance = rows.stop_distance[at]
         with np.errstate(divide="ignore", invalid="ignore"):
-            in_r = np.where(distance > 0, np.abs(price - entry) / distance, np.nan)
+            in_r = np.where(distance > 0, np.abs(nearest - entry) / distance, np.nan)
         blocks.append(self.fire(
             "LEVELS_BETWEEN_ENTRY_AND_TARGET", at,
             severity_where(count >= cfg.levels_medium_count, Severity.MEDIUM, Severity.LOW),
             n_levels=count, proposed_entry=entry, proposed_target=target,
-            nearest_level=levels.name[nearest], nearest_level_price=price,
-            levels=levels.texts(low, high), nearest_level_r=in_r, plan_at_price=price))
-        return blocks, checked
-
-    def _regime(self, ctx: BatchContext, rows: _Rows) -> tuple[list[IssueBlock], np.ndarray]:
-        """REGIME_TRANSITION_RISK: 1 - sum_i p_i A_ii ** h over the horizon h in the regime's
-        bars (%, rounded to 2 digits, then compared); the UNCHECKED item says why not."""
-        cfg = self.config
-        code, pieces = ctx.distinct_pieces("regime")
-        regimes = _Regimes.of(pieces)
-        checked = regimes.snapshot[code]
-        fitted = regimes.fitted[code]
-        blocks = []
-        at = np.flatnonzero(~fitted)
-        if len(at):
-            reason = _reasons(ctx, "regime", at, code[at], pieces, RegimeSnapshot,
-                              "the regime snapshot has no fitted HMM")
-            blocks.append(self.fire("REGIME_TRANSITION_RISK_UNCHECKED", at, Severity.INFO,
-                                    horizon_bars=rows.horizon[at], reason=reason))
-        at = np.flatnonzero(fitted)
-        if not len(at):
-            return blocks, checked
-        piece = code[at]
-        # the horizon in the regime's bars: ceil(h x intent bar / regime bar), at least 1
-        regime_bar = regimes.bar_ns[piece]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            regime_bars = np.where(
-                regime_bar > 0,
-                np.maximum(1, np.ceil(rows.horizon[at] * rows.nominal[at] / regime_bar - 1e-9)),
-                rows.horizon[at]).astype(np.int64)
-        steps = np.maximum(1, regime_bars).astype(np.float64)
-        stay = (regimes.probs[piece] * regimes.stay[piece] ** steps[:, None]).sum(axis=1)
-        risk_pct = np.round(100.0 * np.clip(np.nan_to_num(1.0 - stay), 0.0, 1.0), 2)
-        flagged = risk_pct > cfg.transition_risk_low_pct
-        at, piece, risk_pct, regime_bars = (at[flagged], piece[flagged], risk_pct[flagged],
-                                            regime_bars[flagged])
-        if len(at):
-            blocks.append(self.fire(
-                "REGIME_TRANSITION_RISK", at,
-                severity_where(risk_pct >= cfg.transition_risk_medium_pct, Severity.MEDIUM,
-                               Severity.LOW),
-                transition_risk_pct=risk_pct,
-                transition_risk_low_pct=cfg.transition_risk_low_pct,
-                regime_horizon_bars=regime_bars, regime_timeframe=regimes.timeframe[piece],
-                hmm_state=regimes.state[piece], horizon_bars=rows.horizon[at]))
+            nearest_level=table.name_of(rank[row, column]), nearest_level_price=nearest,
+            levels=_level_texts(table.names, price, rank, inside), nearest_level_r=in_r,
+            nearest_level_strength=strength[row, column], plan_at_price=nearest))
         return blocks, checked
 
     def _exposure(self, ctx: BatchContext, rows: _Rows) -> tuple[list[IssueBlock], np.ndarray]:
@@ -805,100 +777,16 @@ class _Events:
         return _search(self.ts, self.lo[piece], self.hi[piece], ts, side)
 
 
-# ---------------------------------------------------------------------------- levels, regime
-@dataclass(frozen=True, slots=True)
-class _Levels:
-    """The distinct levels snapshots, flattened: piece p's named levels (NaN dropped) by
-    price at ``[lo[p]:hi[p]]``, with their names' alphabetical rank (ties go to the first)."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    price: np.ndarray
-    name: np.ndarray  # object
-    rank: np.ndarray
-
-    @classmethod
-    def of(cls, pieces: Sequence[KeyLevelsSnapshot | None]) -> _Levels:
-        """Flatten ``pieces`` (None: not a snapshot, no levels)."""
-        named = [{} if p is None else p.named_levels() for p in pieces]
-        count = np.fromiter(map(len, named), dtype=np.int64, count=len(named))
-        total = int(count.sum())
-        name = np.fromiter(chain.from_iterable(named), dtype=object, count=total)
-        price = np.fromiter(chain.from_iterable(d.values() for d in named), dtype=np.float64,
-                            count=total)
-        piece = np.repeat(np.arange(len(pieces)), count)
-        kept = np.flatnonzero(~np.isnan(price))
-        order = kept[np.lexsort((price[kept], piece[kept]))]  # stable: ties keep their order
-        count = np.bincount(piece[order], minlength=len(pieces))
-        hi = np.cumsum(count)
-        rank, _ = pd.factorize(name[order], sort=True)
-        # one padding entry: an index computed for a row without levels stays inside
-        return cls(lo=hi - count, hi=hi, price=np.append(price[order], np.nan),
-                   name=np.append(name[order], ""), rank=np.append(rank, NO_RANK))
-
-    def between(self, piece: np.ndarray, entry: np.ndarray, target: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Return per row the flat range of its piece's levels strictly between entry and
-        target."""
-        lo, hi = self.lo[piece], self.hi[piece]
-        return (_search(self.price, lo, hi, np.minimum(entry, target), "right"),
-                _search(self.price, lo, hi, np.maximum(entry, target), "left"))
-
-    def texts(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        """Return the levels fact of the flat ranges [low, high), joined once per range."""
-        span = len(self.price) + 1
-        keys, inverse = np.unique(low * span + high, return_inverse=True)
-        starts, stops = keys // span, keys % span
-        # each level in some range written once, each range joined once
-        depth = np.zeros(span, dtype=np.int64)
-        np.add.at(depth, starts, 1)
-        np.add.at(depth, stops, -1)
-        name, price = self.name.tolist(), self.price.tolist()
-        text = [""] * len(price)
-        for j in np.flatnonzero(np.cumsum(depth)[:-1] > 0).tolist():
-            text[j] = f"{name[j]} {price[j]:g}"
-        return objects([", ".join(text[a:b]) for a, b in zip(
-            starts.tolist(), stops.tolist(), strict=True)])[inverse.reshape(-1)]
-
-
-@dataclass(frozen=True, slots=True)
-class _Regimes:
-    """The distinct regime pieces: which are snapshots and fitted, the filtered state
-    probabilities and the transition matrix's diagonal (zero-padded: adds nothing), the bar
-    of the regime's timeframe (0 when unreadable: the horizon is taken as is)."""
-
-    snapshot: np.ndarray
-    fitted: np.ndarray
-    probs: np.ndarray  # (pieces, states)
-    stay: np.ndarray  # (pieces, states)
-    bar_ns: np.ndarray
-    timeframe: np.ndarray  # object: as stored
-    state: np.ndarray  # object: the most probable state's label, else "current"
-
-    @classmethod
-    def of(cls, pieces: Sequence[Any]) -> _Regimes:
-        """Read ``pieces`` (distinct regime objects, None where missing)."""
-        count = len(pieces)
-        snapshot = np.array([isinstance(p, RegimeSnapshot) for p in pieces], dtype=bool)
-        fitted = np.array([s and bool(p.hmm_probs) and bool(p.transition_matrix)
-                           for p, s in zip(pieces, snapshot, strict=True)], dtype=bool)
-        states = max((len(pieces[p].hmm_probs) for p in np.flatnonzero(fitted).tolist()),
-                     default=0)
-        probs, stay = np.zeros((count, states)), np.zeros((count, states))
-        bar_ns = np.zeros(count, dtype=np.int64)
-        timeframe, state = np.full(count, None, dtype=object), np.full(count, None, dtype=object)
-        for p in np.flatnonzero(fitted).tolist():
-            piece = pieces[p]
-            k = len(piece.hmm_probs)
-            probs[p, :k] = piece.hmm_probs
-            stay[p, :k] = [piece.transition_matrix[i][i] for i in range(k)]
-            timeframe[p], state[p] = piece.timeframe, piece.hmm_state_label or "current"
-            try:
-                bar_ns[p] = Timeframe.parse(piece.timeframe).nominal.value
-            except ValueError:
-                bar_ns[p] = 0
-        return cls(snapshot=snapshot, fitted=fitted, probs=probs, stay=stay, bar_ns=bar_ns,
-                   timeframe=timeframe, state=state)
+# ---------------------------------------------------------------------------- levels
+def _level_texts(names: np.ndarray, price: np.ndarray, rank: np.ndarray, inside: np.ndarray
+                 ) -> np.ndarray:
+    """Return per row the levels fact: 'name price' of its levels inside, by price, joined
+    once per distinct set."""
+    keys = [tuple(zip(rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
+            for i in range(len(price))]
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
+    return objects([", ".join(f"{names[r]} {p:g}" for r, p in key) for key in uniques]
+                   )[np.asarray(codes)]
 
 
 # ---------------------------------------------------------------------------- helpers

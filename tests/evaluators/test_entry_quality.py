@@ -55,6 +55,11 @@ def intent(**overrides: Any) -> TradeIntent:
 
 
 def run(intent_: TradeIntent, ctx: ContextPack, **config: Any) -> EvaluationResult:
+    """Evaluate with every level counting on its own (``min_level_strength`` 1, no merging)
+    unless told otherwise: these tests place single levels; consolidation and the strength
+    filter have their own tests."""
+    config.setdefault("min_level_strength", 1.0)
+    config.setdefault("level_merge_atr", 0.0)
     return EntryQualityEvaluator(config).evaluate(intent_, ctx)
 
 
@@ -88,7 +93,7 @@ def test_a_long_just_under_resistance() -> None:
     levels = factories.levels(CLOSE, prior_day_high=CLOSE + 0.4)
     issue = only(run(intent(), flat_pack(levels=levels)), "ENTRY_UNDER_RESISTANCE")
     assert issue.severity is Severity.MEDIUM
-    assert (fact(issue, "level_name"), fact(issue, "level_price")) == ("prior_day_high", 100.4)
+    assert (fact(issue, "level_name"), fact(issue, "level_price")) == ("prior-day high", 100.4)
     assert fact(issue, "distance_atr") == pytest.approx(0.2)
     confirm, pullback = fact(issue, "confirm_price"), fact(issue, "pullback_entry")
     assert confirm == 100.6 and pullback == 99.4  # level +0.1 ATR / -0.5 ATR, on the grid
@@ -343,7 +348,8 @@ def test_point_in_time(sample_store: Store, truncated_store, symbol: str, tf: st
     cut = ContextPackBuilder(truncated_store(symbol, t), providers=providers).build(
         "u1", symbol, Timeframe(tf), t)
     assert full.levels is not None and full.levels == cut.levels
-    evaluator = EntryQualityEvaluator()
+    # every consolidated level counts, so "levels were read" holds on each intent
+    evaluator = EntryQualityEvaluator({"min_level_strength": 0.0})
     fired = set()
     for trade in pit_intents(full, t):
         result = evaluator.evaluate(trade, full)

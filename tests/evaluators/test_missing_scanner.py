@@ -48,12 +48,13 @@ def regime(**overrides: Any) -> RegimeSnapshot:
     return RegimeSnapshot(**values)
 
 
-def levels(*prices: float) -> KeyLevelsSnapshot:
-    """Levels with prior-day high/low far away and a resistance at each of ``prices``."""
+def levels(*prices: float, touches: int = 4) -> KeyLevelsSnapshot:
+    """Levels with prior-day high/low far away and a resistance at each of ``prices``, its
+    last touch at the snapshot's bar (strength 1 + 0.5 x touches: 3 with four touches)."""
     return KeyLevelsSnapshot(
         symbol="TEST", timeframe="1d", ts=factories.AS_OF, prior_day_high=500.0,
         prior_day_low=1.0, prior_day_close=None,
-        support_resistance=tuple(PriceLevel(price=p, kind="resistance", touches=2,
+        support_resistance=tuple(PriceLevel(price=p, kind="resistance", touches=touches,
                                             last_touch=factories.AS_OF) for p in prices))
 
 
@@ -83,7 +84,6 @@ def test_a_quiet_checklist_raises_only_the_unknown_earnings_note() -> None:
     assert result.score == 100.0
     assert value(result.explain_facts, "horizon_end") == "2012-06-15T20:00:00+00:00"  # 10 bars
     assert value(result.explain_facts, "levels_checked") is True
-    assert value(result.explain_facts, "regime_checked") is True
     assert value(result.explain_facts, "exposure_checked") is True
 
 
@@ -199,16 +199,36 @@ def test_levels_between_entry_and_target() -> None:
                "LEVELS_BETWEEN_ENTRY_AND_TARGET")
     assert one.severity is Severity.LOW
     assert value(one.evidence, "n_levels") == 1
-    assert value(one.evidence, "nearest_level") == "resistance.0"
+    assert value(one.evidence, "nearest_level") == "resistance cluster (4 touches)"
     assert value(one.evidence, "nearest_level_price") == 104.0
     assert value(one.evidence, "nearest_level_r") == 0.8
+    assert value(one.evidence, "nearest_level_strength") == 3.0
     three = only(run(intent, pack(levels=levels(108.0, 102.0, 105.0))),
                  "LEVELS_BETWEEN_ENTRY_AND_TARGET")
     assert three.severity is Severity.MEDIUM
+    assert value(three.evidence, "n_levels") == 3
     assert value(three.evidence, "nearest_level_price") == 102.0
-    assert value(three.evidence, "levels") == ("resistance.1 102, resistance.2 105, "
-                                              "resistance.0 108")
+    name = "resistance cluster (4 touches)"
+    assert value(three.evidence, "levels") == f"{name} 102, {name} 105, {name} 108"
     assert "LEVELS_BETWEEN_ENTRY_AND_TARGET" not in codes(run(intent, pack()))
+
+
+def test_only_strong_levels_count_between_entry_and_target() -> None:
+    # a two-touch cluster has strength 2: under the default threshold (3), over 2
+    intent = factories.intent()
+    weak = pack(levels=levels(104.0, touches=2))
+    assert "LEVELS_BETWEEN_ENTRY_AND_TARGET" not in codes(run(intent, weak))
+    issue = only(run(intent, weak, min_level_strength=2.0), "LEVELS_BETWEEN_ENTRY_AND_TARGET")
+    assert value(issue.evidence, "nearest_level_strength") == 2.0
+    assert issue.evidence[-1].threshold == 2.0
+    # two weak levels within level_merge_atr ATR merge into one of two sources: a resistance
+    # cluster and the prior-day high on it make 2 + 0.5 x 2 = 3
+    merged = dataclasses.replace(levels(104.0, touches=2), prior_day_high=104.01)
+    issue = only(run(intent, pack(levels=merged)), "LEVELS_BETWEEN_ENTRY_AND_TARGET")
+    assert value(issue.evidence, "nearest_level") == ("resistance cluster (2 touches) / "
+                                                      "prior-day high")
+    assert value(issue.evidence, "nearest_level_strength") == 3.0
+    assert value(issue.evidence, "nearest_level_price") == pytest.approx(104.005)
 
 
 @pytest.mark.parametrize(("overrides", "intent_overrides", "reason"), [
@@ -226,43 +246,20 @@ def test_levels_not_checked_says_why(overrides: dict, intent_overrides: dict, re
 
 
 # ---------------------------------------------------------------------------- regime
-@pytest.mark.parametrize(("stay", "severity"), [(0.94, None), (0.93, Severity.LOW),
-                                                (0.85, Severity.MEDIUM)])
-def test_regime_transition_risk_over_the_horizon(stay: float, severity: Severity | None
-                                                 ) -> None:
-    ctx = pack(regime=regime(transition_matrix=((stay, 1 - stay), (0.05, 0.95))))
-    result = run(ctx=ctx)
-    risk_pct = round(100 * (1 - stay ** 10), 2)
-    if severity is None:
-        assert "REGIME_TRANSITION_RISK" not in codes(result)
-        return
-    issue = only(result, "REGIME_TRANSITION_RISK")
-    assert issue.severity is severity
-    assert value(issue.evidence, "transition_risk_pct") == risk_pct
-    assert value(issue.evidence, "regime_horizon_bars") == 10
-    assert value(issue.evidence, "hmm_state") == "calm"
+def test_regime_transition_risk_is_regime_fits_rule_alone() -> None:
+    # one rule, one implementation: the scanner neither reads the regime nor copies its code
+    assert "regime" not in MissingScannerEvaluator.optional
+    assert not [c for c in MissingScannerEvaluator.codes if c.startswith("REGIME")]
+    assert "REGIME" not in " ".join(codes(run(ctx=pack(regime=None))))
 
 
-def test_an_hourly_horizon_is_counted_in_daily_regime_bars() -> None:
-    ctx = pack(regime=regime(transition_matrix=((0.5, 0.5), (0.5, 0.5))),
-               timeframe=Timeframe.H1)
-    issue = only(run(factories.intent(timeframe=Timeframe.H1, holding_horizon=30), ctx),
-                 "REGIME_TRANSITION_RISK")
-    assert value(issue.evidence, "regime_horizon_bars") == 2  # 30 hours: two daily bars
-    assert value(issue.evidence, "transition_risk_pct") == 75.0
-
-
-@pytest.mark.parametrize(("overrides", "reason"), [
-    ({"regime": None, "missing": {"regime": "no regime_snapshots row"}},
-     "regime missing (no regime_snapshots row)"),
-    ({"regime": regime(hmm_probs=(), transition_matrix=())},
-     "the regime snapshot has no fitted HMM"),
-])
-def test_regime_transition_risk_unchecked_says_why(overrides: dict, reason: str) -> None:
-    issue = only(run(ctx=pack(**overrides)), "REGIME_TRANSITION_RISK_UNCHECKED")
-    assert issue.severity is Severity.INFO
-    assert value(issue.evidence, "reason") == reason
-    assert value(issue.evidence, "horizon_bars") == 10
+def test_facts_not_known_are_not_checked_items_not_warnings() -> None:
+    kinds = {code: spec.kind for code, spec in MissingScannerEvaluator.codes.items()}
+    assert {c for c, k in kinds.items() if k == "not_checked"} == {
+        "EARNINGS_DATES_UNKNOWN", "LEVELS_NOT_CHECKED", "EXPOSURE_NOT_CHECKED"}
+    for spec in MissingScannerEvaluator.codes.values():
+        assert spec.harm
+        assert (spec.measure is None) if spec.kind == "not_checked" else True
 
 
 # ---------------------------------------------------------------------------- exposure
@@ -294,14 +291,17 @@ def test_exposure_not_checked_says_why(portfolio: object, reason: str) -> None:
 
 # ---------------------------------------------------------------------------- config
 def test_config_is_validated() -> None:
-    with pytest.raises(ConfigError, match="transition_risk_medium_pct"):
-        MissingScannerConfig(transition_risk_low_pct=60.0, transition_risk_medium_pct=50.0)
+    with pytest.raises(ConfigError, match="min_level_strength"):
+        MissingScannerConfig(min_level_strength=-1.0)
+    with pytest.raises(ConfigError, match="level_pivot_method"):
+        MissingScannerConfig(level_pivot_method="woodie")
     with pytest.raises(ConfigError, match="did you mean 'min_session_value'"):
         MissingScannerConfig.from_mapping({"min_session_valu": 1.0})
 
 
 def test_every_issue_renders_from_its_template() -> None:
-    evaluator = MissingScannerEvaluator()
+    # every consolidated level counts, so the contract cases reach the levels item too
+    evaluator = MissingScannerEvaluator({"min_level_strength": 1.0})
     seen = set()
     for intent, ctx in contract_cases():
         for issue in evaluator.evaluate(intent, ctx).issues:

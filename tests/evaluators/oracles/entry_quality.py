@@ -18,8 +18,9 @@ import pandas as pd
 from buddy.context.pack import ContextPack, MarketData
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.domain import Severity, Side, TradeIntent
-from buddy.evaluators.entry_quality import ATR_FALLBACK_BARS, EntryQualityConfig
+from buddy.evaluators.entry_quality import EntryQualityConfig
 from buddy.evidence import round_to_tick
+from buddy.levels.consolidate import ATR_FALLBACK_BARS, consolidate
 
 Facts = dict[str, tuple[Any, str]]
 Issue = tuple[str, Severity, Facts]
@@ -45,14 +46,11 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: EntryQualityConfig
     issues: list[Issue] = []
     explain: dict[str, Any] = {"atr_14": atr, "atr_source": source}
     if atr:
-        found = [] if levels is None else _location_levels(levels, cfg.pivot_method)
-        if not ctx.timeframe.is_intraday:
-            last = market.bars.iloc[-1]
-            found += [(f"last closed {ctx.timeframe} bar high", float(last["high"]), None),
-                      (f"last closed {ctx.timeframe} bar low", float(last["low"]), None)]
+        found = [] if levels is None else _strong_levels(levels, atr, cfg)
         ahead = [lv for lv in found if sign * (lv[1] - entry) >= 0]
         if ahead:
-            name, price, touches = min(ahead, key=lambda lv: (abs(lv[1] - entry), lv[0]))
+            name, price, touches, strength = min(ahead,
+                                                 key=lambda lv: (abs(lv[1] - entry), lv[0]))
             distance = round(abs(price - entry) / atr, 4)
             explain["nearest_level_ahead_atr"] = distance
             if distance < cfg.near_level_atr:
@@ -64,14 +62,15 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: EntryQualityConfig
                         "level_price": (price, "price"),
                         "distance_atr": (distance, "ATR"),
                         "near_level_atr": (cfg.near_level_atr, "ATR"),
-                        "touches": (touches, "touches"), "atr_14": (atr, "price"),
+                        "touches": (touches, "touches"),
+                        "level_strength": (strength, "strength"), "atr_14": (atr, "price"),
                         "confirm_price": (on_tick(price + sign * cfg.stop_buffer_atr * atr,
                                                   False), "price"),
                         "pullback_entry": (pullback if pullback > 0 else None, "price")}))
         behind = [lv for lv in found if sign * (entry - lv[1]) > 0
                   and abs(entry - lv[1]) / atr <= cfg.stop_level_search_atr]
         if stop is not None and sign * (entry - stop) > 0 and behind:
-            name, price, _ = min(behind, key=lambda lv: (abs(entry - lv[1]), lv[0]))
+            name, price, _, _ = min(behind, key=lambda lv: (abs(entry - lv[1]), lv[0]))
             beyond = sign * (price - stop) / atr
             explain["stop_beyond_level_atr"] = beyond
             if beyond < cfg.stop_buffer_atr - 1e-9:
@@ -234,21 +233,14 @@ def _atr(market: MarketData) -> tuple[float | None, str]:
     return (value, "bars") if value > 0 else (None, "none")
 
 
-def _location_levels(levels: KeyLevelsSnapshot, pivot_method: str
-                     ) -> list[tuple[str, float, int | None]]:
-    found: list[tuple[str, float, int | None]] = []
-    for name in ("prior_day_high", "prior_day_low", "rolling_range_high", "rolling_range_low"):
-        value = getattr(levels, name)
-        if value is not None and math.isfinite(value):
-            found.append((name, value, None))
-    if pivot_method != "none":
-        for name, value in levels.pivots.get(pivot_method, {}).items():
-            if name != "P" and math.isfinite(value):
-                found.append((f"{pivot_method} pivot {name}", value, None))
-    for level in levels.support_resistance:
-        found.append((f"{level.kind} cluster ({level.touches} touches)", level.price,
-                      level.touches))
-    return found
+def _strong_levels(levels: KeyLevelsSnapshot, atr: float, cfg: EntryQualityConfig
+                   ) -> list[tuple[str, float, int | None, float]]:
+    """Return (name, price, touches or None, strength) of the consolidated levels of strength
+    at least ``min_level_strength``."""
+    return [(lv.name, lv.price, lv.touches or None, lv.strength)
+            for lv in consolidate(levels, atr, pivot_method=cfg.pivot_method,
+                                  merge_atr=cfg.level_merge_atr)
+            if lv.strength >= cfg.min_level_strength - 1e-9]
 
 
 def _utc(t: pd.Timestamp) -> str:

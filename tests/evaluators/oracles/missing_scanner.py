@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from buddy.context.pack import ContextPack
-from buddy.context.pieces import KeyLevelsSnapshot, RegimeSnapshot
+from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.domain import Severity, TradeIntent
 from buddy.evaluators.missing_scanner import (
     NEWS_KINDS,
@@ -26,6 +26,7 @@ from buddy.evaluators.missing_scanner import (
     MissingScannerConfig,
 )
 from buddy.events.model import ScheduleContext
+from buddy.levels.consolidate import consolidate
 from buddy.timeframes import Timeframe
 
 Facts = dict[str, tuple[Any, str]]
@@ -79,14 +80,12 @@ def scan(intent: TradeIntent, pack: ContextPack, cfg: MissingScannerConfig
             **horizon}))
     liquidity_checked = _liquidity(intent, pack, cfg, issues)
     levels_checked = _levels(intent, pack, cfg, issues)
-    _regime(intent, pack, cfg, bars, issues)
     _exposure(intent, pack, issues)
     explain = {"horizon_bars": bars, "horizon_end": end_text,
                "horizon_source": "intent" if intent.holding_horizon else "default",
                "horizon_beyond_known_sessions": beyond,
                "n_events_in_horizon": len(schedule.events_between(schedule.as_of, end)),
                "levels_checked": levels_checked,
-               "regime_checked": isinstance(pack.regime, RegimeSnapshot),
                "exposure_checked": isinstance(pack.portfolio, ExposureHook),
                "liquidity_checked": liquidity_checked}
     return issues, explain
@@ -135,10 +134,16 @@ def _levels(intent: TradeIntent, pack: ContextPack, cfg: MissingScannerConfig,
                        {"proposed_entry": (entry, "price"), "reason": (reason, "")}))
         return False
     assert isinstance(levels, KeyLevelsSnapshot) and intent.proposed_target is not None
-    between = levels.between(entry, intent.proposed_target)
+    lo, hi = sorted((entry, intent.proposed_target))
+    atr = _atr(pack)
+    strong = [(lv.name, lv.price, lv.strength)
+              for lv in consolidate(levels, atr, pivot_method=cfg.level_pivot_method,
+                                    merge_atr=cfg.level_merge_atr)
+              if lv.strength >= cfg.min_level_strength - 1e-9]
+    between = [lv for lv in strong if lo < lv[1] < hi]
     if between:
-        name, price = min(between.items(), key=lambda kv: (abs(kv[1] - entry), kv[0]))
-        listed = sorted(between.items(), key=lambda kv: kv[1])
+        name, price, strength = min(between, key=lambda lv: (abs(lv[1] - entry), lv[0]))
+        listed = sorted(between, key=lambda lv: lv[1])
         stop = intent.stop_distance
         issues.append(("LEVELS_BETWEEN_ENTRY_AND_TARGET",
                        Severity.MEDIUM if len(between) >= cfg.levels_medium_count
@@ -146,44 +151,26 @@ def _levels(intent: TradeIntent, pack: ContextPack, cfg: MissingScannerConfig,
             "n_levels": (len(between), ""), "proposed_entry": (entry, "price"),
             "proposed_target": (intent.proposed_target, "price"),
             "nearest_level": (name, ""), "nearest_level_price": (price, "price"),
-            "levels": (", ".join(f"{k} {v:g}" for k, v in listed), ""),
-            "nearest_level_r": (round(abs(price - entry) / stop, 2) if stop else None, "R")}))
+            "levels": (", ".join(f"{k} {v:g}" for k, v, _ in listed), ""),
+            "nearest_level_r": (round(abs(price - entry) / stop, 2) if stop else None, "R"),
+            "nearest_level_strength": (strength, "strength")}))
     return True
 
 
-def _regime(intent: TradeIntent, pack: ContextPack, cfg: MissingScannerConfig, bars: int,
-            issues: list[Issue]) -> None:
-    regime = pack.regime
-    reason, risk, regime_bars = None, None, bars
-    if regime is None:
-        reason = f"regime missing ({pack.missing.get('regime', 'not provided')})"
-    elif not isinstance(regime, RegimeSnapshot):
-        reason = f"the regime piece is a {type(regime).__name__}, not a RegimeSnapshot"
-    else:
-        try:
-            unit = Timeframe.parse(regime.timeframe).nominal
-            regime_bars = max(1, math.ceil(bars * intent.timeframe.nominal / unit - 1e-9))
-        except ValueError:
-            pass
-        risk = regime.transition_risk(regime_bars)
-        if risk is None:
-            reason = "the regime snapshot has no fitted HMM"
-    if reason is not None:
-        issues.append(("REGIME_TRANSITION_RISK_UNCHECKED", Severity.INFO,
-                       {"horizon_bars": (bars, "bars"), "reason": (reason, "")}))
-        return
-    assert isinstance(regime, RegimeSnapshot) and risk is not None
-    risk_pct = round(100.0 * risk, 2)
-    if risk_pct > cfg.transition_risk_low_pct:
-        issues.append(("REGIME_TRANSITION_RISK",
-                       Severity.MEDIUM if risk_pct >= cfg.transition_risk_medium_pct
-                       else Severity.LOW, {
-            "transition_risk_pct": (risk_pct, "%"),
-            "transition_risk_low_pct": (cfg.transition_risk_low_pct, "%"),
-            "regime_horizon_bars": (regime_bars, "bars"),
-            "regime_timeframe": (regime.timeframe, ""),
-            "hmm_state": (regime.hmm_state_label or "current", ""),
-            "horizon_bars": (bars, "bars")}))
+def _atr(pack: ContextPack) -> float:
+    """Return the ATR the levels are merged in: atr_14 of the last bar, else the mean true
+    range of the last 14 bars (NaN without two bars)."""
+    market = pack.market
+    assert market is not None
+    atr = market.latest_features.get("atr_14", math.nan)
+    if math.isfinite(atr) and atr > 0:
+        return float(atr)
+    bars = market.bars.tail(15)
+    if len(bars) < 2:
+        return math.nan
+    prev = bars["close"].shift(1).iloc[1:]
+    tr = (bars["high"].iloc[1:].combine(prev, max) - bars["low"].iloc[1:].combine(prev, min))
+    return float(tr.mean()) if float(tr.mean()) > 0 else math.nan
 
 
 def _exposure(intent: TradeIntent, pack: ContextPack, issues: list[Issue]) -> None:
