@@ -3,8 +3,15 @@
 Checks that a stop, a target and a time stop (holding horizon) are present; that the horizon
 fits the timeframe; that the target is within reach of the horizon by a volatility-scaling
 check on the instrument's own recent ATR; that the exit template's partial exits split the
-size into whole lots; and that the intent fits the exit template it names (or the rules'
-default one).
+size into whole lots (within a tolerance: a half of 37 shares is 18 or 19, and nobody minds);
+and that the intent fits the exit template it names.
+
+The rules' default template fills the legs an intent leaves out (``RiskRules``: "exit template
+used when the intent names none"); an intent that names no template and states its own legs
+has made its own plan, so it is compared with the default only when
+``compare_default_template`` is on. With no template at all to go by (none named, no default
+in the rules) the fit is reported as not checked (EXIT_TEMPLATE_NOT_SET), never as a
+mismatch.
 
 The reach check is a yardstick, not a forecast: a price path whose bars move about one ATR
 spans roughly ATR x sqrt(bars) over a horizon, so a target needing more than
@@ -77,6 +84,14 @@ class ExitPlanConfig(ModuleConfig):
     template_horizon_tolerance_pct: float = param(25.0, lo=0.0, hi=1_000.0, unit="%",
                                                   doc="allowed gap between the holding "
                                                       "horizon and the template's time stop")
+    compare_default_template: bool = param(False, choices=(True, False),
+                                           doc="also hold an intent that names no template "
+                                               "to the rules' default template (off: the "
+                                               "default only fills the legs it leaves out)")
+    partial_rounding_tolerance_pct: float = param(10.0, lo=0.0, hi=100.0, unit="%",
+                                                  doc="largest gap, as % of the position, "
+                                                      "between a partial exit's planned "
+                                                      "share and its nearest whole-lot size")
 
     def __post_init__(self) -> None:
         ModuleConfig.__post_init__(self)
@@ -103,7 +118,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
 
     name = "exit_plan"
     guards_risk = True
-    version = "1.1.0"
+    version = "1.2.0"
     requires = frozenset({"market", "account"})
     config_cls = ExitPlanConfig
     codes: ClassVar = {
@@ -113,21 +128,27 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             "trade has no planned exit (the recent ATR is {atr_14}).",
             "Set a stop before entering.",
             evidence=(_LEGS, Evidence("entry", "price"), Evidence("atr_14", "price")),
-            action="SET_STOP"),
+            action="SET_STOP",
+            harm="a losing trade has no planned exit, so the loss has no limit; replay intents "
+                 "always carry a stop, so no outcome there can judge it", measure=None),
         "EXIT_NO_TARGET": Code(
             "Exit plan has no target",
             "The plan has {exit_legs_present} of its 3 exit legs: no profit target, and its "
             "exit template sets none.",
             "Set a target; {min_reward_risk} from this stop sits at {min_rr_target}.",
             evidence=(_LEGS, Evidence("min_reward_risk", "R")),
-            action="SET_TARGET", action_facts=(Evidence("min_rr_target", "price"),)),
+            action="SET_TARGET", action_facts=(Evidence("min_rr_target", "price"),),
+            harm="with no planned profit exit, gains are given back before the time stop, so "
+                 "the realized R is lower", measure="realized_r"),
         "EXIT_NO_TIME_STOP": Code(
             "Exit plan has no time stop",
             "The plan has {exit_legs_present} of its 3 exit legs: no holding horizon, and its "
             "exit template has no time stop.",
             "Set a holding horizon of at most {max_horizon_bars} on {timeframe} bars.",
             evidence=(_LEGS, Evidence("max_horizon_bars", "bars"), Evidence("timeframe")),
-            action="SET_TIME_STOP"),
+            action="SET_TIME_STOP",
+            harm="a trade with no time limit ties up risk indefinitely; replay always applies "
+                 "a horizon, so no outcome there can judge it", measure=None),
         "HORIZON_INCONSISTENT": Code(
             "Horizon does not fit the timeframe",
             "A holding horizon of {holding_horizon} is outside {min_horizon_bars} to "
@@ -136,7 +157,9 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             "fit the horizon.",
             evidence=(Evidence("holding_horizon", "bars"), Evidence("min_horizon_bars", "bars"),
                       Evidence("max_horizon_bars", "bars"), Evidence("timeframe")),
-            action="ADJUST_HORIZON", action_facts=(Evidence("suggested_horizon", "bars"),)),
+            action="ADJUST_HORIZON", action_facts=(Evidence("suggested_horizon", "bars"),),
+            harm="a horizon that does not fit the bars: a long one on short bars ends the "
+                 "trade on time rather than at its stop or target", measure="time_stopped"),
         "TARGET_BEYOND_REACH": Code(
             "Target beyond the horizon's reach",
             "The target needs a move of {required_move_atr}; the reach check for "
@@ -149,24 +172,34 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
                       Evidence("atr_14", "price"), Evidence("reach_k", "ATR per sqrt(bar)")),
             action="BRING_TARGET_IN_OR_EXTEND_HORIZON",
             action_facts=(Evidence("suggested_target", "price"),
-                          Evidence("bars_for_reach", "bars"))),
+                          Evidence("bars_for_reach", "bars")),
+            harm="the target asks for a move the instrument rarely makes within the horizon, "
+                 "so it is reached less often", measure="target_reached"),
         "EXIT_TEMPLATE_UNKNOWN": Code(
             "Unknown exit template",
             "The exit template {template_name} ({template_source}) is not among your "
             "{n_templates} saved templates.",
             "Choose one of: {available_templates}.",
             evidence=(_TEMPLATE_NAME, Evidence("template_source"), Evidence("n_templates")),
-            action="CHOOSE_TEMPLATE", action_facts=(Evidence("available_templates"),)),
+            action="CHOOSE_TEMPLATE", action_facts=(Evidence("available_templates"),),
+            harm="the plan relies on a template that does not exist, so its missing legs are "
+                 "not what the trader expects; a naming error no outcome can judge",
+            measure=None),
         "PARTIALS_INCONSISTENT": Code(
             "Partial exits do not fit the size",
             "{n_inconsistent} of {n_partials} partial exits of template {template_name} do not "
-            "split {size} into whole lots of {lot_size} (fractions sum to {fraction_sum_pct}).",
+            "split {size} into whole lots of {lot_size} within "
+            "{partial_rounding_tolerance_pct} of the position (fractions sum to "
+            "{fraction_sum_pct}).",
             "Use a size that is a multiple of {size_step}, and keep the template's fractions "
             "at or below 100% in total.",
             evidence=(Evidence("n_inconsistent"), Evidence("n_partials"),
                       Evidence("fraction_sum_pct", "%", 4), Evidence("smallest_partial", SIZE, 4),
-                      Evidence("size", SIZE), Evidence("lot_size", SIZE), _TEMPLATE_NAME),
-            action="RESIZE_PARTIALS", action_facts=(Evidence("size_step", SIZE),)),
+                      Evidence("size", SIZE), Evidence("lot_size", SIZE), _TEMPLATE_NAME,
+                      Evidence("partial_rounding_tolerance_pct", "%")),
+            action="RESIZE_PARTIALS", action_facts=(Evidence("size_step", SIZE),),
+            harm="the planned partial exits cannot be executed as written; replay does not "
+                 "simulate partial exits, so no outcome there can judge it", measure=None),
         "EXIT_TEMPLATE_MISMATCH": Code(
             "Plan differs from its exit template",
             "The plan differs from exit template {template_name}: target {target_r} against "
@@ -178,7 +211,19 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
                       Evidence("template_target_r", "R"), Evidence("holding_horizon", "bars"),
                       Evidence("template_time_stop_bars", "bars"),
                       Evidence("target_r_tolerance", "R"), Evidence("horizon_tolerance_pct", "%")),
-            action="ALIGN_WITH_TEMPLATE", action_facts=(Evidence("template_target", "price"),)),
+            action="ALIGN_WITH_TEMPLATE", action_facts=(Evidence("template_target", "price"),),
+            harm="the plan departs from the exit plan the trader named for it (process drift); "
+                 "a departure from one's own plan, which no outcome measure judges",
+            measure=None),
+        "EXIT_TEMPLATE_NOT_SET": Code(
+            "No exit template to compare with",
+            "The plan names no exit template and your rules set no default "
+            "({n_templates} saved), so its fit to a saved exit plan was not checked.",
+            "Name one of your exit templates in the plan, or set a default exit template in "
+            "your rules.",
+            evidence=(Evidence("n_templates"),), action="SET_DEFAULT_TEMPLATE",
+            kind="not_checked",
+            harm="the plan's fit to a saved exit plan was not checked: no template applies"),
     }
     explain = (_LEGS, Evidence("has_stop"), Evidence("target_r", "R", 4),
                Evidence("holding_horizon", "bars"), Evidence("horizon_source"),
@@ -321,7 +366,8 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             horizon_off = (tpl_time_stop > 0) & (
                 100.0 * np.abs(intent_horizon - tpl_time_stop) / tpl_time_stop
                 > cfg.template_horizon_tolerance_pct + 1e-9)
-        rows = np.flatnonzero(has_tpl & (target_off | horizon_off))
+        held_to = plans.named[plans.pair] | cfg.compare_default_template
+        rows = np.flatnonzero(has_tpl & held_to & (target_off | horizon_off))
         if len(rows):
             template_r = tpl_target_r[rows]
             time_stop = _bars(tpl_time_stop[rows])
@@ -336,6 +382,11 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
                 target_r_tolerance=cfg.template_target_tolerance_r,
                 horizon_tolerance_pct=cfg.template_horizon_tolerance_pct,
                 template_target=np.where(target > 0, target, np.nan)))
+
+        rows = np.flatnonzero(~has_tpl & ~plans.unknown[plans.pair])
+        if len(rows):
+            blocks.append(self.fire("EXIT_TEMPLATE_NOT_SET", rows, Severity.INFO,
+                                    n_templates=plans.n_templates[plans.pair[rows]]))
 
         return self.result(ctx.n, blocks, explain={
             "exit_legs_present": legs, "has_stop": has_stop, "target_r": target_r,
@@ -362,8 +413,12 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             at = np.flatnonzero(template == number)
             fractions = np.array([p.fraction for p in plans.templates[number].partials])
             units = size[at, None] * fractions[None, :]
-            lots = units / lots_of[at, None]
-            whole = (lots >= 1 - 1e-9) & (np.abs(lots - np.round(lots)) < 1e-6)
+            nearest = np.floor(units / lots_of[at, None] + 0.5) * lots_of[at, None]
+            # a partial of at least one lot whose nearest whole-lot size stays within the
+            # tolerance of its planned share splits well enough to execute
+            gap_pct = 100.0 * np.abs(nearest - units) / size[at, None]
+            whole = (nearest >= lots_of[at, None] * (1 - 1e-9)) & (
+                gap_pct <= self.config.partial_rounding_tolerance_pct + 1e-9)
             n_bad[at] = ((fractions <= 0) | ~whole).sum(axis=1)
             n_partials[at] = len(fractions)
             fraction_sum[at] = math.fsum(fractions.tolist())
@@ -386,6 +441,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             n_inconsistent=n_bad[fired], n_partials=n_partials[fired],
             fraction_sum_pct=100.0 * fraction_sum[fired], smallest_partial=smallest[fired],
             size=size[fired], lot_size=lots_of[fired], template_name=plans.names[template[fired]],
+            partial_rounding_tolerance_pct=self.config.partial_rounding_tolerance_pct,
             size_step=step[fired],
             units={SIZE: np.where(in_shares, "shares", "units").astype(object)})]
 

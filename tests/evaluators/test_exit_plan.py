@@ -162,11 +162,17 @@ def test_reach_is_skipped_without_atr() -> None:
 
 # -------------------------------------------------------------------------------- partials
 def test_partials_that_split_into_half_shares() -> None:
-    issue = only(run(clean_intent(proposed_size=33.0)), "PARTIALS_INCONSISTENT")
+    """Half of 3 shares is 1 or 2: a third of the position off the plan, flagged; half of 33
+    is 16 or 17, 1.5% off, well within the 10% tolerance (unless it is set tighter)."""
+    issue = only(run(clean_intent(proposed_size=3.0)), "PARTIALS_INCONSISTENT")
     assert issue.severity is Severity.LOW
     assert fact(issue, "n_inconsistent").value == 1
-    assert fact(issue, "smallest_partial").value == pytest.approx(16.5)
+    assert fact(issue, "smallest_partial").value == pytest.approx(1.5)
+    assert fact(issue, "partial_rounding_tolerance_pct").value == 10.0
     assert value(issue.mitigation.facts, "size_step") == 2.0
+    assert "PARTIALS_INCONSISTENT" not in codes(run(clean_intent(proposed_size=33.0)))
+    tight = run(clean_intent(proposed_size=33.0), partial_rounding_tolerance_pct=1.0)
+    assert fact(only(tight, "PARTIALS_INCONSISTENT"), "smallest_partial").value == 16.5
 
 
 def test_partials_below_one_lot() -> None:
@@ -192,8 +198,14 @@ def test_partials_that_sum_past_the_whole_position() -> None:
 @pytest.mark.parametrize(("target", "horizon", "fires"), [
     (106.0, 10, False), (106.6, 12, False), (109.0, 10, True), (106.0, 20, True)])
 def test_fit_to_the_exit_template(target: float, horizon: int, fires: bool) -> None:
-    result = run(clean_intent(proposed_target=target, holding_horizon=horizon))
+    result = run(clean_intent(proposed_target=target, holding_horizon=horizon,
+                              exit_template="swing_2r"))
     assert ("EXIT_TEMPLATE_MISMATCH" in codes(result)) is fires
+    # naming no template: held to the rules' default only when asked to
+    unnamed = clean_intent(proposed_target=target, holding_horizon=horizon)
+    assert "EXIT_TEMPLATE_MISMATCH" not in codes(run(unnamed))
+    assert ("EXIT_TEMPLATE_MISMATCH" in codes(run(unnamed, compare_default_template=True))
+            ) is fires
     if fires:
         issue = only(result, "EXIT_TEMPLATE_MISMATCH")
         assert fact(issue, "target_r").value == pytest.approx((target - 100.0) / 3.0)
@@ -209,6 +221,32 @@ def test_the_named_template_wins_over_the_default() -> None:
     assert "EXIT_TEMPLATE_MISMATCH" in codes(run(clean_intent(exit_template="scalp"), ctx))
     fitting = clean_intent(exit_template="scalp", proposed_target=103.0, holding_horizon=3)
     assert run(fitting, ctx).issues == ()
+
+
+def test_a_plan_of_its_own_is_not_a_mismatch_with_the_default() -> None:
+    """A 20-bar plan naming no template (a generator's, say) against a 10-bar default
+    template: the default only fills legs the plan leaves out, so nothing fires; a plan that
+    leaves its horizon out takes the default's 10 bars."""
+    result = run(clean_intent(holding_horizon=20))
+    assert result.issues == ()
+    result = run(clean_intent(holding_horizon=None))
+    assert value(result.explain_facts, "horizon_source") == "template"
+    assert value(result.explain_facts, "holding_horizon") == 10
+
+
+@pytest.mark.parametrize("templates", [(), (factories.SWING_2R,)])
+def test_no_template_to_go_by_is_not_checked_not_a_mismatch(
+        templates: tuple[ExitTemplate, ...]) -> None:
+    """No template named and no default: the fit is not checked (kind not_checked), and
+    neither a mismatch nor an unknown template is raised."""
+    result = run(clean_intent(holding_horizon=20), with_templates(*templates, default=None))
+    issue = only(result, "EXIT_TEMPLATE_NOT_SET")
+    assert ExitPlanEvaluator.codes[issue.code].kind == "not_checked"
+    assert fact(issue, "n_templates").value == len(templates)
+    assert not codes(result) & {"EXIT_TEMPLATE_MISMATCH", "EXIT_TEMPLATE_UNKNOWN"}
+    named = run(clean_intent(exit_template="swing_2r"), with_templates(factories.SWING_2R,
+                                                                       default=None))
+    assert "EXIT_TEMPLATE_NOT_SET" not in codes(named)
 
 
 def test_unknown_templates() -> None:
@@ -248,7 +286,8 @@ def test_every_issue_renders_through_its_template_and_passes_the_guardrails() ->
     cases = [
         (clean_intent(proposed_stop=None, holding_horizon=None), ctx),
         (clean_intent(proposed_target=None, holding_horizon=400), ctx),
-        (clean_intent(proposed_target=130.0, proposed_size=33.0), flat_pack()),
+        (clean_intent(proposed_target=130.0, proposed_size=3.0, exit_template="swing_2r"),
+         flat_pack()),
         (clean_intent(exit_template="nope"), flat_pack()),
     ]
     seen = set()

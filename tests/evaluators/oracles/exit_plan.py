@@ -103,7 +103,9 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: ExitPlanConfig
         size, lot = intent.proposed_size, inst.lot_size
         unit = "shares" if inst.asset_class == "equity" else "units"
         fractions = [p.fraction for p in template.partials]
-        bad = [f for f in fractions if f <= 0 or not _whole_lots(size * f, lot)]
+        bad = [f for f in fractions
+               if f <= 0 or not _whole_lots(size * f, lot, size,
+                                            cfg.partial_rounding_tolerance_pct)]
         over = sum(fractions) > 1 + 1e-9
         if bad or over:
             lcm = math.lcm(*(Fraction(f).limit_denominator(1000).denominator
@@ -113,9 +115,11 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: ExitPlanConfig
                 "fraction_sum_pct": (100.0 * sum(fractions), "%"),
                 "smallest_partial": (min(size * f for f in fractions), unit),
                 "size": (size, unit), "lot_size": (lot, unit),
-                "template_name": (template.name, ""), "size_step": (lot * lcm, unit)}))
+                "template_name": (template.name, ""),
+                "partial_rounding_tolerance_pct": (cfg.partial_rounding_tolerance_pct, "%"),
+                "size_step": (lot * lcm, unit)}))
 
-    if template is not None:
+    if template is not None and (bool(intent.exit_template) or cfg.compare_default_template):
         rr, time_stop = intent.reward_risk, template.time_stop_bars
         target_off = (rr is not None and template.target_r is not None
                       and abs(rr - template.target_r) > cfg.template_target_tolerance_r + 1e-9)
@@ -136,6 +140,10 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: ExitPlanConfig
                 "template_target": (target if target is not None and target > 0 else None,
                                     "price")}))
 
+    if template is None and name is None:
+        issues.append(("EXIT_TEMPLATE_NOT_SET", Severity.INFO,
+                       {"n_templates": (len(acct.exit_templates), "")}))
+
     explain = {"exit_legs_present": legs, "has_stop": intent.proposed_stop is not None,
                "target_r": target_r, "holding_horizon": horizon,
                "horizon_source": source if horizon is not None else None,
@@ -144,6 +152,9 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: ExitPlanConfig
     return issues, explain
 
 
-def _whole_lots(units: float, lot: float) -> bool:
-    lots = units / lot
-    return lots >= 1 - 1e-9 and abs(lots - round(lots)) < 1e-6
+def _whole_lots(units: float, lot: float, size: float, tolerance_pct: float) -> bool:
+    """Return True when the nearest whole-lot size of ``units`` is at least one lot and
+    within ``tolerance_pct`` of ``size`` from ``units``."""
+    nearest = math.floor(units / lot + 0.5) * lot
+    return (nearest >= lot * (1 - 1e-9)
+            and 100.0 * abs(nearest - units) / size <= tolerance_pct + 1e-9)
