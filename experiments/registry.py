@@ -47,10 +47,14 @@ from experiments.gate import (
     FORCED,
     PASSED,
     REFUSED,
+    FitWindow,
     GateComparison,
     GateConfig,
+    HoldoutReplay,
     ReplayScorer,
+    check_windows,
     compare,
+    compare_paired,
     window_text,
 )
 from experiments.tracking import (
@@ -173,14 +177,16 @@ def register_config(config: ScoringConfig, name: str = SCORING_MODEL, *,
                     experiments: ExperimentStore | None = None) -> int:
     """Log ``config`` and register it as a new version of model ``name``; return the version.
 
-    The version carries the tags ``buddy.config_hash`` and ``buddy.run_id``.
+    The version carries the tags ``buddy.config_hash`` and ``buddy.run_id``, and ``tags``
+    (which the run carries too: e.g. the fit window, ``FitWindow.tags()``).
     """
     import mlflow
 
     experiments = experiments or ensure_store()
     run_id, model_uri = log_config(config, tags=tags, experiments=experiments)
     found = retry_locked(lambda: mlflow.register_model(
-        model_uri, name, tags={"buddy.config_hash": config.hash, "buddy.run_id": run_id}))
+        model_uri, name, tags={**(tags or {}), "buddy.config_hash": config.hash,
+                               "buddy.run_id": run_id}))
     return int(found.version)
 
 
@@ -404,12 +410,17 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
     """Move ``production`` of model ``name`` to ``version`` if the gate allows it.
 
     ``scorer`` replays a config on ``gate.window`` (``ReplayHoldoutScorer(store)`` for the
-    real thing); it is needed unless this is the first promotion or ``force`` is set. The
+    real thing); it is needed unless this is the first promotion or ``force`` is set. Two
+    HoldoutReplays are compared by ``compare_paired`` (paired bootstrap of the difference),
+    metric dicts by ``compare`` (point estimates). A holdout window that overlaps the
+    window the version was fitted on (its ``buddy.fit_*`` tags) raises WindowOverlapError
+    before anything is replayed or recorded, unless ``force``. The
     returned Promotion says whether the alias moved; the decision is recorded either way.
     ``load(version, name)`` returns what the scorer scores (default: the ScoringConfig of a
     buddy-scoring version; the playbook registry passes its own); it must have a ``hash``.
     """
     load = load or (lambda v, n: load_config_version(v, n))
+    experiments = experiments or ensure_store()
 
     def decide(current: str | None) -> GateComparison:
         challenger = load(str(version), name)
@@ -418,9 +429,11 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
         if force:
             return base(outcome=FORCED,
                                   reason=reason or "forced: the gate was not consulted")
+        tags = experiments.client.get_model_version(name, str(version)).tags or {}
+        check_windows(gate.window, FitWindow.from_tags(tags), challenger=f"v{version}")
         if current is None:
-            metrics = scorer(challenger, gate.window) if scorer is not None else {}
-            return base(outcome=FIRST, challenger_metrics=dict(metrics),
+            first = scorer(challenger, gate.window) if scorer is not None else {}
+            return base(outcome=FIRST, challenger_metrics=dict(_metrics_of(first)),
                         reason="no production version yet: the first promotion "
                                "passes by definition")
         production = load(current, name)
@@ -430,13 +443,26 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
         if scorer is None:
             raise RegistryError("the gate needs a replay scorer (e.g. ReplayHoldoutScorer("
                                 "store)); pass one, or force the promotion")
-        challenger_metrics = dict(scorer(challenger, gate.window))
-        production_metrics = dict(scorer(production, gate.window))
-        checks, passed, why = compare(gate, challenger_metrics, production_metrics)
+        challenger_replay = scorer(challenger, gate.window)
+        production_replay = scorer(production, gate.window)
+        evidence = None
+        if isinstance(challenger_replay, HoldoutReplay) and isinstance(
+                production_replay, HoldoutReplay):
+            checks, passed, why, evidence = compare_paired(gate, challenger_replay,
+                                                           production_replay)
+        else:
+            checks, passed, why = compare(gate, _metrics_of(challenger_replay),
+                                          _metrics_of(production_replay))
         return base(outcome=PASSED if passed else REFUSED, reason=why, checks=checks,
-                    challenger_metrics=challenger_metrics, production_metrics=production_metrics)
+                    evidence=evidence,
+                    challenger_metrics=dict(_metrics_of(challenger_replay)),
+                    production_metrics=dict(_metrics_of(production_replay)))
 
     return promote_with(name, version, decide, on_step=on_step, experiments=experiments)
+
+
+def _metrics_of(scored: HoldoutReplay | Mapping[str, float]) -> Mapping[str, float]:
+    return scored.metrics if isinstance(scored, HoldoutReplay) else scored
 
 
 def rollback(name: str = SCORING_MODEL, *, reason: str = "", on_step: StepHook | None = None,

@@ -16,9 +16,13 @@ Every candidate (and the baseline) carries its in-sample AUC, Spearman and decil
 the replay it was fitted on. In-sample figures flatter a candidate: they rank candidates,
 they do not promote them. ``search_weights`` logs each candidate as a run in the
 ``buddy-weight-search`` experiment (params: method and its setting, the source replay, base
-and candidate hashes, every weight; artifact: the candidate config JSON) and, with
-``register=True``, registers it as a ``buddy-scoring`` version, ready for
+and candidate hashes, every weight, the fit window; artifact: the candidate config JSON) and,
+with ``register=True``, registers it as a ``buddy-scoring`` version, ready for
 ``promote(version)``, whose replay on the holdout window is the real test.
+
+Each candidate carries its **fit window**: the as_of range of the replay it was fitted on
+(the run's data_start/data_end), recorded as version tags; the gate refuses a holdout window
+that overlaps it. A gate's own holdout replay (purpose 'gate') is never fitted on.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from buddy.config import ScoringConfig
 
 if TYPE_CHECKING:
     from buddy.store import Store
-    from experiments.gate import GateConfig
+    from experiments.gate import FitWindow, GateConfig
     from experiments.registry import Promotion
     from experiments.tracking import ExperimentStore
     from replay.executors import Executor
@@ -60,6 +64,7 @@ class Candidate:
     metrics: Mapping[str, float] = field(default_factory=dict)
     run_id: str | None = None  # its run in the weight-search experiment, once logged
     version: int | None = None  # its buddy-scoring version, once registered
+    fit: FitWindow | None = None  # the replay data it was fitted on
 
     @property
     def label(self) -> str:
@@ -225,13 +230,26 @@ def search_weights(store: Store, run_id: str, *, method: str = "logistic",
     ``top``: keep only the best ``top`` candidates (by in-sample AUC) after the baseline.
 
     Nothing is promoted: pass a registered version to ``experiments.registry.promote``.
+    A run the promotion gate made (purpose 'gate') is refused: it is a holdout.
     """
+    from buddy.errors import ConfigError, FieldError
+    from experiments.gate import FitWindow
     from replay.engine import results_frame, run_info
 
     info = run_info(store, run_id)
+    if info.get("purpose", "research") != "research":
+        raise ConfigError([FieldError("run_id", "must be a research replay run, not a "
+                                      "promotion gate's holdout replay (purpose "
+                                      f"{info['purpose']!r}): fit on data the gate never "
+                                      "judges", run_id)])
+    fit = None
+    if not (pd.isna(info["data_start"]) or pd.isna(info["data_end"])):
+        fit = FitWindow(start=pd.Timestamp(info["data_start"]).tz_convert("UTC"),
+                        end=pd.Timestamp(info["data_end"]).tz_convert("UTC"), run_id=run_id)
     base = ScoringConfig.from_mapping(info["config"])
-    candidates = propose_weights(results_frame(store, run_id), base, method=method, Cs=Cs,
-                                 factors=factors, n_boot=n_boot)
+    candidates = [dataclasses.replace(c, fit=fit) for c in propose_weights(
+        results_frame(store, run_id), base, method=method, Cs=Cs, factors=factors,
+        n_boot=n_boot)]
     if top is not None:
         candidates = candidates[:1 + max(int(top), 0)]
     if not (log or register):
@@ -245,15 +263,16 @@ def search_weights(store: Store, run_id: str, *, method: str = "logistic",
         version = None
         if register and candidate.method != "baseline":
             version = register_config(candidate.config, experiments=experiments,
-                                      tags={"buddy.source": "weight-search",
-                                            "buddy.replay_run_id": run_id})
+                                      tags=_version_tags(candidate))
         run = None
         if log:
             params: dict[str, Any] = {
                 "method": candidate.method, "source_replay_run_id": run_id,
                 "base_config_hash": base.hash, "config_hash": candidate.config.hash,
-                "registered_version": version or "", **{f"setting.{k}": v for k, v in
-                                                        candidate.setting.items()},
+                "registered_version": version or "",
+                "fit_start": fit.start.isoformat() if fit else "",
+                "fit_end": fit.end.isoformat() if fit else "",
+                **{f"setting.{k}": v for k, v in candidate.setting.items()},
                 **{f"module.{m}.weight": w for m, w in candidate.weights().items()}}
             run = log_run(experiments, WEIGHT_SEARCH_EXPERIMENT,
                           run_name=f"{candidate.label} on {run_id}", params=params,
@@ -287,9 +306,16 @@ def promote_best(store: Store, candidates: Sequence[Candidate], *,
         raise ValueError("no candidate besides the baseline to promote")
     best = proposed[0]
     version = best.version if best.version is not None else register_config(
-        best.config, experiments=experiments, tags={"buddy.source": "weight-search"})
+        best.config, experiments=experiments, tags=_version_tags(best))
     return promote(version, gate=gate or DEFAULT_GATE, experiments=experiments,
                    scorer=ReplayHoldoutScorer(store, executor=executor))
+
+
+def _version_tags(candidate: Candidate) -> dict[str, str]:
+    tags = {"buddy.source": "weight-search"}
+    if candidate.fit is not None:
+        tags.update({"buddy.replay_run_id": candidate.fit.run_id, **candidate.fit.tags()})
+    return tags
 
 
 def describe(candidates: Sequence[Candidate]) -> str:
