@@ -5,6 +5,7 @@ as-of time reads in the exchange's zone; no stale context message; evidence in w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 
 from buddy import Buddy
 from buddy.cli import cli
-from buddy.demo import ensure_demo_user
+from buddy.config import default_scoring_config
+from buddy.demo import SAMPLE_IDEAS, ensure_demo_user, place_idea
 from buddy.domain import Severity, Verdict
 from buddy.report import BuddyReport
 from buddy.store import Store
@@ -92,26 +94,41 @@ def test_evidence_reads_in_words(demo: BuddyReport) -> None:
     assert "risk_pct_equity" not in demo._repr_html_()
 
 
-def test_every_ranked_issue_is_reachable_from_the_cli(db: Path, demo: BuddyReport) -> None:
+def test_issues_below_the_cap_are_reachable(db: Path) -> None:
+    config = dataclasses.replace(default_scoring_config(), min_issues=1, max_issues=1)
+    buddy = Buddy(Store(db), config)
+    report = buddy.evaluate(**place_idea(buddy, SAMPLE_IDEAS[1]), log=False)  # EURUSD 1h
+    n = len(report.ranked_issues)
+    assert n > len(report.top_issues) == 1  # the case --all exists for
+    assert f"issues {n} (top 1 shown; --all shows every one)" in str(report)
+    hidden = report.ranked_issues[1:]
+    assert not any(f"({i.module}/{i.code})" in str(report) for i in hidden)
+    full = report.text(show_all=True)
+    assert all(f"({i.module}/{i.code})" in full for i in report.ranked_issues)
+    items = report.to_dict()["issues"]
+    assert [(item["rank"], item["code"], item["shown"]) for item in items] == [
+        (k + 1, issue.code, k == 0) for k, issue in enumerate(report.ranked_issues)]
+    assert all(item["title"] and item["explanation"] for item in items)
+    assert f"{n - 1} more issue(s)" in report._repr_html_()
+
+
+def test_the_cli_prints_every_ranked_issue_with_all_and_ranks_them_in_json(
+        db: Path, demo: BuddyReport) -> None:
     args = ["--db", str(db), "evaluate", "--user", "demo", "--symbol", "AAPL", "--side",
             "long", "--timeframe", "1d", "--entry", "560.99", "--stop", "537.68", "--target",
             "607.62", "--size", "100", "--as-of", "2012-06-01", "--no-log"]
     runner = CliRunner()
-    short = runner.invoke(cli, args)
     full = runner.invoke(cli, [*args, "--all"])
     data = json.loads(runner.invoke(cli, [*args, "--json"]).output)
-    assert short.exit_code == full.exit_code == 0, short.output + full.output
+    assert full.exit_code == 0, full.output
     n = len(demo.ranked_issues)
-    assert n > len(demo.top_issues)  # the case the flag exists for
-    assert f"issues {n} (top {len(demo.top_issues)} shown; --all shows every one)" in (
-        short.output)
+    assert f"issues {n} (all {n} shown)" in full.output
     for issue in demo.ranked_issues:
         assert f"({issue.module}/{issue.code})" in full.output
-    hidden = demo.ranked_issues[len(demo.top_issues):]
-    assert not any(f"({i.module}/{i.code})" in short.output for i in hidden)
-    assert [item["rank"] for item in data["issues"]] == list(range(1, n + 1))
+    assert [(item["rank"], item["code"]) for item in data["issues"]] == [
+        (k + 1, issue.code) for k, issue in enumerate(demo.ranked_issues)]
     assert [item["shown"] for item in data["issues"]] == [
         k < len(demo.top_issues) for k in range(n)]
-    assert all(item["title"] and item["explanation"] for item in data["issues"])
     assert data["verdict"] == "fix first" and data["overall_score"] <= 50
     assert data["as_of_local"] == "2012-06-01 16:00 America/New_York"
+    assert data["not_checked"] == [item.as_dict() for item in demo.not_checked]
