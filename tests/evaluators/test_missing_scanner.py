@@ -48,9 +48,9 @@ def regime(**overrides: Any) -> RegimeSnapshot:
     return RegimeSnapshot(**values)
 
 
-def levels(*prices: float, touches: int = 4) -> KeyLevelsSnapshot:
+def levels(*prices: float, touches: int = 5) -> KeyLevelsSnapshot:
     """Levels with prior-day high/low far away and a resistance at each of ``prices``, its
-    last touch at the snapshot's bar (strength 1 + 0.5 x touches: 3 with four touches)."""
+    last touch at the snapshot's bar (strength 1 + 0.5 x touches: 3.5 with five touches)."""
     return KeyLevelsSnapshot(
         symbol="TEST", timeframe="1d", ts=factories.AS_OF, prior_day_high=500.0,
         prior_day_low=1.0, prior_day_close=None,
@@ -199,22 +199,22 @@ def test_levels_between_entry_and_target() -> None:
                "LEVELS_BETWEEN_ENTRY_AND_TARGET")
     assert one.severity is Severity.LOW
     assert value(one.evidence, "n_levels") == 1
-    assert value(one.evidence, "nearest_level") == "resistance cluster (4 touches)"
+    assert value(one.evidence, "nearest_level") == "resistance cluster (5 touches)"
     assert value(one.evidence, "nearest_level_price") == 104.0
     assert value(one.evidence, "nearest_level_r") == 0.8
-    assert value(one.evidence, "nearest_level_strength") == 3.0
+    assert value(one.evidence, "nearest_level_strength") == 3.5
     three = only(run(intent, pack(levels=levels(108.0, 102.0, 105.0))),
                  "LEVELS_BETWEEN_ENTRY_AND_TARGET")
     assert three.severity is Severity.MEDIUM
     assert value(three.evidence, "n_levels") == 3
     assert value(three.evidence, "nearest_level_price") == 102.0
-    name = "resistance cluster (4 touches)"
+    name = "resistance cluster (5 touches)"
     assert value(three.evidence, "levels") == f"{name} 102, {name} 105, {name} 108"
     assert "LEVELS_BETWEEN_ENTRY_AND_TARGET" not in codes(run(intent, pack()))
 
 
 def test_only_strong_levels_count_between_entry_and_target() -> None:
-    # a two-touch cluster has strength 2: under the default threshold (3), over 2
+    # a two-touch cluster has strength 2: under the default threshold (3.5), over 2
     intent = factories.intent()
     weak = pack(levels=levels(104.0, touches=2))
     assert "LEVELS_BETWEEN_ENTRY_AND_TARGET" not in codes(run(intent, weak))
@@ -222,12 +222,14 @@ def test_only_strong_levels_count_between_entry_and_target() -> None:
     assert value(issue.evidence, "nearest_level_strength") == 2.0
     assert issue.evidence[-1].threshold == 2.0
     # two weak levels within level_merge_atr ATR merge into one of two sources: a resistance
-    # cluster and the prior-day high on it make 2 + 0.5 x 2 = 3
-    merged = dataclasses.replace(levels(104.0, touches=2), prior_day_high=104.01)
+    # cluster and the prior-day high on it make 2 + 0.5 x 3 = 3.5
+    assert "LEVELS_BETWEEN_ENTRY_AND_TARGET" not in codes(run(intent, pack(levels=levels(
+        104.0, touches=3))))
+    merged = dataclasses.replace(levels(104.0, touches=3), prior_day_high=104.01)
     issue = only(run(intent, pack(levels=merged)), "LEVELS_BETWEEN_ENTRY_AND_TARGET")
-    assert value(issue.evidence, "nearest_level") == ("resistance cluster (2 touches) / "
+    assert value(issue.evidence, "nearest_level") == ("resistance cluster (3 touches) / "
                                                       "prior-day high")
-    assert value(issue.evidence, "nearest_level_strength") == 3.0
+    assert value(issue.evidence, "nearest_level_strength") == 3.5
     assert value(issue.evidence, "nearest_level_price") == pytest.approx(104.005)
 
 
