@@ -22,7 +22,8 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make lab    open JupyterLab on notebooks/"
 	@echo "make app    serve the workbench page with Voila on http://127.0.0.1:$(APP_PORT)"
-	@echo "make replay replay sample intents; replay + calibration notebooks and HTML in reports/"
+	@echo "make replay replay the all-data corpus (SYMBOLS=A,B narrows it); replay +"
+	@echo "            calibration notebooks and HTML in reports/"
 	@echo "make promote-demo  log the default scoring config in MLflow, replay it on the holdout,"
 	@echo "            promote it to production, then evaluate with it"
 	@echo "make mlflow-ui  the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)"
@@ -54,8 +55,9 @@ test: $(STAMP) chromium
 app: $(STAMP)
 	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB)
 
+# SYMBOLS=AAPL,MSFT narrows the corpus (default: every symbol and timeframe with data)
 replay: $(STAMP)
-	$(PY) -m replay.reports --db $(BUDDY_DB) --out reports
+	$(PY) -m replay.reports --db $(BUDDY_DB) --out reports $(if $(SYMBOLS),--symbols $(SYMBOLS))
 
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)

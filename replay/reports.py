@@ -230,14 +230,18 @@ def run_replay_reports(db_path: str | os.PathLike[str], out_dir: str | os.PathLi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the store if it is empty, then run both replay notebooks into the reports folder."""
+    """Build the store if it is empty, then replay the all-data corpus (or ``--symbols``) and
+    run both replay notebooks into the reports folder."""
     from buddy.demo import prepare_store
 
     parser = argparse.ArgumentParser(prog="python -m replay.reports", description=main.__doc__)
     parser.add_argument("--db", default=os.environ.get("BUDDY_DB", "data/buddy.duckdb"),
                         help="DuckDB file (default: $BUDDY_DB or data/buddy.duckdb)")
     parser.add_argument("--out", default="reports", help="output folder (default: reports)")
+    parser.add_argument("--symbols", default="",
+                        help="comma-separated symbols to replay (default: the whole corpus)")
     args = parser.parse_args(argv)
+    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     store = Store(args.db)
     prepare_store(store, progress=True)
@@ -248,7 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     run_regime_job(store, progress=True)
     run_levels_job(store, progress=True)
-    reports = run_replay_reports(args.db, args.out)
+    reports = run_replay_reports(args.db, args.out,
+                                 replay_parameters={"symbols": symbols} if symbols else None)
     print(f"replay run {reports.run_id}")
     for path in (*reports.notebooks, *reports.html):
         print(f"wrote {path}")
