@@ -15,6 +15,7 @@ import pytest
 
 from buddy.config import ScoringConfig
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS
+from buddy.evaluators import registry
 from buddy.store import Store
 from replay.engine import (
     ChunkCommitted,
@@ -135,7 +136,8 @@ def test_resuming_under_another_module_version_or_default_is_refused_naming_it(
         assert replay_run_id(config.hash, digest, "identity", context) != run_id
     message = str(refused.value)
     assert f"was started with config #{stopped['config_hash'].iloc[0]}" in message
-    assert "module data_quality version: '1.0.0' -> '2.0.0'" in message
+    version = registry.get("data_quality").version  # the version the run started under
+    assert f"module data_quality version: '{version}' -> '2.0.0'" in message
     assert "module data_quality param max_gap_pct: 2.0 -> 5.0" in message
     assert _counts(store, run_id)["replay_results"] == CHUNK  # nothing written on refusal
     again = resume_replay(store, run_id, executor=SerialExecutor(), progress=False)
