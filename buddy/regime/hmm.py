@@ -58,6 +58,7 @@ from hmmlearn.hmm import GaussianHMM
 
 from buddy.config import ModuleConfig, param
 from buddy.errors import FieldError
+from buddy.regime.markov import stationary_distribution
 
 HMM_VERSION = "1.0.0"
 FEATURE_NAMES: tuple[str, ...] = ("ret_1", "log_range")
@@ -138,16 +139,7 @@ class HMMParams:
 
     def stationary(self) -> tuple[float, ...]:
         """Return the transition matrix's stationary distribution (pi @ A = pi)."""
-        if self.n_states == 2:  # closed form: pi_0 = a_10 / (a_01 + a_10)
-            (_, a01), (a10, _) = self.transmat
-            leave = a01 + a10
-            return (a10 / leave, a01 / leave) if leave > 0 else (0.5, 0.5)
-        transmat = np.asarray(self.transmat)
-        k = len(transmat)
-        system = np.vstack([transmat.T - np.eye(k), np.ones(k)])
-        target = np.concatenate([np.zeros(k), [1.0]])
-        pi = np.clip(np.linalg.lstsq(system, target, rcond=None)[0], 0.0, None)
-        return tuple(float(p) for p in pi / pi.sum())
+        return stationary_distribution(self.transmat)
 
     def standardise(self, features: np.ndarray) -> np.ndarray:
         """Return ``features`` in the fit window's standard units, clipped at +-CLIP_Z."""

@@ -20,7 +20,8 @@ from tests.evaluator_cases import near_market_intent
 Case = tuple[TradeIntent, ContextPack]
 
 #: Alignment must be near-perfect and any higher-timeframe trend against the trade is HIGH.
-STRICT = {"min_alignment": 0.9, "against_alignment": 0.5, "strong_trend_adx": 10.0}
+STRICT = {"min_alignment": 0.9, "against_alignment": 0.5, "strong_trend_adx": 10.0,
+          "min_higher_adx": 0.0}
 
 
 def edge_cases() -> list[Case]:

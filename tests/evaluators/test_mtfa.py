@@ -67,15 +67,28 @@ def test_short_while_the_highest_timeframe_is_up_and_ranges_do_not_count() -> No
         i.code for i in run({"1w": "range", "1d": "up"}).issues}
 
 
+@pytest.mark.parametrize(("strength", "flagged"), [(19.9, False), (20.0, True)])
+def test_a_weak_higher_trend_against_the_trade_is_not_flagged(strength: float, flagged: bool
+                                                              ) -> None:
+    result = run({"1w": "down", "1d": "up"}, {"1w": strength, "1d": 20.0})
+    assert ("AGAINST_HIGHER_TIMEFRAME" in {i.code for i in result.issues}) is flagged
+    if flagged:
+        issue = only(result, "AGAINST_HIGHER_TIMEFRAME")
+        assert issue.fact("higher_strength_adx").threshold == 20.0
+    looser = run({"1w": "down", "1d": "up"}, {"1w": 16.0, "1d": 20.0}, min_higher_adx=15.0)
+    assert "AGAINST_HIGHER_TIMEFRAME" in {i.code for i in looser.issues}
+
+
 @pytest.mark.parametrize(("strengths", "side_alignment", "severity"), [
-    ({"1w": 25.0, "1d": 25.0}, 0.5, None),  # up and range, equal strength
-    ({"1w": 10.0, "1d": 30.0}, 0.25, None),  # exactly at min_alignment: not flagged
-    ({"1w": 8.0, "1d": 30.0}, 0.21, Severity.LOW),
-    ({"1w": 5.0, "1d": 95.0}, 0.05, Severity.LOW),
+    ({"1w": 25.0, "1d": 25.0}, -0.5, Severity.LOW),  # down and range, equal strength
+    ({"1w": 10.0, "1d": 30.0}, -0.25, None),  # exactly at min_alignment: not flagged
+    ({"1w": 11.0, "1d": 30.0}, -0.27, Severity.LOW),
+    ({"1w": 5.0, "1d": 95.0}, -0.05, None),  # neutral, not against: no warning
+    ({"1w": 70.0, "1d": 30.0}, -0.7, Severity.MEDIUM),
 ])
 def test_low_alignment_thresholds(strengths: dict[str, float], side_alignment: float,
                                   severity: Severity | None) -> None:
-    result = run({"1w": "up", "1d": "range"}, strengths)
+    result = run({"1w": "up", "1d": "range"}, strengths, side=Side.SHORT)
     assert value(result.explain_facts, "side_alignment") == side_alignment
     codes = {i.code for i in result.issues}
     if severity is None:
@@ -84,7 +97,7 @@ def test_low_alignment_thresholds(strengths: dict[str, float], side_alignment: f
         issue = only(result, "LOW_ALIGNMENT")
         assert issue.severity is severity
         assert value(issue.evidence, "side_alignment") == side_alignment
-        assert issue.fact("side_alignment").threshold == 0.25
+        assert issue.fact("side_alignment").threshold == -0.25
         assert value(issue.evidence, "stack") == "1w/1d"
 
 
@@ -93,9 +106,9 @@ def test_a_stack_leaning_against_the_trade_is_medium() -> None:
     issue = only(result, "LOW_ALIGNMENT")
     assert (issue.severity, value(issue.evidence, "side_alignment")) == (Severity.MEDIUM, -1.0)
     # a stricter config moves the thresholds
-    loose = run({"1w": "up", "1d": "range"}, {"1w": 5.0, "1d": 95.0}, min_alignment=0.0,
-                against_alignment=-0.5)
-    assert "LOW_ALIGNMENT" not in {i.code for i in loose.issues}
+    strict = run({"1w": "up", "1d": "range"}, {"1w": 5.0, "1d": 95.0}, min_alignment=0.25,
+                 against_alignment=0.0)
+    assert only(strict, "LOW_ALIGNMENT").severity is Severity.LOW
 
 
 def test_conflicts_are_listed_in_words() -> None:
@@ -117,6 +130,8 @@ def test_config_is_validated() -> None:
         MTFAConfig.from_mapping({"min_alignmnet": 0.1})
     with pytest.raises(ConfigError, match="strong_trend_adx"):
         MTFAConfig(strong_trend_adx=120.0)
+    with pytest.raises(ConfigError, match=r"mtfa\.strong_trend_adx.*min_higher_adx"):
+        MTFAConfig(min_higher_adx=40.0)
 
 
 def test_every_issue_renders_from_its_template() -> None:

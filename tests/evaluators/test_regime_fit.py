@@ -61,28 +61,62 @@ def test_an_orderly_regime_raises_nothing_and_explains_itself() -> None:
     assert value(result.explain_facts, "horizon_bars") == 10
 
 
-@pytest.mark.parametrize(("horizon", "severity"), [(40, Severity.LOW), (90, Severity.MEDIUM)])
-def test_transition_risk_over_the_horizon(horizon: int, severity: Severity) -> None:
-    issue = only(run(factories.intent(holding_horizon=horizon)), "REGIME_TRANSITION_RISK")
-    risk = 1 - (0.95 * 0.98 ** horizon + 0.05 * 0.97 ** horizon)
-    assert issue.severity is severity
+#: A short-lived volatile state: it stays with probability 0.8 (5 bars expected) where the
+#: calm one stays with 0.98 (50 bars); the chain spends 10/11 of its bars calm.
+SHORT_LIVED = dict(hmm_state_id=1, hmm_probs=(0.0, 1.0),
+                   transition_matrix=((0.98, 0.02), (0.2, 0.8)))
+
+
+def test_transition_risk_compares_the_stay_and_the_base_rate() -> None:
+    issue = only(run(factories.intent(holding_horizon=10), pack(**SHORT_LIVED)),
+                 "REGIME_TRANSITION_RISK")
+    pi = (0.2 / 0.22, 0.02 / 0.22)  # stationary: pi_0 = a_10 / (a_01 + a_10)
+    risk = 1 - 0.8 ** 10
+    base = 1 - (pi[0] * 0.98 ** 10 + pi[1] * 0.8 ** 10)
+    assert issue.severity is Severity.MEDIUM  # 3.6x the base rate, MEDIUM from 1.5x
     assert issue.fact("transition_risk_pct").value == pytest.approx(100 * risk, abs=0.01)
-    assert issue.fact("transition_risk_pct").threshold == 50.0
-    assert issue.fact("hmm_state_label").value == "calm"
-    assert issue.fact("expected_stay_bars").value == pytest.approx(50.0)
-    within = value(issue.mitigation.facts, "horizon_within_limit_bars")
-    snapshot = factories.regime()
-    assert snapshot.transition_risk(within) <= 0.5 < snapshot.transition_risk(within + 1)
+    assert issue.fact("base_rate_pct").value == pytest.approx(100 * base, abs=0.01)
+    assert issue.fact("risk_over_base").value == pytest.approx(risk / base, abs=0.01)
+    assert issue.fact("risk_over_base").threshold == 1.2
+    assert issue.fact("expected_stay_bars").value == pytest.approx(5.0)
+    assert issue.fact("typical_stay_bars").value == pytest.approx(
+        pi[0] * 50 + pi[1] * 5, abs=0.1)
+    assert issue.fact("hmm_state_label").value == "volatile"
+    within = value(issue.mitigation.facts, "horizon_within_stay_bars")
+    assert within == 4
+    quiet = run(factories.intent(holding_horizon=within), pack(**SHORT_LIVED))
+    assert "REGIME_TRANSITION_RISK" not in codes(quiet)  # horizon shorter than the stay
+
+
+def test_a_long_horizon_alone_is_no_warning() -> None:
+    # the factories' calm state outlasts the chain's typical one: leaving it within any
+    # horizon is less likely than the base rate, however sure the raw risk is
+    for horizon in (10, 60, 400):
+        intent = factories.intent(holding_horizon=horizon)
+        assert "REGIME_TRANSITION_RISK" not in codes(run(intent))
+    assert factories.regime().transition_risk(400) > 0.99
+
+
+def test_transition_risk_thresholds_come_from_config() -> None:
+    intent = factories.intent(holding_horizon=10)
+    ctx = pack(**SHORT_LIVED)  # 3.6x the base rate, horizon 2x the expected stay
+    assert "REGIME_TRANSITION_RISK" not in codes(run(intent, ctx, min_risk_over_base=4.0,
+                                                     high_risk_over_base=4.0))
+    assert "REGIME_TRANSITION_RISK" not in codes(run(intent, ctx, min_horizon_over_stay=2.5))
+    low = only(run(intent, ctx, high_risk_over_base=5.0), "REGIME_TRANSITION_RISK")
+    assert low.severity is Severity.LOW
 
 
 def test_transition_risk_uses_the_default_horizon_and_needs_an_hmm() -> None:
     no_horizon = factories.intent(holding_horizon=None)
-    assert "REGIME_TRANSITION_RISK" in codes(run(no_horizon, default_horizon_bars=60))
-    assert "REGIME_TRANSITION_RISK" not in codes(run(no_horizon))
+    assert "REGIME_TRANSITION_RISK" in codes(run(no_horizon, pack(**SHORT_LIVED)))
+    assert "REGIME_TRANSITION_RISK" not in codes(run(no_horizon, pack(**SHORT_LIVED),
+                                                     default_horizon_bars=4))
     no_hmm = pack(hmm_state_id=None, hmm_state_labels=(), hmm_probs=(), transition_matrix=())
     result = run(factories.intent(holding_horizon=400), no_hmm)
     assert result.issues == ()
     assert value(result.explain_facts, "transition_risk_pct") is None
+    assert value(result.explain_facts, "base_rate_pct") is None
 
 
 @pytest.mark.parametrize(("vol_z", "severity"), [(0.5, Severity.LOW), (2.5, Severity.MEDIUM)])
@@ -136,7 +170,7 @@ def test_a_snapshot_older_than_the_last_bar_is_out_of_date() -> None:
 def test_every_issue_renders_and_passes_the_guardrails() -> None:
     ctx = pack(ts=factories.pack().market.bars["ts"].iloc[-3].to_pydatetime(),
                trend_state="down", trend_strength=41.0, vol_z=2.4, vol_expansion_flag=True,
-               liquidity_state="thin", relvol=0.2, spread_proxy=0.01)
+               liquidity_state="thin", relvol=0.2, spread_proxy=0.01, **SHORT_LIVED)
     result = run(factories.intent(holding_horizon=60), ctx)
     assert codes(result) == set(RegimeFitEvaluator.templates)
     for issue in result.issues:
@@ -152,9 +186,11 @@ def test_every_issue_renders_and_passes_the_guardrails() -> None:
 
 def test_config_errors_name_the_field_the_range_and_the_value() -> None:
     with pytest.raises(ConfigError) as err:
-        RegimeFitConfig(max_transition_risk=1.5)
+        RegimeFitConfig(min_risk_over_base=0.5)
     text = str(err.value)
-    assert "regime_fit.max_transition_risk" in text and "between 0 and 1" in text
+    assert "regime_fit.min_risk_over_base" in text and "0.5" in text
+    with pytest.raises(ConfigError, match=r"regime_fit\.high_risk_over_base"):
+        RegimeFitConfig(min_risk_over_base=2.0, high_risk_over_base=1.5)
     with pytest.raises(ConfigError, match="did you mean 'strong_trend_adx'"):
         RegimeFitEvaluator({"strong_trend_adz": 30.0})
 
