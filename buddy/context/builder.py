@@ -41,13 +41,21 @@ __all__ = ["DEFAULT_LOOKBACK_BARS", "NOT_YET_PROVIDED", "ContextPackBuilder", "P
 DEFAULT_LOOKBACK_BARS = 300
 
 
+#: Why a piece is missing when no provider of it is registered. Each says only that (no
+#: claim about the user or the data, which nobody read): the standard registry
+#: (``buddy.api.default_providers``) has account, regime, levels, mtfa and schedule; no
+#: provider of state, strategy or portfolio exists yet. The HMM state and its transition
+#: matrix are not the ``state`` piece: they come with the ``regime`` piece.
 NOT_YET_PROVIDED = {
-    "state": "no state-vector/HMM provider is installed (regime work not yet available)",
+    "state": "no per-timeframe state-vector provider exists yet (the HMM state and its "
+             "transition probabilities are part of the regime piece)",
     "mtfa": "no multi-timeframe alignment provider is installed",
     "regime": "no regime snapshot provider is installed",
     "levels": "no key-levels provider is installed",
-    "strategy": "no strategy profile has been built for this user",
-    "portfolio": "no portfolio exposure provider is installed",
+    "strategy": "no strategy-profile provider exists yet (the user's setups and playbooks "
+                "are not read)",
+    "portfolio": "no portfolio provider exists yet (open positions and exposure are not "
+                 "read)",
     "account": "no account provider is installed",
     "schedule": "no event schedule provider is installed",
 }
