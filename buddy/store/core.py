@@ -139,6 +139,14 @@ class Store:
         with self.connect(read_only=True) as con:
             return _recorded_version(con)
 
+    def _all_applied(self) -> bool:
+        """Return True when every packaged migration is recorded (a file can hold the latest
+        version yet miss an earlier one that was added after it was created)."""
+        with self.connect(read_only=True) as con:
+            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations"
+                                                  ).fetchall()}
+        return applied >= {v for v, _, _ in migrations()}
+
     def migrate(self) -> int:
         """Create or upgrade the schema to the latest version; return the version."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +157,7 @@ class Store:
                     f"{self.path} has schema version {current}, newer than this workbench "
                     f"supports ({LATEST_SCHEMA_VERSION}); upgrade trading-buddy or open "
                     "another file")
-            if current == LATEST_SCHEMA_VERSION:
+            if current == LATEST_SCHEMA_VERSION and self._all_applied():
                 return current
         with self.connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "

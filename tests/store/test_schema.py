@@ -83,6 +83,20 @@ def test_an_empty_older_file_is_upgraded_on_open(tmp_path) -> None:
     assert "trade_intents" in store.tables()
 
 
+def test_a_missing_earlier_migration_is_applied_on_open(tmp_path) -> None:
+    # a file can hold the latest version yet miss one that was added after it was created
+    path = tmp_path / "gap.duckdb"
+    Store(path)
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE demo_behavior_truth")
+    con.execute("DROP TABLE demo_trade_truth")
+    con.execute("DELETE FROM schema_migrations WHERE version = 10")
+    con.close()
+    store = Store(path)
+    assert 10 in set(store.query("SELECT version FROM schema_migrations")["version"])
+    assert {"demo_trade_truth", "demo_behavior_truth"} <= set(store.tables())
+
+
 def test_a_newer_file_is_refused_with_a_clear_message(tmp_path) -> None:
     path = tmp_path / "new.duckdb"
     Store(path)
