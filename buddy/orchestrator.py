@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from buddy.batch.context import BatchContext, from_pack
-from buddy.batch.result import SEVERITY_RANK, without_unscored
+from buddy.batch.result import SEVERITY_RANK
 from buddy.config import ModuleConfig, ScoringConfig
 from buddy.context.pack import ContextPack
 from buddy.disclosures import select_disclosures
@@ -78,7 +78,7 @@ class Orchestrator:
         self.weights = {e.name: w for e, w in self.evaluators}
         self.guards_risk = {e.name: bool(e.guards_risk) for e, _ in self.evaluators}
         #: per module, the codes that are not issues (never ranked, never scored)
-        self.unranked = {e.name: not_checked_codes(e) | {"CONTEXT_MISSING"}
+        self.unranked = {e.name: e.unscored_codes() | {"CONTEXT_MISSING"}
                          for e, _ in self.evaluators}
 
     def is_ranked(self, module: str, code: str) -> bool:
@@ -203,7 +203,7 @@ def run_module(evaluator: Evaluator[Any], intent: TradeIntent, ctx: ContextPack,
                                 status=ModuleStatus.SKIPPED, missing=missing)
     try:
         result = evaluator.evaluate_batch(row if row is not None else from_pack(intent, ctx))
-        return without_unscored(result, not_checked_codes(evaluator)).row(0)
+        return result.row(0)
     except Exception as exc:  # a broken module must never crash the report
         message = str(exc).splitlines()[0][:200] if str(exc) else "no message"
         issue = Issue(module=evaluator.name, code="MODULE_ERROR", severity=Severity.MEDIUM,
@@ -229,12 +229,6 @@ def dedupe(issues: list[Issue]) -> tuple[Issue, ...]:
         if current is None or issue.severity.rank > current.severity.rank:
             kept[key] = issue
     return tuple(kept.values())
-
-
-def not_checked_codes(evaluator: Evaluator[Any]) -> frozenset[str]:
-    """Return the codes ``evaluator`` declares with kind 'not_checked'."""
-    return frozenset(code for code, spec in evaluator.codes.items()
-                     if getattr(spec, "kind", "issue") == "not_checked")
 
 
 def rank_issues(issues: tuple[Issue, ...], weights: Mapping[str, float]) -> tuple[Issue, ...]:

@@ -33,14 +33,12 @@ from buddy.batch.result import (
     BatchResult,
     concat_results,
     empty_issues,
-    without_unscored,
 )
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
 from buddy.orchestrator import (
     ORCHESTRATOR_TEMPLATES,
     Orchestrator,
-    not_checked_codes,
     run_module,
 )
 from buddy.scoring import overall_columns
@@ -135,7 +133,6 @@ def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
             if len(result) != len(ready):
                 raise ValueError(f"{evaluator.name}.evaluate_batch returned {len(result)} rows "
                                  f"for {len(ready)}")
-            result = without_unscored(result, not_checked_codes(evaluator))
         except Exception:  # the scalar path turns each failing row into MODULE_ERROR
             fell_back = True
             result = BatchResult.from_results(

@@ -331,11 +331,12 @@ class BatchResult:
 
     @classmethod
     def of_blocks(cls, module: str, version: str, n: int, blocks: Sequence[IssueBlock], *,
-                  score: np.ndarray | None = None, explain: tuple[FactColumn, ...] = ()
-                  ) -> BatchResult:
+                  score: np.ndarray | None = None, explain: tuple[FactColumn, ...] = (),
+                  unscored: frozenset[str] = frozenset()) -> BatchResult:
         """Return OK results on ``n`` rows holding the issues of ``blocks``; see
         ``from_issues``."""
-        result = cls.from_issues(module, version, n, issue_columns(blocks), score)
+        result = cls.from_issues(module, version, n, issue_columns(blocks), score,
+                                 unscored=unscored)
         return replace(result, explain=explain) if explain else result
 
     def row(self, i: int) -> EvaluationResult:
@@ -362,9 +363,13 @@ class BatchResult:
     @classmethod
     def from_issues(cls, module: str, version: str, n: int,
                     issues: pd.DataFrame | Mapping[str, np.ndarray],
-                    score: np.ndarray | None = None) -> BatchResult:
+                    score: np.ndarray | None = None, *,
+                    unscored: frozenset[str] = frozenset()) -> BatchResult:
         """Return OK results whose severity is each row's highest and whose score defaults to
-        100 minus the severity penalties, floored at 0 (``Evaluator.result``, column-wise)."""
+        100 minus the severity penalties, floored at 0 (``Evaluator.result``, column-wise).
+
+        ``unscored``: codes that cost no points (a module's not_checked codes: what could not
+        be checked never lowers a score, and never raises one either)."""
         rows = np.asarray(issues["row"], dtype=np.int64)
         ranks = severity_ranks(np.asarray(issues["severity"], dtype=object))
         highest = np.zeros(n, dtype=np.int64)
@@ -372,7 +377,11 @@ class BatchResult:
         if score is None:
             penalty = np.zeros(n, dtype=np.float64)
             # sequential per row, as the scalar sum() adds them (exact: penalties are integers)
-            np.add.at(penalty, rows, _PENALTY_BY_RANK[ranks])
+            points = _PENALTY_BY_RANK[ranks]
+            if unscored:
+                points = np.where(np.isin(np.asarray(issues["code"], dtype=object),
+                                          list(unscored)), 0.0, points)
+            np.add.at(penalty, rows, points)
             score = np.maximum(0.0, 100.0 - penalty)
         return cls(module=module, version=version, score=np.asarray(score, dtype=np.float64),
                    severity=SEVERITY_BY_RANK[highest].copy(),
@@ -414,33 +423,6 @@ class BatchResult:
         return BatchResult(module=self.module, version=self.version, score=self.score[rows],
                            severity=self.severity[rows], status=self.status[rows],
                            issue_data=issues.loc[:, list(ISSUE_FRAME_COLUMNS)], explain=explain)
-
-
-def without_unscored(result: BatchResult, codes: frozenset[str] | set[str]) -> BatchResult:
-    """Return ``result`` with ``codes`` (a module's not_checked codes) taken out of its default
-    score: a row scored by the default rule (100 minus the severity penalties of all its
-    issues) is rescored without those codes' penalties, so what could not be checked never
-    lowers a module's score. Rows with a module's own score are left as they are."""
-    if not codes or not len(result.issue_data["row"]):
-        return result
-    rows = result._rows
-    ranks = severity_ranks(result._column("severity"))
-    penalty = _PENALTY_BY_RANK[ranks]
-    unscored = np.isin(result._column("code"), list(codes)) & (penalty > 0)
-    if not unscored.any():
-        return result
-    n = len(result)
-    every = np.zeros(n)
-    np.add.at(every, rows, penalty)
-    scored = np.zeros(n)
-    np.add.at(scored, rows[~unscored], penalty[~unscored])
-    touched = np.zeros(n, dtype=bool)
-    touched[rows[unscored]] = True
-    default = touched & (result.score == np.maximum(0.0, 100.0 - every))
-    if not default.any():
-        return result
-    score = np.where(default, np.maximum(0.0, 100.0 - scored), result.score)
-    return replace(result, score=score)
 
 
 def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],

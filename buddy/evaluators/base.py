@@ -220,7 +220,12 @@ class Evaluator(ABC, Generic[C]):
         columns = tuple(FactColumn(e.name, rounded(explain[e.name], e.digits),
                                    units.get(e.unit, e.unit)) for e in self.explain)
         return BatchResult.of_blocks(self.name, self.version, n, blocks, score=score,
-                                     explain=columns)
+                                     explain=columns, unscored=self.unscored_codes())
+
+    @classmethod
+    def unscored_codes(cls) -> frozenset[str]:
+        """Return the codes that cost no score points: the not_checked ones."""
+        return frozenset(c for c, spec in cls.codes.items() if spec.kind == "not_checked")
 
 
 
