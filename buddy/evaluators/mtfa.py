@@ -9,13 +9,16 @@ audits the intent's side against it:
   a weak and a real trend; the trend read itself starts at ADX 15);
 - LOW_ALIGNMENT: the stack's alignment, signed by the side (+1 every timeframe trends the
   trade's way, 0 neutral or mixed), is below ``min_alignment`` (-0.25: the ADX-weighted stack
-  leans against the trade, not merely short of agreeing with it);
+  leans against the trade, not merely short of agreeing with it), on a row
+  AGAINST_HIGHER_TIMEFRAME does not already flag (there the stack leans against the trade
+  because its highest timeframe does, and one warning says it);
 - MTFA_CONFLICT: timeframes of the stack trend in opposite directions.
 
 Each reads the last CLOSED bar of every stack timeframe at as_of (the provider's rule), so a
 weekly bar still forming is never read. On 777 real intents over every bundled series
 (every generator, 25 per series and generator) the defaults fire AGAINST_HIGHER_TIMEFRAME on
-18%, LOW_ALIGNMENT on 17% and MTFA_CONFLICT on 17%.
+18%, LOW_ALIGNMENT on 7% and MTFA_CONFLICT on 17%; with each intent's mirror on the other
+side added (the sample is mostly longs in rising markets) on 29%, 18% and 17%.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
     """Check the intent's side against the trends of the timeframe stack."""
 
     name = "mtfa"
-    version = "2.0.0"
+    version = "2.1.0"
     requires = frozenset({"mtfa"})
     config_cls = MTFAConfig
     codes: ClassVar = {
@@ -137,8 +140,9 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
         side_alignment = sign * np.round(per["score"][snap], 2)
         blocks: list[IssueBlock] = []
 
-        rows = np.flatnonzero(per["has_stack"][snap] & (per["higher_sign"][snap] * sign < 0)
-                              & (per["higher_strength"][snap] >= cfg.min_higher_adx))
+        against = (per["has_stack"][snap] & (per["higher_sign"][snap] * sign < 0)
+                   & (per["higher_strength"][snap] >= cfg.min_higher_adx))
+        rows = np.flatnonzero(against)
         if len(rows):
             at = snap[rows]
             blocks.append(self.fire(
@@ -151,7 +155,7 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
                 higher_close_vs_ema50_atr=per["higher_close_vs_ema50_atr"][at],
                 higher_bar_ts=per["higher_bar_ts"][at]))
 
-        rows = np.flatnonzero(~(side_alignment >= cfg.min_alignment))
+        rows = np.flatnonzero(~(side_alignment >= cfg.min_alignment) & ~against)
         if len(rows):
             blocks.append(self.fire(
                 "LOW_ALIGNMENT", rows,

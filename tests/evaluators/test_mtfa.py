@@ -79,16 +79,18 @@ def test_a_weak_higher_trend_against_the_trade_is_not_flagged(strength: float, f
     assert "AGAINST_HIGHER_TIMEFRAME" in {i.code for i in looser.issues}
 
 
-@pytest.mark.parametrize(("strengths", "side_alignment", "severity"), [
-    ({"1w": 25.0, "1d": 25.0}, -0.5, Severity.LOW),  # down and range, equal strength
-    ({"1w": 10.0, "1d": 30.0}, -0.25, None),  # exactly at min_alignment: not flagged
-    ({"1w": 11.0, "1d": 30.0}, -0.27, Severity.LOW),
-    ({"1w": 5.0, "1d": 95.0}, -0.05, None),  # neutral, not against: no warning
-    ({"1w": 70.0, "1d": 30.0}, -0.7, Severity.MEDIUM),
+@pytest.mark.parametrize(("directions", "strengths", "side_alignment", "severity"), [
+    ({"1w": "up", "1d": "range"}, {"1w": 10.0, "1d": 30.0}, -0.25, None),  # at the minimum
+    ({"1w": "up", "1d": "range"}, {"1w": 11.0, "1d": 30.0}, -0.27, Severity.LOW),
+    ({"1w": "up", "1d": "range"}, {"1w": 5.0, "1d": 95.0}, -0.05, None),  # neutral
+    ({"1w": "range", "1d": "up"}, {"1w": 25.0, "1d": 25.0}, -0.5, Severity.LOW),
+    ({"1w": "range", "1d": "up"}, {"1w": 30.0, "1d": 70.0}, -0.7, Severity.MEDIUM),
+    # the weekly trend against the short is the warning: not said twice
+    ({"1w": "up", "1d": "range"}, {"1w": 70.0, "1d": 30.0}, -0.7, None),
 ])
-def test_low_alignment_thresholds(strengths: dict[str, float], side_alignment: float,
-                                  severity: Severity | None) -> None:
-    result = run({"1w": "up", "1d": "range"}, strengths, side=Side.SHORT)
+def test_low_alignment_thresholds(directions: dict[str, str], strengths: dict[str, float],
+                                  side_alignment: float, severity: Severity | None) -> None:
+    result = run(directions, strengths, side=Side.SHORT)
     assert value(result.explain_facts, "side_alignment") == side_alignment
     codes = {i.code for i in result.issues}
     if severity is None:
@@ -102,9 +104,14 @@ def test_low_alignment_thresholds(strengths: dict[str, float], side_alignment: f
 
 
 def test_a_stack_leaning_against_the_trade_is_medium() -> None:
-    result = run({"1w": "up", "1d": "up"}, side=Side.SHORT)
+    result = run({"1d": "range", "4h": "up", "1h": "up"}, {"1d": 10.0, "4h": 40.0, "1h": 40.0},
+                 side=Side.SHORT)
     issue = only(result, "LOW_ALIGNMENT")
-    assert (issue.severity, value(issue.evidence, "side_alignment")) == (Severity.MEDIUM, -1.0)
+    assert (issue.severity, value(issue.evidence, "side_alignment")) == (Severity.MEDIUM, -0.89)
+    assert "AGAINST_HIGHER_TIMEFRAME" not in {i.code for i in result.issues}
+    # with the highest timeframe against the trade, that is the one warning
+    both = run({"1w": "up", "1d": "up"}, side=Side.SHORT)
+    assert {i.code for i in both.issues} == {"AGAINST_HIGHER_TIMEFRAME"}
     # a stricter config moves the thresholds
     strict = run({"1w": "up", "1d": "range"}, {"1w": 5.0, "1d": 95.0}, min_alignment=0.25,
                  against_alignment=0.0)
