@@ -1,5 +1,11 @@
 """The ContextPack's ``account`` piece: the user's account, current rules and opt-outs.
 
+The piece reads no market data, so it has no bar to be "as of": it is the account as it
+stands when the pack is built (equity snapshot, the rules version in force, preferences),
+whatever the request's as_of. Rules versions are stamped with wall-clock ``created_at``,
+not market time, so a replay of past intents evaluates them under the replay user's
+current account and rules (and logs which rules version it used).
+
 ``AccountProvider`` (the instance ``account_provider``) implements
 ``buddy.context.providers.PieceProvider``; its batch form reads each distinct user once and
 gives all of that user's rows the same AccountContext object (or the same reason).
