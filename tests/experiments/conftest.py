@@ -56,3 +56,25 @@ def replay_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactory) 
     shutil.copy(sample_store.path, path)
     return Store(path)
 
+
+
+#: The research replay the weight search fits on: a year of daily ma_cross ideas, market data
+#: only (it ends before the holdouts the tests promote on begin).
+FIT_WINDOW = {"intent_source": "generator:ma_cross", "symbols": ("AAPL", "GOOG", "IBM", "MSFT"),
+              "start": "2011-07-01", "end": "2012-06-30"}
+
+
+@pytest.fixture(scope="module")
+def research_run(replay_store: Store) -> str:
+    """Return the id of a finished research replay in ``replay_store`` (FIT_WINDOW)."""
+    from buddy.config import default_scoring_config
+    from replay.engine import run_replay
+    from replay.executors import SerialExecutor
+    from replay.reports import load_intents
+
+    intents, _ = load_intents(replay_store, FIT_WINDOW["intent_source"],
+                              symbols=FIT_WINDOW["symbols"], start=FIT_WINDOW["start"],
+                              end=FIT_WINDOW["end"])
+    run = run_replay(replay_store, intents, config=default_scoring_config(), name="fit",
+                     executor=SerialExecutor(), progress=False, mode="batch")
+    return run.run_id

@@ -36,9 +36,9 @@ from tests.experiments.helpers import TableScorer, heavier_risk_config
 MODEL = "buddy-scoring"
 DEFAULT = default_scoring_config()
 HEAVIER = heavier_risk_config()
-GOOD = {"auc": 0.62, "spearman": 0.21, "decile_spread_r": 0.55, "n": 120.0, "n_wins": 50.0}
-WORSE = {"auc": 0.55, "spearman": 0.21, "decile_spread_r": 0.55, "n": 120.0, "n_wins": 50.0}
-NO_WORSE = {"auc": 0.615, "spearman": 0.20, "decile_spread_r": 0.60, "n": 120.0,
+GOOD = {"auc": 0.62, "spearman": 0.21, "decile_spread_r": 0.55, "n": 300.0, "n_wins": 50.0}
+WORSE = {"auc": 0.55, "spearman": 0.21, "decile_spread_r": 0.55, "n": 300.0, "n_wins": 50.0}
+NO_WORSE = {"auc": 0.615, "spearman": 0.20, "decile_spread_r": 0.60, "n": 300.0,
             "n_wins": 50.0}
 
 

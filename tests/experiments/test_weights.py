@@ -10,9 +10,8 @@ import pandas as pd
 import papermill as pm
 import pytest
 
-from buddy.config import ModuleSpec, ScoringConfig, default_scoring_config
+from buddy.config import ModuleSpec, ScoringConfig
 from buddy.store import Store
-from experiments.gate import HoldoutWindow, ReplayHoldoutScorer
 from experiments.registry import alias_version
 from experiments.replay_tracking import log_replay
 from experiments.tracking import WEIGHT_SEARCH_EXPERIMENT, ensure_store
@@ -23,14 +22,11 @@ from experiments.weights import (
     resolve_run_id,
     search_weights,
 )
-from replay.executors import SerialExecutor
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "30_weight_search.ipynb"
 BASE = ScoringConfig(modules=(ModuleSpec(name="signal", weight=1.0),
                               ModuleSpec(name="noise", weight=1.0),
                               ModuleSpec(name="flat", weight=2.0)))
-TINY = HoldoutWindow(intent_source="generator:ma_cross", symbols=("AAPL", "MSFT"),
-                     start="2012-01-01", end="2012-12-31", providers="none")
 
 
 def synthetic_results(n: int = 400, seed: int = 3) -> pd.DataFrame:
@@ -80,12 +76,8 @@ def test_candidates_rank_by_in_sample_auc_after_the_baseline() -> None:
 
 
 def test_search_weights_logs_each_candidate_and_registers_without_promoting(
-        replay_store: Store, tracking_store: str) -> None:
-    config = default_scoring_config()
-    scorer = ReplayHoldoutScorer(replay_store, executor=SerialExecutor(), n_boot=20,
-                                 track=False)
-    scorer(config, TINY)
-    replay_run, _ = scorer.runs[config.hash]
+        replay_store: Store, research_run: str, tracking_store: str) -> None:
+    replay_run = research_run
     assert resolve_run_id(replay_store, "") == replay_run
     candidates = search_weights(replay_store, replay_run, method="grid", top=1,
                                 register=True, n_boot=20)
@@ -96,18 +88,20 @@ def test_search_weights_logs_each_candidate_and_registers_without_promoting(
     assert sorted(r.info.run_id for r in runs) == sorted(c.run_id for c in candidates)
     for run in runs:
         assert run.data.params["source_replay_run_id"] == replay_run
+        assert run.data.params["fit_start"].startswith("2011-07")
         assert "in_sample_auc" in run.data.metrics
     assert candidates[0].version is None and candidates[1].version == 1
+    tags = experiments.client.get_model_version("buddy-scoring", "1").tags
+    assert tags["buddy.fit_run_id"] == replay_run  # the window the gate keeps apart
+    assert tags["buddy.fit_start"] == candidates[1].fit.start.isoformat()
+    assert tags["buddy.fit_end"] == candidates[1].fit.end.isoformat()
     assert alias_version("buddy-scoring", "production") is None  # the gate decides
 
 
 def test_the_weight_search_notebook_runs_and_a_replay_logs_it(
-        replay_store: Store, tracking_store: str, tmp_path: Path) -> None:
+        replay_store: Store, research_run: str, tracking_store: str, tmp_path: Path) -> None:
     import mlflow
 
-    scorer = ReplayHoldoutScorer(replay_store, executor=SerialExecutor(), n_boot=20,
-                                 track=False)
-    scorer(default_scoring_config(), TINY)
     out = tmp_path / "30_weight_search.ipynb"
     pm.execute_notebook(str(NOTEBOOK), str(out),
                         parameters={"db_path": str(replay_store.path), "run_id": "",
@@ -120,6 +114,8 @@ def test_the_weight_search_notebook_runs_and_a_replay_logs_it(
     assert len(experiments.client.search_runs(
         [experiments.experiment_id(WEIGHT_SEARCH_EXPERIMENT)])) == 3
     replay_run = resolve_run_id(replay_store, "")
+    assert replay_run == research_run
+    assert f"replay run {research_run}" in text
     logged = log_replay(replay_store, replay_run, notebooks=[out], plots=False, n_boot=20)
     path = mlflow.artifacts.download_artifacts(run_id=logged,
                                                artifact_path="notebooks/30_weight_search.ipynb")
