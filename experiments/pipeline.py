@@ -2,11 +2,13 @@
 
 1. Build the store from the bundled real data when it holds no bars.
 2. Register the packaged default scoring config as a new ``buddy-scoring`` version.
-3. Promote it through the gate: the challenger is replayed on the gate's holdout window (a
-   small one: about 40 daily ``ma_cross`` intents) and the replay is logged as a run in
+3. Promote it through the gate: the challenger is replayed on the gate's holdout window
+   (the all-data corpus from 2012-03-01 to 2013-03-01: about 700 intents, stored as a
+   'gate' run, never "the latest run") and the replay is logged as a run in
    ``buddy-replays``; with no production version yet it passes by definition, otherwise it
-   is compared with production's replay on the same window. The decision is a run in
-   ``buddy-promotions`` either way.
+   is compared with production's replay on the same intents (paired bootstrap of the
+   difference, at least 200 resolved trades: ``experiments.gate``). The decision is a run
+   in ``buddy-promotions`` either way.
 4. Print which config production consumers load now; ``buddy evaluate`` then reports it
    (``config buddy-scoring@<version> #<hash>``).
 
