@@ -6,10 +6,12 @@ Generators
     symbol's whole history at once (numpy over the series, no per-bar loop). A generator only
     decides *where* to trade and *where the stop goes*; the rest is shared and stated once:
 
-    - entry: the signal bar's close, on the tick grid (nearest tick). ``as_of`` is that bar's
+    - entry: the signal bar's close, on the tick grid (nearest tick), as a market order; a
+      generator registered with another ``order_type`` (``limit_pullback``: 'limit') sets its
+      own entry price, also put on the grid (nearest tick). ``as_of`` is the signal bar's
       ``ts_close``, so the intent is what a trader could have placed the moment the bar closed.
-    - stop: the generator's level, rounded onto the grid *away* from the entry (a long's
-      stop down, a short's up), so the risk is never understated.
+    - stop: the generator's level (placed from its entry), rounded onto the grid *away* from
+      the entry (a long's stop down, a short's up), so the risk is never understated.
     - target: ``target_r`` times the rounded risk beyond the entry, nearest tick (NaN when the
       config's ``target_r`` is None); a short whose target would be at or below zero is
       dropped.
@@ -30,7 +32,9 @@ Point in time
 Determinism
     ``intent_id`` is a hash of (generator, symbol, timeframe, as_of, side). The random
     baseline draws each bar's coin from a hash of (seed, symbol, timeframe, ts_close), so the
-    same seed gives the same entries whatever the date range or symbol list.
+    same seed gives the same entries whatever the date range or symbol list; ``limit_pullback``
+    draws its coin and its limit's distance the same way (its name in the hash, so its bars
+    are not the random baseline's).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.config import Config, did_you_mean, param
+from buddy.domain import OrderType
 from buddy.errors import ConfigError, FieldError, FieldErrors
 from buddy.evidence import to_tick as tick_grid
 from buddy.store import Store
@@ -60,6 +65,7 @@ __all__ = [
     "GENERATORS",
     "TRADE_COLUMNS",
     "IntentGenerator",
+    "LimitPullbackConfig",
     "MaCrossConfig",
     "PriceSeries",
     "PriorHighBreakoutConfig",
@@ -124,21 +130,32 @@ class PriceSeries:
 
 @dataclass(frozen=True, slots=True)
 class Signals:
-    """What a generator decides: the signal bars (positions), direction (+1 long, -1 short)
-    and the stop price on each signal bar's own basis (before tick rounding)."""
+    """What a generator decides: the signal bars (positions), direction (+1 long, -1 short),
+    the stop price and, for a generator that does not enter at the close, the entry price,
+    each on the signal bar's own basis (before tick rounding). ``entry`` None: the close."""
 
     bar: np.ndarray
     direction: np.ndarray
     stop: np.ndarray
+    entry: np.ndarray | None = None
 
     @classmethod
-    def where(cls, mask: np.ndarray, direction: np.ndarray | int, stop: np.ndarray
-              ) -> Signals:
-        """Return the signals at the bars where ``mask`` holds and ``stop`` is finite."""
+    def where(cls, mask: np.ndarray, direction: np.ndarray | int, stop: np.ndarray,
+              entry: np.ndarray | None = None) -> Signals:
+        """Return the signals at the bars where ``mask`` holds and ``stop`` (and ``entry``,
+        when given) is finite."""
         keep = mask & np.isfinite(stop)
+        if entry is not None:
+            keep &= np.isfinite(entry)
         bar = np.flatnonzero(keep)
         sides = np.broadcast_to(np.asarray(direction, dtype=np.int8), mask.shape)[bar]
-        return cls(bar, sides.astype(np.int8), stop[bar])
+        return cls(bar, sides.astype(np.int8), stop[bar],
+                   None if entry is None else entry[bar])
+
+    def take(self, keep: np.ndarray) -> Signals:
+        """Return the signals where the boolean ``keep`` (one per signal) holds."""
+        return Signals(self.bar[keep], self.direction[keep], self.stop[keep],
+                       None if self.entry is None else self.entry[keep])
 
 
 # ---------------------------------------------------------------------------- configs
@@ -220,6 +237,48 @@ class RandomEntryConfig(Config):
     holding_horizon: int = _horizon(20)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitPullbackConfig(Config):
+    """Limit entries placed away from the market, with the trend. ``entry_probability``:
+    chance (0-1] that a bar with a known trend places an order (3% by default, which keeps
+    the all-data corpus near 12,500 intents); ``min_distance_atr``/``max_distance_atr``: the
+    range (ATR(14)) the limit's distance from the close is drawn from (0.25-3 ATR);
+    ``far_probability``: chance [0-1] that the order is instead placed far, at a distance in
+    percent of the close drawn from ``far_min_pct``-``far_max_pct`` (3-6%), the orders that
+    often never trade; ``stop_atr``: stop distance in ATR from the limit; ``target_r`` in R
+    (None: no target); ``holding_horizon`` in bars."""
+
+    config_name: ClassVar[str] = "limit_pullback"
+
+    entry_probability: float = param(0.03, lo=0.0, hi=1.0, lo_open=True, unit="probability",
+                                     doc="chance that a trend bar places a limit order")
+    min_distance_atr: float = param(0.25, lo=0.0, lo_open=True, hi=100.0, unit="ATR",
+                                    doc="nearest limit distance from the close")
+    max_distance_atr: float = param(3.0, lo=0.0, lo_open=True, hi=100.0, unit="ATR",
+                                    doc="farthest limit distance from the close")
+    far_probability: float = param(0.1, lo=0.0, hi=1.0, unit="probability",
+                                   doc="chance that the limit is placed far (in percent)")
+    far_min_pct: float = param(3.0, lo=0.0, lo_open=True, hi=50.0, unit="%",
+                               doc="nearest far limit distance from the close")
+    far_max_pct: float = param(6.0, lo=0.0, lo_open=True, hi=50.0, unit="%",
+                               doc="farthest far limit distance from the close")
+    stop_atr: float = param(1.5, lo=0.0, lo_open=True, unit="ATR",
+                            doc="stop distance from the limit")
+    target_r: float | None = _target_r()
+    holding_horizon: int = _horizon(10)
+
+    def check(self) -> list[FieldError]:
+        """Return the ranges whose ends are out of order."""
+        errors = []
+        for low, high in (("min_distance_atr", "max_distance_atr"),
+                          ("far_min_pct", "far_max_pct")):
+            if getattr(self, low) > getattr(self, high):
+                errors.append(FieldError(f"{self.config_name}.{low}/{high}",
+                                         f"must satisfy {low} <= {high}",
+                                         (getattr(self, low), getattr(self, high))))
+        return errors
+
+
 # ---------------------------------------------------------------------------- registry
 SignalFunction = Callable[[PriceSeries, Any, int], Signals]
 
@@ -229,12 +288,14 @@ class IntentGenerator:
     """A named rule: its config type and the function that finds its signals.
 
     The function takes (series, config, seed) and returns ``Signals``; its docstring is the
-    generator's documentation and states each of ``DOC_SECTIONS``.
+    generator's documentation and states each of ``DOC_SECTIONS``. ``order_type``: the
+    intents' order type (a ``buddy.domain.OrderType`` value; 'market' enters at the close).
     """
 
     name: str
     config_type: type[Config]
     signals: SignalFunction
+    order_type: str = OrderType.MARKET.value
 
     @property
     def doc(self) -> str:
@@ -264,6 +325,10 @@ def register(generator: IntentGenerator) -> IntentGenerator:
     if shared:
         raise ValueError(f"generator {generator.name!r}: its config must have the fields "
                          f"{sorted(shared)} (the shared target and time stop)")
+    if generator.order_type not in {o.value for o in OrderType}:
+        raise ValueError(f"generator {generator.name!r}: order_type must be one of "
+                         f"{', '.join(o.value for o in OrderType)} (got "
+                         f"{generator.order_type!r})")
     missing = [s for s in DOC_SECTIONS if not re.search(rf"^{s}:", generator.doc, re.M)]
     if missing:
         raise ValueError(f"generator {generator.name!r}: its docstring must state "
@@ -396,15 +461,24 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def _uniforms(key: str, ts_close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return two independent U[0, 1) draws per bar, fixed by ``key`` and the bar's ts_close."""
+def _draws(key: str, ts_close: np.ndarray, count: int) -> list[np.ndarray]:
+    """Return ``count`` independent U[0, 1) draws per bar, fixed by ``key`` and the bar's
+    ts_close (a splitmix64 chain: draw k+1 hashes draw k)."""
     salt = np.uint64(int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(),
                                     "little"))
-    first = _splitmix64(ts_close.astype(np.uint64) ^ salt)
-    second = _splitmix64(first)
+    state = _splitmix64(ts_close.astype(np.uint64) ^ salt)
     scale = 2.0 ** -53
-    return ((first >> np.uint64(11)).astype(np.float64) * scale,
-            (second >> np.uint64(11)).astype(np.float64) * scale)
+    out = []
+    for _ in range(count):
+        out.append((state >> np.uint64(11)).astype(np.float64) * scale)
+        state = _splitmix64(state)
+    return out
+
+
+def _uniforms(key: str, ts_close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return two independent U[0, 1) draws per bar, fixed by ``key`` and the bar's ts_close."""
+    first, second = _draws(key, ts_close, 2)
+    return first, second
 
 
 def random_entry_signals(series: PriceSeries, config: RandomEntryConfig, seed: int
@@ -428,11 +502,50 @@ def random_entry_signals(series: PriceSeries, config: RandomEntryConfig, seed: i
     return Signals.where(coin < config.entry_probability, direction, stop)
 
 
+def limit_pullback_signals(series: PriceSeries, config: LimitPullbackConfig, seed: int
+                           ) -> Signals:
+    """Limit pullback: a resting limit order with the trend, away from the market.
+
+    Signal: at bar t the trend is known from ema_20 against ema_50 (above: long, below:
+    short) and the bar places an order with probability ``entry_probability`` (3% by
+    default), drawn from a hash of (seed, 'limit_pullback', symbol, timeframe, ts_close), as
+    the limit's distance is: the same seed gives the same orders whatever the date range.
+    Bars without atr_14 or either average (the warm-up) are skipped.
+    Entry: a limit order (order_type 'limit'): a long's limit below the close of bar t, a
+    short's above it, by a distance drawn uniformly from ``min_distance_atr``-
+    ``max_distance_atr`` x atr_14 (0.25-3 ATR), or, with probability ``far_probability``
+    (10%), from ``far_min_pct``-``far_max_pct`` percent of the close (3-6%): orders that often
+    never trade. It fills only when a later bar trades through it within the outcome rules'
+    fill window (``replay.outcomes``), else the outcome is 'not_filled'.
+    Stop: ``stop_atr`` x atr_14 at t beyond the limit (1.5 ATR by default).
+    Target: ``target_r`` R beyond the limit (2R by default).
+    Size: the fixed risk budget over the stop distance, rounded down to the lot size.
+    Horizon: ``holding_horizon`` bars from the fill (10 by default).
+    """
+    coin, spread, far_coin = _draws(
+        f"{seed}|limit_pullback|{series.symbol}|{series.timeframe.value}", series.ts_close, 3)
+    fast, slow = series.features["ema_20"], series.features["ema_50"]
+    atr, close = series.features["atr_14"], series.close
+    known = np.isfinite(fast) & np.isfinite(slow) & (fast != slow) & np.isfinite(atr) & (
+        atr > 0)
+    direction = np.where(fast > slow, 1, -1)
+    in_atr = atr * (config.min_distance_atr
+                    + spread * (config.max_distance_atr - config.min_distance_atr))
+    in_pct = close * (config.far_min_pct
+                      + spread * (config.far_max_pct - config.far_min_pct)) / 100.0
+    distance = np.where(far_coin < config.far_probability, in_pct, in_atr)
+    entry = close - direction * distance
+    stop = entry - direction * config.stop_atr * atr
+    return Signals.where(known & (coin < config.entry_probability), direction, stop, entry)
+
+
 register(IntentGenerator("ma_cross", MaCrossConfig, ma_cross_signals))
 register(IntentGenerator("prior_high_breakout", PriorHighBreakoutConfig,
                          prior_high_breakout_signals))
 register(IntentGenerator("vwap_pullback", VwapPullbackConfig, vwap_pullback_signals))
 register(IntentGenerator("random", RandomEntryConfig, random_entry_signals))
+register(IntentGenerator("limit_pullback", LimitPullbackConfig, limit_pullback_signals,
+                         order_type=OrderType.LIMIT.value))
 
 
 # ---------------------------------------------------------------------------- tick and lot grid
@@ -516,12 +629,11 @@ def generate_intents(store: Store, generator: str, *, symbols: Sequence[str] | N
                              "lot size unknown)")
         signals = rule.signals(series, config, seed)
         if start_ns is not None:
-            keep = series.ts_close[signals.bar] >= start_ns
-            signals = Signals(signals.bar[keep], signals.direction[keep], signals.stop[keep])
+            signals = signals.take(series.ts_close[signals.bar] >= start_ns)
         parts.append(_intent_rows(series, signals, config, instruments.loc[series.symbol],
                                   risk_per_trade))
     return _intent_frame(parts, generator=generator, user_id=user_id, timeframe=timeframe,
-                         holding_horizon=config.holding_horizon)
+                         holding_horizon=config.holding_horizon, order_type=rule.order_type)
 
 
 _SERIES_SQL = """
@@ -549,7 +661,8 @@ def corpus_intents(store: Store, *, symbols: Sequence[str] | None = None, seed: 
 
     Deterministic: the same store and seed give the same rows in the same order (by
     timeframe, generator, symbol, as_of); ids differ between generators (the generator is
-    part of ``intent_id``). On the bundled data it holds about 11,500 intents.
+    part of ``intent_id``). On the bundled data it holds about 12,500 intents (about 1,000
+    of them ``limit_pullback``'s limit orders, some of which never fill).
     """
     series = corpus_series(store, symbols)
     parts = []
@@ -660,7 +773,8 @@ def _intent_rows(series: PriceSeries, signals: Signals, config: Any,
     lot = float(instrument["lot_size"])
     multiplier = float(instrument["contract_multiplier"])
     direction = signals.direction.astype(np.float64)
-    entry = to_tick(series.close[signals.bar], tick)
+    entry = to_tick(series.close[signals.bar] if signals.entry is None else signals.entry,
+                    tick)
     long = direction > 0
     stop = np.where(long, to_tick(signals.stop, tick, "down"),
                     to_tick(signals.stop, tick, "up"))
@@ -681,7 +795,8 @@ def _intent_rows(series: PriceSeries, signals: Signals, config: Any,
 
 
 def _intent_frame(parts: Sequence[Mapping[str, np.ndarray]], *, generator: str, user_id: str,
-                  timeframe: Timeframe, holding_horizon: int) -> pd.DataFrame:
+                  timeframe: Timeframe, holding_horizon: int, order_type: str = "market"
+                  ) -> pd.DataFrame:
     if not parts or not sum(len(p["as_of"]) for p in parts):
         return _empty_intents()
     columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
@@ -698,7 +813,7 @@ def _intent_frame(parts: Sequence[Mapping[str, np.ndarray]], *, generator: str, 
         **{c: columns[c] for c in ("proposed_entry", "proposed_stop", "proposed_target",
                                    "proposed_size")},
         "holding_horizon": np.full(n, holding_horizon, dtype=np.int64),
-        "order_type": "market", "source": f"generator:{generator}",
+        "order_type": order_type, "source": f"generator:{generator}",
         "linked_trade_id": pd.Series([None] * n, dtype=object),
     })
     return frame[list(INTENT_COLUMNS)]

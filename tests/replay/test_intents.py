@@ -19,6 +19,7 @@ from replay.intents import (
     GENERATORS,
     TRADE_COLUMNS,
     IntentGenerator,
+    LimitPullbackConfig,
     MaCrossConfig,
     PriceSeries,
     RandomEntryConfig,
@@ -50,7 +51,8 @@ def daily(sample_store: Store) -> dict[str, pd.DataFrame]:
 
 # ---------------------------------------------------------------------------- registry
 def test_every_generator_documents_signal_entry_stop_target_size_horizon() -> None:
-    assert set(GENERATORS) == {"ma_cross", "prior_high_breakout", "vwap_pullback", "random"}
+    assert set(GENERATORS) == {"ma_cross", "prior_high_breakout", "vwap_pullback", "random",
+                               "limit_pullback"}
     for generator in GENERATORS.values():
         for section in DOC_SECTIONS:
             assert f"\n{section}: " in generator.doc, (generator.name, section)
@@ -64,7 +66,19 @@ def test_register_refuses_an_undocumented_or_duplicate_generator() -> None:
         register(IntentGenerator("undocumented", MaCrossConfig, undocumented))
     with pytest.raises(ValueError, match="already registered"):
         register(GENERATORS["ma_cross"])
-    assert "undocumented" not in GENERATORS
+    with pytest.raises(ValueError, match=r"order_type must be one of .* \(got 'iceberg'\)"):
+        register(IntentGenerator("iceberg", MaCrossConfig, ma_doc_signals(),
+                                 order_type="iceberg"))
+    assert "undocumented" not in GENERATORS and "iceberg" not in GENERATORS
+
+
+def ma_doc_signals():  # type: ignore[no-untyped-def]
+    """Return a signal function with ma_cross's documentation (a valid docstring)."""
+    def signals(series, config, seed):  # type: ignore[no-untyped-def]
+        return GENERATORS["ma_cross"].signals(series, config, seed)
+
+    signals.__doc__ = GENERATORS["ma_cross"].doc
+    return signals
 
 
 def test_config_errors_name_the_field_the_rule_and_a_close_name(sample_store: Store) -> None:
@@ -96,6 +110,14 @@ def test_generator_configs_keep_their_ranges_on_the_one_config_base() -> None:
         VwapPullbackConfig(vwap_window=1)
     with pytest.raises(ConfigError, match="one of auto, session, rolling"):
         VwapPullbackConfig(vwap="weekly")
+    with pytest.raises(ConfigError) as order:
+        LimitPullbackConfig(min_distance_atr=2.0, max_distance_atr=1.0)
+    assert order.value.fields == ("limit_pullback.min_distance_atr/max_distance_atr",)
+    assert "(2.0, 1.0)" in str(order.value)
+    with pytest.raises(ConfigError) as far:
+        LimitPullbackConfig.from_mapping({"far_min_pct": 7.0})  # above the 6% default top
+    assert far.value.fields == ("limit_pullback.far_min_pct/far_max_pct",)
+    assert LimitPullbackConfig(far_probability=0.0).far_probability == 0.0
 
 
 # ---------------------------------------------------------------------------- shape and grids
@@ -107,6 +129,7 @@ def test_generated_intents_are_tradeable_on_the_instrument_grid(
     assert len(intents) > 20 and intents["intent_id"].is_unique
     assert set(intents["symbol"]) >= {"AAPL", "IBM", "MSFT", "SP500"}
     assert (intents["source"] == f"generator:{name}").all()
+    assert (intents["order_type"] == GENERATORS[name].order_type).all()
     assert intents["linked_trade_id"].isna().all()
     tickers = sample_store.tickers().set_index("symbol")
     tick = intents["symbol"].map(tickers["tick_size"]).to_numpy()
@@ -124,7 +147,10 @@ def test_generated_intents_are_tradeable_on_the_instrument_grid(
     assert (size * risk <= RISK + 1e-6).all() and ((size + lot) * risk > RISK).all()
 
 
-@pytest.mark.parametrize("name", sorted(GENERATORS))
+MARKET_GENERATORS = sorted(n for n, g in GENERATORS.items() if g.order_type == "market")
+
+
+@pytest.mark.parametrize("name", MARKET_GENERATORS)
 def test_entry_is_the_signal_bar_close_at_its_ts_close(
         name: str, daily: dict[str, pd.DataFrame], sample_store: Store) -> None:
     bars = sample_store.query("SELECT symbol, ts_close AS as_of, close, tick_size FROM bars "
@@ -134,6 +160,111 @@ def test_entry_is_the_signal_bar_close_at_its_ts_close(
     expected = [round_to_tick(c, t) for c, t in zip(joined["close"], joined["tick_size"],
                                                     strict=True)]
     assert np.allclose(joined["proposed_entry"], expected, rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------- limit entries
+def _at_signal_bar(intents: pd.DataFrame, store: Store, timeframe: str) -> pd.DataFrame:
+    """Return ``intents`` with their signal bar's close, atr_14, ema_20, ema_50 and tick."""
+    bars = store.query(
+        "SELECT symbol, b.ts_close AS as_of, b.close, f.atr_14, f.ema_20, f.ema_50, tick_size "
+        "FROM bars b JOIN ta_features f USING (symbol, timeframe, ts) JOIN tickers "
+        "USING (symbol) WHERE timeframe = ?", [timeframe])
+    joined = intents.merge(bars, on=["symbol", "as_of"], how="left")
+    assert joined["close"].notna().all() and len(joined) == len(intents)
+    return joined
+
+
+@pytest.mark.parametrize("timeframe", ["1d", "1h"])
+def test_limit_pullback_rests_a_limit_away_from_the_close_with_the_trend(
+        timeframe: str, sample_store: Store) -> None:
+    config = LimitPullbackConfig()
+    intents = generate_intents(sample_store, "limit_pullback", timeframe=timeframe,
+                               risk_per_trade=RISK)
+    assert len(intents) > 50 and (intents["order_type"] == "limit").all()
+    t = _at_signal_bar(intents, sample_store, timeframe)
+    sign = np.where(t["side"] == "long", 1.0, -1.0)
+    # with the trend: long while ema_20 is above ema_50, short while below
+    assert (sign == np.sign(t["ema_20"] - t["ema_50"])).all()
+    # a long's limit below the close, a short's above, by a distance from one of the ranges
+    distance = sign * (t["close"] - t["proposed_entry"])
+    tick = t["tick_size"]
+    assert (distance > 0).all()
+    atr, pct = distance / t["atr_14"], 100 * distance / t["close"]
+    half_tick_atr, half_tick_pct = tick / 2 / t["atr_14"], 100 * tick / 2 / t["close"]
+    in_atr = ((atr >= config.min_distance_atr - half_tick_atr - 1e-9)
+              & (atr <= config.max_distance_atr + half_tick_atr + 1e-9))
+    in_pct = ((pct >= config.far_min_pct - half_tick_pct - 1e-9)
+              & (pct <= config.far_max_pct + half_tick_pct + 1e-9))
+    assert (in_atr | in_pct).all()
+    only_far = in_pct & ~in_atr
+    # about far_probability of them are drawn far; some lie outside the ATR range
+    assert only_far.sum() >= 3 and only_far.mean() < 2 * config.far_probability
+    # stop: stop_atr ATR beyond the limit, rounded away from it; target: 2R from the limit
+    stop = t["proposed_entry"] - sign * config.stop_atr * t["atr_14"]
+    assert (sign * (stop - t["proposed_stop"]) >= -tick / 2 - 1e-9).all()
+    assert (np.abs(stop - t["proposed_stop"]) <= 1.5 * tick + 1e-9).all()
+    risk = sign * (t["proposed_entry"] - t["proposed_stop"])
+    target = t["proposed_entry"] + sign * config.target_r * risk
+    assert np.allclose(t["proposed_target"], target, rtol=0, atol=0.5001 * tick.max())
+
+
+def test_limit_pullback_passes_the_validator_and_far_limits_often_never_fill(
+        sample_store: Store) -> None:
+    from buddy.config import default_scoring_config
+    from replay.engine import validate_intents
+    from replay.intents import load_outcome_inputs
+    from replay.model import DEFAULT_FILL_WINDOW
+    from replay.outcomes import label_outcomes
+
+    intents = pd.concat([generate_intents(sample_store, "limit_pullback", timeframe=tf)
+                         for tf in ("1d", "1h")], ignore_index=True)
+    validate_intents(sample_store, intents, default_scoring_config())  # raises when invalid
+    bars_by_key, actions = load_outcome_inputs(sample_store, intents)
+    outcomes = intents.merge(label_outcomes(intents, bars_by_key, actions), on="intent_id")
+    not_filled = outcomes["exit_reason"] == "not_filled"
+    assert 20 <= not_filled.sum() < len(outcomes) - 20
+    assert not outcomes.loc[not_filled, "filled"].any()
+    assert outcomes.loc[outcomes["exit_reason"].isin(["stop", "target", "time"]), "filled"].all()
+    assert outcomes.loc[not_filled, "realized_r"].isna().all()
+    # checked against the bars themselves, on the symbols that never split (bars as traded):
+    # a filled limit traded through on its fill bar, the first to, within the window; a
+    # not_filled one on none of the window's bars
+    split = set(sample_store.corporate_actions()["symbol"])
+    checked = 0
+    for row in outcomes[~outcomes["symbol"].isin(split)].itertuples():
+        if row.exit_reason == "open":
+            continue
+        bars = bars_by_key[(row.symbol, row.timeframe)]
+        window = bars[bars["ts_close"] > row.as_of].head(DEFAULT_FILL_WINDOW)
+        through = (window["low"] <= row.proposed_entry if row.side == "long"
+                   else window["high"] >= row.proposed_entry).to_numpy()
+        if row.exit_reason == "not_filled":
+            assert len(window) == DEFAULT_FILL_WINDOW and not through.any(), row.intent_id
+        else:
+            assert through.any(), row.intent_id
+            assert row.fill_ts == window["ts_close"].iloc[int(np.argmax(through))]
+        checked += 1
+    assert checked > 300
+    # far limits (3-6% away) go unfilled more often than near ones (0.25-3 ATR)
+    t = _at_signal_bar(outcomes[outcomes["timeframe"] == "1d"], sample_store, "1d")
+    far = (np.abs(t["close"] - t["proposed_entry"]) / t["close"] >= 0.03) & (
+        np.abs(t["close"] - t["proposed_entry"]) / t["atr_14"] > 3.0)
+    unfilled = t["exit_reason"] == "not_filled"
+    assert far.sum() >= 5 and unfilled[far].mean() > unfilled[~far].mean()
+
+
+def test_limit_pullback_is_deterministic_and_draws_apart_from_the_random_baseline(
+        sample_store: Store) -> None:
+    first = generate_intents(sample_store, "limit_pullback", seed=5, timeframe="1d")
+    pd.testing.assert_frame_equal(first, generate_intents(sample_store, "limit_pullback",
+                                                          seed=5, timeframe="1d"))
+    other = generate_intents(sample_store, "limit_pullback", seed=6, timeframe="1d")
+    assert not first[["symbol", "as_of"]].equals(other[["symbol", "as_of"]])
+    # the generator's name salts its draws: its bars are not a subset of the baseline's
+    baseline = generate_intents(sample_store, "random", seed=5, timeframe="1d")
+    ours = set(zip(first["symbol"], first["as_of"], strict=True))
+    theirs = set(zip(baseline["symbol"], baseline["as_of"], strict=True))
+    assert len(ours - theirs) > 0.8 * len(ours)
 
 
 def test_tick_and_lot_rounding_match_the_scalar_helpers() -> None:
@@ -180,6 +311,8 @@ def test_signals_at_t_are_the_same_when_the_future_is_cut_off(
         assert np.array_equal(seen.bar, full.bar[known]), end
         assert np.array_equal(seen.direction, full.direction[known]), end
         assert np.array_equal(seen.stop, full.stop[known]), end
+        if full.entry is not None:
+            assert np.array_equal(seen.entry, full.entry[known]), end
 
 
 @pytest.mark.parametrize(("symbol", "timeframe", "cut"), CUTS)
