@@ -4,7 +4,10 @@ A code's firing rate is the share of a run's intents on which it fired at least 
 module raising one code twice on an intent counts once), with its n (the intents replayed)
 and a 95% Wilson score interval (statsmodels' ``proportion_confint``). Each code carries its
 module and kind from the evaluators' ``Code`` declarations: 'issue' (ranked, scored) or
-'not_checked' (an input that could not be checked). A warning that fires on nearly every
+'not_checked' (an input that could not be checked). The orchestrator's own items, raised
+under the module they concern, have their kinds in ``ORCHESTRATOR_KINDS``: CONTEXT_MISSING
+(the module was skipped for a missing piece) is 'not_checked', MODULE_ERROR (it raised) an
+'issue'. A code declared nowhere shows as 'undeclared'. A warning that fires on nearly every
 intent is read as never there; this table is how that is measured.
 """
 
@@ -16,11 +19,17 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-__all__ = ["FLAG_COLUMNS", "declared_codes", "flag_rates"]
+__all__ = ["FLAG_COLUMNS", "ORCHESTRATOR_KINDS", "declared_codes", "flag_rates"]
 
 #: The columns of ``flag_rates``, in order.
 FLAG_COLUMNS: tuple[str, ...] = ("code", "module", "kind", "fired", "n", "rate", "ci_low",
                                  "ci_high")
+
+#: The kind of each orchestrator item (``buddy.orchestrator.ORCHESTRATOR_TEMPLATES``): a module
+#: skipped for a missing piece was not checked (the orchestrator never ranks it); a module
+#: that raised is ranked as an issue.
+ORCHESTRATOR_KINDS: Mapping[str, str] = {"CONTEXT_MISSING": "not_checked",
+                                         "MODULE_ERROR": "issue"}
 
 
 def declared_codes(modules: list[str] | None = None) -> pd.DataFrame:
@@ -48,8 +57,9 @@ def flag_rates(issues: pd.DataFrame, n_intents: int,
     ``issues``: one row per issue raised, with at least intent_id, module and code (the
     replay_issues rows of a run). ``kinds``: the declared codes, either ``declared_codes()``'s
     frame (then codes that never fired are listed too, at rate 0) or a mapping code -> kind
-    (then only the codes that fired). ``rate`` is a fraction (0-1), ``ci_low``/``ci_high``
-    its (1 - ``alpha``) Wilson interval. Sorted by rate, highest first, then module and code.
+    (then only the codes that fired); orchestrator items that fired take their kind from
+    ``ORCHESTRATOR_KINDS``. ``rate`` is a fraction (0-1), ``ci_low``/``ci_high`` its
+    (1 - ``alpha``) Wilson interval. Sorted by rate, highest first, then module and code.
     """
     if isinstance(n_intents, bool) or not isinstance(n_intents, int | np.integer) or (
             n_intents < 1):
@@ -65,7 +75,8 @@ def flag_rates(issues: pd.DataFrame, n_intents: int,
         table = declared.merge(fired, on=["module", "code"], how="outer")
     else:
         table = fired.assign(kind=fired["code"].map(dict(kinds)))
-    table["kind"] = table["kind"].fillna("undeclared")
+    orchestrator = table["code"].map(ORCHESTRATOR_KINDS)
+    table["kind"] = table["kind"].fillna(orchestrator).fillna("undeclared")
     counts = table["fired"].fillna(0).to_numpy(dtype=np.int64)
     too_many = counts > n_intents
     if too_many.any():

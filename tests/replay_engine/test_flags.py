@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from buddy.store import Store
 from replay.cli import replay
 from replay.engine import issues_frame
-from replay.flags import FLAG_COLUMNS, declared_codes, flag_rates
+from replay.flags import FLAG_COLUMNS, ORCHESTRATOR_KINDS, declared_codes, flag_rates
 from replay.intents import GENERATORS, corpus_intents, corpus_series
 
 from .conftest import Reference
@@ -46,6 +46,10 @@ def test_flags_prints_each_codes_rate_over_a_real_run(subset_reference: Referenc
     listed = table.set_index(["module", "code"])
     for key, kind in kinds.items():
         assert listed.loc[key, "kind"] == kind
+    # the run's modules skipped for missing pieces (it has only the account) are not_checked
+    missing = table[table["code"] == "CONTEXT_MISSING"]
+    assert len(missing) >= 1 and (missing["kind"] == "not_checked").all()
+    assert "undeclared" not in set(table["kind"])
     assert (table["rate"] == table["fired"] / n).all()
     assert (table["ci_low"] <= table["rate"]).all() and (table["rate"] <= table["ci_high"]).all()
     assert list(table["rate"]) == sorted(table["rate"], reverse=True)
@@ -87,10 +91,31 @@ def test_flag_rates_gives_wilson_intervals_and_refuses_bad_input() -> None:
         flag_rates(issues.drop(columns="code"), 10, kinds)
 
 
+def test_orchestrator_items_show_their_kind_not_undeclared() -> None:
+    from buddy.config import default_scoring_config
+    from buddy.orchestrator import ORCHESTRATOR_TEMPLATES, Orchestrator
+
+    assert set(ORCHESTRATOR_KINDS) == set(ORCHESTRATOR_TEMPLATES)
+    # the kinds are the orchestrator's own: a skipped module is never ranked, a failure is
+    orchestrator = Orchestrator(default_scoring_config())
+    for code, kind in ORCHESTRATOR_KINDS.items():
+        assert orchestrator.is_ranked("risk_reward", code) == (kind == "issue"), code
+    issues = pd.DataFrame({"intent_id": ["a", "b", "b", "c"],
+                           "module": ["regime_fit", "regime_fit", "mtfa", "risk_reward"],
+                           "code": ["CONTEXT_MISSING", "CONTEXT_MISSING", "MODULE_ERROR",
+                                    "NO_SUCH_CODE"]})
+    for kinds in (declared_codes(), {"RR_BELOW_MIN": "issue"}):
+        table = flag_rates(issues, 4, kinds).set_index(["module", "code"])
+        assert table.loc[("regime_fit", "CONTEXT_MISSING"), "kind"] == "not_checked"
+        assert table.loc[("regime_fit", "CONTEXT_MISSING"), "fired"] == 2
+        assert table.loc[("mtfa", "MODULE_ERROR"), "kind"] == "issue"
+        assert table.loc[("risk_reward", "NO_SUCH_CODE"), "kind"] == "undeclared"
+
+
 def test_the_corpus_is_every_generator_over_every_series_and_deterministic(
         sample_store: Store) -> None:
     corpus = corpus_intents(sample_store)
-    assert len(corpus) >= 5_000 and corpus["intent_id"].is_unique
+    assert 5_000 <= len(corpus) < 13_000 and corpus["intent_id"].is_unique
     series = corpus_series(sample_store)
     assert len(series) >= 10
     covered = set(zip(corpus["symbol"], corpus["timeframe"], strict=True))
@@ -102,5 +127,8 @@ def test_the_corpus_is_every_generator_over_every_series_and_deterministic(
         series.loc[series["symbol"] == "EURUSD", "timeframe"])
     pd.testing.assert_frame_equal(narrowed, corpus[corpus["symbol"] == "EURUSD"].reset_index(
         drop=True))
+    # limit orders placed away from the market, so some entries can go unfilled
+    limits = corpus[corpus["order_type"] == "limit"]
+    assert set(limits["source"]) == {"generator:limit_pullback"} and len(limits) >= 500
     # no short's target at or below zero (the validator refuses those)
     assert not (corpus["proposed_target"] <= 0).any()
