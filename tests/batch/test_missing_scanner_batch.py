@@ -30,15 +30,16 @@ from tests.evaluators.oracles.missing_scanner import scan
 Case = tuple[TradeIntent, ContextPack]
 
 #: Thresholds under which most items fire on the real cases: every stock is thin, every
-#: regime risky, one level is medium, a long default horizon.
+#: consolidated level counts (strength 1), one level is medium, a long default horizon.
 EAGER: dict[str, Any] = dict(
     min_session_value=1e12, default_horizon_bars=60, levels_medium_count=1,
-    transition_risk_low_pct=0.0, transition_risk_medium_pct=10.0, liquidity_sessions=7)
-#: Both liquidity severities (a one-session median), both regime severities, low-severity
-#: levels, a horizon longer than the known sessions.
+    min_level_strength=1.0, liquidity_sessions=7)
+#: Both liquidity severities (a one-session median), moderately strong levels merged wider,
+#: another pivot family, low-severity levels, a horizon longer than the known sessions.
 MIXED: dict[str, Any] = dict(
-    min_session_value=3e9, liquidity_sessions=1, transition_risk_low_pct=5.0,
-    transition_risk_medium_pct=20.0, levels_medium_count=5, default_horizon_bars=400)
+    min_session_value=3e9, liquidity_sessions=1, min_level_strength=2.0,
+    level_merge_atr=0.5, level_pivot_method="camarilla", levels_medium_count=5,
+    default_horizon_bars=400)
 CONFIGS = {"default": {}, "eager": EAGER, "mixed": MIXED}
 
 

@@ -63,7 +63,8 @@ def scan(intent: TradeIntent, ctx: ContextPack, cfg: EntryQualityConfig
                         "distance_atr": (distance, "ATR"),
                         "near_level_atr": (cfg.near_level_atr, "ATR"),
                         "touches": (touches, "touches"),
-                        "level_strength": (strength, "strength"), "atr_14": (atr, "price"),
+                        "level_strength": (round(strength, 2), "strength"),
+                        "atr_14": (atr, "price"),
                         "confirm_price": (on_tick(price + sign * cfg.stop_buffer_atr * atr,
                                                   False), "price"),
                         "pullback_entry": (pullback if pullback > 0 else None, "price")}))

@@ -153,7 +153,7 @@ def _levels(intent: TradeIntent, pack: ContextPack, cfg: MissingScannerConfig,
             "nearest_level": (name, ""), "nearest_level_price": (price, "price"),
             "levels": (", ".join(f"{k} {v:g}" for k, v, _ in listed), ""),
             "nearest_level_r": (round(abs(price - entry) / stop, 2) if stop else None, "R"),
-            "nearest_level_strength": (strength, "strength")}))
+            "nearest_level_strength": (round(strength, 2), "strength")}))
     return True
 
 
