@@ -243,7 +243,7 @@ class Workbench:
         self.context = self.buddy.builder.build(intent.user_id, intent.symbol,
                                                 intent.timeframe, intent.as_of)
         self.view = ReportModel.build(report, self.context)
-        self.chart = chart_model(self.context, intent)
+        self.chart = chart_model(self.context, intent, issues=report.all_issues)
         return self.view
 
     def engine(self) -> Buddy:

@@ -1,5 +1,11 @@
 """The price chart: recent closed bars with the entry, stop, target and the key levels near them.
 
+A level an issue cites (a fact in ``price`` whose name says level, e.g. ENTRY_UNDER_RESISTANCE's
+``level_price`` with its ``level_name``) is always drawn, as a labelled line of its own, and
+the price range widens to show it. The SVG scales to its container (``viewBox``, width 100%
+up to ``WIDTH``) so no label is clipped on a narrow page, and every label is placed inside
+the figure's box.
+
 Drawn as an inline SVG in an ``ipywidgets.HTML``: a few hundred elements built as text in
 about a millisecond, where a matplotlib PNG took longer to draw than the logged evaluation
 itself (see benchmarks/widgets.py). Only what the ContextPack holds is drawn: bars closed by
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import ipywidgets as w
@@ -18,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.context.pack import ContextPack
-from buddy.domain import TradeIntent
+from buddy.domain import Issue, TradeIntent
 
 #: Bars drawn, counted back from the last closed bar.
 CHART_BARS = 120
@@ -31,6 +37,44 @@ WIDTH, HEIGHT = 760, 330  # px
 _LEFT, _RIGHT, _TOP, _BOTTOM = 56, 118, 24, 24  # plot margins, px
 _UP, _DOWN = "#2e7d32", "#b71c1c"
 _LINES = {"entry": "#1565c0", "stop": "#b71c1c", "target": "#2e7d32"}
+_CITED = "#6a1b9a"
+
+
+@dataclass(frozen=True, slots=True)
+class CitedLevel:
+    """A key level an issue cites: its name, price and the citing issue's code."""
+
+    name: str  # the level's name ('' when the issue names none)
+    price: float
+    code: str
+
+    @property
+    def label(self) -> str:
+        """Return the line's label: 'prior day high 572.65 (ENTRY_UNDER_RESISTANCE)'."""
+        name = self.name.replace("_", " ")
+        return f"{name} {self.price:g} ({self.code})" if name else (
+            f"level {self.price:g} ({self.code})")
+
+
+def cited_levels(issues: Iterable[Issue]) -> tuple[CitedLevel, ...]:
+    """Return the levels ``issues`` cite, once per price (to 6 decimals), in issue order:
+    each evidence fact in ``price`` whose name contains 'level', named by the issue's
+    ``level_name`` fact when it has one (a named citation replaces an unnamed one at the
+    same price)."""
+    seen: dict[float, CitedLevel] = {}
+    for issue in issues:
+        named = issue.fact("level_name")
+        name = str(named.value) if named is not None and named.value else ""
+        for fact in issue.evidence:
+            value = fact.value
+            if (fact.unit != "price" or "level" not in fact.name
+                    or not isinstance(value, int | float) or isinstance(value, bool)
+                    or not math.isfinite(value)):
+                continue
+            key = round(float(value), 6)
+            if key not in seen or (name and not seen[key].name):
+                seen[key] = CitedLevel(name, float(value), issue.code)
+    return tuple(seen.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +84,7 @@ class ChartModel:
     svg: str | None
     levels: Mapping[str, float]  # the key levels drawn, by name
     note: str  # 'levels missing: <reason>' or what was drawn
+    cited: tuple[CitedLevel, ...] = ()  # the levels issues cite, all drawn
 
 
 def key_levels(ctx: ContextPack) -> tuple[dict[str, float], str | None]:
@@ -65,22 +110,28 @@ def near_levels(levels: Mapping[str, float], entry: float, low: float, high: flo
     return taken
 
 
-def chart_model(ctx: ContextPack, intent: TradeIntent, *, bars: int = CHART_BARS) -> ChartModel:
-    """Return the chart of ``intent`` over the last ``bars`` closed bars of ``ctx``."""
+def chart_model(ctx: ContextPack, intent: TradeIntent, *, bars: int = CHART_BARS,
+                issues: Iterable[Issue] = ()) -> ChartModel:
+    """Return the chart of ``intent`` over the last ``bars`` closed bars of ``ctx``, with
+    every level ``issues`` cite drawn and labelled."""
     if ctx.market is None:
         return ChartModel(svg=None, levels={},
                           note=f"no chart: market data missing: "
                                f"{ctx.missing.get('market', 'not provided')}")
     frame = ctx.market.bars.tail(bars)
+    cited = cited_levels(issues)
     prices = [p for p in (intent.proposed_entry, intent.proposed_stop, intent.proposed_target)
-              if p is not None]
+              if p is not None] + [c.price for c in cited]
     low = min(float(frame["low"].min()), *prices)
     high = max(float(frame["high"].max()), *prices)
     pad = (high - low) * 0.04 or abs(high) * 0.01
     levels, missing = key_levels(ctx)
-    shown = near_levels(levels, intent.proposed_entry, low - pad, high + pad,
+    # a cited level is drawn as such; the plain key level at its price would repeat it
+    at_cited = {c.price for c in cited}
+    shown = near_levels({k: v for k, v in levels.items() if v not in at_cited},
+                        intent.proposed_entry, low - pad, high + pad,
                         min_gap=(high - low) * LEVEL_GAP)
-    svg = render_svg(frame, intent, shown, ylim=(low - pad, high + pad))
+    svg = render_svg(frame, intent, shown, ylim=(low - pad, high + pad), cited=cited)
     if missing is not None:
         note = f"levels missing: {missing}"
     elif shown:
@@ -88,7 +139,9 @@ def chart_model(ctx: ContextPack, intent: TradeIntent, *, bars: int = CHART_BARS
                 "one per price band")
     else:
         note = f"none of {len(levels)} key levels lies in the drawn price range"
-    return ChartModel(svg=svg, levels=shown, note=note)
+    if cited:
+        note += f"; {len(cited)} level(s) cited by the issues drawn in purple"
+    return ChartModel(svg=svg, levels=shown, note=note, cited=cited)
 
 
 def price_ticks(low: float, high: float, target_count: int = 6) -> list[float]:
@@ -105,8 +158,9 @@ def price_ticks(low: float, high: float, target_count: int = 6) -> list[float]:
 
 
 def render_svg(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, float], *,
-               ylim: tuple[float, float]) -> str:
-    """Return candlesticks of ``frame`` with the intent's prices and ``levels`` as SVG."""
+               ylim: tuple[float, float], cited: tuple[CitedLevel, ...] = ()) -> str:
+    """Return candlesticks of ``frame`` with the intent's prices, ``levels`` and the
+    ``cited`` levels as SVG (scaled to its container, at most ``WIDTH`` px wide)."""
     n = len(frame)
     plot_w, plot_h = WIDTH - _LEFT - _RIGHT, HEIGHT - _TOP - _BOTTOM
     y_low, y_high = ylim
@@ -118,8 +172,10 @@ def render_svg(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, fl
     def x(i: float) -> float:
         return _LEFT + (i + 0.5) * slot
 
-    parts = [f"<svg class='tb-chart-svg' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' "
-             f"height='{HEIGHT}' viewBox='0 0 {WIDTH} {HEIGHT}' font-family='sans-serif'>",
+    parts = [f"<svg class='tb-chart-svg' xmlns='http://www.w3.org/2000/svg' width='100%' "
+             f"viewBox='0 0 {WIDTH} {HEIGHT}' preserveAspectRatio='xMinYMin meet' "
+             f"style='max-width:{WIDTH}px;height:auto;display:block' "
+             f"font-family='sans-serif'>",
              f"<text x='{_LEFT}' y='15' font-size='12' fill='#263238'>"
              f"{html.escape(intent.symbol)} {intent.timeframe.value}: last {n} closed bars to "
              f"{intent.as_of:%Y-%m-%d %H:%M} UTC</text>"]
@@ -156,6 +212,19 @@ def render_svg(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, fl
                      f" height='11' fill='white' opacity='0.85'/>"
                      f"<text x='{_LEFT + 4}' y='{ly + 3:.1f}' font-size='9' fill='#546e7a'>"
                      f"{label}</text></g>")
+    for level in cited:
+        ly = y(level.price)
+        label = html.escape(level.label)
+        # right-aligned inside the plot: the right margin holds entry, stop and target
+        width = len(level.label) * 5.6 + 6
+        parts.append(f"<g class='tb-cited-level' data-code='{html.escape(level.code)}' "
+                     f"data-name='{html.escape(level.name)}' data-price='{level.price}'>"
+                     f"<line x1='{_LEFT}' x2='{_LEFT + plot_w}' y1='{ly:.1f}' y2='{ly:.1f}' "
+                     f"stroke='{_CITED}' stroke-width='1.2' stroke-dasharray='8,2,2,2'/>"
+                     f"<rect x='{_LEFT + plot_w - width - 2:.0f}' y='{ly - 13:.1f}' "
+                     f"width='{width:.0f}' height='11' fill='white' opacity='0.85'/>"
+                     f"<text x='{_LEFT + plot_w - 4}' y='{ly - 4:.1f}' font-size='9' "
+                     f"text-anchor='end' fill='{_CITED}'>{label}</text></g>")
     for name, line_price in (("entry", intent.proposed_entry), ("stop", intent.proposed_stop),
                              ("target", intent.proposed_target)):
         if line_price is None:

@@ -4,6 +4,9 @@
 missing pieces come from the report as they are, so a new evaluator module appears here
 without a change. Only the context pieces (regime, MTFA) have badges of their own, and an
 absent piece shows as "missing: <reason>".
+
+The header leads with the verdict and the one "not checked" line; the top issues are shown as
+cards, and every other ranked issue sits in an expander below them ("All other issues").
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 import ipywidgets as w
 
 from buddy.context.pack import ContextPack
-from buddy.domain import Fact, Side
+from buddy.domain import Fact, Issue, Side
 from buddy.evidence import format_value
+from buddy.explain import RenderedIssue
 from buddy.report import DISCLAIMER, BuddyReport
 
 SEVERITY_COLOURS: Mapping[str, str] = {
@@ -26,6 +30,10 @@ SEVERITY_COLOURS: Mapping[str, str] = {
 }
 TONE_COLOURS: Mapping[str, str] = {
     "good": "#2e7d32", "warn": "#e65100", "bad": "#b71c1c", "neutral": "#546e7a",
+}
+#: Colour of each verdict's pill.
+VERDICT_COLOURS: Mapping[str, str] = {
+    "blocked": "#b71c1c", "fix first": "#e65100", "review": "#f9a825", "clear": "#2e7d32",
 }
 #: Transition risk (probability of leaving the current regime within the horizon) shown as
 #: a warning from this value.
@@ -108,6 +116,9 @@ class ReportModel:
     disclosures: tuple[tuple[str, str], ...] = ()  # (title, text) of each shown disclosure
     disclosure_notes: tuple[str, ...] = ()
     disclaimer: str = DISCLAIMER
+    verdict: str = "clear"  # 'blocked', 'fix first', 'review' or 'clear'
+    not_checked: str = ""  # the report's one "not checked" line ('' when all was checked)
+    more_issues: tuple[IssueRow, ...] = ()  # the ranked issues after the top ones
 
     @property
     def score_text(self) -> str:
@@ -118,16 +129,11 @@ class ReportModel:
     def build(cls, report: BuddyReport, ctx: ContextPack) -> ReportModel:
         """Return the view model of ``report`` evaluated on ``ctx``."""
         intent = report.intent
-        issues = tuple(
-            IssueRow(rank=n, module=words.module, code=words.code, severity=words.severity,
-                     colour=SEVERITY_COLOURS.get(words.severity, "#546e7a"),
-                     title=words.title, explanation=words.explanation,
-                     action=words.mitigation, action_code=issue.mitigation.action,
-                     evidence=tuple(_evidence_row(f) for f in issue.evidence)
-                     + tuple(_evidence_row(f, prefix="action: ")
-                             for f in issue.mitigation.facts))
-            for n, (issue, words) in enumerate(zip(report.top_issues, report.rendered,
-                                                   strict=True), 1))
+        issues = tuple(_issue_row(n, issue, words) for n, (issue, words) in enumerate(
+            zip(report.top_issues, report.rendered, strict=True), 1))
+        ranked = report.ranked_issues or report.top_issues
+        more = tuple(_issue_row(n, issue, words) for n, (issue, words) in enumerate(
+            zip(ranked[len(issues):], report.rendered_more, strict=True), len(issues) + 1))
         modules = tuple(ModuleRow(name=m.module, status=m.status.value, score=m.score,
                                   n_issues=len(m.issues), note=_module_note(m.missing, m.error))
                         for m in report.modules)
@@ -135,12 +141,12 @@ class ReportModel:
         return cls(
             eval_id=report.eval_id,
             headline=(f"{intent.symbol} {intent.side.value} {intent.timeframe.value} as of "
-                      f"{intent.as_of:%Y-%m-%d %H:%M} UTC: entry {intent.proposed_entry:g}, "
+                      f"{report.as_of_text()}: entry {intent.proposed_entry:g}, "
                       f"stop {_price(intent.proposed_stop)}, target "
                       f"{_price(intent.proposed_target)}, size {intent.proposed_size:g}"),
             score=report.overall_score, severity=report.overall_severity.value,
             colour=SEVERITY_COLOURS.get(report.overall_severity.value, "#546e7a"),
-            issues=issues, n_issues_total=len(report.all_issues),
+            issues=issues, n_issues_total=len(ranked),
             regime=regime_badges(ctx, intent.holding_horizon),
             mtfa=mtfa_badges(ctx, intent.side), modules=modules,
             disabled_modules=tuple(report.disabled_modules),
@@ -148,7 +154,18 @@ class ReportModel:
             config=f"{report.config_name}@{report.config_version} #{report.config_hash}",
             disclosures=tuple((d.title, d.text) for d in selection.shown
                               if d.text != DISCLAIMER),
-            disclosure_notes=selection.notes())
+            disclosure_notes=selection.notes(), verdict=report.verdict.value,
+            not_checked=report.not_checked_text(), more_issues=more)
+
+
+def _issue_row(rank: int, issue: Issue, words: RenderedIssue) -> IssueRow:
+    return IssueRow(rank=rank, module=words.module, code=words.code, severity=words.severity,
+                    colour=SEVERITY_COLOURS.get(words.severity, "#546e7a"), title=words.title,
+                    explanation=words.explanation, action=words.mitigation,
+                    action_code=issue.mitigation.action,
+                    evidence=tuple(_evidence_row(f) for f in issue.evidence)
+                    + tuple(_evidence_row(f, prefix="action: ")
+                            for f in issue.mitigation.facts))
 
 
 def _price(value: float | None) -> str:
@@ -265,10 +282,13 @@ class ReportView:
         self.context = w.HTML()
         self.issues = w.VBox()
         self.issues.add_class("tb-issues")
+        self.more = w.Accordion(selected_index=None, layout=w.Layout(display="none"))
+        self.more.add_class("tb-more-issues")
         self.details = w.HTML()
         self.evidence: list[w.Accordion] = []
         middle = [] if chart is None else [chart]
-        self.widget = w.VBox([self.header, self.context, *middle, self.issues, self.details],
+        self.widget = w.VBox([self.header, self.context, *middle, self.issues, self.more,
+                              self.details],
                              layout=w.Layout(width="100%"))
         self.widget.add_class("tb-report")
         self.model: ReportModel | None = None
@@ -279,19 +299,28 @@ class ReportView:
         self.header.value = f"<span style='color:{colour}'>{_e(text)}</span>"
         self.context.value = self.details.value = ""
         self.issues.children = ()
+        self.more.children = ()
+        self.more.layout.display = "none"
         self.evidence = []
 
     def show(self, model: ReportModel) -> None:
         """Show ``model``."""
         self.model = model
+        verdict = (f"<span class='tb-verdict'>"
+                   f"{_pill(model.verdict.upper(), VERDICT_COLOURS.get(model.verdict, '#546e7a'))}"
+                   "</span> ")
+        not_checked = "" if not model.not_checked else (
+            f"<div class='tb-not-checked' style='font-size:12px;color:#6d4c41;margin-top:3px'>"
+            f"&#9888; {_e(model.not_checked)}</div>")
         self.header.value = (
             "<div class='tb-summary' style='display:flex;align-items:center;gap:14px'>"
             f"<div class='tb-score' style='font-size:30px;font-weight:700;color:{model.colour}'>"
             f"<span class='tb-score-value'>{_e(model.score_text)}</span></div>"
-            f"<div><div>{_pill(model.severity.upper(), model.colour)} "
-            f"<span style='font-size:12px;color:#546e7a'>overall severity &middot; "
-            f"{model.n_issues_total} findings, top {len(model.issues)} shown</span></div>"
-            f"<div style='font-size:13px;margin-top:3px'>{_e(model.headline)}</div></div></div>")
+            f"<div><div>{verdict}{_pill(model.severity.upper(), model.colour)} "
+            f"<span style='font-size:12px;color:#546e7a'>worst severity &middot; "
+            f"{model.n_issues_total} issues, top {len(model.issues)} shown</span></div>"
+            f"<div style='font-size:13px;margin-top:3px'>{_e(model.headline)}</div>"
+            f"{not_checked}</div></div>")
         self.context.value = (_piece_html("Regime", model.regime)
                               + _piece_html("Timeframes", model.mtfa))
         cards = []
@@ -317,7 +346,25 @@ class ReportView:
         if not cards:
             cards.append(w.HTML("<i>No issues found.</i>"))
         self.issues.children = tuple(cards)
+        rest = [w.HTML(_more_html(row)) for row in model.more_issues]
+        self.more.children = (w.VBox(rest),) if rest else ()
+        if rest:
+            self.more.set_title(0, f"All other issues ({len(rest)})")
+        self.more.selected_index = None
+        self.more.layout.display = "" if rest else "none"
         self.details.value = _details_html(model)
+
+
+def _more_html(row: IssueRow) -> str:
+    """Return one issue beyond the top ones: rank, severity, title, words and its numbers."""
+    return (f"<div class='tb-more-issue' style='border-left:4px solid {row.colour};"
+            f"padding:2px 8px;margin:3px 0'>"
+            f"<div><b>{row.rank}.</b> {_pill(row.severity.upper(), row.colour)} "
+            f"<b class='tb-issue-title'>{_e(row.title)}</b> <small style='color:#90a4ae'>"
+            f"{_e(row.module)} / {_e(row.code)}</small></div>"
+            f"<div style='font-size:13px;margin:2px 0'>{_e(row.explanation)}</div>"
+            f"<div style='font-size:13px'>&rarr; {_e(row.action)}</div>"
+            f"{evidence_table(row.evidence)}</div>")
 
 
 def _details_html(model: ReportModel) -> str:

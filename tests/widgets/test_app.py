@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,13 +18,14 @@ from buddy.api import Buddy
 from buddy.config import ModuleConfig, ModuleSpec, param
 from buddy.context.pieces import KeyLevelsSnapshot, RegimeSnapshot
 from buddy.demo import SAMPLE_IDEAS, place_idea
-from buddy.domain import Severity
+from buddy.domain import Fact, Issue, Mitigation, Severity
 from buddy.evaluators import registry
 from buddy.evaluators.base import Code, Evaluator, Evidence
 from buddy.evidence import format_value
 from buddy.store import Store
+from buddy.users.store import set_user
 from buddy.widgets import WorkbenchApp
-from buddy.widgets.chart import chart_model, near_levels, price_ticks
+from buddy.widgets.chart import HEIGHT, WIDTH, chart_model, near_levels, price_ticks
 from buddy.widgets.controls import load_preferences
 from buddy.widgets.report_view import mtfa_badges, regime_badges
 from tests import factories
@@ -79,8 +81,9 @@ def test_the_form_offers_the_stored_symbols_and_shows_price_and_atr(db: Path) ->
 
 def test_evaluate_shows_the_score_and_the_ranked_issues_and_logs_once(
         db: Path, idea: dict[str, object]) -> None:
+    set_user(Store(db), "eval-user", equity=100_000.0)  # the risk checks run
     app = _open(db, "eval-user")
-    _fill(app, idea)
+    _fill(app, idea, size="500")  # 2.3x the risk budget
     before = _count(db, "trade_evaluations", "eval-user")
     app.evaluate_button.click()
     report = app.report
@@ -141,8 +144,9 @@ def test_a_blank_size_is_sized_from_the_risk_amount(db: Path, idea: dict[str, ob
 
 def test_ui_only_changes_never_rebuild_the_context_pack(db: Path, idea: dict[str, object]
                                                        ) -> None:
+    set_user(Store(db), "ui-user", equity=100_000.0)
     app = _open(db, "ui-user")
-    _fill(app, idea)
+    _fill(app, idea, size="500")  # an issue with evidence to expand
     app.evaluate_button.click()
     builder = app.buddy.builder
     misses, hits = builder.misses, builder.hits
@@ -323,3 +327,85 @@ def test_the_chart_draws_the_key_levels_nearest_the_entry() -> None:
     assert near_levels({"a": 100.0, "b": 100.1, "c": 103.0}, 100.0, 90, 110, min_gap=1.0) == {
         "a": 100.0, "c": 103.0}
     assert price_ticks(96.3, 111.2) == [97.5, 100, 102.5, 105, 107.5, 110]
+
+
+def _level_issue(code: str, name: str, price: float) -> Issue:
+    return Issue(module="entry_quality", code=code, severity=Severity.MEDIUM,
+                 evidence=(Fact(name="entry", value=100.0, unit="price"),
+                           Fact(name="level_name", value=name),
+                           Fact(name="level_price", value=price, unit="price"),
+                           Fact(name="near_level_atr", value=0.2, unit="ATR")),
+                 mitigation=Mitigation(action="WAIT"))
+
+
+def test_a_level_an_issue_cites_is_drawn_and_labelled() -> None:
+    """The cited level is drawn as its own labelled line even where no key level is (and
+    beyond the bars' range: the range widens to it); a plain key level at its price is not
+    drawn twice; facts that are not level prices are not drawn."""
+    levels = KeyLevelsSnapshot(symbol="TEST", timeframe="1d", ts=factories.AS_OF,
+                               prior_day_high=104.0, prior_day_low=96.0,
+                               prior_day_close=100.5)
+    ctx = factories.pack(levels=levels)
+    intent = factories.intent(proposed_entry=100.0, proposed_stop=95.0,
+                              proposed_target=110.0)
+    issues = [_level_issue("ENTRY_UNDER_RESISTANCE", "prior_day_high", 104.0),
+              _level_issue("STOP_NOT_BEYOND_LEVEL", "sr_cluster", 250.0)]
+    model = chart_model(ctx, intent, issues=issues)
+    assert [(c.name, c.price, c.code) for c in model.cited] == [
+        ("prior_day_high", 104.0, "ENTRY_UNDER_RESISTANCE"),
+        ("sr_cluster", 250.0, "STOP_NOT_BEYOND_LEVEL")]
+    assert model.svg is not None
+    assert model.svg.count("class='tb-cited-level'") == 2
+    assert ("data-code='ENTRY_UNDER_RESISTANCE' data-name='prior_day_high' "
+            "data-price='104.0'") in model.svg
+    assert "prior day high 104 (ENTRY_UNDER_RESISTANCE)" in model.svg
+    assert "sr cluster 250 (STOP_NOT_BEYOND_LEVEL)" in model.svg
+    assert model.levels and set(model.levels) <= {"prior_day_low", "prior_day_close"}
+    assert "2 level(s) cited" in model.note
+    assert chart_model(ctx, intent).cited == ()
+
+
+def test_the_chart_scales_to_its_container_and_keeps_labels_inside() -> None:
+    """The SVG is as wide as its container up to WIDTH (a viewBox, no fixed width), and every
+    label's anchor lies inside the figure."""
+    ctx = factories.pack()
+    intent = factories.intent(proposed_entry=100.0, proposed_stop=95.0,
+                              proposed_target=110.0)
+    svg = chart_model(ctx, intent, issues=[_level_issue("X_LEVEL", "a_level", 101.0)]).svg
+    assert svg is not None
+    assert f"viewBox='0 0 {WIDTH} {HEIGHT}'" in svg and "width='100%'" in svg
+    for x, y in re.findall(r"<text x='([-\d.]+)' y='([-\d.]+)'", svg):
+        assert 0 <= float(x) <= WIDTH and 0 <= float(y) <= HEIGHT, (x, y)
+
+
+def test_the_report_shows_the_top_issues_and_every_other_in_an_expander(
+        db: Path, idea: dict[str, object]) -> None:
+    set_user(Store(db), "more-user", equity=100_000.0)
+    app = _open(db, "more-user")
+    # a stop inside the noise, a target short of 1.5R, far too large, held far too long
+    _fill(app, idea, stop="557", target="562", size="2000", horizon="400")
+    app.evaluate_button.click()
+    report, full, view = app.report, app.model.report, app.report_view
+    assert report is not None and full is not None
+    assert len(view.issues.children) == len(report.issues)
+    ranked = full.ranked_issues
+    assert len(report.issues) + len(report.more_issues) == len(ranked)
+    assert [r.rank for r in (*report.issues, *report.more_issues)] == list(
+        range(1, len(ranked) + 1))
+    assert report.more_issues, [r.code for r in report.issues]
+    assert view.more.layout.display == "" and view.more.selected_index is None
+    assert view.more.get_title(0) == f"All other issues ({len(report.more_issues)})"
+    (body,) = view.more.children
+    assert len(body.children) == len(report.more_issues)
+    for row, child in zip(report.more_issues, body.children, strict=True):
+        assert row.title in child.value and f"<b>{row.rank}.</b>" in child.value
+    assert report.verdict == full.verdict.value == "fix first"
+    assert "tb-verdict" in view.header.value and "FIX FIRST" in view.header.value
+    assert report.not_checked == full.not_checked_text()
+    assert "no exit template to compare with" in report.not_checked
+    assert "tb-not-checked" in view.header.value
+    # a report with nothing beyond the top hides the expander
+    _fill(app, idea)
+    app.evaluate_button.click()
+    assert app.report is not None
+    assert (view.more.layout.display == "none") is (not app.report.more_issues)

@@ -122,11 +122,13 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
             page.locator(".tb-field-symbol select").select_option("AAPL")
             page.locator(".tb-field-side select").select_option("long")
             page.locator(".tb-field-timeframe select").select_option("1d")
-            fill("as_of", "2012-06-01")
+            # a long just under a strong resistance (prior-day high, range high, R1 at
+            # 397.70), too large and held too long: more issues than the top ones
+            fill("as_of", "2011-12-21")
             expect(page.locator(".tb-field-entry").locator("xpath=..")).to_contain_text(
                 "ATR", timeout=REPORT_READY_MS)  # last price and ATR shown beside the entry
-            for name, value in (("entry", "560.99"), ("stop", "537.68"),
-                                ("target", "607.62"), ("size", "100"), ("horizon", "10")):
+            for name, value in (("entry", "396.44"), ("stop", "385"), ("target", "420"),
+                                ("size", "2000"), ("horizon", "400")):
                 fill(name, value)
             page.locator(".tb-evaluate").click()
 
@@ -140,6 +142,37 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
             evidence.locator(".jupyter-widget-Collapse-header").first.click()  # expand
             expect(evidence.locator(".tb-evidence-table")).to_be_visible()
             expect(page.locator(".tb-chart svg .tb-line-entry")).to_have_count(1)
+            # the level the resistance issue cites is drawn and labelled on the chart
+            cited = page.locator(
+                ".tb-chart svg .tb-cited-level[data-code='ENTRY_UNDER_RESISTANCE']")
+            expect(cited).to_have_count(1)
+            assert abs(float(cited.get_attribute("data-price") or "nan") - 397.7) < 0.05
+            expect(cited.locator("text")).to_contain_text("prior-day high")
+            # every label lies inside the chart's box, and the chart inside its panel
+            outside = page.evaluate("""() => {
+                const svg = document.querySelector('.tb-chart svg');
+                const box = svg.getBoundingClientRect();
+                const panel = svg.parentElement.getBoundingClientRect();
+                const out = [...svg.querySelectorAll('text')].filter(t => {
+                    const r = t.getBoundingClientRect();
+                    return r.left < box.left - 0.5 || r.right > box.right + 0.5
+                        || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5;
+                }).map(t => t.textContent);
+                if (box.right > panel.right + 0.5) out.push('svg wider than its panel');
+                return out;
+            }""")
+            assert outside == []
+            # the top issues as cards, every other one behind the expander
+            more = page.locator(".tb-more-issues")
+            expect(more).to_be_visible()
+            expect(more.locator(".tb-more-issue").first).to_be_hidden()
+            more.locator(".jupyter-widget-Collapse-header").first.click()
+            expect(more.locator(".tb-more-issue").first).to_be_visible()
+            assert issues.count() + more.locator(".tb-more-issue").count() >= 4
+            header = page.locator(".tb-header")
+            expect(header.locator(".tb-verdict")).to_have_text("FIX FIRST")
+            expect(header.locator(".tb-not-checked")).to_contain_text(
+                "no exit template to compare with")
             height = page.evaluate(
                 "() => Math.ceil(document.querySelector('.tb-app')"
                 ".getBoundingClientRect().bottom + window.scrollY) + 40")
