@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from buddy.batch.context import from_packs
 from buddy.context.pack import ContextPack
 from buddy.context.pieces import MTFASnapshot
 from buddy.domain import Side, TradeIntent
@@ -62,3 +64,13 @@ def test_batch_equals_scalar_on_all_cases(config: dict | None, all_cases: list[C
 @pytest.mark.parametrize("config", [None, STRICT], ids=["default", "strict"])
 def test_batch_equals_scalar_on_edge_cases(config: dict | None, all_cases: list[Case]) -> None:
     check(MTFAEvaluator(config), [*edge_cases(), *all_cases[:20]])
+
+
+def test_no_code_fires_on_most_real_intents(real_cases: list[Case]) -> None:
+    """Issue #12: a warning that is always there is read as never there. On the ~300 real
+    intents, each with its mirror on the other side, no default code fires on 40%."""
+    ctx = from_packs([i for i, _ in real_cases], [p for _, p in real_cases])
+    has = np.flatnonzero([p.mtfa is not None for _, p in real_cases])
+    issues = MTFAEvaluator().evaluate_batch(ctx.take(has)).issues
+    rates = issues.groupby("code")["row"].nunique() / len(has)
+    assert len(has) >= 200 and (rates < 0.4).all(), rates.to_dict()
