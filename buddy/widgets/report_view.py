@@ -21,7 +21,7 @@ import ipywidgets as w
 from buddy.context.pack import ContextPack
 from buddy.domain import Fact, Issue, Side
 from buddy.evidence import format_value
-from buddy.explain import RenderedIssue
+from buddy.explain import RenderedIssue, fact_label
 from buddy.report import DISCLAIMER, BuddyReport
 
 SEVERITY_COLOURS: Mapping[str, str] = {
@@ -174,7 +174,8 @@ def _price(value: float | None) -> str:
 
 def _evidence_row(fact: Fact, prefix: str = "") -> EvidenceRow:
     threshold = None if fact.threshold is None else format_value(fact.threshold, fact.unit)
-    return EvidenceRow(name=prefix + fact.name, value=format_value(fact.value, fact.unit),
+    return EvidenceRow(name=prefix + fact_label(fact.name, fact.unit),
+                       value=format_value(fact.value, fact.unit),
                        threshold=threshold)
 
 

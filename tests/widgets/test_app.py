@@ -399,6 +399,8 @@ def test_the_report_shows_the_top_issues_and_every_other_in_an_expander(
     assert len(body.children) == len(report.more_issues)
     for row, child in zip(report.more_issues, body.children, strict=True):
         assert row.title in child.value and f"<b>{row.rank}.</b>" in child.value
+    names = [e.name for r in (*report.issues, *report.more_issues) for e in r.evidence]
+    assert names and not [n for n in names if "_" in n]  # evidence named in words
     assert report.verdict == full.verdict.value == "fix first"
     assert "tb-verdict" in view.header.value and "FIX FIRST" in view.header.value
     assert report.not_checked == full.not_checked_text()
