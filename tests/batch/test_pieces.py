@@ -273,7 +273,11 @@ def test_edge_rows_take_every_path(edited_store: Store) -> None:
             assert piece(name, *row) is not None, (name, row)
     assert "not yet defined" in reason("regime", USER, "AAPL", "1d", "2000-05-15T21:00Z")
     assert "1w: no bar closed" in reason("mtfa", USER, "GOOG", "1d", "2004-08-19T20:00Z")
-    assert piece("levels", USER, "GOOG", "1d", "2004-08-19T20:00Z").pivots == {}
+    # GOOG's first session: its own closed bar is the "prior day" of the next session
+    first = piece("levels", USER, "GOOG", "1d", "2004-08-19T20:00Z")
+    hlc = (first.prior_day_high, first.prior_day_low, first.prior_day_close)
+    assert first.ts == pd.Timestamp("2004-08-19T13:30Z") and None not in hlc  # its open
+    assert first.pivots["classic"]["P"] == pytest.approx(sum(hlc) / 3)  # type: ignore[arg-type]
     # the split's ex-date morning: the same bar as the evening before, on the new basis
     friday = piece("levels", "second", "AAPL", "1d", "2005-02-25T21:00Z")
     monday = piece("levels", "second", "AAPL", "1d", "2005-02-28T10:00Z")
