@@ -6,7 +6,9 @@ turned into a point in time by the ``schedule`` piece's sessions ahead:
 - scheduled events (imported earnings and macro dates announced by as_of): EVENT_WITHIN_HORIZON,
   medium when the instrument's own earnings fall inside; EARNINGS_DATES_UNKNOWN (not checked)
   when no earnings dates of a stock are known at all, so that check could not be made;
-- exchange closures: HOLIDAY_WITHIN_HORIZON, EARLY_CLOSE_WITHIN_HORIZON;
+- exchange closures: HOLIDAY_WITHIN_HORIZON (on daily and weekly bars only a closed weekday
+  fewer than ``holiday_within_sessions`` sessions ahead: one further out is managed like a
+  weekend), EARLY_CLOSE_WITHIN_HORIZON;
 - liquidity of the instrument itself, from the market piece: LOW_LIQUIDITY when the median
   value traded per session (close x volume, quote currency) is below ``min_session_value``
   (stocks only: index and FX volumes are not traded units). The last bar's relative volume
@@ -98,6 +100,11 @@ class MissingScannerConfig(ModuleConfig):
                                          "instrument is thin (spreads, gaps, partial fills)")
     liquidity_sessions: int = param(20, lo=1, hi=1000, unit="sessions",
                                     doc="sessions the median traded value is taken over")
+    holiday_within_sessions: int = param(
+        3, lo=0, hi=10_000, unit="sessions",
+        doc="on daily and weekly bars a closed weekday is flagged only when fewer than this "
+            "many sessions close before it (one weeks ahead is managed like a weekend); on "
+            "intraday bars every closed weekday in the horizon is flagged")
     levels_medium_count: int = param(2, lo=1, hi=100, unit="levels",
                                      doc="strong levels between entry and target from which "
                                          "the item is medium severity, else low")
@@ -127,7 +134,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
     """List events, closures, liquidity, levels, regime and exposure the trade may miss."""
 
     name = "missing_scanner"
-    version = "2.0.0"
+    version = "2.1.0"
     requires = frozenset({"market", "schedule"})
     optional = frozenset({"levels", "portfolio"})
     config_cls = MissingScannerConfig
@@ -303,11 +310,17 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         n_holidays, first = schedule.first(schedule.kind == _KIND_CODE["holiday"])
         at = np.flatnonzero(n_holidays > 0)
         if len(at):
+            # a closure weeks ahead of a daily trade is one more weekend; one close ahead, or
+            # any inside an intraday trade's horizon, changes how the position is managed
+            before = schedule.sessions_before(at, schedule.ts[first[at]])
+            near = rows.intraday[at] | (before < self.config.holiday_within_sessions)
+            at, before = at[near], before[near]
+        if len(at):
             event = first[at]
             blocks.append(self.fire(
                 "HOLIDAY_WITHIN_HORIZON", at, Severity.LOW, n_holidays=n_holidays[at],
                 first_holiday=_local(schedule.ts[event], rows.timezone[at], "%Y-%m-%d"),
-                sessions_to_first_holiday=schedule.sessions_before(at, schedule.ts[event]),
+                sessions_to_first_holiday=before,
                 holiday_title=schedule.title[event], horizon_bars=rows.horizon[at],
                 horizon_end=schedule.end_text[at]))
         n_early, first = schedule.first(schedule.kind == _KIND_CODE["early_close"])

@@ -152,6 +152,12 @@ def test_holiday_and_early_close_within_the_horizon() -> None:
     assert value(result.explain_facts, "horizon_end") == "2012-07-06T20:00:00+00:00"
 
 
+def test_a_holiday_weeks_ahead_of_a_daily_trade_is_not_flagged() -> None:
+    # one session (07-03) closes before the 07-04 holiday: flagged while that is fewer than N
+    assert "HOLIDAY_WITHIN_HORIZON" in codes(run(*_july(), holiday_within_sessions=2))
+    assert "HOLIDAY_WITHIN_HORIZON" not in codes(run(*_july(), holiday_within_sessions=1))
+
+
 def test_a_one_bar_horizon_ends_at_the_early_close() -> None:
     result = run(*_july(holding_horizon=1))
     assert "HOLIDAY_WITHIN_HORIZON" not in codes(result)
@@ -302,8 +308,10 @@ def test_config_is_validated() -> None:
 
 
 def test_every_issue_renders_from_its_template() -> None:
-    # every consolidated level counts, so the contract cases reach the levels item too
-    evaluator = MissingScannerEvaluator({"min_level_strength": 1.0})
+    # every consolidated level counts and every closed day in the horizon, so the contract
+    # cases reach the levels and holiday items too
+    evaluator = MissingScannerEvaluator({"min_level_strength": 1.0,
+                                         "holiday_within_sessions": 10_000})
     seen = set()
     for intent, ctx in contract_cases():
         for issue in evaluator.evaluate(intent, ctx).issues:

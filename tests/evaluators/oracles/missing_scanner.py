@@ -62,7 +62,8 @@ def scan(intent: TradeIntent, pack: ContextPack, cfg: MissingScannerConfig
         issues.append(("EARNINGS_DATES_UNKNOWN", Severity.INFO, {
             "earnings_dates_known": (0, ""), "symbol": (intent.symbol, ""), **horizon}))
     holidays = inside("holiday")
-    if holidays:
+    if holidays and (intent.timeframe.is_intraday or schedule.sessions_before(holidays[0].ts)
+                     < cfg.holiday_within_sessions):
         first = holidays[0]
         issues.append(("HOLIDAY_WITHIN_HORIZON", Severity.LOW, {
             "n_holidays": (len(holidays), ""),
