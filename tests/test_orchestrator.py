@@ -27,7 +27,8 @@ class _FixedConfig(ModuleConfig):
 
 def _code() -> Code:
     return Code("Found {n}", "Value is {n}.", "Do less than {n}.",
-                evidence=(Evidence("n", "bars"),), action="DO_LESS")
+                evidence=(Evidence("n", "bars"),), action="DO_LESS", harm="a test harm",
+                measure="realized_r")
 
 
 class _Fixed(Evaluator[_FixedConfig]):

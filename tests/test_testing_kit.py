@@ -21,7 +21,7 @@ import pytest
 from buddy.batch.result import BatchResult
 from buddy.config import ModuleConfig, param
 from buddy.domain import Severity
-from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
+from buddy.evaluators.base import Code, Evaluator, Evidence, check_evaluator_class, severity_where
 from buddy.testing import KitReport, check_evaluator, evaluator_problems, guarded
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class StopRoomEvaluator(Evaluator[StopRoomConfig]):
         "Place the stop at least {min_stop_atr} from the entry, or trade a smaller size.",
         evidence=(Evidence("stop_distance_atr", "ATR", digits=2, threshold="min_stop_atr"),
                   Evidence("min_stop_atr", "ATR")),
-        action="WIDEN_STOP")}
+        action="WIDEN_STOP", harm="stopped out by ordinary noise", measure="stopped_early")}
     explain = (Evidence("stop_distance_atr", "ATR", digits=2),)
 
     def evaluate_batch(self, ctx: BatchContext) -> BatchResult:
@@ -244,3 +244,15 @@ def test_the_architecture_example_keeps_the_contract() -> None:
     exec(compile(code, "ARCHITECTURE.md", "exec"), namespace)
     report = check_evaluator(namespace["StopRoomEvaluator"])
     assert report.issues["STOP_TOO_TIGHT"] > 0
+
+
+@pytest.mark.parametrize(("changes", "fragment"), [
+    ({"harm": ""}, "must say the harm it warns of"),
+    ({"measure": "mean_r"}, "measure must be one of"),
+    ({"kind": "maybe"}, "kind must be one of"),
+    ({"kind": "not_checked"}, "a not_checked code claims no harm"),
+])
+def test_each_code_declares_what_it_claims(changes: dict[str, str], fragment: str) -> None:
+    spec = dataclasses.replace(StopRoomEvaluator.codes["STOP_TOO_TIGHT"], **changes)
+    claimless = type("Claimless", (StopRoomEvaluator,), {"codes": {"STOP_TOO_TIGHT": spec}})
+    assert any(fragment in p for p in check_evaluator_class(claimless))

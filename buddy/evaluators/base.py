@@ -295,6 +295,9 @@ def _code_problems(cls: type[Evaluator[Any]], code: str, spec: Code) -> list[str
     if spec.measure is not None and spec.measure not in MEASURES:
         problems.append(f"{code}: measure must be one of {sorted(MEASURES)} or None, got "
                         f"{spec.measure!r}")
+    if spec.kind == "issue" and not spec.harm.strip():
+        problems.append(f"{code}: an issue code must say the harm it warns of (harm=...), and "
+                        f"the outcome measure that shows it (measure=..., None: say why in harm)")
     if spec.kind == "not_checked" and spec.measure is not None:
         problems.append(f"{code}: a not_checked code claims no harm an outcome could show; "
                         f"measure must be None, got {spec.measure!r}")

@@ -240,7 +240,8 @@ class _Probe(Evaluator[_ProbeConfig]):
     config_cls = _ProbeConfig
     codes: ClassVar = {"PROBE_FOUND": Code(
         "Probe finding", "The probe measured {gap}.", "Look at the probe's {gap}.",
-        evidence=(Evidence("gap", "R", threshold="limit"),), action="LOOK_AT_PROBE")}
+        evidence=(Evidence("gap", "R", threshold="limit"),), action="LOOK_AT_PROBE",
+        harm="none: a probe of the widget", measure=None)}
 
     def evaluate_batch(self, ctx):
         return self.result(ctx.n, [self.fire("PROBE_FOUND", np.arange(ctx.n),
