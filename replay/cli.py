@@ -314,8 +314,15 @@ def flags_cmd(obj: _ReplayObj, run_id: str, as_json: bool) -> None:
     shown = table.assign(**{"rate %": (100 * table["rate"]).round(1),
                             "95% CI %": [f"{100 * lo:.1f}-{100 * hi:.1f}" for lo, hi in
                                          zip(table["ci_low"], table["ci_high"], strict=True)]})
-    click.echo(shown[["code", "module", "kind", "fired", "n", "rate %", "95% CI %"]]
-               .to_string(index=False))
+    columns = ["code", "module", "kind", "fired", "n", "rate %", "95% CI %"]
+    # ranked warnings first; inputs that could not be checked are one line of the report,
+    # never ranked, so their rate says how often an input was missing, not a warning's noise
+    for title, part in (("issues (ranked in reports)", shown[shown["kind"] != "not_checked"]),
+                        ("not checked (inputs missing: the report's 'not checked' line, "
+                         "never ranked)", shown[shown["kind"] == "not_checked"])):
+        if len(part):
+            click.echo(f"\n{title}")
+            click.echo(part[columns].to_string(index=False))
 
 
 def _summary(results: pd.DataFrame) -> dict[str, Any]:

@@ -162,6 +162,24 @@ def test_entry_is_the_signal_bar_close_at_its_ts_close(
     assert np.allclose(joined["proposed_entry"], expected, rtol=0, atol=1e-9)
 
 
+def test_a_twenty_day_breakout_closes_above_the_twenty_prior_sessions_highs(
+        sample_store: Store) -> None:
+    # IBM has no split in the sample, so the stored highs are on one basis
+    bars = sample_store.query("SELECT ts_close AS as_of, high, close FROM bars WHERE symbol = "
+                              "'IBM' AND timeframe = '1d' ORDER BY ts_close")
+    bars["prior_20"] = bars["high"].rolling(20).max().shift(1)
+    above = bars["close"] > bars["prior_20"]
+    one = generate_intents(sample_store, "prior_high_breakout", symbols=["IBM"],
+                           timeframe="1d")
+    twenty = generate_intents(sample_store, "prior_high_breakout", symbols=["IBM"],
+                              timeframe="1d", lookback_sessions=20)
+    signals = set(bars.loc[above, "as_of"])
+    assert 0 < len(twenty) < len(one) / 2
+    assert set(twenty["as_of"]) <= signals and set(twenty["as_of"]) <= set(one["as_of"])
+    # a bar yesterday's-high breakout trades that also clears the 20-session high is one
+    assert signals & set(one["as_of"]) == set(twenty["as_of"])
+
+
 # ---------------------------------------------------------------------------- limit entries
 def _at_signal_bar(intents: pd.DataFrame, store: Store, timeframe: str) -> pd.DataFrame:
     """Return ``intents`` with their signal bar's close, atr_14, ema_20, ema_50 and tick."""

@@ -54,8 +54,16 @@ def test_flags_prints_each_codes_rate_over_a_real_run(subset_reference: Referenc
     assert (table["ci_low"] <= table["rate"]).all() and (table["rate"] <= table["ci_high"]).all()
     assert list(table["rate"]) == sorted(table["rate"], reverse=True)
     text = _invoke(store, "flags", run_id)
-    top = table.iloc[0]
-    assert f"{n} intents" in text and top["code"] in text.splitlines()[2]
+    lines = text.splitlines()
+    assert f"{n} intents" in lines[0]
+    # ranked warnings in their own table, highest first; not-checked inputs after them
+    ranked = table[table["kind"] != "not_checked"]
+    assert lines[2].startswith("issues") and ranked.iloc[0]["code"] in lines[4]
+    unchecked = lines.index(next(x for x in lines if x.startswith("not checked")))
+    assert all(c in "\n".join(lines[unchecked:])
+               for c in table.loc[table["kind"] == "not_checked", "code"])
+    assert not any(c in "\n".join(lines[unchecked:]) for c in ranked["code"]
+                   if c != "CONTEXT_MISSING")
 
 
 def test_flags_of_an_unknown_run_fails_with_its_name(subset_reference: Reference) -> None:
