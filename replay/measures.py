@@ -65,13 +65,22 @@ class _Declared:
     measure: str | None
 
 
+#: The orchestrator's own items, declared here as the modules declare theirs: a module that
+#: was skipped did not check anything; one that raised claims no harm an outcome could show.
+ORCHESTRATOR_CODES: Mapping[str, DeclaredCode] = {
+    "CONTEXT_MISSING": _Declared("not_checked", "", None),
+    "MODULE_ERROR": _Declared("issue", "the module failed, so its checks did not run; no "
+                                       "outcome measure judges a failure", None),
+}
+
+
 def _as_codes(codes: Mapping[str, DeclaredCode] | pd.DataFrame) -> Mapping[str, DeclaredCode]:
     if not isinstance(codes, pd.DataFrame):
-        return codes
+        return {**ORCHESTRATOR_CODES, **codes}
     missing = sorted({"code", "kind", "harm", "measure"} - set(codes.columns))
     if missing:
         raise ValueError(f"codes frame lacks column(s) {missing}")
-    out: dict[str, DeclaredCode] = {}
+    out: dict[str, DeclaredCode] = dict(ORCHESTRATOR_CODES)
     for row in codes.itertuples(index=False):
         measure = row.measure if isinstance(row.measure, str) else None
         out.setdefault(str(row.code), _Declared(str(row.kind), str(row.harm or ""), measure))

@@ -162,13 +162,17 @@ def test_claim_table_verdicts_follow_the_interval_side_and_the_sample_rule() -> 
                                                  "(the report's own input)")
     assert table.loc["UNCHECKED", "reason"].startswith("not checked")
     assert table.loc["UNDECLARED", "reason"] == "code not declared by any module"
+    # the orchestrator's items are declared too: a skipped module checked nothing
+    assert table.loc["CONTEXT_MISSING", "kind"] == "not_checked"
+    assert table.loc["MODULE_ERROR", "kind"] == "issue"
     assert table.loc["NEVER", "n_fired"] == 0 and table.loc["NEVER", "verdict"] == (
         "cannot judge yet")
     assert table["verdict"].tolist()[:2] == ["supported", "contradicted"]
     text = claim_summary(table.reset_index())
     assert "support 1 warning(s): MARKS_STOPS (stopped_out" in text
     assert "contradict 1 warning(s): MARKS_SAFE" in text
-    assert "cannot judge 6 yet" in text and "interval covers 0: RANDOM" in text
+    # six of the test codes and the two orchestrator items
+    assert "cannot judge 8 yet" in text and "interval covers 0: RANDOM" in text
 
 
 def test_open_and_unfilled_outcomes_never_enter_an_r_measure_and_are_counted() -> None:
@@ -211,5 +215,5 @@ def test_the_statistics_are_the_libraries() -> None:
 def test_every_registered_code_is_listed() -> None:
     codes = declared_codes()
     table = claim_table(_corpus(60), issues_frame([]), codes, n_boot=10)
-    assert sorted(table["code"]) == sorted(codes)
+    assert sorted(table["code"]) == sorted({*codes, "CONTEXT_MISSING", "MODULE_ERROR"})
     assert set(table["verdict"]) <= {"supported", "contradicted", "cannot judge yet"}
