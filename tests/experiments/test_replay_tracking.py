@@ -27,7 +27,7 @@ def test_a_replay_is_logged_with_params_calibration_metrics_and_artifacts(
 
     config = default_scoring_config()
     scorer = ReplayHoldoutScorer(replay_store, executor=SerialExecutor(), n_boot=50)
-    metrics = scorer(config, TINY)
+    metrics = scorer(config, TINY).metrics
     assert metrics["n"] >= 5 and {"auc", "spearman", "decile_spread_r"} <= set(metrics)
     replay_run, mlflow_run = scorer.runs[config.hash]
     run = ensure_store().client.get_run(mlflow_run)
