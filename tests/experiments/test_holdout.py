@@ -26,7 +26,7 @@ from replay.reports import load_runs
 
 #: A small real holdout after the fit window: every generator on two daily equities.
 SMALL = HoldoutWindow(intent_source="corpus", symbols=("AAPL", "MSFT"), timeframe="1d",
-                      start="2012-11-01", end="2013-03-01")
+                      start="2011-07-01", end="2013-03-01")
 
 
 def doubled_weights() -> ScoringConfig:
