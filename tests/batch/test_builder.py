@@ -88,3 +88,7 @@ def test_rebuilt_packs_equal_the_builder_packs(fast: BatchContext, real_cases: l
                    for k, v in pack.market.latest_features.items())
         assert rebuilt.instrument == pack.instrument
         assert dict(rebuilt.missing) == dict(pack.missing)
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

@@ -98,3 +98,7 @@ def test_distinct_numbers_combinations_in_order_of_appearance() -> None:
                               np.array(["a", None, "a", "b", "b"], dtype=object))
     assert first.tolist() == [0, 1, 3, 4]
     assert inverse.tolist() == [0, 1, 0, 2, 3]
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

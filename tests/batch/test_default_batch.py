@@ -22,3 +22,7 @@ def test_rebuilt_packs_give_the_batch_results(name: str, all_cases: list) -> Non
     for i in range(ctx.n):
         assert_row_matches(batch, i, evaluator.evaluate(ctx.intent(i), ctx.pack(i)),
                            label=f"{name} row {i}")
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

@@ -216,3 +216,7 @@ def assert_close(fact: Fact, want: Any, digits: int | None, label: str) -> None:
             label, fact, want)
     else:
         assert fact.value == want, (label, fact, want)
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

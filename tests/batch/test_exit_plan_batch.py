@@ -197,3 +197,7 @@ def test_a_template_the_checks_cannot_use_is_refused(template: ExitTemplate, fie
     intent = dataclasses.replace(intent, holding_horizon=None, exit_template="bad")
     with pytest.raises(ValueError, match=f"'bad': {field} must be"):
         ExitPlanEvaluator().evaluate(intent, broken)
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from buddy.batch.context import BatchContext, from_pack, from_packs
 from buddy.context.pack import PIECES
@@ -52,3 +53,7 @@ def test_from_pack_equals_from_packs_of_one(all_cases: list[Case]) -> None:
             assert got.missing[name][0] == want.missing[name][0], (label, name)
         for name in got.pieces:
             assert got.pieces[name][0] is want.pieces[name][0], (label, name)
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

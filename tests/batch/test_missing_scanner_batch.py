@@ -259,3 +259,7 @@ def test_rows_sharing_pieces_equal_the_rows_alone(all_cases: list[Case]) -> None
     want = want.sort_values("row", kind="stable", ignore_index=True)
     pd.testing.assert_frame_equal(want, repeated.issues.reset_index(drop=True),
                                   check_dtype=False)
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

@@ -74,3 +74,7 @@ def test_no_code_fires_on_most_real_intents(real_cases: list[Case]) -> None:
     issues = MTFAEvaluator().evaluate_batch(ctx.take(has)).issues
     rates = issues.groupby("code")["row"].nunique() / len(has)
     assert len(has) >= 200 and (rates < 0.4).all(), rates.to_dict()
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

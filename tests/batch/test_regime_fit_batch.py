@@ -180,3 +180,7 @@ def test_count_after_in_and_out_of_order() -> None:
     want = [int((ts[a:b] > x).sum()) for a, b, x in zip(start, stop, after, strict=True)]
     assert _count_after(ts, start, stop, after).tolist() == want
 
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")

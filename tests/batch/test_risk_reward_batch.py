@@ -156,3 +156,7 @@ def test_mixed_currencies_get_each_rows_unit(cases: list[Case]) -> None:
                     assert fact.unit == size_unit, (issue.code, fact)
                     seen.add(fact.unit)
     assert {"EUR", "USD", "shares", "units"} <= seen
+
+
+# The real cases (~440 packs built one by one) are a session fixture: one worker builds them.
+pytestmark = pytest.mark.xdist_group("batch_cases")
