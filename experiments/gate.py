@@ -295,11 +295,11 @@ class RuleCheck:
             return (f"  {mark} {self.metric}: challenger {self.challenger:.4f} {sign} "
                     f"{bound:.4f} (production {self.production:.4f} - tolerance "
                     f"{self.tolerance:g}){note}")
-        bound = (f"lower bound {self.low:+.4f} > {-self.tolerance:+.4f}"
-                 if self.higher_is_better else
-                 f"upper bound {self.high:+.4f} < {self.tolerance:+.4f}")
+        rule = (f"lower bound {self.low:+.4f} > {-self.tolerance:+.4f}"
+                if self.higher_is_better else
+                f"upper bound {self.high:+.4f} < {self.tolerance:+.4f}")
         return (f"  {mark} {self.metric}: challenger - production {self.delta:+.4f} "
-                f"[{self.low:+.4f}, {self.high:+.4f}], {bound} (challenger "
+                f"[{self.low:+.4f}, {self.high:+.4f}], {rule} (challenger "
                 f"{self.challenger:.4f}, production {self.production:.4f}){note}")
 
 

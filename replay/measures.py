@@ -53,9 +53,12 @@ CLAIM_COLUMNS: tuple[str, ...] = (
 class DeclaredCode(Protocol):
     """What ``claim_table`` reads of a code's declaration (``buddy.evaluators.base.Code``)."""
 
-    kind: str
-    harm: str
-    measure: str | None
+    @property
+    def kind(self) -> str: ...
+    @property
+    def harm(self) -> str: ...
+    @property
+    def measure(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)

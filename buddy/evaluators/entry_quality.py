@@ -320,8 +320,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         ``near_level_atr``) and STOP_NOT_BEYOND_LEVEL (the stop not ``stop_buffer_atr`` beyond
         the nearest level behind, within ``stop_level_search_atr``)."""
         cfg = self.config
-        code, snapshots = ctx.distinct_pieces("levels")
-        table = level_table(snapshots, code, r.atr, pivot_method=cfg.pivot_method,
+        piece_code, snapshots = ctx.distinct_pieces("levels")
+        table = level_table(snapshots, piece_code, r.atr, pivot_method=cfg.pivot_method,
                             merge_atr=cfg.level_merge_atr, min_strength=cfg.min_level_strength)
         ahead, behind = _pick_levels(table, r, cfg.stop_level_search_atr)
         blocks: list[IssueBlock] = []

@@ -179,12 +179,12 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     atr = np.asarray(atr, dtype=np.float64)
     key = np.column_stack([code.astype(np.float64), np.nan_to_num(atr, nan=-1.0)])
     pairs, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    found = []
+    found: list[list[ConsolidatedLevel]] = []
     for j in first.tolist():
         snap = snapshots[int(code[j])]
-        levels = consolidate(snap, float(atr[j]), pivot_method=pivot_method,
+        merged = consolidate(snap, float(atr[j]), pivot_method=pivot_method,
                              merge_atr=merge_atr) if isinstance(snap, KeyLevelsSnapshot) else ()
-        found.append([lv for lv in levels if lv.strength >= min_strength - 1e-9])
+        found.append([lv for lv in merged if lv.strength >= min_strength - 1e-9])
     names = sorted({lv.name for levels in found for lv in levels})
     rank_of = {name: i for i, name in enumerate(names)}
     width = max((len(levels) for levels in found), default=0)
