@@ -80,7 +80,8 @@ def context_levels(symbol: str, timeframe: str, as_of: str | None, user: str | N
         when = pd.Timestamp(last).to_pydatetime()
     else:
         try:
-            when = resolve_as_of(as_of, instrument["timezone"])
+            when = resolve_as_of(as_of, instrument["timezone"],
+                                 calendar=instrument.get("trading_calendar"))
         except BuddyError:
             _fail(f"as_of: must be YYYY-MM-DD or an ISO time with a zone (got {as_of!r})")
     snapshot = key_levels_at(store, symbol, timeframe, when, user_id=user)

@@ -46,7 +46,8 @@ def context_mtfa(symbol: str, timeframe: str, as_of: str | None) -> None:
         sys.exit(2)
     inst = Instrument.from_row(row)
     try:
-        when = (resolve_as_of(as_of, inst.timezone) if as_of is not None
+        when = (resolve_as_of(as_of, inst.timezone, calendar=inst.trading_calendar)
+                if as_of is not None
                 else pd.Timestamp.now(tz="UTC").to_pydatetime())
     except BuddyError as exc:
         click.echo(f"error: {exc}", err=True)

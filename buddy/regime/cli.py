@@ -80,7 +80,8 @@ def context_regime(symbol: str, timeframe: str, as_of: str | None, as_json: bool
     if instrument is None:
         _fail(ValueError(f"symbol {symbol!r} is not in the tickers table"))
     try:
-        when = (resolve_as_of(as_of, instrument["timezone"]) if as_of
+        when = (resolve_as_of(as_of, instrument["timezone"],
+                               calendar=instrument.get("trading_calendar")) if as_of
                 else pd.Timestamp.now(tz="UTC").to_pydatetime())
     except BuddyError as exc:
         _fail(exc)

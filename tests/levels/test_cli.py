@@ -39,12 +39,13 @@ def test_context_levels_prints_the_snapshot_on_the_as_of_basis(db: Path) -> None
 
 
 def test_context_levels_on_a_date_reads_the_bar_of_that_day(db: Path) -> None:
-    # the case: 2012-06-01 means the end of that exchange day; its bar had closed
+    # the case: 2012-06-01 means that session's close, as in a report; its bar closed
     run = CliRunner().invoke(context_levels, ["AAPL", "--tf", "1d", "--as-of", "2012-06-01"],
                              env={"BUDDY_DB": str(db)})
     assert run.exit_code == 0, run.output
     lines = run.output.splitlines()
     assert lines[0].startswith("AAPL 1d key levels at the bar opened 2012-06-01T13:30:00")
+    assert "(as of 2012-06-01T20:00:00+00:00;" in lines[0]
     assert "high 572.650" in lines[1] and "low 560.520" in lines[1]
     assert not any(line.strip().startswith("avwap month") for line in lines)
 
