@@ -400,6 +400,19 @@ class GateComparison:
         return "\n".join(lines)
 
 
+def _undefined(challenger: float, production: float) -> tuple[bool, str] | None:
+    """Return (passed, why) when a metric is undefined on either side, else None: undefined
+    for both cannot tell them apart (passes), for the challenger alone fails, for production
+    alone passes."""
+    if math.isnan(challenger) and math.isnan(production):
+        return True, "undefined for both: cannot tell them apart"
+    if math.isnan(challenger):
+        return False, "undefined for the challenger"
+    if math.isnan(production):
+        return True, "undefined for production"
+    return None
+
+
 def check_rule(rule: MetricRule, challenger: Mapping[str, float],
                production: Mapping[str, float]) -> RuleCheck:
     """Apply one rule to two metric dicts on point estimates (a missing metric counts as
@@ -407,12 +420,9 @@ def check_rule(rule: MetricRule, challenger: Mapping[str, float],
     c = float(challenger.get(rule.metric, math.nan))
     p = float(production.get(rule.metric, math.nan))
     note = ""
-    if math.isnan(c) and math.isnan(p):
-        passed, note = True, "undefined for both: cannot tell them apart"
-    elif math.isnan(c):
-        passed, note = False, "undefined for the challenger"
-    elif math.isnan(p):
-        passed, note = True, "undefined for production"
+    undefined = _undefined(c, p)
+    if undefined is not None:
+        passed, note = undefined
     elif rule.higher_is_better:
         passed = c >= p - rule.tolerance - 1e-12
     else:
@@ -586,12 +596,9 @@ def paired_checks(gate: GateConfig, paired: pd.DataFrame
     for i, rule in enumerate(gate.rules):
         c, p, lo, hi = float(point[0, i]), float(point[1, i]), float(low[i]), float(high[i])
         note = ""
-        if math.isnan(c) and math.isnan(p):
-            passed, note = True, "undefined for both: cannot tell them apart"
-        elif math.isnan(c):
-            passed, note = False, "undefined for the challenger"
-        elif math.isnan(p):
-            passed, note = True, "undefined for production"
+        undefined = _undefined(c, p)
+        if undefined is not None:
+            passed, note = undefined
         elif math.isnan(lo) or math.isnan(hi):
             passed, note = False, "interval undefined: some resamples leave the metric undefined"
         elif rule.higher_is_better:
