@@ -50,6 +50,7 @@ from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
 from buddy.store.core import LOCK_TIMEOUT_S, insert_frame
+from buddy.store.replay import latest_finished_run
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.executors import Executor, LocalProcessExecutor
@@ -679,13 +680,11 @@ def latest_run_id(store: Store, purpose: str = "research") -> str:
     when there is none. 'research' (the default) never picks a gate's holdout replay."""
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})")
-    found = store.query("SELECT run_id FROM replay_runs WHERE status = 'done' AND purpose = ? "
-                        "ORDER BY finished_at DESC, created_at DESC, run_id LIMIT 1",
-                        [purpose])
-    if found.empty:
+    found = latest_finished_run(store, purpose)
+    if found is None:
         raise ValueError(f"no finished replay run with purpose {purpose!r} in {store.path}; "
                          "run a replay first")
-    return str(found["run_id"].iloc[0])
+    return found
 
 
 def run_info(store: Store, run_id: str) -> dict[str, Any]:

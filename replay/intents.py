@@ -57,6 +57,7 @@ from buddy.domain import OrderType
 from buddy.errors import ConfigError, FieldError, FieldErrors
 from buddy.evidence import to_tick as tick_grid
 from buddy.store import Store
+from buddy.store.replay import bar_series
 from buddy.timeframes import Timeframe
 from replay.model import INTENT_COLUMNS
 
@@ -643,20 +644,11 @@ def generate_intents(store: Store, generator: str, *, symbols: Sequence[str] | N
                          holding_horizon=config.holding_horizon, order_type=rule.order_type)
 
 
-_SERIES_SQL = """
-SELECT DISTINCT symbol, timeframe FROM bars {filters} ORDER BY timeframe, symbol
-"""
-
 
 def corpus_series(store: Store, symbols: Sequence[str] | None = None) -> pd.DataFrame:
     """Return every (symbol, timeframe) that has bars in the store (``symbols``: only these),
     ordered by timeframe then symbol."""
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    if symbols is None:
-        return store.query(_SERIES_SQL.format(filters=""))
-    return store.query(_SERIES_SQL.format(filters="WHERE list_contains(?, symbol)"),
-                       [[str(s) for s in symbols]])
+    return bar_series(store, [symbols] if isinstance(symbols, str) else symbols)
 
 
 #: The corpus's departures from a generator's defaults, and why. A close above yesterday's
