@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,6 +51,26 @@ ORCHESTRATOR_TEMPLATES: Mapping[str, IssueTemplate] = {
         "Check failed",
         "The {module_name} check raised {error_type}: {error_message}.",
         "Report the error; the rest of the report is unaffected."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ItemClaim:
+    """What an orchestrator item claims, as a module's ``Code`` does: its kind, the harm it
+    warns of and the outcome measure that could show it."""
+
+    kind: str
+    harm: str
+    measure: str | None
+
+
+#: The orchestrator's items declared as the modules declare theirs: a module skipped for a
+#: missing piece did not check anything (never ranked); one that raised is ranked as an issue
+#: but claims no harm an outcome could show.
+ORCHESTRATOR_CLAIMS: Mapping[str, ItemClaim] = {
+    "CONTEXT_MISSING": ItemClaim("not_checked", "", None),
+    "MODULE_ERROR": ItemClaim("issue", "the module failed, so its checks did not run; no "
+                                       "outcome measure judges a failure", None),
 }
 
 

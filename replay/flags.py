@@ -19,17 +19,19 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
+from buddy.orchestrator import ORCHESTRATOR_CLAIMS
+
 __all__ = ["FLAG_COLUMNS", "ORCHESTRATOR_KINDS", "declared_codes", "flag_rates"]
 
 #: The columns of ``flag_rates``, in order.
 FLAG_COLUMNS: tuple[str, ...] = ("code", "module", "kind", "fired", "n", "rate", "ci_low",
                                  "ci_high")
 
-#: The kind of each orchestrator item (``buddy.orchestrator.ORCHESTRATOR_TEMPLATES``): a module
-#: skipped for a missing piece was not checked (the orchestrator never ranks it); a module
-#: that raised is ranked as an issue.
-ORCHESTRATOR_KINDS: Mapping[str, str] = {"CONTEXT_MISSING": "not_checked",
-                                         "MODULE_ERROR": "issue"}
+#: The kind of each orchestrator item (declared in ``buddy.orchestrator.ORCHESTRATOR_CLAIMS``):
+#: a module skipped for a missing piece was not checked (never ranked); a module that raised
+#: is ranked as an issue.
+ORCHESTRATOR_KINDS: Mapping[str, str] = {code: claim.kind
+                                         for code, claim in ORCHESTRATOR_CLAIMS.items()}
 
 
 def declared_codes(modules: list[str] | None = None) -> pd.DataFrame:

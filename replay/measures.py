@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.evaluators.measures import EARLY_BARS, MEASURES
+from buddy.orchestrator import ORCHESTRATOR_CLAIMS
 from buddy.store import Store
 from buddy.store.accounts import equity_as_of
 from buddy.store.replay import replay_intents
@@ -68,13 +69,8 @@ class _Declared:
     measure: str | None
 
 
-#: The orchestrator's own items, declared here as the modules declare theirs: a module that
-#: was skipped did not check anything; one that raised claims no harm an outcome could show.
-ORCHESTRATOR_CODES: Mapping[str, DeclaredCode] = {
-    "CONTEXT_MISSING": _Declared("not_checked", "", None),
-    "MODULE_ERROR": _Declared("issue", "the module failed, so its checks did not run; no "
-                                       "outcome measure judges a failure", None),
-}
+#: The orchestrator's own items (declared in buddy.orchestrator next to their templates).
+ORCHESTRATOR_CODES: Mapping[str, DeclaredCode] = ORCHESTRATOR_CLAIMS
 
 
 def _as_codes(codes: Mapping[str, DeclaredCode] | pd.DataFrame) -> Mapping[str, DeclaredCode]:
