@@ -84,6 +84,31 @@ class BuddyReport:
                   if item.code not in ("CONTEXT_MISSING", "MODULE_ERROR")]
         return "not checked: " + "; ".join(parts) if parts else ""
 
+    def history_text(self) -> str:
+        """Return the "your history" line of the strategy-consistency module: the playbook
+        the idea resembles with its membership, n and win rate, or the nearest one when none
+        fits (empty when the module did not place the idea)."""
+        module = next((m for m in self.modules if m.module == "strategy_consistency"
+                       and m.status is ModuleStatus.OK), None)
+        if module is None:
+            return ""
+        facts = {f.name: f.value for f in module.explain_facts}
+        if facts.get("p_value") is None:  # not placed: the "not checked" line says why
+            return ""
+        number = facts.get("playbook_number")
+        if number is not None:
+            win = facts.get("playbook_win_rate")
+            win_text = ("n/a" if win is None else
+                        f"{win:.2f} {facts.get('playbook_win_rate_interval') or ''}".strip())
+            return (f"Resembles your playbook #{number} '{facts.get('playbook_name')}' "
+                    f"({facts.get('membership'):.0f}% membership; "
+                    f"n={facts.get('playbook_n')}, win rate {win_text})")
+        nearest = facts.get("nearest_number")
+        if nearest is None:
+            return "No playbook of yours fits this idea (you have no stable playbook yet)"
+        return (f"No playbook of yours fits this idea (nearest #{nearest}, "
+                f"{facts.get('nearest_membership'):.0f}%)")
+
     def issue_items(self) -> list[dict[str, Any]]:
         """Return every ranked issue as JSON, in rank order, with its ``rank`` (1 = first),
         ``shown`` (among the top issues) and its words."""
@@ -229,6 +254,9 @@ class BuddyReport:
             lines.append(f"  {not_checked}")
         lines.append(f"  entry {i.proposed_entry:g}  stop {stop}  target {target}  size "
                      f"{i.proposed_size:g}")
+        history = self.history_text()
+        if history:
+            lines.append(f"  your history: {history}")
         rendered = (*self.rendered, *self.rendered_more) if show_all else self.rendered
         for n, r in enumerate(rendered, 1):
             lines.append(f"  {n}. [{r.severity.upper()}] {r.title} ({r.module}/{r.code})")
