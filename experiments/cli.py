@@ -74,20 +74,30 @@ def promote_cmd(obj: _ExperimentsObj, model: str, version: int, force: bool, rea
                 gate_path: Path | None, executor_kind: str, workers: int) -> None:
     """Move the production alias to VERSION if its holdout replay is no worse."""
     from experiments.gate import DEFAULT_GATE, GateConfig, ReplayHoldoutScorer
-    from experiments.playbooks import PLAYBOOK_GATE, PLAYBOOK_PREFIX, load_playbook_version
+    from experiments.playbooks import (
+        PLAYBOOK_GATE,
+        PLAYBOOK_PREFIX,
+        HoldoutCoverage,
+        PlaybookGate,
+        promote_playbook_model,
+    )
     from experiments.registry import promote
     from replay.executors import LocalProcessExecutor, SerialExecutor
 
-    playbooks = model.startswith(PLAYBOOK_PREFIX)
     executor = SerialExecutor() if executor_kind == "serial" else LocalProcessExecutor(workers)
+    on_step = lambda step: click.echo(f"  .. {step}")  # noqa: E731
     try:
-        gate = GateConfig.from_file(gate_path) if gate_path else (
-            PLAYBOOK_GATE if playbooks else DEFAULT_GATE)
-        scorer = None if (playbooks or force) else ReplayHoldoutScorer(
-            obj.store(), executor=executor)
-        result = promote(version, name=model, gate=gate, scorer=scorer, force=force,
-                         reason=reason, on_step=lambda step: click.echo(f"  .. {step}"),
-                         load=load_playbook_version if playbooks else None)
+        if model.startswith(PLAYBOOK_PREFIX):  # stability and later-holdout coverage
+            rules = PlaybookGate.from_json(gate_path.read_text()) if gate_path else (
+                PLAYBOOK_GATE)
+            result = promote_playbook_model(
+                model, version, scorer=None if force else HoldoutCoverage(obj.store(), rules),
+                gate=rules, force=force, reason=reason, on_step=on_step)
+        else:
+            gate = GateConfig.from_file(gate_path) if gate_path else DEFAULT_GATE
+            scorer = None if force else ReplayHoldoutScorer(obj.store(), executor=executor)
+            result = promote(version, name=model, gate=gate, scorer=scorer, force=force,
+                             reason=reason, on_step=on_step)
     except (BuddyError, ValueError) as exc:
         _fail(exc)
     finally:

@@ -1,9 +1,11 @@
 """Models-from-code entry of ``buddy-playbooks-<user>``: MLflow logs this file as the model.
 
-The playbooks themselves come from the version's ``playbooks.json`` artifact (see
-``experiments.playbooks``).
+The playbooks themselves come from the version's ``playbooks.json`` artifact (schema 2: a
+``PlaybookFit.to_dict()``, see ``experiments.playbooks``); loading refits hdbscan on the
+stored vectors and verifies the labels, so nothing is pickled.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +13,27 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
-from experiments.playbooks import ARTIFACT_KEY, PlaybookModel
+from buddy.strategy.playbooks import PlaybookFit
+from experiments.playbooks import ARTIFACT_KEY, fit_from_artifact
 
 
 class PlaybookPyfunc(PythonModel):
-    """Assign setups (a frame with the model's feature columns) to the user's playbooks."""
+    """Place entry facts (a frame with the recipe's feature columns) in the user's playbooks."""
 
     def __init__(self) -> None:
-        self.playbooks: PlaybookModel | None = None
+        self.fit: PlaybookFit | None = None
 
     def load_context(self, context: Any) -> None:
-        """Read the playbooks.json artifact."""
-        self.playbooks = PlaybookModel.from_json(
-            Path(context.artifacts[ARTIFACT_KEY]).read_text())
+        """Read the playbooks.json artifact and rebuild the fit."""
+        self.fit = fit_from_artifact(json.loads(
+            Path(context.artifacts[ARTIFACT_KEY]).read_text()))
 
     def predict(self, context: Any, model_input: pd.DataFrame,
                 params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Return ``playbook`` and ``distance`` per row."""
-        if self.playbooks is None:
+        """Return ``PlaybookFit.place`` columns per row (playbook, membership, novelty, p)."""
+        if self.fit is None:
             raise RuntimeError("PlaybookPyfunc used before load_context")
-        return self.playbooks.assign(model_input).reset_index(drop=True)
+        return self.fit.place(model_input).reset_index(drop=True)
 
 
 set_model(PlaybookPyfunc())
