@@ -1,0 +1,207 @@
+"""Validate playbook discovery against known truth: the demo trader's injected setups.
+
+The trades are split in time: the split time is the entry time by which ``split`` of the
+user's trades with a known setup had opened. Playbooks are fitted on the trades CLOSED by then
+(as the workbench would have fitted them), and the trades opened after it that logged an intent
+are the "later intents" (their entry facts are their intents' facts: one rule for both).
+
+Figures (each with its n; shares with a Wilson 95% interval, the ARI with a bootstrap 95%
+interval over the fitted trades)
+    - ``ari``: adjusted Rand index (``sklearn.metrics.adjusted_rand_score``) of the fitted
+      trades' playbooks against their setups; a trade in no published playbook (hdbscan noise
+      or an unstable cluster) counts as one more label, "no playbook", so noise costs ARI.
+      ``ari_placed`` is the same over the trades in a playbook only (with its n).
+    - ``matched``: the share of later intents placed in their setup's playbook, the playbook
+      most of that setup's fitted trades fall in (a setup whose fitted trades are mostly in no
+      playbook has none, and its later intents count as not matched).
+    - ``false_ood``: the share of later intents with a novelty p-value below ``alpha``; they all
+      come from the trader's own setups, so each flag is a false alarm.
+Trades that cannot be embedded (a missing feature: the demo's impulse trades log no intent,
+so no planned stop) are counted and left out, never imputed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+
+from buddy.errors import FieldError
+from buddy.strategy.playbooks import PlaybookFit, PlaybookFitError, PlaybookRecipe, fit_playbooks
+from buddy.trades.summary import Stat, wilson
+
+if TYPE_CHECKING:
+    from buddy.store import Store
+
+#: Bootstrap resamples of the ARI interval.
+ARI_BOOT = 400
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetupRow:
+    """How one injected setup came out: its playbook and its later intents."""
+
+    setup: str
+    n_fitted: int  # fitted trades of this setup
+    playbook_number: int | None  # the playbook most of them fall in (None: no playbook)
+    share_in_playbook: float  # of the fitted trades
+    n_later: int  # later intents of this setup
+    matched: int
+    ood: int
+    n_not_embedded: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybookValidation:
+    """Playbook discovery measured against the injected setups."""
+
+    user_id: str
+    split: float
+    split_time: datetime
+    alpha: float
+    n_fitted: int
+    n_not_embedded: int
+    n_playbooks: int
+    ari: Stat
+    ari_placed: Stat
+    noise_share: Stat
+    matched: Stat
+    false_ood: Stat
+    setups: tuple[SetupRow, ...]
+    playbooks: tuple[str, ...]  # summaries of the fitted playbooks
+    fit: PlaybookFit = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the figures as a JSON-ready dict."""
+        def stat(s: Stat) -> dict[str, Any]:
+            return {"value": s.value, "n": s.n, "low": s.low, "high": s.high,
+                    "method": s.method}
+        return {"user_id": self.user_id, "split": self.split,
+                "split_time": pd.Timestamp(self.split_time).isoformat(), "alpha": self.alpha,
+                "n_fitted": self.n_fitted, "n_not_embedded": self.n_not_embedded,
+                "n_playbooks": self.n_playbooks, "ari": stat(self.ari),
+                "ari_placed": stat(self.ari_placed), "noise_share": stat(self.noise_share),
+                "matched": stat(self.matched), "false_ood": stat(self.false_ood),
+                "setups": [vars_of(s) for s in self.setups], "playbooks": list(self.playbooks),
+                "recipe": self.fit.recipe.as_dict(), "fit_key": self.fit.key}
+
+    def text(self) -> str:
+        """Return the figures in words, one per line."""
+        lines = [
+            f"Playbook validation of {self.user_id} against the injected setups "
+            f"(fit on trades closed by {pd.Timestamp(self.split_time):%Y-%m-%d %H:%M} UTC, "
+            f"split {self.split:.2f}; {self.n_not_embedded} trades not embeddable: a missing "
+            f"feature)",
+            f"  playbooks: {self.n_playbooks} from {self.n_fitted} fitted trades",
+            *(f"    {p}" for p in self.playbooks),
+            f"  ARI (no playbook counted as one label): {self.ari.text(digits=3)}",
+            f"  ARI over trades in a playbook: {self.ari_placed.text(digits=3)}",
+            f"  fitted trades in no playbook: {self.noise_share.text(digits=3)}",
+            f"  later intents in their setup's playbook: {self.matched.text(digits=3)}",
+            f"  false OOD (p < {self.alpha:g}) on later intents: {self.false_ood.text(digits=3)}",
+            "  by setup: setup, fitted n, playbook (share), later n, matched, OOD, "
+            "not embeddable"]
+        for s in self.setups:
+            book = "none" if s.playbook_number is None else f"#{s.playbook_number}"
+            lines.append(f"    {s.setup}: {s.n_fitted}, {book} ({s.share_in_playbook:.2f}), "
+                         f"{s.n_later}, {s.matched}, {s.ood}, {s.n_not_embedded}")
+        return "\n".join(lines)
+
+
+def vars_of(row: SetupRow) -> dict[str, Any]:
+    """Return a setup row as a dict."""
+    return {name: getattr(row, name) for name in SetupRow.__slots__}
+
+
+def _ari_stat(truth: np.ndarray, found: np.ndarray, seed: int) -> Stat:
+    n = len(truth)
+    if n < 2:
+        return Stat(value=None, n=n, method="bootstrap 95%")
+    value = float(adjusted_rand_score(truth, found))
+    rng = np.random.default_rng(seed)
+    boots = [adjusted_rand_score(truth[i], found[i])
+             for i in rng.integers(0, n, size=(ARI_BOOT, n))]
+    low, high = np.quantile(boots, [0.025, 0.975])
+    return Stat(value=value, n=n, low=float(low), high=float(high), method="bootstrap 95%")
+
+
+def split_time(facts: pd.DataFrame, split: float) -> pd.Timestamp:
+    """Return the entry time by which ``split`` of the rows had opened."""
+    opens = pd.to_datetime(facts["open_ts"], utc=True).sort_values().reset_index(drop=True)
+    return opens.iloc[max(0, min(len(opens) - 1, math.ceil(split * len(opens)) - 1))]
+
+
+def validate_on_truth(facts: pd.DataFrame, setups: pd.DataFrame, *, user_id: str,
+                      split: float = 0.7, recipe: PlaybookRecipe | None = None,
+                      alpha: float = 0.05) -> PlaybookValidation:
+    """Measure playbooks fitted before the split against ``setups`` (trade_id, setup,
+    intent_id) on ``facts`` (entry facts with open_ts, close_ts and the embedding features)."""
+    if not 0.1 <= split <= 0.95:
+        raise PlaybookFitError([FieldError("split", "must be between 0.1 and 0.95", split)])
+    if not 0.0 < alpha < 1.0:
+        raise PlaybookFitError([FieldError("alpha", "must be in (0, 1)", alpha)])
+    recipe = recipe or PlaybookRecipe()
+    rows = facts.merge(setups[["trade_id", "setup", "intent_id"]], on="trade_id", how="inner")
+    if rows.empty:
+        raise PlaybookFitError([FieldError("setups", "must name trades of the facts",
+                                           len(setups))])
+    t = split_time(rows, split)
+    closed = pd.to_datetime(rows["close_ts"], utc=True)
+    opened = pd.to_datetime(rows["open_ts"], utc=True)
+    train = rows[closed.notna() & (closed <= t)].reset_index(drop=True)
+    later = rows[(opened > t) & rows["intent_id"].notna()].reset_index(drop=True)
+    fit = fit_playbooks(train, recipe, user_id=user_id, fitted_until=t.to_pydatetime())
+    labels = fit.training_labels().merge(train[["trade_id", "setup"]], on="trade_id")
+    found = labels["playbook_number"].fillna(-1).to_numpy(np.int64)
+    truth = labels["setup"].to_numpy(str)
+    in_book = found >= 0
+    feats = list(recipe.features)
+    embeddable = rows[feats].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)
+    placed = fit.place(later)
+    later = later.assign(number=placed["playbook_number"], p=placed["p_value"],
+                         ok=placed["placed"])
+    table = []
+    for setup, group in labels.groupby("setup", sort=True):
+        counts = group["playbook_number"].fillna(-1).value_counts()
+        top = int(counts.index[0])
+        mine = later[later["setup"] == setup]
+        mine_ok = mine[mine["ok"]]
+        book = None if top < 0 else top
+        table.append(SetupRow(
+            setup=str(setup), n_fitted=len(group), playbook_number=book,
+            share_in_playbook=float(counts.iloc[0] / len(group)), n_later=len(mine_ok),
+            matched=0 if book is None else int((mine_ok["number"] == book).sum()),
+            ood=int((mine_ok["p"] < alpha).sum()),
+            n_not_embedded=int((~embeddable[rows["setup"] == setup]).sum())))
+    ok_later = later[later["ok"]]
+    n_matched = sum(s.matched for s in table)
+    return PlaybookValidation(
+        user_id=user_id, split=split, split_time=t.to_pydatetime(), alpha=alpha,
+        n_fitted=fit.n_trades, n_not_embedded=int((~embeddable).sum()),
+        n_playbooks=len(fit.playbooks), ari=_ari_stat(truth, found, recipe.seed),
+        ari_placed=_ari_stat(truth[in_book], found[in_book], recipe.seed),
+        noise_share=wilson(int((~in_book).sum()), len(in_book)),
+        matched=wilson(n_matched, len(ok_later)),
+        false_ood=wilson(int((ok_later["p"] < alpha).sum()), len(ok_later)),
+        setups=tuple(table), playbooks=tuple(p.summary() for p in fit.playbooks), fit=fit)
+
+
+def validate_playbooks(store: Store, user_id: str, *, split: float = 0.7,
+                       recipe: PlaybookRecipe | None = None,
+                       alpha: float = 0.05) -> PlaybookValidation:
+    """Validate ``user_id``'s playbooks against the demo ground truth in ``store``."""
+    from buddy.store.demo_truth import demo_trade_truth
+    from buddy.store.strategy import read_entry_facts
+
+    truth = demo_trade_truth(store, user_id)
+    if truth.empty:
+        raise PlaybookFitError([FieldError("user_id", "must have injected setups on record "
+                                           "(the demo trader)", user_id)])
+    truth = truth[truth["trade_id"].notna()]
+    return validate_on_truth(read_entry_facts(store, user_id), truth, user_id=user_id,
+                             split=split, recipe=recipe, alpha=alpha)
