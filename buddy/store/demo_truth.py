@@ -86,3 +86,15 @@ def demo_behavior_truth(store: Store, user_id: str) -> pd.DataFrame:
     """Return the behaviours injected into ``user_id``'s history, by time."""
     return store.query("SELECT * FROM demo_behavior_truth WHERE user_id = ? "
                        "ORDER BY ts, kind", [user_id])
+
+
+def demo_setups(store: Store, user_id: str) -> pd.DataFrame:
+    """Return the setup the demo trader injected into each of ``user_id``'s trades: columns
+    trade_id, setup, intent_id (None when no intent was logged), by trade_id; truth rows not
+    linked to a trade are left out. For validation only: nothing in the product reads it."""
+    frame = store.query("SELECT trade_id, setup, intent_id FROM demo_trade_truth "
+                        "WHERE user_id = ? AND trade_id IS NOT NULL ORDER BY trade_id",
+                        [user_id])
+    frame["intent_id"] = frame["intent_id"].astype(object).where(frame["intent_id"].notna(),
+                                                                 None)
+    return frame
