@@ -1,7 +1,12 @@
 """The main job of ``make demo``: build the store from real data and evaluate sample ideas.
 
-Sample ideas are placed the way a trader would place them at their as_of: entry at the last
-close, stop and target a multiple of the ATR of that moment, all read point-in-time.
+Order: market data and features; the demo trader's simulated history (broker import,
+grouping, reviews, journal); its entry facts, strategy profile and playbooks, the playbooks
+published to the installed publisher (the MLflow registry: ``buddy-playbooks-demo`` with a
+``production`` alias); then the sample ideas, so each report can say how an idea sits
+against the trader's own history. Sample ideas are placed the way a trader would place them
+at their as_of: entry at the last close, stop and target a multiple of the ATR of that
+moment, all read point-in-time.
 """
 
 from __future__ import annotations
@@ -46,6 +51,15 @@ SAMPLE_IDEAS: tuple[SampleIdea, ...] = (
                "buying into the October 2008 sell-off"),
     SampleIdea("IBM", "short", "1d", "2013-03-08", 2.0, 4.0, 50, 20,
                "an idea evaluated after the data ends"),
+    # the close of 2012-07-24 meets the demo trader's pullback_long rule (up-trend, dipped to
+    # the EMA20 and closed above it, below the close 3 bars before): its own setup, sized to
+    # its 1% budget
+    SampleIdea("AAPL", "long", "1d", "2012-07-24", 1.5, 3.0, 60, 10,
+               "the demo trader's own pullback long (in pattern)"),
+    # nothing like the trader's history: a long into a falling market, a 4 ATR stop and a
+    # target nearer than the stop
+    SampleIdea("GOOG", "long", "1d", "2008-11-20", 4.0, 2.0, 10, 10,
+               "catching a falling knife with a wide stop (out of pattern)"),
 )
 
 
@@ -112,17 +126,44 @@ def prepare_store(store: Store, *, echo: Callable[[str], None] = print,
     ensure_demo_user(store)
 
 
+def build_demo_strategy(store: Store, *, echo: Callable[[str], None] = print,
+                        user_id: str = DEMO_USER) -> None:
+    """Refresh the trader's entry facts, build and store its strategy profile and playbooks,
+    publish the playbooks through the installed publishers, and print the profile and the
+    playbooks."""
+    from buddy.jobs.playbooks import run_playbook_job
+    from buddy.jobs.profiles import run_profile_job
+    from buddy.jobs.strategy import refresh_entry_facts
+    from buddy.store.strategy import read_profile
+    from buddy.strategy.profile import StrategyProfile
+    from buddy.strategy.sources import publish_playbooks
+
+    echo("\n" + _text(refresh_entry_facts(store, user_id)))
+    run_profile_job(store, user_id)
+    stored = read_profile(store, user_id)
+    if stored is not None:
+        profile = StrategyProfile.from_dict(stored["profile"])
+        echo(f"\n# The demo trader's strategy profile (version {stored['version']})\n"
+             f"{profile.text()}")
+    playbooks = run_playbook_job(store, user_id)
+    echo(f"\n# The demo trader's playbooks\n{playbooks.text()}")
+    echo("\n" + "\n".join(publish_playbooks(store, playbooks.fit)))
+
+
+def _text(result: object) -> str:
+    text = getattr(result, "text", None)
+    return text() if callable(text) else str(result)
+
+
 def run_demo(store: Store, *, echo: Callable[[str], None] = print,
              ideas: tuple[SampleIdea, ...] = SAMPLE_IDEAS, history: bool = True
              ) -> Iterator[tuple[SampleIdea, BuddyReport]]:
-    """Load the sample data if the store has none, compute features, then evaluate and log
-    each of ``ideas``, yielding it with its report. Then (``history``) load the demo
-    trader's simulated history through the broker import, grouping, reviews and journal,
-    and print one post-trade review and a weekly summary."""
+    """Load the sample data if the store has none and compute features; then (``history``)
+    load the demo trader's simulated history through the broker import, grouping, reviews
+    and journal, print one post-trade review and a weekly summary, and build, print and
+    publish its strategy profile and playbooks (``build_demo_strategy``); then evaluate and
+    log each of ``ideas``, yielding it with its report."""
     prepare_store(store, echo=echo)
-    buddy = Buddy(store, builder=ContextPackBuilder(store))
-    for idea in ideas:
-        yield idea, buddy.evaluate(**place_idea(buddy, idea))
     if history:
         from buddy.trades.demo_history import demo_review_and_summary, load_demo_history
 
@@ -130,3 +171,7 @@ def run_demo(store: Store, *, echo: Callable[[str], None] = print,
         review, summary = demo_review_and_summary(store, DEMO_USER)
         echo(f"\n# A post-trade review of the demo trader\n{review}")
         echo(f"\n# The demo trader's week\n{summary}")
+        build_demo_strategy(store, echo=echo)
+    buddy = Buddy(store, builder=ContextPackBuilder(store))
+    for idea in ideas:
+        yield idea, buddy.evaluate(**place_idea(buddy, idea))
