@@ -147,11 +147,12 @@ def default_providers() -> ProviderRegistry:
     from buddy.levels.provider import levels_provider
     from buddy.mtfa.provider import mtfa_provider
     from buddy.regime.provider import regime_provider
+    from buddy.strategy.provider import strategy_provider
     from buddy.users.provider import account_provider
 
     return ProviderRegistry({"account": account_provider, "regime": regime_provider,
                              "levels": levels_provider, "mtfa": mtfa_provider,
-                             "schedule": schedule_provider})
+                             "schedule": schedule_provider, "strategy": strategy_provider})
 
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:

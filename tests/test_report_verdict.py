@@ -83,7 +83,8 @@ def test_the_as_of_time_reads_in_the_exchange_zone_at_the_session_close(
 def test_context_missing_names_only_pieces_a_module_reads(demo: BuddyReport) -> None:
     assert "state" not in demo.context_missing  # no module reads it: not missing from this
     assert not any("HMM provider" in reason for reason in demo.context_missing.values())
-    read = {"market", "account", "mtfa", "regime", "levels", "schedule", "portfolio"}
+    read = {"market", "account", "mtfa", "regime", "levels", "schedule", "portfolio",
+            "strategy"}
     assert set(demo.context_missing) <= read
 
 

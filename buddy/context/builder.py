@@ -43,8 +43,8 @@ DEFAULT_LOOKBACK_BARS = 300
 
 #: Why a piece is missing when no provider of it is registered. Each says only that (no
 #: claim about the user or the data, which nobody read): the standard registry
-#: (``buddy.api.default_providers``) has account, regime, levels, mtfa and schedule; no
-#: provider of state, strategy or portfolio exists yet. The HMM state and its transition
+#: (``buddy.api.default_providers``) has account, regime, levels, mtfa, schedule and strategy;
+#: no provider of state or portfolio exists yet. The HMM state and its transition
 #: matrix are not the ``state`` piece: they come with the ``regime`` piece.
 NOT_YET_PROVIDED = {
     "state": "no per-timeframe state-vector provider exists yet (the HMM state and its "
@@ -52,8 +52,8 @@ NOT_YET_PROVIDED = {
     "mtfa": "no multi-timeframe alignment provider is installed",
     "regime": "no regime snapshot provider is installed",
     "levels": "no key-levels provider is installed",
-    "strategy": "no strategy-profile provider exists yet (the user's setups and playbooks "
-                "are not read)",
+    "strategy": "no strategy provider is installed (the user's profile and playbooks are not "
+                "read)",
     "portfolio": "no portfolio provider exists yet (open positions and exposure are not "
                  "read)",
     "account": "no account provider is installed",

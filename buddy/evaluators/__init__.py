@@ -12,6 +12,9 @@ from buddy.evaluators import missing_scanner as _missing_scanner  # noqa: F401  
 from buddy.evaluators import mtfa as _mtfa  # noqa: F401  (registers)
 from buddy.evaluators import regime_fit as _regime_fit  # noqa: F401  (registers)
 from buddy.evaluators import risk_reward as _risk_reward  # noqa: F401  (registers)
+from buddy.evaluators import (  # noqa: F401  (registers)
+    strategy_consistency as _strategy_consistency,
+)
 from buddy.evaluators.base import Evaluator, IssueTemplate
 from buddy.evaluators.registry import available, get, load_entry_points, register
 

@@ -30,10 +30,9 @@ def test_reasons_name_only_absent_pieces_and_never_deny_the_regimes_hmm(
         assert "not yet available" not in reason and "HMM provider" not in reason, reason
     assert pack.missing["state"] == NOT_YET_PROVIDED["state"]
     assert "part of the regime piece" in pack.missing["state"]
-    # strategy and portfolio have no provider: their reasons say so, not that the user
-    # lacks something nobody read
-    assert "exists yet" in pack.missing["strategy"]
-    assert "built for this user" not in pack.missing["strategy"]
+    # portfolio has no provider: its reason says so, not that the user lacks something
+    # nobody read; the strategy provider did read the user's trades
+    assert "nobody has no closed trades" in pack.missing["strategy"]
     assert "exists yet" in pack.missing["portfolio"]
     # the account provider did read the store: its reason is about this user
     assert "nobody" in pack.missing["account"]

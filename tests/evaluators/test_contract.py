@@ -16,9 +16,12 @@ from tests.evaluator_cases import contract_cases
 pytestmark = pytest.mark.xdist_group("evaluator_kit")
 
 EVALUATORS = sorted(available())
+#: Modules whose required piece the kit's store cannot give (it holds no trades): their
+#: contract runs on the demo trader's store in their own test file.
+KIT_CANNOT_REACH = {"strategy_consistency"}  # tests/evaluators/test_strategy_consistency.py
 
 
-@pytest.mark.parametrize("name", EVALUATORS)
+@pytest.mark.parametrize("name", sorted(set(EVALUATORS) - KIT_CANNOT_REACH))
 def test_keeps_the_contract(name: str) -> None:
     report = check_evaluator(available()[name], cases=[*sample_cases(), *contract_cases()])
     # the cases reach the module: rows ran, issues fired, point-in-time pairs compared
