@@ -67,6 +67,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from buddy.config import Config, param
 from buddy.errors import FieldError, FieldErrors
+from buddy.strategy.facts import EMBEDDING_FEATURES
 from buddy.trades.summary import Stat, bootstrap_mean, wilson
 
 __all__ = [
@@ -81,9 +82,7 @@ __all__ = [
 
 #: Version of the ``PlaybookFit.to_dict`` format.
 FIT_SCHEMA_VERSION = 1
-#: The entry facts' embedding features (``buddy.strategy.facts.EMBEDDING_FEATURES``).
-_EMBEDDING = ("side_sign", "stop_atr", "reward_risk", "close_ema20_atr", "bb_z", "high20_atr",
-              "trend_atr", "rsi_14")
+_EMBEDDING = EMBEDDING_FEATURES
 #: Columns of ``PlaybookFit.place``.
 PLACE_COLUMNS: tuple[str, ...] = (
     "placed", "playbook_id", "playbook_number", "playbook_name", "membership",

@@ -70,8 +70,10 @@ class PlaybookValidation:
     ari: Stat
     ari_placed: Stat
     noise_share: Stat
-    matched: Stat
+    matched: Stat  # later intents, each series split at its own share
     false_ood: Stat
+    matched_single: Stat  # later intents after the one split time
+    false_ood_single: Stat
     setups: tuple[SetupRow, ...]
     playbooks: tuple[str, ...]  # summaries of the fitted playbooks
     fit: PlaybookFit = field(repr=False)
@@ -87,6 +89,8 @@ class PlaybookValidation:
                 "n_playbooks": self.n_playbooks, "ari": stat(self.ari),
                 "ari_placed": stat(self.ari_placed), "noise_share": stat(self.noise_share),
                 "matched": stat(self.matched), "false_ood": stat(self.false_ood),
+                "matched_single": stat(self.matched_single),
+                "false_ood_single": stat(self.false_ood_single),
                 "setups": [vars_of(s) for s in self.setups], "playbooks": list(self.playbooks),
                 "recipe": self.fit.recipe.as_dict(), "fit_key": self.fit.key}
 
@@ -102,10 +106,15 @@ class PlaybookValidation:
             f"  ARI (no playbook counted as one label): {self.ari.text(digits=3)}",
             f"  ARI over trades in a playbook: {self.ari_placed.text(digits=3)}",
             f"  fitted trades in no playbook: {self.noise_share.text(digits=3)}",
-            f"  later intents in their setup's playbook: {self.matched.text(digits=3)}",
-            f"  false OOD (p < {self.alpha:g}) on later intents: {self.false_ood.text(digits=3)}",
-            "  by setup: setup, fitted n, playbook (share), later n, matched, OOD, "
-            "not embeddable"]
+            "  later intents (each series split at its own share, placed by a fit on the "
+            "trades closed before it):",
+            f"    in their setup's playbook: {self.matched.text(digits=3)}",
+            f"    false OOD (p < {self.alpha:g}): {self.false_ood.text(digits=3)}",
+            "  later intents after the one split time (placed by the fit above):",
+            f"    in their setup's playbook: {self.matched_single.text(digits=3)}",
+            f"    false OOD (p < {self.alpha:g}): {self.false_ood_single.text(digits=3)}",
+            "  by setup (later intents per series): setup, fitted n, playbook (share), "
+            "later n, matched, OOD, not embeddable"]
         for s in self.setups:
             book = "none" if s.playbook_number is None else f"#{s.playbook_number}"
             lines.append(f"    {s.setup}: {s.n_fitted}, {book} ({s.share_in_playbook:.2f}), "
@@ -136,58 +145,92 @@ def split_time(facts: pd.DataFrame, split: float) -> pd.Timestamp:
     return opens.iloc[max(0, min(len(opens) - 1, math.ceil(split * len(opens)) - 1))]
 
 
+def _later_placed(fit: PlaybookFit, train: pd.DataFrame, later: pd.DataFrame
+                  ) -> pd.DataFrame:
+    """Return ``later`` with its playbook under ``fit`` (``number``), its setup's playbook
+    under ``fit`` (``book``: the one most of the setup's fitted trades fall in), ``p``, ``ok``."""
+    labels = fit.training_labels().merge(train[["trade_id", "setup"]], on="trade_id")
+    book_of = labels.assign(number=labels["playbook_number"].fillna(-1)).groupby("setup")[
+        "number"].agg(lambda s: int(s.value_counts().index[0]))
+    placed = fit.place(later)
+    book = later["setup"].map(book_of).fillna(-1).astype("int64")
+    return later.assign(number=placed["playbook_number"].fillna(-1).astype("int64"),
+                        book=book, p=placed["p_value"], ok=placed["placed"])
+
+
 def validate_on_truth(facts: pd.DataFrame, setups: pd.DataFrame, *, user_id: str,
                       split: float = 0.7, recipe: PlaybookRecipe | None = None,
                       alpha: float = 0.05) -> PlaybookValidation:
     """Measure playbooks fitted before the split against ``setups`` (trade_id, setup,
-    intent_id) on ``facts`` (entry facts with open_ts, close_ts and the embedding features)."""
+    intent_id) on ``facts`` (entry facts with symbol, timeframe, open_ts, close_ts and the
+    embedding features)."""
     if not 0.1 <= split <= 0.95:
         raise PlaybookFitError([FieldError("split", "must be between 0.1 and 0.95", split)])
     if not 0.0 < alpha < 1.0:
         raise PlaybookFitError([FieldError("alpha", "must be in (0, 1)", alpha)])
     recipe = recipe or PlaybookRecipe()
-    rows = facts.merge(setups[["trade_id", "setup", "intent_id"]], on="trade_id", how="inner")
+    # the facts' own intent link wins when they carry one
+    keep = ["trade_id", "setup"] + ([] if "intent_id" in facts.columns else ["intent_id"])
+    rows = facts.merge(setups[keep], on="trade_id", how="inner")
     if rows.empty:
         raise PlaybookFitError([FieldError("setups", "must name trades of the facts",
                                            len(setups))])
-    t = split_time(rows, split)
     closed = pd.to_datetime(rows["close_ts"], utc=True)
     opened = pd.to_datetime(rows["open_ts"], utc=True)
-    train = rows[closed.notna() & (closed <= t)].reset_index(drop=True)
-    later = rows[(opened > t) & rows["intent_id"].notna()].reset_index(drop=True)
-    fit = fit_playbooks(train, recipe, user_id=user_id, fitted_until=t.to_pydatetime())
+    logged = rows["intent_id"].notna()
+
+    def fit_by(t: pd.Timestamp) -> tuple[PlaybookFit, pd.DataFrame]:
+        train = rows[closed.notna() & (closed <= t)].reset_index(drop=True)
+        return fit_playbooks(train, recipe, user_id=user_id,
+                             fitted_until=t.to_pydatetime()), train
+
+    t = split_time(rows, split)
+    fit, train = fit_by(t)
     labels = fit.training_labels().merge(train[["trade_id", "setup"]], on="trade_id")
     found = labels["playbook_number"].fillna(-1).to_numpy(np.int64)
     truth = labels["setup"].to_numpy(str)
     in_book = found >= 0
+    single = _later_placed(fit, train, rows[(opened > t) & logged].reset_index(drop=True))
+    single = single[single["ok"]]
+    # each series split at its own share: every later intent is placed by a fit on the
+    # trades closed before its series' split time (point-in-time for every intent)
+    parts = []
+    for _, series in rows.groupby(["symbol", "timeframe"], sort=True):
+        t_s = split_time(series, split)
+        fit_s, train_s = fit_by(t_s)
+        later_s = series[(pd.to_datetime(series["open_ts"], utc=True) > t_s)
+                         & series["intent_id"].notna()].reset_index(drop=True)
+        if len(later_s):
+            parts.append(_later_placed(fit_s, train_s, later_s))
+    later = pd.concat(parts, ignore_index=True) if parts else single.iloc[:0]
+    later = later[later["ok"]]
     feats = list(recipe.features)
     embeddable = rows[feats].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)
-    placed = fit.place(later)
-    later = later.assign(number=placed["playbook_number"], p=placed["p_value"],
-                         ok=placed["placed"])
     table = []
     for setup, group in labels.groupby("setup", sort=True):
         counts = group["playbook_number"].fillna(-1).value_counts()
         top = int(counts.index[0])
         mine = later[later["setup"] == setup]
-        mine_ok = mine[mine["ok"]]
-        book = None if top < 0 else top
         table.append(SetupRow(
-            setup=str(setup), n_fitted=len(group), playbook_number=book,
-            share_in_playbook=float(counts.iloc[0] / len(group)), n_later=len(mine_ok),
-            matched=0 if book is None else int((mine_ok["number"] == book).sum()),
-            ood=int((mine_ok["p"] < alpha).sum()),
+            setup=str(setup), n_fitted=len(group), playbook_number=None if top < 0 else top,
+            share_in_playbook=float(counts.iloc[0] / len(group)), n_later=len(mine),
+            matched=int(((mine["number"] == mine["book"]) & (mine["book"] >= 0)).sum()),
+            ood=int((mine["p"] < alpha).sum()),
             n_not_embedded=int((~embeddable[rows["setup"] == setup]).sum())))
-    ok_later = later[later["ok"]]
-    n_matched = sum(s.matched for s in table)
+
+    def matched(frame: pd.DataFrame) -> Stat:
+        return wilson(int(((frame["number"] == frame["book"]) & (frame["book"] >= 0)).sum()),
+                      len(frame))
+
     return PlaybookValidation(
         user_id=user_id, split=split, split_time=t.to_pydatetime(), alpha=alpha,
         n_fitted=fit.n_trades, n_not_embedded=int((~embeddable).sum()),
         n_playbooks=len(fit.playbooks), ari=_ari_stat(truth, found, recipe.seed),
         ari_placed=_ari_stat(truth[in_book], found[in_book], recipe.seed),
         noise_share=wilson(int((~in_book).sum()), len(in_book)),
-        matched=wilson(n_matched, len(ok_later)),
-        false_ood=wilson(int((ok_later["p"] < alpha).sum()), len(ok_later)),
+        matched=matched(later), false_ood=wilson(int((later["p"] < alpha).sum()), len(later)),
+        matched_single=matched(single),
+        false_ood_single=wilson(int((single["p"] < alpha).sum()), len(single)),
         setups=tuple(table), playbooks=tuple(p.summary() for p in fit.playbooks), fit=fit)
 
 
