@@ -213,6 +213,7 @@ def _attach_plugins() -> None:
     from buddy.levels.cli import context_levels, jobs_levels
     from buddy.mtfa.cli import context_mtfa
     from buddy.regime.cli import context_regime, jobs_regime
+    from buddy.strategy.cli import jobs_profiles, profile
     from buddy.trades.cli import trades
     from buddy.trades.review_cli import jobs_reviews, journal, review, summary
     from buddy.users.cli import user
@@ -229,6 +230,8 @@ def _attach_plugins() -> None:
     cli.add_command(summary)
     cli.add_command(journal)
     jobs.add_command(jobs_reviews, name="reviews")
+    cli.add_command(profile)
+    jobs.add_command(jobs_profiles, name="profiles")
 
 
 _attach_plugins()

@@ -140,9 +140,10 @@ class Clause:
         column = facts[self.column]
         known = column.notna().to_numpy(bool)
         if self.op == "eq":
-            hit = (column.astype(object) == self.value).to_numpy(bool)
+            hit = np.zeros(len(facts), dtype=bool)
+            hit[known] = [value == self.value for value in column[known]]
         else:
-            x = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+            x = _floats(column)
             with np.errstate(invalid="ignore"):
                 hit = (x < float(self.value) if self.op == "lt" else
                        (x >= float(self.value)) & (x < float(self.high)))
@@ -443,7 +444,13 @@ def _check_columns(facts: pd.DataFrame) -> None:
 
 
 def _r_values(frame: pd.DataFrame) -> np.ndarray:
-    return pd.to_numeric(frame["pnl_r"], errors="coerce").to_numpy(np.float64)
+    return _floats(frame["pnl_r"])
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    """Return a column as float64 with NaN for missing (nullable Int32 / boolean included)."""
+    return (pd.to_numeric(column, errors="coerce").astype("Float64")
+            .to_numpy(np.float64, na_value=np.nan))
 
 
 def _numeric(closed: pd.DataFrame, feature: str, unit: str) -> NumericSummary:
@@ -452,7 +459,7 @@ def _numeric(closed: pd.DataFrame, feature: str, unit: str) -> NumericSummary:
         return NumericSummary(feature=feature, unit=unit, n=0, n_missing=len(closed),
                               median=empty, p10=None, p90=None, winners=empty, losers=empty,
                               difference=empty, note="not checked: not in the entry facts")
-    x = pd.to_numeric(closed[feature], errors="coerce").to_numpy(np.float64)
+    x = _floats(closed[feature])
     known = np.isfinite(x)
     values = x[known]
     win = (closed["pnl"] > 0).to_numpy(bool)[known]
@@ -558,8 +565,8 @@ def candidate_conditions(facts: pd.DataFrame) -> list[tuple[str, str, str, tuple
         out.append((f"timeframe={tf}", "timeframe", f"{tf} trades",
                     (Clause("timeframe", "eq", tf),)))
     if "hour_local" in cols:
-        hours = pd.to_numeric(facts["hour_local"], errors="coerce").dropna()
-        for start in sorted({int(h) // 3 * 3 for h in hours}):
+        hours = _floats(facts["hour_local"])
+        for start in sorted({int(h) // 3 * 3 for h in hours[np.isfinite(hours)]}):
             out.append((f"hour_local={start}-{start + 3}", "hour_bucket",
                         f"entries from {start:02d}:00 to {start + 3:02d}:00 exchange time",
                         (Clause("hour_local", "between", start, start + 3),)))
@@ -661,7 +668,7 @@ def profile_drift(facts: pd.DataFrame, as_of: datetime, *, recent_days: int = 30
 
 # ------------------------------------------------------------------------------ helpers
 def _finite(column: pd.Series) -> np.ndarray:
-    x = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    x = _floats(column)
     return x[np.isfinite(x)]
 
 

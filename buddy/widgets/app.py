@@ -42,6 +42,7 @@ from buddy.widgets.controls import (
     save_preferences,
     scoring_config_for,
 )
+from buddy.widgets.profile_view import ProfileView
 from buddy.widgets.report_view import ReportModel, ReportView
 from buddy.widgets.trades_view import TradesView
 
@@ -337,6 +338,7 @@ class WorkbenchApp:
         self.controls = ControlsView(self.model.modules, self._preferences_changed)
         self.controls.show(self.model.preferences)
         self.trades = TradesView(buddy.store, user)
+        self.profile = ProfileView(buddy.store, user)
         self._syncing = False
         self._show_form()
         for name, widget in self.fields.items():
@@ -468,6 +470,7 @@ class WorkbenchApp:
         if name == "user":
             self.controls.show(self.model.preferences)
             self.trades.set_user(str(value))
+            self.profile.set_user(str(value))
         self._refresh_hints(build=name in ("user", "symbol", "timeframe", "as_of"))
 
     def _refresh_hints(self, *, build: bool) -> None:
@@ -546,7 +549,8 @@ class WorkbenchApp:
                          self.report_view.widget],
                         layout=w.Layout(flex="1 1 auto", padding="0 0 0 16px"))
         tabs = w.Tab(children=[w.HBox([form, report], layout=w.Layout(width="100%")),
-                               self.trades.widget], titles=("Evaluate an idea", "Trades"))
+                               self.trades.widget, self.profile.widget],
+                     titles=("Evaluate an idea", "Trades", "Profile"))
         tabs.add_class("tb-tabs")
         root = w.VBox([tabs])
         root.add_class("tb-app")

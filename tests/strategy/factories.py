@@ -23,7 +23,7 @@ def synthetic_facts(n: int = 240, *, seed: int = 1, bad_r: float = -1.2,
     r[(side == "short") & (regime == "uptrend")] += bad_r
     return pd.DataFrame({
         "trade_id": [f"t{i:04d}" for i in range(n)], "open_ts": open_ts, "close_ts": close_ts,
-        "pnl": r * 100, "pnl_r": r, "win": r > 0,
+        "pnl": r * 100, "pnl_r": r, "win": pd.array(r > 0, dtype="boolean"),
         "holding_hours": [(c - o).total_seconds() / 3600
                           for o, c in zip(open_ts, close_ts, strict=True)],
         "size_pct_equity": rng.uniform(5, 20, n), "risk_pct_equity": rng.uniform(0.5, 1.5, n),
@@ -33,7 +33,10 @@ def synthetic_facts(n: int = 240, *, seed: int = 1, bad_r: float = -1.2,
         "high20_atr": rng.normal(-1, 1, n), "trend_atr": rng.normal(0, 1, n),
         "rsi_14": rng.uniform(20, 80, n), "symbol": rng.choice(["AAPL", "MSFT", "EURUSD"], n),
         "timeframe": rng.choice(["1d", "1h"], n), "side": side,
-        "hour_local": rng.integers(0, 24, n), "weekday": rng.integers(0, 5, n),
+        # nullable integers with a few missing, as read_entry_facts returns them
+        "hour_local": pd.array(np.where(rng.random(n) < 0.05, None, rng.integers(0, 24, n)),
+                               dtype="Int32"),
+        "weekday": pd.array(rng.integers(0, 5, n), dtype="Int32"),
         "regime": regime, "alignment": rng.normal(0, 0.5, n),
         "level_ahead_atr": np.where(rng.random(n) < 0.3, np.nan, rng.uniform(0, 5, n)),
     })
