@@ -186,12 +186,13 @@ def entry_facts(ctx: BatchContext) -> pd.DataFrame:
         rows = np.flatnonzero(zones == zone)
         local = pd.DatetimeIndex(when.iloc[rows]).tz_convert(str(zone))
         hours[rows], weekdays[rows] = local.hour, local.day_of_week
-    out["symbol"] = intents["symbol"].astype(object).to_numpy()
-    out["timeframe"] = [str(v) for v in intents["timeframe"]]
-    out["side"] = intents["side"].astype(object).to_numpy()
+    # object columns: pandas would infer a string dtype and turn None into NaN
+    out["symbol"] = pd.Series(intents["symbol"].to_numpy(object), dtype=object)
+    out["timeframe"] = pd.Series([str(v) for v in intents["timeframe"]], dtype=object)
+    out["side"] = pd.Series(intents["side"].to_numpy(object), dtype=object)
     out["hour_local"] = pd.array(hours, dtype="Int32")
     out["weekday"] = pd.array(weekdays, dtype="Int32")
-    out["regime"] = _regime_labels(ctx, atr)
+    out["regime"] = pd.Series(_regime_labels(ctx, atr), dtype=object)
     out["alignment"] = _alignment(ctx, sign)
     out["level_ahead_atr"] = _level_ahead(ctx, entry, sign, atr)
     return out[list(EMBEDDING_FEATURES + CONTEXT_FACTS)]
