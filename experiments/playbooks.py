@@ -211,7 +211,9 @@ def register_playbooks(fit: PlaybookFit, *, tags: Mapping[str, str] | None = Non
     found = retry_locked(lambda: mlflow.register_model(info.model_uri, name))
     record_version_tags(experiments, name, str(found.version),
                         {KEY_TAG: fit.key, FITTED_UNTIL_TAG: fitted_until,
-                         "buddy.run_id": run.info.run_id})
+                         "buddy.run_id": run.info.run_id,
+                         # the column `buddy experiments list` shows for every model
+                         "buddy.config_hash": fit.key})
     return int(found.version)
 
 
