@@ -12,7 +12,7 @@ playbook_members. All their SQL lives here.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -97,17 +97,29 @@ def _check_facts(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError("entry facts.side: must be 'long' or 'short' (got "
                          f"{out['side'][sides].iloc[0]!r})")
     for column in _FLOAT_COLUMNS:
-        out[column] = pd.to_numeric(out[column], errors="raise").astype("float64")
+        out[column] = _converted(out[column], column, "a number",
+                                 lambda v: pd.to_numeric(v).astype("float64"))
     for column in ("hour_local", "weekday"):
-        out[column] = pd.to_numeric(out[column], errors="raise").astype("Int32")
-    out["win"] = out["win"].astype("boolean")
+        out[column] = _converted(out[column], column, "a whole number",
+                                 lambda v: pd.to_numeric(v).astype("Int32"))
+    out["win"] = _converted(out["win"], "win", "True, False or missing",
+                            lambda v: v.astype("boolean"))
     for column in _TIME_COLUMNS:
-        out[column] = pd.to_datetime(out[column], utc=True)
+        out[column] = _converted(out[column], column, "a timezone-aware time",
+                                 lambda v: pd.to_datetime(v, utc=True))
     if out["open_ts"].isna().any():
         raise ValueError("entry facts.open_ts: must not be missing")
     for column in ("intent_id", "timeframe", "regime"):
         out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out
+
+
+def _converted(values: pd.Series, column: str, rule: str,
+               convert: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    try:
+        return convert(values)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"entry facts.{column}: must be {rule} ({exc})") from exc
 
 
 def write_entry_facts(store: Store, facts: pd.DataFrame, *,
