@@ -14,8 +14,9 @@ What it holds
       (winners minus losers) with a bootstrap percentile 95% interval (each group resampled
       apart, 1,000 resamples, seed 0). Winner = pnl > 0.
     - Categorical facts (``CATEGORICAL_FACTS``): per value, the share of trades (Wilson 95%),
-      and when the value has at least ``MIN_GROUP`` trades the win rate (Wilson 95%) and the
-      mean R (bootstrap 95%); below, "n too small".
+      and when the value has at least ``MIN_GROUP`` trades the win rate (Wilson 95%), and
+      with at least ``MIN_GROUP`` trades with an R the mean R (bootstrap 95%); below, "n
+      too small".
     - Red flags: the conditions of ``RED_FLAG_CATALOGUE`` (see ``candidate_conditions``) under
       which this trader's mean R is worse than on the other trades. Each condition with at
       least ``MIN_FLAG_TRADES`` trades in and out is tested with a one-sided Welch t-test on
@@ -367,8 +368,11 @@ class StrategyProfile:
                 lines.append(f"  {current}:")
             share = f"{100 * c.share.value:.0f}% [{100 * c.share.low:.0f}, " \
                     f"{100 * c.share.high:.0f}]" if c.share.value is not None else "n/a"
-            if c.win_rate.value is None or c.mean_r.value is None:
+            if c.win_rate.value is None:
                 rest = f"n too small for win rate and mean R (at least {MIN_GROUP})"
+            elif c.mean_r.value is None:
+                rest = (f"win rate {_interval(c.win_rate)}, mean R n too small (n with "
+                        f"R={c.mean_r.n}, at least {MIN_GROUP})")
             else:
                 rest = (f"win rate {_interval(c.win_rate)}, mean R {_interval(c.mean_r, True)}"
                         f" (n with R={c.mean_r.n})")
@@ -522,8 +526,8 @@ def _categorical(closed: pd.DataFrame, feature: str) -> list[CategoryShare]:
         out.append(CategoryShare(
             feature=feature, value=str(value), n=n, share=wilson(n, n_known),
             win_rate=wilson(int(win[rows].sum()), n) if big else Stat(value=None, n=n),
-            mean_r=(bootstrap_mean(rv, n_boot=N_BOOT_MEAN, seed=SEED) if big and len(rv)
-                    else Stat(value=None, n=len(rv)))))
+            mean_r=(bootstrap_mean(rv, n_boot=N_BOOT_MEAN, seed=SEED)
+                    if len(rv) >= MIN_GROUP else Stat(value=None, n=len(rv)))))
     return out
 
 

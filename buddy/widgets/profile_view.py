@@ -128,14 +128,13 @@ def profile_html(profile: StrategyProfile) -> str:
         f"<th style='{_HEAD}'>difference [95%]</th></tr>" + "".join(rows) + "</table>")
     rows = []
     for c in profile.categorical:
-        small = c.win_rate.value is None or c.mean_r.value is None
+        win = _stat(c.win_rate) if c.win_rate.value is not None else _small_n(c.n)
+        mean = (_stat(c.mean_r, signed=True) if c.mean_r.value is not None
+                else _small_n(c.mean_r.n))
         rows.append(
             f"<tr><td style='{_HEAD}'>{e(c.feature)}</td><td style='{_HEAD}'>{e(c.value)}</td>"
             f"<td style='{_CELL}'>{c.n}</td><td style='{_CELL}'>{_stat(c.share)}</td>"
-            + (f"<td colspan='2' style='{_CELL}'>n too small (at least {MIN_GROUP})</td>"
-               if small else f"<td style='{_CELL}'>{_stat(c.win_rate)}</td>"
-                             f"<td style='{_CELL}'>{_stat(c.mean_r, signed=True)}</td>")
-            + "</tr>")
+            f"<td style='{_CELL}'>{win}</td><td style='{_CELL}'>{mean}</td></tr>")
     parts.append(
         "<h4 style='margin:8px 0 2px'>By value</h4>"
         "<table class='tb-profile-values' style='border-collapse:collapse;font-size:12px'>"
@@ -157,6 +156,10 @@ def profile_html(profile: StrategyProfile) -> str:
             body = "<ul>" + "".join(f"<li>{e(d.text())}</li>" for d in drift.drifts) + "</ul>"
         parts.append(f"<div class='tb-profile-drift'>{head}{body}</div></div>")
     return "".join(parts)
+
+
+def _small_n(n: int) -> str:
+    return f"n too small (n={n}, at least {MIN_GROUP})"
 
 
 def _plain(s: Stat) -> str:

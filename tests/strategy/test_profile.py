@@ -4,13 +4,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from buddy.cli import cli
 from buddy.errors import FieldErrors
+from buddy.jobs.profiles import profile_as_of, run_profile_job
+from buddy.jobs.strategy import refresh_entry_facts
+from buddy.store import Store
+from buddy.store.strategy import read_profile
 from buddy.strategy.profile import (
     MIN_TRADES,
     Clause,
@@ -19,6 +26,7 @@ from buddy.strategy.profile import (
     drift_check,
     profile_drift,
 )
+from tests.strategy.conftest import DEMO_USER
 from tests.strategy.factories import synthetic_facts
 
 AS_OF = datetime(2012, 1, 1, tzinfo=UTC)
@@ -152,3 +160,75 @@ def test_drift_finds_a_moved_stop_and_needs_its_minimum_counts() -> None:
     assert moved.recent_median > moved.prior_median and moved.p_adjusted < 0.05
     short = drift_check(frame, as_of, min_recent=len(recent) + 1)
     assert not short.checked and short.drifts == () and "at least" in short.reason
+
+
+# ------------------------------------------------------------------------------ demo trader
+def _closes(facts: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(facts["close_ts"], utc=True).dropna().sort_values()
+
+
+def test_the_demo_profile_as_of_t_equals_one_from_a_store_of_the_trades_closed_by_t(
+        demo_store: Store, demo_facts: pd.DataFrame, demo_store_copy: Callable[[], Store]
+) -> None:
+    t = _closes(demo_facts).iloc[59].to_pydatetime()  # the 60th close
+    expected = profile_as_of(demo_store, DEMO_USER, t)
+    assert expected.enough and expected.n_trades == 60
+    store = demo_store_copy()
+    with store.transaction() as con:  # the store as it would be with nothing after t
+        con.execute("DELETE FROM trade_entry_facts WHERE user_id = ?", [DEMO_USER])
+        con.execute("DELETE FROM trades WHERE user_id = ? AND (close_ts IS NULL "
+                    "OR close_ts > ?)", [DEMO_USER, t])
+    refresh_entry_facts(store, DEMO_USER)  # facts rebuilt from the short store alone
+    assert profile_as_of(store, DEMO_USER) == expected  # as of its newest close, t
+    assert profile_as_of(store, DEMO_USER, t) == expected
+
+
+def test_the_demo_profile_finds_the_injected_stops_and_targets(
+        demo_store: Store, demo_facts: pd.DataFrame) -> None:
+    profile = profile_as_of(demo_store, DEMO_USER)
+    closed = demo_facts[demo_facts["close_ts"].notna()]
+    assert profile.n_trades == len(closed)
+    assert profile.as_of == _closes(demo_facts).iloc[-1].to_pydatetime()
+    # every planned setup's stop is 1.0 or 1.5 ATR and its target 1.5 or 2 R
+    # (buddy.trades.demo_history); trades without an intent have no plan and no stop_atr
+    lo, hi, n = profile.usual_range("stop_atr")
+    assert lo >= 0.95 and hi <= 1.55
+    assert n == closed["stop_atr"].notna().sum() < len(closed)
+    lo, hi, _ = profile.usual_range("reward_risk")
+    assert lo >= 1.45 and hi <= 2.05
+    sides = {c.value: c.n for c in profile.categorical if c.feature == "side"}
+    assert sides == closed["side"].value_counts().to_dict()
+    for flag in profile.red_flags:  # each flag is what its rows say
+        rows = flag.matches(closed)
+        assert rows.sum() >= flag.n_in and flag.difference.high < 0
+
+
+def test_the_job_stores_a_new_version_and_the_command_prints_it(
+        demo_store: Store, demo_store_copy: Callable[[], Store]) -> None:
+    store = demo_store_copy()
+    first = run_profile_job(store)  # every user: the demo trader, as of its newest close
+    assert [(r.user_id, r.version) for r in first.profiles] == [(DEMO_USER, 1)]
+    stored = read_profile(store, DEMO_USER)
+    assert stored is not None and stored["version"] == 1
+    profile = StrategyProfile.from_dict(stored["profile"])
+    assert profile.as_of == first.profiles[0].as_of and profile.enough
+    assert stored["baseline_stats"] == profile.baseline_stats()
+    assert stored["baseline_stats"]["win_rate"]["low"] < profile.win_rate.value
+
+    runner = CliRunner()  # the command prints what the job stored (it writes nothing)
+    out = runner.invoke(cli, ["--db", str(store.path), "profile", "--user", DEMO_USER])
+    assert out.exit_code == 0, out.output
+    assert out.output.strip() == profile.text()
+    day = f"{profile.as_of - timedelta(days=12 * 365):%Y-%m-%d}"
+    out = runner.invoke(cli, ["--db", str(store.path), "profile", "--user", DEMO_USER,
+                              "--as-of", day, "--json"])
+    assert out.exit_code == 0, out.output
+    earlier = json.loads(out.output)
+    assert earlier["as_of"].startswith(f"{day}T23:59:59")
+    assert 0 < earlier["n_trades"] < profile.n_trades
+    again = run_profile_job(store, DEMO_USER, as_of=datetime.fromisoformat(earlier["as_of"]))
+    assert again.profiles[0].version == 2
+    assert read_profile(store, DEMO_USER)["profile"] == earlier
+    bad = runner.invoke(cli, ["--db", str(demo_store.path), "profile", "--user", DEMO_USER,
+                              "--as-of", "2012-13-40"])
+    assert bad.exit_code == 2 and "as_of" in bad.output
