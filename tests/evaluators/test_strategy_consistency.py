@@ -87,8 +87,8 @@ def ideas() -> pd.DataFrame:
 def test_config_refuses_a_strict_alpha_above_alpha_and_knows_the_reference_it_needs() -> None:
     with pytest.raises(ConfigError, match="strict_alpha"):
         StrategyConsistencyConfig(alpha=0.01, strict_alpha=0.05)
-    assert StrategyConsistencyConfig().min_reference == 20  # 1/21 < 0.05 <= 1/20
-    assert StrategyConsistencyConfig(alpha=0.01, strict_alpha=0.001).min_reference == 100
+    assert StrategyConsistencyConfig(alpha=0.05).min_reference == 20  # 1/21 < 0.05 <= 1/20
+    assert StrategyConsistencyConfig().min_reference == 100  # the default alpha, 0.01
 
 
 def test_windows_include_the_start_exclude_the_end_and_wrap_past_midnight() -> None:
