@@ -1,4 +1,5 @@
-"""Command line: ``buddy profile --user U [--as-of T] [--json]`` and ``buddy jobs profiles``."""
+"""Command line: ``buddy profile --user U [--as-of T] [--json]`` (prints, writes nothing) and
+``buddy jobs profiles [--user U] [--as-of T]`` (refreshes the entry facts, stores profiles)."""
 
 from __future__ import annotations
 
@@ -54,11 +55,16 @@ def profile(ctx: click.Context, user_id: str, as_of: str | None, as_json: bool) 
                    "newest close).")
 @click.pass_context
 def jobs_profiles(ctx: click.Context, user_id: str | None, as_of: str | None) -> None:
-    """Build and store strategy profiles (strategy_profiles, one new version per user)."""
+    """Refresh the entry facts of new or rebuilt trades, then build and store strategy
+    profiles (strategy_profiles, one new version per user)."""
     from buddy.jobs.profiles import run_profile_job
+    from buddy.jobs.strategy import refresh_entry_facts
 
+    store = _store(ctx)
     try:
-        result = run_profile_job(_store(ctx), user_id, as_of=_as_of(as_of))
+        when = _as_of(as_of)
+        click.echo(str(refresh_entry_facts(store, user_id)))
+        result = run_profile_job(store, user_id, as_of=when)
     except BuddyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
