@@ -106,7 +106,9 @@ def _regime_labels(ctx: BatchContext, atr: np.ndarray) -> np.ndarray:
     trend = np.where(trending & (slope >= rules.ema_slope_min_atr), "up",
                      np.where(trending & (slope <= -rules.ema_slope_min_atr), "down", "range"))
     known = np.isfinite(adx) & np.isfinite(slope) & ctx.market["has_latest"].to_numpy(bool)
-    return np.where(known, trend.astype(object), None)
+    out = np.full(n, None, dtype=object)
+    out[known] = trend[known]
+    return out
 
 
 def _alignment(ctx: BatchContext, sign: np.ndarray) -> np.ndarray:

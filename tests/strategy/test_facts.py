@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from buddy.batch.builder import build_batch_context
+from buddy.context.providers import ProviderSource
 from buddy.levels.provider import levels_provider
 from buddy.mtfa.provider import mtfa_provider
 from buddy.store import Store
@@ -28,7 +29,7 @@ from buddy.strategy.facts import (
     trades_as_intents,
 )
 
-PROVIDERS = {"levels": levels_provider, "mtfa": mtfa_provider}
+PROVIDERS: dict[str, ProviderSource] = {"levels": levels_provider, "mtfa": mtfa_provider}
 FINEST = {"AAPL": "1d", "MSFT": "1d", "IBM": "1d", "GOOG": "1d", "EURUSD": "1h"}
 
 
