@@ -366,8 +366,10 @@ class StrategyProfile:
             if c.feature != current:
                 current = c.feature
                 lines.append(f"  {current}:")
-            share = f"{100 * c.share.value:.0f}% [{100 * c.share.low:.0f}, " \
-                    f"{100 * c.share.high:.0f}]" if c.share.value is not None else "n/a"
+            s_value, s_low, s_high = c.share.value, c.share.low, c.share.high
+            share = (f"{100 * s_value:.0f}% [{100 * s_low:.0f}, {100 * s_high:.0f}]"
+                     if s_value is not None and s_low is not None and s_high is not None
+                     else "n/a")
             if c.win_rate.value is None:
                 rest = f"n too small for win rate and mean R (at least {MIN_GROUP})"
             elif c.mean_r.value is None:
