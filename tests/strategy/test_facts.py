@@ -221,3 +221,23 @@ def test_the_job_refreshes_only_new_or_rebuilt_trades_and_drops_gone_ones(
     assert after.loc[rebuilt, "close_ema20_atr"] == pytest.approx(
         before.loc[rebuilt, "close_ema20_atr"], rel=1e-12)
     assert entry_facts_key(store, "demo", None) != key
+
+
+def test_an_interactive_pack_gives_the_batch_facts(demo_store: Store,
+                                                   demo_facts: pd.DataFrame) -> None:
+    """The evaluator's path: one intent's ContextPack (``from_pack``) through the same rule."""
+    from buddy.batch.context import from_pack
+    from buddy.context.builder import ContextPackBuilder
+
+    row = demo_facts[(demo_facts["symbol"] == "EURUSD") & demo_facts["intent_id"].notna()
+                     & demo_facts["level_ahead_atr"].notna()].iloc[-1]
+    intents = demo_store.query("SELECT * FROM trade_intents WHERE intent_id = ?",
+                               [row["intent_id"]])
+    ctx = build_batch_context(demo_store, intents, providers=PROVIDERS)
+    intent = ctx.intent(0)
+    pack = ContextPackBuilder(demo_store, providers=PROVIDERS).build(
+        "demo", intent.symbol, intent.timeframe, intent.as_of)
+    one = entry_facts(from_pack(intent, pack))
+    _assert_same_facts(one, entry_facts(ctx))
+    _assert_same_facts(one, demo_facts[demo_facts["trade_id"] == row["trade_id"]
+                                       ].reset_index(drop=True))
