@@ -36,7 +36,7 @@ absent from the frame is "not checked".
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from buddy.errors import FieldError, FieldErrors
 from buddy.trades.summary import Stat, bootstrap_mean, wilson
@@ -610,7 +609,7 @@ def _red_flags(closed: pd.DataFrame) -> tuple[tuple[RedFlag, ...], int]:
         tested.append((key, family, label, clauses, r_in, r_out, float(test.pvalue), diff))
     if not tested:
         return (), 0
-    adjusted = multipletests([t[6] for t in tested], method="holm")[1]
+    adjusted = holm([t[6] for t in tested])
     flags = [RedFlag(key=key, family=family, label=label, clauses=clauses, n_in=len(r_in),
                      n_out=len(r_out), mean_r_in=float(r_in.mean()),
                      mean_r_out=float(r_out.mean()), difference=diff, p_value=p,
@@ -654,7 +653,7 @@ def drift_check(facts: pd.DataFrame, as_of: datetime, *, recent_days: int = 30,
     if not rows:
         return DriftCheck(checked=False, n_tested=0, drifts=(), **base,
                           reason="no fact has enough known values in both windows")
-    adjusted = multipletests([row[4] for row in rows], method="holm")[1]
+    adjusted = holm([row[4] for row in rows])
     drifts = tuple(Drift(feature=f, n_recent=len(a), n_prior=len(b),
                          recent_median=float(np.median(a)), prior_median=float(np.median(b)),
                          statistic=d, p_value=p, p_adjusted=float(p_adj))
@@ -673,6 +672,21 @@ def profile_drift(facts: pd.DataFrame, as_of: datetime, *, recent_days: int = 30
 
 
 # ------------------------------------------------------------------------------ helpers
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Return Holm's step-down adjusted p-values (family-wise error), in the input order.
+
+    Written here because statsmodels' ``multipletests`` runs a full garbage collection on
+    every call (about 0.1 s), and a profile is built per distinct trade history.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
 def _finite(column: pd.Series) -> np.ndarray:
     x = _floats(column)
     return x[np.isfinite(x)]

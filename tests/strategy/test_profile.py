@@ -24,6 +24,7 @@ from buddy.strategy.profile import (
     StrategyProfile,
     build_profile,
     drift_check,
+    holm,
     profile_drift,
 )
 from tests.strategy.conftest import DEMO_USER
@@ -232,3 +233,11 @@ def test_the_job_stores_a_new_version_and_the_command_prints_it(
     bad = runner.invoke(cli, ["--db", str(demo_store.path), "profile", "--user", DEMO_USER,
                               "--as-of", "2012-13-40"])
     assert bad.exit_code == 2 and "as_of" in bad.output
+
+
+def test_holm_matches_statsmodels() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for p in (rng.uniform(0, 0.2, 30), np.array([0.01, 0.04, 0.03, 0.005]), np.array([0.5])):
+        np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
