@@ -214,6 +214,7 @@ def _attach_plugins() -> None:
     from buddy.mtfa.cli import context_mtfa
     from buddy.regime.cli import context_regime, jobs_regime
     from buddy.strategy.cli import jobs_profiles, profile
+    from buddy.strategy.playbooks_cli import playbooks
     from buddy.trades.cli import trades
     from buddy.trades.review_cli import jobs_reviews, journal, review, summary
     from buddy.users.cli import user
@@ -231,6 +232,7 @@ def _attach_plugins() -> None:
     cli.add_command(journal)
     jobs.add_command(jobs_reviews, name="reviews")
     cli.add_command(profile)
+    cli.add_command(playbooks)
     jobs.add_command(jobs_profiles, name="profiles")
 
 
