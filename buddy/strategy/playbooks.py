@@ -133,11 +133,18 @@ class PlaybookRecipe(Config):
     seed: int = param(0, lo=0, hi=2**31 - 1, doc="seed of the resamples, jitter and k-means")
 
     def check(self) -> list[FieldError]:
-        """Return rules across fields: no repeated feature."""
+        """Return rules across fields: no repeated feature; hdbscan's sizes fit in half of
+        its minimum sample (a subsample holds at least half of the rows)."""
+        errors = []
         if len(set(self.features)) != len(self.features):
-            return [FieldError("playbooks.features", "must not repeat a feature",
-                               self.features)]
-        return []
+            errors.append(FieldError("playbooks.features", "must not repeat a feature",
+                                     self.features))
+        for name in ("min_cluster_size", "min_samples"):
+            if 2 * getattr(self, name) > self.min_trades_hdbscan:
+                errors.append(FieldError(f"playbooks.{name}", "must be at most half of "
+                                         f"min_trades_hdbscan ({self.min_trades_hdbscan})",
+                                         getattr(self, name)))
+        return errors
 
 
 def _stat_dict(stat: Stat) -> dict[str, Any]:
@@ -268,7 +275,8 @@ def _stability(recipe: PlaybookRecipe, x: np.ndarray, labels: np.ndarray,
     scores: dict[int, list[float]] = {c: [] for c in clusters}
     for _ in range(recipe.n_resamples):
         idx = np.sort(rng.choice(n, size=m, replace=False))
-        sub = _cluster(recipe, x[idx], method) if m > recipe.min_samples else np.full(m, -1)
+        enough = m > recipe.min_samples if method == "hdbscan" else m >= 3
+        sub = _cluster(recipe, x[idx], method) if enough else np.full(m, -1)
         found = [set(idx[sub == d].tolist()) for d in sorted(set(sub.tolist())) if d >= 0]
         kept = set(idx.tolist())
         for c in clusters:
@@ -439,6 +447,8 @@ class PlaybookFit:
         out.iloc[rows, out.columns.get_loc("playbook_name")] = [
             None if c not in by_label else by_label[c].name for c in map(int, labels)]
         out.iloc[rows, out.columns.get_loc("membership")] = member
+        if len(self.reference) == 0:
+            return out  # fewer than 2 training trades: no novelty to rank
         novelty = self.novelty(zr)
         out.iloc[rows, out.columns.get_loc("novelty")] = novelty
         ref = np.sort(self.reference)

@@ -230,3 +230,14 @@ def test_bad_input_names_the_field(train: pd.DataFrame) -> None:
         PlaybookRecipe(features=("stop_atr", "stop_atr"))
     with pytest.raises(ConfigError, match=r"playbooks\.features"):
         PlaybookRecipe(features=("stop_atr", "pnl_r"))
+
+
+def test_a_tiny_history_fits_nothing_and_places_without_novelty() -> None:
+    tiny = synthetic({"breakout": 2}, seed=8)
+    fit = fit_playbooks(tiny, FAST, user_id="u1", fitted_until=None)
+    assert fit.playbooks == () and fit.n_trades == 2
+    placed = fit.place(synthetic({"breakout": 2}, seed=9))
+    assert placed["placed"].all() and placed["playbook_number"].isna().all()
+    assert placed["p_value"].isna().all()
+    with pytest.raises(ConfigError, match=r"playbooks\.min_samples"):
+        PlaybookRecipe(min_samples=40, min_trades_hdbscan=60)
