@@ -65,7 +65,7 @@ class SetupRow:
     setup: str
     n_fitted: int  # fitted trades of this setup
     playbook_number: int | None  # the playbook most of them fall in (None: no playbook)
-    share_in_playbook: float  # of the fitted trades
+    share_in_playbook: float  # of the fitted trades (NaN when none was fitted)
     n_later: int  # later intents of this setup
     matched: int
     ood: int
@@ -133,14 +133,16 @@ class PlaybookValidation:
             "later n, matched, OOD, not embeddable"]
         for s in self.setups:
             book = "none" if s.playbook_number is None else f"#{s.playbook_number}"
-            lines.append(f"    {s.setup}: {s.n_fitted}, {book} ({s.share_in_playbook:.2f}), "
+            share = "-" if math.isnan(s.share_in_playbook) else f"{s.share_in_playbook:.2f}"
+            lines.append(f"    {s.setup}: {s.n_fitted}, {book} ({share}), "
                          f"{s.n_later}, {s.matched}, {s.ood}, {s.n_not_embedded}")
         return "\n".join(lines)
 
 
 def vars_of(row: SetupRow) -> dict[str, Any]:
-    """Return a setup row as a dict."""
-    return {name: getattr(row, name) for name in SetupRow.__slots__}
+    """Return a setup row as a JSON-safe dict (NaN as None)."""
+    values = {name: getattr(row, name) for name in SetupRow.__slots__}
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
 
 
 def _ari_stat(truth: np.ndarray, found: np.ndarray, seed: int) -> Stat:
@@ -223,13 +225,15 @@ def validate_on_truth(facts: pd.DataFrame, setups: pd.DataFrame, *, user_id: str
     feats = list(recipe.features)
     embeddable = rows[feats].apply(pd.to_numeric, errors="coerce").notna().all(axis=1)
     table = []
-    for setup, group in labels.groupby("setup", sort=True):
+    for setup in sorted(rows["setup"].astype(str).unique()):
+        group = labels[labels["setup"] == setup]
         counts = group["playbook_number"].fillna(-1).value_counts()
-        top = int(counts.index[0])
+        top = int(counts.index[0]) if len(counts) else -1
         mine = later[later["setup"] == setup]
         table.append(SetupRow(
-            setup=str(setup), n_fitted=len(group), playbook_number=None if top < 0 else top,
-            share_in_playbook=float(counts.iloc[0] / len(group)), n_later=len(mine),
+            setup=setup, n_fitted=len(group), playbook_number=None if top < 0 else top,
+            share_in_playbook=float(counts.iloc[0] / len(group)) if len(group) else math.nan,
+            n_later=len(mine),
             matched=int(((mine["number"] == mine["book"]) & (mine["book"] >= 0)).sum()),
             ood=int((mine["p"] < alpha).sum()),
             n_not_embedded=int((~embeddable[rows["setup"] == setup]).sum())))

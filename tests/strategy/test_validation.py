@@ -40,8 +40,11 @@ def test_validation_reaches_the_ari_aim_and_places_later_intents(
     truth = demo_trade_truth(demo_store, USER)
     n_impulse = int((truth["setup"] == "impulse").sum())
     assert n_impulse > 0 and v.n_not_embedded >= n_impulse
-    assert "impulse" not in {s.setup for s in v.setups}
-    books = [s.playbook_number for s in v.setups if s.setup != "reversal"]
+    impulse = next(s for s in v.setups if s.setup == "impulse")
+    assert impulse.n_fitted == 0 and impulse.n_later == 0
+    assert impulse.n_not_embedded == n_impulse and impulse.playbook_number is None
+    assert sum(s.n_not_embedded for s in v.setups) == v.n_not_embedded
+    books = [s.playbook_number for s in v.setups if s.setup not in ("reversal", "impulse")]
     assert None not in books and len(set(books)) == len(books)  # one playbook per setup
 
 
@@ -97,7 +100,9 @@ def test_job_stores_the_playbooks_as_of_a_time_point_in_time(
 def test_a_real_fit_round_trips_and_places_its_own_trades(
         validation: PlaybookValidation, demo_facts: pd.DataFrame) -> None:
     fit = validation.fit
-    again = PlaybookFit.from_dict(json.loads(json.dumps(fit.to_dict())))
+    figures = json.loads(json.dumps(validation.to_dict(), allow_nan=False))
+    assert figures["ari"]["value"] == validation.ari.value and figures["fit_key"] == fit.key
+    again = PlaybookFit.from_dict(json.loads(json.dumps(fit.to_dict(), allow_nan=False)))
     later = demo_facts[demo_facts["open_ts"] > pd.Timestamp(validation.split_time)].head(40)
     pd.testing.assert_frame_equal(fit.place(later), again.place(later))
     placed = fit.place(later)
