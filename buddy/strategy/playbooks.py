@@ -242,7 +242,10 @@ def _hdbscan(recipe: PlaybookRecipe, x: np.ndarray) -> hdbscan.HDBSCAN:
                             min_samples=recipe.min_samples,
                             cluster_selection_method=recipe.cluster_selection_method,
                             prediction_data=True, approx_min_span_tree=False,
-                            core_dist_n_jobs=1)
+                            # pinned ('best' picks it below 60 features): the plan's
+                            # near-discrete stop and target make tied distances, and
+                            # another tree algorithm breaks the ties into other labels
+                            algorithm="boruvka_kdtree", core_dist_n_jobs=1)
     return model.fit(x)
 
 
