@@ -133,18 +133,11 @@ class PlaybookRecipe(Config):
     seed: int = param(0, lo=0, hi=2**31 - 1, doc="seed of the resamples, jitter and k-means")
 
     def check(self) -> list[FieldError]:
-        """Return rules across fields: no repeated feature; hdbscan's sizes fit in half of
-        its minimum sample (a subsample holds at least half of the rows)."""
-        errors = []
+        """Return rules across fields: no repeated feature."""
         if len(set(self.features)) != len(self.features):
-            errors.append(FieldError("playbooks.features", "must not repeat a feature",
-                                     self.features))
-        for name in ("min_cluster_size", "min_samples"):
-            if 2 * getattr(self, name) > self.min_trades_hdbscan:
-                errors.append(FieldError(f"playbooks.{name}", "must be at most half of "
-                                         f"min_trades_hdbscan ({self.min_trades_hdbscan})",
-                                         getattr(self, name)))
-        return errors
+            return [FieldError("playbooks.features", "must not repeat a feature",
+                               self.features)]
+        return []
 
 
 def _stat_dict(stat: Stat) -> dict[str, Any]:
@@ -239,7 +232,8 @@ def _scale(x: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _hdbscan(recipe: PlaybookRecipe, x: np.ndarray) -> hdbscan.HDBSCAN:
     model = hdbscan.HDBSCAN(min_cluster_size=recipe.min_cluster_size,
-                            min_samples=recipe.min_samples,
+                            # more neighbours than points fails: use every other point
+                            min_samples=max(1, min(recipe.min_samples, len(x) - 1)),
                             cluster_selection_method=recipe.cluster_selection_method,
                             prediction_data=True, approx_min_span_tree=False,
                             # pinned ('best' picks it below 60 features): the plan's

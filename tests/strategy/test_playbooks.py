@@ -239,5 +239,9 @@ def test_a_tiny_history_fits_nothing_and_places_without_novelty() -> None:
     placed = fit.place(synthetic({"breakout": 2}, seed=9))
     assert placed["placed"].all() and placed["playbook_number"].isna().all()
     assert placed["p_value"].isna().all()
-    with pytest.raises(ConfigError, match=r"playbooks\.min_samples"):
-        PlaybookRecipe(min_samples=40, min_trades_hdbscan=60)
+    # hdbscan sizes above a (sub)sample's size find no playbook rather than fail
+    big = fit_playbooks(synthetic({"breakout": 40, "fade": 30}, seed=10),
+                        PlaybookRecipe(n_resamples=3, min_samples=80, min_cluster_size=90,
+                                       min_trades_hdbscan=60), user_id="u1",
+                        fitted_until=None)
+    assert big.method == "hdbscan" and big.playbooks == ()
