@@ -48,7 +48,14 @@ Placement and novelty
     when noise (``nearest_*``), and its novelty: the mean Euclidean distance to the ``knn_k``
     nearest training trades (scaled units). Its p-value is conformal: p = (1 + #{reference >=
     score}) / (n + 1), the reference being the training trades' leave-one-out scores; at least
-    19 reference trades are needed for p to reach 0.05.
+    19 reference trades are needed for p to reach 0.05. ``membership_vector`` folds in how much
+    of an outlier a point is, so a trade plainly in a playbook can read low: on the demo
+    trader's later intents placed in their setup's playbook the median is about 0.7 (10th
+    percentile about 0.2). ``n_reference`` is the fit's, on every row.
+
+Validation (``buddy.strategy.validation``, ``buddy playbooks validate --user demo``): ARI
+0.999 against the injected setups; false out-of-pattern rate on the trader's own later intents
+0.067 at p < 0.05 (n=240; above the 5% aim) and 0.004 at p < 0.01.
 """
 
 from __future__ import annotations
