@@ -10,7 +10,8 @@ past trades, over the market columns and, when present, the mtfa and levels piec
   ``alpha`` against the user's own trades; flagged only when the reference is large enough
   for p to go below ``alpha`` at all (19 trades for 0.05). Evidence: p, n, the nearest
   playbook and the features outside the user's usual range (10th-90th percentile: "stop
-  3.1 ATR against your usual 1.2-1.8"). MEDIUM below ``strict_alpha``, else LOW;
+  3.1 ATR against your usual 1.2-1.8"). MEDIUM below ``strict_alpha`` or when the idea is
+  farther from its neighbours than every past trade (p at its floor 1 / (n + 1)), else LOW;
 - PERSONAL_RED_FLAG: the idea matches a condition under which this user's mean R has been
   reliably worse (the profile's red flags: significant after its multiple-comparison
   correction), with n in and out, both means and the difference with its interval; the
@@ -80,8 +81,8 @@ class StrategyConsistencyConfig(ModuleConfig):
                          doc="an idea whose novelty p-value against the user's own trades is "
                              "below this is out of pattern")
     strict_alpha: float = param(0.002, lo=0.0001, hi=0.5, unit="p-value",
-                                doc="an out-of-pattern p-value below this is medium severity, "
-                                    "else low")
+                                doc="an out-of-pattern p-value below this is medium severity "
+                                    "(as is one at its floor 1 / (n + 1)), else low")
     max_unusual_features: int = param(3, lo=1, hi=8, unit="features",
                                       doc="features outside the usual range named in the "
                                           "evidence, farthest first")
@@ -113,7 +114,8 @@ class StrategyConsistencyEvaluator(Evaluator[StrategyConsistencyConfig]):
         "OUT_OF_PATTERN": Code(
             "Unlike your past trades",
             "This idea is unusual for you: its distance to your nearest past trades gives "
-            "p = {p_value} against your {n_reference} trades (below {alpha}); nearest "
+            "p = {p_value} against your past trades (n = {n_reference}; flagged below "
+            "{alpha}); nearest "
             "playbook {nearest_playbook}. {unusual_features}.",
             "Check what makes this idea different from your usual setups, or size it as an "
             "experiment.",
@@ -192,10 +194,15 @@ class StrategyConsistencyEvaluator(Evaluator[StrategyConsistencyConfig]):
         enough = placed["n_reference"] >= cfg.min_reference
         p = placed["p_value"]
         rows = np.flatnonzero(placed["placed"] & enough & (p < cfg.alpha))
+        # farther from its neighbours than every one of the user's trades ever was: p is at
+        # its floor 1 / (n + 1), as strong as this reference can say (with n < 1 / strict_alpha
+        # the strict p is out of reach)
+        beyond_all = p * (placed["n_reference"] + 1) < 1.0 + 1e-9
         if len(rows):
             blocks.append(self.fire(
                 "OUT_OF_PATTERN", rows,
-                severity_where(p[rows] < cfg.strict_alpha, Severity.MEDIUM, Severity.LOW),
+                severity_where(beyond_all[rows] | (p[rows] < cfg.strict_alpha),
+                               Severity.MEDIUM, Severity.LOW),
                 p_value=p[rows], alpha=cfg.alpha, n_reference=placed["n_reference"][rows],
                 nearest_playbook=placed["nearest_text"][rows],
                 unusual_features=_unusual(facts, snap, strategies, rows,
@@ -206,7 +213,7 @@ class StrategyConsistencyEvaluator(Evaluator[StrategyConsistencyConfig]):
         if len(rows):
             blocks.append(self.fire(
                 "PERSONAL_RED_FLAG", rows, Severity.MEDIUM,
-                **{k: flags[k][rows] for k in self.codes["PERSONAL_RED_FLAG"].names}))
+                **_take(flags, self.codes["PERSONAL_RED_FLAG"].names, rows)))
 
         drift = _drift(snap, strategies)
         rows = np.flatnonzero(drift["n_drifts"] > 0)
@@ -294,6 +301,11 @@ def _placements(facts: pd.DataFrame, snap: np.ndarray, strategies: list[UserStra
                 out["mean_r"][i] = row["mean_r"]
                 out["mean_r_interval"][i] = row["mean_r_interval"]
     return out
+
+
+def _take(columns: Mapping[str, np.ndarray], names: Any, rows: np.ndarray) -> dict[str, Any]:
+    """Return ``names``' columns at ``rows`` (keyword values of ``fire``)."""
+    return {name: columns[name][rows] for name in names}
 
 
 def _int_or_none(value: Any) -> int | None:
