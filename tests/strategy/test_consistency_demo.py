@@ -46,7 +46,9 @@ def later(demo_store: Store, split: pd.Timestamp, strategy: UserStrategy) -> Bat
     setups = demo_setups(demo_store, DEMO_USER).dropna(subset=["intent_id"])
     intents = read_intents(demo_store, DEMO_USER, setups["intent_id"].tolist())
     intents = intents[pd.to_datetime(intents["as_of"], utc=True) > split]
-    providers = {**default_providers(), "strategy": lambda r: (strategy, None)}
+    standard = default_providers()  # the pieces the module reads (no on-demand HMM fits)
+    providers = {"mtfa": standard["mtfa"], "levels": standard["levels"],
+                 "strategy": lambda r: (strategy, None)}
     return build_batch_context(demo_store, intents.reset_index(drop=True), providers=providers)
 
 
