@@ -14,8 +14,8 @@ from datetime import datetime
 import pytest
 
 from buddy.api import Buddy, default_providers
-from buddy.context.providers import ProviderSource
 from buddy.context.builder import ContextPackBuilder
+from buddy.context.providers import ProviderSource
 from buddy.demo import SampleIdea, place_idea
 from buddy.domain import TradeIntent
 from buddy.evaluators.strategy_consistency import StrategyConsistencyEvaluator
