@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -49,7 +50,7 @@ def providers() -> dict[str, ProviderSource]:
 
 def intent_of(buddy: Buddy, idea: SampleIdea, *, target: bool = True) -> TradeIntent:
     """Return ``idea`` placed at its as_of as a validated intent of the demo trader."""
-    placed = dict(place_idea(buddy, idea))
+    placed: dict[str, Any] = dict(place_idea(buddy, idea))
     if not target:
         placed["target"] = None
     return buddy.make_intent(**placed)
@@ -111,6 +112,7 @@ def test_the_kit_passes_on_the_demo_trader_and_truncating_at_t_changes_nothing(
     assert {"OUT_OF_PATTERN", "PATTERN_NOT_CHECKED", "RULE_BREAK"} <= set(report.issues)
     # the strategy at t came from the trades closed by t alone, in both stores
     full, short = pit[0].full.strategy, pit[0].cut.strategy
+    assert full is not None and short is not None
     assert full.n_closed == short.n_closed < full_history_trades(rules_store)
 
 
