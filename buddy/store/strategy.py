@@ -140,6 +140,7 @@ def write_entry_facts(store: Store, facts: pd.DataFrame, *,
                 con.execute("DELETE FROM trade_entry_facts f WHERE list_contains(?, f.user_id)"
                             " AND NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = "
                             "f.trade_id)", [users])
+    store.touch_context_stamp()  # the strategy piece of every cached pack reads these rows
     return len(frame)
 
 
@@ -154,6 +155,7 @@ def remove_orphan_entry_facts(store: Store, user_id: str | None = None) -> int:
         row = con.execute(f"SELECT count(*) FROM trade_entry_facts f WHERE {where}",
                           params).fetchone()
         con.execute(f"DELETE FROM trade_entry_facts f WHERE {where}", params)
+    store.touch_context_stamp()
     return int(row[0]) if row else 0
 
 

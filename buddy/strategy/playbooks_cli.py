@@ -43,18 +43,27 @@ def playbooks() -> None:
 @playbooks.command("fit")
 @click.option("--user", "user_id", required=True, help="User id.")
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
+@click.option("--publish", is_flag=True,
+              help="Also register the fit as a new version of buddy-playbooks-<user> and "
+                   "promote it to production if the playbook gate passes (stability, later "
+                   "holdout coverage).")
 @click.pass_context
-def fit_cmd(ctx: click.Context, user_id: str, as_of: str | None) -> None:
+def fit_cmd(ctx: click.Context, user_id: str, as_of: str | None, publish: bool) -> None:
     """Fit the playbooks on the trades closed by --as-of and store them (replacing the
-    user's playbooks and playbook_members)."""
+    user's playbooks and playbook_members); --publish sends them through the gate."""
     from buddy.jobs.playbooks import run_playbook_job
+    from buddy.strategy.sources import publish_playbooks
 
+    store = _store(ctx)
     try:
-        result = run_playbook_job(_store(ctx), user_id, as_of=_as_of(as_of))
+        result = run_playbook_job(store, user_id, as_of=_as_of(as_of))
     except (BuddyError, ValueError) as exc:
         _fail(exc)
         return
     click.echo(result.text())
+    if publish:
+        for line in publish_playbooks(store, result.fit):
+            click.echo(line)
 
 
 @playbooks.command("show")

@@ -99,21 +99,37 @@ class StrategyProvider:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[Any, ...], _State] = OrderedDict()
         self._production: dict[tuple[str, str], PlaybookFit | None] = {}
+        self._counts: dict[tuple[str, str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"StrategyProvider(sources={self.sources!r}, recipe={self.recipe!r})"
+
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.sources, self.recipe, self.cache_size)
+
+    def __eq__(self, other: object) -> bool:
+        """Providers with the same settings give the same pieces (caches aside)."""
+        return isinstance(other, StrategyProvider) and self._settings() == other._settings()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable caches: compared, never hashed
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ship the settings, not the caches (a replay worker builds its own)."""
+        return {"sources": self.sources, "recipe": self.recipe, "cache_size": self.cache_size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
 
     def clear(self) -> None:
         """Drop every cached state and production lookup."""
         self._cache.clear()
         self._production.clear()
+        self._counts.clear()
 
     def __call__(self, request: PieceRequest) -> tuple[UserStrategy | None, str | None]:
         """Return the strategy piece of ``request.user_id`` as of ``request.as_of``, or None
         and why it is missing."""
-        from buddy.store.strategy import entry_facts_key
-
-        if entry_facts_key(request.store, request.user_id, None)[0] == 0:
+        if self.n_facts(request.store, request.user_id) == 0:
             return None, no_trades_reason(request.user_id)
         return self.strategy_at(request.store, request.user_id, request.as_of)
 
@@ -121,8 +137,6 @@ class StrategyProvider:
         """Return (pieces, reasons) per row, equal to the scalar answers: one count per user
         first (a user without trades costs nothing more), then one piece per distinct
         (user, as_of), sharing the cached state of each distinct set of closed trades."""
-        from buddy.store.strategy import entry_facts_key
-
         n = len(request)
         pieces = np.full(n, None, dtype=object)
         reasons = np.full(n, None, dtype=object)
@@ -130,7 +144,7 @@ class StrategyProvider:
         as_of = pd.to_datetime(request.intents["as_of"], utc=True)
         for user in pd.unique(users):
             rows = np.flatnonzero(users == user)
-            if entry_facts_key(request.store, str(user), None)[0] == 0:
+            if self.n_facts(request.store, str(user)) == 0:
                 reasons[rows] = no_trades_reason(str(user))
                 continue
             codes, times = pd.factorize(as_of.iloc[rows], sort=True)
@@ -141,6 +155,21 @@ class StrategyProvider:
                 pieces[at] = piece
                 reasons[at] = reason
         return pieces, reasons
+
+    def n_facts(self, store: Store, user_id: str) -> int:
+        """Return how many entry-facts rows ``user_id`` has, read once per store state: every
+        facts write touches the store's context stamp, so the count is cached under it (a
+        user without trades then costs a file read per pack, not a query)."""
+        from buddy.store.strategy import entry_facts_key
+
+        key = (str(store.path), user_id, store.context_stamp())
+        found = self._counts.get(key)
+        if found is None:
+            found = entry_facts_key(store, user_id, None)[0]
+            if len(self._counts) >= self.cache_size:
+                self._counts.clear()
+            self._counts[key] = found
+        return found
 
     def strategy_at(self, store: Store, user_id: str, as_of: datetime
                     ) -> tuple[UserStrategy | None, str | None]:

@@ -11,8 +11,12 @@ from buddy.batch.context import from_packs
 from buddy.evaluators import registry
 from buddy.testing import assert_row_matches, runnable
 
+#: The batch cases hold no trader's history, so no row has this module's strategy piece; the
+#: same check runs on the demo trader's cases in tests/strategy/test_consistency_kit.py.
+NEEDS_HISTORY = {"strategy_consistency"}
 
-@pytest.mark.parametrize("name", sorted(registry.available()))
+
+@pytest.mark.parametrize("name", sorted(set(registry.available()) - NEEDS_HISTORY))
 def test_rebuilt_packs_give_the_batch_results(name: str, all_cases: list) -> None:
     evaluator = registry.get(name)()
     cases = runnable(evaluator, all_cases)[::4]  # every family of cases, a quarter of them

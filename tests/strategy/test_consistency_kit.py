@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from buddy.api import Buddy, default_providers
+from buddy.batch.context import from_packs
 from buddy.context.builder import ContextPackBuilder
 from buddy.context.providers import ProviderSource
 from buddy.demo import SampleIdea, place_idea
@@ -22,7 +23,7 @@ from buddy.domain import TradeIntent
 from buddy.evaluators.strategy_consistency import StrategyConsistencyEvaluator
 from buddy.jobs.strategy import refresh_entry_facts
 from buddy.store import Store
-from buddy.testing import PointInTimeCase, check_evaluator
+from buddy.testing import PointInTimeCase, assert_row_matches, check_evaluator
 from buddy.users.store import set_user
 
 from .conftest import DEMO_USER
@@ -107,6 +108,13 @@ def test_the_kit_passes_on_the_demo_trader_and_truncating_at_t_changes_nothing(
     pit = [PointInTimeCase(i, pack(buddy.builder, i), pack(cut_builder, i)) for i in at_t]
 
     report = check_evaluator(StrategyConsistencyEvaluator, cases=cases, point_in_time=pit)
+    # a BatchContext loses nothing the module reads: row i rebuilt as a pack says the same
+    evaluator = StrategyConsistencyEvaluator()
+    ctx = from_packs([i for i, _ in cases], [p for _, p in cases])
+    batch = evaluator.evaluate_batch(ctx)
+    for row in range(ctx.n):
+        assert_row_matches(batch, row, evaluator.evaluate(ctx.intent(row), ctx.pack(row)),
+                           label=f"row {row}")
     assert report.point_in_time_rows == len(at_t) >= 5
     # the out-of-pattern ideas, the missing target and the weekly timeframe each say so
     assert {"OUT_OF_PATTERN", "PATTERN_NOT_CHECKED", "RULE_BREAK"} <= set(report.issues)
@@ -121,3 +129,21 @@ def full_history_trades(store: Store) -> int:
     from buddy.store.strategy import entry_facts_key
 
     return entry_facts_key(store, DEMO_USER, None)[0]
+
+
+def test_a_facts_refresh_invalidates_the_cached_strategy_piece(
+        demo_store_copy: Callable[[], Store]) -> None:
+    store = demo_store_copy()
+    builder = ContextPackBuilder(store, providers=providers())
+    buddy = Buddy(store, builder=builder)
+    intent = intent_of(buddy, IDEAS[4])  # 2012-03-01
+    before = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of)
+    assert before.strategy is not None
+    with store.transaction() as con:  # the trader's newest trades before t are rebuilt away
+        con.execute("DELETE FROM trades WHERE trade_id IN (SELECT trade_id FROM trades WHERE "
+                    "user_id = ? AND close_ts <= ? ORDER BY close_ts DESC LIMIT 10)",
+                    [DEMO_USER, intent.as_of])
+    refresh_entry_facts(store, DEMO_USER)
+    after = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of)
+    assert after.strategy is not None
+    assert after.strategy.n_closed == before.strategy.n_closed - 10

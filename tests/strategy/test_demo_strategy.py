@@ -40,6 +40,16 @@ def test_the_demo_publishes_playbooks_and_reports_place_ideas_among_them(
     assert set(books["playbook_id"]) == {production.playbook_id(p.number)
                                          for p in production.playbooks}
 
+    # the command a trader runs after new trades: the same fit again changes nothing
+    from click.testing import CliRunner
+
+    from buddy.cli import cli
+
+    again = CliRunner().invoke(cli, ["--db", str(store.path), "playbooks", "fit", "--user",
+                                     DEMO_USER, "--publish"])
+    assert again.exit_code == 0, again.output
+    assert "playbook(s) from" in again.output and "already holds production" in again.output
+
     buddy = Buddy(store, builder=ContextPackBuilder(store))
     inside = buddy.evaluate(**place_idea(buddy, IN_PATTERN), log=False)
     assert "Resembles your playbook #" in str(inside)
