@@ -7,11 +7,16 @@ interval and labelled with its n; bins without enough samples are drawn hollow a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from buddy.strategy.validation import PlaybookValidation
 
 _SOLID = "#2b6cb0"
 _HOLLOW = "#a0aec0"
@@ -241,5 +246,41 @@ def claim_plot(table: pd.DataFrame,
                   rows["n_not_fired"], rows["verdict"], strict=True)]
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlabel("fired minus not fired, in the measure's unit (95% cluster bootstrap CI)")
+    fig.suptitle(title)
+    return fig
+
+
+def playbook_validation_plot(validation: PlaybookValidation,
+                             title: str = "Playbooks against the injected setups") -> Figure:
+    """Plot the playbook validation figures with their intervals against their aims (ARI at
+    least 0.8, false out-of-pattern rate at most 5%), and where each setup's fitted trades
+    fell (the share in the setup's playbook)."""
+    fig, (left, right) = _figure(10.0, 3.4, ncols=2)
+    rows = [("ARI", validation.ari, 0.8), ("ARI, in a playbook", validation.ari_placed, 0.8),
+            ("later: in its playbook", validation.matched, None),
+            ("later: false OOD", validation.false_ood, 0.05),
+            ("later, one split: in its playbook", validation.matched_single, None),
+            ("later, one split: false OOD", validation.false_ood_single, 0.05)]
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, stat, aim) in zip(y, rows, strict=True):
+        if stat.value is None:
+            continue
+        low = stat.value if stat.low is None else stat.low
+        high = stat.value if stat.high is None else stat.high
+        left.errorbar([stat.value], [yi], xerr=[[stat.value - low], [high - stat.value]],
+                      fmt="o", color=_SOLID, capsize=3)
+        if aim is not None:
+            left.plot([aim], [yi], marker="|", markersize=14, color="#c53030")
+    left.set_yticks(y, [f"{label} (n={stat.n})" for label, stat, _ in rows])
+    left.set_xlim(0.0, 1.02)
+    left.set_xlabel("share / index (red tick: the aim)")
+    setups = [s for s in validation.setups if s.n_fitted]
+    left_labels = [f"{s.setup} -> " + ("none" if s.playbook_number is None else
+                                         f"#{s.playbook_number}") for s in setups]
+    right.barh(np.arange(len(setups))[::-1], [s.share_in_playbook for s in setups],
+               color=_SOLID)
+    right.set_yticks(np.arange(len(setups))[::-1], left_labels)
+    right.set_xlim(0.0, 1.0)
+    right.set_xlabel("share of the setup's fitted trades in its playbook")
     fig.suptitle(title)
     return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -67,3 +68,47 @@ def truncated_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactor
 def empty_store(tmp_path: Path) -> Store:
     """Return a freshly migrated, empty store."""
     return Store(tmp_path / "buddy.duckdb")
+
+
+# ---------------------------------------------------------------- the demo trader
+# ``demo_store`` is a copy of ``sample_store`` with the demo trader's whole history (every
+# DEMO_SERIES, 881 trades) loaded through the broker import and its entry facts refreshed
+# (about 6 s once per session and worker). Read-only by convention: a test that writes copies
+# it first (``demo_store_copy``).
+@pytest.fixture(scope="session")
+def demo_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Return a store holding the bundled real data, the demo trader's history over every
+    demo series and its entry facts (built once; read-only by convention)."""
+    from buddy.jobs.strategy import refresh_entry_facts
+    from buddy.trades.demo_history import load_demo_history
+
+    folder = tmp_path_factory.mktemp("demo")
+    path = folder / "buddy.duckdb"
+    shutil.copy(sample_store.path, path)
+    store = Store(path)
+    load_demo_history(store, user_id="demo", folder=folder / "files")
+    refresh_entry_facts(store, "demo")
+    return store
+
+
+@pytest.fixture(scope="session")
+def demo_facts(demo_store: Store) -> pd.DataFrame:
+    """Return the demo trader's stored entry facts (read_entry_facts, every trade)."""
+    from buddy.store.strategy import read_entry_facts
+
+    return read_entry_facts(demo_store, "demo")
+
+
+@pytest.fixture
+def demo_store_copy(demo_store: Store, tmp_path: Path) -> Callable[[], Store]:
+    """Return a factory of writable copies of ``demo_store`` (one file per call)."""
+    made = 0
+
+    def copy() -> Store:
+        nonlocal made
+        made += 1
+        path = tmp_path / f"demo_copy_{made}.duckdb"
+        shutil.copy(demo_store.path, path)
+        return Store(path)
+
+    return copy

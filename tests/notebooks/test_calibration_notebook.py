@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -34,9 +35,9 @@ def _text(path: Path) -> str:
 
 @pytest.mark.slow
 def test_calibration_notebook_judges_each_warning_on_the_latest_research_run(
-        sample_store: Store, tmp_path: Path) -> None:
+        demo_store: Store, tmp_path: Path) -> None:
     db = tmp_path / "calibration.duckdb"
-    shutil.copy(sample_store.path, db)
+    shutil.copy(demo_store.path, db)  # the real data and the demo trader's history
     store = Store(db)
     research = _replay(store, start="2009-01-01", end="2012-12-31", name="nb-research",
                        purpose="research")
@@ -52,7 +53,11 @@ def test_calibration_notebook_judges_each_warning_on_the_latest_research_run(
     for verdict_column in ("verdict", "n_fired", "diff_low", "measure"):
         assert verdict_column in text
     assert "left out of R statistics" in text
+    # the playbooks against the demo trader's injected setups, each figure with n and interval
+    found = re.search(r"ARI \(no playbook counted as one label\): (\d\.\d+) \[", text)
+    assert found is not None and float(found[1]) >= 0.8, text[:2000]
+    assert "false OOD (p < 0.05)" in text and "in their setup's playbook" in text
     cells = json.loads(out.read_text())["cells"]
     pngs = sum("image/png" in o.get("data", {}) for c in cells if c["cell_type"] == "code"
                for o in c["outputs"])
-    assert pngs >= 6  # claims, deciles, severity, ablation, flags, walk-forward
+    assert pngs >= 7  # claims, deciles, severity, ablation, flags, walk-forward, playbooks
