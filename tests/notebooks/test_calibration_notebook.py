@@ -54,7 +54,7 @@ def test_calibration_notebook_judges_each_warning_on_the_latest_research_run(
         assert verdict_column in text
     assert "left out of R statistics" in text
     # the playbooks against the demo trader's injected setups, each figure with n and interval
-    found = re.search(r"ARI \(no playbook counted as one label\): (\d\.\d+) \[", text)
+    found = re.search(r"ARI \(no playbook counted as one label\): (\d\.\d+) \(95% \[", text)
     assert found is not None and float(found[1]) >= 0.8, text[:2000]
     assert "false OOD (p < 0.05)" in text and "in their setup's playbook" in text
     cells = json.loads(out.read_text())["cells"]
