@@ -14,7 +14,7 @@ import pandas as pd
 from buddy.errors import FieldError, FieldErrors
 from buddy.levels.compute import LevelAnchor
 from buddy.store import Store
-from buddy.store.core import scalar
+from buddy.store.levels import delete_anchor, replace_anchor, user_anchors
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
 
@@ -36,30 +36,21 @@ def save_level_anchor(store: Store, user_id: str, symbol: str, name: str,
     if errors:
         raise FieldErrors(errors)
     anchor = LevelAnchor(name, stamp.tz_convert("UTC").to_pydatetime())
-    with store.transaction() as con:
-        con.execute("DELETE FROM level_anchors WHERE user_id = ? AND symbol = ? AND name = ?",
-                    [user_id, symbol.upper(), name])
-        con.execute("INSERT INTO level_anchors VALUES (?, ?, ?, ?, now())",
-                    [user_id, symbol.upper(), name, anchor.anchor_ts])
+    replace_anchor(store, user_id, symbol.upper(), name, anchor.anchor_ts)
     store.touch_context_stamp()
     return anchor
 
 
 def delete_level_anchor(store: Store, user_id: str, symbol: str, name: str) -> bool:
     """Delete ``user_id``'s anchor ``name`` on ``symbol``; return whether it existed."""
-    with store.transaction() as con:
-        found = scalar(con, "SELECT count(*) FROM level_anchors WHERE user_id = ? AND "
-                       "symbol = ? AND name = ?", [user_id, symbol.upper(), name])
-        con.execute("DELETE FROM level_anchors WHERE user_id = ? AND symbol = ? AND name = ?",
-                    [user_id, symbol.upper(), name])
+    found = delete_anchor(store, user_id, symbol.upper(), name)
     if found:
         store.touch_context_stamp()
-    return bool(found)
+    return found
 
 
 def level_anchors(store: Store, user_id: str, symbol: str) -> tuple[LevelAnchor, ...]:
     """Return ``user_id``'s anchors on ``symbol``, by name."""
-    frame = store.query("SELECT name, anchor_ts FROM level_anchors WHERE user_id = ? AND "
-                        "symbol = ? ORDER BY name", [user_id, symbol.upper()])
+    frame = user_anchors(store, user_id, symbol.upper())
     return tuple(LevelAnchor(r.name, pd.Timestamp(r.anchor_ts).to_pydatetime())
                  for r in frame.itertuples())

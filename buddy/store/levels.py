@@ -21,7 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from buddy.store.core import Store
+from buddy.store.core import Store, scalar
 
 #: key_levels (and compute_key_levels) column -> the name reads return, for the nested levels.
 STORED_NAMES: dict[str, str] = {
@@ -159,3 +159,30 @@ def nested_levels(con: duckdb.DuckDBPyConnection, symbol: str, timeframe: str, v
         return {}
     frame = con.execute(_NESTED_SQL, [symbol, timeframe, version, stamps]).df()
     return {pd.Timestamp(row.pop("ts")): row for row in frame.to_dict("records")}
+
+
+# ---------------------------------------------------------------------------- anchors
+def replace_anchor(store: Store, user_id: str, symbol: str, name: str, anchor_ts: datetime
+                   ) -> None:
+    """Save (or move) the user's anchor ``name`` on ``symbol`` in one transaction."""
+    with store.transaction() as con:
+        con.execute("DELETE FROM level_anchors WHERE user_id = ? AND symbol = ? AND name = ?",
+                    [user_id, symbol, name])
+        con.execute("INSERT INTO level_anchors VALUES (?, ?, ?, ?, now())",
+                    [user_id, symbol, name, anchor_ts])
+
+
+def delete_anchor(store: Store, user_id: str, symbol: str, name: str) -> bool:
+    """Delete the user's anchor ``name`` on ``symbol``; return whether it existed."""
+    with store.transaction() as con:
+        found = scalar(con, "SELECT count(*) FROM level_anchors WHERE user_id = ? AND "
+                       "symbol = ? AND name = ?", [user_id, symbol, name])
+        con.execute("DELETE FROM level_anchors WHERE user_id = ? AND symbol = ? AND name = ?",
+                    [user_id, symbol, name])
+    return bool(found)
+
+
+def user_anchors(store: Store, user_id: str, symbol: str) -> pd.DataFrame:
+    """Return the user's anchors on ``symbol`` (name, anchor_ts), by name."""
+    return store.query("SELECT name, anchor_ts FROM level_anchors WHERE user_id = ? AND "
+                       "symbol = ? ORDER BY name", [user_id, symbol])
