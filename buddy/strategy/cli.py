@@ -17,8 +17,9 @@ def _store(ctx: click.Context) -> Any:
     return ctx.find_root().obj.store()
 
 
-def _as_of(text: str | None) -> datetime | None:
-    """Return ``text`` as UTC: a bare date is the end of that UTC day."""
+def parse_as_of(text: str | None) -> datetime | None:
+    """Return an ``--as-of`` option as UTC (None stays None): a bare date is the end of that
+    UTC day. The strategy commands (``buddy profile``, ``buddy playbooks``) share it."""
     if text is None:
         return None
     from buddy.api import resolve_as_of
@@ -41,7 +42,7 @@ def profile(ctx: click.Context, user_id: str, as_of: str | None, as_json: bool) 
     from buddy.jobs.profiles import profile_as_of
 
     try:
-        result = profile_as_of(_store(ctx), user_id, _as_of(as_of))
+        result = profile_as_of(_store(ctx), user_id, parse_as_of(as_of))
     except BuddyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -62,7 +63,7 @@ def jobs_profiles(ctx: click.Context, user_id: str | None, as_of: str | None) ->
 
     store = _store(ctx)
     try:
-        when = _as_of(as_of)
+        when = parse_as_of(as_of)
         click.echo(str(refresh_entry_facts(store, user_id)))
         result = run_profile_job(store, user_id, as_of=when)
     except BuddyError as exc:

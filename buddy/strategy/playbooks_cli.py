@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from typing import Any
 
 import click
 
-from buddy.errors import BuddyError, FieldErrors
+from buddy.errors import BuddyError
+from buddy.strategy.cli import parse_as_of
 
 _AS_OF_HELP = ("Only trades closed by then: YYYY-MM-DD (end of that UTC day) or ISO with zone "
                "(default: every closed trade).")
@@ -22,17 +22,6 @@ def _store(ctx: click.Context) -> Any:
 def _fail(exc: Exception) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
-
-
-def _as_of(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    from buddy.api import resolve_as_of
-
-    try:
-        return resolve_as_of(text, "UTC")
-    except FieldErrors as exc:  # not an intent's field here: say "invalid input"
-        raise FieldErrors(exc.errors) from None
 
 
 @click.group()
@@ -56,7 +45,7 @@ def fit_cmd(ctx: click.Context, user_id: str, as_of: str | None, publish: bool) 
 
     store = _store(ctx)
     try:
-        result = run_playbook_job(store, user_id, as_of=_as_of(as_of))
+        result = run_playbook_job(store, user_id, as_of=parse_as_of(as_of))
     except (BuddyError, ValueError) as exc:
         _fail(exc)
         return
@@ -80,7 +69,7 @@ def show_cmd(ctx: click.Context, user_id: str, as_of: str | None) -> None:
 
     try:
         store = _store(ctx)
-        when = _as_of(as_of)
+        when = parse_as_of(as_of)
         if when is not None:
             fit = fit_playbooks(closed_facts(store, user_id, when), user_id=user_id,
                                 fitted_until=when)
