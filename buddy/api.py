@@ -23,6 +23,7 @@ from buddy.explain import explainer_from_env
 from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
+from buddy.store.bars import bar_spans
 from buddy.validation import MAX_BARS_PAST_DATA, Catalogue, catalogue_errors
 
 __all__ = ["MAX_BARS_PAST_DATA", "Buddy", "default_providers", "instrument_errors",
@@ -126,9 +127,7 @@ class Buddy:
         stamp = self.store.context_stamp()
         if self._catalog is None or self._catalog.stamp != stamp:
             tickers = self.store.tickers()
-            coverage = self.store.query(
-                "SELECT symbol, timeframe, min(ts_close) AS first_close, max(ts_close) AS "
-                "last_ts_close FROM bars GROUP BY ALL")
+            coverage = bar_spans(self.store)
             self._catalog = Catalogue(
                 stamp=stamp,
                 instruments={row["symbol"]: Instrument.from_row(row)

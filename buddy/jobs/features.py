@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from buddy.features.ta import FEATURE_SET_VERSION, compute_features
 from buddy.store import Store
-from buddy.store.core import series_where
+from buddy.store.bars import series_bars
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +33,7 @@ def run_features_job(store: Store, *, symbols: Sequence[str] | None = None,
                      timeframes: Sequence[str] | None = None, progress: bool = True
                      ) -> FeaturesJobResult:
     """Compute and store TA features for new bars; return counts."""
-    where, params = series_where(symbols, timeframes)
-    bars = store.query(f"SELECT * FROM bars {where} ORDER BY symbol, timeframe, ts", params)
+    bars = series_bars(store, symbols, timeframes)
     actions = store.corporate_actions()
     done = store.last_feature_ts()
     done_at = {(r.symbol, r.timeframe): (r.last_ts, r.feature_set_version)

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from buddy.levels.compute import LEVELS_VERSION, compute_key_levels, levels_table
 from buddy.store import Store
-from buddy.store.core import series_where
+from buddy.store.bars import last_bar_ts, series_bars
 from buddy.store.levels import stored_coverage, trading_calendars, write_key_levels
 
 WRITE_BATCH_ROWS = 250_000
@@ -49,9 +49,7 @@ def run_levels_job(store: Store, symbols: Sequence[str] | None = None,
                    timeframes: Sequence[str] | None = None, workers: int = 2,
                    progress: bool = True) -> LevelsJobResult:
     """Compute and store key levels for new bars over ``workers`` processes; return counts."""
-    where, params = series_where(symbols, timeframes)
-    coverage = store.query(f"SELECT symbol, timeframe, max(ts) AS last_ts FROM bars {where} "
-                           "GROUP BY ALL ORDER BY symbol, timeframe", params)
+    coverage = last_bar_ts(store, symbols, timeframes)
     stored = stored_coverage(store)
     done = {(r.symbol, r.timeframe): r.last_ts for r in stored.itertuples()
             if r.oldest == LEVELS_VERSION and r.newest == LEVELS_VERSION}
@@ -94,10 +92,8 @@ def _tasks(store: Store, todo: dict[tuple[str, str], pd.Timestamp | None]
            ) -> list[tuple[str, list[_SeriesTask], pd.DataFrame, str | None]]:
     symbols = sorted({s for s, _ in todo})
     timeframes = sorted({t for _, t in todo})
-    bars = store.query(
-        f"SELECT * FROM bars WHERE symbol IN ({', '.join('?' * len(symbols))}) AND timeframe "
-        f"IN ({', '.join('?' * len(timeframes))}) ORDER BY symbol, timeframe, ts",
-        [*symbols, *timeframes])
+    # the symbols come from the bars table, so series_where's upper-casing leaves them as they are
+    bars = series_bars(store, symbols, timeframes)
     actions = store.corporate_actions()
     calendars = trading_calendars(store)
     per_symbol: dict[str, list[_SeriesTask]] = {}

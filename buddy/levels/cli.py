@@ -19,6 +19,7 @@ import pandas as pd
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.errors import BuddyError
 from buddy.store import Store
+from buddy.store.bars import last_close
 from buddy.timeframes import Timeframe
 
 TIMEFRAMES = click.Choice([t.value for t in Timeframe])
@@ -73,8 +74,7 @@ def context_levels(symbol: str, timeframe: str, as_of: str | None, user: str | N
     if instrument is None:
         _fail(f"symbol: {symbol} is not in the tickers table")
     if as_of is None:
-        last = store.query("SELECT max(ts_close) FROM bars WHERE symbol = ? AND timeframe = ?",
-                           [symbol, timeframe]).iloc[0, 0]
+        last = last_close(store, symbol, timeframe)
         if pd.isna(last):
             _fail(f"timeframe: no {timeframe} bars of {symbol} are stored")
         when = pd.Timestamp(last).to_pydatetime()
