@@ -296,6 +296,16 @@ def add_journal_note(store: Store, *, journal_id: str, user_id: str, trade_id: s
                     [journal_id, user_id, trade_id, intent_id, note, json.dumps(list(tags))])
 
 
+def add_intent_note(store: Store, *, journal_id: str, user_id: str, intent_id: str, note: str,
+                    tags_json: str) -> None:
+    """Write one journal note linked to an intent, unchecked (the workbench's own intents)."""
+    with store.transaction() as con:
+        con.execute("INSERT INTO trade_journal (journal_id, user_id, trade_id_optional, "
+                    "intent_id_optional, note_text, tags_json, created_at) "
+                    "VALUES (?, ?, NULL, ?, ?, ?, now())",
+                    [journal_id, user_id, intent_id, note, tags_json])
+
+
 def read_journal(source: StoreOrCon, user_id: str, *, trade_id: str | None = None,
                  intent_id: str | None = None, tag: str | None = None) -> pd.DataFrame:
     """Return a user's journal notes (optionally of one trade, intent or tag), oldest first."""
@@ -307,6 +317,12 @@ def read_journal(source: StoreOrCon, user_id: str, *, trade_id: str | None = Non
                      "VARCHAR[]), ?)", tag))
     with _reader(source) as con:
         return con.execute(sql + " ORDER BY created_at, journal_id", params).df()
+
+
+def count_trades(source: StoreOrCon, user_id: str) -> int:
+    """Return how many trades the user has."""
+    with _reader(source) as con:
+        return int(scalar(con, "SELECT count(*) FROM trades WHERE user_id = ?", [user_id]))
 
 
 def user_equity(source: StoreOrCon, user_id: str) -> float | None:

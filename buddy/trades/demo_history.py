@@ -84,6 +84,7 @@ from buddy.store.demo_truth import (
     link_truth_to_trades,
     replace_demo_truth,
 )
+from buddy.store.trades import count_trades
 
 __all__ = [
     "DEFAULT_SEED",
@@ -950,8 +951,7 @@ def load_demo_history(store: Store, *, user_id: str = "demo", seed: int = DEFAUL
     linked = link_truth_to_trades(store, user_id)
     reviews = _run_reviews(store, user_id)
     notes = _journal_notes(store, user_id, history)
-    trades = int(store.query("SELECT count(*) FROM trades WHERE user_id = ?",
-                             [user_id]).iloc[0, 0])
+    trades = count_trades(store, user_id)
     return DemoLoad(user_id=user_id, simulated_trades=len(history.trades),
                     fills=len(history.fills), intents=len(history.intents),
                     behaviours=len(history.behaviours), files=files, trades=trades,

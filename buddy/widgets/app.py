@@ -33,6 +33,7 @@ from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.evidence import format_value
 from buddy.report import BuddyReport
 from buddy.store import Store
+from buddy.store.trades import add_intent_note
 from buddy.timeframes import Timeframe
 from buddy.widgets.chart import ChartModel, ChartView, chart_model
 from buddy.widgets.controls import (
@@ -111,11 +112,8 @@ def write_journal_note(store: Store, *, user_id: str, intent_id: str, note: str,
                        tags: Mapping[str, Any]) -> str:
     """Write one trade_journal row linked to ``intent_id``; return its journal_id."""
     journal_id = uuid.uuid4().hex
-    with store.transaction() as con:
-        con.execute("INSERT INTO trade_journal (journal_id, user_id, trade_id_optional, "
-                    "intent_id_optional, note_text, tags_json, created_at) "
-                    "VALUES (?, ?, NULL, ?, ?, ?, now())",
-                    [journal_id, user_id, intent_id, note, json.dumps(dict(tags))])
+    add_intent_note(store, journal_id=journal_id, user_id=user_id, intent_id=intent_id,
+                    note=note, tags_json=json.dumps(dict(tags)))
     return journal_id
 
 
