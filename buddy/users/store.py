@@ -29,6 +29,8 @@ from buddy.errors import BuddyError, ConfigError, FieldError
 from buddy.timeframes import Timeframe
 from buddy.users.model import AccountContext, ExitTemplate, PartialExit, RiskRules, UserAccount
 
+# The SQL lives in buddy.store.users, imported inside the functions that run it: importing
+# this module (and the CLI) loads no duckdb.
 if TYPE_CHECKING:  # annotations only: importing this module (and the CLI) loads no duckdb
     from duckdb import DuckDBPyConnection
 
@@ -104,18 +106,17 @@ def get_account_context(store: Store, user_id: str) -> AccountContext | None:
 
 def rules_history(store: Store, user_id: str) -> tuple[RulesVersion, ...]:
     """Return every stored rules version of ``user_id``, oldest first."""
-    with store.connect(read_only=True) as con:
-        rows = con.execute("SELECT version, rules_json, created_at FROM user_rules_history "
-                           "WHERE user_id = ? ORDER BY version", [user_id]).fetchall()
+    from buddy.store.users import rules_history_rows
+    rows = rules_history_rows(store, user_id)
     return tuple(RulesVersion(version=v, rules=rules_from_json(text), created_at=ts)
                  for v, text, ts in rows)
 
 
 def rules_at_version(store: Store, user_id: str, version: int) -> RiskRules | None:
     """Return the rules ``user_id`` had at ``version`` (what an evaluation logged), or None."""
-    frame = store.query("SELECT rules_json FROM user_rules_history WHERE user_id = ? AND "
-                        "version = ?", [user_id, int(version)])
-    return None if frame.empty else rules_from_json(frame.iloc[0, 0])
+    from buddy.store.users import rules_json_at
+    text = rules_json_at(store, user_id, version)
+    return None if text is None else rules_from_json(text)
 
 
 def exit_templates(store: Store, user_id: str) -> tuple[ExitTemplate, ...]:
@@ -125,15 +126,12 @@ def exit_templates(store: Store, user_id: str) -> tuple[ExitTemplate, ...]:
 
 
 def _read_user(con: DuckDBPyConnection, user_id: str) -> UserState | None:
-    account = con.execute("SELECT base_currency, equity_snapshot, buying_power_snapshot FROM "
-                          "user_accounts WHERE user_id = ?", [user_id]).fetchone()
+    from buddy.store.users import account_row, preferences_row, rules_row
+    account = account_row(con, user_id)
     if account is None:
         return None
-    rules = con.execute("SELECT rules_json, version FROM user_rules WHERE user_id = ?",
-                        [user_id]).fetchone()
-    prefs = con.execute("SELECT disabled_modules_json, disclosures_off_json, strictness, "
-                        "nudge_sensitivity FROM user_preferences WHERE user_id = ?",
-                        [user_id]).fetchone()
+    rules = rules_row(con, user_id)
+    prefs = preferences_row(con, user_id)
     preferences = UserPreferences() if prefs is None else UserPreferences(
         disabled_modules=tuple(json.loads(prefs[0])),
         disclosures_off=tuple(json.loads(prefs[1])), strictness=prefs[2],
@@ -147,8 +145,8 @@ def _read_user(con: DuckDBPyConnection, user_id: str) -> UserState | None:
 
 
 def _read_templates(con: DuckDBPyConnection, user_id: str) -> tuple[ExitTemplate, ...]:
-    rows = con.execute("SELECT name, template_json FROM exit_templates WHERE user_id = ? "
-                       "ORDER BY name", [user_id]).fetchall()
+    from buddy.store.users import template_rows
+    rows = template_rows(con, user_id)
     return tuple(_template_from_json(name, text) for name, text in rows)
 
 
@@ -188,10 +186,8 @@ def save_exit_template(store: Store, user_id: str, template: ExitTemplate) -> Ex
                                  f"{user_id} ...` first", user_id))
     if errors:
         raise UserSettingsError(errors)
-    with store.transaction() as con:
-        con.execute("INSERT OR REPLACE INTO exit_templates (user_id, name, template_json, "
-                    "updated_at) VALUES (?, ?, ?, now())",
-                    [user_id, template.name, _template_json(template)])
+    from buddy.store.users import write_exit_template
+    write_exit_template(store, user_id, template.name, _template_json(template))
     store.touch_context_stamp()
     return template
 
@@ -203,6 +199,7 @@ def _write_user(store: Store, current: UserState | None, proposed: UserState) ->
     if not (account_changed or prefs_changed or proposed.rules_changed):
         return False
     user_id = proposed.account.user_id
+    from buddy.store.users import write_account, write_preferences, write_rules_version
     rules_json = canonical_json(proposed.rules.as_dict())
     with store.transaction() as con:
         if _read_user(con, user_id) != current:
@@ -210,28 +207,15 @@ def _write_user(store: Store, current: UserState | None, proposed: UserState) ->
                              "update was checked; nothing was written, run it again")
         if account_changed or proposed.rules_changed:
             account = proposed.account
-            # risk_defaults_json mirrors the current rules for readers of the seed table
-            # alone; user_rules stays the authority.
-            con.execute("INSERT OR REPLACE INTO user_accounts (user_id, base_currency, "
-                        "equity_snapshot, buying_power_snapshot, risk_defaults_json, "
-                        "updated_at) VALUES (?, ?, ?, ?, ?, now())",
-                        [user_id, account.base_currency, account.equity_snapshot,
-                         account.buying_power_snapshot, rules_json])
+            write_account(con, user_id, account.base_currency, account.equity_snapshot,
+                          account.buying_power_snapshot, rules_json)
         if proposed.rules_changed:
-            con.execute("INSERT OR REPLACE INTO user_rules (user_id, rules_json, version, "
-                        "updated_at) VALUES (?, ?, ?, now())",
-                        [user_id, rules_json, proposed.rules_version])
-            con.execute("INSERT INTO user_rules_history (user_id, version, rules_json, "
-                        "created_at) VALUES (?, ?, ?, now())",
-                        [user_id, proposed.rules_version, rules_json])
+            write_rules_version(con, user_id, rules_json, proposed.rules_version)
         if prefs_changed:
             prefs = proposed.preferences
-            con.execute("INSERT OR REPLACE INTO user_preferences (user_id, "
-                        "disabled_modules_json, disclosures_off_json, strictness, "
-                        "nudge_sensitivity, updated_at) VALUES (?, ?, ?, ?, ?, now())",
-                        [user_id, json.dumps(list(prefs.disabled_modules)),
-                         json.dumps(list(prefs.disclosures_off)), prefs.strictness,
-                         prefs.nudge_sensitivity])
+            write_preferences(con, user_id, json.dumps(list(prefs.disabled_modules)),
+                              json.dumps(list(prefs.disclosures_off)), prefs.strictness,
+                              prefs.nudge_sensitivity)
     return True
 
 
