@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import importlib.machinery
+import importlib.util
 import json
 import sys
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import click
 
 from buddy.errors import BuddyError, FieldErrors
-from buddy.timeframes import Timeframe
 
-TIMEFRAMES = click.Choice([t.value for t in Timeframe])
+# The values of buddy.timeframes.Timeframe, spelled out because that module imports pandas and
+# `buddy --help` must not (tests/test_cli_startup.py checks the two agree).
+TIMEFRAME_VALUES = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
+TIMEFRAMES = click.Choice(TIMEFRAME_VALUES)
 #: The entry-point group through which other packages (replay, experiments) add commands.
 COMMANDS_GROUP = "trading_buddy.commands"
 
@@ -35,22 +41,114 @@ def _fail(exc: Exception) -> None:
 
 
 @cache
-def _plugin_commands() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+def _plugin_commands() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=COMMANDS_GROUP)}
 
 
-class _PluggableGroup(click.Group):
-    """The root group: buddy's own commands plus those declared in COMMANDS_GROUP, each
-    imported only when it is named or listed (buddy imports no higher layer by name)."""
+def _load(target: str) -> click.Command:
+    module, _, attr = target.partition(":")
+    command = getattr(importlib.import_module(module), attr)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+@cache
+def _declared_help(target: str) -> str:
+    """Return the help a command at 'module:attr' declares, read from its source (no import).
+
+    That is the ``help=``/``short_help=`` of its click decorator, else its docstring; '' when
+    the source cannot be read (the command is then listed without help).
+    """
+    module, _, attr = target.partition(":")
+    try:
+        source = _module_source(module)
+    except (ImportError, OSError, ValueError):
+        return ""
+    if not source:
+        return ""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == attr:
+            for decorator in node.decorator_list:
+                # only the command's own decorator: an option's help= is not the command's
+                if not (isinstance(decorator, ast.Call) and getattr(
+                        decorator.func, "attr", getattr(decorator.func, "id", "")) in (
+                        "command", "group")):
+                    continue
+                for keyword in decorator.keywords:
+                    if keyword.arg in ("short_help", "help") and isinstance(
+                            keyword.value, ast.Constant) and isinstance(keyword.value.value, str):
+                        return keyword.value.value
+            return ast.get_docstring(node) or ""
+    return ""
+
+
+def _module_source(module: str) -> str | None:
+    # find_spec('a.b.c') would import the packages a and a.b, whose __init__ may be heavy:
+    # walk their search paths instead, executing nothing
+    top, *parts = module.split(".")
+    spec = importlib.util.find_spec(top)
+    name = top
+    for part in parts:
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        name = f"{name}.{part}"
+        spec = importlib.machinery.PathFinder.find_spec(name, spec.submodule_search_locations)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands named in ``lazy`` ('name' -> 'module:attr') are imported only
+    when invoked: its help lists them from their declared help, so `buddy --help` imports
+    none of the modules (and none of their pandas, numpy, duckdb) behind them."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def lazy_commands(self) -> dict[str, str]:
+        """Return the not-yet-imported commands: name -> 'module:attr'."""
+        return {n: t for n, t in self.lazy.items() if n not in self.commands}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_plugin_commands()})
+        return sorted({*super().list_commands(ctx), *self.lazy_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name in _plugin_commands():
-            command = _plugin_commands()[cmd_name].load()
+        target = self.lazy_commands().get(cmd_name)
+        if command is None and target is not None:
+            command = _load(target)
+            self.add_command(command, name=cmd_name)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        lazy = self.lazy_commands()
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in lazy:
+                # a stand-in with the same help shortens it exactly as the command would
+                stand_in = click.Command(name, help=_declared_help(lazy[name]))
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            else:
+                command = self.commands[name]
+                if not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class _PluggableGroup(_LazyGroup):
+    """The root group: buddy's own commands plus those declared in COMMANDS_GROUP, each
+    imported only when it is invoked (buddy imports no higher layer by name)."""
+
+    def lazy_commands(self) -> dict[str, str]:
+        return {**_plugin_commands(), **super().lazy_commands()}
 
 
 @click.group(cls=_PluggableGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,6 +244,7 @@ def import_cmd(obj: _Obj, path: Path, **options: Any) -> None:
 def synth_cmd(obj: _Obj, n_symbols: int, years: float, timeframe: str, seed: int) -> None:
     """Build a synthetic universe with known regimes (stored for detection tests)."""
     from buddy.jobs.load import synth_into
+    from buddy.timeframes import Timeframe
 
     click.echo(synth_into(obj.store(), n_symbols=n_symbols, years=years,
                           timeframe=Timeframe.parse(timeframe), seed=seed))
@@ -161,7 +260,10 @@ def info_cmd(obj: _Obj) -> None:
 
 
 # ---------------------------------------------------------------------------- jobs
-@cli.group()
+@cli.group(cls=_LazyGroup, lazy={
+    "regime": "buddy.regime.cli:jobs_regime", "levels": "buddy.levels.cli:jobs_levels",
+    "reviews": "buddy.trades.review_cli:jobs_reviews",
+    "profiles": "buddy.strategy.cli:jobs_profiles"})
 def jobs() -> None:
     """Compute reusable data products."""
 
@@ -198,45 +300,24 @@ def demo(obj: _Obj, as_json: bool) -> None:
             click.echo(f"\n# {idea.symbol} {idea.timeframe}: {idea.note}\n{report}")
 
 
-@cli.group()
+@cli.group(cls=_LazyGroup, lazy={
+    "regime": "buddy.regime.cli:context_regime", "levels": "buddy.levels.cli:context_levels",
+    "mtfa": "buddy.mtfa.cli:context_mtfa"})
 def context() -> None:
     """Print the context pieces of a symbol as of a time (the seed's GET endpoints)."""
 
 
-@cli.group()
+@cli.group(cls=_LazyGroup, lazy={"import": "buddy.events.cli:events_import"})
 def events() -> None:
     """Import scheduled events (earnings, macro dates) used by the missing-items scanner."""
 
 
-def _attach_plugins() -> None:
-    from buddy.events.cli import events_import
-    from buddy.levels.cli import context_levels, jobs_levels
-    from buddy.mtfa.cli import context_mtfa
-    from buddy.regime.cli import context_regime, jobs_regime
-    from buddy.strategy.cli import jobs_profiles, profile
-    from buddy.strategy.playbooks_cli import playbooks
-    from buddy.trades.cli import trades
-    from buddy.trades.review_cli import jobs_reviews, journal, review, summary
-    from buddy.users.cli import user
-
-    cli.add_command(user)
-    cli.add_command(trades)
-    jobs.add_command(jobs_regime, name="regime")
-    jobs.add_command(jobs_levels, name="levels")
-    context.add_command(context_regime, name="regime")
-    context.add_command(context_levels, name="levels")
-    context.add_command(context_mtfa, name="mtfa")
-    events.add_command(events_import, name="import")
-    cli.add_command(review)
-    cli.add_command(summary)
-    cli.add_command(journal)
-    jobs.add_command(jobs_reviews, name="reviews")
-    cli.add_command(profile)
-    cli.add_command(playbooks)
-    jobs.add_command(jobs_profiles, name="profiles")
-
-
-_attach_plugins()
+# Commands other buddy packages define, imported when invoked (see _LazyGroup).
+cli.lazy.update({
+    "user": "buddy.users.cli:user", "trades": "buddy.trades.cli:trades",
+    "review": "buddy.trades.review_cli:review", "summary": "buddy.trades.review_cli:summary",
+    "journal": "buddy.trades.review_cli:journal", "profile": "buddy.strategy.cli:profile",
+    "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
 
 
 def main() -> None:
