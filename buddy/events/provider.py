@@ -43,6 +43,7 @@ from buddy.events.calendar import (
 from buddy.events.model import ScheduleContext, UpcomingEvent
 from buddy.events.store import known_events
 from buddy.store import Store
+from buddy.store.events import symbol_events
 from buddy.timeframes import Timeframe
 
 #: Calendar time the schedule looks ahead, per timeframe of the request.
@@ -88,7 +89,7 @@ def read_schedule(store: Store, symbol: str, calendar: str, as_of: datetime,
 
 
 def imported_events(rows: pd.DataFrame) -> list[UpcomingEvent]:
-    """Return events-table rows (EVENTS_BETWEEN_SQL's columns) as UpcomingEvents."""
+    """Return events-table rows (``buddy.store.events`` reads' columns) as UpcomingEvents."""
     return [UpcomingEvent(kind=r["kind"], ts=pd.Timestamp(r["ts"]).to_pydatetime(),
                           title=r["title"], symbol=None if pd.isna(r["symbol"])
                           else r["symbol"], source=r["source"], event_id=r["event_id"],
@@ -100,13 +101,6 @@ def imported_events(rows: pd.DataFrame) -> list[UpcomingEvent]:
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
 _DAY_NS = 86_400_000_000_000
-#: Every event of one symbol and every market-wide one, whenever announced: what
-#: ``known_events`` filters, read once per symbol.
-_SYMBOL_EVENTS_SQL = """
-SELECT event_id, symbol, kind, ts, title, source, announced_at FROM events
-WHERE symbol = ? OR symbol IS NULL
-ORDER BY ts, event_id
-"""
 
 
 def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
@@ -165,16 +159,16 @@ class _SymbolEvents:
     def read(cls, store: Store, symbols: Sequence[str]) -> _SymbolEvents:
         """Read the events of ``symbols`` (each with the market-wide ones)."""
         frames = {}
-        with store.connect(read_only=True) as con:
-            for symbol in symbols:
-                rows = con.execute(_SYMBOL_EVENTS_SQL, [symbol]).df()
-                if not len(rows):
-                    continue
-                earnings = ((rows["symbol"].to_numpy(object) == symbol)
-                            & (rows["kind"].to_numpy(object) == "earnings"))
-                announced = utc_ns(rows["announced_at"])
-                frames[symbol] = (utc_ns(rows["ts"]), announced, imported_events(rows),
-                                  np.sort(announced[earnings]))
+        # every event of the symbol and every market-wide one, whenever announced: what
+        # known_events filters, read once per symbol
+        for symbol, rows in symbol_events(store, symbols):
+            if not len(rows):
+                continue
+            earnings = ((rows["symbol"].to_numpy(object) == symbol)
+                        & (rows["kind"].to_numpy(object) == "earnings"))
+            announced = utc_ns(rows["announced_at"])
+            frames[symbol] = (utc_ns(rows["ts"]), announced, imported_events(rows),
+                              np.sort(announced[earnings]))
         return cls(frames)
 
     def at(self, symbol: str, as_of: int, end: int) -> tuple[list[UpcomingEvent], int]:

@@ -33,30 +33,12 @@ from buddy.config import did_you_mean
 from buddy.errors import FieldError, FieldErrors
 from buddy.events.model import EVENT_KINDS
 from buddy.store import Store
+from buddy.store.events import events_between, write_events
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("kind", "ts", "title")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("symbol", "announced_at", "source", "event_id")
 TABLE_COLUMNS: tuple[str, ...] = ("event_id", "symbol", "kind", "ts", "title", "source",
                                   "announced_at", "imported_at")
-
-#: Events of one symbol (and market-wide ones) in [start, end], announced by as_of.
-EVENTS_BETWEEN_SQL = """
-SELECT event_id, symbol, kind, ts, title, source, announced_at FROM events
-WHERE (symbol = ? OR symbol IS NULL) AND announced_at <= ? AND ts >= ? AND ts <= ?
-ORDER BY ts, event_id
-"""
-#: How many of a symbol's earnings dates were announced by as_of (past or future).
-EARNINGS_KNOWN_SQL = """
-SELECT count(*) AS n FROM events WHERE symbol = ? AND kind = 'earnings' AND announced_at <= ?
-"""
-_UPSERT_SQL = """
-INSERT OR REPLACE INTO events
-SELECT i.event_id, i.symbol, i.kind, i.ts, i.title, i.source,
-       CASE WHEN i.announced_given THEN i.announced_at
-            ELSE coalesce(least(e.announced_at, i.announced_at), i.announced_at) END,
-       i.imported_at
-FROM _events_in i LEFT JOIN events e USING (event_id)
-"""
 
 
 class EventImportError(FieldErrors):
@@ -100,17 +82,10 @@ def import_events(store: Store, path: str | Path, *, announced_at: datetime | st
         raise EventImportError([FieldError("file", "must be a readable CSV with a header",
                                            f"{path}: {exc}")]) from None
     imported_at = pd.Timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
-    known = set(store.query("SELECT symbol FROM tickers")["symbol"])
+    known = set(store.tickers()["symbol"])
     frame = validate_events(raw, known_symbols=known, source=f"import:{path.name}",
                             default_announced_at=announced_at, imported_at=imported_at)
-    with store.transaction() as con:
-        con.register("_events_in", frame)
-        replaced = con.execute("SELECT count(*) FROM events WHERE event_id IN "
-                               "(SELECT event_id FROM _events_in)").fetchall()[0][0]
-        con.execute(_UPSERT_SQL)
-        hidden = con.execute("SELECT count(*) FROM events WHERE announced_at > ts AND event_id "
-                             "IN (SELECT event_id FROM _events_in)").fetchall()[0][0]
-        con.unregister("_events_in")
+    replaced, hidden = write_events(store, frame)
     store.touch_context_stamp()
     return EventImportSummary(path=str(path), rows=len(frame), replaced=int(replaced),
                               by_kind=frame["kind"].value_counts().sort_index().to_dict(),
@@ -224,7 +199,4 @@ def known_events(store: Store, symbol: str, start: datetime, end: datetime,
     """Return the events of ``symbol`` and market-wide ones in [start, end] announced by
     ``as_of`` (by time), and how many earnings dates of ``symbol`` were announced by then,
     past or future; read in one connection."""
-    with store.connect(read_only=True) as con:
-        rows = con.execute(EVENTS_BETWEEN_SQL, [symbol, as_of, start, end]).df()
-        n_earnings = con.execute(EARNINGS_KNOWN_SQL, [symbol, as_of]).fetchall()[0][0]
-    return rows, int(n_earnings)
+    return events_between(store, symbol, start, end, as_of)
