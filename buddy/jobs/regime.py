@@ -39,17 +39,10 @@ from buddy.regime.snapshots import (
     stored_fits,
 )
 from buddy.store import Store
-from buddy.store.core import series_where
+from buddy.store.regime import regime_job_inputs
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-
-BULK_SQL = """
-SELECT {bar_columns}, f.feature_set_version, {feature_columns}
-FROM bars b LEFT JOIN ta_features f USING (symbol, timeframe, ts)
-{where}
-ORDER BY b.symbol, b.timeframe, b.ts
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +78,9 @@ def run_regime_job(store: Store, symbols: Sequence[str] | None = None,
     """
     config = config or RegimeConfig()
     computed_at = pd.Timestamp.now(tz="UTC")
-    where, params = series_where(symbols, timeframes)
-    # One read connection for every read: opening a DuckDB file costs tens of milliseconds.
-    with store.connect(read_only=True) as con:
-        frame = con.execute(BULK_SQL.format(
-            bar_columns=", ".join(f"b.{c}" for c in REGIME_BAR_COLUMNS),
-            feature_columns=", ".join(f"f.{c}" for c in REGIME_FEATURES), where=where),
-            params).df()
-        actions = con.execute("SELECT * FROM corporate_actions ORDER BY symbol, ex_date").df()
-        done = con.execute("SELECT symbol, timeframe, max(ts) AS last_ts, arg_max(version, ts) "
-                           "AS version FROM regime_snapshots GROUP BY ALL").df()
-        models = con.execute("SELECT symbol, timeframe, ts, params_json FROM regime_models "
-                             "WHERE model_version = ? ORDER BY symbol, timeframe, ts",
-                             [config.hmm.model_version]).df()
+    frame, actions, done, models = regime_job_inputs(
+        store, symbols, timeframes, REGIME_BAR_COLUMNS, REGIME_FEATURES,
+        config.hmm.model_version)
     done_at = {(r.symbol, r.timeframe): (r.last_ts, r.version) for r in done.itertuples()}
     models_of = {key: group for key, group in models.groupby(["symbol", "timeframe"])}
 

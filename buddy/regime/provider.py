@@ -42,20 +42,8 @@ from buddy.regime.snapshots import (
     stored_fits,
 )
 from buddy.store import Store
+from buddy.store.regime import hmm_fits, series_snapshots, stored_snapshot_at
 from buddy.timeframes import Timeframe
-
-STORED_SQL = """
-WITH last AS (
-    SELECT max(ts) AS ts FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ?
-)
-SELECT last.ts AS bar_ts, r.* EXCLUDE (ts) FROM last
-LEFT JOIN regime_snapshots r ON r.symbol = ? AND r.timeframe = ? AND r.ts = last.ts
-"""
-
-MODELS_SQL = """
-SELECT ts, params_json FROM regime_models
-WHERE symbol = ? AND timeframe = ? AND model_version = ? AND ts <= ? ORDER BY ts
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +69,7 @@ def regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: date
     ``as_of``: the stored row, else computed on demand; or None and the reason."""
     config = config or RegimeConfig()
     tf = Timeframe.parse(timeframe).value
-    found = store.query(STORED_SQL, [symbol, tf, as_of, symbol, tf])
-    row = found.iloc[0].to_dict()
+    row = stored_snapshot_at(store, symbol, tf, as_of)
     if pd.isna(row["bar_ts"]):
         return None, _no_bars(symbol, tf, as_of)
     if row.get("version") == config.version:
@@ -105,8 +92,7 @@ def compute_regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_
     features = store.features(symbol, tf, as_of=as_of)
     actions = store.corporate_actions(symbol)
     known = pd.to_datetime(actions["ex_date"]) <= pd.Timestamp(as_of).tz_convert(None)
-    models = store.query(MODELS_SQL, [symbol, tf, config.hmm.model_version,
-                                      bars["ts"].iloc[-1]])
+    models = hmm_fits(store, symbol, tf, config.hmm.model_version, bars["ts"].iloc[-1])
     fitted = stored_fits(models, bars["ts"]) or {}
     series = compute_series(bars, features, actions[known.to_numpy()], config,
                             start=len(bars) - 1, fitted=fitted)
@@ -118,16 +104,6 @@ def _no_bars(symbol: str, timeframe: str, as_of: datetime) -> str:
 
 
 # ---------------------------------------------------------------------------- batch form
-#: Every bar of one series closed by the last as_of, with its stored snapshot (NULLs when
-#: none): the rows STORED_SQL picks from, read once for many as_of.
-SERIES_SQL = """
-SELECT b.ts AS bar_ts, b.ts_close, r.* EXCLUDE (ts) FROM bars b
-LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
-    AND r.ts = b.ts
-WHERE b.symbol = ? AND b.timeframe = ? AND b.ts_close <= ?
-ORDER BY b.ts
-"""
-
 
 def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
                  ) -> BatchPieces:
@@ -145,15 +121,12 @@ def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
     keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
-    work = []
-    with request.store.connect(read_only=True) as con:
-        for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
-                                                ).indices.items():
-            rows = np.asarray(rows, dtype=np.int64)
-            series = con.execute(SERIES_SQL, [symbol, tf, as_of_datetime(int(t[rows].max()))]
-                                 ).df()
-            work.append((str(symbol), str(tf), rows, series))
-    for symbol, tf, rows, series in work:
+    keyed = [(str(symbol), str(tf), np.asarray(rows, dtype=np.int64)) for (symbol, tf), rows
+             in keys.groupby(["symbol", "timeframe"], sort=False).indices.items()]
+    # each series read once, by its last as_of
+    reads = series_snapshots(request.store, [(symbol, tf, as_of_datetime(int(t[rows].max())))
+                                             for symbol, tf, rows in keyed])
+    for (symbol, tf, rows), series in zip(keyed, reads, strict=True):
         _series_rows(request, config, symbol, tf, series, rows, t[rows], pieces, reasons)
     return pieces, reasons
 

@@ -1,0 +1,92 @@
+"""Regimes in the store: ``regime_snapshots`` (one row per bar) and ``regime_models`` (the
+walk-forward HMM fits), read point-in-time by the regime provider and whole by the job.
+
+Bars as of a moment are read with ``buddy.store.bars.closed_by`` (``ts_close <= as_of``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from buddy.store.bars import closed_by
+from buddy.store.core import Store, series_where
+
+#: The last bar closed by as_of and its stored snapshot (NULLs when none).
+_STORED_SQL = f"""
+WITH last AS (
+    SELECT max(ts) AS ts FROM bars WHERE symbol = ? AND timeframe = ? AND {closed_by()}
+)
+SELECT last.ts AS bar_ts, r.* EXCLUDE (ts) FROM last
+LEFT JOIN regime_snapshots r ON r.symbol = ? AND r.timeframe = ? AND r.ts = last.ts
+"""
+_MODELS_SQL = """
+SELECT ts, params_json FROM regime_models
+WHERE symbol = ? AND timeframe = ? AND model_version = ? AND ts <= ? ORDER BY ts
+"""
+#: Every bar of one series closed by the last as_of, with its stored snapshot (NULLs when
+#: none): the rows _STORED_SQL picks from, read once for many as_of.
+_SERIES_SQL = f"""
+SELECT b.ts AS bar_ts, b.ts_close, r.* EXCLUDE (ts) FROM bars b
+LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
+    AND r.ts = b.ts
+WHERE b.symbol = ? AND b.timeframe = ? AND {closed_by("b")}
+ORDER BY b.ts
+"""
+_BULK_SQL = """
+SELECT {bar_columns}, f.feature_set_version, {feature_columns}
+FROM bars b LEFT JOIN ta_features f USING (symbol, timeframe, ts)
+{where}
+ORDER BY b.symbol, b.timeframe, b.ts
+"""
+
+
+def stored_snapshot_at(store: Store, symbol: str, timeframe: str, as_of: datetime
+                       ) -> dict[str, Any]:
+    """Return the last bar closed at ``as_of`` (``bar_ts``, NaT when none) with its stored
+    regime_snapshots columns (NaN/None when not stored)."""
+    found = store.query(_STORED_SQL, [symbol, timeframe, as_of, symbol, timeframe])
+    return dict(found.iloc[0].to_dict())
+
+
+def hmm_fits(store: Store, symbol: str, timeframe: str, model_version: str, until: Any
+             ) -> pd.DataFrame:
+    """Return the series' stored HMM fits of ``model_version`` made at or before bar
+    ``until`` (ts, params_json), by ts."""
+    return store.query(_MODELS_SQL, [symbol, timeframe, model_version, until])
+
+
+def series_snapshots(store: Store, series: Sequence[tuple[str, str, datetime]]
+                     ) -> list[pd.DataFrame]:
+    """Return, per (symbol, timeframe, as_of), every bar closed by as_of with its stored
+    snapshot (bar_ts, ts_close, regime_snapshots columns), by ts; read in one connection."""
+    with store.connect(read_only=True) as con:
+        return [con.execute(_SERIES_SQL, [symbol, tf, as_of]).df()
+                for symbol, tf, as_of in series]
+
+
+def regime_job_inputs(store: Store, symbols: Sequence[str] | None,
+                      timeframes: Sequence[str] | None, bar_columns: Sequence[str],
+                      feature_columns: Sequence[str], model_version: str
+                      ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Return what the regime job reads, in one connection: the selected series' bar columns
+    joined to their features (by symbol, timeframe, ts), every corporate action, the last
+    stored snapshot per series (symbol, timeframe, last_ts, version) and the stored fits of
+    ``model_version`` (symbol, timeframe, ts, params_json)."""
+    where, params = series_where(symbols, timeframes)
+    # One read connection for every read: opening a DuckDB file costs tens of milliseconds.
+    with store.connect(read_only=True) as con:
+        frame = con.execute(_BULK_SQL.format(
+            bar_columns=", ".join(f"b.{c}" for c in bar_columns),
+            feature_columns=", ".join(f"f.{c}" for c in feature_columns), where=where),
+            params).df()
+        actions = con.execute("SELECT * FROM corporate_actions ORDER BY symbol, ex_date").df()
+        done = con.execute("SELECT symbol, timeframe, max(ts) AS last_ts, arg_max(version, ts) "
+                           "AS version FROM regime_snapshots GROUP BY ALL").df()
+        models = con.execute("SELECT symbol, timeframe, ts, params_json FROM regime_models "
+                             "WHERE model_version = ? ORDER BY symbol, timeframe, ts",
+                             [model_version]).df()
+    return frame, actions, done, models
