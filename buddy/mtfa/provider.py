@@ -49,27 +49,13 @@ from buddy.mtfa.compute import (
     stack_for,
 )
 from buddy.store import Store
+from buddy.store.mtfa import last_closed_bars, stack_bars
 from buddy.timeframes import Timeframe
 
 #: A last closed bar older than this many bar lengths (plus the grace) is stale.
 MAX_STALE_BARS = 3
 #: Calendar time allowed on top of MAX_STALE_BARS for weekends and holidays.
 STALE_GRACE = pd.Timedelta(days=4)
-
-#: The last closed bar of each requested timeframe, its feature values and the number of
-#: closed bars (point-in-time: ts_close <= as_of, so a forming bar is never read).
-LAST_CLOSED_BARS_SQL = """
-SELECT b.timeframe, b.ts, b.ts_close, b.close, b.n_closed,
-       f.ts IS NOT NULL AS has_features, f.ema_20, f.ema_50, f.atr_14, f.adx_14
-FROM (
-    SELECT symbol, timeframe, ts, ts_close, close,
-           count(*) OVER (PARTITION BY timeframe) AS n_closed
-    FROM bars
-    WHERE symbol = ? AND list_contains(?, timeframe) AND ts_close <= ?
-    QUALIFY row_number() OVER (PARTITION BY timeframe ORDER BY ts DESC) = 1
-) b
-LEFT JOIN ta_features f ON f.symbol = b.symbol AND f.timeframe = b.timeframe AND f.ts = b.ts
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +78,7 @@ class MTFAProvider:
 def read_mtfa(store: Store, symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
               rule: TrendRule = DEFAULT_TREND_RULE) -> tuple[MTFASnapshot | None, str | None]:
     """Return the MTFA snapshot of ``symbol`` over ``stack`` from bars closed at ``as_of``."""
-    rows = store.query(LAST_CLOSED_BARS_SQL, [symbol, [str(tf) for tf in stack], as_of])
+    rows = last_closed_bars(store, symbol, [str(tf) for tf in stack], as_of)
     by_tf = {Timeframe.parse(r["timeframe"]): r for r in rows.to_dict("records")}
     return stack_reading(symbol, stack, as_of, by_tf, rule)
 
@@ -102,7 +88,7 @@ def stack_reading(symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
                   rule: TrendRule = DEFAULT_TREND_RULE
                   ) -> tuple[MTFASnapshot | None, str | None]:
     """Return the MTFA snapshot, or None and why, from each stack timeframe's last closed
-    bar: ``by_tf`` maps a timeframe to its LAST_CLOSED_BARS_SQL row (absent: no bar)."""
+    bar: ``by_tf`` maps a timeframe to its ``last_closed_bars`` row (absent: no bar)."""
     as_of_ts = pd.Timestamp(as_of)
     readings, problems = [], []
     for tf in stack:
@@ -145,18 +131,6 @@ def _float(value: object) -> float:
 
 # ---------------------------------------------------------------------------- batch form
 
-#: Every bar of a symbol's stack timeframes closed by the last as_of, with its feature values
-#: (the rows LAST_CLOSED_BARS_SQL picks from), by timeframe and ts: read once per symbol.
-STACK_BARS_SQL = """
-SELECT b.timeframe, b.ts, b.ts_close, b.close,
-       f.ts IS NOT NULL AS has_features, f.ema_20, f.ema_50, f.atr_14, f.adx_14
-FROM bars b
-LEFT JOIN ta_features f ON f.symbol = b.symbol AND f.timeframe = b.timeframe AND f.ts = b.ts
-WHERE b.symbol = ? AND list_contains(?, b.timeframe) AND b.ts_close <= ?
-ORDER BY b.timeframe, b.ts
-"""
-
-
 def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``mtfa_provider``: (pieces, reasons) per row, one read per symbol.
 
@@ -172,16 +146,15 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     keys = pd.DataFrame({"symbol": inst["symbol"].to_numpy(object),
                          "asset_class": inst["asset_class"].to_numpy(object),
                          "calendar": inst["trading_calendar"].to_numpy(object)})
-    work = []
-    with request.store.connect(read_only=True) as con:
-        for (symbol, asset_class, calendar), rows in keys.groupby(
-                ["symbol", "asset_class", "calendar"], sort=False).indices.items():
-            rows = np.asarray(rows, dtype=np.int64)
-            stack = stack_for(str(asset_class), str(calendar))
-            bars = con.execute(STACK_BARS_SQL, [symbol, [str(tf) for tf in stack],
-                                                as_of_datetime(int(t[rows].max()))]).df()
-            work.append((str(symbol), stack, rows, bars))
-    for symbol, stack, rows, bars in work:
+    keyed = [(str(symbol), stack_for(str(asset_class), str(calendar)),
+              np.asarray(rows, dtype=np.int64))
+             for (symbol, asset_class, calendar), rows in keys.groupby(
+                 ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
+    # each symbol's stack read once, by its last as_of
+    reads = stack_bars(request.store, [(symbol, [str(tf) for tf in stack],
+                                        as_of_datetime(int(t[rows].max())))
+                                       for symbol, stack, rows in keyed])
+    for (symbol, stack, rows), bars in zip(keyed, reads, strict=True):
         _stack_rows(symbol, stack, bars, rows, t[rows], pieces, reasons)
     return pieces, reasons
 
@@ -190,7 +163,7 @@ def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: pd.DataFrame,
                 rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
                 ) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
-    from its ``STACK_BARS_SQL`` rows."""
+    from its ``stack_bars`` rows."""
     timeframes = bars["timeframe"].to_numpy(object)
     frames = {tf: bars[timeframes == str(tf)].reset_index(drop=True) for tf in stack}
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
