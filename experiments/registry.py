@@ -8,7 +8,10 @@
   says ``config buddy-scoring@3 #<hash>``), or None when there is none. It never creates the
   store and imports mlflow only when the store exists. ``$BUDDY_SCORING_MODEL`` changes what
   production consumers load: another ``models:/NAME@ALIAS`` (or ``models:/NAME/VERSION``) URI,
-  or ``packaged`` for the packaged default config whatever the registry holds.
+  or ``packaged`` for the packaged default config whatever the registry holds. Each read of
+  the registry there (and each promote and rollback) rewrites the production pointer next to a
+  SQLite store (``pointer_path``; ``buddy.config_sources.ConfigPointer``), from which
+  ``experiments.config_source`` answers without importing mlflow while the store is unchanged.
 - ``promote(version, gate=..., scorer=...)`` replays the challenger and the current production
   on the gate's holdout window (``experiments.gate``), records the comparison as a run in the
   ``buddy-promotions`` experiment, and only then moves the aliases: ``previous`` to the
@@ -40,7 +43,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from buddy.config import ScoringConfig
+from buddy.config_sources import ConfigPointer, file_stamp, write_config_pointer
 from buddy.errors import BuddyError
+from experiments.config_source import MODEL_ENV, PRODUCTION, SCORING_MODEL, pointer_path
 from experiments.gate import (
     DEFAULT_GATE,
     FIRST,
@@ -65,6 +70,7 @@ from experiments.tracking import (
     log_run,
     quiet_downloads,
     retry_locked,
+    sqlite_path,
     store_exists,
     tracking_uri,
 )
@@ -72,11 +78,7 @@ from experiments.tracking import (
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-SCORING_MODEL = "buddy-scoring"
-PRODUCTION = "production"
 PREVIOUS = "previous"
-#: What production consumers load: a models:/ URI, or 'packaged' for the packaged default.
-MODEL_ENV = "BUDDY_SCORING_MODEL"
 #: The steps of a promotion, reported to ``on_step`` as they complete.
 STEPS: tuple[str, ...] = ("compared", "recorded", "previous_moved", "production_moved")
 
@@ -287,12 +289,38 @@ def load_production_config(name: str = SCORING_MODEL) -> ScoringConfig | None:
     if not store_exists():
         return None
     try:
-        found = alias_version(name, PRODUCTION)
-        return None if found is None else load_config_version(found, name, alias=PRODUCTION)
+        return refresh_production_pointer(name)
     except Exception as exc:  # an unreadable store: see the docstring
         warnings.warn(f"experiment store {tracking_uri()}: {exc}; using the packaged default "
                       "config", RuntimeWarning, stacklevel=2)
         return None
+
+
+def refresh_production_pointer(name: str = SCORING_MODEL, *,
+                               experiments: ExperimentStore | None = None
+                               ) -> ScoringConfig | None:
+    """Read ``name``'s production version from the registry, rewrite its pointer, and return
+    its config (None when no version holds the alias).
+
+    The store is stamped BEFORE it is read: a write racing this read leaves the pointer's
+    stamp older than the file, so the next reader reads the registry again.
+    """
+    uri = experiments.uri if experiments is not None else tracking_uri()
+    db, path = sqlite_path(uri), pointer_path(name, uri)
+    stamp = file_stamp(db) if db is not None else ""
+    found = alias_version(name, PRODUCTION,
+                          client=experiments.client if experiments is not None else None)
+    config = None if found is None else load_config_version(found, name, alias=PRODUCTION)
+    if db is not None and path is not None:
+        pointer = ConfigPointer(store=str(db), store_stamp=stamp, model=name, alias=PRODUCTION,
+                                version=found, config_hash=config.hash if config else "",
+                                config_json=config.to_json() if config else "")
+        try:
+            write_config_pointer(path, pointer)
+        except OSError as exc:  # the pointer only saves time: evaluations go on without it
+            warnings.warn(f"cannot write the production pointer {path}: {exc}",
+                          RuntimeWarning, stacklevel=2)
+    return config
 
 
 def list_versions(name: str = SCORING_MODEL) -> pd.DataFrame:
@@ -419,6 +447,7 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
     ``load(version, name)`` returns what the scorer scores (default: the ScoringConfig of a
     buddy-scoring version; the playbook registry passes its own); it must have a ``hash``.
     """
+    scoring = load is None
     load = load or (lambda v, n: load_config_version(v, n))
     experiments = experiments or ensure_store()
 
@@ -458,7 +487,10 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
                     challenger_metrics=dict(_metrics_of(challenger_replay)),
                     production_metrics=dict(_metrics_of(production_replay)))
 
-    return promote_with(name, version, decide, on_step=on_step, experiments=experiments)
+    promotion = promote_with(name, version, decide, on_step=on_step, experiments=experiments)
+    if scoring:  # the playbook registry passes its own ``load``: no config to point at
+        refresh_production_pointer(name, experiments=experiments)
+    return promotion
 
 
 def _metrics_of(scored: HoldoutReplay | Mapping[str, float]) -> Mapping[str, float]:
@@ -496,6 +528,8 @@ def rollback(name: str = SCORING_MODEL, *, reason: str = "", on_step: StepHook |
     if current is not None:
         retry_locked(lambda: client.set_registered_model_alias(name, PREVIOUS, current))
     _step(on_step, "previous_moved")
+    if load is None:
+        refresh_production_pointer(name, experiments=experiments)
     return Promotion(model=name, action="rollback", version=target, production_before=current,
                      production_after=target, previous_after=current, moved=True,
                      run_id=run_id)
