@@ -50,7 +50,21 @@ from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
 from buddy.store.core import LOCK_TIMEOUT_S, insert_frame
-from buddy.store.replay import latest_finished_run
+from buddy.store.replay import (
+    done_intent_ids,
+    finish_run,
+    latest_finished_run,
+    run_intents,
+    run_issues,
+    run_module_results,
+    run_module_scores,
+    run_outcomes,
+    run_results,
+    run_row,
+    run_table,
+    runs_with_progress,
+    set_run_status,
+)
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.executors import Executor, LocalProcessExecutor
@@ -322,7 +336,7 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     writer = Store(store.path, migrate=False,
                    lock_timeout_s=max(store.lock_timeout_s, WRITE_LOCK_TIMEOUT_S))
 
-    existing = _run_row(store, run_id)
+    existing = run_row(store, run_id)
     if existing is None:
         validate_intents(store, frame, config)
         _create_run(writer, run_id=run_id, name=name, config=config, config_json=config_json,
@@ -339,8 +353,7 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
                              elapsed_s=time.perf_counter() - started, mode=mode)
         _set_status(writer, run_id, "running")
 
-    done_ids = set(store.query("SELECT intent_id FROM replay_results WHERE run_id = ?",
-                               [run_id])["intent_id"])
+    done_ids = done_intent_ids(store, run_id)
     pending = frame[~frame["intent_id"].isin(done_ids)].reset_index(drop=True)
     chunks = list(_chunks(pending, chunk_size, by_series=mode == "intent"))
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
@@ -383,11 +396,10 @@ def resume_replay(store: Store, run_id: str, **options: Any) -> ReplayRun:
 
     ``options`` are run_replay's (executor, chunk_size, mode, progress, outcomes, ...).
     """
-    row = _run_row(store, run_id)
+    row = run_row(store, run_id)
     if row is None:
         raise ReplayError(f"no replay run {run_id!r} in {store.path}")
-    intents = store.query("SELECT * EXCLUDE (run_id) FROM replay_intents WHERE run_id = ?",
-                          [run_id])
+    intents = run_intents(store, run_id)
     context = json.loads(row["context_json"])
     providers = {piece: load_provider(path) for piece, path in context["providers"].items()}
     config = ScoringConfig.from_json(row["config_json"])
@@ -573,11 +585,6 @@ class _OutcomeSource:
 
 
 # ---------------------------------------------------------------------------- writes
-def _run_row(store: Store, run_id: str) -> dict[str, Any] | None:
-    frame = store.query("SELECT * FROM replay_runs WHERE run_id = ?", [run_id])
-    return None if frame.empty else frame.iloc[0].to_dict()
-
-
 def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
                 config_json: str, intents: pd.DataFrame, digest: str,
                 context: Mapping[str, Any], purpose: str) -> None:
@@ -651,28 +658,20 @@ def write_chunk(store: Store, run_id: str, rows: ChunkRows,
 
 def _set_status(store: Store, run_id: str, status: str, *, quiet: bool = False) -> None:
     try:
-        with store.transaction() as con:
-            con.execute("UPDATE replay_runs SET status = ? WHERE run_id = ?", [status, run_id])
+        set_run_status(store, run_id, status)
     except Exception:
         if not quiet:
             raise
 
 
 def _finish(store: Store, run_id: str) -> None:
-    with store.transaction() as con:
-        con.execute("UPDATE replay_runs SET status = 'done', finished_at = now() "
-                    "WHERE run_id = ?", [run_id])
+    finish_run(store, run_id)
 
 
 # ---------------------------------------------------------------------------- reads
 def list_runs(store: Store) -> pd.DataFrame:
     """Return every replay run with its progress, newest first."""
-    return store.query(
-        "SELECT r.run_id, r.name, r.config_name, r.config_version, r.config_hash, r.status, "
-        "r.n_intents, coalesce(d.n_done, 0) AS n_done, r.data_start, r.data_end, "
-        "r.intent_source, r.created_at, r.finished_at, r.purpose FROM replay_runs r LEFT JOIN ("
-        "SELECT run_id, count(*) AS n_done FROM replay_results GROUP BY run_id) d "
-        "USING (run_id) ORDER BY r.created_at DESC, r.run_id")
+    return runs_with_progress(store)
 
 
 def latest_run_id(store: Store, purpose: str = "research") -> str:
@@ -694,7 +693,7 @@ def run_info(store: Store, run_id: str) -> dict[str, Any]:
     if match.empty:
         raise ReplayError(f"no replay run {run_id!r} in {store.path}")
     info = match.iloc[0].to_dict()
-    row = _run_row(store, run_id) or {}
+    row = run_row(store, run_id) or {}
     info["config"] = json.loads(row["config_json"])
     info["context"] = json.loads(row["context_json"])
     info["intents_hash"] = row["intents_hash"]
@@ -706,22 +705,19 @@ def results_frame(store: Store, run_id: str) -> pd.DataFrame:
     """Return RESULT_COLUMNS + one score__<module> per configured module (by module name; NaN
     when skipped or errored) + the outcome columns (NaN/None without an outcome): one row per
     evaluated intent, by symbol, timeframe, as_of and intent id."""
-    row = _run_row(store, run_id)
+    row = run_row(store, run_id)
     if row is None:
         raise ReplayError(f"no replay run {run_id!r} in {store.path}")
     modules = [m["name"] for m in json.loads(row["config_json"])["modules"]]
-    results = store.query("SELECT * FROM replay_results WHERE run_id = ? "
-                          "ORDER BY symbol, timeframe, as_of, intent_id", [run_id])
+    results = run_results(store, run_id)
     results = results.loc[:, list(RESULT_COLUMNS)]
-    scores = store.query("SELECT intent_id, module, score FROM replay_module_results "
-                         "WHERE run_id = ?", [run_id])
+    scores = run_module_scores(store, run_id)
     wide = scores.pivot(index="intent_id", columns="module", values="score")
     for module in modules:
         column = wide[module] if module in wide.columns else pd.Series(dtype="float64")
         results[f"{SCORE_PREFIX}{module}"] = column.reindex(results["intent_id"]).to_numpy(
             dtype="float64")
-    outcomes = store.query("SELECT * EXCLUDE (run_id) FROM replay_outcomes WHERE run_id = ?",
-                           [run_id]).set_index("intent_id")
+    outcomes = run_outcomes(store, run_id).set_index("intent_id")
     for column in OUTCOME_COLUMNS[1:]:
         results[column] = outcomes[column].reindex(results["intent_id"]).to_numpy()
     return results
@@ -729,24 +725,19 @@ def results_frame(store: Store, run_id: str) -> pd.DataFrame:
 
 def module_results_frame(store: Store, run_id: str) -> pd.DataFrame:
     """Return every module result of a run (one row per intent and module)."""
-    return store.query("SELECT * FROM replay_module_results WHERE run_id = ? "
-                       "ORDER BY intent_id, module", [run_id])
+    return run_module_results(store, run_id)
 
 
 def issues_frame(store: Store, run_id: str) -> pd.DataFrame:
     """Return ISSUE_COLUMNS + issue_no + evidence_json: every issue every module raised."""
-    return store.query("SELECT run_id, intent_id, module, code, severity, issue_no, "
-                       "evidence_json FROM replay_issues WHERE run_id = ? "
-                       "ORDER BY intent_id, module, issue_no", [run_id])
+    return run_issues(store, run_id)
 
 
 def result_table_hash(store: Store, run_id: str) -> str:
     """Return the SHA-256 of the run's result tables in canonical order, run id excluded."""
     digest = hashlib.sha256()
     for table, key in RESULT_TABLES.items():
-        order = ", ".join(key)
-        frame = store.query(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? "
-                            f"ORDER BY {order}", [run_id])
+        frame = run_table(store, table, key, run_id)
         digest.update(f"{table}\n".encode())
         digest.update(_canonical_csv(frame).encode())
     return digest.hexdigest()

@@ -4,6 +4,7 @@ newest finished run of a purpose, and the series the all-data corpus covers."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -34,3 +35,85 @@ def bar_series(store: Store, symbols: Sequence[str] | None = None) -> pd.DataFra
     return store.query("SELECT DISTINCT symbol, timeframe FROM bars WHERE "
                        "list_contains(?, symbol) ORDER BY timeframe, symbol",
                        [[str(s) for s in symbols]])
+
+
+# ---------------------------------------------------------------------------- runs
+def run_row(store: Store, run_id: str) -> dict[str, Any] | None:
+    """Return the run's replay_runs row, or None when there is no such run."""
+    frame = store.query("SELECT * FROM replay_runs WHERE run_id = ?", [run_id])
+    return None if frame.empty else frame.iloc[0].to_dict()
+
+
+def runs_with_progress(store: Store) -> pd.DataFrame:
+    """Return every replay run with its count of evaluated intents (n_done), newest first."""
+    return store.query(
+        "SELECT r.run_id, r.name, r.config_name, r.config_version, r.config_hash, r.status, "
+        "r.n_intents, coalesce(d.n_done, 0) AS n_done, r.data_start, r.data_end, "
+        "r.intent_source, r.created_at, r.finished_at, r.purpose FROM replay_runs r LEFT JOIN ("
+        "SELECT run_id, count(*) AS n_done FROM replay_results GROUP BY run_id) d "
+        "USING (run_id) ORDER BY r.created_at DESC, r.run_id")
+
+
+def set_run_status(store: Store, run_id: str, status: str) -> None:
+    """Set the run's status."""
+    with store.transaction() as con:
+        con.execute("UPDATE replay_runs SET status = ? WHERE run_id = ?", [status, run_id])
+
+
+def finish_run(store: Store, run_id: str) -> None:
+    """Mark the run done, finished now."""
+    with store.transaction() as con:
+        con.execute("UPDATE replay_runs SET status = 'done', finished_at = now() "
+                    "WHERE run_id = ?", [run_id])
+
+
+def run_intents(store: Store, run_id: str) -> pd.DataFrame:
+    """Return the run's replay_intents rows without the run id."""
+    return store.query("SELECT * EXCLUDE (run_id) FROM replay_intents WHERE run_id = ?",
+                       [run_id])
+
+
+def done_intent_ids(store: Store, run_id: str) -> set[str]:
+    """Return the ids of the run's intents that already have a result (a resume skips them)."""
+    return set(store.query("SELECT intent_id FROM replay_results WHERE run_id = ?",
+                           [run_id])["intent_id"])
+
+
+# ---------------------------------------------------------------------------- results
+def run_results(store: Store, run_id: str) -> pd.DataFrame:
+    """Return the run's replay_results rows by symbol, timeframe, as_of and intent id."""
+    return store.query("SELECT * FROM replay_results WHERE run_id = ? "
+                       "ORDER BY symbol, timeframe, as_of, intent_id", [run_id])
+
+
+def run_module_scores(store: Store, run_id: str) -> pd.DataFrame:
+    """Return (intent_id, module, score) of every module result of the run."""
+    return store.query("SELECT intent_id, module, score FROM replay_module_results "
+                       "WHERE run_id = ?", [run_id])
+
+
+def run_outcomes(store: Store, run_id: str) -> pd.DataFrame:
+    """Return the run's replay_outcomes rows without the run id."""
+    return store.query("SELECT * EXCLUDE (run_id) FROM replay_outcomes WHERE run_id = ?",
+                       [run_id])
+
+
+def run_module_results(store: Store, run_id: str) -> pd.DataFrame:
+    """Return every module result of a run (one row per intent and module)."""
+    return store.query("SELECT * FROM replay_module_results WHERE run_id = ? "
+                       "ORDER BY intent_id, module", [run_id])
+
+
+def run_issues(store: Store, run_id: str) -> pd.DataFrame:
+    """Return every issue of a run (run_id, intent_id, module, code, severity, issue_no,
+    evidence_json) by intent, module and issue number."""
+    return store.query("SELECT run_id, intent_id, module, code, severity, issue_no, "
+                       "evidence_json FROM replay_issues WHERE run_id = ? "
+                       "ORDER BY intent_id, module, issue_no", [run_id])
+
+
+def run_table(store: Store, table: str, key: Sequence[str], run_id: str) -> pd.DataFrame:
+    """Return the run's rows of result table ``table`` without the run id, ordered by
+    ``key`` (the table's key columns; both names come from the caller's constants)."""
+    return store.query(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? "
+                       f"ORDER BY {', '.join(key)}", [run_id])
