@@ -57,7 +57,9 @@ from buddy.domain import OrderType
 from buddy.errors import ConfigError, FieldError, FieldErrors
 from buddy.evidence import to_tick as tick_grid
 from buddy.store import Store
-from buddy.store.replay import bar_series
+from buddy.store.bars import bars_closing_after
+from buddy.store.replay import bar_series, generator_inputs
+from buddy.store.trades import all_trades, replayable_intents
 from buddy.timeframes import Timeframe
 from replay.model import INTENT_COLUMNS
 
@@ -581,24 +583,6 @@ def stable_id(*parts: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- generate
-_BARS_SQL = """
-SELECT epoch_ns(ts) AS ts, epoch_ns(ts_close) AS ts_close,
-       (session - DATE '1970-01-01')::BIGINT AS session, open, high, low, close, volume
-FROM bars WHERE timeframe = ? {filters} ORDER BY symbol, ts
-"""
-_BAR_COUNTS_SQL = """
-SELECT symbol, count(*) AS n FROM bars WHERE timeframe = ? {filters}
-GROUP BY symbol ORDER BY symbol
-"""
-_FEATURES_SQL = """
-SELECT epoch_ns(ts) AS ts, {features} FROM ta_features WHERE timeframe = ? {filters}
-ORDER BY symbol, ts
-"""
-_FEATURE_COUNTS_SQL = """
-SELECT symbol, count(*) AS n FROM ta_features WHERE timeframe = ? {filters}
-GROUP BY symbol ORDER BY symbol
-"""
-
 
 def generate_intents(store: Store, generator: str, *, symbols: Sequence[str] | None = None,
                      timeframe: Timeframe | str = Timeframe.D1,
@@ -704,26 +688,10 @@ def _load_series(store: Store, symbols: Sequence[str] | None, timeframe: Timefra
                  end: pd.Timestamp | None) -> tuple[pd.DataFrame, list[PriceSeries]]:
     """Return the tickers (by symbol) and each symbol's bars (closed by ``end``) with their
     features, read in one connection as numpy arrays (no per-row Python objects)."""
-    filters = ""
-    params: list[Any] = [timeframe.value]
-    if symbols is not None:
-        filters += " AND list_contains(?, symbol)"
-        params.append([str(s) for s in symbols])
-    bar_filters, bar_params = filters, list(params)
-    if end is not None:
-        bar_filters += " AND ts_close <= ?"
-        bar_params.append(end.to_pydatetime())
-    with store.connect(read_only=True) as con:
-        instruments = con.execute("SELECT * FROM tickers ORDER BY symbol").df()
-        actions = con.execute("SELECT * FROM corporate_actions WHERE action = 'split' "
-                              "ORDER BY symbol, ex_date").df()
-        bar_counts = con.execute(_BAR_COUNTS_SQL.format(filters=bar_filters), bar_params
-                                 ).fetchall()
-        bars = con.execute(_BARS_SQL.format(filters=bar_filters), bar_params).fetchnumpy()
-        feature_counts = dict(con.execute(_FEATURE_COUNTS_SQL.format(filters=filters), params
-                                          ).fetchall())
-        features = con.execute(_FEATURES_SQL.format(
-            features=", ".join(_FEATURES), filters=filters), params).fetchnumpy()
+    read = generator_inputs(store, timeframe.value, symbols,
+                            None if end is None else end.to_pydatetime(), _FEATURES)
+    instruments, actions, bar_counts = read.instruments, read.splits, read.bar_counts
+    bars, feature_counts, features = read.bars, read.feature_counts, read.features
     if symbols is not None:
         missing = sorted(set(symbols) - {s for s, _ in bar_counts})
         if missing:
@@ -844,17 +812,6 @@ def _empty_intents() -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- database
-_DATABASE_INTENTS_SQL = """
-SELECT i.*, t.trade_id AS linked_trade_id
-FROM trade_intents i
-LEFT JOIN (SELECT linked_intent_id, arg_min(trade_id, open_ts) AS trade_id
-           FROM trades WHERE linked_intent_id IS NOT NULL GROUP BY linked_intent_id) t
-       ON t.linked_intent_id = i.intent_id
-WHERE i.proposed_stop IS NOT NULL {user_filter}
-ORDER BY i.as_of, i.intent_id
-"""
-
-
 def database_intents(store: Store, user_id: str | None = None, *,
                      default_horizon: int = 20) -> pd.DataFrame:
     """Return the intents in ``trade_intents`` (one user's, or all), as ``INTENT_COLUMNS``.
@@ -863,8 +820,7 @@ def database_intents(store: Store, user_id: str | None = None, *,
     ``holding_horizon`` becomes ``default_horizon`` bars. ``linked_trade_id`` is the first
     (by open_ts) trade whose ``linked_intent_id`` names the intent.
     """
-    sql = _DATABASE_INTENTS_SQL.format(user_filter="AND i.user_id = ?" if user_id else "")
-    frame = store.query(sql, [user_id] if user_id else None)
+    frame = replayable_intents(store, user_id)
     if frame.empty:
         return _empty_intents()
     frame["holding_horizon"] = frame["holding_horizon"].fillna(default_horizon).astype(
@@ -879,18 +835,8 @@ def database_intents(store: Store, user_id: str | None = None, *,
 
 def database_trades(store: Store, user_id: str | None = None) -> pd.DataFrame:
     """Return the ``trades`` table (one user's, or all), in ``TRADE_COLUMNS`` order."""
-    sql = "SELECT * FROM trades" + (" WHERE user_id = ?" if user_id else "")
-    frame = store.query(sql + " ORDER BY open_ts, trade_id", [user_id] if user_id else None)
+    frame = all_trades(store, user_id)
     return frame[list(TRADE_COLUMNS)]
-
-
-_OUTCOME_BARS_SQL = """
-WITH keys AS (SELECT unnest(?) AS symbol, unnest(?) AS timeframe,
-                     unnest(?)::TIMESTAMPTZ AS first_as_of)
-SELECT b.* FROM bars b JOIN keys k USING (symbol, timeframe)
-WHERE b.ts_close > k.first_as_of
-ORDER BY b.symbol, b.timeframe, b.ts
-"""
 
 
 def load_outcome_inputs(store: Store, intents: pd.DataFrame
@@ -900,9 +846,9 @@ def load_outcome_inputs(store: Store, intents: pd.DataFrame
     if intents.empty:
         return {}, store.corporate_actions()
     firsts = intents.groupby(["symbol", "timeframe"], sort=True)["as_of"].min()
-    bars = store.query(_OUTCOME_BARS_SQL, [
-        [str(s) for s, _ in firsts.index], [str(t) for _, t in firsts.index],
-        [pd.Timestamp(t).isoformat() for t in firsts.to_numpy()]])
+    bars = bars_closing_after(store, [str(s) for s, _ in firsts.index],
+                              [str(t) for _, t in firsts.index],
+                              [pd.Timestamp(t).isoformat() for t in firsts.to_numpy()])
     groups = bars.groupby(["symbol", "timeframe"], sort=False).indices
     empty = bars.iloc[0:0]
     bars_by_key = {(str(s), str(t)): (bars.iloc[groups[(s, t)]].reset_index(drop=True)

@@ -52,3 +52,20 @@ def last_bar_ts(store: Store, symbols: Sequence[str] | None, timeframes: Sequenc
     where, params = series_where(symbols, timeframes)
     return store.query(f"SELECT symbol, timeframe, max(ts) AS last_ts FROM bars {where} "
                        "GROUP BY ALL ORDER BY symbol, timeframe", params)
+
+
+_CLOSING_AFTER_SQL = """
+WITH keys AS (SELECT unnest(?) AS symbol, unnest(?) AS timeframe,
+                     unnest(?)::TIMESTAMPTZ AS first_as_of)
+SELECT b.* FROM bars b JOIN keys k USING (symbol, timeframe)
+WHERE b.ts_close > k.first_as_of
+ORDER BY b.symbol, b.timeframe, b.ts
+"""
+
+
+def bars_closing_after(store: Store, symbols: Sequence[str], timeframes: Sequence[str],
+                       first_as_of: Sequence[str]) -> pd.DataFrame:
+    """Return, for each (symbols[i], timeframes[i]), its bars closing after first_as_of[i]
+    (ISO time with a zone): what comes after a decision, for outcomes only; by symbol,
+    timeframe, ts."""
+    return store.query(_CLOSING_AFTER_SQL, [list(symbols), list(timeframes), list(first_as_of)])

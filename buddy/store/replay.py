@@ -1,13 +1,18 @@
-"""Reads for replay: the replayed intents calibration needs beyond the results frame, the
-newest finished run of a purpose, and the series the all-data corpus covers."""
+"""Replay in the store: the runs (``replay_runs``) and their result tables, the replayed
+intents calibration needs beyond the results frame, the newest finished run of a purpose, the
+series the all-data corpus covers and the columns the intent generators read."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from buddy.store.bars import closed_by
 from buddy.store.core import Store
 
 
@@ -117,3 +122,65 @@ def run_table(store: Store, table: str, key: Sequence[str], run_id: str) -> pd.D
     ``key`` (the table's key columns; both names come from the caller's constants)."""
     return store.query(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? "
                        f"ORDER BY {', '.join(key)}", [run_id])
+
+
+# ---------------------------------------------------------------------------- generators' inputs
+_BARS_SQL = """
+SELECT epoch_ns(ts) AS ts, epoch_ns(ts_close) AS ts_close,
+       (session - DATE '1970-01-01')::BIGINT AS session, open, high, low, close, volume
+FROM bars WHERE timeframe = ? {filters} ORDER BY symbol, ts
+"""
+_BAR_COUNTS_SQL = """
+SELECT symbol, count(*) AS n FROM bars WHERE timeframe = ? {filters}
+GROUP BY symbol ORDER BY symbol
+"""
+_FEATURES_SQL = """
+SELECT epoch_ns(ts) AS ts, {features} FROM ta_features WHERE timeframe = ? {filters}
+ORDER BY symbol, ts
+"""
+_FEATURE_COUNTS_SQL = """
+SELECT symbol, count(*) AS n FROM ta_features WHERE timeframe = ? {filters}
+GROUP BY symbol ORDER BY symbol
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorInputs:
+    """What the intent generators read, as numpy columns (no per-row Python objects)."""
+
+    instruments: pd.DataFrame  # tickers, by symbol
+    splits: pd.DataFrame  # corporate actions that are splits, by symbol and ex_date
+    bar_counts: list[tuple[str, int]]  # bars per symbol, by symbol
+    bars: dict[str, np.ndarray]  # ts, ts_close (epoch ns), session (epoch days), OHLCV
+    feature_counts: dict[str, int]  # ta_features rows per symbol
+    features: dict[str, np.ndarray]  # ts (epoch ns) and the requested feature columns
+
+
+def generator_inputs(store: Store, timeframe: str, symbols: Sequence[str] | None,
+                     end: datetime | None, feature_columns: Sequence[str]) -> GeneratorInputs:
+    """Read the ``timeframe`` bars closed by ``end`` (all when None) and every feature row of
+    ``symbols`` (all when None), by symbol and ts, with the tickers and splits; in one
+    connection."""
+    filters = ""
+    params: list[Any] = [timeframe]
+    if symbols is not None:
+        filters += " AND list_contains(?, symbol)"
+        params.append([str(s) for s in symbols])
+    bar_filters, bar_params = filters, list(params)
+    if end is not None:
+        bar_filters += f" AND {closed_by()}"
+        bar_params.append(end)
+    with store.connect(read_only=True) as con:
+        instruments = con.execute("SELECT * FROM tickers ORDER BY symbol").df()
+        splits = con.execute("SELECT * FROM corporate_actions WHERE action = 'split' "
+                             "ORDER BY symbol, ex_date").df()
+        bar_counts = con.execute(_BAR_COUNTS_SQL.format(filters=bar_filters), bar_params
+                                 ).fetchall()
+        bars = con.execute(_BARS_SQL.format(filters=bar_filters), bar_params).fetchnumpy()
+        feature_counts = dict(con.execute(_FEATURE_COUNTS_SQL.format(filters=filters), params
+                                          ).fetchall())
+        features = con.execute(_FEATURES_SQL.format(
+            features=", ".join(feature_columns), filters=filters), params).fetchnumpy()
+    return GeneratorInputs(instruments=instruments, splits=splits,
+                           bar_counts=[(str(s), int(n)) for s, n in bar_counts], bars=bars,
+                           feature_counts=feature_counts, features=features)

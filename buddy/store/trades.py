@@ -336,3 +336,28 @@ def user_equity(source: StoreOrCon, user_id: str) -> float | None:
 def as_mapping(frame: pd.DataFrame, key: str) -> Mapping[str, dict[str, Any]]:
     """Return the rows of ``frame`` as dicts keyed by ``key``."""
     return {row[key]: row for row in frame.to_dict("records")} if len(frame) else {}
+
+
+# ---------------------------------------------------------------------------- replay's reads
+_REPLAYABLE_INTENTS_SQL = """
+SELECT i.*, t.trade_id AS linked_trade_id
+FROM trade_intents i
+LEFT JOIN (SELECT linked_intent_id, arg_min(trade_id, open_ts) AS trade_id
+           FROM trades WHERE linked_intent_id IS NOT NULL GROUP BY linked_intent_id) t
+       ON t.linked_intent_id = i.intent_id
+WHERE i.proposed_stop IS NOT NULL {user_filter}
+ORDER BY i.as_of, i.intent_id
+"""
+
+
+def replayable_intents(store: Store, user_id: str | None = None) -> pd.DataFrame:
+    """Return the trade_intents rows with a stop (one user's, or all), each with the first
+    (by open_ts) trade linked to it (``linked_trade_id``), by as_of and intent id."""
+    sql = _REPLAYABLE_INTENTS_SQL.format(user_filter="AND i.user_id = ?" if user_id else "")
+    return store.query(sql, [user_id] if user_id else None)
+
+
+def all_trades(store: Store, user_id: str | None = None) -> pd.DataFrame:
+    """Return the trades table (one user's, or all), by open_ts and trade id."""
+    sql = "SELECT * FROM trades" + (" WHERE user_id = ?" if user_id else "")
+    return store.query(sql + " ORDER BY open_ts, trade_id", [user_id] if user_id else None)
