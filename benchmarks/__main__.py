@@ -22,6 +22,7 @@ from benchmarks.levels import levels_suite
 from benchmarks.one_form import one_form_suite
 from benchmarks.regime import regime_suite
 from benchmarks.replay import replay_suite
+from benchmarks.startup import startup_suite
 from benchmarks.suites import SUITES as CORE_SUITES
 from benchmarks.trades import trades_suite
 from benchmarks.trades_review import trades_review_suite
@@ -29,7 +30,7 @@ from benchmarks.widgets import widgets_suite
 
 SUITES = {**CORE_SUITES, "regime": regime_suite, "levels": levels_suite,
           "widgets": widgets_suite, "replay": replay_suite, "trades_review": trades_review_suite,
-          "trades": trades_suite, "one_form": one_form_suite}
+          "trades": trades_suite, "one_form": one_form_suite, "startup": startup_suite}
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:
