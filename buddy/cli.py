@@ -148,7 +148,8 @@ class _PluggableGroup(_LazyGroup):
     imported only when it is invoked (buddy imports no higher layer by name)."""
 
     def lazy_commands(self) -> dict[str, str]:
-        return {**_plugin_commands(), **super().lazy_commands()}
+        plugins = {n: t for n, t in _plugin_commands().items() if n not in self.commands}
+        return {**plugins, **super().lazy_commands()}
 
 
 @click.group(cls=_PluggableGroup, context_settings={"help_option_names": ["-h", "--help"]})
