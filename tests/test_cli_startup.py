@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from buddy.cli import TIMEFRAME_VALUES, cli
 from buddy.timeframes import Timeframe
 
+REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "numpy", "duckdb", "pyarrow", "mlflow")
 
 # Renders every group's help before and after importing all its lazy commands, in a fresh
@@ -77,3 +79,20 @@ def test_a_lazy_command_runs_when_invoked() -> None:
     assert "context mtfa [OPTIONS] SYMBOL" in run.output
     bad = CliRunner().invoke(cli, ["jobs", "nope"])
     assert bad.exit_code == 2 and "No such command 'nope'" in bad.output
+
+
+def _make_dry_run(*args: str) -> str:
+    done = subprocess.run(["make", "-n", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_compiles_bytecode_at_install_and_when_sources_change() -> None:
+    install = _make_dry_run("-B", ".venv/.installed")
+    assert install.count("uv pip install") == 2
+    assert install.count("--compile-bytecode") == 2
+    # a changed source recompiles the project before the targets people run
+    for target in ("compiled", "demo", "test", "bench", "replay"):
+        assert "-m compileall -q buddy replay experiments" in _make_dry_run(
+            "-W", "buddy/cli.py", target), target
