@@ -1,5 +1,6 @@
-"""`buddy --help` stays cheap: it imports no pandas, numpy or duckdb, and its lazily listed
-commands read exactly as they do once imported."""
+"""The interactive path stays cheap: `buddy --help` imports no pandas, numpy or duckdb, its
+lazily listed commands read exactly as they do once imported, and the Makefile compiles
+bytecode (these machines set PYTHONDONTWRITEBYTECODE=1)."""
 
 from __future__ import annotations
 
