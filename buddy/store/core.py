@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from buddy.errors import SchemaVersionError, StoreLockedError
+from buddy.store.bars import closed_by
 
 #: What bulk writes accept: a pandas DataFrame or an Arrow table with the table's columns.
 Frame: TypeAlias = pd.DataFrame | pa.Table
@@ -284,7 +285,7 @@ class Store:
         sql = "SELECT * FROM bars WHERE symbol = ? AND timeframe = ?"
         params: list[Any] = [symbol, str(timeframe)]
         if as_of is not None:
-            sql += " AND ts_close <= ?"
+            sql += f" AND {closed_by()}"
             params.append(as_of)
         if start is not None:
             sql += " AND ts >= ?"
@@ -305,7 +306,7 @@ class Store:
                "WHERE f.symbol = ? AND f.timeframe = ?")
         params: list[Any] = [symbol, str(timeframe)]
         if as_of is not None:
-            sql += " AND b.ts_close <= ?"
+            sql += f" AND {closed_by('b')}"
             params.append(as_of)
         return self.query(sql + " ORDER BY f.ts", params)
 
@@ -382,16 +383,16 @@ def series_where(symbols: Sequence[str] | None, timeframes: Sequence[str] | None
 #: Tables keyed by (symbol, timeframe, ts) that snapshot jobs write with write_snapshots().
 SNAPSHOT_TABLES = ("regime_snapshots", "key_levels", "regime_models", "mtfa_snapshots")
 
-CONTEXT_BARS_SQL = """
+CONTEXT_BARS_SQL = f"""
 SELECT * FROM (
-    SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ?
+    SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND {closed_by()}
     ORDER BY ts DESC LIMIT ?
 ) ORDER BY ts
 """
-CONTEXT_FEATURES_SQL = """
+CONTEXT_FEATURES_SQL = f"""
 SELECT * FROM (
     SELECT f.* FROM ta_features f JOIN bars b USING (symbol, timeframe, ts)
-    WHERE f.symbol = ? AND f.timeframe = ? AND b.ts_close <= ?
+    WHERE f.symbol = ? AND f.timeframe = ? AND {closed_by("b")}
     ORDER BY f.ts DESC LIMIT ?
 ) ORDER BY ts
 """

@@ -21,6 +21,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from buddy.store.bars import closed_by
 from buddy.store.core import Store, scalar
 
 #: key_levels (and compute_key_levels) column -> the name reads return, for the nested levels.
@@ -33,7 +34,7 @@ STORED_NAMES: dict[str, str] = {
 NESTED_COLUMNS: tuple[str, ...] = tuple(STORED_NAMES.values())
 
 _LAST_BAR_SQL = ("SELECT ts, session FROM bars WHERE symbol = ? AND timeframe = ? AND "
-                 "ts_close <= ? ORDER BY ts DESC LIMIT 1")
+                 f"{closed_by()} ORDER BY ts DESC LIMIT 1")
 _READ_NESTED = ("pivots_json AS pivots, anchored_vwap_levels_json AS anchored_vwap_levels, "
                 "support_resistance_json AS support_resistance")
 _ROW_SQL = ("SELECT * EXCLUDE (pivots_json, anchored_vwap_levels_json, support_resistance_json), "
@@ -47,20 +48,20 @@ _ANCHORS_SQL = ("SELECT name, anchor_ts FROM level_anchors WHERE user_id = ? AND
 #: Each user's earliest anchor on the symbol: a row whose as_of is after it has anchors.
 _FIRST_ANCHORS_SQL = ("SELECT user_id, min(anchor_ts) AS first_anchor FROM level_anchors "
                       "WHERE symbol = ? GROUP BY user_id")
-_BARS_SQL = "SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ? ORDER BY ts"
-_BARS_SINCE_SQL = ("SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND ts_close <= ? "
+_BARS_SQL = f"SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND {closed_by()} ORDER BY ts"
+_BARS_SINCE_SQL = (f"SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND {closed_by()} "
                    "AND ts_close > ? ORDER BY ts")
 #: Every bar of one series closed by the last as_of, with the scalar columns of its
 #: key_levels row of the given version (NULLs and stored = false when none). The nested
 #: columns are left out: converting them costs per row, and rows on one bar share them, so
 #: ``nested_levels`` reads them for the distinct bars in use only.
-_SERIES_SQL = """
+_SERIES_SQL = f"""
 SELECT b.ts AS bar_ts, b.ts_close, b.session, k.ts IS NOT NULL AS stored,
        k.* EXCLUDE (pivots_json, anchored_vwap_levels_json, support_resistance_json)
 FROM bars b
 LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND k.ts = b.ts
     AND k.version = ?
-WHERE b.symbol = ? AND b.timeframe = ? AND b.ts_close <= ?
+WHERE b.symbol = ? AND b.timeframe = ? AND {closed_by("b")}
 ORDER BY b.ts
 """
 _NESTED_SQL = f"""
