@@ -7,6 +7,7 @@ import importlib
 import importlib.machinery
 import importlib.util
 import json
+import re
 import sys
 from functools import cache
 from importlib.metadata import entry_points
@@ -67,7 +68,7 @@ def _declared_help(target: str) -> str:
         return ""
     if not source:
         return ""
-    for node in ast.parse(source).body:
+    for node in _parse_function(source, attr).body:
         if isinstance(node, ast.FunctionDef) and node.name == attr:
             for decorator in node.decorator_list:
                 # only the command's own decorator: an option's help= is not the command's
@@ -81,6 +82,23 @@ def _declared_help(target: str) -> str:
                         return keyword.value.value
             return ast.get_docstring(node) or ""
     return ""
+
+
+def _parse_function(source: str, name: str) -> ast.Module:
+    # parsing a whole module costs ~3 ms: parse only the top-level function and its
+    # decorators (the lines from the blank line above it to the next top-level line), and
+    # the whole module when that slice is not valid on its own
+    found = re.search(rf"^def {re.escape(name)}\(", source, re.MULTILINE)
+    if found is not None:
+        start = source.rfind("\n\n", 0, found.start()) + 2
+        body = source.find("\n", found.end()) + 1
+        after = re.search(r"^\S", source[body:], re.MULTILINE) if body else None
+        end = body + after.start() if after is not None else len(source)
+        try:
+            return ast.parse(source[start:end])
+        except SyntaxError:
+            pass
+    return ast.parse(source)
 
 
 def _module_source(module: str) -> str | None:
