@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from buddy.cli import TIMEFRAME_VALUES, cli
+from buddy.cli import COMMANDS_GROUP, TIMEFRAME_VALUES, cli, installed_entry_points
 from buddy.timeframes import Timeframe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,3 +98,11 @@ def test_make_compiles_bytecode_at_install_and_when_sources_change() -> None:
     for target in ("compiled", "demo", "test", "bench", "replay"):
         assert "-m compileall -q buddy replay experiments" in _make_dry_run(
             "-W", "buddy/cli.py", target), target
+
+
+def test_entry_points_are_read_as_importlib_metadata_reads_them() -> None:
+    for group in (COMMANDS_GROUP, "trading_buddy.config_sources", "console_scripts",
+                  "pytest11"):
+        expected = {ep.name: ep.value for ep in entry_points(group=group)}
+        assert installed_entry_points(group) == expected, group
+    assert set(installed_entry_points(COMMANDS_GROUP)) == {"replay", "experiments"}
