@@ -51,14 +51,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from hmmlearn.hmm import GaussianHMM
 
 from buddy.config import ModuleConfig, param
 from buddy.errors import FieldError
 from buddy.regime.markov import stationary_distribution
+
+if TYPE_CHECKING:
+    from hmmlearn.hmm import GaussianHMM
 
 HMM_VERSION = "1.0.0"
 FEATURE_NAMES: tuple[str, ...] = ("ret_1", "log_range")
@@ -203,6 +205,10 @@ def initial_means(z: np.ndarray, n_states: int, seed: int) -> np.ndarray:
 def new_model(config: HMMConfig, seed: int, z: np.ndarray) -> GaussianHMM:
     """Return the hmmlearn model that fit number ``seed`` runs on the standardised rows
     ``z``, initial means set (the job and the bench's bare-hmmlearn baseline both use it)."""
+    # imported here: hmmlearn pulls in scikit-learn (~0.7 s), and most evaluations read
+    # stored regime snapshots without fitting anything
+    from hmmlearn.hmm import GaussianHMM
+
     model = GaussianHMM(n_components=config.n_states, covariance_type="diag",
                         n_iter=config.n_iter, tol=config.tol, random_state=seed,
                         implementation="scaling", init_params="stc")
