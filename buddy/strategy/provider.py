@@ -3,10 +3,11 @@
 ``StrategyProvider`` (the instance ``strategy_provider``) implements
 ``buddy.context.providers.PieceProvider``. For a request at t it
 
-1. counts the user's closed trades with entry facts (``entry_facts_key``, one small query):
-   none, or fewer than ``MIN_TRADES``, and the piece is None with the reason. Nothing else
-   is read and no playbook source (MLflow) is asked, so a user without trades costs one
-   query per batch;
+1. counts the user's trades with entry facts (``n_facts``: one query per store state, cached
+   under the store's context stamp, which every facts write touches) and then those closed by
+   t: none, or fewer than ``MIN_TRADES``, and the piece is None with the reason. Nothing else
+   is read and no playbook source (MLflow) is asked, so a user without trades costs a stamp
+   read per pack;
 2. reads ``read_entry_facts(closed_by=t)`` (only trades closed by t: the point-in-time read),
    builds the profile (``build_profile``) and the playbooks:
 
