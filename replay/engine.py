@@ -198,9 +198,46 @@ def _blank(value: Any) -> bool:
         value is pd.NA or value is pd.NaT)
 
 
+#: The version of ``intents_hash``'s byte layout (part of what is hashed): 2 is column-wise.
+INTENTS_HASH_VERSION = 2
+
+
 def intents_hash(intents: pd.DataFrame) -> str:
-    """Return the SHA-256 of a normalized intents frame's canonical CSV."""
-    return hashlib.sha256(_canonical_csv(intents).encode()).hexdigest()
+    """Return the SHA-256 of a normalized intents frame (``normalize_intents``), column by
+    column: each column's name and its values as bytes (floats as IEEE-754 little-endian with
+    one NaN, times as UTC microseconds, integers as int64, text length-prefixed UTF-8 with
+    missing values marked), in INTENT_COLUMNS order. Equal frames give equal hashes whatever
+    their index; any changed value, row order or column changes it. At a million intents this
+    is a few numpy passes, where the canonical CSV it replaces formatted every cell."""
+    digest = hashlib.sha256(f"intents v{INTENTS_HASH_VERSION} n={len(intents)}\n".encode())
+    for column in INTENT_COLUMNS:
+        values = intents[column]
+        digest.update(f"{column}\n".encode())
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            micros = values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+            digest.update(micros.to_numpy(dtype="datetime64[us]").astype("<i8").tobytes())
+        elif pd.api.types.is_float_dtype(values.dtype):
+            floats = values.to_numpy(dtype="<f8").copy()
+            floats[np.isnan(floats)] = np.nan  # one NaN bit pattern
+            digest.update(floats.tobytes())
+        elif pd.api.types.is_integer_dtype(values.dtype):
+            digest.update(values.to_numpy(dtype="<i8").tobytes())
+        else:
+            digest.update(_text_bytes(values))
+    return digest.hexdigest()
+
+
+def _text_bytes(values: pd.Series) -> bytes:
+    """Return text values as one byte string, column-wise through Arrow: the missing mask
+    (None and NaN), the end offsets and the UTF-8 data."""
+    import pyarrow as pa
+
+    array = pa.array(values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    _, offsets, data = array.buffers()
+    ends = np.frombuffer(offsets, dtype="<i8", count=len(array) + 1)
+    missing = array.is_null().to_numpy(zero_copy_only=False).astype(np.uint8)
+    text = b"" if data is None else data.to_pybytes()[: int(ends[-1])]
+    return missing.tobytes() + ends.tobytes() + text
 
 
 def intent_from_row(row: Mapping[str, Any]) -> TradeIntent:
