@@ -138,7 +138,7 @@ def build_demo_strategy(store: Store, *, echo: Callable[[str], None] = print,
     from buddy.strategy.profile import StrategyProfile
     from buddy.strategy.sources import publish_playbooks
 
-    echo("\n" + _text(refresh_entry_facts(store, user_id)))
+    echo(f"\n{refresh_entry_facts(store, user_id)}")
     run_profile_job(store, user_id)
     stored = read_profile(store, user_id)
     if stored is not None:
@@ -148,11 +148,6 @@ def build_demo_strategy(store: Store, *, echo: Callable[[str], None] = print,
     playbooks = run_playbook_job(store, user_id)
     echo(f"\n# The demo trader's playbooks\n{playbooks.text()}")
     echo("\n" + "\n".join(publish_playbooks(store, playbooks.fit)))
-
-
-def _text(result: object) -> str:
-    text = getattr(result, "text", None)
-    return text() if callable(text) else str(result)
 
 
 def run_demo(store: Store, *, echo: Callable[[str], None] = print,

@@ -13,7 +13,8 @@ import click
 from buddy.errors import BuddyError, FieldErrors
 
 
-def _store(ctx: click.Context) -> Any:
+def command_store(ctx: click.Context) -> Any:
+    """Return the store of the root command (``buddy --db``), for the strategy commands."""
     return ctx.find_root().obj.store()
 
 
@@ -42,7 +43,7 @@ def profile(ctx: click.Context, user_id: str, as_of: str | None, as_json: bool) 
     from buddy.jobs.profiles import profile_as_of
 
     try:
-        result = profile_as_of(_store(ctx), user_id, parse_as_of(as_of))
+        result = profile_as_of(command_store(ctx), user_id, parse_as_of(as_of))
     except BuddyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -61,7 +62,7 @@ def jobs_profiles(ctx: click.Context, user_id: str | None, as_of: str | None) ->
     from buddy.jobs.profiles import run_profile_job
     from buddy.jobs.strategy import refresh_entry_facts
 
-    store = _store(ctx)
+    store = command_store(ctx)
     try:
         when = parse_as_of(as_of)
         click.echo(str(refresh_entry_facts(store, user_id)))

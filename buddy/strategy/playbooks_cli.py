@@ -9,14 +9,10 @@ from typing import Any
 import click
 
 from buddy.errors import BuddyError
-from buddy.strategy.cli import parse_as_of
+from buddy.strategy.cli import command_store, parse_as_of
 
 _AS_OF_HELP = ("Only trades closed by then: YYYY-MM-DD (end of that UTC day) or ISO with zone "
                "(default: every closed trade).")
-
-
-def _store(ctx: click.Context) -> Any:
-    return ctx.find_root().obj.store()
 
 
 def _fail(exc: Exception) -> None:
@@ -43,7 +39,7 @@ def fit_cmd(ctx: click.Context, user_id: str, as_of: str | None, publish: bool) 
     from buddy.jobs.playbooks import run_playbook_job
     from buddy.strategy.sources import publish_playbooks
 
-    store = _store(ctx)
+    store = command_store(ctx)
     try:
         result = run_playbook_job(store, user_id, as_of=parse_as_of(as_of))
     except (BuddyError, ValueError) as exc:
@@ -68,7 +64,7 @@ def show_cmd(ctx: click.Context, user_id: str, as_of: str | None) -> None:
     from buddy.strategy.playbooks import fit_playbooks
 
     try:
-        store = _store(ctx)
+        store = command_store(ctx)
         when = parse_as_of(as_of)
         if when is not None:
             fit = fit_playbooks(closed_facts(store, user_id, when), user_id=user_id,
@@ -117,7 +113,7 @@ def validate_cmd(ctx: click.Context, user_id: str, split: float, alpha: float,
     from buddy.strategy.validation import validate_playbooks
 
     try:
-        result = validate_playbooks(_store(ctx), user_id, split=split, alpha=alpha)
+        result = validate_playbooks(command_store(ctx), user_id, split=split, alpha=alpha)
     except (BuddyError, ValueError) as exc:
         _fail(exc)
         return
