@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,14 +66,14 @@ class BatchReport:
 def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     """Evaluate every row of ``ctx`` with ``orchestrator``'s modules; see the module doc."""
     n = ctx.n
-    opted_out = _opt_outs(ctx)
+    account_code, opted_out = _opt_outs(ctx)
     module_frames, issue_frames, fallbacks = [], [], []
     for order, (evaluator, weight) in enumerate(orchestrator.evaluators):
         runs = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
-        result, fell_back = _run_module(evaluator, ctx, np.flatnonzero(runs))
+        rows = np.flatnonzero(runs[account_code])
+        result, fell_back = _run_module(evaluator, ctx, rows)
         if fell_back:
             fallbacks.append(evaluator.name)
-        rows = np.flatnonzero(runs)
         module_frames.append(pd.DataFrame({
             "row": rows, "_order": order, "module": evaluator.name,
             "version": result.version, "status": result.status, "score": result.score,
@@ -102,32 +103,25 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
         fallbacks=tuple(fallbacks))
 
 
-def _opt_outs(ctx: BatchContext) -> list[frozenset[str]]:
-    accounts = ctx.piece("account")
-    cache: dict[int, frozenset[str]] = {}
-    out = []
-    for account in accounts:
-        key = id(account)
-        if key not in cache:
-            cache[key] = frozenset(getattr(account, "disabled_modules", ()) or ())
-        out.append(cache[key])
-    return out
+def _opt_outs(ctx: BatchContext) -> tuple[np.ndarray, list[frozenset[str]]]:
+    """Return (per row, the number of its distinct account object; each one's opt-outs)."""
+    code, accounts = ctx.distinct_pieces("account")
+    return code, [frozenset(getattr(account, "disabled_modules", ()) or ())
+                  for account in accounts]
 
 
 def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
                 ) -> tuple[BatchResult, bool]:
     """Return the module's result on ``rows`` of ctx (renumbered), and whether it fell back."""
-    sub = ctx.take(rows)
-    missing = sub.missing_reasons(evaluator.requires)
-    skipped = np.array([bool(m) for m in missing], dtype=bool)
+    sub = _take(ctx, rows)
+    skipped_rows, skipped = _skipped(evaluator, sub)
     parts: list[tuple[np.ndarray, BatchResult]] = []
-    if skipped.any():
-        parts.append((np.flatnonzero(skipped), _skipped(evaluator, [missing[i] for i in
-                                                                    np.flatnonzero(skipped)])))
-    ready = np.flatnonzero(~skipped)
+    if skipped is not None:
+        parts.append((skipped_rows, skipped))
+    ready = np.setdiff1d(np.arange(len(rows)), skipped_rows, assume_unique=True)
     fell_back = False
     if len(ready):
-        part = sub.take(ready)
+        part = _take(sub, ready)
         try:
             result = evaluator.evaluate_batch(part)
             if len(result) != len(ready):
@@ -142,26 +136,60 @@ def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
     return concat_results(evaluator.name, evaluator.version, parts, len(rows)), fell_back
 
 
-def _skipped(evaluator: Evaluator, missing: list[dict[str, str]]) -> BatchResult:
-    rows, evidence = [], []
-    for row, pieces in enumerate(missing):
-        for piece, reason in pieces.items():
-            rows.append(row)
-            evidence.append(json.dumps([
-                {"name": "module_name", "threshold": None, "unit": "",
-                 "value": evaluator.name},
-                {"name": "piece", "threshold": None, "unit": "", "value": piece},
-                {"name": "reason", "threshold": None, "unit": "", "value": reason}],
-                sort_keys=True, default=str))
-    n = len(missing)
-    issues = pd.DataFrame({"row": np.asarray(rows, dtype=np.int64), "code": "CONTEXT_MISSING",
-                           "severity": Severity.LOW.value,
-                           "evidence_json": np.asarray(evidence, dtype=object)})
-    return BatchResult(module=evaluator.name, version=evaluator.version,
-                       score=np.full(n, math.nan),
-                       severity=np.full(n, Severity.LOW.value, dtype=object),
-                       status=np.full(n, ModuleStatus.SKIPPED.value, dtype=object),
-                       issue_data=issues)
+def _take(ctx: BatchContext, rows: np.ndarray) -> BatchContext:
+    """Return ``ctx.take(rows)``, or ctx itself when ``rows`` are all of its rows in order
+    (the common case: nobody opted out, nothing missing) and its frames are numbered 0..n-1
+    as a take's are."""
+    n = ctx.n
+    if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1)) and all(
+            isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1
+            for f in (ctx.intents, ctx.instrument, ctx.market, ctx.latest)):
+        return ctx  # rows are sorted and distinct (flatnonzero), so 0..n-1 means all
+    return ctx.take(rows)
+
+
+def _skipped(evaluator: Evaluator, ctx: BatchContext
+             ) -> tuple[np.ndarray, BatchResult | None]:
+    """Return (the rows of ctx missing a required piece, the module's SKIPPED result on
+    them: one CONTEXT_MISSING issue per missing piece, in piece-name order), or None
+    results when no row misses one. Evidence JSON is written once per distinct (piece,
+    reason)."""
+    issue_rows, issue_evidence = [], []
+    for piece in sorted(evaluator.requires):
+        at = np.flatnonzero(~ctx.present(piece))
+        if not len(at):
+            continue
+        cache: dict[Any, str] = {}
+        reasons = ctx.missing[piece][at]
+        evidence = np.empty(len(at), dtype=object)
+        for k, reason in enumerate(reasons.tolist()):
+            if reason is None:
+                reason = "not provided"
+            text = cache.get(reason)
+            if text is None:
+                text = cache[reason] = json.dumps([
+                    {"name": "module_name", "threshold": None, "unit": "",
+                     "value": evaluator.name},
+                    {"name": "piece", "threshold": None, "unit": "", "value": piece},
+                    {"name": "reason", "threshold": None, "unit": "", "value": reason}],
+                    sort_keys=True, default=str)
+            evidence[k] = text
+        issue_rows.append(at)
+        issue_evidence.append(evidence)
+    if not issue_rows:
+        return np.zeros(0, dtype=np.int64), None
+    rows = np.concatenate(issue_rows)
+    order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
+    rows, evidence = rows[order], np.concatenate(issue_evidence)[order]
+    skipped_rows, renumbered = np.unique(rows, return_inverse=True)
+    n = len(skipped_rows)
+    issues = pd.DataFrame({"row": renumbered.reshape(-1).astype(np.int64),
+                           "code": "CONTEXT_MISSING", "severity": Severity.LOW.value,
+                           "evidence_json": evidence})
+    return skipped_rows, BatchResult(
+        module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
+        severity=np.full(n, Severity.LOW.value, dtype=object),
+        status=np.full(n, ModuleStatus.SKIPPED.value, dtype=object), issue_data=issues)
 
 
 def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame, issues: pd.DataFrame
@@ -171,8 +199,11 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame, issues: 
     rows = issues["row"].to_numpy(np.int64)
     codes = issues["code"].to_numpy(dtype=object)
     names = issues["module"].to_numpy(dtype=object)
-    ranked = np.array([orchestrator.is_ranked(m, c) for m, c in zip(names, codes, strict=True)],
-                      dtype=bool)
+    # asked once per distinct (module, code)
+    pair, distinct = pd.factorize(pd.MultiIndex.from_arrays([names, codes])) if len(
+        names) else (np.zeros(0, dtype=np.int64), [])
+    ranked = np.array([orchestrator.is_ranked(m, c) for m, c in distinct],
+                      dtype=bool)[pair] if len(names) else np.zeros(0, dtype=bool)
     overall = overall_columns(
         n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
         module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
