@@ -66,11 +66,15 @@ class Buddy:
         the day in the exchange's zone when it is no session) or an aware timestamp. Raises
         IntentValidationError naming every bad field; nothing is written then.
         """
-        intent = self.make_intent(user=user, symbol=symbol, side=side, timeframe=timeframe,
-                                  entry=entry, stop=stop, target=target, size=size,
-                                  as_of=as_of, horizon=horizon, order_type=order_type,
-                                  risk_amount=risk_amount)
-        return self.evaluate_intent(intent, log=log)
+        with self.store.reading():  # one read connection for validation and the pack
+            intent = self.make_intent(user=user, symbol=symbol, side=side,
+                                      timeframe=timeframe, entry=entry, stop=stop,
+                                      target=target, size=size, as_of=as_of, horizon=horizon,
+                                      order_type=order_type, risk_amount=risk_amount)
+            report, rules_version = self._evaluate(intent)
+        if log:  # after the read connection closed: a write needs the file to itself
+            self._log(intent, report, rules_version)
+        return report
 
     def make_intent(self, *, user: str, symbol: str, side: str, timeframe: str, entry: Any,
                     stop: Any, target: Any, size: Any, as_of: Any, horizon: Any = None,
@@ -100,17 +104,27 @@ class Buddy:
 
     def evaluate_intent(self, intent: TradeIntent, *, log: bool = True) -> BuddyReport:
         """Evaluate an already-built intent (validated again) and log it."""
+        with self.store.reading():
+            report, rules_version = self._evaluate(intent)
+        if log:
+            self._log(intent, report, rules_version)
+        return report
+
+    def _evaluate(self, intent: TradeIntent) -> tuple[BuddyReport, int | None]:
+        """Validate, build the pack (cached) and run the orchestrator; return the report and
+        the account's rules version."""
         catalogue = self.catalogue()
         self._validate(intent, catalogue)
         ctx = self.builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
                                  stamp=catalogue.stamp)
-        report = self.orchestrator.run(intent, ctx)
-        if log:
-            rules_version = ctx.account.rules_version if ctx.account is not None else None
-            self.store.log_evaluation(intent.as_row(),
-                                      {**report.evaluation_row(), "rules_version": rules_version},
-                                      report.item_rows())
-        return report
+        rules_version = ctx.account.rules_version if ctx.account is not None else None
+        return self.orchestrator.run(intent, ctx), rules_version
+
+    def _log(self, intent: TradeIntent, report: BuddyReport, rules_version: int | None
+             ) -> None:
+        self.store.log_evaluation(intent.as_row(),
+                                  {**report.evaluation_row(), "rules_version": rules_version},
+                                  report.item_rows())
 
     def instrument(self, symbol: str, catalogue: Catalogue | None = None) -> Instrument:
         """Return the instrument of ``symbol``; the error lists the known symbols."""
@@ -126,8 +140,9 @@ class Buddy:
         span), re-read only after a context-affecting write."""
         stamp = self.store.context_stamp()
         if self._catalog is None or self._catalog.stamp != stamp:
-            tickers = self.store.tickers()
-            coverage = bar_spans(self.store)
+            with self.store.reading():
+                tickers = self.store.tickers()
+                coverage = bar_spans(self.store)
             self._catalog = Catalogue(
                 stamp=stamp,
                 instruments={row["symbol"]: Instrument.from_row(row)

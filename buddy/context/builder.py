@@ -101,7 +101,8 @@ class ContextPackBuilder:
             self.hits += 1
             return pack
         self.misses += 1
-        pack = self._build(user_id, symbol, timeframe, as_of)
+        with self.store.reading():  # every piece's reads on one connection, closed after
+            pack = self._build(user_id, symbol, timeframe, as_of)
         self._cache[key] = pack
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

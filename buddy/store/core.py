@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -68,8 +68,10 @@ class Store:
         self.path = resolve_db_path(path)
         self._stamp_str = str(self.stamp_path)
         self.lock_timeout_s = lock_timeout_s
-        # the shared read-only connection while inside ``reading()``
+        # inside ``reading()``: the shared read-only connection, opened at the first read
+        self._reading = False
         self._reader: duckdb.DuckDBPyConnection | None = None
+        self._reader_users = 0
         if migrate:
             self.migrate()
 
@@ -80,30 +82,39 @@ class Store:
     @contextmanager
     def reading(self) -> Iterator[Store]:
         """Serve every read-only connection asked for inside the block from ONE connection
-        (opening a DuckDB file costs milliseconds; a batch of reads need not pay it each time).
-        Read-write connections are unaffected. Not for use across threads."""
-        if self._reader is not None:
+        (opening a DuckDB file costs 20-30 ms of CPU; an evaluation's reads need not pay it
+        six times). The connection opens at the block's first read and closes when the
+        outermost block exits: no read lock is held between blocks, so other processes can
+        write then. A write inside the block closes the shared connection first (DuckDB
+        refuses a read-write and a read-only connection to one file in one process); the next
+        read reopens it. Not for use across threads."""
+        if self._reading:
             yield self
             return
-        with self.connect(read_only=True) as con:
-            self._reader = con
-            try:
-                yield self
-            finally:
-                self._reader = None
+        self._reading = True
+        try:
+            yield self
+        finally:
+            self._reading = False
+            self._close_reader()
 
-    @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a connection, retrying while another process holds the file."""
-        reader = self._reader
-        if read_only and reader is not None:
-            yield reader
-            return
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Return a new DuckDB connection to the file: the one place that opens one (a
+        subclass may count or wrap them)."""
+        return duckdb.connect(str(self.path), read_only=read_only)
+
+    def _new_connection(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open a connection in UTC, retrying while another process holds the file."""
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.02
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                con = self._open(read_only)
                 break
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 if not _is_lock_error(exc) or time.monotonic() >= deadline:
@@ -116,6 +127,28 @@ class Store:
                 delay = min(delay * 2, 0.5)
         try:
             con.execute("SET TimeZone = 'UTC'")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection, retrying while another process holds the file (inside
+        ``reading()``, read-only ones are the block's shared connection)."""
+        if read_only and self._reading:
+            if self._reader is None:
+                self._reader = self._new_connection(True)
+            self._reader_users += 1
+            try:
+                yield self._reader
+            finally:
+                self._reader_users -= 1
+            return
+        if not read_only and self._reader is not None and not self._reader_users:
+            self._close_reader()  # see reading(): reopened by the next read
+        con = self._new_connection(read_only)
+        try:
             yield con
         finally:
             con.close()
@@ -144,21 +177,24 @@ class Store:
         """Return True when every packaged migration is recorded (a file can hold the latest
         version yet miss an earlier one that was added after it was created)."""
         with self.connect(read_only=True) as con:
-            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations"
-                                                  ).fetchall()}
+            applied = _applied_versions(con)
         return applied >= {v for v, _, _ in migrations()}
 
     def migrate(self) -> int:
         """Create or upgrade the schema to the latest version; return the version."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            current = self.schema_version()
+            # one connection for both checks: a Store is made per command, so this is on
+            # every fresh process's path
+            with self.connect(read_only=True) as con:
+                current = _recorded_version(con)
+                applied = _applied_versions(con) if current == LATEST_SCHEMA_VERSION else set()
             if current > LATEST_SCHEMA_VERSION:
                 raise SchemaVersionError(
                     f"{self.path} has schema version {current}, newer than this workbench "
                     f"supports ({LATEST_SCHEMA_VERSION}); upgrade trading-buddy or open "
                     "another file")
-            if current == LATEST_SCHEMA_VERSION and self._all_applied():
+            if current == LATEST_SCHEMA_VERSION and applied >= {v for v, _, _ in migrations()}:
                 return current
         with self.connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "
@@ -342,17 +378,19 @@ class Store:
         """Write an intent, its evaluation and its items in ONE transaction.
 
         The intent row is inserted once (re-evaluating an intent adds evaluations only);
-        ``created_at`` is stamped here, at the edge, with the wall clock.
+        ``created_at`` is stamped here, at the edge, with the wall clock. Durable when it
+        returns (committed; the connection's close checkpoints: leaving the WAL to grow
+        instead made every later open replay it, which cost more than the checkpoint). One
+        prepared statement per table: registering frames and looking up columns cost more
+        than the rows.
         """
-        now = pd.Timestamp.now(tz="UTC")
-        intents = pd.DataFrame([{**intent_row, "created_at": now}])
-        evaluations = pd.DataFrame([{**evaluation_row, "created_at": now}])
-        items = pd.DataFrame([{**row, "created_at": now} for row in item_rows])
+        now = datetime.now(UTC)
         with self.transaction() as con:
-            insert_frame(con, "trade_intents", intents, on_conflict="DO NOTHING")
-            insert_frame(con, "trade_evaluations", evaluations)
-            if len(items):
-                insert_frame(con, "trade_evaluation_items", items)
+            insert_rows(con, "trade_intents", [{**intent_row, "created_at": now}],
+                        on_conflict="DO NOTHING")
+            insert_rows(con, "trade_evaluations", [{**evaluation_row, "created_at": now}])
+            insert_rows(con, "trade_evaluation_items",
+                        [{**row, "created_at": now} for row in item_rows])
 
     def evaluations(self, user_id: str) -> pd.DataFrame:
         """Return one user's logged evaluations, newest first."""
@@ -409,6 +447,10 @@ def _recorded_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(scalar(con, "SELECT coalesce(max(version), 0) FROM schema_migrations"))
 
 
+def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
+    return {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
     """Run ``sql`` and return the first value of its first row (an aggregate, a setting).
 
@@ -463,6 +505,28 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Frame, *,
     with registered(con, "_incoming", frame):
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming{conflict}")
     return len(frame)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str,
+                rows: Sequence[Mapping[str, Any]], *, on_conflict: str | None = None) -> int:
+    """Insert a few rows (dicts with the same keys) into ``table`` by column name in one
+    prepared statement; return the row count.
+
+    For a handful of rows this is several times cheaper than ``insert_frame`` (no frame to
+    build and register, no catalogue lookup); DuckDB's error names an unknown column."""
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    for n, row in enumerate(rows):
+        if set(row) != set(columns):
+            raise ValueError(f"{table}: row {n} has columns {sorted(row)}, row 0 has "
+                             f"{sorted(columns)}")
+    names = ", ".join(f'"{c}"' for c in columns)
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    conflict = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+    con.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(rows))}{conflict}",
+                [row[c] for row in rows for c in columns])
+    return len(rows)
 
 
 def _replace_by_symbol(con: duckdb.DuckDBPyConnection, table: str, frame: Frame) -> int:
