@@ -46,6 +46,12 @@ from buddy.data.splits import adjust_bars, split_factor_of_times
 from buddy.errors import FieldError, IntentValidationError
 from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
+from buddy.store.bars import (
+    bars_closed_by,
+    features_closed_by,
+    instrument_row,
+    symbol_actions,
+)
 from buddy.timeframes import Timeframe
 
 _NS_PER_DAY = 86_400_000_000_000
@@ -65,17 +71,18 @@ class SeriesData:
     @classmethod
     def read(cls, store: Store, symbol: str, timeframe: str, until: pd.Timestamp
              ) -> SeriesData:
-        """Read the series' bars and features closed by ``until`` and its actions."""
-        instrument = store.instrument(symbol)
+        """Read the series' bars and features closed by ``until`` and its actions, from the
+        whole tables read once per process (``buddy.store.bars``; cut at ``until`` there)."""
+        instrument = instrument_row(store, symbol)
         if instrument is None:
             raise IntentValidationError([FieldError("symbol", "is not in the tickers table",
                                                     symbol)])
-        actions = store.corporate_actions(symbol)
+        actions = symbol_actions(store, symbol)
         if len(actions):
             actions = actions.sort_values("ex_date", kind="stable", ignore_index=True)
-        return cls(symbol=symbol, timeframe=timeframe, instrument=instrument,
-                   bars=store.bars(symbol, timeframe, as_of=until.to_pydatetime()),
-                   features=store.features(symbol, timeframe, as_of=until.to_pydatetime()),
+        bars = bars_closed_by(store, symbol, timeframe, until)
+        return cls(symbol=symbol, timeframe=timeframe, instrument=instrument, bars=bars,
+                   features=features_closed_by(store, symbol, timeframe, until, bars=bars),
                    actions=actions)
 
 

@@ -49,7 +49,7 @@ from buddy.mtfa.compute import (
     stack_for,
 )
 from buddy.store import Store
-from buddy.store.mtfa import last_closed_bars, stack_bars
+from buddy.store.mtfa import last_closed_bars, stack_frames
 from buddy.timeframes import Timeframe
 
 #: A last closed bar older than this many bar lengths (plus the grace) is stale.
@@ -94,30 +94,53 @@ def stack_reading(symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
     for tf in stack:
         row = by_tf.get(tf)
         if row is None:
-            problems.append(f"{tf}: no bar closed at or before as_of")
+            problems.append(_no_bar(tf))
             continue
-        bar_day = f"{pd.Timestamp(row['ts']):%Y-%m-%d}, {int(row['n_closed'])} closed bars"
-        if not row["has_features"]:
-            problems.append(f"{tf}: no feature row for the last closed bar ({bar_day}); run "
-                            f"`buddy jobs features --symbols {symbol} --timeframes {tf}`")
-            continue
-        reading = ClosedBarReading(
-            timeframe=tf, bar_ts=pd.Timestamp(row["ts"]).to_pydatetime(),
-            close=float(row["close"]), **{k: _float(row[k]) for k in REQUIRED_FEATURES})
-        problem = reading_problem(reading)
+        reading, problem = bar_reading(symbol, tf, row)
+        if problem is None:
+            problem = _staleness(tf, as_of_ts, row["ts_close"])
         if problem is not None:
-            problems.append(f"{tf}: {problem} ({bar_day})")
-            continue
-        age = as_of_ts - pd.Timestamp(row["ts_close"])
-        if age > stale_after(tf):
-            problems.append(f"{tf}: the last closed bar closed {age} before as_of (stale)")
+            problems.append(problem)
             continue
         readings.append(reading)
     if problems:
-        stack_text = "/".join(str(tf) for tf in stack)
-        return None, (f"MTFA stack {stack_text} of {symbol} incomplete at "
-                      f"{as_of_ts.isoformat()}: " + "; ".join(problems))
+        return None, _incomplete(symbol, stack, as_of_ts.isoformat(), problems)
     return mtfa_snapshot(readings, rule), None
+
+
+def bar_reading(symbol: str, tf: Timeframe, row: Mapping[str, Any]
+                ) -> tuple[ClosedBarReading | None, str | None]:
+    """Return the reading of one timeframe's last closed bar (a ``last_closed_bars`` row),
+    or None and the problem that keeps it from reading (staleness aside)."""
+    bar_day = f"{pd.Timestamp(row['ts']):%Y-%m-%d}, {int(row['n_closed'])} closed bars"
+    if not row["has_features"]:
+        return None, (f"{tf}: no feature row for the last closed bar ({bar_day}); run "
+                      f"`buddy jobs features --symbols {symbol} --timeframes {tf}`")
+    reading = ClosedBarReading(
+        timeframe=tf, bar_ts=pd.Timestamp(row["ts"]).to_pydatetime(),
+        close=float(row["close"]), **{k: _float(row[k]) for k in REQUIRED_FEATURES})
+    problem = reading_problem(reading)
+    if problem is not None:
+        return None, f"{tf}: {problem} ({bar_day})"
+    return reading, None
+
+
+def _no_bar(tf: Timeframe) -> str:
+    return f"{tf}: no bar closed at or before as_of"
+
+
+def _staleness(tf: Timeframe, as_of_ts: pd.Timestamp, ts_close: Any) -> str | None:
+    age = as_of_ts - pd.Timestamp(ts_close)
+    if age > stale_after(tf):
+        return f"{tf}: the last closed bar closed {age} before as_of (stale)"
+    return None
+
+
+def _incomplete(symbol: str, stack: tuple[Timeframe, ...], as_of_text: str,
+                problems: list[str]) -> str:
+    stack_text = "/".join(str(tf) for tf in stack)
+    return f"MTFA stack {stack_text} of {symbol} incomplete at {as_of_text}: " + "; ".join(
+        problems)
 
 
 def stale_after(tf: Timeframe) -> pd.Timedelta:
@@ -150,37 +173,34 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
               np.asarray(rows, dtype=np.int64))
              for (symbol, asset_class, calendar), rows in keys.groupby(
                  ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
-    # each symbol's stack read once, by its last as_of
-    reads = stack_bars(request.store, [(symbol, [str(tf) for tf in stack],
-                                        as_of_datetime(int(t[rows].max())))
-                                       for symbol, stack, rows in keyed])
-    for (symbol, stack, rows), bars in zip(keyed, reads, strict=True):
-        _stack_rows(symbol, stack, bars, rows, t[rows], pieces, reasons)
+    for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
+        frames = stack_frames(request.store, symbol, [str(tf) for tf in stack],
+                              as_of_datetime(int(t[rows].max())))
+        _stack_rows(symbol, stack, {tf: frames[str(tf)] for tf in stack}, rows, t[rows],
+                    pieces, reasons)
     return pieces, reasons
 
 
-def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: pd.DataFrame,
-                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
-                ) -> None:
+def _stack_rows(symbol: str, stack: tuple[Timeframe, ...],
+                frames: Mapping[Timeframe, pd.DataFrame], rows: np.ndarray, t: np.ndarray,
+                pieces: np.ndarray, reasons: np.ndarray) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
-    from its ``stack_bars`` rows."""
-    timeframes = bars["timeframe"].to_numpy(object)
-    frames = {tf: bars[timeframes == str(tf)].reset_index(drop=True) for tf in stack}
+    from each timeframe's ``stack_frames`` rows."""
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
     closed = np.empty_like(position)
+    for k, tf in enumerate(stack):
+        frame = frames[tf]
+        position[:, k], closed[:, k] = last_closed(utc_ns(frame["ts"]),
+                                                   utc_ns(frame["ts_close"]), t)
+    if any(not len(frames[tf]) for tf in stack):
+        # a timeframe without a single bar: no row can read cleanly, only reasons are built
+        _reasons_only(symbol, stack, frames, position, closed, rows, t, reasons)
+        return
     clean = np.ones(len(rows), dtype=bool)
     for k, tf in enumerate(stack):
         frame = frames[tf]
         ts_close = utc_ns(frame["ts_close"])
-        position[:, k], closed[:, k] = last_closed(utc_ns(frame["ts"]), ts_close, t)
-        if not len(frame):
-            clean[:] = False
-            continue
-        readable = frame["has_features"].to_numpy(bool)
-        for column in ("close", *REQUIRED_FEATURES):
-            readable = readable & np.isfinite(frame[column].to_numpy(np.float64,
-                                                                      na_value=np.nan))
-        readable &= frame["atr_14"].to_numpy(np.float64, na_value=np.nan) > 0
+        readable = _readable(frame)
         at = np.maximum(position[:, k], 0)
         fresh = t - ts_close[at] <= stale_after(tf).value
         clean &= (position[:, k] >= 0) & readable[at] & fresh
@@ -194,6 +214,54 @@ def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: pd.DataFrame,
         spread([stack_reading(symbol, stack, as_of_datetime(int(t[j])),
                               _by_tf(stack, records, position[j], closed[j]))
                 for j in subset[first]], codes, rows[subset], pieces, reasons)
+
+
+def _readable(frame: pd.DataFrame) -> np.ndarray:
+    """Return per bar whether ``bar_reading`` reads it (feature row, defined indicators,
+    positive ATR)."""
+    readable = frame["has_features"].to_numpy(bool)
+    for column in ("close", *REQUIRED_FEATURES):
+        readable = readable & np.isfinite(frame[column].to_numpy(np.float64, na_value=np.nan))
+    return readable & (frame["atr_14"].to_numpy(np.float64, na_value=np.nan) > 0)
+
+
+def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
+                  frames: Mapping[Timeframe, pd.DataFrame], position: np.ndarray,
+                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray
+                  ) -> None:
+    """Write ``stack_reading``'s reason of every row (each has a timeframe without bars):
+    a bar that does not read has its problem worked out once per (bar, closed count), a bar
+    that reads only its staleness per row."""
+    problems: list[list[str]] = [[] for _ in range(len(rows))]
+    for k, tf in enumerate(stack):
+        frame = frames[tf]
+        if not len(frame):
+            for found in problems:
+                found.append(_no_bar(tf))
+            continue
+        at = np.maximum(position[:, k], 0)
+        reads = (position[:, k] >= 0) & _readable(frame)[at]
+        stale = reads & (t - utc_ns(frame["ts_close"])[at] > stale_after(tf).value)
+        other = np.flatnonzero(~reads)  # no bar, or a bar that does not read: its problem
+        codes, first = groups(np.column_stack([position[other, k], closed[other, k]]))
+        made = []
+        for j in other[first]:
+            if position[j, k] < 0:
+                made.append(_no_bar(tf))
+                continue
+            row = {**frame.iloc[int(position[j, k])].to_dict(), "n_closed": int(closed[j, k])}
+            made.append(bar_reading(symbol, tf, row)[1])
+        for i, code in zip(other.tolist(), codes.tolist(), strict=True):
+            problems[i].append(made[code])
+        for i in np.flatnonzero(stale).tolist():
+            problems[i].append(_staleness(tf, pd.Timestamp(as_of_datetime(int(t[i]))),
+                                          frame["ts_close"].iloc[int(position[i, k])]))
+    texts: dict[int, str] = {}
+    for i, found in enumerate(problems):
+        at = int(t[i])
+        if at not in texts:
+            texts[at] = pd.Timestamp(as_of_datetime(at)).isoformat()
+        reasons[rows[i]] = _incomplete(symbol, stack, texts[at], found)
 
 
 def _records(frame: pd.DataFrame, position: np.ndarray) -> dict[int, dict[str, Any]]:

@@ -7,10 +7,10 @@ Nothing is written: the provider is a read path.
 
 ``RegimeProvider`` (the instance ``regime_provider``) implements
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
-each (symbol, timeframe) series is read once (every bar closed by the last as_of, joined to
-its stored snapshot), each row's last closed bar is found with ``searchsorted``, and rows on
-the same stored bar share one snapshot. Rows whose bar has no current snapshot are computed on
-demand, once per as_of.
+every bar joined to its stored snapshot is read once per process (``all_snapshots``, kept
+while the file is unchanged), each row's last closed bar is found with ``searchsorted``, and
+rows on the same stored bar share one snapshot (built from that row alone). Rows whose bar
+has no current snapshot are computed on demand, once per as_of.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -42,7 +41,7 @@ from buddy.regime.snapshots import (
     stored_fits,
 )
 from buddy.store import Store
-from buddy.store.regime import hmm_fits, series_snapshots, stored_snapshot_at
+from buddy.store.regime import RegimeTable, all_snapshots, hmm_fits, stored_snapshot_at
 from buddy.timeframes import Timeframe
 
 
@@ -107,7 +106,7 @@ def _no_bars(symbol: str, timeframe: str, as_of: datetime) -> str:
 
 def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
                  ) -> BatchPieces:
-    """Batch form of ``regime_provider``: (pieces, reasons) per row, one read per series.
+    """Batch form of ``regime_provider``: (pieces, reasons) per row, one read per process.
 
     Rows on the same stored bar share one snapshot (or one reason, when the stored row is
     still warming up); rows whose bar has no snapshot of the current version are computed
@@ -121,28 +120,28 @@ def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
     keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
-    keyed = [(str(symbol), str(tf), np.asarray(rows, dtype=np.int64)) for (symbol, tf), rows
-             in keys.groupby(["symbol", "timeframe"], sort=False).indices.items()]
-    # each series read once, by its last as_of
-    reads = series_snapshots(request.store, [(symbol, tf, as_of_datetime(int(t[rows].max())))
-                                             for symbol, tf, rows in keyed])
-    for (symbol, tf, rows), series in zip(keyed, reads, strict=True):
-        _series_rows(request, config, symbol, tf, series, rows, t[rows], pieces, reasons)
+    table = all_snapshots(request.store)  # every series, read once per process
+    for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
+                                           ).indices.items():
+        rows = np.asarray(rows, dtype=np.int64)
+        _series_rows(request, config, table, str(symbol), str(tf), rows, t[rows], pieces,
+                     reasons)
     return pieces, reasons
 
 
-def _series_rows(request: BatchPieceRequest, config: RegimeConfig, symbol: str, tf: str,
-                 series: pd.DataFrame, rows: np.ndarray, t: np.ndarray, pieces: np.ndarray,
+def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: RegimeTable,
+                 symbol: str, tf: str, rows: np.ndarray, t: np.ndarray, pieces: np.ndarray,
                  reasons: np.ndarray) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
-    position, _ = last_closed(utc_ns(series["bar_ts"]), utc_ns(series["ts_close"]), t)
-    current = np.append(series["version"].to_numpy(object) == config.version, False)
+    a, b = table.rows.span(symbol, tf)
+    # each row's last bar with ts_close <= as_of: nothing later is read
+    position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
+    current = np.append(table.version[a:b] == config.version, False)
     stored = current[position]  # position -1 (no bar) reads the appended False
     on_stored = np.flatnonzero(stored)
     if len(on_stored):  # one piece (or reason) per stored bar
         codes, first = groups(position[on_stored, None])
-        made = [_stored(row) for row in
-                series.iloc[position[on_stored][first]].to_dict("records")]
+        made = [_stored(row) for row in table.rows.rows(a + position[on_stored][first])]
         spread(made, codes, rows[on_stored], pieces, reasons)
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # annotations only: buddy.store.core imports this module
     import pandas as pd
 
     from buddy.store.core import Store
+    from buddy.store.tables import SeriesTable
 
 
 def closed_by(alias: str | None = None) -> str:
@@ -69,3 +70,96 @@ def bars_closing_after(store: Store, symbols: Sequence[str], timeframes: Sequenc
     (ISO time with a zone): what comes after a decision, for outcomes only; by symbol,
     timeframe, ts."""
     return store.query(_CLOSING_AFTER_SQL, [list(symbols), list(timeframes), list(first_as_of)])
+
+
+# ---------------------------------------------------------------- whole tables, per process
+_ALL_BARS_SQL = "SELECT * FROM bars ORDER BY symbol, timeframe, ts"
+_ALL_FEATURES_SQL = "SELECT * FROM ta_features ORDER BY symbol, timeframe, ts"
+
+
+def _whole(sql: str) -> Any:
+    def read(store: Store) -> Any:
+        from buddy.store.tables import SeriesTable, arrow_frame
+
+        with store.connect(read_only=True) as con:
+            return SeriesTable.of(arrow_frame(con.sql(sql).to_arrow_table()))
+
+    return read
+
+
+def all_bars(store: Store) -> SeriesTable:
+    """Return the whole bars table by series, read once per process while the file is
+    unchanged (``buddy.store.tables``). Not point-in-time: cut with ``bars_closed_by``."""
+    from buddy.store.tables import cached
+
+    return cached(store, "bars", _whole(_ALL_BARS_SQL))
+
+
+def all_features(store: Store) -> SeriesTable:
+    """Return the whole ta_features table by series, read once per process while the file is
+    unchanged. Not point-in-time: cut with ``features_closed_by``."""
+    from buddy.store.tables import cached
+
+    return cached(store, "ta_features", _whole(_ALL_FEATURES_SQL))
+
+
+def closed_mask(ts_close: Any, as_of: Any) -> Any:
+    """Return ``ts_close <= as_of`` over a column of bar closes (``closed_by`` over columns
+    already read: the same rule, for the whole-table reads)."""
+    import numpy as np
+    import pandas as pd
+
+    closes = pd.DatetimeIndex(ts_close).tz_convert("UTC").as_unit("ns").asi8
+    return closes <= np.int64(pd.Timestamp(as_of).tz_convert("UTC").as_unit("ns").value)
+
+
+def bars_closed_by(store: Store, symbol: str, timeframe: str, as_of: Any) -> pd.DataFrame:
+    """Return the series' bars with ``ts_close <= as_of``, by ts: ``Store.bars(symbol,
+    timeframe, as_of=as_of)`` from the whole-table read."""
+    series = all_bars(store).series(symbol, timeframe)
+    return series[closed_mask(series["ts_close"], as_of)].reset_index(drop=True)
+
+
+def features_closed_by(store: Store, symbol: str, timeframe: str, as_of: Any,
+                       bars: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return the series' feature rows of bars with ``ts_close <= as_of``, by ts:
+    ``Store.features(symbol, timeframe, as_of=as_of)`` from the whole-table reads
+    (``bars``: that series' bars closed by as_of, when the caller has them)."""
+    if bars is None:
+        bars = bars_closed_by(store, symbol, timeframe, as_of)
+    features = all_features(store).series(symbol, timeframe)
+    import pandas as pd
+
+    keep = pd.DatetimeIndex(features["ts"]).isin(pd.DatetimeIndex(bars["ts"]))
+    return features[keep].reset_index(drop=True)
+
+
+_ALL_TICKERS_SQL = "SELECT * FROM tickers ORDER BY symbol"
+_ALL_ACTIONS_SQL = "SELECT * FROM corporate_actions ORDER BY symbol, ex_date"
+
+
+def _frame_read(sql: str) -> Any:
+    def read(store: Store) -> Any:
+        # small tables: through .df(), so a row reads exactly as the per-symbol query's
+        return store.query(sql)
+
+    return read
+
+
+def instrument_row(store: Store, symbol: str) -> dict[str, Any] | None:
+    """Return ``Store.instrument(symbol)`` (the tickers row as a dict, None when unknown)
+    from the whole tickers table, read once per process while the file is unchanged."""
+    from buddy.store.tables import cached
+
+    tickers = cached(store, "tickers", _frame_read(_ALL_TICKERS_SQL))
+    found = tickers.index[tickers["symbol"].to_numpy(object) == symbol]
+    return None if not len(found) else tickers.iloc[int(found[0])].to_dict()
+
+
+def symbol_actions(store: Store, symbol: str) -> pd.DataFrame:
+    """Return ``Store.corporate_actions(symbol)`` (by ex_date) from the whole table, read
+    once per process while the file is unchanged."""
+    from buddy.store.tables import cached
+
+    actions = cached(store, "corporate_actions", _frame_read(_ALL_ACTIONS_SQL))
+    return actions[actions["symbol"].to_numpy(object) == symbol].reset_index(drop=True)

@@ -7,13 +7,16 @@ Bars as of a moment are read with ``buddy.store.bars.closed_by`` (``ts_close <= 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from buddy.store.bars import closed_by
 from buddy.store.core import Store, series_where
+from buddy.store.tables import ArrowSeries, cached, utc_ns_column
 
 #: The last bar closed by as_of and its stored snapshot (NULLs when none).
 _STORED_SQL = f"""
@@ -90,3 +93,41 @@ def regime_job_inputs(store: Store, symbols: Sequence[str] | None,
                              "WHERE model_version = ? ORDER BY symbol, timeframe, ts",
                              [model_version]).df()
     return frame, actions, done, models
+
+
+#: Every bar with its stored snapshot (NULLs when none): _SERIES_SQL for all series at once,
+#: read once per process; callers take each row's last closed bar (ts_close <= as_of).
+_ALL_SERIES_SQL = """
+SELECT b.symbol AS bar_symbol, b.timeframe AS bar_timeframe, b.ts AS bar_ts, b.ts_close,
+       r.* EXCLUDE (ts)
+FROM bars b
+LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
+    AND r.ts = b.ts
+ORDER BY b.symbol, b.timeframe, b.ts
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeTable:
+    """Every bar with its stored snapshot, by series: columns as ``series_snapshots``."""
+
+    rows: ArrowSeries
+    bar_ts: np.ndarray  # int64 UTC ns
+    ts_close: np.ndarray  # int64 UTC ns
+    version: np.ndarray  # object; None when not stored
+
+
+def all_snapshots(store: Store) -> RegimeTable:
+    """Return every bar with its stored regime snapshot (``_ALL_SERIES_SQL``), read once per
+    process while the file is unchanged (``buddy.store.tables``). Not point-in-time: a row's
+    bar is its last with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
+    def read(store: Store) -> RegimeTable:
+        with store.connect(read_only=True) as con:
+            table = con.sql(_ALL_SERIES_SQL).to_arrow_table()
+        return RegimeTable(rows=ArrowSeries.of(table, "bar_symbol", "bar_timeframe"),
+                           bar_ts=utc_ns_column(table.column("bar_ts")),
+                           ts_close=utc_ns_column(table.column("ts_close")),
+                           version=np.asarray(table.column("version").to_pylist(),
+                                              dtype=object))
+
+    return cached(store, "regime_snapshots", read)

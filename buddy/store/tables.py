@@ -1,0 +1,144 @@
+"""Whole tables read once per process and kept while the file is unchanged.
+
+A replay worker builds the context of chunk after chunk from one database file. Reading each
+table it needs once, whole, as Arrow (then columns), instead of once per chunk and per series
+through pandas, is most of what the context build used to cost. The table-family modules
+(``buddy.store.bars``, ``levels``, ``regime``) own the queries; this module owns the cache.
+
+The cache key is the file's state: its resolved path, the context stamp (bumped by every
+context-affecting write) and the size and modification time of the file and of its
+write-ahead log. Any write to the file changes the key, so a changed file is never served
+from the cache. One file's tables are held at a time (a new key drops the old tables).
+Point-in-time cuts are applied by the callers after the read (``buddy.store.bars``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from buddy.store.core import Store
+
+T = TypeVar("T")
+
+_held: dict[str, Any] = {}
+_held_key: list[tuple[Any, ...]] = []
+
+
+def file_state(store: Store) -> tuple[Any, ...]:
+    """Return the key of ``store``'s file as it is now: path, context stamp, and (size,
+    mtime ns) of the file and its write-ahead log (None when absent)."""
+    path = os.path.realpath(store.path)
+
+    def stat(name: str) -> tuple[int, int] | None:
+        try:
+            found = os.stat(name)
+        except FileNotFoundError:
+            return None
+        return found.st_size, found.st_mtime_ns
+
+    return path, store.context_stamp(), stat(path), stat(path + ".wal")
+
+
+def cached(store: Store, name: str, read: Callable[[Store], T]) -> T:
+    """Return ``read(store)`` as cached under ``name`` for the file's current state."""
+    key = file_state(store)
+    if not _held_key or _held_key[0] != key:
+        _held.clear()
+        _held_key[:] = [key]
+    if name not in _held:
+        value = read(store)
+        # a write during the read (the state moved) must not leave its result cached
+        if file_state(store) != key:
+            return value
+        _held[name] = value
+    return _held[name]  # type: ignore[no-any-return]
+
+
+def clear() -> None:
+    """Drop every cached table (tests; a process that is done with its file)."""
+    _held.clear()
+    _held_key.clear()
+
+
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """Return an Arrow table as the DataFrame DuckDB's ``.df()`` gives for the same rows
+    (DATE columns as datetime64[us], not Python dates)."""
+    fields = []
+    for field in table.schema:
+        if pa.types.is_date(field.type):
+            fields.append(pa.field(field.name, pa.timestamp("us")))
+        else:
+            fields.append(field)
+    return table.cast(pa.schema(fields)).to_pandas()
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesTable:
+    """A whole table ordered by (symbol, timeframe, ts), with each series' row span."""
+
+    frame: pd.DataFrame
+    spans: dict[tuple[str, str], tuple[int, int]]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> SeriesTable:
+        """Index ``frame`` (sorted by symbol, timeframe, ts) by series."""
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        if len(frame):
+            symbol = frame["symbol"].to_numpy(object)
+            timeframe = frame["timeframe"].to_numpy(object)
+            edge = np.flatnonzero((symbol[1:] != symbol[:-1]) | (timeframe[1:] != timeframe[:-1]))
+            starts = np.concatenate([[0], edge + 1])
+            stops = np.concatenate([edge + 1, [len(frame)]])
+            for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+                spans[(str(symbol[a]), str(timeframe[a]))] = (a, b)
+        return cls(frame, spans)
+
+    def span(self, symbol: str, timeframe: str) -> tuple[int, int]:
+        """Return the series' [start, stop) rows ((0, 0) when it has none)."""
+        return self.spans.get((symbol, timeframe), (0, 0))
+
+    def series(self, symbol: str, timeframe: str) -> pd.DataFrame:
+        """Return the series' rows (index from 0)."""
+        a, b = self.span(symbol, timeframe)
+        return self.frame.iloc[a:b].reset_index(drop=True)
+
+
+def utc_ns_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Return a timestamp column as int64 UTC nanoseconds (nulls as INT64_MIN)."""
+    values = column.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    return values.fill_null(np.iinfo(np.int64).min).to_numpy()
+
+
+@dataclass(frozen=True, slots=True)
+class ArrowSeries:
+    """A whole Arrow table ordered by series (symbol, timeframe) then bar time, with each
+    series' row span; rows are handed out as Python dicts (``to_pylist``) on demand."""
+
+    table: pa.Table
+    spans: dict[tuple[str, str], tuple[int, int]]
+
+    @classmethod
+    def of(cls, table: pa.Table, symbol: str = "symbol", timeframe: str = "timeframe"
+           ) -> ArrowSeries:
+        """Index ``table`` by its ``symbol`` and ``timeframe`` columns (sorted by them)."""
+        frame = pd.DataFrame({"symbol": table.column(symbol).to_numpy(zero_copy_only=False),
+                              "timeframe": table.column(timeframe).to_numpy(
+                                  zero_copy_only=False)}) if table.num_rows else (
+            pd.DataFrame({"symbol": [], "timeframe": []}))
+        return cls(table, SeriesTable.of(frame).spans)
+
+    def span(self, symbol: str, timeframe: str) -> tuple[int, int]:
+        """Return the series' [start, stop) rows ((0, 0) when it has none)."""
+        return self.spans.get((symbol, timeframe), (0, 0))
+
+    def rows(self, at: np.ndarray) -> list[dict[str, Any]]:
+        """Return the rows at positions ``at`` of the whole table as dicts."""
+        return self.table.take(pa.array(np.asarray(at, dtype=np.int64))).to_pylist()
