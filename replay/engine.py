@@ -6,12 +6,18 @@ modules and issues, with the intent's outcome, in the replay tables under one ru
 
 - **Run id.** Derived from the config hash, the intents' content hash, the run name and how
   packs are built (lookback, piece providers), unless given. Same inputs, same id.
-- **Resumable.** Results are written per chunk of intents in ONE transaction (results,
-  module results, issues and outcomes together), so a killed run loses at most the chunks in
-  flight and never leaves half a chunk. Running again continues with the intents that have
-  no result yet; primary keys make a duplicate impossible.
+- **Compact tables** (migration 0015). A run has an integer ``run_key``, each intent its
+  ``intent_no`` (position in INTENT_ORDER), each configured module a ``module_no`` and each
+  code the modules may raise a ``code_no`` (``config_codes``: deterministic from the
+  config). One WIDE ``replay_results`` row per intent holds the overall verdict, the
+  per-module lists and the outcome; ``replay_issues`` one row per issue, integer keys.
+- **Resumable.** Results are written per chunk of intents in ONE transaction (one bulk
+  insert of the wide rows, outcomes merged in, and one of the issues), so a killed run loses
+  at most the chunks in flight and never leaves half a chunk. Running again continues with
+  the intents that have no result yet; the results' primary key makes a duplicate
+  impossible.
 - **Single writer.** Workers open the store read-only, build packs, run the orchestrator and
-  return rows; only the calling process writes.
+  return Arrow tables with integer keys; only the calling process writes.
 - **Two paths, one answer.** ``mode='intent'`` builds each pack with the ContextPackBuilder
   and runs the orchestrator per intent; ``mode='batch'`` builds a BatchContext per chunk
   (each series read once, every intent's pack as columns: ``buddy.batch``) and runs every
@@ -19,7 +25,9 @@ modules and issues, with the intent's outcome, in the replay tables under one ru
   module's batch form equal to its scalar form and the builder equal to the pack builder;
   tests/replay_engine prove the two paths' result tables equal.
 - **Deterministic.** ``result_table_hash`` is the SHA-256 of the run's result tables in a
-  canonical order, without the run id: same inputs, same hash, whatever the executor.
+  canonical order, without the run key: same inputs, same hash, whatever the executor.
+- **Same frames.** ``results_frame``, ``module_results_frame`` and ``issues_frame`` decode
+  the compact tables into the frames the four old tables gave.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from buddy.batch.builder import build_batch_context
@@ -49,26 +58,37 @@ from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
-from buddy.store.core import LOCK_TIMEOUT_S, insert_frame
+from buddy.store.core import LOCK_TIMEOUT_S
 from buddy.store.replay import (
-    done_intent_ids,
+    RESULT_TABLE_ORDER,
+    create_run,
+    done_intent_nos,
     finish_run,
+    issue_evidence,
     latest_finished_run,
     run_intents,
     run_issues,
     run_module_results,
-    run_module_scores,
-    run_outcomes,
+    run_modules,
+    run_result_tables,
     run_results,
     run_row,
-    run_table,
     runs_with_progress,
     set_run_status,
+    write_results,
 )
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.executors import Executor, LocalProcessExecutor
-from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
+from replay.model import (
+    EXIT_REASONS,
+    INTENT_COLUMNS,
+    ISSUE_COLUMNS,
+    MODULE_STATUSES,
+    OUTCOME_COLUMNS,
+    OUTCOME_SOURCES,
+    SEVERITIES,
+)
 from replay.outcomes import OutcomeRules
 
 Mode = Literal["intent", "batch"]
@@ -84,22 +104,33 @@ DEFAULT_BATCH_CHUNK_SIZE = 20_000
 WRITE_LOCK_TIMEOUT_S = 120.0
 SCORE_PREFIX = "score__"
 
-#: The replay tables a run's results live in, with their keys (the canonical row order).
-RESULT_TABLES: dict[str, tuple[str, ...]] = {
-    "replay_results": ("intent_id",),
-    "replay_module_results": ("intent_id", "module"),
-    "replay_issues": ("intent_id", "module", "issue_no"),
-    "replay_outcomes": ("intent_id",),
-}
-#: Canonical intent order: chunks are cut from it, so a chunk never spans two series.
+#: The compact tables a run's results live in (run_key excluded), with their keys: the
+#: canonical row order ``result_table_hash`` reads them in.
+RESULT_TABLES: dict[str, tuple[str, ...]] = dict(RESULT_TABLE_ORDER)
+#: Canonical intent order: chunks are cut from it, so a chunk never spans two series; an
+#: intent's intent_no is its position in it.
 INTENT_ORDER = ["symbol", "timeframe", "as_of", "intent_id"]
+#: The orchestrator's own item codes: numbered first in each module's block of codes.
+ORCHESTRATOR_CODES: tuple[str, ...] = ("CONTEXT_MISSING", "MODULE_ERROR")
 
-_RESULT_DTYPES = {"intent_id": "str", "symbol": "str", "timeframe": "str", "side": "str",
-                  "overall_score": "float64", "overall_severity": "str", "n_issues": "int32"}
-_MODULE_DTYPES = {"intent_id": "str", "module": "str", "version": "str", "status": "str",
-                  "score": "float64", "severity": "str", "n_issues": "int32"}
-_ISSUE_DTYPES = {"intent_id": "str", "module": "str", "issue_no": "int32", "code": "str",
-                 "severity": "str", "evidence_json": "str"}
+#: A worker's wide result rows (replay_results without run_key and the outcome columns).
+RESULT_SCHEMA = pa.schema([
+    ("intent_no", pa.int32()), ("overall_score", pa.float64()), ("verdict", pa.uint8()),
+    ("n_issues", pa.int16()), ("module_scores", pa.list_(pa.float64())),
+    ("module_status", pa.list_(pa.uint8())), ("module_severity", pa.list_(pa.uint8())),
+    ("module_n_issues", pa.list_(pa.int16()))])
+#: A worker's issue rows (replay_issues without run_key).
+ISSUE_SCHEMA = pa.schema([
+    ("intent_no", pa.int32()), ("module_no", pa.uint8()), ("issue_no", pa.uint16()),
+    ("code_no", pa.uint16()), ("severity", pa.uint8()), ("evidence_json", pa.string())])
+#: The outcome columns of the wide row, as stored (exit_reason and outcome_source coded).
+_OUTCOME_TYPES: dict[str, pa.DataType] = {
+    "exit_reason": pa.uint8(), "entry_ts": pa.timestamp("us", tz="UTC"),
+    "exit_ts": pa.timestamp("us", tz="UTC"), "exit_price": pa.float64(),
+    "realized_r": pa.float64(), "mae_r": pa.float64(), "mfe_r": pa.float64(),
+    "mae_price": pa.float64(), "mfe_price": pa.float64(), "bars_held": pa.int32(),
+    "win": pa.bool_(), "outcome_source": pa.uint8(), "filled": pa.bool_(),
+    "fill_ts": pa.timestamp("us", tz="UTC"), "fill_price": pa.float64()}
 
 
 class ReplayError(BuddyError):
@@ -143,18 +174,69 @@ class ChunkTask:
     config_json: str
     lookback_bars: int
     providers: tuple[tuple[str, PieceProvider], ...]
-    intents: pd.DataFrame  # INTENT_COLUMNS, in canonical order
+    intents: pd.DataFrame  # INTENT_COLUMNS + intent_no, in canonical order
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChunkRows:
-    """What a worker returns: the rows of the chunk's result tables (without run_id)."""
+    """What a worker returns: the chunk's wide result rows (RESULT_SCHEMA) and issue rows
+    (ISSUE_SCHEMA) as Arrow tables with integer keys, without run_key or outcomes."""
 
     chunk_no: int
-    results: pd.DataFrame
-    module_results: pd.DataFrame
-    issues: pd.DataFrame
+    results: pa.Table
+    issues: pa.Table
     elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Numbering:
+    """A config's integer numbering: module_no is the position in ``modules`` (every
+    configured module, enabled or not), code_no the position in ``codes``."""
+
+    modules: tuple[str, ...]
+    versions: tuple[str, ...]
+    codes: tuple[tuple[str, str], ...]  # (module, code)
+
+    def module_nos(self) -> dict[str, int]:
+        """Return module -> module_no."""
+        return {module: n for n, module in enumerate(self.modules)}
+
+    def code_nos(self) -> dict[tuple[str, str], int]:
+        """Return (module, code) -> code_no."""
+        return {key: n for n, key in enumerate(self.codes)}
+
+
+def config_numbering(config: ScoringConfig) -> Numbering:
+    """Return the integer numbering of ``config``: its modules in the order of its stored
+    JSON (``config.to_json()``), and
+    every code each may raise, module by module: the orchestrator's ORCHESTRATOR_CODES
+    first, then the module's declared codes in declaration order. The same config always
+    numbers the same way (runs store it in replay_modules and replay_codes)."""
+    from buddy.evaluators import registry
+
+    modules, versions, codes = [], [], []
+    # the stored JSON's order (what replay_runs.config_json and results_frame list): a
+    # config object and its JSON round trip may hold their modules in different orders
+    for spec in json.loads(config.to_json())["modules"]:
+        name = str(spec["name"])
+        cls = registry.get(name)
+        modules.append(name)
+        versions.append(str(cls.version))
+        for code in (*ORCHESTRATOR_CODES, *(c for c in cls.codes
+                                             if c not in ORCHESTRATOR_CODES)):
+            codes.append((name, code))
+    if len(modules) > 255 or len(codes) > 65535:
+        raise ReplayError(f"config {config.name}: {len(modules)} modules and {len(codes)} "
+                          "codes; the result tables hold at most 255 and 65535")
+    return Numbering(tuple(modules), tuple(versions), tuple(codes))
+
+
+def config_codes(config: ScoringConfig) -> pd.DataFrame:
+    """Return the code numbering of ``config`` (``config_numbering``): code_no, module,
+    code, by code_no."""
+    codes = config_numbering(config).codes
+    return pd.DataFrame({"code_no": np.arange(len(codes), dtype=np.uint16),
+                         "module": [m for m, _ in codes], "code": [c for _, c in codes]})
 
 
 # ---------------------------------------------------------------------------- intents
@@ -230,8 +312,6 @@ def intents_hash(intents: pd.DataFrame) -> str:
 def _text_bytes(values: pd.Series) -> bytes:
     """Return text values as one byte string, column-wise through Arrow: the missing mask
     (None and NaN), the end offsets and the UTF-8 data."""
-    import pyarrow as pa
-
     array = pa.array(values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
     _, offsets, data = array.buffers()
     ends = np.frombuffer(offsets, dtype="<i8", count=len(array) + 1)
@@ -373,12 +453,15 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     writer = Store(store.path, migrate=False,
                    lock_timeout_s=max(store.lock_timeout_s, WRITE_LOCK_TIMEOUT_S))
 
+    frame["intent_no"] = np.arange(len(frame), dtype=np.int32)
     existing = run_row(store, run_id)
     if existing is None:
         validate_intents(store, frame, config)
-        _create_run(writer, run_id=run_id, name=name, config=config, config_json=config_json,
-                    intents=frame, digest=digest, context=context, purpose=purpose)
+        run_key = _create_run(writer, run_id=run_id, name=name, config=config,
+                              config_json=config_json, intents=frame, digest=digest,
+                              context=context, purpose=purpose)
     else:
+        run_key = int(existing["run_key"])
         _check_resumable(store, existing, config=config, digest=digest, context=context)
         if existing["purpose"] != purpose:
             raise ReplayError(f"run {run_id} is a {existing['purpose']!r} run, not "
@@ -390,8 +473,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
                              elapsed_s=time.perf_counter() - started, mode=mode)
         _set_status(writer, run_id, "running")
 
-    done_ids = done_intent_ids(store, run_id)
-    pending = frame[~frame["intent_id"].isin(done_ids)].reset_index(drop=True)
+    done_nos = done_intent_nos(store, run_key)
+    pending = frame[~frame["intent_no"].isin(done_nos)].reset_index(drop=True)
     chunks = list(_chunks(pending, chunk_size, by_series=mode == "intent"))
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
                        config_json=config_json, lookback_bars=lookback_bars,
@@ -402,14 +485,18 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
 
     own_executor = executor is None
     executor = executor or LocalProcessExecutor(workers=2)
-    n_done = len(done_ids)
+    n_done = len(done_nos)
     try:
         with tqdm(total=len(frame), initial=n_done, disable=not progress, unit="intent",
                   desc=f"replay {name}") as bar:
             for index, rows in executor.map(evaluate_chunk, tasks):
                 chunk = chunks[index]
-                labelled = outcome_source.label(chunk) if outcome_source else None
-                write_chunk(writer, run_id, rows, labelled)
+                labelled = None
+                if outcome_source is not None:
+                    labelled = outcome_source.label(chunk.loc[:, list(INTENT_COLUMNS)])
+                    labelled["intent_no"] = chunk.set_index("intent_id")["intent_no"].reindex(
+                        labelled["intent_id"]).to_numpy()
+                write_chunk(writer, run_key, rows, labelled)
                 n_done += len(chunk)
                 bar.update(len(chunk))
                 if on_chunk is not None:
@@ -424,7 +511,7 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
             executor.close()
     _finish(writer, run_id)
     return ReplayRun(run_id=run_id, name=name, config_hash=config.hash, status="done",
-                     n_intents=len(frame), n_evaluated=len(pending), n_skipped=len(done_ids),
+                     n_intents=len(frame), n_evaluated=len(pending), n_skipped=len(done_nos),
                      elapsed_s=time.perf_counter() - started, mode=mode)
 
 
@@ -462,8 +549,9 @@ def _chunks(pending: pd.DataFrame, chunk_size: int, *, by_series: bool
 
 
 # ---------------------------------------------------------------------------- workers
-#: Per worker process: orchestrators by config JSON.
+#: Per worker process: orchestrators and numberings by config JSON.
 _ORCHESTRATORS: OrderedDict[str, Orchestrator] = OrderedDict()
+_NUMBERINGS: OrderedDict[str, Numbering] = OrderedDict()
 _CACHE_SIZE = 4
 
 
@@ -484,93 +572,159 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows:
     started = time.perf_counter()
     orchestrator = _cached(_ORCHESTRATORS, task.config_json,
                            lambda: Orchestrator(ScoringConfig.from_json(task.config_json)))
+    numbering = _cached(_NUMBERINGS, task.config_json, lambda: config_numbering(
+        ScoringConfig.from_json(task.config_json)))
     store: Store = ReadOnlyStore(task.db_path)
+    intents = task.intents.loc[:, list(INTENT_COLUMNS)]
+    intent_nos = task.intents["intent_no"].to_numpy(dtype=np.int32)
     if task.mode == "batch":
-        ctx = build_batch_context(store, task.intents, lookback_bars=task.lookback_bars,
+        ctx = build_batch_context(store, intents, lookback_bars=task.lookback_bars,
                                   providers=dict(task.providers))
-        return batch_rows(task.chunk_no, ctx, run_batch(orchestrator, ctx),
-                          elapsed_s=time.perf_counter() - started)
+        return batch_rows(task.chunk_no, ctx, run_batch(orchestrator, ctx), intent_nos,
+                          numbering, elapsed_s=time.perf_counter() - started)
     stamp = store.context_stamp()
     builder = ContextPackBuilder(store, lookback_bars=task.lookback_bars,
                                  providers=dict(task.providers))
     reports = []
-    for row in task.intents.to_dict("records"):
+    for row in intents.to_dict("records"):
         intent = intent_from_row(row)
         pack = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
                              stamp=stamp)
         reports.append(orchestrator.run(intent, pack, eval_id=intent.intent_id))
-    return report_rows(task.chunk_no, reports, task.intents["as_of"],
+    return report_rows(task.chunk_no, reports, intent_nos, numbering,
                        elapsed_s=time.perf_counter() - started)
 
 
-def report_rows(chunk_no: int, reports: Sequence[BuddyReport], as_of: pd.Series, *,
-                elapsed_s: float = 0.0) -> ChunkRows:
-    """Return the replay rows of ``reports`` (``as_of``: the intents' as_of, same order)."""
-    results, modules, issues = [], [], []
-    for report in reports:
-        intent = report.intent
-        results.append({"intent_id": intent.intent_id, "symbol": intent.symbol,
-                        "timeframe": intent.timeframe.value, "side": intent.side.value,
-                        "overall_score": _score(report.overall_score),
-                        "overall_severity": report.overall_severity.value,
-                        "n_issues": len(report.all_issues)})
+def report_rows(chunk_no: int, reports: Sequence[BuddyReport], intent_nos: np.ndarray,
+                numbering: Numbering, *, elapsed_s: float = 0.0) -> ChunkRows:
+    """Return the replay rows of ``reports`` (``intent_nos``: their intents' intent_no, same
+    order) under ``numbering`` (the run's config's)."""
+    overall_score, verdict, n_issues = [], [], []
+    module_cols: dict[str, list[Any]] = {k: [] for k in ("row", "module", "status", "score",
+                                                         "severity", "n_issues")}
+    issue_cols: dict[str, list[Any]] = {k: [] for k in ("row", "module", "issue_no", "code",
+                                                        "severity", "evidence_json")}
+    for row, report in enumerate(reports):
+        overall_score.append(_score(report.overall_score))
+        verdict.append(report.overall_severity.value)
+        n_issues.append(len(report.all_issues))
         for result in report.modules:
-            modules.append({"intent_id": intent.intent_id, "module": result.module,
-                            "version": result.version, "status": result.status.value,
-                            "score": _score(result.score), "severity": result.severity.value,
-                            "n_issues": len(result.issues)})
+            for key, value in (("row", row), ("module", result.module),
+                               ("status", result.status.value), ("score", _score(result.score)),
+                               ("severity", result.severity.value),
+                               ("n_issues", len(result.issues))):
+                module_cols[key].append(value)
             for n, issue in enumerate(result.issues):
                 evidence = json.dumps([f.as_dict() for f in issue.evidence], sort_keys=True,
                                       default=str)
-                issues.append({"intent_id": intent.intent_id, "module": result.module,
-                               "issue_no": n, "code": issue.code,
-                               "severity": issue.severity.value, "evidence_json": evidence})
-    result_frame = _typed(results, _RESULT_DTYPES)
-    result_frame.insert(4, "as_of", as_of.reset_index(drop=True).astype("datetime64[us, UTC]"))
-    return ChunkRows(chunk_no=chunk_no, results=result_frame,
-                     module_results=_typed(modules, _MODULE_DTYPES),
-                     issues=_typed(issues, _ISSUE_DTYPES), elapsed_s=elapsed_s)
+                for key, value in (("row", row), ("module", result.module), ("issue_no", n),
+                                   ("code", issue.code), ("severity", issue.severity.value),
+                                   ("evidence_json", evidence)):
+                    issue_cols[key].append(value)
+    return _chunk_rows(chunk_no, intent_nos, numbering, overall_score=overall_score,
+                       verdict=verdict, n_issues=n_issues, modules=module_cols,
+                       issues=issue_cols, elapsed_s=elapsed_s)
 
 
 def _score(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _typed(rows: list[dict[str, Any]], dtypes: Mapping[str, str]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(dtypes))
-    return frame.astype(dict(dtypes))
+def _encode(values: Any, vocabulary: Sequence[str], field: str) -> np.ndarray:
+    """Return each value's position in ``vocabulary``; raise ReplayError naming the field
+    and the first value outside it."""
+    codes = pd.Index(list(vocabulary), dtype=object).get_indexer(
+        np.asarray(values, dtype=object))
+    if (codes < 0).any():
+        bad = np.asarray(values, dtype=object)[codes < 0][0]
+        raise ReplayError(f"{field}: {bad!r} is not one of {', '.join(vocabulary)}")
+    return codes.astype(np.int64)
+
+
+def _list_column(n: int, width: int, flat: np.ndarray, values: np.ndarray,
+                 type_: pa.DataType) -> pa.ListArray:
+    """Return n lists of ``width`` elements each, element ``flat[k]`` = ``values[k]`` and
+    every other element NULL (the module did not run on that intent)."""
+    data = np.zeros(n * width, dtype=values.dtype)
+    mask = np.ones(n * width, dtype=bool)
+    data[flat] = values
+    mask[flat] = False
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * width, pa.int32())
+    return pa.ListArray.from_arrays(offsets, pa.array(data, type=type_, mask=mask))
+
+
+def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
+                overall_score: Any, verdict: Any, n_issues: Any,
+                modules: Mapping[str, Any], issues: Mapping[str, Any],
+                elapsed_s: float) -> ChunkRows:
+    """Return the chunk's Arrow tables from column-wise report rows (both paths end here):
+    ``modules`` long form (row, module, status, score, severity, n_issues), ``issues`` long
+    form (row, module, issue_no, code, severity, evidence_json); rows index ``intent_nos``."""
+    n, width = len(intent_nos), len(numbering.modules)
+    intent_nos = np.asarray(intent_nos, dtype=np.int32)
+    module_nos = numbering.module_nos()
+    m_rows = np.asarray(modules["row"], dtype=np.int64)
+    m_no = np.array([module_nos[m] for m in modules["module"]], dtype=np.int64)
+    flat = m_rows * width + m_no
+    results = pa.table({
+        "intent_no": pa.array(intent_nos, pa.int32()),
+        "overall_score": pa.array(np.asarray(overall_score, dtype=np.float64), pa.float64()),
+        "verdict": pa.array(_encode(verdict, SEVERITIES, "overall_severity"), pa.uint8()),
+        "n_issues": pa.array(np.asarray(n_issues, dtype=np.int16), pa.int16()),
+        "module_scores": _list_column(n, width, flat, np.asarray(modules["score"],
+                                                                 dtype=np.float64),
+                                      pa.float64()),
+        "module_status": _list_column(n, width, flat, _encode(
+            modules["status"], MODULE_STATUSES, "module status").astype(np.uint8), pa.uint8()),
+        "module_severity": _list_column(n, width, flat, _encode(
+            modules["severity"], SEVERITIES, "module severity").astype(np.uint8), pa.uint8()),
+        "module_n_issues": _list_column(n, width, flat, np.asarray(
+            modules["n_issues"], dtype=np.int16), pa.int16())}, schema=RESULT_SCHEMA)
+    code_nos = numbering.code_nos()
+    keys = list(zip(issues["module"], issues["code"], strict=True))
+    unknown = [key for key in keys if key not in code_nos]
+    if unknown:
+        raise ReplayError(f"issue code {unknown[0][1]!r} of module {unknown[0][0]!r} is not "
+                          "declared in the module's codes (config_numbering)")
+    i_rows = np.asarray(issues["row"], dtype=np.int64)
+    issue_table = pa.table({
+        "intent_no": pa.array(intent_nos[i_rows], pa.int32()),
+        "module_no": pa.array(np.array([module_nos[m] for m in issues["module"]],
+                                       dtype=np.uint8), pa.uint8()),
+        "issue_no": pa.array(np.asarray(issues["issue_no"], dtype=np.uint16), pa.uint16()),
+        "code_no": pa.array(np.array([code_nos[k] for k in keys], dtype=np.uint16),
+                            pa.uint16()),
+        "severity": pa.array(_encode(issues["severity"], SEVERITIES, "issue severity"
+                                     ).astype(np.uint8), pa.uint8()),
+        "evidence_json": pa.array(np.asarray(issues["evidence_json"], dtype=object),
+                                  pa.string())}, schema=ISSUE_SCHEMA)
+    return ChunkRows(chunk_no=chunk_no, results=results, issues=issue_table,
+                     elapsed_s=elapsed_s)
 
 
 # ---------------------------------------------------------------------------- batch path
-def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, *,
-               elapsed_s: float = 0.0) -> ChunkRows:
+def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos: np.ndarray,
+               numbering: Numbering, *, elapsed_s: float = 0.0) -> ChunkRows:
     """Return the replay rows of a batch report (what ``report_rows`` gives per intent)."""
-    intents = ctx.intents
-    ids = intents["intent_id"].to_numpy(dtype=object)
-    overall = report.overall
-    results = pd.DataFrame({
-        "intent_id": ids, "symbol": intents["symbol"].to_numpy(dtype=object),
-        "timeframe": intents["timeframe"].to_numpy(dtype=object),
-        "side": intents["side"].to_numpy(dtype=object),
-        "overall_score": overall["overall_score"].to_numpy(np.float64),
-        "overall_severity": overall["overall_severity"].to_numpy(dtype=object),
-        "n_issues": overall["n_issues"].to_numpy(np.int32)}).astype(_RESULT_DTYPES)
-    results.insert(4, "as_of", intents["as_of"].reset_index(drop=True).astype(
-        "datetime64[us, UTC]"))
-    modules = report.modules
-    module_rows = pd.DataFrame({
-        "intent_id": ids[modules["row"].to_numpy(np.int64)], "module": modules["module"],
-        "version": modules["version"], "status": modules["status"],
-        "score": modules["score"].to_numpy(np.float64), "severity": modules["severity"],
-        "n_issues": modules["n_issues"].to_numpy(np.int32)}).astype(_MODULE_DTYPES)
-    issues = report.issues
-    issue_rows = pd.DataFrame({
-        "intent_id": ids[issues["row"].to_numpy(np.int64)], "module": issues["module"],
-        "issue_no": issues["issue_no"].to_numpy(np.int32), "code": issues["code"],
-        "severity": issues["severity"], "evidence_json": issues["evidence_json"]}
-    ).astype(_ISSUE_DTYPES)
-    return ChunkRows(chunk_no=chunk_no, results=results, module_results=module_rows,
-                     issues=issue_rows, elapsed_s=elapsed_s)
+    overall, modules, issues = report.overall, report.modules, report.issues
+    return _chunk_rows(
+        chunk_no, intent_nos, numbering,
+        overall_score=overall["overall_score"].to_numpy(np.float64),
+        verdict=overall["overall_severity"].to_numpy(dtype=object),
+        n_issues=overall["n_issues"].to_numpy(np.int64),
+        modules={"row": modules["row"].to_numpy(np.int64),
+                 "module": modules["module"].to_numpy(dtype=object),
+                 "status": modules["status"].to_numpy(dtype=object),
+                 "score": modules["score"].to_numpy(np.float64),
+                 "severity": modules["severity"].to_numpy(dtype=object),
+                 "n_issues": modules["n_issues"].to_numpy(np.int64)},
+        issues={"row": issues["row"].to_numpy(np.int64),
+                "module": issues["module"].to_numpy(dtype=object),
+                "issue_no": issues["issue_no"].to_numpy(np.int64),
+                "code": issues["code"].to_numpy(dtype=object),
+                "severity": issues["severity"].to_numpy(dtype=object),
+                "evidence_json": issues["evidence_json"].to_numpy(dtype=object)},
+        elapsed_s=elapsed_s)
 
 
 class ReadOnlyStore(Store):
@@ -624,7 +778,8 @@ class _OutcomeSource:
 # ---------------------------------------------------------------------------- writes
 def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
                 config_json: str, intents: pd.DataFrame, digest: str,
-                context: Mapping[str, Any], purpose: str) -> None:
+                context: Mapping[str, Any], purpose: str) -> int:
+    """Write the run, its intents (with intent_no), modules and codes; return its run_key."""
     sources = ",".join(sorted(intents["source"].unique())) or "none"
     run = pd.DataFrame([{
         "run_id": run_id, "name": name, "config_name": config.name,
@@ -639,10 +794,11 @@ def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
         "purpose": purpose}])
     rows = intents.copy()
     rows.insert(0, "run_id", run_id)
-    with store.transaction() as con:
-        insert_frame(con, "replay_runs", run)
-        if len(rows):
-            insert_frame(con, "replay_intents", rows)
+    numbering = config_numbering(config)
+    modules = pd.DataFrame({"module_no": np.arange(len(numbering.modules), dtype=np.uint8),
+                            "module": list(numbering.modules),
+                            "version": list(numbering.versions)})
+    return create_run(store, run, rows, modules, config_codes(config))
 
 
 def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringConfig,
@@ -678,19 +834,45 @@ def identity_refusal(run_id: str, row: Mapping[str, Any], config: ScoringConfig)
             "start a new run (another name or run id)")
 
 
-def write_chunk(store: Store, run_id: str, rows: ChunkRows,
+def write_chunk(store: Store, run_key: int, rows: ChunkRows,
                 outcomes: pd.DataFrame | None) -> None:
-    """Write one chunk's rows and outcomes under ``run_id`` in ONE transaction (``store``:
-    the run's single writer): a killed run never leaves half a chunk."""
-    tables = [("replay_results", rows.results), ("replay_module_results", rows.module_results),
-              ("replay_issues", rows.issues), ("replay_outcomes", outcomes)]
-    with store.transaction() as con:
-        for table, frame in tables:
-            if frame is None or not len(frame):
-                continue
-            frame = frame.copy()
-            frame.insert(0, "run_id", run_id)
-            insert_frame(con, table, frame)
+    """Write one chunk under ``run_key`` in ONE transaction (``store``: the run's single
+    writer): the wide result rows with the outcome columns merged in by intent_no, and the
+    issue rows, one bulk insert each. ``outcomes``: OUTCOME_COLUMNS + intent_no (None: no
+    outcomes; an intent without a row gets NULL outcome columns). A killed run never leaves
+    half a chunk; an intent written twice is refused whole by the results' key."""
+    results = rows.results
+    if outcomes is not None and len(outcomes):
+        results = _with_outcomes(results, outcomes)
+    key = pa.array(np.full(results.num_rows, run_key, dtype=np.int32), pa.int32())
+    issues = rows.issues
+    write_results(store, results.add_column(0, "run_key", key),
+                  issues.add_column(0, "run_key", pa.array(
+                      np.full(issues.num_rows, run_key, dtype=np.int32), pa.int32())))
+
+
+def _with_outcomes(results: pa.Table, outcomes: pd.DataFrame) -> pa.Table:
+    """Return ``results`` with the outcome columns (coded, typed as stored) of each row's
+    intent_no appended."""
+    at = pd.Index(outcomes["intent_no"].to_numpy(dtype=np.int64)).get_indexer(
+        results.column("intent_no").to_numpy().astype(np.int64))
+    take = pa.array(at, pa.int64(), mask=at < 0)
+    for column, type_ in _OUTCOME_TYPES.items():
+        values = outcomes[column]
+        if column == "exit_reason":
+            values = pd.Series(_encode(values, EXIT_REASONS, "exit_reason"))
+        elif column == "outcome_source":
+            values = pd.Series(_encode(values, OUTCOME_SOURCES, "outcome_source"))
+        elif pa.types.is_timestamp(type_):  # as UTC microseconds: no tz-dropping detour
+            stamps = pd.to_datetime(values, utc=True)
+            micros = stamps.dt.tz_convert(None).to_numpy("datetime64[us]").astype(np.int64)
+            values = pd.Series(micros).where(stamps.notna().to_numpy())
+        array = pa.array(values, from_pandas=True)
+        if pa.types.is_timestamp(type_):
+            array = array.cast(pa.int64())
+        array = array.cast(type_)
+        results = results.append_column(column, array.take(take))
+    return results
 
 
 def _set_status(store: Store, run_id: str, status: str, *, quiet: bool = False) -> None:
@@ -738,48 +920,82 @@ def run_info(store: Store, run_id: str) -> dict[str, Any]:
     return info
 
 
+def _run_key(store: Store, run_id: str) -> tuple[int, dict[str, Any]]:
+    row = run_row(store, run_id)
+    if row is None:
+        raise ReplayError(f"no replay run {run_id!r} in {store.path}")
+    return int(row["run_key"]), row
+
+
 def results_frame(store: Store, run_id: str) -> pd.DataFrame:
     """Return RESULT_COLUMNS + one score__<module> per configured module (by module name; NaN
     when skipped or errored) + the outcome columns (NaN/None without an outcome): one row per
     evaluated intent, by symbol, timeframe, as_of and intent id."""
-    row = run_row(store, run_id)
-    if row is None:
-        raise ReplayError(f"no replay run {run_id!r} in {store.path}")
+    run_key, row = _run_key(store, run_id)
     modules = [m["name"] for m in json.loads(row["config_json"])["modules"]]
-    results = run_results(store, run_id)
-    results = results.loc[:, list(RESULT_COLUMNS)]
-    scores = run_module_scores(store, run_id)
-    wide = scores.pivot(index="intent_id", columns="module", values="score")
-    for module in modules:
-        column = wide[module] if module in wide.columns else pd.Series(dtype="float64")
-        results[f"{SCORE_PREFIX}{module}"] = column.reindex(results["intent_id"]).to_numpy(
-            dtype="float64")
-    outcomes = run_outcomes(store, run_id).set_index("intent_id")
-    for column in OUTCOME_COLUMNS[1:]:
-        results[column] = outcomes[column].reindex(results["intent_id"]).to_numpy()
-    return results
+    numbers = dict(zip(*(run_modules(store, run_key)[c] for c in ("module", "module_no")),
+                       strict=True))
+    return run_results(store, run_id, run_key,
+                       score_columns=[(f"{SCORE_PREFIX}{m}", numbers.get(m)) for m in modules],
+                       severities=SEVERITIES, exit_reasons=EXIT_REASONS,
+                       outcome_sources=OUTCOME_SOURCES)
 
 
 def module_results_frame(store: Store, run_id: str) -> pd.DataFrame:
-    """Return every module result of a run (one row per intent and module)."""
-    return run_module_results(store, run_id)
+    """Return every module result of a run (one row per intent and module that ran: run_id,
+    intent_id, module, version, status, score, severity, n_issues), by intent and module."""
+    run_key, _ = _run_key(store, run_id)
+    return run_module_results(store, run_id, run_key, statuses=MODULE_STATUSES,
+                              severities=SEVERITIES)
 
 
-def issues_frame(store: Store, run_id: str) -> pd.DataFrame:
-    """Return ISSUE_COLUMNS + issue_no + evidence_json: every issue every module raised."""
-    return run_issues(store, run_id)
+def issues_frame(store: Store, run_id: str, evidence: bool = False) -> pd.DataFrame:
+    """Return ISSUE_COLUMNS + issue_no: every issue every module raised, by intent, module
+    and issue number; ``evidence``: + evidence_json (the issue's facts as a JSON list)."""
+    run_key, _ = _run_key(store, run_id)
+    issues = run_issues(store, run_id, run_key, severities=SEVERITIES)
+    columns = [*ISSUE_COLUMNS, "issue_no"]
+    if evidence:
+        keys = ["intent_no", "module_no", "issue_no"]
+        found = issue_evidence(store, run_key)
+        issues = issues.merge(found, on=keys, how="left", validate="one_to_one")
+        columns.append("evidence_json")
+    return issues.loc[:, columns]
 
 
 def result_table_hash(store: Store, run_id: str) -> str:
-    """Return the SHA-256 of the run's result tables in canonical order, run id excluded."""
-    digest = hashlib.sha256()
-    for table, key in RESULT_TABLES.items():
-        frame = run_table(store, table, key, run_id)
-        digest.update(f"{table}\n".encode())
-        digest.update(_canonical_csv(frame).encode())
+    """Return the SHA-256 of the run's result tables (replay_modules, replay_codes,
+    replay_results, replay_issues) in canonical order, run key excluded, column by column
+    (each column's name, its missing mask and its values as bytes)."""
+    run_key, _ = _run_key(store, run_id)
+    digest = hashlib.sha256(b"replay results v2\n")
+    for table, frame in run_result_tables(store, run_key).items():
+        digest.update(f"{table} n={frame.num_rows}\n".encode())
+        for name in frame.column_names:
+            digest.update(f"{name}\n".encode())
+            digest.update(_array_bytes(frame.column(name).combine_chunks()))
     return digest.hexdigest()
 
 
-def _canonical_csv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(index=False, float_format="%.17g", lineterminator="\n",
-                        date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+def _array_bytes(array: pa.Array) -> bytes:
+    """Return an Arrow array's values as bytes: the missing mask, then lists as lengths +
+    their flattened elements, floats as little-endian IEEE-754 with one NaN, text through
+    ``_text_bytes``, everything else as int64."""
+    import pyarrow.compute as pc
+
+    missing = array.is_null().to_numpy(zero_copy_only=False).astype(np.uint8).tobytes()
+    if pa.types.is_list(array.type) or pa.types.is_large_list(array.type):
+        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
+        return missing + lengths.astype("<i8").tobytes() + _array_bytes(array.flatten())
+    if pa.types.is_floating(array.type):
+        floats = array.to_numpy(zero_copy_only=False).astype("<f8")
+        floats[np.isnan(floats)] = np.nan  # one NaN bit pattern (and NULLs read as NaN)
+        return missing + floats.tobytes()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return missing + _text_bytes(pd.Series(array.to_pylist(), dtype=object))
+    if pa.types.is_timestamp(array.type) or pa.types.is_date(array.type):
+        array = array.cast(pa.int64())
+    elif pa.types.is_boolean(array.type):
+        array = array.cast(pa.uint8())
+    values = pc.fill_null(array, 0).to_numpy(zero_copy_only=False).astype("<i8")
+    return missing + values.tobytes()

@@ -69,6 +69,19 @@ RESULT_COLUMNS: tuple[str, ...] = (
 #: One row per (intent, issue) fired: the flag-to-outcome table.
 ISSUE_COLUMNS: tuple[str, ...] = ("run_id", "intent_id", "module", "code", "severity")
 
+# The integer codes of the compact result tables (migration 0015 writes the same lists):
+# a stored value is the position in its tuple. Append only: a reordering changes the
+# meaning of every stored row.
+#: Severities by rank (``buddy.domain.Severity.rank``): replay_results.verdict,
+#: module_severity and replay_issues.severity.
+SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
+#: ``buddy.domain.ModuleStatus`` values: replay_results.module_status.
+MODULE_STATUSES: tuple[str, ...] = ("ok", "skipped", "error")
+#: OUTCOME_COLUMNS' exit_reason values: replay_results.exit_reason.
+EXIT_REASONS: tuple[str, ...] = ("stop", "target", "time", "open", "not_filled", "trade")
+#: OUTCOME_COLUMNS' outcome_source values: replay_results.outcome_source.
+OUTCOME_SOURCES: tuple[str, ...] = ("simulated", "trade")
+
 #: The bar-touch rule, stated once: when one bar's range touches both the stop and the
 #: target, the stop is assumed hit first (conservative).
 BOTH_TOUCHED_RULE = "stop first"

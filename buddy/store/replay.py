@@ -1,6 +1,9 @@
-"""Replay in the store: the runs (``replay_runs``) and their result tables, the replayed
-intents calibration needs beyond the results frame, the newest finished run of a purpose, the
-series the all-data corpus covers and the columns the intent generators read."""
+"""Replay in the store: the runs (``replay_runs``) and their compact result tables (migration
+0015: ``replay_modules``, ``replay_codes``, the wide ``replay_results``, ``replay_issues``;
+issue rows go in only through ``insert_issue_rows`` and evidence comes out only through
+``issue_evidence``), the replayed intents calibration needs beyond the results frame, the
+newest finished run of a purpose, the series the all-data corpus covers and the columns the
+intent generators read."""
 
 from __future__ import annotations
 
@@ -9,17 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from buddy.store.bars import closed_by
-from buddy.store.core import Store
+from buddy.store.core import Store, insert_frame
 
 
 def replay_intents(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
     """Return the replayed intents of ``run_ids`` (``replay_intents`` rows with their run id),
     by run and intent id."""
-    return store.query("SELECT * FROM replay_intents WHERE list_contains(?, run_id) "
+    return store.query("SELECT * EXCLUDE (intent_no) FROM replay_intents "
+                       "WHERE list_contains(?, run_id) "
                        "ORDER BY run_id, intent_id", [list(map(str, run_ids))])
 
 
@@ -44,7 +50,8 @@ def bar_series(store: Store, symbols: Sequence[str] | None = None) -> pd.DataFra
 
 # ---------------------------------------------------------------------------- runs
 def run_row(store: Store, run_id: str) -> dict[str, Any] | None:
-    """Return the run's replay_runs row, or None when there is no such run."""
+    """Return the run's replay_runs row (run_key included), or None when there is no such
+    run."""
     frame = store.query("SELECT * FROM replay_runs WHERE run_id = ?", [run_id])
     return None if frame.empty else frame.iloc[0].to_dict()
 
@@ -55,8 +62,8 @@ def runs_with_progress(store: Store) -> pd.DataFrame:
         "SELECT r.run_id, r.name, r.config_name, r.config_version, r.config_hash, r.status, "
         "r.n_intents, coalesce(d.n_done, 0) AS n_done, r.data_start, r.data_end, "
         "r.intent_source, r.created_at, r.finished_at, r.purpose FROM replay_runs r LEFT JOIN ("
-        "SELECT run_id, count(*) AS n_done FROM replay_results GROUP BY run_id) d "
-        "USING (run_id) ORDER BY r.created_at DESC, r.run_id")
+        "SELECT run_key, count(*) AS n_done FROM replay_results GROUP BY run_key) d "
+        "USING (run_key) ORDER BY r.created_at DESC, r.run_id")
 
 
 def set_run_status(store: Store, run_id: str, status: str) -> None:
@@ -72,56 +79,170 @@ def finish_run(store: Store, run_id: str) -> None:
                     "WHERE run_id = ?", [run_id])
 
 
+def create_run(store: Store, run: pd.DataFrame, intents: pd.DataFrame, modules: pd.DataFrame,
+               codes: pd.DataFrame) -> int:
+    """Write a new run in ONE transaction and return its run_key (the largest so far + 1).
+
+    ``run``: its replay_runs row without run_key; ``intents``: its replay_intents rows
+    (run_id and intent_no included); ``modules``: (module_no, module, version);
+    ``codes``: (code_no, module, code)."""
+    with store.transaction() as con:
+        run_key = int(con.execute("SELECT coalesce(max(run_key), 0) + 1 FROM replay_runs"
+                                  ).fetchone()[0])
+        insert_frame(con, "replay_runs", run.assign(run_key=np.int32(run_key)))
+        if len(intents):
+            insert_frame(con, "replay_intents", intents)
+        if len(modules):
+            insert_frame(con, "replay_modules", modules.assign(run_key=np.int32(run_key)))
+        if len(codes):
+            insert_frame(con, "replay_codes", codes.assign(run_key=np.int32(run_key)))
+    return run_key
+
+
 def run_intents(store: Store, run_id: str) -> pd.DataFrame:
-    """Return the run's replay_intents rows without the run id."""
-    return store.query("SELECT * EXCLUDE (run_id) FROM replay_intents WHERE run_id = ?",
-                       [run_id])
-
-
-def done_intent_ids(store: Store, run_id: str) -> set[str]:
-    """Return the ids of the run's intents that already have a result (a resume skips them)."""
-    return set(store.query("SELECT intent_id FROM replay_results WHERE run_id = ?",
-                           [run_id])["intent_id"])
-
-
-# ---------------------------------------------------------------------------- results
-def run_results(store: Store, run_id: str) -> pd.DataFrame:
-    """Return the run's replay_results rows by symbol, timeframe, as_of and intent id."""
-    return store.query("SELECT * FROM replay_results WHERE run_id = ? "
-                       "ORDER BY symbol, timeframe, as_of, intent_id", [run_id])
-
-
-def run_module_scores(store: Store, run_id: str) -> pd.DataFrame:
-    """Return (intent_id, module, score) of every module result of the run."""
-    return store.query("SELECT intent_id, module, score FROM replay_module_results "
+    """Return the run's replay_intents rows without the run id and intent_no."""
+    return store.query("SELECT * EXCLUDE (run_id, intent_no) FROM replay_intents "
                        "WHERE run_id = ?", [run_id])
 
 
-def run_outcomes(store: Store, run_id: str) -> pd.DataFrame:
-    """Return the run's replay_outcomes rows without the run id."""
-    return store.query("SELECT * EXCLUDE (run_id) FROM replay_outcomes WHERE run_id = ?",
-                       [run_id])
+def done_intent_nos(store: Store, run_key: int) -> set[int]:
+    """Return the intent_no of the run's intents that already have a result (a resume skips
+    them)."""
+    found = store.query("SELECT intent_no FROM replay_results WHERE run_key = ?", [run_key])
+    return set(found["intent_no"].astype(int).tolist())
 
 
-def run_module_results(store: Store, run_id: str) -> pd.DataFrame:
-    """Return every module result of a run (one row per intent and module)."""
-    return store.query("SELECT * FROM replay_module_results WHERE run_id = ? "
-                       "ORDER BY intent_id, module", [run_id])
+def run_modules(store: Store, run_key: int) -> pd.DataFrame:
+    """Return the run's replay_modules rows (module_no, module, version) by module_no."""
+    return store.query("SELECT module_no, module, version FROM replay_modules "
+                       "WHERE run_key = ? ORDER BY module_no", [run_key])
 
 
-def run_issues(store: Store, run_id: str) -> pd.DataFrame:
-    """Return every issue of a run (run_id, intent_id, module, code, severity, issue_no,
-    evidence_json) by intent, module and issue number."""
-    return store.query("SELECT run_id, intent_id, module, code, severity, issue_no, "
-                       "evidence_json FROM replay_issues WHERE run_id = ? "
-                       "ORDER BY intent_id, module, issue_no", [run_id])
+def run_codes(store: Store, run_key: int) -> pd.DataFrame:
+    """Return the run's replay_codes rows (code_no, module, code) by code_no."""
+    return store.query("SELECT code_no, module, code FROM replay_codes WHERE run_key = ? "
+                       "ORDER BY code_no", [run_key])
 
 
-def run_table(store: Store, table: str, key: Sequence[str], run_id: str) -> pd.DataFrame:
-    """Return the run's rows of result table ``table`` without the run id, ordered by
-    ``key`` (the table's key columns; both names come from the caller's constants)."""
-    return store.query(f"SELECT * EXCLUDE (run_id) FROM {table} WHERE run_id = ? "
-                       f"ORDER BY {', '.join(key)}", [run_id])
+# ---------------------------------------------------------------------------- result writes
+def write_results(store: Store, results: pa.Table, issues: pa.Table) -> None:
+    """Write one chunk's wide result rows and its issue rows (both with run_key) in ONE
+    transaction, one bulk insert each: a killed run never leaves half a chunk, and the
+    results' PRIMARY KEY (run_key, intent_no) refuses a second write of an intent whole."""
+    with store.transaction() as con:
+        if results.num_rows:
+            insert_frame(con, "replay_results", results)
+        if issues.num_rows:
+            insert_issue_rows(con, issues)
+
+
+def insert_issue_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
+    """Insert ``table`` (replay_issues columns: run_key, intent_no, module_no, issue_no,
+    code_no, severity, evidence_json) into replay_issues on the caller's transaction ``con``
+    in one statement; return the row count. The one path of every issue insert."""
+    return insert_frame(con, "replay_issues", table)
+
+
+# ---------------------------------------------------------------------------- result reads
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def run_results(store: Store, run_id: str, run_key: int, *,
+                score_columns: Sequence[tuple[str, int | None]],
+                severities: Sequence[str], exit_reasons: Sequence[str],
+                outcome_sources: Sequence[str]) -> pd.DataFrame:
+    """Return the run's wide results decoded, one row per evaluated intent in intent_no
+    order: run_id, intent_id, symbol, timeframe, side, as_of, overall_score,
+    overall_severity (``severities[verdict]``), n_issues, then one column per
+    ``score_columns`` entry (name, module_no; None: NULL), then the outcome columns with
+    exit_reason and outcome_source decoded by ``exit_reasons`` / ``outcome_sources``."""
+    scores = "".join(
+        f", r.module_scores[{int(no) + 1}] AS {_quoted(name)}" if no is not None
+        else f", NULL::DOUBLE AS {_quoted(name)}" for name, no in score_columns)
+    return store.query(
+        "SELECT i.run_id, i.intent_id, i.symbol, i.timeframe, i.side, i.as_of, "
+        "r.overall_score, $severities[r.verdict + 1] AS overall_severity, "
+        f"r.n_issues::INTEGER AS n_issues{scores}, "
+        "$exit_reasons[r.exit_reason + 1] AS exit_reason, r.entry_ts, r.exit_ts, "
+        "r.exit_price, r.realized_r, r.mae_r, r.mfe_r, r.mae_price, r.mfe_price, r.bars_held, "
+        "r.win, $outcome_sources[r.outcome_source + 1] AS outcome_source, r.filled, "
+        "r.fill_ts, r.fill_price FROM replay_results r JOIN replay_intents i "
+        "ON i.run_id = $run_id AND i.intent_no = r.intent_no WHERE r.run_key = $run_key "
+        "ORDER BY r.intent_no",
+        {"run_id": run_id, "run_key": int(run_key), "severities": list(severities),
+         "exit_reasons": list(exit_reasons), "outcome_sources": list(outcome_sources)})
+
+
+def run_module_results(store: Store, run_id: str, run_key: int, *,
+                       statuses: Sequence[str], severities: Sequence[str]) -> pd.DataFrame:
+    """Return every module result of a run in long form (run_id, intent_id, module, version,
+    status, score, severity, n_issues; one row per intent and module that ran on it), by
+    intent id and module, statuses and severities decoded."""
+    return store.query(
+        "SELECT $run_id AS run_id, i.intent_id, m.module, m.version, "
+        "$statuses[s.status + 1] AS status, s.score, $severities[s.severity + 1] AS severity, "
+        "s.n_issues::INTEGER AS n_issues FROM (SELECT intent_no, "
+        "unnest(range(len(module_status))) AS module_no, unnest(module_status) AS status, "
+        "unnest(module_scores) AS score, unnest(module_severity) AS severity, "
+        "unnest(module_n_issues) AS n_issues FROM replay_results WHERE run_key = $run_key) s "
+        "JOIN replay_modules m ON m.run_key = $run_key AND m.module_no = s.module_no "
+        "JOIN replay_intents i ON i.run_id = $run_id AND i.intent_no = s.intent_no "
+        "WHERE s.status IS NOT NULL ORDER BY i.intent_id, m.module",
+        {"run_id": run_id, "run_key": int(run_key), "statuses": list(statuses),
+         "severities": list(severities)})
+
+
+def run_issues(store: Store, run_id: str, run_key: int, *, severities: Sequence[str]
+               ) -> pd.DataFrame:
+    """Return every issue of a run: run_id, intent_id, module, code, severity, issue_no and
+    the integer keys intent_no, module_no (to join evidence on), by intent id, module and
+    issue number."""
+    return store.query(
+        "SELECT $run_id AS run_id, i.intent_id, m.module, c.code, "
+        "$severities[s.severity + 1] AS severity, s.issue_no::INTEGER AS issue_no, "
+        "s.intent_no, s.module_no::INTEGER AS module_no FROM replay_issues s "
+        "JOIN replay_modules m ON m.run_key = $run_key AND m.module_no = s.module_no "
+        "JOIN replay_codes c ON c.run_key = $run_key AND c.code_no = s.code_no "
+        "JOIN replay_intents i ON i.run_id = $run_id AND i.intent_no = s.intent_no "
+        "WHERE s.run_key = $run_key ORDER BY i.intent_id, m.module, s.issue_no",
+        {"run_id": run_id, "run_key": int(run_key), "severities": list(severities)})
+
+
+def issue_evidence(store: Store, run_key: int, intent_nos: Sequence[int] | None = None
+                   ) -> pd.DataFrame:
+    """Return the evidence of the run's issues (``intent_nos``: only these intents): intent_no,
+    module_no, issue_no, evidence_json (the JSON list of fact dicts), by intent_no,
+    module_no, issue_no. The one path of every evidence read."""
+    where = "" if intent_nos is None else " AND list_contains($intent_nos, intent_no)"
+    params: dict[str, Any] = {"run_key": int(run_key)}
+    if intent_nos is not None:
+        params["intent_nos"] = [int(n) for n in intent_nos]
+    return store.query(
+        "SELECT intent_no, module_no::INTEGER AS module_no, issue_no::INTEGER AS issue_no, "
+        f"evidence_json FROM replay_issues WHERE run_key = $run_key{where} "
+        "ORDER BY intent_no, module_no, issue_no", params)
+
+
+#: The run's result tables, each with its canonical row order (the keys, run_key excluded).
+RESULT_TABLE_ORDER: dict[str, tuple[str, ...]] = {
+    "replay_modules": ("module_no",),
+    "replay_codes": ("code_no",),
+    "replay_results": ("intent_no",),
+    "replay_issues": ("intent_no", "module_no", "issue_no"),
+}
+
+
+def run_result_tables(store: Store, run_key: int) -> dict[str, pa.Table]:
+    """Return the run's RESULT_TABLE_ORDER tables as Arrow, without run_key, each in its
+    canonical row order (what a result hash reads)."""
+    tables = {}
+    with store.connect(read_only=True) as con:
+        for table, key in RESULT_TABLE_ORDER.items():
+            tables[table] = con.sql(
+                f"SELECT * EXCLUDE (run_key) FROM {table} WHERE run_key = ? "
+                f"ORDER BY {', '.join(key)}", params=[int(run_key)]).to_arrow_table()
+    return tables
 
 
 # ---------------------------------------------------------------------------- generators' inputs

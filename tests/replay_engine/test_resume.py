@@ -34,8 +34,8 @@ from ..config_identity import swapped_evaluator
 from .conftest import ACCOUNT, Reference, copy_store
 
 CHUNK = 5
-KILLED_RESULTS_SQL = ("SELECT count(*) AS n FROM replay_results WHERE run_id IN "
-                      "(SELECT run_id FROM replay_runs WHERE name = 'killed')")
+KILLED_RESULTS_SQL = ("SELECT count(*) AS n FROM replay_results WHERE run_key IN "
+                      "(SELECT run_key FROM replay_runs WHERE name = 'killed')")
 
 
 class _Stop(Exception):
@@ -46,23 +46,39 @@ def _stop_now(chunk: ChunkCommitted) -> None:
     raise _Stop
 
 
+_RUN_KEY = "(SELECT run_key FROM replay_runs WHERE run_id = ?)"
+
+
 def _counts(store: Store, run_id: str) -> dict[str, int]:
-    return {table: int(store.query(f"SELECT count(*) AS n FROM {table} WHERE run_id = ?",
-                                   [run_id])["n"].iloc[0])
-            for table in ("replay_results", "replay_module_results", "replay_outcomes")}
+    """Count the run's result rows, its module entries that ran, its labelled outcomes and
+    the distinct intents its issues belong to."""
+    row = store.query(
+        "SELECT count(*) AS replay_results, "
+        "coalesce(sum(len(list_filter(module_status, lambda s: s IS NOT NULL))), 0) AS modules, "
+        "count(exit_reason) AS outcomes FROM replay_results "
+        f"WHERE run_key = {_RUN_KEY}", [run_id]).iloc[0]
+    return {key: int(row[key]) for key in ("replay_results", "modules", "outcomes")}
 
 
 def _assert_whole_chunks(store: Store, run_id: str, n_modules: int) -> int:
     counts = _counts(store, run_id)
     n = counts["replay_results"]
-    assert counts["replay_module_results"] == n * n_modules
-    assert counts["replay_outcomes"] == n
+    assert counts["modules"] == n * n_modules
+    assert counts["outcomes"] == n
+    orphans = store.query(  # no issue row of an intent without its result row
+        "SELECT count(*) AS n FROM replay_issues i WHERE i.run_key = "
+        f"{_RUN_KEY} AND NOT EXISTS (SELECT 1 FROM replay_results r WHERE r.run_key = "
+        "i.run_key AND r.intent_no = i.intent_no)", [run_id])["n"].iloc[0]
+    assert orphans == 0
     return n
 
 
 def _duplicates(store: Store, run_id: str) -> int:
-    return int(store.query("SELECT count(*) - count(DISTINCT intent_id) AS n FROM "
-                           "replay_results WHERE run_id = ?", [run_id])["n"].iloc[0])
+    return int(store.query("SELECT count(*) - count(DISTINCT intent_no) AS n FROM "
+                           f"replay_results WHERE run_key = {_RUN_KEY}", [run_id]
+                           )["n"].iloc[0]) + int(store.query(
+        "SELECT count(*) - count(DISTINCT (intent_no, module_no, issue_no)) AS n FROM "
+        f"replay_issues WHERE run_key = {_RUN_KEY}", [run_id])["n"].iloc[0])
 
 
 def test_a_run_stopped_by_an_exception_resumes_to_the_uninterrupted_result(

@@ -1,77 +1,137 @@
-"""The replay tables: every contract column stored, duplicates refused."""
+"""The compact replay tables (migration 0015): integer keys, one wide row per intent, every
+code numbered from the config, duplicates refused whole."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from buddy.config import ScoringConfig, default_scoring_config
+from buddy.evaluators import registry
 from buddy.store import Store
-from replay.model import INTENT_COLUMNS, ISSUE_COLUMNS, OUTCOME_COLUMNS, RESULT_COLUMNS
+from replay.engine import (
+    ORCHESTRATOR_CODES,
+    ChunkRows,
+    config_codes,
+    config_numbering,
+    write_chunk,
+)
+from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS
 
 
-def test_the_replay_tables_hold_the_contract_columns(empty_store: Store) -> None:
+def test_the_replay_tables_hold_the_compact_columns(empty_store: Store) -> None:
     tables = empty_store.tables()
-    assert set(INTENT_COLUMNS) | {"run_id"} == set(tables["replay_intents"])
-    assert list(tables["replay_results"]) == list(RESULT_COLUMNS)
-    assert set(ISSUE_COLUMNS) | {"issue_no", "evidence_json"} == set(tables["replay_issues"])
-    assert list(tables["replay_outcomes"]) == ["run_id", *OUTCOME_COLUMNS]
-    assert {"run_id", "intent_id", "module", "version", "status", "score", "severity",
-            "n_issues"} == set(tables["replay_module_results"])
-    assert {"run_id", "name", "config_name", "config_version", "config_hash", "config_json",
-            "intent_source", "data_start", "data_end", "n_intents", "status", "created_at",
-            "finished_at"} <= set(tables["replay_runs"])
+    assert set(INTENT_COLUMNS) | {"run_id", "intent_no"} == set(tables["replay_intents"])
+    assert tables["replay_results"] == [
+        "run_key", "intent_no", "overall_score", "verdict", "n_issues", "module_scores",
+        "module_status", "module_severity", "module_n_issues", *OUTCOME_COLUMNS[1:]]
+    assert tables["replay_issues"] == ["run_key", "intent_no", "module_no", "issue_no",
+                                       "code_no", "severity", "evidence_json"]
+    assert tables["replay_modules"] == ["run_key", "module_no", "module", "version"]
+    assert tables["replay_codes"] == ["run_key", "code_no", "module", "code"]
+    assert {"run_id", "run_key", "name", "config_name", "config_version", "config_hash",
+            "config_json", "intent_source", "data_start", "data_end", "n_intents", "status",
+            "created_at", "finished_at", "purpose"} <= set(tables["replay_runs"])
+    assert not {"replay_module_results", "replay_outcomes"} & set(tables)
+    types = empty_store.query(
+        "SELECT table_name || '.' || column_name AS c, data_type FROM "
+        "information_schema.columns WHERE table_name LIKE 'replay_%'").set_index("c")
+    assert types.loc["replay_results.module_scores", "data_type"] == "DOUBLE[]"
+    assert types.loc["replay_results.module_status", "data_type"] == "UTINYINT[]"
+    assert types.loc["replay_issues.code_no", "data_type"] == "USMALLINT"
+    assert types.loc["replay_modules.module_no", "data_type"] == "UTINYINT"
 
 
-@pytest.mark.parametrize("table, row", [
-    ("replay_results", {"run_id": "r", "intent_id": "i", "symbol": "AAPL", "timeframe": "1d",
-                        "side": "long", "as_of": pd.Timestamp("2012-06-01T20:00Z"),
-                        "overall_score": 50.0, "overall_severity": "low", "n_issues": 0}),
-    ("replay_outcomes", {"run_id": "r", "intent_id": "i", "exit_reason": "stop",
-                         "entry_ts": pd.Timestamp("2012-06-01T20:00Z"),
-                         "exit_price": 1.0, "realized_r": -1.0, "mae_r": -1.0, "mfe_r": 0.0,
-                         "mae_price": 1.0, "mfe_price": 0.0, "bars_held": 1, "win": False,
-                         "outcome_source": "simulated"}),
-])
-def test_a_second_row_with_the_same_key_is_refused(empty_store: Store, table: str,
-                                                   row: dict) -> None:
-    columns = ", ".join(row)
-    marks = ", ".join("?" for _ in row)
-    with empty_store.connect() as con:
-        con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
-        with pytest.raises(duckdb.ConstraintException):
-            con.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                        list(row.values()))
+def test_code_numbers_come_from_the_config_alone() -> None:
+    config = default_scoring_config()
+    codes = config_codes(config)
+    assert codes["code_no"].tolist() == list(range(len(codes)))
+    assert codes.equals(config_codes(default_scoring_config()))
+    stored = [m["name"] for m in json.loads(config.to_json())["modules"]]
+    round_trip = config_codes(ScoringConfig.from_json(config.to_json()))
+    assert codes.equals(round_trip)  # whatever order the config object holds
+    for module in stored:
+        block = codes[codes["module"] == module]["code"].tolist()
+        assert block == [*ORCHESTRATOR_CODES, *registry.get(module).codes]
+    assert list(dict.fromkeys(codes["module"])) == stored
+
+
+def _chunk(intent_nos: list[int], numbering_width: int) -> ChunkRows:
+    n = len(intent_nos)
+    lists = {name: pa.array([[value] * numbering_width] * n, pa.list_(type_))
+             for name, value, type_ in (("module_scores", 50.0, pa.float64()),
+                                        ("module_status", 0, pa.uint8()),
+                                        ("module_severity", 1, pa.uint8()),
+                                        ("module_n_issues", 1, pa.int16()))}
+    results = pa.table({"intent_no": pa.array(intent_nos, pa.int32()),
+                        "overall_score": pa.array([50.0] * n), "verdict":
+                        pa.array([1] * n, pa.uint8()), "n_issues": pa.array([1] * n, pa.int16()),
+                        **lists})
+    issues = pa.table({"intent_no": pa.array(intent_nos, pa.int32()),
+                       "module_no": pa.array([0] * n, pa.uint8()),
+                       "issue_no": pa.array([0] * n, pa.uint16()),
+                       "code_no": pa.array([2] * n, pa.uint16()),
+                       "severity": pa.array([1] * n, pa.uint8()),
+                       "evidence_json": pa.array(["[]"] * n)})
+    return ChunkRows(chunk_no=0, results=results, issues=issues)
 
 
 def test_a_chunk_written_twice_is_refused_whole(empty_store: Store) -> None:
-    """The detail tables have no keys of their own: the result row's key, written in the
-    same transaction, refuses a second write of an intent, and nothing of it is kept."""
-    from replay.engine import ChunkRows, write_chunk
-
-    results = pd.DataFrame([{"intent_id": "i", "symbol": "AAPL", "timeframe": "1d",
-                             "side": "long", "as_of": pd.Timestamp("2012-06-01T20:00Z"),
-                             "overall_score": 50.0, "overall_severity": "low",
-                             "n_issues": 1}])
-    modules = pd.DataFrame([{"intent_id": "i", "module": "m", "version": "1", "status": "ok",
-                             "score": 1.0, "severity": "low", "n_issues": 1}])
-    issues = pd.DataFrame([{"intent_id": "i", "module": "m", "issue_no": 0, "code": "X",
-                            "severity": "low", "evidence_json": "[]"}])
-    rows = ChunkRows(chunk_no=0, results=results, module_results=modules, issues=issues)
-    write_chunk(empty_store, "r", rows, None)
-    again = ChunkRows(chunk_no=1, results=pd.concat([results.assign(intent_id="j"), results]),
-                      module_results=modules.assign(intent_id="j"),
-                      issues=issues.assign(intent_id="j"))
+    """The issue table has no key of its own: the result row's key, written in the same
+    transaction, refuses a second write of an intent, and nothing of that chunk is kept."""
+    width = len(config_numbering(default_scoring_config()).modules)
+    outcomes = pd.DataFrame({"intent_id": ["i"], "intent_no": [0], "exit_reason": ["stop"],
+                             "entry_ts": [pd.Timestamp("2012-06-01T20:00Z")],
+                             "exit_ts": [pd.NaT], "exit_price": [1.0], "realized_r": [-1.0],
+                             "mae_r": [-1.0], "mfe_r": [0.0], "mae_price": [1.0],
+                             "mfe_price": [0.0], "bars_held": [1], "win": [False],
+                             "outcome_source": ["simulated"], "filled": [True],
+                             "fill_ts": [pd.Timestamp("2012-06-01T20:00Z")],
+                             "fill_price": [2.0]})
+    write_chunk(empty_store, 1, _chunk([0], width), outcomes)
+    stored = empty_store.query("SELECT exit_reason, outcome_source, realized_r, exit_ts "
+                               "FROM replay_results").iloc[0]
+    assert (stored["exit_reason"], stored["outcome_source"], stored["realized_r"]) == (
+        0, 0, -1.0)
+    assert pd.isna(stored["exit_ts"])
     with pytest.raises(duckdb.ConstraintException):
-        write_chunk(empty_store, "r", again, None)
-    for table in ("replay_results", "replay_module_results", "replay_issues"):
+        write_chunk(empty_store, 1, _chunk([1, 0], width), None)
+    for table in ("replay_results", "replay_issues"):
         counted = empty_store.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0]
         assert counted == 1, table
+
+
+def test_an_unknown_outcome_value_is_refused_naming_it(empty_store: Store) -> None:
+    from replay.engine import ReplayError
+
+    width = len(config_numbering(default_scoring_config()).modules)
+    outcomes = pd.DataFrame({column: [np.nan] for column in OUTCOME_COLUMNS})
+    outcomes = outcomes.assign(intent_id="i", intent_no=0, exit_reason="gone",
+                               outcome_source="simulated")
+    with pytest.raises(ReplayError, match="exit_reason: 'gone'"):
+        write_chunk(empty_store, 1, _chunk([0], width), outcomes)
+    assert empty_store.query("SELECT count(*) AS n FROM replay_results")["n"].iloc[0] == 0
 
 
 def test_a_run_status_outside_the_three_is_refused(empty_store: Store) -> None:
     with empty_store.connect() as con, pytest.raises(duckdb.ConstraintException):
         con.execute("INSERT INTO replay_runs (run_id, name, config_name, config_version, "
                     "config_hash, config_json, intent_source, intents_hash, context_json, "
-                    "market_data_version, n_intents, status, created_at) VALUES ('r', 'n', "
-                    "'c', 'v', 'h', '{}', 's', 'x', '{}', 0, 0, 'paused', now())")
+                    "market_data_version, n_intents, status, created_at, run_key) VALUES "
+                    "('r', 'n', 'c', 'v', 'h', '{}', 's', 'x', '{}', 0, 0, 'paused', now(), 1)")
+
+
+def test_a_run_key_is_unique(empty_store: Store) -> None:
+    insert = ("INSERT INTO replay_runs (run_id, name, config_name, config_version, "
+              "config_hash, config_json, intent_source, intents_hash, context_json, "
+              "market_data_version, n_intents, status, created_at, run_key) VALUES "
+              "(?, 'n', 'c', 'v', 'h', '{}', 's', 'x', '{}', 0, 0, 'done', now(), 1)")
+    with empty_store.connect() as con:
+        con.execute(insert, ["a"])
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute(insert, ["b"])
