@@ -31,6 +31,7 @@ from benchmarks.widgets import widgets_suite
 SUITES = {**CORE_SUITES, "regime": regime_suite, "levels": levels_suite,
           "widgets": widgets_suite, "replay": replay_suite, "trades_review": trades_review_suite,
           "trades": trades_suite, "one_form": one_form_suite, "startup": startup_suite}
+SUITES["interactive"] = __import__("benchmarks.interactive", fromlist=["_"]).interactive_suite
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:
