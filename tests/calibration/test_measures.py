@@ -92,7 +92,7 @@ def test_equity_loss_uses_the_equity_known_at_the_decision(empty_store: Store) -
         + [pd.Timestamp(future)],
         "proposed_entry": 100.0, "proposed_stop": 95.0, "proposed_target": 110.0,
         "proposed_size": 200.0, "holding_horizon": 10, "order_type": "limit",
-        "source": "test", "linked_trade_id": None})
+        "source": "test", "linked_trade_id": None, "intent_no": [0, 1, 2]})
     tickers = pd.DataFrame({"symbol": ["TEST"], "name": ["Test"], "asset_class": ["equity"],
                             "exchange": ["XNYS"], "currency": ["USD"], "tick_size": [0.01],
                             "lot_size": [1.0], "contract_multiplier": [1.0],
