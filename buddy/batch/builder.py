@@ -1,4 +1,6 @@
-"""Build a BatchContext from the store: each (symbol, timeframe) series read once.
+"""Build a BatchContext from the store: each table read once per process (whole, as Arrow,
+kept while the file's context is unchanged: ``buddy.store.tables``), each series cut at its
+rows' last as_of with the one point-in-time rule (``buddy.store.bars``).
 
 Row by row this gives what ``ContextPackBuilder.build`` gives (``tests/batch`` compares the
 two on every row), computed per series with array operations:

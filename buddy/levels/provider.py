@@ -16,9 +16,10 @@ compare directly with the pack's bars and the trader's prices.
 
 ``LevelsProvider`` (the instance ``levels_provider``) implements
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
-each (symbol, timeframe) series is read once (every bar closed by the last as_of, joined to
-its key_levels row), each row's last closed bar is found with ``searchsorted`` and its split
-divisor computed column-wise, and rows on the same stored bar and basis share one snapshot.
+every bar joined to its key_levels row is read once per process (``all_levels``, kept while
+the file is unchanged), each row's last closed bar is found with ``searchsorted`` and its
+split divisor computed column-wise, and rows on the same stored bar and basis share one
+snapshot.
 Rows computed on demand (no stored row) or carrying the user's anchors go through the scalar
 path, once per (user, as_of).
 """
@@ -55,17 +56,17 @@ from buddy.levels.compute import (
     user_anchor_vwaps,
 )
 from buddy.store import Store
+from buddy.store.bars import symbol_actions
 from buddy.store.levels import (
     STORED_NAMES,
+    LevelsTable,
     actions_known,
-    all_actions,
+    all_levels,
     anchors_before,
     bars_closed,
-    first_anchors,
     key_levels_row,
     last_closed_bar,
-    nested_levels,
-    series_levels,
+    symbol_first_anchors,
     trading_calendar,
 )
 from buddy.timeframes import Timeframe
@@ -144,8 +145,8 @@ def snapshot_from_row(symbol: str, timeframe: str, ts: Any, row: Mapping[str, An
                       divisor: float = 1.0, extra_vwaps: Sequence[Mapping[str, Any]] = ()
                       ) -> KeyLevelsSnapshot:
     """Return a KeyLevelsSnapshot from a key_levels row (the table's columns, nested levels as
-    Python values), every price divided by ``divisor`` (the split factor from the row's basis
-    to the as-of basis)."""
+    Python values; times as timestamps or int64 UTC ns), every price divided by ``divisor``
+    (the split factor from the row's basis to the as-of basis)."""
     def price(value: Any) -> float | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
@@ -198,11 +199,12 @@ def _utc(value: Any) -> datetime:
 
 # ---------------------------------------------------------------------------- batch form
 def levels_batch(request: BatchPieceRequest) -> BatchPieces:
-    """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per series.
+    """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per process.
 
     A row on a stored bar without anchors of its user gets the snapshot shared by the rows
-    on that bar with the same split divisor; other rows go through ``levels_piece``. The
-    nested levels are read for the distinct stored bars in use only.
+    on that bar with the same split divisor (its row, nested levels included, converted to
+    Python for the distinct stored bars in use only); other rows go through
+    ``levels_piece``.
     """
     n = len(request)
     pieces = np.full(n, None, dtype=object)
@@ -212,39 +214,26 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
     keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
-    work = []
-    read: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-    with request.store.connect(read_only=True) as con:
-        for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
-                                                ).indices.items():
-            rows = np.asarray(rows, dtype=np.int64)
-            series = series_levels(con, str(symbol), str(tf),
-                                   as_of_datetime(int(t[rows].max())), LEVELS_VERSION)
-            position, _ = last_closed(utc_ns(series["bar_ts"]), utc_ns(series["ts_close"]),
-                                      t[rows])
-            in_use = np.unique(position[position >= 0])
-            in_use = in_use[series["stored"].to_numpy(bool)[in_use]]
-            nested = nested_levels(con, str(symbol), str(tf), LEVELS_VERSION,
-                                   list(series["bar_ts"].iloc[in_use]))
-            if symbol not in read:
-                read[symbol] = (all_actions(con, str(symbol)), first_anchors(con, str(symbol)))
-            work.append((str(symbol), str(tf), rows, series, position, nested))
-    for symbol, tf, rows, series, position, nested in work:
-        actions, anchors = read[symbol]
-        _series_rows(request.store, symbol, tf, series, position, nested, actions, anchors,
-                     rows, t[rows], users[rows], pieces, reasons)
+    table = all_levels(request.store, LEVELS_VERSION)  # every series, once per process
+    for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
+                                           ).indices.items():
+        rows = np.asarray(rows, dtype=np.int64)
+        _series_rows(request.store, table, str(symbol), str(tf),
+                     symbol_actions(request.store, str(symbol)),
+                     symbol_first_anchors(request.store, str(symbol)), rows, t[rows],
+                     users[rows], pieces, reasons)
     return pieces, reasons
 
 
-def _series_rows(store: Store, symbol: str, tf: str, series: pd.DataFrame,
-                 position: np.ndarray, nested: Mapping[pd.Timestamp, Mapping[str, Any]],
+def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
                  actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
                  t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
                  ) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, whose
-    last closed bars are at ``position`` (-1: none) and whose stored bars in use have their
-    nested levels in ``nested`` (by bar ts)."""
-    stored = np.append(series["stored"].to_numpy(bool), False)[position]
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
+    a, b = table.rows.span(symbol, tf)
+    # each row's last bar with ts_close <= as_of: nothing later is read
+    position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
+    stored = np.append(table.stored[a:b], False)[position]
     user_codes, user_ids = pd.factorize(users)
     first_anchor = np.full(len(user_ids) + 1, np.iinfo(np.int64).max, dtype=np.int64)
     first_anchor[pd.Index(user_ids).get_indexer(anchors["user_id"])] = utc_ns(
@@ -253,13 +242,10 @@ def _series_rows(store: Store, symbol: str, tf: str, series: pd.DataFrame,
     shared = np.flatnonzero(stored & ~anchored)
     if len(shared):
         at = position[shared]
-        divisor = split_divisors(series["session"].to_numpy()[at], actions, t[shared])
+        divisor = split_divisors(table.session[a:b][at], actions, t[shared])
         codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
-        records = series.iloc[at[first]].to_dict("records")
-        made = [snapshot_from_row(symbol, tf, row["bar_ts"],
-                                  {**row, **nested[pd.Timestamp(row["bar_ts"])]},
-                                  divisor=float(divisor[j]))
-                for row, j in zip(records, first, strict=True)]
+        made = [snapshot_from_row(symbol, tf, row["bar_ts"], row, divisor=float(divisor[j]))
+                for row, j in zip(table.rows.rows(a + at[first]), first, strict=True)]
         spread([(m, None) for m in made], codes, rows[shared], pieces, reasons)
     others = np.flatnonzero(~(stored & ~anchored))
     if len(others):  # no bar, no stored row or the user's anchors: the scalar path

@@ -13,9 +13,11 @@ timeframes than it claims to.
 
 ``MTFAProvider`` (the instance ``mtfa_provider``) implements
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
-each symbol's stack is read once (every closed bar with its feature row), each row's last
-closed bar per timeframe is found with ``searchsorted``, and rows with the same last closed
-bars share one snapshot.
+each symbol's stack comes from the whole bars and features tables read once per process
+(``buddy.store.mtfa.stack_frames``), each row's last closed bar per timeframe is found with
+``searchsorted``, and rows with the same last closed bars share one snapshot. When a stack
+timeframe has no bar at all no row can read cleanly: only the reasons are built, each
+timeframe's problem once per bar that does not read.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def _float(value: object) -> float:
 # ---------------------------------------------------------------------------- batch form
 
 def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
-    """Batch form of ``mtfa_provider``: (pieces, reasons) per row, one read per symbol.
+    """Batch form of ``mtfa_provider``: (pieces, reasons) per row, one read per process.
 
     A row whose every stack timeframe reads cleanly gets the snapshot shared by the rows with
     the same last closed bars; the reason of any other row is ``stack_reading``'s, built once

@@ -11,6 +11,7 @@ from datetime import datetime
 import pandas as pd
 
 from buddy.store.core import Store
+from buddy.store.tables import cached
 
 #: Events of one symbol (and market-wide ones) in [start, end], announced by as_of.
 _EVENTS_BETWEEN_SQL = """
@@ -22,10 +23,9 @@ ORDER BY ts, event_id
 _EARNINGS_KNOWN_SQL = """
 SELECT count(*) AS n FROM events WHERE symbol = ? AND kind = 'earnings' AND announced_at <= ?
 """
-#: Every event of one symbol and every market-wide one, whenever announced.
-_SYMBOL_EVENTS_SQL = """
+#: Every event, whenever announced (symbol_events picks a symbol's and the market-wide ones).
+_ALL_EVENTS_SQL = """
 SELECT event_id, symbol, kind, ts, title, source, announced_at FROM events
-WHERE symbol = ? OR symbol IS NULL
 ORDER BY ts, event_id
 """
 #: A row given no announced_at keeps the earlier of its stored and new time on a re-import.
@@ -68,6 +68,10 @@ def events_between(store: Store, symbol: str, start: datetime, end: datetime,
 
 def symbol_events(store: Store, symbols: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
     """Return, per symbol, its events and the market-wide ones whenever announced (by ts,
-    event_id; callers filter by as_of); read in one connection."""
-    with store.connect(read_only=True) as con:
-        return [(symbol, con.execute(_SYMBOL_EVENTS_SQL, [symbol]).df()) for symbol in symbols]
+    event_id; callers filter by as_of), from one read of the events table per process while
+    the file is unchanged (``buddy.store.tables``)."""
+    every = cached(store, "events", lambda s: s.query(_ALL_EVENTS_SQL))
+    symbol = every["symbol"].to_numpy(object)
+    market_wide = every["symbol"].isna().to_numpy(bool)
+    return [(name, every[(symbol == name) | market_wide].reset_index(drop=True))
+            for name in symbols]

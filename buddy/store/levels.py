@@ -7,22 +7,27 @@ and ``support_resistance_json`` (LIST of STRUCT). The reads below return them as
 ``anchored_vwap_levels`` and ``support_resistance`` (``STORED_NAMES`` maps the column names
 to those). Prices are on bar ts's as-traded basis.
 
-Reads take an open connection (the provider reads several things in one), all point-in-time:
-nothing with ``ts_close`` after as_of, no anchor set at or after as_of.
+Row reads take an open connection (the provider reads several things in one), all
+point-in-time: nothing with ``ts_close`` after as_of, no anchor set at or after as_of. The
+whole-table reads of the batch form (``all_levels``, ``symbol_first_anchors``) are read once
+per process (``buddy.store.tables``); their callers take each row's last bar with
+``ts_close <= as_of``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from buddy.store.bars import closed_by
 from buddy.store.core import Store, scalar
+from buddy.store.tables import ArrowSeries, cached, utc_ns_column
 
 #: key_levels (and compute_key_levels) column -> the name reads return, for the nested levels.
 STORED_NAMES: dict[str, str] = {
@@ -42,32 +47,11 @@ _ROW_SQL = ("SELECT * EXCLUDE (pivots_json, anchored_vwap_levels_json, support_r
             "version = ?")
 _ACTIONS_SQL = ("SELECT * FROM corporate_actions WHERE symbol = ? AND ex_date <= CAST(? AS "
                 "DATE) ORDER BY ex_date")
-_ALL_ACTIONS_SQL = "SELECT * FROM corporate_actions WHERE symbol = ? ORDER BY ex_date"
 _ANCHORS_SQL = ("SELECT name, anchor_ts FROM level_anchors WHERE user_id = ? AND symbol = ? "
                 "AND anchor_ts < ? ORDER BY name")
-#: Each user's earliest anchor on the symbol: a row whose as_of is after it has anchors.
-_FIRST_ANCHORS_SQL = ("SELECT user_id, min(anchor_ts) AS first_anchor FROM level_anchors "
-                      "WHERE symbol = ? GROUP BY user_id")
 _BARS_SQL = f"SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND {closed_by()} ORDER BY ts"
 _BARS_SINCE_SQL = (f"SELECT * FROM bars WHERE symbol = ? AND timeframe = ? AND {closed_by()} "
                    "AND ts_close > ? ORDER BY ts")
-#: Every bar of one series closed by the last as_of, with the scalar columns of its
-#: key_levels row of the given version (NULLs and stored = false when none). The nested
-#: columns are left out: converting them costs per row, and rows on one bar share them, so
-#: ``nested_levels`` reads them for the distinct bars in use only.
-_SERIES_SQL = f"""
-SELECT b.ts AS bar_ts, b.ts_close, b.session, k.ts IS NOT NULL AS stored,
-       k.* EXCLUDE (pivots_json, anchored_vwap_levels_json, support_resistance_json)
-FROM bars b
-LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND k.ts = b.ts
-    AND k.version = ?
-WHERE b.symbol = ? AND b.timeframe = ? AND {closed_by("b")}
-ORDER BY b.ts
-"""
-_NESTED_SQL = f"""
-SELECT ts, {_READ_NESTED} FROM key_levels
-WHERE symbol = ? AND timeframe = ? AND version = ? AND ts IN (SELECT unnest(?))
-"""
 _CALENDAR_SQL = "SELECT trading_calendar FROM tickers WHERE symbol = ?"
 _CALENDARS_SQL = "SELECT symbol, trading_calendar FROM tickers"
 _COVERAGE_SQL = ("SELECT symbol, timeframe, max(ts) AS last_ts, min(version) AS oldest, "
@@ -119,21 +103,11 @@ def actions_known(con: duckdb.DuckDBPyConnection, symbol: str, as_of: datetime
     return con.execute(_ACTIONS_SQL, [symbol, as_of]).df()
 
 
-def all_actions(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
-    """Return every corporate action of ``symbol`` by ex_date (callers filter by as_of)."""
-    return con.execute(_ALL_ACTIONS_SQL, [symbol]).df()
-
-
 def anchors_before(con: duckdb.DuckDBPyConnection, user_id: str, symbol: str,
                    as_of: datetime) -> list[tuple[str, Any]]:
     """Return (name, anchor_ts) of the user's anchors on ``symbol`` set before as_of."""
     return [(str(name), at) for name, at in
             con.execute(_ANCHORS_SQL, [user_id, symbol, as_of]).fetchall()]
-
-
-def first_anchors(con: duckdb.DuckDBPyConnection, symbol: str) -> pd.DataFrame:
-    """Return each user's earliest anchor time on ``symbol`` (user_id, first_anchor)."""
-    return con.execute(_FIRST_ANCHORS_SQL, [symbol]).df()
 
 
 def bars_closed(con: duckdb.DuckDBPyConnection, symbol: str, timeframe: str, as_of: datetime,
@@ -142,24 +116,6 @@ def bars_closed(con: duckdb.DuckDBPyConnection, symbol: str, timeframe: str, as_
     if after is None:
         return con.execute(_BARS_SQL, [symbol, timeframe, as_of]).df()
     return con.execute(_BARS_SINCE_SQL, [symbol, timeframe, as_of, after]).df()
-
-
-def series_levels(con: duckdb.DuckDBPyConnection, symbol: str, timeframe: str,
-                  until: datetime, version: str) -> pd.DataFrame:
-    """Return every bar of the series closed by ``until`` (bar_ts, ts_close, session) with
-    ``stored`` and the scalar columns of its key_levels row of ``version``."""
-    return con.execute(_SERIES_SQL, [version, symbol, timeframe, until]).df()
-
-
-def nested_levels(con: duckdb.DuckDBPyConnection, symbol: str, timeframe: str, version: str,
-                  ts: Sequence[Any]) -> dict[pd.Timestamp, dict[str, Any]]:
-    """Return the nested columns (NESTED_COLUMNS) of the key_levels rows of bars ``ts``,
-    by bar ts."""
-    stamps = [pd.Timestamp(t).to_pydatetime() for t in ts]
-    if not stamps:
-        return {}
-    frame = con.execute(_NESTED_SQL, [symbol, timeframe, version, stamps]).df()
-    return {pd.Timestamp(row.pop("ts")): row for row in frame.to_dict("records")}
 
 
 # ---------------------------------------------------------------------------- anchors
@@ -187,3 +143,90 @@ def user_anchors(store: Store, user_id: str, symbol: str) -> pd.DataFrame:
     """Return the user's anchors on ``symbol`` (name, anchor_ts), by name."""
     return store.query("SELECT name, anchor_ts FROM level_anchors WHERE user_id = ? AND "
                        "symbol = ? ORDER BY name", [user_id, symbol])
+
+
+# ---------------------------------------------------------------- whole tables, per process
+#: Every bar with its key_levels row of one version (NULLs and stored = false when none),
+#: nested levels included, for all series at once.
+_ALL_SERIES_SQL = f"""
+SELECT b.symbol AS bar_symbol, b.timeframe AS bar_timeframe, b.ts AS bar_ts, b.ts_close,
+       b.session, k.ts IS NOT NULL AS stored,
+       k.* EXCLUDE (pivots_json, anchored_vwap_levels_json, support_resistance_json),
+       k.{_READ_NESTED.replace(", ", ", k.")}
+FROM bars b
+LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND k.ts = b.ts
+    AND k.version = ?
+ORDER BY b.symbol, b.timeframe, b.ts
+"""
+_ALL_FIRST_ANCHORS_SQL = ("SELECT symbol, user_id, min(anchor_ts) AS first_anchor FROM "
+                          "level_anchors GROUP BY ALL ORDER BY symbol, user_id")
+
+
+@dataclass(frozen=True, slots=True)
+class LevelsTable:
+    """Every bar with its key_levels row of one version, by series: the row's columns a
+    snapshot is built from (times as int64 UTC ns) and the bars' columns as arrays."""
+
+    rows: ArrowSeries
+    bar_ts: np.ndarray  # int64 UTC ns
+    ts_close: np.ndarray  # int64 UTC ns
+    session: np.ndarray  # datetime64[us]
+    stored: np.ndarray  # bool
+
+
+def all_levels(store: Store, version: str) -> LevelsTable:
+    """Return every bar with its key_levels row of ``version``, read once per process while
+    the file is unchanged (``buddy.store.tables``). Not point-in-time: a row's bar is its last
+    with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
+    def read(store: Store) -> LevelsTable:
+        with store.connect(read_only=True) as con:
+            table = con.sql(_ALL_SERIES_SQL, params=[version]).to_arrow_table()
+        return LevelsTable(
+            rows=ArrowSeries.of(_snapshot_columns(table), "bar_symbol", "bar_timeframe"),
+            bar_ts=utc_ns_column(table.column("bar_ts")),
+            ts_close=utc_ns_column(table.column("ts_close")),
+            session=table.column("session").cast(pa.timestamp("us")).to_numpy(),
+            stored=table.column("stored").to_numpy(zero_copy_only=False).astype(bool))
+
+    return cached(store, f"key_levels:{version}", read)
+
+
+#: What a snapshot is built from (``buddy.levels.provider.snapshot_from_row``).
+_SNAPSHOT_COLUMNS = ("bar_symbol", "bar_timeframe", "bar_ts", "prior_day_high",
+                     "prior_day_low", "prior_day_close", "rolling_range_high",
+                     "rolling_range_low", "version", *NESTED_COLUMNS)
+
+
+def _snapshot_columns(table: pa.Table) -> pa.Table:
+    """Return the columns a snapshot is built from, times (nested ones too) as int64 UTC ns:
+    a Python datetime with a zone costs more to make than the rest of a row."""
+    def as_ns(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.timestamp("ns", tz="UTC")
+        if pa.types.is_list(kind):
+            return pa.list_(as_ns(kind.value_type))
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, as_ns(f.type)) for f in kind])
+        return kind
+
+    def as_int(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_timestamp(kind):
+            return pa.int64()
+        if pa.types.is_list(kind):
+            return pa.list_(as_int(kind.value_type))
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, as_int(f.type)) for f in kind])
+        return kind
+
+    table = table.select(list(_SNAPSHOT_COLUMNS))
+    table = table.cast(pa.schema([pa.field(f.name, as_ns(f.type)) for f in table.schema]))
+    return table.cast(pa.schema([pa.field(f.name, as_int(f.type)) for f in table.schema]))
+
+
+def symbol_first_anchors(store: Store, symbol: str) -> pd.DataFrame:
+    """Return each user's earliest anchor time on ``symbol`` (user_id, first_anchor: a row
+    whose as_of is after it has anchors), from one read of level_anchors per process while
+    the file is unchanged."""
+    frame = cached(store, "level_anchors:first", lambda s: s.query(_ALL_FIRST_ANCHORS_SQL))
+    found = frame[frame["symbol"].to_numpy(object) == symbol]
+    return found[["user_id", "first_anchor"]].reset_index(drop=True)

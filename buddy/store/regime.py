@@ -30,15 +30,6 @@ _MODELS_SQL = """
 SELECT ts, params_json FROM regime_models
 WHERE symbol = ? AND timeframe = ? AND model_version = ? AND ts <= ? ORDER BY ts
 """
-#: Every bar of one series closed by the last as_of, with its stored snapshot (NULLs when
-#: none): the rows _STORED_SQL picks from, read once for many as_of.
-_SERIES_SQL = f"""
-SELECT b.ts AS bar_ts, b.ts_close, r.* EXCLUDE (ts) FROM bars b
-LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
-    AND r.ts = b.ts
-WHERE b.symbol = ? AND b.timeframe = ? AND {closed_by("b")}
-ORDER BY b.ts
-"""
 _BULK_SQL = """
 SELECT {bar_columns}, f.feature_set_version, {feature_columns}
 FROM bars b LEFT JOIN ta_features f USING (symbol, timeframe, ts)
@@ -60,15 +51,6 @@ def hmm_fits(store: Store, symbol: str, timeframe: str, model_version: str, unti
     """Return the series' stored HMM fits of ``model_version`` made at or before bar
     ``until`` (ts, params_json), by ts."""
     return store.query(_MODELS_SQL, [symbol, timeframe, model_version, until])
-
-
-def series_snapshots(store: Store, series: Sequence[tuple[str, str, datetime]]
-                     ) -> list[pd.DataFrame]:
-    """Return, per (symbol, timeframe, as_of), every bar closed by as_of with its stored
-    snapshot (bar_ts, ts_close, regime_snapshots columns), by ts; read in one connection."""
-    with store.connect(read_only=True) as con:
-        return [con.execute(_SERIES_SQL, [symbol, tf, as_of]).df()
-                for symbol, tf, as_of in series]
 
 
 def regime_job_inputs(store: Store, symbols: Sequence[str] | None,
@@ -95,8 +77,9 @@ def regime_job_inputs(store: Store, symbols: Sequence[str] | None,
     return frame, actions, done, models
 
 
-#: Every bar with its stored snapshot (NULLs when none): _SERIES_SQL for all series at once,
-#: read once per process; callers take each row's last closed bar (ts_close <= as_of).
+#: Every bar with its stored snapshot (NULLs when none), for all series at once,
+#: read once per process; callers take each row's last closed bar (ts_close <= as_of): the
+#: row _STORED_SQL picks for one as_of.
 _ALL_SERIES_SQL = """
 SELECT b.symbol AS bar_symbol, b.timeframe AS bar_timeframe, b.ts AS bar_ts, b.ts_close,
        r.* EXCLUDE (ts)
@@ -109,7 +92,8 @@ ORDER BY b.symbol, b.timeframe, b.ts
 
 @dataclass(frozen=True, slots=True)
 class RegimeTable:
-    """Every bar with its stored snapshot, by series: columns as ``series_snapshots``."""
+    """Every bar with its stored snapshot, by series: bar_ts, ts_close and the
+    regime_snapshots columns (NULL when not stored) of each bar."""
 
     rows: ArrowSeries
     bar_ts: np.ndarray  # int64 UTC ns

@@ -5,11 +5,14 @@ table it needs once, whole, as Arrow (then columns), instead of once per chunk a
 through pandas, is most of what the context build used to cost. The table-family modules
 (``buddy.store.bars``, ``levels``, ``regime``) own the queries; this module owns the cache.
 
-The cache key is the file's state: its resolved path, the context stamp (bumped by every
-context-affecting write) and the size and modification time of the file and of its
-write-ahead log. Any write to the file changes the key, so a changed file is never served
-from the cache. One file's tables are held at a time (a new key drops the old tables).
-Point-in-time cuts are applied by the callers after the read (``buddy.store.bars``).
+The cache key is the file's identity and context state: its resolved path, its inode (a
+file replaced at the same path is another file) and the context stamp, which every write of
+what a context reads moves (``Store.touch_context_stamp``: market data, snapshots, events,
+anchors, accounts; the ContextPack cache keys on the same stamp). Writes that leave the
+context alone (replay results, evaluation logs) keep the cache, so a replay worker reads each
+table once while the run writes its results to the same file. One file's tables are held at
+a time (a new key drops the old tables). Point-in-time cuts are applied by the callers after
+the read (``buddy.store.bars``).
 """
 
 from __future__ import annotations
@@ -33,18 +36,14 @@ _held_key: list[tuple[Any, ...]] = []
 
 
 def file_state(store: Store) -> tuple[Any, ...]:
-    """Return the key of ``store``'s file as it is now: path, context stamp, and (size,
-    mtime ns) of the file and its write-ahead log (None when absent)."""
+    """Return the cache key of ``store``'s file as it is now: (resolved path, inode or None
+    when absent, context stamp)."""
     path = os.path.realpath(store.path)
-
-    def stat(name: str) -> tuple[int, int] | None:
-        try:
-            found = os.stat(name)
-        except FileNotFoundError:
-            return None
-        return found.st_size, found.st_mtime_ns
-
-    return path, store.context_stamp(), stat(path), stat(path + ".wal")
+    try:
+        inode: int | None = os.stat(path).st_ino
+    except FileNotFoundError:
+        inode = None
+    return path, inode, store.context_stamp()
 
 
 def cached(store: Store, name: str, read: Callable[[Store], T]) -> T:

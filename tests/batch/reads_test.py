@@ -9,6 +9,7 @@ no bars), with features.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -77,16 +78,38 @@ def test_a_write_is_never_served_from_the_cache(daily_store: Store, tmp_path: Pa
     store.write_market_data(bars=last)  # the store's own write: the stamp moves
     after = bars_closed_by(store, symbol, "1d", pd.Timestamp("2100-01-01", tz="UTC"))
     assert len(after) == len(before) + 1 and after["close"].iloc[-1] == 123.25
-    # a write that does not touch the context stamp changes the file: read again too
-    stamp = store.context_stamp()
+    # a write through a connection is seen once the writer moves the stamp, as every
+    # writer of context data does
     with store.transaction() as con:
         con.execute("UPDATE bars SET close = 77.5 WHERE symbol = ? AND ts = ?",
                     [symbol, after["ts"].iloc[-1].to_pydatetime()])
-    assert store.context_stamp() == stamp
+    store.touch_context_stamp()
     again = bars_closed_by(store, symbol, "1d", pd.Timestamp("2100-01-01", tz="UTC"))
     assert again["close"].iloc[-1] == 77.5
     pd.testing.assert_frame_equal(
         again, store.bars(symbol, "1d", as_of=pd.Timestamp("2100-01-01", tz="UTC")))
+
+
+def test_a_file_replaced_at_the_same_path_is_read_again(daily_store: Store,
+                                                         tmp_path: Path) -> None:
+    store = _copy(daily_store, tmp_path)
+    assert len(all_bars(store).spans) == 2
+    other = Store(tmp_path / "other.duckdb")
+    synth_into(other, n_symbols=1, years=0.5, timeframe=Timeframe.D1, seed=9)
+    stamp = store.context_stamp()
+    os.replace(other.path, store.path)  # a new file; the stamp beside the path is unchanged
+    assert store.context_stamp() == stamp
+    assert set(all_bars(store).spans) == {(s, "1d") for s in store.tickers()["symbol"]}
+    assert len(all_bars(store).spans) == 1
+
+
+def test_a_write_outside_the_context_keeps_the_cache(daily_store: Store,
+                                                     tmp_path: Path) -> None:
+    store = _copy(daily_store, tmp_path)
+    first = all_bars(store)
+    with store.transaction() as con:  # e.g. a replay run writing its results
+        con.execute("CREATE TABLE scratch AS SELECT 1 AS x")
+    assert all_bars(store) is first
 
 
 def test_a_read_from_another_file_is_not_served_from_the_cache(daily_store: Store,
