@@ -29,7 +29,9 @@ anchored VWAPs, support/resistance clusters), many of them within a few ticks of
 Level checks (entry_quality, missing_scanner) look only at levels of strength at least their
 ``min_level_strength`` (``DEFAULT_MIN_STRENGTH``); ``level_table`` gives those as padded
 arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the ATR each row
-is measured in. Prices are on the snapshot's (as-of) basis.
+is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
+columns (``_merge``: candidates read once per distinct snapshot, the groups of every
+(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one.
 """
 
 from __future__ import annotations
@@ -92,64 +94,204 @@ class ConsolidatedLevel:
         return " / ".join(self.names)
 
 
-def _candidates(snapshot: KeyLevelsSnapshot, pivot_method: str
-                ) -> list[tuple[float, str, str, int, datetime | None]]:
-    """Return (price, name, source, touches, last touch) of the snapshot's candidates."""
-    out: list[tuple[float, str, str, int, datetime | None]] = []
-
-    def add(value: float | None, name: str, source: str, touches: int = 0,
-            last: datetime | None = None) -> None:
-        if value is not None and math.isfinite(value):
-            out.append((float(value), name, source, touches, last))
-
-    add(snapshot.prior_day_high, "prior-day high", "prior_day")
-    add(snapshot.prior_day_low, "prior-day low", "prior_day")
-    add(snapshot.rolling_range_high, "range high", "range")
-    add(snapshot.rolling_range_low, "range low", "range")
-    if pivot_method != "none":
-        for name, value in snapshot.pivots.get(pivot_method, {}).items():
-            if name != "P":
-                add(value, f"{pivot_method} pivot {name}", "pivot")
-    for level in snapshot.support_resistance:
-        add(level.price, f"{level.kind} cluster ({level.touches} touches)", "swing",
-            int(level.touches), level.last_touch)
-    return out
+#: Sources by bit (a merged level's sources are the OR of its members' bits), in name order.
+_SOURCE_BITS: tuple[tuple[str, int], ...] = (("pivot", 4), ("prior_day", 1), ("range", 2),
+                                             ("swing", 8))
+_POPCOUNT = np.array([bin(i).count("1") for i in range(16)], dtype=np.int64)
 
 
-def consolidate(snapshot: KeyLevelsSnapshot, atr: float, *,
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    """The merged levels of distinct (snapshot, ATR) pairs, one entry per group (level),
+    pairs in order and each pair's groups by price. ``name``/``last``: each pair's sorted
+    candidates' names and last touches (pair, candidate), read through ``first`` and
+    ``members`` (the group's candidates are ``first:first + members``)."""
+
+    pair: np.ndarray
+    first: np.ndarray
+    members: np.ndarray
+    total: np.ndarray  # sum of member prices, added in price order
+    low: np.ndarray
+    high: np.ndarray
+    sources: np.ndarray  # OR of _SOURCE_BITS
+    touch_weight: np.ndarray  # sum of touches x 0.5 ** (age / half-life), in price order
+    touches: np.ndarray
+    name: np.ndarray  # object (pairs, candidates)
+    last: np.ndarray  # object (pairs, candidates)
+
+    def strength(self, groups: np.ndarray) -> np.ndarray:
+        """Return the strength of ``groups`` (rounded to 1e-6 as ``round`` rounds)."""
+        raw = _POPCOUNT[self.sources[groups]] + TOUCH_WEIGHT * self.touch_weight[groups]
+        return np.array([round(x, 6) for x in raw.tolist()], dtype=np.float64)
+
+    def names(self, groups: np.ndarray) -> list[tuple[str, ...]]:
+        """Return the member names of ``groups``, by price."""
+        return [tuple(self.name[p, f:f + m].tolist()) for p, f, m in zip(
+            self.pair[groups].tolist(), self.first[groups].tolist(),
+            self.members[groups].tolist(), strict=True)]
+
+
+def _bar_seconds(timeframe: str, cache: dict[str, float]) -> float:
+    seconds = cache.get(timeframe)
+    if seconds is None:
+        try:
+            seconds = Timeframe.parse(timeframe).nominal.total_seconds()
+        except ValueError:
+            seconds = 86_400.0
+        cache[timeframe] = seconds
+    return seconds
+
+
+def _touch_weight(ts: Any, touches: int, last: Any, bar_s: float) -> float:
+    """Return a swing cluster's touch weight (NaN: it adds none)."""
+    if not (touches and last is not None):
+        return math.nan
+    if type(ts) is datetime and type(last) is datetime:
+        seconds = (ts - last).total_seconds()  # exactly pandas' (microsecond) Timedelta's
+    else:
+        seconds = (pd.Timestamp(ts) - pd.Timestamp(last)).total_seconds()
+    age = max(0.0, seconds / bar_s)
+    return touches * 0.5 ** (age / TOUCH_HALF_LIFE_BARS)
+
+
+def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
+           pivot_method: str, merge_atr: float) -> _Merged:
+    """Merge the candidates of each (snapshot, ATR) pair (None: no candidates).
+
+    Candidates are read once per distinct snapshot object and sorted by (price, name) as a
+    stable sort would; the groups form column by column over all pairs at once: a candidate
+    opens a new group when it lies more than ``merge_atr`` x ATR above its group's first.
+    """
+    if pivot_method not in PIVOT_METHODS:
+        raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
+    codes, distinct = pd.factorize(np.fromiter(map(id, snapshots), dtype=np.int64,
+                                               count=len(snapshots)))
+    first_of = np.zeros(len(distinct), dtype=np.int64)
+    first_of[codes[::-1]] = np.arange(len(snapshots))[::-1]
+    c_snap: list[int] = []
+    c_price: list[float] = []
+    c_name: list[str] = []
+    c_bits: list[int] = []
+    c_touch: list[int] = []
+    c_weight: list[float] = []
+    c_last: list[Any] = []
+    bar_cache: dict[str, float] = {}
+    pivot_label: dict[str, str] = {}
+    isfinite, nan = math.isfinite, math.nan
+
+    def add(s: int, value: float, name: str, bits: int) -> None:
+        c_snap.append(s)
+        c_price.append(float(value))
+        c_name.append(name)
+        c_bits.append(bits)
+        c_touch.append(0)
+        c_weight.append(nan)
+        c_last.append(None)
+
+    for s, index in enumerate(first_of.tolist()):
+        snap = snapshots[index]
+        if snap is None:
+            continue
+        bar_s = _bar_seconds(snap.timeframe, bar_cache)
+        for value, name, bits in ((snap.prior_day_high, "prior-day high", 1),
+                                  (snap.prior_day_low, "prior-day low", 1),
+                                  (snap.rolling_range_high, "range high", 2),
+                                  (snap.rolling_range_low, "range low", 2)):
+            if value is not None and isfinite(value):
+                add(s, value, name, bits)
+        if pivot_method != "none":
+            for name, value in snap.pivots.get(pivot_method, {}).items():
+                if name != "P" and value is not None and isfinite(value):
+                    label = pivot_label.get(name)
+                    if label is None:
+                        label = pivot_label[name] = f"{pivot_method} pivot {name}"
+                    add(s, value, label, 4)
+        for level in snap.support_resistance:
+            if level.price is not None and isfinite(level.price):
+                add(s, level.price, f"{level.kind} cluster ({level.touches} touches)", 8)
+                n_touches = c_touch[-1] = int(level.touches)
+                c_last[-1] = level.last_touch
+                c_weight[-1] = _touch_weight(snap.ts, n_touches, level.last_touch, bar_s)
+    # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
+    snap_c = np.array(c_snap, dtype=np.int64)
+    price_c = np.array(c_price, dtype=np.float64)
+    name_code, name_unique = pd.factorize(np.array(c_name, dtype=object))
+    name_rank = np.empty(len(name_unique), dtype=np.int64)
+    name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
+        len(name_unique))
+    order = np.lexsort((np.arange(len(snap_c)), name_rank[name_code], price_c, snap_c))
+    n_snap = len(first_of)
+    count_s = np.bincount(snap_c, minlength=n_snap)
+    k = int(count_s.max()) if n_snap else 0
+    at = (snap_c[order], np.arange(len(order)) - np.repeat(np.cumsum(count_s) - count_s,
+                                                            count_s))
+    matrices = []
+    for values, dtype, fill in ((price_c, np.float64, np.nan), (c_name, object, None),
+                                (c_bits, np.int64, 0), (c_touch, np.int64, 0),
+                                (c_weight, np.float64, np.nan), (c_last, object, None)):
+        matrix = np.full((n_snap, k), fill, dtype=dtype)
+        matrix[at] = np.array(values, dtype=dtype)[order] if len(order) else fill
+        matrices.append(matrix[codes])  # per pair
+    price, name, bits, touch, weight, last = matrices
+    count = count_s[codes]
+    # groups, column by column
+    n = len(snapshots)
+    atr = np.asarray(atr, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
+    rows = np.arange(n)
+    group = np.zeros((n, max(k, 1)), dtype=np.int64)  # a column even without candidates
+    start = np.zeros(n, dtype=np.int64)
+    for t in range(1, k):
+        with np.errstate(invalid="ignore"):
+            new = (t < count) & ~(price[:, t] - price[rows, start] <= width)
+        start = np.where(new, t, start)
+        group[:, t] = group[:, t - 1] + new
+    n_groups = np.where(count > 0, group[rows, np.maximum(count - 1, 0)] + 1, 0)
+    offset = np.cumsum(n_groups) - n_groups
+    size = int(n_groups.sum())
+    total, touch_weight = np.zeros(size), np.zeros(size)
+    low, high = np.zeros(size), np.zeros(size)
+    first = np.zeros(size, dtype=np.int64)
+    members = np.zeros(size, dtype=np.int64)
+    sources = np.zeros(size, dtype=np.int64)
+    touches = np.zeros(size, dtype=np.int64)
+    for t in range(k):  # in price order, so each sum adds as a loop over the members would
+        on = np.flatnonzero(t < count)
+        g = offset[on] + group[on, t]
+        value = price[on, t]
+        opens = members[g] == 0
+        low[g[opens]], first[g[opens]] = value[opens], t
+        high[g] = value
+        total[g] += value
+        members[g] += 1
+        sources[g] |= bits[on, t]
+        touches[g] += touch[on, t]
+        add_weight = ~np.isnan(weight[on, t])
+        touch_weight[g[add_weight]] += weight[on, t][add_weight]
+    return _Merged(pair=np.repeat(rows, n_groups), first=first, members=members, total=total,
+                   low=low, high=high, sources=sources, touch_weight=touch_weight,
+                   touches=touches, name=name, last=last)
+
+
+def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
                 pivot_method: str = DEFAULT_PIVOT_METHOD,
                 merge_atr: float = DEFAULT_MERGE_ATR) -> tuple[ConsolidatedLevel, ...]:
     """Return the snapshot's levels merged within ``merge_atr`` x ``atr`` (price), by price,
-    each with its strength (module docstring)."""
-    if pivot_method not in PIVOT_METHODS:
-        raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
-    found = sorted(_candidates(snapshot, pivot_method), key=lambda c: (c[0], c[1]))
-    width = merge_atr * atr if atr is not None and math.isfinite(atr) and atr > 0 else 0.0
-    try:
-        bar_s = Timeframe.parse(snapshot.timeframe).nominal.total_seconds()
-    except ValueError:
-        bar_s = 86_400.0
-    groups: list[list[tuple[float, str, str, int, datetime | None]]] = []
-    for candidate in found:
-        if groups and candidate[0] - groups[-1][0][0] <= width:
-            groups[-1].append(candidate)
-        else:
-            groups.append([candidate])
+    each with its strength (module docstring): the merge of a batch of one."""
+    merged = _merge([snapshot], np.array([math.nan if atr is None else atr], dtype=np.float64),
+                    pivot_method=pivot_method, merge_atr=merge_atr)
+    groups = np.arange(len(merged.pair))
+    strength, names = merged.strength(groups).tolist(), merged.names(groups)
     out = []
-    for members in groups:
-        prices = [m[0] for m in members]
-        sources = tuple(sorted({m[2] for m in members}))
-        touch_weight = 0.0
-        lasts = [m[4] for m in members if m[4] is not None]
-        for _, _, _, touches, last in members:
-            if touches and last is not None:
-                age = max(0.0, (pd.Timestamp(snapshot.ts) - pd.Timestamp(last)).total_seconds()
-                          / bar_s)
-                touch_weight += touches * 0.5 ** (age / TOUCH_HALF_LIFE_BARS)
+    for g in groups.tolist():
+        lasts = [x for x in merged.last[0, merged.first[g]:merged.first[g] + merged.members[g]]
+                 if x is not None]
         out.append(ConsolidatedLevel(
-            price=sum(prices) / len(prices), low=min(prices), high=max(prices),
-            strength=round(len(sources) + TOUCH_WEIGHT * touch_weight, 6), sources=sources,
-            names=tuple(m[1] for m in members), touches=sum(m[3] for m in members),
+            price=float(merged.total[g] / merged.members[g]), low=float(merged.low[g]),
+            high=float(merged.high[g]), strength=strength[g],
+            sources=tuple(s for s, bit in _SOURCE_BITS if merged.sources[g] & bit),
+            names=names[g], touches=int(merged.touches[g]),
             last_touch=max(lasts) if lasts else None))
     return tuple(out)
 
@@ -179,23 +321,30 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     atr = np.asarray(atr, dtype=np.float64)
     key = np.column_stack([code.astype(np.float64), np.nan_to_num(atr, nan=-1.0)])
     pairs, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    found: list[list[ConsolidatedLevel]] = []
-    for j in first.tolist():
-        snap = snapshots[int(code[j])]
-        merged = consolidate(snap, float(atr[j]), pivot_method=pivot_method,
-                             merge_atr=merge_atr) if isinstance(snap, KeyLevelsSnapshot) else ()
-        found.append([lv for lv in merged if lv.strength >= min_strength - 1e-9])
-    names = sorted({lv.name for levels in found for lv in levels})
+    merged = _merge([snap if isinstance(snap, KeyLevelsSnapshot) else None
+                     for snap in (snapshots[int(c)] for c in code[first].tolist())],
+                    atr[first], pivot_method=pivot_method, merge_atr=merge_atr)
+    raw = _POPCOUNT[merged.sources] + TOUCH_WEIGHT * merged.touch_weight
+    # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
+    near = np.flatnonzero(raw >= min_strength - 1e-9 - 1e-6)
+    strength = merged.strength(near)
+    strong = strength >= min_strength - 1e-9
+    kept, strength = near[strong], strength[strong]
+    level_names = [" / ".join(names) for names in merged.names(kept)]
+    names = sorted(set(level_names))
     rank_of = {name: i for i, name in enumerate(names)}
-    width = max((len(levels) for levels in found), default=0)
+    pair = merged.pair[kept]
+    per_pair = np.bincount(pair, minlength=len(pairs))
+    width = int(per_pair.max()) if len(kept) else 0
+    at = (pair, np.arange(len(kept)) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair))
     shape = (len(pairs), width)
-    price, strength = np.full(shape, np.nan), np.full(shape, np.nan)
+    price, strengths = np.full(shape, np.nan), np.full(shape, np.nan)
     touches, rank = np.zeros(shape, dtype=np.int64), np.full(shape, NO_RANK, dtype=np.int64)
-    for i, levels in enumerate(found):
-        for k, lv in enumerate(levels):
-            price[i, k], strength[i, k] = lv.price, lv.strength
-            touches[i, k], rank[i, k] = lv.touches, rank_of[lv.name]
-    return LevelTable(code=inverse.reshape(-1), price=price, strength=strength,
+    price[at] = merged.total[kept] / merged.members[kept]
+    strengths[at] = strength
+    touches[at] = merged.touches[kept]
+    rank[at] = np.array([rank_of[name] for name in level_names], dtype=np.int64)
+    return LevelTable(code=inverse.reshape(-1), price=price, strength=strengths,
                       touches=touches, rank=rank, names=np.array(names, dtype=object))
 
 
