@@ -239,7 +239,7 @@ def _writes(workdir: Path, store: Store, run_id: str, empty: Path) -> Iterator[L
     plain = statistics.median(timed(lambda p: insert_tables(p, tables)) for _ in range(3))
     rate, plain_rate = n_rows / ours, n_rows / plain
     met = rate >= WRITE_RATE_GOAL
-    label = f"result writes, {n_rows:,} rows in {len(tables)} tables, one transaction"
+    label = f"result writes, {n_rows:,} rows in {len(tables)} tables, one chunk"
     yield Line(f"{label:<58} {rate:12,.0f} rows/s  goal >= {WRITE_RATE_GOAL:,.0f} rows/s  "
                f"{'PASS' if met else 'MISS'}", met)
     yield Line(f"{'  (reference) plain DuckDB insert of the same Arrow tables':<58} "
