@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -68,8 +69,9 @@ class Store:
         self.path = resolve_db_path(path)
         self._stamp_str = str(self.stamp_path)
         self.lock_timeout_s = lock_timeout_s
-        # inside ``reading()``: the shared read-only connection, opened at the first read
-        self._reading = False
+        # inside ``reading()``: the thread in the block and the shared read-only connection,
+        # opened at its first read
+        self._reading: int | None = None
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_users = 0
         if migrate:
@@ -87,15 +89,16 @@ class Store:
         outermost block exits: no read lock is held between blocks, so other processes can
         write then. A write inside the block closes the shared connection first (DuckDB
         refuses a read-write and a read-only connection to one file in one process); the next
-        read reopens it. Not for use across threads."""
-        if self._reading:
+        read reopens it. Only the thread that entered the block shares the connection
+        (DuckDB connections are not for concurrent use): other threads open their own."""
+        if self._reading is not None:  # nested, or another thread's block: nothing to add
             yield self
             return
-        self._reading = True
+        self._reading = threading.get_ident()
         try:
             yield self
         finally:
-            self._reading = False
+            self._reading = None
             self._close_reader()
 
     def _close_reader(self) -> None:
@@ -136,7 +139,7 @@ class Store:
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection, retrying while another process holds the file (inside
         ``reading()``, read-only ones are the block's shared connection)."""
-        if read_only and self._reading:
+        if read_only and self._reading == threading.get_ident():
             if self._reader is None:
                 self._reader = self._new_connection(True)
             self._reader_users += 1
@@ -145,7 +148,8 @@ class Store:
             finally:
                 self._reader_users -= 1
             return
-        if not read_only and self._reader is not None and not self._reader_users:
+        if (not read_only and self._reader is not None and not self._reader_users
+                and self._reading == threading.get_ident()):
             self._close_reader()  # see reading(): reopened by the next read
         con = self._new_connection(read_only)
         try:

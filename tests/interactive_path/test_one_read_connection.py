@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from buddy.api import Buddy
@@ -77,3 +78,14 @@ def test_a_write_inside_a_reading_block_closes_the_shared_connection(
         assert len(store_copy.tickers()) == before
     assert store_copy.opened == [True, False, True]
     assert Store(store_copy.path).market_data_version() >= 0
+
+
+def test_another_thread_opens_its_own_connection_inside_a_reading_block(
+        store_copy: CountingStore) -> None:
+    with store_copy.reading():
+        store_copy.tickers()
+        other = threading.Thread(target=store_copy.tickers)
+        other.start()
+        other.join()
+        store_copy.tickers()
+    assert store_copy.opened == [True, True]  # the block's connection, and the thread's own
