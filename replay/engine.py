@@ -633,8 +633,10 @@ def _score(value: float | None) -> float:
 def _encode(values: Any, vocabulary: Sequence[str], field: str) -> np.ndarray:
     """Return each value's position in ``vocabulary``; raise ReplayError naming the field
     and the first value outside it."""
-    codes = pd.Index(list(vocabulary), dtype=object).get_indexer(
-        np.asarray(values, dtype=object))
+    # factorize first: a few distinct values over many rows (3x faster than get_indexer)
+    seen, distinct = pd.factorize(np.asarray(values, dtype=object))
+    lookup = np.append(pd.Index(list(vocabulary), dtype=object).get_indexer(distinct), -1)
+    codes = lookup[seen]  # a missing value (-1) reads lookup's last entry: -1
     if (codes < 0).any():
         bad = np.asarray(values, dtype=object)[codes < 0][0]
         raise ReplayError(f"{field}: {bad!r} is not one of {', '.join(vocabulary)}")
@@ -662,9 +664,8 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
     form (row, module, issue_no, code, severity, evidence_json); rows index ``intent_nos``."""
     n, width = len(intent_nos), len(numbering.modules)
     intent_nos = np.asarray(intent_nos, dtype=np.int32)
-    module_nos = numbering.module_nos()
     m_rows = np.asarray(modules["row"], dtype=np.int64)
-    m_no = np.array([module_nos[m] for m in modules["module"]], dtype=np.int64)
+    m_no = _encode(modules["module"], numbering.modules, "module")
     flat = m_rows * width + m_no
     results = pa.table({
         "intent_no": pa.array(intent_nos, pa.int32()),
@@ -680,20 +681,28 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
             modules["severity"], SEVERITIES, "module severity").astype(np.uint8), pa.uint8()),
         "module_n_issues": _list_column(n, width, flat, np.asarray(
             modules["n_issues"], dtype=np.int16), pa.int16())}, schema=RESULT_SCHEMA)
-    code_nos = numbering.code_nos()
-    keys = list(zip(issues["module"], issues["code"], strict=True))
-    unknown = [key for key in keys if key not in code_nos]
-    if unknown:
-        raise ReplayError(f"issue code {unknown[0][1]!r} of module {unknown[0][0]!r} is not "
+    i_module = np.asarray(issues["module"], dtype=object)
+    i_code = np.asarray(issues["code"], dtype=object)
+    i_module_no = _encode(i_module, numbering.modules, "issue module")
+    # column-wise: a (module_no, distinct code) -> code_no table, then one gather (a
+    # million issues are a million dict look-ups otherwise)
+    seen, distinct = pd.factorize(i_code)
+    numbers = numbering.code_nos()
+    table = np.array([[numbers.get((module, code), -1) for code in distinct]
+                      for module in numbering.modules], dtype=np.int64).reshape(
+        width, len(distinct))
+    code_nos = (np.where(seen < 0, -1, table[i_module_no, seen]) if len(i_code)
+                else np.zeros(0, dtype=np.int64))
+    if (code_nos < 0).any():
+        at = int(np.flatnonzero(code_nos < 0)[0])
+        raise ReplayError(f"issue code {i_code[at]!r} of module {i_module[at]!r} is not "
                           "declared in the module's codes (config_numbering)")
     i_rows = np.asarray(issues["row"], dtype=np.int64)
     issue_table = pa.table({
         "intent_no": pa.array(intent_nos[i_rows], pa.int32()),
-        "module_no": pa.array(np.array([module_nos[m] for m in issues["module"]],
-                                       dtype=np.uint8), pa.uint8()),
+        "module_no": pa.array(i_module_no.astype(np.uint8), pa.uint8()),
         "issue_no": pa.array(np.asarray(issues["issue_no"], dtype=np.uint16), pa.uint16()),
-        "code_no": pa.array(np.array([code_nos[k] for k in keys], dtype=np.uint16),
-                            pa.uint16()),
+        "code_no": pa.array(code_nos.astype(np.uint16), pa.uint16()),
         "severity": pa.array(_encode(issues["severity"], SEVERITIES, "issue severity"
                                      ).astype(np.uint8), pa.uint8()),
         "evidence_json": pa.array(np.asarray(issues["evidence_json"], dtype=object),
