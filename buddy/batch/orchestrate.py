@@ -20,10 +20,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +30,10 @@ from buddy.batch.context import BatchContext
 from buddy.batch.result import (
     SEVERITY_RANK,
     BatchResult,
+    FactColumn,
     concat_results,
     empty_issues,
+    evidence_json,
 )
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
@@ -148,34 +148,31 @@ def _take(ctx: BatchContext, rows: np.ndarray) -> BatchContext:
     return ctx.take(rows)
 
 
+def _present(ctx: BatchContext, piece: str) -> np.ndarray:
+    """Return ``ctx.present(piece)``, asked once per distinct piece object."""
+    if piece == "market":
+        return ctx.present(piece)
+    codes, first = ctx.piece_codes(piece)
+    pieces = ctx.piece(piece)
+    return np.array([pieces[i] is not None for i in first.tolist()], dtype=bool)[codes]
+
+
 def _skipped(evaluator: Evaluator, ctx: BatchContext
              ) -> tuple[np.ndarray, BatchResult | None]:
     """Return (the rows of ctx missing a required piece, the module's SKIPPED result on
     them: one CONTEXT_MISSING issue per missing piece, in piece-name order), or None
-    results when no row misses one. Evidence JSON is written once per distinct (piece,
-    reason)."""
+    results when no row misses one."""
     issue_rows, issue_evidence = [], []
     for piece in sorted(evaluator.requires):
-        at = np.flatnonzero(~ctx.present(piece))
+        at = np.flatnonzero(~_present(ctx, piece))
         if not len(at):
             continue
-        cache: dict[Any, str] = {}
         reasons = ctx.missing[piece][at]
-        evidence = np.empty(len(at), dtype=object)
-        for k, reason in enumerate(reasons.tolist()):
-            if reason is None:
-                reason = "not provided"
-            text = cache.get(reason)
-            if text is None:
-                text = cache[reason] = json.dumps([
-                    {"name": "module_name", "threshold": None, "unit": "",
-                     "value": evaluator.name},
-                    {"name": "piece", "threshold": None, "unit": "", "value": piece},
-                    {"name": "reason", "threshold": None, "unit": "", "value": reason}],
-                    sort_keys=True, default=str)
-            evidence[k] = text
+        reasons[np.equal(reasons, None)] = "not provided"
         issue_rows.append(at)
-        issue_evidence.append(evidence)
+        issue_evidence.append(evidence_json([
+            FactColumn("module_name", evaluator.name), FactColumn("piece", piece),
+            FactColumn("reason", reasons)], len(at)))
     if not issue_rows:
         return np.zeros(0, dtype=np.int64), None
     rows = np.concatenate(issue_rows)
@@ -200,10 +197,12 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame, issues: 
     codes = issues["code"].to_numpy(dtype=object)
     names = issues["module"].to_numpy(dtype=object)
     # asked once per distinct (module, code)
-    pair, distinct = pd.factorize(pd.MultiIndex.from_arrays([names, codes])) if len(
-        names) else (np.zeros(0, dtype=np.int64), [])
-    ranked = np.array([orchestrator.is_ranked(m, c) for m, c in distinct],
-                      dtype=bool)[pair] if len(names) else np.zeros(0, dtype=bool)
+    module_no, _ = pd.factorize(names)
+    code_no, code_names = pd.factorize(codes)
+    _, first, pair = np.unique(module_no * max(len(code_names), 1) + code_no,
+                               return_index=True, return_inverse=True)
+    ranked = np.array([orchestrator.is_ranked(names[i], codes[i]) for i in first.tolist()],
+                      dtype=bool)[pair.reshape(-1)]
     overall = overall_columns(
         n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
         module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
