@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -272,6 +273,22 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
     _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions)
 
 
+@lru_cache(maxsize=1024)
+def _sessions(calendar_name: str, first_day: int, last_day: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the calendar's sessions from ``first_day`` to ``last_day`` (day numbers) as day
+    numbers and their closes (UTC ns)."""
+    calendar = get_calendar(calendar_name)
+    span = calendar.sessions(pd.Timestamp(first_day * _NS_PER_DAY).date(),
+                             pd.Timestamp(last_day * _NS_PER_DAY).date())
+    closes = pd.DatetimeIndex(calendar.session_open_close(span)["close"]).tz_convert(
+        "UTC").as_unit("ns").asi8 if len(span) else np.zeros(0, np.int64)
+    session_days, closes = _days(span), np.asarray(closes)
+    session_days.flags.writeable = False  # shared between calls
+    closes.flags.writeable = False
+    return session_days, closes
+
+
 def _calendar_columns(data: SeriesData, rows: np.ndarray, t: np.ndarray, start: np.ndarray,
                       stop: np.ndarray, has_market: np.ndarray, market: dict[str, np.ndarray],
                       missing_sessions: np.ndarray) -> None:
@@ -281,18 +298,17 @@ def _calendar_columns(data: SeriesData, rows: np.ndarray, t: np.ndarray, start: 
         return
     bars = data.bars
     instrument = Instrument.from_row(data.instrument)
-    calendar = get_calendar(instrument.trading_calendar)
     bar_days = _days(bars["session"])
     live = np.flatnonzero(has_market)
     first_days = bar_days[start[live]]
     as_of_local = pd.DatetimeIndex(pd.to_datetime(t[live], utc=True)).tz_convert(
         instrument.timezone)
     as_of_days = as_of_local.tz_localize(None).normalize().as_unit("ns").asi8 // _NS_PER_DAY
-    span = calendar.sessions(pd.Timestamp(int(first_days.min()) * _NS_PER_DAY).date(),
-                             pd.Timestamp(int(as_of_days.max()) * _NS_PER_DAY).date())
-    session_days = _days(span)
-    closes = pd.DatetimeIndex(calendar.session_open_close(span)["close"]).tz_convert(
-        "UTC").as_unit("ns").asi8 if len(span) else np.zeros(0, np.int64)
+    # every position below is a searchsorted bound, so any span covering [first window day,
+    # last as_of day] gives the same counts: the series' own span repeats from chunk to chunk
+    session_days, closes = _sessions(instrument.trading_calendar,
+                                     int(min(first_days.min(), bar_days[0])),
+                                     int(max(as_of_days.max(), bar_days[-1])))
     a = np.searchsorted(session_days, first_days, side="left")
     b_day = np.searchsorted(session_days, as_of_days, side="right")
     # sessions in [a, b_day) that closed by as_of: closes rise with sessions

@@ -116,8 +116,13 @@ def closed_mask(ts_close: Any, as_of: Any) -> Any:
 def bars_closed_by(store: Store, symbol: str, timeframe: str, as_of: Any) -> pd.DataFrame:
     """Return the series' bars with ``ts_close <= as_of``, by ts: ``Store.bars(symbol,
     timeframe, as_of=as_of)`` from the whole-table read."""
-    series = all_bars(store).series(symbol, timeframe)
-    return series[closed_mask(series["ts_close"], as_of)].reset_index(drop=True)
+    table = all_bars(store)
+    a, b = table.span(symbol, timeframe)
+    keep = closed_mask(table.frame["ts_close"].iloc[a:b], as_of)
+    n = int(keep.sum())
+    if keep[:n].all():  # closes ascend with ts: the closed bars are a prefix
+        return table.frame.iloc[a:a + n].reset_index(drop=True)
+    return table.frame.iloc[a:b][keep].reset_index(drop=True)
 
 
 def features_closed_by(store: Store, symbol: str, timeframe: str, as_of: Any,
@@ -127,11 +132,18 @@ def features_closed_by(store: Store, symbol: str, timeframe: str, as_of: Any,
     (``bars``: that series' bars closed by as_of, when the caller has them)."""
     if bars is None:
         bars = bars_closed_by(store, symbol, timeframe, as_of)
-    features = all_features(store).series(symbol, timeframe)
+    import numpy as np
     import pandas as pd
 
-    keep = pd.DatetimeIndex(features["ts"]).isin(pd.DatetimeIndex(bars["ts"]))
-    return features[keep].reset_index(drop=True)
+    table = all_features(store)
+    a, b = table.span(symbol, timeframe)
+    feature_ts = pd.DatetimeIndex(table.frame["ts"].iloc[a:b]).as_unit("ns").asi8
+    bar_ts = pd.DatetimeIndex(bars["ts"]).as_unit("ns").asi8
+    n = int(np.searchsorted(feature_ts, bar_ts[-1], side="right")) if len(bar_ts) else 0
+    if n == len(bar_ts) and np.array_equal(feature_ts[:n], bar_ts):
+        return table.frame.iloc[a:a + n].reset_index(drop=True)  # a row per bar: a prefix
+    keep = np.isin(feature_ts, bar_ts)  # the join on ts: no feature row without its bar
+    return table.frame.iloc[a:b][keep].reset_index(drop=True)
 
 
 _ALL_TICKERS_SQL = "SELECT * FROM tickers ORDER BY symbol"
