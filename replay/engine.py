@@ -79,6 +79,7 @@ from buddy.store.replay import (
 )
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
+from replay.evidence import declared_facts, render_evidence
 from replay.executors import Executor, LocalProcessExecutor
 from replay.model import (
     EXIT_REASONS,
@@ -231,12 +232,18 @@ def config_numbering(config: ScoringConfig) -> Numbering:
     return Numbering(tuple(modules), tuple(versions), tuple(codes))
 
 
-def config_codes(config: ScoringConfig) -> pd.DataFrame:
+def config_codes(config: ScoringConfig) -> pa.Table:
     """Return the code numbering of ``config`` (``config_numbering``): code_no, module,
-    code, by code_no."""
+    code, and the fact names and units each code declares (``replay.evidence
+    .declared_facts``; NULL for a module not registered here), by code_no."""
     codes = config_numbering(config).codes
-    return pd.DataFrame({"code_no": np.arange(len(codes), dtype=np.uint16),
-                         "module": [m for m, _ in codes], "code": [c for _, c in codes]})
+    declared = [declared_facts(module, code) for module, code in codes]
+    return pa.table({
+        "code_no": pa.array(np.arange(len(codes), dtype=np.uint16)),
+        "module": pa.array([m for m, _ in codes], pa.string()),
+        "code": pa.array([c for _, c in codes], pa.string()),
+        "fact_names": pa.array([d and d[0] for d in declared], pa.list_(pa.string())),
+        "fact_units": pa.array([d and d[1] for d in declared], pa.list_(pa.string()))})
 
 
 # ---------------------------------------------------------------------------- intents
@@ -966,7 +973,8 @@ def issues_frame(store: Store, run_id: str, evidence: bool = False) -> pd.DataFr
     columns = [*ISSUE_COLUMNS, "issue_no"]
     if evidence:
         keys = ["intent_no", "module_no", "issue_no"]
-        found = issue_evidence(store, run_key)
+        facts = issue_evidence(store, run_key)
+        found = facts.loc[:, keys].assign(evidence_json=render_evidence(facts))
         issues = issues.merge(found, on=keys, how="left", validate="one_to_one")
         columns.append("evidence_json")
     return issues.loc[:, columns]

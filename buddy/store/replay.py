@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from buddy.store.bars import closed_by
 from buddy.store.core import Store, insert_frame
+from buddy.store.replay_facts import insert_typed_issues, issue_facts
 
 
 def replay_intents(store: Store, run_ids: Sequence[str]) -> pd.DataFrame:
@@ -80,22 +81,24 @@ def finish_run(store: Store, run_id: str) -> None:
 
 
 def create_run(store: Store, run: pd.DataFrame, intents: pd.DataFrame, modules: pd.DataFrame,
-               codes: pd.DataFrame) -> int:
+               codes: pa.Table) -> int:
     """Write a new run in ONE transaction and return its run_key (the largest so far + 1).
 
     ``run``: its replay_runs row without run_key; ``intents``: its replay_intents rows
     (run_id and intent_no included); ``modules``: (module_no, module, version);
-    ``codes``: (code_no, module, code)."""
+    ``codes``: (code_no, module, code, fact_names, fact_units)."""
     with store.transaction() as con:
-        run_key = int(con.execute("SELECT coalesce(max(run_key), 0) + 1 FROM replay_runs"
-                                  ).fetchone()[0])
+        (run_key,) = con.execute("SELECT coalesce(max(run_key), 0) + 1 FROM replay_runs"
+                                 ).fetchone() or (1,)
+        run_key = int(run_key)
         insert_frame(con, "replay_runs", run.assign(run_key=np.int32(run_key)))
         if len(intents):
             insert_frame(con, "replay_intents", intents)
         if len(modules):
             insert_frame(con, "replay_modules", modules.assign(run_key=np.int32(run_key)))
-        if len(codes):
-            insert_frame(con, "replay_codes", codes.assign(run_key=np.int32(run_key)))
+        if codes.num_rows:
+            keys = pa.array(np.full(codes.num_rows, run_key, dtype=np.int32))
+            insert_frame(con, "replay_codes", codes.append_column("run_key", keys))
     return run_key
 
 
@@ -119,8 +122,10 @@ def run_modules(store: Store, run_key: int) -> pd.DataFrame:
 
 
 def run_codes(store: Store, run_key: int) -> pd.DataFrame:
-    """Return the run's replay_codes rows (code_no, module, code) by code_no."""
-    return store.query("SELECT code_no, module, code FROM replay_codes WHERE run_key = ? "
+    """Return the run's replay_codes rows (code_no, module, code, fact_names, fact_units) by
+    code_no."""
+    return store.query("SELECT code_no, module, code, fact_names, fact_units FROM replay_codes "
+                       "WHERE run_key = ? "
                        "ORDER BY code_no", [run_key])
 
 
@@ -137,10 +142,11 @@ def write_results(store: Store, results: pa.Table, issues: pa.Table) -> None:
 
 
 def insert_issue_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
-    """Insert ``table`` (replay_issues columns: run_key, intent_no, module_no, issue_no,
-    code_no, severity, evidence_json) into replay_issues on the caller's transaction ``con``
-    in one statement; return the row count. The one path of every issue insert."""
-    return insert_frame(con, "replay_issues", table)
+    """Insert ``table`` (run_key, intent_no, module_no, issue_no, code_no, severity and the
+    issue's evidence_json) into replay_issues on the caller's transaction ``con`` in one
+    statement, the evidence as typed fact columns (``buddy.store.replay_facts``); return the
+    row count. The one path of every issue insert."""
+    return insert_typed_issues(con, table)
 
 
 # ---------------------------------------------------------------------------- result reads
@@ -211,17 +217,14 @@ def run_issues(store: Store, run_id: str, run_key: int, *, severities: Sequence[
 
 def issue_evidence(store: Store, run_key: int, intent_nos: Sequence[int] | None = None
                    ) -> pd.DataFrame:
-    """Return the evidence of the run's issues (``intent_nos``: only these intents): intent_no,
-    module_no, issue_no, evidence_json (the JSON list of fact dicts), by intent_no,
-    module_no, issue_no. The one path of every evidence read."""
-    where = "" if intent_nos is None else " AND list_contains($intent_nos, intent_no)"
-    params: dict[str, Any] = {"run_key": int(run_key)}
-    if intent_nos is not None:
-        params["intent_nos"] = [int(n) for n in intent_nos]
-    return store.query(
-        "SELECT intent_no, module_no::INTEGER AS module_no, issue_no::INTEGER AS issue_no, "
-        f"evidence_json FROM replay_issues WHERE run_key = $run_key{where} "
-        "ORDER BY intent_no, module_no, issue_no", params)
+    """Return the typed facts of the run's issues (``intent_nos``: only these intents), by
+    intent_no, module_no, issue_no, with the code's declared names and units
+    (``buddy.store.replay_facts.issue_facts``; ``replay.evidence.render_evidence`` writes
+    the evidence JSON from them). The one path of every evidence read."""
+    facts = issue_facts(store, run_key, intent_nos)
+    facts["module_no"] = facts["module_no"].astype("int64")
+    facts["issue_no"] = facts["issue_no"].astype("int64")
+    return facts
 
 
 #: The run's result tables, each with its canonical row order (the keys, run_key excluded).

@@ -14,6 +14,8 @@ import pytest
 from buddy.config import ScoringConfig, default_scoring_config
 from buddy.evaluators import registry
 from buddy.store import Store
+from buddy.store.core import insert_frame
+from buddy.store.replay_facts import FACT_COLUMNS
 from replay.engine import (
     ORCHESTRATOR_CODES,
     ChunkRows,
@@ -31,9 +33,10 @@ def test_the_replay_tables_hold_the_compact_columns(empty_store: Store) -> None:
         "run_key", "intent_no", "overall_score", "verdict", "n_issues", "module_scores",
         "module_status", "module_severity", "module_n_issues", *OUTCOME_COLUMNS[1:]]
     assert tables["replay_issues"] == ["run_key", "intent_no", "module_no", "issue_no",
-                                       "code_no", "severity", "evidence_json"]
+                                       "code_no", "severity", *FACT_COLUMNS]
     assert tables["replay_modules"] == ["run_key", "module_no", "module", "version"]
-    assert tables["replay_codes"] == ["run_key", "code_no", "module", "code"]
+    assert tables["replay_codes"] == ["run_key", "code_no", "module", "code", "fact_names",
+                                      "fact_units"]
     assert {"run_id", "run_key", "name", "config_name", "config_version", "config_hash",
             "config_json", "intent_source", "data_start", "data_end", "n_intents", "status",
             "created_at", "finished_at", "purpose"} <= set(tables["replay_runs"])
@@ -49,15 +52,23 @@ def test_the_replay_tables_hold_the_compact_columns(empty_store: Store) -> None:
 
 def test_code_numbers_come_from_the_config_alone() -> None:
     config = default_scoring_config()
-    codes = config_codes(config)
-    assert codes["code_no"].tolist() == list(range(len(codes)))
-    assert codes.equals(config_codes(default_scoring_config()))
+    table = config_codes(config)
+    assert table.equals(config_codes(default_scoring_config()))
     stored = [m["name"] for m in json.loads(config.to_json())["modules"]]
     round_trip = config_codes(ScoringConfig.from_json(config.to_json()))
-    assert codes.equals(round_trip)  # whatever order the config object holds
+    assert table.equals(round_trip)  # whatever order the config object holds
+    codes = table.to_pandas()
+    assert codes["code_no"].tolist() == list(range(len(codes)))
     for module in stored:
-        block = codes[codes["module"] == module]["code"].tolist()
-        assert block == [*ORCHESTRATOR_CODES, *registry.get(module).codes]
+        block = codes[codes["module"] == module]
+        declared = registry.get(module).codes
+        assert block["code"].tolist() == [*ORCHESTRATOR_CODES, *declared]
+        # each code carries the fact names and units its declaration gives
+        for code, names, units in zip(block["code"], block["fact_names"], block["fact_units"],
+                                      strict=True):
+            if code in declared:
+                assert list(names) == [e.name for e in declared[code].evidence]
+                assert list(units) == [e.unit for e in declared[code].evidence]
     assert list(dict.fromkeys(codes["module"])) == stored
 
 
@@ -81,6 +92,14 @@ def _chunk(intent_nos: list[int], numbering_width: int) -> ChunkRows:
     return ChunkRows(chunk_no=0, results=results, issues=issues)
 
 
+def _declare_code(store: Store) -> None:
+    """Declare the code the chunks' issues carry (code_no 2 of run 1): typed evidence is
+    written against the run's declared codes."""
+    with store.transaction() as con:
+        insert_frame(con, "replay_codes", pd.DataFrame({
+            "run_key": [1], "code_no": [2], "module": ["m"], "code": ["C"]}))
+
+
 def test_a_chunk_written_twice_is_refused_whole(empty_store: Store) -> None:
     """The issue table has no key of its own: the result row's key, written in the same
     transaction, refuses a second write of an intent, and nothing of that chunk is kept."""
@@ -93,6 +112,7 @@ def test_a_chunk_written_twice_is_refused_whole(empty_store: Store) -> None:
                              "outcome_source": ["simulated"], "filled": [True],
                              "fill_ts": [pd.Timestamp("2012-06-01T20:00Z")],
                              "fill_price": [2.0]})
+    _declare_code(empty_store)
     write_chunk(empty_store, 1, _chunk([0], width), outcomes)
     stored = empty_store.query("SELECT exit_reason, outcome_source, realized_r, exit_ts "
                                "FROM replay_results").iloc[0]
