@@ -325,6 +325,40 @@ def flags_cmd(obj: _ReplayObj, run_id: str, as_json: bool) -> None:
             click.echo(part[columns].to_string(index=False))
 
 
+@replay.command("explain")
+@click.argument("run_id")
+@click.argument("intent_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def explain_cmd(obj: _ReplayObj, run_id: str, intent_id: str, as_json: bool) -> None:
+    """Show one replayed intent: its verdict, scores and outcome, and every issue with its
+    evidence, rendered from the facts the run stored."""
+    from replay.engine import ReplayError
+    from replay.evidence import explain_intent
+
+    try:
+        shown = explain_intent(obj.store(), run_id, intent_id)
+    except ReplayError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, default=str))
+        return
+    intent = shown["intent"]
+    click.echo(f"{intent_id}: {intent['side']} {intent['symbol']} {intent['timeframe']} as of "
+               f"{intent['as_of']}   verdict {shown['verdict']}   score "
+               f"{shown['overall_score']}")
+    click.echo("  modules: " + ", ".join(f"{m} {s if s is not None else 'not scored'}"
+                                        for m, s in shown["module_scores"].items()))
+    outcome = shown["outcome"]
+    if outcome["exit_reason"] is not None:
+        click.echo(f"  outcome: {outcome['exit_reason']}, realized R {outcome['realized_r']}")
+    for issue in shown["issues"]:
+        click.echo(f"  [{issue['severity']}] {issue['module']} {issue['code']}: "
+                   f"{issue['explanation']}")
+        for line in issue["evidence"]:
+            click.echo(f"      {line}")
+
+
 def _summary(results: pd.DataFrame) -> dict[str, Any]:
     from replay.model import UNRESOLVED_EXIT_REASONS
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.domain import Fact
+from buddy.store import Store
 
 
 def _missing(value: Any) -> bool:
@@ -109,3 +110,56 @@ def declared_facts(module: str, code: str) -> tuple[list[str], list[str]] | None
     if spec is None:
         return None
     return [e.name for e in spec.evidence], [e.unit for e in spec.evidence]
+
+
+def explain_intent(store: Store, run_id: str, intent_id: str) -> dict[str, Any]:
+    """Return one replayed intent as a person reads it: the intent, its verdict, score and
+    outcome, and every issue its modules raised with the evidence rendered from the stored
+    facts (each fact's words, value, unit and threshold, and the code's safe phrasing when
+    its template can be filled from the evidence). Raises ReplayError for an unknown run or
+    intent."""
+    from buddy.domain import Issue, Mitigation, Severity
+    from buddy.evaluators import registry
+    from buddy.explain import fact_text, render_issue
+    from buddy.orchestrator import ORCHESTRATOR_TEMPLATES
+    from replay.engine import ReplayError, issues_frame, results_frame
+
+    results = results_frame(store, run_id)
+    match = results[results["intent_id"] == intent_id]
+    if match.empty:
+        raise ReplayError(f"run {run_id} has no evaluated intent {intent_id!r}")
+    result = match.iloc[0]
+    issues = issues_frame(store, run_id, evidence=True)
+    issues = issues[issues["intent_id"] == intent_id]
+    shown = []
+    for row in issues.itertuples(index=False):
+        issue = Issue(module=row.module, code=row.code, severity=Severity(row.severity),
+                      evidence=evidence_facts(row.evidence_json), mitigation=Mitigation(
+                          action=""))
+        try:
+            templates = registry.get(row.module).templates
+        except KeyError:
+            templates = {}
+        template = {**ORCHESTRATOR_TEMPLATES, **templates}.get(row.code)
+        rendered = render_issue(issue, template)
+        shown.append({"module": row.module, "code": row.code, "severity": row.severity,
+                      "title": rendered.title, "explanation": rendered.explanation,
+                      "evidence": [fact_text(f) for f in issue.evidence],
+                      "facts": json.loads(row.evidence_json)})
+    scores = {c.removeprefix("score__"): _plain(result[c]) for c in results.columns
+              if str(c).startswith("score__")}
+    return {"run_id": run_id, "intent_id": intent_id,
+            "intent": {k: _plain(result[k]) for k in ("symbol", "timeframe", "side", "as_of")},
+            "verdict": str(result["overall_severity"]),
+            "overall_score": _plain(result["overall_score"]), "module_scores": scores,
+            "outcome": {k: _plain(result[k]) for k in ("exit_reason", "realized_r", "win")},
+            "issues": shown}
+
+
+def _plain(value: Any) -> Any:
+    """Return a JSON-ready scalar (None for a missing value, ISO text for a time)."""
+    if _missing(value) or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value

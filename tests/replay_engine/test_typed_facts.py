@@ -143,3 +143,21 @@ def test_a_runs_evidence_renders_as_the_modules_emitted_it(
     assert (both["_merge"] == "both").all()
     assert len(both) > 100 and both["code"].nunique() > 5, both["code"].value_counts()
     assert (both["evidence_json"] == both["evidence_json_emitted"]).all()
+    # a person asks for one intent: the issues with their evidence in words and as facts
+    from click.testing import CliRunner
+
+    from replay.cli import replay
+
+    busiest = stored["intent_id"].value_counts().index[0]
+    mine = stored[stored["intent_id"] == busiest]
+    runner = CliRunner()
+    args = ["--db", str(replay_store.path), "explain", run.run_id, busiest]
+    text = runner.invoke(replay, args)
+    assert text.exit_code == 0, text.output
+    for code in mine["code"]:
+        assert code in text.output
+    shown = json.loads(runner.invoke(replay, [*args, "--json"]).output)
+    assert [json.dumps(i["facts"], sort_keys=True) for i in shown["issues"]] == (
+        mine.sort_values(["module", "issue_no"])["evidence_json"].tolist())
+    unknown = runner.invoke(replay, [*args[:-1], "no-such-intent"])
+    assert unknown.exit_code != 0 and "no evaluated intent 'no-such-intent'" in unknown.output
