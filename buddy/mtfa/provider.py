@@ -99,8 +99,10 @@ def stack_reading(symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
             problems.append(_no_bar(tf))
             continue
         reading, problem = bar_reading(symbol, tf, row)
-        if problem is None:
-            problem = _staleness(tf, as_of_ts, row["ts_close"])
+        if reading is None:
+            problems.append(str(problem))
+            continue
+        problem = _staleness(tf, as_of_ts, row["ts_close"])
         if problem is not None:
             problems.append(problem)
             continue
@@ -246,7 +248,7 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
         stale = reads & (t - utc_ns(frame["ts_close"])[at] > stale_after(tf).value)
         other = np.flatnonzero(~reads)  # no bar, or a bar that does not read: its problem
         codes, first = groups(np.column_stack([position[other, k], closed[other, k]]))
-        made = []
+        made: list[str | None] = []
         for j in other[first]:
             if position[j, k] < 0:
                 made.append(_no_bar(tf))
@@ -254,10 +256,13 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
             row = {**frame.iloc[int(position[j, k])].to_dict(), "n_closed": int(closed[j, k])}
             made.append(bar_reading(symbol, tf, row)[1])
         for i, code in zip(other.tolist(), codes.tolist(), strict=True):
-            problems[i].append(made[code])
+            if (problem := made[code]) is not None:
+                problems[i].append(problem)
         for i in np.flatnonzero(stale).tolist():
-            problems[i].append(_staleness(tf, pd.Timestamp(as_of_datetime(int(t[i]))),
-                                          frame["ts_close"].iloc[int(position[i, k])]))
+            problem = _staleness(tf, pd.Timestamp(as_of_datetime(int(t[i]))),
+                                 frame["ts_close"].iloc[int(position[i, k])])
+            if problem is not None:
+                problems[i].append(problem)
     texts: dict[int, str] = {}
     for i, found in enumerate(problems):
         at = int(t[i])

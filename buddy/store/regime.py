@@ -108,7 +108,11 @@ def all_snapshots(store: Store) -> RegimeTable:
     def read(store: Store) -> RegimeTable:
         with store.connect(read_only=True) as con:
             table = con.sql(_ALL_SERIES_SQL).to_arrow_table()
-        return RegimeTable(rows=ArrowSeries.of(table, "bar_symbol", "bar_timeframe"),
+        spans = ArrowSeries.of(table, "bar_symbol", "bar_timeframe").spans
+        # the rows hand out what a snapshot is built from: times it does not read cost most
+        rows = ArrowSeries(table.drop_columns(["bar_symbol", "bar_timeframe", "ts_close",
+                                               "computed_at"]), spans)
+        return RegimeTable(rows=rows,
                            bar_ts=utc_ns_column(table.column("bar_ts")),
                            ts_close=utc_ns_column(table.column("ts_close")),
                            version=np.asarray(table.column("version").to_pylist(),

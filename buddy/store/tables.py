@@ -18,6 +18,7 @@ the read (``buddy.store.bars``).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_lock = threading.Lock()
 _held: dict[str, Any] = {}
 _held_key: list[tuple[Any, ...]] = []
 
@@ -49,22 +51,25 @@ def file_state(store: Store) -> tuple[Any, ...]:
 def cached(store: Store, name: str, read: Callable[[Store], T]) -> T:
     """Return ``read(store)`` as cached under ``name`` for the file's current state."""
     key = file_state(store)
-    if not _held_key or _held_key[0] != key:
-        _held.clear()
-        _held_key[:] = [key]
-    if name not in _held:
-        value = read(store)
-        # a write during the read (the state moved) must not leave its result cached
-        if file_state(store) != key:
-            return value
-        _held[name] = value
-    return _held[name]  # type: ignore[no-any-return]
+    with _lock:
+        if not _held_key or _held_key[0] != key:
+            _held.clear()
+            _held_key[:] = [key]
+        if name in _held:
+            return _held[name]
+    value = read(store)
+    with _lock:
+        # kept only while nothing moved during the read (a write, another thread's file)
+        if file_state(store) == key and _held_key and _held_key[0] == key:
+            _held.setdefault(name, value)
+    return value
 
 
 def clear() -> None:
     """Drop every cached table (tests; a process that is done with its file)."""
-    _held.clear()
-    _held_key.clear()
+    with _lock:
+        _held.clear()
+        _held_key.clear()
 
 
 def arrow_frame(table: pa.Table) -> pd.DataFrame:
