@@ -20,6 +20,7 @@ from buddy.context.builder import ContextPackBuilder
 from buddy.evidence import round_to_tick
 from buddy.jobs.features import run_features_job
 from buddy.jobs.load import load_sample_into
+from buddy.jobs.regime import run_regime_job
 from buddy.report import BuddyReport
 from buddy.store import Store
 from buddy.timeframes import Timeframe
@@ -115,14 +116,18 @@ def ensure_demo_user(store: Store) -> None:
 
 def prepare_store(store: Store, *, echo: Callable[[str], None] = print,
                   progress: bool = True) -> None:
-    """Load the bundled real data if the store holds no bars, compute new features, and
-    create the demo trader."""
+    """Load the bundled real data if the store holds no bars, compute new features and regime
+    snapshots (what a fresh evaluation reads instead of fitting an HMM on demand), and create
+    the demo trader."""
     if store.bar_coverage().empty:
         echo("loading bundled real market data ...")
         echo(str(load_sample_into(store)))
     result = run_features_job(store, progress=progress)
     echo(f"features: {result.series_updated} of {result.series} series updated, "
          f"{result.rows_written:,} rows written")
+    regime = run_regime_job(store, progress=progress)
+    echo(f"regime: {regime.series_updated} of {regime.series} series updated, "
+         f"{regime.snapshot_rows:,} snapshots written")
     ensure_demo_user(store)
 
 

@@ -173,6 +173,12 @@ class ExchangeCalendar(_CalendarBase):
         return f"ExchangeCalendar({self._name!r})"
 
     @property
+    def exchange(self) -> Any:
+        """The exchange-calendars calendar behind this one (its ad hoc holidays, regular open
+        and close times: building another costs a second pass over the holiday rules)."""
+        return self._exchange
+
+    @property
     def name(self) -> str:
         """Return the calendar's name, e.g. 'XNYS'."""
         return self._name

@@ -13,7 +13,6 @@ Spot FX ('FX24x5') has no holidays here (see ``buddy.data.calendars``).
 
 from __future__ import annotations
 
-import warnings
 from datetime import date, datetime, time
 from functools import cache
 
@@ -113,11 +112,10 @@ def closure_announced_at(name: str, day: date,
 @cache
 def unscheduled_closures(name: str) -> dict[date, tuple[pd.Timestamp, pd.Timestamp]]:
     """Return each ad hoc closure of the calendar with the (open, close) UTC it would have had."""
-    import exchange_calendars as xcals
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exchange = xcals.get_calendar(name)  # ad hoc closures do not depend on the range
+    calendar = get_calendar(name)
+    if not isinstance(calendar, ExchangeCalendar):
+        return {}
+    exchange = calendar.exchange  # the cached calendar's: ad hoc closures ignore its range
     tz = str(exchange.tz)
     out = {}
     for stamp in exchange.adhoc_holidays:

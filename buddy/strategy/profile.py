@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from buddy.errors import FieldError, FieldErrors
 from buddy.trades.summary import Stat, bootstrap_mean, wilson
@@ -482,6 +481,8 @@ def _numeric(closed: pd.DataFrame, feature: str, unit: str) -> NumericSummary:
 
 def _median_stat(values: np.ndarray) -> Stat:
     """Median with the distribution-free interval from binomial ranks (>= 95% coverage)."""
+    from scipy import stats as sps  # a stored profile is read without it
+
     n = len(values)
     method = "order-statistic 95%"
     if n == 0:
@@ -589,6 +590,8 @@ def candidate_conditions(facts: pd.DataFrame) -> list[tuple[str, str, str, tuple
 
 
 def _red_flags(closed: pd.DataFrame) -> tuple[tuple[RedFlag, ...], int]:
+    from scipy import stats as sps  # a stored profile is read without it
+
     r = _r_values(closed)
     has_r = np.isfinite(r)
     tested: list[tuple[str, str, str, tuple[Clause, ...], np.ndarray, np.ndarray, float,
@@ -625,6 +628,8 @@ def drift_check(facts: pd.DataFrame, as_of: datetime, *, recent_days: int = 30,
                 ) -> DriftCheck:
     """Test each numeric fact and pnl_r of the trades closed in (as_of - recent_days, as_of]
     against those closed in the ``prior_days`` before that; see the module docstring."""
+    from scipy import stats as sps  # a stored profile is read without it
+
     as_of = _check_as_of(as_of)
     _check_columns(facts)
     close = pd.to_datetime(facts["close_ts"], utc=True)
