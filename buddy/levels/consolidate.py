@@ -40,6 +40,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -154,6 +155,100 @@ def _touch_weight(ts: Any, touches: int, last: Any, bar_s: float) -> float:
     return touches * 0.5 ** (age / TOUCH_HALF_LIFE_BARS)
 
 
+_FIXED = (("prior_day_high", "prior-day high", 1), ("prior_day_low", "prior-day low", 1),
+          ("rolling_range_high", "range high", 2), ("rolling_range_low", "range low", 2))
+_FIXED_GET = attrgetter(*(field for field, _, _ in _FIXED))
+
+
+def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
+                       ) -> tuple[np.ndarray, ...]:
+    """Return the candidates of ``snapshots`` as columns: snapshot number, position in the
+    snapshot's list (prior day, range, pivots in their order, swing clusters in theirs),
+    price, name (object), source bits, touches, touch weight (NaN: none), last touch
+    (object). Unsorted; a non-finite or missing price is no candidate."""
+    n = len(snapshots)
+    # the four fixed levels
+    fixed = np.array([_FIXED_GET(snap) for snap in snapshots], dtype=np.float64).reshape(n, 4)
+    f_snap, f_pos = np.nonzero(np.isfinite(fixed))
+    f_price = fixed[f_snap, f_pos]
+    f_name = np.array([name for _, name, _ in _FIXED], dtype=object)[f_pos]
+    f_bits = np.array([bits for _, _, bits in _FIXED], dtype=np.int64)[f_pos]
+    # one pivot family, in its order, without P
+    # columns appended directly: no tuple per candidate for the collector to walk
+    p_snap_l: list[int] = []
+    p_pos_l: list[int] = []
+    p_key_l: list[str] = []
+    p_value_l: list[Any] = []
+    p_count_l: list[int] = []
+    for s, snap in enumerate(snapshots):
+        family = snap.pivots.get(pivot_method, {}) if pivot_method != "none" else {}
+        p_count_l.append(len(family))
+        p_snap_l.extend([s] * len(family))
+        p_pos_l.extend(range(len(family)))
+        p_key_l.extend(family.keys())
+        p_value_l.extend(family.values())
+    p_snap, p_pos = np.array(p_snap_l, dtype=np.int64), np.array(p_pos_l, dtype=np.int64)
+    p_key = np.array(p_key_l, dtype=object)
+    p_value = np.fromiter(p_value_l, dtype=object, count=len(p_value_l))
+    p_price = np.array(p_value.tolist(), dtype=np.float64)  # None -> NaN
+    keep = np.isfinite(p_price) & (p_key != "P")
+    labels = {key: f"{pivot_method} pivot {key}" for key in set(p_key[keep].tolist())}
+    p_name = np.array([labels[key] for key in p_key[keep].tolist()], dtype=object)
+    p_count = np.array(p_count_l, dtype=np.int64)
+    p_snap, p_pos, p_price = p_snap[keep], p_pos[keep] + 4, p_price[keep]
+    # swing clusters, after the pivots
+    s_snap_l: list[int] = []
+    s_pos_l: list[int] = []
+    s_level_l: list[Any] = []
+    for s, snap in enumerate(snapshots):
+        levels = snap.support_resistance
+        s_snap_l.extend([s] * len(levels))
+        s_pos_l.extend(range(len(levels)))
+        s_level_l.extend(levels)
+    s_snap, s_pos = np.array(s_snap_l, dtype=np.int64), np.array(s_pos_l, dtype=np.int64)
+    s_value = np.fromiter(map(attrgetter("price"), s_level_l), dtype=object,
+                          count=len(s_level_l))
+    s_kind = np.fromiter(map(attrgetter("kind"), s_level_l), dtype=object, count=len(s_level_l))
+    s_touch = np.fromiter(map(attrgetter("touches"), s_level_l), dtype=object,
+                          count=len(s_level_l))
+    s_last = np.fromiter(map(attrgetter("last_touch"), s_level_l), dtype=object,
+                         count=len(s_level_l))
+    snap_ts = np.fromiter(map(attrgetter("ts"), snapshots), dtype=object, count=n)
+    snap_tf = np.fromiter(map(attrgetter("timeframe"), snapshots), dtype=object, count=n)
+    s_ts, s_tf = snap_ts[s_snap], snap_tf[s_snap]
+    s_price = np.array(s_value.tolist(), dtype=np.float64)
+    keep = np.isfinite(s_price)
+    s_snap, s_pos, s_price = s_snap[keep], s_pos[keep] + 4 + p_count[s_snap[keep]], s_price[keep]
+    s_kind, s_touch, s_last = s_kind[keep], s_touch[keep], s_last[keep]
+    s_ts, s_tf = s_ts[keep], s_tf[keep]
+    labels_s: dict[tuple[Any, Any], str] = {}
+    s_name = np.empty(len(s_price), dtype=object)
+    touches = np.zeros(len(s_price), dtype=np.int64)
+    weight = np.full(len(s_price), math.nan)
+    bar_cache: dict[str, float] = {}
+    for i, (kind, count, last, ts, timeframe) in enumerate(zip(
+            s_kind.tolist(), s_touch.tolist(), s_last.tolist(), s_ts.tolist(), s_tf.tolist(),
+            strict=True)):
+        label = labels_s.get((kind, count))
+        if label is None:
+            label = labels_s[(kind, count)] = f"{kind} cluster ({count} touches)"
+        s_name[i] = label
+        touches[i] = n_touches = int(count)
+        weight[i] = _touch_weight(ts, n_touches, last, _bar_seconds(timeframe, bar_cache))
+    for snap in snapshots:  # an unknown timeframe fails as the scalar merge fails
+        _bar_seconds(snap.timeframe, bar_cache)
+    none = np.zeros(len(f_price) + len(p_price), dtype=np.int64)
+    return (np.concatenate([f_snap, p_snap, s_snap]).astype(np.int64),
+            np.concatenate([f_pos, p_pos, s_pos]).astype(np.int64),
+            np.concatenate([f_price, p_price, s_price]),
+            np.concatenate([f_name, p_name, s_name]),
+            np.concatenate([f_bits, np.full(len(p_price), 4, dtype=np.int64),
+                            np.full(len(s_price), 8, dtype=np.int64)]),
+            np.concatenate([none, touches]),
+            np.concatenate([np.full(len(none), math.nan), weight]),
+            np.concatenate([np.full(len(none), None, dtype=object), s_last]))
+
+
 def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
            pivot_method: str, merge_atr: float) -> _Merged:
     """Merge the candidates of each (snapshot, ATR) pair (None: no candidates).
@@ -168,50 +263,11 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
                                                count=len(snapshots)))
     first_of = np.zeros(len(distinct), dtype=np.int64)
     first_of[codes[::-1]] = np.arange(len(snapshots))[::-1]
-    c_snap: list[int] = []
-    c_price: list[float] = []
-    c_name: list[str] = []
-    c_bits: list[int] = []
-    c_touch: list[int] = []
-    c_weight: list[float] = []
-    c_last: list[Any] = []
-    bar_cache: dict[str, float] = {}
-    pivot_label: dict[str, str] = {}
-    isfinite, nan = math.isfinite, math.nan
-
-    def add(s: int, value: float, name: str, bits: int) -> None:
-        c_snap.append(s)
-        c_price.append(float(value))
-        c_name.append(name)
-        c_bits.append(bits)
-        c_touch.append(0)
-        c_weight.append(nan)
-        c_last.append(None)
-
-    for s, index in enumerate(first_of.tolist()):
-        snap = snapshots[index]
-        if snap is None:
-            continue
-        bar_s = _bar_seconds(snap.timeframe, bar_cache)
-        for value, name, bits in ((snap.prior_day_high, "prior-day high", 1),
-                                  (snap.prior_day_low, "prior-day low", 1),
-                                  (snap.rolling_range_high, "range high", 2),
-                                  (snap.rolling_range_low, "range low", 2)):
-            if value is not None and isfinite(value):
-                add(s, value, name, bits)
-        if pivot_method != "none":
-            for name, value in snap.pivots.get(pivot_method, {}).items():
-                if name != "P" and value is not None and isfinite(value):
-                    label = pivot_label.get(name)
-                    if label is None:
-                        label = pivot_label[name] = f"{pivot_method} pivot {name}"
-                    add(s, value, label, 4)
-        for level in snap.support_resistance:
-            if level.price is not None and isfinite(level.price):
-                add(s, level.price, f"{level.kind} cluster ({level.touches} touches)", 8)
-                n_touches = c_touch[-1] = int(level.touches)
-                c_last[-1] = level.last_touch
-                c_weight[-1] = _touch_weight(snap.ts, n_touches, level.last_touch, bar_s)
+    snaps = [snapshots[i] for i in first_of.tolist()]
+    present = [s for s, snap in enumerate(snaps) if snap is not None]
+    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method)
+    c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
+    c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
     # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
     snap_c = np.array(c_snap, dtype=np.int64)
     price_c = np.array(c_price, dtype=np.float64)
@@ -219,7 +275,7 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
     name_rank = np.empty(len(name_unique), dtype=np.int64)
     name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
         len(name_unique))
-    order = np.lexsort((np.arange(len(snap_c)), name_rank[name_code], price_c, snap_c))
+    order = np.lexsort((c_position, name_rank[name_code], price_c, snap_c))
     n_snap = len(first_of)
     count_s = np.bincount(snap_c, minlength=n_snap)
     k = int(count_s.max()) if n_snap else 0
