@@ -160,3 +160,20 @@ def test_mtfa_short_circuit_gives_the_scalar_pieces(daily_store: Store) -> None:
     assert reasons[4] == reasons[7]
     assert "1d:" not in reasons[4]
     assert np.all([r.startswith("MTFA stack 1w/1d of ") for r in reasons])
+
+
+def test_the_account_piece_follows_a_user_write(daily_store: Store, tmp_path: Path) -> None:
+    from buddy.users.provider import account_provider
+    from buddy.users.store import set_user
+
+    store = _copy(daily_store, tmp_path)
+    symbol = str(store.tickers()["symbol"].iloc[0])
+    request = _request(store, [(symbol, pd.Timestamp("2024-01-02", tz="UTC"))] * 3)
+    pieces, reasons = account_provider.batch(request)
+    assert pieces[0] is None and reasons[0] is not None and "no account" in reasons[0]
+    set_user(store, "u", equity=50_000.0, base_currency="USD")
+    pieces, _ = account_provider.batch(request)
+    assert pieces[0].account.equity_snapshot == 50_000.0 and pieces[0] is pieces[2]
+    assert account_provider.batch(request)[0][0] is pieces[0]  # one read per process
+    set_user(store, "u", equity=75_000.0)
+    assert account_provider.batch(request)[0][0].account.equity_snapshot == 75_000.0
