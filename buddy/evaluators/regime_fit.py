@@ -349,6 +349,7 @@ def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
     def number(values: list[Any]) -> np.ndarray:
         return np.array(values, dtype=np.float64)
 
+    ts = np.array([pd.Timestamp(s.ts).as_unit("ns").value for s in snapshots], dtype=np.int64)
     return {
         "probs": probs, "stays": stays, "stationary": stationary, "has_hmm": has_hmm,
         "expected_stay": expected, "typical_stay": typical,
@@ -362,10 +363,8 @@ def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
         "spread_proxy": number([s.spread_proxy for s in snapshots]),
         "vol_expansion_flag": np.array([bool(s.vol_expansion_flag) for s in snapshots],
                                        dtype=bool),
-        "ts": np.array([pd.Timestamp(s.ts).as_unit("ns").value for s in snapshots],
-                       dtype=np.int64),
-        "regime_bar": iso_utc(np.array([pd.Timestamp(s.ts).as_unit("ns").value
-                                        for s in snapshots], dtype=np.int64)),
+        "ts": ts,
+        "regime_bar": iso_utc(ts),
     }
 
 
