@@ -33,7 +33,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from benchmarks.replay_floor import Floor, insert_tables, measure_floor, run_result_tables
+from benchmarks.replay_floor import (
+    Floor,
+    insert_tables,
+    measure_floor,
+    run_result_tables,
+    run_row,
+)
 from benchmarks.suites import Line, Timer
 from buddy.config import default_scoring_config
 from buddy.jobs.features import run_features_job
@@ -241,7 +247,8 @@ def _writes(workdir: Path, store: Store, run_id: str, empty: Path,
             chunks: list[ChunkRows]) -> Iterator[Line]:
     """The engine's chunk writer (``write_chunk``, one transaction per chunk) on the rows the
     run's workers handed it (``chunks``) with the run's outcomes, into a fresh copy of an
-    empty migrated file, against a plain DuckDB insert of the same rows as stored (CHUNK_TABLES
+    empty migrated file holding what run creation writes (the run's row, modules, codes),
+    against a plain DuckDB insert of the same rows as stored (CHUNK_TABLES
     read back as Arrow) in one transaction into another copy. Both timed from connect to
     close (the checkpoint); median of three."""
     every = run_result_tables(store.path, run_id)
@@ -250,11 +257,16 @@ def _writes(workdir: Path, store: Store, run_id: str, empty: Path,
     results = tables["replay_results"]
     run_key = int(results.column("run_key")[0].as_py()) if results.num_rows else 0
     outcomes = chunk_outcomes(results, chunks)
+    # what run creation writes before any chunk: the run's row, its modules and codes
+    seeded = workdir / "writes_seeded.duckdb"
+    shutil.copy(empty, seeded)
+    insert_tables(seeded, {"replay_runs": run_row(store.path, run_id),
+                           **{name: t for name, t in every.items() if name not in tables}})
     copies = iter(range(1_000))
 
     def fresh() -> Path:
         path = workdir / f"writes_{next(copies)}.duckdb"
-        shutil.copy(empty, path)
+        shutil.copy(seeded, path)
         return path
 
     def timed(write: Callable[[Path], None]) -> float:

@@ -136,6 +136,12 @@ def run_result_tables(db_path: Path, run_id: str) -> dict[str, pa.Table]:
     return out
 
 
+def run_row(db_path: Path, run_id: str) -> pa.Table:
+    """Read the run's replay_runs row as Arrow (every column)."""
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return _arrow(con.sql("SELECT * FROM replay_runs WHERE run_id = ?", params=[run_id]))
+
+
 def insert_tables(db_path: Path, tables: dict[str, pa.Table]) -> None:
     """Insert each Arrow table into the file's table of that name in one transaction
     (connect to close: the checkpoint is part of a durable write)."""
