@@ -168,7 +168,7 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
         if not len(at):
             continue
         reasons = ctx.missing[piece][at]
-        reasons[np.equal(reasons, None)] = "not provided"
+        reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
         issue_rows.append(at)
         issue_evidence.append(evidence_json([
             FactColumn("module_name", evaluator.name), FactColumn("piece", piece),
