@@ -141,7 +141,9 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
     on_stored = np.flatnonzero(stored)
     if len(on_stored):  # one piece (or reason) per stored bar
         codes, first = groups(position[on_stored, None])
-        made = [_stored(row) for row in table.rows.rows(a + position[on_stored][first])]
+        memo: dict[Any, Any] = {}  # one parse per HMM fit's text (labels, transitions)
+        made = [_stored(row, memo)
+                for row in table.rows.rows(a + position[on_stored][first])]
         spread(made, codes, rows[on_stored], pieces, reasons)
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of
@@ -154,11 +156,13 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
         spread(made, codes, rows[others], pieces, reasons)
 
 
-def _stored(row: dict[str, Any]) -> tuple[RegimeSnapshot | None, str | None]:
-    """Return the piece (or None and why) of a stored row of the current version."""
+def _stored(row: dict[str, Any], memo: dict[Any, Any] | None = None
+            ) -> tuple[RegimeSnapshot | None, str | None]:
+    """Return the piece (or None and why) of a stored row of the current version
+    (``memo``: shared by a batch's rows, see ``snapshot_from_row``)."""
     row["ts"] = row["bar_ts"]
     reason = incomplete_reason(row)
-    return (None, reason) if reason else (snapshot_from_row(row), None)
+    return (None, reason) if reason else (snapshot_from_row(row, memo), None)
 
 
 regime_provider = RegimeProvider()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import numpy as np
@@ -248,10 +248,18 @@ def _absent(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def snapshot_from_row(row: Mapping[str, Any]) -> RegimeSnapshot:
-    """Return the RegimeSnapshot of a complete regime_snapshots row (see incomplete_reason)."""
+def snapshot_from_row(row: Mapping[str, Any], memo: dict[Any, Any] | None = None
+                      ) -> RegimeSnapshot:
+    """Return the RegimeSnapshot of a complete regime_snapshots row (see incomplete_reason).
+
+    ``memo``: a dict shared by the rows of one batch; the parts of one HMM fit (labels,
+    transition matrix, fit time), the same text on every bar the fit is in force, are then
+    parsed once and their (immutable) values shared by the snapshots.
+    """
     state = row.get("hmm_state_id_optional")
     has_hmm = not _absent(state) and not _absent(row.get("hmm_probs_json"))
+    if memo is None:
+        memo = {}
     return RegimeSnapshot(
         symbol=str(row["symbol"]), timeframe=str(row["timeframe"]), ts=_datetime(row["ts"]),
         trend_state=str(row["trend_state"]), trend_strength=float(row["trend_strength"]),
@@ -260,12 +268,28 @@ def snapshot_from_row(row: Mapping[str, Any]) -> RegimeSnapshot:
         liquidity_state=str(row["liquidity_state"]), spread_proxy=float(row["spread_proxy"]),
         relvol=float(row["relvol"]),
         hmm_state_id=int(state) if has_hmm and state is not None else None,
-        hmm_state_labels=tuple(json.loads(row["hmm_state_labels_json"])) if has_hmm else (),
-        hmm_probs=tuple(float(p) for p in _json(row["hmm_probs_json"])) if has_hmm else (),
-        transition_matrix=tuple(tuple(float(x) for x in r)
-                                for r in json.loads(row["transition_json"])) if has_hmm else (),
+        hmm_state_labels=_once(memo, _labels, row["hmm_state_labels_json"]) if has_hmm else (),
+        hmm_probs=tuple(map(float, _json(row["hmm_probs_json"]))) if has_hmm else (),
+        transition_matrix=_once(memo, _matrix, row["transition_json"]) if has_hmm else (),
         model_version=str(row["model_version"]) if has_hmm else "",
-        fitted_through=_datetime(row["fitted_through"]) if has_hmm else None)
+        fitted_through=_once(memo, _datetime, row["fitted_through"]) if has_hmm else None)
+
+
+def _once(memo: dict[Any, Any], parse: Callable[[Any], Any], value: Any) -> Any:
+    """Return ``parse(value)``, computed once per distinct (parse, value) in ``memo``."""
+    key = (parse, value)
+    out = memo.get(key, memo)  # the memo itself: a sentinel no parse returns
+    if out is memo:
+        out = memo[key] = parse(value)
+    return out
+
+
+def _labels(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+def _matrix(text: str) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(x) for x in r) for r in json.loads(text))
 
 
 def _json(value: Any) -> Any:
@@ -273,7 +297,13 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+_ZERO = timedelta(0)
+
+
 def _datetime(value: Any) -> datetime:
+    """Return ``value`` as a datetime in UTC (``datetime.UTC``) (what pandas' conversion gives)."""
+    if type(value) is datetime and value.fold == 0 and value.utcoffset() == _ZERO:
+        return value.replace(tzinfo=UTC)  # already UTC: skip pandas (same value)
     return pd.Timestamp(value).tz_convert("UTC").to_pydatetime()
 
 
