@@ -142,11 +142,16 @@ def key_levels_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: 
 
 
 def snapshot_from_row(symbol: str, timeframe: str, ts: Any, row: Mapping[str, Any], *,
-                      divisor: float = 1.0, extra_vwaps: Sequence[Mapping[str, Any]] = ()
-                      ) -> KeyLevelsSnapshot:
+                      divisor: float = 1.0, extra_vwaps: Sequence[Mapping[str, Any]] = (),
+                      memo: dict[Any, Any] | None = None) -> KeyLevelsSnapshot:
     """Return a KeyLevelsSnapshot from a key_levels row (the table's columns, nested levels as
     Python values; times as timestamps or int64 UTC ns), every price divided by ``divisor``
-    (the split factor from the row's basis to the as-of basis)."""
+    (the split factor from the row's basis to the as-of basis).
+
+    ``memo``: a dict shared by the rows of one batch; a support/resistance list stored
+    alike on many bars (clusters change only when a swing confirms) then becomes one tuple
+    of (immutable) PriceLevels shared by their snapshots.
+    """
     def price(value: Any) -> float | None:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None
@@ -168,11 +173,29 @@ def snapshot_from_row(symbol: str, timeframe: str, ts: Any, row: Mapping[str, An
             upper_2=v["upper_2"] / divisor, lower_2=v["lower_2"] / divisor) for v in vwaps),
         rolling_range_high=price(row.get("rolling_range_high")),
         rolling_range_low=price(row.get("rolling_range_low")),
-        support_resistance=tuple(PriceLevel(
-            price=level["price"] / divisor, kind=level["kind"], touches=int(level["touches"]),
-            last_touch=_utc(level["last_touch"])) for level in levels),
+        support_resistance=_price_levels(levels, divisor, {} if memo is None else memo),
         version=str(row.get("version") or LEVELS_VERSION),
     )
+
+
+def _price_levels(levels: Sequence[Mapping[str, Any]], divisor: float, memo: dict[Any, Any]
+                  ) -> tuple[PriceLevel, ...]:
+    """Return the PriceLevels of a support_resistance list, once per distinct list and
+    divisor in ``memo``."""
+    if not levels:
+        return ()
+    try:  # every field of the stored struct (price, kind, touches, last_touch) in the key
+        key: Any = (divisor, *map(tuple, map(dict.items, levels)))
+        out = memo.get(key)
+    except TypeError:  # levels as other mappings, or unhashable values: no sharing
+        key, out = None, None
+    if out is None:
+        out = tuple(PriceLevel(
+            price=level["price"] / divisor, kind=level["kind"], touches=int(level["touches"]),
+            last_touch=_utc(level["last_touch"])) for level in levels)
+        if key is not None:
+            memo[key] = out
+    return out
 
 
 def _python_row(row: pd.Series) -> dict[str, Any]:
@@ -244,7 +267,9 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
         at = position[shared]
         divisor = split_divisors(table.session[a:b][at], actions, t[shared])
         codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
-        made = [snapshot_from_row(symbol, tf, row["bar_ts"], row, divisor=float(divisor[j]))
+        memo: dict[Any, Any] = {}  # S/R lists repeat from bar to bar: one tuple each
+        made = [snapshot_from_row(symbol, tf, row["bar_ts"], row, divisor=float(divisor[j]),
+                                  memo=memo)
                 for row, j in zip(table.rows.rows(a + at[first]), first, strict=True)]
         spread([(m, None) for m in made], codes, rows[shared], pieces, reasons)
     others = np.flatnonzero(~(stored & ~anchored))
