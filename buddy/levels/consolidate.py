@@ -37,9 +37,10 @@ columns (``_merge``: candidates read once per distinct snapshot, the groups of e
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +156,52 @@ def _touch_weight(ts: Any, touches: int, last: Any, bar_s: float) -> float:
     return touches * 0.5 ** (age / TOUCH_HALF_LIFE_BARS)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _utc_us(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Return microseconds since the epoch of ``values`` and where they are exact UTC
+    datetimes (tzinfo ``UTC``: their difference is then the UTC one); once per object."""
+    # the objects live in ``values`` throughout, so an id names one object
+    codes, ids = pd.factorize(np.fromiter(map(id, values), dtype=np.int64, count=len(values)))
+    first = np.zeros(len(ids), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(values))[::-1]
+    us = np.zeros(len(ids), dtype=np.int64)
+    ok = np.zeros(len(ids), dtype=bool)
+    for j, i in enumerate(first.tolist()):
+        value = values[i]
+        if type(value) is datetime and value.tzinfo is UTC:
+            us[j], ok[j] = (value - _EPOCH) // _MICROSECOND, True
+    return us[codes], ok[codes]
+
+
+def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
+                   last: np.ndarray, bar_s: np.ndarray) -> np.ndarray:
+    """Return ``_touch_weight`` of each swing cluster (its snapshot's time ``snap_ts[of]``;
+    NaN: it adds none), column-wise where both times are UTC datetimes: the same float
+    operations in the same order (the microsecond difference over 1e6 is
+    ``timedelta.total_seconds``; the power per value as Python computes it)."""
+    weight = np.full(len(touches), math.nan)
+    last_l = last.tolist()
+    has = (touches != 0) & np.fromiter((x is not None for x in last_l), dtype=bool,
+                                       count=len(last_l))
+    snap_us, snap_ok = _utc_us(snap_ts.tolist())
+    ts_us, ts_ok = snap_us[of], snap_ok[of]
+    last_us, last_ok = _utc_us(last_l)
+    fast = np.flatnonzero(has & ts_ok & last_ok)
+    seconds = (ts_us[fast] - last_us[fast]).astype(np.float64) / 1e6
+    age = seconds / bar_s[fast]
+    age = np.where(age > 0.0, age, 0.0)  # max(0.0, age): 0.0 for -0.0 and NaN as well
+    decay = np.array([0.5 ** x for x in (age / TOUCH_HALF_LIFE_BARS).tolist()],
+                     dtype=np.float64)
+    weight[fast] = touches[fast] * decay
+    ts_l = snap_ts.tolist()
+    for i in np.flatnonzero(has & ~(ts_ok & last_ok)).tolist():  # other times: one by one
+        weight[i] = _touch_weight(ts_l[of[i]], int(touches[i]), last_l[i], float(bar_s[i]))
+    return weight
+
+
 _FIXED = (("prior_day_high", "prior-day high", 1), ("prior_day_low", "prior-day low", 1),
           ("rolling_range_high", "range high", 2), ("rolling_range_low", "range low", 2))
 _FIXED_GET = attrgetter(*(field for field, _, _ in _FIXED))
@@ -215,28 +262,21 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
                          count=len(s_level_l))
     snap_ts = np.fromiter(map(attrgetter("ts"), snapshots), dtype=object, count=n)
     snap_tf = np.fromiter(map(attrgetter("timeframe"), snapshots), dtype=object, count=n)
-    s_ts, s_tf = snap_ts[s_snap], snap_tf[s_snap]
     s_price = np.array(s_value.tolist(), dtype=np.float64)
     keep = np.isfinite(s_price)
     s_snap, s_pos, s_price = s_snap[keep], s_pos[keep] + 4 + p_count[s_snap[keep]], s_price[keep]
     s_kind, s_touch, s_last = s_kind[keep], s_touch[keep], s_last[keep]
-    s_ts, s_tf = s_ts[keep], s_tf[keep]
-    labels_s: dict[tuple[Any, Any], str] = {}
-    s_name = np.empty(len(s_price), dtype=object)
-    touches = np.zeros(len(s_price), dtype=np.int64)
-    weight = np.full(len(s_price), math.nan)
+    kinds, counts = s_kind.tolist(), s_touch.tolist()
+    pairs = list(zip(kinds, counts, strict=True))
+    # a swing label per distinct (kind, touches); a set keeps each pair's first spelling
+    labels_s = {pair: f"{pair[0]} cluster ({pair[1]} touches)" for pair in set(pairs)}
+    s_name = np.fromiter(map(labels_s.__getitem__, pairs), dtype=object, count=len(pairs))
+    touches = np.fromiter(map(int, counts), dtype=np.int64, count=len(counts))
     bar_cache: dict[str, float] = {}
-    for i, (kind, count, last, ts, timeframe) in enumerate(zip(
-            s_kind.tolist(), s_touch.tolist(), s_last.tolist(), s_ts.tolist(), s_tf.tolist(),
-            strict=True)):
-        label = labels_s.get((kind, count))
-        if label is None:
-            label = labels_s[(kind, count)] = f"{kind} cluster ({count} touches)"
-        s_name[i] = label
-        touches[i] = n_touches = int(count)
-        weight[i] = _touch_weight(ts, n_touches, last, _bar_seconds(timeframe, bar_cache))
-    for snap in snapshots:  # an unknown timeframe fails as the scalar merge fails
-        _bar_seconds(snap.timeframe, bar_cache)
+    # an unknown timeframe fails as the scalar merge fails
+    snap_bar = np.fromiter((_bar_seconds(tf, bar_cache) for tf in snap_tf.tolist()),
+                           dtype=np.float64, count=n)
+    weight = _touch_weights(snap_ts, s_snap, touches, s_last, snap_bar[s_snap])
     none = np.zeros(len(f_price) + len(p_price), dtype=np.int64)
     return (np.concatenate([f_snap, p_snap, s_snap]).astype(np.int64),
             np.concatenate([f_pos, p_pos, s_pos]).astype(np.int64),
@@ -247,6 +287,58 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
             np.concatenate([none, touches]),
             np.concatenate([np.full(len(none), math.nan), weight]),
             np.concatenate([np.full(len(none), None, dtype=object), s_last]))
+
+
+#: The last _snapshot_matrices call: (pivot method, its snapshots, its result). The level
+#: checks of one batch (entry_quality, missing_scanner) merge the same snapshots; the entry
+#: holds its snapshots, so no other object can take their ids while it is kept.
+_LAST_MATRICES: list[tuple[str, list[Any], tuple[list[np.ndarray], np.ndarray]]] = []
+
+
+def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
+                       ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Return the candidates of each of ``snaps`` (distinct objects, None: none) sorted by
+    (price, name), ties in input order, as (snapshot, k) matrices (price, name, source bits,
+    touches, touch weight, last touch) and each snapshot's count; the last call's result
+    again for the same snapshot objects (pieces are not changed once built)."""
+    if _LAST_MATRICES:
+        method, held, result = _LAST_MATRICES[0]
+        if method == pivot_method and len(held) == len(snaps) and all(
+                map(operator.is_, held, snaps)):
+            return result
+    result = _sorted_candidates(snaps, pivot_method)
+    _LAST_MATRICES[:] = [(pivot_method, list(snaps), result)]
+    return result
+
+
+def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
+                       ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Return ``_snapshot_matrices`` (computed)."""
+    present = [s for s, snap in enumerate(snaps) if snap is not None]
+    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method)
+    c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
+    c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
+    # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
+    snap_c = np.array(c_snap, dtype=np.int64)
+    price_c = np.array(c_price, dtype=np.float64)
+    name_code, name_unique = pd.factorize(np.array(c_name, dtype=object))
+    name_rank = np.empty(len(name_unique), dtype=np.int64)
+    name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
+        len(name_unique))
+    order = np.lexsort((c_position, name_rank[name_code], price_c, snap_c))
+    n_snap = len(snaps)
+    count_s = np.bincount(snap_c, minlength=n_snap)
+    k = int(count_s.max()) if n_snap else 0
+    at = (snap_c[order], np.arange(len(order)) - np.repeat(np.cumsum(count_s) - count_s,
+                                                            count_s))
+    matrices = []
+    for values, dtype, fill in ((price_c, np.float64, np.nan), (c_name, object, None),
+                                (c_bits, np.int64, 0), (c_touch, np.int64, 0),
+                                (c_weight, np.float64, np.nan), (c_last, object, None)):
+        matrix = np.full((n_snap, k), fill, dtype=dtype)
+        matrix[at] = np.array(values, dtype=dtype)[order] if len(order) else fill
+        matrices.append(matrix)
+    return matrices, count_s
 
 
 def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
@@ -264,34 +356,19 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
     first_of = np.zeros(len(distinct), dtype=np.int64)
     first_of[codes[::-1]] = np.arange(len(snapshots))[::-1]
     snaps = [snapshots[i] for i in first_of.tolist()]
-    present = [s for s, snap in enumerate(snaps) if snap is not None]
-    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method)
-    c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
-    c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
-    # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
-    snap_c = np.array(c_snap, dtype=np.int64)
-    price_c = np.array(c_price, dtype=np.float64)
-    name_code, name_unique = pd.factorize(np.array(c_name, dtype=object))
-    name_rank = np.empty(len(name_unique), dtype=np.int64)
-    name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
-        len(name_unique))
-    order = np.lexsort((c_position, name_rank[name_code], price_c, snap_c))
-    n_snap = len(first_of)
-    count_s = np.bincount(snap_c, minlength=n_snap)
-    k = int(count_s.max()) if n_snap else 0
-    at = (snap_c[order], np.arange(len(order)) - np.repeat(np.cumsum(count_s) - count_s,
-                                                            count_s))
-    matrices = []
-    for values, dtype, fill in ((price_c, np.float64, np.nan), (c_name, object, None),
-                                (c_bits, np.int64, 0), (c_touch, np.int64, 0),
-                                (c_weight, np.float64, np.nan), (c_last, object, None)):
-        matrix = np.full((n_snap, k), fill, dtype=dtype)
-        matrix[at] = np.array(values, dtype=dtype)[order] if len(order) else fill
-        matrices.append(matrix[codes])  # per pair
+    per_snapshot, count_s = _snapshot_matrices(snaps, pivot_method)
+    return _merge_pairs(per_snapshot, count_s, codes, atr, merge_atr=merge_atr)
+
+
+def _merge_pairs(per_snapshot: list[np.ndarray], count_s: np.ndarray, codes: np.ndarray,
+                 atr: np.ndarray, *, merge_atr: float) -> _Merged:
+    """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``)."""
+    k = per_snapshot[0].shape[1]
+    matrices = [matrix[codes] for matrix in per_snapshot]  # per pair (copies)
     price, name, bits, touch, weight, last = matrices
     count = count_s[codes]
     # groups, column by column
-    n = len(snapshots)
+    n = len(codes)
     atr = np.asarray(atr, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
@@ -377,9 +454,15 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     atr = np.asarray(atr, dtype=np.float64)
     key = np.column_stack([code.astype(np.float64), np.nan_to_num(atr, nan=-1.0)])
     pairs, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    merged = _merge([snap if isinstance(snap, KeyLevelsSnapshot) else None
-                     for snap in (snapshots[int(c)] for c in code[first].tolist())],
-                    atr[first], pivot_method=pivot_method, merge_atr=merge_atr)
+    if pivot_method not in PIVOT_METHODS:
+        raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
+    # the candidates of every snapshot given (once per batch: the level checks of one batch
+    # pass the same snapshots, each with its own rows), merged for the pairs in use
+    per_snapshot, count_s = _snapshot_matrices(
+        [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots],
+        pivot_method)
+    merged = _merge_pairs(per_snapshot, count_s, code[first].astype(np.int64), atr[first],
+                          merge_atr=merge_atr)
     raw = _POPCOUNT[merged.sources] + TOUCH_WEIGHT * merged.touch_weight
     # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
     near = np.flatnonzero(raw >= min_strength - 1e-9 - 1e-6)
