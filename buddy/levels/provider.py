@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -185,7 +185,8 @@ def _price_levels(levels: Sequence[Mapping[str, Any]], divisor: float, memo: dic
     if not levels:
         return ()
     try:  # every field of the stored struct (price, kind, touches, last_touch) in the key
-        key: Any = (divisor, *map(tuple, map(dict.items, levels)))
+        # dict.items of a non-dict mapping raises TypeError: the fallback below
+        key: Any = (divisor, *map(tuple, map(dict.items, cast(Any, levels))))
         out = memo.get(key)
     except TypeError:  # levels as other mappings, or unhashable values: no sharing
         key, out = None, None
