@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from buddy.config import ScoringConfig, default_scoring_config
 from buddy.store import Store
+from buddy.store.core import migrations
 from buddy.users.provider import account_provider
 from buddy.users.store import set_user
 from replay.engine import result_table_hash, run_replay
@@ -132,3 +134,18 @@ def local_executor() -> Iterator[LocalProcessExecutor]:
     """Two worker processes, spawned once for every test that needs them."""
     with LocalProcessExecutor(workers=2) as executor:
         yield executor
+
+
+def file_at_version(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """Return an open connection to a new file at ``path`` holding the schema as migrations
+    1..``version`` left it (and recorded them), the way an older release wrote it; the caller
+    fills it and closes it."""
+    con = duckdb.connect(str(path))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR "
+                "NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+    for number, name, sql in migrations():
+        if number <= version:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name])
+    return con

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 
 from buddy.store import Store
-from buddy.store.core import migrations
 from replay.engine import issues_frame, module_results_frame, results_frame, run_info
 from replay.model import OUTCOME_COLUMNS, RESULT_COLUMNS
 
-from .conftest import Reference
+from .conftest import Reference, file_at_version
 
 OLD_ISSUE_COLUMNS = ["run_id", "intent_id", "module", "issue_no", "code", "severity",
                      "evidence_json"]
@@ -60,14 +59,7 @@ def _write_old_shape(con: duckdb.DuckDBPyConnection, frames: dict[str, pd.DataFr
 
 def version_14_file(path: Path, runs: list[dict[str, pd.DataFrame]]) -> None:
     """Write a file migrated to schema 14 (migrations 1..14 only) holding ``runs``."""
-    con = duckdb.connect(str(path))
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR "
-                "NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-    for version, name, sql in migrations():
-        if version <= 14:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    con = file_at_version(path, 14)
     for frames in runs:
         _write_old_shape(con, frames)
     con.close()

@@ -13,18 +13,14 @@ from buddy.store import Store
 from buddy.store.core import migrations
 from replay.model import OUTCOME_COLUMNS
 
+from .conftest import file_at_version
+
 AS_OF = pd.Timestamp("2012-06-01T20:00Z")
 
 
 def version_11_file(path: Path) -> None:
     """Write a file migrated to version 11 holding one replayed intent and its outcome."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR "
-                "NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-    for version, name, sql in migrations():
-        if version <= 11:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    con = file_at_version(path, 11)
     con.execute("INSERT INTO replay_intents VALUES ('r', 'i', 'u', 'AAPL', 'long', '1d', ?, "
                 "560.99, 537.68, 607.62, 100, 20, 'limit', 'test', NULL)", [AS_OF])
     con.execute("INSERT INTO replay_outcomes VALUES ('r', 'i', 'target', ?, ?, 607.62, 2.0, "

@@ -14,10 +14,11 @@ import pytest
 
 from buddy.config import ScoringConfig
 from buddy.store import Store
-from buddy.store.core import migrations
 from buddy.store.replay_facts import FACT_COLUMNS, insert_typed_issues, issue_facts
 from replay.evidence import declared_facts, render_evidence
 from replay.executors import SerialExecutor
+
+from .conftest import file_at_version
 
 #: Evidence as modules write it (json.dumps of Fact.as_dict, sort_keys): floats, integers,
 #: labels, lists, flags, missing values and thresholds of each kind, a unit resolved per row.
@@ -42,13 +43,7 @@ def _json(facts: list[dict[str, object]]) -> str:
 
 def version_15_file(path: Path) -> None:
     """Write a file at schema 15 holding one run's issues with JSON evidence (0015's shape)."""
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR "
-                "NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-    for version, name, sql in migrations():
-        if version <= 15:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
+    con = file_at_version(path, 15)
     con.execute("INSERT INTO replay_codes VALUES (7, 0, 'risk_reward', 'STOP_INSIDE_NOISE'), "
                 "(7, 1, 'missing_scanner', 'LEVELS_BETWEEN_ENTRY_AND_TARGET'), "
                 "(7, 2, 'mtfa', 'EMPTY')")
