@@ -121,14 +121,6 @@ def run_modules(store: Store, run_key: int) -> pd.DataFrame:
                        "WHERE run_key = ? ORDER BY module_no", [run_key])
 
 
-def run_codes(store: Store, run_key: int) -> pd.DataFrame:
-    """Return the run's replay_codes rows (code_no, module, code, fact_names, fact_units) by
-    code_no."""
-    return store.query("SELECT code_no, module, code, fact_names, fact_units FROM replay_codes "
-                       "WHERE run_key = ? "
-                       "ORDER BY code_no", [run_key])
-
-
 # ---------------------------------------------------------------------------- result writes
 def write_results(store: Store, results: pa.Table, issues: pa.Table) -> None:
     """Write one chunk's wide result rows and its issue rows (both with run_key) in ONE
