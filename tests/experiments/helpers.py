@@ -5,9 +5,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from buddy.config import ScoringConfig, default_scoring_config
-from experiments.gate import HoldoutWindow
+from experiments.gate import GateConfig, HoldoutWindow
+
+#: The first promotion passes by definition; its holdout replay is for the record only, so a
+#: small window keeps the tests about where the production config is read from.
+SMALL_GATE = GateConfig(window=HoldoutWindow(symbols=("AAPL",), timeframe="1d",
+                                             start="2012-06-01", end="2012-09-01"))
+REPO = Path(__file__).resolve().parents[2]
+#: One `buddy evaluate` a fresh process runs against a test database (no log).
+EVALUATE = ["evaluate", "--user", "cli-user", "--symbol", "AAPL", "--side", "long",
+            "--timeframe", "1d", "--entry", "560.99", "--stop", "540", "--target", "600",
+            "--size", "10", "--as-of", "2012-06-01", "--json", "--no-log"]
 
 
 def heavier_risk_config() -> ScoringConfig:

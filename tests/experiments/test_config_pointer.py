@@ -21,19 +21,12 @@ from experiments.config_source import (
     pointer_path,
     registry_config_source,
 )
-from experiments.gate import GateConfig, HoldoutWindow
 from experiments.registry import PRODUCTION, promote, register_config, rollback
 from experiments.tracking import ensure_store, sqlite_path
-from tests.experiments.helpers import heavier_risk_config
+from tests.experiments.helpers import EVALUATE, REPO, SMALL_GATE, heavier_risk_config
 
 HEAVIER = heavier_risk_config()
 DEFAULT = default_scoring_config()
-SMALL_GATE = GateConfig(window=HoldoutWindow(symbols=("AAPL",), timeframe="1d",
-                                             start="2012-06-01", end="2012-09-01"))
-REPO = Path(__file__).resolve().parents[2]
-EVALUATE = ["evaluate", "--user", "cli-user", "--symbol", "AAPL", "--side", "long",
-            "--timeframe", "1d", "--entry", "560.99", "--stop", "540", "--target", "600",
-            "--size", "10", "--as-of", "2012-06-01", "--json", "--no-log"]
 # Runs the command line in a fresh process and reports, after the report, whether mlflow
 # was imported.
 _EVALUATE_SCRIPT = ("import sys\nfrom buddy.cli import main\nsys.argv = ['buddy', *sys.argv[1:]]\n"

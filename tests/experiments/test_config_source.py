@@ -22,20 +22,11 @@ from buddy.config_sources import (
 from buddy.errors import ConfigError
 from buddy.store import Store
 from experiments.config_source import registry_config_source
-from experiments.gate import GateConfig, HoldoutWindow
 from experiments.registry import promote, register_config
 from experiments.tracking import ensure_store
-from tests.experiments.helpers import heavier_risk_config
+from tests.experiments.helpers import EVALUATE, REPO, SMALL_GATE, heavier_risk_config
 
 HEAVIER = heavier_risk_config()
-#: The first promotion passes by definition; its holdout replay is for the record only, so a
-#: small window keeps this test about where the production config is read from.
-SMALL_GATE = GateConfig(window=HoldoutWindow(symbols=("AAPL",), timeframe="1d",
-                                             start="2012-06-01", end="2012-09-01"))
-REPO = Path(__file__).resolve().parents[2]
-EVALUATE = ["evaluate", "--user", "cli-user", "--symbol", "AAPL", "--side", "long",
-            "--timeframe", "1d", "--entry", "560.99", "--stop", "540", "--target", "600",
-            "--size", "10", "--as-of", "2012-06-01", "--json", "--no-log"]
 
 
 def _buddy_cli(db: Path, uri: str) -> dict:
