@@ -12,7 +12,7 @@ provider failed: ...").
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -62,10 +62,14 @@ def as_of_ns(values: Any) -> np.ndarray:
     return ns // 1000 * 1000
 
 
-def as_of_datetime(ns: int) -> datetime:
-    """Return an ``as_of_ns`` value as the UTC datetime a PieceRequest carries."""
-    return pd.Timestamp(int(ns), tz="UTC").to_pydatetime()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+
+def as_of_datetime(ns: int) -> datetime:
+    """Return an ``as_of_ns`` value as the UTC datetime a PieceRequest carries (what
+    ``pd.Timestamp(ns, tz="UTC").to_pydatetime()`` gives, at a fifth of its cost: it runs
+    once per distinct snapshot of every piece)."""
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
 
 
 def per_distinct(values: Any, convert: Callable[[Any], Any], dtype: Any = object
