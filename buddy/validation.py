@@ -22,6 +22,7 @@ intents frame (``check_intent_frame``). ``TradeIntent.create`` parses loose inpu
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.domain import MAX_HORIZON_BARS, OrderType, Side, as_utc
-from buddy.errors import FieldError, IntentValidationError
+from buddy.errors import FieldError, FieldErrors, IntentValidationError
 from buddy.timeframes import Timeframe
 
 if TYPE_CHECKING:
@@ -54,6 +55,42 @@ FIELDS = (*TEXT_FIELDS, *NUMBER_FIELDS, "as_of")
 _STATUSES = ("draft", "submitted")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+
+
+#: The longest symbol accepted (OCC option symbols are 21 characters).
+MAX_SYMBOL_LENGTH = 24
+#: A symbol is letters and digits with the separators exchanges and vendors use (BRK.B,
+#: BTC-USD, EUR/USD, ^GSPC, ES=F, 7203:JP), starting with a letter, a digit or '^': nothing
+#: that means something to HTML, SQL, a shell or a file path.
+SYMBOL_PATTERN = re.compile(r"[A-Za-z0-9^][A-Za-z0-9._/^=:-]*")
+SYMBOL_RULE = (f"must be 1 to {MAX_SYMBOL_LENGTH} characters: letters, digits and . - _ / ^ = :"
+               ", starting with a letter, a digit or ^")
+
+
+# ---------------------------------------------------------------------------- symbols
+def symbol_errors(value: Any, *, field: str = "symbol") -> list[FieldError]:
+    """Return what is wrong with ``value`` as a symbol (nothing when it is a valid one).
+
+    Surrounding spaces are ignored; the symbol itself must match ``SYMBOL_PATTERN`` and be
+    at most ``MAX_SYMBOL_LENGTH`` characters.
+    """
+    if not isinstance(value, str):
+        return [FieldError(field, "must be text", value)]
+    text = value.strip()
+    if not text:
+        return [FieldError(field, "must not be blank", value)]
+    if len(text) > MAX_SYMBOL_LENGTH or SYMBOL_PATTERN.fullmatch(text) is None:
+        return [FieldError(field, SYMBOL_RULE, value)]
+    return []
+
+
+def checked_symbol(value: Any, *, field: str = "symbol") -> str:
+    """Return ``value`` as a stored symbol (stripped, upper case); raise FieldErrors if it is
+    not a valid symbol."""
+    errors = symbol_errors(value, field=field)
+    if errors:
+        raise FieldErrors(errors)
+    return str(value).strip().upper()
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -247,15 +284,22 @@ class _Rows:
     def short(self) -> np.ndarray:
         return self.c.text["side"] == Side.SHORT.value
 
+    @cached_property
+    def _symbols(self) -> tuple[np.ndarray, list[Any]]:
+        """Return (code per row, distinct symbols): lookups run once per distinct symbol."""
+        return _distinct(self.c.text["symbol"])
+
     def _per_symbol(self, value: Callable[[Instrument], float]) -> np.ndarray:
         instruments = self.catalogue.instruments if self.catalogue else {}
+        codes, symbols = self._symbols
         return np.array([value(instruments[s]) if s in instruments else np.nan
-                         for s in self.c.text["symbol"]], dtype=np.float64)
+                         for s in symbols], dtype=np.float64)[codes]
 
     @cached_property
     def known(self) -> np.ndarray:
         instruments = self.catalogue.instruments if self.catalogue else {}
-        return np.array([s in instruments for s in self.c.text["symbol"]], dtype=bool)
+        codes, symbols = self._symbols
+        return np.array([s in instruments for s in symbols], dtype=bool)[codes]
 
     @cached_property
     def tick(self) -> np.ndarray:
@@ -269,13 +313,23 @@ class _Rows:
     def span(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (has bars, first close, last close + slack) per row, in microseconds."""
         coverage = self.catalogue.coverage if self.catalogue else {}
-        spans = [coverage.get((s, tf)) for s, tf in zip(self.c.text["symbol"],
-                                                        self.c.text["timeframe"], strict=True)]
+        codes, pairs = _distinct(self.c.text["symbol"], self.c.text["timeframe"])
+        spans = [coverage.get(pair) for pair in pairs]
         has = np.array([s is not None for s in spans], dtype=bool)
         first = np.array([(s[0] - _EPOCH) // _US if s else 0 for s in spans], dtype=np.int64)
         last = np.array([(s[1] - _EPOCH) // _US if s else 0 for s in spans], dtype=np.int64)
-        slack = np.array([_slack_us(tf) for tf in self.c.text["timeframe"]], dtype=np.int64)
-        return has, first, last + slack
+        slack = np.array([_slack_us(tf) for _, tf in pairs], dtype=np.int64)
+        return has[codes], first[codes], (last + slack)[codes]
+
+
+def _distinct(*columns: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Return (code per row, the distinct values, or tuples of them for several columns, in
+    order of first appearance); None and NaN are values like any other."""
+    keys = list(zip(*columns, strict=True)) if len(columns) > 1 else list(columns[0])
+    index: dict[Any, int] = {}
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64,
+                        count=len(keys))
+    return codes, list(index)
 
 
 def _slack_us(timeframe: str | None) -> int:
