@@ -288,6 +288,9 @@ def load_sample_cmd(obj: _Obj) -> None:
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--tick-size", type=float, default=0.01, show_default=True)
 @click.option("--lot-size", type=float, default=1.0, show_default=True)
+@click.option("--allow-jump", "allow_jumps", multiple=True, metavar="DATE",
+              help="Session (YYYY-MM-DD) of a real gap or unlisted split the reasonability "
+                   "checks must accept; repeatable.")
 @click.pass_obj
 def import_cmd(obj: _Obj, path: Path, **options: Any) -> None:
     """Import a user's own CSV or Parquet bars (validated whole; nothing written on error)."""
