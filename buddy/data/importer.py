@@ -20,6 +20,8 @@ date in the calendar's zone, which validation then flags). Intraday bars get
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,17 @@ from buddy.data.calendars import (
     to_utc_index,
 )
 from buddy.data.frames import BARS_COLUMNS
+from buddy.data.reasonability import ReasonabilityConfig, check_reasonability
+from buddy.data.splits import detect_splits
 from buddy.data.validation import validate_bars
+from buddy.errors import FieldError, FieldErrors
 from buddy.timeframes import Timeframe
+from buddy.validation import checked_symbol
 
 __all__ = [
     "CSV_SUFFIXES",
     "PARQUET_SUFFIXES",
+    "BarFileError",
     "daily_bars",
     "intraday_bars",
     "read_bars_file",
@@ -49,6 +56,15 @@ PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
 _TIME_NAMES: tuple[str, ...] = ("timestamp", "datetime", "date", "time", "ts")
 _VALUE_NAMES: tuple[str, ...] = ("open", "high", "low", "close", "volume")
 _ADJ_CLOSE_NAME = "adjclose"
+_SYMBOL_NAMES: tuple[str, ...] = ("symbol", "ticker")
+#: How many offending rows an error lists before counting the rest.
+_ROWS_SHOWN = 5
+
+
+class BarFileError(FieldErrors):
+    """A bar file or its import options broke a rule; nothing was written."""
+
+    what = "bar import"
 
 
 def _normalised(name: object) -> str:
@@ -163,6 +179,19 @@ def _time_values(table: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.Serie
     return table[columns[present[0]]], columns[present[0]]
 
 
+def _unreadable(values: pd.Series, **how: Any) -> str:
+    """Return where the first value that does not parse is ("row 14 (got '...')"), or ''."""
+    try:
+        parsed = pd.to_datetime(values, errors="coerce", **how)
+    except (TypeError, ValueError):
+        return ""
+    rows = np.flatnonzero(np.asarray(pd.isna(parsed)) & np.asarray(values.notna()))
+    if not len(rows):
+        return ""
+    more = f" and {len(rows) - 1} more row(s)" if len(rows) > 1 else ""
+    return f"row {int(rows[0])} (got {values.iloc[rows[0]]!r}){more}"
+
+
 def _parse_times(values: pd.Series, label: str, time_format: str | None) -> pd.DatetimeIndex:
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
         return pd.DatetimeIndex(values)
@@ -170,8 +199,10 @@ def _parse_times(values: pd.Series, label: str, time_format: str | None) -> pd.D
         try:
             return pd.DatetimeIndex(pd.to_datetime(values, format=time_format))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"column {label!r}: does not match time_format {time_format!r} "
-                             f"({exc})") from exc
+            where = _unreadable(values, format=time_format)
+            raise ValueError(f"column {label!r}: {where or 'a value'} does not match "
+                             f"time_format {time_format!r}"
+                             + ("" if where else f" ({exc})")) from exc
     try:
         return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
     except (TypeError, ValueError) as exc:
@@ -182,7 +213,8 @@ def _parse_times(values: pd.Series, label: str, time_format: str | None) -> pd.D
         month_first = pd.DatetimeIndex(pd.to_datetime(values, format="mixed"))
         day_first = pd.DatetimeIndex(pd.to_datetime(values, format="mixed", dayfirst=True))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"column {label!r}: not a timestamp (got {values.iloc[0]!r}); pass "
+        where = _unreadable(values, format="mixed") or f"row 0 (got {values.iloc[0]!r})"
+        raise ValueError(f"column {label!r}: not a timestamp in {where}; pass "
                          "time_format=, e.g. '%Y-%m-%d %H:%M:%S'") from exc
     differ = np.flatnonzero(np.asarray(month_first != day_first))
     if len(differ):
@@ -208,18 +240,48 @@ def _localised(stamps: pd.DatetimeIndex, tz: str | None, label: str,
         raise ValueError(f"tz: cannot read column {label!r} in {tz!r}: {exc}") from exc
 
 
+def _symbol_column_errors(table: pd.DataFrame, columns: dict[str, str],
+                         symbol: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for name in _SYMBOL_NAMES:
+        if name not in columns:
+            continue
+        given = table[columns[name]]
+        text = given.astype("str").str.strip().str.upper()
+        rows = np.flatnonzero(np.asarray((text != symbol) | given.isna()))
+        for row in rows[:_ROWS_SHOWN]:
+            errors.append(FieldError(
+                f"column {columns[name]!r} row {int(row)}",
+                f"differs from the symbol imported ({symbol!r})", given.iloc[row]))
+        if len(rows) > _ROWS_SHOWN:
+            errors.append(FieldError(f"column {columns[name]!r}",
+                                     f"differs from {symbol!r} in {len(rows) - _ROWS_SHOWN} "
+                                     "more row(s)", given.iloc[rows[_ROWS_SHOWN]]))
+    return errors
+
+
 def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
                    tz: str | None, calendar: TradingCalendar | str,
-                   time_format: str | None = None) -> pd.DataFrame:
+                   time_format: str | None = None,
+                   corporate_actions: pd.DataFrame | None = None,
+                   allow: Collection[date | datetime | str | pd.Timestamp] = (),
+                   reasonability: ReasonabilityConfig | None = None) -> pd.DataFrame:
     """Return the bars in a CSV or Parquet file as a validated canonical frame.
 
+    ``symbol`` must be a valid symbol (``buddy.validation.SYMBOL_PATTERN``; stored upper
+    case); a ``symbol`` or ``ticker`` column in the file must hold that symbol on every row.
     ``tz`` is the IANA zone of timestamps that carry none (ignored for values with an offset).
     ``time_format`` is a strptime format for the time column; without it ISO 8601 is read, and
     any other text only if the day/month order is unambiguous.
-    Raises ValueError naming the field or column, the rule and the value for an unreadable
-    file, an unknown extension, missing columns or naive timestamps without ``tz``; raises
-    BarValidationError naming the rows and rules when the bars break validation.
+    The bars then pass the reasonability rules (``buddy.data.reasonability``) on the split
+    basis of ``corporate_actions`` plus the splits found in the file's adjusted close;
+    ``allow`` names the sessions of real gaps exempt from the relative rules.
+    Raises BarFileError or ValueError naming the field or column, the rule and the value for
+    an invalid symbol, an unreadable or empty file, an unknown extension, missing columns or
+    naive timestamps without ``tz``; raises BarValidationError naming the rows and rules when
+    the bars break validation or reasonability.
     """
+    symbol = checked_symbol(symbol)
     frame = Timeframe.parse(timeframe)
     if frame is Timeframe.W1:
         raise ValueError("timeframe: '1w' bars cannot be imported; import '1d' bars and "
@@ -227,6 +289,12 @@ def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
     trading_calendar = get_calendar(calendar) if isinstance(calendar, str) else calendar
     table = _read_table(Path(path))
     columns = _columns(table)
+    if table.empty:
+        raise BarFileError([FieldError("path", "holds no bars (only a header)",
+                                       str(path))])
+    symbol_errors = _symbol_column_errors(table, columns, symbol)
+    if symbol_errors:
+        raise BarFileError(symbol_errors)
     values, label = _time_values(table, columns)
     stamps = _parse_times(values, label, time_format)
     if stamps.isna().any():
@@ -250,4 +318,12 @@ def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
         else:
             bars = intraday_bars(symbol, frame, stamps, prices, trading_calendar)
     validate_bars(bars, trading_calendar, frame).raise_if_invalid()
+    actions = detect_splits(symbol, bars, source=f"detected in {Path(path).name}")
+    if corporate_actions is not None and not corporate_actions.empty:
+        known = corporate_actions[corporate_actions["symbol"] == symbol]
+        # a split the store already lists is not applied twice
+        found = actions[~actions["ex_date"].isin(known["ex_date"])]
+        actions = pd.concat([known, found], ignore_index=True) if len(found) else known
+    check_reasonability(bars, corporate_actions=actions, allow=allow,
+                        config=reasonability).raise_if_invalid()
     return bars

@@ -135,7 +135,7 @@ class BarsReport:
             raise BarValidationError(self)
 
 
-def _violations(rows: np.ndarray, ts: pd.DatetimeIndex | None, rule: str, column: str,
+def violations_frame(rows: np.ndarray, ts: pd.DatetimeIndex | None, rule: str, column: str,
                 value: pd.Series | str, detail: pd.Series | str) -> pd.DataFrame:
     count = len(rows)
     if ts is None:
@@ -157,7 +157,7 @@ def _violations(rows: np.ndarray, ts: pd.DatetimeIndex | None, rule: str, column
 
 
 def _column_violation(rule: str, column: str, value: str, detail: str) -> pd.DataFrame:
-    frame = _violations(np.array([0]), None, rule, column, value, detail)
+    frame = violations_frame(np.array([0]), None, rule, column, value, detail)
     frame["row"] = pd.array([pd.NA], dtype="Int64")
     return frame
 
@@ -175,7 +175,7 @@ def _empty_gaps() -> pd.DataFrame:
 def _finalise(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [p for p in parts if not p.empty]
     if not parts:
-        return _violations(np.array([], dtype=np.int64), None, "", "", "", "")
+        return violations_frame(np.array([], dtype=np.int64), None, "", "", "", "")
     frame = pd.concat(parts, ignore_index=True)
     order = np.lexsort((frame["rule"].to_numpy(dtype=object).astype(str),
                         frame["row"].fillna(-1).to_numpy(dtype=np.int64)))
@@ -202,7 +202,7 @@ def _timestamps(bars: pd.DataFrame, column: str,
     index = index.tz_convert("UTC").as_unit("us")
     missing = np.flatnonzero(np.asarray(index.isna()))
     if len(missing):
-        parts.append(_violations(missing, None, "INVALID_TIMESTAMP", column,
+        parts.append(violations_frame(missing, None, "INVALID_TIMESTAMP", column,
                                  raw.iloc[missing].astype("str"), "timestamp missing"))
     return index
 
@@ -222,42 +222,42 @@ def _price_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex | None,
         non_finite = np.isinf(values) if column == "adj_close" else ~np.isfinite(values)
         rows = np.flatnonzero(non_finite)
         if len(rows):
-            parts.append(_violations(rows, ts, "NON_FINITE_PRICE", column,
+            parts.append(violations_frame(rows, ts, "NON_FINITE_PRICE", column,
                                      raw.iloc[rows], f"{column} must be a finite number"))
         rows = np.flatnonzero(np.isfinite(values) & (values <= 0))
         if len(rows):
-            parts.append(_violations(rows, ts, "NON_POSITIVE_PRICE", column,
+            parts.append(violations_frame(rows, ts, "NON_POSITIVE_PRICE", column,
                                      pd.Series(values[rows]), f"{column} must be above 0"))
     o, h, low, c = (prices[k] for k in _PRICE_COLUMNS)
     with np.errstate(invalid="ignore"):
         rows = np.flatnonzero(h < low)
         if len(rows):
-            parts.append(_violations(
+            parts.append(violations_frame(
                 rows, ts, "HIGH_BELOW_LOW", "high", pd.Series(h[rows]),
                 "high " + pd.Series(h[rows]).astype("str") + " < low "
                 + pd.Series(low[rows]).astype("str")))
         top = np.fmax(o, c)
         rows = np.flatnonzero(h < top)
         if len(rows):
-            parts.append(_violations(
+            parts.append(violations_frame(
                 rows, ts, "HIGH_BELOW_OPEN_OR_CLOSE", "high", pd.Series(h[rows]),
                 "high " + pd.Series(h[rows]).astype("str") + " < max(open, close) "
                 + pd.Series(top[rows]).astype("str")))
         bottom = np.fmin(o, c)
         rows = np.flatnonzero(low > bottom)
         if len(rows):
-            parts.append(_violations(
+            parts.append(violations_frame(
                 rows, ts, "LOW_ABOVE_OPEN_OR_CLOSE", "low", pd.Series(low[rows]),
                 "low " + pd.Series(low[rows]).astype("str") + " > min(open, close) "
                 + pd.Series(bottom[rows]).astype("str")))
     volume = pd.to_numeric(bars["volume"], errors="coerce").to_numpy(dtype=np.float64)
     rows = np.flatnonzero(~np.isfinite(volume))
     if len(rows):
-        parts.append(_violations(rows, ts, "NON_FINITE_VOLUME", "volume",
+        parts.append(violations_frame(rows, ts, "NON_FINITE_VOLUME", "volume",
                                  bars["volume"].iloc[rows], "volume must be a finite number"))
     rows = np.flatnonzero(volume < 0)
     if len(rows):
-        parts.append(_violations(rows, ts, "NEGATIVE_VOLUME", "volume",
+        parts.append(violations_frame(rows, ts, "NEGATIVE_VOLUME", "volume",
                                  pd.Series(volume[rows]), "volume must be 0 or more"))
 
 
@@ -274,7 +274,7 @@ def _order_rules(symbol_codes: np.ndarray, ts: pd.DatetimeIndex,
         run_start = np.maximum.accumulate(np.where(same, 0, np.arange(len(order))))
         rows = order[same]
         first = order[run_start[same]]
-        parts.append(_violations(
+        parts.append(violations_frame(
             rows, ts, "DUPLICATE_TIMESTAMP", "ts", pd.Series(ts[rows].astype("str")),
             "same symbol and ts as row " + pd.Series(first).astype("str")))
     by_symbol = np.argsort(symbol_codes, kind="stable")
@@ -286,7 +286,7 @@ def _order_rules(symbol_codes: np.ndarray, ts: pd.DatetimeIndex,
     if back.any():
         rows = by_symbol[back]
         previous = by_symbol[np.flatnonzero(back) - 1]
-        parts.append(_violations(
+        parts.append(violations_frame(
             rows, ts, "OUT_OF_ORDER_TIMESTAMP", "ts", pd.Series(ts[rows].astype("str")),
             "ts earlier than row " + pd.Series(previous).astype("str") + " ("
             + pd.Series(ts[previous].astype("str")) + ")"))
@@ -300,7 +300,7 @@ def _calendar_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, ts_close: pd.Datet
     both = (open_i8 != _NAT_I8) & (close_i8 != _NAT_I8)
     rows = np.flatnonzero(both & (close_i8 <= open_i8))
     if len(rows):
-        parts.append(_violations(
+        parts.append(violations_frame(
             rows, ts, "CLOSE_NOT_AFTER_OPEN", "ts_close",
             pd.Series(ts_close[rows].astype("str")), "ts_close must be after ts"))
     first = pd.DatetimeIndex(calendar.session_of(ts))
@@ -319,7 +319,7 @@ def _calendar_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, ts_close: pd.Datet
         own = first
     rows = np.flatnonzero(both & ~inside)
     if len(rows):
-        parts.append(_violations(
+        parts.append(violations_frame(
             rows, ts, "OUTSIDE_TRADING_CALENDAR", "ts",
             pd.Series(ts[rows].astype("str")),
             "bar " + pd.Series(ts[rows].astype("str")) + " to "
@@ -328,7 +328,7 @@ def _calendar_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, ts_close: pd.Datet
     session_column = to_session_index(pd.to_datetime(bars["session"], errors="coerce"))
     rows = np.flatnonzero(inside & (session_column != own))
     if len(rows):
-        parts.append(_violations(
+        parts.append(violations_frame(
             rows, ts, "SESSION_MISMATCH", "session",
             pd.Series(session_column[rows].astype("str")),
             f"{calendar.name} session is " + pd.Series(own[rows].astype("str"))))
@@ -344,7 +344,7 @@ def _calendar_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, ts_close: pd.Datet
         expected = f"{timeframe.value} long (shorter only when cut by the session close)"
     rows = np.flatnonzero(inside & ~span_ok)
     if len(rows):
-        parts.append(_violations(
+        parts.append(violations_frame(
             rows, ts, "BAR_SPAN_MISMATCH", "ts_close",
             pd.Series(ts_close[rows].astype("str")),
             f"bar must run {expected}; session open "
@@ -428,7 +428,7 @@ def validate_bars(bars: pd.DataFrame, calendar: TradingCalendar,
     ts_close = _timestamps(bars, "ts_close", parts)
     rows = np.flatnonzero((bars["timeframe"] != frame.value).to_numpy(dtype=bool))
     if len(rows):
-        parts.append(_violations(rows, ts, "TIMEFRAME_MISMATCH", "timeframe",
+        parts.append(violations_frame(rows, ts, "TIMEFRAME_MISMATCH", "timeframe",
                                  bars["timeframe"].iloc[rows], f"expected {frame.value!r}"))
     _price_rules(bars, ts, parts)
     gaps = _empty_gaps()

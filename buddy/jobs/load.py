@@ -1,24 +1,32 @@
 """Loading jobs: the bundled real data, a user's own file, and the synthetic universe.
 
-Each job validates everything first, derives higher timeframes, and then writes tickers, bars
+Each job validates everything first (the bars' form, and the reasonability rules of
+``buddy.data.reasonability`` on the base timeframe: derived bars are aggregates of checked
+ones), derives higher timeframes, and then writes tickers, bars
 and corporate actions in ONE transaction: a bad load writes nothing.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from buddy.data.calendars import get_calendar
 from buddy.data.frames import TICKERS_COLUMNS
-from buddy.data.importer import read_bars_file
+from buddy.data.importer import BarFileError, read_bars_file
+from buddy.data.reasonability import check_reasonability
 from buddy.data.resample import resample_bars
 from buddy.data.sample import load_sample
 from buddy.data.synth import synth_universe
+from buddy.errors import FieldError
 from buddy.store import Store
 from buddy.timeframes import Timeframe
+from buddy.validation import checked_symbol, symbol_errors
 
 #: Higher timeframes derived from each stored base timeframe (session-aware resampling).
 DERIVED_TIMEFRAMES: dict[Timeframe, tuple[Timeframe, ...]] = {
@@ -58,22 +66,49 @@ def with_derived_timeframes(bars: pd.DataFrame, tickers: pd.DataFrame) -> pd.Dat
 def load_sample_into(store: Store) -> LoadSummary:
     """Load the bundled real data (stocks, indices, EURUSD) with derived timeframes."""
     sample = load_sample()
+    check_reasonability(sample.bars,
+                        corporate_actions=sample.corporate_actions).raise_if_invalid()
     bars = with_derived_timeframes(sample.bars, sample.tickers)
     written = store.write_market_data(tickers=sample.tickers, bars=bars,
                                       corporate_actions=sample.corporate_actions)
     return LoadSummary(written=written, coverage=store.bar_coverage(), gaps=sample.gaps)
 
 
+def instrument_size_errors(**sizes: Any) -> list[FieldError]:
+    """Return the tick and lot sizes (by name) that are not finite numbers above 0."""
+    errors: list[FieldError] = []
+    for name, value in sizes.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not (math.isfinite(number) and number > 0):
+            errors.append(FieldError(name, "must be a finite number above 0", value))
+    return errors
+
+
 def import_file_into(store: Store, path: Path, *, symbol: str, timeframe: str,
                      tz: str | None, calendar: str, asset_class: str, currency: str,
-                     tick_size: float, lot_size: float) -> LoadSummary:
-    """Import a user's CSV/Parquet bars; create the ticker if it is new."""
-    symbol = symbol.strip().upper()
+                     tick_size: float, lot_size: float,
+                     allow_jumps: Collection[str] = ()) -> LoadSummary:
+    """Import a user's CSV/Parquet bars; create the ticker if it is new.
+
+    The symbol, tick and lot sizes are checked first; the bars must then pass validation and
+    the reasonability rules on the split basis of the store's corporate actions for the
+    symbol (``allow_jumps``: ISO dates of real gaps). Nothing is written on any error.
+    """
+    errors = symbol_errors(symbol) + instrument_size_errors(tick_size=tick_size,
+                                                            lot_size=lot_size)
+    if errors:
+        raise BarFileError(errors)
+    symbol = checked_symbol(symbol)
     existing = store.instrument(symbol)
     cal_name = existing["trading_calendar"] if existing else calendar
     tf = Timeframe.parse(timeframe)
     bars = read_bars_file(path, symbol=symbol, timeframe=tf, tz=tz,
-                          calendar=get_calendar(cal_name))
+                          calendar=get_calendar(cal_name),
+                          corporate_actions=store.corporate_actions(symbol),
+                          allow=allow_jumps)
     tickers = None
     if existing is None:
         cal = get_calendar(cal_name)
@@ -97,6 +132,7 @@ def synth_into(store: Store, *, n_symbols: int, years: float, timeframe: Timefra
                seed: int) -> LoadSummary:
     """Generate and store the synthetic universe and its true regimes."""
     universe = synth_universe(n_symbols=n_symbols, years=years, timeframe=timeframe, seed=seed)
+    check_reasonability(universe.bars).raise_if_invalid()
     written = store.write_market_data(tickers=universe.tickers, bars=universe.bars,
                                       synthetic_regimes=universe.true_regimes)
     coverage = store.bar_coverage()
