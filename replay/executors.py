@@ -14,12 +14,24 @@ return rows; the caller (the single writer) stores them.
 
 At most ``max_in_flight`` tasks are submitted at a time, so a long run holds only a window of
 pending tasks and results in memory.
+
+A local worker exits when its parent dies (a SIGKILLed replay leaves no worker behind, and
+so no worker holding the database open): on Linux the kernel sends it SIGKILL
+(``PR_SET_PDEATHSIG``), and everywhere a watchdog thread polls ``os.getppid()``. The
+multiprocessing resource tracker exits by itself once the parent and every worker are gone
+(it reads until the last holder of its pipe closes it).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -30,6 +42,12 @@ R = TypeVar("R")
 #: Environment variables that cap the thread pools of BLAS/OpenMP libraries.
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                          "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+#: How often a local worker's watchdog checks that its parent is alive, in seconds.
+PARENT_POLL_S = 0.5
+
+#: prctl option asking the kernel to signal this process when its parent thread dies (Linux).
+PR_SET_PDEATHSIG = 1
 
 #: How long a DaskExecutor waits for its scheduler and workers to come up, in seconds.
 DASK_STARTUP_TIMEOUT_S = 60.0
@@ -88,12 +106,43 @@ def pin_blas_threads() -> None:
     threadpool_limits(limits=1)
 
 
+def exit_with_parent(parent_pid: int, *, death_signal: bool = True,
+                     poll_s: float = PARENT_POLL_S) -> None:
+    """Make this process exit when process ``parent_pid`` (its parent) dies.
+
+    On Linux with ``death_signal`` the kernel SIGKILLs it at once (prctl PR_SET_PDEATHSIG);
+    everywhere a daemon thread checks every ``poll_s`` seconds that the parent is still
+    ``parent_pid`` and ends the process otherwise (reparenting changes ``os.getppid()``).
+    """
+    if death_signal and sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                # os._exit: no cleanup can block it (a worker holds only read-only handles,
+                # and its results have nowhere to go)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def init_local_worker(parent_pid: int, death_signal: bool) -> None:
+    """Initialise a LocalProcessExecutor worker: BLAS pinned to 1, exit with the parent."""
+    pin_blas_threads()
+    exit_with_parent(parent_pid, death_signal=death_signal)
+
+
 class LocalProcessExecutor:
     """Evaluate tasks in a pool of ``workers`` local processes (spawned, BLAS pinned to 1).
 
     Processes are spawned, not forked: the parent may have DuckDB's thread pool running, and
     a forked copy of a multi-threaded process can deadlock. The pool starts on first use and
-    is reused until ``close()``.
+    is reused until ``close()``. Workers exit when this process dies (``exit_with_parent``).
     """
 
     def __init__(self, workers: int = 2, *, max_in_flight: int | None = None) -> None:
@@ -105,9 +154,13 @@ class LocalProcessExecutor:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # PR_SET_PDEATHSIG fires when the THREAD that started a worker ends: arm it only
+            # when the pool starts on the main thread (workers start on submit, and map runs
+            # on the thread that made the pool); the watchdog covers pools made elsewhere
+            on_main = threading.current_thread() is threading.main_thread()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=pin_blas_threads)
+                initializer=init_local_worker, initargs=(os.getpid(), on_main))
         return self._pool
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
