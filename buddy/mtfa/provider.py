@@ -14,10 +14,11 @@ timeframes than it claims to.
 ``MTFAProvider`` (the instance ``mtfa_provider``) implements
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
 each symbol's stack comes from the whole bars and features tables read once per process
-(``buddy.store.mtfa.stack_frames``), each row's last closed bar per timeframe is found with
-``searchsorted``, and rows with the same last closed bars share one snapshot. When a stack
-timeframe has no bar at all no row can read cleanly: only the reasons are built, each
-timeframe's problem once per bar that does not read.
+(``buddy.store.mtfa.stack_series``, numpy columns), each row's last closed bar per timeframe
+is found with ``searchsorted``, and rows with the same last closed bars share one snapshot.
+When a stack timeframe has no bar at all no row can read cleanly: only the reasons are
+built, each timeframe's problem once per bar that does not read (or per age of a stale
+bar), each reason once per distinct as_of and problems.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -51,7 +51,7 @@ from buddy.mtfa.compute import (
     stack_for,
 )
 from buddy.store import Store
-from buddy.store.mtfa import last_closed_bars, stack_frames
+from buddy.store.mtfa import BarTrends, last_closed_bars, stack_series
 from buddy.timeframes import Timeframe
 
 #: A last closed bar older than this many bar lengths (plus the grace) is stale.
@@ -163,7 +163,7 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
 
     A row whose every stack timeframe reads cleanly gets the snapshot shared by the rows with
     the same last closed bars; the reason of any other row is ``stack_reading``'s, built once
-    per (symbol, as_of).
+    per (symbol, as_of) (per distinct as_of and problems when a timeframe has no bar).
     """
     n = len(request)
     pieces = np.full(n, None, dtype=object)
@@ -178,37 +178,33 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
              for (symbol, asset_class, calendar), rows in keys.groupby(
                  ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
     for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
-        frames = stack_frames(request.store, symbol, [str(tf) for tf in stack],
+        series = stack_series(request.store, symbol, [str(tf) for tf in stack],
                               as_of_datetime(int(t[rows].max())))
-        _stack_rows(symbol, stack, {tf: frames[str(tf)] for tf in stack}, rows, t[rows],
+        _stack_rows(symbol, stack, {tf: series[str(tf)] for tf in stack}, rows, t[rows],
                     pieces, reasons)
     return pieces, reasons
 
 
-def _stack_rows(symbol: str, stack: tuple[Timeframe, ...],
-                frames: Mapping[Timeframe, pd.DataFrame], rows: np.ndarray, t: np.ndarray,
-                pieces: np.ndarray, reasons: np.ndarray) -> None:
+def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timeframe, BarTrends],
+                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
+                ) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
-    from each timeframe's ``stack_frames`` rows."""
+    from each timeframe's ``stack_series`` bars."""
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
     closed = np.empty_like(position)
     for k, tf in enumerate(stack):
-        frame = frames[tf]
-        position[:, k], closed[:, k] = last_closed(utc_ns(frame["ts"]),
-                                                   utc_ns(frame["ts_close"]), t)
-    if any(not len(frames[tf]) for tf in stack):
+        position[:, k], closed[:, k] = last_closed(bars[tf].ts, bars[tf].ts_close, t)
+    if any(not len(bars[tf]) for tf in stack):
         # a timeframe without a single bar: no row can read cleanly, only reasons are built
-        _reasons_only(symbol, stack, frames, position, closed, rows, t, reasons)
+        _reasons_only(symbol, stack, bars, position, closed, rows, t, reasons)
         return
     clean = np.ones(len(rows), dtype=bool)
     for k, tf in enumerate(stack):
-        frame = frames[tf]
-        ts_close = utc_ns(frame["ts_close"])
-        readable = _readable(frame)
+        series = bars[tf]
         at = np.maximum(position[:, k], 0)
-        fresh = t - ts_close[at] <= stale_after(tf).value
-        clean &= (position[:, k] >= 0) & readable[at] & fresh
-    records = {tf: _records(frames[tf], position[:, k]) for k, tf in enumerate(stack)}
+        fresh = t - series.ts_close[at] <= stale_after(tf).value
+        clean &= (position[:, k] >= 0) & _readable(series)[at] & fresh
+    records = {tf: _records(bars[tf], position[:, k]) for k, tf in enumerate(stack)}
     # a clean row's snapshot depends on its last closed bars only; any other row's reason
     # names its as_of
     for subset, key in ((np.flatnonzero(clean), position), (np.flatnonzero(~clean), t[:, None])):
@@ -220,61 +216,83 @@ def _stack_rows(symbol: str, stack: tuple[Timeframe, ...],
                 for j in subset[first]], codes, rows[subset], pieces, reasons)
 
 
-def _readable(frame: pd.DataFrame) -> np.ndarray:
+def _readable(series: BarTrends) -> np.ndarray:
     """Return per bar whether ``bar_reading`` reads it (feature row, defined indicators,
     positive ATR)."""
-    readable = frame["has_features"].to_numpy(bool)
-    for column in ("close", *REQUIRED_FEATURES):
-        readable = readable & np.isfinite(frame[column].to_numpy(np.float64, na_value=np.nan))
-    return readable & (frame["atr_14"].to_numpy(np.float64, na_value=np.nan) > 0)
+    readable = series.has_features.copy()
+    for values in (series.close, *(series.features[c] for c in REQUIRED_FEATURES)):
+        readable &= np.isfinite(values)
+    return readable & (series.features["atr_14"] > 0)
 
 
 def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
-                  frames: Mapping[Timeframe, pd.DataFrame], position: np.ndarray,
+                  bars: Mapping[Timeframe, BarTrends], position: np.ndarray,
                   closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray
                   ) -> None:
-    """Write ``stack_reading``'s reason of every row (each has a timeframe without bars):
-    a bar that does not read has its problem worked out once per (bar, closed count), a bar
-    that reads only its staleness per row."""
-    problems: list[list[str]] = [[] for _ in range(len(rows))]
+    """Write ``stack_reading``'s reason of every row (each has a timeframe without bars).
+
+    Each timeframe's problem is worded once per distinct cause: a bar that does not read
+    once per (bar, closed count), a stale bar once per age; a row's problems are then codes
+    into those words, and each distinct (as_of, problems) is written out once.
+    """
+    words: list[str] = []
+    code_of: dict[str, int] = {}
+
+    def code(problem: str | None) -> int:
+        if problem is None:
+            return -1
+        if problem not in code_of:
+            code_of[problem] = len(words)
+            words.append(problem)
+        return code_of[problem]
+
+    problems = np.full((len(rows), len(stack)), -1, dtype=np.int64)
     for k, tf in enumerate(stack):
-        frame = frames[tf]
-        if not len(frame):
-            for found in problems:
-                found.append(_no_bar(tf))
+        series = bars[tf]
+        if not len(series):
+            problems[:, k] = code(_no_bar(tf))
             continue
         at = np.maximum(position[:, k], 0)
-        reads = (position[:, k] >= 0) & _readable(frame)[at]
-        stale = reads & (t - utc_ns(frame["ts_close"])[at] > stale_after(tf).value)
+        reads = (position[:, k] >= 0) & _readable(series)[at]
+        age = t - series.ts_close[at]
+        stale = np.flatnonzero(reads & (age > stale_after(tf).value))
         other = np.flatnonzero(~reads)  # no bar, or a bar that does not read: its problem
-        codes, first = groups(np.column_stack([position[other, k], closed[other, k]]))
-        made: list[str | None] = []
-        for j in other[first]:
-            if position[j, k] < 0:
-                made.append(_no_bar(tf))
-                continue
-            row = {**frame.iloc[int(position[j, k])].to_dict(), "n_closed": int(closed[j, k])}
-            made.append(bar_reading(symbol, tf, row)[1])
-        for i, code in zip(other.tolist(), codes.tolist(), strict=True):
-            if (problem := made[code]) is not None:
-                problems[i].append(problem)
-        for i in np.flatnonzero(stale).tolist():
-            problem = _staleness(tf, pd.Timestamp(as_of_datetime(int(t[i]))),
-                                 frame["ts_close"].iloc[int(position[i, k])])
-            if problem is not None:
-                problems[i].append(problem)
-    texts: dict[int, str] = {}
-    for i, found in enumerate(problems):
-        at = int(t[i])
-        if at not in texts:
-            texts[at] = pd.Timestamp(as_of_datetime(at)).isoformat()
-        reasons[rows[i]] = _incomplete(symbol, stack, texts[at], found)
+        if len(other):
+            codes, first = groups(np.column_stack([position[other, k], closed[other, k]]))
+            made = np.array([code(_no_bar(tf)) if position[j, k] < 0 else code(bar_reading(
+                symbol, tf, {**series.record(int(position[j, k])),
+                             "n_closed": int(closed[j, k])})[1]) for j in other[first]],
+                dtype=np.int64)
+            problems[other, k] = made[codes]
+        if len(stale):  # the words depend on the age only
+            codes, first = groups(age[stale, None])
+            made = np.array([code(_staleness(tf, pd.Timestamp(as_of_datetime(int(t[j]))),
+                                             series.record(int(position[j, k]))["ts_close"]))
+                             for j in stale[first]], dtype=np.int64)
+            problems[stale, k] = made[codes]
+    codes, first = groups(np.column_stack([t, problems]))
+    texts = as_of_texts(t[first])
+    made_reasons = np.empty(len(first), dtype=object)
+    for u, j in enumerate(first.tolist()):
+        made_reasons[u] = _incomplete(symbol, stack, texts[u],
+                                      [words[c] for c in problems[j].tolist() if c >= 0])
+    reasons[rows] = made_reasons[codes]
 
 
-def _records(frame: pd.DataFrame, position: np.ndarray) -> dict[int, dict[str, Any]]:
-    """Return the rows of ``frame`` at the distinct ``position`` (>= 0) as dicts."""
-    at = np.unique(position[position >= 0])
-    return dict(zip(at.tolist(), frame.iloc[at].to_dict("records"), strict=True))
+def as_of_texts(ns: np.ndarray) -> list[str]:
+    """Return ``pd.Timestamp(as_of_datetime(v)).isoformat()`` per UTC ns value (whole
+    seconds formatted by numpy at once, anything finer one by one)."""
+    whole = ns % 1_000_000_000 == 0
+    out = [f"{text}+00:00" for text in np.datetime_as_string(
+        ns.astype("datetime64[ns]"), unit="s").tolist()]
+    for i in np.flatnonzero(~whole).tolist():
+        out[i] = pd.Timestamp(as_of_datetime(int(ns[i]))).isoformat()
+    return out
+
+
+def _records(series: BarTrends, position: np.ndarray) -> dict[int, dict[str, Any]]:
+    """Return the bars at the distinct ``position`` (>= 0) as ``last_closed_bars`` rows."""
+    return {p: series.record(p) for p in np.unique(position[position >= 0]).tolist()}
 
 
 def _by_tf(stack: tuple[Timeframe, ...], records: Mapping[Timeframe, dict[int, dict[str, Any]]],
