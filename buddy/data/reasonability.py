@@ -260,21 +260,36 @@ def _relative_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, raw: dict[str, np.
     # fmax would turn a missing reference (too little history) into the floor: keep it NaN
     reference = np.where(np.isnan(reference), np.nan,
                          np.fmax(reference, cfg.min_reference_range))
-    judged = ok & ~allowed[order] & np.isfinite(reference)
+    jump_judged = ok & ~allowed[order] & np.isfinite(reference)
     multiple = log_range / reference
+    jumps = jump_judged & (multiple > cfg.jump_multiple)
+
+    ref_close = _group_median(pd.Series(close), segment, cfg.window, cfg.min_history)
+    far_judged = ok & ~allowed[order] & np.isfinite(ref_close)
+    ratio = np.fmax(high / ref_close, ref_close / low)
+    above = high / ref_close >= ref_close / low
+    far = far_judged & (ratio > cfg.max_price_ratio)
+
+    # The bar after an erroneous one "jumps" back: judge it against the last close before the
+    # erroneous run, and name it only if it jumps from there too.
+    erroneous = jumps | far
+    after_error = np.r_[False, erroneous[:-1]] & ~new_series & jumps
+    if after_error.any():
+        clean_close = pd.Series(np.where(erroneous, np.nan, close))
+        before_run = clean_close.groupby(code).transform(lambda s: s.shift(1).ffill())
+        before_run = before_run.to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            from_before = np.log(np.fmax(high, before_run) / np.fmin(low, before_run))
+        jumps &= ~(after_error & (from_before / reference <= cfg.jump_multiple))
+
     up = ~(high / prev_close < prev_close / low)  # NaN (no previous close) reads as up
-    _add(parts, examined, "PRICE_JUMP", judged, judged & (multiple > cfg.jump_multiple),
+    _add(parts, examined, "PRICE_JUMP", jump_judged, jumps,
          np.where(up, "high", "low"), order, ts, raw,
          lambda i: (f"log true range {log_range[i]:.4g} is {multiple[i]:.1f} x the median "
                     f"{reference[i]:.4g} of {window_text} (previous close "
                     f"{prev_close[i]:.6g}); limit {cfg.jump_multiple:g} x{_HINT}"))
-
-    ref_close = _group_median(pd.Series(close), segment, cfg.window, cfg.min_history)
-    judged = ok & ~allowed[order] & np.isfinite(ref_close)
-    ratio = np.fmax(high / ref_close, ref_close / low)
-    above = high / ref_close >= ref_close / low
-    _add(parts, examined, "PRICE_FAR_FROM_SERIES", judged,
-         judged & (ratio > cfg.max_price_ratio), np.where(above, "high", "low"), order, ts, raw,
+    _add(parts, examined, "PRICE_FAR_FROM_SERIES", far_judged, far,
+         np.where(above, "high", "low"), order, ts, raw,
          lambda i: (f"{'high' if above[i] else 'low'} is x{ratio[i]:.3g} away from the median "
                     f"close {ref_close[i]:.6g} of {window_text}; limit "
                     f"x{cfg.max_price_ratio:g}{_HINT}"))
