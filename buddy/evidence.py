@@ -6,6 +6,7 @@ up to as_of), and say how many observations they rest on.
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,10 +84,30 @@ def to_tick(prices: Any, tick: Any, *, up: Any = None) -> np.ndarray:
     return out
 
 
+#: Below this many ticks the float quotient is exact to far better than the 1e-6 tolerance.
+_FLOAT_TICK_STEPS = 1e9
+_TICK_TOLERANCE = 1e-6
+
+
 def is_on_tick(price: float, tick: float) -> bool:
-    """Return True when ``price`` is a whole number of ticks (to 1e-6 of a tick)."""
+    """Return True when ``price`` is a whole number of ticks (to 1e-6 of a tick).
+
+    Large quotients (``price / tick`` of 1e9 or more, e.g. 500000000.0 on a 0.00001 tick) are
+    judged in exact decimal arithmetic on the numbers as written (their shortest repr), where
+    float division has lost the fraction; a non-finite price is on no tick. Raises ValueError
+    for a tick that is not a finite number above 0.
+    """
+    if not (math.isfinite(tick) and tick > 0):
+        raise ValueError(f"tick: must be a finite number above 0 (got {tick!r})")
+    if not math.isfinite(price):
+        return False
     steps = price / tick
-    return abs(steps - round(steps)) < 1e-6
+    if abs(steps) < _FLOAT_TICK_STEPS:
+        return abs(steps - round(steps)) < _TICK_TOLERANCE
+    with decimal.localcontext() as context:
+        context.prec = 60
+        exact = decimal.Decimal(repr(float(price))) / decimal.Decimal(repr(float(tick)))
+        return abs(exact - exact.to_integral_value()) < decimal.Decimal(repr(_TICK_TOLERANCE))
 
 
 _UNIT_FORMATS = {

@@ -34,6 +34,7 @@ import pandas as pd
 
 from buddy.domain import MAX_HORIZON_BARS, OrderType, Side, as_utc
 from buddy.errors import FieldError, FieldErrors, IntentValidationError
+from buddy.evidence import is_on_tick
 from buddy.timeframes import Timeframe
 
 if TYPE_CHECKING:
@@ -342,7 +343,13 @@ def _slack_us(timeframe: str | None) -> int:
 def _on_grid(price: np.ndarray, step: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         steps = price / step
-        return np.abs(steps - np.round(steps)) < 1e-6
+        on = np.abs(steps - np.round(steps)) < 1e-6
+        # past 1e9 steps the float quotient has lost the fraction: judge those exactly
+        large = np.flatnonzero(np.isfinite(steps) & (np.abs(steps) >= 1e9)
+                               & np.isfinite(step) & (step > 0))
+    for i in large:
+        on[i] = is_on_tick(float(price[i]), float(step[i]))
+    return on
 
 
 def _non_empty(values: np.ndarray) -> np.ndarray:
