@@ -503,7 +503,9 @@ def rollback_playbooks(user_id: str, *, reason: str = "",
 def version_with_key(name: str, key: str, *, experiments: ExperimentStore
                      ) -> str | None:
     """Return the newest version of ``name`` tagged with fit key ``key``, or None."""
-    found = [int(v.version) for v in experiments.client.search_model_versions(f"name='{name}'")
+    from experiments.registry import model_versions
+
+    found = [int(v.version) for v in model_versions(experiments.client, name)
              if (v.tags or {}).get(KEY_TAG) == key]
     return str(max(found)) if found else None
 

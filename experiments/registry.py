@@ -66,6 +66,7 @@ from experiments.tracking import (
     CONFIGS_EXPERIMENT,
     PROMOTIONS_EXPERIMENT,
     ExperimentStore,
+    client_for,
     ensure_store,
     log_run,
     quiet_downloads,
@@ -223,13 +224,12 @@ def _client(experiments: ExperimentStore | None = None) -> MlflowClient:
     if experiments is not None:
         return experiments.client
     import mlflow
-    from mlflow import MlflowClient
 
     uri = tracking_uri()
     quiet_downloads()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client_for(uri)
 
 
 def alias_version(name: str, alias: str, *, client: MlflowClient | None = None
@@ -340,10 +340,31 @@ def list_versions(name: str = SCORING_MODEL) -> pd.DataFrame:
              "config_hash": (v.tags or {}).get("buddy.config_hash", ""),
              "status": v.status, "run_id": v.run_id,
              "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC")}
-            for v in client.search_model_versions(f"name='{name}'")]
+            for v in model_versions(client, name)]
     frame = pd.DataFrame(rows, columns=["version", "aliases", "config_hash", "status",
                                         "run_id", "created"])
     return frame.sort_values("version").reset_index(drop=True)
+
+
+def name_filter(name: str) -> str:
+    """Return an MLflow search filter matching model ``name`` (quotes in it included).
+
+    MLflow takes a quoted value literally (no escapes), and a backslash before the closing
+    quote ends the parse: a name is quoted with the quote it does not contain; one holding
+    both kinds or a backslash is matched by LIKE with each of those characters as the
+    one-character wildcard, so the caller keeps the exact matches (``model_versions``).
+    """
+    if "\\" not in name:
+        if "'" not in name:
+            return f"name='{name}'"
+        if '"' not in name:
+            return f'name="{name}"'
+    return "name LIKE '" + name.replace("'", "_").replace("\\", "_") + "'"
+
+
+def model_versions(client: MlflowClient, name: str) -> list[Any]:
+    """Return every version of registered model ``name`` (whatever characters it holds)."""
+    return [v for v in client.search_model_versions(name_filter(name)) if v.name == name]
 
 
 def _check_version(client: MlflowClient, name: str, version: int | str) -> str:

@@ -7,7 +7,10 @@ database file, for a server URI (``http://...``) to the server's own artifact ro
 
 The store is created on first use by ``ensure_store()``, which also creates every experiment
 this package writes to. Creating them up front, in one process, matters: parallel workers
-racing to create the same experiment (and the database tables) collide. SQLite allows one
+racing to create the same experiment (and the database tables) collide. Every client is
+made by ``client_for()``, under an exclusive lock on ``<store>.lock`` next to a SQLite store:
+MLflow creates (or upgrades) the tables when a client is made, and two processes doing that
+at once fail ("duplicate column name: step", then alembic errors). SQLite allows one
 writer at a time; MLflow waits up to 20 s for the lock, and ``retry_locked`` retries a write
 that still failed with "database is locked".
 
@@ -20,7 +23,8 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -63,15 +67,48 @@ def tracking_uri() -> str:
 
 def point_mlflow_at_store() -> MlflowClient:
     """Point mlflow's tracking and registry URIs at ``tracking_uri()`` (so ``models:/`` URIs
-    load from it) and return a client on that store; never creates the store."""
+    load from it) and return a client on that store (callers check ``store_exists``
+    first: a client on a missing SQLite file creates it)."""
     import mlflow
-    from mlflow import MlflowClient
 
     uri = tracking_uri()
     quiet_downloads()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client_for(uri)
+
+
+@contextmanager
+def first_use_lock(uri: str | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``<store>.lock`` beside the SQLite store at ``uri`` (default
+    ``tracking_uri()``) for the block; nothing to lock for a server URI or a store whose
+    folder does not exist yet (a client there fails on its own)."""
+    db = sqlite_path(uri)
+    if db is None or not db.parent.is_dir():
+        yield
+        return
+    import fcntl  # POSIX: the lock is the kernel's, released when the process dies
+
+    with open(db.with_name(db.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def client_for(uri: str) -> MlflowClient:
+    """Return an MLflow client on the store at ``uri`` (tracking and registry), creating or
+    upgrading a SQLite store's tables under ``first_use_lock`` so two processes never do it
+    at once."""
+    from mlflow import MlflowClient
+
+    with first_use_lock(uri):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        # the tracking store makes its tables with the client; the registry store makes
+        # (or checks) them on its first call: both inside the lock
+        client.search_registered_models(max_results=1)
+    return client
 
 
 def sqlite_path(uri: str | None = None) -> Path | None:
@@ -112,7 +149,6 @@ def ensure_store(uri: str | None = None) -> ExperimentStore:
     """Open the store at ``uri`` (default ``tracking_uri()``), creating the database and
     every experiment in EXPERIMENTS on first use; point mlflow's fluent API at it too."""
     import mlflow
-    from mlflow import MlflowClient
 
     uri = uri or tracking_uri()
     root = artifact_root(uri)
@@ -121,7 +157,7 @@ def ensure_store(uri: str | None = None) -> ExperimentStore:
     quiet_downloads()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = client_for(uri)
     ids = {name: retry_locked(partial(_ensure_experiment, client, name, root))
            for name in EXPERIMENTS}
     return ExperimentStore(uri=uri, client=client, experiment_ids=ids)
