@@ -26,15 +26,19 @@ path, once per (user, as_of).
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
@@ -221,6 +225,139 @@ def _utc(value: Any) -> datetime:
     return stamp.to_pydatetime()
 
 
+# ---------------------------------------------------------------- snapshots from columns
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_datetimes(ns: np.ndarray) -> list[datetime]:
+    """Return int64 UTC nanoseconds as the datetimes ``_utc`` gives (tzinfo ``UTC``), one
+    object per distinct value."""
+    distinct_ns, inverse = np.unique(np.asarray(ns, dtype=np.int64), return_inverse=True)
+    # whole microseconds (every stored time) by arithmetic; anything else as _utc makes it
+    made = [_EPOCH + timedelta(microseconds=x // 1000) if x % 1000 == 0 else _utc(x)
+            for x in distinct_ns.tolist()]
+    return [made[i] for i in inverse.reshape(-1).tolist()]
+
+
+def _children(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, list[pa.Array]]:
+    """Return a struct column as one array and its fields with the parent's nulls applied."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return array, array.flatten()
+
+
+def _listed(column: pa.ChunkedArray | pa.Array
+            ) -> tuple[np.ndarray, dict[str, pa.Array], np.ndarray]:
+    """Return a LIST<STRUCT> column as (per row its offset into the elements, ending with
+    their count), the elements' fields (element nulls applied), and per element whether any
+    field is null."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    elements = pc.list_flatten(array)
+    fields = dict(zip([f.name for f in elements.type], elements.flatten(), strict=True))
+    null = np.zeros(len(elements), dtype=bool)
+    for values in fields.values():
+        if values.null_count:
+            null |= values.is_null().to_numpy(zero_copy_only=False)
+    return offsets, fields, null
+
+
+def _row_has(offsets: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """Return per row whether any of its elements (``offsets``) has ``flag``."""
+    counts = np.add.reduceat(np.append(flag, False).astype(np.int64), offsets[:-1]) if len(
+        offsets) > 1 else np.zeros(0, dtype=np.int64)
+    return (counts > 0) & (np.diff(offsets) > 0)
+
+
+def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
+                           timeframes: Sequence[str]) -> list[KeyLevelsSnapshot]:
+    """Return ``snapshot_from_row`` of each row of ``table`` (the ``all_levels`` snapshot
+    columns, times as int64 UTC ns) with its ``divisor``, symbol and timeframe, built column
+    by column: the same float divisions and objects, equal support/resistance lists of one
+    divisor sharing one tuple. A row with a NULL where the row form expects a value goes
+    through ``snapshot_from_row`` itself (and fails as it fails)."""
+    n = table.num_rows
+    divisor = np.asarray(divisor, dtype=np.float64)
+    odd = np.zeros(n, dtype=bool)  # rows the row form builds
+    bar_ns = table.column("bar_ts")
+    odd |= bar_ns.is_null().to_numpy(zero_copy_only=False)
+    ts = utc_datetimes(bar_ns.fill_null(0).to_numpy())
+    fixed: dict[str, list[float | None]] = {}
+    for name in ("prior_day_high", "prior_day_low", "prior_day_close", "rolling_range_high",
+                 "rolling_range_low"):
+        raw = table.column(name).to_numpy()  # NULL -> NaN: None either way
+        fixed[name] = (raw / divisor).tolist()
+        for i in np.flatnonzero(np.isnan(raw)).tolist():
+            fixed[name][i] = None
+    versions = [str(v or LEVELS_VERSION) for v in table.column("version").to_pylist()]
+    # pivots: method -> (names, per row its prices or None when the method is NULL)
+    pivots_array, methods = _children(table.column("pivots"))
+    families: list[tuple[str, list[str], list[Any], list[bool]]] = []
+    for field, family in zip(pivots_array.type, methods, strict=True):
+        valid = family.is_valid().to_numpy(zero_copy_only=False)
+        names = [f.name for f in family.type]
+        _, values = _children(family)
+        for value in values:  # a NULL price of a present method: the row form fails on it
+            odd |= valid & value.is_null().to_numpy(zero_copy_only=False)
+        matrix = (np.column_stack([v.to_numpy(zero_copy_only=False) for v in values])
+                  if values else np.zeros((n, 0))) / divisor[:, None]
+        families.append((field.name, names, matrix.tolist(), valid.tolist()))
+    # anchored VWAPs, in their stored order
+    v_off, v_fields, v_null = _listed(table.column("anchored_vwap_levels"))
+    odd |= _row_has(v_off, v_null)
+    v_div = np.repeat(divisor, np.diff(v_off))
+    v_anchor = v_fields["anchor"].to_pylist()
+    v_ts = utc_datetimes(v_fields["anchor_ts"].fill_null(0).to_numpy())
+    bands = [(v_fields[name].to_numpy(zero_copy_only=False) / v_div).tolist()
+             for name in ("vwap", "upper_1", "lower_1", "upper_2", "lower_2")]
+    vwaps = [AnchoredVWAP(anchor=anchor, anchor_ts=at, vwap=vwap, upper_1=u1, lower_1=l1,
+                          upper_2=u2, lower_2=l2)
+             for anchor, at, vwap, u1, l1, u2, l2 in zip(v_anchor, v_ts, *bands, strict=True)]
+    # support/resistance: one tuple per distinct (divisor, stored list)
+    s_off, s_fields, s_null = _listed(table.column("support_resistance"))
+    odd |= _row_has(s_off, s_null)
+    s_raw = s_fields["price"].to_numpy(zero_copy_only=False)
+    s_price = (s_raw / np.repeat(divisor, np.diff(s_off))).tolist()
+    s_raw_l = s_raw.tolist()
+    s_kind = s_fields["kind"].to_pylist()
+    s_touch = s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False).tolist()
+    s_last_ns = s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False)
+    s_last_l = s_last_ns.tolist()
+    s_last = utc_datetimes(s_last_ns)
+    memo: dict[Any, tuple[PriceLevel, ...]] = {}
+    v_off_l, s_off_l, divisor_l = v_off.tolist(), s_off.tolist(), divisor.tolist()
+    odd_l = odd.tolist()
+    out: list[KeyLevelsSnapshot] = []
+    row_memo: dict[Any, Any] = {}
+    for i in range(n):
+        if odd_l[i]:
+            row = table.slice(i, 1).to_pylist()[0]
+            out.append(snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
+                                         divisor=divisor_l[i], memo=row_memo))
+            continue
+        a, b = s_off_l[i], s_off_l[i + 1]
+        levels: tuple[PriceLevel, ...] = ()
+        if b > a:
+            key = (divisor_l[i], *s_raw_l[a:b], *s_kind[a:b], *s_touch[a:b], *s_last_l[a:b])
+            levels = memo.get(key)  # type: ignore[assignment]
+            if levels is None:
+                levels = memo[key] = tuple(
+                    PriceLevel(price=s_price[j], kind=s_kind[j], touches=s_touch[j],
+                               last_touch=s_last[j]) for j in range(a, b))
+        out.append(KeyLevelsSnapshot(
+            symbol=symbols[i], timeframe=str(timeframes[i]), ts=ts[i],
+            prior_day_high=fixed["prior_day_high"][i],
+            prior_day_low=fixed["prior_day_low"][i],
+            prior_day_close=fixed["prior_day_close"][i],
+            pivots={method: dict(zip(names, prices[i], strict=True))
+                    for method, names, prices, valid in families if valid[i] and names},
+            anchored_vwaps=tuple(vwaps[v_off_l[i]:v_off_l[i + 1]]),
+            rolling_range_high=fixed["rolling_range_high"][i],
+            rolling_range_low=fixed["rolling_range_low"][i],
+            support_resistance=levels, version=versions[i]))
+    return out
+
+
 # ---------------------------------------------------------------------------- batch form
 def levels_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per process.
@@ -239,21 +376,27 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
     table = all_levels(request.store, LEVELS_VERSION)  # every series, once per process
+    shared: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                            ).indices.items():
         rows = np.asarray(rows, dtype=np.int64)
         _series_rows(request.store, table, str(symbol), str(tf),
                      symbol_actions(request.store, str(symbol)),
                      symbol_first_anchors(request.store, str(symbol)), rows, t[rows],
-                     users[rows], pieces, reasons)
+                     users[rows], pieces, reasons, shared)
+    _build_shared(table, shared, pieces, reasons)
     return pieces, reasons
 
 
 def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
                  actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
-                 t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
-                 ) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
+                 t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
+                 shared_out: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray,
+                                        np.ndarray]]) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, except the
+    rows on a stored bar without anchors: those go to ``shared_out`` as (symbol, timeframe,
+    stored rows of the distinct snapshots, their divisors, group codes, rows) for one
+    column-wise build over the batch (``_build_shared``)."""
     a, b = table.rows.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
@@ -268,11 +411,7 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
         at = position[shared]
         divisor = split_divisors(table.session[a:b][at], actions, t[shared])
         codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
-        memo: dict[Any, Any] = {}  # S/R lists repeat from bar to bar: one tuple each
-        made = [snapshot_from_row(symbol, tf, row["bar_ts"], row, divisor=float(divisor[j]),
-                                  memo=memo)
-                for row, j in zip(table.rows.rows(a + at[first]), first, strict=True)]
-        spread([(m, None) for m in made], codes, rows[shared], pieces, reasons)
+        shared_out.append((symbol, tf, a + at[first], divisor[first], codes, rows[shared]))
     others = np.flatnonzero(~(stored & ~anchored))
     if len(others):  # no bar, no stored row or the user's anchors: the scalar path
         user_codes, _ = pd.factorize(users[others])
@@ -281,6 +420,41 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
         computed = [levels_piece(store, symbol, timeframe, as_of_datetime(int(t[j])),
                                  user_id=str(users[j])) for j in others[first]]
         spread(computed, codes, rows[others], pieces, reasons)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a batch's snapshots are made: they are
+    acyclic, yet each of the collections their ~10 objects per row trigger walks the whole
+    growing heap (about 40% of the build's CPU at 20k rows)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_shared(table: LevelsTable,
+                  shared: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray,
+                                     np.ndarray]],
+                  pieces: np.ndarray, reasons: np.ndarray) -> None:
+    """Build the snapshots of every series' stored rows at once (``snapshots_from_columns``
+    over one ``take``) and spread each to the rows that share it."""
+    if not shared:
+        return
+    at = np.concatenate([s[2] for s in shared])
+    divisor = np.concatenate([s[3] for s in shared])
+    count = [len(s[2]) for s in shared]
+    symbols = np.repeat(np.array([s[0] for s in shared], dtype=object), count)
+    timeframes = np.repeat(np.array([s[1] for s in shared], dtype=object), count)
+    with _collector_paused():
+        made = snapshots_from_columns(table.rows.take(at), divisor, symbols, timeframes)
+    start = 0
+    for (_, _, _, _, codes, rows), k in zip(shared, count, strict=True):
+        spread([(m, None) for m in made[start:start + k]], codes, rows, pieces, reasons)
+        start += k
 
 
 def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> np.ndarray:

@@ -226,7 +226,17 @@ def _snapshot_columns(table: pa.Table) -> pa.Table:
 def symbol_first_anchors(store: Store, symbol: str) -> pd.DataFrame:
     """Return each user's earliest anchor time on ``symbol`` (user_id, first_anchor: a row
     whose as_of is after it has anchors), from one read of level_anchors per process while
-    the file is unchanged."""
-    frame = cached(store, "level_anchors:first", lambda s: s.query(_ALL_FIRST_ANCHORS_SQL))
-    found = frame[frame["symbol"].to_numpy(object) == symbol]
-    return found[["user_id", "first_anchor"]].reset_index(drop=True)
+    the file is unchanged (split by symbol once: a filter of the whole frame per series cost
+    more than the rest of a series' levels). Read-only: the frames are shared."""
+    by_symbol = cached(store, "level_anchors:first", _first_anchors_by_symbol)
+    found = by_symbol.get(symbol)
+    return by_symbol[None] if found is None else found
+
+
+def _first_anchors_by_symbol(store: Store) -> dict[str | None, pd.DataFrame]:
+    frame = store.query(_ALL_FIRST_ANCHORS_SQL)
+    out: dict[str | None, pd.DataFrame] = {
+        None: frame.iloc[:0][["user_id", "first_anchor"]].reset_index(drop=True)}
+    for symbol, rows in frame.groupby("symbol", sort=False).indices.items():
+        out[str(symbol)] = frame.iloc[rows][["user_id", "first_anchor"]].reset_index(drop=True)
+    return out

@@ -150,4 +150,8 @@ class ArrowSeries:
 
     def rows(self, at: np.ndarray) -> list[dict[str, Any]]:
         """Return the rows at positions ``at`` of the whole table as dicts."""
-        return self.table.take(pa.array(np.asarray(at, dtype=np.int64))).to_pylist()
+        return self.take(at).to_pylist()
+
+    def take(self, at: np.ndarray) -> pa.Table:
+        """Return the rows at positions ``at`` of the whole table (for column-wise use)."""
+        return self.table.take(pa.array(np.asarray(at, dtype=np.int64)))

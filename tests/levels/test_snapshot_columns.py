@@ -1,0 +1,117 @@
+"""Key-levels snapshots built column by column say exactly what the row form says of each row
+(``snapshot_from_row`` over the row as Python values), NULLs and split divisors included, and
+rows with the same stored support/resistance list and divisor share one tuple."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from buddy.levels.provider import (
+    _utc,
+    snapshot_from_row,
+    snapshots_from_columns,
+    utc_datetimes,
+)
+
+NS = 1_000_000_000
+T0 = 1_545_402_600 * NS  # 2018-12-21T14:30Z
+DAY = 86_400 * NS
+
+PRICE = pa.float64()
+SCHEMA = pa.schema([
+    ("bar_symbol", pa.string()), ("bar_timeframe", pa.string()), ("bar_ts", pa.int64()),
+    ("prior_day_high", PRICE), ("prior_day_low", PRICE), ("prior_day_close", PRICE),
+    ("rolling_range_high", PRICE), ("rolling_range_low", PRICE), ("version", pa.string()),
+    ("pivots", pa.struct([
+        ("classic", pa.struct([("P", PRICE), ("R1", PRICE), ("S1", PRICE)])),
+        ("camarilla", pa.struct([("R1", PRICE), ("S1", PRICE)]))])),
+    ("anchored_vwap_levels", pa.list_(pa.struct([
+        ("anchor", pa.string()), ("anchor_ts", pa.int64()), ("vwap", PRICE),
+        ("upper_1", PRICE), ("lower_1", PRICE), ("upper_2", PRICE), ("lower_2", PRICE)]))),
+    ("support_resistance", pa.list_(pa.struct([
+        ("price", PRICE), ("kind", pa.string()), ("touches", pa.int32()),
+        ("last_touch", pa.int64())]))),
+])
+
+SR = [{"price": 58.94, "kind": "support", "touches": 2, "last_touch": T0 - 300 * DAY},
+      {"price": 69.7, "kind": "resistance", "touches": 6, "last_touch": T0 - 40 * DAY}]
+VWAPS = [{"anchor": "week", "anchor_ts": T0 - 4 * DAY, "vwap": 73.25047771,
+          "upper_1": 76.02507328, "lower_1": 70.47588213, "upper_2": 78.79966886,
+          "lower_2": 67.70128655},
+         {"anchor": "swing_low", "anchor_ts": -3 * DAY, "vwap": 77.36784861,
+          "upper_1": 80.40199903, "lower_1": 74.3336982, "upper_2": 83.43614945,
+          "lower_2": 71.29954778}]
+
+
+def _row(bar: int, **changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "bar_symbol": "SYN", "bar_timeframe": "1d", "bar_ts": T0 + bar * DAY,
+        "prior_day_high": 71.12, "prior_day_low": 69.02, "prior_day_close": 69.38,
+        "rolling_range_high": 84.1, "rolling_range_low": 69.02, "version": "2.0.0",
+        "pivots": {"classic": {"P": 69.84, "R1": 70.66, "S1": 68.56},
+                   "camarilla": {"R1": 69.5725, "S1": 69.1875}},
+        "anchored_vwap_levels": VWAPS, "support_resistance": SR}
+    row.update(changes)
+    return row
+
+
+ROWS = [
+    (_row(0), 1.0),
+    (_row(1), 2.0),  # the same S/R list on another basis: its own tuple
+    (_row(2), 1.0),  # the same S/R list and basis as row 0: one tuple
+    (_row(3, prior_day_high=None, rolling_range_low=math.nan, version=None,
+          pivots={"classic": {"P": 1.0, "R1": 2.0, "S1": 0.5}, "camarilla": None},
+          anchored_vwap_levels=[], support_resistance=[]), 3.0),
+    (_row(4, pivots=None, anchored_vwap_levels=None, support_resistance=None), 1.0),
+    (_row(5, version="", support_resistance=[{**SR[0], "kind": None}, SR[1]]), 1.5),
+    (_row(6, prior_day_close=math.inf, support_resistance=SR[1:]), 1.0),
+]
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def test_each_snapshot_is_the_row_forms_and_equal_lists_share_a_tuple() -> None:
+    rows = [row for row, _ in ROWS]
+    divisor = np.array([d for _, d in ROWS])
+    table = _table(rows)
+    made = snapshots_from_columns(table, divisor, ["SYN"] * len(rows), ["1d"] * len(rows))
+    for snapshot, row, d in zip(made, table.to_pylist(), divisor.tolist(), strict=True):
+        alone = snapshot_from_row("SYN", "1d", row["bar_ts"], row, divisor=d)
+        assert snapshot == alone
+        assert repr(snapshot) == repr(alone)  # bit for bit, tzinfo included
+    assert made[0].support_resistance is made[2].support_resistance
+    assert made[0].support_resistance is not made[1].support_resistance
+    assert made[1].support_resistance[0].price == 58.94 / 2.0
+    assert made[3].pivots == {"classic": {"P": 1 / 3, "R1": 2 / 3, "S1": 0.5 / 3}}
+    assert made[3].prior_day_high is None and made[3].rolling_range_low is None
+    assert made[3].version == made[5].version == "2.0.0"
+    assert made[4].pivots == {} and made[4].anchored_vwaps == ()
+    assert made[5].support_resistance[0].kind is None  # built by the row form
+    assert made[6].prior_day_close == math.inf
+
+
+def test_a_null_price_fails_as_the_row_form_fails() -> None:
+    row = _row(0, pivots={"classic": {"P": 1.0, "R1": None, "S1": 0.5}, "camarilla": None})
+    table = _table([row])
+    with pytest.raises(TypeError):
+        snapshot_from_row("SYN", "1d", row["bar_ts"], table.to_pylist()[0])
+    with pytest.raises(TypeError):
+        snapshots_from_columns(table, np.ones(1), ["SYN"], ["1d"])
+
+
+def test_no_rows_make_no_snapshots() -> None:
+    assert snapshots_from_columns(_table([]), np.ones(0), [], []) == []
+
+
+def test_utc_datetimes_are_the_scalar_conversions() -> None:
+    ns = np.array([T0, T0, -3 * DAY, 0, T0 + 123_456_000, -1_000], dtype=np.int64)
+    made = utc_datetimes(ns)
+    assert [repr(x) for x in made] == [repr(_utc(int(x))) for x in ns]
+    assert made[0] is made[1]
