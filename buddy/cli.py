@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from buddy.errors import BuddyError, FieldErrors
+from buddy.errors import BuddyError, FieldError, FieldErrors
 
 # The values of buddy.timeframes.Timeframe, spelled out because that module imports pandas and
 # `buddy --help` must not (tests/test_cli_startup.py checks the two agree).
@@ -26,14 +26,77 @@ TIMEFRAMES = click.Choice(TIMEFRAME_VALUES)
 COMMANDS_GROUP = "trading_buddy.commands"
 
 
+#: The commands that may start a new database file (they write what the others read): every
+#: other command refuses a --db that names no file, rather than create an empty one.
+CREATING_COMMANDS = frozenset({
+    ("data", "import"), ("data", "load-sample"), ("data", "synth"), ("demo",),
+    ("events", "import"), ("trades", "import"), ("user", "set"),
+    ("user", "exit-template", "save")})
+
+
+class MissingStoreError(click.ClickException):
+    """A command that reads was pointed at a database file that does not exist."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        """Print the error as every buddy error is printed."""
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def open_store(db: str | None, *, create: bool = False) -> Any:
+    """Return the Store at ``db`` (else $BUDDY_DB, else data/buddy.duckdb); unless ``create``,
+    refuse a path with no file (a mistyped --db must not start an empty database)."""
+    from buddy.store import Store
+    from buddy.store.core import resolve_db_path
+
+    path = resolve_db_path(db)
+    if not create and not path.is_file():
+        command = " ".join(_command_path(click.get_current_context(silent=True)))
+        raise MissingStoreError(str(FieldError(
+            "--db", f"must name an existing database file (`{command or 'this command'}` "
+                    "reads it; `buddy data load-sample` or `buddy data import` starts one)",
+            str(path))))
+    return Store(path)
+
+
+def _command_path(ctx: click.Context | None) -> tuple[str, ...]:
+    names: list[str] = []
+    while ctx is not None and ctx.parent is not None:  # the root's name is the program's
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(reversed(names))
+
+
 class _Obj:
     def __init__(self, db: str | None) -> None:
         self.db = db
 
     def store(self) -> Any:
-        from buddy.store import Store
+        ctx = click.get_current_context(silent=True)
+        return open_store(self.db, create=_command_path(ctx) in CREATING_COMMANDS)
 
-        return Store(self.db)
+
+def _take_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # a --db given after a subcommand's name: every command object up the chain (the root's,
+    # and a group's own such as replay's) opens that file
+    while value is not None and ctx is not None:
+        if hasattr(ctx.obj, "db"):
+            ctx.obj.db = value
+        ctx = ctx.parent  # type: ignore[assignment]
+
+
+def accept_db(command: click.Command) -> click.Command:
+    """Give ``command`` and every subcommand it holds a ``--db PATH`` option (unless it has
+    its own), so `buddy evaluate --db X` means `buddy --db X evaluate`."""
+    if not any(param.name == "db" for param in command.params):
+        command.params.append(click.Option(
+            ["--db"], metavar="PATH", default=None, expose_value=False, callback=_take_db,
+            help="DuckDB file (the same as `buddy --db PATH`)."))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_db(sub)
+    return command
 
 
 def _fail(exc: Exception) -> None:
@@ -183,7 +246,7 @@ class _LazyGroup(click.Group):
         command = super().get_command(ctx, cmd_name)
         target = self.lazy_commands().get(cmd_name)
         if command is None and target is not None:
-            command = _load(target)
+            command = accept_db(_load(target))
             self.add_command(command, name=cmd_name)
         return command
 
@@ -386,6 +449,11 @@ cli.lazy.update({
     "review": "buddy.trades.review_cli:review", "summary": "buddy.trades.review_cli:summary",
     "journal": "buddy.trades.review_cli:journal", "profile": "buddy.strategy.cli:profile",
     "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
+
+
+# every command defined here takes --db too (loaded ones get it in _LazyGroup.get_command)
+for _command in cli.commands.values():
+    accept_db(_command)
 
 
 def main() -> None:

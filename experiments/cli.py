@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from buddy.cli import accept_db, open_store
 from buddy.errors import BuddyError
 
 
@@ -21,9 +22,8 @@ class _ExperimentsObj:
         self.db = db
 
     def store(self) -> Any:
-        from buddy.store import Store
-
-        return Store(self.db)
+        # every command here reads the file: a --db naming none is refused, not created
+        return open_store(self.db)
 
 
 def _fail(exc: Exception) -> None:
@@ -47,11 +47,12 @@ def experiments(ctx: click.Context, db: str | None) -> None:
 @click.option("--model", default="buddy-scoring", show_default=True)
 def log_config_cmd(path: Path | None, model: str) -> None:
     """Log a scoring config as a run and register it as a new model version."""
-    from buddy.config import ScoringConfig, default_scoring_config
+    from buddy.config import default_scoring_config
     from experiments.registry import register_config
+    from replay.cli import config_from_file
 
     try:
-        config = ScoringConfig.from_json(path.read_text()) if path else default_scoring_config()
+        config = config_from_file("--file", path) if path else default_scoring_config()
         version = register_config(config, name=model)
     except (BuddyError, ValueError) as exc:
         _fail(exc)
@@ -168,6 +169,8 @@ def search_weights_cmd(obj: _ExperimentsObj, run_id: str, method: str, top: int 
         _fail(exc)
     click.echo(describe(candidates))
 
+
+accept_db(experiments)  # `experiments promote --db PATH` as well as `experiments --db PATH ...`
 
 if __name__ == "__main__":
     experiments(prog_name="experiments")

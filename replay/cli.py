@@ -14,12 +14,14 @@ from typing import Any
 import click
 import pandas as pd
 
+from buddy.cli import accept_db, open_store
 from buddy.errors import BuddyError, FieldError, FieldErrors
 from buddy.timeframes import Timeframe
 
 SOURCE_HELP = ("Where intents come from: 'corpus' (every generator over every symbol and "
                "timeframe with bars), a generator name (ma_cross, prior_high_breakout, "
-               "vwap_pullback, random), 'database' (the trade_intents table) or csv:PATH (a "
+               "vwap_pullback, random; or generator:NAME), 'database' (the trade_intents "
+               "table) or csv:PATH (a "
                "file with the intent columns, or a trades file: entry_time, entry_price, side, "
                "size, stop, symbol, timeframe, ...).")
 
@@ -29,9 +31,8 @@ class _ReplayObj:
         self.db = db
 
     def store(self) -> Any:
-        from buddy.store import Store
-
-        return Store(self.db)
+        # every command here reads the file: a --db naming none is refused, not created
+        return open_store(self.db)
 
 
 def _fail(exc: Exception) -> None:
@@ -92,7 +93,7 @@ def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe:
             providers_spec: str, resume_run: str | None, no_outcomes: bool,
             no_progress: bool) -> None:
     """Run (or resume) a replay and print its run id and figures."""
-    from replay.engine import resume_replay, run_replay
+    from replay.engine import ReplayError, resume_replay, run_replay
     from replay.executors import make_executor
 
     if scheduler is not None:
@@ -113,6 +114,10 @@ def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe:
                                                timeframe=timeframe, start=start, end=end,
                                                seed=seed, params=_params(params), user=user,
                                                tz=tz)
+                if intents.empty:
+                    raise ReplayError(_nothing_to_replay(
+                        source, user=user, symbols=symbols, timeframe=timeframe, start=start,
+                        end=end))
                 config = load_config(config_ref)
                 providers = load_providers(providers_spec)
                 run = run_replay(store, intents, config=config,
@@ -126,6 +131,14 @@ def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe:
     click.echo(f"run {run.run_id}  {run.name}  {run.status}: {run.n_intents} intents "
                f"({run.n_evaluated} evaluated now, {run.n_skipped} already done) in "
                f"{run.elapsed_s:.1f} s, config #{run.config_hash}, mode {run.mode}")
+
+
+def _nothing_to_replay(source: str, **given: str | None) -> str:
+    # name the source and every filter that was given: one of them is the cause
+    filters = ", ".join(f"--{key} {value!r}" for key, value in given.items() if value)
+    return (f"nothing to replay: --source {source!r} gave 0 intents"
+            + (f" for {filters}" if filters else "")
+            + " (no run was stored)")
 
 
 def load_providers(spec: str) -> dict[str, Any]:
@@ -169,7 +182,9 @@ def load_intents(store: Any, source: str, *, symbols: list[str] | None, timefram
             frame, trades = sources.import_trades_csv(path, tz=tz)
     else:
         extra: dict[str, Any] = {"user_id": user} if user else {}
-        return sources.generate_intents(store, source, symbols=symbols,
+        # 'generator:NAME' is how runs record the source (``replay show``): take it back
+        generator = source.removeprefix("generator:")
+        return sources.generate_intents(store, generator, symbols=symbols,
                                         timeframe=timeframe or Timeframe.D1,
                                         start=start_ts, end=end_ts, seed=seed,
                                         **extra, **(params or {})), None
@@ -188,7 +203,6 @@ def load_intents(store: Any, source: str, *, symbols: list[str] | None, timefram
 
 def load_config(ref: str) -> Any:
     """Return the ScoringConfig named by --config: 'default', a JSON file or models:/..."""
-    from buddy.config import ScoringConfig
     from buddy.config_sources import resolve_scoring_config
 
     # registered configs come from a config source (the experiments package declares one):
@@ -199,7 +213,36 @@ def load_config(ref: str) -> Any:
     if not path.is_file():
         raise FieldErrors([FieldError("--config", "must be 'default', a JSON file or "
                                       "models:/NAME@ALIAS", ref)])
-    return ScoringConfig.from_json(path.read_text())
+    return config_from_file("--config", path)
+
+
+def config_from_file(option: str, path: Path) -> Any:
+    """Return the ScoringConfig in the JSON file ``path`` given as ``option``; a file that is
+    not one raises FieldErrors naming the option, the rule and the file."""
+    from buddy.config import ScoringConfig
+    from buddy.errors import ConfigError
+
+    rule = "must be a scoring config JSON file"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FieldErrors([FieldError(option, f"{rule}; it cannot be read as UTF-8 text "
+                                              f"({exc})", str(path))]) from exc
+    except json.JSONDecodeError as exc:
+        raise FieldErrors([FieldError(option, f"{rule}; it is not JSON ({exc.msg} at line "
+                                              f"{exc.lineno} column {exc.colno})", str(path))]
+                          ) from exc
+    if not isinstance(data, dict):
+        raise FieldErrors([FieldError(option, f"{rule} holding one JSON object; it holds a "
+                                              f"JSON {type(data).__name__}", str(path))])
+    try:
+        return ScoringConfig.from_mapping(data)
+    except ConfigError as exc:  # the settings' own errors, each under the option's name
+        raise ConfigError([FieldError(f"{option} {path}: {e.field}", e.rule, e.value)
+                           for e in exc.errors]) from exc
+    except (TypeError, ValueError, AttributeError) as exc:  # a structure from_mapping cannot walk
+        raise FieldErrors([FieldError(option, f"{rule} in the scoring config's shape ({exc})",
+                                      str(path))]) from exc
 
 
 def _bound(value: str | None, which: str) -> pd.Timestamp | None:
@@ -382,6 +425,8 @@ def _summary(results: pd.DataFrame) -> dict[str, Any]:
 def _round(value: float) -> float | None:
     return None if pd.isna(value) else round(float(value), 3)
 
+
+accept_db(replay)  # `replay run --db PATH` as well as `replay --db PATH run`
 
 if __name__ == "__main__":
     replay(prog_name="python -m replay.cli")

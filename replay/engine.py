@@ -436,7 +436,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     outcomes. ``executor`` defaults to two local processes (closed here);
     a given executor stays open. ``on_chunk`` is called after each chunk commits.
     ``purpose`` (PURPOSES) is stored with the run: 'gate' runs are never "the latest run"
-    (``latest_run_id``), so nothing defaults to fitting on a holdout.
+    (``latest_run_id``), so nothing defaults to fitting on a holdout. No intents:
+    ReplayError, nothing stored.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
@@ -446,6 +447,9 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
         chunk_size = DEFAULT_BATCH_CHUNK_SIZE if mode == "batch" else DEFAULT_CHUNK_SIZE
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (got {chunk_size})")
+    if len(intents) == 0:  # a "done" run of nothing would read as a result
+        raise ReplayError(f"nothing to replay: run {name!r} was given 0 intents (no run "
+                          "was stored)")
     started = time.perf_counter()
     providers = dict(providers or {})
     frame = normalize_intents(intents)
