@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import utc_ns
-from buddy.batch.pieces import as_of_datetime, as_of_ns, groups, per_distinct
+from buddy.batch.pieces import as_of_ns, groups, per_distinct
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import (
     ExchangeCalendar,
@@ -120,6 +121,8 @@ def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
     codes, first = groups(np.column_stack([pd.factorize(symbols)[0],
                                            pd.factorize(calendars)[0], lookahead, t]))
     u_t, u_end, u_symbol = t[first], t[first] + lookahead[first], symbols[first]
+    # every distinct as_of and window end as a datetime at once (as_of_datetime's values)
+    u_as_of, u_window_end = _utc_datetimes(u_t), _utc_datetimes(u_end)
     shared_pieces = np.empty(len(first), dtype=object)
     shared_reasons = np.empty(len(first), dtype=object)
     events = _SymbolEvents.read(request.store, sorted({str(s) for s in u_symbol}))
@@ -134,19 +137,27 @@ def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
             continue
         span = _CalendarSpan.read(calendar, u_t[keys], u_end[keys])
         sessions, calendar_events, calendar_ends = span.windows(u_t[keys], u_end[keys])
-        for j, k in enumerate(keys):
+        calendar_name = str(name)
+        for j, k in enumerate(keys.tolist()):
             symbol = str(u_symbol[k])
             imported, n_earnings = events.at(symbol, int(u_t[k]), int(u_end[k]))
-            as_of = as_of_datetime(int(u_t[k]))
-            window_end = (pd.Timestamp(as_of) + pd.Timedelta(int(u_end[k] - u_t[k]), "ns")
-                          ).to_pydatetime()
+            # a slice of the calendar's events is in order already when the span is
+            known = calendar_events[j] if span.ordered and not imported else tuple(
+                sorted([*calendar_events[j], *imported], key=_event_order))
             shared_pieces[k] = ScheduleContext(
-                symbol=symbol, calendar=str(name), as_of=as_of, window_end=window_end,
-                events=tuple(sorted([*calendar_events[j], *imported],
-                                    key=lambda e: (e.ts, e.event_id))),
-                sessions=sessions[j], calendar_ends=calendar_ends[j],
-                earnings_dates_known=n_earnings)
+                symbol=symbol, calendar=calendar_name, as_of=u_as_of[k],
+                window_end=u_window_end[k], events=known, sessions=sessions[j],
+                calendar_ends=calendar_ends[j], earnings_dates_known=n_earnings)
     return shared_pieces[codes], shared_reasons[codes]
+
+
+def _event_order(event: UpcomingEvent) -> tuple[datetime, str]:
+    return event.ts, event.event_id
+
+
+def _utc_datetimes(ns: np.ndarray) -> list[datetime]:
+    """Return UTC ns values as the datetimes ``as_of_datetime`` gives, all at once."""
+    return list(pd.DatetimeIndex(ns, tz="UTC").to_pydatetime())
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +215,7 @@ class _CalendarSpan:
     hidden_until: np.ndarray  # ns; INT64_MIN for an event known all along
     events: list[UpcomingEvent]
     last_close: pd.Timestamp | None  # an exchange calendar's last session close
+    ordered: bool  # events by (ts, event_id): every window's slice is sorted already
 
     @classmethod
     def read(cls, calendar: TradingCalendar, as_of: np.ndarray, end: np.ndarray
@@ -253,16 +265,19 @@ class _CalendarSpan:
                 raise ValueError("calendar dates and times out of order")
         pairs = list(zip(pd.DatetimeIndex(opens, tz="UTC").to_pydatetime(),
                          pd.DatetimeIndex(closes, tz="UTC").to_pydatetime(), strict=True))
+        order = [_event_order(e) for e in events]
         return cls(tz=calendar.tz, day=day, open=opens, close=closes, shown_until=shown,
                    pairs=pairs, event_day=np.array(event_day, dtype=np.int64),
                    event_ts=event_ts, hidden_until=np.array(hidden, dtype=np.int64),
-                   events=events, last_close=last_close)
+                   events=events, last_close=last_close,
+                   ordered=all(a <= b for a, b in pairwise(order)))
 
     def windows(self, as_of: np.ndarray, end: np.ndarray
                 ) -> tuple[list[tuple[tuple[datetime, datetime], ...]],
-                           list[list[UpcomingEvent]], list[datetime | None]]:
+                           list[tuple[UpcomingEvent, ...]], list[datetime | None]]:
         """Return per window [as_of, end] (ns) its sessions, calendar events (by ts) and
-        calendar end, as ``exchange_schedule`` gives them; equal windows share one tuple."""
+        calendar end, as ``exchange_schedule`` gives them; equal windows share one tuple
+        of sessions and one of events."""
         first_day, last_day = _window_days(self.tz, as_of, end)
         lo = np.maximum(np.searchsorted(self.day, first_day, side="left"),
                         np.searchsorted(self.close, as_of, side="right"))
@@ -283,17 +298,21 @@ class _CalendarSpan:
         for q in np.flatnonzero(self.hidden_until != _INT64_MIN):
             e_sift |= (e_lo <= q) & (q < e_hi) & (as_of < self.hidden_until[q])
         made: dict[tuple[int, int, int | None], tuple[tuple[datetime, datetime], ...]] = {}
+        made_events: dict[tuple[int, int, int | None], tuple[UpcomingEvent, ...]] = {}
         sessions, events = [], []
-        for k in range(len(as_of)):
-            a, b = int(lo[k]), int(hi[k])
-            key = (a, b, int(as_of[k]) if sift[k] else None)
+        for k, (a, b, sifted, e_a, e_b, e_sifted, t) in enumerate(zip(
+                lo.tolist(), hi.tolist(), sift.tolist(), e_lo.tolist(), e_hi.tolist(),
+                e_sift.tolist(), as_of.tolist(), strict=True)):
+            key = (a, b, t if sifted else None)
             if key not in made:
-                made[key] = tuple(self.pairs[a:b]) if not sift[k] else tuple(
+                made[key] = tuple(self.pairs[a:b]) if not sifted else tuple(
                     self.pairs[p] for p in range(a, b) if self.shown_until[p] > as_of[k])
             sessions.append(made[key])
-            a, b = int(e_lo[k]), int(e_hi[k])
-            events.append(self.events[a:b] if not e_sift[k] else [
-                self.events[q] for q in range(a, b) if self.hidden_until[q] <= as_of[k]])
+            key = (e_a, e_b, t if e_sifted else None)
+            if key not in made_events:
+                made_events[key] = tuple(self.events[e_a:e_b]) if not e_sifted else tuple(
+                    self.events[q] for q in range(e_a, e_b) if self.hidden_until[q] <= as_of[k])
+            events.append(made_events[key])
         ends: list[datetime | None] = [None] * len(as_of)
         if self.last_close is not None:
             last = self.last_close.value

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from buddy.store.core import Store
@@ -71,7 +72,18 @@ def symbol_events(store: Store, symbols: Sequence[str]) -> list[tuple[str, pd.Da
     event_id; callers filter by as_of), from one read of the events table per process while
     the file is unchanged (``buddy.store.tables``)."""
     every = cached(store, "events", lambda s: s.query(_ALL_EVENTS_SQL))
-    symbol = every["symbol"].to_numpy(object)
-    market_wide = every["symbol"].isna().to_numpy(bool)
-    return [(name, every[(symbol == name) | market_wide].reset_index(drop=True))
-            for name in symbols]
+    if not len(every):  # no events at all: no mask per symbol
+        return [(name, every) for name in symbols]
+    codes, names = pd.factorize(every["symbol"].to_numpy(object))  # market-wide: -1
+    code_of = {name: k for k, name in enumerate(names.tolist())}
+    order = np.argsort(codes, kind="stable")  # each symbol's rows together, by ts
+    bounds = np.searchsorted(codes[order], np.arange(-1, len(names) + 1))
+    market_wide = order[bounds[0]:bounds[1]]
+    out = []
+    for name in symbols:
+        k = code_of.get(name)
+        own = order[bounds[k + 1]:bounds[k + 2]] if k is not None else market_wide[:0]
+        # the table's order (ts, event_id) kept: the rows by position
+        rows = np.sort(np.concatenate([own, market_wide]))
+        out.append((name, every.iloc[rows].reset_index(drop=True)))
+    return out
