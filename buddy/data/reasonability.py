@@ -149,14 +149,29 @@ def allowed_sessions(values: Collection[date | datetime | str | pd.Timestamp]) -
 def _group_median(values: pd.Series, segment: np.ndarray, window: int,
                   min_history: int) -> np.ndarray:
     """Return per row the median of the prior ``window`` values of its segment; rows with too
-    little history get the median of their segment's first ``window`` values."""
-    grouped = values.groupby(segment, sort=False)
-    trailing = grouped.transform(
-        lambda s: s.shift(1).rolling(window, min_periods=min_history).median())
-    head = grouped.transform(
-        lambda s: s.iloc[:window].median() if s.iloc[:window].count() >= min_history
-        else np.nan)
-    return trailing.fillna(head).to_numpy(dtype=np.float64)
+    little history get the median of their segment's first ``window`` values.
+
+    ``segment`` is non-decreasing (rows in time order within their segment). One rolling
+    median runs over all rows; only the rows within ``window`` of a segment's start, whose
+    window would reach into the previous segment, are recomputed one by one.
+    """
+    data = values.to_numpy(dtype=np.float64)
+    count = len(data)
+    median = np.array(values.shift(1).rolling(window, min_periods=min_history).median(),
+                      dtype=np.float64)
+    starts = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1]])
+    ends = np.r_[starts[1:], count]
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        for i in range(start, min(start + window, end)):
+            prior = data[start:i]
+            prior = prior[~np.isnan(prior)]
+            median[i] = np.median(prior) if len(prior) >= min_history else np.nan
+        head = data[start:min(start + window, end)]
+        head = head[~np.isnan(head)]
+        if len(head) >= min_history:
+            rows = slice(start, end)
+            median[rows] = np.where(np.isnan(median[rows]), np.median(head), median[rows])
+    return median
 
 
 def check_reasonability(bars: pd.DataFrame, *, corporate_actions: pd.DataFrame | None = None,
@@ -236,8 +251,9 @@ def _relative_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, raw: dict[str, np.
              for c in (*_PRICE_COLUMNS, "volume")}
     sessions = to_session_index(bars["session"])
     allowed = np.asarray(sessions.isin(allowed_sessions(allow)))
-    series_codes, _ = pd.factorize(pd.MultiIndex.from_arrays(
-        [bars["symbol"].astype("str"), bars["timeframe"].astype("str")]))
+    symbol_codes, _ = pd.factorize(bars["symbol"])
+    timeframe_codes, timeframes = pd.factorize(bars["timeframe"])
+    series_codes = symbol_codes.astype(np.int64) * len(timeframes) + timeframe_codes
     # time order within each series; validate_bars has refused duplicates and disorder
     order = np.lexsort((ts.asi8, series_codes))
     code = series_codes[order]
