@@ -6,6 +6,7 @@ builds the ContextPack, runs the orchestrator and logs the evaluation in one tra
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import date, datetime, time
 from typing import Any
@@ -21,7 +22,7 @@ from buddy.domain import TradeIntent, as_utc
 from buddy.errors import FieldError, IntentValidationError
 from buddy.explain import explainer_from_env
 from buddy.orchestrator import Orchestrator
-from buddy.report import BuddyReport
+from buddy.report import BuddyReport, LogStatus
 from buddy.store import Store
 from buddy.store.bars import bar_spans
 from buddy.validation import MAX_BARS_PAST_DATA, Catalogue, catalogue_errors
@@ -65,6 +66,10 @@ class Buddy:
         ``as_of`` may be a date ('2012-06-01': the close of that day's session, or the end of
         the day in the exchange's zone when it is no session) or an aware timestamp. Raises
         IntentValidationError naming every bad field; nothing is written then.
+
+        The log waits a few seconds at most for the file (``buddy.store.core.LOG_WAIT_S``);
+        when another process keeps it busy the rows are queued durably and written by the
+        next write: the report says which in ``report.logging`` (``LogStatus``).
         """
         with self.store.reading():  # one read connection for validation and the pack
             intent = self.make_intent(user=user, symbol=symbol, side=side,
@@ -73,7 +78,7 @@ class Buddy:
                                       order_type=order_type, risk_amount=risk_amount)
             report, rules_version = self._evaluate(intent)
         if log:  # after the read connection closed: a write needs the file to itself
-            self._log(intent, report, rules_version)
+            return self._log(intent, report, rules_version)
         return report
 
     def make_intent(self, *, user: str, symbol: str, side: str, timeframe: str, entry: Any,
@@ -107,7 +112,7 @@ class Buddy:
         with self.store.reading():
             report, rules_version = self._evaluate(intent)
         if log:
-            self._log(intent, report, rules_version)
+            return self._log(intent, report, rules_version)
         return report
 
     def _evaluate(self, intent: TradeIntent) -> tuple[BuddyReport, int | None]:
@@ -121,10 +126,13 @@ class Buddy:
         return self.orchestrator.run(intent, ctx), rules_version
 
     def _log(self, intent: TradeIntent, report: BuddyReport, rules_version: int | None
-             ) -> None:
-        self.store.log_evaluation(intent.as_row(),
-                                  {**report.evaluation_row(), "rules_version": rules_version},
-                                  report.item_rows())
+             ) -> BuddyReport:
+        """Log the report (or queue it when the file stays busy); return it with the
+        outcome in ``logging``."""
+        state, detail = self.store.log_or_queue(
+            intent.as_row(), {**report.evaluation_row(), "rules_version": rules_version},
+            report.item_rows())
+        return dataclasses.replace(report, logging=LogStatus(state, detail))
 
     def instrument(self, symbol: str, catalogue: Catalogue | None = None) -> Instrument:
         """Return the instrument of ``symbol``; the error lists the known symbols."""

@@ -322,6 +322,8 @@ def evaluate(obj: _Obj, as_json: bool, show_all: bool, no_log: bool, **fields: A
     except (FieldErrors, BuddyError) as exc:
         _fail(exc)
     click.echo(report.to_json() if as_json else report.text(show_all=show_all))
+    if report.logging.text():  # the report stands; say where its log went
+        click.echo(report.logging.text(), err=True)
 
 
 # ---------------------------------------------------------------------------- data

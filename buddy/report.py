@@ -27,6 +27,30 @@ from buddy.explain import RenderedIssue
 DISCLAIMER = NO_PREDICTION
 
 
+@dataclass(frozen=True, slots=True)
+class LogStatus:
+    """Whether an evaluation's rows reached the database: ``state`` is 'logged', 'queued'
+    (the file was busy: the rows wait in a durable queue next to it, logged by the next
+    write), 'failed' (not logged, and queueing failed: ``detail`` says why) or
+    'not_logged' (logging was not asked for)."""
+
+    state: str = "not_logged"
+    detail: str = ""
+
+    @property
+    def logged(self) -> bool:
+        """Return True when the rows are in the database."""
+        return self.state == "logged"
+
+    def text(self) -> str:
+        """Return one line for the user ('' when logged or not asked for)."""
+        if self.state == "queued":
+            return f"Log queued: {self.detail}"
+        if self.state == "failed":
+            return f"NOT logged: {self.detail}"
+        return ""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuddyReport:
     """What one orchestrator run says about one intent.
@@ -60,6 +84,7 @@ class BuddyReport:
     rendered_more: tuple[RenderedIssue, ...] = ()  # ranked_issues after the top, same order
     not_checked: tuple[NotChecked, ...] = ()
     timezone: str = "UTC"  # the exchange's zone: times are shown in it
+    logging: LogStatus = LogStatus()  # set by buddy.api after the log (or its queueing)
 
     @property
     def n_unknown(self) -> int:

@@ -55,6 +55,7 @@ from buddy.store.bars import (
     instrument_row,
     symbol_actions,
 )
+from buddy.store.core import READ_IDLE_S
 from buddy.timeframes import Timeframe
 
 _NS_PER_DAY = 86_400_000_000_000
@@ -106,9 +107,13 @@ def build_batch_context(store: Store, intents: pd.DataFrame, *,
     """Return the BatchContext of ``intents`` (INTENT_COLUMNS, as_of tz-aware); ``providers``
     are registered in a ProviderRegistry (validated, plain functions run row by row).
 
-    Every read (providers' included) goes through one read-only connection.
+    Reads made in quick succession share one read-only connection (``Store.reading``;
+    the per-row on-demand reads of a piece are several per row, and a connection costs
+    20-30 ms to open), but it is closed as soon as it sits unused for READ_IDLE_S or
+    another process waits to write: the long work between reads (pieces, on-demand HMM
+    fits) holds no lock that a write would wait on.
     """
-    with store.reading():
+    with store.reading(idle_s=READ_IDLE_S):
         return _build(store, intents, lookback_bars, ProviderRegistry(providers))
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from buddy.errors import SchemaVersionError, StoreLockedError
+from buddy.store import pending
 from buddy.store.bars import closed_by
 
 #: What bulk writes accept: a pandas DataFrame or an Arrow table with the table's columns.
@@ -26,6 +27,24 @@ Frame: TypeAlias = pd.DataFrame | pa.Table
 
 DEFAULT_DB_PATH = Path("data/buddy.duckdb")
 LOCK_TIMEOUT_S = 30.0
+#: The longest a logged evaluation waits for the file before its rows are queued instead
+#: (``buddy.store.pending``), seconds.
+LOG_WAIT_S = 3.0
+#: How long the shared connection of a long reader's ``reading(idle_s=...)`` block (a
+#: replay chunk's context) may sit unused before it is closed (reopened by the next read),
+#: seconds: reads in quick succession share it, while long Python work between reads (an
+#: on-demand HMM fit) holds no lock other processes wait on.
+READ_IDLE_S = 0.25
+#: The longest a Store's construction waits to move queued evaluation logs in, seconds
+#: (they stay queued when the file is busy).
+FLUSH_WAIT_S = 1.0
+#: DuckDB has no queue for its file lock: a writer polls, and readers of other processes
+#: that keep opening connections can starve it. A waiting writer therefore leaves a mark
+#: (a file per writer in ``<db>.writers/``, touched on every retry); new reads defer to a
+#: mark younger than WRITER_FRESH_S seconds (an older one is a crashed writer's) for at
+#: most READER_DEFER_S seconds, and a shared read connection is closed at once.
+WRITER_FRESH_S = 2.0
+READER_DEFER_S = 5.0
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -74,60 +93,142 @@ class Store:
         self._reading: int | None = None
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_users = 0
+        # the idle timer closes the shared connection from its own thread: both go through
+        # this lock, and a generation number voids a timer that fired late
+        self._reader_lock = threading.Lock()
+        self._reader_generation = 0
+        self._idle_timer: threading.Timer | None = None
+        self._read_idle_s: float | None = None  # the current block's idle close, if any
+        self._flushing = False
+        self._writers_dir = self.path.with_name(self.path.name + ".writers")
+        self._writers_checked = (0.0, False)  # (monotonic time, answer): at most every 50 ms
         if migrate:
             self.migrate()
+            self.flush_pending(lock_timeout_s=FLUSH_WAIT_S, quiet=True)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
     # ------------------------------------------------------------------ connections
     @contextmanager
-    def reading(self) -> Iterator[Store]:
+    def reading(self, *, idle_s: float | None = None) -> Iterator[Store]:
         """Serve every read-only connection asked for inside the block from ONE connection
         (opening a DuckDB file costs 20-30 ms of CPU; an evaluation's reads need not pay it
         six times). The connection opens at the block's first read and closes when the
-        outermost block exits: no read lock is held between blocks, so other processes can
-        write then. A write inside the block closes the shared connection first (DuckDB
-        refuses a read-write and a read-only connection to one file in one process); the next
-        read reopens it. Only the thread that entered the block shares the connection
-        (DuckDB connections are not for concurrent use): other threads open their own."""
+        outermost block exits, when another process waits to write (at the end of the read
+        in progress), or, with ``idle_s``, once it has sat unused that many seconds (a long
+        reader's work between reads then holds no lock: the next read reopens it; an
+        evaluation keeps its one connection). No read lock is held between blocks, so
+        other processes can write then. A write
+        inside the block closes the shared connection first (DuckDB refuses a read-write and
+        a read-only connection to one file in one process); the next read reopens it. Only
+        the thread that entered the block shares the connection (DuckDB connections are not
+        for concurrent use): other threads open their own."""
         if self._reading is not None:  # nested, or another thread's block: nothing to add
             yield self
             return
         self._reading = threading.get_ident()
+        self._read_idle_s = idle_s
         try:
             yield self
         finally:
             self._reading = None
+            self._read_idle_s = None
             self._close_reader()
 
     def _close_reader(self) -> None:
-        reader, self._reader = self._reader, None
+        with self._reader_lock:
+            self._disarm_idle()
+            reader, self._reader = self._reader, None
         if reader is not None:
             reader.close()
+
+    def _disarm_idle(self) -> None:
+        """Void a pending idle close (call with ``_reader_lock`` held)."""
+        self._reader_generation += 1
+        timer, self._idle_timer = self._idle_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _arm_idle(self) -> None:
+        """Close the shared connection after ``read_idle_s`` unused (``_reader_lock`` held)."""
+        self._disarm_idle()
+        if self._read_idle_s is None:
+            return
+        timer = threading.Timer(self._read_idle_s, self._close_if_idle,
+                                args=(self._reader_generation,))
+        timer.daemon = True
+        self._idle_timer = timer
+        timer.start()
+
+    def _close_if_idle(self, generation: int) -> None:
+        with self._reader_lock:
+            if (generation != self._reader_generation or self._reader_users
+                    or self._reader is None):
+                return
+            reader, self._reader, self._idle_timer = self._reader, None, None
+        reader.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Return a new DuckDB connection to the file: the one place that opens one (a
         subclass may count or wrap them)."""
         return duckdb.connect(str(self.path), read_only=read_only)
 
-    def _new_connection(self, read_only: bool) -> duckdb.DuckDBPyConnection:
-        """Open a connection in UTC, retrying while another process holds the file."""
-        deadline = time.monotonic() + self.lock_timeout_s
+    def writer_waiting(self, *, fresh: bool = False) -> bool:
+        """Return True when a process waits to write to the file (a mark in ``<db>.writers/``
+        younger than WRITER_FRESH_S); the answer is reused for 50 ms unless ``fresh``."""
+        now = time.monotonic()
+        at, answer = self._writers_checked
+        if not fresh and now - at < 0.05:
+            return answer
+        answer = False
+        with suppress(FileNotFoundError), os.scandir(self._writers_dir) as found:
+            wall = time.time()
+            for entry in found:
+                with suppress(FileNotFoundError):
+                    if wall - entry.stat().st_mtime < WRITER_FRESH_S:
+                        answer = True
+                        break
+        self._writers_checked = (now, answer)
+        return answer
+
+    def _defer_to_writers(self) -> None:
+        """Wait (at most READER_DEFER_S) while another process waits to write."""
+        deadline = time.monotonic() + READER_DEFER_S
+        while self.writer_waiting(fresh=True) and time.monotonic() < deadline:
+            time.sleep(0.01 + 0.01 * random.random())
+
+    def _new_connection(self, read_only: bool, lock_timeout_s: float | None = None
+                        ) -> duckdb.DuckDBPyConnection:
+        """Open a connection in UTC, retrying while another process holds the file (for
+        ``lock_timeout_s`` seconds, the store's ``lock_timeout_s`` when None). A reader
+        first lets waiting writers go; a writer that must wait says so (WRITER_FRESH_S)."""
+        wait_s = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
+        deadline = time.monotonic() + wait_s
         delay = 0.02
-        while True:
-            try:
-                con = self._open(read_only)
-                break
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                    if _is_lock_error(exc):
-                        raise StoreLockedError(
-                            f"{self.path} stayed locked by another process for "
-                            f"{self.lock_timeout_s:g} s: {exc}") from exc
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
+        mark: Path | None = None
+        if read_only:
+            self._defer_to_writers()
+        try:
+            while True:
+                try:
+                    con = self._open(read_only)
+                    break
+                except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                    if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                        if _is_lock_error(exc):
+                            raise StoreLockedError(
+                                f"{self.path} stayed locked by another process for "
+                                f"{wait_s:g} s: {exc}") from exc
+                        raise
+                    if not read_only:
+                        mark = self._mark_waiting(mark)
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.25 if not read_only else 0.5)
+        finally:
+            if mark is not None:
+                with suppress(FileNotFoundError):
+                    mark.unlink()
         try:
             con.execute("SET TimeZone = 'UTC'")
         except BaseException:
@@ -135,32 +236,59 @@ class Store:
             raise
         return con
 
+    def _mark_waiting(self, mark: Path | None) -> Path | None:
+        """Create or refresh this writer's mark; None when the folder cannot be written."""
+        if mark is None:
+            mark = self._writers_dir / f"{os.getpid()}-{threading.get_ident()}"
+        try:
+            self._writers_dir.mkdir(exist_ok=True)
+            mark.touch()
+        except OSError:
+            return None
+        return mark
+
     @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a connection, retrying while another process holds the file (inside
-        ``reading()``, read-only ones are the block's shared connection)."""
+    def connect(self, *, read_only: bool = False, lock_timeout_s: float | None = None
+                ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection, retrying while another process holds the file for
+        ``lock_timeout_s`` seconds (the store's when None); inside ``reading()``, read-only
+        ones are the block's shared connection."""
         if read_only and self._reading == threading.get_ident():
-            if self._reader is None:
-                self._reader = self._new_connection(True)
-            self._reader_users += 1
+            with self._reader_lock:
+                self._disarm_idle()
+                if self._reader is None:
+                    self._reader = self._new_connection(True, lock_timeout_s)
+                self._reader_users += 1
+                shared = self._reader
             try:
-                yield self._reader
+                yield shared
             finally:
-                self._reader_users -= 1
+                with self._reader_lock:
+                    self._reader_users -= 1
+                    if not self._reader_users and self._reading is not None:
+                        self._arm_idle()
+                if not self._reader_users and self.writer_waiting():
+                    self._close_reader()  # let the writer in; the next read reopens
             return
         if (not read_only and self._reader is not None and not self._reader_users
                 and self._reading == threading.get_ident()):
             self._close_reader()  # see reading(): reopened by the next read
-        con = self._new_connection(read_only)
+        con = self._new_connection(read_only, lock_timeout_s)
         try:
             yield con
         finally:
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a read-write connection inside one transaction; roll back on any error."""
-        with self.connect() as con:
+    def transaction(self, *, lock_timeout_s: float | None = None
+                    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a read-write connection inside one transaction; roll back on any error.
+
+        After the commit, queued evaluation logs (``buddy.store.pending``) are moved in on
+        the same connection, in their own transaction: the caller's write never fails or
+        rolls back because of them."""
+        extra = {} if lock_timeout_s is None else {"lock_timeout_s": lock_timeout_s}
+        with self.connect(**extra) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
@@ -168,6 +296,9 @@ class Store:
                 con.execute("ROLLBACK")
                 raise
             con.execute("COMMIT")
+            if not self._flushing and pending.has_entries(self.path):
+                with suppress(Exception):  # they stay queued for the next write
+                    self._flush_into(con)
 
     # ------------------------------------------------------------------ schema
     def schema_version(self) -> int:
@@ -378,23 +509,94 @@ class Store:
 
     # ------------------------------------------------------------------ evaluation logging
     def log_evaluation(self, intent_row: Mapping[str, Any], evaluation_row: Mapping[str, Any],
-                       item_rows: Sequence[Mapping[str, Any]]) -> None:
+                       item_rows: Sequence[Mapping[str, Any]], *,
+                       lock_timeout_s: float | None = None,
+                       created_at: datetime | None = None) -> None:
         """Write an intent, its evaluation and its items in ONE transaction.
 
         The intent row is inserted once (re-evaluating an intent adds evaluations only);
-        ``created_at`` is stamped here, at the edge, with the wall clock. Durable when it
-        returns (committed; the connection's close checkpoints: leaving the WAL to grow
-        instead made every later open replay it, which cost more than the checkpoint). One
-        prepared statement per table: registering frames and looking up columns cost more
-        than the rows.
+        ``created_at`` is stamped here, at the edge, with the wall clock (unless given).
+        Durable when it returns (committed; the connection's close checkpoints: leaving the
+        WAL to grow instead made every later open replay it, which cost more than the
+        checkpoint). One prepared statement per table: registering frames and looking up
+        columns cost more than the rows. Queued logs are moved in after the commit.
+        Raises StoreLockedError when the file stays busy for ``lock_timeout_s`` seconds.
         """
+        now = created_at or datetime.now(UTC)
+        with self.transaction(lock_timeout_s=lock_timeout_s) as con:
+            _insert_evaluation(con, intent_row, evaluation_row, item_rows, now)
+
+    def log_or_queue(self, intent_row: Mapping[str, Any], evaluation_row: Mapping[str, Any],
+                     item_rows: Sequence[Mapping[str, Any]], *,
+                     lock_timeout_s: float = LOG_WAIT_S) -> tuple[str, str]:
+        """Log an evaluation, waiting at most ``lock_timeout_s`` seconds for the file; when
+        it stays busy, queue the rows durably instead (``buddy.store.pending``; moved in by
+        the next write). Return (state, detail): ('logged', ''), ('queued', why) or
+        ('failed', why) when even the queue refused (the disk); other errors (a bad row)
+        raise as ``log_evaluation``'s do."""
         now = datetime.now(UTC)
-        with self.transaction() as con:
-            insert_rows(con, "trade_intents", [{**intent_row, "created_at": now}],
-                        on_conflict="DO NOTHING")
-            insert_rows(con, "trade_evaluations", [{**evaluation_row, "created_at": now}])
-            insert_rows(con, "trade_evaluation_items",
-                        [{**row, "created_at": now} for row in item_rows])
+        try:
+            self.log_evaluation(intent_row, evaluation_row, item_rows,
+                                lock_timeout_s=lock_timeout_s, created_at=now)
+        except StoreLockedError as exc:
+            reason = (f"the database was busy for {lock_timeout_s:g} s ({exc.__cause__ or exc}"
+                      ")")
+            try:
+                where = pending.write_entry(self.path, intent_row, evaluation_row, item_rows,
+                                            now)
+            except (OSError, ValueError) as spool_exc:
+                return "failed", f"{reason}; queueing it failed too: {spool_exc}"
+            return "queued", f"{reason}; queued in {where}, logged by the next write"
+        return "logged", ""
+
+    def pending_logs(self) -> int:
+        """Return how many evaluation logs wait in the queue."""
+        return sum(1 for _ in pending.read_entries(self.path))
+
+    def flush_pending(self, *, lock_timeout_s: float | None = None, quiet: bool = False
+                      ) -> int:
+        """Move queued evaluation logs into the database; return how many were inserted.
+
+        Each entry is inserted unless its eval_id is already logged (exactly once), its
+        file removed after the commit. ``quiet``: a busy file leaves them queued (returns
+        0) instead of raising StoreLockedError."""
+        if not pending.has_entries(self.path):
+            return 0
+        try:
+            with self.connect(lock_timeout_s=lock_timeout_s) as con:
+                return self._flush_into(con)
+        except StoreLockedError:
+            if quiet:
+                return 0
+            raise
+
+    def _flush_into(self, con: duckdb.DuckDBPyConnection) -> int:
+        """Insert the queued entries on the read-write ``con`` in one transaction; remove
+        their files after the commit; return how many were new."""
+        self._flushing = True
+        try:
+            entries = list(pending.read_entries(self.path))
+            if not entries:
+                return 0
+            inserted = 0
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for entry in entries:
+                    if scalar(con, "SELECT count(*) FROM trade_evaluations WHERE eval_id = ?",
+                              [entry.eval_id]):
+                        continue  # logged before its file could be removed
+                    _insert_evaluation(con, entry.intent_row, entry.evaluation_row,
+                                       entry.item_rows, entry.created_at)
+                    inserted += 1
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            for entry in entries:
+                pending.remove_entry(entry)
+            return inserted
+        finally:
+            self._flushing = False
 
     def evaluations(self, user_id: str) -> pd.DataFrame:
         """Return one user's logged evaluations, newest first."""
@@ -406,6 +608,17 @@ class Store:
         return self.query("SELECT i.* FROM trade_evaluation_items i JOIN trade_evaluations e "
                           "USING (eval_id) WHERE i.eval_id = ? AND e.user_id = ? "
                           "ORDER BY i.eval_item_id", [eval_id, user_id])
+
+
+def _insert_evaluation(con: duckdb.DuckDBPyConnection, intent_row: Mapping[str, Any],
+                       evaluation_row: Mapping[str, Any], item_rows: Sequence[Mapping[str, Any]],
+                       created_at: datetime) -> None:
+    """Insert one evaluation's rows on ``con`` (inside the caller's transaction)."""
+    insert_rows(con, "trade_intents", [{**intent_row, "created_at": created_at}],
+                on_conflict="DO NOTHING")
+    insert_rows(con, "trade_evaluations", [{**evaluation_row, "created_at": created_at}])
+    insert_rows(con, "trade_evaluation_items",
+                [{**row, "created_at": created_at} for row in item_rows])
 
 
 def series_where(symbols: Sequence[str] | None, timeframes: Sequence[str] | None
