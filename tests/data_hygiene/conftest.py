@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -46,19 +47,21 @@ def import_options(**overrides: object) -> dict[str, object]:
     return options
 
 
-#: The tables an import writes: compared in full; every other table by its row count.
-MARKET_TABLES = ("tickers", "bars", "corporate_actions")
+@cache
+def _table_names(path: Path) -> tuple[str, ...]:
+    return tuple(sorted(Store(path).tables()))
 
 
 def table_contents(store: Store) -> dict[str, pd.DataFrame]:
-    """Return the market tables of ``store`` in full (rows in a fixed order) and the row
-    count of every table (one query: each query opens the file anew)."""
-    contents = {name: store.query(f'SELECT * FROM "{name}" ORDER BY ALL')
-                for name in MARKET_TABLES}
-    counts = " UNION ALL ".join(f"SELECT '{name}' AS name, count(*) AS n FROM \"{name}\""
-                                for name in sorted(store.tables()))
-    contents["row counts"] = store.query(f"SELECT * FROM ({counts}) ORDER BY name")
-    return contents
+    """Return, per table of ``store``, its row count and a digest of all its rows (sorted
+    text of each row): every table compared in full, in one query (each query opens the
+    file anew)."""
+    digests = " UNION ALL ".join(
+        f"SELECT '{name}' AS name, count(*) AS n, md5(coalesce(string_agg(CAST(t AS VARCHAR),"
+        f" chr(10) ORDER BY CAST(t AS VARCHAR)), '')) AS digest FROM \"{name}\" t"
+        for name in _table_names(store.path))
+    frame = store.query(f"SELECT * FROM ({digests}) ORDER BY name")
+    return {"tables": frame}
 
 
 def assert_unchanged(before: dict[str, pd.DataFrame], after: dict[str, pd.DataFrame]) -> None:
