@@ -82,14 +82,20 @@ def store(tmp_path_factory: pytest.TempPathFactory, clean_table: pd.DataFrame) -
     return store
 
 
+@pytest.fixture(scope="session")
+def store_baseline(store: Store) -> dict[str, pd.DataFrame]:
+    """Return the contents of ``store`` after its one clean import: no test may change them."""
+    return table_contents(store)
+
+
 @pytest.fixture
-def refused_leaves_store_unchanged(store: Store) -> Callable[[Callable[[], object]], Exception]:
+def refused_leaves_store_unchanged(store: Store, store_baseline: dict[str, pd.DataFrame]
+                                  ) -> Callable[[Callable[[], object]], Exception]:
     """Return a runner: it calls an import that must fail, asserts the store's tables are
-    unchanged, and returns the exception."""
+    still as the clean import left them, and returns the exception."""
     def run(attempt: Callable[[], object]) -> Exception:
-        before = table_contents(store)
         with pytest.raises(ValueError) as caught:
             attempt()
-        assert_unchanged(before, table_contents(store))
+        assert_unchanged(store_baseline, table_contents(store))
         return caught.value
     return run
