@@ -13,6 +13,25 @@ import pytest
 from buddy.store import Store
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its hook is registered later)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Send the tests of a module that use one of its module-scoped fixtures to one worker.
+
+    ``make test`` runs ``--dist loadgroup``, which deals ungrouped tests out one by one: the
+    tests of one module landed on both workers and each worker built the module's fixtures
+    (a regime job, a real replay) again. A test already in an xdist group keeps its group.
+    """
+    for item in items:
+        if any(item.iter_markers("xdist_group")):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if any(defs and defs[-1].scope == "module"
+               for defs in info.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_experiment_store(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Point MLflow at an empty store for the session: a developer's own promotions in the

@@ -25,6 +25,21 @@ from tests.replay_engine.conftest import copy_store, mirrored, with_replay_user
 
 Case = tuple[TradeIntent, ContextPack]
 SERIES = (("AAPL", "1d"), ("MSFT", "1d"), ("EURUSD", "1h"))
+#: The session fixtures below cost about a minute of CPU per worker that builds them (the
+#: regime and levels jobs, then ~220 packs built one by one).
+SHARED = frozenset({"batch_store", "batch_intents", "real_cases", "all_cases"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py's module groups and xdist's hook
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that uses the shared batch fixtures in the xdist group "batch_cases",
+    so one worker builds them (a file without the group mark had the other worker build
+    them all again)."""
+    for item in items:
+        if SHARED.isdisjoint(getattr(item, "fixturenames", ())):
+            continue
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group("batch_cases"))
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +92,13 @@ def real_cases(batch_store: Store, batch_intents: pd.DataFrame) -> list[Case]:
             return pickle.load(fh)
     builder = ContextPackBuilder(batch_store, providers=standard_providers())
     cases = []
-    for row in batch_intents.to_dict("records"):
-        intent = intent_from_row(row)
-        cases.append((intent, builder.build(intent.user_id, intent.symbol, intent.timeframe,
-                                            intent.as_of)))
+    # One read-only connection for every pack (each build opened its own: about a tenth of
+    # the time); the packs are the same, nothing writes to the store meanwhile.
+    with batch_store.reading():
+        for row in batch_intents.to_dict("records"):
+            intent = intent_from_row(row)
+            cases.append((intent, builder.build(intent.user_id, intent.symbol,
+                                                intent.timeframe, intent.as_of)))
     if cache:
         copyreg.pickle(MappingProxyType, lambda m: (mapping_proxy, (dict(m),)))
         partial = Path(cache + ".partial")

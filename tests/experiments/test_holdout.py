@@ -39,10 +39,21 @@ def doubled_weights() -> ScoringConfig:
 @pytest.fixture(scope="module")
 def scorer(replay_store: Store) -> ReplayHoldoutScorer:
     """Return a gate scorer on ``replay_store``, whose demo trader has an account (the
-    generated ideas are theirs): risk and exit modules score, so scores differ by intent."""
+    generated ideas are theirs): risk and exit modules score, so scores differ by intent.
+
+    The regime and levels jobs run first on the holdout's series, as before any real replay:
+    without their snapshots each of the ~180 as-of points of a replay fitted its own HMM and
+    searched its own levels (nine tenths of the module's time; the pieces are the same, as
+    tests/regime and tests/levels check point in time).
+    """
     from buddy.demo import ensure_demo_user
+    from buddy.jobs.levels import run_levels_job
+    from buddy.jobs.regime import run_regime_job
 
     ensure_demo_user(replay_store)
+    for job in (run_regime_job, run_levels_job):
+        job(replay_store, list(SMALL.symbols or ()), [SMALL.timeframe], workers=1,
+            progress=False)
     return ReplayHoldoutScorer(replay_store, executor=SerialExecutor(), n_boot=20,
                                track=False)
 
