@@ -754,12 +754,13 @@ class ReadOnlyStore(Store):
         super().__init__(path, lock_timeout_s=lock_timeout_s, migrate=False)
 
     @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[Any]:
+    def connect(self, *, read_only: bool = False, lock_timeout_s: float | None = None
+                ) -> Iterator[Any]:
         """Yield a read-only connection; refuse a read-write one."""
         if not read_only:
             raise ReplayError("a replay worker may not write to the store (the run's own "
                               "process is its only writer)")
-        with super().connect(read_only=True) as con:
+        with super().connect(read_only=True, lock_timeout_s=lock_timeout_s) as con:
             yield con
 
 
