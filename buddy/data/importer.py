@@ -279,7 +279,8 @@ def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
     Raises BarFileError or ValueError naming the field or column, the rule and the value for
     an invalid symbol, an unreadable or empty file, an unknown extension, missing columns or
     naive timestamps without ``tz``; raises BarValidationError naming the rows and rules when
-    the bars break validation or reasonability.
+    the bars break validation or reasonability. Rows are numbered from 0, the first data row
+    under the header.
     """
     symbol = checked_symbol(symbol)
     frame = Timeframe.parse(timeframe)

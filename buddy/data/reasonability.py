@@ -228,8 +228,9 @@ def check_reasonability(bars: pd.DataFrame, *, corporate_actions: pd.DataFrame |
         frame = frame.sort_values(["row", "rule"], kind="stable").reset_index(drop=True)
     frame = frame[list(VIOLATIONS_COLUMNS)]
     timeframes = ", ".join(sorted(map(str, pd.unique(bars["timeframe"])))) if count else ""
-    report = BarsReport(timeframe=timeframes, calendar="reasonability rules", n_rows=count,
-                        violations=frame, gaps=pd.DataFrame(columns=["found_bars"]))
+    report = BarsReport(timeframe=timeframes, calendar="", n_rows=count, violations=frame,
+                        gaps=pd.DataFrame(columns=["found_bars"]),
+                        checked_against="the reasonability rules")
     return ReasonabilityReport(report=report, examined=examined)
 
 

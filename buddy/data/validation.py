@@ -96,6 +96,8 @@ class BarsReport:
     n_rows: int
     violations: pd.DataFrame
     gaps: pd.DataFrame
+    #: What the bars were checked against when not the calendar (e.g. the reasonability rules).
+    checked_against: str = ""
 
     @property
     def ok(self) -> bool:
@@ -108,7 +110,9 @@ class BarsReport:
         return {str(k): int(v) for k, v in self.violations["rule"].value_counts().items()}
 
     def __str__(self) -> str:
-        head = f"{self.n_rows} bars ({self.timeframe}, calendar {self.calendar})"
+        head = (f"{self.n_rows} bars ({self.timeframe}) against {self.checked_against}"
+                if self.checked_against else
+                f"{self.n_rows} bars ({self.timeframe}, calendar {self.calendar})")
         lines: list[str] = []
         if self.ok:
             lines.append(f"{head}: valid")
