@@ -20,7 +20,7 @@ date in the calendar's zone, which validation then flags). Intraday bars get
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -265,7 +265,9 @@ def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
                    time_format: str | None = None,
                    corporate_actions: pd.DataFrame | None = None,
                    allow: Collection[date | datetime | str | pd.Timestamp] = (),
-                   reasonability: ReasonabilityConfig | None = None) -> pd.DataFrame:
+                   reasonability: ReasonabilityConfig | None = None,
+                   history: Callable[[pd.Timestamp], pd.DataFrame] | None = None
+                   ) -> pd.DataFrame:
     """Return the bars in a CSV or Parquet file as a validated canonical frame.
 
     ``symbol`` must be a valid symbol (``buddy.validation.SYMBOL_PATTERN``; stored upper
@@ -275,7 +277,9 @@ def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
     any other text only if the day/month order is unambiguous.
     The bars then pass the reasonability rules (``buddy.data.reasonability``) on the split
     basis of ``corporate_actions`` plus the splits found in the file's adjusted close;
-    ``allow`` names the sessions of real gaps exempt from the relative rules.
+    ``allow`` names the sessions of real gaps exempt from the relative rules. ``history``,
+    given the file's first bar open (UTC), returns the series' stored bars closed by then:
+    the last of them are the reference of the file's first bars (never judged themselves).
     Raises BarFileError or ValueError naming the field or column, the rule and the value for
     an invalid symbol, an unreadable or empty file, an unknown extension, missing columns or
     naive timestamps without ``tz``; raises BarValidationError naming the rows and rules when
@@ -325,6 +329,10 @@ def read_bars_file(path: str | Path, *, symbol: str, timeframe: Timeframe | str,
         # a split the store already lists is not applied twice
         found = actions[~actions["ex_date"].isin(known["ex_date"])]
         actions = pd.concat([known, found], ignore_index=True) if len(found) else known
-    check_reasonability(bars, corporate_actions=actions, allow=allow,
-                        config=reasonability).raise_if_invalid()
+    before = None
+    if history is not None and len(bars):
+        window = (reasonability or ReasonabilityConfig()).window
+        before = history(pd.Timestamp(bars["ts"].min())).tail(window)
+    check_reasonability(bars, corporate_actions=actions, allow=allow, config=reasonability,
+                        history=before).raise_if_invalid()
     return bars

@@ -176,17 +176,25 @@ def _group_median(values: pd.Series, segment: np.ndarray, window: int,
 
 def check_reasonability(bars: pd.DataFrame, *, corporate_actions: pd.DataFrame | None = None,
                         allow: Collection[date | datetime | str | pd.Timestamp] = (),
-                        config: ReasonabilityConfig | None = None) -> ReasonabilityReport:
+                        config: ReasonabilityConfig | None = None,
+                        history: pd.DataFrame | None = None) -> ReasonabilityReport:
     """Check canonical, ``validate_bars``-clean ``bars`` against the reasonability rules.
 
     ``corporate_actions`` (canonical layout, any symbols) puts each series on one split basis
     before the relative rules judge it; ``allow`` names sessions exempt from the relative rules
-    (see the module docstring). Rows are named by 0-based position in ``bars`` with their
-    ``ts``; values are the bars' own (as traded). Never raises for broken rules: call
-    ``raise_if_invalid``.
+    (see the module docstring). ``history`` holds bars already stored just before ``bars``
+    (same series): they serve as the reference of the first new bars and are never judged.
+    Rows are named by 0-based position in ``bars`` with their ``ts``; values are the bars'
+    own (as traded). Never raises for broken rules: call ``raise_if_invalid``.
     """
     cfg = config or ReasonabilityConfig()
+    judge_from = 0
+    if history is not None and len(history):
+        shared = [c for c in bars.columns if c in history.columns]
+        bars = pd.concat([history[shared], bars[shared]], ignore_index=True)
+        judge_from = len(history)
     count = len(bars)
+    judged_row = np.arange(count) >= judge_from
     ts = pd.DatetimeIndex(pd.to_datetime(bars["ts"], utc=True))
     raw = {c: pd.to_numeric(bars[c], errors="coerce").to_numpy(dtype=np.float64)
            for c in (*_PRICE_COLUMNS, "volume")}
@@ -205,30 +213,32 @@ def check_reasonability(bars: pd.DataFrame, *, corporate_actions: pd.DataFrame |
             out = finite & (values > 0) & ((values < cfg.min_price) | (values > cfg.max_price))
             if column in raw:
                 usable &= ~out
-            rows = np.flatnonzero(out)
+            rows = np.flatnonzero(out & judged_row)
             if len(rows):
                 parts.append(violations_frame(
                     rows, ts, "PRICE_OUTSIDE_BOUNDS", column, pd.Series(values[rows]),
                     f"{column} must lie in [{cfg.min_price:g}, {cfg.max_price:g}]"))
-        examined["PRICE_OUTSIDE_BOUNDS"] = count
+        examined["PRICE_OUTSIDE_BOUNDS"] = count - judge_from
         volume = raw["volume"]
         out = np.isfinite(volume) & (volume > cfg.max_volume)
-        rows = np.flatnonzero(out)
+        rows = np.flatnonzero(out & judged_row)
         if len(rows):
             parts.append(violations_frame(rows, ts, "VOLUME_OUTSIDE_BOUNDS", "volume",
                                           pd.Series(volume[rows]),
                                           f"volume must be at most {cfg.max_volume:g}"))
-        examined["VOLUME_OUTSIDE_BOUNDS"] = count
+        examined["VOLUME_OUTSIDE_BOUNDS"] = count - judge_from
         _relative_rules(bars, ts, raw, usable & ~out, corporate_actions, allow, cfg, parts,
-                        examined)
+                        examined, judged_row)
 
     frame = (pd.concat([p for p in parts if not p.empty], ignore_index=True) if parts
              else violations_frame(np.array([], dtype=np.int64), None, "", "", "", ""))
     if len(frame):
         frame = frame.sort_values(["row", "rule"], kind="stable").reset_index(drop=True)
+        frame["row"] = frame["row"] - judge_from
     frame = frame[list(VIOLATIONS_COLUMNS)]
     timeframes = ", ".join(sorted(map(str, pd.unique(bars["timeframe"])))) if count else ""
-    report = BarsReport(timeframe=timeframes, calendar="", n_rows=count, violations=frame,
+    report = BarsReport(timeframe=timeframes, calendar="", n_rows=count - judge_from,
+                        violations=frame,
                         gaps=pd.DataFrame(columns=["found_bars"]),
                         checked_against="the reasonability rules")
     return ReasonabilityReport(report=report, examined=examined)
@@ -238,7 +248,7 @@ def _relative_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, raw: dict[str, np.
                     usable: np.ndarray, corporate_actions: pd.DataFrame | None,
                     allow: Collection[date | datetime | str | pd.Timestamp],
                     cfg: ReasonabilityConfig, parts: list[pd.DataFrame],
-                    examined: dict[str, int]) -> None:
+                    examined: dict[str, int], judged_row: np.ndarray) -> None:
     count = len(bars)
     for rule in ("PRICE_JUMP", "PRICE_FAR_FROM_SERIES", "VOLUME_OUTLIER"):
         examined[rule] = 0
@@ -300,12 +310,13 @@ def _relative_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, raw: dict[str, np.
         jumps &= ~(after_error & (from_before / reference <= cfg.jump_multiple))
 
     up = ~(high / prev_close < prev_close / low)  # NaN (no previous close) reads as up
-    _add(parts, examined, "PRICE_JUMP", jump_judged, jumps,
+    new = judged_row[order]  # history bars are references only
+    _add(parts, examined, "PRICE_JUMP", jump_judged & new, jumps & new,
          np.where(up, "high", "low"), order, ts, raw,
          lambda i: (f"log true range {log_range[i]:.4g} is {multiple[i]:.1f} x the median "
                     f"{reference[i]:.4g} of {window_text} (previous close "
                     f"{prev_close[i]:.6g}); limit {cfg.jump_multiple:g} x{_HINT}"))
-    _add(parts, examined, "PRICE_FAR_FROM_SERIES", far_judged, far,
+    _add(parts, examined, "PRICE_FAR_FROM_SERIES", far_judged & new, far & new,
          np.where(above, "high", "low"), order, ts, raw,
          lambda i: (f"{'high' if above[i] else 'low'} is x{ratio[i]:.3g} away from the median "
                     f"close {ref_close[i]:.6g} of {window_text}; limit "
@@ -314,8 +325,8 @@ def _relative_rules(bars: pd.DataFrame, ts: pd.DatetimeIndex, raw: dict[str, np.
     ref_volume = _group_median(pd.Series(volume), segment, cfg.window, cfg.min_history)
     judged = ~allowed[order] & np.isfinite(volume) & (ref_volume > 0)
     vol_multiple = volume / np.where(ref_volume > 0, ref_volume, np.nan)
-    _add(parts, examined, "VOLUME_OUTLIER", judged,
-         judged & (vol_multiple > cfg.volume_multiple),
+    _add(parts, examined, "VOLUME_OUTLIER", judged & new,
+         judged & new & (vol_multiple > cfg.volume_multiple),
          np.full(count, "volume", dtype=object), order, ts, raw,
          lambda i: (f"volume is {vol_multiple[i]:.1f} x the median {ref_volume[i]:.6g} of "
                     f"{window_text}; limit {cfg.volume_multiple:g} x{_HINT}"))

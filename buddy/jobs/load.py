@@ -19,7 +19,7 @@ import pandas as pd
 from buddy.data.calendars import get_calendar
 from buddy.data.frames import TICKERS_COLUMNS
 from buddy.data.importer import BarFileError, read_bars_file
-from buddy.data.reasonability import check_reasonability
+from buddy.data.reasonability import ReasonabilityConfig, check_reasonability
 from buddy.data.resample import resample_bars
 from buddy.data.sample import load_sample
 from buddy.data.synth import synth_universe
@@ -95,7 +95,8 @@ def import_file_into(store: Store, path: Path, *, symbol: str, timeframe: str,
 
     The symbol, tick and lot sizes are checked first; the bars must then pass validation and
     the reasonability rules on the split basis of the store's corporate actions for the
-    symbol (``allow_jumps``: ISO dates of real gaps). Nothing is written on any error.
+    symbol, the stored bars just before the file being the reference of its first bars
+    (``allow_jumps``: ISO dates of real gaps). Nothing is written on any error.
     """
     errors = symbol_errors(symbol) + instrument_size_errors(tick_size=tick_size,
                                                             lot_size=lot_size)
@@ -105,10 +106,17 @@ def import_file_into(store: Store, path: Path, *, symbol: str, timeframe: str,
     existing = store.instrument(symbol)
     cal_name = existing["trading_calendar"] if existing else calendar
     tf = Timeframe.parse(timeframe)
+    def stored_before(first_open: pd.Timestamp) -> pd.DataFrame:
+        # a span that holds far more than the reference window of bars, weekends included
+        span = tf.nominal * 7 * ReasonabilityConfig().window + pd.Timedelta(days=7)
+        return store.bars(symbol, tf.value, as_of=first_open.to_pydatetime(),
+                          start=(first_open - span).to_pydatetime())
+
     bars = read_bars_file(path, symbol=symbol, timeframe=tf, tz=tz,
                           calendar=get_calendar(cal_name),
                           corporate_actions=store.corporate_actions(symbol),
-                          allow=allow_jumps)
+                          allow=allow_jumps,
+                          history=stored_before if existing is not None else None)
     tickers = None
     if existing is None:
         cal = get_calendar(cal_name)

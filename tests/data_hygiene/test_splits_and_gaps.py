@@ -131,3 +131,40 @@ def test_an_allow_date_that_is_no_date_is_refused(value: str, clean_table: pd.Da
     with pytest.raises(ValueError, match=f"allow: not a date \\(got '{value}'\\)"):
         import_file_into(Store(tmp_path / "x.duckdb"), path,
                          **import_options(allow_jumps=[value]))  # type: ignore[arg-type]
+
+
+def _continuation(rows: slice) -> pd.DataFrame:
+    from buddy.data.sample import load_sample
+
+    bars = load_sample().bars
+    ibm = bars[(bars["symbol"] == "IBM") & (bars["session"] >= pd.Timestamp("2005-02-01"))]
+    part = ibm.iloc[rows]
+    return pd.DataFrame({
+        "Date": pd.DatetimeIndex(part["session"]).strftime("%Y-%m-%d"),
+        "Open": part["open"].to_numpy(), "High": part["high"].to_numpy(),
+        "Low": part["low"].to_numpy(), "Close": part["close"].to_numpy(),
+        "Volume": part["volume"].to_numpy()})
+
+
+def test_a_file_that_continues_a_stored_series_is_judged_against_it(
+        tmp_path: Path, store: Store, refused_leaves_store_unchanged: Refused) -> None:
+    # the next 30 IBM sessions after BASE's 100, keyed in cents: consistent among themselves,
+    # 100x the stored series they continue
+    keyed = _continuation(slice(100, 130))
+    keyed[PRICES] = keyed[PRICES] * 100
+    path = write_csv(keyed, tmp_path / "cents.csv")
+    error = refused_leaves_store_unchanged(lambda: import_file_into(
+        store, path, **import_options(symbol="BASE")))  # type: ignore[arg-type]
+    found = error.report.violations  # type: ignore[attr-defined]
+    assert set(found["rule"]) == {"PRICE_JUMP", "PRICE_FAR_FROM_SERIES"}
+    assert int(found["row"].min()) == 0  # numbered in the file, not after the stored bars
+    assert error.report.n_rows == 30  # type: ignore[attr-defined]
+
+
+def test_a_clean_continuation_is_accepted(clean_table: pd.DataFrame, tmp_path: Path) -> None:
+    fresh = Store(tmp_path / "continued.duckdb")
+    import_file_into(fresh, write_csv(clean_table, tmp_path / "first.csv"),
+                     **import_options())  # type: ignore[arg-type]
+    import_file_into(fresh, write_csv(_continuation(slice(100, 130)), tmp_path / "next.csv"),
+                     **import_options())  # type: ignore[arg-type]
+    assert len(fresh.bars("NEWCO", "1d")) == 130
