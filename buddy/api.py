@@ -71,7 +71,9 @@ class Buddy:
         when another process keeps it busy the rows are queued durably and written by the
         next write: the report says which in ``report.logging`` (``LogStatus``).
         """
-        with self.store.reading():  # one read connection for validation and the pack
+        # one read connection for validation and the pack, handed over to a writer that
+        # waits meanwhile (another process's log or a replay's results)
+        with self.store.reading(yield_to_writers=True):
             intent = self.make_intent(user=user, symbol=symbol, side=side,
                                       timeframe=timeframe, entry=entry, stop=stop,
                                       target=target, size=size, as_of=as_of, horizon=horizon,
@@ -109,7 +111,7 @@ class Buddy:
 
     def evaluate_intent(self, intent: TradeIntent, *, log: bool = True) -> BuddyReport:
         """Evaluate an already-built intent (validated again) and log it."""
-        with self.store.reading():
+        with self.store.reading(yield_to_writers=True):
             report, rules_version = self._evaluate(intent)
         if log:
             return self._log(intent, report, rules_version)
@@ -148,7 +150,7 @@ class Buddy:
         span), re-read only after a context-affecting write."""
         stamp = self.store.context_stamp()
         if self._catalog is None or self._catalog.stamp != stamp:
-            with self.store.reading():
+            with self.store.reading(yield_to_writers=True):
                 tickers = self.store.tickers()
                 coverage = bar_spans(self.store)
             self._catalog = Catalogue(

@@ -113,7 +113,7 @@ def build_batch_context(store: Store, intents: pd.DataFrame, *,
     another process waits to write: the long work between reads (pieces, on-demand HMM
     fits) holds no lock that a write would wait on.
     """
-    with store.reading(idle_s=READ_IDLE_S):
+    with store.reading(idle_s=READ_IDLE_S, yield_to_writers=True):
         return _build(store, intents, lookback_bars, ProviderRegistry(providers))
 
 

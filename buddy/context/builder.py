@@ -101,7 +101,9 @@ class ContextPackBuilder:
             self.hits += 1
             return pack
         self.misses += 1
-        with self.store.reading():  # every piece's reads on one connection, closed after
+        # every piece's reads on one connection, closed after (or handed to a waiting
+        # writer while a piece computes: an on-demand HMM fit takes seconds)
+        with self.store.reading(yield_to_writers=True):
             pack = self._build(user_id, symbol, timeframe, as_of)
         self._cache[key] = pack
         if len(self._cache) > self.cache_size:

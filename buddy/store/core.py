@@ -45,6 +45,8 @@ FLUSH_WAIT_S = 1.0
 #: most READER_DEFER_S seconds, and a shared read connection is closed at once.
 WRITER_FRESH_S = 2.0
 READER_DEFER_S = 5.0
+#: How often an idle shared read connection looks for a waiting writer, seconds.
+WRITER_WATCH_S = 0.1
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -99,6 +101,7 @@ class Store:
         self._reader_generation = 0
         self._idle_timer: threading.Timer | None = None
         self._read_idle_s: float | None = None  # the current block's idle close, if any
+        self._watch_writers = False  # the current block closes an idle one for a writer
         self._flushing = False
         self._writers_dir = self.path.with_name(self.path.name + ".writers")
         self._writers_checked = (0.0, False)  # (monotonic time, answer): at most every 50 ms
@@ -111,29 +114,33 @@ class Store:
 
     # ------------------------------------------------------------------ connections
     @contextmanager
-    def reading(self, *, idle_s: float | None = None) -> Iterator[Store]:
+    def reading(self, *, idle_s: float | None = None, yield_to_writers: bool = False
+                ) -> Iterator[Store]:
         """Serve every read-only connection asked for inside the block from ONE connection
         (opening a DuckDB file costs 20-30 ms of CPU; an evaluation's reads need not pay it
         six times). The connection opens at the block's first read and closes when the
         outermost block exits, when another process waits to write (at the end of the read
-        in progress), or, with ``idle_s``, once it has sat unused that many seconds (a long
+        in progress; with ``yield_to_writers`` also within WRITER_WATCH_S while it sits
+        unused), or, with ``idle_s``, once it has sat unused that many seconds (a long
         reader's work between reads then holds no lock: the next read reopens it; an
-        evaluation keeps its one connection). No read lock is held between blocks, so
-        other processes can write then. A write
-        inside the block closes the shared connection first (DuckDB refuses a read-write and
-        a read-only connection to one file in one process); the next read reopens it. Only
-        the thread that entered the block shares the connection (DuckDB connections are not
-        for concurrent use): other threads open their own."""
+        evaluation keeps its one connection unless a writer waits). No read lock is held
+        between blocks, so other processes can write then. A write inside the block closes
+        the shared connection first (DuckDB refuses a read-write and a read-only connection
+        to one file in one process); the next read reopens it. Only the thread that entered
+        the block shares the connection (DuckDB connections are not for concurrent use):
+        other threads open their own."""
         if self._reading is not None:  # nested, or another thread's block: nothing to add
             yield self
             return
         self._reading = threading.get_ident()
         self._read_idle_s = idle_s
+        self._watch_writers = yield_to_writers
         try:
             yield self
         finally:
             self._reading = None
             self._read_idle_s = None
+            self._watch_writers = False
             self._close_reader()
 
     def _close_reader(self) -> None:
@@ -151,20 +158,31 @@ class Store:
             timer.cancel()
 
     def _arm_idle(self) -> None:
-        """Close the shared connection after ``read_idle_s`` unused (``_reader_lock`` held)."""
+        """Close the unused shared connection after the block's ``idle_s``, or, when it
+        yields to writers, as soon as another process waits to write (``_reader_lock``
+        held)."""
         self._disarm_idle()
-        if self._read_idle_s is None:
-            return
-        timer = threading.Timer(self._read_idle_s, self._close_if_idle,
-                                args=(self._reader_generation,))
+        if self._read_idle_s is not None:
+            self._start_idle_timer(self._read_idle_s, self._reader_generation,
+                                   writer_only=False)
+        elif self._watch_writers:
+            self._start_idle_timer(WRITER_WATCH_S, self._reader_generation, writer_only=True)
+
+    def _start_idle_timer(self, delay_s: float, generation: int, *, writer_only: bool
+                          ) -> None:
+        timer = threading.Timer(delay_s, self._close_if_idle, args=(generation, writer_only))
         timer.daemon = True
         self._idle_timer = timer
         timer.start()
 
-    def _close_if_idle(self, generation: int) -> None:
+    def _close_if_idle(self, generation: int, writer_only: bool) -> None:
+        waiting = writer_only and self.writer_waiting(fresh=True)
         with self._reader_lock:
             if (generation != self._reader_generation or self._reader_users
                     or self._reader is None):
+                return
+            if writer_only and not waiting:  # keep watching while the connection is idle
+                self._start_idle_timer(WRITER_WATCH_S, generation, writer_only=True)
                 return
             reader, self._reader, self._idle_timer = self._reader, None, None
         reader.close()
@@ -571,32 +589,35 @@ class Store:
             raise
 
     def _flush_into(self, con: duckdb.DuckDBPyConnection) -> int:
-        """Insert the queued entries on the read-write ``con`` in one transaction; remove
-        their files after the commit; return how many were new."""
+        """Insert the queued entries on the read-write ``con``, each in its own transaction,
+        its file removed after the commit; return how many were new. An entry the database
+        refuses stays queued (the first such error is raised after the others went in)."""
         self._flushing = True
+        inserted = 0
+        refused: Exception | None = None
         try:
-            entries = list(pending.read_entries(self.path))
-            if not entries:
-                return 0
-            inserted = 0
-            con.execute("BEGIN TRANSACTION")
-            try:
-                for entry in entries:
+            for entry in pending.read_entries(self.path):
+                con.execute("BEGIN TRANSACTION")
+                try:
                     if scalar(con, "SELECT count(*) FROM trade_evaluations WHERE eval_id = ?",
                               [entry.eval_id]):
-                        continue  # logged before its file could be removed
-                    _insert_evaluation(con, entry.intent_row, entry.evaluation_row,
-                                       entry.item_rows, entry.created_at)
-                    inserted += 1
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-            for entry in entries:
+                        con.execute("ROLLBACK")  # logged before its file could be removed
+                    else:
+                        _insert_evaluation(con, entry.intent_row, entry.evaluation_row,
+                                           entry.item_rows, entry.created_at)
+                        con.execute("COMMIT")
+                        inserted += 1
+                except Exception as exc:
+                    with suppress(duckdb.Error):  # a failed COMMIT has ended it already
+                        con.execute("ROLLBACK")
+                    refused = refused or exc
+                    continue
                 pending.remove_entry(entry)
-            return inserted
         finally:
             self._flushing = False
+        if refused is not None:
+            raise refused
+        return inserted
 
     def evaluations(self, user_id: str) -> pd.DataFrame:
         """Return one user's logged evaluations, newest first."""

@@ -130,14 +130,20 @@ def test_a_waiting_writer_gets_in_between_a_readers_reads(shared_db: Path) -> No
     assert reads > 10
 
 
-def test_a_long_readers_idle_connection_closes(shared_db: Path) -> None:
+def test_an_idle_shared_connection_closes_for_a_long_reader_or_a_waiting_writer(
+        shared_db: Path) -> None:
     store = Store(shared_db)
     with store.reading(idle_s=0.2):
         store.tickers()
         done = _write_from_another_process(shared_db, timeout_s=1.0)  # seconds of start-up
         assert done.returncode == 0 and "WROTE" in done.stdout, done.stderr[-2000:]
         assert len(store.tickers()) > 0  # reopened
-    with store.reading():  # the same without idle_s: the evaluation's one connection stays
+    with store.reading(yield_to_writers=True):  # an evaluation's: handed to a writer
+        store.tickers()
+        done = _write_from_another_process(shared_db, timeout_s=1.0)
+        assert done.returncode == 0 and "WROTE" in done.stdout, done.stderr[-2000:]
+        assert len(store.tickers()) > 0
+    with store.reading():  # neither: the block's one connection stays while it is idle
         store.tickers()
         held = _write_from_another_process(shared_db, timeout_s=1.0)
     assert held.returncode != 0 and "locked" in held.stderr
