@@ -343,6 +343,6 @@ def _add(parts: list[pd.DataFrame], examined: dict[str, int], rule: str, judged:
     rows = order[at]
     column = np.asarray(columns[at], dtype=object)
     values = pd.Series([float(raw[c][r]) for c, r in zip(column, rows, strict=True)])
-    frame = violations_frame(rows, ts, rule, "", values, pd.Series([detail(i) for i in at]))
+    frame = violations_frame(rows, ts, rule, "", values, pd.Series([detail(int(i)) for i in at]))
     frame["column"] = pd.Series(column, dtype="str")
     parts.append(frame)
