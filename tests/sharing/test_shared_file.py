@@ -112,9 +112,9 @@ def test_a_replay_the_cli_a_notebook_and_the_features_job_share_one_file(
           f"passes; evaluations made {len(made)} (CLI {len(cli)}, Python {len(python)}), "
           f"logged {len(logged)} ({int(logged['n'].sum()) if len(logged) else 0} rows), "
           f"queued {n_queued} (still queued at the end: {queued_at_end}); "
-          f"max log wait {max(log_waits, default=0):.2f} s, max evaluation "
-          f"{max([c['seconds'] for c in cli] + [p['seconds'] for p in python]):.1f} s "
-          f"(CLI processes included); errors {len(errors)}")
+          f"max log wait {max(log_waits, default=0):.2f} s; longest Python evaluation "
+          f"{max((p['seconds'] for p in python), default=0):.1f} s, longest CLI process "
+          f"{max((c['seconds'] for c in cli), default=0):.1f} s; errors {len(errors)}")
     assert not errors, errors[:3]
     assert all(p.returncode == 0 for p in roles), stderr
     assert max(r["intents"] for r in replays) >= 1000
