@@ -7,6 +7,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -72,6 +73,40 @@ def migrations() -> list[tuple[int, str, str]]:
 LATEST_SCHEMA_VERSION = max(v for v, _, _ in migrations())
 
 
+#: Stores inside a ``reading(idle_s=...)`` or ``reading(yield_to_writers=True)`` block,
+#: looked at by one watcher thread per process every WRITER_WATCH_S / 2 seconds (a timer
+#: per read would start a thread per read: hundreds of thousands in a replay).
+_WATCHED: weakref.WeakSet[Store] = weakref.WeakSet()
+_WATCHER: list[threading.Thread] = []
+_WATCHER_LOCK = threading.Lock()
+
+
+def _watch(store: Store) -> None:
+    """Have the process's watcher thread look at ``store`` (started at the first call)."""
+    _WATCHED.add(store)
+    with _WATCHER_LOCK:
+        if not _WATCHER:
+            thread = threading.Thread(target=_watch_idle_readers, name="buddy-store-idle",
+                                      daemon=True)
+            _WATCHER.append(thread)
+            thread.start()
+
+
+def _watch_idle_readers() -> None:
+    while True:
+        time.sleep(WRITER_WATCH_S / 2)
+        for store in list(_WATCHED):
+            with suppress(Exception):  # a watcher that dies would leave locks held
+                store._close_if_idle()
+
+
+def _forget_watcher() -> None:
+    _WATCHER.clear()  # a forked child has no watcher thread: the next block starts one
+
+
+os.register_at_fork(after_in_child=_forget_watcher)
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return "lock" in text or "conflicting lock" in text or "resource temporarily" in text
@@ -95,11 +130,10 @@ class Store:
         self._reading: int | None = None
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_users = 0
-        # the idle timer closes the shared connection from its own thread: both go through
-        # this lock, and a generation number voids a timer that fired late
+        # the process's idle watcher (_watch_idle_readers) closes the shared connection
+        # from its own thread: both go through this lock
         self._reader_lock = threading.Lock()
-        self._reader_generation = 0
-        self._idle_timer: threading.Timer | None = None
+        self._idle_since: float | None = None  # monotonic time the shared one went unused
         self._read_idle_s: float | None = None  # the current block's idle close, if any
         self._watch_writers = False  # the current block closes an idle one for a writer
         self._flushing = False
@@ -135,9 +169,12 @@ class Store:
         self._reading = threading.get_ident()
         self._read_idle_s = idle_s
         self._watch_writers = yield_to_writers
+        if idle_s is not None or yield_to_writers:
+            _watch(self)
         try:
             yield self
         finally:
+            _WATCHED.discard(self)
             self._reading = None
             self._read_idle_s = None
             self._watch_writers = False
@@ -145,46 +182,29 @@ class Store:
 
     def _close_reader(self) -> None:
         with self._reader_lock:
-            self._disarm_idle()
-            reader, self._reader = self._reader, None
+            reader, self._reader, self._idle_since = self._reader, None, None
         if reader is not None:
             reader.close()
 
-    def _disarm_idle(self) -> None:
-        """Void a pending idle close (call with ``_reader_lock`` held)."""
-        self._reader_generation += 1
-        timer, self._idle_timer = self._idle_timer, None
-        if timer is not None:
-            timer.cancel()
-
-    def _arm_idle(self) -> None:
-        """Close the unused shared connection after the block's ``idle_s``, or, when it
-        yields to writers, as soon as another process waits to write (``_reader_lock``
-        held)."""
-        self._disarm_idle()
-        if self._read_idle_s is not None:
-            self._start_idle_timer(self._read_idle_s, self._reader_generation,
-                                   writer_only=False)
-        elif self._watch_writers:
-            self._start_idle_timer(WRITER_WATCH_S, self._reader_generation, writer_only=True)
-
-    def _start_idle_timer(self, delay_s: float, generation: int, *, writer_only: bool
-                          ) -> None:
-        timer = threading.Timer(delay_s, self._close_if_idle, args=(generation, writer_only))
-        timer.daemon = True
-        self._idle_timer = timer
-        timer.start()
-
-    def _close_if_idle(self, generation: int, writer_only: bool) -> None:
-        waiting = writer_only and self.writer_waiting(fresh=True)
-        with self._reader_lock:
-            if (generation != self._reader_generation or self._reader_users
-                    or self._reader is None):
+    def _close_if_idle(self) -> None:
+        """Close the shared connection when unused for the block's ``idle_s``, or unused
+        while another process waits to write (the block yields to writers); called by the
+        watcher thread, which skips a store whose lock is busy (a connection opening)."""
+        if not self._reader_lock.acquire(blocking=False):
+            return
+        try:
+            since = self._idle_since
+            if self._reader is None or self._reader_users or since is None:
                 return
-            if writer_only and not waiting:  # keep watching while the connection is idle
-                self._start_idle_timer(WRITER_WATCH_S, generation, writer_only=True)
+            idle_s = self._read_idle_s
+            close = idle_s is not None and time.monotonic() - since >= idle_s
+            if not close and (self._watch_writers or idle_s is not None):
+                close = self.writer_waiting()
+            if not close:
                 return
-            reader, self._reader, self._idle_timer = self._reader, None, None
+            reader, self._reader, self._idle_since = self._reader, None, None
+        finally:
+            self._reader_lock.release()
         reader.close()
 
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -273,7 +293,7 @@ class Store:
         ones are the block's shared connection."""
         if read_only and self._reading == threading.get_ident():
             with self._reader_lock:
-                self._disarm_idle()
+                self._idle_since = None
                 if self._reader is None:
                     self._reader = self._new_connection(True, lock_timeout_s)
                 self._reader_users += 1
@@ -283,8 +303,8 @@ class Store:
             finally:
                 with self._reader_lock:
                     self._reader_users -= 1
-                    if not self._reader_users and self._reading is not None:
-                        self._arm_idle()
+                    if not self._reader_users:
+                        self._idle_since = time.monotonic()
                 if not self._reader_users and self.writer_waiting():
                     self._close_reader()  # let the writer in; the next read reopens
             return
