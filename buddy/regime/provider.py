@@ -9,8 +9,9 @@ Nothing is written: the provider is a read path.
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
 every bar joined to its stored snapshot is read once per process (``all_snapshots``, kept
 while the file is unchanged), each row's last closed bar is found with ``searchsorted``, and
-rows on the same stored bar share one snapshot (built from that row alone). Rows whose bar
-has no current snapshot are computed on demand, once per as_of.
+rows on the same stored bar share one snapshot, built column by column over the batch's
+stored rows (``snapshots_from_table``). Rows whose bar has no current snapshot are computed
+on demand, once per as_of.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from buddy.batch.pieces import (
     as_of_datetime,
@@ -38,6 +40,7 @@ from buddy.regime.snapshots import (
     incomplete_reason,
     series_snapshot,
     snapshot_from_row,
+    snapshots_from_table,
     stored_fits,
 )
 from buddy.store import Store
@@ -142,8 +145,8 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
     if len(on_stored):  # one piece (or reason) per stored bar
         codes, first = groups(position[on_stored, None])
         memo: dict[Any, Any] = {}  # one parse per HMM fit's text (labels, transitions)
-        made = [_stored(row, memo)
-                for row in table.rows.rows(a + position[on_stored][first])]
+        at = pa.array(a + position[on_stored][first], pa.int64())
+        made = snapshots_from_table(table.rows.table.take(at), memo, ts="bar_ts")
         spread(made, codes, rows[on_stored], pieces, reasons)
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of
@@ -154,15 +157,6 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
             made.append((None, _no_bars(symbol, tf, as_of)) if position[j] < 0 else
                         compute_regime_at(request.store, symbol, tf, as_of, config))
         spread(made, codes, rows[others], pieces, reasons)
-
-
-def _stored(row: dict[str, Any], memo: dict[Any, Any] | None = None
-            ) -> tuple[RegimeSnapshot | None, str | None]:
-    """Return the piece (or None and why) of a stored row of the current version
-    (``memo``: shared by a batch's rows, see ``snapshot_from_row``)."""
-    row["ts"] = row["bar_ts"]
-    reason = incomplete_reason(row)
-    return (None, reason) if reason else (snapshot_from_row(row, memo), None)
 
 
 regime_provider = RegimeProvider()

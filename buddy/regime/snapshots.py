@@ -275,6 +275,120 @@ def snapshot_from_row(row: Mapping[str, Any], memo: dict[Any, Any] | None = None
         fitted_through=_once(memo, _datetime, row["fitted_through"]) if has_hmm else None)
 
 
+#: The state columns a complete row defines (``incomplete_reason``).
+_STATE_COLUMNS: tuple[str, ...] = ("trend_state", "vol_state", "liquidity_state",
+                                   "vol_expansion_flag")
+
+
+def snapshots_from_table(table: pa.Table, memo: dict[Any, Any] | None = None, *,
+                         ts: str = "ts") -> list[tuple[RegimeSnapshot | None, str | None]]:
+    """Return (snapshot, None), or (None, why) for a row still warming up, per row of a table
+    of regime_snapshots rows whose bar time is column ``ts``: ``incomplete_reason`` and
+    ``snapshot_from_row`` over columns (equal row by row; ``memo`` as there).
+
+    Each column is converted once, an HMM fit's parts (labels, transitions, fit time) once
+    per distinct value, every row's probabilities in one JSON call, and each distinct set
+    of missing states words its reason once: a row costs one constructor call instead of a
+    dict and a parse per value.
+    """
+    if memo is None:
+        memo = {}
+
+    def column(name: str) -> list[Any]:
+        values = table.column(name)
+        return _utc_datetimes(values) if pa.types.is_timestamp(values.type) else (
+            values.to_pylist())
+
+    def absent(name: str) -> list[bool]:
+        values = table.column(name)
+        if pa.types.is_floating(values.type) or pa.types.is_null(values.type):
+            return [_absent(v) for v in values.to_pylist()]  # NaN is absent too
+        return values.is_null().to_pylist()  # nothing else but a null is absent here
+
+    def shared(name: str, parse: Callable[[Any], Any]) -> list[Any]:
+        """Per row: ``_once(memo, parse, value)`` computed per distinct value (None: null)."""
+        encoded = table.column(name).combine_chunks().dictionary_encode()
+        dictionary = encoded.dictionary
+        values = _utc_datetimes(dictionary) if pa.types.is_timestamp(dictionary.type) else (
+            dictionary.to_pylist())
+        made = [_once(memo, parse, v) for v in values]
+        return [None if k is None else made[k] for k in encoded.indices.to_pylist()]
+
+    missing = list(zip(*(absent(name) for name in _STATE_COLUMNS), strict=True)) if (
+        table.num_rows) else []
+    reasons: dict[tuple[bool, ...], str | None] = {}
+    for key in set(missing):  # one wording per distinct set of missing states
+        reasons[key] = incomplete_reason(
+            {name: None if gone else "" for name, gone in zip(_STATE_COLUMNS, key,
+                                                               strict=True)})
+    state, probs_text = column("hmm_state_id_optional"), column("hmm_probs_json")
+    has_hmm = [not (s or p) for s, p in zip(absent("hmm_state_id_optional"),
+                                           absent("hmm_probs_json"), strict=True)]
+    # parsed only where snapshot_from_row parses them: complete rows with a model in force
+    parse = [h and reasons[gone] is None for h, gone in zip(has_hmm, missing, strict=True)]
+    parsed = iter(_parse_all([p for p, use in zip(probs_text, parse, strict=True) if use]))
+    probs = [next(parsed) if use else None for use in parse]
+    labels = shared("hmm_state_labels_json", _labels)
+    matrices = shared("transition_json", _matrix)
+    fitted = shared("fitted_through", _datetime)
+    out: list[tuple[RegimeSnapshot | None, str | None]] = []
+    for i, (gone, symbol, timeframe, bar, trend, strength, vol, vol_z, flag, liquidity,
+            spread_proxy, relvol, hmm, s, p, model) in enumerate(zip(
+            missing, column("symbol"), column("timeframe"), column(ts),
+            column("trend_state"), column("trend_strength"), column("vol_state"),
+            column("vol_z"), column("vol_expansion_flag"), column("liquidity_state"),
+            column("spread_proxy"), column("relvol"), has_hmm, state, probs,
+            column("model_version"), strict=True)):
+        reason = reasons[gone]
+        if reason is not None:
+            out.append((None, reason))
+            continue
+        if hmm:  # a null part of a model in force reads as the row would (None parsed)
+            parts = [part[i] if part[i] is not None else _once(memo, parse_one, None)
+                     for part, parse_one in ((labels, _labels), (matrices, _matrix),
+                                             (fitted, _datetime))]
+        out.append((RegimeSnapshot(
+            symbol=str(symbol), timeframe=str(timeframe),
+            # a UTC datetime already (what _datetime gives), else converted as a row is
+            ts=bar if type(bar) is datetime and bar.tzinfo is UTC and not bar.fold else (
+                _datetime(bar)),
+            trend_state=str(trend), trend_strength=float(strength), vol_state=str(vol),
+            vol_z=float(vol_z), vol_expansion_flag=bool(flag),
+            liquidity_state=str(liquidity), spread_proxy=float(spread_proxy),
+            relvol=float(relvol), hmm_state_id=int(s) if hmm and s is not None else None,
+            hmm_state_labels=parts[0] if hmm else (),
+            hmm_probs=tuple(map(float, p)) if hmm else (),
+            transition_matrix=parts[1] if hmm else (),
+            model_version=str(model) if hmm else "",
+            fitted_through=parts[2] if hmm else None), None))
+    return out
+
+
+def _utc_datetimes(values: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """Return a timestamp column's values as UTC datetimes (None for nulls): the instants
+    ``to_pylist`` gives, without its per-value time-zone conversion (most of its cost)."""
+    unit = values.type.unit
+    if unit not in ("s", "ms", "us") or values.type.tz is None:
+        return values.to_pylist()
+    null = values.is_null().to_numpy(zero_copy_only=False)
+    instants = values.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    naive = instants.astype(f"datetime64[{unit}]").tolist()  # UTC wall times
+    if not all(type(v) is datetime for v in naive):
+        return values.to_pylist()
+    return [None if gone else v.replace(tzinfo=UTC) for v, gone in zip(naive, null.tolist(),
+                                                                       strict=True)]
+
+
+def _parse_all(values: list[Any]) -> list[Any]:
+    """Return ``_json`` of each value; JSON texts are parsed in one call (the same numbers:
+    each is parsed on its own either way)."""
+    if values and all(isinstance(v, str) for v in values):
+        parsed = json.loads("[" + ",".join(values) + "]")
+        if isinstance(parsed, list) and len(parsed) == len(values):
+            return parsed
+    return [_json(v) for v in values]
+
+
 def _once(memo: dict[Any, Any], parse: Callable[[Any], Any], value: Any) -> Any:
     """Return ``parse(value)``, computed once per distinct (parse, value) in ``memo``."""
     key = (parse, value)
@@ -312,8 +426,4 @@ def series_snapshot(series: SeriesRegime, config: RegimeConfig, index: int = -1
     """Return the snapshot of bar ``index`` (>= ``series.start``), or None and why not."""
     table = snapshot_table(series, config, pd.Timestamp(0, tz="UTC"))
     position = index if index >= 0 else len(series.ts) + index
-    row = table.slice(position - series.start, 1).to_pylist()[0]
-    reason = incomplete_reason(row)
-    if reason is not None:
-        return None, reason
-    return snapshot_from_row(row), None
+    return snapshots_from_table(table.slice(position - series.start, 1))[0]

@@ -108,7 +108,10 @@ def all_snapshots(store: Store) -> RegimeTable:
     def read(store: Store) -> RegimeTable:
         with store.connect(read_only=True) as con:
             table = con.sql(_ALL_SERIES_SQL).to_arrow_table()
-        spans = ArrowSeries.of(table, "bar_symbol", "bar_timeframe").spans
+        # spans from the two key columns alone: indexing the whole table would combine
+        # every column's chunks once more
+        spans = ArrowSeries.of(table.select(["bar_symbol", "bar_timeframe"]), "bar_symbol",
+                               "bar_timeframe").spans
         # the rows hand out what a snapshot is built from: times it does not read cost most
         rows = ArrowSeries(table.drop_columns(["bar_symbol", "bar_timeframe", "ts_close",
                                                "computed_at"]), spans)
