@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import re
@@ -81,11 +82,15 @@ _WATCHER: list[threading.Thread] = []
 _WATCHER_LOCK = threading.Lock()
 
 
+_WATCHER_STOP = threading.Event()
+
+
 def _watch(store: Store) -> None:
-    """Have the process's watcher thread look at ``store`` (started at the first call)."""
-    _WATCHED.add(store)
+    """Have the process's watcher thread look at ``store`` (started when none runs; it
+    ends when no store is watched)."""
     with _WATCHER_LOCK:
-        if not _WATCHER:
+        _WATCHED.add(store)
+        if not _WATCHER and not _WATCHER_STOP.is_set():
             thread = threading.Thread(target=_watch_idle_readers, name="buddy-store-idle",
                                       daemon=True)
             _WATCHER.append(thread)
@@ -93,11 +98,24 @@ def _watch(store: Store) -> None:
 
 
 def _watch_idle_readers() -> None:
-    while True:
-        time.sleep(WRITER_WATCH_S / 2)
-        for store in list(_WATCHED):
+    while not _WATCHER_STOP.wait(WRITER_WATCH_S / 2):
+        with _WATCHER_LOCK:
+            stores = list(_WATCHED)
+            if not stores:
+                _WATCHER.clear()
+                return
+        for store in stores:
             with suppress(Exception):  # a watcher that dies would leave locks held
                 store._close_if_idle()
+        del stores, store
+
+
+def _stop_watcher() -> None:
+    """End the watcher before the interpreter tears down (a daemon thread frozen mid-loop
+    leaves DuckDB's bindings with objects they report as leaked)."""
+    _WATCHER_STOP.set()
+    for thread in list(_WATCHER):
+        thread.join(timeout=1.0)
 
 
 def _forget_watcher() -> None:
@@ -105,6 +123,7 @@ def _forget_watcher() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_watcher)
+atexit.register(_stop_watcher)
 
 
 def _is_lock_error(exc: Exception) -> bool:
