@@ -5,6 +5,7 @@ waiting writer in; a long reader's idle connection closes."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -97,6 +98,28 @@ def test_a_log_that_cannot_get_the_file_returns_the_report_and_is_queued_then_fl
     assert again.logging.logged and _logged(store, again.eval_id) == 1
     assert store.query("SELECT count(*) FROM trade_evaluations WHERE user_id = 'queued'"
                        ).iloc[0, 0] == 2
+
+
+def test_a_queued_log_survives_a_kill_right_after_the_evaluation_returns(
+        shared_db: Path) -> None:
+    code = textwrap.dedent(f"""
+        import os, signal
+        from buddy.api import Buddy
+        from buddy.store import Store
+        report = Buddy(Store({str(shared_db)!r})).evaluate(**{idea("killed")!r}, log=True)
+        print(report.eval_id, report.logging.state, len(report.item_rows()), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no close, no exit handlers
+    """)
+    with read_only_holder(shared_db):
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=300, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    eval_id, state, n_items = done.stdout.split()
+    assert state == "queued"
+    store = Store(shared_db)
+    assert _logged(store, eval_id) == 1
+    assert len(store.evaluation_items(eval_id, "killed")) == int(n_items)
+    assert not list(read_entries(shared_db))
 
 
 def test_the_cli_prints_the_report_and_says_the_log_is_queued(shared_db: Path) -> None:
