@@ -79,10 +79,11 @@ def regime_job_inputs(store: Store, symbols: Sequence[str] | None,
 
 #: Every bar with its stored snapshot (NULLs when none), for all series at once,
 #: read once per process; callers take each row's last closed bar (ts_close <= as_of): the
-#: row _STORED_SQL picks for one as_of.
+#: row _STORED_SQL picks for one as_of. Columns a snapshot does not read are left out (the
+#: time of computing and the label, which the snapshot derives).
 _ALL_SERIES_SQL = """
 SELECT b.symbol AS bar_symbol, b.timeframe AS bar_timeframe, b.ts AS bar_ts, b.ts_close,
-       r.* EXCLUDE (ts)
+       r.* EXCLUDE (ts, computed_at, hmm_state_label)
 FROM bars b
 LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
     AND r.ts = b.ts
@@ -113,8 +114,8 @@ def all_snapshots(store: Store) -> RegimeTable:
         spans = ArrowSeries.of(table.select(["bar_symbol", "bar_timeframe"]), "bar_symbol",
                                "bar_timeframe").spans
         # the rows hand out what a snapshot is built from: times it does not read cost most
-        rows = ArrowSeries(table.drop_columns(["bar_symbol", "bar_timeframe", "ts_close",
-                                               "computed_at"]), spans)
+        rows = ArrowSeries(table.drop_columns(["bar_symbol", "bar_timeframe", "ts_close"]),
+                           spans)
         return RegimeTable(rows=rows,
                            bar_ts=utc_ns_column(table.column("bar_ts")),
                            ts_close=utc_ns_column(table.column("ts_close")),
