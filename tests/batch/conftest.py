@@ -30,7 +30,6 @@ SERIES = (("AAPL", "1d"), ("MSFT", "1d"), ("EURUSD", "1h"))
 SHARED = frozenset({"batch_store", "batch_intents", "real_cases", "all_cases"})
 
 
-@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py's module groups and xdist's hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put every test that uses the shared batch fixtures in the xdist group "batch_cases",
     so one worker builds them (a file without the group mark had the other worker build
