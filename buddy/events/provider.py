@@ -138,15 +138,15 @@ def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
         span = _CalendarSpan.read(calendar, u_t[keys], u_end[keys])
         sessions, calendar_events, calendar_ends = span.windows(u_t[keys], u_end[keys])
         calendar_name = str(name)
-        for j, k in enumerate(keys.tolist()):
-            symbol = str(u_symbol[k])
-            imported, n_earnings = events.at(symbol, int(u_t[k]), int(u_end[k]))
+        for j, u in enumerate(keys.tolist()):
+            symbol = str(u_symbol[u])
+            imported, n_earnings = events.at(symbol, int(u_t[u]), int(u_end[u]))
             # a slice of the calendar's events is in order already when the span is
             known = calendar_events[j] if span.ordered and not imported else tuple(
                 sorted([*calendar_events[j], *imported], key=_event_order))
-            shared_pieces[k] = ScheduleContext(
-                symbol=symbol, calendar=calendar_name, as_of=u_as_of[k],
-                window_end=u_window_end[k], events=known, sessions=sessions[j],
+            shared_pieces[u] = ScheduleContext(
+                symbol=symbol, calendar=calendar_name, as_of=u_as_of[u],
+                window_end=u_window_end[u], events=known, sessions=sessions[j],
                 calendar_ends=calendar_ends[j], earnings_dates_known=n_earnings)
     return shared_pieces[codes], shared_reasons[codes]
 
@@ -265,12 +265,12 @@ class _CalendarSpan:
                 raise ValueError("calendar dates and times out of order")
         pairs = list(zip(pd.DatetimeIndex(opens, tz="UTC").to_pydatetime(),
                          pd.DatetimeIndex(closes, tz="UTC").to_pydatetime(), strict=True))
-        order = [_event_order(e) for e in events]
+        keys = [_event_order(e) for e in events]
         return cls(tz=calendar.tz, day=day, open=opens, close=closes, shown_until=shown,
                    pairs=pairs, event_day=np.array(event_day, dtype=np.int64),
                    event_ts=event_ts, hidden_until=np.array(hidden, dtype=np.int64),
                    events=events, last_close=last_close,
-                   ordered=all(a <= b for a, b in pairwise(order)))
+                   ordered=all(a <= b for a, b in pairwise(keys)))
 
     def windows(self, as_of: np.ndarray, end: np.ndarray
                 ) -> tuple[list[tuple[tuple[datetime, datetime], ...]],
