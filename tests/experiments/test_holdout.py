@@ -43,7 +43,7 @@ def scorer(replay_store: Store) -> ReplayHoldoutScorer:
 
     The regime and levels jobs run first on the holdout's series, as before any real replay:
     without their snapshots each of the ~180 as-of points of a replay fitted its own HMM and
-    searched its own levels (nine tenths of the module's time; the pieces are the same, as
+    searched its own levels (two thirds of the module's CPU; the pieces are the same, as
     tests/regime and tests/levels check point in time).
     """
     from buddy.demo import ensure_demo_user
