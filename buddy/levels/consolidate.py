@@ -31,7 +31,9 @@ Level checks (entry_quality, missing_scanner) look only at levels of strength at
 arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the ATR each row
 is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
 columns (``_merge``: candidates read once per distinct snapshot, the groups of every
-(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one.
+(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. The
+candidates of snapshots the levels provider built from columns are read from those columns
+(``SnapshotColumns``, ``remember_columns``: the same values), the others from the objects.
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ __all__ = [
     "TOUCH_WEIGHT",
     "ConsolidatedLevel",
     "LevelTable",
+    "SnapshotColumns",
     "consolidate",
     "level_table",
+    "remember_columns",
     "row_atr",
 ]
 
@@ -207,12 +211,139 @@ _FIXED = (("prior_day_high", "prior-day high", 1), ("prior_day_low", "prior-day 
 _FIXED_GET = attrgetter(*(field for field, _, _ in _FIXED))
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotColumns:
+    """What the merge reads of many snapshots, as columns (row i: ``snapshots[i]``, read
+    only where ``usable``): the provider's batch form builds its snapshots from these and
+    hands them over (``remember_columns``), so the merge need not walk the objects."""
+
+    snapshots: list[KeyLevelsSnapshot]
+    usable: np.ndarray  # bool: the row's snapshot holds exactly these values
+    fixed: np.ndarray  # (n, 4): prior-day high, low, range high, low (NaN: None)
+    pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]]  # method: names, prices, present
+    sr_offsets: np.ndarray  # (n + 1,): row i's clusters are [offsets[i], offsets[i + 1])
+    sr_price: np.ndarray
+    sr_kind: np.ndarray  # object
+    sr_touches: np.ndarray  # int64
+    sr_last: np.ndarray  # object: the clusters' last_touch datetimes
+
+
+#: The last batch's columns and their snapshots' rows by id (the entry holds the snapshots,
+#: so no other object can take their ids while it is kept).
+_COLUMNS: list[tuple[SnapshotColumns, dict[int, int]]] = []
+
+
+def remember_columns(columns: SnapshotColumns) -> None:
+    """Keep ``columns`` (replacing the previous batch's): the merge of its snapshots reads
+    them instead of the objects."""
+    index = {id(columns.snapshots[i]): i for i in np.flatnonzero(columns.usable).tolist()}
+    _COLUMNS[:] = [(columns, index)]
+
+
 def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
                        ) -> tuple[np.ndarray, ...]:
     """Return the candidates of ``snapshots`` as columns: snapshot number, position in the
     snapshot's list (prior day, range, pivots in their order, swing clusters in theirs),
     price, name (object), source bits, touches, touch weight (NaN: none), last touch
-    (object). Unsorted; a non-finite or missing price is no candidate."""
+    (object). Unsorted; a non-finite or missing price is no candidate. Snapshots of the
+    remembered columns are read from them, the others from the objects: the same values."""
+    held = _COLUMNS[0] if _COLUMNS else None
+    at = np.full(len(snapshots), -1, dtype=np.int64)
+    if held is not None:
+        columns, index = held
+        for j, snap in enumerate(snapshots):
+            i = index.get(id(snap), -1)
+            if i >= 0 and columns.snapshots[i] is snap:
+                at[j] = i
+    known, unknown = np.flatnonzero(at >= 0), np.flatnonzero(at < 0)
+    parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = []
+    if len(known) and held is not None:
+        parts.append((known, _column_candidates(held[0], at[known],
+                                                [snapshots[j] for j in known.tolist()],
+                                                pivot_method)))
+    if len(unknown) or not parts:
+        parts.append((unknown, _object_candidates([snapshots[j] for j in unknown.tolist()],
+                                                  pivot_method)))
+    if len(parts) == 1 and len(parts[0][0]) == len(snapshots):
+        return parts[0][1]
+    return tuple(np.concatenate([where[part[0]] if c == 0 else part[c]
+                                 for where, part in parts])
+                 for c in range(len(parts[0][1])))
+
+
+def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
+                       snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
+                       ) -> tuple[np.ndarray, ...]:
+    """Return ``_object_candidates`` of ``snapshots``, read from rows ``at`` of ``columns``."""
+    n = len(snapshots)
+    fixed = columns.fixed[at]
+    f_snap, f_pos = np.nonzero(np.isfinite(fixed))
+    f_price = fixed[f_snap, f_pos]
+    f_name = np.array([name for _, name, _ in _FIXED], dtype=object)[f_pos]
+    f_bits = np.array([bits for _, _, bits in _FIXED], dtype=np.int64)[f_pos]
+    family = columns.pivots.get(pivot_method) if pivot_method != "none" else None
+    names: list[str] = family[0] if family is not None else []
+    label = np.array([f"{pivot_method} pivot {key}" for key in names], dtype=object)
+    is_level = np.array([key != "P" for key in names], dtype=bool)
+    if family is not None and names:
+        _, prices, present = family
+        k = len(names)
+        with_family = np.flatnonzero(present[at])
+        p_count = np.where(present[at], k, 0).astype(np.int64)
+        p_snap = np.repeat(with_family, k)
+        p_pos = np.tile(np.arange(k, dtype=np.int64), len(with_family))
+        p_price = prices[at[with_family]].reshape(-1)
+    else:
+        p_count = np.zeros(n, dtype=np.int64)
+        p_snap, p_pos = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        p_price = np.zeros(0)
+    keep = np.isfinite(p_price) & is_level[p_pos]
+    p_snap, p_pos, p_price = p_snap[keep], p_pos[keep], p_price[keep]
+    p_name = label[p_pos]
+    p_pos = p_pos + 4
+    # swing clusters, after the pivots
+    lengths = np.diff(columns.sr_offsets)[at]
+    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(lengths) - lengths, lengths)
+    element = np.repeat(columns.sr_offsets[at], lengths) + within
+    s_snap = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    s_price = columns.sr_price[element]
+    keep = np.isfinite(s_price)
+    s_snap, s_price = s_snap[keep], s_price[keep]
+    s_pos = within[keep] + 4 + p_count[s_snap]
+    element = element[keep]
+    s_last = columns.sr_last[element]
+    touches = columns.sr_touches[element].astype(np.int64)
+    # a label per distinct (kind, touches), as the object path spells it
+    kind_code, kinds = pd.factorize(columns.sr_kind[element])
+    pairs, inverse = np.unique(np.column_stack([kind_code, touches]).reshape(-1, 2), axis=0,
+                               return_inverse=True)
+    s_label = np.array([f"{kinds[kind]} cluster ({count} touches)"
+                        for kind, count in pairs.tolist()] + [None], dtype=object)[:-1]
+    s_name = s_label[inverse.reshape(-1)]
+    snap_ts = np.fromiter(map(attrgetter("ts"), snapshots), dtype=object, count=n)
+    tf_code, timeframes = pd.factorize(np.fromiter(map(attrgetter("timeframe"), snapshots),
+                                                   dtype=object, count=n),
+                                       use_na_sentinel=False)
+    bar_cache: dict[str, float] = {}
+    snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in timeframes.tolist()],
+                        dtype=np.float64).reshape(-1)[tf_code] if n else np.zeros(0)
+    weight = _touch_weights(snap_ts, s_snap, touches, s_last, snap_bar[s_snap])
+    none = np.zeros(len(f_price) + len(p_price), dtype=np.int64)
+    return (np.concatenate([f_snap, p_snap, s_snap]).astype(np.int64),
+            np.concatenate([f_pos, p_pos, s_pos]).astype(np.int64),
+            np.concatenate([f_price, p_price, s_price]),
+            np.concatenate([f_name, p_name, s_name]),
+            np.concatenate([f_bits, np.full(len(p_price), 4, dtype=np.int64),
+                            np.full(len(s_price), 8, dtype=np.int64)]),
+            np.concatenate([none, touches]),
+            np.concatenate([np.full(len(none), math.nan), weight]),
+            np.concatenate([np.full(len(none), None, dtype=object), s_last]))
+
+
+def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
+                       ) -> tuple[np.ndarray, ...]:
+    """Return ``_candidate_columns`` of ``snapshots``, read from the objects."""
     n = len(snapshots)
     # the four fixed levels
     fixed = np.array([_FIXED_GET(snap) for snap in snapshots], dtype=np.float64).reshape(n, 4)

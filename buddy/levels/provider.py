@@ -19,7 +19,10 @@ compare directly with the pack's bars and the trader's prices.
 every bar joined to its key_levels row is read once per process (``all_levels``, kept while
 the file is unchanged), each row's last closed bar is found with ``searchsorted`` and its
 split divisor computed column-wise, and rows on the same stored bar and basis share one
-snapshot.
+snapshot. The snapshots of a batch's distinct stored bars are built column by column
+(``snapshot_columns``: one ``take`` of their rows, the float divisions over arrays, one
+datetime per distinct time and one PriceLevel per distinct stored cluster), and their columns
+are handed to the level merge (``buddy.levels.consolidate.remember_columns``).
 Rows computed on demand (no stored row) or carrying the user's anchors go through the scalar
 path, once per (user, as_of).
 """
@@ -59,6 +62,7 @@ from buddy.levels.compute import (
     compute_key_levels,
     user_anchor_vwaps,
 )
+from buddy.levels.consolidate import SnapshotColumns, remember_columns
 from buddy.store import Store
 from buddy.store.bars import symbol_actions
 from buddy.store.levels import (
@@ -269,6 +273,14 @@ def _row_has(offsets: np.ndarray, flag: np.ndarray) -> np.ndarray:
     return (counts > 0) & (np.diff(offsets) > 0)
 
 
+def _distinct_rows(keys: np.ndarray) -> np.ndarray:
+    """Return per row of an (N, k) int64 matrix the number of its distinct row."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
+
+
 def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
                            timeframes: Sequence[str]) -> list[KeyLevelsSnapshot]:
     """Return ``snapshot_from_row`` of each row of ``table`` (the ``all_levels`` snapshot
@@ -276,6 +288,13 @@ def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequen
     by column: the same float divisions and objects, equal support/resistance lists of one
     divisor sharing one tuple. A row with a NULL where the row form expects a value goes
     through ``snapshot_from_row`` itself (and fails as it fails)."""
+    return snapshot_columns(table, divisor, symbols, timeframes).snapshots
+
+
+def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
+                     timeframes: Sequence[str]) -> SnapshotColumns:
+    """Return ``snapshots_from_columns`` with the columns the level merge reads of them
+    (``buddy.levels.consolidate.SnapshotColumns``; rows built by the row form unusable)."""
     n = table.num_rows
     divisor = np.asarray(divisor, dtype=np.float64)
     odd = np.zeros(n, dtype=bool)  # rows the row form builds
@@ -292,7 +311,7 @@ def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequen
     versions = [str(v or LEVELS_VERSION) for v in table.column("version").to_pylist()]
     # pivots: method -> (names, per row its prices or None when the method is NULL)
     pivots_array, methods = _children(table.column("pivots"))
-    families: list[tuple[str, list[str], list[Any], list[bool]]] = []
+    families: list[tuple[str, list[str], list[Any], list[bool], np.ndarray, np.ndarray]] = []
     for field, family in zip(pivots_array.type, methods, strict=True):
         valid = family.is_valid().to_numpy(zero_copy_only=False)
         names = [f.name for f in family.type]
@@ -301,7 +320,7 @@ def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequen
             odd |= valid & value.is_null().to_numpy(zero_copy_only=False)
         matrix = (np.column_stack([v.to_numpy(zero_copy_only=False) for v in values])
                   if values else np.zeros((n, 0))) / divisor[:, None]
-        families.append((field.name, names, matrix.tolist(), valid.tolist()))
+        families.append((field.name, names, matrix.tolist(), valid.tolist(), matrix, valid))
     # anchored VWAPs, in their stored order
     v_off, v_fields, v_null = _listed(table.column("anchored_vwap_levels"))
     odd |= _row_has(v_off, v_null)
@@ -317,13 +336,23 @@ def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequen
     s_off, s_fields, s_null = _listed(table.column("support_resistance"))
     odd |= _row_has(s_off, s_null)
     s_raw = s_fields["price"].to_numpy(zero_copy_only=False)
-    s_price = (s_raw / np.repeat(divisor, np.diff(s_off))).tolist()
-    s_raw_l = s_raw.tolist()
+    s_price_array = s_raw / np.repeat(divisor, np.diff(s_off))
+    s_price = s_price_array.tolist()
     s_kind = s_fields["kind"].to_pylist()
     s_touch = s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False).tolist()
     s_last_ns = s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False)
-    s_last_l = s_last_ns.tolist()
     s_last = utc_datetimes(s_last_ns)
+    # one PriceLevel per distinct (divisor, stored cluster), bit for bit
+    s_code_array = _distinct_rows(np.column_stack([
+        np.repeat(divisor, np.diff(s_off)).view(np.int64), s_raw.view(np.int64),
+        pd.factorize(np.fromiter(s_kind, dtype=object, count=len(s_kind)))[0],
+        np.asarray(s_touch, dtype=np.int64), s_last_ns.astype(np.int64)]))
+    s_code = s_code_array.tolist()
+    first_of = np.full(int(s_code_array.max()) + 1 if len(s_code) else 0, -1, dtype=np.int64)
+    first_of[s_code_array[::-1]] = np.arange(len(s_code))[::-1]
+    made_levels = [PriceLevel(price=s_price[j], kind=s_kind[j], touches=s_touch[j],
+                              last_touch=s_last[j]) for j in first_of.tolist()]
+    s_level = [made_levels[c] for c in s_code]
     memo: dict[Any, tuple[PriceLevel, ...]] = {}
     v_off_l, s_off_l, divisor_l = v_off.tolist(), s_off.tolist(), divisor.tolist()
     odd_l = odd.tolist()
@@ -338,24 +367,33 @@ def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequen
         a, b = s_off_l[i], s_off_l[i + 1]
         levels: tuple[PriceLevel, ...] = ()
         if b > a:
-            key = (divisor_l[i], *s_raw_l[a:b], *s_kind[a:b], *s_touch[a:b], *s_last_l[a:b])
+            key = tuple(s_code[a:b])
             levels = memo.get(key)  # type: ignore[assignment]
             if levels is None:
-                levels = memo[key] = tuple(
-                    PriceLevel(price=s_price[j], kind=s_kind[j], touches=s_touch[j],
-                               last_touch=s_last[j]) for j in range(a, b))
+                levels = memo[key] = tuple(s_level[a:b])
         out.append(KeyLevelsSnapshot(
             symbol=symbols[i], timeframe=str(timeframes[i]), ts=ts[i],
             prior_day_high=fixed["prior_day_high"][i],
             prior_day_low=fixed["prior_day_low"][i],
             prior_day_close=fixed["prior_day_close"][i],
             pivots={method: dict(zip(names, prices[i], strict=True))
-                    for method, names, prices, valid in families if valid[i] and names},
+                    for method, names, prices, valid, _, _ in families
+                    if valid[i] and names},
             anchored_vwaps=tuple(vwaps[v_off_l[i]:v_off_l[i + 1]]),
             rolling_range_high=fixed["rolling_range_high"][i],
             rolling_range_low=fixed["rolling_range_low"][i],
             support_resistance=levels, version=versions[i]))
-    return out
+    fixed_prices = np.column_stack([
+        table.column(name).to_numpy() / divisor for name in (
+            "prior_day_high", "prior_day_low", "rolling_range_high", "rolling_range_low")])
+    return SnapshotColumns(
+        snapshots=out, usable=~odd, fixed=fixed_prices.reshape(n, 4),
+        pivots={method: (names, matrix, valid & bool(names))
+                for method, names, _, _, matrix, valid in families},
+        sr_offsets=s_off, sr_price=s_price_array,
+        sr_kind=np.fromiter(s_kind, dtype=object, count=len(s_kind)),
+        sr_touches=np.asarray(s_touch, dtype=np.int64).reshape(-1),
+        sr_last=np.fromiter(s_last, dtype=object, count=len(s_last)))
 
 
 # ---------------------------------------------------------------------------- batch form
@@ -363,9 +401,8 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per process.
 
     A row on a stored bar without anchors of its user gets the snapshot shared by the rows
-    on that bar with the same split divisor (its row, nested levels included, converted to
-    Python for the distinct stored bars in use only); other rows go through
-    ``levels_piece``.
+    on that bar with the same split divisor (built for the distinct stored bars in use only,
+    every series' at once: ``snapshot_columns``); other rows go through ``levels_piece``.
     """
     n = len(request)
     pieces = np.full(n, None, dtype=object)
@@ -401,11 +438,13 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
     stored = np.append(table.stored[a:b], False)[position]
-    user_codes, user_ids = pd.factorize(users)
-    first_anchor = np.full(len(user_ids) + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    first_anchor[pd.Index(user_ids).get_indexer(anchors["user_id"])] = utc_ns(
-        anchors["first_anchor"])  # users of other rows land on the spare last slot
-    anchored = t > first_anchor[user_codes]
+    anchored = np.zeros(len(t), dtype=bool)
+    if len(anchors):  # most series have no user's anchors: no per-user lookup then
+        user_codes, user_ids = pd.factorize(users)
+        first_anchor = np.full(len(user_ids) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        first_anchor[pd.Index(user_ids).get_indexer(anchors["user_id"])] = utc_ns(
+            anchors["first_anchor"])  # users of other rows land on the spare last slot
+        anchored = t > first_anchor[user_codes]
     shared = np.flatnonzero(stored & ~anchored)
     if len(shared):
         at = position[shared]
@@ -447,10 +486,12 @@ def _build_shared(table: LevelsTable,
     at = np.concatenate([s[2] for s in shared])
     divisor = np.concatenate([s[3] for s in shared])
     count = [len(s[2]) for s in shared]
-    symbols = np.repeat(np.array([s[0] for s in shared], dtype=object), count)
-    timeframes = np.repeat(np.array([s[1] for s in shared], dtype=object), count)
+    symbols = [s[0] for s, k in zip(shared, count, strict=True) for _ in range(k)]
+    timeframes = [s[1] for s, k in zip(shared, count, strict=True) for _ in range(k)]
     with _collector_paused():
-        made = snapshots_from_columns(table.rows.take(at), divisor, symbols, timeframes)
+        columns = snapshot_columns(table.rows.take(at), divisor, symbols, timeframes)
+    remember_columns(columns)  # the level checks merge these snapshots' columns
+    made = columns.snapshots
     start = 0
     for (_, _, _, _, codes, rows), k in zip(shared, count, strict=True):
         spread([(m, None) for m in made[start:start + k]], codes, rows, pieces, reasons)

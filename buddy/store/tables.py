@@ -94,16 +94,13 @@ class SeriesTable:
     @classmethod
     def of(cls, frame: pd.DataFrame) -> SeriesTable:
         """Index ``frame`` (sorted by symbol, timeframe, ts) by series."""
-        spans: dict[tuple[str, str], tuple[int, int]] = {}
-        if len(frame):
-            symbol = frame["symbol"].to_numpy(object)
-            timeframe = frame["timeframe"].to_numpy(object)
-            edge = np.flatnonzero((symbol[1:] != symbol[:-1]) | (timeframe[1:] != timeframe[:-1]))
-            starts = np.concatenate([[0], edge + 1])
-            stops = np.concatenate([edge + 1, [len(frame)]])
-            for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
-                spans[(str(symbol[a]), str(timeframe[a]))] = (a, b)
-        return cls(frame, spans)
+        if not len(frame):
+            return cls(frame, {})
+        symbol, symbols = pd.factorize(frame["symbol"])
+        timeframe, timeframes = pd.factorize(frame["timeframe"])
+        return cls(frame, _spans(symbol, timeframe,
+                                 np.array([*symbols.tolist(), None], dtype=object),
+                                 np.array([*timeframes.tolist(), None], dtype=object)))
 
     def span(self, symbol: str, timeframe: str) -> tuple[int, int]:
         """Return the series' [start, stop) rows ((0, 0) when it has none)."""
@@ -113,6 +110,20 @@ class SeriesTable:
         """Return the series' rows (index from 0)."""
         a, b = self.span(symbol, timeframe)
         return self.frame.iloc[a:b].reset_index(drop=True)
+
+
+def _spans(symbol: np.ndarray, timeframe: np.ndarray, symbols: np.ndarray,
+           timeframes: np.ndarray) -> dict[tuple[str, str], tuple[int, int]]:
+    """Return each series' [start, stop) rows from per row codes of its symbol and timeframe
+    (rows sorted by them; ``symbols[code]``, ``timeframes[code]`` name a code, -1 the
+    last entry)."""
+    edge = np.flatnonzero((symbol[1:] != symbol[:-1]) | (timeframe[1:] != timeframe[:-1]))
+    starts = np.concatenate([[0], edge + 1])
+    stops = np.concatenate([edge + 1, [len(symbol)]])
+    first_symbol = symbols[symbol[starts]].tolist()
+    first_timeframe = timeframes[timeframe[starts]].tolist()
+    return {(str(s), str(t)): (a, b) for s, t, a, b in zip(
+        first_symbol, first_timeframe, starts.tolist(), stops.tolist(), strict=True)}
 
 
 def utc_ns_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -138,11 +149,15 @@ class ArrowSeries:
     def of(cls, table: pa.Table, symbol: str = "symbol", timeframe: str = "timeframe"
            ) -> ArrowSeries:
         """Index ``table`` by its ``symbol`` and ``timeframe`` columns (sorted by them)."""
-        frame = pd.DataFrame({"symbol": table.column(symbol).to_numpy(zero_copy_only=False),
-                              "timeframe": table.column(timeframe).to_numpy(
-                                  zero_copy_only=False)}) if table.num_rows else (
-            pd.DataFrame({"symbol": [], "timeframe": []}))
-        return cls(table, SeriesTable.of(frame).spans)
+        if not table.num_rows:
+            return cls(table, {})
+        codes, names = [], []
+        for name in (symbol, timeframe):
+            # integer codes compared, not a Python string per row
+            encoded = table.column(name).combine_chunks().dictionary_encode()
+            codes.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False))
+            names.append(np.array([*encoded.dictionary.to_pylist(), None], dtype=object))
+        return cls(table, _spans(codes[0], codes[1], names[0], names[1]))
 
     def span(self, symbol: str, timeframe: str) -> tuple[int, int]:
         """Return the series' [start, stop) rows ((0, 0) when it has none)."""
