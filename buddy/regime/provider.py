@@ -7,11 +7,11 @@ Nothing is written: the provider is a read path.
 
 ``RegimeProvider`` (the instance ``regime_provider``) implements
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
-every bar joined to its stored snapshot is read once per process (``all_snapshots``, kept
-while the file is unchanged), each row's last closed bar is found with ``searchsorted``, and
-rows on the same stored bar share one snapshot, built column by column over the batch's
-stored rows (``snapshots_from_table``). Rows whose bar has no current snapshot are computed
-on demand, once per as_of.
+every bar's times and every stored snapshot are read once per process and matched by bar
+(``all_snapshots``, kept while the file is unchanged), each row's last closed bar is found
+with ``searchsorted``, and rows on the same stored bar share one snapshot, built column by
+column over the batch's stored rows (``snapshots_from_table``). Rows whose bar has no
+current snapshot are computed on demand, once per as_of.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from buddy.batch.pieces import (
     as_of_datetime,
@@ -136,7 +135,7 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
                  symbol: str, tf: str, rows: np.ndarray, t: np.ndarray, pieces: np.ndarray,
                  reasons: np.ndarray) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
-    a, b = table.rows.span(symbol, tf)
+    a, b = table.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
     current = np.append(table.version[a:b] == config.version, False)
@@ -145,8 +144,7 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
     if len(on_stored):  # one piece (or reason) per stored bar
         codes, first = groups(position[on_stored, None])
         memo: dict[Any, Any] = {}  # one parse per HMM fit's text (labels, transitions)
-        at = pa.array(a + position[on_stored][first], pa.int64())
-        made = snapshots_from_table(table.rows.table.take(at), memo, ts="bar_ts")
+        made = snapshots_from_table(table.stored(a + position[on_stored][first]), memo)
         spread(made, codes, rows[on_stored], pieces, reasons)
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of

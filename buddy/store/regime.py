@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from buddy.store.bars import closed_by
 from buddy.store.core import Store, series_where
@@ -77,49 +78,65 @@ def regime_job_inputs(store: Store, symbols: Sequence[str] | None,
     return frame, actions, done, models
 
 
-#: Every bar with its stored snapshot (NULLs when none), for all series at once,
-#: read once per process; callers take each row's last closed bar (ts_close <= as_of): the
-#: row _STORED_SQL picks for one as_of. Columns a snapshot does not read are left out (the
-#: time of computing and the label, which the snapshot derives).
-_ALL_SERIES_SQL = """
-SELECT b.symbol AS bar_symbol, b.timeframe AS bar_timeframe, b.ts AS bar_ts, b.ts_close,
-       r.* EXCLUDE (ts, computed_at, hmm_state_label)
-FROM bars b
-LEFT JOIN regime_snapshots r ON r.symbol = b.symbol AND r.timeframe = b.timeframe
-    AND r.ts = b.ts
-ORDER BY b.symbol, b.timeframe, b.ts
+#: Every stored snapshot and every bar's times, for all series at once, read once per
+#: process and matched by (symbol, timeframe, ts) in numpy (a join in SQL costs twice the
+#: CPU); callers take each row's last closed bar (ts_close <= as_of): the row _STORED_SQL
+#: picks for one as_of. Columns a snapshot does not read are left out (the time of computing
+#: and the label, which the snapshot derives).
+_ALL_SNAPSHOTS_SQL = """
+SELECT * EXCLUDE (computed_at, hmm_state_label) FROM regime_snapshots
+ORDER BY symbol, timeframe, ts
+"""
+_ALL_BAR_TIMES_SQL = """
+SELECT symbol, timeframe, ts, ts_close FROM bars ORDER BY symbol, timeframe, ts
 """
 
 
 @dataclass(frozen=True, slots=True)
 class RegimeTable:
-    """Every bar with its stored snapshot, by series: bar_ts, ts_close and the
-    regime_snapshots columns (NULL when not stored) of each bar."""
+    """Every bar by series (``span``): bar_ts, ts_close, and the row of its stored snapshot
+    in ``snapshots`` (-1 when none) with that snapshot's version (None when none)."""
 
-    rows: ArrowSeries
+    spans: dict[tuple[str, str], tuple[int, int]]  # the bars' rows of each series
     bar_ts: np.ndarray  # int64 UTC ns
     ts_close: np.ndarray  # int64 UTC ns
+    snapshot: np.ndarray  # int64: row of ``snapshots``, -1 when the bar has none
     version: np.ndarray  # object; None when not stored
+    snapshots: pa.Table  # regime_snapshots rows by (symbol, timeframe, ts), one chunk
+
+    def span(self, symbol: str, timeframe: str) -> tuple[int, int]:
+        """Return the series' [start, stop) bar rows ((0, 0) when it has none)."""
+        return self.spans.get((symbol, timeframe), (0, 0))
+
+    def stored(self, bars: np.ndarray) -> pa.Table:
+        """Return the snapshot rows of the bars at rows ``bars`` (each must have one)."""
+        return self.snapshots.take(pa.array(self.snapshot[bars], pa.int64()))
 
 
 def all_snapshots(store: Store) -> RegimeTable:
-    """Return every bar with its stored regime snapshot (``_ALL_SERIES_SQL``), read once per
-    process while the file is unchanged (``buddy.store.tables``). Not point-in-time: a row's
-    bar is its last with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
+    """Return every bar with its stored regime snapshot, read once per process while the
+    file is unchanged (``buddy.store.tables``). Not point-in-time: a row's bar is its last
+    with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
     def read(store: Store) -> RegimeTable:
         with store.connect(read_only=True) as con:
-            table = con.sql(_ALL_SERIES_SQL).to_arrow_table()
-        # spans from the two key columns alone: indexing the whole table would combine
-        # every column's chunks once more
-        spans = ArrowSeries.of(table.select(["bar_symbol", "bar_timeframe"]), "bar_symbol",
-                               "bar_timeframe").spans
-        # the rows hand out what a snapshot is built from: times it does not read cost most
-        rows = ArrowSeries(table.drop_columns(["bar_symbol", "bar_timeframe", "ts_close"]),
-                           spans)
-        return RegimeTable(rows=rows,
-                           bar_ts=utc_ns_column(table.column("bar_ts")),
-                           ts_close=utc_ns_column(table.column("ts_close")),
-                           version=np.asarray(table.column("version").to_pylist(),
-                                              dtype=object))
+            snapshots = con.sql(_ALL_SNAPSHOTS_SQL).to_arrow_table().combine_chunks()
+            bars = con.sql(_ALL_BAR_TIMES_SQL).to_arrow_table()
+        spans = ArrowSeries.of(bars.select(["symbol", "timeframe"])).spans
+        bar_ts = utc_ns_column(bars.column("ts"))
+        stored = ArrowSeries.of(snapshots.select(["symbol", "timeframe"]))
+        snapshot_ts = utc_ns_column(snapshots.column("ts"))
+        snapshot = np.full(len(bar_ts), -1, dtype=np.int64)
+        for key, (a, b) in spans.items():
+            c, d = stored.span(*key)
+            if d == c:
+                continue
+            # both by ts, unique per series: a bar's snapshot is at its ts' insertion point
+            at = np.minimum(np.searchsorted(snapshot_ts[c:d], bar_ts[a:b]), d - c - 1)
+            snapshot[a:b] = np.where(snapshot_ts[c:d][at] == bar_ts[a:b], c + at, -1)
+        versions = np.asarray([*snapshots.column("version").to_pylist(), None], dtype=object)
+        return RegimeTable(spans=spans, bar_ts=bar_ts,
+                           ts_close=utc_ns_column(bars.column("ts_close")),
+                           snapshot=snapshot, version=versions[snapshot],
+                           snapshots=snapshots)
 
     return cached(store, "regime_snapshots", read)
