@@ -600,7 +600,13 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     strength = merged.strength(near)
     strong = strength >= min_strength - 1e-9
     kept, strength = near[strong], strength[strong]
-    level_names = [" / ".join(names) for names in merged.names(kept)]
+    # a level of one member is named by it (most are): joins only where members merged
+    alone = merged.members[kept] == 1
+    named = merged.name[merged.pair[kept], merged.first[kept]]
+    merged_at = np.flatnonzero(~alone)
+    for i, names in zip(merged_at.tolist(), merged.names(kept[merged_at]), strict=True):
+        named[i] = " / ".join(names)
+    level_names = named.tolist()
     names = sorted(set(level_names))
     rank_of = {name: i for i, name in enumerate(names)}
     pair = merged.pair[kept]
