@@ -604,8 +604,8 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     alone = merged.members[kept] == 1
     named = merged.name[merged.pair[kept], merged.first[kept]]
     merged_at = np.flatnonzero(~alone)
-    for i, names in zip(merged_at.tolist(), merged.names(kept[merged_at]), strict=True):
-        named[i] = " / ".join(names)
+    for i, members in zip(merged_at.tolist(), merged.names(kept[merged_at]), strict=True):
+        named[i] = " / ".join(members)
     level_names = named.tolist()
     names = sorted(set(level_names))
     rank_of = {name: i for i, name in enumerate(names)}
