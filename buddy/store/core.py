@@ -344,8 +344,7 @@ class Store:
         After the commit, queued evaluation logs (``buddy.store.pending``) are moved in on
         the same connection, in their own transaction: the caller's write never fails or
         rolls back because of them."""
-        extra = {} if lock_timeout_s is None else {"lock_timeout_s": lock_timeout_s}
-        with self.connect(**extra) as con:
+        with self.connect(lock_timeout_s=lock_timeout_s) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
