@@ -19,6 +19,10 @@ from buddy.users.store import set_user
 REPO = Path(__file__).resolve().parents[2]
 #: The replay user (the generated intents' user); its account lets risk_reward run.
 REPLAY_USER = "replay"
+#: The pause of each user between steps, seconds: people evaluate an idea every few
+#: seconds, not back to back; the replay runs without pause (it is the long reader), and
+#: the rest of the test suite keeps a core.
+PAUSE_S = 2.0
 
 
 def idea(user: str, k: int = 0) -> dict[str, Any]:

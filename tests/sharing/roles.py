@@ -25,7 +25,7 @@ from buddy.api import Buddy
 from buddy.config import default_scoring_config
 from buddy.jobs.features import run_features_job
 from buddy.store import Store
-from tests.sharing.conftest import idea
+from tests.sharing.conftest import PAUSE_S, idea
 
 
 class TimedStore(Store):
@@ -70,6 +70,7 @@ def python_loop(db: Path, out: Path, stop: Path) -> None:
             sink.write(json.dumps(line) + "\n")
             sink.flush()
             k += 1
+            time.sleep(PAUSE_S)
 
 
 def _next_bar(last: pd.Series) -> pd.DataFrame:
@@ -100,6 +101,7 @@ def features_loop(db: Path, out: Path, stop: Path) -> None:
             line["seconds"] = time.perf_counter() - started
             sink.write(json.dumps(line) + "\n")
             sink.flush()
+            time.sleep(PAUSE_S)
 
 
 ROLES = {"python": python_loop, "features": features_loop}

@@ -22,18 +22,19 @@ import pytest
 
 from buddy.store import Store
 from buddy.store.pending import read_entries
-from tests.sharing.conftest import REPLAY_USER, REPO, idea, read_lines, run_cli
+from tests.sharing.conftest import PAUSE_S, REPLAY_USER, REPO, idea, read_lines, run_cli
 
 #: How long the four users share the file, seconds (the issue asks for two minutes).
 RUN_SECONDS = 120.0
 #: The longest a logged evaluation may wait for the file before its log is queued, seconds
 #: (buddy.store.core.LOG_WAIT_S plus the slack of a loaded machine).
 MAX_LOG_WAIT_S = 6.0
-#: Intents of each replay: AAPL and MSFT daily 2004-2007, the random generator.
+#: Intents of each replay: AAPL and MSFT daily 2004-2007, the random generator, in one
+#: spawned worker (the lock holder of the issue was a replay worker).
 REPLAY_ARGS = ["replay", "run", "--source", "random", "--symbols", "AAPL,MSFT",
                "--timeframe", "1d", "--start", "2004-01-01", "--end", "2007-12-31",
                "--param", "entry_probability=0.6", "--providers", "account",
-               "--user", REPLAY_USER, "--no-progress"]
+               "--user", REPLAY_USER, "--no-progress", "--workers", "1"]
 
 
 def _replays(db: Path, until: float, found: list[dict[str, Any]]) -> None:
@@ -66,6 +67,7 @@ def _cli_loop(db: Path, stop: threading.Event, found: list[dict[str, Any]]) -> N
             line["queued"] = "Log queued" in done.stderr
         found.append(line)
         k += 1
+        stop.wait(PAUSE_S)
 
 
 @pytest.mark.xdist_group("sharing")
