@@ -67,7 +67,7 @@ chromium:
 	bash scripts/install-chromium.sh
 
 test: $(COMPILED) chromium
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
 app: $(COMPILED)
 	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB)

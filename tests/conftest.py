@@ -38,12 +38,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return  # not a worker of an xdist loadgroup run
     from _pytest.nodeid import coerce_node_id
 
+    scopes: dict[str, list[pytest.Item]] = {}
     for item in items:
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
                         for m in item.iter_markers("xdist_group")})
         # a pytest that still reads _nodeid has had the suffix from xdist already
         if names and hasattr(item, "_id") and "@" not in item.nodeid.rsplit("]", 1)[-1]:
             item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
+        scopes.setdefault("_".join(names) or item.nodeid, []).append(item)
+    # the Makefile runs with --no-loadscope-reorder, so units are dealt in this order: the
+    # longest known units first (xdist's own reorder puts a one-test unit such as the
+    # two-minute shared-file run last, where the other worker idles while it runs), then
+    # the rest by size, as xdist's reorder would
+    ranked = sorted(scopes.items(), key=lambda kv: (
+        LONG_UNITS.index(kv[0]) if kv[0] in LONG_UNITS else len(LONG_UNITS), -len(kv[1])))
+    items[:] = [item for _, unit in ranked for item in unit]
+
+
+#: The xdist groups that take longest (seconds of one worker in a full run), dealt first.
+LONG_UNITS = ("sharing", "batch_cases", "noise", "evaluator_kit")
 
 
 @pytest.fixture(scope="session", autouse=True)

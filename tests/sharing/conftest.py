@@ -22,7 +22,7 @@ REPLAY_USER = "replay"
 #: The pause of each user between steps, seconds: people evaluate an idea every few
 #: seconds, not back to back; the replay runs without pause (it is the long reader), and
 #: the rest of the test suite keeps a core.
-PAUSE_S = 2.0
+PAUSE_S = 3.0
 
 
 def idea(user: str, k: int = 0) -> dict[str, Any]:

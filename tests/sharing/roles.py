@@ -2,7 +2,7 @@
 
 - ``python``: a notebook's loop, ``Buddy.evaluate(log=True)`` on one Buddy, idea after idea;
 - ``features``: a data update loop, one new IBM daily bar loaded then the features job
-  (``run_features_job``: reads every series, writes IBM's new feature row).
+  for IBM daily (``run_features_job``: reads the series, writes its new feature row).
 
 Run as ``python -m tests.sharing.roles ROLE DB OUT STOP``: the role repeats until the file
 STOP exists and writes one JSON line per step to OUT (what it did, how long it took, the
@@ -94,7 +94,10 @@ def features_loop(db: Path, out: Path, stop: Path) -> None:
             try:
                 last = store.bars("IBM", "1d").iloc[-1]
                 store.write_market_data(bars=_next_bar(last))
-                result = run_features_job(store, progress=False)
+                # the job's read, compute and write for the series that changed (every
+                # series each pass would only burn CPU the rest of the suite needs)
+                result = run_features_job(store, symbols=["IBM"], timeframes=["1d"],
+                                          progress=False)
                 line: dict[str, Any] = {"rows_written": result.rows_written}
             except Exception as exc:
                 line = _error(exc)
