@@ -329,16 +329,8 @@ def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
     snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in timeframes.tolist()],
                         dtype=np.float64).reshape(-1)[tf_code] if n else np.zeros(0)
     weight = _touch_weights(snap_ts, s_snap, touches, s_last, snap_bar[s_snap])
-    none = np.zeros(len(f_price) + len(p_price), dtype=np.int64)
-    return (np.concatenate([f_snap, p_snap, s_snap]).astype(np.int64),
-            np.concatenate([f_pos, p_pos, s_pos]).astype(np.int64),
-            np.concatenate([f_price, p_price, s_price]),
-            np.concatenate([f_name, p_name, s_name]),
-            np.concatenate([f_bits, np.full(len(p_price), 4, dtype=np.int64),
-                            np.full(len(s_price), 8, dtype=np.int64)]),
-            np.concatenate([none, touches]),
-            np.concatenate([np.full(len(none), math.nan), weight]),
-            np.concatenate([np.full(len(none), None, dtype=object), s_last]))
+    return _stacked((f_snap, p_snap, s_snap), (f_pos, p_pos, s_pos), (f_price, p_price, s_price),
+                    (f_name, p_name, s_name), f_bits, touches, weight, s_last)
 
 
 def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
@@ -408,16 +400,8 @@ def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
     snap_bar = np.fromiter((_bar_seconds(tf, bar_cache) for tf in snap_tf.tolist()),
                            dtype=np.float64, count=n)
     weight = _touch_weights(snap_ts, s_snap, touches, s_last, snap_bar[s_snap])
-    none = np.zeros(len(f_price) + len(p_price), dtype=np.int64)
-    return (np.concatenate([f_snap, p_snap, s_snap]).astype(np.int64),
-            np.concatenate([f_pos, p_pos, s_pos]).astype(np.int64),
-            np.concatenate([f_price, p_price, s_price]),
-            np.concatenate([f_name, p_name, s_name]),
-            np.concatenate([f_bits, np.full(len(p_price), 4, dtype=np.int64),
-                            np.full(len(s_price), 8, dtype=np.int64)]),
-            np.concatenate([none, touches]),
-            np.concatenate([np.full(len(none), math.nan), weight]),
-            np.concatenate([np.full(len(none), None, dtype=object), s_last]))
+    return _stacked((f_snap, p_snap, s_snap), (f_pos, p_pos, s_pos), (f_price, p_price, s_price),
+                    (f_name, p_name, s_name), f_bits, touches, weight, s_last)
 
 
 #: The last _snapshot_matrices call: (pivot method, its snapshots, its result). The level
@@ -655,3 +639,20 @@ def _bars_atr(bars: Windows) -> np.ndarray:
         mean = np.where(valid, true_range, 0.0).sum(axis=1) / count
     mean[count < 1] = np.nan
     return mean
+
+
+def _stacked(snap: tuple[np.ndarray, ...], pos: tuple[np.ndarray, ...],
+             price: tuple[np.ndarray, ...], name: tuple[np.ndarray, ...], f_bits: np.ndarray,
+             touches: np.ndarray, weight: np.ndarray, s_last: np.ndarray
+             ) -> tuple[np.ndarray, ...]:
+    """Return the candidate columns of both builders: the (fib, pivot, stored) parts of each
+    column one after the other; pivots carry bit 4, stored levels bit 8, and only stored
+    levels have touches, a weight and a last touch."""
+    none = np.zeros(len(price[0]) + len(price[1]), dtype=np.int64)
+    return (np.concatenate(snap).astype(np.int64), np.concatenate(pos).astype(np.int64),
+            np.concatenate(price), np.concatenate(name),
+            np.concatenate([f_bits, np.full(len(price[1]), 4, dtype=np.int64),
+                            np.full(len(price[2]), 8, dtype=np.int64)]),
+            np.concatenate([none, touches]),
+            np.concatenate([np.full(len(none), math.nan), weight]),
+            np.concatenate([np.full(len(none), None, dtype=object), s_last]))
