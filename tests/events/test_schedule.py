@@ -12,10 +12,9 @@ import pytest
 
 from buddy.events.calendar import exchange_schedule
 from buddy.events.provider import read_schedule
-from buddy.events.store import import_events
 from buddy.store import Store
 from tests import factories
-from tests.events.test_import import TICKERS
+from tests.events.helpers import store_with_events
 
 DAY = pd.Timedelta(days=1)
 
@@ -118,13 +117,7 @@ other,2012-07-10T13:00Z,IBM investor day,IBM,2012-07-09T12:00Z
 
 @pytest.fixture(scope="module")
 def events_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    folder = tmp_path_factory.mktemp("schedule")
-    store = Store(folder / "buddy.duckdb")
-    store.write_market_data(tickers=TICKERS)
-    path = folder / "events.csv"
-    path.write_text(EVENTS_CSV)
-    import_events(store, path, now=pd.Timestamp("2024-01-01T00:00Z").to_pydatetime())
-    return store
+    return store_with_events(tmp_path_factory.mktemp("schedule"), EVENTS_CSV)
 
 
 def test_only_announced_upcoming_events_of_the_symbol_or_market(events_store: Store) -> None:

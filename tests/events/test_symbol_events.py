@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from buddy.events.store import import_events
 from buddy.store import Store
 from buddy.store.events import symbol_events
-from tests.events.test_import import TICKERS
+from tests.events.helpers import store_with_events
 
 EVENTS_CSV = """kind,ts,title,symbol,announced_at
 earnings,2012-07-18T20:05Z,IBM Q2 2012 earnings,IBM,2012-06-15T12:00Z
@@ -26,13 +25,7 @@ other,2012-07-10T13:00Z,AAPL event at the same time,AAPL,2012-07-01T12:00Z
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    folder = tmp_path_factory.mktemp("symbol_events")
-    store = Store(folder / "buddy.duckdb")
-    store.write_market_data(tickers=TICKERS)
-    path = folder / "events.csv"
-    path.write_text(EVENTS_CSV)
-    import_events(store, path, now=pd.Timestamp("2024-01-01T00:00Z").to_pydatetime())
-    return store
+    return store_with_events(tmp_path_factory.mktemp("symbol_events"), EVENTS_CSV)
 
 
 def _masked(every: pd.DataFrame, symbol: str) -> pd.DataFrame:
