@@ -11,16 +11,11 @@ import pytest
 from buddy.store import Store
 from buddy.store.events import symbol_events
 from tests.events.helpers import store_with_events
+from tests.events.test_schedule import EVENTS_CSV as SCHEDULE_EVENTS_CSV
 
-EVENTS_CSV = """kind,ts,title,symbol,announced_at
-earnings,2012-07-18T20:05Z,IBM Q2 2012 earnings,IBM,2012-06-15T12:00Z
-earnings,2012-07-24T20:30Z,AAPL Q3 FY12 earnings,AAPL,2012-06-26T12:00Z
-macro,2012-07-06T12:30Z,US nonfarm payrolls (June),,2012-01-15T00:00Z
-macro,2012-08-01T18:15Z,FOMC statement,,2012-07-02T12:00Z
-earnings,2012-04-18T20:05Z,IBM Q1 2012 earnings,IBM,2012-03-15T12:00Z
-other,2012-07-10T13:00Z,IBM investor day,IBM,2012-07-09T12:00Z
-other,2012-07-10T13:00Z,AAPL event at the same time,AAPL,2012-07-01T12:00Z
-"""
+# the schedule tests' events and one more at the same instant for another symbol
+EVENTS_CSV = (SCHEDULE_EVENTS_CSV
+              + "other,2012-07-10T13:00Z,AAPL event at the same time,AAPL,2012-07-01T12:00Z\n")
 
 
 @pytest.fixture(scope="module")
