@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from buddy import paths
 from buddy.errors import SchemaVersionError, StoreLockedError
 from buddy.store import pending
 from buddy.store.bars import closed_by
@@ -27,7 +28,8 @@ from buddy.store.bars import closed_by
 #: What bulk writes accept: a pandas DataFrame or an Arrow table with the table's columns.
 Frame: TypeAlias = pd.DataFrame | pa.Table
 
-DEFAULT_DB_PATH = Path("data/buddy.duckdb")
+#: The database under the project root (``buddy.paths.default_db_path()`` makes it absolute).
+DEFAULT_DB_PATH = paths.DB_RELATIVE
 LOCK_TIMEOUT_S = 30.0
 #: The longest a logged evaluation waits for the file before its rows are queued instead
 #: (``buddy.store.pending``), seconds.
@@ -54,11 +56,9 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
 def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Return the database path: ``path`` if given, else $BUDDY_DB, else data/buddy.duckdb."""
-    if path is not None:
-        return Path(path)
-    env = os.environ.get("BUDDY_DB")
-    return Path(env) if env else DEFAULT_DB_PATH
+    """Return the database path: ``path`` if given, else $BUDDY_DB, else
+    ``<project root>/data/buddy.duckdb`` (``buddy.paths``: the same file from any folder)."""
+    return paths.db_path(path)
 
 
 def migrations() -> list[tuple[int, str, str]]:
