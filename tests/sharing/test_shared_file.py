@@ -1,5 +1,5 @@
 """A notebook, the CLI, a replay and the features job on one file at the same time (issue
-#16 §1): for RUN_SECONDS, replays of 1,239 intents run one after another (``buddy replay
+#16 §1): for RUN_SECONDS, replays of 1,239 intents run one after another, paced (``buddy replay
 run``), a CLI loop runs ``buddy evaluate`` processes, a Python loop evaluates through one
 ``Buddy``, and a data loop loads a bar and runs the features job. No lock error may reach
 any of them, and every evaluation made must be logged exactly once (directly, or queued
@@ -38,7 +38,8 @@ REPLAY_ARGS = ["replay", "run", "--source", "random", "--symbols", "AAPL,MSFT",
 
 
 def _replays(db: Path, until: float, found: list[dict[str, Any]]) -> None:
-    """Run replays one after another (a new name each: a new run) until ``until``."""
+    """Run replays one after another, ``PAUSE_S`` apart (a new name each: a new run), until
+    ``until``."""
     k = 0
     while time.monotonic() < until or not found:
         started = time.perf_counter()
@@ -52,6 +53,9 @@ def _replays(db: Path, until: float, found: list[dict[str, Any]]) -> None:
         if done.returncode:
             return
         k += 1
+        # a researcher reruns a replay after looking at it, not back to back: paced like
+        # the other users, the replays still overlap every other user's reads and writes
+        time.sleep(PAUSE_S)
 
 
 def _cli_loop(db: Path, stop: threading.Event, found: list[dict[str, Any]]) -> None:
