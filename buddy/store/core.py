@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from buddy import paths
 from buddy.errors import SchemaVersionError, StoreLockedError
+from buddy.retry import retry_while
 from buddy.store import pending
 from buddy.store.bars import closed_by
 
@@ -261,27 +262,25 @@ class Store:
         ``lock_timeout_s`` seconds, the store's ``lock_timeout_s`` when None). A reader
         first lets waiting writers go; a writer that must wait says so (WRITER_FRESH_S)."""
         wait_s = self.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
-        deadline = time.monotonic() + wait_s
-        delay = 0.02
         mark: Path | None = None
         if read_only:
             self._defer_to_writers()
+
+        def waiting(_exc: Exception) -> None:
+            nonlocal mark
+            if not read_only:
+                mark = self._mark_waiting(mark)
+
         try:
-            while True:
-                try:
-                    con = self._open(read_only)
-                    break
-                except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                    if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                        if _is_lock_error(exc):
-                            raise StoreLockedError(
-                                f"{self.path} stayed locked by another process for "
-                                f"{wait_s:g} s: {exc}") from exc
-                        raise
-                    if not read_only:
-                        mark = self._mark_waiting(mark)
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 0.25 if not read_only else 0.5)
+            con = retry_while(lambda: self._open(read_only), busy=_is_lock_error,
+                              catch=(duckdb.IOException, duckdb.ConnectionException),
+                              first_s=0.02, max_s=0.25 if not read_only else 0.5,
+                              timeout_s=wait_s, on_wait=waiting)
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if _is_lock_error(exc):
+                raise StoreLockedError(f"{self.path} stayed locked by another process for "
+                                       f"{wait_s:g} s: {exc}") from exc
+            raise
         finally:
             if mark is not None:
                 with suppress(FileNotFoundError):
