@@ -21,7 +21,6 @@ this module is imported. ``store_exists()`` answers without importing mlflow at 
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from buddy.retry import retry_while
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -192,17 +193,10 @@ def is_locked_error(exc: BaseException) -> bool:
 
 def retry_locked(action: Callable[[], T], *, attempts: int = LOCK_RETRIES,
                  backoff_s: float = LOCK_BACKOFF_S) -> T:
-    """Return ``action()``, retrying with jittered back-off while SQLite reports a lock."""
-    delay = backoff_s
-    for attempt in range(attempts):
-        try:
-            return action()
-        except Exception as exc:
-            if not is_locked_error(exc) or attempt == attempts - 1:
-                raise
-        time.sleep(delay * (1 + random.random()))
-        delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")
+    """Return ``action()``, retrying with jittered back-off (from ``backoff_s`` seconds,
+    doubled up to 5 s) while SQLite reports a lock, at most ``attempts`` calls."""
+    return retry_while(action, busy=is_locked_error, attempts=attempts, first_s=backoff_s,
+                       max_s=5.0)
 
 
 def log_run(store: ExperimentStore, experiment: str, *, run_name: str | None = None,
