@@ -94,3 +94,11 @@ def write_preferences(con: DuckDBPyConnection, user_id: str, disabled_modules_js
                 "nudge_sensitivity, updated_at) VALUES (?, ?, ?, ?, ?, now())",
                 [user_id, disabled_modules_json, disclosures_off_json, strictness,
                  nudge_sensitivity])
+
+
+def account_user_ids(store: Store) -> list[str]:
+    """Return the ids of the users with an account, the most recently updated first."""
+    with store.connect(read_only=True) as con:
+        rows = con.execute("SELECT user_id FROM user_accounts "
+                           "ORDER BY updated_at DESC, user_id").fetchall()
+    return [str(row[0]) for row in rows]

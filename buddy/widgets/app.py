@@ -48,6 +48,15 @@ from buddy.widgets.report_view import ReportModel, ReportView
 from buddy.widgets.trades_view import TradesView
 
 DEFAULT_USER = "trader"
+#: The user a served page shows first (``python -m buddy.widgets.serve --user``).
+USER_ENV = "BUDDY_USER"
+#: The page's own words (Voila hides the notebook's text, written for a notebook reader).
+INTRO = ("<h2 style='margin:0 0 4px'>Trading Buddy</h2>"
+         "<p style='margin:0 0 8px;color:#455a64'>Fill in a trade idea and press "
+         "<b>Evaluate</b>: the Buddy Report lists what to fix first, with the numbers behind "
+         "each point. <b>Trades</b> reviews the trades you made; <b>Profile</b> shows your "
+         "habits. The report describes the idea as of its time; it does not predict prices."
+         "</p>")
 
 #: The form's fields, in display order.
 FORM_FIELDS: tuple[str, ...] = ("user", "symbol", "side", "timeframe", "as_of", "entry", "stop",
@@ -106,6 +115,24 @@ class MarketHint:
     atr: float | None  # ATR(14) of the last closed bar, price units
     last_bar_close: datetime
     instrument: Instrument
+
+
+def page_user(store: Store, requested: str = DEFAULT_USER) -> str:
+    """Return the user a page opens with: $BUDDY_USER when set, else ``requested`` when it
+    names someone (not the placeholder DEFAULT_USER) or has an account, else the most
+    recently updated user with an account, else '' (the page then asks for one)."""
+    from buddy.store.users import account_user_ids
+
+    chosen = os.environ.get(USER_ENV, "").strip()
+    if chosen:
+        return chosen
+    requested = requested.strip()
+    if requested and requested != DEFAULT_USER:
+        return requested
+    accounts = account_user_ids(store)
+    if requested and requested in accounts:
+        return requested
+    return accounts[0] if accounts else ""
 
 
 def write_journal_note(store: Store, *, user_id: str, intent_id: str, note: str,
@@ -349,10 +376,10 @@ class WorkbenchApp:
     def open(cls, db_path: str | os.PathLike[str] | None = None,
              user: str = DEFAULT_USER) -> WorkbenchApp:
         """Open the database (``db_path``; empty means $BUDDY_DB, else data/buddy.duckdb)
-        with every available context provider installed."""
+        with every available context provider installed, showing ``page_user(user)``."""
         buddy = Buddy.open(db_path or None)
         install_providers(buddy.builder)
-        return cls(buddy, user=user)
+        return cls(buddy, user=page_user(buddy.store, user))
 
     # ------------------------------------------------------------------ the view-model
     @property
@@ -422,7 +449,7 @@ class WorkbenchApp:
                           layout=_FIELD_LAYOUT, continuous_update=False)
 
         fields: dict[str, w.ValueWidget] = {
-            "user": text("User"),
+            "user": text("User", "your user id"),
             "symbol": w.Dropdown(options=model.symbols, description="Symbol", style=_STYLE,
                                  layout=_FIELD_LAYOUT),
             "side": w.Dropdown(options=[s.value for s in Side], description="Side",
@@ -477,10 +504,13 @@ class WorkbenchApp:
             self._hint = self.model.market_hint()
         for label in self.hints.values():
             label.value = ""
+        user = str(self.model.form["user"]).strip()
+        if not user:
+            self.hints["user"].value = _small("enter your user id to evaluate", "#b71c1c")
         hint = self._hint
         if hint is None:
             self.hints["entry"].value = _small("no closed bar at this as_of", "#b71c1c") if (
-                self.model.form["symbol"]) else ""
+                self.model.form["symbol"] and user) else ""
             return
         atr = hint.atr
         atr_text = "n/a" if atr is None else format_value(atr, "price")
@@ -550,7 +580,9 @@ class WorkbenchApp:
                                self.trades.widget, self.profile.widget],
                      titles=("Evaluate an idea", "Trades", "Profile"))
         tabs.add_class("tb-tabs")
-        root = w.VBox([tabs])
+        intro = w.HTML(INTRO)
+        intro.add_class("tb-intro")
+        root = w.VBox([intro, tabs])
         root.add_class("tb-app")
         return root
 

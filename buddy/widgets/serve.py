@@ -1,58 +1,71 @@
 """``python -m buddy.widgets.serve``: serve the workbench page with Voila on localhost.
 
-Voila runs notebooks/00_evaluate_idea.ipynb and shows its widgets (not its code). The
-database path reaches the notebook through $BUDDY_DB (its ``db_path`` parameter is empty),
-made absolute here because Voila runs the notebook in the notebooks folder. A database
-without bars is first filled from the bundled real data (``--no-prepare`` skips that).
+Voila runs notebooks/00_evaluate_idea.ipynb and shows its widgets only: no code, no
+notebook text (the page carries its own words) and no Python tracebacks (``--debug`` shows
+them). The database path reaches the notebook through $BUDDY_DB (its ``db_path`` parameter
+is empty), made absolute here because Voila runs the notebook in the notebooks folder; the
+user shown first through $BUDDY_USER (``--user``; else a user with an account, else the page
+asks for one). A database without bars is first filled from the bundled real data
+(``--no-prepare`` skips that).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
+import click
+
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "00_evaluate_idea.ipynb"
 DEFAULT_PORT = 8866
+#: Passes ``--user`` to the page's kernel (read by ``WorkbenchApp.open``).
+USER_ENV = "BUDDY_USER"
 
 
-def voila_command(port: int, notebook: Path = NOTEBOOK) -> list[str]:
-    """Return the Voila command line serving ``notebook`` on 127.0.0.1:``port``."""
+def voila_command(port: int, notebook: Path = NOTEBOOK, *, debug: bool = False) -> list[str]:
+    """Return the Voila command line serving ``notebook`` on 127.0.0.1:``port`` (tracebacks
+    on the page only with ``debug``)."""
     return [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
-            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=True",
+            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0",
+            f"--show_tracebacks={debug}", "--strip_sources=True",
+            # the notebook's markdown speaks to a notebook reader (make targets, parameters)
+            "--VoilaExporter.exclude_markdown=True",
             "--theme=light"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Prepare the database if it is empty, then replace this process with Voila."""
-    parser = argparse.ArgumentParser(prog="python -m buddy.widgets.serve",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--db", default=None,
-                        help="database file (default: $BUDDY_DB, else data/buddy.duckdb)")
-    parser.add_argument("--no-prepare", action="store_true",
-                        help="do not load the bundled data into an empty database")
-    args = parser.parse_args(argv)
-
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True,
+              help="Port on 127.0.0.1.")
+@click.option("--db", envvar="BUDDY_DB", default=None, metavar="PATH",
+              help="DuckDB file (default data/buddy.duckdb in the project; env BUDDY_DB).")
+@click.option("--user", envvar=USER_ENV, default=None,
+              help="User shown first (default: a user with an account; the page asks when "
+                   "there is none; env BUDDY_USER).")
+@click.option("--prepare/--no-prepare", default=True, show_default=True,
+              help="Load the bundled real data into a database without bars first.")
+@click.option("--debug", is_flag=True,
+              help="Show Python tracebacks on the page (for developers).")
+def main(port: int, db: str | None, user: str | None, prepare: bool, debug: bool) -> None:
+    """Serve the workbench page with Voila on http://127.0.0.1:PORT/."""
     from buddy.store import Store, resolve_db_path
 
-    db = resolve_db_path(args.db).resolve()
-    if not args.no_prepare:
+    path = resolve_db_path(db).resolve()
+    if prepare:
         from buddy.demo import prepare_store
 
-        store = Store(db)
+        store = Store(path)
         if store.bar_coverage().empty:
             prepare_store(store, progress=False)
     if not NOTEBOOK.exists():
-        print(f"serve: {NOTEBOOK} is missing", file=sys.stderr)
-        return 1
-    command = voila_command(args.port)
-    print(f"serving the workbench on http://127.0.0.1:{args.port}/ (database {db})",
-          flush=True)
-    os.execve(sys.executable, command, {**os.environ, "BUDDY_DB": str(db)})
-    return 0  # not reached
+        raise click.ClickException(f"the page's notebook {NOTEBOOK} is missing")
+    click.echo(f"serving the workbench on http://127.0.0.1:{port}/ (database {path})")
+    sys.stdout.flush()
+    env = {**os.environ, "BUDDY_DB": str(path)}
+    if user:
+        env[USER_ENV] = user
+    os.execve(sys.executable, voila_command(port, debug=debug), env)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
