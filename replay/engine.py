@@ -452,6 +452,34 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
                           "was stored)")
     started = time.perf_counter()
     providers = dict(providers or {})
+    own_executor = executor is None
+    executor = executor or LocalProcessExecutor(workers=2)
+    try:
+        return _run(store, intents, config=config, name=name, executor=executor,
+                    chunk_size=chunk_size, progress=progress, run_id=run_id, mode=mode,
+                    outcomes=outcomes, label=label, trades=trades, providers=providers,
+                    lookback_bars=lookback_bars, on_chunk=on_chunk, purpose=purpose,
+                    outcome_rules=outcome_rules, started=started)
+    finally:
+        if own_executor:
+            executor.close()
+
+
+def worker_modules(providers: Mapping[str, PieceProvider]) -> tuple[str, ...]:
+    """Return the modules a replay worker imports to evaluate a chunk with ``providers``
+    (what a local pool's fork server imports once for all its workers)."""
+    return tuple(sorted({__name__, *(str(p.__module__) for p in providers.values())}))
+
+
+def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
+         executor: Executor, chunk_size: int, progress: bool, run_id: str | None, mode: Mode,
+         outcomes: pd.DataFrame | None, label: bool, trades: pd.DataFrame | None,
+         providers: dict[str, PieceProvider], lookback_bars: int,
+         on_chunk: Callable[[ChunkCommitted], None] | None, purpose: str,
+         outcome_rules: OutcomeRules | None, started: float) -> ReplayRun:
+    start = getattr(executor, "start", None)
+    if callable(start):  # workers start (and import) while this process sets the run up
+        start(worker_modules(providers))
     frame = normalize_intents(intents)
     digest = intents_hash(frame)
     outcome_rules = outcome_rules or OutcomeRules()
@@ -494,8 +522,6 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     outcome_source = _OutcomeSource(store, frame, outcomes, trades, outcome_rules) if (
         outcomes is not None or label) else None
 
-    own_executor = executor is None
-    executor = executor or LocalProcessExecutor(workers=2)
     n_done = len(done_nos)
     try:
         with tqdm(total=len(frame), initial=n_done, disable=not progress, unit="intent",
@@ -517,9 +543,6 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     except BaseException:
         _set_status(writer, run_id, "failed", quiet=True)
         raise
-    finally:
-        if own_executor:
-            executor.close()
     _finish(writer, run_id)
     return ReplayRun(run_id=run_id, name=name, config_hash=config.hash, status="done",
                      n_intents=len(frame), n_evaluated=len(pending), n_skipped=len(done_nos),

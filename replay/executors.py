@@ -7,7 +7,10 @@ return rows; the caller (the single writer) stores them.
 
 - ``SerialExecutor``: in this process, in order (debugging, tiny runs).
 - ``LocalProcessExecutor``: a process pool on this machine, BLAS pinned to one thread per
-  worker (the parallelism is across processes, not inside numpy).
+  worker (the parallelism is across processes, not inside numpy). Workers are forked from a
+  fork server (a fresh interpreter that imported the task's module once), so a pool starts
+  without each worker importing the project again, and the server serves every later pool
+  of the same process (spawn where there is no fork server).
 - ``DaskExecutor``: a dask.distributed cluster, a named scheduler or a LocalCluster. Across
   machines every worker must see the database file at the same path (shared file system) and
   have this project installed.
@@ -17,7 +20,10 @@ pending tasks and results in memory.
 
 A local worker exits when its parent dies (a SIGKILLed replay leaves no worker behind, and
 so no worker holding the database open): on Linux the kernel sends it SIGKILL
-(``PR_SET_PDEATHSIG``), and everywhere a watchdog thread polls ``os.getppid()``. The
+(``PR_SET_PDEATHSIG``) when its direct parent dies, and everywhere a watchdog thread polls
+``os.getppid()`` and whether the pool's owner still runs. A fork server's children have the
+server as their direct parent; the server exits when the process that started it dies (it
+reads until that process's end of its pipe closes), so the signal still comes. The
 multiprocessing resource tracker exits by itself once the parent and every worker are gone
 (it reads until the last holder of its pipe closes it).
 """
@@ -108,27 +114,67 @@ def pin_blas_threads() -> None:
 
 def exit_with_parent(parent_pid: int, *, death_signal: bool = True,
                      poll_s: float = PARENT_POLL_S) -> None:
-    """Make this process exit when process ``parent_pid`` (its parent) dies.
+    """Make this process exit when process ``parent_pid`` (the pool's owner: its parent, or
+    its fork server's parent) dies.
 
-    On Linux with ``death_signal`` the kernel SIGKILLs it at once (prctl PR_SET_PDEATHSIG);
-    everywhere a daemon thread checks every ``poll_s`` seconds that the parent is still
-    ``parent_pid`` and ends the process otherwise (reparenting changes ``os.getppid()``).
+    On Linux with ``death_signal`` the kernel SIGKILLs it at once when its direct parent dies
+    (prctl PR_SET_PDEATHSIG; a fork server dies with its own parent); everywhere a daemon
+    thread checks every ``poll_s`` seconds that the direct parent is still the one it started
+    with (reparenting changes ``os.getppid()``) and that ``parent_pid`` still runs, and ends
+    the process otherwise.
     """
+    direct = os.getppid()
     if death_signal and sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+
+    def orphaned() -> bool:
+        return os.getppid() != direct or not _running(parent_pid)
+
+    if orphaned():  # a parent died before the signal was armed
         os._exit(1)
 
     def watch() -> None:
         while True:
             time.sleep(poll_s)
-            if os.getppid() != parent_pid:
+            if orphaned():
                 # os._exit: no cleanup can block it (a worker holds only read-only handles,
                 # and its results have nowhere to go)
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    """Return whether process ``pid`` exists (POSIX signal 0; elsewhere assumed running:
+    ``os.kill`` would end it there)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def worker_context(preload: Iterable[str] = ()) -> multiprocessing.context.BaseContext:
+    """Return the multiprocessing context local workers start in: the fork server, asked to
+    import ``preload`` (module names) before it forks its first worker, where the platform
+    has one; spawn elsewhere.
+
+    The server is one per process: started by the first pool, it serves every later one (a
+    module named only later is imported by each worker then). It is a fresh interpreter, not
+    a fork of this process, so nothing of this process's threads (DuckDB's pool) is copied.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    modules = sorted({m for m in preload if m and m != "__main__"})
+    if modules:
+        context.set_forkserver_preload(modules)
+    return context
 
 
 def init_local_worker(parent_pid: int, death_signal: bool) -> None:
@@ -138,34 +184,69 @@ def init_local_worker(parent_pid: int, death_signal: bool) -> None:
 
 
 class LocalProcessExecutor:
-    """Evaluate tasks in a pool of ``workers`` local processes (spawned, BLAS pinned to 1).
+    """Evaluate tasks in a pool of ``workers`` local processes (BLAS pinned to 1).
 
-    Processes are spawned, not forked: the parent may have DuckDB's thread pool running, and
-    a forked copy of a multi-threaded process can deadlock. The pool starts on first use and
+    Workers are never forks of this process: it may have DuckDB's thread pool running, and
+    a forked copy of a multi-threaded process can deadlock. They are forked from the fork
+    server (``worker_context``), which imported ``preload`` and the mapped function's module
+    once, or spawned where there is none. The pool starts on first use (or ``start()``) and
     is reused until ``close()``. Workers exit when this process dies (``exit_with_parent``).
     """
 
-    def __init__(self, workers: int = 2, *, max_in_flight: int | None = None) -> None:
+    def __init__(self, workers: int = 2, *, max_in_flight: int | None = None,
+                 preload: Iterable[str] = ()) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1 (got {workers})")
         self.workers = workers
         self.max_in_flight = max_in_flight or 2 * workers
+        self.preload = tuple(preload)
         self._pool: ProcessPoolExecutor | None = None
+        self._starter: threading.Thread | None = None
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
+    def _ensure_pool(self, preload: Iterable[str] = ()) -> ProcessPoolExecutor:
+        starter, self._starter = self._starter, None
+        if starter is not None:  # ``start`` is making the pool: wait for it
+            starter.join()
+        return self._make_pool(preload)
+
+    def _make_pool(self, preload: Iterable[str]) -> ProcessPoolExecutor:
         if self._pool is None:
-            # PR_SET_PDEATHSIG fires when the THREAD that started a worker ends: arm it only
-            # when the pool starts on the main thread (workers start on submit, and map runs
-            # on the thread that made the pool); the watchdog covers pools made elsewhere
-            on_main = threading.current_thread() is threading.main_thread()
+            context = worker_context([*self.preload, *preload])
+            # PR_SET_PDEATHSIG fires when the THREAD that started a worker ends: a fork
+            # server's one thread, or this thread when spawning (workers start on submit,
+            # and map runs on the thread that made the pool): arm it then only on the main
+            # thread; the watchdog covers pools made elsewhere
+            armed = (context.get_start_method() == "forkserver"
+                     or threading.current_thread() is threading.main_thread())
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_local_worker, initargs=(os.getpid(), on_main))
+                max_workers=self.workers, mp_context=context,
+                initializer=init_local_worker, initargs=(os.getpid(), armed))
         return self._pool
+
+    def start(self, preload: Iterable[str] = ()) -> None:
+        """Start every worker now (their fork server importing ``preload`` too) rather than
+        on the first task, so their start overlaps the caller's own work; returns at once
+        (``map`` waits for the start to finish)."""
+        if self._pool is not None or self._starter is not None:
+            return
+        modules = tuple(preload)
+
+        def warm() -> None:
+            pool = self._make_pool(modules)
+            for _ in range(self.workers):  # a pool starts a worker per submitted task
+                pool.submit(os.getpid)
+
+        if worker_context().get_start_method() != "forkserver":
+            # a spawned worker's death signal follows the thread that started it: this one
+            # (spawning returns at once anyway; a fork server's first start waits for it)
+            warm()
+            return
+        self._starter = threading.Thread(target=warm, name="pool-start", daemon=True)
+        self._starter.start()
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
         """Yield ``(index, fn(task))`` as workers finish; a task's exception is raised here."""
-        pool = self._ensure_pool()
+        pool = self._ensure_pool([getattr(fn, "__module__", "") or ""])
         pending: dict[Future[R], int] = {}
         queue = enumerate(tasks)
         exhausted = False
@@ -189,6 +270,9 @@ class LocalProcessExecutor:
 
     def close(self) -> None:
         """Shut the pool down (running tasks finish; queued ones are cancelled)."""
+        starter, self._starter = self._starter, None
+        if starter is not None:
+            starter.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -1,5 +1,6 @@
-"""A SIGKILLed replay leaves no process behind: its spawn workers and the multiprocessing
-resource tracker exit with it, and the database file opens for writing again at once."""
+"""A SIGKILLed replay leaves no process behind: its workers, their fork server and the
+multiprocessing resource tracker exit with it, and the database file opens for writing again
+at once."""
 
 from __future__ import annotations
 
@@ -46,7 +47,10 @@ def _armed_workers(descendants: list[psutil.Process]) -> list[psutil.Process]:
     found = []
     for process in descendants:
         try:
-            if "spawn_main" in " ".join(process.cmdline()) and process.num_threads() >= 2:
+            # spawned, or forked by the fork server (which runs one thread itself)
+            command = " ".join(process.cmdline())
+            if (("spawn_main" in command or "forkserver" in command)
+                    and process.num_threads() >= 2):
                 found.append(process)
         except psutil.Error:
             continue
