@@ -10,7 +10,6 @@ per-process read cache saves.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import os
 import pstats
@@ -20,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pandas as pd
 
@@ -88,29 +88,30 @@ def timed_build(store: Store, intents: pd.DataFrame, chunks: int) -> dict[str, f
     return dict(spent)
 
 
-def main() -> None:
-    """Print the CPU seconds of each part of the build (and the top of a profile)."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--symbols", type=int, default=30)
-    parser.add_argument("--years", type=int, default=8)
-    parser.add_argument("--intents", type=int, default=20_000)
-    parser.add_argument("--chunks", type=int, default=2)
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-    store, intents = universe(args.symbols, args.years, args.intents)
-    print(f"{len(intents):,} intents, {args.symbols} symbols x {args.years} y daily, "
-          f"{args.chunks} chunks")
-    profile = cProfile.Profile() if args.profile else None
-    if profile:
-        profile.enable()
-    spent = timed_build(store, intents, args.chunks)
-    if profile:
-        profile.disable()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--symbols", type=int, default=30, show_default=True,
+              help="Synthetic symbols in the universe.")
+@click.option("--years", type=int, default=8, show_default=True, help="Years of daily bars.")
+@click.option("--intents", "n_intents", type=int, default=20_000, show_default=True,
+              help="Intents built (a random sample of the generator's).")
+@click.option("--chunks", type=int, default=2, show_default=True,
+              help="Equal slices built one after another, as replay's workers do.")
+@click.option("--profile", is_flag=True, help="Also print the top of a cProfile.")
+def main(symbols: int, years: int, n_intents: int, chunks: int, profile: bool) -> None:
+    """Print the CPU seconds of each part of the batch context build."""
+    store, intents = universe(symbols, years, n_intents)
+    print(f"{len(intents):,} intents, {symbols} symbols x {years} y daily, {chunks} chunks")
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    spent = timed_build(store, intents, chunks)
+    if profiler:
+        profiler.disable()
     for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<22} {seconds:7.2f} CPU s")
     print(f"  {'total':<22} {sum(spent.values()):7.2f} CPU s")
-    if profile:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
 if __name__ == "__main__":
