@@ -3,7 +3,6 @@ words (the top ones shown, every one reachable) and every module's result."""
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,9 @@ from buddy.domain import (
 from buddy.explain import RenderedIssue
 
 DISCLAIMER = NO_PREDICTION
+#: The colour of each severity in the HTML report.
+SEVERITY_COLOURS = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825",
+                    "low": "#2e7d32", "info": "#546e7a"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,34 +300,22 @@ class BuddyReport:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colours = {"critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825",
-                   "low": "#2e7d32", "info": "#546e7a"}
-        i = self.intent
-        score = "n/a" if self.overall_score is None else f"{self.overall_score:.0f}"
+        return self.html()
 
-        def item(r: RenderedIssue) -> str:
-            return (f"<li><b style='color:{colours[r.severity]}'>{r.severity.upper()}</b> "
-                    f"{html.escape(r.title)} <code>{r.code}</code><br>"
-                    f"{html.escape(r.explanation)}<br><i>{html.escape(r.mitigation)}</i>"
-                    "<details><summary>evidence</summary>"
-                    + "<br>".join(html.escape(e) for e in r.evidence) + "</details></li>")
+    def html(self) -> str:
+        """Return the report as HTML (template ``buddy/templates/report.html.j2``): the
+        verdict, the top issues with their evidence, the others behind an expander."""
+        from buddy.templates import render
 
-        rows = "".join(item(r) for r in self.rendered)
-        more = (f"<details><summary>{len(self.rendered_more)} more issue(s)</summary>"
-                f"<ol start='{len(self.rendered) + 1}'>"
-                + "".join(item(r) for r in self.rendered_more) + "</ol></details>"
-                if self.rendered_more else "")
-        not_checked = self.not_checked_text()
-        banner = f"<p><b>{html.escape(not_checked)}</b></p>" if not_checked else ""
         modules = ", ".join(f"{m.module}: {m.status.value}"
                             + ("" if m.score is None else f" {m.score:.0f}")
                             for m in self.modules)
-        return (f"<div><h4>Buddy Report: {html.escape(i.symbol)} {i.side.value} "
-                f"{i.timeframe.value} as of {html.escape(self.as_of_text())}</h4>"
-                f"<p>Verdict <b>{self.verdict.value}</b>, score <b>{score}</b>/100, worst "
-                f"issue <b>{self.overall_severity.value}</b></p>{banner}<ol>{rows}</ol>{more}"
-                f"<p><small>{html.escape(modules)}<br>config "
-                f"{html.escape(self.config_label())}<br>{DISCLAIMER}</small></p></div>")
+        return render("report.html.j2", colours=SEVERITY_COLOURS, intent=self.intent,
+                      as_of=self.as_of_text(), verdict=self.verdict.value,
+                      score="n/a" if self.overall_score is None else f"{self.overall_score:.0f}",
+                      worst=self.overall_severity.value, not_checked=self.not_checked_text(),
+                      rendered=self.rendered, rendered_more=self.rendered_more,
+                      modules=modules, config=self.config_label(), disclaimer=DISCLAIMER)
 
 
 def module_ok(result: EvaluationResult) -> bool:
