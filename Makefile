@@ -8,14 +8,23 @@ STAMP := $(VENV)/.installed
 # The project's bytecode, refreshed whenever a source file is newer (see the compiled target).
 COMPILED := $(VENV)/.compiled
 PROJECT_SOURCES := $(shell find buddy replay experiments -name '*.py' 2>/dev/null)
-export BUDDY_DB ?= data/buddy.duckdb
-export MLFLOW_TRACKING_URI ?= sqlite:///mlruns/mlflow.db
+# Absolute, so a kernel (which starts in notebooks/) or papermill run from any folder reads the
+# same files as this Makefile; buddy.paths resolves the same defaults without make.
+export BUDDY_DB ?= $(CURDIR)/data/buddy.duckdb
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 # One BLAS thread per process: jobs parallelise across processes instead.
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
 APP_PORT ?= 8866
+# make lab LAB_ARGS="--port 8890 --IdentityProvider.token=secret" (any JupyterLab option);
+# as root JupyterLab needs --allow-root, added here when make runs as root.
+LAB_ARGS ?=
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+# make replay SOURCE=ma_cross SYMBOLS=AAPL,MSFT START=2011-01-01 END=2012-12-31 (all optional:
+# the all-data corpus over every symbol and timeframe); TIMEFRAME, CONFIG, EXECUTOR likewise.
+SOURCE ?= corpus
 MLFLOW_PORT ?= 5000
 
 .PHONY: help venv compiled demo test lab bench lint lock clean app chromium replay mlflow-ui promote-demo
@@ -23,10 +32,10 @@ MLFLOW_PORT ?= 5000
 help:
 	@echo "make demo   build data/buddy.duckdb from bundled real data and print Buddy Reports"
 	@echo "make test   run the whole test suite"
-	@echo "make lab    open JupyterLab on notebooks/"
+	@echo "make lab    open JupyterLab on notebooks/ (LAB_ARGS=\"--port 8890 ...\" passes options)"
 	@echo "make app    serve the workbench page with Voila on http://127.0.0.1:$(APP_PORT)"
-	@echo "make replay replay the all-data corpus (SYMBOLS=A,B narrows it); replay +"
-	@echo "            calibration notebooks and HTML in reports/"
+	@echo "make replay replay the all-data corpus (SOURCE=NAME SYMBOLS=A,B START=YYYY-MM-DD"
+	@echo "            END=YYYY-MM-DD narrow it); replay + calibration notebooks and HTML in reports/"
 	@echo "make promote-demo  log the default scoring config in MLflow, replay it on the holdout,"
 	@echo "            promote it to production, then evaluate with it"
 	@echo "make mlflow-ui  the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)"
@@ -72,9 +81,12 @@ test: $(COMPILED) chromium
 app: $(COMPILED)
 	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB)
 
-# SYMBOLS=AAPL,MSFT narrows the corpus (default: every symbol and timeframe with data)
+# `buddy replay report` with the variables above: 10_replay then 20_calibration into reports/
 replay: $(COMPILED)
-	$(PY) -m replay.reports --db $(BUDDY_DB) --out reports $(if $(SYMBOLS),--symbols $(SYMBOLS))
+	$(VENV)/bin/buddy replay report --out reports --source "$(SOURCE)" \
+	    $(if $(SYMBOLS),--symbols "$(SYMBOLS)") $(if $(TIMEFRAME),--timeframe "$(TIMEFRAME)") \
+	    $(if $(START),--start "$(START)") $(if $(END),--end "$(END)") \
+	    $(if $(CONFIG),--config "$(CONFIG)") $(if $(EXECUTOR),--executor "$(EXECUTOR)")
 
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)
@@ -85,7 +97,7 @@ promote-demo: $(COMPILED)
 	    --entry 560.99 --stop 537.68 --target 607.62 --size 100 --as-of 2012-06-01 --no-log
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ROOT_FLAG) $(LAB_ARGS)
 
 bench: $(COMPILED)
 	$(PY) -m benchmarks

@@ -81,3 +81,28 @@ def tracking_uri() -> str:
     """Return $MLFLOW_TRACKING_URI, else ``default_tracking_uri()``."""
     uri = os.environ.get(TRACKING_ENV, "").strip()
     return uri or default_tracking_uri()
+
+
+def database_for(path: str | os.PathLike[str] | None = None, *, field: str = "db_path",
+                 build: bool = False) -> Path:
+    """Return the database a notebook or command names (``path``; None or '' means
+    $BUDDY_DB, else the project's), refusing a file that does not exist.
+
+    A missing file is allowed only with ``build`` and only where no path was named (the
+    project's database or $BUDDY_DB: the caller builds it and says so), so a mistyped or
+    relative path never starts a new, empty database somewhere else. Raises FieldErrors
+    naming ``field``, the rule and the absolute path.
+    """
+    from buddy.errors import FieldError, FieldErrors
+
+    named = path is not None and bool(str(path).strip())
+    found = Path(os.path.abspath(db_path(path if named else None)))
+    if found.is_file():
+        return found
+    if build and not named:
+        found.parent.mkdir(parents=True, exist_ok=True)
+        return found
+    how = ("leave it empty for the project's database, or build one with `make demo`"
+           if named else "build it with `make demo` (or `buddy data load-sample`)")
+    raise FieldErrors([FieldError(field, f"must name an existing DuckDB file ({how})",
+                                  str(found))])

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,13 +15,10 @@ import pandas as pd
 from buddy.cli import accept_db, open_store
 from buddy.errors import BuddyError, FieldError, FieldErrors
 from buddy.timeframes import Timeframe
+from replay.reports import SOURCE_HELP, report
 
-SOURCE_HELP = ("Where intents come from: 'corpus' (every generator over every symbol and "
-               "timeframe with bars), a generator name (ma_cross, prior_high_breakout, "
-               "vwap_pullback, random; or generator:NAME), 'database' (the trade_intents "
-               "table) or csv:PATH (a "
-               "file with the intent columns, or a trades file: entry_time, entry_price, side, "
-               "size, stop, symbol, timeframe, ...).")
+# experiments.cli reads --challenger files with the same rules as --config
+from replay.reports import config_from_file as config_from_file
 
 
 class _ReplayObj:
@@ -85,13 +80,15 @@ def replay(ctx: click.Context, db: str | None) -> None:
               help="Continue a stored run with its own intents, config and context.")
 @click.option("--no-outcomes", is_flag=True, help="Do not label outcomes.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--n-boot", type=click.IntRange(min=100), default=1000, show_default=True,
+              help="Bootstrap resamples of the printed figures' intervals.")
 @click.pass_obj
 def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe: str | None,
             start: str | None, end: str | None, seed: int, params: tuple[str, ...],
             user: str | None, tz: str | None, config_ref: str, name: str | None, mode: str,
             executor_kind: str, scheduler: str | None, workers: int, chunk_size: int | None,
             providers_spec: str, resume_run: str | None, no_outcomes: bool,
-            no_progress: bool) -> None:
+            no_progress: bool, n_boot: int) -> None:
     """Run (or resume) a replay and print its run id and figures."""
     from replay.engine import ReplayError, resume_replay, run_replay
     from replay.executors import make_executor
@@ -131,6 +128,39 @@ def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe:
     click.echo(f"run {run.run_id}  {run.name}  {run.status}: {run.n_intents} intents "
                f"({run.n_evaluated} evaluated now, {run.n_skipped} already done) in "
                f"{run.elapsed_s:.1f} s, config #{run.config_hash}, mode {run.mode}")
+    from replay.engine import results_frame
+
+    for line in run_figures(results_frame(store, run.run_id), n_boot=n_boot):
+        click.echo(f"  {line}")
+
+
+def run_figures(results: pd.DataFrame, *, n_boot: int = 1000) -> list[str]:
+    """Return the figures of a run's results, each with its n and 95% interval: verdicts,
+    the mean overall score, the outcomes left out of R statistics, mean realized R (cluster
+    bootstrap over symbol-months) and the win rate (Wilson)."""
+    from replay import calibration
+
+    if results.empty:
+        return ["no evaluated intents"]
+    clusters = calibration.cluster_ids(results)
+    verdicts = results["overall_severity"].fillna("none").value_counts()
+    lines = [f"verdicts (n={len(results)}): "
+             + ", ".join(f"{name} {count}" for name, count in verdicts.items()),
+             "mean overall score: " + str(calibration.mean_statistic(
+                 pd.to_numeric(results["overall_score"], errors="coerce"), n_boot=n_boot,
+                 clusters=clusters, stream="score"))]
+    if results["exit_reason"].isna().all():
+        return [*lines, "outcomes: not labelled (--no-outcomes)"]
+    resolved = calibration.resolved_outcomes(results, score_col=None)
+    left_out = ", ".join(f"{k} {v}" for k, v in calibration.excluded_counts(results).items())
+    lines.append(f"outcomes: {len(resolved)} of {len(results)} resolved; left out of R "
+                 f"statistics: {left_out}")
+    lines.append("mean realized R: " + str(calibration.mean_statistic(
+        resolved["realized_r"], n_boot=n_boot, clusters=calibration.cluster_ids(resolved),
+        stream="r")) + ", 95% cluster bootstrap by symbol-month")
+    lines.append("win rate: " + str(calibration.win_rate_statistic(resolved["win"]))
+                 + ", 95% Wilson")
+    return lines
 
 
 def _nothing_to_replay(source: str, **given: str | None) -> str:
@@ -161,103 +191,24 @@ def load_intents(store: Any, source: str, *, symbols: list[str] | None, timefram
                  start: str | None, end: str | None, seed: int = 0,
                  params: dict[str, Any] | None = None, user: str | None = None,
                  tz: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Return (intents as INTENT_COLUMNS, real trades or None) from a --source value."""
-    from replay import intents as sources
-    from replay.model import INTENT_COLUMNS
+    """Return (intents as INTENT_COLUMNS, real trades or None) from a --source value
+    (``replay.reports.load_intents``: the notebook's vocabulary; generated intents belong
+    to ``user``, else 'replay')."""
+    from replay.reports import load_intents as read_source
 
-    start_ts, end_ts = _bound(start, "start"), _bound(end, "end")
-    trades = None
-    if source == "corpus":
-        frame = sources.corpus_intents(store, symbols=symbols, seed=seed,
-                                       user_id=user or "replay")
-    elif source == "database":
-        frame = sources.database_intents(store, user)
-    elif source.startswith("csv:"):
-        path = Path(source[4:])
-        header = set(pd.read_csv(path, nrows=0).columns)
-        if set(INTENT_COLUMNS) <= header:
-            frame = pd.read_csv(path, dtype={"intent_id": str, "user_id": str,
-                                             "linked_trade_id": str})
-        else:
-            frame, trades = sources.import_trades_csv(path, tz=tz)
-    else:
-        extra: dict[str, Any] = {"user_id": user} if user else {}
-        # 'generator:NAME' is how runs record the source (``replay show``): take it back
-        generator = source.removeprefix("generator:")
-        return sources.generate_intents(store, generator, symbols=symbols,
-                                        timeframe=timeframe or Timeframe.D1,
-                                        start=start_ts, end=end_ts, seed=seed,
-                                        **extra, **(params or {})), None
-    as_of = pd.to_datetime(frame["as_of"], utc=True, format="ISO8601")
-    keep = pd.Series(True, index=frame.index)
-    if symbols:
-        keep &= frame["symbol"].isin(symbols)
-    if timeframe:
-        keep &= frame["timeframe"] == timeframe
-    if start_ts is not None:
-        keep &= as_of >= start_ts
-    if end_ts is not None:
-        keep &= as_of <= end_ts
-    return frame[keep.to_numpy()].reset_index(drop=True), trades
+    generated = not (source == "database" or source.startswith(("database:", "csv:")))
+    return read_source(store, source, symbols=symbols, timeframe=timeframe, start=start,
+                       end=end, seed=seed, params=params,
+                       user=(user or "replay") if generated else user, tz=tz,
+                       field="--source")
 
 
 def load_config(ref: str) -> Any:
-    """Return the ScoringConfig named by --config: 'default', a JSON file or models:/..."""
-    from buddy.config_sources import resolve_scoring_config
+    """Return the ScoringConfig named by --config: 'default', 'production', a JSON file or
+    models:/NAME@ALIAS (``replay.reports.scoring_config``)."""
+    from replay.reports import scoring_config
 
-    # registered configs come from a config source (the experiments package declares one):
-    # replay sits below experiments and does not import it
-    if ref == "default" or ref.startswith("models:/"):
-        return resolve_scoring_config(ref)
-    path = Path(ref)
-    if not path.is_file():
-        raise FieldErrors([FieldError("--config", "must be 'default', a JSON file or "
-                                      "models:/NAME@ALIAS", ref)])
-    return config_from_file("--config", path)
-
-
-def config_from_file(option: str, path: Path) -> Any:
-    """Return the ScoringConfig in the JSON file ``path`` given as ``option``; a file that is
-    not one raises FieldErrors naming the option, the rule and the file."""
-    from buddy.config import ScoringConfig
-    from buddy.errors import ConfigError
-
-    rule = "must be a scoring config JSON file"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FieldErrors([FieldError(option, f"{rule}; it cannot be read as UTF-8 text "
-                                              f"({exc})", str(path))]) from exc
-    except json.JSONDecodeError as exc:
-        raise FieldErrors([FieldError(option, f"{rule}; it is not JSON ({exc.msg} at line "
-                                              f"{exc.lineno} column {exc.colno})", str(path))]
-                          ) from exc
-    if not isinstance(data, dict):
-        raise FieldErrors([FieldError(option, f"{rule} holding one JSON object; it holds a "
-                                              f"JSON {type(data).__name__}", str(path))])
-    try:
-        return ScoringConfig.from_mapping(data)
-    except ConfigError as exc:  # the settings' own errors, each under the option's name
-        raise ConfigError([FieldError(f"{option} {path}: {e.field}", e.rule, e.value)
-                           for e in exc.errors]) from exc
-    except (TypeError, ValueError, AttributeError) as exc:  # a structure from_mapping cannot walk
-        raise FieldErrors([FieldError(option, f"{rule} in the scoring config's shape ({exc})",
-                                      str(path))]) from exc
-
-
-def _bound(value: str | None, which: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    text = value.strip()
-    if len(text) == 10:  # a date: the whole UTC day
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-        moment = datetime.combine(day, time.min if which == "start" else time.max)
-        return pd.Timestamp(moment, tz="UTC")
-    stamp = pd.Timestamp(text)
-    if stamp.tzinfo is None:
-        raise FieldErrors([FieldError(f"--{which}", "must be YYYY-MM-DD or carry a time zone",
-                                      value)])
-    return stamp.tz_convert("UTC")
+    return scoring_config(ref, field="--config")
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -426,6 +377,7 @@ def _round(value: float) -> float | None:
     return None if pd.isna(value) else round(float(value), 3)
 
 
+replay.add_command(report)  # `buddy replay report`: the replay and calibration notebooks
 accept_db(replay)  # `replay run --db PATH` as well as `replay --db PATH run`
 
 if __name__ == "__main__":

@@ -7,20 +7,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from buddy.cli import cli
 from buddy.store import Store
 from replay.engine import list_runs
-from replay.reports import (
-    load_intents,
-    load_runs,
-    run_id_of,
-    run_replay_reports,
-    scoring_config,
-)
+from replay.reports import load_intents, load_runs, run_id_of, scoring_config
 
-TINY_REPLAY = {"symbols": ["AAPL"], "timeframe": "1d", "start": "2011-01-01",
-               "end": "2012-12-31", "run_name": "nb-test", "executor": "serial",
-               "n_boot": 100}
+ROOT = Path(__file__).resolve().parents[2]
+#: A small replay, as `make replay SOURCE=... SYMBOLS=... START=... END=...` passes it.
+TINY_REPLAY = ["--source", "corpus", "--symbols", "AAPL", "--timeframe", "1d", "--start",
+               "2011-01-01", "--end", "2012-12-31", "--name", "nb-test", "--executor",
+               "serial", "--n-boot", "100"]
 
 
 def _outputs(path: Path) -> list[dict]:
@@ -33,24 +31,35 @@ def _pngs(path: Path) -> int:
 
 
 @pytest.mark.slow
-def test_replay_then_calibration_notebooks_write_reports_with_plots(
+def test_replay_report_runs_both_notebooks_into_readable_reports(
         sample_store: Store, tmp_path: Path) -> None:
     db = tmp_path / "replay.duckdb"
     shutil.copy(sample_store.path, db)
-    reports = run_replay_reports(db, tmp_path / "reports", replay_parameters=TINY_REPLAY,
-                                 calibration_parameters={"n_boot": 100})
+    out = tmp_path / "reports"
+    ran = CliRunner().invoke(cli, ["--db", str(db), "replay", "report", *TINY_REPLAY,
+                                   "--out", str(out)])
+    assert ran.exit_code == 0, ran.output
 
     runs = list_runs(Store(db))
-    assert runs["run_id"].tolist() == [reports.run_id]
+    run_id = runs["run_id"].iloc[0]
+    assert runs["run_id"].tolist() == [run_id] and f"replay run {run_id}" in ran.stdout
     assert runs["status"].tolist() == ["done"] and runs["name"].tolist() == ["nb-test"]
-    replay_nb, calibration_nb = reports.notebooks
-    assert [p.name for p in reports.notebooks] == ["10_replay.ipynb", "20_calibration.ipynb"]
-    assert run_id_of(replay_nb) == reports.run_id
+    replay_nb, calibration_nb = out / "10_replay.ipynb", out / "20_calibration.ipynb"
+    assert run_id_of(replay_nb) == run_id
     assert _pngs(replay_nb) >= 1  # the first decile plot
     assert _pngs(calibration_nb) >= 5  # deciles, reliability, ablation, flags, walk-forward
-    assert reports.run_id in json.dumps(_outputs(calibration_nb))
-    for html in reports.html:
-        assert html.suffix == ".html" and "data:image/png;base64" in html.read_text()
+    assert run_id in json.dumps(_outputs(calibration_nb))
+    # the tqdm bars of the jobs and the replay (notebook widgets, or text without them)
+    bars = [shown for shown in _outputs(replay_nb) if "application/vnd.jupyter.widget-view+json"
+            in shown.get("data", {}) or "it/s" in str(shown.get("text", ""))]
+    assert bars, "the replay notebook showed no progress"
+    for html in (out / "10_replay.html", out / "20_calibration.html"):
+        text = html.read_text()
+        assert html.suffix == ".html" and "data:image/png;base64" in text
+        # a reader's report: outputs only, and no path of this machine
+        assert "run_replay(" not in text and "load_runs(" not in text
+        assert str(tmp_path) not in text and str(ROOT) not in text
+    assert "run_replay(" in replay_nb.read_text()  # the executed notebook keeps its code
 
 
 def test_run_id_of_refuses_a_notebook_that_printed_none(tmp_path: Path) -> None:
