@@ -66,6 +66,7 @@ from buddy.errors import FieldError, FieldErrors
 
 if TYPE_CHECKING:
     from buddy.store import Store
+    from experiments.tracking import ExperimentStore
     from replay.executors import Executor
 
 #: Outcomes of a promotion decision.
@@ -670,6 +671,7 @@ class ReplayHoldoutScorer:
     track: bool = True
     progress: bool = False
     runs: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    experiments: ExperimentStore | None = None
 
     def __call__(self, config: ScoringConfig, window: HoldoutWindow) -> HoldoutReplay:
         """Replay ``config`` on ``window``; return its per-intent scores and outcomes."""
@@ -681,22 +683,39 @@ class ReplayHoldoutScorer:
                                        symbols=window.symbols, timeframe=window.timeframe,
                                        start=window.start, end=window.end, seed=window.seed)
         providers = standard_providers() if window.providers == "standard" else {}
-        run = run_replay(self.store, intents, config=config, name=f"holdout-{window.key}",
-                         executor=self.executor, progress=self.progress, mode=self.mode,  # type: ignore[arg-type]
-                         trades=trades, providers=providers, purpose="gate")
-        results = results_frame(self.store, run.run_id)
-        issues = issues_frame(self.store, run.run_id)
-        metrics = calibration_metrics(results, issues, n_boot=self.n_boot, seed=0)
-        tracked = None
-        if self.track:
-            from experiments.replay_tracking import log_replay
+        name = f"holdout-{window.key}"
+        tags = {"buddy.purpose": "gate", "buddy.window": window.key,
+                "buddy.config_hash": config.hash}
 
-            tracked = log_replay(self.store, run.run_id, metrics=metrics,
-                                 results=results, issues=issues,
-                                 tags={"buddy.purpose": "gate", "buddy.window": window.key},
-                                 extra_params={"window": window.describe()})
-        self.runs[config.hash] = (run.run_id, tracked)
-        return HoldoutReplay(frame=holdout_frame(results), metrics=metrics, run_id=run.run_id)
+        def replay(mlflow_run_id: str | None) -> HoldoutReplay:
+            run = run_replay(self.store, intents, config=config, name=name,
+                             executor=self.executor, progress=self.progress, mode=self.mode,  # type: ignore[arg-type]
+                             trades=trades, providers=providers, purpose="gate")
+            results = results_frame(self.store, run.run_id)
+            issues = issues_frame(self.store, run.run_id)
+            metrics = calibration_metrics(results, issues, n_boot=self.n_boot, seed=0)
+            if mlflow_run_id is not None:
+                from experiments.replay_tracking import log_replay
+
+                log_replay(self.store, run.run_id, metrics=metrics, results=results,
+                           issues=issues, tags=tags, extra_params={"window": window.describe()},
+                           experiments=self.experiments, mlflow_run_id=mlflow_run_id)
+            self.runs[config.hash] = (run.run_id, mlflow_run_id)
+            return HoldoutReplay(frame=holdout_frame(results), metrics=metrics,
+                                 run_id=run.run_id)
+
+        if not self.track:
+            return replay(None)
+        from experiments.tracking import REPLAYS_EXPERIMENT, ensure_store, tracked_run
+
+        self.experiments = self.experiments or ensure_store()
+        # the run is open while the replay runs: the UI shows its real duration (and FAILED
+        # if the replay fails)
+        with tracked_run(self.experiments, REPLAYS_EXPERIMENT, run_name=f"replay {name}",
+                         tags=tags, description=f"Holdout replay of {config.name}@"
+                         f"{config.version} #{config.hash} for the promotion gate: "
+                         f"{window.describe()}.") as mlflow_run_id:
+            return replay(mlflow_run_id)
 
 
 def window_text(window: HoldoutWindow) -> str:

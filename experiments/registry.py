@@ -64,15 +64,18 @@ from experiments.gate import (
 )
 from experiments.tracking import (
     CONFIGS_EXPERIMENT,
+    DESCRIPTION_TAG,
     PROMOTIONS_EXPERIMENT,
     ExperimentStore,
     client_for,
     ensure_store,
     log_run,
+    log_values,
     quiet_downloads,
     retry_locked,
     sqlite_path,
     store_exists,
+    tracked_run,
     tracking_uri,
 )
 
@@ -159,12 +162,14 @@ def log_config(config: ScoringConfig, *, experiment: str = CONFIGS_EXPERIMENT,
         with mlflow.start_run(experiment_id=experiments.experiment_id(experiment),
                               run_name=run_name or f"config {config.hash}",
                               tags={"buddy.config_hash": config.hash, **(tags or {})},
+                              description=f"Scoring config #{config.hash} logged as a "
+                                          "pyfunc model (experiments.scoring_model).",
                               nested=mlflow.active_run() is not None) as run:
             retry_locked(lambda: mlflow.log_params(
                 {k: str(v) for k, v in config_params(config).items()}))
             mlflow.log_artifact(str(config_file))
             with warnings.catch_warnings():
-                # inputs are deliberately free (see scoring_model), so no input example
+                # the signature is given; an example would need a store to evaluate against
                 warnings.filterwarnings("ignore", message=".*input example was not provided")
                 info = mlflow.pyfunc.log_model(
                     name="scoring_model", python_model=str(MODEL_CODE),
@@ -190,7 +195,33 @@ def register_config(config: ScoringConfig, name: str = SCORING_MODEL, *,
     found = retry_locked(lambda: mlflow.register_model(
         model_uri, name, tags={**(tags or {}), "buddy.config_hash": config.hash,
                                "buddy.run_id": run_id}))
+    describe_version(experiments, name, str(found.version), config, run_id)
     return int(found.version)
+
+
+#: The registered model's description (the registry page of ``buddy-scoring``).
+MODEL_DESCRIPTION = (
+    "Trading Buddy's scoring configuration: which evaluator modules run, their thresholds and "
+    "weights. predict() takes trade intents (a DataFrame of trade_intents rows) and returns "
+    "one Buddy Report per intent: verdict, overall score (0-100), the issues with their "
+    "evidence and mitigations, what was not checked, and the config name, version, alias and "
+    "hash. It reads market data point-in-time from a Trading Buddy DuckDB file ($BUDDY_DB or "
+    "the model config's db_path) and describes risks; it predicts no prices or outcomes. "
+    "The 'production' alias is moved only by the replay gate (experiments.registry.promote).")
+
+
+def describe_version(experiments: ExperimentStore, name: str, version: str,
+                     config: ScoringConfig, run_id: str) -> None:
+    """Write the descriptions the registry UI shows: the model's (when it has none yet) and
+    version ``version``'s (its config hash, modules and weights, source run)."""
+    client = experiments.client
+    if not (client.get_registered_model(name).description or "").strip():
+        retry_locked(lambda: client.update_registered_model(name, description=MODEL_DESCRIPTION))
+    modules = ", ".join(f"{m.name} {m.weight:g}" if m.enabled else f"{m.name} off"
+                        for m in config.modules)
+    text = (f"Scoring config #{config.hash} (schema {config.schema_version}), logged by run "
+            f"{run_id}. Modules and weights: {modules}.")
+    retry_locked(lambda: client.update_model_version(name, version, description=text))
 
 
 def record_version_tags(experiments: ExperimentStore, name: str, version: str,
@@ -397,9 +428,13 @@ def promote_with(name: str, version: int | str, decide: Decide, *,
     client = experiments.client
     version = _check_version(client, name, version)
     current = alias_version(name, PRODUCTION, client=client)
-    comparison = decide(current)
-    _step(on_step, "compared")
-    run_id = record_comparison(experiments, comparison)
+    # the decision's run is open while the replays run (they name it as their parent): the
+    # UI shows how long the promotion took, and a crash leaves it FAILED
+    with tracked_run(experiments, PROMOTIONS_EXPERIMENT, run_name=f"promote {name} v{version}",
+                     tags={"buddy.action": "promote", "buddy.model": name}) as run_id:
+        comparison = decide(current)
+        _step(on_step, "compared")
+        record_comparison(experiments, comparison, run_id=run_id)
     _step(on_step, "recorded")
     previous = alias_version(name, PREVIOUS, client=client)
     if not comparison.promote:
@@ -425,14 +460,15 @@ def _step(hook: StepHook | None, step: str) -> None:
         hook(step)
 
 
-def record_comparison(experiments: ExperimentStore, comparison: GateComparison) -> str:
-    """Log a promotion decision as a run in the promotions experiment; return its id."""
+def record_comparison(experiments: ExperimentStore, comparison: GateComparison, *,
+                      run_id: str | None = None) -> str:
+    """Log a promotion decision as a run in the promotions experiment (or into open run
+    ``run_id`` there); return the run's id."""
     import json
 
-    return log_run(
-        experiments, PROMOTIONS_EXPERIMENT,
-        run_name=f"promote {comparison.model} v{comparison.challenger_version} "
-                 f"({comparison.outcome})",
+    run_name = (f"promote {comparison.model} v{comparison.challenger_version} "
+                f"({comparison.outcome})")
+    record = dict(
         params={"action": "promote", "model": comparison.model,
                 "challenger_version": comparison.challenger_version,
                 "production_version": comparison.production_version or "",
@@ -449,6 +485,14 @@ def record_comparison(experiments: ExperimentStore, comparison: GateComparison) 
         texts={"comparison.json": json.dumps(comparison.as_dict(), indent=2, sort_keys=True,
                                              default=str),
                "gate.json": comparison.gate.to_json()})
+    if run_id is None:
+        return log_run(experiments, PROMOTIONS_EXPERIMENT, run_name=run_name,
+                       description=comparison.reason, **record)  # type: ignore[arg-type]
+    log_values(experiments, run_id, **record)  # type: ignore[arg-type]
+    retry_locked(lambda: experiments.client.update_run(run_id, name=run_name))
+    retry_locked(lambda: experiments.client.set_tag(run_id, DESCRIPTION_TAG,
+                                                    comparison.reason))
+    return run_id
 
 
 def promote(version: int | str, *, name: str = SCORING_MODEL,
@@ -479,8 +523,6 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
         if force:
             return base(outcome=FORCED,
                                   reason=reason or "forced: the gate was not consulted")
-        tags = experiments.client.get_model_version(name, str(version)).tags or {}
-        check_windows(gate.window, FitWindow.from_tags(tags), challenger=f"v{version}")
         if current is None:
             first = scorer(challenger, gate.window) if scorer is not None else {}
             return base(outcome=FIRST, challenger_metrics=dict(_metrics_of(first)),
@@ -508,6 +550,10 @@ def promote(version: int | str, *, name: str = SCORING_MODEL,
                     challenger_metrics=dict(_metrics_of(challenger_replay)),
                     production_metrics=dict(_metrics_of(production_replay)))
 
+    if not force:  # refused before anything is replayed or recorded
+        checked = _check_version(experiments.client, name, version)
+        tags = experiments.client.get_model_version(name, checked).tags or {}
+        check_windows(gate.window, FitWindow.from_tags(tags), challenger=f"v{version}")
     promotion = promote_with(name, version, decide, on_step=on_step, experiments=experiments)
     if scoring:  # the playbook registry passes its own ``load``: no config to point at
         refresh_production_pointer(name, experiments=experiments)

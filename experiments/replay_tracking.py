@@ -12,6 +12,13 @@ One MLflow run per replay run, in the ``buddy-replays`` experiment:
   mean R per flag) and ``notebooks/*.ipynb`` (executed notebooks given by the caller).
 
 Tags: ``buddy.replay_run_id`` and ``buddy.config_hash``, so a run is found from either.
+A metric without a value (a flag that never fired among resolved trades, an AUC with one
+class) is not logged as NaN: its name is listed in the ``metrics_not_computed.json`` artifact
+and counted in the tag ``buddy.n_metrics_not_computed``.
+
+A replay done inside ``experiments.tracking.tracked_run`` (the gate's scorer) is logged into
+that run (``mlflow_run_id``), so the run spans the replay itself: its duration is the
+replay's. ``log_replay`` of a replay stored earlier opens a run of its own.
 """
 
 from __future__ import annotations
@@ -51,14 +58,47 @@ def log_replay(store: Store, run_id: str, *, metrics: Mapping[str, float] | None
                notebooks: Sequence[str | Path] = (), plots: bool = True,
                tags: Mapping[str, str] | None = None,
                extra_params: Mapping[str, Any] | None = None, n_boot: int = 500,
-               experiments: ExperimentStore | None = None) -> str:
+               experiments: ExperimentStore | None = None,
+               mlflow_run_id: str | None = None) -> str:
     """Log replay run ``run_id`` of ``store`` as an MLflow run; return the MLflow run id.
 
     ``metrics``/``results``/``issues`` are computed from the store when not given
     (``n_boot`` bootstrap draws for the intervals). ``notebooks``: executed notebooks to
     attach. ``experiments``: an opened experiment store (default: ``ensure_store()``).
+    ``mlflow_run_id``: an open run to log into (default: a new run in ``buddy-replays``).
     """
-    from experiments.tracking import REPLAYS_EXPERIMENT, ensure_store, log_run
+    from experiments.tracking import REPLAYS_EXPERIMENT, ensure_store, tracked_run
+    from replay.engine import run_info
+
+    experiments = experiments or ensure_store()
+    if mlflow_run_id is not None:
+        _record(store, run_id, experiments, mlflow_run_id, metrics=metrics, results=results,
+                issues=issues, notebooks=notebooks, plots=plots, tags=tags,
+                extra_params=extra_params, n_boot=n_boot)
+        return mlflow_run_id
+    info = run_info(store, run_id)
+    with tracked_run(experiments, REPLAYS_EXPERIMENT, run_name=f"replay {info['name']}",
+                     description=replay_description(info)) as opened:
+        _record(store, run_id, experiments, opened, metrics=metrics, results=results,
+                issues=issues, notebooks=notebooks, plots=plots, tags=tags,
+                extra_params=extra_params, n_boot=n_boot)
+    return opened
+
+
+def replay_description(info: Mapping[str, Any]) -> str:
+    """Return a run description of a replay (the UI's Description) from ``run_info``."""
+    return (f"Point-in-time replay '{info['name']}' of {int(info['n_intents'])} intents "
+            f"({info['intent_source']}, {_iso(info['data_start'])[:10]} to "
+            f"{_iso(info['data_end'])[:10]}) scored with {info['config_name']}"
+            f"@{info['config_version']} #{info['config_hash']}.")
+
+
+def _record(store: Store, run_id: str, experiments: ExperimentStore, mlflow_run_id: str, *,
+            metrics: Mapping[str, float] | None, results: pd.DataFrame | None,
+            issues: pd.DataFrame | None, notebooks: Sequence[str | Path], plots: bool,
+            tags: Mapping[str, str] | None, extra_params: Mapping[str, Any] | None,
+            n_boot: int) -> None:
+    from experiments.tracking import log_values
     from replay.calibration import calibration_metrics
     from replay.engine import issues_frame, results_frame, run_info
 
@@ -67,7 +107,9 @@ def log_replay(store: Store, run_id: str, *, metrics: Mapping[str, float] | None
     issues = issues_frame(store, run_id) if issues is None else issues
     if metrics is None:
         metrics = calibration_metrics(results, issues, n_boot=n_boot, seed=0)
-    experiments = experiments or ensure_store()
+    numbers = {k: float(v) for k, v in metrics.items()
+               if isinstance(v, int | float) and not isinstance(v, bool)}
+    client = experiments.client
     with tempfile.TemporaryDirectory(prefix="buddy-replay-") as tmp:
         folder = Path(tmp)
         files = [_parquet(results, folder / "results.parquet"),
@@ -75,20 +117,20 @@ def log_replay(store: Store, run_id: str, *, metrics: Mapping[str, float] | None
         config_file = folder / "scoring_config.json"
         config_file.write_text(json.dumps(info["config"], indent=2, sort_keys=True))
         files.append(config_file)
-        plot_files = _plots(results, issues, folder / "plots", n_boot) if plots else []
-        run = log_run(
-            experiments, REPLAYS_EXPERIMENT, run_name=f"replay {info['name']}",
-            params={**replay_params(info), **(extra_params or {})},
-            metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        missing = log_values(
+            experiments, mlflow_run_id, params={**replay_params(info), **(extra_params or {})},
+            metrics=numbers, artifacts=files,
             tags={"buddy.replay_run_id": run_id, "buddy.config_hash": info["config_hash"],
-                  **(tags or {})},
-            artifacts=files)
-        client = experiments.client
+                  **(tags or {})})
+        missing_file = folder / "metrics_not_computed.json"
+        missing_file.write_text(json.dumps(sorted(missing), indent=1))
+        log_values(experiments, mlflow_run_id, artifacts=[missing_file],
+                   tags={"buddy.n_metrics_not_computed": str(len(missing))})
+        plot_files = _plots(results, issues, folder / "plots", n_boot) if plots else []
         for path in plot_files:
-            client.log_artifact(run, str(path), "plots")
+            client.log_artifact(mlflow_run_id, str(path), "plots")
         for notebook in notebooks:
-            client.log_artifact(run, str(notebook), "notebooks")
-    return run
+            client.log_artifact(mlflow_run_id, str(notebook), "notebooks")
 
 
 def _parquet(frame: pd.DataFrame, path: Path) -> Path:

@@ -14,18 +14,28 @@ at once fail ("duplicate column name: step", then alembic errors). SQLite allows
 writer at a time; MLflow waits up to 20 s for the lock, and ``retry_locked`` retries a write
 that still failed with "database is locked".
 
+Runs are opened when the work starts and closed when it ends (``tracked_run``), so the UI
+shows their real duration, and a run that crashed is FAILED. Each carries MLflow's own context
+tags (``mlflow.user``, ``mlflow.source.name``/``type``, ``mlflow.source.git.commit``: the
+project's commit when the entry script lies outside the checkout) and, when opened inside
+another run, ``buddy.parent_run_id`` (replays of a promotion live in another experiment, so not
+``mlflow.parentRunId``). Every experiment carries ``mlflow.experimentKind =
+custom_model_development``: without it MLflow 3's UI opens an experiment in its GenAI view.
+
 ``import mlflow`` takes seconds: it happens inside the functions that need it, never when
 this module is imported. ``store_exists()`` answers without importing mlflow at all.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,6 +47,15 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
 DB_FILE = "mlflow.db"
+
+#: The experiment tag MLflow 3's UI reads to choose its view, and the value of a classic
+#: (non-GenAI) model-development experiment (mlflow/server/js: ExperimentKind).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+#: The run tag naming the run this one was opened inside (possibly in another experiment).
+PARENT_TAG = "buddy.parent_run_id"
+#: MLflow's run tag holding the run's description (the UI's "Description").
+DESCRIPTION_TAG = "mlflow.note.content"
 
 #: The experiments this package writes to, by purpose.
 CONFIGS_EXPERIMENT = "buddy-scoring-configs"
@@ -61,9 +80,12 @@ def quiet_downloads() -> None:
 
 
 def tracking_uri() -> str:
-    """Return $MLFLOW_TRACKING_URI, else the SQLite store under the repository's mlruns/."""
+    """Return $MLFLOW_TRACKING_URI, else the SQLite store under the project's mlruns/
+    (``buddy.paths.default_tracking_uri``: absolute, whatever the working directory)."""
+    from buddy.paths import default_tracking_uri
+
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or f"sqlite:///{DEFAULT_STORE_DIR / DB_FILE}"
+    return uri or default_tracking_uri()
 
 
 def point_mlflow_at_store() -> MlflowClient:
@@ -171,10 +193,13 @@ def _ensure_experiment(client: MlflowClient, name: str, root: Path | None) -> st
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # a store made before
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
     location = None if root is None else (root / name).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:  # another process created it first
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -199,40 +224,119 @@ def retry_locked(action: Callable[[], T], *, attempts: int = LOCK_RETRIES,
                        max_s=5.0)
 
 
-def log_run(store: ExperimentStore, experiment: str, *, run_name: str | None = None,
-            params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            tags: Mapping[str, str] | None = None, artifacts: Sequence[str | Path] = (),
-            texts: Mapping[str, str] | None = None) -> str:
-    """Log one finished run in ``experiment`` and return its run id.
+_open_run: ContextVar[str | None] = ContextVar("buddy_open_run", default=None)
 
-    Params, metrics and tags go in one batch; ``artifacts`` are files copied into the run;
-    ``texts`` maps an artifact file name to its content. A failure marks the run FAILED and
-    is raised. Every write is retried while SQLite reports a lock.
+
+def context_tags() -> dict[str, str]:
+    """Return the tags MLflow's fluent ``start_run`` sets (user, source, git commit), with
+    the project's git commit when the entry script lies outside a checkout."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT
+
+    tags = {k: str(v) for k, v in resolve_tags().items()}
+    if MLFLOW_GIT_COMMIT not in tags:
+        commit = _project_commit()
+        if commit:
+            tags[MLFLOW_GIT_COMMIT] = commit
+    return tags
+
+
+@lru_cache(maxsize=1)
+def _project_commit() -> str:
+    from buddy.paths import project_root
+
+    try:
+        import git
+
+        return str(git.Repo(project_root(), search_parent_directories=True).head.commit.hexsha)
+    except Exception:  # no checkout, no git: the run simply has no commit tag
+        return ""
+
+
+@contextmanager
+def tracked_run(store: ExperimentStore, experiment: str, *, run_name: str | None = None,
+                tags: Mapping[str, str] | None = None, description: str = "",
+                start_time_ms: int | None = None) -> Iterator[str]:
+    """Open a run in ``experiment`` for the block and yield its id; close it FINISHED, or
+    FAILED (and re-raise) when the block raises.
+
+    The run carries ``context_tags()``, ``tags``, ``description`` (the UI's Description)
+    and ``buddy.parent_run_id`` when opened inside another ``tracked_run``.
+    ``start_time_ms``: when the work began, if before the block (epoch milliseconds).
+    """
+    client = store.client
+    all_tags = {**context_tags(), "buddy.logged_by": "experiments",
+                **{k: str(v) for k, v in (tags or {}).items()}}
+    parent = _open_run.get()
+    if parent is not None:
+        all_tags.setdefault(PARENT_TAG, parent)
+    if description:
+        all_tags[DESCRIPTION_TAG] = description
+    run = retry_locked(lambda: client.create_run(
+        store.experiment_id(experiment), run_name=run_name, tags=all_tags,
+        start_time=start_time_ms))
+    run_id = run.info.run_id
+    token = _open_run.set(run_id)
+    try:
+        yield run_id
+    except BaseException:
+        _open_run.reset(token)
+        retry_locked(lambda: client.set_terminated(run_id, "FAILED"))
+        raise
+    _open_run.reset(token)
+    retry_locked(lambda: client.set_terminated(run_id, "FINISHED"))
+
+
+def log_values(store: ExperimentStore, run_id: str, *,
+               params: Mapping[str, Any] | None = None,
+               metrics: Mapping[str, float] | None = None,
+               artifacts: Sequence[str | Path] = (),
+               texts: Mapping[str, str] | None = None,
+               tags: Mapping[str, str] | None = None) -> list[str]:
+    """Log params, metrics, tags and files into open run ``run_id``; return the names of
+    the metrics left out because they have no value (NaN or infinite: the UI would show NaN).
+
+    Params and metrics go in batches of 100; ``artifacts`` are files copied into the run;
+    ``texts`` maps an artifact file name to its content. Writes are retried on a lock.
     """
     from mlflow.entities import Metric, Param, RunTag
 
     client = store.client
-    run = retry_locked(lambda: client.create_run(
-        store.experiment_id(experiment), run_name=run_name,
-        tags={k: str(v) for k, v in (tags or {}).items()}))
-    run_id = run.info.run_id
-    try:
-        now = int(time.time() * 1000)
-        batch_params = [Param(k, _param_text(v)) for k, v in (params or {}).items()]
-        batch_metrics = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-        for start in range(0, max(len(batch_params), len(batch_metrics), 1), 100):
-            retry_locked(partial(
-                client.log_batch, run_id, metrics=batch_metrics[start:start + 100],
-                params=batch_params[start:start + 100],
-                tags=[RunTag("buddy.logged_by", "experiments")] if start == 0 else []))
-        for path in artifacts:
-            client.log_artifact(run_id, str(path))
-        for file_name, text in (texts or {}).items():
-            client.log_text(run_id, text, file_name)
-    except BaseException:
-        retry_locked(lambda: client.set_terminated(run_id, "FAILED"))
-        raise
-    retry_locked(lambda: client.set_terminated(run_id, "FINISHED"))
+    now = int(time.time() * 1000)
+    batch_params = [Param(k, _param_text(v)) for k, v in (params or {}).items()]
+    batch_tags = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    batch_metrics, missing = [], []
+    for name, value in (metrics or {}).items():
+        if math.isfinite(float(value)):
+            batch_metrics.append(Metric(name, float(value), now, 0))
+        else:
+            missing.append(name)
+    for start in range(0, max(len(batch_params), len(batch_metrics), len(batch_tags)), 100):
+        retry_locked(partial(client.log_batch, run_id,
+                             metrics=batch_metrics[start:start + 100],
+                             params=batch_params[start:start + 100],
+                             tags=batch_tags[start:start + 100]))
+    for path in artifacts:
+        client.log_artifact(run_id, str(path))
+    for file_name, text in (texts or {}).items():
+        client.log_text(run_id, text, file_name)
+    return missing
+
+
+def log_run(store: ExperimentStore, experiment: str, *, run_name: str | None = None,
+            params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
+            tags: Mapping[str, str] | None = None, artifacts: Sequence[str | Path] = (),
+            texts: Mapping[str, str] | None = None, description: str = "") -> str:
+    """Log one run in ``experiment`` (``tracked_run`` + ``log_values``) and return its id.
+
+    For a record that takes no work of its own (a rollback, a weight candidate); work that
+    takes time opens ``tracked_run`` around it instead. A failure marks the run FAILED and
+    is raised.
+    """
+    with tracked_run(store, experiment, run_name=run_name, tags=tags,
+                     description=description) as run_id:
+        log_values(store, run_id, params=params, metrics=metrics, artifacts=artifacts,
+                   texts=texts)
     return run_id
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -9,7 +13,7 @@ from buddy.store import Store
 from experiments.gate import GateConfig, HoldoutWindow, ReplayHoldoutScorer
 from experiments.pipeline import run_pipeline
 from experiments.registry import alias_version, promote, register_config
-from experiments.tracking import REPLAYS_EXPERIMENT, ensure_store
+from experiments.tracking import PARENT_TAG, REPLAYS_EXPERIMENT, ensure_store
 from replay.executors import SerialExecutor
 from tests.experiments.helpers import heavier_risk_config
 
@@ -48,6 +52,16 @@ def test_a_replay_is_logged_with_params_calibration_metrics_and_artifacts(
     assert {"results.parquet", "issues.parquet", "scoring_config.json", "plots"} <= names
     plots = {a.path for a in ensure_store().client.list_artifacts(mlflow_run, "plots")}
     assert "plots/deciles.png" in plots
+    # no NaN in the UI: metrics without a value are named in an artifact instead
+    empty = {k for k, v in metrics.items() if isinstance(v, float) and math.isnan(v)}
+    assert not any(math.isnan(v) for v in run.data.metrics.values())
+    assert set(json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=mlflow_run, artifact_path="metrics_not_computed.json")).read_text())) == empty
+    assert run.data.tags["buddy.n_metrics_not_computed"] == str(len(empty))
+    # the run was open while the replay ran: duration, source and commit in the UI
+    assert run.info.status == "FINISHED" and run.info.end_time > run.info.start_time
+    assert len(run.data.tags["mlflow.source.git.commit"]) == 40
+    assert run.data.tags["mlflow.note.content"].startswith("Holdout replay of ")
 
 
 def test_the_pipeline_logs_replays_and_promotes_and_the_gate_then_compares_real_replays(
@@ -59,6 +73,12 @@ def test_the_pipeline_logs_replays_and_promotes_and_the_gate_then_compares_real_
     assert lines[-1] == (f"buddy evaluate will use buddy-scoring@{result.version} "
                          f"#{result.production.hash}")
     assert result.promotion.comparison.challenger_metrics["n"] >= 5
+    (_, replay_mlflow_run), = result.replay_runs.values()
+    client = ensure_store().client
+    assert client.get_run(replay_mlflow_run).data.tags[PARENT_TAG] == result.promotion.run_id
+    promotion_run = client.get_run(result.promotion.run_id)
+    assert promotion_run.info.start_time <= client.get_run(replay_mlflow_run).info.start_time
+    assert promotion_run.data.tags["buddy.outcome"] == "first"
 
     experiments = ensure_store()
     challenger = register_config(heavier_risk_config(), experiments=experiments)
