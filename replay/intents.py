@@ -846,15 +846,8 @@ def load_outcome_inputs(store: Store, intents: pd.DataFrame
     if intents.empty:
         return {}, store.corporate_actions()
     firsts = intents.groupby(["symbol", "timeframe"], sort=True)["as_of"].min()
-    bars = bars_closing_after(store, [str(s) for s, _ in firsts.index],
-                              [str(t) for _, t in firsts.index],
-                              [pd.Timestamp(t).isoformat() for t in firsts.to_numpy()])
-    groups = bars.groupby(["symbol", "timeframe"], sort=False).indices
-    empty = bars.iloc[0:0]
-    bars_by_key = {(str(s), str(t)): (bars.iloc[groups[(s, t)]].reset_index(drop=True)
-                                      if (s, t) in groups else empty)
-                   for s, t in firsts.index}
-    return bars_by_key, store.corporate_actions()
+    keys = [(str(s), str(t)) for s, t in firsts.index]
+    return bars_closing_after(store, keys, list(firsts)), store.corporate_actions()
 
 
 # ---------------------------------------------------------------------------- CSV of trades

@@ -57,9 +57,11 @@ The rules, stated once (``OutcomeRules`` holds the two settings: ``fill_window``
   weekly bar whose week holds an ex_date mixes both bases in its high and low: as traded it
   cannot be put on one basis, and it is scaled by its session, the week's last.)
 
-``label_outcomes`` is vectorised over the intents of one (symbol, timeframe): a [intents x
-window] block of bar positions is read at once and the fill, the first stop and the first
-target touches are found with argmax. ``label_outcome_scalar`` is the same rules written as a
+``label_outcomes`` is vectorised over every intent at once: the bars of the intents' series
+are laid end to end, each intent's window starts in its own series and never reaches past
+that series' last bar, a [intents x window] block of bar positions is read at once and the
+fill, the first stop and the first target touches are found with argmax (no Python work per
+series beyond taking its columns). ``label_outcome_scalar`` is the same rules written as a
 plain loop over one intent's bars; the tests prove the two agree on thousands of intents over
 real data. ``label_with_trades`` replaces the simulated outcome by the real result where an
 intent is linked to a closed trade.
@@ -153,10 +155,9 @@ def label_outcomes(intents: pd.DataFrame,
         key = (str(symbol), str(timeframe))
         if key not in bars_by_key:
             raise KeyError(f"bars_by_key: no bars for {key} ({len(positions)} intents)")
-        symbol_splits = splits[splits["symbol"] == key[0]] if len(splits) else splits
-        result = _label_group(intents.iloc[positions], bars_by_key[key], symbol_splits, rules)
-        for name, values in result.items():
-            columns[name][positions] = values
+    if n:
+        for name, values in _label_all(intents, groups, bars_by_key, splits, rules).items():
+            columns[name] = values
     return _outcome_frame(intents["intent_id"].to_numpy(), intents["as_of"], columns)
 
 
@@ -190,22 +191,43 @@ def _splits(corporate_actions: pd.DataFrame | None) -> pd.DataFrame:
     return corporate_actions[corporate_actions["action"] == "split"]
 
 
-def _label_group(intents: pd.DataFrame, bars: pd.DataFrame, splits: pd.DataFrame,
-                 rules: OutcomeRules) -> dict[str, np.ndarray]:
-    """Label the intents of one (symbol, timeframe) against that series' bars."""
-    if not bars["ts_close"].is_monotonic_increasing:
-        bars = bars.sort_values("ts_close", kind="stable")
-    ts_close = pd.DatetimeIndex(bars["ts_close"]).as_unit("ns").asi8
+def _label_all(intents: pd.DataFrame, groups: Mapping[Any, np.ndarray],
+               bars_by_key: Mapping[tuple[str, str], pd.DataFrame], splits: pd.DataFrame,
+               rules: OutcomeRules) -> dict[str, np.ndarray]:
+    """Label every intent in one walk: the bars of the intents' series laid end to end
+    (each series by ts_close, on its intents' basis where it has splits), each intent's
+    window starting in its own series and never reaching past that series' last bar."""
+    n = len(intents)
     as_of = pd.DatetimeIndex(intents["as_of"]).tz_convert("UTC")
-    prices = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")}
-    entry_scale = np.ones(len(intents))
-    if len(splits):
-        last_ex = splits["ex_date"].max()
-        bar_divisor = split_factor_as_of(bars["session"], splits, last_ex)
-        prices = {c: v / bar_divisor for c, v in prices.items()}
-        entry_scale = split_factor_as_of(as_of, splits, last_ex)
-    start = np.searchsorted(ts_close, as_of.as_unit("ns").asi8, side="right")
-    available = len(ts_close) - start
+    as_of_ns = as_of.as_unit("ns").asi8
+    start, available = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    entry_scale = np.ones(n)
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in ("ts_close", "open", "high", "low",
+                                                          "close")}
+    offset = 0
+    for (symbol, timeframe), positions in groups.items():
+        bars = bars_by_key[(str(symbol), str(timeframe))]
+        if not bars["ts_close"].is_monotonic_increasing:
+            bars = bars.sort_values("ts_close", kind="stable")
+        ts_close = pd.DatetimeIndex(bars["ts_close"]).as_unit("ns").asi8
+        prices = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low",
+                                                                  "close")}
+        symbol_splits = splits[splits["symbol"] == str(symbol)] if len(splits) else splits
+        if len(symbol_splits):
+            last_ex = symbol_splits["ex_date"].max()
+            bar_divisor = split_factor_as_of(bars["session"], symbol_splits, last_ex)
+            prices = {c: v / bar_divisor for c, v in prices.items()}
+            entry_scale[positions] = split_factor_as_of(as_of[positions], symbol_splits,
+                                                        last_ex)
+        first = np.searchsorted(ts_close, as_of_ns[positions], side="right")
+        start[positions] = offset + first
+        available[positions] = len(ts_close) - first
+        parts["ts_close"].append(ts_close)
+        for column, values in prices.items():
+            parts[column].append(values)
+        offset += len(ts_close)
+    every_ts_close = np.concatenate(parts.pop("ts_close"))
+    every_price = {c: np.concatenate(v) for c, v in parts.items()}
     horizon = intents["holding_horizon"].to_numpy().astype(np.int64)
     order_type = intents["order_type"].astype(str).to_numpy()
     window = np.where(order_type == "market", 1, rules.fill_window).astype(np.int64)
@@ -213,14 +235,14 @@ def _label_group(intents: pd.DataFrame, bars: pd.DataFrame, splits: pd.DataFrame
     span = np.minimum(window - 1 + horizon, available)
     direction = np.where(intents["side"].to_numpy() == "long", 1.0, -1.0)
     order = np.argsort(span, kind="stable")
-    result = {name: np.empty(len(intents), dtype=dtype) for name, dtype in (
+    result = {name: np.empty(n, dtype=dtype) for name, dtype in (
         ("exit_reason", object), ("filled", bool), ("fill_ts", np.int64),
         ("exit_ts", np.int64), *((c, np.float64) for c in _FLOATS), ("bars_held", np.int64))}
     columns = {c: intents[c].to_numpy(dtype=np.float64)
                for c in ("proposed_entry", "proposed_stop", "proposed_target")}
     for chunk in _chunks(span[order]):
         rows = order[chunk]
-        walked = _walk(prices, ts_close, start=start[rows], span=span[rows],
+        walked = _walk(every_price, every_ts_close, start=start[rows], span=span[rows],
                        available=available[rows], window=window[rows], horizon=horizon[rows],
                        order_type=order_type[rows], direction=direction[rows],
                        scale=entry_scale[rows], entry=columns["proposed_entry"][rows],

@@ -55,21 +55,27 @@ def last_bar_ts(store: Store, symbols: Sequence[str] | None, timeframes: Sequenc
                        "GROUP BY ALL ORDER BY symbol, timeframe", params)
 
 
-_CLOSING_AFTER_SQL = """
-WITH keys AS (SELECT unnest(?) AS symbol, unnest(?) AS timeframe,
-                     unnest(?)::TIMESTAMPTZ AS first_as_of)
-SELECT b.* FROM bars b JOIN keys k USING (symbol, timeframe)
-WHERE b.ts_close > k.first_as_of
-ORDER BY b.symbol, b.timeframe, b.ts
-"""
+def bars_closing_after(store: Store, keys: Sequence[tuple[str, str]],
+                       first_as_of: Sequence[Any]) -> dict[tuple[str, str], pd.DataFrame]:
+    """Return, for each series ``keys[i]`` (symbol, timeframe), its bars closing after
+    ``first_as_of[i]`` (a time with a zone), by ts: what comes after a decision, for outcomes
+    only. From the whole bars table read once per process (``all_bars``); a series without
+    such bars gets an empty frame. The frames share the table's memory: read-only."""
+    import numpy as np
 
-
-def bars_closing_after(store: Store, symbols: Sequence[str], timeframes: Sequence[str],
-                       first_as_of: Sequence[str]) -> pd.DataFrame:
-    """Return, for each (symbols[i], timeframes[i]), its bars closing after first_as_of[i]
-    (ISO time with a zone): what comes after a decision, for outcomes only; by symbol,
-    timeframe, ts."""
-    return store.query(_CLOSING_AFTER_SQL, [list(symbols), list(timeframes), list(first_as_of)])
+    table = all_bars(store)
+    frame = table.frame
+    out: dict[tuple[str, str], pd.DataFrame] = {}
+    for (symbol, timeframe), first in zip(keys, first_as_of, strict=True):
+        a, b = table.span(str(symbol), str(timeframe))
+        after = ~closed_mask(frame["ts_close"].iloc[a:b], first)  # ts_close > first
+        n = int(after.sum())
+        if after[len(after) - n:].all():  # closes ascend with ts: the later bars are a suffix
+            out[(str(symbol), str(timeframe))] = frame.iloc[b - n:b].reset_index(drop=True)
+        else:
+            out[(str(symbol), str(timeframe))] = frame.iloc[
+                np.flatnonzero(after) + a].reset_index(drop=True)
+    return out
 
 
 # ---------------------------------------------------------------- whole tables, per process

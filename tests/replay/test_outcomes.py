@@ -289,6 +289,31 @@ def test_without_a_target_only_the_stop_or_the_clock_ends_the_trade() -> None:
     assert row["mfe_r"] == pytest.approx(6.0)
 
 
+def test_one_series_walk_never_reads_the_next_series_bars() -> None:
+    """All series are walked at once, laid end to end: a trade still open when its series
+    ends (or with no bar after as_of at all) must not run on into the following series' crash
+    or spike, and labels as it does alone."""
+    quiet = crafted_bars(QUIET[:2])
+    crash = crafted_bars([(100, 100, 10, 12)] * 6).assign(symbol="NEXT")
+    spike = crafted_bars([(100, 300, 100, 290)] * 6).assign(symbol="LAST")
+    bars = {KEY: quiet, ("EMPTY", "1d"): crafted_bars([]).assign(symbol="EMPTY"),
+            ("NEXT", "1d"): crash, ("LAST", "1d"): spike}
+    intents = intents_frame({"holding_horizon": 10}, {"symbol": "EMPTY"},
+                            {"symbol": "NEXT", "holding_horizon": 2},
+                            {"symbol": "TEST", "side": "short", "proposed_stop": 105.0,
+                             "proposed_target": 90.0, "holding_horizon": 10},
+                            {"symbol": "LAST", "order_type": "limit", "proposed_entry": 99.0})
+    together = label_outcomes(intents, bars, rules=OutcomeRules(fill_window=3))
+    for i in range(len(intents)):
+        key = (str(intents["symbol"].iloc[i]), "1d")
+        alone = label_outcomes(intents.iloc[[i]], {key: bars[key]},
+                               rules=OutcomeRules(fill_window=3))
+        pd.testing.assert_frame_equal(together.iloc[[i]].reset_index(drop=True), alone)
+    assert together["exit_reason"].tolist() == ["open", "open", "stop", "open", "not_filled"]
+    assert together["exit_price"].iloc[0] == 102.0 and together["bars_held"].iloc[0] == 2
+    assert together["exit_price"].iloc[3] == 102.0
+
+
 def test_bars_closing_at_or_before_as_of_are_not_walked() -> None:
     bars = crafted_bars(TARGET_BAR, before=3)
     bars.loc[1, ["low", "close"]] = [50.0, 60.0]  # a crash before the decision
