@@ -57,3 +57,53 @@ def test_predict_on_intents_equals_buddy_evaluate_and_reports_name_the_version(
     assert logged == {"name": "buddy-scoring", "version": str(version), "alias": "production",
                       "hash": config.hash}
     assert report.to_dict()["config"] == logged
+
+
+def test_the_served_production_model_returns_the_full_report_named_by_version_and_alias(
+        sample_store: Store, tracking_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Score through MLflow's own scoring server app (what ``mlflow models serve`` runs)."""
+    import mlflow
+    from mlflow.pyfunc import scoring_server
+    from starlette.testclient import TestClient
+
+    store = Store(sample_store.path, migrate=False)
+    config = default_scoring_config()
+    experiments = ensure_store()
+    version = register_config(config, experiments=experiments)
+    promote(version, experiments=experiments)
+    client = experiments.client
+    assert "predicts no prices" in client.get_registered_model("buddy-scoring").description
+    assert config.hash in client.get_model_version("buddy-scoring", str(version)).description
+
+    monkeypatch.setenv("BUDDY_DB", str(store.path))
+    monkeypatch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "false")  # init sets it
+    model = mlflow.pyfunc.load_model("models:/buddy-scoring@production")
+    signature = model.metadata.signature
+    assert {"symbol", "as_of", "proposed_entry"} <= set(signature.inputs.input_names())
+    assert {"report", "config_alias", "verdict"} <= set(signature.outputs.input_names())
+
+    buddy = Buddy(store, config)
+    # the sample idea with the most ranked issues, so the issues' content is compared
+    idea = max((place_idea(buddy, i) for i in SAMPLE_IDEAS[:4]),
+               key=lambda i: len(buddy.evaluate(**i, log=False).ranked_issues))
+    expected = buddy.evaluate(**idea, log=False).to_dict()
+    assert expected["issues"]
+    row = buddy.make_intent(**idea).as_dict()  # JSON-ready: as_of as an ISO string
+    with TestClient(scoring_server.init(model)) as http:
+        answer = http.post("/invocations", json={"dataframe_records": [row]})
+    assert answer.status_code == 200, answer.text
+    (scored,) = answer.json()["predictions"]
+    assert (scored["config_name"], scored["config_version"], scored["config_alias"]) == (
+        "buddy-scoring", str(version), "production")
+    report = json.loads(scored["report"])
+    assert report["config"] == {"name": "buddy-scoring", "version": str(version),
+                                "alias": "production", "hash": config.hash}
+    assert report["issues"] == json.loads(json.dumps(expected["issues"], default=str))
+    def by_module(items: list[dict]) -> list[dict]:
+        return sorted(items, key=lambda item: (item["module"], item["code"]))
+
+    assert by_module(report["not_checked"]) == by_module(expected["not_checked"])
+    assert scored["verdict"] == report["verdict"] == expected["verdict"]
+    assert scored["overall_score"] == pytest.approx(expected["overall_score"])
+    for issue in report["issues"]:
+        assert issue["evidence"] and issue["recommendation"]["text"]
