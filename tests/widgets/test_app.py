@@ -25,7 +25,14 @@ from buddy.evidence import format_value
 from buddy.store import Store
 from buddy.users.store import set_user
 from buddy.widgets import WorkbenchApp
-from buddy.widgets.chart import HEIGHT, WIDTH, chart_model, near_levels, price_ticks
+from buddy.widgets.chart import (
+    HEIGHT,
+    PLOTLY_MIMETYPE,
+    WIDTH,
+    chart_model,
+    near_levels,
+    price_ticks,
+)
 from buddy.widgets.controls import load_preferences
 from buddy.widgets.report_view import mtfa_badges, regime_badges
 from tests import factories
@@ -100,10 +107,14 @@ def test_evaluate_shows_the_score_and_the_ranked_issues_and_logs_once(
     assert report.score_text in app.report_view.header.value
     assert len(app.report_view.issues.children) == len(report.issues)
     assert report.issues[0].title in app.report_view.issues.children[0].children[0].value
-    svg = app.chart.image.value  # the chart: entry, stop and target over the bars
+    svg = app.chart.shown("text/html")  # the chart: entry, stop and target over the bars
     assert svg.startswith("<svg") and svg.count("<rect") >= 100
     for name in ("entry", "stop", "target"):
         assert f"class='tb-line-{name}' data-price='{idea[name]}'" in svg
+    figure = app.chart.shown(PLOTLY_MIMETYPE)  # ... and the same, interactive
+    lines = {trace["meta"]["kind"]: trace["meta"]["price"] for trace in figure["data"][1:]}
+    assert {name: lines[name] for name in ("entry", "stop", "target")} == {
+        name: float(str(idea[name])) for name in ("entry", "stop", "target")}
 
 
 @pytest.mark.parametrize(("overrides", "field", "words"), [
@@ -150,14 +161,14 @@ def test_ui_only_changes_never_rebuild_the_context_pack(db: Path, idea: dict[str
     app.evaluate_button.click()
     builder = app.buddy.builder
     misses, hits = builder.misses, builder.hits
-    svg = app.chart.image.value
+    svg = app.chart.shown("text/html")
     app.report_view.evidence[0].selected_index = 0  # expand the evidence
     app.report_view.evidence[0].selected_index = None
     app.chart.toggle.value = False  # hide and show the chart
     assert app.chart.body.layout.display == "none"
     app.chart.toggle.value = True
     assert (builder.misses, builder.hits) == (misses, hits)
-    assert app.chart.image.value is svg
+    assert app.chart.shown("text/html") is svg
     app.evaluate_button.click()  # the same idea again: the pack comes from the cache
     assert builder.misses == misses
 

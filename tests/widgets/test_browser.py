@@ -1,7 +1,8 @@
 """End to end: the workbench page served by Voila, driven in headless Chromium.
 
-Chromium is Debian's package (/usr/bin/chromium, installed by scripts/install-chromium.sh,
-which `make test` runs first); Playwright drives it through ``executable_path``.
+The browser is the Chromium or Chrome that scripts/install-chromium.sh finds ($BUDDY_CHROMIUM,
+PATH, Playwright's folder, macOS applications; `make test` runs it first, installing Debian's
+chromium where apt exists); Playwright drives it through ``executable_path``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from buddy.users.store import set_user
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "reports" / "workbench.png"
-CHROMIUM = Path("/usr/bin/chromium")
+FIND_CHROMIUM = REPO / "scripts" / "install-chromium.sh"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
                   "--no-first-run", "--disable-component-update", "--disable-sync"]
 USER = "browser-user"
@@ -96,13 +97,15 @@ def served(sample_store: Store, tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_the_served_page_evaluates_an_idea_and_shows_the_report(
         served: tuple[str, Path], tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-chromium.sh (as root, or "
-                    "with sudo) to install Debian's chromium package")
+    found = subprocess.run(["bash", str(FIND_CHROMIUM), "--find"], capture_output=True,
+                           text=True)
+    if found.returncode != 0:
+        pytest.fail(f"no browser for this test:\n{found.stderr}")
+    chromium = found.stdout.strip()
     url, log = served
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM),
+            str(tmp_path / "chromium-profile"), executable_path=chromium,
             args=CHROMIUM_FLAGS, headless=True, viewport={"width": 1440, "height": 1000})
         try:
             page = browser.pages[0] if browser.pages else browser.new_page()
@@ -141,27 +144,40 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
             evidence = page.locator(".tb-evidence").first
             evidence.locator(".jupyter-widget-Collapse-header").first.click()  # expand
             expect(evidence.locator(".tb-evidence-table")).to_be_visible()
-            expect(page.locator(".tb-chart svg .tb-line-entry")).to_have_count(1)
-            # the level the resistance issue cites is drawn and labelled on the chart
-            cited = page.locator(
-                ".tb-chart svg .tb-cited-level[data-code='ENTRY_UNDER_RESISTANCE']")
-            expect(cited).to_have_count(1)
-            assert abs(float(cited.get_attribute("data-price") or "nan") - 397.7) < 0.05
-            expect(cited.locator("text")).to_contain_text("prior-day high")
-            # every label lies inside the chart's box, and the chart inside its panel
-            outside = page.evaluate("""() => {
-                const svg = document.querySelector('.tb-chart svg');
-                const box = svg.getBoundingClientRect();
-                const panel = svg.parentElement.getBoundingClientRect();
-                const out = [...svg.querySelectorAll('text')].filter(t => {
-                    const r = t.getBoundingClientRect();
-                    return r.left < box.left - 0.5 || r.right > box.right + 0.5
-                        || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5;
-                }).map(t => t.textContent);
-                if (box.right > panel.right + 0.5) out.push('svg wider than its panel');
-                return out;
-            }""")
-            assert outside == []
+            # the chart is plotly's: the entry line and the level the resistance issue
+            # cites, named and labelled
+            plot = page.locator(".tb-chart .js-plotly-plot")
+            expect(plot).to_be_visible()
+            lines = page.evaluate("""() => document.querySelector('.tb-chart .js-plotly-plot')
+                .data.filter(t => t.meta).map(t => [t.meta.kind, t.meta.code || '',
+                                                    t.meta.price])""")
+            assert [kind for kind, _, _ in lines].count("entry") == 1
+            cited = [price for kind, code, price in lines
+                     if kind == "cited" and code == "ENTRY_UNDER_RESISTANCE"]
+            assert len(cited) == 1 and abs(cited[0] - 397.7) < 0.05
+            expect(plot.locator(".annotation-text", has_text="prior-day high")).to_have_count(1)
+            # interactive: hovering a bar shows its prices, dragging zooms in
+            drag = plot.locator(".nsewdrag").first
+            box = drag.bounding_box()
+            assert box is not None
+            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+            expect(plot.locator(".hoverlayer .hovertext").first).to_be_visible()
+            before = page.evaluate("""() => document.querySelector('.tb-chart .js-plotly-plot')
+                ._fullLayout.xaxis.range.slice()""")
+            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.7,
+                            steps=8)
+            page.mouse.up()
+            page.wait_for_function("""(before) => {
+                const r = document.querySelector('.tb-chart .js-plotly-plot')
+                    ._fullLayout.xaxis.range;
+                return r[1] - r[0] < (before[1] - before[0]) * 0.6; }""", arg=before)
+            # the page speaks to a trader: its own intro, no notebook or developer text
+            expect(page.locator(".tb-intro")).to_contain_text("Trading Buddy")
+            body = page.locator("body").inner_text()
+            for words in ("make app", "db_path", "BUDDY_DB", "papermill", "Traceback"):
+                assert words not in body, words
             # the top issues as cards, every other one behind the expander
             more = page.locator(".tb-more-issues")
             expect(more).to_be_visible()
