@@ -135,7 +135,7 @@ def run_cmd(obj: _ReplayObj, source: str | None, symbols: str | None, timeframe:
 
 
 def run_figures(results: pd.DataFrame, *, n_boot: int = 1000) -> list[str]:
-    """Return the figures of a run's results, each with its n and 95% interval: verdicts,
+    """Return the figures of a run's results, each with its n and 95% interval: severities,
     the mean overall score, the outcomes left out of R statistics, mean realized R (cluster
     bootstrap over symbol-months) and the win rate (Wilson)."""
     from replay import calibration
@@ -144,7 +144,7 @@ def run_figures(results: pd.DataFrame, *, n_boot: int = 1000) -> list[str]:
         return ["no evaluated intents"]
     clusters = calibration.cluster_ids(results)
     verdicts = results["overall_severity"].fillna("none").value_counts()
-    lines = [f"verdicts (n={len(results)}): "
+    lines = [f"overall severity (n={len(results)}): "
              + ", ".join(f"{name} {count}" for name, count in verdicts.items()),
              "mean overall score: " + str(calibration.mean_statistic(
                  pd.to_numeric(results["overall_score"], errors="coerce"), n_boot=n_boot,
