@@ -50,20 +50,60 @@ from buddy.errors import FieldError, IntentValidationError
 from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
 from buddy.store.bars import (
-    bars_closed_by,
-    features_closed_by,
+    all_bars,
+    all_features,
     instrument_row,
     symbol_actions,
 )
 from buddy.store.core import READ_IDLE_S
+from buddy.store.tables import SeriesTable
 from buddy.timeframes import Timeframe
 
 _NS_PER_DAY = 86_400_000_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class _TableTimes:
+    """The whole bars and features tables (``buddy.store.bars``) with their time columns as
+    int64, converted once per table read instead of once per series and chunk."""
+
+    bars: SeriesTable
+    features: SeriesTable
+    ts: np.ndarray  # bar open, UTC ns
+    ts_close: np.ndarray  # bar close, UTC ns
+    session_day: np.ndarray  # the bar's session, day number
+    feature_ts: np.ndarray  # the feature row's bar open, UTC ns
+
+
+#: The last tables' times (the entry holds the tables, so an id cannot be reused).
+_TIMES: list[_TableTimes] = []
+
+
+def _utc_ns(values: Any) -> np.ndarray:
+    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
+
+
+def _table_times(store: Store) -> _TableTimes:
+    """Return the whole tables of ``store`` and their time columns (kept per table read)."""
+    bars, features = all_bars(store), all_features(store)
+    if _TIMES and _TIMES[0].bars is bars and _TIMES[0].features is features:
+        return _TIMES[0]
+    frame, feature_frame = bars.frame, features.frame
+    empty = np.zeros(0, np.int64)
+    times = _TableTimes(
+        bars=bars, features=features,
+        ts=_utc_ns(frame["ts"]) if len(frame) else empty,
+        ts_close=_utc_ns(frame["ts_close"]) if len(frame) else empty,
+        session_day=_days(frame["session"]) if len(frame) else empty,
+        feature_ts=_utc_ns(feature_frame["ts"]) if len(feature_frame) else empty)
+    _TIMES[:] = [times]
+    return times
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SeriesData:
-    """One (symbol, timeframe) series as read once: raw bars, features and actions."""
+    """One (symbol, timeframe) series as read once: raw bars, features and actions, with
+    the bars' times (UTC ns, session day numbers) and each feature row's bar position."""
 
     symbol: str
     timeframe: str
@@ -71,12 +111,21 @@ class SeriesData:
     bars: pd.DataFrame
     features: pd.DataFrame
     actions: pd.DataFrame
+    ts_close: np.ndarray
+    session_day: np.ndarray
+    bar_of_feature: np.ndarray
 
     @classmethod
-    def read(cls, store: Store, symbol: str, timeframe: str, until: pd.Timestamp
-             ) -> SeriesData:
-        """Read the series' bars and features closed by ``until`` and its actions, from the
-        whole tables read once per process (``buddy.store.bars``; cut at ``until`` there)."""
+    def read(cls, store: Store, symbol: str, timeframe: str, until: int) -> SeriesData:
+        """Read the series' bars closed by ``until`` (UTC ns), their features and the
+        symbol's actions from the whole tables read once per process.
+
+        The cut is the point-in-time rule ``ts_close <= as_of`` over the table's columns
+        (``buddy.store.bars.bars_closed_by`` / ``features_closed_by`` give the same rows):
+        the closed bars are a prefix of the series when closes ascend with ts (always, for
+        bars written by the loaders), sliced without a copy; feature rows join their bars
+        on ts.
+        """
         instrument = instrument_row(store, symbol)
         if instrument is None:
             raise IntentValidationError([FieldError("symbol", "is not in the tickers table",
@@ -84,10 +133,30 @@ class SeriesData:
         actions = symbol_actions(store, symbol)
         if len(actions):
             actions = actions.sort_values("ex_date", kind="stable", ignore_index=True)
-        bars = bars_closed_by(store, symbol, timeframe, until)
+        times = _table_times(store)
+        a, b = times.bars.span(symbol, timeframe)
+        closed = np.flatnonzero(times.ts_close[a:b] <= until)
+        n = len(closed)
+        if n == 0 or closed[-1] == n - 1:  # a prefix: a view of the whole table
+            bars = times.bars.frame.iloc[a:a + n]
+            at = np.arange(a, a + n)
+        else:
+            at = a + closed
+            bars = times.bars.frame.iloc[at]
+        bar_ts = times.ts[at]
+        fa, fb = times.features.span(symbol, timeframe)
+        feature_ts = times.feature_ts[fa:fb]
+        m = int(np.searchsorted(feature_ts, bar_ts[-1], side="right")) if n else 0
+        if m == n and np.array_equal(feature_ts[:m], bar_ts):  # a row per bar: a prefix
+            features = times.features.frame.iloc[fa:fa + m]
+            bar_of_feature = np.arange(m)
+        else:  # the join on ts: no feature row without its bar
+            keep = np.flatnonzero(np.isin(feature_ts, bar_ts))
+            features = times.features.frame.iloc[fa + keep]
+            bar_of_feature = np.searchsorted(bar_ts, feature_ts[keep])
         return cls(symbol=symbol, timeframe=timeframe, instrument=instrument, bars=bars,
-                   features=features_closed_by(store, symbol, timeframe, until, bars=bars),
-                   actions=actions)
+                   features=features, actions=actions, ts_close=times.ts_close[at],
+                   session_day=times.session_day[at], bar_of_feature=bar_of_feature)
 
 
 @dataclass(slots=True)
@@ -137,18 +206,18 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
     latest_index = np.full(n, -1, np.int64)  # row of the concatenated features, -1: none
     missing_sessions = np.empty(n, dtype=object)
     splits_applied = np.empty(n, dtype=object)
-    instruments: list[dict[str, Any]] = [{}] * n
+    instruments: list[dict[str, Any]] = []  # one per series; rows point at theirs
+    instrument_of = np.zeros(n, np.int64)
+    local_days: dict[str, np.ndarray] = {}  # per time zone: each row's as_of local day
     groups = frame.groupby(["symbol", "timeframe"], sort=True).indices
     for (symbol, timeframe), rows in groups.items():
         rows = np.asarray(rows, dtype=np.int64)
-        until = pd.Timestamp(as_of_ns[rows].max(), tz="UTC")
-        data = SeriesData.read(store, symbol, timeframe, until)
-        instrument = {k: data.instrument[k] for k in INSTRUMENT_FIELDS}
-        for i in rows:
-            instruments[i] = instrument
+        data = SeriesData.read(store, symbol, timeframe, int(as_of_ns[rows].max()))
+        instrument_of[rows] = len(instruments)
+        instruments.append({k: data.instrument[k] for k in INSTRUMENT_FIELDS})
         _series_rows(data, rows, as_of_ns, lookback_bars, parts, bar_start, bar_stop,
                      feat_start, feat_stop, market, latest_index, missing_sessions,
-                     splits_applied)
+                     splits_applied, local_days)
     bars_data = pd.concat(parts.bar_frames, ignore_index=True) if parts.bar_frames else (
         pd.DataFrame())
     features_data = pd.concat(parts.feature_frames, ignore_index=True) if (
@@ -164,7 +233,9 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         np.where(market["has_market"], market["last_bar_close"], np.iinfo(np.int64).min),
         utc=True).where(market["has_market"])
     base = BatchContext(
-        intents=frame, instrument=pd.DataFrame(instruments, columns=list(INSTRUMENT_FIELDS)),
+        intents=frame, instrument=pd.DataFrame(
+            instruments, columns=list(INSTRUMENT_FIELDS)).iloc[instrument_of].reset_index(
+            drop=True),
         market=market_frame(market_columns), latest=latest,
         bars=Windows(bars_data, bar_start, bar_stop),
         features=Windows(features_data, feat_start, feat_stop),
@@ -211,22 +282,20 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
                  parts: _Parts, bar_start: np.ndarray, bar_stop: np.ndarray,
                  feat_start: np.ndarray, feat_stop: np.ndarray, market: dict[str, np.ndarray],
                  latest_index: np.ndarray, missing_sessions: np.ndarray,
-                 splits_applied: np.ndarray) -> None:
+                 splits_applied: np.ndarray, local_days: dict[str, np.ndarray]) -> None:
     bars, features, actions = data.bars, data.features, data.actions
     t = as_of_ns[rows]
-    bars_close = pd.DatetimeIndex(bars["ts_close"]).tz_convert("UTC").as_unit("ns").asi8
+    bars_close = data.ts_close
     stop = np.searchsorted(bars_close, t, side="right")
     start = np.maximum(stop - lookback, 0)
     # features join bars on ts: each feature row closes when its bar does
-    bar_pos_of_feature = pd.DatetimeIndex(bars["ts"]).get_indexer(
-        pd.DatetimeIndex(features["ts"]))
+    bar_pos_of_feature = data.bar_of_feature
     feat_close = bars_close[bar_pos_of_feature] if len(features) else np.zeros(0, np.int64)
     fstop = np.searchsorted(feat_close, t, side="right")
     fstart = np.maximum(fstop - lookback, 0)
     has_market = stop > 0
-    for i in rows:
-        missing_sessions[i] = ()
-        splits_applied[i] = ()
+    missing_sessions[rows] = _EMPTY[np.zeros(len(rows), np.int64)]
+    splits_applied[rows] = _EMPTY[np.zeros(len(rows), np.int64)]
     # ---------------------------------------------------------------- split basis
     utc_day = t // _NS_PER_DAY
     ex_days = _days(actions["ex_date"]) if len(actions) else np.zeros(0, np.int64)
@@ -235,19 +304,27 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
     has_feature[bar_pos_of_feature] = True
     featured_before = np.concatenate([[0], np.cumsum(has_feature)])
     timezone = Instrument.from_row(data.instrument).timezone
+    close = bars["close"].to_numpy(np.float64)
     for k in np.unique(n_actions[has_market]) if has_market.any() else []:
         group = np.flatnonzero(has_market & (n_actions == k))
-        applied = actions.iloc[:k].reset_index(drop=True)
-        as_of_k = pd.Timestamp(t[group[0]], tz="UTC")
-        adjusted = adjust_bars(bars, applied, as_of_k) if k else bars.copy()
-        adjusted_features = features.copy()
-        if k and len(features):
-            per_row = split_factor_of_times(features["ts"], timezone, applied, as_of_k)
-            for column in PRICE_LEVEL_FEATURES:
-                if column in adjusted_features:
-                    adjusted_features[column] = adjusted_features[column].to_numpy() / per_row
-        splits = tuple((pd.Timestamp(d).date(), float(r)) for d, r in
-                       zip(applied.get("ex_date", []), applied.get("ratio", []), strict=True))
+        if k:
+            applied = actions.iloc[:k].reset_index(drop=True)
+            as_of_k = pd.Timestamp(t[group[0]], tz="UTC")
+            adjusted = adjust_bars(bars, applied, as_of_k)
+            adjusted_features = features.copy()
+            if len(features):
+                per_row = split_factor_of_times(features["ts"], timezone, applied, as_of_k)
+                for column in PRICE_LEVEL_FEATURES:
+                    if column in adjusted_features:
+                        adjusted_features[column] = (adjusted_features[column].to_numpy()
+                                                     / per_row)
+            splits = tuple((pd.Timestamp(d).date(), float(r)) for d, r in
+                           zip(applied.get("ex_date", []), applied.get("ratio", []),
+                               strict=True))
+            adjusted_close = adjusted["close"].to_numpy(np.float64)
+        else:  # the as-traded basis: the table's rows themselves (the concat copies them)
+            adjusted, adjusted_features, splits = bars, features, ()
+            adjusted_close = close
         bar_offset, feat_offset = parts.n_bars, parts.n_features
         parts.bar_frames.append(adjusted)
         parts.feature_frames.append(adjusted_features)
@@ -259,7 +336,7 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         feat_start[rows_k] = feat_offset + fstart[group]
         feat_stop[rows_k] = feat_offset + fstop[group]
         market["has_market"][rows_k] = True
-        market["last_close"][rows_k] = adjusted["close"].to_numpy(np.float64)[stop[group] - 1]
+        market["last_close"][rows_k] = adjusted_close[stop[group] - 1]
         market["last_bar_close"][rows_k] = bars_close[stop[group] - 1]
         market["n_bars"][rows_k] = stop[group] - start[group]
         n_window_feat = featured_before[stop[group]] - featured_before[start[group]]
@@ -273,9 +350,21 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
             same_bar[ok] = last_feature_bar == stop[group][ok] - 1
         market["has_latest"][rows_k] = same_bar
         latest_index[rows_k[same_bar]] = feat_offset + fstop[group][same_bar] - 1
-        for i in rows_k:
-            splits_applied[i] = splits
-    _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions)
+        if k:
+            splits_applied[rows_k] = _shared(splits, len(rows_k))
+    _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions,
+                      local_days, as_of_ns)
+
+
+_EMPTY = np.empty(1, dtype=object)
+_EMPTY[0] = ()
+
+
+def _shared(value: Any, n: int) -> np.ndarray:
+    """Return an object array of ``n`` references to ``value`` (a tuple kept whole)."""
+    one = np.empty(1, dtype=object)
+    one[0] = value
+    return one[np.zeros(n, np.int64)]
 
 
 @lru_cache(maxsize=1024)
@@ -294,26 +383,48 @@ def _sessions(calendar_name: str, first_day: int, last_day: int
     return session_days, closes
 
 
+#: Per calendar the widest span asked for so far: (first day, last day), sessions, closes.
+_HELD_SESSIONS: dict[str, tuple[int, int, np.ndarray, np.ndarray]] = {}
+
+
+def _sessions_covering(calendar_name: str, first_day: int, last_day: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``_sessions`` over a span covering [first_day, last_day]: the one held for the
+    calendar when it covers them, else the union of both (held from then on), so the
+    calendar is read once per calendar rather than once per series and chunk."""
+    held = _HELD_SESSIONS.get(calendar_name)
+    if held is not None and held[0] <= first_day and last_day <= held[1]:
+        return held[2], held[3]
+    if held is not None:
+        first_day, last_day = min(first_day, held[0]), max(last_day, held[1])
+    session_days, closes = _sessions(calendar_name, first_day, last_day)
+    _HELD_SESSIONS[calendar_name] = (first_day, last_day, session_days, closes)
+    return session_days, closes
+
+
 def _calendar_columns(data: SeriesData, rows: np.ndarray, t: np.ndarray, start: np.ndarray,
                       stop: np.ndarray, has_market: np.ndarray, market: dict[str, np.ndarray],
-                      missing_sessions: np.ndarray) -> None:
+                      missing_sessions: np.ndarray, local_days: dict[str, np.ndarray],
+                      as_of_ns: np.ndarray) -> None:
     """Sessions since the last bar, sessions in the window and missing sessions, per row, as
-    ``market_data`` counts them, from one read of the calendar over the series' span."""
+    ``market_data`` counts them, from the calendar's sessions read once per calendar."""
     if not has_market.any():
         return
-    bars = data.bars
     instrument = Instrument.from_row(data.instrument)
-    bar_days = _days(bars["session"])
+    bar_days = data.session_day
     live = np.flatnonzero(has_market)
     first_days = bar_days[start[live]]
-    as_of_local = pd.DatetimeIndex(pd.to_datetime(t[live], utc=True)).tz_convert(
-        instrument.timezone)
-    as_of_days = as_of_local.tz_localize(None).normalize().as_unit("ns").asi8 // _NS_PER_DAY
+    zone_days = local_days.get(instrument.timezone)
+    if zone_days is None:  # every row's as_of day in this zone, once per zone and batch
+        zone_days = local_days[instrument.timezone] = pd.DatetimeIndex(
+            pd.to_datetime(as_of_ns, utc=True)).tz_convert(instrument.timezone).tz_localize(
+            None).normalize().as_unit("ns").asi8 // _NS_PER_DAY
+    as_of_days = zone_days[rows[live]]
     # every position below is a searchsorted bound, so any span covering [first window day,
-    # last as_of day] gives the same counts: the series' own span repeats from chunk to chunk
-    session_days, closes = _sessions(instrument.trading_calendar,
-                                     int(min(first_days.min(), bar_days[0])),
-                                     int(max(as_of_days.max(), bar_days[-1])))
+    # last as_of day] gives the same counts: one span per calendar serves every series
+    session_days, closes = _sessions_covering(instrument.trading_calendar,
+                                              int(min(first_days.min(), bar_days[0])),
+                                              int(max(as_of_days.max(), bar_days[-1])))
     a = np.searchsorted(session_days, first_days, side="left")
     b_day = np.searchsorted(session_days, as_of_days, side="right")
     # sessions in [a, b_day) that closed by as_of: closes rise with sessions
