@@ -218,14 +218,14 @@ def price_figure(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, 
                             "yref": "y", "yanchor": "bottom", "text": html.escape(level.label),
                             "showarrow": False, "font": {"size": 10, "color": _CITED},
                             "bgcolor": "rgba(255,255,255,0.85)"})
-    for kind, price in (("entry", intent.proposed_entry), ("stop", intent.proposed_stop),
-                        ("target", intent.proposed_target)):
-        if price is None:
+    for kind, planned in (("entry", intent.proposed_entry), ("stop", intent.proposed_stop),
+                          ("target", intent.proposed_target)):
+        if planned is None:
             continue
-        line(f"{kind} {price:g}", price, _LINES[kind], "solid" if kind == "entry" else "dash",
-             {"kind": kind}, width=1.6)
-        annotations.append({"xref": "paper", "x": 1, "xanchor": "left", "y": price,
-                            "yref": "y", "text": f"{kind} {price:g}", "showarrow": False,
+        line(f"{kind} {planned:g}", planned, _LINES[kind],
+             "solid" if kind == "entry" else "dash", {"kind": kind}, width=1.6)
+        annotations.append({"xref": "paper", "x": 1, "xanchor": "left", "y": planned,
+                            "yref": "y", "text": f"{kind} {planned:g}", "showarrow": False,
                             "font": {"size": 11, "color": _LINES[kind]}})
     title = (f"{intent.symbol} {intent.timeframe.value}: last {len(x)} closed bars to "
              f"{intent.as_of:%Y-%m-%d %H:%M} UTC (drag to zoom, double-click to reset)")
