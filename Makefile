@@ -71,15 +71,18 @@ $(COMPILED): $(STAMP) $(PROJECT_SOURCES)
 demo: $(COMPILED)
 	$(VENV)/bin/buddy demo
 
-# The browser test drives Debian's chromium: installed here so a fresh machine has it.
+# The browser test drives Chromium or Chrome: found ($BUDDY_CHROMIUM, PATH, Playwright's
+# folder, macOS applications) or, where apt-get exists, installed from Debian's chromium;
+# elsewhere the script says how to install one (brew, playwright install) and stops.
 chromium:
-	bash scripts/install-chromium.sh
+	@echo "browser for the browser test: $$(bash scripts/install-chromium.sh | tail -n 1)"
 
 test: $(COMPILED) chromium
 	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
 
+# APP_USER=name opens the page as that user (default: a user with an account)
 app: $(COMPILED)
-	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB)
+	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB) $(if $(APP_USER),--user $(APP_USER))
 
 # `buddy replay report` with the variables above: 10_replay then 20_calibration into reports/
 replay: $(COMPILED)
