@@ -75,7 +75,7 @@ demo: $(COMPILED)
 # folder, macOS applications) or, where apt-get exists, installed from Debian's chromium;
 # elsewhere the script says how to install one (brew, playwright install) and stops.
 chromium:
-	@echo "browser for the browser test: $$(bash scripts/install-chromium.sh | tail -n 1)"
+	@bash scripts/install-chromium.sh
 
 test: $(COMPILED) chromium
 	$(PY) -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
