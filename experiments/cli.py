@@ -82,11 +82,11 @@ def promote_cmd(obj: _ExperimentsObj, model: str, version: int, force: bool, rea
         PlaybookGate,
         promote_playbook_model,
     )
-    from experiments.registry import promote
+    from experiments.registry import STEP_SENTENCES, promote
     from replay.executors import LocalProcessExecutor, SerialExecutor
 
     executor = SerialExecutor() if executor_kind == "serial" else LocalProcessExecutor(workers)
-    on_step = lambda step: click.echo(f"  .. {step}")  # noqa: E731
+    on_step = lambda step: click.echo(STEP_SENTENCES.get(step, step))  # noqa: E731
     try:
         if model.startswith(PLAYBOOK_PREFIX):  # stability and later-holdout coverage
             rules = PlaybookGate.from_json(gate_path.read_text()) if gate_path else (
@@ -103,7 +103,9 @@ def promote_cmd(obj: _ExperimentsObj, model: str, version: int, force: bool, rea
         _fail(exc)
     finally:
         executor.close()
-    click.echo(str(result))
+    if result.comparison is not None:
+        click.echo(f"Comparison: {result.comparison}")
+    click.echo(result.sentence())
     if not result.moved:
         sys.exit(1)
 
@@ -121,7 +123,7 @@ def rollback_cmd(model: str, reason: str) -> None:
                           if model.startswith(PLAYBOOK_PREFIX) else None)
     except (BuddyError, ValueError) as exc:
         _fail(exc)
-    click.echo(str(result))
+    click.echo(result.sentence())
 
 
 @experiments.command("list")

@@ -12,21 +12,25 @@
 4. Print which config production consumers load now; ``buddy evaluate`` then reports it
    (``config buddy-scoring@<version> #<hash>``).
 
+Each step is printed as a sentence while it happens. The MLflow runs are open while their
+work runs (``experiments.tracking.tracked_run``): ``make mlflow-ui`` shows their duration.
+
 ``python -m experiments.pipeline [--db PATH] [--serial]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import click
 
 from buddy.config import ScoringConfig, default_scoring_config
 from buddy.store import Store
 from experiments.gate import DEFAULT_GATE, GateConfig, ReplayHoldoutScorer
-from experiments.registry import Promotion
+from experiments.registry import STEP_SENTENCES, Promotion
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,42 +55,55 @@ def run_pipeline(db: str | os.PathLike[str] | None = None, *, gate: GateConfig =
 
     store = Store(db)
     if store.bar_coverage().empty:
+        echo(f"The database {store.path} holds no bars: building it from the bundled data.")
         prepare_store(store, echo=echo, progress=False)
     experiments = ensure_store()
-    echo(f"experiment store: {experiments.uri}")
+    echo(f"Experiment store: {experiments.uri} (browse it with `make mlflow-ui`).")
     config = config or default_scoring_config()
     version = register_config(config, experiments=experiments)
-    echo(f"registered buddy-scoring v{version} #{config.hash}")
-    echo(f"gate: {', '.join(f'{r.metric} (tolerance {r.tolerance:g})' for r in gate.rules)}; "
-         f"holdout {gate.window.describe()}")
+    echo(f"Registered scoring config #{config.hash} as buddy-scoring v{version}.")
+    rules = ", ".join(f"{r.metric} (tolerance {r.tolerance:g})" for r in gate.rules)
+    echo(f"The gate replays it on the holdout window ({gate.window.describe()}) and asks it "
+         f"to be no worse than production on {rules}, over at least {gate.min_n} resolved "
+         "trades.")
     executor = SerialExecutor() if serial else LocalProcessExecutor(workers=2)
-    scorer = ReplayHoldoutScorer(store, executor=executor)
+    scorer = ReplayHoldoutScorer(store, executor=executor, experiments=experiments)
     try:
         promotion = promote(version, gate=gate, scorer=scorer, experiments=experiments,
-                            on_step=lambda step: echo(f"  .. {step}"))
+                            on_step=lambda step: echo(STEP_SENTENCES.get(step, step)))
     finally:
         executor.close()
-    echo(str(promotion))
     for config_hash, (replay_run, mlflow_run) in scorer.runs.items():
-        echo(f"replay of #{config_hash}: replay run {replay_run}, MLflow run {mlflow_run}")
+        echo(f"Config #{config_hash} was replayed on the holdout as replay run {replay_run}"
+             + (f", logged as MLflow run {mlflow_run} in buddy-replays." if mlflow_run
+                else "."))
+    if promotion.comparison is not None:
+        echo(f"Comparison: {promotion.comparison}")
+    echo(promotion.sentence())
     production = load_production_config() or default_scoring_config()
     echo(f"buddy evaluate will use {production.name}@{production.version} #{production.hash}")
     return PipelineResult(version=version, promotion=promotion, production=production,
                           replay_runs=dict(scorer.runs))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the pipeline from the command line; exit 1 when the gate refused."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.pipeline",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--db", default=os.environ.get("BUDDY_DB", "data/buddy.duckdb"),
-                        help="DuckDB file (default: $BUDDY_DB or data/buddy.duckdb)")
-    parser.add_argument("--serial", action="store_true", help="replay in this process")
-    args = parser.parse_args(argv)
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-    result = run_pipeline(args.db, serial=args.serial)
-    return 0 if result.promotion.moved else 1
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="DuckDB file (default: $BUDDY_DB, else the project's data/buddy.duckdb); "
+                   "built from the bundled data when it holds no bars.")
+@click.option("--serial", is_flag=True, help="Replay in this process (no worker processes).")
+def main(db: Path | None, serial: bool) -> None:
+    """Register the packaged scoring config, replay it on the gate's holdout and promote it.
+
+    Exit code 0 when production moved (or already held it), 1 when the gate refused.
+    """
+    from buddy.paths import db_path
+
+    path = db_path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    result = run_pipeline(path, serial=serial, echo=click.echo)
+    if not result.promotion.moved:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main(prog_name="python -m experiments.pipeline")

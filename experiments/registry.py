@@ -86,6 +86,14 @@ PREVIOUS = "previous"
 #: The steps of a promotion, reported to ``on_step`` as they complete.
 STEPS: tuple[str, ...] = ("compared", "recorded", "previous_moved", "production_moved")
 
+#: Each step in words (what a command prints as the step completes).
+STEP_SENTENCES: dict[str, str] = {
+    "compared": "The gate compared the challenger with production on the holdout window.",
+    "recorded": "The decision is recorded as a run in the buddy-promotions experiment.",
+    "previous_moved": "The alias 'previous' names the outgoing production version.",
+    "production_moved": "The alias 'production' moved; consumers load the new version now.",
+}
+
 StepHook = Callable[[str], None]
 
 
@@ -116,6 +124,24 @@ class Promotion:
     @staticmethod
     def _v(version: str | None) -> str:
         return "(none)" if version is None else f"v{version}"
+
+    def sentence(self) -> str:
+        """Return what happened in one or two plain sentences (the commands' summary)."""
+        where = f"The decision is MLflow run {self.run_id} in buddy-promotions."
+        if self.action == "rollback":
+            return (f"Production of {self.model} rolled back from {self._v(self.production_before)}"
+                    f" to {self._v(self.production_after)}. {where}")
+        reason = self.comparison.reason if self.comparison is not None else ""
+        if not self.moved:
+            return (f"Production of {self.model} stays on {self._v(self.production_before)}: "
+                    f"v{self.version} was refused ({reason}). {where}")
+        if self.production_before is None:
+            return f"{self.model} v{self.version} is now production ({reason}). {where}"
+        if self.production_before == self.version:
+            return f"{self.model} v{self.version} already held production. {where}"
+        return (f"Production of {self.model} moved from {self._v(self.production_before)} to "
+                f"v{self.version} ({reason}); 'previous' is {self._v(self.previous_after)}. "
+                f"{where}")
 
 
 # ---------------------------------------------------------------------------- logging

@@ -12,7 +12,7 @@ import pytest
 from buddy.store import Store
 from experiments.gate import GateConfig, HoldoutWindow, ReplayHoldoutScorer
 from experiments.pipeline import run_pipeline
-from experiments.registry import alias_version, promote, register_config
+from experiments.registry import STEP_SENTENCES, STEPS, alias_version, promote, register_config
 from experiments.tracking import PARENT_TAG, REPLAYS_EXPERIMENT, ensure_store
 from replay.executors import SerialExecutor
 from tests.experiments.helpers import heavier_risk_config
@@ -72,6 +72,11 @@ def test_the_pipeline_logs_replays_and_promotes_and_the_gate_then_compares_real_
     assert result.production.version == str(result.version)
     assert lines[-1] == (f"buddy evaluate will use buddy-scoring@{result.version} "
                          f"#{result.production.hash}")
+    # sentences, in the order the work happened
+    assert [line for line in lines if line in STEP_SENTENCES.values()] == [
+        STEP_SENTENCES[step] for step in STEPS]
+    assert lines[-2] == result.promotion.sentence()
+    assert "is now production" in lines[-2] and result.promotion.run_id in lines[-2]
     assert result.promotion.comparison.challenger_metrics["n"] >= 5
     (_, replay_mlflow_run), = result.replay_runs.values()
     client = ensure_store().client
