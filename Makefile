@@ -91,11 +91,19 @@ replay: $(COMPILED)
 	    $(if $(START),--start "$(START)") $(if $(END),--end "$(END)") \
 	    $(if $(CONFIG),--config "$(CONFIG)") $(if $(EXECUTOR),--executor "$(EXECUTOR)")
 
+# One uvicorn worker and no GenAI job runner: MLflow's defaults (4 workers plus a huey job
+# consumer, 15 processes, ~29 CPU-seconds before the page answers) crowd 2 cores; this
+# starts 2 processes in ~8 CPU-seconds. MLFLOW_WORKERS=4 for a shared server.
+MLFLOW_WORKERS ?= 1
 mlflow-ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port $(MLFLOW_PORT)
+	@echo "MLflow UI for $(MLFLOW_TRACKING_URI) on http://127.0.0.1:$(MLFLOW_PORT) (Ctrl-C stops it)"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+	    --backend-store-uri $(MLFLOW_TRACKING_URI) --registry-store-uri $(MLFLOW_TRACKING_URI) \
+	    --host 127.0.0.1 --port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS)
 
 promote-demo: $(COMPILED)
 	$(PY) -m experiments.pipeline --db $(BUDDY_DB)
+	@echo "An evaluation with the production config (its report names the config it used):"
 	$(VENV)/bin/buddy evaluate --user demo --symbol AAPL --side long --timeframe 1d \
 	    --entry 560.99 --stop 537.68 --target 607.62 --size 100 --as-of 2012-06-01 --no-log
 
