@@ -89,9 +89,10 @@ def database_for(path: str | os.PathLike[str] | None = None, *, field: str = "db
     $BUDDY_DB, else the project's), refusing a file that does not exist.
 
     A missing file is allowed only with ``build`` and only where no path was named (the
-    project's database or $BUDDY_DB: the caller builds it and says so), so a mistyped or
-    relative path never starts a new, empty database somewhere else. Raises FieldErrors
-    naming ``field``, the rule and the absolute path.
+    project's database, or an absolute $BUDDY_DB: the caller builds it and says so), so a
+    mistyped or relative path (a kernel runs in notebooks/) never starts a new, empty
+    database somewhere else. Raises FieldErrors naming ``field``, the rule and the absolute
+    path.
     """
     from buddy.errors import FieldError, FieldErrors
 
@@ -99,10 +100,17 @@ def database_for(path: str | os.PathLike[str] | None = None, *, field: str = "db
     found = Path(os.path.abspath(db_path(path if named else None)))
     if found.is_file():
         return found
-    if build and not named:
+    env = os.environ.get(DB_ENV, "").strip()
+    relative_env = not named and bool(env) and not Path(env).expanduser().is_absolute()
+    if build and not named and not relative_env:
         found.parent.mkdir(parents=True, exist_ok=True)
         return found
-    how = ("leave it empty for the project's database, or build one with `make demo`"
-           if named else "build it with `make demo` (or `buddy data load-sample`)")
+    if named:
+        how = "leave it empty for the project's database, or build one with `make demo`"
+    elif relative_env:
+        how = (f"${DB_ENV}={env!r} is read from the working folder {Path.cwd()}: give "
+               f"${DB_ENV} as an absolute path")
+    else:
+        how = "build it with `make demo` (or `buddy data load-sample`)"
     raise FieldErrors([FieldError(field, f"must name an existing DuckDB file ({how})",
                                   str(found))])

@@ -121,3 +121,18 @@ def test_scoring_config_names_its_field(tmp_path: Path) -> None:
     with pytest.raises(FieldErrors) as refused:
         scoring_config(str(tmp_path / "none.json"), field="--config")
     assert refused.value.fields == ("--config",)
+
+
+def test_a_relative_buddy_db_that_is_missing_is_refused_not_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `BUDDY_DB=data/buddy.duckdb jupyter lab`: the kernel starts in notebooks/, where the
+    # relative path names no file; building there would be a second, empty database
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BUDDY_DB", "data/buddy.duckdb")
+    with pytest.raises(FieldErrors) as refused:
+        paths.database_for("", build=True)
+    assert refused.value.fields == ("db_path",)
+    assert "BUDDY_DB" in str(refused.value) and "absolute" in str(refused.value)
+    assert not (tmp_path / "data").exists()
+    monkeypatch.setenv("BUDDY_DB", str(tmp_path / "abs" / "buddy.duckdb"))
+    assert paths.database_for("", build=True) == tmp_path / "abs" / "buddy.duckdb"
