@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Iterable
 from datetime import date
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -298,7 +299,11 @@ class FxCalendar(_CalendarBase):
 
 @cache
 def _exchange_calendar(name: str) -> ExchangeCalendar:
-    return ExchangeCalendar(name)
+    # built once per user and day, not once per process (buddy.data.calendar_cache)
+    from buddy.data.calendar_cache import cached_calendar
+
+    return cached_calendar(name, lambda: ExchangeCalendar(name), kind=ExchangeCalendar,
+                           source=Path(__file__))
 
 
 @cache
