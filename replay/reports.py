@@ -392,6 +392,8 @@ def report(ctx: click.Context, db: str | None, source: str, symbols: str, timefr
     from buddy.demo import prepare_store
     from buddy.jobs.levels import run_levels_job
     from buddy.paths import database_for, project_root
+    from replay.engine import run_replay, standard_providers
+    from replay.executors import make_executor
 
     progress = not no_progress
     chosen = symbol_list(symbols)
@@ -412,13 +414,26 @@ def report(ctx: click.Context, db: str | None, source: str, symbols: str, timefr
     # level snapshots too, so the replay reads levels instead of computing them per intent
     # (the job is incremental: a second run only adds new bars)
     run_levels_job(store, symbols=chosen or None, progress=progress)
+    # the replay itself runs here, with its bar on the terminal (a notebook's bars are
+    # widgets, which papermill does not show); 10_replay, given the same inputs, finds the
+    # finished run by its id and reports on it
+    intents, trades = load_intents(store, source, symbols=chosen, timeframe=timeframe,
+                                   start=start, end=end, field="--source")
+    if intents.empty:
+        click.echo(f"error: nothing to replay: --source {source!r} gave 0 intents for these "
+                   "symbols, timeframe and dates (no run was stored)", err=True)
+        ctx.exit(2)
+    with make_executor(executor) as pool:
+        run_replay(store, intents, config=scoring_config(config_ref, field="--config"),
+                   name=run_name, mode="batch", trades=trades, executor=pool,
+                   providers=standard_providers(), progress=progress)
     folder = Path(out) if out else project_root() / "reports"
     reports = run_replay_reports(
         path, folder, progress=progress,
         replay_parameters={"intent_source": source, "symbols": chosen, "timeframe": timeframe or "",
                            "start": start, "end": end, "config_ref": config_ref,
-                           "run_name": run_name, "executor": executor, "n_boot": n_boot,
-                           "progress": progress},
+                           "run_name": run_name, "mode": "batch", "executor": executor,
+                           "n_boot": n_boot, "progress": progress},
         calibration_parameters={"n_boot": n_boot})
     click.echo(f"replay run {reports.run_id}")
     for written in (*reports.notebooks, *reports.html):

@@ -39,6 +39,7 @@ def test_replay_report_runs_both_notebooks_into_readable_reports(
     ran = CliRunner().invoke(cli, ["--db", str(db), "replay", "report", *TINY_REPLAY,
                                    "--out", str(out)])
     assert ran.exit_code == 0, ran.output
+    assert "replay nb-test" in ran.stderr  # the replay's own bar, on the terminal
 
     runs = list_runs(Store(db))
     run_id = runs["run_id"].iloc[0]
