@@ -185,8 +185,9 @@ def price_figure(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, 
                  ) -> dict[str, Any]:
     """Return candlesticks of ``frame`` with the intent's entry, stop and target, ``levels``
     and the ``cited`` levels as a plotly.js figure (data, layout, config). Each line is a
-    trace (hover, legend toggle) whose ``meta`` says what it is: ``kind`` ('entry', 'stop',
-    'target', 'level' or 'cited'), ``price``, and for a cited level ``code`` and ``name``."""
+    labelled trace (hover) whose ``meta`` says what it is: ``kind`` ('entry', 'stop',
+    'target', 'level' or 'cited'), ``price``, and for a level ``name`` (a cited one's
+    ``code`` too)."""
     fmt = "%Y-%m-%d %H:%M" if intent.timeframe.is_intraday else "%Y-%m-%d"
     # a category axis: bars side by side as traded, no empty weekends or nights
     x = [ts.strftime(fmt) for ts in frame["ts"]]
@@ -211,6 +212,11 @@ def price_figure(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, 
     for name, price in levels.items():
         line(f"{name} {price:g}", price, _LEVEL, "dot", {"kind": "level", "name": name},
              width=1.0)
+        annotations.append({"xref": "paper", "x": 0, "xanchor": "left", "y": price,
+                            "yref": "y", "yanchor": "bottom", "text": html.escape(
+                                f"{name} {price:g}"), "showarrow": False,
+                            "font": {"size": 9, "color": "#546e7a"},
+                            "bgcolor": "rgba(255,255,255,0.85)"})
     for level in cited:
         line(level.label, level.price, _CITED, "dashdot",
              {"kind": "cited", "name": level.name, "code": level.code}, width=1.6)
@@ -231,12 +237,12 @@ def price_figure(frame: pd.DataFrame, intent: TradeIntent, levels: Mapping[str, 
              f"{intent.as_of:%Y-%m-%d %H:%M} UTC (drag to zoom, double-click to reset)")
     layout = {
         "title": {"text": html.escape(title), "font": {"size": 12}, "x": 0.01},
-        "height": HEIGHT + 90, "autosize": True, "dragmode": "zoom", "hovermode": "x",
+        "height": HEIGHT + 40, "autosize": True, "showlegend": False,
+        "dragmode": "zoom", "hovermode": "x",
         "margin": {"l": _LEFT, "r": _RIGHT, "t": 36, "b": 28},
-        "xaxis": {"type": "category", "nticks": 8, "rangeslider": {"visible": False},
-                  "showgrid": False},
+        "xaxis": {"type": "category", "nticks": 6, "tickangle": 0, "automargin": True,
+                  "rangeslider": {"visible": False}, "showgrid": False},
         "yaxis": {"range": [ylim[0], ylim[1]], "gridcolor": "#eceff1", "tickformat": ",.4~g"},
-        "legend": {"orientation": "h", "y": -0.12, "font": {"size": 10}},
         "annotations": annotations, "plot_bgcolor": "white", "paper_bgcolor": "white",
     }
     config = {"displaylogo": False, "responsive": True, "scrollZoom": False,

@@ -27,6 +27,7 @@ from buddy.users.store import set_user
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "reports" / "workbench.png"
+CHART_SHOT = REPO / "reports" / "workbench-chart.png"
 FIND_CHROMIUM = REPO / "scripts" / "install-chromium.sh"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
                   "--no-first-run", "--disable-component-update", "--disable-sync"]
@@ -110,6 +111,9 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
         try:
             page = browser.pages[0] if browser.pages else browser.new_page()
             page.set_default_timeout(REPORT_READY_MS)
+            # widgets render after the kernel answers: on a loaded machine that can take
+            # longer than expect()'s 5 s default
+            expect.set_options(timeout=REPORT_READY_MS)
             page.goto(url, wait_until="domcontentloaded", timeout=PAGE_READY_MS)
             try:
                 page.wait_for_selector(".tb-form", timeout=PAGE_READY_MS)
@@ -156,6 +160,8 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
                      if kind == "cited" and code == "ENTRY_UNDER_RESISTANCE"]
             assert len(cited) == 1 and abs(cited[0] - 397.7) < 0.05
             expect(plot.locator(".annotation-text", has_text="prior-day high")).to_have_count(1)
+            CHART_SHOT.parent.mkdir(parents=True, exist_ok=True)
+            plot.screenshot(path=str(CHART_SHOT))
             # interactive: hovering a bar shows its prices, dragging zooms in
             drag = plot.locator(".nsewdrag").first
             box = drag.bounding_box()
@@ -198,3 +204,4 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
+    assert CHART_SHOT.stat().st_size > 10_000
