@@ -156,9 +156,9 @@ def market_data(instrument: Instrument, bars: pd.DataFrame, features: pd.DataFra
         # each feature row on the as-of basis of its own bar's session: the split factor of
         # the session, whether or not that bar is inside the bar window
         per_row = split_factor_of_times(features["ts"], instrument.timezone, actions, as_of)
-        for column in PRICE_LEVEL_FEATURES:
-            if column in features:
-                features[column] = features[column].to_numpy() / per_row
+        columns = [c for c in PRICE_LEVEL_FEATURES if c in features]
+        if columns:  # one block assignment: a column at a time costs a frame copy each
+            features[columns] = features[columns].to_numpy(np.float64) / per_row[:, None]
     calendar = get_calendar(instrument.trading_calendar)
     first_session = pd.Timestamp(bars["session"].iloc[0]).date()
     as_of_ts = pd.Timestamp(as_of)
@@ -166,11 +166,12 @@ def market_data(instrument: Instrument, bars: pd.DataFrame, features: pd.DataFra
     sessions = calendar.sessions(first_session, as_of_day)
     closes = calendar.session_open_close(sessions)["close"]
     closed = sessions[(closes <= as_of_ts).to_numpy()]
-    have = pd.DatetimeIndex(pd.to_datetime(bars["session"])).normalize()
-    expected = pd.DatetimeIndex(closed).tz_localize(None).normalize()
+    # sessions as day numbers (numpy, no index built per comparison)
+    have = np.asarray(pd.to_datetime(bars["session"])).astype("datetime64[D]")
+    expected = np.asarray(pd.DatetimeIndex(closed).tz_localize(None)).astype("datetime64[D]")
     last_session = have.max()
-    missing_sessions = expected[(~expected.isin(have)) & (expected <= last_session)]
-    since_last = int((expected > last_session).sum())
+    missing_sessions = expected[~np.isin(expected, have) & (expected <= last_session)]
+    since_last = int(np.count_nonzero(expected > last_session))
     splits = tuple((pd.Timestamp(d).date(), float(r)) for d, r in
                    zip(actions.get("ex_date", []), actions.get("ratio", []), strict=True))
     n_without = int((~bars["ts"].isin(features["ts"])).sum()) if len(features) else len(bars)
@@ -179,7 +180,7 @@ def market_data(instrument: Instrument, bars: pd.DataFrame, features: pd.DataFra
         features=features.reset_index(drop=True),
         last_bar_close=pd.Timestamp(bars["ts_close"].iloc[-1]).to_pydatetime(),
         sessions_since_last_bar=since_last,
-        missing_sessions=tuple(d.date() for d in missing_sessions),
+        missing_sessions=tuple(missing_sessions.astype(object)),
         window_sessions=int(np.count_nonzero(expected <= last_session)),
         bars_without_features=n_without,
         splits_applied=splits,
