@@ -77,6 +77,7 @@ from buddy.store.replay import (
     set_run_status,
     write_results,
 )
+from buddy.store.tables import process_reads_directory, reads_shared, share_reads
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.evidence import declared_facts, render_evidence
@@ -176,6 +177,8 @@ class ChunkTask:
     lookback_bars: int
     providers: tuple[tuple[str, PieceProvider], ...]
     intents: pd.DataFrame  # INTENT_COLUMNS + intent_no, in canonical order
+    #: where the run's workers share their whole-table reads (``buddy.store.tables``)
+    shared_tables: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -454,12 +457,16 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     providers = dict(providers or {})
     own_executor = executor is None
     executor = executor or LocalProcessExecutor(workers=2)
+    # the run's processes (and this process's later runs) read each whole table once
+    # between them, as memory-mapped files
+    shared = process_reads_directory()
     try:
-        return _run(store, intents, config=config, name=name, executor=executor,
-                    chunk_size=chunk_size, progress=progress, run_id=run_id, mode=mode,
-                    outcomes=outcomes, label=label, trades=trades, providers=providers,
-                    lookback_bars=lookback_bars, on_chunk=on_chunk, purpose=purpose,
-                    outcome_rules=outcome_rules, started=started)
+        with reads_shared(shared):
+            return _run(store, intents, config=config, name=name, executor=executor,
+                        chunk_size=chunk_size, progress=progress, run_id=run_id, mode=mode,
+                        outcomes=outcomes, label=label, trades=trades, providers=providers,
+                        lookback_bars=lookback_bars, on_chunk=on_chunk, purpose=purpose,
+                        outcome_rules=outcome_rules, started=started, shared_tables=shared)
     finally:
         if own_executor:
             executor.close()
@@ -476,7 +483,8 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
          outcomes: pd.DataFrame | None, label: bool, trades: pd.DataFrame | None,
          providers: dict[str, PieceProvider], lookback_bars: int,
          on_chunk: Callable[[ChunkCommitted], None] | None, purpose: str,
-         outcome_rules: OutcomeRules | None, started: float) -> ReplayRun:
+         outcome_rules: OutcomeRules | None, started: float, shared_tables: Path
+         ) -> ReplayRun:
     start = getattr(executor, "start", None)
     if callable(start):  # workers start (and import) while this process sets the run up
         start(worker_modules(providers))
@@ -517,7 +525,8 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
     chunks = list(_chunks(pending, chunk_size, by_series=mode == "intent"))
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
                        config_json=config_json, lookback_bars=lookback_bars,
-                       providers=tuple(sorted(providers.items())), intents=chunk)
+                       providers=tuple(sorted(providers.items())), intents=chunk,
+                       shared_tables=str(shared_tables))
              for n, chunk in enumerate(chunks))
     outcome_source = _OutcomeSource(store, frame, outcomes, trades, outcome_rules) if (
         outcomes is not None or label) else None
@@ -609,6 +618,7 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows:
     numbering = _cached(_NUMBERINGS, task.config_json, lambda: config_numbering(
         ScoringConfig.from_json(task.config_json)))
     store: Store = ReadOnlyStore(task.db_path)
+    share_reads(task.shared_tables)
     intents = task.intents.loc[:, list(INTENT_COLUMNS)]
     intent_nos = task.intents["intent_no"].to_numpy(dtype=np.int32)
     if task.mode == "batch":

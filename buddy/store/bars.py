@@ -85,10 +85,9 @@ _ALL_FEATURES_SQL = "SELECT * FROM ta_features ORDER BY symbol, timeframe, ts"
 
 def _whole(sql: str) -> Any:
     def read(store: Store) -> Any:
-        from buddy.store.tables import SeriesTable, arrow_frame
+        from buddy.store.tables import SeriesTable, arrow_frame, query_arrow
 
-        with store.connect(read_only=True) as con:
-            return SeriesTable.of(arrow_frame(con.sql(sql).to_arrow_table()))
+        return SeriesTable.of(arrow_frame(query_arrow(store, sql)))
 
     return read
 

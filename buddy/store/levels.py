@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from buddy.store.bars import closed_by
 from buddy.store.core import Store, scalar
-from buddy.store.tables import ArrowSeries, cached, utc_ns_column
+from buddy.store.tables import ArrowSeries, cached, query_arrow, utc_ns_column
 
 #: key_levels (and compute_key_levels) column -> the name reads return, for the nested levels.
 STORED_NAMES: dict[str, str] = {
@@ -179,8 +179,7 @@ def all_levels(store: Store, version: str) -> LevelsTable:
     the file is unchanged (``buddy.store.tables``). Not point-in-time: a row's bar is its last
     with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
     def read(store: Store) -> LevelsTable:
-        with store.connect(read_only=True) as con:
-            table = con.sql(_ALL_SERIES_SQL, params=[version]).to_arrow_table()
+        table = query_arrow(store, _ALL_SERIES_SQL, [version])  # shared by a run's workers
         return LevelsTable(
             rows=ArrowSeries.of(_snapshot_columns(table), "bar_symbol", "bar_timeframe"),
             bar_ts=utc_ns_column(table.column("bar_ts")),

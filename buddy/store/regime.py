@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from buddy.store.bars import closed_by
 from buddy.store.core import Store, series_where
-from buddy.store.tables import ArrowSeries, cached, utc_ns_column
+from buddy.store.tables import ArrowSeries, cached, query_arrow, utc_ns_column
 
 #: The last bar closed by as_of and its stored snapshot (NULLs when none).
 _STORED_SQL = f"""
@@ -118,9 +118,9 @@ def all_snapshots(store: Store) -> RegimeTable:
     file is unchanged (``buddy.store.tables``). Not point-in-time: a row's bar is its last
     with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
     def read(store: Store) -> RegimeTable:
-        with store.connect(read_only=True) as con:
-            snapshots = con.sql(_ALL_SNAPSHOTS_SQL).to_arrow_table().combine_chunks()
-            bars = con.sql(_ALL_BAR_TIMES_SQL).to_arrow_table()
+        # shared by a run's workers (buddy.store.tables.query_arrow), one chunk per column
+        snapshots = query_arrow(store, _ALL_SNAPSHOTS_SQL)
+        bars = query_arrow(store, _ALL_BAR_TIMES_SQL)
         spans = ArrowSeries.of(bars.select(["symbol", "timeframe"])).spans
         bar_ts = utc_ns_column(bars.column("ts"))
         stored = ArrowSeries.of(snapshots.select(["symbol", "timeframe"]))

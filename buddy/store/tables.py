@@ -13,19 +13,35 @@ context alone (replay results, evaluation logs) keep the cache, so a replay work
 table once while the run writes its results to the same file. One file's tables are held at
 a time (a new key drops the old tables). Point-in-time cuts are applied by the callers after
 the read (``buddy.store.bars``).
+
+Processes that read the same tables at the same time (a replay's workers) can share the
+reads: after ``share_reads(directory)`` each query result that ``arrow_table`` reads is
+written once to ``directory`` as an Arrow IPC file named by the file's state and the query,
+and every other process memory-maps it instead of querying DuckDB again (a lock per file
+makes a second reader wait for the first rather than read the same table beside it). The
+mapped pages are shared, not copied, between the processes. The directory belongs to whoever
+made it (``replay.engine.run_replay`` uses ``process_reads_directory``: one per process,
+removed at its exit).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hashlib
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.ipc as ipc
 
 if TYPE_CHECKING:
     from buddy.store.core import Store
@@ -70,6 +86,131 @@ def clear() -> None:
     with _lock:
         _held.clear()
         _held_key.clear()
+
+
+#: The directory this process shares whole-table reads through (None: not shared).
+_shared: list[Path | None] = [None]
+
+
+def share_reads(directory: str | Path | None) -> None:
+    """Share this process's ``arrow_table`` reads through Arrow IPC files in ``directory``
+    (None: stop sharing). The directory must exist; its files are named by the database
+    file's state, so a changed file is never read from an older state's files."""
+    _shared[0] = None if directory is None else Path(directory)
+
+
+@contextlib.contextmanager
+def reads_shared(directory: str | Path | None) -> Iterator[None]:
+    """Share this process's reads through ``directory`` inside the block (``share_reads``),
+    then go back to what was set before."""
+    before = _shared[0]
+    share_reads(directory)
+    try:
+        yield
+    finally:
+        _shared[0] = before
+
+
+#: This process's directory for shared reads (``process_reads_directory``), once made.
+_process_directory: list[Path] = []
+_PREFIX = "buddy-tables-"
+
+
+def process_reads_directory() -> Path:
+    """Return this process's directory for shared reads, made on first use in the temporary
+    directory and removed when the process exits; directories left by processes that died
+    without removing theirs are removed on the way.
+
+    It outlives a run on purpose: the next run of this process (a bench's or a weight
+    search's series of replays, each with new workers) maps the tables of an unchanged file
+    instead of reading them again.
+    """
+    with _lock:
+        if _process_directory:
+            return _process_directory[0]
+        root = Path(tempfile.gettempdir())
+        for stale in root.glob(f"{_PREFIX}*"):
+            owner = stale.name.removeprefix(_PREFIX).partition("-")[0]
+            if owner.isdigit() and not _running(int(owner)):
+                shutil.rmtree(stale, ignore_errors=True)
+        directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        _process_directory.append(directory)
+        return directory
+
+
+def _running(pid: int) -> bool:
+    if os.name != "posix":  # os.kill would end the process there: keep its directory
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def arrow_table(store: Store, name: str, read: Callable[[Store], pa.Table]) -> pa.Table:
+    """Return ``read(store)`` (a whole-table query as Arrow) with one chunk per column.
+
+    With ``share_reads`` on, from the shared directory's IPC file of this file state and
+    ``name`` (memory-mapped, no copy) when one exists; else read, written there for the
+    other processes (replacing the files of the same database file's older states), and
+    returned mapped. ``name`` must say everything that makes the query (its parameters too).
+    """
+    directory = _shared[0]
+    if directory is None or not directory.is_dir():
+        return read(store).combine_chunks()
+    path_key, inode, stamp = file_state(store)
+    database = _digest(path_key)
+    state = _digest((inode, stamp))
+    stem = f"{database}.{state}.{_digest(name)}"
+    path = directory / f"{stem}.arrow"
+    with _file_lock(directory / f"{stem}.lock"):
+        if not path.exists():
+            table = read(store).combine_chunks()
+            partial = directory / f"{stem}.{os.getpid()}.partial"
+            with pa.OSFile(str(partial), "wb") as sink, ipc.new_file(sink, table.schema
+                                                                       ) as writer:
+                writer.write_table(table)
+            os.replace(partial, path)  # readers never see half a file
+            for older in directory.glob(f"{database}.*.arrow"):
+                if older.name.split(".")[1] != state:  # mapped copies stay readable
+                    older.unlink(missing_ok=True)
+    # the table's buffers keep the mapping alive (closing the file here would unmap them)
+    return ipc.open_file(pa.memory_map(str(path))).read_all()
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:24]
+
+
+def query_arrow(store: Store, sql: str, params: list[Any] | None = None) -> pa.Table:
+    """Return a whole-table query's result as Arrow, one chunk per column, shared between
+    processes as ``arrow_table`` says (the table-family modules own the SQL)."""
+    def read(store: Store) -> pa.Table:
+        with store.connect(read_only=True) as con:
+            return con.sql(sql, params=params).to_arrow_table()
+
+    return arrow_table(store, repr((sql, params)), read)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (POSIX flock; elsewhere no lock: a second
+    process then reads the table beside the first, as without sharing)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def arrow_frame(table: pa.Table) -> pd.DataFrame:
