@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from buddy.batch.builder import build_batch_context
 from buddy.batch.context import BatchContext
 from buddy.batch.orchestrate import BatchReport, run_batch
+from buddy.batch.result import FACTS_SCHEMA, facts_from_json
 from buddy.config import ScoringConfig, canonical_json, identity_changes, stored_identity
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS, ContextPackBuilder, PieceProvider
 from buddy.domain import OrderType, Side, TradeIntent
@@ -80,7 +81,7 @@ from buddy.store.replay import (
 from buddy.store.tables import process_reads_directory, reads_shared, share_reads
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
-from replay.evidence import declared_facts, render_evidence
+from replay.evidence import declared_facts, render_evidence, stored_facts
 from replay.executors import Executor, LocalProcessExecutor
 from replay.model import (
     EXIT_REASONS,
@@ -121,10 +122,11 @@ RESULT_SCHEMA = pa.schema([
     ("n_issues", pa.int16()), ("module_scores", pa.list_(pa.float64())),
     ("module_status", pa.list_(pa.uint8())), ("module_severity", pa.list_(pa.uint8())),
     ("module_n_issues", pa.list_(pa.int16()))])
-#: A worker's issue rows (replay_issues without run_key).
+#: A worker's issue rows (replay_issues without run_key): integer keys and the typed facts
+#: as stored (``replay.evidence.stored_facts``), ready for one bulk insert.
 ISSUE_SCHEMA = pa.schema([
     ("intent_no", pa.int32()), ("module_no", pa.uint8()), ("issue_no", pa.uint16()),
-    ("code_no", pa.uint16()), ("severity", pa.uint8()), ("evidence_json", pa.string())])
+    ("code_no", pa.uint16()), ("severity", pa.uint8()), *FACTS_SCHEMA])
 #: The outcome columns of the wide row, as stored (exit_reason and outcome_source coded).
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
     "exit_reason": pa.uint8(), "entry_ts": pa.timestamp("us", tz="UTC"),
@@ -200,6 +202,8 @@ class Numbering:
     modules: tuple[str, ...]
     versions: tuple[str, ...]
     codes: tuple[tuple[str, str], ...]  # (module, code)
+    #: by code_no: the fact names and units the code declares (None: module unknown here)
+    declared: tuple[tuple[list[str], list[str]] | None, ...] = ()
 
     def module_nos(self) -> dict[str, int]:
         """Return module -> module_no."""
@@ -232,15 +236,16 @@ def config_numbering(config: ScoringConfig) -> Numbering:
     if len(modules) > 255 or len(codes) > 65535:
         raise ReplayError(f"config {config.name}: {len(modules)} modules and {len(codes)} "
                           "codes; the result tables hold at most 255 and 65535")
-    return Numbering(tuple(modules), tuple(versions), tuple(codes))
+    return Numbering(tuple(modules), tuple(versions), tuple(codes),
+                     tuple(declared_facts(module, code) for module, code in codes))
 
 
 def config_codes(config: ScoringConfig) -> pa.Table:
     """Return the code numbering of ``config`` (``config_numbering``): code_no, module,
     code, and the fact names and units each code declares (``replay.evidence
     .declared_facts``; NULL for a module not registered here), by code_no."""
-    codes = config_numbering(config).codes
-    declared = [declared_facts(module, code) for module, code in codes]
+    numbering = config_numbering(config)
+    codes, declared = numbering.codes, numbering.declared
     return pa.table({
         "code_no": pa.array(np.arange(len(codes), dtype=np.uint16)),
         "module": pa.array([m for m, _ in codes], pa.string()),
@@ -705,7 +710,8 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
                 elapsed_s: float) -> ChunkRows:
     """Return the chunk's Arrow tables from column-wise report rows (both paths end here):
     ``modules`` long form (row, module, status, score, severity, n_issues), ``issues`` long
-    form (row, module, issue_no, code, severity, evidence_json); rows index ``intent_nos``."""
+    form (row, module, issue_no, code, severity, and the facts typed as ``facts`` or as
+    ``evidence_json``); rows index ``intent_nos``."""
     n, width = len(intent_nos), len(numbering.modules)
     intent_nos = np.asarray(intent_nos, dtype=np.int32)
     m_rows = np.asarray(modules["row"], dtype=np.int64)
@@ -742,6 +748,9 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
         raise ReplayError(f"issue code {i_code[at]!r} of module {i_module[at]!r} is not "
                           "declared in the module's codes (config_numbering)")
     i_rows = np.asarray(issues["row"], dtype=np.int64)
+    facts = issues["facts"] if "facts" in issues else facts_from_json(
+        np.asarray(issues["evidence_json"], dtype=object))
+    facts = stored_facts(facts, code_nos, numbering.declared)
     issue_table = pa.table({
         "intent_no": pa.array(intent_nos[i_rows], pa.int32()),
         "module_no": pa.array(i_module_no.astype(np.uint8), pa.uint8()),
@@ -749,8 +758,7 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
         "code_no": pa.array(code_nos.astype(np.uint16), pa.uint16()),
         "severity": pa.array(_encode(issues["severity"], SEVERITIES, "issue severity"
                                      ).astype(np.uint8), pa.uint8()),
-        "evidence_json": pa.array(np.asarray(issues["evidence_json"], dtype=object),
-                                  pa.string())}, schema=ISSUE_SCHEMA)
+        **{name: facts.column(name) for name in FACTS_SCHEMA.names}}, schema=ISSUE_SCHEMA)
     return ChunkRows(chunk_no=chunk_no, results=results, issues=issue_table,
                      elapsed_s=elapsed_s)
 
@@ -759,7 +767,7 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
 def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos: np.ndarray,
                numbering: Numbering, *, elapsed_s: float = 0.0) -> ChunkRows:
     """Return the replay rows of a batch report (what ``report_rows`` gives per intent)."""
-    overall, modules, issues = report.overall, report.modules, report.issues
+    overall, modules, issues = report.overall, report.modules, report.issue_data
     return _chunk_rows(
         chunk_no, intent_nos, numbering,
         overall_score=overall["overall_score"].to_numpy(np.float64),
@@ -771,13 +779,7 @@ def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos
                  "score": modules["score"].to_numpy(np.float64),
                  "severity": modules["severity"].to_numpy(dtype=object),
                  "n_issues": modules["n_issues"].to_numpy(np.int64)},
-        issues={"row": issues["row"].to_numpy(np.int64),
-                "module": issues["module"].to_numpy(dtype=object),
-                "issue_no": issues["issue_no"].to_numpy(np.int64),
-                "code": issues["code"].to_numpy(dtype=object),
-                "severity": issues["severity"].to_numpy(dtype=object),
-                "evidence_json": issues["evidence_json"].to_numpy(dtype=object)},
-        elapsed_s=elapsed_s)
+        issues=issues, elapsed_s=elapsed_s)
 
 
 class ReadOnlyStore(Store):

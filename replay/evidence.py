@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from buddy.batch.result import render_one
 from buddy.domain import Fact
 from buddy.store import Store
 
@@ -26,41 +29,12 @@ def _missing(value: Any) -> bool:
         isinstance(value, float) and math.isnan(value))
 
 
-def _text(value: Any) -> str:
-    """Return the JSON text of a stored float (null when missing)."""
-    if _missing(value):
-        return "null"
-    return float.__repr__(float(value))
-
-
-def _part(numbers: Sequence[Any] | None, texts: Sequence[Any] | None, k: int) -> str:
-    """Return fact ``k``'s value (or threshold) as JSON text: its stored text when it is not
-    a float (re-encoded as Python writes it), else the float, else null."""
-    if texts is not None and not _missing(texts[k]):
-        return json.dumps(json.loads(texts[k]), sort_keys=True)
-    if numbers is None:
-        return "null"
-    return _text(numbers[k])
-
-
 def _listed(value: Any) -> Sequence[Any] | None:
     if _missing(value):
         return None
     if isinstance(value, np.ma.MaskedArray):  # a list column with NULL elements
         return value.tolist()
     return list(value)
-
-
-def render_one(names: Sequence[str], units: Sequence[str], values: Sequence[Any] | None,
-               value_json: Sequence[Any] | None, thresholds: Sequence[Any] | None,
-               threshold_json: Sequence[Any] | None) -> str:
-    """Return one issue's evidence JSON from its typed facts."""
-    parts = []
-    for k, name in enumerate(names):
-        parts.append(f'{{"name": {json.dumps(name)}, "threshold": '
-                     f'{_part(thresholds, threshold_json, k)}, "unit": {json.dumps(units[k])}, '
-                     f'"value": {_part(values, value_json, k)}}}')
-    return "[" + ", ".join(parts) + "]"
 
 
 def _first_listed(own: Any, declared: Any) -> Sequence[Any]:
@@ -163,3 +137,55 @@ def _plain(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value.item() if hasattr(value, "item") else value
+
+
+def stored_facts(facts: pa.Table, code_nos: np.ndarray,
+                 declared: Sequence[tuple[list[str], list[str]] | None]) -> pa.Table:
+    """Return typed ``facts`` (``buddy.batch.result.FACTS_SCHEMA``, names and units listed)
+    as ``replay_issues`` stores them: fact_names and fact_units NULL where they equal what
+    the issue's code declares (``declared[code_no]``: names and units, None when unknown),
+    column by column (a million issues are a few numpy passes)."""
+    code_nos = np.asarray(code_nos, dtype=np.int64)
+    out = facts
+    for position, column in ((0, "fact_names"), (1, "fact_units")):
+        lists = facts.column(column).combine_chunks()
+        same = _equals_declared(lists, code_nos, [None if d is None else d[position]
+                                                  for d in declared])
+        if same.any():
+            kept = pc.if_else(pa.array(same), pa.nulls(len(lists), lists.type), lists)
+            out = out.set_column(out.schema.get_field_index(column), column, kept)
+    return out
+
+
+def _equals_declared(lists: pa.ListArray, code_nos: np.ndarray,
+                     declared: Sequence[list[str] | None]) -> np.ndarray:
+    """Return, per issue, whether its list equals its code's declared list."""
+    n = len(lists)
+    if not n:
+        return np.zeros(0, dtype=bool)
+    widths = np.array([-1 if d is None else len(d) for d in declared], dtype=np.int64)
+    lengths = pc.fill_null(pc.list_value_length(lists), -2).to_numpy(zero_copy_only=False)
+    same = lengths == widths[code_nos]
+    width = max(int(widths.max(initial=0)), 1)
+    # strings as their position in the declared vocabulary: integer comparisons, not
+    # object ones (-1: a string no code declares; -2: past the end of a declared list)
+    vocabulary = pa.array(sorted({name for d in declared if d for name in d}), pa.string())
+    lookup = {name: k for k, name in enumerate(vocabulary.to_pylist())}
+    table = np.full((len(declared), width), -2, dtype=np.int64)
+    for code_no, names in enumerate(declared):
+        if names:
+            table[code_no, :len(names)] = [lookup[name] for name in names]
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    values = lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    flat = pc.fill_null(pc.index_in(values, value_set=vocabulary), -1).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    if len(flat):
+        counts = np.diff(offsets)
+        issue = np.repeat(np.arange(n), counts)
+        position = np.arange(len(flat)) - np.repeat(offsets[:-1] - offsets[0], counts)
+        wanted = np.full(len(flat), -2, dtype=np.int64)
+        inside = position < width
+        wanted[inside] = table[code_nos[issue[inside]], position[inside]]
+        differs = np.bincount(issue, weights=(flat != wanted), minlength=n) > 0
+        same &= ~differs
+    return same

@@ -21,19 +21,25 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
-    SEVERITY_RANK,
     BatchResult,
     FactColumn,
+    concat_columns,
     concat_results,
-    empty_issues,
-    evidence_json,
+    fact_table,
+    object_frame,
+    render_facts,
+    severity_ranks,
+    take_columns,
 )
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
@@ -53,21 +59,41 @@ class BatchReport:
     ``buddy.scoring.OVERALL_COLUMNS``: verdict, module_mean, band_lo, band_hi, n_unknown,
     risk_unknown; n_ranked: the ranked issues after dedupe);
     ``modules``: one row per (intent, module run) (row, module, version, status, score,
-    severity, n_issues), by row then configured order; ``issues``: one row per issue (row,
-    module, issue_no, code, severity, evidence_json), by row, module order, issue_no.
+    severity, n_issues), by row then configured order; ``issue_data``: one row per issue
+    (row, module, issue_no, code, severity, and the facts: typed as ``facts``, a
+    ``buddy.batch.result.FACTS_SCHEMA`` table, or as ``evidence_json``), by row, module
+    order, issue_no; ``issues`` the same as a frame with the evidence JSON.
     """
 
     overall: pd.DataFrame
     modules: pd.DataFrame
-    issues: pd.DataFrame
+    issue_data: Mapping[str, Any]
     fallbacks: tuple[str, ...] = ()  # modules that ran row by row (no batch form or it raised)
+    rendered: list[pd.DataFrame] = field(default_factory=list, init=False, repr=False,
+                                         compare=False)
+
+    @property
+    def issues(self) -> pd.DataFrame:
+        """The issues as a frame (row, module, issue_no, code, severity, evidence_json)."""
+        if not self.rendered:
+            columns = {name: self.issue_data[name] for name in ISSUE_REPORT_COLUMNS
+                       if name in self.issue_data}
+            if "evidence_json" not in columns:
+                columns["evidence_json"] = render_facts(self.issue_data["facts"])
+            self.rendered.append(object_frame(columns).loc[:, [*ISSUE_REPORT_COLUMNS]])
+        return self.rendered[0]
+
+
+#: The columns of BatchReport.issues.
+ISSUE_REPORT_COLUMNS: tuple[str, ...] = ("row", "module", "issue_no", "code", "severity",
+                                         "evidence_json")
 
 
 def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     """Evaluate every row of ``ctx`` with ``orchestrator``'s modules; see the module doc."""
     n = ctx.n
     account_code, opted_out = _opt_outs(ctx)
-    module_frames, issue_frames, fallbacks = [], [], []
+    module_frames, issue_parts, fallbacks = [], [], []
     for order, (evaluator, weight) in enumerate(orchestrator.evaluators):
         runs = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
         rows = np.flatnonzero(runs[account_code])
@@ -79,28 +105,39 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
             "version": result.version, "status": result.status, "score": result.score,
             "severity": result.severity, "n_issues": result.n_issues.astype(np.int32),
             "_weight": weight, "_guards_risk": bool(evaluator.guards_risk)}))
-        if len(result.issues):
-            issues = result.issues.copy()
-            issues["row"] = rows[issues["row"].to_numpy(np.int64)]
-            issues["issue_no"] = issues.groupby("row").cumcount().astype(np.int32)
-            issues["module"] = evaluator.name
-            issues["_order"] = order
-            issue_frames.append(issues)
+        columns = result.issue_arrays
+        if len(columns["row"]):
+            local = np.asarray(columns["row"], dtype=np.int64)
+            columns["row"] = rows[local]
+            columns["issue_no"] = _within_row(local)
+            columns["module"] = np.full(len(local), evaluator.name, dtype=object)
+            columns["_order"] = np.full(len(local), order, dtype=np.int64)
+            issue_parts.append(columns)
     modules = (pd.concat(module_frames, ignore_index=True) if module_frames
                else pd.DataFrame(columns=["row", "_order", "module", "version", "status",
                                           "score", "severity", "n_issues", "_weight",
                                           "_guards_risk"]))
     modules = modules.sort_values(["row", "_order"], kind="stable", ignore_index=True)
-    issues = (pd.concat(issue_frames, ignore_index=True) if issue_frames
-              else empty_issues().assign(issue_no=np.int32(0), module="", _order=0))
-    issues = issues.sort_values(["row", "_order", "issue_no"], kind="stable",
-                                ignore_index=True)
+    issues = concat_columns(issue_parts)
+    if issue_parts:
+        issues = take_columns(issues, np.lexsort((issues["issue_no"], issues["_order"],
+                                                  issues["row"])))
+    else:
+        issues.update(issue_no=np.zeros(0, dtype=np.int32), module=np.zeros(0, dtype=object))
+    issues.pop("_order", None)
     overall = _overall(orchestrator, n, modules, issues)
     return BatchReport(
         overall=overall, modules=modules.drop(columns=["_order", "_weight", "_guards_risk"]),
-        issues=issues.loc[:, ["row", "module", "issue_no", "code", "severity",
-                              "evidence_json"]],
-        fallbacks=tuple(fallbacks))
+        issue_data=issues, fallbacks=tuple(fallbacks))
+
+
+def _within_row(rows: np.ndarray) -> np.ndarray:
+    """Return each issue's number within its row (``rows`` sorted: 0, 1, ... per row)."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.int32)
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    counts = np.diff(np.r_[starts, len(rows)])
+    return (np.arange(len(rows)) - np.repeat(starts, counts)).astype(np.int32)
 
 
 def _opt_outs(ctx: BatchContext) -> tuple[np.ndarray, list[frozenset[str]]]:
@@ -170,32 +207,35 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
         reasons = ctx.missing[piece][at]
         reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
         issue_rows.append(at)
-        issue_evidence.append(evidence_json([
+        issue_evidence.append(fact_table([
             FactColumn("module_name", evaluator.name), FactColumn("piece", piece),
             FactColumn("reason", reasons)], len(at)))
     if not issue_rows:
         return np.zeros(0, dtype=np.int64), None
     rows = np.concatenate(issue_rows)
     order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, evidence = rows[order], np.concatenate(issue_evidence)[order]
+    rows, evidence = rows[order], pa.concat_tables(issue_evidence).take(order)
     skipped_rows, renumbered = np.unique(rows, return_inverse=True)
     n = len(skipped_rows)
-    issues = pd.DataFrame({"row": renumbered.reshape(-1).astype(np.int64),
-                           "code": "CONTEXT_MISSING", "severity": Severity.LOW.value,
-                           "evidence_json": evidence})
+    k = len(rows)
+    issues = {"row": renumbered.reshape(-1).astype(np.int64),
+              "code": np.full(k, "CONTEXT_MISSING", dtype=object),
+              "severity": np.full(k, Severity.LOW.value, dtype=object),
+              "action": np.full(k, "", dtype=object), "facts": evidence,
+              "action_facts": fact_table([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
         severity=np.full(n, Severity.LOW.value, dtype=object),
         status=np.full(n, ModuleStatus.SKIPPED.value, dtype=object), issue_data=issues)
 
 
-def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame, issues: pd.DataFrame
-             ) -> pd.DataFrame:
+def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
+             issues: Mapping[str, Any]) -> pd.DataFrame:
     status = modules["status"].to_numpy(dtype=object)
     score = modules["score"].to_numpy(np.float64)
-    rows = issues["row"].to_numpy(np.int64)
-    codes = issues["code"].to_numpy(dtype=object)
-    names = issues["module"].to_numpy(dtype=object)
+    rows = np.asarray(issues["row"], dtype=np.int64)
+    codes = np.asarray(issues["code"], dtype=object)
+    names = np.asarray(issues["module"], dtype=object)
     # asked once per distinct (module, code)
     module_no, _ = pd.factorize(names)
     code_no, code_names = pd.factorize(codes)
@@ -208,21 +248,22 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame, issues: 
         module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
         module_known=(status == ModuleStatus.OK.value) & ~np.isnan(score),
         module_guards_risk=modules["_guards_risk"].to_numpy(bool),
-        issue_row=rows[ranked],
-        issue_rank=issues["severity"].map(SEVERITY_RANK).to_numpy(np.int64)[ranked])
-    # dedupe keeps one issue per code, except orchestrator items, which are per module
-    per_module = issues["code"].isin(list(ORCHESTRATOR_TEMPLATES)).to_numpy()
-    key = np.where(per_module, issues["module"].astype(str) + "\x00" + issues["code"],
-                   "\x00" + issues["code"].astype(str)) if len(issues) else np.array([])
+        issue_row=rows[ranked], issue_rank=severity_ranks(
+            np.asarray(issues["severity"], dtype=object))[ranked])
+    # dedupe keeps one issue per code, except orchestrator items, which are per module:
+    # a key per distinct (module, code), per module only for orchestrator items
+    per_module = np.isin(code_names, list(ORCHESTRATOR_TEMPLATES))
+    key = np.where(per_module[code_no], module_no * len(code_names) + code_no,
+                   -1 - code_no) if len(rows) else np.zeros(0, dtype=np.int64)
     overall.insert(3, "n_issues", _distinct_per_row(n, rows, key))
-    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked] if len(key) else key)
+    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked])
     return overall
 
 
 def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray) -> np.ndarray:
     counts = np.zeros(n, dtype=np.int32)
     if len(rows):
-        distinct = pd.DataFrame({"row": rows, "key": key}).drop_duplicates().groupby(
-            "row").size()
-        counts[distinct.index.to_numpy(np.int64)] = distinct.to_numpy(np.int32)
+        _, first = np.unique(np.stack([rows, key.astype(np.int64)]), axis=1,
+                             return_index=True)
+        np.add.at(counts, rows[first], 1)
     return counts

@@ -3,9 +3,11 @@
 A module's batch form returns, for N intents (rows 0..N-1 of a BatchContext), the same
 verdicts its scalar form returns one at a time: a score, a severity and a status per row,
 and its issues in long form (one row per issue, in the order the scalar form emits them).
-Evidence is kept as the JSON the replay tables store (``evidence_json``), built by
-``evidence_json`` exactly as ``json.dumps([fact.as_dict() ...], sort_keys=True)`` builds it
-for one issue.
+Evidence is kept as typed columns (``fact_table``: numbers as numbers, the JSON text only of
+values that are not floats; what replay stores), and its JSON, exactly as
+``json.dumps([fact.as_dict() ...], sort_keys=True)`` writes it for one issue, is rendered
+from them only when asked for (``render_facts``; ``evidence_json`` writes it from the fact
+columns directly).
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, ModuleStatus, Severity
 
@@ -174,31 +177,258 @@ def _json_scalar(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+# ---------------------------------------------------------------------------- typed facts
+#: An issue's facts as typed columns, one list element per fact in emission order: each
+#: value as a number where it is one (NULL elsewhere); ``fact_json`` NULL when every value is
+#: a float, else the JSON text of each value that is not a float (NULL at the floats);
+#: thresholds the same way (``fact_thresholds`` NULL when no fact has one, ``threshold_json``
+#: the text of thresholds that are neither floats nor null); the names and units, listed.
+#: What ``replay_issues`` stores, without replay's collapse of declared names and units.
+FACTS_SCHEMA = pa.schema([
+    ("fact_values", pa.list_(pa.float64())), ("fact_json", pa.list_(pa.string())),
+    ("fact_thresholds", pa.list_(pa.float64())), ("threshold_json", pa.list_(pa.string())),
+    ("fact_names", pa.list_(pa.string())), ("fact_units", pa.list_(pa.string()))])
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One fact part (value or threshold) on n rows, as the typed columns hold it."""
+
+    number: np.ndarray  # float64: the value where it is a number (int or float)
+    numeric: np.ndarray  # bool: the JSON value is a number
+    text: np.ndarray  # object: JSON text where the value is not a float, else None
+    null: np.ndarray  # bool: the JSON value is null
+
+
+def _parsed_part(values: Sequence[Any]) -> _Part:
+    """Return the typed form of JSON-parsed values (what ``json.loads`` gives)."""
+    n = len(values)
+    number, numeric = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    text, null = np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    for i, value in enumerate(values):
+        if isinstance(value, float):
+            number[i], numeric[i] = value, True
+        elif value is None:
+            text[i], null[i] = "null", True
+        elif isinstance(value, bool):
+            text[i] = "true" if value else "false"
+        elif isinstance(value, int):
+            number[i], numeric[i], text[i] = float(value), True, str(value)
+        else:
+            text[i] = json.dumps(value, sort_keys=True)
+    return _Part(number, numeric, text, null)
+
+
+def _part(value: Any, n: int) -> _Part:
+    """Return the typed form of a fact part on ``n`` rows: exactly what parsing the JSON
+    ``evidence_json`` writes for it gives (``_parsed_part``), without writing the JSON."""
+    if not isinstance(value, np.ndarray | pd.Series | list | tuple):
+        one = _parsed_part([json.loads(_json_scalar(value))])
+        return _Part(*(np.repeat(a, n) for a in (one.number, one.numeric, one.text, one.null)))
+    array = np.asarray(value)
+    if len(array) != n:
+        raise ValueError(f"fact column has {len(array)} values for {n} rows")
+    if array.dtype.kind == "f":
+        finite = np.isfinite(array)
+        return _Part(np.where(finite, array, np.nan).astype(np.float64), finite,
+                     np.where(finite, None, "null").astype(object), ~finite)
+    if array.dtype.kind in "iu":
+        return _Part(array.astype(np.float64), np.ones(n, dtype=bool),
+                     np.array(list(map(str, array.tolist())), dtype=object),
+                     np.zeros(n, dtype=bool))
+    if array.dtype.kind == "b":
+        return _Part(np.full(n, np.nan), np.zeros(n, dtype=bool),
+                     np.where(array, "true", "false").astype(object), np.zeros(n, dtype=bool))
+    if pd.api.types.infer_dtype(array, skipna=True) in ("string", "empty"):
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)
+        encoded = np.array([*(_json_scalar(u) for u in uniques), "null"], dtype=object)
+        return _Part(np.full(n, np.nan), np.zeros(n, dtype=bool), encoded[codes],
+                     codes < 0)
+    return _parsed_part([_plain(x) for x in array.tolist()])
+
+
+def _plain(value: Any) -> Any:
+    """Return what ``json.loads(_json_scalar(value))`` gives, without the JSON for the
+    usual scalars (a float, an int, a bool, a string, None)."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if value is None or kind is str or kind is bool or kind is int:
+        return value
+    return json.loads(_json_scalar(value))
+
+
+def _list_array(values: np.ndarray, valid: np.ndarray | None, rows_valid: np.ndarray | None,
+                n: int, k: int, type_: pa.DataType) -> pa.ListArray:
+    """Return n lists of k elements from the row-major ``values`` (element NULL where
+    ``valid`` is False; a whole list NULL where ``rows_valid`` is False)."""
+    offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k, pa.int32())
+    if type_ == pa.string():
+        flat = pa.array(values, pa.string(), from_pandas=True)
+    else:
+        flat = pa.array(values, type_, mask=None if valid is None else ~valid)
+    mask = None if rows_valid is None else pa.array(~rows_valid)
+    return pa.ListArray.from_arrays(offsets, flat, mask=mask)
+
+
+def fact_table(facts: Sequence[FactColumn], n: int) -> pa.Table:
+    """Return the typed facts (FACTS_SCHEMA) of ``n`` issues, each the list of ``facts``
+    at its row: what ``evidence_json(facts, n)`` says, as columns (``render_facts`` writes
+    that JSON back byte for byte)."""
+    k = len(facts)
+    if n > _DEDUPE_FROM and k:  # many rows share their facts: encode each distinct set once
+        first, inverse = _distinct_rows(facts, n)
+        if first is not None and len(first) < n // 2:
+            return fact_table([_rows_fact(f, first) for f in facts], len(first)).take(inverse)
+    values = [_part(f.value, n) for f in facts]
+    thresholds = [_part(f.threshold, n) for f in facts]
+
+    def stacked(parts: list[_Part], name: str, dtype: Any) -> np.ndarray:
+        if not k:
+            return np.zeros((n, 0), dtype=dtype)
+        return np.stack([getattr(p, name) for p in parts], axis=1)
+
+    value_text = stacked(values, "text", object)
+    has_text = value_text != None  # noqa: E711 (elementwise over an object array)
+    t_null = stacked(thresholds, "null", bool)
+    t_text = np.where(t_null, None, stacked(thresholds, "text", object))
+    t_has_text = t_text != None  # noqa: E711
+    names = np.tile(np.array([f.name for f in facts], dtype=object), n)
+    units = np.stack([_units(f.unit, n) for f in facts], axis=1) if k else np.zeros(
+        (n, 0), dtype=object)
+    return pa.table([
+        _list_array(stacked(values, "number", np.float64).ravel(),
+                    stacked(values, "numeric", bool).ravel(), None, n, k, pa.float64()),
+        _list_array(value_text.ravel(), None, has_text.any(axis=1), n, k, pa.string()),
+        _list_array(stacked(thresholds, "number", np.float64).ravel(),
+                    stacked(thresholds, "numeric", bool).ravel(), (~t_null).any(axis=1),
+                    n, k, pa.float64()),
+        _list_array(t_text.ravel(), None, t_has_text.any(axis=1), n, k, pa.string()),
+        _list_array(names, None, None, n, k, pa.string()),
+        _list_array(units.ravel(), None, None, n, k, pa.string())], schema=FACTS_SCHEMA)
+
+
+def _units(unit: Any, n: int) -> np.ndarray:
+    if isinstance(unit, np.ndarray | pd.Series | list | tuple):
+        array = np.asarray(unit, dtype=object)
+        if len(array) != n:
+            raise ValueError(f"fact unit column has {len(array)} values for {n} rows")
+        return np.array([_unit_text(u) for u in array.tolist()], dtype=object)
+    return np.full(n, _unit_text(unit), dtype=object)
+
+
+def _unit_text(unit: Any) -> str | None:
+    """Return a unit as the evidence JSON's unit reads back (None: JSON null)."""
+    if isinstance(unit, str) or unit is None:
+        return unit
+    parsed = json.loads(_json_scalar(unit))
+    return parsed if isinstance(parsed, str) or parsed is None else json.dumps(parsed)
+
+
+def facts_from_json(texts: Sequence[str]) -> pa.Table:
+    """Return the typed facts (FACTS_SCHEMA) of evidence JSON strings, one issue each (the
+    path of issues that come as JSON: per-intent reports, the row-by-row fallback)."""
+    columns: dict[str, list[Any]] = {name: [] for name in FACTS_SCHEMA.names}
+    for text in texts:
+        facts = json.loads(text)
+        value = _parsed_part([f["value"] for f in facts])
+        threshold = _parsed_part([f["threshold"] for f in facts])
+        t_text = [None if null else t for t, null in zip(threshold.text.tolist(),
+                                                          threshold.null.tolist(), strict=True)]
+        columns["fact_values"].append([x if ok else None for x, ok in zip(
+            value.number.tolist(), value.numeric.tolist(), strict=True)])
+        texts_ = value.text.tolist()
+        columns["fact_json"].append(texts_ if any(t is not None for t in texts_) else None)
+        columns["fact_thresholds"].append([x if ok else None for x, ok in zip(
+            threshold.number.tolist(), threshold.numeric.tolist(), strict=True)]
+            if not threshold.null.all() else None)
+        columns["threshold_json"].append(t_text if any(t is not None for t in t_text) else None)
+        columns["fact_names"].append([f["name"] for f in facts])
+        columns["fact_units"].append([_unit_text(f["unit"]) for f in facts])
+    return pa.table({name: pa.array(values, FACTS_SCHEMA.field(name).type)
+                     for name, values in columns.items()}, schema=FACTS_SCHEMA)
+
+
+def _missing(value: Any) -> bool:
+    """Return True for a NULL as a list column gives it (None, NaN, pd.NA or masked)."""
+    return value is None or value is pd.NA or value is np.ma.masked or (
+        isinstance(value, float) and math.isnan(value))
+
+
+def _part_text(numbers: Sequence[Any] | None, texts: Sequence[Any] | None, k: int) -> str:
+    """Return fact ``k``'s value (or threshold) as JSON text: its stored text when it is not
+    a float (re-encoded as Python writes it), else the float, else null."""
+    if texts is not None and not _missing(texts[k]):
+        return json.dumps(json.loads(texts[k]), sort_keys=True)
+    if numbers is None or _missing(numbers[k]):
+        return "null"
+    return float.__repr__(float(numbers[k]))
+
+
+def render_one(names: Sequence[str], units: Sequence[Any], values: Sequence[Any] | None,
+               value_json: Sequence[Any] | None, thresholds: Sequence[Any] | None,
+               threshold_json: Sequence[Any] | None) -> str:
+    """Return one issue's evidence JSON from its typed facts (as ``evidence_json`` wrote
+    it)."""
+    parts = []
+    for k, name in enumerate(names):
+        parts.append(f'{{"name": {json.dumps(name)}, "threshold": '
+                     f'{_part_text(thresholds, threshold_json, k)}, "unit": '
+                     f'{json.dumps(units[k])}, "value": {_part_text(values, value_json, k)}}}')
+    return "[" + ", ".join(parts) + "]"
+
+
+def render_facts(facts: pa.Table) -> np.ndarray:
+    """Return the evidence JSON of each issue of typed ``facts`` (FACTS_SCHEMA, names and
+    units listed)."""
+    columns = [facts.column(name).to_pylist() for name in FACTS_SCHEMA.names]
+    return np.array([render_one(names or [], units or [], values, texts, thresholds,
+                                threshold_texts)
+                     for values, texts, thresholds, threshold_texts, names, units
+                     in zip(*columns, strict=True)], dtype=object)
+
+
 # ---------------------------------------------------------------------------- issues
 @dataclass(frozen=True, slots=True)
 class IssueBlock:
     """The issues of one code on the rows where it fired (``rows``: sorted row numbers).
 
-    ``severity`` is one severity for all of them or one per fired row; ``evidence`` the JSON
-    per fired row (``evidence_json(...)`` over the fired rows).
+    ``severity`` is one severity for all of them or one per fired row; ``evidence`` the
+    facts per fired row: typed (``fact_table(...)`` over the fired rows: what
+    ``Evaluator.fire`` gives, no JSON is written) or JSON text (``evidence_json(...)``);
+    ``action_json`` the mitigation's facts the same way.
     """
 
     code: str
     rows: np.ndarray
     severity: Severity | str | np.ndarray
-    evidence: np.ndarray
+    evidence: np.ndarray | pa.Table
     action: str | np.ndarray = ""
-    action_json: str | np.ndarray = "[]"
+    action_json: str | np.ndarray | pa.Table = "[]"
 
 
 def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
     """Return the long issue frame of ``blocks``: by row, and within a row in block order
     (give the blocks in the order the codes are emitted)."""
-    return object_frame(issue_columns(blocks))
+    return issue_frame(issue_columns(blocks))
 
 
-def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, np.ndarray]:
-    """Return ``issues_frame``'s columns as arrays (no frame is built)."""
+#: The typed counterparts of the JSON columns of an issue frame.
+TYPED_COLUMNS: dict[str, str] = {"evidence_json": "facts", "action_json": "action_facts"}
+
+
+def _typed(values: np.ndarray | pa.Table | str, n: int) -> pa.Table:
+    """Return typed facts of ``n`` issues from typed facts or their JSON (one or per row)."""
+    if isinstance(values, pa.Table):
+        return values
+    return facts_from_json(_per_row(values, n) if isinstance(values, str) else values)
+
+
+def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
+    """Return ``issues_frame``'s columns as arrays (no frame is built); when a block's
+    evidence is typed, the facts stay typed (``facts``, ``action_facts``: FACTS_SCHEMA
+    tables, one row per issue) instead of ``evidence_json`` and ``action_json``."""
+    typed = any(isinstance(block.evidence, pa.Table) for block in blocks)
     rows, orders, ranks, evidence, actions, action_json = [], [], [], [], [], []
     codes = np.array([block.code for block in blocks] or [""], dtype=object)
     for order, block in enumerate(blocks):
@@ -210,26 +440,92 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, np.ndarray]:
             rank = np.full(len(block_rows), Severity(severity).rank, dtype=np.int64)
         else:
             rank = severity_ranks(severity)
-        strings = np.asarray(block.evidence, dtype=object)
-        if len(rank) != len(block_rows) or len(strings) != len(block_rows):
+        facts = block.evidence
+        if len(rank) != len(block_rows) or len(facts) != len(block_rows):
             raise ValueError(f"{block.code}: {len(block_rows)} rows, {len(rank)} "
-                             f"severities, {len(strings)} evidence strings")
+                             f"severities, {len(facts)} evidence rows")
         rows.append(block_rows)
         orders.append(np.full(len(block_rows), order, dtype=np.int64))
         ranks.append(rank)
-        evidence.append(strings)
         actions.append(_per_row(block.action, len(block_rows)))
-        action_json.append(_per_row(block.action_json, len(block_rows)))
+        if typed:
+            evidence.append(_typed(facts, len(block_rows)))
+            action_json.append(_typed(block.action_json, len(block_rows)))
+        else:
+            evidence.append(np.asarray(facts, dtype=object))
+            action_json.append(_per_row(block.action_json, len(block_rows)))  # type: ignore[arg-type]
     if not rows:
         return {name: np.array([], dtype=np.int64 if name == "row" else object)
                 for name in ISSUE_FRAME_COLUMNS}
     row, block_order = np.concatenate(rows), np.concatenate(orders)
     sort = np.lexsort((block_order, row))
-    return {"row": row[sort], "code": codes[block_order[sort]],
-                         "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
-                         "evidence_json": np.concatenate(evidence)[sort],
-            "action": np.concatenate(actions)[sort],
-            "action_json": np.concatenate(action_json)[sort]}
+    columns: dict[str, Any] = {"row": row[sort], "code": codes[block_order[sort]],
+                               "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
+                               "action": np.concatenate(actions)[sort]}
+    if typed:
+        columns["facts"] = pa.concat_tables(evidence).take(sort)
+        columns["action_facts"] = pa.concat_tables(action_json).take(sort)
+    else:
+        columns["evidence_json"] = np.concatenate(evidence)[sort]
+        columns["action_json"] = np.concatenate(action_json)[sort]
+    return columns
+
+
+def issue_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
+    """Return the issue frame (ISSUE_FRAME_COLUMNS) of issue columns, rendering typed facts
+    as their evidence JSON (``render_facts``)."""
+    plain = {name: values for name, values in columns.items() if name not in (
+        "facts", "action_facts")}
+    for name, typed in TYPED_COLUMNS.items():
+        if typed in columns and name not in plain:
+            plain[name] = render_facts(columns[typed])
+    order = [*(n for n in ISSUE_FRAME_COLUMNS if n in plain),
+             *(n for n in plain if n not in ISSUE_FRAME_COLUMNS)]
+    return object_frame({name: plain[name] for name in order})
+
+
+def take_columns(columns: Mapping[str, Any], at: np.ndarray) -> dict[str, Any]:
+    """Return the issues ``at`` (positions) of issue columns, typed facts included."""
+    at = np.asarray(at, dtype=np.int64)
+    return {name: values.take(at) if isinstance(values, pa.Table) else
+            np.asarray(values)[at] for name, values in columns.items()}
+
+
+def concat_columns(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Return issue columns that are ``parts`` one after another (typed facts stay typed;
+    a part with JSON joins typed ones through ``facts_from_json``)."""
+    parts = [p for p in parts if len(p["row"])]
+    if not parts:
+        return {name: np.array([], dtype=np.int64 if name == "row" else object)
+                for name in ISSUE_FRAME_COLUMNS}
+    typed = any("facts" in p for p in parts)
+    skip = (*TYPED_COLUMNS, *TYPED_COLUMNS.values())
+    names = list(dict.fromkeys(n for p in parts for n in p if n not in skip))
+    out: dict[str, Any] = {name: np.concatenate([
+        np.asarray(p[name]) if name in p else np.full(len(p["row"]), _DEFAULTS[name],
+                                                      dtype=object)
+        for p in parts]) for name in names}
+    for name, typed_name in TYPED_COLUMNS.items():
+        found = [_facts_of(p, name, typed_name) for p in parts]
+        if typed:
+            out[typed_name] = pa.concat_tables([_typed(f, len(p["row"]))
+                                                for f, p in zip(found, parts, strict=True)])
+        else:
+            out[name] = np.concatenate(found)
+    return out
+
+
+#: What an issue column holds when a part of a concatenation lacks it.
+_DEFAULTS: dict[str, str] = {"action": "", "action_json": "[]", "evidence_json": "[]"}
+
+
+def _facts_of(part: Mapping[str, Any], name: str, typed_name: str) -> np.ndarray | pa.Table:
+    """Return a part's facts of one kind: typed, as JSON, or the empty default."""
+    if typed_name in part:
+        return part[typed_name]
+    if name in part:
+        return np.asarray(part[name], dtype=object)
+    return np.full(len(part["row"]), _DEFAULTS[name], dtype=object)
 
 
 def _per_row(value: str | np.ndarray, n: int) -> np.ndarray:
@@ -289,10 +585,14 @@ class BatchResult:
     severity: np.ndarray  # object: Severity values
     status: np.ndarray  # object: ModuleStatus values
     #: ISSUE_FRAME_COLUMNS, by row then emission order: a frame, or its columns as arrays
-    #: (made a frame when ``issues`` is first read; a batch of one never needs one)
-    issue_data: pd.DataFrame | Mapping[str, np.ndarray]
+    #: with the facts typed or as JSON (``issue_columns``; the frame is made when ``issues``
+    #: is first read; replay and a batch of one never need one)
+    issue_data: pd.DataFrame | Mapping[str, Any]
     #: the module's explain facts, each a scalar or one value per row
     explain: tuple[FactColumn, ...] = ()
+    #: the issue frame once rendered (``issues``)
+    rendered: list[pd.DataFrame] = field(default_factory=list, init=False, repr=False,
+                                         compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.score)
@@ -307,22 +607,36 @@ class BatchResult:
 
     @property
     def issues(self) -> pd.DataFrame:
-        """The issues, one row each (ISSUE_FRAME_COLUMNS)."""
+        """The issues, one row each (ISSUE_FRAME_COLUMNS, evidence as JSON)."""
         data = self.issue_data
-        if not isinstance(data, pd.DataFrame):
-            data = object_frame(dict(data))
-            object.__setattr__(self, "issue_data", data)
-        return data
+        if isinstance(data, pd.DataFrame):
+            return data
+        if not self.rendered:
+            self.rendered.append(issue_frame(data))
+        return self.rendered[0]
+
+    @property
+    def issue_arrays(self) -> dict[str, Any]:
+        """The issues as columns (``issue_columns``'s form: typed facts stay typed)."""
+        data = self.issue_data
+        if isinstance(data, pd.DataFrame):
+            return {name: data[name].to_numpy(dtype=np.int64 if name == "row" else object)
+                    for name in data.columns}
+        return dict(data)
 
     @property
     def _rows(self) -> np.ndarray:
         return np.asarray(self.issue_data["row"], dtype=np.int64)
 
-    def _column(self, name: str) -> np.ndarray:
+    def _column(self, name: str, at: np.ndarray) -> np.ndarray:
+        """Return column ``name`` of the issues ``at`` (JSON rendered from typed facts)."""
         data = self.issue_data
-        if name not in data:
-            return np.full(len(self._rows), "" if name == "action" else "[]", dtype=object)
-        return np.asarray(data[name], dtype=object)
+        if name in data:
+            return np.asarray(data[name], dtype=object)[at]
+        typed = TYPED_COLUMNS.get(name)
+        if typed is not None and typed in data:
+            return render_facts(data[typed].take(at))
+        return np.full(len(at), "" if name == "action" else "[]", dtype=object)
 
     @property
     def n_issues(self) -> np.ndarray:
@@ -343,14 +657,14 @@ class BatchResult:
         """Return row ``i`` as the EvaluationResult of one intent (facts from the evidence
         JSON, mitigations with their action facts, explain facts at row ``i``)."""
         at = np.flatnonzero(self._rows == i)
-        codes, severities = self._column("code"), self._column("severity")
-        evidence, actions = self._column("evidence_json"), self._column("action")
-        action_facts = self._column("action_json")
+        codes, severities = self._column("code", at), self._column("severity", at)
+        evidence, actions = self._column("evidence_json", at), self._column("action", at)
+        action_facts = self._column("action_json", at)
         issues = [Issue(module=self.module, code=str(codes[k]),
                         severity=Severity(severities[k]), evidence=_facts(evidence[k]),
                         mitigation=Mitigation(action=str(actions[k]),
                                               facts=_facts(action_facts[k])))
-                  for k in at.tolist()]
+                  for k in range(len(at))]
         score = float(self.score[i])
         explain = tuple(Fact(name=c.name, value=_value_at(c.value, i),
                              unit=str(_value_at(c.unit, i))) for c in self.explain)
@@ -413,16 +727,23 @@ class BatchResult:
     def take(self, rows: np.ndarray) -> BatchResult:
         """Return the results of ``rows`` (renumbered 0..len(rows)-1; a row may repeat)."""
         rows = np.asarray(rows, dtype=np.int64)
-        positions = pd.DataFrame({"row": rows, "_new": np.arange(len(rows), dtype=np.int64)})
-        issues = self.issues.reset_index(drop=True).rename_axis("_seq").reset_index()
-        issues = issues.merge(positions, on="row", how="inner")
-        issues = issues.sort_values(["_new", "_seq"], kind="stable", ignore_index=True)
-        issues["row"] = issues["_new"]
+        columns = self.issue_arrays
+        old = np.asarray(columns["row"], dtype=np.int64)
+        # the issues come by row: each row's issues are one run, starting at first[row]
+        order = np.argsort(old, kind="stable")
+        counts = np.bincount(old, minlength=len(self))
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        per_new = counts[rows]
+        starts = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(per_new)[:-1]]),
+                           per_new) if len(rows) else np.zeros(0, dtype=np.int64)
+        at = order[starts + np.arange(int(per_new.sum()))]
+        issues = take_columns(columns, at)
+        issues["row"] = np.repeat(np.arange(len(rows), dtype=np.int64), per_new)
         explain = tuple(replace(c, value=_rows_of(c.value, rows), unit=_rows_of(c.unit, rows))
                         for c in self.explain)
         return BatchResult(module=self.module, version=self.version, score=self.score[rows],
                            severity=self.severity[rows], status=self.status[rows],
-                           issue_data=issues.loc[:, list(ISSUE_FRAME_COLUMNS)], explain=explain)
+                           issue_data=issues, explain=explain)
 
 
 def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],
@@ -433,19 +754,19 @@ def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, 
     severity = np.empty(n, dtype=object)
     status = np.empty(n, dtype=object)
     covered = np.zeros(n, dtype=np.int64)
-    frames = []
+    pieces = []
     for rows, part in parts:
         rows = np.asarray(rows, dtype=np.int64)
         score[rows], severity[rows], status[rows] = part.score, part.severity, part.status
         covered[rows] += 1
-        if len(part.issues):
-            frame = part.issues.copy()
-            frame["row"] = rows[frame["row"].to_numpy(np.int64)]
-            frames.append(frame)
+        columns = part.issue_arrays
+        if len(columns["row"]):
+            columns["row"] = rows[np.asarray(columns["row"], dtype=np.int64)]
+            pieces.append(columns)
     if (covered != 1).any():
         raise ValueError(f"{module}: rows covered {sorted(set(covered.tolist()))} times")
-    issues = (pd.concat(frames, ignore_index=True).sort_values("row", kind="stable",
-                                                               ignore_index=True)
-              if frames else empty_issues())
+    issues = concat_columns(pieces)
+    if len(pieces) > 1:
+        issues = take_columns(issues, np.argsort(issues["row"], kind="stable"))
     return BatchResult(module=module, version=version, score=score, severity=severity,
                        status=status, issue_data=issues)

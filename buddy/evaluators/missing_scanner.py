@@ -637,7 +637,6 @@ class _Sessions:
         self.sets = sets
         self.length = np.array([len(s) for s in sets], dtype=np.int64)
         self.done = np.zeros(len(sets), dtype=np.int64)  # sessions converted per set
-        self._stamps: dict[int, tuple[int, int]] = {}  # id(pair) -> ns; pairs are shared
         self.open = self.close = np.zeros(1, dtype=np.int64)
         self.lo = np.zeros(len(sets), dtype=np.int64)
 
@@ -713,24 +712,19 @@ class _Sessions:
 
     def _convert(self, upto: np.ndarray) -> None:
         """Convert the first ``upto[s]`` sessions of each set s (flat arrays rebuilt; each
-        distinct pair converted once)."""
-        stamps = self._stamps
-        opens: list[int] = []
-        closes: list[int] = []
-        for s, (pairs, k) in enumerate(zip(self.sets, upto.tolist(), strict=True)):
-            for pair in pairs[:k]:
-                stamp = stamps.get(id(pair))
-                if stamp is None:
-                    stamp = stamps[id(pair)] = (_ns(pair[0], "schedule.sessions"),
-                                                _ns(pair[1], "schedule.sessions"))
-                opens.append(stamp[0])
-                closes.append(stamp[1])
-            self.done[s] = k
+        distinct pair converted once, all of them in one pass)."""
+        flat = list(chain.from_iterable(
+            pairs[:k] for pairs, k in zip(self.sets, upto.tolist(), strict=True)))
+        pair_code, first = _distinct_ids(flat)
+        distinct = [flat[i] for i in first.tolist()]
+        stamps = _ns_array([t for pair in distinct for t in pair[:2]], "schedule.sessions"
+                           ).reshape(-1, 2)[pair_code]
+        self.done[:] = upto
         done = self.done
         self.lo = np.cumsum(done) - done
         # one padding entry: an index computed for an empty set stays inside the arrays
-        self.open = np.array([*opens, 0], dtype=np.int64)
-        self.close = np.array([*closes, 0], dtype=np.int64)
+        self.open = np.append(stamps[:, 0], 0).astype(np.int64)
+        self.close = np.append(stamps[:, 1], 0).astype(np.int64)
         _check_order(self.open[:-1], self.close[:-1], self.lo, done)
 
 
@@ -810,6 +804,17 @@ def _ns(value: datetime, field: str) -> int:
     if value.tzinfo is None or value.utcoffset() is None:
         raise FieldErrors([FieldError(field, "must be timezone-aware", str(value))])
     return (value - _EPOCH) // _MICROSECOND * 1000
+
+
+def _ns_array(values: Sequence[datetime], field: str) -> np.ndarray:
+    """Return tz-aware datetimes as UTC nanoseconds (``_ns`` of each, in one pass)."""
+    for value in values:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise FieldErrors([FieldError(field, "must be timezone-aware", str(value))])
+    if not len(values):
+        return np.zeros(0, dtype=np.int64)
+    micros = pd.to_datetime(pd.Index(values, dtype=object), utc=True).as_unit("us").asi8
+    return micros.astype(np.int64) * 1000
 
 
 def _distinct_ids(objects_: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

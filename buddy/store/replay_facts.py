@@ -87,21 +87,30 @@ def insert_typed_issues(con: duckdb.DuckDBPyConnection, issues: pa.Table | pd.Da
     """Insert ``issues`` into replay_issues with their evidence as typed fact columns; return
     the row count.
 
-    ``issues`` holds run_key, intent_no, module_no, issue_no, code_no, severity and
-    evidence_json (the JSON list of the issue's facts); the code's declared names and units
-    come from the run's replay_codes rows, which must exist (a code the run did not declare
-    is refused before anything is written)."""
+    ``issues`` holds run_key, intent_no, module_no, issue_no, code_no, severity and either
+    the FACT_COLUMNS as stored (the engine's path: inserted as they are, one bulk insert)
+    or evidence_json (the JSON list of the issue's facts, typed here; the code's declared
+    names and units come from the run's replay_codes rows). Each code must exist in the
+    run's replay_codes (a code the run did not declare is refused before anything is
+    written)."""
     if not len(issues):
         return 0
-    expressions = typed_fact_expressions("e.facts", "c.fact_names", "c.fact_units")
-    typed = ", ".join(f"{expr} AS {name}" for name, expr in expressions.items())
+    names = issues.column_names if isinstance(issues, pa.Table) else list(issues.columns)
     with registered(con, "_issues", issues):
         unknown = con.execute(
-            "SELECT DISTINCT i.run_key, i.code_no FROM _issues i ANTI JOIN replay_codes c "
+            "SELECT DISTINCT i.run_key, i.code_no FROM (SELECT DISTINCT run_key, code_no "
+            "FROM _issues) i ANTI JOIN replay_codes c "
             "ON c.run_key = i.run_key AND c.code_no = i.code_no LIMIT 5").fetchall()
         if unknown:
             raise ValueError(f"replay_issues: code_no must be declared in replay_codes for "
                              f"its run; undeclared (run_key, code_no): {unknown}")
+        if "evidence_json" not in names:
+            keys = "run_key, intent_no, module_no, issue_no, code_no, severity"
+            con.execute(f"INSERT INTO replay_issues ({keys}, {', '.join(FACT_COLUMNS)}) "
+                        f"SELECT {keys}, {', '.join(FACT_COLUMNS)} FROM _issues")
+            return len(issues)
+        expressions = typed_fact_expressions("e.facts", "c.fact_names", "c.fact_units")
+        typed = ", ".join(f"{expr} AS {name}" for name, expr in expressions.items())
         con.execute(
             "INSERT INTO replay_issues (run_key, intent_no, module_no, issue_no, code_no, "
             f"severity, {', '.join(FACT_COLUMNS)}) "
