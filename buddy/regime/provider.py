@@ -123,18 +123,30 @@ def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
     table = all_snapshots(request.store)  # every series, read once per process
+    shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                            ).indices.items():
         rows = np.asarray(rows, dtype=np.int64)
         _series_rows(request, config, table, str(symbol), str(tf), rows, t[rows], pieces,
-                     reasons)
+                     reasons, shared)
+    if shared:  # every series' stored bars in one column-wise build
+        memo: dict[Any, Any] = {}  # one parse per HMM fit's text (labels, transitions)
+        made = snapshots_from_table(table.stored(np.concatenate([s[0] for s in shared])),
+                                    memo)
+        start = 0
+        for bars, codes, rows in shared:
+            spread(made[start:start + len(bars)], codes, rows, pieces, reasons)
+            start += len(bars)
     return pieces, reasons
 
 
 def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: RegimeTable,
                  symbol: str, tf: str, rows: np.ndarray, t: np.ndarray, pieces: np.ndarray,
-                 reasons: np.ndarray) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series."""
+                 reasons: np.ndarray,
+                 shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, except
+    the rows on a stored bar: those go to ``shared`` as (the distinct stored bars' rows of
+    ``table``, each row's code among them, the rows) for one build over the batch."""
     a, b = table.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
@@ -143,9 +155,7 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
     on_stored = np.flatnonzero(stored)
     if len(on_stored):  # one piece (or reason) per stored bar
         codes, first = groups(position[on_stored, None])
-        memo: dict[Any, Any] = {}  # one parse per HMM fit's text (labels, transitions)
-        made = snapshots_from_table(table.stored(a + position[on_stored][first]), memo)
-        spread(made, codes, rows[on_stored], pieces, reasons)
+        shared.append((a + position[on_stored][first], codes, rows[on_stored]))
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of
         codes, first = groups(t[others, None])
