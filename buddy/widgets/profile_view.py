@@ -95,9 +95,9 @@ def profile_html(profile: StrategyProfile) -> str:
     if not profile.enough:
         parts.append(f"<p class='tb-profile-reason'>{e(profile.reason)}</p>")
         if profile.n_trades == 0 and profile.n_open_left_out == 0:
-            parts.append("<p style='font-size:12px;color:#607d8b'>No entry facts are stored "
-                         "for this user: <code>buddy jobs profiles</code> builds them from "
-                         "the imported trades.</p>")
+            parts.append("<p class='tb-profile-empty' style='font-size:12px;"
+                         "color:#607d8b'>No closed trades of yours have been read yet: your "
+                         "profile appears once your trades are imported and processed.</p>")
         return "".join(parts)
     parts.append(f"<p>Win rate {e(profile.win_rate.text())}<br>"
                  f"Mean R {e(profile.mean_r.text(' R'))}</p>")

@@ -498,8 +498,8 @@ def _figures_html(figures: Sequence[tuple[str, str]]) -> str:
 
 def _review_html(review: Mapping[str, Any] | None) -> str:
     if review is None:
-        return ("<div style='font-size:12px;color:#607d8b'>No post-trade review yet "
-                "(<code>buddy review TRADE_ID</code> writes one).</div>")
+        return ("<div style='font-size:12px;color:#607d8b'>No post-trade review of this "
+                "trade yet.</div>")
     parts = [f"<div style='font-size:12px'><b>Review</b> {html.escape(str(review.get('version')))}"
              f" generated {pd.Timestamp(review['generated_at']):%Y-%m-%d %H:%M} UTC"]
     for title, key in (("Lessons", "key_lessons_json"), ("What went well", "what_went_well_json"),
