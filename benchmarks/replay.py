@@ -47,6 +47,7 @@ from buddy.jobs.levels import run_levels_job
 from buddy.jobs.load import synth_into
 from buddy.jobs.regime import run_regime_job
 from buddy.store import Store
+from buddy.store.tables import forget_process_reads
 from buddy.timeframes import Timeframe
 from buddy.users.store import set_user
 from replay.engine import ChunkRows, ReplayRun, run_replay, standard_providers, write_chunk
@@ -208,6 +209,10 @@ class RecordingExecutor:
         self.inner = LocalProcessExecutor(workers=2)
         self.rows: list[ChunkRows] = []
 
+    def start(self, preload: Iterable[str] = ()) -> None:
+        """Start the workers early, as ``run_replay`` asks of its own pool."""
+        self.inner.start(preload)
+
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
         """Yield the inner executor's ``(index, rows)``, keeping the rows."""
         for index, rows in self.inner.map(fn, tasks):
@@ -299,13 +304,18 @@ def _writes(workdir: Path, store: Store, run_id: str, empty: Path,
 # ---------------------------------------------------------------------------- scaling
 def _scaling(store: Store, intents: pd.DataFrame, full_s: float) -> Iterator[Line]:
     """Replay the first 1 % and 10 % of the (shuffled) intents as runs of their own; fit
-    seconds = fixed + per_intent x n by least squares over those and the full run."""
+    seconds = fixed + per_intent x n by least squares over those and the full run. Each run
+    reads its tables anew (``forget_process_reads``); the workers' fork server, started by
+    the full run, serves them all (a run in a new process starts its own: about a second)."""
     sizes, seconds = [], []
     for fraction in SCALING:
         n = max(1, round(len(intents) * fraction))
         if fraction == 1.0:
             elapsed = full_s
         else:
+            # each run reads its tables as the full run did (not from the files the earlier
+            # runs of this process shared): the points differ only in their intents
+            forget_process_reads()
             _, elapsed = _replay(store, intents.iloc[:n], f"bench-scaling-{n}")
         sizes.append(n)
         seconds.append(elapsed)

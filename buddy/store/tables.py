@@ -139,6 +139,14 @@ def process_reads_directory() -> Path:
         return directory
 
 
+def forget_process_reads() -> None:
+    """Remove this process's shared-reads directory (its next run reads every table again,
+    as a run in a new process does: benchmarks that compare runs)."""
+    with _lock:
+        if _process_directory:
+            shutil.rmtree(_process_directory.pop(), ignore_errors=True)
+
+
 def _running(pid: int) -> bool:
     if os.name != "posix":  # os.kill would end the process there: keep its directory
         return True

@@ -120,3 +120,6 @@ def test_directories_of_dead_processes_are_swept(tmp_path: Path,
     mine = tables.process_reads_directory()
     assert not left.exists() and mine.is_dir() and mine.parent == tmp_path
     assert tables.process_reads_directory() == mine
+    tables.forget_process_reads()  # the next run of this process reads its tables anew
+    assert not mine.exists() and tables.process_reads_directory() != mine
+    tables.forget_process_reads()
