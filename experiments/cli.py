@@ -103,7 +103,7 @@ def promote_cmd(obj: _ExperimentsObj, model: str, version: int, force: bool, rea
         _fail(exc)
     finally:
         executor.close()
-    if result.comparison is not None:
+    if result.comparison is not None and result.comparison.checks:
         click.echo(f"Comparison: {result.comparison}")
     click.echo(result.sentence())
     if not result.moved:

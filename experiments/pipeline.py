@@ -77,7 +77,7 @@ def run_pipeline(db: str | os.PathLike[str] | None = None, *, gate: GateConfig =
         echo(f"Config #{config_hash} was replayed on the holdout as replay run {replay_run}"
              + (f", logged as MLflow run {mlflow_run} in buddy-replays." if mlflow_run
                 else "."))
-    if promotion.comparison is not None:
+    if promotion.comparison is not None and promotion.comparison.checks:
         echo(f"Comparison: {promotion.comparison}")
     echo(promotion.sentence())
     production = load_production_config() or default_scoring_config()

@@ -90,7 +90,7 @@ STEPS: tuple[str, ...] = ("compared", "recorded", "previous_moved", "production_
 STEP_SENTENCES: dict[str, str] = {
     "compared": "The gate compared the challenger with production on the holdout window.",
     "recorded": "The decision is recorded as a run in the buddy-promotions experiment.",
-    "previous_moved": "The alias 'previous' names the outgoing production version.",
+    "previous_moved": "The alias 'previous' names the outgoing production version (if any).",
     "production_moved": "The alias 'production' moved; consumers load the new version now.",
 }
 

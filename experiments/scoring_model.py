@@ -22,10 +22,10 @@ signature: ``as_of`` is a timezone-aware timestamp or an ISO string with a zone,
 
 **Output**: one row per intent, in input order: ``intent_id``, ``overall_score`` (0-100, NaN
 when no module scored or the row was invalid), ``overall_severity``, ``verdict``,
-``n_issues``, ``config_name``, ``config_version``, ``config_alias``, ``config_hash``,
-``report`` (the full Buddy Report as JSON text, ``BuddyReport.to_json``: every issue with its
-evidence and mitigation, what was not checked, the config), ``error`` (None, or why the row
-could not be evaluated).
+``n_issues`` (the ranked issues, the report's ``n_issues``), ``config_name``,
+``config_version``, ``config_alias``, ``config_hash``, ``report`` (the full Buddy Report as
+JSON text, ``BuddyReport.to_json``: every issue with its evidence and mitigation, what was
+not checked, the config), ``error`` (None, or why the row could not be evaluated).
 
 **Which version**: a model loaded from the registry (``models:/buddy-scoring@production``,
 also under ``mlflow models serve``) names itself ``buddy-scoring`` with the version
@@ -122,7 +122,7 @@ def score_intents(intents: pd.DataFrame, config: ScoringConfig, *,
                        overall_score=(math.nan if report.overall_score is None
                                       else float(report.overall_score)),
                        overall_severity=report.overall_severity.value,
-                       verdict=report.verdict.value, n_issues=len(report.all_issues),
+                       verdict=report.verdict.value, n_issues=len(report.ranked_issues),
                        report=report.to_json(indent=None))
         rows.append(row)
     frame = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))

@@ -44,10 +44,6 @@ from buddy.retry import retry_while
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STORE_DIR = REPO_ROOT / "mlruns"
-DB_FILE = "mlflow.db"
-
 #: The experiment tag MLflow 3's UI reads to choose its view, and the value of a classic
 #: (non-GenAI) model-development experiment (mlflow/server/js: ExperimentKind).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

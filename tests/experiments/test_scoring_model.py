@@ -104,6 +104,7 @@ def test_the_served_production_model_returns_the_full_report_named_by_version_an
 
     assert by_module(report["not_checked"]) == by_module(expected["not_checked"])
     assert scored["verdict"] == report["verdict"] == expected["verdict"]
+    assert scored["n_issues"] == report["n_issues"] == len(expected["issues"])
     assert scored["overall_score"] == pytest.approx(expected["overall_score"])
     for issue in report["issues"]:
         assert issue["evidence"] and issue["recommendation"]["text"]
