@@ -114,9 +114,10 @@ class MetricRule(Config):
 class HoldoutWindow(Config):
     """The intents both configs are replayed on (``replay.reports.load_intents`` terms).
 
-    ``intent_source``: 'corpus' (every generator over every series), 'generator:<name>',
-    'database[:<user>]' or 'import:<csv>'; ``start`` and ``end`` bound the intents' as_of
-    (UTC dates or ISO times; a date alone is the whole day; None: unbounded); ``providers``:
+    ``intent_source``: 'corpus' (every generator over every series), a generator name (or
+    'generator:<name>'), 'database[:<user>]' or 'csv:<path>'; ``start`` and ``end`` bound the
+    intents' as_of (UTC dates, or ISO times with their zone; a date alone is the whole day;
+    None: unbounded); ``providers``:
     'standard' (every context provider installed) or 'none' (market data only).
     """
 
