@@ -179,6 +179,12 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
                 const r = document.querySelector('.tb-chart .js-plotly-plot')
                     ._fullLayout.xaxis.range;
                 return r[1] - r[0] < (before[1] - before[0]) * 0.6; }""", arg=before)
+            drag.dblclick()  # double-click: back to the whole chart
+            page.wait_for_function("""(before) => {
+                const r = document.querySelector('.tb-chart .js-plotly-plot')
+                    ._fullLayout.xaxis.range;
+                return Math.abs(r[1] - r[0] - (before[1] - before[0])) < 1e-6; }""",
+                                   arg=before)
             # the page speaks to a trader: its own intro, no notebook or developer text
             expect(page.locator(".tb-intro")).to_contain_text("Trading Buddy")
             body = page.locator("body").inner_text()
@@ -195,6 +201,9 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
             expect(header.locator(".tb-verdict")).to_have_text("FIX FIRST")
             expect(header.locator(".tb-not-checked")).to_contain_text(
                 "no exit template to compare with")
+            # the chart's drag scrolled the page's container: the screenshot starts at the top
+            page.evaluate("""() => { window.scrollTo(0, 0); document.querySelectorAll('*')
+                .forEach(e => { if (e.scrollTop) e.scrollTop = 0; }); }""")
             height = page.evaluate(
                 "() => Math.ceil(document.querySelector('.tb-app')"
                 ".getBoundingClientRect().bottom + window.scrollY) + 40")
