@@ -752,8 +752,10 @@ def _insert_evaluation(con: duckdb.DuckDBPyConnection, intent_row: Mapping[str, 
                        evaluation_row: Mapping[str, Any], item_rows: Sequence[Mapping[str, Any]],
                        created_at: datetime) -> None:
     """Insert one evaluation's rows on ``con`` (inside the caller's transaction)."""
-    insert_rows(con, "trade_intents", [{**intent_row, "created_at": created_at}],
-                on_conflict="DO NOTHING")
+    # a lookup and a plain insert: ON CONFLICT DO NOTHING costs twice the insert (~4 ms)
+    if not scalar(con, "SELECT count(*) FROM trade_intents WHERE intent_id = ?",
+                  [intent_row["intent_id"]]):
+        insert_rows(con, "trade_intents", [{**intent_row, "created_at": created_at}])
     insert_rows(con, "trade_evaluations", [{**evaluation_row, "created_at": created_at}])
     insert_rows(con, "trade_evaluation_items",
                 [{**row, "created_at": created_at} for row in item_rows])
