@@ -118,8 +118,8 @@ def all_snapshots(store: Store) -> RegimeTable:
     file is unchanged (``buddy.store.tables``). Not point-in-time: a row's bar is its last
     with ts_close <= as_of (``buddy.batch.pieces.last_closed``)."""
     def read(store: Store) -> RegimeTable:
-        # shared by a run's workers (buddy.store.tables.query_arrow), one chunk per column
-        snapshots = query_arrow(store, _ALL_SNAPSHOTS_SQL)
+        # shared by a run's workers (buddy.store.tables.query_arrow)
+        snapshots = query_arrow(store, _ALL_SNAPSHOTS_SQL).combine_chunks()
         bars = query_arrow(store, _ALL_BAR_TIMES_SQL)
         spans = ArrowSeries.of(bars.select(["symbol", "timeframe"])).spans
         bar_ts = utc_ns_column(bars.column("ts"))

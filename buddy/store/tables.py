@@ -160,7 +160,8 @@ def _running(pid: int) -> bool:
 
 
 def arrow_table(store: Store, name: str, read: Callable[[Store], pa.Table]) -> pa.Table:
-    """Return ``read(store)`` (a whole-table query as Arrow) with one chunk per column.
+    """Return ``read(store)`` (a whole-table query as Arrow, in the chunks it was read in:
+    callers that take rows combine them; the others copy columns out anyway).
 
     With ``share_reads`` on, from the shared directory's IPC file of this file state and
     ``name`` (memory-mapped, no copy) when one exists; else read, written there for the
@@ -169,7 +170,7 @@ def arrow_table(store: Store, name: str, read: Callable[[Store], pa.Table]) -> p
     """
     directory = _shared[0]
     if directory is None or not directory.is_dir():
-        return read(store).combine_chunks()
+        return read(store)
     path_key, inode, stamp = file_state(store)
     database = _digest(path_key)
     state = _digest((inode, stamp))
@@ -177,7 +178,7 @@ def arrow_table(store: Store, name: str, read: Callable[[Store], pa.Table]) -> p
     path = directory / f"{stem}.arrow"
     with _file_lock(directory / f"{stem}.lock"):
         if not path.exists():
-            table = read(store).combine_chunks()
+            table = read(store)
             partial = directory / f"{stem}.{os.getpid()}.partial"
             with pa.OSFile(str(partial), "wb") as sink, ipc.new_file(sink, table.schema
                                                                        ) as writer:
@@ -195,8 +196,8 @@ def _digest(value: Any) -> str:
 
 
 def query_arrow(store: Store, sql: str, params: list[Any] | None = None) -> pa.Table:
-    """Return a whole-table query's result as Arrow, one chunk per column, shared between
-    processes as ``arrow_table`` says (the table-family modules own the SQL)."""
+    """Return a whole-table query's result as Arrow, shared between processes as
+    ``arrow_table`` says (the table-family modules own the SQL)."""
     def read(store: Store) -> pa.Table:
         with store.connect(read_only=True) as con:
             return con.sql(sql, params=params).to_arrow_table()
