@@ -10,6 +10,7 @@ list with every module that could not run. The score and verdict come from
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from buddy.batch.context import BatchContext, from_pack
+from buddy.batch.context import BatchContext, from_pack, intent_frame
 from buddy.batch.result import SEVERITY_RANK
 from buddy.config import ModuleConfig, ScoringConfig
 from buddy.context.pack import ContextPack
@@ -101,6 +102,8 @@ class Orchestrator:
         #: per module, the codes that are not issues (never ranked, never scored)
         self.unranked = {e.name: e.unscored_codes() | {"CONTEXT_MISSING"}
                          for e, _ in self.evaluators}
+        #: the last pack and its row context (``row_context``)
+        self._last_row: tuple[ContextPack, BatchContext] | None = None
 
     def is_ranked(self, module: str, code: str) -> bool:
         """Return True when ``code`` of ``module`` is an issue (ranked, counted in the
@@ -113,9 +116,20 @@ class Orchestrator:
         Modules the user switched off (``ctx.account.disabled_modules``) do not run.
         """
         off = user_opt_outs(ctx)
-        row = from_pack(intent, ctx)  # one row context shared by every module
+        row = self.row_context(intent, ctx)  # one row context shared by every module
         return [run_module(evaluator, intent, ctx, row) for evaluator, _ in self.evaluators
                 if evaluator.name not in off]
+
+    def row_context(self, intent: TradeIntent, ctx: ContextPack) -> BatchContext:
+        """Return the one-row BatchContext of ``intent`` on ``ctx`` (``from_pack``). The
+        pack's columns are built once per pack: re-evaluating against the last pack (the
+        workbench trying another entry or stop) rebuilds only the intent's columns."""
+        last = self._last_row
+        if last is not None and last[0] is ctx:
+            return dataclasses.replace(last[1], intents=intent_frame(intent))
+        row = from_pack(intent, ctx)
+        self._last_row = (ctx, row)
+        return row
 
     def run(self, intent: TradeIntent, ctx: ContextPack, *, eval_id: str | None = None
             ) -> BuddyReport:

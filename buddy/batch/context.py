@@ -348,6 +348,12 @@ def from_pack(intent: TradeIntent, pack: ContextPack) -> BatchContext:
     """Return the BatchContext of one intent and its pack: the row an interactive evaluation
     runs every module on. Equal to ``from_packs([intent], [pack])``, built straight from
     typed one-element columns (each frame constructed once, no conversions)."""
+    return _from_pack(intent_frame(intent), pack)
+
+
+def intent_frame(intent: TradeIntent) -> pd.DataFrame:
+    """Return the one-row ``intents`` columns of ``intent`` (``from_pack``'s; an
+    interactive session that re-evaluates against one pack rebuilds only these)."""
     row = intent.as_row()
     numbers = {c: np.array([math.nan if row[c] is None else float(row[c])])
                for c in _NUMERIC_INTENT_COLUMNS}
@@ -359,7 +365,7 @@ def from_pack(intent: TradeIntent, pack: ContextPack) -> BatchContext:
                    "stop_distance": np.abs(entry - stop),
                    "reward_distance": np.abs(target - entry),
                    "reward_risk": np.abs(target - entry) / np.abs(entry - stop)}
-    intents = pd.DataFrame({
+    return pd.DataFrame({
         **{c: _one(row[c]) for c in ("intent_id", "user_id", "symbol", "side", "timeframe")},
         "proposed_entry": numbers["proposed_entry"], "proposed_stop": numbers["proposed_stop"],
         "proposed_target": numbers["proposed_target"],
@@ -369,6 +375,9 @@ def from_pack(intent: TradeIntent, pack: ContextPack) -> BatchContext:
         "exit_template": _one(row["exit_template"]),
         "as_of": pd.DatetimeIndex([pd.Timestamp(intent.as_of).tz_convert("UTC")]),
         "status": _one(row["status"]), **derived}, copy=False)
+
+
+def _from_pack(intents: pd.DataFrame, pack: ContextPack) -> BatchContext:
     instrument = pd.DataFrame({f: _typed(getattr(pack.instrument, f))
                                for f in INSTRUMENT_FIELDS}, copy=False)
     m = pack.market
