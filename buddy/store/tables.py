@@ -30,6 +30,7 @@ import atexit
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -184,11 +185,41 @@ def arrow_table(store: Store, name: str, read: Callable[[Store], pa.Table]) -> p
                                                                        ) as writer:
                 writer.write_table(table)
             os.replace(partial, path)  # readers never see half a file
-            for older in directory.glob(f"{database}.*.arrow"):
-                if older.name.split(".")[1] != state:  # mapped copies stay readable
-                    older.unlink(missing_ok=True)
-    # the table's buffers keep the mapping alive (closing the file here would unmap them)
-    return ipc.open_file(pa.memory_map(str(path))).read_all()
+            _drop_older(directory, database, state)
+    try:
+        # the table's buffers keep the mapping alive (closing the file here would unmap them)
+        return ipc.open_file(pa.memory_map(str(path))).read_all()
+    except FileNotFoundError:  # dropped meanwhile by a writer of a newer state: read it
+        return read(store)
+
+
+#: The names of the files ``arrow_table`` writes: database.state.query digests + suffix.
+_OUR_FILE = re.compile(r"([0-9a-f]{24})\.([0-9a-f]{24})\.([0-9a-f]{24})(?:\.\d+\.partial|"
+                       r"\.arrow|\.lock)")
+#: Database files whose shared reads a directory keeps (the newest written): a long process
+#: that opens many files (a test session) holds the tables of a few, not of all of them.
+SHARED_DATABASES = 2
+
+
+def _drop_older(directory: Path, database: str, state: str) -> None:
+    """Remove the files of ``database``'s other states and of all but the newest
+    SHARED_DATABASES databases (a process that mapped one keeps reading it: the mapping
+    outlives the name)."""
+    ours = [(path, found) for path in directory.iterdir()
+            if (found := _OUR_FILE.fullmatch(path.name)) is not None]  # nothing else
+    newest: dict[str, float] = {}
+    for path, found in ours:
+        owner, owner_state = found.group(1), found.group(2)
+        if owner == database and owner_state != state and path.suffix == ".arrow":
+            path.unlink(missing_ok=True)
+        elif path.suffix == ".arrow" and owner != database:
+            with contextlib.suppress(FileNotFoundError):
+                newest[owner] = max(newest.get(owner, 0.0), path.stat().st_mtime)
+    keep = {database, *sorted(newest, key=newest.__getitem__, reverse=True)[
+        :SHARED_DATABASES - 1]}
+    for path, found in ours:
+        if found.group(1) not in keep and path.suffix in (".arrow", ".lock"):
+            path.unlink(missing_ok=True)
 
 
 def _digest(value: Any) -> str:

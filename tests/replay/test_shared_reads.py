@@ -123,3 +123,24 @@ def test_directories_of_dead_processes_are_swept(tmp_path: Path,
     tables.forget_process_reads()  # the next run of this process reads its tables anew
     assert not mine.exists() and tables.process_reads_directory() != mine
     tables.forget_process_reads()
+
+
+def test_a_process_keeps_the_shared_tables_of_its_newest_databases_only(
+        store: Store, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    copies = []
+    for k in range(3):
+        path = tmp_path / f"copy{k}.duckdb"
+        shutil.copy(store.path, path)
+        copies.append(Store(path, migrate=False))
+    calls: list[int] = []
+    with reads_shared(shared):
+        for copy in copies:
+            arrow_table(copy, "closes", counting_read(calls))
+            time.sleep(0.01)  # distinct modification times
+        assert len(list(shared.glob("*.arrow"))) == tables.SHARED_DATABASES
+        arrow_table(copies[-1], "closes", counting_read(calls))  # still there: mapped
+        assert len(calls) == 3
+        arrow_table(copies[0], "closes", counting_read(calls))  # dropped: read again
+        assert len(calls) == 4
