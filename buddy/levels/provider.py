@@ -43,7 +43,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buddy.batch.columns import utc_ns
+from buddy.batch.columns import distinct, utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -273,14 +273,6 @@ def _row_has(offsets: np.ndarray, flag: np.ndarray) -> np.ndarray:
     return (counts > 0) & (np.diff(offsets) > 0)
 
 
-def _distinct_rows(keys: np.ndarray) -> np.ndarray:
-    """Return per row of an (N, k) int64 matrix the number of its distinct row."""
-    if not len(keys):
-        return np.zeros(0, dtype=np.int64)
-    _, inverse = np.unique(keys, axis=0, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64)
-
-
 def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
                            timeframes: Sequence[str]) -> list[KeyLevelsSnapshot]:
     """Return ``snapshot_from_row`` of each row of ``table`` (the ``all_levels`` snapshot
@@ -343,13 +335,12 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
     s_last_ns = s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False)
     s_last = utc_datetimes(s_last_ns)
     # one PriceLevel per distinct (divisor, stored cluster), bit for bit
-    s_code_array = _distinct_rows(np.column_stack([
+    # hashed, not sorted: the bit patterns of the floats, so equal means bit for bit
+    first_of, s_code_array = distinct(
         np.repeat(divisor, np.diff(s_off)).view(np.int64), s_raw.view(np.int64),
-        pd.factorize(np.fromiter(s_kind, dtype=object, count=len(s_kind)))[0],
-        np.asarray(s_touch, dtype=np.int64), s_last_ns.astype(np.int64)]))
+        np.fromiter(s_kind, dtype=object, count=len(s_kind)),
+        np.asarray(s_touch, dtype=np.int64), s_last_ns.astype(np.int64))
     s_code = s_code_array.tolist()
-    first_of = np.full(int(s_code_array.max()) + 1 if len(s_code) else 0, -1, dtype=np.int64)
-    first_of[s_code_array[::-1]] = np.arange(len(s_code))[::-1]
     made_levels = [PriceLevel(price=s_price[j], kind=s_kind[j], touches=s_touch[j],
                               last_touch=s_last[j]) for j in first_of.tolist()]
     s_level = [made_levels[c] for c in s_code]
