@@ -188,12 +188,12 @@ def _release(con: duckdb.DuckDBPyConnection) -> None:
         with suppress(duckdb.Error):  # an open transaction is rolled back by the close
             con.close()
         entry = _ATTACHED.get(key) if key is not None else None
-        if entry is None:
+        if key is None or entry is None:
             return
         entry[2] -= 1
-        if entry[2] == 0:
-            del _ATTACHED[key]
+        if entry[2] == 0:  # forgotten only once detached: a failed DETACH is retried
             _INSTANCE[0].execute(f"DETACH {entry[0]}")
+            del _ATTACHED[key]
 
 
 os.register_at_fork(after_in_child=_forget_watcher)
