@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import numpy as np
@@ -162,7 +163,7 @@ def _json_values(value: Any, n: int) -> list[str] | str:
             return [_json_scalar(x) for x in array.tolist()]
         # labels: few distinct strings in many rows, each encoded once
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
-        encoded = np.array([*(_json_scalar(u) for u in uniques), "null"], dtype=object)
+        encoded = np.array([*(json.dumps(u) for u in uniques.tolist()), "null"], dtype=object)
         return encoded[codes].tolist()
     return _json_scalar(value)
 
@@ -214,6 +215,8 @@ def _parsed_part(values: Sequence[Any]) -> _Part:
             text[i] = "true" if value else "false"
         elif isinstance(value, int):
             number[i], numeric[i], text[i] = float(value), True, str(value)
+        elif type(value) is str:  # the default encoder (cached) writes a string faster
+            text[i] = json.dumps(value)
         else:
             text[i] = json.dumps(value, sort_keys=True)
     return _Part(number, numeric, text, null)
@@ -241,7 +244,8 @@ def _part(value: Any, n: int) -> _Part:
                      np.where(array, "true", "false").astype(object), np.zeros(n, dtype=bool))
     if pd.api.types.infer_dtype(array, skipna=True) in ("string", "empty"):
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
-        encoded = np.array([*(_json_scalar(u) for u in uniques), "null"], dtype=object)
+        encoded = np.array([*map(encode_basestring_ascii, uniques.tolist()), "null"],
+                           dtype=object)
         return _Part(np.full(n, np.nan), np.zeros(n, dtype=bool), encoded[codes],
                      codes < 0)
     return _parsed_part([_plain(x) for x in array.tolist()])
@@ -313,7 +317,8 @@ def _units(unit: Any, n: int) -> np.ndarray:
         array = np.asarray(unit, dtype=object)
         if len(array) != n:
             raise ValueError(f"fact unit column has {len(array)} values for {n} rows")
-        return np.array([_unit_text(u) for u in array.tolist()], dtype=object)
+        codes, uniques = pd.factorize(array, use_na_sentinel=True)  # a few distinct units
+        return np.array([*map(_unit_text, uniques.tolist()), None], dtype=object)[codes]
     return np.full(n, _unit_text(unit), dtype=object)
 
 
