@@ -47,10 +47,13 @@ def _armed_workers(descendants: list[psutil.Process]) -> list[psutil.Process]:
     found = []
     for process in descendants:
         try:
-            # spawned, or forked by the fork server (which runs one thread itself)
+            # spawned, or forked by the fork server (whose own threads, numpy's and
+            # pyarrow's, are not a watchdog: the server is no worker)
             command = " ".join(process.cmdline())
-            if (("spawn_main" in command or "forkserver" in command)
-                    and process.num_threads() >= 2):
+            parent = process.parent()
+            forked = ("forkserver" in command and parent is not None
+                      and "forkserver" in " ".join(parent.cmdline()))
+            if ("spawn_main" in command or forked) and process.num_threads() >= 2:
                 found.append(process)
         except psutil.Error:
             continue
