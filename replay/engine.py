@@ -82,7 +82,7 @@ from buddy.store.tables import process_reads_directory, reads_shared, share_read
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.evidence import declared_facts, render_evidence, stored_facts
-from replay.executors import Executor, LocalProcessExecutor
+from replay.executors import Executor, LocalProcessExecutor, SerialExecutor
 from replay.model import (
     EXIT_REASONS,
     INTENT_COLUMNS,
@@ -179,6 +179,8 @@ class ChunkTask:
     lookback_bars: int
     providers: tuple[tuple[str, PieceProvider], ...]
     intents: pd.DataFrame  # INTENT_COLUMNS + intent_no, in canonical order
+    #: where the run's workers share their whole-table reads (``buddy.store.tables``)
+    shared_tables: str | None = None
     #: where the run's workers share their whole-table reads (``buddy.store.tables``)
     shared_tables: str | None = None
 
@@ -463,8 +465,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     own_executor = executor is None
     executor = executor or LocalProcessExecutor(workers=2)
     # the run's processes (and this process's later runs) read each whole table once
-    # between them, as memory-mapped files
-    shared = process_reads_directory()
+    # between them, as memory-mapped files (in this process alone: its own tables suffice)
+    shared = None if isinstance(executor, SerialExecutor) else process_reads_directory()
     try:
         with reads_shared(shared):
             return _run(store, intents, config=config, name=name, executor=executor,
@@ -488,7 +490,7 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
          outcomes: pd.DataFrame | None, label: bool, trades: pd.DataFrame | None,
          providers: dict[str, PieceProvider], lookback_bars: int,
          on_chunk: Callable[[ChunkCommitted], None] | None, purpose: str,
-         outcome_rules: OutcomeRules | None, started: float, shared_tables: Path
+         outcome_rules: OutcomeRules | None, started: float, shared_tables: Path | None
          ) -> ReplayRun:
     start = getattr(executor, "start", None)
     if callable(start):  # workers start (and import) while this process sets the run up
@@ -531,7 +533,7 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
                        config_json=config_json, lookback_bars=lookback_bars,
                        providers=tuple(sorted(providers.items())), intents=chunk,
-                       shared_tables=str(shared_tables))
+                       shared_tables=None if shared_tables is None else str(shared_tables))
              for n, chunk in enumerate(chunks))
     outcome_source = _OutcomeSource(store, frame, outcomes, trades, outcome_rules) if (
         outcomes is not None or label) else None
