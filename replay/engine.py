@@ -181,8 +181,6 @@ class ChunkTask:
     intents: pd.DataFrame  # INTENT_COLUMNS + intent_no, in canonical order
     #: where the run's workers share their whole-table reads (``buddy.store.tables``)
     shared_tables: str | None = None
-    #: where the run's workers share their whole-table reads (``buddy.store.tables``)
-    shared_tables: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
