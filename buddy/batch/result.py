@@ -233,8 +233,10 @@ def _part(value: Any, n: int) -> _Part:
         raise ValueError(f"fact column has {len(array)} values for {n} rows")
     if array.dtype.kind == "f":
         finite = np.isfinite(array)
-        return _Part(np.where(finite, array, np.nan).astype(np.float64), finite,
-                     np.where(finite, None, "null").astype(object), ~finite)
+        text = np.full(n, None, dtype=object)
+        text[~finite] = "null"
+        return _Part(np.where(finite, array, np.nan).astype(np.float64), finite, text,
+                     ~finite)
     if array.dtype.kind in "iu":
         return _Part(array.astype(np.float64), np.ones(n, dtype=bool),
                      np.array(list(map(str, array.tolist())), dtype=object),
@@ -295,7 +297,8 @@ def fact_table(facts: Sequence[FactColumn], n: int) -> pa.Table:
     value_text = stacked(values, "text", object)
     has_text = value_text != None  # noqa: E711 (elementwise over an object array)
     t_null = stacked(thresholds, "null", bool)
-    t_text = np.where(t_null, None, stacked(thresholds, "text", object))
+    t_text = stacked(thresholds, "text", object).copy()
+    t_text[t_null] = None  # a null threshold is no text: threshold_json holds none
     t_has_text = t_text != None  # noqa: E711
     names = np.tile(np.array([f.name for f in facts], dtype=object), n)
     units = np.stack([_units(f.unit, n) for f in facts], axis=1) if k else np.zeros(
@@ -303,13 +306,18 @@ def fact_table(facts: Sequence[FactColumn], n: int) -> pa.Table:
     return pa.table([
         _list_array(stacked(values, "number", np.float64).ravel(),
                     stacked(values, "numeric", bool).ravel(), None, n, k, pa.float64()),
-        _list_array(value_text.ravel(), None, has_text.any(axis=1), n, k, pa.string()),
+        _list_array(value_text.ravel(), None, _any(has_text), n, k, pa.string()),
         _list_array(stacked(thresholds, "number", np.float64).ravel(),
-                    stacked(thresholds, "numeric", bool).ravel(), (~t_null).any(axis=1),
+                    stacked(thresholds, "numeric", bool).ravel(), _any(~t_null),
                     n, k, pa.float64()),
-        _list_array(t_text.ravel(), None, t_has_text.any(axis=1), n, k, pa.string()),
+        _list_array(t_text.ravel(), None, _any(t_has_text), n, k, pa.string()),
         _list_array(names, None, None, n, k, pa.string()),
         _list_array(units.ravel(), None, None, n, k, pa.string())], schema=FACTS_SCHEMA)
+
+
+def _any(flags: np.ndarray) -> np.ndarray:
+    """Return per row whether any of its facts is flagged ((rows, facts) -> rows)."""
+    return np.asarray(flags.any(axis=1), dtype=bool)
 
 
 def _units(unit: Any, n: int) -> np.ndarray:
@@ -330,7 +338,7 @@ def _unit_text(unit: Any) -> str | None:
     return parsed if isinstance(parsed, str) or parsed is None else json.dumps(parsed)
 
 
-def facts_from_json(texts: Sequence[str]) -> pa.Table:
+def facts_from_json(texts: Sequence[str] | np.ndarray) -> pa.Table:
     """Return the typed facts (FACTS_SCHEMA) of evidence JSON strings, one issue each (the
     path of issues that come as JSON: per-intent reports, the row-by-row fallback)."""
     columns: dict[str, list[Any]] = {name: [] for name in FACTS_SCHEMA.names}
@@ -458,7 +466,7 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
             action_json.append(_typed(block.action_json, len(block_rows)))
         else:
             evidence.append(np.asarray(facts, dtype=object))
-            action_json.append(_per_row(block.action_json, len(block_rows)))  # type: ignore[arg-type]
+            action_json.append(_per_row(block.action_json, len(block_rows)))
     if not rows:
         return {name: np.array([], dtype=np.int64 if name == "row" else object)
                 for name in ISSUE_FRAME_COLUMNS}
