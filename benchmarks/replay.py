@@ -207,6 +207,7 @@ class RecordingExecutor:
 
     def __init__(self) -> None:
         self.inner = LocalProcessExecutor(workers=2)
+        self.workers = self.inner.workers  # run_replay cuts chunks for this many
         self.rows: list[ChunkRows] = []
 
     def start(self, preload: Iterable[str] = ()) -> None:

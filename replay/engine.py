@@ -103,6 +103,9 @@ PURPOSES: tuple[str, ...] = ("research", "gate")
 #: Intents per chunk (one transaction each): per-intent path, batch path.
 DEFAULT_CHUNK_SIZE = 50
 DEFAULT_BATCH_CHUNK_SIZE = 20_000
+#: The smallest batch chunk a run is cut into so that every worker has one (below it a
+#: chunk's own work, per series and per transaction, outweighs a second core).
+MIN_BATCH_CHUNK_SIZE = 2_000
 #: How long the writer waits for workers' read-only connections to let go, in seconds.
 WRITE_LOCK_TIMEOUT_S = 120.0
 SCORE_PREFIX = "score__"
@@ -451,9 +454,7 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
         raise ValueError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
     if purpose not in PURPOSES:
         raise ValueError(f"purpose must be one of {', '.join(PURPOSES)} (got {purpose!r})")
-    if chunk_size is None:
-        chunk_size = DEFAULT_BATCH_CHUNK_SIZE if mode == "batch" else DEFAULT_CHUNK_SIZE
-    if chunk_size < 1:
+    if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 (got {chunk_size})")
     if len(intents) == 0:  # a "done" run of nothing would read as a result
         raise ReplayError(f"nothing to replay: run {name!r} was given 0 intents (no run "
@@ -462,6 +463,9 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     providers = dict(providers or {})
     own_executor = executor is None
     executor = executor or LocalProcessExecutor(workers=2)
+    if chunk_size is None:
+        chunk_size = (batch_chunk_size(len(intents), executor) if mode == "batch"
+                      else DEFAULT_CHUNK_SIZE)
     # the run's processes (and this process's later runs) read each whole table once
     # between them, as memory-mapped files (in this process alone: its own tables suffice)
     shared = None if isinstance(executor, SerialExecutor) else process_reads_directory()
@@ -475,6 +479,16 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     finally:
         if own_executor:
             executor.close()
+
+
+def batch_chunk_size(n_intents: int, executor: Executor) -> int:
+    """Return the batch path's chunk size for ``n_intents``: DEFAULT_BATCH_CHUNK_SIZE, or
+    less so that each of the executor's ``workers`` (one when it does not say) gets a chunk
+    (a run of 10,000 intents on two workers is two chunks of 5,000, not one of 10,000 and an
+    idle core), never less than MIN_BATCH_CHUNK_SIZE. Results do not depend on it."""
+    workers = max(1, int(getattr(executor, "workers", 1) or 1))
+    share = -(-n_intents // workers)
+    return min(DEFAULT_BATCH_CHUNK_SIZE, max(MIN_BATCH_CHUNK_SIZE, share))
 
 
 def worker_modules(providers: Mapping[str, PieceProvider]) -> tuple[str, ...]:
