@@ -116,9 +116,11 @@ class SeriesData:
     bar_of_feature: np.ndarray
 
     @classmethod
-    def read(cls, store: Store, symbol: str, timeframe: str, until: int) -> SeriesData:
+    def read(cls, store: Store, symbol: str, timeframe: str, until: int,
+             times: _TableTimes | None = None) -> SeriesData:
         """Read the series' bars closed by ``until`` (UTC ns), their features and the
-        symbol's actions from the whole tables read once per process.
+        symbol's actions from the whole tables read once per process (``times``: those
+        tables, when the caller has them already).
 
         The cut is the point-in-time rule ``ts_close <= as_of`` over the table's columns
         (``buddy.store.bars.bars_closed_by`` / ``features_closed_by`` give the same rows):
@@ -133,7 +135,7 @@ class SeriesData:
         actions = symbol_actions(store, symbol)
         if len(actions):
             actions = actions.sort_values("ex_date", kind="stable", ignore_index=True)
-        times = _table_times(store)
+        times = _table_times(store) if times is None else times
         a, b = times.bars.span(symbol, timeframe)
         closed = np.flatnonzero(times.ts_close[a:b] <= until)
         n = len(closed)
@@ -210,9 +212,10 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
     instrument_of = np.zeros(n, np.int64)
     local_days: dict[str, np.ndarray] = {}  # per time zone: each row's as_of local day
     groups = frame.groupby(["symbol", "timeframe"], sort=True).indices
+    times = _table_times(store) if groups else None  # the tables, once per batch
     for (symbol, timeframe), rows in groups.items():
         rows = np.asarray(rows, dtype=np.int64)
-        data = SeriesData.read(store, symbol, timeframe, int(as_of_ns[rows].max()))
+        data = SeriesData.read(store, symbol, timeframe, int(as_of_ns[rows].max()), times)
         instrument_of[rows] = len(instruments)
         instruments.append({k: data.instrument[k] for k in INSTRUMENT_FIELDS})
         _series_rows(data, rows, as_of_ns, lookback_bars, parts, bar_start, bar_stop,
