@@ -468,7 +468,6 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
 #: Event kind -> code (kinds outside EVENT_KINDS get len(EVENT_KINDS)).
 _KIND_CODE: dict[str, int] = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _DAY_NS = 86_400_000_000_000
 #: Session length assumed for a first guess of how far ahead an intraday horizon reaches.
 _GUESS_SESSION_NS = 6 * 3_600_000_000_000
@@ -563,9 +562,8 @@ class _Schedule:
             if not isinstance(piece, ScheduleContext):
                 raise FieldErrors([FieldError("schedule", "must be a ScheduleContext",
                                               type(piece).__name__)])
-        as_of = np.array([_ns(p.as_of, "schedule.as_of") for p in pieces], dtype=np.int64)
-        window_end = np.array([_ns(p.window_end, "schedule.window_end") for p in pieces],
-                              dtype=np.int64)
+        as_of = _ns_array([p.as_of for p in pieces], "schedule.as_of")
+        window_end = _ns_array([p.window_end for p in pieces], "schedule.window_end")
         set_code, set_first = _distinct_ids([p.sessions for p in pieces])
         sets = [pieces[i].sessions for i in set_first.tolist()]
         sessions = _Sessions(sets)
@@ -763,8 +761,7 @@ class _Events:
         flat = list(chain.from_iterable(p.events for p in pieces))
         event_code, first = _distinct_ids(flat)
         events = [flat[i] for i in first.tolist()]
-        ts = np.array([_ns(e.ts, "schedule.events.ts") for e in events],
-                      dtype=np.int64)[event_code]
+        ts = _ns_array([e.ts for e in events], "schedule.events.ts")[event_code]
         piece = np.repeat(np.arange(len(pieces)), count)
         if np.any((ts[1:] < ts[:-1]) & (piece[1:] == piece[:-1])):
             order = np.lexsort((ts, piece))  # stable: ties keep their order
@@ -799,15 +796,9 @@ def _level_texts(names: np.ndarray, price: np.ndarray, rank: np.ndarray, inside:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _ns(value: datetime, field: str) -> int:
-    """Return a tz-aware datetime as UTC nanoseconds (refused without a zone)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise FieldErrors([FieldError(field, "must be timezone-aware", str(value))])
-    return (value - _EPOCH) // _MICROSECOND * 1000
-
-
 def _ns_array(values: Sequence[datetime], field: str) -> np.ndarray:
-    """Return tz-aware datetimes as UTC nanoseconds (``_ns`` of each, in one pass)."""
+    """Return tz-aware datetimes as UTC nanoseconds (microseconds x 1000), in one pass;
+    refuse a datetime without a zone, naming the field."""
     for value in values:
         if value.tzinfo is None or value.utcoffset() is None:
             raise FieldErrors([FieldError(field, "must be timezone-aware", str(value))])
