@@ -70,6 +70,19 @@ def _isolated_experiment_store(tmp_path_factory: pytest.TempPathFactory) -> None
     os.environ.pop("BUDDY_SCORING_MODEL", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the exchange-calendar cache inside this run's temporary folder, shared by its
+    xdist workers and the processes they start: the tests never write to the user's
+    ~/.cache, and never read a calendar an earlier run left there."""
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    os.environ["BUDDY_CACHE_DIR"] = str(base / "calendar-cache")
+
+
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Return a store holding the bundled real data and its features (built once, read-only
