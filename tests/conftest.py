@@ -124,6 +124,15 @@ def truncated_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture
+def sample_db(sample_store: Store, tmp_path: Path) -> Path:
+    """Return the path of a private, writable copy of ``sample_store``'s file."""
+    path = tmp_path / "sample-copy" / "buddy.duckdb"
+    path.parent.mkdir()
+    shutil.copy(sample_store.path, path)
+    return path
+
+
+@pytest.fixture
 def empty_store(tmp_path: Path) -> Store:
     """Return a freshly migrated, empty store."""
     return Store(tmp_path / "buddy.duckdb")

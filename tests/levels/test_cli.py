@@ -4,7 +4,6 @@ on their own (opening $BUDDY_DB) and attached to a copy of the main group (``--d
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import click
@@ -19,10 +18,8 @@ from buddy.store import Store
 
 
 @pytest.fixture
-def db(sample_store: Store, tmp_path: Path) -> Path:
-    path = tmp_path / "buddy.duckdb"
-    shutil.copy(sample_store.path, path)
-    return path
+def db(sample_db: Path) -> Path:
+    return sample_db
 
 
 def test_context_levels_prints_the_snapshot_on_the_as_of_basis(db: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,10 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def replay_db(sample_store: Store, tmp_path: Path) -> Path:
-    db = tmp_path / "replay.duckdb"
-    shutil.copy(sample_store.path, db)
-    return db
+def replay_db(sample_db: Path) -> Path:
+    return sample_db
 
 
 def test_replay_run_prints_its_figures_with_n_and_intervals(replay_db: Path) -> None:
