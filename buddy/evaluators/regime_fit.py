@@ -159,7 +159,7 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
             measure="loss_beyond_stop"),
         "COUNTER_TREND": Code(
             "Against the trend regime",
-            "This {side} idea runs against a {trend_state} trend regime with ADX "
+            "This {side} idea runs against a {trend_state} trend regime with "
             "{trend_strength} (flagged from {counter_trend_min_adx}).",
             "Check that the setup is a deliberate counter-trend one, with a defined "
             "invalidation level and a size that allows for it.",
