@@ -78,10 +78,9 @@ def quiet_downloads() -> None:
 def tracking_uri() -> str:
     """Return $MLFLOW_TRACKING_URI, else the SQLite store under the project's mlruns/
     (``buddy.paths.default_tracking_uri``: absolute, whatever the working directory)."""
-    from buddy.paths import default_tracking_uri
+    from buddy import paths
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or default_tracking_uri()
+    return paths.tracking_uri()
 
 
 def point_mlflow_at_store() -> MlflowClient:

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from buddy.processes import running
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -129,7 +131,7 @@ def exit_with_parent(parent_pid: int, *, death_signal: bool = True,
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
     def orphaned() -> bool:
-        return os.getppid() != direct or not _running(parent_pid)
+        return os.getppid() != direct or not running(parent_pid)
 
     if orphaned():  # a parent died before the signal was armed
         os._exit(1)
@@ -143,20 +145,6 @@ def exit_with_parent(parent_pid: int, *, death_signal: bool = True,
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
-def _running(pid: int) -> bool:
-    """Return whether process ``pid`` exists (POSIX signal 0; elsewhere assumed running:
-    ``os.kill`` would end it there)."""
-    if os.name != "posix":
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def worker_context(preload: Iterable[str] = ()) -> multiprocessing.context.BaseContext:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import utc_ns
 from buddy.batch.context import (
     INSTRUMENT_FIELDS,
     OTHER_PIECES,
@@ -79,10 +80,6 @@ class _TableTimes:
 _TIMES: list[_TableTimes] = []
 
 
-def _utc_ns(values: Any) -> np.ndarray:
-    return pd.DatetimeIndex(values).tz_convert("UTC").as_unit("ns").asi8
-
-
 def _table_times(store: Store) -> _TableTimes:
     """Return the whole tables of ``store`` and their time columns (kept per table read)."""
     bars, features = all_bars(store), all_features(store)
@@ -92,10 +89,10 @@ def _table_times(store: Store) -> _TableTimes:
     empty = np.zeros(0, np.int64)
     times = _TableTimes(
         bars=bars, features=features,
-        ts=_utc_ns(frame["ts"]) if len(frame) else empty,
-        ts_close=_utc_ns(frame["ts_close"]) if len(frame) else empty,
+        ts=utc_ns(frame["ts"]) if len(frame) else empty,
+        ts_close=utc_ns(frame["ts_close"]) if len(frame) else empty,
         session_day=_days(frame["session"]) if len(frame) else empty,
-        feature_ts=_utc_ns(feature_frame["ts"]) if len(feature_frame) else empty)
+        feature_ts=utc_ns(feature_frame["ts"]) if len(feature_frame) else empty)
     _TIMES[:] = [times]
     return times
 

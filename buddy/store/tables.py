@@ -44,6 +44,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from buddy.processes import running
+
 if TYPE_CHECKING:
     from buddy.store.core import Store
 
@@ -132,7 +134,7 @@ def process_reads_directory() -> Path:
         root = Path(tempfile.gettempdir())
         for stale in root.glob(f"{_PREFIX}*"):
             owner = stale.name.removeprefix(_PREFIX).partition("-")[0]
-            if owner.isdigit() and not _running(int(owner)):
+            if owner.isdigit() and not running(int(owner)):
                 shutil.rmtree(stale, ignore_errors=True)
         directory = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=root))
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
@@ -146,18 +148,6 @@ def forget_process_reads() -> None:
     with _lock:
         if _process_directory:
             shutil.rmtree(_process_directory.pop(), ignore_errors=True)
-
-
-def _running(pid: int) -> bool:
-    if os.name != "posix":  # os.kill would end the process there: keep its directory
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def arrow_table(store: Store, name: str, read: Callable[[Store], pa.Table]) -> pa.Table:
