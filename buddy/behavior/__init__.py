@@ -1,0 +1,1 @@
+"""Behaviour: detectors over the trader's own history, nudges and their experiments (issue #19)."""
