@@ -23,6 +23,12 @@ class RiskRules(ModuleConfig):
                                       doc="stop trading for the day past this loss")
     max_open_heat_pct: float = param(6.0, lo=0.1, hi=100.0, unit="% of equity",
                                      doc="sum of open risk at stops across positions")
+    max_cluster_weight_pct: float = param(
+        50.0, lo=1.0, hi=1000.0, unit="% of equity",
+        doc="gross market value held the same way in one correlation cluster")
+    max_beta_net_exposure_pct: float = param(
+        150.0, lo=1.0, hi=5000.0, unit="% of equity",
+        doc="net exposure weighted by each position's beta to its benchmark, either way")
     min_reward_risk: float = param(1.5, lo=0.1, hi=20.0, unit="R",
                                    doc="smallest acceptable target distance over stop distance")
     stop_required: bool = param(True, choices=(True, False),
