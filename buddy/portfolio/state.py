@@ -1,0 +1,261 @@
+"""What is known of a user's portfolio as of t: ``PortfolioState`` and ``portfolio_state``.
+
+Everything is read point-in-time: fills executed by t (or the latest statement by t), the
+last daily bar closed by t for the marks, returns from bars with ``ts_close <= t`` on the
+split basis in force at t, and the equity known at t. The rules are the user's current rules
+version, as the ``account`` piece gives them (rules versions are stamped with wall-clock time,
+not market time: ``buddy/users/provider.py``); the state says which version.
+
+Equity as of t: the latest ``account_equity_history`` row with as_of <= t (a statement's
+equity, a simulated account's), else the account snapshot when it was written by t
+(``buddy.store.accounts.equity_as_of``), else unknown (None): every "% of equity" figure is
+then NaN and reported as not checked, never guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from buddy.portfolio.positions import (
+    BASE_COLUMNS,
+    DAILY,
+    MARK_COLUMNS,
+    mark_positions,
+    read_positions_as_of,
+)
+from buddy.portfolio.risk import log_returns
+from buddy.store.accounts import equity_as_of
+from buddy.store.bars import bars_closed_by, symbol_actions
+from buddy.store.portfolio import equity_from_history
+from buddy.users.model import RiskRules
+
+if TYPE_CHECKING:
+    from buddy.store import Store
+
+#: Columns of ``PortfolioState.positions``, one row per held symbol (qty != 0), by symbol:
+#: symbol; qty (signed units on t's split basis); avg_price, mark, stop (instrument currency
+#: per unit, t's basis; stop NaN when unknown); open_ts; stop_source (intent | user |
+#: statement | none | stop_wrong_side); trade_id (None from a statement); mark_ts (the daily
+#: bar's close time); market_value, unrealized_pnl, open_risk (instrument currency; open risk
+#: NaN when the stop or mark is unknown); weight_pct, open_risk_pct (% of equity, weight
+#: signed; NaN when the equity is unknown); sector, asset_class, benchmark, currency
+#: (tickers; None when not given); multiplier (contract multiplier).
+POSITION_COLUMNS: tuple[str, ...] = BASE_COLUMNS + MARK_COLUMNS
+
+ReturnFrequency = Literal["daily", "weekly"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnsWindow:
+    """A stated window of log returns: ``frequency`` (daily: one per session of the
+    instrument's daily bars; weekly: Friday to Friday closes, complete weeks only) over the
+    ``years`` before t (periods ending in (t - years, t])."""
+
+    frequency: ReturnFrequency = "daily"
+    years: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.frequency not in ("daily", "weekly"):
+            raise ValueError(f"frequency: must be 'daily' or 'weekly' (got {self.frequency!r})")
+        if not (isinstance(self.years, int | float) and 0 < self.years <= 20):
+            raise ValueError(f"years: must be in (0, 20] (got {self.years!r})")
+
+    def describe(self) -> str:
+        """Return the window in words, e.g. '1 year of daily log returns'."""
+        years = f"{self.years:g} year" + ("" if self.years == 1 else "s")
+        return f"{years} of {self.frequency} log returns"
+
+
+#: The window of volatility, contributions, VaR and clusters: one year of daily returns.
+DAILY_1Y = ReturnsWindow("daily", 1.0)
+#: The default window of betas: two years of weekly returns.
+WEEKLY_2Y = ReturnsWindow("weekly", 2.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortfolioState:
+    """What is known as of ``as_of`` of ``user_id``'s portfolio.
+
+    ``equity`` and ``base_currency`` (None when unknown) with ``equity_source`` saying where
+    the value came from; ``positions`` (POSITION_COLUMNS; empty when flat); ``source`` of the
+    positions ("fills" or "statement", with ``statement_as_of``); ``rules`` and
+    ``rules_version`` (heat limit ``rules.max_open_heat_pct`` etc.); ``window``: the stated
+    returns window ``returns`` uses by default; ``extra_symbols``: symbols beyond the held
+    ones that ``returns`` includes by default (e.g. an intent's).
+    """
+
+    user_id: str
+    as_of: pd.Timestamp
+    equity: float | None
+    base_currency: str | None
+    equity_source: str
+    positions: pd.DataFrame
+    source: str
+    statement_as_of: pd.Timestamp | None
+    rules: RiskRules
+    rules_version: int
+    window: ReturnsWindow = DAILY_1Y
+    extra_symbols: tuple[str, ...] = ()
+    store: Store = field(repr=False, compare=False)
+    _closes: dict[str, pd.Series] = field(default_factory=dict, repr=False, compare=False)
+
+    # ------------------------------------------------------------ positions
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Return the held symbols, sorted."""
+        return tuple(self.positions["symbol"].astype(str))
+
+    def position_in(self, symbol: str) -> float:
+        """Return the signed quantity held in ``symbol`` (units on t's split basis; 0.0 when
+        flat): the missing scanner's ExposureHook."""
+        rows = self.positions["symbol"].to_numpy(object) == symbol
+        return float(self.positions["qty"].to_numpy(np.float64)[rows].sum()) if rows.any() \
+            else 0.0
+
+    def weights(self, symbols: Sequence[str] | None = None) -> np.ndarray:
+        """Return the signed weight of each of ``symbols`` (held ones when None) as a fraction
+        of equity (0 where not held; NaN where held but the weight is unknown)."""
+        chosen = self.symbols if symbols is None else tuple(symbols)
+        held = dict(zip(self.positions["symbol"].astype(str),
+                        self.positions["weight_pct"].to_numpy(np.float64) / 100.0, strict=True))
+        return np.array([held.get(s, 0.0) for s in chosen], dtype=np.float64)
+
+    @property
+    def heat_pct(self) -> float:
+        """Return the open risk to the stops of the positions whose risk is known, % of equity
+        (NaN when the equity is unknown; 0.0 when flat). ``unknown_risk_symbols`` names the
+        positions left out."""
+        if self.equity is None:
+            return math.nan
+        risk = self.positions["open_risk_pct"].to_numpy(np.float64)
+        return float(np.nansum(risk)) if len(risk) else 0.0
+
+    @property
+    def unknown_risk_symbols(self) -> tuple[str, ...]:
+        """Return the held symbols whose open risk is unknown (no stop, no mark, or no weight
+        in the account's currency)."""
+        risk = self.positions["open_risk_pct"].to_numpy(np.float64)
+        return tuple(self.positions["symbol"].astype(str).to_numpy(object)[np.isnan(risk)])
+
+    # ------------------------------------------------------------ returns
+    def daily_closes(self, symbol: str) -> pd.Series:
+        """Return ``symbol``'s daily closes on t's split basis, indexed by session date
+        (bars with ts_close <= t; empty when none)."""
+        if symbol not in self._closes:
+            bars = bars_closed_by(self.store, symbol, DAILY, self.as_of)
+            if bars.empty:
+                closes = pd.Series(dtype="float64", index=pd.DatetimeIndex([], name="session"))
+            else:
+                from buddy.data.splits import split_factor_as_of
+
+                actions = symbol_actions(self.store, symbol)
+                divisor = np.ones(len(bars)) if actions.empty else split_factor_as_of(
+                    bars["session"], actions, self.as_of)
+                index = pd.DatetimeIndex(pd.to_datetime(bars["session"]), name="session")
+                closes = pd.Series(bars["close"].to_numpy(np.float64) / divisor, index=index)
+            self._closes[symbol] = closes
+        return self._closes[symbol]
+
+    def returns(self, symbols: Iterable[str] = (), *, window: ReturnsWindow | None = None
+                ) -> pd.DataFrame:
+        """Return aligned log returns of the held symbols, then ``extra_symbols``, then
+        ``symbols`` (each once, in that order) over ``window`` (the state's when None).
+
+        Rows are period ends (session dates; week-ending Fridays for weekly), oldest first,
+        within (t - years, t]; a symbol's return is computed on its own bars (a holiday of
+        one market does not break another's return) and is NaN on a period it did not trade.
+        Columns without any bar are all NaN.
+        """
+        chosen = window or self.window
+        ordered: list[str] = []
+        for s in (*self.symbols, *self.extra_symbols, *symbols):
+            if s not in ordered:
+                ordered.append(s)
+        start = (pd.Timestamp(self.as_of).tz_convert("UTC").tz_localize(None).normalize()
+                 - pd.Timedelta(days=365.25 * chosen.years))
+        columns: dict[str, pd.Series] = {}
+        for s in ordered:
+            closes = self.daily_closes(s)
+            if chosen.frequency == "weekly":
+                closes = _weekly(closes, self.as_of)
+            values = log_returns(closes.to_numpy())[:, 0] if len(closes) > 1 else np.array([])
+            series = pd.Series(values, index=closes.index[1:], dtype="float64")
+            columns[s] = series[series.index > start]
+        frame = pd.DataFrame(columns, columns=ordered)
+        return frame.sort_index()
+
+
+def _weekly(closes: pd.Series, as_of: pd.Timestamp) -> pd.Series:
+    """Return the last close of each complete week (weeks ending Friday), indexed by the
+    Friday. The week holding t counts only when t's date is past its Friday or its Friday
+    session is the last one closed."""
+    if closes.empty:
+        return closes
+    weekly = closes.groupby(closes.index.to_period("W-FRI")).last()
+    ends = weekly.index.to_timestamp(how="end").normalize()
+    last_session = closes.index[-1]
+    today = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).normalize()
+    complete = (ends < today) | (ends == last_session.normalize())
+    out = pd.Series(weekly.to_numpy(np.float64)[complete], index=pd.DatetimeIndex(
+        ends[complete], name="session"))
+    return out
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _equity(store: Store, user_id: str, t: pd.Timestamp
+            ) -> tuple[float | None, str | None, str]:
+    known = equity_from_history(store, user_id, t.to_pydatetime())
+    if known is not None:
+        value, currency, stated, source = known
+        return value, currency, f"equity history at {stated.isoformat()} ({source})"
+    account = equity_as_of(store, [user_id], [t])
+    value = float(account["equity"].iloc[0])
+    if math.isfinite(value):
+        return value, str(account["base_currency"].iloc[0]), "account snapshot"
+    return None, None, (f"unknown: no equity history by {t.isoformat()} and no account "
+                        "snapshot written by then")
+
+
+def portfolio_state_with_reason(store: Store, user_id: str, as_of: Any, *,
+                                extra_symbols: Sequence[str] = ()
+                                ) -> tuple[PortfolioState | None, str | None]:
+    """Return (the user's PortfolioState as of ``as_of``, None), or (None, why not) when the
+    user has no positions source by then (no fills and no statement: "not checked")."""
+    from buddy.users.store import get_user
+
+    t = _utc(as_of)
+    read = read_positions_as_of(store, user_id, t)
+    if read.frame is None or read.source is None:
+        return None, read.reason
+    equity, currency, equity_source = _equity(store, user_id, t)
+    user = get_user(store, user_id)
+    rules = RiskRules() if user is None else user.rules
+    version = 0 if user is None else user.rules_version
+    frame = read.frame[read.frame["qty"].to_numpy(np.float64) != 0]
+    positions = mark_positions(store, frame, t, equity, currency)
+    return PortfolioState(
+        user_id=user_id, as_of=t, equity=equity, base_currency=currency,
+        equity_source=equity_source, positions=positions[list(POSITION_COLUMNS)],
+        source=read.source, statement_as_of=read.statement_as_of, rules=rules,
+        rules_version=version, extra_symbols=tuple(dict.fromkeys(extra_symbols)),
+        store=store), None
+
+
+def portfolio_state(store: Store, user_id: str, as_of: Any, *,
+                    extra_symbols: Sequence[str] = ()) -> PortfolioState | None:
+    """Return what is known as of ``as_of`` (UTC) of ``user_id``'s portfolio, or None when
+    the user has no positions source by then (``portfolio_state_with_reason`` gives why).
+    ``extra_symbols``: symbols ``returns()`` includes beside the held ones (e.g. an
+    intent's)."""
+    state, _ = portfolio_state_with_reason(store, user_id, as_of, extra_symbols=extra_symbols)
+    return state
