@@ -58,6 +58,8 @@ NOT_YET_PROVIDED = {
                  "read)",
     "account": "no account provider is installed",
     "schedule": "no event schedule provider is installed",
+    "behavior": "no behaviour provider is installed (the trader's history and nudge settings "
+                "are not read)",
 }
 
 

@@ -28,6 +28,7 @@ PIECES: tuple[str, ...] = (
     "portfolio",  # Portfolio: positions, exposures, correlation clusters, heat
     "account",  # the user's account snapshot and risk defaults
     "schedule",  # known upcoming events: earnings, macro dates, holidays, early closes
+    "behavior",  # BehaviorState: the trader's own history as of t and their nudge controls
 )
 
 
@@ -113,6 +114,7 @@ class ContextPack:
     portfolio: Any | None = None
     account: Any | None = None
     schedule: Any | None = None
+    behavior: Any | None = None
     missing: Mapping[str, str] = field(default_factory=dict)
 
     def piece(self, name: str) -> Any | None:
