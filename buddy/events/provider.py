@@ -38,11 +38,9 @@ from buddy.data.calendars import (
 from buddy.events.calendar import (
     calendar_event,
     closure_announced_at,
-    exchange_schedule,
     unscheduled_closures,
 )
 from buddy.events.model import ScheduleContext, UpcomingEvent
-from buddy.events.store import known_events
 from buddy.store import Store
 from buddy.store.events import symbol_events
 from buddy.timeframes import Timeframe
@@ -62,12 +60,10 @@ class ScheduleProvider:
     def __call__(self, request: PieceRequest) -> tuple[ScheduleContext | None, str | None]:
         """Return the schedule of ``request.instrument`` as known at ``request.as_of``."""
         inst = request.instrument
-        try:
-            schedule = read_schedule(request.store, inst.symbol, inst.trading_calendar,
-                                     request.as_of, LOOKAHEAD[request.timeframe])
-        except ValueError as exc:  # an unknown calendar name
-            return None, f"no schedule for {inst.symbol}: {exc}"
-        return schedule, None
+        pieces, reasons = schedules(request.store, [inst.symbol], [inst.trading_calendar],
+                                    as_of_ns([request.as_of]),
+                                    np.array([LOOKAHEAD[request.timeframe].value]))
+        return pieces[0], reasons[0]
 
     def batch(self, request: BatchPieceRequest) -> BatchPieces:
         """Return (pieces, reasons) per row: ``schedule_batch``."""
@@ -77,16 +73,15 @@ class ScheduleProvider:
 def read_schedule(store: Store, symbol: str, calendar: str, as_of: datetime,
                   lookahead: pd.Timedelta) -> ScheduleContext:
     """Return the ScheduleContext of ``symbol`` on ``calendar`` from as_of to as_of +
-    lookahead, with only what was announced by as_of."""
-    window_end = (pd.Timestamp(as_of) + lookahead).to_pydatetime()
-    calendar_events, sessions, calendar_ends = exchange_schedule(calendar, as_of, window_end)
-    rows, n_earnings = known_events(store, symbol, as_of, window_end, as_of)
-    imported = imported_events(rows)
-    events = sorted([*calendar_events, *imported], key=lambda e: (e.ts, e.event_id))
-    return ScheduleContext(symbol=symbol, calendar=calendar, as_of=as_of,
-                           window_end=window_end, events=tuple(events), sessions=sessions,
-                           calendar_ends=calendar_ends,
-                           earnings_dates_known=n_earnings)
+    lookahead, with only what was announced by as_of: a batch of one (``schedules``).
+
+    Raises ValueError for a calendar name that does not exist.
+    """
+    pieces, reasons = schedules(store, [symbol], [calendar], as_of_ns([as_of]),
+                                np.array([pd.Timedelta(lookahead).value]))
+    if pieces[0] is None:
+        raise ValueError(reasons[0])
+    return pieces[0]
 
 
 def imported_events(rows: pd.DataFrame) -> list[UpcomingEvent]:
@@ -105,19 +100,31 @@ _DAY_NS = 86_400_000_000_000
 
 
 def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
-    """Batch form of ``schedule_provider``: (pieces, reasons) per row.
-
-    One ScheduleContext per distinct (symbol, calendar, timeframe's lookahead, as_of); the
-    calendar is read once per calendar over the span of the rows (``_CalendarSpan``), the
-    events table once per symbol.
-    """
+    """Batch form of ``schedule_provider``: (pieces, reasons) per row (``schedules`` with
+    each row's timeframe's lookahead)."""
     if not len(request):
         return np.empty(0, dtype=object), np.empty(0, dtype=object)
-    t = as_of_ns(request.intents["as_of"])
     lookahead = per_distinct(request.intents["timeframe"],
                              lambda v: LOOKAHEAD[Timeframe.parse(v)].value, np.int64)
-    symbols = request.instrument["symbol"].to_numpy(object)
-    calendars = request.instrument["trading_calendar"].to_numpy(object)
+    return schedules(request.store, request.instrument["symbol"].to_numpy(object),
+                     request.instrument["trading_calendar"].to_numpy(object),
+                     as_of_ns(request.intents["as_of"]), lookahead)
+
+
+def schedules(store: Store, symbols: Sequence[str] | np.ndarray,
+              calendars: Sequence[str] | np.ndarray, t: np.ndarray, lookahead: np.ndarray
+              ) -> BatchPieces:
+    """Return (pieces, reasons) per row: the ScheduleContext of symbol i on calendar i from
+    t[i] to t[i] + lookahead[i] (UTC ns), with only what was announced by t[i]; a reason
+    where the calendar does not exist.
+
+    One ScheduleContext per distinct (symbol, calendar, lookahead, as_of); the calendar is
+    read once per calendar over the span of the rows (``_CalendarSpan``), the events table
+    once per symbol.
+    """
+    symbols = np.asarray(symbols, dtype=object)
+    calendars = np.asarray(calendars, dtype=object)
+    t, lookahead = np.asarray(t, dtype=np.int64), np.asarray(lookahead, dtype=np.int64)
     codes, first = groups(np.column_stack([pd.factorize(symbols)[0],
                                            pd.factorize(calendars)[0], lookahead, t]))
     u_t, u_end, u_symbol = t[first], t[first] + lookahead[first], symbols[first]
@@ -125,7 +132,7 @@ def schedule_batch(request: BatchPieceRequest) -> BatchPieces:
     u_as_of, u_window_end = _utc_datetimes(u_t), _utc_datetimes(u_end)
     shared_pieces = np.empty(len(first), dtype=object)
     shared_reasons = np.empty(len(first), dtype=object)
-    events = _SymbolEvents.read(request.store, sorted({str(s) for s in u_symbol}))
+    events = _SymbolEvents.read(store, sorted({str(s) for s in u_symbol}))
     u_calendar = calendars[first]
     for name in pd.unique(u_calendar):
         keys = np.flatnonzero(u_calendar == name)

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from buddy.events.calendar import exchange_schedule
-from buddy.events.provider import read_schedule
+from buddy.events.model import ScheduleContext
+from buddy.events.provider import imported_events, read_schedule
+from buddy.events.store import known_events
 from buddy.store import Store
 from tests import factories
 from tests.events.helpers import store_with_events
@@ -155,3 +157,33 @@ def test_schedule_at_t_equals_schedule_from_events_known_at_t(events_store: Stor
             assert all(e.announced_at is None or e.announced_at <= t for e in full.events)
             assert all(t <= e.ts <= full.window_end for e in full.events)
     assert cut.query("SELECT count(*) AS n FROM events")["n"].iloc[0] == 0
+
+
+def _window_by_window(store: Store, symbol: str, calendar: str, as_of: datetime,
+                      lookahead: pd.Timedelta) -> ScheduleContext:
+    """The schedule the plain way, one window at a time: the calendar's events and sessions
+    of the window (``exchange_schedule``) and the events table's rows announced by as_of
+    (``known_events``). The oracle of the provider, which reads spans once."""
+    end = (pd.Timestamp(as_of) + lookahead).to_pydatetime()
+    calendar_events, sessions, calendar_ends = exchange_schedule(calendar, as_of, end)
+    rows, n_earnings = known_events(store, symbol, as_of, end, as_of)
+    events = sorted([*calendar_events, *imported_events(rows)], key=lambda e: (e.ts, e.event_id))
+    return ScheduleContext(symbol=symbol, calendar=calendar, as_of=as_of, window_end=end,
+                           events=tuple(events), sessions=sessions,
+                           calendar_ends=calendar_ends, earnings_dates_known=n_earnings)
+
+
+@pytest.mark.parametrize(("calendar", "lookahead"), [("XNYS", 90 * DAY), ("XNYS", 760 * DAY),
+                                                     ("FX24x5", 150 * DAY)])
+def test_the_provider_equals_the_schedule_read_window_by_window(
+        events_store: Store, calendar: str, lookahead: pd.Timedelta) -> None:
+    # around the imported events' announcements, 9/11 (announced after the fact), an
+    # early close, a holiday, and a weekend
+    for as_of in ["2001-09-10T20:00Z", "2001-09-11T13:00Z", "2001-09-14T12:00Z",
+                  "2012-06-15T11:59Z", "2012-06-15T12:00Z", "2012-07-02T20:00Z",
+                  "2012-07-03T17:30Z", "2012-07-04T15:00Z", "2012-07-07T12:00Z",
+                  "2012-07-09T12:00Z", "2012-12-24T18:00Z"]:
+        for symbol in ("IBM", "AAPL"):
+            t = _t(as_of)
+            assert read_schedule(events_store, symbol, calendar, t, lookahead) == \
+                _window_by_window(events_store, symbol, calendar, t, lookahead), (as_of, symbol)
