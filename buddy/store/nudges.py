@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     from buddy.store.core import Store
 
-__all__ = ["dismissal_rows", "insert_dismissal", "limits_row", "setting_rows", "shown_rows",
-           "write_limits", "write_settings"]
+__all__ = ["activity_key", "dismissal_rows", "insert_dismissal", "limits_row", "setting_rows",
+           "shown_rows", "write_limits", "write_settings"]
 
 
 def setting_rows(con: DuckDBPyConnection, user_id: str) -> list[tuple[Any, ...]]:
@@ -92,3 +92,15 @@ def shown_rows(store: Store, user_id: str, module: str, until: datetime) -> pd.D
         [user_id, module, until])
     frame["shown_at"] = pd.to_datetime(frame["shown_at"], utc=True)
     return frame
+
+
+def activity_key(store: Store, user_id: str) -> tuple[Any, ...]:
+    """Return what changes when the user logs an intent or gets a review (writes that do not
+    touch the context stamp): (intents, newest intent created_at, reviews, newest review)."""
+    row = store.query(
+        "SELECT (SELECT count(*) FROM trade_intents WHERE user_id = $u), "
+        "(SELECT max(created_at) FROM trade_intents WHERE user_id = $u), "
+        "(SELECT count(*) FROM post_trade_reviews WHERE user_id = $u), "
+        "(SELECT max(generated_at) FROM post_trade_reviews WHERE user_id = $u)",
+        {"u": user_id}).iloc[0]
+    return tuple(str(v) for v in row.tolist())
