@@ -125,7 +125,14 @@ class Buddy:
         ctx = self.builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
                                  stamp=catalogue.stamp)
         rules_version = ctx.account.rules_version if ctx.account is not None else None
-        return self.orchestrator.run(intent, ctx), rules_version
+        return self._with_experiments(self.orchestrator.run(intent, ctx)), rules_version
+
+    def _with_experiments(self, report: BuddyReport) -> BuddyReport:
+        """Return ``report`` as the active nudge/warning experiments' arms show it, each arm
+        on the report (logged with the evaluation): ``buddy.behavior.experiments``."""
+        from buddy.behavior.experiments import active_experiments, apply_experiments
+
+        return apply_experiments(report, active_experiments(self.store, report.intent.user_id))
 
     def _log(self, intent: TradeIntent, report: BuddyReport, rules_version: int | None
              ) -> BuddyReport:

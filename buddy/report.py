@@ -54,6 +54,24 @@ class LogStatus:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExperimentArm:
+    """The arm one nudge/warning experiment assigned this report
+    (``buddy.behavior.experiments``): ``action`` show | reword | hold_back applied to the
+    report items ``codes``; ``exempt`` the targeted items left as they were (too severe)."""
+
+    experiment_id: str
+    arm: str
+    action: str
+    codes: tuple[str, ...] = ()
+    exempt: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the arm as JSON-ready values."""
+        return {"experiment_id": self.experiment_id, "arm": self.arm, "action": self.action,
+                "codes": list(self.codes), "exempt": list(self.exempt)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuddyReport:
     """What one orchestrator run says about one intent.
 
@@ -87,6 +105,7 @@ class BuddyReport:
     not_checked: tuple[NotChecked, ...] = ()
     timezone: str = "UTC"  # the exchange's zone: times are shown in it
     logging: LogStatus = LogStatus()  # set by buddy.api after the log (or its queueing)
+    experiment_arms: tuple[ExperimentArm, ...] = ()  # stored on the evaluation
 
     @property
     def n_unknown(self) -> int:
@@ -242,6 +261,8 @@ class BuddyReport:
             "modules_run_json": json.dumps({"config": self.config_dict(),
                                             "modules": self.modules_run()}, default=str),
             "summary_json": json.dumps(self.summary(), default=str),
+            "experiment_arms_json": (json.dumps([a.as_dict() for a in self.experiment_arms])
+                                     if self.experiment_arms else None),
         }
 
     def item_rows(self) -> list[dict[str, Any]]:
