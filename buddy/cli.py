@@ -451,6 +451,11 @@ cli.lazy.update({
     "review": "buddy.trades.review_cli:review", "summary": "buddy.trades.review_cli:summary",
     "journal": "buddy.trades.review_cli:journal", "profile": "buddy.strategy.cli:profile",
     "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
+cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
+                 "experiment": "buddy.behavior.experiments_cli:experiment"})
+cli.lazy.update({"portfolio": "buddy.portfolio.cli:portfolio",
+                 "positions": "buddy.portfolio.cli:positions"})
+jobs.lazy["portfolio"] = "buddy.portfolio.cli:jobs_portfolio"
 
 
 # every command defined here takes --db too (loaded ones get it in _LazyGroup.get_command)

@@ -20,7 +20,9 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,7 @@ from buddy.store.portfolio import (
     user_stops_given_by,
 )
 from buddy.store.trades import read_link_inputs
+from buddy.trades.linking import DEFAULT_LINK_RULE
 from buddy.trades.service import build_trade_rows
 from buddy.validation import symbol_errors
 
@@ -101,31 +104,120 @@ def _empty_base() -> pd.DataFrame:
                          for c in BASE_COLUMNS}).astype({"open_ts": "datetime64[ns, UTC]"})
 
 
-def positions_from_fills(store: Store, user_id: str, as_of: Any) -> pd.DataFrame:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillInputs:
+    """A user's whole fill history and linking inputs, read once (a job reads them once for
+    many times t; ``positions_from_fills`` cuts them at each t)."""
+
+    user_id: str
+    fills: pd.DataFrame
+    intents: pd.DataFrame
+    user_stops: pd.DataFrame  # trade_id, stop, given_at, symbol
+    multipliers: dict[str, float]
+    # results already computed for an earlier t with the same inputs in force (a job asks
+    # for thousands of times t; positions change only with a fill, an intent, a stop or a
+    # split): keyed by what is known at t
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def known_at(self, t: pd.Timestamp, store: Store) -> tuple[int, int, int, int]:
+        """Return what is in force at ``t``: the numbers of fills, intents, stops given and
+        splits of the user's symbols (ex-date by t's UTC date) (a memo key)."""
+        if "times" not in self.memo:
+            def ns(values: Any) -> np.ndarray:
+                return np.sort(pd.DatetimeIndex(pd.to_datetime(values, utc=True))
+                               .as_unit("ns").asi8)
+            symbols = sorted(set(self.fills["symbol"].astype(str)))
+            ex_dates = [symbol_actions(store, s)["ex_date"] for s in symbols]
+            dates = pd.concat(ex_dates) if ex_dates else pd.Series(dtype="datetime64[ns]")
+            self.memo["times"] = (
+                ns(self.fills["ts"]), ns(self.intents["as_of"]) if len(self.intents)
+                else np.array([], np.int64), ns(self.user_stops["given_at"])
+                if len(self.user_stops) else np.array([], np.int64),
+                np.sort(pd.DatetimeIndex(pd.to_datetime(dates)).as_unit("ns").asi8))
+        fills, intents, stops, splits = self.memo["times"]
+        day = t.tz_convert("UTC").tz_localize(None).normalize().as_unit("ns").value
+        return (int(np.searchsorted(fills, t.value, side="right")),
+                int(np.searchsorted(intents, t.value, side="right")),
+                int(np.searchsorted(stops, t.value, side="right")),
+                int(np.searchsorted(splits, day, side="right")))
+
+    @classmethod
+    def read(cls, store: Store, user_id: str, as_of: Any | None = None) -> FillInputs:
+        """Return the user's fills, intents and stops (those by ``as_of`` when given)."""
+        t = _utc(as_of if as_of is not None else pd.Timestamp.max.tz_localize("UTC"))
+        fills = fills_until(store, user_id, t.to_pydatetime())
+        symbols = sorted(fills["symbol"].astype(str).unique())
+        link = read_link_inputs(store, user_id, symbols) if symbols else {
+            "intents": pd.DataFrame(), "multipliers": {}}
+        return cls(user_id=user_id, fills=fills, intents=link["intents"],
+                   user_stops=user_stops_given_by(store, user_id, t.to_pydatetime()),
+                   multipliers=link["multipliers"])
+
+
+def open_segments(fills: pd.DataFrame, window: pd.Timedelta) -> pd.DataFrame:
+    """Return the fills (time-ordered per symbol) that the still-open trades need: per symbol
+    not flat after its last fill, the fills from the last flat point at or before (the open
+    trade's first fill - ``window``), so that grouping and intent linking (an intent belongs
+    to the earliest trade within its window) give the open trades exactly what a regroup of
+    every fill gives. Flat symbols are left out."""
+    if fills.empty:
+        return fills
+    sign = np.where(fills["side"].to_numpy(object) == "buy", 1, -1)
+    units = np.rint(fills["qty"].to_numpy(np.float64) * 1e8).astype(np.int64) * sign
+    keep = np.zeros(len(fills), dtype=bool)
+    ts = pd.to_datetime(fills["ts"], utc=True).to_numpy()
+    for rows in fills.groupby("symbol", sort=False).indices.values():
+        position = np.cumsum(units[rows])
+        if position[-1] == 0:
+            continue
+        flat = np.flatnonzero(position == 0)
+        first_open = rows[flat[-1] + 1] if len(flat) else rows[0]
+        horizon = ts[first_open] - window.to_timedelta64()
+        early = flat[ts[rows[flat]] <= horizon] if len(flat) else flat
+        start = early[-1] + 1 if len(early) else 0
+        keep[rows[start:]] = True
+    return fills[keep]
+
+
+def positions_from_fills(store: Store, user_id: str, as_of: Any, *,
+                         inputs: FillInputs | None = None) -> pd.DataFrame:
     """Return the user's open positions as of ``as_of`` (BASE_COLUMNS) from the fills executed
     by then, grouped by ``buddy.trades.service.build_trade_rows`` (the trade history's code),
-    linked to the intents logged by then and the stops given by hand by then."""
+    linked to the intents logged by then, with the stops given by hand by then.
+
+    ``inputs``: the user's history read once (``FillInputs.read``), cut here at ``as_of``.
+    Only the fills the open trades need are grouped (``open_segments``)."""
     t = _utc(as_of)
-    fills = fills_until(store, user_id, t.to_pydatetime())
+    if inputs is not None:
+        key = ("positions", *inputs.known_at(t, store))
+        if key not in inputs.memo:
+            inputs.memo[key] = _positions_from_fills(store, t, inputs)
+        return inputs.memo[key].copy()
+    return _positions_from_fills(store, t, FillInputs.read(store, user_id, t))
+
+
+def _positions_from_fills(store: Store, t: pd.Timestamp, source: FillInputs) -> pd.DataFrame:
+    fills = source.fills[pd.to_datetime(source.fills["ts"], utc=True) <= t]
+    fills = open_segments(fills, pd.Timedelta(DEFAULT_LINK_RULE.window)).copy()
     if fills.empty:
         return _empty_base()
-    fills = fills.copy()
     for symbol, rows in fills.groupby("symbol", sort=False).groups.items():
         divisor = basis_divisor(store, str(symbol), fills.loc[rows, "ts"], t)
         fills.loc[rows, "price"] = fills.loc[rows, "price"].to_numpy(np.float64) / divisor
         fills.loc[rows, "qty"] = fills.loc[rows, "qty"].to_numpy(np.float64) * divisor
-    symbols = sorted(fills["symbol"].astype(str).unique())
-    link_inputs = read_link_inputs(store, user_id, symbols)
-    intents = link_inputs["intents"]
+    symbols = set(fills["symbol"].astype(str))
+    intents = source.intents
     if len(intents):
-        intents = intents[pd.to_datetime(intents["as_of"], utc=True) <= t].copy()
+        intents = intents[(pd.to_datetime(intents["as_of"], utc=True) <= t).to_numpy()
+                          & intents["symbol"].isin(symbols).to_numpy()].copy()
         for symbol, rows in intents.groupby("symbol", sort=False).groups.items():
             divisor = basis_divisor(store, str(symbol), intents.loc[rows, "as_of"], t)
             for column in ("proposed_entry", "proposed_stop", "proposed_target"):
                 intents.loc[rows, column] = (intents.loc[rows, column].to_numpy(np.float64)
                                              / divisor)
-    link_inputs["intents"] = intents.reset_index(drop=True)
-    link_inputs["user_stops"] = _stops_on_basis(store, user_id, t)
+    link_inputs = {"intents": intents.reset_index(drop=True),
+                   "user_stops": _stops_on_basis(store, source.user_stops, t),
+                   "multipliers": source.multipliers, "tags": {}}
     trades, _, _ = build_trade_rows(fills, link_inputs, now=t)
     open_trades = trades[trades["status"] == "open"]
     if open_trades.empty:
@@ -142,12 +234,14 @@ def positions_from_fills(store: Store, user_id: str, as_of: Any) -> pd.DataFrame
     }).astype({"open_ts": "datetime64[ns, UTC]"}).sort_values("symbol").reset_index(drop=True)
 
 
-def _stops_on_basis(store: Store, user_id: str, t: pd.Timestamp) -> dict[str, float]:
-    given = user_stops_given_by(store, user_id, t.to_pydatetime())
+def _stops_on_basis(store: Store, given: pd.DataFrame, t: pd.Timestamp) -> dict[str, float]:
     out: dict[str, float] = {}
-    for trade_id, stop, given_at, symbol in given.itertuples(index=False):
+    times = pd.to_datetime(given["given_at"], utc=True) if len(given) else given
+    for i, (trade_id, stop, _, symbol) in enumerate(given.itertuples(index=False)):
+        if times.iloc[i] > t:
+            continue
         divisor = 1.0 if not isinstance(symbol, str) else float(
-            basis_divisor(store, symbol, [given_at], t)[0])
+            basis_divisor(store, symbol, [times.iloc[i]], t)[0])
         out[str(trade_id)] = float(stop) / divisor
     return out
 
@@ -175,12 +269,17 @@ def positions_from_statement(store: Store, user_id: str, as_of: Any
     }).astype({"open_ts": "datetime64[ns, UTC]"}), stated
 
 
-def read_positions_as_of(store: Store, user_id: str, as_of: Any) -> PositionsRead:
+def read_positions_as_of(store: Store, user_id: str, as_of: Any, *,
+                         inputs: FillInputs | None = None) -> PositionsRead:
     """Return the user's positions as of ``as_of`` from their source (fills, else the latest
-    statement), or no frame and the reason when the user has neither by then."""
+    statement), or no frame and the reason when the user has neither by then (``inputs``:
+    the user's fill history read once, see ``positions_from_fills``)."""
     t = _utc(as_of)
-    if count_fills(store, user_id, t.to_pydatetime()):
-        return PositionsRead(frame=positions_from_fills(store, user_id, t), source="fills")
+    has_fills = (bool((pd.to_datetime(inputs.fills["ts"], utc=True) <= t).any())
+                 if inputs is not None else count_fills(store, user_id, t.to_pydatetime()) > 0)
+    if has_fills:
+        return PositionsRead(frame=positions_from_fills(store, user_id, t, inputs=inputs),
+                             source="fills")
     frame, stated = positions_from_statement(store, user_id, t)
     if stated is not None:
         return PositionsRead(frame=frame, source="statement", statement_as_of=stated)
@@ -191,13 +290,17 @@ def read_positions_as_of(store: Store, user_id: str, as_of: Any) -> PositionsRea
 
 
 def mark_positions(store: Store, positions: pd.DataFrame, as_of: Any, equity: float | None,
-                   base_currency: str | None) -> pd.DataFrame:
+                   base_currency: str | None, *,
+                   last_close: Callable[[str], tuple[float, pd.Timestamp] | None] | None = None
+                   ) -> pd.DataFrame:
     """Return ``positions`` with MARK_COLUMNS: the close of the last daily bar closed by
     ``as_of`` on its basis (NaN when none), market value and unrealized P&L (instrument
     currency), weight and open risk % of equity (signed weight; NaN when the equity is unknown
     or the instrument's currency is not the account's), and the instrument's sector, asset
-    class, benchmark, currency and multiplier."""
+    class, benchmark, currency and multiplier. ``last_close(symbol)``: (close on t's basis,
+    its ts_close) of the last daily bar closed by t, or None (default: read here)."""
     t = _utc(as_of)
+    last_close = last_close or partial(_last_daily_close, store, t)
     out = positions.copy().reset_index(drop=True)
     n = len(out)
     mark = np.full(n, np.nan)
@@ -213,14 +316,9 @@ def mark_positions(store: Store, positions: pd.DataFrame, as_of: Any, equity: fl
                 info[key][i] = None if value is None or (isinstance(value, float)
                                                          and math.isnan(value)) else str(value)
             multiplier[i] = float(instrument.get("contract_multiplier") or 1.0)
-        bars = bars_closed_by(store, symbol, DAILY, t)
-        if len(bars):
-            last = bars.iloc[-1]
-            actions = symbol_actions(store, symbol)
-            divisor = 1.0 if actions.empty else float(
-                split_factor_as_of(pd.Series([last["session"]]), actions, t)[0])
-            mark[i] = float(last["close"]) / divisor
-            mark_ts.iloc[i] = _utc(last["ts_close"])
+        found = last_close(symbol)
+        if found is not None:
+            mark[i], mark_ts.iloc[i] = found
     qty = out["qty"].to_numpy(np.float64)
     stop = out["stop"].to_numpy(np.float64)
     value = qty * mark * multiplier
@@ -240,6 +338,18 @@ def mark_positions(store: Store, positions: pd.DataFrame, as_of: Any, equity: fl
         out[key] = np.asarray(values, dtype=object)
     out["multiplier"] = multiplier
     return out
+
+
+def _last_daily_close(store: Store, t: pd.Timestamp, symbol: str
+                      ) -> tuple[float, pd.Timestamp] | None:
+    bars = bars_closed_by(store, symbol, DAILY, t)
+    if bars.empty:
+        return None
+    last = bars.iloc[-1]
+    actions = symbol_actions(store, symbol)
+    divisor = 1.0 if actions.empty else float(
+        split_factor_as_of(pd.Series([last["session"]]), actions, t)[0])
+    return float(last["close"]) / divisor, _utc(last["ts_close"])
 
 
 # ---------------------------------------------------------------------------- import
@@ -381,8 +491,3 @@ def import_positions(store: Store, path: str | os.PathLike[str], *, user_id: str
                            statements=int(frame["as_of"].nunique()), rows=written,
                            equity_rows=len(equity), current=current is not None)
 
-
-__all__ = ["BASE_COLUMNS", "DAILY", "MARK_COLUMNS", "PositionsImportError", "PositionsRead",
-           "StatementImport", "basis_divisor", "import_positions", "mark_positions",
-           "parse_statement", "positions_from_fills", "positions_from_statement",
-           "read_positions_as_of"]

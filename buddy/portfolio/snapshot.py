@@ -149,6 +149,7 @@ class ExposureSnapshot:
         """Return the ``portfolio_exposure_snapshots`` row (seed columns and 0017's)."""
         beta_cols = ["symbol", "benchmark", "beta", "beta_se", "beta_n", "beta_low",
                      "beta_high"]
+        plain = self.as_dict()
         return {
             "user_id": self.user_id, "ts": self.as_of, "gross_exposure": _num(
                 self.gross_exposure), "net_exposure": _num(self.net_exposure),
@@ -156,7 +157,7 @@ class ExposureSnapshot:
             "benchmark_beta_json": _json({
                 "window": self.beta_window, "blume": self.beta_blume, "level": 0.95,
                 "beta_net_exposure_pct": self.beta_net_exposure_pct,
-                "positions": self.positions[beta_cols].to_dict(orient="records")}),
+                "positions": [{k: p[k] for k in beta_cols} for p in plain["positions"]]}),
             "correlation_clusters_json": _json({
                 "window": self.returns_window, "max_distance": self.cluster_max_distance,
                 "min_obs": self.min_obs, "clusters": list(self.clusters),
@@ -178,7 +179,7 @@ class ExposureSnapshot:
             "var_historical_pct": _num(self.var_historical_pct),
             "returns_window": self.returns_window, "beta_window": self.beta_window,
             "n_returns": self.n_returns,
-            "positions_json": _json(self.as_dict()["positions"]),
+            "positions_json": _json(plain["positions"]),
             "not_checked_json": _json(self.not_checked), "snapshot_trigger": trigger}
 
     def text(self) -> str:

@@ -22,17 +22,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from buddy.data.splits import split_factor_as_of
 from buddy.portfolio.positions import (
     BASE_COLUMNS,
     DAILY,
     MARK_COLUMNS,
+    FillInputs,
     mark_positions,
     read_positions_as_of,
 )
 from buddy.portfolio.risk import log_returns
 from buddy.store.accounts import equity_as_of
 from buddy.store.bars import bars_closed_by, symbol_actions
-from buddy.store.portfolio import equity_from_history
+from buddy.store.portfolio import equity_history
 from buddy.users.model import RiskRules
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ class PortfolioState:
     extra_symbols: tuple[str, ...] = ()
     store: Store = field(repr=False, compare=False)
     _closes: dict[str, pd.Series] = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------ positions
     @property
@@ -148,18 +151,8 @@ class PortfolioState:
         """Return ``symbol``'s daily closes on t's split basis, indexed by session date
         (bars with ts_close <= t; empty when none)."""
         if symbol not in self._closes:
-            bars = bars_closed_by(self.store, symbol, DAILY, self.as_of)
-            if bars.empty:
-                closes = pd.Series(dtype="float64", index=pd.DatetimeIndex([], name="session"))
-            else:
-                from buddy.data.splits import split_factor_as_of
-
-                actions = symbol_actions(self.store, symbol)
-                divisor = np.ones(len(bars)) if actions.empty else split_factor_as_of(
-                    bars["session"], actions, self.as_of)
-                index = pd.DatetimeIndex(pd.to_datetime(bars["session"]), name="session")
-                closes = pd.Series(bars["close"].to_numpy(np.float64) / divisor, index=index)
-            self._closes[symbol] = closes
+            self._closes[symbol] = _daily_closes(self.store, symbol, self.as_of,
+                                                 self._memo)[0]
         return self._closes[symbol]
 
     def returns(self, symbols: Iterable[str] = (), *, window: ReturnsWindow | None = None
@@ -192,19 +185,49 @@ class PortfolioState:
 
 
 def _weekly(closes: pd.Series, as_of: pd.Timestamp) -> pd.Series:
-    """Return the last close of each complete week (weeks ending Friday), indexed by the
-    Friday. The week holding t counts only when t's date is past its Friday or its Friday
-    session is the last one closed."""
+    """Return the last close of each complete week (Saturday to Friday), indexed by the
+    week's Friday. The week holding t counts only when t's date is past its Friday or its
+    Friday session is the last one closed."""
     if closes.empty:
         return closes
-    weekly = closes.groupby(closes.index.to_period("W-FRI")).last()
-    ends = weekly.index.to_timestamp(how="end").normalize()
-    last_session = closes.index[-1]
-    today = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).normalize()
-    complete = (ends < today) | (ends == last_session.normalize())
-    out = pd.Series(weekly.to_numpy(np.float64)[complete], index=pd.DatetimeIndex(
-        ends[complete], name="session"))
-    return out
+    days = pd.DatetimeIndex(closes.index).as_unit("ns").asi8 // 86_400_000_000_000
+    week = (days - 2) // 7  # 1970-01-03 was a Saturday: weeks Saturday..Friday
+    last = np.flatnonzero(np.r_[week[1:] != week[:-1], True])
+    friday = week[last] * 7 + 8
+    today = pd.Timestamp(as_of).tz_convert("UTC").tz_localize(None).normalize().value \
+        // 86_400_000_000_000
+    complete = (friday < today) | (friday == days[-1])
+    index = pd.DatetimeIndex((friday[complete] * 86_400_000_000_000).astype("datetime64[ns]"),
+                             name="session")
+    return pd.Series(closes.to_numpy(np.float64)[last[complete]], index=index)
+
+
+def _daily_closes(store: Store, symbol: str, t: pd.Timestamp, memo: dict[Any, Any]
+                  ) -> tuple[pd.Series, pd.Timestamp | None]:
+    """Return ``symbol``'s daily closes on t's split basis by session date (bars closed by t)
+    and the last one's ts_close (None when none). ``memo`` keeps each series on each basis,
+    so many times t cost one read and adjustment per basis."""
+    if ("actions", symbol) not in memo:
+        actions = symbol_actions(store, symbol)
+        ex = np.sort(pd.DatetimeIndex(pd.to_datetime(actions["ex_date"])).as_unit("ns").asi8)
+        memo[("actions", symbol)] = (actions, ex)
+    actions, ex = memo[("actions", symbol)]
+    day = t.tz_convert("UTC").tz_localize(None).normalize().as_unit("ns").value
+    key = ("closes", symbol, int(np.searchsorted(ex, day, side="right")))
+    if key not in memo:
+        # the whole series on t's basis: the basis depends only on the splits in force, and
+        # the bars after t are cut below, so later times with the same splits share it
+        bars = bars_closed_by(store, symbol, DAILY, pd.Timestamp.max.tz_localize("UTC"))
+        divisor = np.ones(len(bars)) if actions.empty or bars.empty else split_factor_as_of(
+            bars["session"], actions, t)
+        memo[key] = (pd.DatetimeIndex(pd.to_datetime(bars["ts_close"], utc=True))
+                     .as_unit("ns").asi8,
+                     pd.DatetimeIndex(pd.to_datetime(bars["session"]), name="session"),
+                     bars["close"].to_numpy(np.float64) / divisor)
+    closes_ns, sessions, closes = memo[key]
+    n = int(np.searchsorted(closes_ns, t.value, side="right"))
+    series = pd.Series(closes[:n], index=sessions[:n], dtype="float64")
+    return series, (pd.Timestamp(int(closes_ns[n - 1]), tz="UTC") if n else None)
 
 
 def _utc(value: Any) -> pd.Timestamp:
@@ -212,12 +235,17 @@ def _utc(value: Any) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _equity(store: Store, user_id: str, t: pd.Timestamp
+def _equity(store: Store, user_id: str, t: pd.Timestamp, memo: dict[Any, Any]
             ) -> tuple[float | None, str | None, str]:
-    known = equity_from_history(store, user_id, t.to_pydatetime())
-    if known is not None:
-        value, currency, stated, source = known
-        return value, currency, f"equity history at {stated.isoformat()} ({source})"
+    if "equity_history" not in memo:
+        memo["equity_history"] = equity_history(store, user_id)
+    history = memo["equity_history"]
+    times = pd.DatetimeIndex(pd.to_datetime(history["as_of"], utc=True))
+    n = int(np.searchsorted(times.as_unit("ns").asi8, t.value, side="right"))
+    if n:
+        row = history.iloc[n - 1]
+        return (float(row["equity"]), str(row["base_currency"]),
+                f"equity history at {times[n - 1].isoformat()} ({row['source']})")
     account = equity_as_of(store, [user_id], [t])
     value = float(account["equity"].iloc[0])
     if math.isfinite(value):
@@ -227,28 +255,39 @@ def _equity(store: Store, user_id: str, t: pd.Timestamp
 
 
 def portfolio_state_with_reason(store: Store, user_id: str, as_of: Any, *,
-                                extra_symbols: Sequence[str] = ()
+                                extra_symbols: Sequence[str] = (),
+                                inputs: FillInputs | None = None
                                 ) -> tuple[PortfolioState | None, str | None]:
     """Return (the user's PortfolioState as of ``as_of``, None), or (None, why not) when the
-    user has no positions source by then (no fills and no statement: "not checked")."""
+    user has no positions source by then (no fills and no statement: "not checked").
+    ``inputs``: the user's fill history read once (``FillInputs.read``) when many times are
+    asked for."""
     from buddy.users.store import get_user
 
     t = _utc(as_of)
-    read = read_positions_as_of(store, user_id, t)
+    read = read_positions_as_of(store, user_id, t, inputs=inputs)
     if read.frame is None or read.source is None:
         return None, read.reason
-    equity, currency, equity_source = _equity(store, user_id, t)
-    user = get_user(store, user_id)
+    memo: dict[Any, Any] = inputs.memo if inputs is not None else {}
+    if "user" not in memo:
+        memo["user"] = get_user(store, user_id)
+    user = memo["user"]
+    equity, currency, equity_source = _equity(store, user_id, t, memo)
     rules = RiskRules() if user is None else user.rules
     version = 0 if user is None else user.rules_version
     frame = read.frame[read.frame["qty"].to_numpy(np.float64) != 0]
-    positions = mark_positions(store, frame, t, equity, currency)
+
+    def last_close(symbol: str) -> tuple[float, pd.Timestamp] | None:
+        closes, closed_at = _daily_closes(store, symbol, t, memo)
+        return None if closed_at is None else (float(closes.iloc[-1]), closed_at)
+
+    positions = mark_positions(store, frame, t, equity, currency, last_close=last_close)
     return PortfolioState(
         user_id=user_id, as_of=t, equity=equity, base_currency=currency,
         equity_source=equity_source, positions=positions[list(POSITION_COLUMNS)],
         source=read.source, statement_as_of=read.statement_as_of, rules=rules,
         rules_version=version, extra_symbols=tuple(dict.fromkeys(extra_symbols)),
-        store=store), None
+        store=store, _memo=memo), None
 
 
 def portfolio_state(store: Store, user_id: str, as_of: Any, *,

@@ -137,17 +137,12 @@ def replace_statements(store: Store, user_id: str, rows: pd.DataFrame, equity: p
 
 
 # ---------------------------------------------------------------------------- equity history
-def equity_from_history(source: StoreOrCon, user_id: str, as_of: datetime
-                        ) -> tuple[float, str, pd.Timestamp, str] | None:
-    """Return (equity, base currency, the row's as_of, source) of the user's latest equity
-    history row with as_of <= ``as_of``, or None."""
+def equity_history(source: StoreOrCon, user_id: str) -> pd.DataFrame:
+    """Return the user's equity history (as_of, equity, base_currency, source), by as_of."""
     with _reader(source) as con:
-        row = con.execute("SELECT equity, base_currency, as_of, source FROM "
-                          "account_equity_history WHERE user_id = ? AND as_of <= ? "
-                          "ORDER BY as_of DESC LIMIT 1", [user_id, as_of]).fetchone()
-    if row is None:
-        return None
-    return float(row[0]), str(row[1]), pd.Timestamp(row[2]).tz_convert("UTC"), str(row[3])
+        return con.execute("SELECT as_of, equity, base_currency, source FROM "
+                           "account_equity_history WHERE user_id = ? ORDER BY as_of",
+                           [user_id]).df()
 
 
 def record_equity(store: Store, user_id: str, as_of: datetime, equity: float,
@@ -202,3 +197,12 @@ def users_with_positions_sources(source: StoreOrCon, user_ids: Sequence[str] | N
                            "positions_statements ORDER BY 1").fetchall()
     found = [str(r[0]) for r in rows]
     return found if user_ids is None else [u for u in found if u in set(user_ids)]
+
+
+def traded_symbols(source: StoreOrCon, user_id: str) -> list[str]:
+    """Return the symbols the user has fills in or stated positions in, sorted."""
+    with _reader(source) as con:
+        rows = con.execute("SELECT symbol FROM broker_fills WHERE user_id = ? UNION SELECT "
+                           "symbol FROM positions_statements WHERE user_id = ? ORDER BY 1",
+                           [user_id, user_id]).fetchall()
+    return [str(r[0]) for r in rows]
