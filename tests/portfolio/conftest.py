@@ -1,0 +1,28 @@
+"""Shared portfolio fixtures: the demo trader with its equity on record (built once)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from buddy.store import Store
+from buddy.store.portfolio import record_equity
+from buddy.trades.demo_history import EQUITY
+
+#: When the demo account's constant equity is recorded as known (before its first fill).
+DEMO_EQUITY_FROM = pd.Timestamp("2000-01-03T00:00Z")
+
+
+@pytest.fixture(scope="session")
+def portfolio_demo(demo_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """Return a copy of ``demo_store`` with the demo account's equity (USD 100,000, the
+    simulation's constant) on record from 2000-01-03 (read-only by convention)."""
+    path = Path(tmp_path_factory.mktemp("portfolio_demo")) / "buddy.duckdb"
+    shutil.copy(demo_store.path, path)
+    store = Store(path)
+    record_equity(store, "demo", DEMO_EQUITY_FROM.to_pydatetime(), EQUITY, "USD",
+                  "demo account (simulated at constant equity)")
+    return store
