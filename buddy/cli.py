@@ -453,9 +453,6 @@ cli.lazy.update({
     "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
 cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
                  "experiment": "buddy.behavior.experiments_cli:experiment"})
-cli.lazy.update({"portfolio": "buddy.portfolio.cli:portfolio",
-                 "positions": "buddy.portfolio.cli:positions"})
-jobs.lazy["portfolio"] = "buddy.portfolio.cli:jobs_portfolio"
 
 
 # every command defined here takes --db too (loaded ones get it in _LazyGroup.get_command)
