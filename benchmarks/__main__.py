@@ -20,6 +20,7 @@ import pandas as pd
 
 from benchmarks.levels import levels_suite
 from benchmarks.one_form import one_form_suite
+from benchmarks.portfolio import portfolio_suite
 from benchmarks.regime import regime_suite
 from benchmarks.replay import replay_suite
 from benchmarks.startup import startup_suite
@@ -30,7 +31,8 @@ from benchmarks.widgets import widgets_suite
 
 SUITES = {**CORE_SUITES, "regime": regime_suite, "levels": levels_suite,
           "widgets": widgets_suite, "replay": replay_suite, "trades_review": trades_review_suite,
-          "trades": trades_suite, "one_form": one_form_suite, "startup": startup_suite}
+          "trades": trades_suite, "one_form": one_form_suite, "startup": startup_suite,
+          "portfolio": portfolio_suite}
 SUITES["interactive"] = __import__("benchmarks.interactive", fromlist=["_"]).interactive_suite
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,7 +41,7 @@ BLUME_WEIGHT = 0.67
 #: treated as uncorrelated, so an unmeasured pair never makes a cluster.
 UNKNOWN_PAIR_DISTANCE = math.sqrt(0.5)
 #: Candidates per block in the batch historical VaR (bounds memory to block x T floats).
-_BLOCK = 8192
+_BLOCK = 1024
 
 
 class RiskInputError(FieldErrors):
@@ -353,20 +354,29 @@ def correlation_distance(corr: ArrayLike) -> FloatArray:
     return np.sqrt(np.clip((1.0 - rho) / 2.0, 0.0, 1.0))
 
 
-def correlation_clusters(returns: ArrayLike, *, max_distance: float = 0.5, min_obs: int = 60,
-                         include: ArrayLike | None = None) -> CorrelationClusters:
+def correlation_clusters(returns: ArrayLike | ReturnMoments, *, max_distance: float = 0.5,
+                         min_obs: int = 60, include: ArrayLike | None = None
+                         ) -> CorrelationClusters:
     """Cluster the columns of ``returns`` by average linkage on sqrt((1 - rho) / 2), cut at
     ``max_distance``.
 
-    ``returns`` (T, N) daily log returns over the stated window; ``min_obs`` days a pair's
-    correlation needs (fewer: the pair is unknown, linked as uncorrelated); ``include`` (N,)
-    bools: the columns to cluster (e.g. the held ones), the others get label 0 but keep their
+    ``returns`` (T, N) daily log returns over the stated window, or the ``ReturnMoments``
+    already computed from them (saves a second pass); ``min_obs`` days a pair's correlation
+    needs (fewer: the pair is unknown, linked as uncorrelated); ``include`` (N,) bools: the
+    columns to cluster (e.g. the held ones), the others get label 0 but keep their
     correlations (for ``join_cluster``). Uses ``scipy.cluster.hierarchy.linkage(method=
     "average")`` and ``fcluster(criterion="distance")``.
     """
     if not 0.0 < max_distance <= 1.0:
         raise _fail("max_distance", "must be in (0, 1]", max_distance)
-    mom = moments(returns, min_obs=_min_obs(min_obs, 2))
+    min_obs = _min_obs(min_obs, 2)
+    if isinstance(returns, ReturnMoments):
+        short = returns.n < min_obs
+        mom = ReturnMoments(cov=np.where(short, np.nan, returns.cov),
+                            corr=np.where(short, np.nan, returns.corr), n=returns.n,
+                            min_obs=max(min_obs, returns.min_obs))
+    else:
+        mom = moments(returns, min_obs=min_obs)
     n_cols = mom.corr.shape[0]
     chosen = np.ones(n_cols, dtype=bool) if include is None else np.asarray(include, bool)
     if chosen.shape != (n_cols,):
@@ -497,19 +507,33 @@ def var_parametric(w: ArrayLike, cov: ArrayLike, level: float = 0.95,
     return z * portfolio_vol(w, cov) * math.sqrt(_horizon(horizon_days))
 
 
-def _quantile_ranks(n: int, p: float) -> tuple[int, int, float]:
+@dataclass(frozen=True, slots=True)
+class _Ranks:
+    """0-based order-statistic ranks for the p-quantile of n values and its interval."""
+
+    lo: int
+    hi: int
+    frac: float
+    lower: int | None  # the interval's lower P&L rank (the loss's upper bound)
+    upper: int | None
+
+    @property
+    def deepest(self) -> int:
+        return max(r for r in (self.lo, self.hi, self.lower, self.upper) if r is not None)
+
+
+@cache
+def _ranks(n: int, p: float) -> _Ranks:
     # np.quantile's default ("linear", Hyndman-Fan 7): virtual index (n - 1) p
     h = (n - 1) * p
     lo = math.floor(h)
-    return lo, min(lo + 1, n - 1), h - lo
-
-
-def _interval_ranks(n: int, p: float) -> tuple[int | None, int | None]:
     # distribution-free 95% interval for the p-quantile: order statistics X_(l), X_(u)
     # (1-based) with l = Binom(n, p).ppf(0.025), u = Binom(n, p).ppf(0.975) + 1
-    lo = int(stats.binom.ppf(0.025, n, p))
-    hi = int(stats.binom.ppf(0.975, n, p)) + 1
-    return (lo - 1 if lo >= 1 else None), (hi - 1 if hi <= n else None)
+    l_rank = int(stats.binom.ppf(0.025, n, p))
+    u_rank = int(stats.binom.ppf(0.975, n, p)) + 1
+    return _Ranks(lo=lo, hi=min(lo + 1, n - 1), frac=h - lo,
+                  lower=l_rank - 1 if l_rank >= 1 else None,
+                  upper=u_rank - 1 if u_rank <= n else None)
 
 
 def _lerp(a: FloatArray, b: FloatArray, t: float) -> FloatArray:
@@ -517,6 +541,22 @@ def _lerp(a: FloatArray, b: FloatArray, t: float) -> FloatArray:
     diff = b - a
     out: FloatArray = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
     return out
+
+
+def _loss_quantiles(pnl: FloatArray, ranks: _Ranks) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Return VaR, its interval's low and high (losses) of each row of ``pnl`` (K, n)."""
+    # one partition at the deepest rank needed, then a sort of the few values below it: much
+    # cheaper than partitioning at several ranks
+    deepest = ranks.deepest
+    pnl.partition(deepest, axis=1)
+    head = pnl[:, :deepest + 1].copy()
+    head.sort(axis=1)
+    var = -_lerp(head[:, ranks.lo], head[:, ranks.hi], ranks.frac)
+    nan = np.full(pnl.shape[0], np.nan)
+    # the loss is the negated P&L: the upper P&L rank bounds the loss from below
+    low = -head[:, ranks.upper] if ranks.upper is not None else nan
+    high = -head[:, ranks.lower] if ranks.lower is not None else nan
+    return var, low, high
 
 
 def var_historical(w: ArrayLike, returns: ArrayLike, level: float = 0.95) -> HistoricalVaR:
@@ -535,16 +575,9 @@ def var_historical(w: ArrayLike, returns: ArrayLike, level: float = 0.95) -> His
     n = int(pnl.size)
     if n == 0:
         return HistoricalVaR(var=math.nan, n=0, low=math.nan, high=math.nan, level=level)
-    p = 1.0 - level
-    lo, hi, frac = _quantile_ranks(n, p)
-    l_rank, u_rank = _interval_ranks(n, p)
-    kth = sorted({lo, hi, *(k for k in (l_rank, u_rank) if k is not None)})
-    part = np.partition(pnl, kth)
-    var = -float(_lerp(part[lo:lo + 1], part[hi:hi + 1], frac)[0])
-    # the loss is the negated P&L: the upper P&L rank bounds the loss from below
-    low = -float(part[u_rank]) if u_rank is not None else math.nan
-    high = -float(part[l_rank]) if l_rank is not None else math.nan
-    return HistoricalVaR(var=var, n=n, low=low, high=high, level=level)
+    var, low, high = _loss_quantiles(pnl[None, :].copy(), _ranks(n, 1.0 - level))
+    return HistoricalVaR(var=float(var[0]), n=n, low=float(low[0]), high=float(high[0]),
+                         level=level)
 
 
 def sigma_interval(sigma: float, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -618,31 +651,38 @@ def with_candidates(w: ArrayLike, cov: ArrayLike, returns: ArrayLike, cand_index
     held = weights != 0
     scenario = np.expm1(r)
     book_pnl = scenario[:, held] @ weights[held]  # NaN on a day a held instrument is missing
-    p = 1.0 - level
-    order = np.argsort(idx, kind="stable")
-    columns, starts = np.unique(idx[order], return_index=True)
-    for column, group in zip(columns, np.split(order, starts[1:]), strict=True):
-        days = ~np.isnan(book_pnl) & ~np.isnan(scenario[:, column])
+    # candidates are grouped by the days their instrument and the book are all observed (one
+    # group when nothing is missing), each group's scenarios revalued in blocks
+    columns, local = np.unique(idx, return_inverse=True)
+    observed = ~np.isnan(book_pnl)[:, None] & ~np.isnan(scenario[:, columns])  # (T, U)
+    _, mask_group = np.unique(np.packbits(observed, axis=0).T, axis=0, return_inverse=True)
+    mask_group = mask_group.ravel()
+    cand_group = mask_group[local]
+    order = np.argsort(cand_group, kind="stable")
+    bounds = np.searchsorted(cand_group[order], np.arange(int(mask_group.max()) + 2)) \
+        if k else np.zeros(1, dtype=np.int64)
+    position = np.empty(columns.size, dtype=np.int64)  # an instrument's row in its group
+    for group in range(bounds.size - 1):
+        group_columns = np.flatnonzero(mask_group == group)
+        position[group_columns] = np.arange(group_columns.size)
+        days = observed[:, group_columns[0]]
         n = int(days.sum())
-        n_hist[group] = n
+        members = order[bounds[group]:bounds[group + 1]]
+        n_hist[members] = n
         if n == 0:
             continue
+        ranks = _ranks(n, 1.0 - level)
         base = book_pnl[days]
-        move = scenario[days, column]
-        lo, hi, frac = _quantile_ranks(n, p)
-        l_rank, u_rank = _interval_ranks(n, p)
-        kth = sorted({lo, hi, *(q for q in (l_rank, u_rank) if q is not None)})
-        part = np.partition(base, kth)
-        hist_before[group] = -_lerp(part[lo:lo + 1], part[hi:hi + 1], frac)[0]
-        for start in range(0, group.size, _BLOCK):
-            block = group[start:start + _BLOCK]
-            pnl = base[None, :] + a[block, None] * move[None, :]
-            pnl.partition(kth, axis=1)
-            hist_after[block] = -_lerp(pnl[:, lo], pnl[:, hi], frac)
-            if u_rank is not None:
-                after_low[block] = -pnl[:, u_rank]
-            if l_rank is not None:
-                after_high[block] = -pnl[:, l_rank]
+        hist_before[members] = _loss_quantiles(base[None, :].copy(), ranks)[0][0]
+        moves = scenario[np.ix_(days, columns[group_columns])].T  # (instruments, n)
+        for start in range(0, members.size, _BLOCK):
+            block = members[start:start + _BLOCK]
+            # in place: one gather and two passes over the block, no temporaries
+            pnl = moves[position[local[block]]]
+            pnl *= a[block, None]
+            pnl += base
+            hist_after[block], after_low[block], after_high[block] = _loss_quantiles(
+                pnl, ranks)
     return CandidateRisk(
         vol_before=vol_before, vol_after=vol_after, var_param_before=factor * vol_before,
         var_param_after=factor * vol_after, var_hist_before=hist_before,

@@ -114,3 +114,15 @@ def test_bad_candidates_are_refused_by_name(args: tuple[np.ndarray, np.ndarray],
     with pytest.raises(RiskInputError) as err:
         with_candidates(np.zeros(9), cov, r[:, :8], np.array([1]), np.array([0.1]))
     assert err.value.fields == ("returns",)
+
+
+def test_a_candidate_without_any_history_is_unknown_not_riskless() -> None:
+    r = block_returns().copy()
+    r[:, 2] = np.nan
+    cov = moments(r, min_obs=30).cov
+    w = np.zeros(9)
+    w[[0, 3]] = 0.1
+    got = with_candidates(w, cov, r, np.array([2, 1]), np.array([0.1, 0.1]))
+    assert got.n_hist.tolist() == [0, 400]
+    assert np.isnan([got.vol_after[0], got.var_hist_after[0], got.var_hist_before[0]]).all()
+    assert np.isfinite([got.vol_after[1], got.var_hist_after[1]]).all()

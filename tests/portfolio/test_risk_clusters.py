@@ -17,6 +17,7 @@ from buddy.portfolio.risk import (
     RiskInputError,
     correlation_clusters,
     join_cluster,
+    moments,
 )
 from tests.portfolio.risk_data import block_returns, real_returns
 
@@ -120,3 +121,12 @@ def test_join_cluster_with_no_clusters_and_bad_indices() -> None:
     with pytest.raises(RiskInputError) as err:
         correlation_clusters(block_returns(), max_distance=0.0)
     assert err.value.fields == ("max_distance",)
+
+
+def test_clusters_from_moments_already_computed_equal_clusters_from_returns() -> None:
+    r = block_returns()
+    direct = correlation_clusters(r, max_distance=0.5, min_obs=345)
+    reused = correlation_clusters(moments(r, min_obs=2), max_distance=0.5, min_obs=345)
+    np.testing.assert_array_equal(reused.labels, direct.labels)
+    np.testing.assert_array_equal(np.isnan(reused.corr), np.isnan(direct.corr))
+    assert reused.min_obs == direct.min_obs == 345 and direct.labels[4] == 0
