@@ -162,54 +162,51 @@ def intent_outcomes(store: Store, evaluations: pd.DataFrame, *,
     trades = linked_trade_rows(store, users, until=as_of)
     has_trades = user_has_trades(store, users, until=as_of)
     window = pd.Timedelta(hours=window_hours)
-    by_intent = intents.set_index("intent_id")
-    trade_of = trades.drop_duplicates("linked_intent_id").set_index("linked_intent_id")
-    grouped = {key: g for key, g in intents.groupby(["user_id", "symbol", "side"])}
-    cut = None if as_of is None else pd.Timestamp(as_of)
-    out = []
-    for row in evaluations.itertuples(index=False):
-        record: dict[str, Any] = {"eval_id": row.eval_id, "changed": None, "traded": None,
-                                  "abandoned": None, "trade_id": None,
-                                  "process_grade": None, "process_score": np.nan}
-        if row.intent_id not in by_intent.index:
-            out.append(record)  # the intent is after as_of: nothing known yet
-            continue
-        mine = by_intent.loc[row.intent_id]
-        t0 = mine["as_of"]
-        if cut is not None and t0 + window > cut:
-            out.append(record)  # the window is still open at as_of
-            continue
-        peers = grouped[(mine["user_id"], mine["symbol"], mine["side"])]
-        later = peers[(peers["as_of"] > t0) & (peers["as_of"] <= t0 + window)
-                      & (peers["intent_id"] != row.intent_id)]
-        revised = later[_plan_differs(later, mine)]
-        record["changed"] = bool(len(revised))
-        candidates = [row.intent_id, *revised["intent_id"]]
-        linked = trade_of.reindex(candidates).dropna(subset=["trade_id"])
-        linked = linked[(linked["open_ts"] >= t0) & (linked["open_ts"] <= t0 + window)]
-        if len(linked):
-            first = linked.iloc[0]
-            record.update(traded=True, abandoned=False, trade_id=first["trade_id"],
-                          process_grade=first["process_grade"],
-                          process_score=first["process_score"])
-        elif has_trades.get(mine["user_id"], False):
-            record.update(traded=False, abandoned=not record["changed"])
-        out.append(record)
-    frame = pd.DataFrame(out, columns=columns)
-    for column in ("changed", "traded", "abandoned"):
-        frame[column] = frame[column].astype("boolean")
+    keys = ["user_id", "symbol", "side"]
+    mine = evaluations[["eval_id", "intent_id"]].merge(intents, on="intent_id", how="left")
+    known = mine["as_of"].notna().to_numpy()  # an intent after as_of: nothing known yet
+    if as_of is not None:
+        known &= (mine["as_of"] + window <= pd.Timestamp(as_of)).to_numpy()  # window closed
+    # revisions: later intents on the same symbol and side within the window, another plan
+    pairs = mine[known].merge(intents, on=keys, suffixes=("", "_later"))
+    pairs = pairs[(pairs["as_of_later"] > pairs["as_of"])
+                  & (pairs["as_of_later"] <= pairs["as_of"] + window)
+                  & (pairs["intent_id_later"] != pairs["intent_id"])]
+    pairs = pairs[_plan_differs(pairs)]
+    changed = set(pairs["eval_id"])
+    # the trade: linked to the intent or to a revision, opened within the window
+    candidates = pd.concat([
+        mine.loc[known, ["eval_id", "intent_id", "as_of"]].rename(
+            columns={"intent_id": "candidate"}),
+        pairs[["eval_id", "intent_id_later", "as_of"]].rename(
+            columns={"intent_id_later": "candidate"})], ignore_index=True)
+    linked = candidates.merge(trades, left_on="candidate", right_on="linked_intent_id")
+    linked = linked[(linked["open_ts"] >= linked["as_of"])
+                    & (linked["open_ts"] <= linked["as_of"] + window)]
+    first = linked.sort_values(["open_ts", "trade_id"]).drop_duplicates("eval_id")
+    first = first.set_index("eval_id")
+    frame = pd.DataFrame({"eval_id": mine["eval_id"]})
+    was_changed = mine["eval_id"].isin(changed).to_numpy()
+    was_traded = mine["eval_id"].isin(first.index).to_numpy()
+    checkable = known & mine["user_id"].map(has_trades).fillna(False).to_numpy(bool)
+    frame["changed"] = pd.array(np.where(known, was_changed, pd.NA), dtype="boolean")
+    frame["traded"] = pd.array(np.where(checkable, was_traded, pd.NA), dtype="boolean")
+    frame["abandoned"] = pd.array(np.where(checkable, ~was_traded & ~was_changed, pd.NA),
+                                  dtype="boolean")
+    for column in ("trade_id", "process_grade", "process_score"):
+        frame[column] = mine["eval_id"].map(first[column]).to_numpy()
     frame["process_score"] = frame["process_score"].astype("float64")
-    return frame
+    return frame[columns].reset_index(drop=True)
 
 
-def _plan_differs(later: pd.DataFrame, mine: pd.Series) -> np.ndarray:
-    """Return, per later intent, whether its entry, stop, target or size differ from
-    ``mine`` (a missing stop or target against a given one differs)."""
-    differs = np.zeros(len(later), dtype=bool)
+def _plan_differs(pairs: pd.DataFrame) -> np.ndarray:
+    """Return, per (intent, later intent) pair, whether the later one's entry, stop, target
+    or size differ (a missing stop or target against a given one differs)."""
+    differs = np.zeros(len(pairs), dtype=bool)
     for column in _PLAN:
-        values = later[column].to_numpy(np.float64)
-        value = float("nan") if pd.isna(mine[column]) else float(mine[column])
-        same = np.isclose(values, value, rtol=1e-9, atol=0.0) | (
-            np.isnan(values) & np.isnan(value))
+        before = pairs[column].to_numpy(np.float64, na_value=np.nan)
+        after = pairs[f"{column}_later"].to_numpy(np.float64, na_value=np.nan)
+        same = np.isclose(after, before, rtol=1e-9, atol=0.0) | (
+            np.isnan(after) & np.isnan(before))
         differs |= ~same
     return differs
