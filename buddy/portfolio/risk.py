@@ -424,34 +424,38 @@ def join_cluster(clusters: CorrelationClusters, cand_index: ArrayLike) -> Cluste
     if n_clusters == 0:
         return ClusterJoin(label=np.zeros(k, np.int64), mean_distance=np.full(k, np.nan),
                            mean_corr=np.full(k, np.nan), n_min=np.zeros(k, np.int64))
-    member = clusters.labels[:, None] == np.arange(1, n_clusters + 1)[None, :]  # (N, C)
-    dist = np.nan_to_num(clusters.distance[idx], nan=UNKNOWN_PAIR_DISTANCE)
-    corr_known = ~np.isnan(clusters.corr[idx])
-    corr = np.where(corr_known, clusters.corr[idx], 0.0)
+    # computed once per distinct column (at most N), then spread over the K candidates
+    columns, inverse = np.unique(idx, return_inverse=True)
+    u = columns.size
+    rows = np.arange(u)
+    member = (clusters.labels[:, None] == np.arange(1, n_clusters + 1)[None, :]).astype(
+        np.float64)  # (N, C)
     # a candidate already in the book is not compared with itself
-    not_self = np.ones((k, n_cols), dtype=bool)
-    not_self[np.arange(k), idx] = False
-    weight = not_self[:, :, None] & member[None, :, :]  # (K, N, C)
-    count = weight.sum(axis=1)
+    not_self = np.ones((u, n_cols), dtype=bool)
+    not_self[rows, columns] = False
+    corr_known = ~np.isnan(clusters.corr[columns]) & not_self
+    dist = np.where(not_self, np.nan_to_num(clusters.distance[columns],
+                                            nan=UNKNOWN_PAIR_DISTANCE), 0.0)
+    corr = np.where(corr_known, clusters.corr[columns], 0.0)
+    count = not_self.astype(np.float64) @ member  # (U, C)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_dist = np.einsum("kn,knc->kc", dist, weight) / count
-        mean_corr = np.einsum("kn,knc->kc", corr, weight) / count
-    mean_dist = np.where(count > 0, mean_dist, np.inf)
+        mean_dist = np.where(count > 0, (dist @ member) / count, np.inf)
+        mean_corr = (corr @ member) / count
     best = np.argmin(mean_dist, axis=1)
-    rows = np.arange(k)
-    best_dist = mean_dist[rows, best]
-    own = clusters.labels[idx]
-    label = np.where(own > 0, own, np.where(best_dist <= clusters.max_distance, best + 1, 0))
+    own = clusters.labels[columns]
+    label = np.where(own > 0, own,
+                     np.where(mean_dist[rows, best] <= clusters.max_distance, best + 1, 0))
     chosen = np.where(own > 0, own - 1, best)
-    n_pairs = np.where(weight[rows, :, chosen] & corr_known, clusters.n[idx], np.iinfo(
-        np.int64).max)
+    in_chosen = (clusters.labels[None, :] == (chosen + 1)[:, None]) & not_self  # (U, N)
+    unknown = (in_chosen & ~corr_known).any(axis=1)
+    n_pairs = np.where(in_chosen & corr_known, clusters.n[columns], np.iinfo(np.int64).max)
     n_min = n_pairs.min(axis=1)
-    has_unknown = (weight[rows, :, chosen] & ~corr_known).any(axis=1)
-    n_min = np.where(has_unknown | (n_min == np.iinfo(np.int64).max), 0, n_min)
+    n_min = np.where(unknown | (n_min == np.iinfo(np.int64).max), 0, n_min)
     out_dist = mean_dist[rows, chosen]
-    return ClusterJoin(label=label.astype(np.int64),
-                       mean_distance=np.where(np.isfinite(out_dist), out_dist, np.nan),
-                       mean_corr=mean_corr[rows, chosen], n_min=n_min.astype(np.int64))
+    out_dist = np.where(np.isfinite(out_dist), out_dist, np.nan)
+    return ClusterJoin(label=label.astype(np.int64)[inverse], mean_distance=out_dist[inverse],
+                       mean_corr=mean_corr[rows, chosen][inverse],
+                       n_min=n_min.astype(np.int64)[inverse])
 
 
 # ---------------------------------------------------------------- volatility and VaR

@@ -130,3 +130,22 @@ def test_clusters_from_moments_already_computed_equal_clusters_from_returns() ->
     np.testing.assert_array_equal(reused.labels, direct.labels)
     np.testing.assert_array_equal(np.isnan(reused.corr), np.isnan(direct.corr))
     assert reused.min_obs == direct.min_obs == 345 and direct.labels[4] == 0
+
+
+def test_join_cluster_with_unknown_pairs_and_many_candidates() -> None:
+    r = block_returns().copy()
+    r[:-20, 2] = np.nan  # 20 days: its correlations are unknown at min_obs 30
+    held = np.array([True, True, False, True, True, False, False, False, False])
+    clusters = correlation_clusters(r, max_distance=0.5, min_obs=30, include=held)
+    cands = np.random.default_rng(2).integers(0, 9, 50_000)
+    got = join_cluster(clusters, cands)
+    for column in range(9):
+        label, dist, corr = _join_oracle(clusters, column)
+        k = int(np.flatnonzero(cands == column)[0])
+        assert got.label[k] == label
+        np.testing.assert_allclose([got.mean_distance[k], got.mean_corr[k]], [dist, corr],
+                                   rtol=1e-12, equal_nan=True)
+    unknown = cands == 2
+    # an unmeasured instrument joins nothing and says its evidence rests on 0 days
+    assert (got.label[unknown] == 0).all() and (got.n_min[unknown] == 0).all()
+    assert got.mean_distance[unknown][0] == pytest.approx(UNKNOWN_PAIR_DISTANCE)
