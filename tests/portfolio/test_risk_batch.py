@@ -84,12 +84,12 @@ def test_an_unknown_covariance_with_the_book_gives_nan_for_that_candidate_only()
     assert math.isfinite(got.vol_after[1]) and math.isfinite(got.var_hist_after[0])
 
 
-def test_a_hundred_thousand_candidates_in_blocks_match_one_at_a_time() -> None:
+def test_many_candidates_in_blocks_match_one_at_a_time() -> None:
     r = block_returns()[-250:]
     cov = moments(r, min_obs=30).cov
     w = np.array([0.1, 0.05, 0.0, 0.2, 0.0, -0.1, 0.0, 0.1, 0.0])
     rng = np.random.default_rng(5)
-    k = 100_000  # more than one block of candidates per column
+    k = 20_000  # many blocks of candidates (the bench times 100k)
     cands, weights = rng.integers(0, 9, k), rng.normal(0, 0.05, k)
     got = with_candidates(w, cov, r, cands, weights)
     assert got.vol_after.shape == (k,) and np.isfinite(got.var_hist_after).all()
