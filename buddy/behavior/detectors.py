@@ -22,9 +22,11 @@ Definitions (thresholds: ``buddy.behavior.params``; medium sensitivity in bracke
 revenge
     A closed trade lost at least ``min_loss_r`` R [0.25] (no R known: ``min_loss_pct_equity``
     of the equity known at t) within ``window_hours`` [72] before the intent, in its ``scope``
-    [the same asset class]; and the intent's risk amount (|entry - stop| x size x multiplier;
-    without a stop, its notional) is at least ``size_margin`` [1.5] times the median of the
-    user's last ``baseline_trades`` [20] entries' same measure (at least ``min_trades`` [10]).
+    [the same asset class]; and the intent's risk amount (|entry - stop| x size x multiplier)
+    is at least ``size_margin`` [1.5] times the median of the user's last
+    ``baseline_trades`` [20] entries' risk (at least ``min_trades`` [10]). Without a stop the
+    risk is unknown: not checked (``size_measure`` 'risk_else_notional' compares the
+    notional with the same symbol's entries instead: units are not risk when stops differ).
     Evidence: metric ``risk_amount`` | ``notional`` (account currency), value, baseline (the
     median), difference = value - median with the order-statistic 95% interval of the median;
     facts ``ratio``, ``loss_trade_id``, ``loss_symbol``, ``loss_r``, ``loss_pnl``,
@@ -33,20 +35,23 @@ overtrading
     The intent is the k-th entry of the trader's day (``buddy.behavior.history.session_day``)
     with k >= ``multiple`` [6] x the median entries per active day over the last
     ``baseline_days`` [250] active days (at least ``min_days`` [20]) and k >= ``min_count``
-    [4]; and (``require_worse``) the user's busier-than-median days had a worse mean result
-    per closed trade (pnl, account currency) than the other days (at least ``min_busy_days``
-    [5] busy days). Evidence: metric ``entries_today``; baseline the median; difference k -
-    median with the median's interval; facts ``threshold``, ``busy_days``,
-    ``busy_mean_pnl``, ``other_mean_pnl``, ``result_difference`` and its Welch 95% interval
-    (``result_difference_lo``/``_hi``), ``n_busy_trades``, ``n_other_trades``. High from
-    twice the threshold.
+    [4]. Then the user's own results on "such days" (earlier days that reached the same
+    count): with at least ``min_such_days`` [3] of them, it fires only when their mean pnl
+    per closed trade was below the other days' (severity medium, high from twice the
+    threshold) and stays clear when it was not; with fewer, the results are not known yet:
+    it fires at LOW severity saying so (``results_checked`` False), or stays silent when
+    ``require_results``. Evidence: metric ``entries_today``; baseline the median; difference
+    k - median with the median's interval; facts ``threshold``, ``such_days``,
+    ``n_such_trades``, ``n_other_trades``, ``results_checked``, and when checked
+    ``such_mean_pnl``, ``other_mean_pnl``, ``result_difference`` with its Welch 95% interval
+    (``result_difference_lo``/``_hi``).
 fomo
     The intent's ``extension_atr`` ((entry or last close - EMA20) / ATR(14), signed by the
-    side: + is chasing) is above the ``percentile`` [95] of the user's own entries'
-    extensions (at least ``min_trades`` [20]) and at least ``min_extension_atr`` [1.5].
-    Evidence: metric ``extension_atr`` (ATR), baseline the user's median extension,
-    difference with the median's interval; facts ``percentile_value``, ``rank_pct``.
-    Medium.
+    side: + is chasing) is at least ``min_extension_atr`` [2] and its conformal p-value
+    among the user's own earlier entries' extensions, (1 + #{past >= it}) / (n + 1), is at
+    most ``alpha`` [0.005] (at least ``min_trades`` [199]). Evidence: metric
+    ``extension_atr`` (ATR), baseline the user's median extension, difference with the
+    median's interval; facts ``p_value``, ``alpha``, ``max_before``, ``rank_pct``. Medium.
 fatigue
     An intraday intent at least ``min_session_hours`` [12] after the day's first intraday
     entry and its ``min_entries``-th [3] or later; and (``require_worse``) the user's closed
@@ -58,8 +63,9 @@ fatigue
 rule_drift
     The mean process score (post-trade reviews, 0-1) of trades closed in the last
     ``recent_days`` [30] is at least ``min_drop`` [0.15] below the ``prior_days`` [60]
-    before (``min_trades`` [5] in each). Evidence: metric ``process_score``, value the
-    recent mean, baseline the prior mean, difference with its Welch interval. Medium.
+    before, the Welch 95% interval of the difference below 0 (``min_trades`` [5] in each).
+    Evidence: metric ``process_score``, value the recent mean, baseline the prior mean,
+    difference with its Welch interval. Medium.
 stop_drift
     A trade did not honour its planned stop when a bar after its entry touched the stop and
     the trade was still open at that bar's close, or it closed beyond the price the stop
@@ -71,9 +77,9 @@ stop_drift
     Newcombe's 95% interval; facts ``count``, ``last_trade_id``, ``last_past_stop_r``.
     High when the recent share is at least 0.25, else medium.
 sizing
-    Over the last ``window_pairs`` [30] (previous closed trade's R, next entry's risk over
+    Over the last ``window_pairs`` [50] (previous closed trade's R, next entry's risk over
     the user's median risk) pairs as of t, Pearson's |r| >= ``min_abs_r`` [0.3] with its
-    Fisher 95% interval excluding 0 (at least ``min_pairs`` [20]). Evidence: metric
+    Fisher 95% interval excluding 0 (at least ``min_pairs`` [30]). Evidence: metric
     ``size_result_correlation`` (r), baseline 0, difference r with its interval. Low.
 """
 
@@ -82,6 +88,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -180,10 +187,16 @@ def _median_interval(values: np.ndarray) -> tuple[float, float, float]:
     """Return the median and its distribution-free 95% interval (binomial order
     statistics; the sample's range when n < 6)."""
     v = np.sort(values)
-    n = len(v)
+    lo, hi = _order_ranks(len(v))
+    return float(np.median(v)), float(v[lo]), float(v[hi])
+
+
+@lru_cache(maxsize=4096)
+def _order_ranks(n: int) -> tuple[int, int]:
+    """Return the 0-based ranks bounding the median's 95% interval in a sample of n."""
     lo = int(stats.binom.ppf(0.025, n, 0.5))
     hi = int(stats.binom.isf(0.025, n, 0.5))
-    return float(np.median(v)), float(v[max(lo - 1, 0)]), float(v[min(hi, n - 1)])
+    return max(lo - 1, 0), min(hi, n - 1)
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -222,9 +235,11 @@ def _newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """Return Pearson's r and its Fisher-z 95% interval (NaN when undefined)."""
-    if len(x) < 4 or np.std(x) == 0 or np.std(y) == 0:
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy = float(dx @ dx), float(dy @ dy)
+    if len(x) < 4 or sxx == 0 or syy == 0:
         return np.nan, np.nan, np.nan
-    r = float(np.corrcoef(x, y)[0, 1])
+    r = float(dx @ dy) / np.sqrt(sxx * syy)
     z, se = np.arctanh(np.clip(r, -0.999999, 0.999999)), 1 / np.sqrt(len(x) - 3)
     return r, float(np.tanh(z - 1.959963984540054 * se)), float(
         np.tanh(z + 1.959963984540054 * se))
@@ -317,7 +332,7 @@ def stop_breaches(trades: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         avg_exit = entry + pnl / qty * sign
         beyond_r = np.where(touched & is_closed, (honoured - avg_exit) * sign / unit, np.nan)
-    stayed = touched & ((~is_closed) | (close > touch))
+    stayed = touched & ((~is_closed) | (close >= touch))
     breach_ns = np.full(n, _NEVER, dtype=np.int64)
     breach_ns[stayed] = touch[stayed]
     beyond_r = np.where(checked & is_closed & ~touched, 0.0, beyond_r)
@@ -429,11 +444,13 @@ def _revenge(tr: _Trades, rows: _Rows, cfg: RevengeConfig) -> _Out:
         prior = np.flatnonzero(_before(tr, rows, i))
         measure, value, base = "risk_amount", rows.risk[i], tr.risk
         recent = prior[np.isfinite(base[prior])][-cfg.baseline_trades:]
-        if not (np.isfinite(value) and len(recent) >= cfg.min_trades):
+        if cfg.size_measure == "risk_else_notional" and not np.isfinite(value):
+            # units are comparable within one symbol only
             measure, value, base = "notional", rows.notional[i], tr.notional
-            recent = prior[np.isfinite(base[prior])][-cfg.baseline_trades:]
+            same = prior[tr.symbol[prior] == rows.symbol[i]]
+            recent = same[np.isfinite(base[same])][-cfg.baseline_trades:]
         if not np.isfinite(value):
-            out.unchecked(i, "the intent has no size (risk or notional)")
+            out.unchecked(i, "the intent's risk is unknown (no stop or size)")
             continue
         if len(recent) < cfg.min_trades:
             out.silent(i, f"{len(recent)} earlier entries with a size (at least "
@@ -486,35 +503,36 @@ def _overtrading(tr: _Trades, rows: _Rows, cfg: OvertradingConfig) -> _Out:
         if len(days) < cfg.min_days:
             out.silent(i, f"{len(days)} earlier active days (at least {cfg.min_days} needed)")
             continue
-        median, lo, hi = _median_interval(counts.astype(np.float64))
+        median = float(np.median(counts))
         threshold = max(cfg.multiple * median, float(cfg.min_count))
         if today < threshold:
             continue
-        busy_day = days[counts > median]
+        median, lo, hi = _median_interval(counts.astype(np.float64))
+        # "such days": the user's earlier days that reached the same threshold
+        such = np.isin(tr.day, days[counts >= threshold])
         closed = earlier & (tr.close_ns <= rows.t[i]) & np.isfinite(tr.pnl)
-        on_busy = closed & np.isin(tr.day, busy_day)
-        on_other = closed & ~np.isin(tr.day, busy_day)
-        n_busy_days = len(np.unique(tr.day[on_busy]))
-        facts: dict[str, Any] = {"threshold": threshold, "busy_days": n_busy_days,
-                                 "n_busy_trades": int(on_busy.sum()),
-                                 "n_other_trades": int(on_other.sum())}
-        if n_busy_days >= cfg.min_busy_days and on_other.sum() >= 2:
-            d, d_lo, d_hi = _welch(tr.pnl[on_busy], tr.pnl[on_other])
-            facts |= {"busy_mean_pnl": float(tr.pnl[on_busy].mean()),
+        on_such, on_other = closed & such, closed & ~such
+        n_such = len(np.unique(tr.day[on_such]))
+        facts: dict[str, Any] = {"threshold": threshold, "such_days": n_such,
+                                 "n_such_trades": int(on_such.sum()),
+                                 "n_other_trades": int(on_other.sum()),
+                                 "results_checked": False}
+        severity = "low"  # the user's own results on such days are not known yet
+        if n_such >= cfg.min_such_days and on_other.sum() >= 2:
+            d, d_lo, d_hi = _welch(tr.pnl[on_such], tr.pnl[on_other])
+            facts |= {"results_checked": True,
+                      "such_mean_pnl": float(tr.pnl[on_such].mean()),
                       "other_mean_pnl": float(tr.pnl[on_other].mean()),
                       "result_difference": d, "result_difference_lo": _num(d_lo),
                       "result_difference_hi": _num(d_hi)}
-            worse: bool | None = d < 0
-        else:
-            worse = None
-        if cfg.require_worse and worse is None:
-            out.silent(i, f"{n_busy_days} busier-than-median days with closed trades (at "
-                          f"least {cfg.min_busy_days} needed to compare results)")
+            if not d < 0:
+                continue  # such days went as well or better for this user: no alert
+            severity = "high" if today >= 2 * threshold else "medium"
+        elif cfg.require_results:
+            out.silent(i, f"{n_such} earlier days with {threshold:g} entries or more (at least "
+                          f"{cfg.min_such_days} needed to compare their results)")
             continue
-        if cfg.require_worse and not worse:
-            continue
-        out.fire(i, rows, detector="overtrading",
-                 severity="high" if today >= 2 * threshold else "medium",
+        out.fire(i, rows, detector="overtrading", severity=severity,
                  metric="entries_today", unit="entries", value=float(today), baseline=median,
                  difference=float(today - median), difference_lo=float(today - hi),
                  difference_hi=float(today - lo), n=len(days), threshold=threshold,
@@ -535,16 +553,17 @@ def _fomo(tr: _Trades, rows: _Rows, cfg: FomoConfig) -> _Out:
             out.silent(i, f"{len(past)} earlier entries with an extension (at least "
                           f"{cfg.min_trades} needed)")
             continue
-        cut = float(np.percentile(past, cfg.percentile))
-        threshold = max(cut, cfg.min_extension_atr)
-        if not value > threshold:
+        p_value = (1 + int((past >= value).sum())) / (len(past) + 1)
+        if not (p_value <= cfg.alpha and value >= cfg.min_extension_atr):
             continue
         median, lo, hi = _median_interval(past)
         out.fire(i, rows, detector="fomo", severity="medium", metric="extension_atr",
                  unit="ATR", value=float(value), baseline=median,
                  difference=float(value - median), difference_lo=float(value - hi),
-                 difference_hi=float(value - lo), n=len(past), threshold=threshold,
-                 evidence={"percentile": cfg.percentile, "percentile_value": cut,
+                 difference_hi=float(value - lo), n=len(past),
+                 threshold=float(cfg.min_extension_atr),
+                 evidence={"p_value": p_value, "alpha": cfg.alpha,
+                           "max_before": float(past.max()),
                            "rank_pct": float(100.0 * np.mean(past < value))})
     return out
 
@@ -605,8 +624,12 @@ def _rule_drift(tr: _Trades, rows: _Rows, cfg: RuleDriftConfig) -> _Out:
             out.silent(i, f"{int(recent.sum())} recent and {int(prior.sum())} earlier "
                           f"reviewed trades (at least {cfg.min_trades} each needed)")
             continue
+        if not (tr.process_score[recent].mean() - tr.process_score[prior].mean()
+                <= -cfg.min_drop):
+            continue
         d, d_lo, d_hi = _welch(tr.process_score[recent], tr.process_score[prior])
-        if not d <= -cfg.min_drop:
+        # a state that holds for weeks: only a drop the interval says is real
+        if not (d <= -cfg.min_drop and d_hi < 0):
             continue
         out.fire(i, rows, detector="rule_drift", severity="medium", metric="process_score",
                  unit="share of checks passed", value=float(tr.process_score[recent].mean()),
@@ -814,7 +837,6 @@ def _event(user_id: str, hit: Any, trade_id: Any, params: BehaviorParams) -> dic
             "severity": hit.severity, "evidence_json": json.dumps(evidence, sort_keys=True),
             "action_suggested_json": json.dumps({"action": ACTIONS[hit.detector]}),
             "linked_intent_id_optional": intent, "linked_trade_id_optional": trade,
-            "session_date": session_day(pd.Series([ts])).iloc[0].date(),
             "metric": hit.metric, "unit": hit.unit, "value": hit.value,
             "baseline": hit.baseline, "difference": hit.difference,
             "difference_lo": hit.difference_lo, "difference_hi": hit.difference_hi,
@@ -860,7 +882,6 @@ def _breach_events(history: TraderHistory, params: BehaviorParams) -> list[dict[
             "action_suggested_json": json.dumps({"action": ACTIONS["stop_drift"]}),
             "linked_intent_id_optional": f["linked_intent_id"],
             "linked_trade_id_optional": str(f["trade_id"]),
-            "session_date": session_day(pd.Series([ts])).iloc[0].date(),
             "metric": "past_stop_r", "unit": "R",
             "value": float(past) if np.isfinite(past) else np.nan,
             "baseline": np.nan, "difference": np.nan, "difference_lo": np.nan,
@@ -874,6 +895,7 @@ def _event_frame(events: list[dict[str, Any]]) -> pd.DataFrame:
 
     frame = pd.DataFrame(events, columns=[c for c in EVENT_COLUMNS if c != "computed_at"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    frame["session_date"] = session_day(frame["ts"]).dt.date.to_numpy()
     for column in ("value", "baseline", "difference", "difference_lo", "difference_hi"):
         frame[column] = frame[column].astype("float64")
     frame["n"] = frame["n"].astype("int64")

@@ -56,6 +56,9 @@ Behaviours injected on known dates (the seed picks the dates, the data does not)
       closes and still enters at 18:00-20:00 UTC (the New York afternoon, after 12 hours or
       more at the screen).
 
+The CLEAN trader (``behaviours=False``, user ``demo-clean``): the same seed and generator
+with nothing injected, to count the behaviour detectors' false alarms.
+
 Intents: about 9 in 10 planned trades (every setup but ``impulse``) log their plan first, as
 a trade intent at the entry bar's close, with the traded size.
 """
@@ -87,6 +90,7 @@ from buddy.store.demo_truth import (
 from buddy.store.trades import count_trades
 
 __all__ = [
+    "CLEAN_USER",
     "DEFAULT_SEED",
     "DEMO_SERIES",
     "GENERATOR_VERSION",
@@ -192,6 +196,12 @@ def behaviour_calendar(seed: int) -> BehaviourCalendar:
     chosen = [weekdays[i] for i in days]
     return BehaviourCalendar(tuple(windows), tuple(sorted(chosen[:4])),
                              tuple(sorted(chosen[4:])))
+
+
+#: No behaviour injected: the clean trader's calendar.
+NO_BEHAVIOURS = BehaviourCalendar((), (), ())
+#: The clean trader's user id (``load_demo_history(..., behaviours=False)``).
+CLEAN_USER = "demo-clean"
 
 
 # ---------------------------------------------------------------------------- the result
@@ -692,14 +702,19 @@ def _session_date(ts: pd.Series, timeframe: str) -> pd.Series:
 
 def simulate_history(store: Store, *, user_id: str = "demo", seed: int = DEFAULT_SEED,
                      as_of: datetime | None = None,
-                     series: Sequence[tuple[str, str]] = DEMO_SERIES) -> DemoHistory:
+                     series: Sequence[tuple[str, str]] = DEMO_SERIES,
+                     behaviours: bool = True) -> DemoHistory:
     """Simulate the demo trader on the store's real bars closed by ``as_of`` (all when None).
+
+    ``behaviours`` False: the CLEAN trader: the same generator, seed and trades with no
+    behaviour injected (no tilt windows, overtrading or late-session days), for measuring
+    the behaviour detectors' false alarms.
 
     Deterministic: the same store, seed and as_of give the same fills, ids included; a
     shorter ``as_of`` gives the same entries up to it (nothing is decided from later bars).
     A series with no bar closed by ``as_of`` is left out; none at all is a ValueError.
     """
-    cal = behaviour_calendar(seed)
+    cal = behaviour_calendar(seed) if behaviours else NO_BEHAVIOURS
     trades: list[_Trade] = []
     lots: dict[str, float] = {}
     frames: dict[str, _Series] = {}
@@ -921,13 +936,15 @@ class DemoLoad:
 
 def load_demo_history(store: Store, *, user_id: str = "demo", seed: int = DEFAULT_SEED,
                       folder: Path | None = None, force: bool = False,
-                      series: Sequence[tuple[str, str]] = DEMO_SERIES) -> DemoLoad:
+                      series: Sequence[tuple[str, str]] = DEMO_SERIES,
+                      behaviours: bool = True) -> DemoLoad:
     """Simulate the demo trader, write its broker files, and take them through the import,
     the trades grouping, the reviews and the journal; store the ground truth apart.
 
     Skipped (``skipped`` True) when the same seed and generator version are already loaded,
     unless ``force``. ``folder`` holds the broker files (default: beside the database);
-    ``series`` narrows the history (tests).
+    ``series`` narrows the history (tests); ``behaviours`` False loads the clean trader
+    (``simulate_history``; give it its own ``user_id``, e.g. CLEAN_USER).
     """
     from buddy.trades.importer import import_fills
     from buddy.trades.service import rebuild_trades
@@ -939,7 +956,8 @@ def load_demo_history(store: Store, *, user_id: str = "demo", seed: int = DEFAUL
             return DemoLoad(user_id=user_id, simulated_trades=0, fills=0, intents=0,
                             behaviours=0, files={}, trades=loaded, linked_truth=loaded,
                             reviews=0, journal_notes=0, seconds=0.0, skipped=True)
-    history = simulate_history(store, user_id=user_id, seed=seed, series=series)
+    history = simulate_history(store, user_id=user_id, seed=seed, series=series,
+                               behaviours=behaviours)
     tickers = store.tickers()
     exchanges = dict(zip(tickers["symbol"], tickers["exchange"], strict=True))
     folder = folder or store.path.parent / "demo_broker_files"
