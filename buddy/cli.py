@@ -453,6 +453,7 @@ cli.lazy.update({
     "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
 cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
                  "experiment": "buddy.behavior.experiments_cli:experiment"})
+cli.lazy.update({"behavior": "buddy.behavior.cli:behavior"})
 
 
 # every command defined here takes --db too (loaded ones get it in _LazyGroup.get_command)
