@@ -227,11 +227,11 @@ def _positions_from_fills(store: Store, t: pd.Timestamp, source: FillInputs) -> 
         "symbol": open_trades["symbol"].astype(str).to_numpy(object),
         "qty": open_trades["open_position"].to_numpy(np.float64),
         "avg_price": open_trades["open_cost_basis"].to_numpy(np.float64),
-        "open_ts": pd.to_datetime(open_trades["open_ts"], utc=True).to_numpy(),
+        "open_ts": pd.DatetimeIndex(pd.to_datetime(open_trades["open_ts"], utc=True)),
         "stop": stop.to_numpy(np.float64),
         "stop_source": open_trades["r_source"].astype(str).to_numpy(object),
         "trade_id": open_trades["trade_id"].astype(str).to_numpy(object),
-    }).astype({"open_ts": "datetime64[ns, UTC]"}).sort_values("symbol").reset_index(drop=True)
+    }).sort_values("symbol").reset_index(drop=True)
 
 
 def _stops_on_basis(store: Store, given: pd.DataFrame, t: pd.Timestamp) -> dict[str, float]:
@@ -262,11 +262,11 @@ def positions_from_statement(store: Store, user_id: str, as_of: Any
         "symbol": rows["symbol"].astype(str).to_numpy(object),
         "qty": rows["qty"].to_numpy(np.float64) * divisor,
         "avg_price": rows["avg_price"].to_numpy(np.float64) / divisor,
-        "open_ts": pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]").to_numpy(),
+        "open_ts": pd.DatetimeIndex([pd.NaT] * len(rows), tz="UTC"),
         "stop": stop / divisor,
         "stop_source": np.where(np.isnan(stop), "none", "statement").astype(object),
         "trade_id": np.full(len(rows), None, dtype=object),
-    }).astype({"open_ts": "datetime64[ns, UTC]"}), stated
+    }), stated
 
 
 def read_positions_as_of(store: Store, user_id: str, as_of: Any, *,

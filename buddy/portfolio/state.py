@@ -132,12 +132,12 @@ class PortfolioState:
     @property
     def heat_pct(self) -> float:
         """Return the open risk to the stops of the positions whose risk is known, % of equity
-        (NaN when the equity is unknown; 0.0 when flat). ``unknown_risk_symbols`` names the
+        (0.0 when flat; else NaN when the equity is unknown). ``unknown_risk_symbols`` names the
         positions left out."""
-        if self.equity is None:
-            return math.nan
         risk = self.positions["open_risk_pct"].to_numpy(np.float64)
-        return float(np.nansum(risk)) if len(risk) else 0.0
+        if not len(risk):
+            return 0.0  # flat: no open risk, whatever the equity
+        return math.nan if self.equity is None else float(np.nansum(risk))
 
     @property
     def unknown_risk_symbols(self) -> tuple[str, ...]:
