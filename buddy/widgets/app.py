@@ -43,6 +43,7 @@ from buddy.widgets.controls import (
     save_preferences,
     scoring_config_for,
 )
+from buddy.widgets.portfolio_view import PortfolioView
 from buddy.widgets.profile_view import ProfileView
 from buddy.widgets.report_view import ReportModel, ReportView
 from buddy.widgets.trades_view import TradesView
@@ -364,6 +365,7 @@ class WorkbenchApp:
         self.controls.show(self.model.preferences)
         self.trades = TradesView(buddy.store, user)
         self.profile = ProfileView(buddy.store, user)
+        self.portfolio = PortfolioView(buddy.store, user)
         self._syncing = False
         self._show_form()
         for name, widget in self.fields.items():
@@ -496,6 +498,7 @@ class WorkbenchApp:
             self.controls.show(self.model.preferences)
             self.trades.set_user(str(value))
             self.profile.set_user(str(value))
+            self.portfolio.set_user(str(value))
         self._refresh_hints(build=name in ("user", "symbol", "timeframe", "as_of"))
 
     def _refresh_hints(self, *, build: bool) -> None:
@@ -577,8 +580,9 @@ class WorkbenchApp:
                          self.report_view.widget],
                         layout=w.Layout(flex="1 1 auto", padding="0 0 0 16px"))
         tabs = w.Tab(children=[w.HBox([form, report], layout=w.Layout(width="100%")),
-                               self.trades.widget, self.profile.widget],
-                     titles=("Evaluate an idea", "Trades", "Profile"))
+                               self.trades.widget, self.profile.widget,
+                               self.portfolio.widget],
+                     titles=("Evaluate an idea", "Trades", "Profile", "Portfolio"))
         tabs.add_class("tb-tabs")
         intro = w.HTML(INTRO)
         intro.add_class("tb-intro")
