@@ -164,7 +164,7 @@ def intent_outcomes(store: Store, evaluations: pd.DataFrame, *,
     window = pd.Timedelta(hours=window_hours)
     keys = ["user_id", "symbol", "side"]
     mine = evaluations[["eval_id", "intent_id"]].merge(intents, on="intent_id", how="left")
-    known = mine["as_of"].notna().to_numpy()  # an intent after as_of: nothing known yet
+    known = mine["as_of"].notna().to_numpy(bool, copy=True)  # after as_of: nothing known
     if as_of is not None:
         known &= (mine["as_of"] + window <= pd.Timestamp(as_of)).to_numpy()  # window closed
     # revisions: later intents on the same symbol and side within the window, another plan
