@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from buddy.portfolio.risk import (
     RiskInputError,
@@ -126,3 +128,24 @@ def test_a_candidate_without_any_history_is_unknown_not_riskless() -> None:
     assert got.n_hist.tolist() == [0, 400]
     assert np.isnan([got.vol_after[0], got.var_hist_after[0], got.var_hist_before[0]]).all()
     assert np.isfinite([got.vol_after[1], got.var_hist_after[1]]).all()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), n_cols=st.integers(1, 7), days=st.integers(3, 80),
+       level=st.sampled_from([0.9, 0.95, 0.99]))
+def test_batch_equals_one_at_a_time_on_random_books(seed: int, n_cols: int, days: int,
+                                                    level: float) -> None:
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0, 0.01, (days, n_cols)) + rng.normal(0, 0.01, (days, 1))
+    r[rng.random(r.shape) < 0.1] = np.nan
+    cov = moments(np.nan_to_num(r)).cov  # any positive semi-definite covariance will do
+    w = np.where(rng.random(n_cols) < 0.6, rng.normal(0, 0.2, n_cols), 0.0)
+    cands = rng.integers(0, n_cols, 6)
+    weights = rng.normal(0, 0.2, 6)
+    got = with_candidates(w, cov, r, cands, weights, level)
+    for k, (column, weight) in enumerate(zip(cands, weights, strict=True)):
+        expected = _one_at_a_time(w, cov, r, int(column), float(weight), level, 1)
+        for name in ("vol_after", "var_param_after", "var_hist_before", "var_hist_after",
+                     "contribution_after"):
+            assert getattr(got, name)[k] == pytest.approx(expected[name], rel=1e-8,
+                                                          abs=1e-14, nan_ok=True), name
