@@ -5,6 +5,9 @@ Importing this package registers the built-in evaluators.
 
 from __future__ import annotations
 
+from buddy.evaluators import (  # noqa: F401  (registers)
+    correlation_exposure as _correlation_exposure,
+)
 from buddy.evaluators import data_quality as _data_quality  # noqa: F401  (registers)
 from buddy.evaluators import entry_quality as _entry_quality  # noqa: F401  (registers)
 from buddy.evaluators import exit_plan as _exit_plan  # noqa: F401  (registers)
