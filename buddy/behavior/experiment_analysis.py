@@ -220,7 +220,7 @@ def render_analysis(experiment: NudgeExperiment, decisions: pd.DataFrame,
         lines.append(f"  {row.arm:<12} {row.measure:<14} {_value(row.value, row.kind)} "
                      f"[{_value(row.lo, row.kind)}, {_value(row.hi, row.kind)}]  "
                      f"n={row.n} {row.over}")
-    lines.append(f"Difference from the control {experiment.control.name} "
+    lines.append(f"Difference from the control arm {experiment.control.name!r} "
                  f"(arm minus control, [{pct} interval]):")
     for row in effects.itertuples(index=False):
         unit = "points" if row.measure != "process_score" else "score"
