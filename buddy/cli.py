@@ -454,6 +454,10 @@ cli.lazy.update({
 cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
                  "experiment": "buddy.behavior.experiments_cli:experiment"})
 cli.lazy.update({"behavior": "buddy.behavior.cli:behavior"})
+cli.lazy.update({"portfolio": "buddy.portfolio.cli:portfolio",
+                 "positions": "buddy.portfolio.cli:positions"})
+if isinstance(jobs, _LazyGroup):  # always: declared with cls=_LazyGroup (narrows the type)
+    jobs.lazy["portfolio"] = "buddy.portfolio.cli:jobs_portfolio"
 
 
 # every command defined here takes --db too (loaded ones get it in _LazyGroup.get_command)

@@ -324,8 +324,8 @@ def mark_positions(store: Store, positions: pd.DataFrame, as_of: Any, equity: fl
     value = qty * mark * multiplier
     same_currency = np.array([c is not None and c == base_currency for c in info["currency"]],
                              dtype=bool)
-    usable = equity is not None and equity > 0
-    scale = np.where(same_currency, 100.0 / equity, np.nan) if usable else np.full(n, np.nan)
+    scale = (np.where(same_currency, 100.0 / equity, np.nan)
+             if equity is not None and equity > 0 else np.full(n, np.nan))
     risk = np.maximum((mark - stop) * np.sign(qty), 0.0) * np.abs(qty) * multiplier
     out["mark"] = mark
     out["mark_ts"] = mark_ts.to_numpy()

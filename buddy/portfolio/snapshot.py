@@ -375,7 +375,7 @@ def build_snapshot(state: PortfolioState, config: SnapshotConfig | None = None
     benches = [b if isinstance(b, str) and b else None for b in pos["benchmark"]]
     with_bench = [i for i, b in enumerate(benches) if b is not None]
     if with_bench:
-        asked = [benches[i] for i in with_bench]
+        asked = [str(benches[i]) for i in with_bench]
         weekly = state.returns(asked, window=beta_window)
         asset = weekly[[symbols[i] for i in with_bench]].to_numpy(np.float64)
         bench = np.column_stack([weekly[b].to_numpy(np.float64) for b in asked])

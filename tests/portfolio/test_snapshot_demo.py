@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,12 @@ import pytest
 
 from buddy.jobs.portfolio import run_portfolio_job, snapshot_times
 from buddy.portfolio.positions import FillInputs, positions_from_fills
-from buddy.portfolio.snapshot import SnapshotConfig, build_snapshot, exposure_snapshot
+from buddy.portfolio.snapshot import (
+    ExposureSnapshot,
+    SnapshotConfig,
+    build_snapshot,
+    exposure_snapshot,
+)
 from buddy.portfolio.state import WEEKLY_2Y, portfolio_state
 from buddy.store import Store
 from buddy.store.core import insert_frame
@@ -29,17 +35,18 @@ T = pd.Timestamp("2013-02-20T21:30Z")
 
 
 @pytest.fixture(scope="module")
-def snapshot_at_t(portfolio_demo: Store) -> object:
+def snapshot_at_t(portfolio_demo: Store) -> ExposureSnapshot:
     snapshot, reason = exposure_snapshot(portfolio_demo, "demo", T)
     assert snapshot is not None, reason
     return snapshot
 
 
-def test_the_snapshot_holds_together(snapshot_at_t: object, portfolio_demo: Store) -> None:
+def test_the_snapshot_holds_together(snapshot_at_t: ExposureSnapshot, portfolio_demo: Store
+                                    ) -> None:
     snap = snapshot_at_t
     state = portfolio_state(portfolio_demo, "demo", T)
     assert state is not None
-    pos = snap.positions  # type: ignore[attr-defined]
+    pos = snap.positions
     assert list(pos["symbol"]) == ["GOOG", "IBM"]
     # Euler contributions sum to the volatility
     assert pos["contribution_pct"].sum() == pytest.approx(snap.vol_pct, rel=1e-9)
@@ -121,16 +128,16 @@ def _truncated(source: Store, folder: Path, t: pd.Timestamp) -> Store:
 
 
 def test_deleting_everything_after_t_changes_nothing_in_the_snapshot_at_t(
-        snapshot_at_t: object, portfolio_demo: Store, tmp_path: Path) -> None:
+        snapshot_at_t: ExposureSnapshot, portfolio_demo: Store, tmp_path: Path) -> None:
     truncated = _truncated(portfolio_demo, tmp_path, T)
     again, reason = exposure_snapshot(truncated, "demo", T)
     assert again is not None, reason
-    assert again.as_dict() == snapshot_at_t.as_dict()  # type: ignore[attr-defined]
+    assert again.as_dict() == snapshot_at_t.as_dict()
 
 
 def test_the_job_writes_each_close_and_position_change_once(
-        demo_store_copy: object) -> None:
-    store = demo_store_copy()  # type: ignore[operator]
+        demo_store_copy: Callable[[], Store]) -> None:
+    store = demo_store_copy()
     record_equity(store, "demo", DEMO_EQUITY_FROM.to_pydatetime(), 100_000.0, "USD", "test")
     start, end = pd.Timestamp("2013-02-13T00:00Z"), pd.Timestamp("2013-02-22T23:59Z")
     times = snapshot_times(store, "demo", start, end)
