@@ -336,7 +336,8 @@ def stop_breaches(trades: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndar
     breach_ns = np.full(n, _NEVER, dtype=np.int64)
     breach_ns[stayed] = touch[stayed]
     beyond_r = np.where(checked & is_closed & ~touched, 0.0, beyond_r)
-    checked_ns = np.where(checked & is_closed, close, np.where(stayed, touch, _NEVER))
+    # a stop stayed past is judged at the touch bar's close, whenever the trade closed
+    checked_ns = np.where(stayed, touch, np.where(checked & is_closed, close, _NEVER))
     return breach_ns, np.where(stayed & ~is_closed, np.inf, beyond_r), checked_ns
 
 
@@ -672,7 +673,9 @@ def _stop_drift(tr: _Trades, rows: _Rows, cfg: StopDriftConfig) -> _Out:
                  linked_trade_id=str(tr.trade_id[last]),
                  evidence={"count": k, "recent_trades": len(recent),
                            "last_trade_id": str(tr.trade_id[last]),
-                           "last_past_stop_r": _num(tr.breach_r[last]),
+                           # how far past the stop it closed, once it closed by t
+                           "last_past_stop_r": _num(tr.breach_r[last])
+                           if tr.close_ns[last] <= t else None,
                            "min_past_stop_r": cfg.min_past_stop_r})
     return out
 

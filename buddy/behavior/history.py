@@ -140,9 +140,9 @@ def load_history(store: Store, user_id: str, *, as_of: datetime | None = None
                 for s, tf in sorted({(s, tf) for s, tf in zip(trades["symbol"], timeframe,
                                                               strict=True) if tf})}
     frame = _trade_frame(trades, timeframe, tickers, facts, reviews)
-    _stop_touches(frame, bars)
-    if t is not None:
+    if t is not None:  # a trade closed after t is open as of t, also for its stop
         frame = _hide_after(frame, t)
+    _stop_touches(frame, bars)
     known, since = account if account is not None else (np.nan, None)
     classes = dict(zip(tickers["symbol"], tickers["asset_class"], strict=True))
     return TraderHistory(user_id=user_id, as_of=t, trades=frame,
