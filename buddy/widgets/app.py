@@ -360,7 +360,7 @@ class WorkbenchApp:
         self.save_button.on_click(lambda _: self.save_journal())
         self.journal_status = w.HTML()
         self.chart = ChartView()
-        self.report_view = ReportView(chart=self.chart.widget)
+        self.report_view = ReportView(chart=self.chart.widget, feedback_store=buddy.store)
         self.controls = ControlsView(self.model.modules, self._preferences_changed)
         self.controls.show(self.model.preferences)
         self.trades = TradesView(buddy.store, user)

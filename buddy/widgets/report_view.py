@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -23,6 +23,9 @@ from buddy.domain import Fact, Issue, Side
 from buddy.evidence import format_value
 from buddy.explain import RenderedIssue, fact_label
 from buddy.report import DISCLAIMER, BuddyReport
+
+if TYPE_CHECKING:
+    from buddy.store import Store
 
 SEVERITY_COLOURS: Mapping[str, str] = {
     "critical": "#b71c1c", "high": "#e65100", "medium": "#f9a825", "low": "#2e7d32",
@@ -277,7 +280,12 @@ def evidence_table(rows: tuple[EvidenceRow, ...]) -> str:
 class ReportView:
     """The report panel: rebuilt from a ReportModel on each new report, UI-only otherwise."""
 
-    def __init__(self, chart: w.Widget | None = None) -> None:
+    def __init__(self, chart: w.Widget | None = None, *, feedback_store: Store | None = None
+                 ) -> None:
+        # with a store, each shown issue has Dismiss / Helpful / Not helpful buttons that
+        # record the trader's feedback on it (buddy.behavior.feedback)
+        self.feedback_store = feedback_store
+        self.feedback: list[FeedbackButtons] = []
         self.header = w.HTML("<i>Fill in the idea and press Evaluate.</i>")
         self.header.add_class("tb-header")
         self.context = w.HTML()
@@ -326,6 +334,7 @@ class ReportView:
                               + _piece_html("Timeframes", model.mtfa))
         cards = []
         self.evidence = []
+        self.feedback = []
         for row in model.issues:
             card = w.HTML(
                 f"<div style='border-left:4px solid {row.colour};padding:2px 8px'>"
@@ -340,7 +349,9 @@ class ReportView:
                                    selected_index=None)
             evidence.add_class("tb-evidence")
             self.evidence.append(evidence)
-            issue = w.VBox([card, evidence], layout=w.Layout(margin="4px 0"))
+            buttons = ([] if self.feedback_store is None else
+                       [self._feedback_buttons(model.eval_id, row.code).widget])
+            issue = w.VBox([card, evidence, *buttons], layout=w.Layout(margin="4px 0"))
             issue.add_class("tb-issue")
             issue.add_class(f"tb-severity-{row.severity}")
             cards.append(issue)
@@ -354,6 +365,50 @@ class ReportView:
         self.more.selected_index = None
         self.more.layout.display = "" if rest else "none"
         self.details.value = _details_html(model)
+
+
+    def _feedback_buttons(self, eval_id: str, code: str) -> FeedbackButtons:
+        """Return the feedback buttons of one shown issue, wired to record its feedback."""
+        found = FeedbackButtons(eval_id=eval_id, code=code, buttons={
+            kind: w.Button(description=label, layout=w.Layout(width="auto"))
+            for kind, label in (("dismissed", "Dismiss"), ("helpful", "Helpful"),
+                                ("not_helpful", "Not helpful"))}, status=w.HTML())
+        for kind, button in found.buttons.items():
+            button.add_class(f"tb-feedback-{kind}")
+            button.on_click(lambda _, kind=kind: self._record(found, kind))
+        self.feedback.append(found)
+        return found
+
+    def _record(self, found: FeedbackButtons, kind: str) -> None:
+        from buddy.behavior.feedback import record_feedback
+        from buddy.errors import BuddyError
+
+        assert self.feedback_store is not None  # buttons exist only with a store
+        try:
+            record_feedback(self.feedback_store, eval_id=found.eval_id, code=found.code,
+                            kind=kind, source="widget")
+        except BuddyError as exc:  # e.g. the evaluation's log is still queued
+            found.status.value = f"<span style='color:#b71c1c'>{_e(exc)}</span>"
+            return
+        found.status.value = (f"<span style='color:#2e7d32'>thanks: "
+                              f"{_e(kind.replace('_', ' '))}</span>")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackButtons:
+    """The Dismiss / Helpful / Not helpful buttons under one shown issue."""
+
+    eval_id: str
+    code: str
+    buttons: Mapping[str, w.Button]
+    status: w.HTML
+
+    @property
+    def widget(self) -> w.Widget:
+        """Return the row of buttons and its status line."""
+        row = w.HBox([*self.buttons.values(), self.status])
+        row.add_class("tb-feedback")
+        return row
 
 
 def _more_html(row: IssueRow) -> str:

@@ -4,6 +4,7 @@ trader's real intents, trades and reviews."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from collections.abc import Callable
@@ -265,3 +266,40 @@ def test_feedback_and_experiment_commands(writable: Callable[[], Store]) -> None
     ended = runner.invoke(cli, ["--db", db, "experiment", "end", "stops"])
     assert ended.exit_code == 0 and "stops [ended]" in runner.invoke(
         cli, ["--db", db, "experiment", "list"]).output
+
+
+# ---------------------------------------------------------------- the workbench's buttons
+def test_the_report_view_buttons_record_feedback_on_shown_items(
+        writable: Callable[[], Store]) -> None:
+    from buddy.context.pack import ContextPack, Instrument
+    from buddy.widgets.report_view import ReportModel, ReportView
+    from tests.behavior.experiment_data import intent_of, report_for
+
+    store = writable()
+    rows = store.query("SELECT * FROM trade_intents WHERE user_id = 'demo' "
+                       "ORDER BY as_of, intent_id LIMIT 150").to_dict("records")
+    arms = _arms(store).set_index("intent_id")
+    n = next(k for k, r in enumerate(rows) if arms.loc[r["intent_id"], "arm"] == "control"
+             and k % 3 == 1)  # a warning, no nudge: shown as it was logged
+    intent = intent_of(rows[n])
+    report = report_for(intent, n)  # the same items, under the logged eval_id
+    pack = ContextPack(user_id="demo", symbol=intent.symbol, timeframe=intent.timeframe,
+                       as_of=intent.as_of, market=None,
+                       instrument=Instrument.from_row(store.instrument(intent.symbol)))
+    view = ReportView(feedback_store=store)
+    view.show(ReportModel.build(report, pack))
+    assert [f.code for f in view.feedback] == [i.code for i in report.top_issues]
+    warning = next(f for f in view.feedback if f.code == WARNING)
+    warning.buttons["dismissed"].click()
+    warning.buttons["not_helpful"].click()
+    assert "thanks: not helpful" in warning.status.value
+    saved = store.query("SELECT dismissed, helpful, source FROM report_item_feedback "
+                        "WHERE eval_id = ? AND issue_code = ?", [report.eval_id, WARNING])
+    assert saved.values.tolist() == [[True, False, "widget"]]
+    # a report whose evaluation is not logged: the button says why, nothing is written
+    unlogged = ReportView(feedback_store=store)
+    unlogged.show(ReportModel.build(
+        report_for(dataclasses.replace(intent, intent_id="not-logged"), n), pack))
+    unlogged.feedback[0].buttons["helpful"].click()
+    assert "names no logged evaluation" in unlogged.feedback[0].status.value
+    assert ReportView().feedback == [] and not ReportView().feedback_store
