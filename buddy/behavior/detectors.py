@@ -87,7 +87,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -280,7 +280,7 @@ class _Trades:
 
     @classmethod
     def of(cls, history: TraderHistory) -> _Trades:
-        f = history.trades.reset_index(drop=True)
+        f = history.trades.sort_values("open_ts", kind="stable").reset_index(drop=True)
         open_ns = _ns(f["open_ts"])
         close = _ns(f["close_ts"])
         close_ns = np.where(close == _NAT, _NEVER, close)
@@ -355,6 +355,8 @@ class _Rows:
     t: np.ndarray  # as_of, int64 ns
     day: np.ndarray
     own: np.ndarray  # the row's own trade_id (None: an intent)
+    own_index: np.ndarray  # its position among the history's trades (-1: none)
+    n_before: np.ndarray  # how many of the history's trades opened before the row's t
     intraday: np.ndarray  # True | False, None: unknown timeframe
     risk: np.ndarray
     notional: np.ndarray
@@ -395,7 +397,8 @@ class _Rows:
                    symbol=f["symbol"].astype(str).to_numpy(object),
                    asset_class=np.array([classes.get(s) for s in f["symbol"]], dtype=object),
                    t=_ns(as_of), day=_ns(session_day(as_of).dt.tz_localize("UTC")),
-                   own=own, intraday=intraday, risk=risk,
+                   own=own, own_index=np.full(n, -1, dtype=np.int64),
+                   n_before=np.zeros(n, dtype=np.int64), intraday=intraday, risk=risk,
                    notional=np.where(notional > 0, notional, np.nan),
                    extension=num("extension_atr"), equity=history.equity_at(as_of))
 
@@ -435,7 +438,19 @@ class _Out:
 
 def _before(tr: _Trades, rows: _Rows, i: int) -> np.ndarray:
     """Return the trades entered before row i's time (its own trade excluded)."""
-    return (tr.open_ns < rows.t[i]) & (tr.trade_id != rows.own[i])
+    mask = np.zeros(len(tr.open_ns), dtype=bool)
+    mask[:rows.n_before[i]] = True
+    if rows.own_index[i] >= 0:
+        mask[rows.own_index[i]] = False
+    return mask
+
+
+def _not_own(tr: _Trades, rows: _Rows, i: int) -> np.ndarray:
+    """Return every trade but row i's own."""
+    mask = np.ones(len(tr.open_ns), dtype=bool)
+    if rows.own_index[i] >= 0:
+        mask[rows.own_index[i]] = False
+    return mask
 
 
 def _revenge(tr: _Trades, rows: _Rows, cfg: RevengeConfig) -> _Out:
@@ -458,7 +473,7 @@ def _revenge(tr: _Trades, rows: _Rows, cfg: RevengeConfig) -> _Out:
                           f"{cfg.min_trades} needed)")
             continue
         closed = (tr.close_ns <= rows.t[i]) & (rows.t[i] - tr.close_ns <= window) & (
-            tr.trade_id != rows.own[i])
+            _not_own(tr, rows, i))
         if cfg.scope == "symbol":
             closed &= tr.symbol == rows.symbol[i]
         elif cfg.scope == "asset_class":
@@ -618,7 +633,7 @@ def _rule_drift(tr: _Trades, rows: _Rows, cfg: RuleDriftConfig) -> _Out:
     scored = np.isfinite(tr.process_score)
     for i in range(rows.n):
         t = rows.t[i]
-        known = scored & (tr.close_ns <= t) & (tr.trade_id != rows.own[i])
+        known = scored & (tr.close_ns <= t) & _not_own(tr, rows, i)
         recent = known & (tr.close_ns > t - cfg.recent_days * day)
         prior = known & ~recent & (tr.close_ns > t - (cfg.recent_days + cfg.prior_days) * day)
         if recent.sum() < cfg.min_trades or prior.sum() < cfg.min_trades:
@@ -647,7 +662,7 @@ def _stop_drift(tr: _Trades, rows: _Rows, cfg: StopDriftConfig) -> _Out:
     breached = _breached(tr, cfg)
     for i in range(rows.n):
         t = rows.t[i]
-        judged = np.flatnonzero((tr.checked_ns <= t) & (tr.trade_id != rows.own[i]))
+        judged = np.flatnonzero((tr.checked_ns <= t) & _not_own(tr, rows, i))
         if len(judged) < cfg.min_trades:
             out.silent(i, f"{len(judged)} closed trades with a checked stop (at least "
                           f"{cfg.min_trades} needed)")
@@ -735,8 +750,12 @@ def detect(history: TraderHistory, intents: pd.DataFrame, params: BehaviorParams
     the row is, left out of its own history). A missing input makes the detectors that need
     it 'not_checked' on that row, never 'clear'.
     """
-    rows = _Rows.of(intents, history)
     tr = _Trades.of(history)
+    rows = _Rows.of(intents, history)
+    position = {trade_id: k for k, trade_id in enumerate(tr.trade_id)}
+    rows = replace(rows, own_index=np.array([position.get(o, -1) if isinstance(o, str) else -1
+                                             for o in rows.own], dtype=np.int64),
+                   n_before=np.searchsorted(tr.open_ns, rows.t, side="left"))
     hits: list[dict[str, Any]] = []
     checks: list[pd.DataFrame] = []
     for detector in DETECTORS:
@@ -868,7 +887,7 @@ def _breach_events(history: TraderHistory, params: BehaviorParams) -> list[dict[
     for k in np.flatnonzero(breached):
         when = int(min(tr.breach_ns[k], tr.checked_ns[k]))
         ts = pd.Timestamp(when, tz="UTC")
-        f = history.trades.iloc[k]
+        f = tr.frame.iloc[k]
         past = tr.breach_r[k]
         stayed = tr.breach_ns[k] != _NEVER
         evidence = {"metric": "past_stop_r", "unit": "R",

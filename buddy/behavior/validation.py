@@ -57,7 +57,10 @@ def _wilson(k: int, n: int) -> tuple[float, float]:
 @dataclass(frozen=True, slots=True)
 class DetectorScore:
     """One detector against its truth kind: flagged units (``flagged``), of which true
-    (``true_flagged``); true units (``truth``), of which flagged (``found``)."""
+    (``true_flagged``); true units (``truth``), of which flagged (``found``); true units the
+    detector cannot judge from what is stored (``uncheckable``: a trade without a planned
+    stop has no risk and no stop to honour); false flags on a day with another injected
+    behaviour (``false_on_injected_days``)."""
 
     detector: str
     kind: str
@@ -65,6 +68,8 @@ class DetectorScore:
     true_flagged: int
     truth: int
     found: int
+    uncheckable: int = 0
+    false_on_injected_days: int = 0
 
     @property
     def precision(self) -> float:
@@ -80,10 +85,16 @@ class DetectorScore:
         """Return the score as one line with n and Wilson 95% intervals."""
         p_lo, p_hi = _wilson(self.true_flagged, self.flagged)
         r_lo, r_hi = _wilson(self.found, self.truth)
+        notes = []
+        if self.uncheckable:
+            notes.append(f"{self.uncheckable} of the true ones not checkable (no planned stop)")
+        if self.false_on_injected_days:
+            notes.append(f"{self.false_on_injected_days} of the false ones on days with "
+                         "another injected behaviour")
         return (f"{self.detector:<12} vs {self.kind:<19} precision {_pct(self.precision)} "
                 f"({self.true_flagged}/{self.flagged}, 95% {_pct(p_lo)}-{_pct(p_hi)})  "
                 f"recall {_pct(self.recall)} ({self.found}/{self.truth}, 95% "
-                f"{_pct(r_lo)}-{_pct(r_hi)})")
+                f"{_pct(r_lo)}-{_pct(r_hi)})" + (f"  [{'; '.join(notes)}]" if notes else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +163,9 @@ class Validation:
                 "trades": self.trades,
                 "scores": [{"detector": s.detector, "kind": s.kind, "flagged": s.flagged,
                             "true_flagged": s.true_flagged, "truth": s.truth,
-                            "found": s.found, "precision": _plain(s.precision),
+                            "found": s.found, "uncheckable": s.uncheckable,
+                            "false_on_injected_days": s.false_on_injected_days,
+                            "precision": _plain(s.precision),
                             "recall": _plain(s.recall)} for s in self.scores],
                 "untruthed": self.untruthed,
                 "clean": [{"detector": c.detector, "events": c.events, "trades": c.trades,
@@ -203,8 +216,8 @@ def validate(store: Store, *, user_id: str = "demo", clean_user_id: str | None =
                          "(demo_behavior_truth)")
     trade_of = dict(zip(*(demo_trade_truth(store, user_id)[c] for c in
                           ("trade_key", "trade_id")), strict=True))
-    scores = tuple(_score(d, k, events, truth, trade_of) for d, k in TRUTH_KINDS.items()
-                   if d in params.enabled)
+    scores = tuple(_score(d, k, events, truth, trade_of, history.trades)
+                   for d, k in TRUTH_KINDS.items() if d in params.enabled)
     untruthed = {d: int((events["event_type"] == d).sum()) for d in DETECTORS
                  if d not in TRUTH_KINDS and d in params.enabled}
     clean: tuple[CleanRate, ...] = ()
@@ -224,9 +237,16 @@ def validate(store: Store, *, user_id: str = "demo", clean_user_id: str | None =
 
 
 def _score(detector: str, kind: str, events: pd.DataFrame, truth: pd.DataFrame,
-           trade_of: dict[str, object]) -> DetectorScore:
+           trade_of: dict[str, object], trades: pd.DataFrame) -> DetectorScore:
     mine = events[events["event_type"] == detector]
     rows = truth[truth["kind"] == kind]
+    # the trader's days holding an injected behaviour of another kind
+    other = truth[truth["kind"] != kind]
+    other_days = set(session_day(pd.to_datetime(other["ts"], utc=True)).dt.date)
+    other_days |= {d.date() for d in pd.to_datetime(
+        other.loc[other["kind"] == "overtrading_day", "session_date"])}
+    day_of = dict(zip(trades["trade_id"], pd.to_datetime(trades["session_day"]).dt.date,
+                      strict=True))
     if kind == "overtrading_day":
         flagged = set(pd.to_datetime(mine["session_date"]).dt.date)
         # the truth's day is the UTC date of the day's entries (06:00-20:00 UTC): the same
@@ -234,11 +254,17 @@ def _score(detector: str, kind: str, events: pd.DataFrame, truth: pd.DataFrame,
         true = {session_day(pd.Series([pd.Timestamp(d).tz_convert("UTC")
                                        + pd.Timedelta(hours=12)])).iloc[0].date()
                 for d in rows["ts"]}
+        false_days = flagged - true
+        uncheckable = 0
     else:
         # an entry's event is linked to the entry's own trade (revenge: the bigger entry,
         # not the loss before it); a stop event to the trade that did not honour its stop
         flagged = set(mine["linked_trade_id_optional"].dropna())
         true = {trade_of.get(k) for k in rows["trade_key"]} - {None}
+        false_days = {day_of.get(t) for t in flagged - true}
+        no_stop = set(trades.loc[trades["initial_stop"].isna(), "trade_id"])
+        uncheckable = len(true & no_stop) if detector in ("revenge", "stop_drift") else 0
     return DetectorScore(detector=detector, kind=kind, flagged=len(flagged),
                          true_flagged=len(flagged & true), truth=len(true),
-                         found=len(true & flagged))
+                         found=len(true & flagged), uncheckable=uncheckable,
+                         false_on_injected_days=len(false_days & other_days))

@@ -104,7 +104,7 @@ def test_detect_reads_nothing_after_t_on_the_demo_trader(behavior_store: Store) 
     truth = demo_behavior_truth(behavior_store, "demo")
     trade_of = _trade_of(behavior_store, "demo")
     revenge = truth[truth["kind"] == "size_up_after_loss"]
-    picked = rows[rows["trade_id"].isin([trade_of[k] for k in revenge["trade_key"][:3]])]
+    picked = rows[rows["trade_id"].isin([trade_of[k] for k in revenge["trade_key"][:2]])]
     params = params_for()
     for _, row in picked.iterrows():
         one = pd.DataFrame([row]).reset_index(drop=True)
