@@ -44,6 +44,7 @@ class Buddy:
                 self.builder.register(piece, provider)
         self.orchestrator = Orchestrator(self.config, explainer=explainer_from_env())
         self._catalog: Catalogue | None = None
+        self._experiments: tuple[int, list[Any]] | None = None  # (context stamp, active)
 
     @classmethod
     def open(cls, db: str | os.PathLike[str] | None = None,
@@ -125,14 +126,19 @@ class Buddy:
         ctx = self.builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
                                  stamp=catalogue.stamp)
         rules_version = ctx.account.rules_version if ctx.account is not None else None
-        return self._with_experiments(self.orchestrator.run(intent, ctx)), rules_version
+        report = self._with_experiments(self.orchestrator.run(intent, ctx), catalogue.stamp)
+        return report, rules_version
 
-    def _with_experiments(self, report: BuddyReport) -> BuddyReport:
+    def _with_experiments(self, report: BuddyReport, stamp: int) -> BuddyReport:
         """Return ``report`` as the active nudge/warning experiments' arms show it, each arm
-        on the report (logged with the evaluation): ``buddy.behavior.experiments``."""
+        on the report (logged with the evaluation): ``buddy.behavior.experiments``. The
+        active experiments are read again only after a context-affecting write (creating or
+        ending one touches the stamp)."""
         from buddy.behavior.experiments import active_experiments, apply_experiments
 
-        return apply_experiments(report, active_experiments(self.store, report.intent.user_id))
+        if self._experiments is None or self._experiments[0] != stamp:
+            self._experiments = (stamp, active_experiments(self.store))
+        return apply_experiments(report, self._experiments[1])
 
     def _log(self, intent: TradeIntent, report: BuddyReport, rules_version: int | None
              ) -> BuddyReport:

@@ -381,6 +381,7 @@ def create_experiment(store: Store, experiment: NudgeExperiment) -> NudgeExperim
     if not insert_experiment(store, stamped.row()):
         raise ExperimentError([FieldError("experiment_id", "is taken by an existing "
                                           "experiment", experiment.experiment_id)])
+    store.touch_context_stamp()  # a Buddy re-reads the active experiments after this
     return stamped
 
 
@@ -392,6 +393,7 @@ def end_experiment(store: Store, experiment_id: str, *, at: datetime | None = No
     if not end_row(store, experiment_id, at or datetime.now(UTC)):
         raise ExperimentError([FieldError("experiment_id", "names no active experiment",
                                           experiment_id)])
+    store.touch_context_stamp()
 
 
 def _from_row(row: Mapping[str, Any]) -> NudgeExperiment:
