@@ -180,16 +180,19 @@ class Buddy:
 def default_providers() -> ProviderRegistry:
     """Return the registry of the standard provider of every context piece (imported here,
     at the edge)."""
+    from buddy.behavior.provider import behavior_provider
     from buddy.events.provider import schedule_provider
     from buddy.levels.provider import levels_provider
     from buddy.mtfa.provider import mtfa_provider
+    from buddy.portfolio.provider import portfolio_provider
     from buddy.regime.provider import regime_provider
     from buddy.strategy.provider import strategy_provider
     from buddy.users.provider import account_provider
 
     return ProviderRegistry({"account": account_provider, "regime": regime_provider,
                              "levels": levels_provider, "mtfa": mtfa_provider,
-                             "schedule": schedule_provider, "strategy": strategy_provider})
+                             "schedule": schedule_provider, "strategy": strategy_provider,
+                             "portfolio": portfolio_provider, "behavior": behavior_provider})
 
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:

@@ -43,8 +43,8 @@ DEFAULT_LOOKBACK_BARS = 300
 
 #: Why a piece is missing when no provider of it is registered. Each says only that (no
 #: claim about the user or the data, which nobody read): the standard registry
-#: (``buddy.api.default_providers``) has account, regime, levels, mtfa, schedule and strategy;
-#: no provider of state or portfolio exists yet. The HMM state and its transition
+#: (``buddy.api.default_providers``) has account, regime, levels, mtfa, schedule, strategy
+#: and portfolio; no provider of state exists yet. The HMM state and its transition
 #: matrix are not the ``state`` piece: they come with the ``regime`` piece.
 NOT_YET_PROVIDED = {
     "state": "no per-timeframe state-vector provider exists yet (the HMM state and its "
@@ -54,7 +54,7 @@ NOT_YET_PROVIDED = {
     "levels": "no key-levels provider is installed",
     "strategy": "no strategy provider is installed (the user's profile and playbooks are not "
                 "read)",
-    "portfolio": "no portfolio provider exists yet (open positions and exposure are not "
+    "portfolio": "no portfolio provider is installed (open positions and exposure are not "
                  "read)",
     "account": "no account provider is installed",
     "schedule": "no event schedule provider is installed",

@@ -52,11 +52,11 @@ from buddy.config import ModuleConfig, param
 from buddy.domain import Severity
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
+from buddy.portfolio.provider import PortfolioPiece
 from buddy.users.model import RiskRules
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
-    from buddy.portfolio.provider import PortfolioPiece
 
 #: The limits the checks read from the user's rules, and their defaults when the piece has
 #: none (the rules' own defaults: the same a new account gets).
@@ -310,6 +310,12 @@ def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str
                 reason = None if missing is None else missing[i]
                 _unchecked(out, i, "exposure, heat, VaR, beta",
                            f"no portfolio ({reason or 'not provided'})")
+            continue
+        if not isinstance(piece, PortfolioPiece):  # e.g. a plug-in's positions-only piece
+            for i in rows:
+                _unchecked(out, i, "exposure, heat, VaR, beta",
+                           f"the portfolio piece ({type(piece).__name__}) holds no weights "
+                           "or returns")
             continue
         _one_book(out, rows, piece, cfg, sign=sign[rows], notional=notional[rows],
                   risk_money=risk_money[rows], currency=currency[rows])

@@ -30,10 +30,9 @@ def test_reasons_name_only_absent_pieces_and_never_deny_the_regimes_hmm(
         assert "not yet available" not in reason and "HMM provider" not in reason, reason
     assert pack.missing["state"] == NOT_YET_PROVIDED["state"]
     assert "part of the regime piece" in pack.missing["state"]
-    # portfolio has no provider: its reason says so, not that the user lacks something
-    # nobody read; the strategy provider did read the user's trades
+    # the strategy and portfolio providers did read the user's trades and fills
     assert "nobody has no closed trades" in pack.missing["strategy"]
-    assert "exists yet" in pack.missing["portfolio"]
+    assert "nobody has no broker fills and no positions statement" in pack.missing["portfolio"]
     # the account provider did read the store: its reason is about this user
     assert "nobody" in pack.missing["account"]
 

@@ -21,7 +21,7 @@ from buddy.context.providers import (
 from buddy.errors import ConfigError
 from buddy.store import Store
 
-STANDARD = ("account", "regime", "levels", "mtfa", "schedule", "strategy")
+STANDARD = ("account", "regime", "levels", "mtfa", "schedule", "strategy", "portfolio")
 
 
 def test_the_standard_providers_implement_the_protocol() -> None:
