@@ -198,8 +198,7 @@ _CONFIGS: dict[str, type[ModuleConfig]] = {
 
 #: What each sensitivity sets per detector (medium: the defaults).
 SENSITIVITY: dict[str, dict[str, dict[str, Any]]] = {
-    "revenge": {"low": {"min_loss_r": 0.9, "min_loss_pct_equity": 0.8, "size_margin": 2.0,
-                        "window_hours": 24.0},
+    "revenge": {"low": {"min_loss_r": 0.9, "min_loss_pct_equity": 0.8, "size_margin": 1.8},
                 "medium": {},
                 "high": {"min_loss_r": 0.0, "min_loss_pct_equity": 0.0, "size_margin": 1.25,
                          "window_hours": 120.0}},
