@@ -236,6 +236,7 @@ class BuddyReport:
             "not_checked": [n.as_dict() for n in self.not_checked],
             "n_unknown": self.n_unknown,
             "modules_run": self.modules_run(),
+            "experiment_arms": [a.as_dict() for a in self.experiment_arms],
             "config": self.config_dict(),
             "config_hash": self.config_hash,
             "disabled_modules": list(self.disabled_modules),

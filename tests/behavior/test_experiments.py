@@ -100,6 +100,8 @@ def test_control_shows_the_report_as_it_was_and_records_the_arm() -> None:
     row = json.loads(shown.evaluation_row()["experiment_arms_json"])
     assert row == [{"experiment_id": "nudge-words", "arm": "control", "action": "show",
                     "codes": [WARNING, NUDGE], "exempt": [SEVERE]}]
+    assert shown.to_dict()["experiment_arms"] == row  # the JSON report says it too
+    assert report.evaluation_row()["experiment_arms_json"] is None  # no experiment ran
 
 
 def test_hold_back_hides_the_items_but_logs_them_and_keeps_the_verdict() -> None:
