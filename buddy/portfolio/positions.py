@@ -119,9 +119,10 @@ class FillInputs:
     # split): keyed by what is known at t
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def known_at(self, t: pd.Timestamp, store: Store) -> tuple[int, int, int, int]:
-        """Return what is in force at ``t``: the numbers of fills, intents, stops given and
-        splits of the user's symbols (ex-date by t's UTC date) (a memo key)."""
+    def known_at(self, t: pd.Timestamp, store: Store) -> tuple[int, int, int]:
+        """Return what is in force at ``t``: the numbers of fills, stops given and splits of
+        the user's symbols (ex-date by t's UTC date) (a memo key). Intents need no count:
+        only those logged by the last fill can be linked (``positions_from_fills``)."""
         if "times" not in self.memo:
             def ns(values: Any) -> np.ndarray:
                 return np.sort(pd.DatetimeIndex(pd.to_datetime(values, utc=True))
@@ -130,14 +131,12 @@ class FillInputs:
             ex_dates = [symbol_actions(store, s)["ex_date"] for s in symbols]
             dates = pd.concat(ex_dates) if ex_dates else pd.Series(dtype="datetime64[ns]")
             self.memo["times"] = (
-                ns(self.fills["ts"]), ns(self.intents["as_of"]) if len(self.intents)
-                else np.array([], np.int64), ns(self.user_stops["given_at"])
+                ns(self.fills["ts"]), ns(self.user_stops["given_at"])
                 if len(self.user_stops) else np.array([], np.int64),
                 np.sort(pd.DatetimeIndex(pd.to_datetime(dates)).as_unit("ns").asi8))
-        fills, intents, stops, splits = self.memo["times"]
+        fills, stops, splits = self.memo["times"]
         day = t.tz_convert("UTC").tz_localize(None).normalize().as_unit("ns").value
         return (int(np.searchsorted(fills, t.value, side="right")),
-                int(np.searchsorted(intents, t.value, side="right")),
                 int(np.searchsorted(stops, t.value, side="right")),
                 int(np.searchsorted(splits, day, side="right")))
 
@@ -197,7 +196,13 @@ def positions_from_fills(store: Store, user_id: str, as_of: Any, *,
 
 
 def _positions_from_fills(store: Store, t: pd.Timestamp, source: FillInputs) -> pd.DataFrame:
-    fills = source.fills[pd.to_datetime(source.fills["ts"], utc=True) <= t]
+    times = pd.to_datetime(source.fills["ts"], utc=True)
+    fills = source.fills[times <= t]
+    if fills.empty:
+        return _empty_base()
+    # an intent links to a trade only if logged by the trade's first fill: the intents
+    # logged after the last fill by t change nothing (so the memo key need not count them)
+    last_fill = times[times <= t].max()
     fills = open_segments(fills, pd.Timedelta(DEFAULT_LINK_RULE.window)).copy()
     if fills.empty:
         return _empty_base()
@@ -208,7 +213,7 @@ def _positions_from_fills(store: Store, t: pd.Timestamp, source: FillInputs) -> 
     symbols = set(fills["symbol"].astype(str))
     intents = source.intents
     if len(intents):
-        intents = intents[(pd.to_datetime(intents["as_of"], utc=True) <= t).to_numpy()
+        intents = intents[(pd.to_datetime(intents["as_of"], utc=True) <= last_fill).to_numpy()
                           & intents["symbol"].isin(symbols).to_numpy()].copy()
         for symbol, rows in intents.groupby("symbol", sort=False).groups.items():
             divisor = basis_divisor(store, str(symbol), intents.loc[rows, "as_of"], t)

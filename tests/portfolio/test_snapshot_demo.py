@@ -92,7 +92,8 @@ def test_regrouping_only_the_open_trades_equals_a_regroup_of_every_fill(
     times = pd.to_datetime(inputs.fills["ts"], utc=True).sort_values().unique()
     rng = np.random.default_rng(18)
     for t in sorted(rng.choice(times, size=5, replace=False)):
-        t = pd.Timestamp(t)
+        # at a fill and up to three days after it (intents logged since then included)
+        t = pd.Timestamp(t) + pd.Timedelta(hours=int(rng.integers(0, 72)))
         ours = positions_from_fills(portfolio_demo, "demo", t, inputs=inputs)
         fills = inputs.fills[pd.to_datetime(inputs.fills["ts"], utc=True) <= t]
         intents = link["intents"][pd.to_datetime(link["intents"]["as_of"], utc=True) <= t]
