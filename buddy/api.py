@@ -180,6 +180,7 @@ class Buddy:
 def default_providers() -> ProviderRegistry:
     """Return the registry of the standard provider of every context piece (imported here,
     at the edge)."""
+    from buddy.behavior.provider import behavior_provider
     from buddy.events.provider import schedule_provider
     from buddy.levels.provider import levels_provider
     from buddy.mtfa.provider import mtfa_provider
@@ -191,7 +192,7 @@ def default_providers() -> ProviderRegistry:
     return ProviderRegistry({"account": account_provider, "regime": regime_provider,
                              "levels": levels_provider, "mtfa": mtfa_provider,
                              "schedule": schedule_provider, "strategy": strategy_provider,
-                             "portfolio": portfolio_provider})
+                             "portfolio": portfolio_provider, "behavior": behavior_provider})
 
 
 def instrument_errors(intent: TradeIntent, instrument: Instrument) -> list[FieldError]:

@@ -5,6 +5,7 @@ Importing this package registers the built-in evaluators.
 
 from __future__ import annotations
 
+from buddy.evaluators import behavior_nudges as _behavior_nudges  # noqa: F401  (registers)
 from buddy.evaluators import (  # noqa: F401  (registers)
     correlation_exposure as _correlation_exposure,
 )

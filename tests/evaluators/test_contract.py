@@ -18,7 +18,8 @@ pytestmark = pytest.mark.xdist_group("evaluator_kit")
 EVALUATORS = sorted(available())
 #: Modules whose required piece the kit's store cannot give (it holds no trades): their
 #: contract runs on the demo trader's store in their own test file.
-KIT_CANNOT_REACH = {"strategy_consistency"}  # tests/strategy/test_consistency_kit.py
+KIT_CANNOT_REACH = {"strategy_consistency",  # tests/strategy/test_consistency_kit.py
+                    "behavior_nudges"}  # tests/evaluators/test_behavior_nudges.py
 
 
 @pytest.mark.parametrize("name", sorted(set(EVALUATORS) - KIT_CANNOT_REACH))
