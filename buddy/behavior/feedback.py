@@ -129,13 +129,11 @@ def record_feedback(store: Store, *, eval_id: str, code: str, kind: str,
 def _quiet_nudge(store: Store, found: dict[str, Any], code: str, at: datetime,
                  eval_id: str) -> None:
     """Tell the nudge controls the trader dismissed this detector's nudge."""
-    from buddy.behavior.settings import DETECTORS, dismiss_nudge
+    from buddy.behavior.nudges import detector_of
+    from buddy.behavior.settings import dismiss_nudge
 
-    lowered = code.lower()
-    # nudge codes start with their detector's name (REVENGE_..., STOP_DRIFT_...): the
-    # longest match, so stop_drift is not taken for a shorter name
-    detector = max((d for d in DETECTORS if lowered.startswith(d)), key=len, default=None)
-    if detector is not None:
+    detector = detector_of(code)
+    if detector is not None:  # a nudge code of the library (not the not-checked code)
         dismiss_nudge(store, found["user_id"], detector, at, eval_id=eval_id,
                       intent_id=found["intent_id"])
 

@@ -25,7 +25,7 @@ from buddy.store.core import insert_frame
 
 EXPERIMENT_ID = "nudge-words"
 WARNING = "REWARD_RISK_BELOW_MIN"
-NUDGE = "REVENGE_AFTER_LOSS"
+NUDGE = "REVENGE_TRADING"
 SEVERE = "AGAINST_HIGHER_TIMEFRAME"
 #: Share of shown items dismissed, and of rated items rated helpful, per arm (test data).
 DISMISS_SHARE = {"control": 0.5, "ask": 0.25}
