@@ -122,3 +122,28 @@ def test_detect_reads_nothing_after_t_on_the_demo_trader(behavior_store: Store) 
         hit = expected.set_index("detector").loc["revenge"]
         assert hit["value"] == pytest.approx(2 * hit["baseline"], rel=0.05)
         assert hit["n"] >= params.revenge.min_trades
+
+
+def test_the_clean_trader_is_the_same_generator_with_nothing_injected(
+        behavior_store: Store) -> None:
+    assert demo_behavior_truth(behavior_store, "demo-clean").empty
+    clean = demo_trade_truth(behavior_store, "demo-clean")
+    injected = demo_trade_truth(behavior_store, "demo")
+    assert not clean["setup"].eq("impulse").any()
+    assert (clean["qty"] == clean["planned_qty"]).all()  # no size-up
+    assert not clean["exit_reason"].eq("moved_stop").any()
+    same = clean.merge(injected, on=["symbol", "entry_ts", "setup"])
+    assert len(same) / len(clean) > 0.9  # the same trades but where a behaviour changed them
+
+
+def test_a_rescan_replaces_the_users_events(behavior_store: Store) -> None:
+    two = ("fomo", "fatigue")  # the detectors that fire on the clean trader at high
+    high, low = params_for("high", enabled=two), params_for("low", enabled=two)
+    first = run_behavior_job(behavior_store, "demo-clean", params=high)
+    assert len(read_events(behavior_store, "demo-clean")) == len(first.events) > 0
+    second = run_behavior_job(behavior_store, "demo-clean", params=low)
+    stored = read_events(behavior_store, "demo-clean")
+    assert len(stored) == len(second.events) < len(first.events)
+    assert (stored["params_hash"] == low.hash).all()
+    dry = run_behavior_job(behavior_store, "demo-clean", params=high, dry_run=True)
+    assert not dry.written and len(read_events(behavior_store, "demo-clean")) == len(stored)
