@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 #: Version of the snapshot's computation, stored on every row.
 SNAPSHOT_VERSION = "1"
+#: A mark from a daily bar older than this before t is said to be stale.
+STALE_MARK = pd.Timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,6 +293,13 @@ def build_snapshot(state: PortfolioState, config: SnapshotConfig | None = None
         missing = [s for s, w in zip(symbols, weight_pct, strict=True) if not math.isfinite(w)]
         not_checked["weights"] = ("no mark (daily bar) or a currency other than the account's "
                                   f"for {', '.join(missing)}")
+    marked = pd.to_datetime(pos["mark_ts"], utc=True)
+    stale = [s for s, m in zip(symbols, marked, strict=True)
+             if pd.notna(m) and state.as_of - m > STALE_MARK]
+    if stale:
+        not_checked["marks"] = (f"the last daily bar of {', '.join(stale)} closed more than "
+                                f"{STALE_MARK.days} days before t: marked to it, returns "
+                                "missing since")
     value = pos["market_value"].to_numpy(np.float64)
     same_currency = np.array([c == state.base_currency for c in pos["currency"]], dtype=bool)
     gross = float(np.abs(value).sum()) if same_currency.all() else math.nan
@@ -382,13 +391,17 @@ def build_snapshot(state: PortfolioState, config: SnapshotConfig | None = None
         est = betas(asset, bench, blume=cfg.blume)
         beta[with_bench], beta_se[with_bench], beta_n[with_bench] = est.beta, est.se, est.n
         beta_low[with_bench], beta_high[with_bench] = est.low, est.high
-    no_bench = [symbols[i] for i in range(n) if benches[i] is None]
-    if no_bench:
-        not_checked["betas"] = f"no benchmark in tickers for {', '.join(no_bench)}"
     known_beta = np.isfinite(beta)
-    beta_net = float((weight_pct[known_beta] * beta[known_beta]).sum())
-    if not weights_known:
-        beta_net = math.nan
+    no_bench = [symbols[i] for i in range(n) if benches[i] is None]
+    too_short = [symbols[i] for i in range(n) if benches[i] is not None and not known_beta[i]]
+    if no_bench or too_short:
+        not_checked["betas"] = "; ".join(
+            [f"no benchmark in tickers for {', '.join(no_bench)}"] * bool(no_bench)
+            + [f"fewer than 3 common periods with the benchmark in {beta_window.describe()} "
+               f"for {', '.join(too_short)}"] * bool(too_short)) + (
+            ": left out of the beta-adjusted net exposure")
+    beta_net = (float((weight_pct[known_beta] * beta[known_beta]).sum())
+                if weights_known and (known_beta.any() or n == 0) else math.nan)
 
     # ------------------------------------------------------------ heat
     heat = state.heat_pct
