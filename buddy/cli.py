@@ -454,6 +454,7 @@ cli.lazy.update({
 cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
                  "experiment": "buddy.behavior.experiments_cli:experiment"})
 cli.lazy.update({"behavior": "buddy.behavior.cli:behavior"})
+cli.lazy.update({"nudges": "buddy.behavior.settings_cli:nudges"})
 cli.lazy.update({"portfolio": "buddy.portfolio.cli:portfolio",
                  "positions": "buddy.portfolio.cli:positions"})
 if isinstance(jobs, _LazyGroup):  # always: declared with cls=_LazyGroup (narrows the type)

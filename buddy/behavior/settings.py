@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from buddy.behavior.params import DETECTORS as PARAM_DETECTORS
+from buddy.behavior.params import SENSITIVITIES
 from buddy.config import did_you_mean
 from buddy.errors import ConfigError, FieldError
 
@@ -36,11 +38,10 @@ __all__ = ["DEFAULT_DISMISS_QUIET_HOURS", "DEFAULT_MAX_PER_DAY", "DETECTORS", "L
            "NudgeSettings", "NudgeSettingsError", "dismiss_nudge", "nudge_settings",
            "set_nudge_settings"]
 
-#: The detectors a user controls (buddy.behavior.detectors names them the same).
-DETECTORS: tuple[str, ...] = ("revenge", "overtrading", "fomo", "fatigue", "rule_drift",
-                              "stop_drift", "sizing")
-#: Sensitivity levels per detector (buddy.behavior.params maps each to its thresholds).
-LEVELS: tuple[str, ...] = ("low", "medium", "high")
+#: The detectors a user controls, and the levels of each (buddy.behavior.params maps every
+#: level to its documented thresholds).
+DETECTORS: tuple[str, ...] = PARAM_DETECTORS
+LEVELS: tuple[str, ...] = SENSITIVITIES
 #: Nudges shown at most per 24 hours, by default.
 DEFAULT_MAX_PER_DAY = 3
 #: Hours a dismissed detector's nudge stays quiet, by default (one week).
