@@ -34,8 +34,16 @@ Weights are market values over equity at the last closed bar (the provider's mar
 idea's weight is entry x size x multiplier / equity, signed by its side. Volatility and VaR
 are per day, as % of equity; parametric VaR assumes a zero mean (no return is forecast).
 
-Firing rates on the demo trader's logged intents: see tests/evaluators/
-test_correlation_exposure_demo.py and the module's report (issue #18).
+Firing rates on the demo trader's 776 logged intents (each judged against the book held
+just before it, equity USD 100,000 on record, default rules; Wilson 95% intervals):
+CLUSTER_STACKING 12.9% [10.7, 15.4] (18.6% of the 539 stock intents: the trader holds
+several tech longs at once; 76 of the 100 past the 50% cluster limit), CLUSTER_CONCENTRATION
+0% [0, 0.5] (the trader never adds to a held symbol), HEAT_LIMIT 0.1% [0.0, 0.7],
+INCREMENTAL_RISK 3.0% [2.0, 4.4], BETA_EXPOSURE_LIMIT 0.8% [0.4, 1.7],
+PORTFOLIO_NOT_CHECKED 30.8% [27.7, 34.1] (every EURUSD intent: the pair has hourly bars
+only, so no daily returns, and the stock positions left open at the stocks' data end in
+2013 have no returns in 2017). A first rule, "VaR rises by more than 1% of equity",
+fired on 20.7% (any stock position on an empty book does): replaced by the daily loss limit.
 """
 
 from __future__ import annotations
@@ -390,7 +398,7 @@ def _clusters(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     """Which cluster of the book the idea joins, its same-way members and net weights."""
     # imported here: scipy costs seconds at import, and only a book needs it (the
     # provider that built the piece has imported it already)
-    from buddy.portfolio.risk import correlation_clusters, join_cluster, moments
+    from buddy.portfolio.risk import correlation_clusters, join_cluster
 
     if held.any() and returns.shape[0] >= 2:
         clusters = correlation_clusters(returns, max_distance=cfg.cluster_max_distance,
@@ -421,9 +429,11 @@ def _clusters(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
         out["n_days"][i] = n_min
     if not held.any():
         return
-    short = np.diag(moments(returns, min_obs=2).n)[held] < cfg.min_obs
+    asked = held.copy()
+    asked[j] = True  # the idea's own returns too: without them it joins no cluster
+    short = np.isfinite(returns[:, asked]).sum(axis=0) < cfg.min_obs
     if short.any():
-        names = ", ".join(np.asarray(piece.symbols, dtype=object)[held][short])
+        names = ", ".join(np.asarray(piece.symbols, dtype=object)[asked][short])
         for i in rows:
             _unchecked(out, i, "correlation clusters",
                        f"fewer than {cfg.min_obs} daily returns of {names} in "
