@@ -56,19 +56,23 @@ class LogStatus:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExperimentArm:
     """The arm one nudge/warning experiment assigned this report
-    (``buddy.behavior.experiments``): ``action`` show | reword | hold_back applied to the
-    report items ``codes``; ``exempt`` the targeted items left as they were (too severe)."""
+    (``buddy.behavior.experiments``): ``action`` show | reword | hold_back, applied to the
+    report items ``codes`` (the same items in every arm); ``exempt`` the targeted items too
+    severe to change, shown as they were; ``unchanged`` the items of ``codes`` a rewording
+    left as they were (its style did not apply, or the guardrails refused it)."""
 
     experiment_id: str
     arm: str
     action: str
     codes: tuple[str, ...] = ()
     exempt: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Return the arm as JSON-ready values."""
         return {"experiment_id": self.experiment_id, "arm": self.arm, "action": self.action,
-                "codes": list(self.codes), "exempt": list(self.exempt)}
+                "codes": list(self.codes), "exempt": list(self.exempt),
+                "unchanged": list(self.unchanged)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,9 @@ Arms change what the trader reads, never what the checks found:
 
 - ``show``: the items as the evaluators and the explanation layer made them;
 - ``reword``: the same items in another safe wording (``REWORD_STYLES``), checked by the
-  guardrails against the item's own facts; a rewording that fails keeps the original words;
+  guardrails against the item's own facts; a rewording that fails, or a style that does not
+  apply to the words, keeps the original words (the item is listed as ``unchanged``; it
+  stays a unit's item, analysed as assigned);
 - ``hold_back``: the items are not shown (the next ranked items move up into the top). They
   are still logged with the evaluation, so the analysis knows what fired.
 
@@ -73,14 +75,28 @@ def _first_sentence(text: str) -> str:
     return text if found is None else text[:found.start()]
 
 
+#: Verbs a mitigation opens with when it is an instruction ("Check ...", "Consider ...");
+#: only those read as a question after "Would it help to".
+IMPERATIVES = frozenset({
+    "add", "align", "bring", "check", "choose", "close", "compare", "confirm", "consider",
+    "count", "cut", "decide", "enter", "exit", "give", "hold", "import", "keep", "limit",
+    "load", "look", "lower", "mark", "move", "name", "pause", "place", "plan", "prefer",
+    "protect", "raise", "read", "recheck", "reconsider", "record", "reduce", "review", "run",
+    "set", "size", "skip", "split", "stop", "take", "tighten", "trade", "treat", "use", "wait",
+    "widen", "write"})
+
+
 def _as_question(text: str) -> str:
-    body = text.strip().rstrip(".!")
-    if not body:
+    """Return one instruction as a question ("Would it help to check ...?"), or ``text``
+    unchanged when it is not one imperative sentence."""
+    body = text.strip()
+    if body.endswith(".") and not body.endswith(".."):
+        body = body[:-1]
+    words = body.split(maxsplit=1)
+    if (len(words) < 2 or words[0].lower() not in IMPERATIVES
+            or re.search(r"[.!?;]\s", body) or body.endswith(("?", "!"))):
         return text
-    # lower the first letter of an imperative ("Place the stop ...") but not of a name or
-    # an abbreviation ("ATR", "AAPL")
-    head = body[0].lower() + body[1:] if body[1:2].islower() else body
-    return f"Would it help to {head}?"
+    return f"Would it help to {words[0].lower()} {words[1]}?"
 
 
 def _question(words: RenderedIssue) -> RenderedIssue:
@@ -92,16 +108,20 @@ def _brief(words: RenderedIssue) -> RenderedIssue:
 
 
 #: The rewordings an arm may use: each keeps every number and only rephrases.
-#: 'question': the mitigation asked as a question ("Would it help to ...?"); 'brief': the
-#: explanation's first sentence only.
+#: 'question': a mitigation that is one instruction asked as a question ("Would it help to
+#: ...?"); 'brief': the explanation's first sentence only. Words a style leaves unchanged
+#: are shown as they are and the item is listed as unchanged on the arm.
 REWORD_STYLES: Mapping[str, Callable[[RenderedIssue], RenderedIssue]] = {
     "question": _question, "brief": _brief}
 
 
 def reword(words: RenderedIssue, issue: Issue, style: str) -> RenderedIssue | None:
-    """Return ``words`` in ``style``, or None when the rewording fails the guardrails
-    (predictive wording or a number the issue's facts do not hold)."""
+    """Return ``words`` in ``style``, or None when the style does not apply to them (the
+    words come out unchanged) or the rewording fails the guardrails (predictive wording or a
+    number the issue's facts do not hold)."""
     new = REWORD_STYLES[style](words)
+    if new == words:
+        return None
     facts = (*issue.evidence, *issue.mitigation.facts)
     for before, after in ((words.explanation, new.explanation),
                           (words.mitigation, new.mitigation)):
@@ -313,15 +333,18 @@ def apply_experiments(report: BuddyReport, experiments: Sequence[NudgeExperiment
         open_codes = tuple(dict.fromkeys(i.code for i in targeted
                                          if i.severity.rank <= experiment.max_severity.rank))
         exempt = tuple(dict.fromkeys(i.code for i in targeted if i.code not in open_codes))
+        unchanged: tuple[str, ...] = ()
         if arm.action == "hold_back":
             report = _hold_back(report, set(open_codes))
         elif arm.action == "reword":
             assert arm.style is not None  # validated on creation
             report, refused = _reword(report, set(open_codes), arm.style)
-            exempt += tuple(c for c in open_codes if c in refused)
-            open_codes = tuple(c for c in open_codes if c not in refused)
+            unchanged = tuple(c for c in open_codes if c in refused)
+        # the unit's items are the same in every arm (analysed as assigned): an item the
+        # rewording left as it was stays in ``codes`` and is listed as unchanged
         arms.append(ExperimentArm(experiment_id=experiment.experiment_id, arm=arm.name,
-                                  action=arm.action, codes=open_codes, exempt=exempt))
+                                  action=arm.action, codes=open_codes, exempt=exempt,
+                                  unchanged=unchanged))
     if not arms:
         return report
     return dataclasses.replace(report, experiment_arms=(*report.experiment_arms, *arms))

@@ -99,7 +99,7 @@ def test_control_shows_the_report_as_it_was_and_records_the_arm() -> None:
         "control", "show", (WARNING, NUDGE), (SEVERE,))
     row = json.loads(shown.evaluation_row()["experiment_arms_json"])
     assert row == [{"experiment_id": "nudge-words", "arm": "control", "action": "show",
-                    "codes": [WARNING, NUDGE], "exempt": [SEVERE]}]
+                    "codes": [WARNING, NUDGE], "exempt": [SEVERE], "unchanged": []}]
     assert shown.to_dict()["experiment_arms"] == row  # the JSON report says it too
     assert report.evaluation_row()["experiment_arms_json"] is None  # no experiment ran
 
@@ -142,7 +142,25 @@ def test_reword_asks_the_mitigation_as_a_question_within_the_guardrails() -> Non
             assert check_text(words.mitigation, issue.evidence).ok
         else:
             assert words == before[words.code]
-    assert asked.experiment_arms[0].codes == (WARNING,)
+    assert (asked.experiment_arms[0].codes, asked.experiment_arms[0].unchanged) == (
+        (WARNING,), ())
+
+
+@pytest.mark.parametrize("mitigation", [
+    "A target at 24.24 or beyond meets 2.00R; otherwise reconsider the trade.",
+    "If this size was planned before the loss, carry on.",
+    "A quick check: is this entry in your plan for today?",
+    "Check the entry price for a typo; the last close was 21.50.",
+    "Run the regime job. Then evaluate again."])
+def test_the_question_style_applies_only_to_one_instruction(mitigation: str) -> None:
+    report = report_for(_intent(), 1)
+    words = dataclasses.replace(report.rendered[0], mitigation=mitigation)
+    report = dataclasses.replace(report, rendered=(words, *report.rendered[1:]))
+    asked = apply_experiments(report, [_with_arm("ask")])
+    assert asked.rendered == report.rendered  # shown as it was, and said so on the arm
+    arm = asked.experiment_arms[0]
+    # still the unit's item (the same items in every arm), listed as unchanged
+    assert (arm.codes, arm.exempt, arm.unchanged) == ((WARNING,), (), (WARNING,))
 
 
 def test_a_rewording_that_fails_the_guardrails_keeps_the_original_words(
@@ -152,7 +170,8 @@ def test_a_rewording_that_fails_the_guardrails_keeps_the_original_words(
     report = report_for(_intent(), 1)
     asked = apply_experiments(report, [_with_arm("ask")])
     assert asked.rendered == report.rendered
-    assert (asked.experiment_arms[0].codes, asked.experiment_arms[0].exempt) == ((), (WARNING,))
+    arm = asked.experiment_arms[0]
+    assert (arm.codes, arm.exempt, arm.unchanged) == ((WARNING,), (), (WARNING,))
 
 
 def test_brief_keeps_the_first_sentence() -> None:
