@@ -20,11 +20,12 @@ trade (column ``trade_id`` of the intents, when given) is never part of its hist
 Definitions (thresholds: ``buddy.behavior.params``; medium sensitivity in brackets):
 
 revenge
-    A closed trade lost at least ``min_loss_r`` R [0.25] (no R known: ``min_loss_pct_equity``
-    of the equity known at t) within ``window_hours`` [72] before the intent, in its ``scope``
-    [the same asset class]; and the intent's risk amount (|entry - stop| x size x multiplier)
-    is at least ``size_margin`` [1.5] times the median of the user's last
-    ``baseline_trades`` [20] entries' risk (at least ``min_trades`` [10]). Without a stop the
+    A closed trade lost at least ``min_loss_r`` R [0.25] (no R known: that many times the
+    user's median risk, or ``min_loss_pct_equity`` of the equity known at t) within
+    ``window_hours`` [72] before the intent, in its ``scope`` [the same asset class]; and
+    the intent's risk amount (|entry - stop| x size x multiplier) is at least
+    ``size_margin`` [1.5] times the median of the user's last ``baseline_trades`` [20]
+    entries' risk (at least ``min_trades`` [10]). Without a stop the
     risk is unknown: not checked (``size_measure`` 'risk_else_notional' compares the
     notional with the same symbol's entries instead: units are not risk when stops differ).
     Evidence: metric ``risk_amount`` | ``notional`` (account currency), value, baseline (the
@@ -478,14 +479,19 @@ def _revenge(tr: _Trades, rows: _Rows, cfg: RevengeConfig) -> _Out:
             closed &= tr.symbol == rows.symbol[i]
         elif cfg.scope == "asset_class":
             closed &= (tr.asset_class == rows.asset_class[i]) | (tr.symbol == rows.symbol[i])
-        threshold_pnl = -cfg.min_loss_pct_equity / 100.0 * rows.equity[i]
+        median, lo, hi = _median_interval(base[recent])
+        # a trade without a stop has no R: its loss counts against the user's typical risk
+        # (the baseline median: their de facto risk budget) or a share of the equity known
+        typical = median if measure == "risk_amount" else np.nanmedian(tr.risk[prior]) \
+            if np.isfinite(tr.risk[prior]).any() else np.nan
         with np.errstate(invalid="ignore"):
-            lost = np.where(np.isfinite(tr.pnl_r), tr.pnl_r <= -cfg.min_loss_r,
-                            np.isfinite(tr.pnl) & (tr.pnl < 0) & (tr.pnl <= threshold_pnl))
+            no_r_loss = np.isfinite(tr.pnl) & (tr.pnl < 0) & (
+                (tr.pnl <= -cfg.min_loss_r * typical)
+                | (tr.pnl <= -cfg.min_loss_pct_equity / 100.0 * rows.equity[i]))
+            lost = np.where(np.isfinite(tr.pnl_r), tr.pnl_r <= -cfg.min_loss_r, no_r_loss)
         losses = np.flatnonzero(closed & lost & (np.where(np.isfinite(tr.pnl), tr.pnl, 0) < 0))
         if not len(losses):
             continue
-        median, lo, hi = _median_interval(base[recent])
         if not value >= cfg.size_margin * median:
             continue
         loss = losses[np.argmax(tr.close_ns[losses])]

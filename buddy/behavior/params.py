@@ -67,7 +67,8 @@ class RevengeConfig(ModuleConfig):
     config_name: ClassVar[str] = "behavior.revenge"
     min_loss_r: float = param(0.25, lo=0.0, hi=10.0, unit="R",
                               doc="a closed trade losing at least this much of its initial "
-                                  "risk counts as a loss")
+                                  "risk counts as a loss (a trade without a stop: this "
+                                  "many times the user's median risk)")
     min_loss_pct_equity: float = param(0.25, lo=0.0, hi=100.0, unit="% equity",
                                        doc="the loss threshold for a trade without a known "
                                            "stop (no R), when the equity at t is known")
