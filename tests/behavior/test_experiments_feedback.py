@@ -283,9 +283,10 @@ def test_the_report_view_buttons_record_feedback_on_shown_items(
              and k % 3 == 1)  # a warning, no nudge: shown as it was logged
     intent = intent_of(rows[n])
     report = report_for(intent, n)  # the same items, under the logged eval_id
+    ticker = store.instrument(intent.symbol)
+    assert ticker is not None
     pack = ContextPack(user_id="demo", symbol=intent.symbol, timeframe=intent.timeframe,
-                       as_of=intent.as_of, market=None,
-                       instrument=Instrument.from_row(store.instrument(intent.symbol)))
+                       as_of=intent.as_of, market=None, instrument=Instrument.from_row(ticker))
     view = ReportView(feedback_store=store)
     view.show(ReportModel.build(report, pack))
     assert [f.code for f in view.feedback] == [i.code for i in report.top_issues]
