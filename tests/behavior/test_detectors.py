@@ -160,3 +160,13 @@ def test_bad_input_names_the_field() -> None:
         params_for({"revenge": "extreme"})
     with pytest.raises(ConfigError, match=r"size_margn.*did you mean 'size_margin'"):
         params_for(overrides={"revenge": {"size_margn": 2.0}})
+
+
+def test_a_loss_without_a_stop_counts_against_the_users_median_risk() -> None:
+    rows = [*steady(12), trade(12, open_ts=LOSS_AT, pnl_r=-1.0, risk=None)]
+    assert np.isnan(history(rows).trades["pnl_r"].iloc[-1])  # no R: no stop on record
+    found = detect(history(rows), intent(LOSS_AT + 5 * HOUR, risk=2000.0), params_for())
+    assert found.for_row(0)["linked_trade_id"].tolist()[:1] == ["T012"]
+    small = [*steady(12), trade(12, open_ts=LOSS_AT, pnl_r=-0.1, risk=None)]
+    assert detect(history(small), intent(LOSS_AT + 5 * HOUR, risk=2000.0),
+                  params_for()).rows("revenge").size == 0
