@@ -239,3 +239,26 @@ def test_without_equity_nothing_is_guessed(demo_store: Store) -> None:
         _intent(pack, Side.LONG, 200, 4.0, "no-equity"), pack)
     assert [i.code for i in result.issues] == ["PORTFOLIO_NOT_CHECKED"]
     assert "no equity known" in str(_facts(result.issues[0])["why"])
+
+
+def test_the_traders_logged_intents_in_one_batch(portfolio_demo: Store) -> None:  # noqa: F811
+    """The demo trader's logged intents of 2013 through the batch builder: one batch, the
+    same answers as one at a time, and only the MSFT long (bought while holding IBM, at an
+    average correlation of about 0.6, and GOOG) stacks and takes the beta-weighted exposure
+    past 150% of equity."""
+    from buddy.batch.builder import build_batch_context
+
+    intents = portfolio_demo.query(
+        "SELECT * FROM trade_intents WHERE user_id = 'demo' AND as_of >= ? AND as_of <= ? "
+        "ORDER BY as_of", [pd.Timestamp("2013-01-01T00:00Z").to_pydatetime(),
+                           END.to_pydatetime()])
+    assert list(intents["symbol"]) == ["IBM", "GOOG", "IBM", "GOOG", "MSFT"]
+    ctx = build_batch_context(portfolio_demo, intents,
+                              providers={"portfolio": PortfolioProvider()})
+    evaluator = CorrelationExposureEvaluator()
+    batch = evaluator.evaluate_batch(ctx)
+    codes = [[i.code for i in batch.row(k).issues] for k in range(ctx.n)]
+    assert codes == [[], [], [], [], ["CLUSTER_STACKING", "BETA_EXPOSURE_LIMIT"]]
+    for k in range(ctx.n):
+        alone = evaluator.evaluate(ctx.intent(k), ctx.pack(k))
+        assert alone.issues == batch.row(k).issues
