@@ -136,3 +136,32 @@ def run_portfolio_job(store: Store, user_id: str, *, start: Any | None = None,
 def _utc(value: Any) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+#: The demo trader's account equity is on record from here (before its first fill, 2000-06).
+DEMO_EQUITY_FROM = pd.Timestamp("2000-01-03T00:00Z")
+#: The range of the demo's snapshots: the last year of the equities' history (about 300
+#: session closes and position changes, ~30 s) and, inside it, a day the demo trader held
+#: four technology stocks in one correlation cluster.
+DEMO_RANGE = (pd.Timestamp("2012-01-01T00:00Z"), pd.Timestamp("2013-03-01T23:59Z"))
+DEMO_STACKED_AT = pd.Timestamp("2012-02-28T21:00Z")
+
+
+def build_demo_portfolio(store: Store, user_id: str = "demo", *,
+                         start: Any = DEMO_RANGE[0], end: Any = DEMO_RANGE[1],
+                         show_at: Any = DEMO_STACKED_AT,
+                         echo: Callable[[str], None] = print) -> PortfolioJobSummary:
+    """Put the demo account's equity on record (the simulation's constant USD 100,000, from
+    before its first fill: the trader's sizes were computed from it), write its exposure
+    snapshots over [start, end] and print the snapshot as of ``show_at``."""
+    from buddy.portfolio.snapshot import exposure_snapshot
+    from buddy.store.portfolio import record_equity
+    from buddy.trades.demo_history import EQUITY
+
+    record_equity(store, user_id, DEMO_EQUITY_FROM.to_pydatetime(), EQUITY, "USD",
+                  "demo account (simulated at constant equity)")
+    summary = run_portfolio_job(store, user_id, start=start, end=end)
+    echo(f"\n{summary}")
+    snapshot, reason = exposure_snapshot(store, user_id, show_at)
+    echo(f"\n# The demo trader's portfolio\n{snapshot.text() if snapshot else reason}")
+    return summary

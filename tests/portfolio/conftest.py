@@ -5,15 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from buddy.jobs.portfolio import DEMO_EQUITY_FROM
 from buddy.store import Store
 from buddy.store.portfolio import record_equity
 from buddy.trades.demo_history import EQUITY
 
-#: When the demo account's constant equity is recorded as known (before its first fill).
-DEMO_EQUITY_FROM = pd.Timestamp("2000-01-03T00:00Z")
+__all__ = ["DEMO_EQUITY_FROM"]
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from buddy.jobs.portfolio import run_portfolio_job, snapshot_times
+from buddy.jobs.portfolio import build_demo_portfolio, run_portfolio_job, snapshot_times
 from buddy.portfolio.positions import FillInputs, positions_from_fills
 from buddy.portfolio.snapshot import (
     ExposureSnapshot,
@@ -139,7 +139,6 @@ def test_deleting_everything_after_t_changes_nothing_in_the_snapshot_at_t(
 def test_the_job_writes_each_close_and_position_change_once(
         demo_store_copy: Callable[[], Store]) -> None:
     store = demo_store_copy()
-    record_equity(store, "demo", DEMO_EQUITY_FROM.to_pydatetime(), 100_000.0, "USD", "test")
     start, end = pd.Timestamp("2013-02-13T00:00Z"), pd.Timestamp("2013-02-22T23:59Z")
     times = snapshot_times(store, "demo", start, end)
     assert times["ts"].is_monotonic_increasing and times["ts"].is_unique
@@ -148,7 +147,10 @@ def test_the_job_writes_each_close_and_position_change_once(
     in_range = fill_ts[(fill_ts >= start) & (fill_ts <= end)]
     assert len(in_range) and set(in_range) <= set(times["ts"])  # every position change
     assert (times["trigger"] == "close").sum() >= 7  # the sessions' closes
-    first = run_portfolio_job(store, "demo", start=start, end=end)
+    printed: list[str] = []
+    first = build_demo_portfolio(store, "demo", start=start, end=end, show_at=T,
+                                 echo=printed.append)  # the demo's call: equity on record
+    assert "cluster 1: GOOG" in printed[-1] and "heat: 1.32% of equity" in printed[-1]
     rows = read_snapshots(store, "demo")
     assert first.snapshots == len(rows) == len(times)
     second = run_portfolio_job(store, "demo", start=start, end=end)
