@@ -22,14 +22,16 @@ controls.
 None (with the reason) for a user without any trade opened by t: there is no history of
 their own to compare with, and a behaviour nudge never rests on a rule of thumb alone.
 
-The whole history is read once per (store, user, context stamp, activity key) and truncated
-per t; the activity key (intents, reviews: one small query) is there because logging an
-intent or writing a review does not touch the stamp. Settings, dismissals and shown nudges
-are read per request (two small queries).
+A user without trades costs a stamp read (their trade count is cached per stamp). The whole
+history is read once per (store, user, context stamp, reviews) and cut per t; a review or a
+logged intent does not touch the stamp, so one small query per request checks both (a new
+intent re-reads the intents only). Settings, dismissals and shown nudges are read once per
+request (a batch: once per user).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,7 +126,9 @@ class BehaviorProvider:
 
     def __init__(self, *, cache_size: int = CACHE_SIZE) -> None:
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[Any, ...], TraderHistory] = OrderedDict()
+        self._cache: OrderedDict[tuple[Any, ...], tuple[tuple[str, ...], TraderHistory]] = (
+            OrderedDict())
+        self._trades: dict[tuple[str, str, int], int] = {}
 
     def __repr__(self) -> str:
         return f"BehaviorProvider(cache_size={self.cache_size})"
@@ -143,8 +147,27 @@ class BehaviorProvider:
         self.__init__(**state)  # type: ignore[misc]
 
     def clear(self) -> None:
-        """Drop every cached history."""
+        """Drop every cached history and trade count."""
         self._cache.clear()
+        self._trades.clear()
+
+    def cached(self) -> int:
+        """Return how many stored histories this provider holds."""
+        return len(self._cache)
+
+    def n_trades(self, store: Store, user_id: str) -> int:
+        """Return how many trades ``user_id`` has, once per store state (trades are written
+        by imports and rebuilds, which touch the context stamp): a user without trades costs
+        a stamp read per pack, not a history read."""
+        from buddy.store.trades import count_trades
+
+        key = (str(store.path), user_id, store.context_stamp())
+        found = self._trades.get(key)
+        if found is None:
+            if len(self._trades) >= 4 * self.cache_size:
+                self._trades.clear()
+            found = self._trades[key] = count_trades(store, user_id)
+        return found
 
     def __call__(self, request: PieceRequest) -> tuple[BehaviorState | None, str | None]:
         """Return the behavior piece of ``request.user_id`` as of ``request.as_of``, or None
@@ -162,6 +185,9 @@ class BehaviorProvider:
         for user in pd.unique(users):
             rows = np.flatnonzero(users == user)
             codes, times = pd.factorize(as_of.iloc[rows], sort=True)
+            if self.n_trades(request.store, str(user)) == 0:
+                reasons[rows] = [_no_trades(str(user), t) for t in as_of.iloc[rows]]
+                continue
             stored = self.history(request.store, str(user))
             if not _opened_by(stored, pd.Timestamp(times.max())):
                 reasons[rows] = [_no_trades(str(user), t) for t in as_of.iloc[rows]]
@@ -179,6 +205,8 @@ class BehaviorProvider:
     def state_at(self, store: Store, user_id: str, as_of: datetime
                  ) -> tuple[BehaviorState | None, str | None]:
         """Return the behavior piece of ``user_id`` as of ``as_of``, or None and why."""
+        if self.n_trades(store, user_id) == 0:
+            return None, _no_trades(user_id, as_of)
         stored = self.history(store, user_id)
         if not _opened_by(stored, as_of):
             return None, _no_trades(user_id, as_of)
@@ -205,20 +233,39 @@ class BehaviorProvider:
                              quiet=quiet, currency=reads.currency), None
 
     def history(self, store: Store, user_id: str) -> TraderHistory:
-        """Return ``user_id``'s whole stored history (cached per store state)."""
+        """Return ``user_id``'s whole stored history, read once per store state: the context
+        stamp (imports, rebuilds) and the reviews; a newly logged intent re-reads only the
+        intents (one query), not the trades and their bars."""
         from buddy.behavior.history import load_history
         from buddy.store.nudges import activity_key
 
-        key = (str(store.path), user_id, store.context_stamp(), activity_key(store, user_id))
+        intents_key, reviews_key = activity_key(store, user_id)
+        key = (str(store.path), user_id, store.context_stamp(), reviews_key)
         found = self._cache.get(key)
-        if found is not None:
+        if found is None:
+            stored = load_history(store, user_id)
+        elif found[0] != intents_key:
+            stored = dataclasses.replace(found[1], intents=_intents(store, user_id))
+        else:
             self._cache.move_to_end(key)
-            return found
-        found = load_history(store, user_id)
-        self._cache[key] = found
+            return found[1]
+        self._cache[key] = (intents_key, stored)
+        self._cache.move_to_end(key)
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return found
+        return stored
+
+
+def _intents(store: Store, user_id: str) -> pd.DataFrame:
+    """Return the user's logged intents as ``TraderHistory.intents`` holds them."""
+    from buddy.behavior.history import INTENT_COLUMNS
+    from buddy.store.behavior import read_user_intents
+
+    frame = read_user_intents(store, user_id)
+    out = pd.DataFrame({c: frame[c] for c in INTENT_COLUMNS})
+    for c in ("proposed_entry", "proposed_stop", "proposed_size", "proposed_risk_amount"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    return out.reset_index(drop=True)
 
 
 def _opened_by(stored: TraderHistory, as_of: datetime | pd.Timestamp) -> bool:

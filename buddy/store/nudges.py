@@ -94,13 +94,15 @@ def shown_rows(store: Store, user_id: str, module: str, until: datetime) -> pd.D
     return frame
 
 
-def activity_key(store: Store, user_id: str) -> tuple[Any, ...]:
+def activity_key(store: Store, user_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return what changes when the user logs an intent or gets a review (writes that do not
-    touch the context stamp): (intents, newest intent created_at, reviews, newest review)."""
+    touch the context stamp): ((intents, newest intent created_at), (reviews, newest
+    review)), in one query."""
     row = store.query(
         "SELECT (SELECT count(*) FROM trade_intents WHERE user_id = $u), "
         "(SELECT max(created_at) FROM trade_intents WHERE user_id = $u), "
         "(SELECT count(*) FROM post_trade_reviews WHERE user_id = $u), "
         "(SELECT max(generated_at) FROM post_trade_reviews WHERE user_id = $u)",
         {"u": user_id}).iloc[0]
-    return tuple(str(v) for v in row.tolist())
+    values = tuple(str(v) for v in row.tolist())
+    return values[:2], values[2:]
