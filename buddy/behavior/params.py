@@ -205,7 +205,9 @@ SENSITIVITY: dict[str, dict[str, dict[str, Any]]] = {
                          "window_hours": 120.0}},
     "overtrading": {"low": {"multiple": 8.0, "min_count": 6},
                     "medium": {},
-                    "high": {"multiple": 4.0, "min_count": 3}},
+                    # 4x fired on ordinary 4-entry days (precision 1/3 to 4/8 on three
+                    # seeds); a lower threshold also makes more "such days" to compare with
+                    "high": {"multiple": 5.0}},
     "fomo": {"low": {"alpha": 0.002, "min_trades": 499, "min_extension_atr": 2.5},
              "medium": {},
              "high": {"alpha": 0.01, "min_trades": 99, "min_extension_atr": 1.5}},
