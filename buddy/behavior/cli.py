@@ -46,7 +46,8 @@ def scan_cmd(ctx: click.Context, user_id: str, as_of: str | None, sensitivity: s
         _fail(exc)
         return
     if as_json:
-        for row in result.events.to_dict(orient="records"):
+        events = result.events.astype(object)
+        for row in events.where(events.notna(), None).to_dict(orient="records"):
             click.echo(json.dumps(row, default=str, sort_keys=True))
         return
     click.echo(result.text())

@@ -147,3 +147,23 @@ def test_a_rescan_replaces_the_users_events(behavior_store: Store) -> None:
     assert (stored["params_hash"] == low.hash).all()
     dry = run_behavior_job(behavior_store, "demo-clean", params=high, dry_run=True)
     assert not dry.written and len(read_events(behavior_store, "demo-clean")) == len(stored)
+
+
+def test_scan_command_prints_strict_json_and_writes_nothing_on_a_dry_run(
+        behavior_store: Store) -> None:
+    import json
+
+    from buddy.cli import cli
+
+    before = read_events(behavior_store, "demo-clean")
+    result = CliRunner().invoke(cli, ["--db", str(behavior_store.path), "behavior", "scan",
+                                      "--user", "demo-clean", "--sensitivity", "high",
+                                      "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in result.output.splitlines()]
+    assert rows and {r["user_id"] for r in rows} == {"demo-clean"}
+    pd.testing.assert_frame_equal(read_events(behavior_store, "demo-clean"), before)
