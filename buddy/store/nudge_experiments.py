@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from buddy.store.core import Store
 
 __all__ = ["arm_rows", "end_experiment", "evaluation_item", "experiment_rows",
-           "feedback_rows", "insert_experiment", "intent_rows", "item_rows",
-           "linked_trade_rows", "upsert_feedback", "user_has_trades"]
+           "feedback_rows", "insert_experiment", "intent_rows", "linked_trade_rows",
+           "upsert_feedback", "user_has_trades"]
 
 
 # ------------------------------------------------------------------------ experiments
@@ -80,9 +80,9 @@ def experiment_rows(store: Store, *, active_only: bool = False,
 
 def arm_rows(store: Store, experiment_id: str, *, until: datetime | None = None
              ) -> pd.DataFrame:
-    """Return one row per logged evaluation that ``experiment_id`` assigned, with its item:
-    eval_id, intent_id, user_id, symbol, eval_ts (UTC), the evaluation's experiment_arms_json
-    (text) and created_at; evaluations with eval_ts <= ``until`` only when given."""
+    """Return one row per logged evaluation that holds an arm of ``experiment_id``: eval_id,
+    intent_id, user_id, symbol, eval_ts (UTC), experiment_arms_json (text) and created_at,
+    oldest first; evaluations with eval_ts <= ``until`` only when given."""
     params: list[Any] = [f'%"{experiment_id}"%']
     cut = ""
     if until is not None:
@@ -91,25 +91,11 @@ def arm_rows(store: Store, experiment_id: str, *, until: datetime | None = None
     frame = store.query(
         "SELECT eval_id, intent_id, user_id, symbol, eval_ts, experiment_arms_json, created_at "
         "FROM trade_evaluations WHERE experiment_arms_json IS NOT NULL "
-        f"AND CAST(experiment_arms_json AS VARCHAR) LIKE ?{cut} ORDER BY eval_ts, eval_id",
+        f"AND CAST(experiment_arms_json AS VARCHAR) LIKE ?{cut} "
+        "ORDER BY eval_ts, created_at, eval_id",
         params)
     frame["eval_ts"] = pd.to_datetime(frame["eval_ts"], utc=True)
     return frame
-
-
-def item_rows(store: Store, eval_ids: Sequence[str]) -> pd.DataFrame:
-    """Return (eval_id, module_name, issue_code, severity) of the items of ``eval_ids``."""
-    if not len(eval_ids):
-        return pd.DataFrame(columns=["eval_id", "module_name", "issue_code", "severity"])
-    with store.connect(read_only=True) as con:
-        con.register("_wanted", pd.DataFrame({"eval_id": list(eval_ids)}))
-        try:
-            return con.execute(
-                "SELECT i.eval_id, i.module_name, i.issue_code, i.severity "
-                "FROM trade_evaluation_items i JOIN _wanted w USING (eval_id) "
-                "ORDER BY i.eval_id, i.eval_item_id").df()
-        finally:
-            con.unregister("_wanted")
 
 
 # ------------------------------------------------------------------------ feedback
@@ -248,13 +234,18 @@ def user_has_trades(store: Store, user_ids: Sequence[str], *, until: datetime | 
                     ) -> dict[str, bool]:
     """Return, per user, whether any trade of theirs opened at or before ``until`` (a user
     with no trade history cannot show whether an intent was traded: "not checked")."""
+    found = {u: False for u in user_ids}
+    if not found:
+        return found
     cut, params = "", []
     if until is not None:
-        cut, params = " AND open_ts <= ?", [until]
-    found = {u: False for u in user_ids}
+        cut, params = " WHERE t.open_ts <= ?", [until]
     with store.connect(read_only=True) as con:
-        for user in user_ids:
-            row = con.execute(f"SELECT count(*) FROM trades WHERE user_id = ?{cut}",
-                              [user, *params]).fetchone()
-            found[user] = bool(row is not None and row[0])
+        con.register("_users", pd.DataFrame({"user_id": list(found)}))
+        try:
+            rows = con.execute("SELECT DISTINCT t.user_id FROM trades t "
+                               f"JOIN _users u USING (user_id){cut}", params).fetchall()
+        finally:
+            con.unregister("_users")
+    found.update({r[0]: True for r in rows})
     return found
