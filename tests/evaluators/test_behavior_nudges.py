@@ -53,6 +53,12 @@ def intents(demo_store: Store) -> pd.DataFrame:
     return every[near].reset_index(drop=True)
 
 
+@pytest.fixture(scope="module")
+def found(demo_store: Store, intents: pd.DataFrame) -> pd.DataFrame:
+    """Return the evaluator's issues on ``intents`` at the defaults."""
+    return issues_of(demo_store, intents)
+
+
 def issues_of(store: Store, frame: pd.DataFrame, **config: object) -> pd.DataFrame:
     """Return the evaluator's issues on ``frame`` (row, code, severity, ...)."""
     ctx = build_batch_context(store, frame, providers=registry())
@@ -72,8 +78,7 @@ def intent_of(row: pd.Series) -> TradeIntent:
 
 
 def test_a_revenge_nudge_right_after_a_loss_cites_the_traders_own_figures(
-        demo_store: Store, intents: pd.DataFrame) -> None:
-    found = issues_of(demo_store, intents)
+        demo_store: Store, intents: pd.DataFrame, found: pd.DataFrame) -> None:
     revenge = found[found["code"] == "REVENGE_TRADING"]
     assert len(revenge) >= 3
     row = intents.iloc[int(revenge["row"].iloc[0])]
@@ -104,9 +109,8 @@ def test_a_revenge_nudge_right_after_a_loss_cites_the_traders_own_figures(
     assert words.mitigation == issue.mitigation.facts[0].value  # the severity's step
 
 
-def test_revenge_nudges_match_the_injected_size_ups(demo_store: Store,
-                                                    intents: pd.DataFrame) -> None:
-    found = issues_of(demo_store, intents)
+def test_revenge_nudges_match_the_injected_size_ups(demo_store: Store, intents: pd.DataFrame,
+                                                    found: pd.DataFrame) -> None:
     fired = set(intents.loc[found.loc[found["code"] == "REVENGE_TRADING", "row"],
                             "intent_id"])
     truth = demo_behavior_truth(demo_store, USER)
@@ -121,10 +125,10 @@ def test_revenge_nudges_match_the_injected_size_ups(demo_store: Store,
 
 
 def test_a_dismissal_quiets_its_detector_from_then_on_and_the_cap_holds_nudges_back(
-        demo_store_copy: Callable[[], Store], intents: pd.DataFrame) -> None:
+        demo_store_copy: Callable[[], Store], intents: pd.DataFrame,
+        found: pd.DataFrame) -> None:
     store = demo_store_copy()
-    base = issues_of(store, intents)
-    rows = base.loc[base["code"] == "REVENGE_TRADING", "row"].to_numpy()
+    rows = found.loc[found["code"] == "REVENGE_TRADING", "row"].to_numpy()
     first = intents.iloc[rows].sort_values("as_of")
     t = pd.Timestamp(first["as_of"].iloc[0])
     dismiss_nudge(store, USER, "revenge", t.to_pydatetime() - timedelta(hours=1))
@@ -153,10 +157,12 @@ def _cut(pack: ContextPack, store: Store) -> ContextPack:
     return dataclasses.replace(pack, behavior=dataclasses.replace(state, stored=stored))
 
 
-def test_keeps_the_contract_and_is_point_in_time(demo_store: Store,
-                                                 intents: pd.DataFrame) -> None:
-    found = issues_of(demo_store, intents)
-    chosen = [*sorted(set(found["row"].tolist()))[:6], 0, len(intents) - 1]
+def test_keeps_the_contract_and_is_point_in_time(demo_store: Store, intents: pd.DataFrame,
+                                                 found: pd.DataFrame) -> None:
+    revenge = found.loc[found["code"] == "REVENGE_TRADING", "row"].tolist()[:2]
+    others = found.loc[found["code"] != "REVENGE_TRADING", "row"].tolist()[:1]
+    quiet = sorted(set(range(len(intents))) - set(found["row"]))[:1]
+    chosen = [*revenge, *others, *quiet]
     builder = ContextPackBuilder(demo_store, providers=registry())
     cases, pit = [], []
     for k in chosen:
