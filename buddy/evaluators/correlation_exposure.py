@@ -414,19 +414,19 @@ def _clusters(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     in_group[group] = True
     in_group[j] = True  # the idea's own holding counts in its group
     net = float(np.sum(weights[in_group]))
-    for k, i in enumerate(rows):
-        s = sign[k]
-        before = 100.0 * s * net
-        out["cluster_weight_before"][i] = before
-        out["cluster_weight_after"][i] = before + 100.0 * abs(a[k])
-        same = others[s * weights[others] > 0]
-        out["n_members"][i] = len(same)
-        out["adds_to_own"][i] = s * weights[j] > 0
-        out["members"][i] = _names(piece.symbols, weights, same)
-        out["group"][i] = _names(piece.symbols, weights, np.union1d(others, [j])
-                                 if weights[j] != 0 else others) or piece.symbols[j]
-        out["correlation"][i] = correlation if label > 0 else math.nan
-        out["n_days"][i] = n_min
+    before = 100.0 * sign * net  # the group's net weight in each idea's direction
+    out["cluster_weight_before"][rows] = before
+    out["cluster_weight_after"][rows] = before + 100.0 * np.abs(a)
+    for way in (1.0, -1.0):  # what a long sees, then a short
+        at = rows[sign == way]
+        same = others[way * weights[others] > 0]
+        out["n_members"][at] = len(same)
+        out["adds_to_own"][at] = way * weights[j] > 0
+        out["members"][at] = _names(piece.symbols, weights, same)
+    mine = np.union1d(others, [j]) if weights[j] != 0 else others
+    out["group"][rows] = _names(piece.symbols, weights, mine) or piece.symbols[j]
+    out["correlation"][rows] = correlation if label > 0 else math.nan
+    out["n_days"][rows] = n_min
     if not held.any():
         return
     asked = held.copy()
