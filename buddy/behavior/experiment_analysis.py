@@ -13,6 +13,10 @@ construction); feedback given on any of its evaluations counts for it. Measures:
 - ``process_score``: the mean review score (0-1) of the trades those decisions led to (a
   t interval).
 
+Read as of t: decisions made by t, outcomes known by t (``intent_outcomes``), feedback
+first given by t; an item's feedback changed after t (one row per item keeps its latest
+state) has no known state at t and is left out of that measure's n.
+
 Differences from the control: Newcombe's hybrid score interval for a difference of two
 proportions, Welch's t interval for a difference of means. Intervals treat decision points as
 independent; several decisions of one trader are not, so with few traders read them as the
@@ -59,7 +63,8 @@ def experiment_units(store: Store, experiment_id: str, *, as_of: datetime | None
     Decisions: one row per (user, intent) the experiment assigned with eval_id (the first),
     intent_id, user_id, eval_ts, arm, action and the outcome columns of ``intent_outcomes``.
     Items: one row per (decision, targeted code) with issue_code, shown, dismissed and
-    helpful (nullable: not shown, not rated)."""
+    helpful (nullable: not shown, not rated, or its feedback changed after ``as_of``, so
+    its state then is not known)."""
     from buddy.store.nudge_experiments import arm_rows, feedback_rows
 
     experiment = load_experiment(store, experiment_id)
@@ -79,22 +84,30 @@ def experiment_units(store: Store, experiment_id: str, *, as_of: datetime | None
     frame = frame.drop_duplicates(["user_id", "intent_id"], keep="first")
     feedback = feedback_rows(store, list(every_eval["eval_id"]), until=as_of)
     feedback = feedback.merge(every_eval, on="eval_id")
+    # one row per item keeps its latest state only: an item given feedback by as_of but
+    # changed after it has a state as of then that is not known (read nothing after t)
+    feedback["known"] = True if as_of is None else (
+        pd.to_datetime(feedback["updated_at"], utc=True) <= pd.Timestamp(as_of))
     # an intent's items across its evaluations: dismissed on any, the latest rating
     feedback = feedback.sort_values("updated_at")
     said = feedback.groupby(["user_id", "intent_id", "issue_code"], sort=False).agg(
-        dismissed=("dismissed", "any"), helpful=("helpful", _last_rating))
+        dismissed=("dismissed", "any"), helpful=("helpful", _last_rating),
+        known=("known", "all"))
     for row in frame.itertuples(index=False):
         shown = row.action != "hold_back"
         for code in row.codes:
             key = (row.user_id, row.intent_id, code)
             got = said.loc[key] if key in said.index else None
+            dismissed: bool | None = None
+            helpful: bool | None = None
+            if shown and got is None:
+                dismissed = False  # shown, no feedback: not dismissed, not rated
+            elif shown and got is not None and bool(got["known"]):
+                dismissed = bool(got["dismissed"])
+                helpful = None if pd.isna(got["helpful"]) else bool(got["helpful"])
             items.append({"eval_id": row.eval_id, "intent_id": row.intent_id,
                           "user_id": row.user_id, "arm": row.arm, "issue_code": code,
-                          "shown": shown,
-                          "dismissed": (bool(got["dismissed"]) if got is not None else False)
-                          if shown else None,
-                          "helpful": None if got is None or not shown or pd.isna(
-                              got["helpful"]) else bool(got["helpful"])})
+                          "shown": shown, "dismissed": dismissed, "helpful": helpful})
     item_frame = pd.DataFrame(items, columns=["eval_id", "intent_id", "user_id", "arm",
                                               "issue_code", "shown", "dismissed", "helpful"])
     for column in ("dismissed", "helpful"):

@@ -235,6 +235,29 @@ def test_the_analysis_as_of_t_reads_nothing_after_t(experiment_store: Store) -> 
     assert recent["traded"].isna().all()
 
 
+def test_feedback_changed_after_t_is_not_known_as_of_t(writable: Callable[[], Store]) -> None:
+    store = writable()
+    given = store.query("SELECT f.eval_id, f.issue_code, f.first_at, e.eval_ts "
+                        "FROM report_item_feedback f JOIN trade_evaluations e USING (eval_id) "
+                        "WHERE f.dismissed ORDER BY e.eval_ts LIMIT 1").iloc[0]
+    cut = pd.Timestamp(given["eval_ts"]) + pd.Timedelta(days=2)  # after the first feedback
+    _, _, before = experiment_units(store, EXPERIMENT_ID, as_of=cut)
+    mine = before[(before["eval_id"] == given["eval_id"])
+                  & (before["issue_code"] == given["issue_code"])].iloc[0]
+    assert bool(mine["dismissed"])  # given by the cut, unchanged since: known
+    record_feedback(store, eval_id=given["eval_id"], code=given["issue_code"],
+                    kind="helpful", at=cut.to_pydatetime() + timedelta(days=1))
+    _, _, after = experiment_units(store, EXPERIMENT_ID, as_of=cut)
+    mine = after[(after["eval_id"] == given["eval_id"])
+                 & (after["issue_code"] == given["issue_code"])].iloc[0]
+    # its state at the cut cannot be told from the row changed later: not known, left out
+    assert pd.isna(mine["dismissed"]) and pd.isna(mine["helpful"])
+    _, _, now = experiment_units(store, EXPERIMENT_ID)
+    mine = now[(now["eval_id"] == given["eval_id"])
+               & (now["issue_code"] == given["issue_code"])].iloc[0]
+    assert bool(mine["dismissed"]) and bool(mine["helpful"])
+
+
 # ---------------------------------------------------------------- the commands
 def test_feedback_and_experiment_commands(writable: Callable[[], Store]) -> None:
     store = writable()
