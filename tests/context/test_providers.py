@@ -21,7 +21,8 @@ from buddy.context.providers import (
 from buddy.errors import ConfigError
 from buddy.store import Store
 
-STANDARD = ("account", "regime", "levels", "mtfa", "schedule", "strategy", "portfolio")
+STANDARD = ("account", "regime", "levels", "mtfa", "schedule", "strategy", "portfolio",
+            "behavior")
 
 
 def test_the_standard_providers_implement_the_protocol() -> None:
