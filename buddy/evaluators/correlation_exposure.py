@@ -110,16 +110,17 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
         "CLUSTER_STACKING": Code(
             "Adds to a correlated group you already hold",
             "This {side} in {symbol} joins a group of symbols that move together, where you "
-            "already hold {members} the same way (average correlation {correlation}, n = "
-            "{n_days} of daily returns). The group's net weight goes from "
-            "{cluster_weight_before_pct} to {cluster_weight_after_pct} of equity; heat from "
-            "{heat_before_pct} to {heat_after_pct}; 1-day VaR from "
+            "already hold {members} the same way (average correlation {correlation}, 95% "
+            "interval {correlation_interval}, n = {n_days} of daily returns). The group's "
+            "net weight goes from {cluster_weight_before_pct} to {cluster_weight_after_pct} "
+            "of equity; heat from {heat_before_pct} to {heat_after_pct}; 1-day VaR from "
             "{value_at_risk_before_pct} to {value_at_risk_after_pct} of equity.",
             "Count {members} and this idea as one bet: trade it smaller, or instead of "
             "adding to the group.",
             evidence=(Evidence("symbol"), Evidence("side"), Evidence("members"),
                       Evidence("n_members"),
-                      Evidence("correlation", digits=2), Evidence("n_days", "days"),
+                      Evidence("correlation", digits=2), Evidence("correlation_interval"),
+                      Evidence("n_days", "days"),
                       _pct("cluster_weight_before_pct"), _pct("cluster_weight_after_pct"),
                       _pct("heat_before_pct"), _pct("heat_after_pct"),
                       _pct("value_at_risk_before_pct"), _pct("value_at_risk_after_pct")),
@@ -155,13 +156,15 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
             "{value_at_risk_before_pct} to {value_at_risk_after_pct} of equity, past your "
             "daily loss limit (historical, "
             "on the same {n_hist}: {historical_value_at_risk_before_pct} to "
-            "{historical_value_at_risk_after_pct}); volatility from {vol_before_pct} to "
+            "{historical_value_at_risk_after_pct}, 95% interval "
+            "{historical_value_at_risk_after_interval}); volatility from {vol_before_pct} to "
             "{vol_after_pct} a day, {contribution_share_pct} of it from this position.",
             "Trade a smaller size, or reduce a correlated holding first.",
             evidence=(Evidence("var_level", digits=3), _pct("value_at_risk_before_pct"),
                       _pct("value_at_risk_after_pct"),
                       _pct("historical_value_at_risk_before_pct"),
                       _pct("historical_value_at_risk_after_pct"),
+                      Evidence("historical_value_at_risk_after_interval"),
                       Evidence("n_hist", "days"), _pct("vol_before_pct"),
                       _pct("vol_after_pct"), _pct("contribution_share_pct", 1)),
             action="REDUCE_SIZE",
@@ -171,10 +174,13 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
             "Market exposure past your limit",
             "After this trade the book's beta-weighted net exposure would be "
             "{beta_exposure_after_pct} of equity (from {beta_exposure_before_pct}), past "
-            "your limit ({n_without_benchmark} held position(s) without a benchmark left out).",
+            "your limit; this idea's beta is {idea_beta} (95% interval {idea_beta_interval}, "
+            "n = {n_beta_days} of daily returns; {n_without_benchmark} held position(s) "
+            "without a benchmark left out).",
             "Trade a smaller size, or offset some market exposure first.",
             evidence=(_pct("beta_exposure_before_pct", 1), _pct("beta_exposure_after_pct", 1),
-                      Evidence("idea_beta", digits=2), Evidence("n_beta_days", "days"),
+                      Evidence("idea_beta", digits=2), Evidence("idea_beta_interval"),
+                      Evidence("n_beta_days", "days"),
                       Evidence("n_without_benchmark")),
             action="REDUCE_SIZE",
             harm="a broad market move moves the whole book: its loss in a market drop "
@@ -211,7 +217,9 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
                 thresholds={"cluster_weight_after_pct": limit[rows]},
                 symbol=book["symbol"][rows], side=book["side"][rows],
                 members=book["members"][rows], n_members=book["n_members"][rows],
-                correlation=book["correlation"][rows], n_days=book["n_days"][rows],
+                correlation=book["correlation"][rows],
+                correlation_interval=book["correlation_interval"][rows],
+                n_days=book["n_days"][rows],
                 cluster_weight_before_pct=book["cluster_weight_before"][rows],
                 cluster_weight_after_pct=book["cluster_weight_after"][rows],
                 heat_before_pct=book["heat_before"][rows],
@@ -248,6 +256,7 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
                 value_at_risk_after_pct=book["var_after"][rows],
                 historical_value_at_risk_before_pct=book["var_hist_before"][rows],
                 historical_value_at_risk_after_pct=book["var_hist_after"][rows],
+                historical_value_at_risk_after_interval=book["var_hist_interval"][rows],
                 n_hist=book["n_hist"][rows], vol_before_pct=book["vol_before"][rows],
                 vol_after_pct=book["vol_after"][rows],
                 contribution_share_pct=book["contribution_share"][rows]))
@@ -260,7 +269,9 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
                 "BETA_EXPOSURE_LIMIT", rows, Severity.MEDIUM,
                 thresholds={"beta_exposure_after_pct": book["beta_limit"][rows]},
                 beta_exposure_before_pct=before[rows], beta_exposure_after_pct=after[rows],
-                idea_beta=book["idea_beta"][rows], n_beta_days=book["n_beta_days"][rows],
+                idea_beta=book["idea_beta"][rows],
+                idea_beta_interval=book["idea_beta_interval"][rows],
+                n_beta_days=book["n_beta_days"][rows],
                 n_without_benchmark=book["n_without_benchmark"][rows]))
 
         n_unchecked = np.array([len(u) for u in book["unchecked"]], dtype=np.int64)
@@ -297,6 +308,8 @@ def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str
     out["members"] = np.full(n, "", dtype=object)
     out["group"] = np.full(n, "", dtype=object)
     out["adds_to_own"] = np.zeros(n, dtype=bool)
+    for name in ("correlation_interval", "var_hist_interval", "idea_beta_interval"):
+        out[name] = np.full(n, None, dtype=object)
     out["unchecked"] = [[] for _ in range(n)]
     out["why"] = [[] for _ in range(n)]
 
@@ -426,6 +439,8 @@ def _clusters(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     mine = np.union1d(others, [j]) if weights[j] != 0 else others
     out["group"][rows] = _names(piece.symbols, weights, mine) or piece.symbols[j]
     out["correlation"][rows] = correlation if label > 0 else math.nan
+    out["correlation_interval"][rows] = (fisher_interval(correlation, n_min) if label > 0
+                                         else None)
     out["n_days"][rows] = n_min
     if not held.any():
         return
@@ -438,6 +453,21 @@ def _clusters(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
             _unchecked(out, i, "correlation clusters",
                        f"fewer than {cfg.min_obs} daily returns of {names} in "
                        f"{piece.window}")
+
+
+def fisher_interval(rho: float, n: int) -> str | None:
+    """Return the Fisher-z 95% interval of a correlation from n days as '[lo, hi]' (None
+    for n <= 3 or an unknown rho). For an average of correlations, n is the fewest days
+    behind any of them (a conservative width)."""
+    if n <= 3 or math.isnan(rho):
+        return None
+    z = math.atanh(min(max(rho, -0.999999), 0.999999))
+    half = Z_95 / math.sqrt(n - 3)
+    return f"[{math.tanh(z - half):.2f}, {math.tanh(z + half):.2f}]"
+
+
+#: The two-sided 95% normal quantile (scipy is not imported for one number).
+Z_95 = 1.959963984540054
 
 
 def _names(symbols: tuple[str, ...], weights: np.ndarray, columns: np.ndarray) -> str:
@@ -475,6 +505,10 @@ def _risk(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     out["var_after"][rows] = 100.0 * result.var_param_after
     out["var_hist_before"][rows] = 100.0 * result.var_hist_before
     out["var_hist_after"][rows] = 100.0 * result.var_hist_after
+    out["var_hist_interval"][rows] = objects([
+        None if math.isnan(low) or math.isnan(high) else f"[{100 * low:.2f}%, {100 * high:.2f}%]"
+        for low, high in zip(result.var_hist_after_low, result.var_hist_after_high,
+                             strict=True)])
     out["n_hist"][rows] = result.n_hist
     with np.errstate(invalid="ignore", divide="ignore"):
         out["contribution_share"][rows] = np.where(
@@ -496,6 +530,9 @@ def _beta(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     unknown = counted & np.isnan(beta)
     out["n_without_benchmark"][rows] = int((held & ~has_bench).sum())
     out["idea_beta"][rows] = beta[j] if has_bench[j] else math.nan
+    if has_bench[j] and not math.isnan(beta[j]):
+        out["idea_beta_interval"][rows] = (f"[{estimate.low[j]:.2f}, "
+                                           f"{estimate.high[j]:.2f}]")
     out["n_beta_days"][rows] = int(estimate.n[j]) if has_bench[j] else 0
     if unknown.any() or (has_bench[j] and math.isnan(beta[j])):
         names = [piece.symbols[c] for c in np.flatnonzero(unknown)]

@@ -154,6 +154,10 @@ def test_ibm_long_at_the_end_stacks_on_msft(
         assert facts[name] == pytest.approx(oracle[name], abs=0.006), name
     assert facts["correlation"] == pytest.approx(oracle["correlation"], abs=0.006)
     assert facts["n_days"] == oracle["n_days"] >= 240
+    half = stats.norm.ppf(0.975) / math.sqrt(oracle["n_days"] - 3)
+    z = math.atanh(oracle["correlation"])
+    assert facts["correlation_interval"] == (f"[{math.tanh(z - half):.2f}, "
+                                             f"{math.tanh(z + half):.2f}]")
     assert stacking.mitigation.action == "REDUCE_SIZE"
 
 
