@@ -452,7 +452,7 @@ cli.lazy.update({
     "journal": "buddy.trades.review_cli:journal", "profile": "buddy.strategy.cli:profile",
     "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
 cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
-                 "experiment": "buddy.behavior.experiments_cli:experiment"})
+                 "ab-test": "buddy.behavior.experiments_cli:ab_test"})
 cli.lazy.update({"behavior": "buddy.behavior.cli:behavior"})
 cli.lazy.update({"nudges": "buddy.behavior.settings_cli:nudges"})
 cli.lazy.update({"portfolio": "buddy.portfolio.cli:portfolio",

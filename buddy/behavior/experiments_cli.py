@@ -1,5 +1,5 @@
 """Command line: ``buddy feedback EVAL_ID CODE --dismissed|--helpful|--not-helpful`` (feedback
-on one report item) and ``buddy experiment create|list|end|analyse`` (nudge and warning
+on one report item) and ``buddy ab-test create|list|end|analyse`` (nudge and warning
 experiments)."""
 
 from __future__ import annotations
@@ -54,12 +54,12 @@ def feedback(ctx: click.Context, eval_id: str, code: str, dismissed: bool,
                f"{'dismissed' if saved.dismissed else 'not dismissed'}, {rated}")
 
 
-@click.group()
-def experiment() -> None:
+@click.group("ab-test")
+def ab_test() -> None:
     """Run A/B experiments on nudges and warnings (arms show, reword or hold back items)."""
 
 
-@experiment.command("create")
+@ab_test.command("create")
 @click.argument("experiment_id")
 @click.option("--codes", required=True,
               help="Comma-separated issue codes the arms apply to (warnings or nudges).")
@@ -103,7 +103,7 @@ def _arm(text: str) -> dict[str, Any]:
     return arm
 
 
-@experiment.command("list")
+@ab_test.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def experiment_list(ctx: click.Context, as_json: bool) -> None:
@@ -121,7 +121,7 @@ def experiment_list(ctx: click.Context, as_json: bool) -> None:
                    f"arms {', '.join(a['name'] + ':' + a['action'] for a in row['arms'])}")
 
 
-@experiment.command("end")
+@ab_test.command("end")
 @click.argument("experiment_id")
 @click.pass_context
 def experiment_end(ctx: click.Context, experiment_id: str) -> None:
@@ -135,7 +135,7 @@ def experiment_end(ctx: click.Context, experiment_id: str) -> None:
     click.echo(f"experiment {experiment_id} ended")
 
 
-@experiment.command("analyse")
+@ab_test.command("analyse")
 @click.argument("experiment_id")
 @click.option("--as-of", "as_of", default=None,
               help="Read only what was known then: YYYY-MM-DD (end of that UTC day) or ISO "

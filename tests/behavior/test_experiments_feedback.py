@@ -273,22 +273,22 @@ def test_feedback_and_experiment_commands(writable: Callable[[], Store]) -> None
     assert refused.exit_code == 2 and "eval_id: names no logged evaluation" in refused.output
     nothing = runner.invoke(cli, ["--db", db, "feedback", eval_id, WARNING])
     assert nothing.exit_code == 2 and "feedback: give --dismissed" in nothing.output
-    made = runner.invoke(cli, ["--db", db, "experiment", "create", "stops", "--codes",
+    made = runner.invoke(cli, ["--db", db, "ab-test", "create", "stops", "--codes",
                                "STOP_TOO_TIGHT", "--arm", "control:show",
                                "--arm", "ask:reword:question@2"])
     assert made.exit_code == 0 and "ask (reword:question, weight 2)" in made.output
-    bad = runner.invoke(cli, ["--db", db, "experiment", "create", "x", "--codes", "A_B",
+    bad = runner.invoke(cli, ["--db", db, "ab-test", "create", "x", "--codes", "A_B",
                               "--arm", "control:show", "--arm", "odd:shout"])
     assert bad.exit_code == 2 and "arms[1].action" in bad.output
-    listed = runner.invoke(cli, ["--db", db, "experiment", "list"])
+    listed = runner.invoke(cli, ["--db", db, "ab-test", "list"])
     assert "stops [active]" in listed.output and f"{EXPERIMENT_ID} [active]" in listed.output
-    shown = runner.invoke(cli, ["--db", db, "experiment", "analyse", EXPERIMENT_ID])
+    shown = runner.invoke(cli, ["--db", db, "ab-test", "analyse", EXPERIMENT_ID])
     assert shown.exit_code == 0, shown.output
     assert "150 decision points" in shown.output and "dismissed" in shown.output
     assert "n=" in shown.output and "[95% interval]" in shown.output
-    ended = runner.invoke(cli, ["--db", db, "experiment", "end", "stops"])
+    ended = runner.invoke(cli, ["--db", db, "ab-test", "end", "stops"])
     assert ended.exit_code == 0 and "stops [ended]" in runner.invoke(
-        cli, ["--db", db, "experiment", "list"]).output
+        cli, ["--db", db, "ab-test", "list"]).output
 
 
 # ---------------------------------------------------------------- the workbench's buttons
