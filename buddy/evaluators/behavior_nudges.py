@@ -7,7 +7,9 @@ behaviour detectors (``buddy.behavior.detectors.detect``: revenge, overtrading, 
 fatigue, rule drift, stop drift, sizing after outcomes) on the intents. Each hit becomes one
 nudge worded by the library (``buddy.behavior.nudges``): the idea's figure, the trader's
 usual figure from n of their own trades or days, the difference with its 95% interval, and
-a supportive step chosen by the hit's severity.
+a supportive step chosen by the hit's severity. In the report's ranking and verdict a nudge
+is at most ``max_severity`` (medium): the trader's history supports a decision about the idea,
+it does not make the verdict "fix first" by itself.
 
 The trader's controls decide what is shown, in this order:
 
@@ -62,6 +64,11 @@ class BehaviorNudgesConfig(ModuleConfig):
     max_per_report: int = param(2, lo=1, hi=7, unit="nudges",
                                 doc="at most this many nudges in one report, the highest "
                                     "severity first (reminders lose effect when they pile up)")
+    max_severity: str = param("medium", choices=("low", "medium", "high"),
+                              doc="the highest severity a nudge takes in the report's ranking "
+                                  "and verdict (a nudge supports, it does not decide the "
+                                  "verdict alone); its step still follows the detector's "
+                                  "severity")
     apply_user_limits: bool = param(True, choices=(True, False),
                                     doc="honour the trader's daily cap and the quiet window "
                                         "after a dismissal (a replay measuring every "
@@ -169,6 +176,12 @@ class BehaviorNudgesEvaluator(Evaluator[BehaviorNudgesConfig]):
         np.add.at(held, shown["row"].to_numpy(np.int64), -1)
         return shown.sort_values(["row"], kind="stable").reset_index(drop=True), held
 
+    def _capped(self, severity: str) -> str:
+        """Return the detector's severity, at most ``max_severity`` (the step keeps the
+        detector's own)."""
+        cap = self.config.max_severity
+        return severity if _RANK[severity] <= _RANK[cap] else cap
+
     def _blocks(self, shown: pd.DataFrame, currency: np.ndarray) -> list[IssueBlock]:
         blocks = []
         codes = nudge_codes(shown)
@@ -183,7 +196,7 @@ class BehaviorNudgesEvaluator(Evaluator[BehaviorNudgesConfig]):
             values["step"] = np.array([step_for(code, s) for s in severity], dtype=object)
             blocks.append(self.fire(
                 code, rows,
-                np.array([_SEVERITY[s].value for s in severity], dtype=object),
+                np.array([_SEVERITY[self._capped(s)].value for s in severity], dtype=object),
                 units={MONEY: currency[rows]}, **values))
         return blocks
 

@@ -173,3 +173,17 @@ def test_keeps_the_contract_and_is_point_in_time(demo_store: Store, intents: pd.
     report = check_evaluator(BehaviorNudgesEvaluator, cases=cases, point_in_time=pit)
     assert report.rows == len(cases) and report.point_in_time_rows == len(pit)
     assert report.issues["REVENGE_TRADING"] >= 1
+
+
+def test_a_nudge_is_at_most_medium_in_the_verdict_but_keeps_its_step(
+        demo_store: Store, intents: pd.DataFrame, found: pd.DataFrame) -> None:
+    from buddy.behavior.nudges import LIBRARY, step_for
+
+    assert "high" not in set(found["severity"])
+    raw = issues_of(demo_store, intents, max_severity="high")
+    high = raw[raw["severity"] == "high"]
+    assert len(high)  # the detectors do say high here
+    capped = found.merge(high[["row", "code"]], on=["row", "code"])
+    assert len(capped) and set(capped["severity"]) == {"medium"}
+    for code, action in zip(capped["code"], capped["action_json"], strict=True):
+        assert code in LIBRARY and step_for(code, "high") in str(action)
