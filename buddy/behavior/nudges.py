@@ -98,7 +98,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
         "revenge", "REVENGE_TRADING", "A larger trade soon after a loss",
         "Your {loss_symbol} trade closed {hours_since_loss} before this idea with a loss of "
         "{loss_amount} ({loss_r}). This idea's {size_measure} is {size_amount}, {size_ratio} "
-        "the median {usual_size} of your last {n_baseline} (difference {difference}, 95% "
+        "the median {usual_size} of your last {sample_size} (difference {difference}, 95% "
         "interval {difference_low} to {difference_high}).",
         {Severity.LOW: "If this size was planned before the loss, carry on; if not, your "
                        "usual size is the one your record rests on.",
@@ -110,13 +110,13 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
          Evidence("loss_amount", MONEY, digits=2), Evidence("loss_r", "R", digits=2),
          Evidence("size_measure"), Evidence("size_amount", MONEY, digits=2),
          Evidence("size_ratio", "ratio", digits=2), Evidence("usual_size", MONEY, digits=2),
-         Evidence("n_baseline", "trades"), *interval("difference", MONEY)),
+         Evidence("sample_size", "trades"), *interval("difference", MONEY)),
         "PAUSE_AFTER_LOSS", "a larger loss than usual, taken while recovering from the last one",
         "equity_loss"),
     NudgeWording(
         "overtrading", "OVERTRADING", "A much busier day than usual",
         "This would be entry {entries_today} of your trading day; your median is "
-        "{usual_entries} a day over your last {n_baseline} with entries. On your earlier "
+        "{usual_entries} a day over your last {sample_size} with entries. On your earlier "
         "days this busy ({such_days}) your trades averaged {such_mean_pnl} against "
         "{other_mean_pnl} on the others (difference {result_difference}, 95% interval "
         "{result_difference_low} to {result_difference_high}).",
@@ -126,7 +126,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
          Severity.HIGH: "Consider stopping for the day: your own record shows days like "
                         "this one went worse for you."},
         (Evidence("entries_today"), Evidence("usual_entries", digits=1),
-         Evidence("n_baseline", "days"), Evidence("such_days", "days"),
+         Evidence("sample_size", "days"), Evidence("such_days", "days"),
          Evidence("such_mean_pnl", MONEY, digits=2),
          Evidence("other_mean_pnl", MONEY, digits=2), *interval("result_difference", MONEY)),
         "STOP_FOR_THE_DAY", "more trades on days whose trades did worse for this trader",
@@ -134,7 +134,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
     NudgeWording(
         "overtrading", "OVERTRADING_BUSY_DAY", "A much busier day than usual",
         "This would be entry {entries_today} of your trading day; your median is "
-        "{usual_entries} a day over your last {n_baseline} with entries (difference "
+        "{usual_entries} a day over your last {sample_size} with entries (difference "
         "{difference}, 95% interval {difference_low} to {difference_high}). Your history "
         "holds {such_days} earlier days this busy, too few to compare their results.",
         {Severity.LOW: "A quick check: is this entry in your plan for today?",
@@ -143,14 +143,14 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
          Severity.HIGH: "Consider a pause before this entry: it is far above your usual "
                         "day."},
         (Evidence("entries_today"), Evidence("usual_entries", digits=1),
-         Evidence("n_baseline", "days"), *interval("difference", ""),
+         Evidence("sample_size", "days"), *interval("difference", ""),
          Evidence("such_days", "days")),
         "STOP_FOR_THE_DAY", "more trades in a day than this trader usually takes, whose "
         "results this trader's history cannot judge yet", "realized_r"),
     NudgeWording(
         "fomo", "FOMO_CHASING_ENTRY", "An entry farther from the average than you usually enter",
         "The entry sits {extension_atr} from the EMA20, more extended than {rank_pct} of "
-        "your {n_baseline} before it (your farthest before: {max_before}; p = {p_value}). "
+        "your {sample_size} before it (your farthest before: {max_before}; p = {p_value}). "
         "Your median is {usual_extension_atr}: difference {difference}, 95% interval "
         "{difference_low} to {difference_high}.",
         {Severity.LOW: "A quick check: is this the entry your plan describes?",
@@ -159,7 +159,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
          Severity.HIGH: "Consider letting this move go: it is far outside where you usually "
                         "enter."},
         (Evidence("extension_atr", "ATR", digits=2), Evidence("rank_pct", "%", digits=1),
-         Evidence("n_baseline", "trades"), Evidence("max_before", "ATR", digits=2),
+         Evidence("sample_size", "trades"), Evidence("max_before", "ATR", digits=2),
          Evidence("p_value", digits=3),
          Evidence("usual_extension_atr", "ATR", digits=2), *interval("difference", "ATR")),
         "WAIT_FOR_PULLBACK", "entering after the move, deeper against the trade before exit",
@@ -184,7 +184,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
         "rule_drift", "RULE_DRIFT", "Your process score has slipped lately",
         "The share of your own checks passed in post-trade reviews averaged {recent_score} "
         "over your {n_recent} closed in the last {recent_days}, against {usual_score} over "
-        "the {n_baseline} in the {prior_days} before (difference {difference}, 95% interval "
+        "the {sample_size} in the {prior_days} before (difference {difference}, 95% interval "
         "{difference_low} to {difference_high}).",
         {Severity.LOW: "A quick check: does this idea follow your written rules?",
          Severity.MEDIUM: "Consider reading your checklist once before placing this idea.",
@@ -192,7 +192,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
                         "the next entry."},
         (Evidence("recent_score", digits=2), Evidence("n_recent", "trades"),
          Evidence("recent_days", "days"), Evidence("usual_score", digits=2),
-         Evidence("n_baseline", "trades"), Evidence("prior_days", "days"),
+         Evidence("sample_size", "trades"), Evidence("prior_days", "days"),
          *interval("difference", "")),
         "REVIEW_RULES", "trades placed while the trader's own rules are followed less",
         "realized_r"),
@@ -200,7 +200,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
         "stop_drift", "STOP_DRIFT", "Stops not honoured lately",
         "{past_stop_trades} of your last {recent_trades} closed with a planned stop stayed "
         "open past it or lost more than {min_past_stop_r} beyond it ({recent_share}); "
-        "before those, {usual_share} of your {n_baseline} did (difference {difference}, 95% "
+        "before those, {usual_share} of your {sample_size} did (difference {difference}, 95% "
         "interval {difference_low} to {difference_high}).",
         {Severity.LOW: "A quick check: is the stop of this idea one you will leave in place?",
          Severity.MEDIUM: "Consider placing the stop as a resting order when you enter.",
@@ -208,12 +208,12 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
                         "until your stops hold again."},
         (Evidence("past_stop_trades"), Evidence("recent_trades", "trades"),
          Evidence("min_past_stop_r", "R", digits=2), Evidence("recent_share", "%", digits=1),
-         Evidence("usual_share", "%", digits=1), Evidence("n_baseline", "trades"),
+         Evidence("usual_share", "%", digits=1), Evidence("sample_size", "trades"),
          *interval("difference", "%", digits=1)),
         "HONOUR_THE_STOP", "losses past the planned stop", "loss_beyond_stop"),
     NudgeWording(
         "sizing", "SIZING_AFTER_OUTCOMES", "Your size follows your last result",
-        "Over your last {n_baseline}, the risk you took went with the previous trade's "
+        "Over your last {sample_size}, the risk you took went with the previous trade's "
         "result ({direction}): correlation {correlation}, 95% interval {correlation_low} to "
         "{correlation_high}.",
         {Severity.LOW: "A quick check: is this size the one your plan sets?",
@@ -221,7 +221,7 @@ LIBRARY: dict[str, NudgeWording] = {w.code: w for w in (
                           "the last trade did.",
          Severity.HIGH: "Consider a fixed size for your next trades until your size no "
                         "longer tracks your last result."},
-        (Evidence("n_baseline", "trades"), Evidence("direction"),
+        (Evidence("sample_size", "trades"), Evidence("direction"),
          *interval("correlation", "")),
         "SIZE_FROM_THE_PLAN", "sizes driven by the last outcome rather than the plan",
         "equity_loss"),

@@ -3,7 +3,8 @@
 ``revenge_example(store, user)`` looks, among the user's logged intents decided within the
 revenge window after one of their losing trades closed, for those where
 BehaviorNudgesEvaluator raises REVENGE_TRADING (the detectors decide, not the demo's ground
-truth), and returns the latest with its rendered nudge. ``show_revenge_nudge`` prints it.
+truth), and returns the latest whose loss is known in R (else the latest) with its rendered
+nudge. ``show_revenge_nudge`` prints it.
 """
 
 from __future__ import annotations
@@ -75,12 +76,20 @@ def revenge_example(store: Store, user_id: str) -> NudgeExample | None:
     rows = found.loc[found["code"] == "REVENGE_TRADING", "row"].to_numpy(np.int64)
     if not len(rows):
         return None
-    row = int(rows.max())
-    issue = next(i for i in result.row(row).issues if i.code == "REVENGE_TRADING")
+    issues = {int(r): next(i for i in result.row(int(r)).issues if i.code == "REVENGE_TRADING")
+              for r in rows}
+    # the clearest example: a loss measured in R (its trade had a planned stop), the latest
+    row = max(issues, key=lambda r: (_loss_r_known(issues[r]), r))
+    issue = issues[row]
     return NudgeExample(intent_id=str(candidates.loc[row, "intent_id"]),
                         symbol=str(candidates.loc[row, "symbol"]),
                         as_of=pd.Timestamp(candidates.loc[row, "as_of"]), issue=issue,
                         rendered=render_issue(issue, evaluator.templates["REVENGE_TRADING"]))
+
+
+def _loss_r_known(issue: Issue) -> bool:
+    value = next((f.value for f in issue.evidence if f.name == "loss_r"), None)
+    return isinstance(value, int | float) and np.isfinite(value)
 
 
 def revenge_window_hours(store: Store, user_id: str) -> float:

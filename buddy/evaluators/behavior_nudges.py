@@ -284,21 +284,21 @@ def nudge_facts(code: str, hits: pd.DataFrame) -> dict[str, np.ndarray]:
                 "size_measure": np.array([_SIZE_MEASURE.get(m, m) for m in hits["metric"]],
                                          dtype=object),
                 "size_amount": col["value"], "size_ratio": ev("ratio"),
-                "usual_size": col["baseline"], "n_baseline": n, **interval}
+                "usual_size": col["baseline"], "sample_size": n, **interval}
     if code == "OVERTRADING_BUSY_DAY":
         return {"entries_today": col["value"].astype(np.int64),
-                "usual_entries": col["baseline"], "n_baseline": n, **interval,
+                "usual_entries": col["baseline"], "sample_size": n, **interval,
                 "such_days": ev("such_days").astype(np.int64)}
     if detector == "overtrading":
         return {"entries_today": col["value"].astype(np.int64),
-                "usual_entries": col["baseline"], "n_baseline": n,
+                "usual_entries": col["baseline"], "sample_size": n,
                 "such_days": ev("such_days").astype(np.int64),
                 "such_mean_pnl": ev("such_mean_pnl"), "other_mean_pnl": ev("other_mean_pnl"),
                 "result_difference": ev("result_difference"),
                 "result_difference_low": ev("result_difference_lo"),
                 "result_difference_high": ev("result_difference_hi")}
     if detector == "fomo":
-        return {"extension_atr": col["value"], "rank_pct": ev("rank_pct"), "n_baseline": n,
+        return {"extension_atr": col["value"], "rank_pct": ev("rank_pct"), "sample_size": n,
                 "max_before": ev("max_before"), "p_value": ev("p_value"),
                 "usual_extension_atr": col["baseline"], **interval}
     if detector == "fatigue":
@@ -313,17 +313,17 @@ def nudge_facts(code: str, hits: pd.DataFrame) -> dict[str, np.ndarray]:
     if detector == "rule_drift":
         return {"recent_score": col["value"], "n_recent": ev("n_recent").astype(np.int64),
                 "recent_days": ev("recent_days"), "usual_score": col["baseline"],
-                "n_baseline": n, "prior_days": ev("prior_days"), **interval}
+                "sample_size": n, "prior_days": ev("prior_days"), **interval}
     if detector == "stop_drift":
         return {"past_stop_trades": ev("count").astype(np.int64),
                 "recent_trades": ev("recent_trades").astype(np.int64),
                 "min_past_stop_r": ev("min_past_stop_r"),
                 "recent_share": 100.0 * col["value"], "usual_share": 100.0 * col["baseline"],
-                "n_baseline": n, "difference": 100.0 * col["difference"],
+                "sample_size": n, "difference": 100.0 * col["difference"],
                 "difference_low": 100.0 * col["difference_lo"],
                 "difference_high": 100.0 * col["difference_hi"]}
     if detector == "sizing":
-        return {"n_baseline": n, "direction": ev("direction"),
+        return {"sample_size": n, "direction": ev("direction"),
                 "correlation": col["value"], "correlation_low": col["difference_lo"],
                 "correlation_high": col["difference_hi"]}
     raise KeyError(f"code: {code!r} has no nudge wording")

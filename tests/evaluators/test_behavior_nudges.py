@@ -98,7 +98,7 @@ def test_a_revenge_nudge_right_after_a_loss_cites_the_traders_own_figures(
     loss = closed.loc[pd.to_datetime(closed["close_ts"], utc=True).idxmax()]
     assert facts["size_amount"] == pytest.approx(row["proposed_risk_amount"], abs=0.01)
     assert facts["usual_size"] == pytest.approx(usual, abs=0.01)
-    assert facts["n_baseline"] == 20
+    assert facts["sample_size"] == 20
     assert facts["loss_symbol"] == loss["symbol"]
     assert facts["loss_amount"] == pytest.approx(-loss["pnl"], abs=0.01)
     hours = (t - pd.Timestamp(loss["close_ts"])).total_seconds() / 3600
