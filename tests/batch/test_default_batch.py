@@ -11,9 +11,10 @@ from buddy.batch.context import from_packs
 from buddy.evaluators import registry
 from buddy.testing import assert_row_matches, runnable
 
-#: The batch cases hold no trader's history, so no row has this module's strategy piece; the
-#: same check runs on the demo trader's cases in tests/strategy/test_consistency_kit.py.
-NEEDS_HISTORY = {"strategy_consistency"}
+#: The batch cases hold no trader's history, so no row has these modules' strategy or
+#: behavior piece; the same check runs on the demo trader's cases in
+#: tests/strategy/test_consistency_kit.py and tests/evaluators/test_behavior_nudges.py.
+NEEDS_HISTORY = {"strategy_consistency", "behavior_nudges"}
 
 
 @pytest.mark.parametrize("name", sorted(set(registry.available()) - NEEDS_HISTORY))
