@@ -450,13 +450,11 @@ cli.lazy.update({
     "user": "buddy.users.cli:user", "trades": "buddy.trades.cli:trades",
     "review": "buddy.trades.review_cli:review", "summary": "buddy.trades.review_cli:summary",
     "journal": "buddy.trades.review_cli:journal", "profile": "buddy.strategy.cli:profile",
-    "playbooks": "buddy.strategy.playbooks_cli:playbooks"})
-cli.lazy.update({"feedback": "buddy.behavior.experiments_cli:feedback",
-                 "ab-test": "buddy.behavior.experiments_cli:ab_test"})
-cli.lazy.update({"behavior": "buddy.behavior.cli:behavior"})
-cli.lazy.update({"nudges": "buddy.behavior.settings_cli:nudges"})
-cli.lazy.update({"portfolio": "buddy.portfolio.cli:portfolio",
-                 "positions": "buddy.portfolio.cli:positions"})
+    "playbooks": "buddy.strategy.playbooks_cli:playbooks",
+    "portfolio": "buddy.portfolio.cli:portfolio", "positions": "buddy.portfolio.cli:positions",
+    "behavior": "buddy.behavior.cli:behavior", "nudges": "buddy.behavior.settings_cli:nudges",
+    "feedback": "buddy.behavior.experiments_cli:feedback",
+    "ab-test": "buddy.behavior.experiments_cli:ab_test"})
 if isinstance(jobs, _LazyGroup):  # always: declared with cls=_LazyGroup (narrows the type)
     jobs.lazy["portfolio"] = "buddy.portfolio.cli:jobs_portfolio"
 

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 #: The bars a position is marked to and its returns are read from.
 DAILY = "1d"
+#: "No as-of": the last representable time, to the microsecond a datetime carries.
+_END_OF_TIME = pd.Timestamp.max.replace(nanosecond=0).tz_localize("UTC")
 
 #: Columns of a positions frame before marking (``PositionsRead.frame``).
 BASE_COLUMNS: tuple[str, ...] = (
@@ -143,7 +145,7 @@ class FillInputs:
     @classmethod
     def read(cls, store: Store, user_id: str, as_of: Any | None = None) -> FillInputs:
         """Return the user's fills, intents and stops (those by ``as_of`` when given)."""
-        t = _utc(as_of if as_of is not None else pd.Timestamp.max.tz_localize("UTC"))
+        t = _utc(as_of if as_of is not None else _END_OF_TIME)
         fills = fills_until(store, user_id, t.to_pydatetime())
         symbols = sorted(fills["symbol"].astype(str).unique())
         link = read_link_inputs(store, user_id, symbols) if symbols else {
