@@ -4,7 +4,11 @@ frequency cap per day and a quiet window after a dismissal.
 - ``user_preferences.nudge_sensitivity`` (low / medium / high, or off) is the user's default
   level; ``NudgeSettings.sensitivity`` overrides it per detector. 'off' switches every nudge
   off whatever the overrides say (the one switch a trader expects to mean "none").
-- ``opted_out``: detectors the user switched off.
+- ``opted_out``: detectors the user switched off; ``opted_in``: detectors that are off by
+  default (``buddy.behavior.params.DEFAULT_OFF_REASONS``: fatigue, which failed its
+  validation) and that the user switched on. A stored row's ``opted_out`` says whether the
+  detector is off by the user's choice: for a default-off detector False means opted in
+  (a level set on it alone leaves it off).
 - ``max_per_day``: at most this many nudges in the 24 hours before an evaluation (counted
   from the nudges the user's logged evaluations showed); 0 shows none. Acceptance of
   reminders falls with each repetition (clinical decision support overrides 49-96% of
@@ -26,15 +30,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from buddy.behavior.params import DEFAULT_ENABLED, DEFAULT_OFF_REASONS, SENSITIVITIES
 from buddy.behavior.params import DETECTORS as PARAM_DETECTORS
-from buddy.behavior.params import SENSITIVITIES
 from buddy.config import did_you_mean
 from buddy.errors import ConfigError, FieldError
 
 if TYPE_CHECKING:
     from buddy.store import Store
 
-__all__ = ["DEFAULT_DISMISS_QUIET_HOURS", "DEFAULT_MAX_PER_DAY", "DETECTORS", "LEVELS",
+__all__ = ["DEFAULT_DISMISS_QUIET_HOURS", "DEFAULT_ENABLED", "DEFAULT_MAX_PER_DAY",
+           "DEFAULT_OFF_REASONS", "DETECTORS", "LEVELS",
            "NudgeSettings", "NudgeSettingsError", "dismiss_nudge", "nudge_settings",
            "set_nudge_settings"]
 
@@ -63,18 +68,22 @@ class NudgeSettings:
 
     ``default_level``: low / medium / high / off (``user_preferences.nudge_sensitivity``);
     ``sensitivity``: detector -> level where the user set one; ``opted_out``: detectors
-    switched off; ``max_per_day``: nudges per 24 hours; ``dismiss_quiet_hours``: hours.
+    switched off; ``opted_in``: default-off detectors switched on; ``max_per_day``: nudges
+    per 24 hours; ``dismiss_quiet_hours``: hours.
     """
 
     default_level: str = "medium"
     sensitivity: Mapping[str, str] = field(default_factory=dict)
     opted_out: frozenset[str] = frozenset()
+    opted_in: frozenset[str] = frozenset()
     max_per_day: int = DEFAULT_MAX_PER_DAY
     dismiss_quiet_hours: float = DEFAULT_DISMISS_QUIET_HOURS
 
     def level_of(self, detector: str) -> str | None:
         """Return the level ``detector`` runs at, or None when it is switched off."""
         if self.default_level == "off" or detector in self.opted_out:
+            return None
+        if detector not in DEFAULT_ENABLED and detector not in self.opted_in:
             return None
         return self.sensitivity.get(detector, self.default_level)
 
@@ -85,7 +94,8 @@ class NudgeSettings:
     def key(self) -> tuple[Any, ...]:
         """Return a hashable identity (for caches keyed by settings)."""
         return (self.default_level, tuple(sorted(self.sensitivity.items())),
-                tuple(sorted(self.opted_out)), self.max_per_day, self.dismiss_quiet_hours)
+                tuple(sorted(self.opted_out)), tuple(sorted(self.opted_in)), self.max_per_day,
+                self.dismiss_quiet_hours)
 
 
 # ---------------------------------------------------------------------------- reads
@@ -101,7 +111,9 @@ def nudge_settings(store: Store, user_id: str) -> NudgeSettings:
     return NudgeSettings(
         default_level="medium" if prefs is None else str(prefs[3]),
         sensitivity={str(d): str(s) for d, s, _ in rows if s is not None},
-        opted_out=frozenset(str(d) for d, _, out in rows if out),
+        opted_out=frozenset(str(d) for d, _, out in rows if out and d in DEFAULT_ENABLED),
+        opted_in=frozenset(str(d) for d, _, out in rows
+                           if not out and d in DEFAULT_OFF_REASONS),
         max_per_day=DEFAULT_MAX_PER_DAY if limits is None else int(limits[0]),
         dismiss_quiet_hours=(DEFAULT_DISMISS_QUIET_HOURS if limits is None
                              else float(limits[1])))
@@ -116,7 +128,8 @@ def set_nudge_settings(store: Store, user_id: str, *,
     """Change the nudge settings of ``user_id`` and return them as stored.
 
     ``sensitivity``: detector -> low / medium / high; ``opt_out`` / ``opt_in``: detectors to
-    switch off / on again; ``default``: detectors whose level goes back to the user's default
+    switch off / on (a default-off detector such as fatigue runs only once opted in);
+    ``default``: detectors whose level goes back to the user's default
     level; ``max_per_day``: nudges per 24 hours (0-50); ``dismiss_quiet_hours``: hours
     (0-8784). Everything is checked first (NudgeSettingsError lists every problem, nothing is
     written), then written in one transaction. The default level itself is the user's
@@ -130,8 +143,10 @@ def set_nudge_settings(store: Store, user_id: str, *,
                                  dismiss_quiet_hours=dismiss_quiet_hours)
     if proposed == current:
         return current
-    rows = [(d, proposed.sensitivity.get(d), d in proposed.opted_out) for d in DETECTORS
-            if d in proposed.sensitivity or d in proposed.opted_out]
+    rows = [(d, proposed.sensitivity.get(d),
+             d in proposed.opted_out or (d in DEFAULT_OFF_REASONS and d not in proposed.opted_in))
+            for d in DETECTORS
+            if d in proposed.sensitivity or d in proposed.opted_out or d in proposed.opted_in]
     with store.transaction() as con:
         write_settings(con, user_id, rows)
         write_limits(con, user_id, proposed.max_per_day, proposed.dismiss_quiet_hours)
@@ -157,17 +172,22 @@ def proposed_settings(current: NudgeSettings, *, sensitivity: Mapping[str, str] 
     for detector in default:
         if _detector_ok(detector, "default", errors):
             levels.pop(detector, None)
-    out = set(current.opted_out)
+    out, into = set(current.opted_out), set(current.opted_in)
     off, on = list(opt_out), list(opt_in)
     for detector in off:
         if _detector_ok(detector, "opt_out", errors):
-            out.add(detector)
+            if detector in DEFAULT_OFF_REASONS:
+                into.discard(detector)  # off by default: an opt-out only undoes the opt-in
+            else:
+                out.add(detector)
     for detector in on:
         if _detector_ok(detector, "opt_in", errors):
             if detector in off:
                 errors.append(FieldError("opt_in", "must not name a detector also opted out "
                                          "in the same change", detector))
             out.discard(detector)
+            if detector in DEFAULT_OFF_REASONS:
+                into.add(detector)
     cap = current.max_per_day
     if max_per_day is not None:
         if (isinstance(max_per_day, int) and not isinstance(max_per_day, bool)
@@ -190,7 +210,8 @@ def proposed_settings(current: NudgeSettings, *, sensitivity: Mapping[str, str] 
     if errors:
         raise NudgeSettingsError(errors)
     return replace(current, sensitivity=dict(sorted(levels.items())),
-                   opted_out=frozenset(out), max_per_day=cap, dismiss_quiet_hours=quiet)
+                   opted_out=frozenset(out), opted_in=frozenset(into), max_per_day=cap,
+                   dismiss_quiet_hours=quiet)
 
 
 def dismiss_nudge(store: Store, user_id: str, detector: str, at: datetime, *,

@@ -19,7 +19,9 @@ def _fail(exc: Exception) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def nudges() -> None:
-    """Behaviour nudges: sensitivity and opt-out per detector, daily cap, quiet window."""
+    """Behaviour nudges: sensitivity and opt-in/out per detector, daily cap, quiet window.
+
+    Fatigue is off by default (it failed its validation): `--opt-in fatigue` switches it on."""
 
 
 @nudges.command("show")
@@ -47,7 +49,8 @@ def show_cmd(ctx: click.Context, user_id: str, as_json: bool) -> None:
 @click.option("--opt-out", "opt_out", multiple=True, metavar="DETECTOR",
               help="Switch a detector's nudges off (repeatable).")
 @click.option("--opt-in", "opt_in", multiple=True, metavar="DETECTOR",
-              help="Switch a detector's nudges on again (repeatable).")
+              help="Switch a detector's nudges on (again), or a detector that is off by "
+                   "default (fatigue) on (repeatable).")
 @click.option("--max-per-day", type=int, default=None,
               help="At most this many nudges in 24 hours (0-50).")
 @click.option("--quiet-hours", type=float, default=None,
@@ -82,14 +85,17 @@ def set_cmd(ctx: click.Context, user_id: str, levels: tuple[str, ...],
 
 
 def render_settings(user_id: str, settings: object, *, as_json: bool = False) -> str:
-    """Return the settings as text (one line per detector) or JSON."""
-    from buddy.behavior.settings import NudgeSettings
+    """Return the settings as text (one line per detector; a detector off by default says
+    why) or JSON."""
+    from buddy.behavior.settings import DEFAULT_OFF_REASONS, NudgeSettings
 
     assert isinstance(settings, NudgeSettings)
     levels = settings.levels()
     if as_json:
         return json.dumps({"user_id": user_id, "default_level": settings.default_level,
                            "levels": levels, "opted_out": sorted(settings.opted_out),
+                           "opted_in": sorted(settings.opted_in),
+                           "off_by_default": dict(DEFAULT_OFF_REASONS),
                            "max_per_day": settings.max_per_day,
                            "dismiss_quiet_hours": settings.dismiss_quiet_hours},
                           sort_keys=True)
@@ -100,5 +106,9 @@ def render_settings(user_id: str, settings: object, *, as_json: bool = False) ->
         how = ("off (opted out)" if detector in settings.opted_out
                else "off" if level is None else level)
         own = " (set)" if detector in settings.sensitivity else ""
+        if detector in DEFAULT_OFF_REASONS:
+            why = DEFAULT_OFF_REASONS[detector]
+            own += (f" (opted in; off by default: {why})" if detector in settings.opted_in
+                    else f" (off by default: {why}; --opt-in {detector} to switch it on)")
         lines.append(f"  {detector:12s} {how}{own}")
     return "\n".join(lines)

@@ -18,6 +18,11 @@ that never became a trade has no truth). FOMO, rule drift and sizing have no inj
 their events are counted, and all detectors' false alarms are measured on the CLEAN trader
 (the same generator and seed with nothing injected): events per 100 trades, with a 95%
 interval (exact Poisson on the count).
+
+Every detector is measured, those off by default too (fatigue:
+``buddy.behavior.params.DEFAULT_OFF_REASONS``; its lines say so). The clean trader's
+false alarms are summed twice: ``default`` (the detectors a trader gets unless they opt in,
+``DEFAULT_ENABLED``) and ``all`` (every detector measured).
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ from scipy import stats
 
 from buddy.behavior.detectors import scan
 from buddy.behavior.history import load_history, session_day
-from buddy.behavior.params import DETECTORS, BehaviorParams, params_for
+from buddy.behavior.params import (
+    DEFAULT_ENABLED,
+    DEFAULT_OFF_REASONS,
+    DETECTORS,
+    BehaviorParams,
+    params_for,
+)
 from buddy.store import Store
 
 __all__ = ["TRUTH_KINDS", "CleanRate", "DetectorScore", "Validation", "ensure_clean_trader",
@@ -127,7 +138,8 @@ class CleanRate:
 @dataclass(frozen=True, slots=True)
 class Validation:
     """The scores of every detector with truth, the other detectors' event counts on the
-    demo trader, and the clean trader's false alarms per detector and in all."""
+    demo trader, and the clean trader's false alarms per detector, for the default set
+    (``default``) and for every detector measured (``all``)."""
 
     user_id: str
     clean_user_id: str | None
@@ -144,16 +156,20 @@ class Validation:
                  f"#{self.params_hash}) on {self.user_id!r} ({self.trades} trades), against "
                  f"its injected behaviours (aim: precision >= {AIM_PRECISION:.0%}, recall >= "
                  f"{AIM_RECALL:.0%}):"]
-        lines += ["  " + s.line() for s in self.scores]
+        lines += ["  " + s.line() + _off_note(s.detector) for s in self.scores]
         if self.untruthed:
             lines.append("  no injected truth (events on the demo trader): " + ", ".join(
                 f"{d} {n}" for d, n in self.untruthed.items()))
+        off = [d for d in DEFAULT_OFF_REASONS if any(s.detector == d for s in self.scores)
+               or d in self.untruthed]
+        lines += [f"  {d} is off by default (a trader opts it in): {DEFAULT_OFF_REASONS[d]}"
+                  for d in off]
         if self.clean_user_id is None:
             lines.append("clean trader: not checked (not loaded)")
         else:
             lines.append(f"Clean trader {self.clean_user_id!r} (same generator, nothing "
                          f"injected; aim <= {AIM_CLEAN_PER_100:g} alert / 100 trades):")
-            lines += ["  " + c.line() for c in self.clean]
+            lines += ["  " + c.line() + _clean_note(c.detector) for c in self.clean]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, object]:
@@ -167,11 +183,25 @@ class Validation:
                             "false_on_injected_days": s.false_on_injected_days,
                             "precision": _plain(s.precision),
                             "recall": _plain(s.recall)} for s in self.scores],
-                "untruthed": self.untruthed,
+                "untruthed": self.untruthed, "default_enabled": list(DEFAULT_ENABLED),
+                "off_by_default": dict(DEFAULT_OFF_REASONS),
                 "clean": [{"detector": c.detector, "events": c.events, "trades": c.trades,
                            "per_100": _plain(c.per_100),
                            "interval": [_plain(v) for v in c.interval()]}
                           for c in self.clean]}
+
+
+def _off_note(detector: str) -> str:
+    return "  [off by default]" if detector in DEFAULT_OFF_REASONS else ""
+
+
+def _clean_note(name: str) -> str:
+    if name == "default":
+        return ("  [the default set: every detector but "
+                + ", ".join(DEFAULT_OFF_REASONS) + "]")
+    if name == "all":
+        return "  [every detector, those off by default too]"
+    return _off_note(name)
 
 
 def _plain(value: float) -> float | None:
@@ -201,10 +231,11 @@ def ensure_clean_trader(store: Store, user_id: str = "demo-clean") -> str | None
 def validate(store: Store, *, user_id: str = "demo", clean_user_id: str | None = "demo-clean",
              sensitivity: str = "medium", params: BehaviorParams | None = None) -> Validation:
     """Scan ``user_id`` (a demo trader with truth) and ``clean_user_id`` (None, or a user
-    without trades: not checked) and score the detectors (see the module docstring)."""
+    without trades: not checked) and score the detectors (see the module docstring); without
+    ``params``, every detector at ``sensitivity``, those off by default too."""
     from buddy.store.demo_truth import demo_behavior_truth, demo_trade_truth
 
-    params = params or params_for(sensitivity)
+    params = params or params_for(sensitivity, enabled=DETECTORS)
     history = load_history(store, user_id)
     if history.trades.empty:
         raise ValueError(f"user_id: {user_id!r} has no trades to validate against (load the "
@@ -230,7 +261,9 @@ def validate(store: Store, *, user_id: str = "demo", clean_user_id: str | None =
             n = len(clean_history.trades)
             clean = tuple(CleanRate(d, int((clean_events["event_type"] == d).sum()), n)
                           for d in DETECTORS if d in params.enabled)
-            clean += (CleanRate("all", len(clean_events), n),)
+            default = clean_events["event_type"].isin(DEFAULT_ENABLED)
+            clean += (CleanRate("default", int(default.sum()), n),
+                      CleanRate("all", len(clean_events), n))
     return Validation(user_id=user_id, clean_user_id=clean_user_id, sensitivity=sensitivity,
                       params_hash=params.hash, trades=len(history.trades), scores=scores,
                       untruthed=untruthed, clean=clean)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from buddy.behavior.detectors import HIT_COLUMNS, detect, stop_breaches
-from buddy.behavior.params import params_for
+from buddy.behavior.params import DETECTORS, params_for
 from buddy.errors import ConfigError
 from tests.behavior.detector_factories import T0, history, intent, steady, trade
 
@@ -148,8 +148,12 @@ def test_stop_breaches_tell_a_moved_stop_from_a_gap_through_it() -> None:
 
 
 def test_fatigue_is_not_checked_for_a_daily_entry() -> None:
-    found = detect(history(steady(12)), intent(T0 + 13 * DAY), params_for())
+    every = params_for(enabled=DETECTORS)  # fatigue is off by default
+    found = detect(history(steady(12)), intent(T0 + 13 * DAY), every)
     assert found.status("fatigue")[0] == "not_checked"
+    assert (found.checks["detector"] == "fatigue").sum() == 1  # it ran and could not judge
+    assert not (detect(history(steady(12)), intent(T0 + 13 * DAY), params_for())
+                .checks["detector"] == "fatigue").any()  # off by default: not run at all
     assert found.status("fomo")[0] == "not_checked"  # no extension given
 
 

@@ -4,6 +4,7 @@ naming the field, the rule and the value, with nothing written."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -22,15 +23,24 @@ def run(db: Path, *args: str) -> tuple[int, str]:
 def test_set_then_show(tmp_path: Path) -> None:
     db = tmp_path / "buddy.duckdb"
     Store(db)
+    code, out = run(db, "show", "--user", "u1")
+    assert code == 0 and re.search(r"^  fatigue +off \(off by default: failed its "
+                                   r"validation.*precision 3/13.*--opt-in fatigue", out, re.M)
     code, out = run(db, "set", "--user", "u1", "--sensitivity", "revenge=high",
-                    "--opt-out", "fatigue", "--max-per-day", "1", "--json")
+                    "--opt-out", "fomo", "--max-per-day", "1", "--json")
     assert code == 0, out
     shown = json.loads(out)
-    assert shown["levels"]["revenge"] == "high" and shown["levels"]["fatigue"] is None
+    assert shown["levels"]["revenge"] == "high" and shown["levels"]["fomo"] is None
+    assert shown["levels"]["fatigue"] is None and "fatigue" in shown["off_by_default"]
     assert shown["max_per_day"] == 1
     code, out = run(db, "show", "--user", "u1")
     assert code == 0 and "revenge      high (set)" in out and "off (opted out)" in out
-    assert nudge_settings(Store(db), "u1").opted_out == frozenset({"fatigue"})
+    assert nudge_settings(Store(db), "u1").opted_out == frozenset({"fomo"})
+    code, out = run(db, "set", "--user", "u1", "--opt-in", "fatigue", "--json")
+    assert code == 0 and json.loads(out)["levels"]["fatigue"] == "medium"
+    assert nudge_settings(Store(db), "u1").opted_in == frozenset({"fatigue"})
+    code, out = run(db, "show", "--user", "u1")
+    assert re.search(r"^  fatigue +medium \(opted in; off by default", out, re.M)
 
 
 def test_a_bad_value_is_refused_whole(tmp_path: Path) -> None:

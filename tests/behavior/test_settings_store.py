@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from buddy.behavior.settings import (
+    DEFAULT_ENABLED,
     DEFAULT_MAX_PER_DAY,
+    DETECTORS,
     NudgeSettings,
     NudgeSettingsError,
     dismiss_nudge,
@@ -31,8 +33,25 @@ def test_defaults_then_changes_round_trip(empty_store: Store) -> None:
     assert empty_store.context_stamp() != stamp  # cached packs see the change
     again = set_nudge_settings(empty_store, "u1", opt_in=["fatigue"], default=["revenge"])
     assert again.level_of("fatigue") == "medium" and again.level_of("revenge") == "medium"
+    assert again == nudge_settings(empty_store, "u1")
     assert again.max_per_day == 1  # untouched limits stay
     assert nudge_settings(empty_store, "u2").max_per_day == DEFAULT_MAX_PER_DAY  # per user
+
+
+def test_fatigue_is_off_until_opted_in_and_every_other_detector_can_be_opted_out(
+        empty_store: Store) -> None:
+    assert tuple(d for d in DETECTORS if d != "fatigue") == DEFAULT_ENABLED
+    assert nudge_settings(empty_store, "u1").levels() == {
+        d: (None if d == "fatigue" else "medium") for d in DETECTORS}
+    # a level set on fatigue alone leaves it off; the opt-in switches it on at that level
+    leveled = set_nudge_settings(empty_store, "u1", sensitivity={"fatigue": "high"})
+    assert leveled.level_of("fatigue") is None and leveled == nudge_settings(empty_store, "u1")
+    on = set_nudge_settings(empty_store, "u1", opt_in=["fatigue"],
+                            opt_out=list(DEFAULT_ENABLED))
+    assert on == nudge_settings(empty_store, "u1")
+    assert on.levels() == {d: ("high" if d == "fatigue" else None) for d in DETECTORS}
+    off = set_nudge_settings(empty_store, "u1", opt_out=["fatigue"])
+    assert off == nudge_settings(empty_store, "u1") and off.level_of("fatigue") is None
 
 
 def test_the_users_off_preference_switches_every_detector_off(empty_store: Store) -> None:
