@@ -61,6 +61,10 @@ SAMPLE_IDEAS: tuple[SampleIdea, ...] = (
     # target nearer than the stop
     SampleIdea("GOOG", "long", "1d", "2008-11-20", 4.0, 2.0, 10, 10,
                "catching a falling knife with a wide stop (out of pattern)"),
+    # the demo trader holds GOOG and MSFT long when the stock data ends; IBM moves with MSFT
+    # (daily returns of the year before): one correlated bet more, not diversification
+    SampleIdea("IBM", "long", "1d", "2013-03-01", 1.5, 3.0, 200, 10,
+               "adding IBM to the GOOG and MSFT longs (stacking)"),
 )
 
 
@@ -155,6 +159,28 @@ def build_demo_strategy(store: Store, *, echo: Callable[[str], None] = print,
     echo("\n" + "\n".join(publish_playbooks(store, playbooks.fit)))
 
 
+def build_demo_portfolio_and_behaviour(store: Store, *,
+                                       echo: Callable[[str], None] = print) -> None:
+    """Put the demo account's equity on record and write its exposure snapshots (printing
+    its most stacked day); load the clean trader (the same generator, nothing injected) once;
+    scan the demo trader's behaviour, print the detectors' precision and recall against the
+    injected truth and the clean trader's false alarms, and one revenge nudge on the demo
+    trader's own intents."""
+    from buddy.behavior.showcase import show_revenge_nudge
+    from buddy.behavior.validation import ensure_clean_trader, validate
+    from buddy.jobs.behavior import run_behavior_job
+    from buddy.jobs.portfolio import build_demo_portfolio
+    from buddy.trades.demo_history import CLEAN_USER
+
+    build_demo_portfolio(store, DEMO_USER, echo=echo)
+    loaded = ensure_clean_trader(store, CLEAN_USER)
+    if loaded:
+        echo(f"\n{loaded}")
+    echo(f"\n# The demo trader's behaviour\n{run_behavior_job(store, DEMO_USER).text()}")
+    echo(f"\n# The behaviour detectors on known truth\n{validate(store).text()}")
+    show_revenge_nudge(store, DEMO_USER, echo=echo)
+
+
 def run_demo(store: Store, *, echo: Callable[[str], None] = print,
              ideas: tuple[SampleIdea, ...] = SAMPLE_IDEAS, history: bool = True
              ) -> Iterator[tuple[SampleIdea, BuddyReport]]:
@@ -172,6 +198,7 @@ def run_demo(store: Store, *, echo: Callable[[str], None] = print,
         echo(f"\n# A post-trade review of the demo trader\n{review}")
         echo(f"\n# The demo trader's week\n{summary}")
         build_demo_strategy(store, echo=echo)
+        build_demo_portfolio_and_behaviour(store, echo=echo)
     buddy = Buddy(store, builder=ContextPackBuilder(store))
     for idea in ideas:
         yield idea, buddy.evaluate(**place_idea(buddy, idea))

@@ -84,7 +84,7 @@ def test_context_missing_names_only_pieces_a_module_reads(demo: BuddyReport) -> 
     assert "state" not in demo.context_missing  # no module reads it: not missing from this
     assert not any("HMM provider" in reason for reason in demo.context_missing.values())
     read = {"market", "account", "mtfa", "regime", "levels", "schedule", "portfolio",
-            "strategy"}
+            "strategy", "behavior"}
     assert set(demo.context_missing) <= read
 
 

@@ -150,9 +150,11 @@ def test_a_journal_note_is_saved_on_the_selected_trade_and_bad_notes_write_nothi
 def test_the_workbench_has_a_trades_tab_that_follows_the_user_field(db: Path) -> None:
     app = WorkbenchApp(Buddy.open(db), user="someone-else")  # no piece providers: faster
     tabs = app.widget.children[-1]  # under the page's intro
-    assert tabs.titles == ("Evaluate an idea", "Trades", "Profile")
+    assert tabs.titles == ("Evaluate an idea", "Trades", "Profile", "Portfolio")
     assert tabs.children[1] is app.trades.widget
     assert tabs.children[2] is app.profile.widget
+    assert tabs.children[3] is app.portfolio.widget
     assert app.trades.list.options == ()
     app.fields["user"].value = USER
+    assert app.portfolio.model.user == USER
     assert len(app.trades.list.options) == len(_trades(db))
