@@ -18,7 +18,9 @@ Why the medium values (measured on the demo trader, ``buddy behavior validate``)
   (OFF by default, see below);
 - stop drift: a trade that stayed open past its planned stop (the bar touched it and the
   trade was still open at that bar's close), or closed beyond it by more than 0.3 R that a
-  gap does not explain;
+  gap does not explain (each such trade is an event); an idea is nudged when the share of
+  the last 20 trades that did so is above the trader's own earlier share beyond chance (the
+  difference's 95% interval above 0; any one such trade at high sensitivity);
 - FOMO: an entry extended from the EMA20 (in ATR, the intent's side) at least 2 ATR and
   with a conformal p-value <= 0.005 among the user's own entries (at least 199 of them): a
   rule "beyond the user's own q-th percentile" fires on about (1 - q) of a steady trader's
@@ -202,6 +204,11 @@ class StopDriftConfig(ModuleConfig):
                            doc="... at least this many did not honour their stop")
     min_trades: int = param(10, lo=1, hi=10000, unit="trades",
                             doc="fewer closed trades with a known stop and bars: silent")
+    require_increase: bool = param(
+        True, choices=(True, False),
+        doc="with at least min_trades earlier trades to compare, an intent is flagged only "
+            "when the recent share's difference from the earlier share has its 95% interval "
+            "above 0 (a change, not the trader's usual rate)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,7 +250,7 @@ SENSITIVITY: dict[str, dict[str, dict[str, Any]]] = {
     "rule_drift": {"low": {"min_drop": 0.25}, "medium": {}, "high": {"min_drop": 0.1}},
     "stop_drift": {"low": {"min_past_stop_r": 0.5, "min_count": 2},
                    "medium": {},
-                   "high": {"min_past_stop_r": 0.15}},
+                   "high": {"min_past_stop_r": 0.15, "require_increase": False}},
     "sizing": {"low": {"min_abs_r": 0.5}, "medium": {}, "high": {"min_abs_r": 0.2}},
 }
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from buddy.behavior.detectors import HIT_COLUMNS, detect, stop_breaches
+from buddy.behavior.history import TraderHistory
 from buddy.behavior.params import DETECTORS, params_for
 from buddy.errors import ConfigError
 from tests.behavior.detector_factories import T0, history, intent, steady, trade
@@ -174,3 +175,33 @@ def test_a_loss_without_a_stop_counts_against_the_users_median_risk() -> None:
     small = [*steady(12), trade(12, open_ts=LOSS_AT, pnl_r=-0.1, risk=None)]
     assert detect(history(small), intent(LOSS_AT + 5 * HOUR, risk=2000.0),
                   params_for()).rows("revenge").size == 0
+
+
+def _stop_history(breaches_before: int, breaches_recent: int, n_before: int = 40,
+                  n_recent: int = 20) -> TraderHistory:
+    """Daily trades with a checked stop, the first ``breaches_before`` of the earlier ones
+    and the last ``breaches_recent`` of the recent ones closing 1 R beyond their stop."""
+    rows = []
+    for k in range(n_before + n_recent):
+        open_ts = T0 + k * DAY
+        recent = k >= n_before
+        breach = (k < breaches_before) or (recent and k >= n_before + n_recent
+                                           - breaches_recent)
+        rows.append(trade(k, open_ts=open_ts, hours=20, stop_checked=True,
+                          **({"pnl_r": -2.0, "stop_touch_ts": open_ts + pd.Timedelta(hours=10),
+                              "stop_touch_open": 100.5} if breach else {"pnl_r": 1.0})))
+    return history(rows)
+
+
+def test_stop_drift_nudges_a_change_not_the_traders_usual_rate() -> None:
+    t = T0 + 61 * DAY
+    usual = _stop_history(breaches_before=2, breaches_recent=1)  # 5% before, 5% recently
+    assert detect(usual, intent(t), params_for()).status("stop_drift")[0] == "clear"
+    # any one stop not honoured is enough at high sensitivity
+    assert detect(usual, intent(t), params_for("high")).status("stop_drift")[0] == "fired"
+    drifted = _stop_history(breaches_before=2, breaches_recent=7)  # 35% recently
+    found = detect(drifted, intent(t), params_for())
+    assert found.status("stop_drift")[0] == "fired"
+    hit = found.hits.iloc[0]
+    assert hit["value"] == pytest.approx(7 / 20) and hit["baseline"] == pytest.approx(2 / 40)
+    assert hit["difference_lo"] > 0
