@@ -21,7 +21,8 @@ def _fail(exc: Exception) -> None:
 def nudges() -> None:
     """Behaviour nudges: sensitivity and opt-in/out per detector, daily cap, quiet window.
 
-    Fatigue is off by default (it failed its validation): `--opt-in fatigue` switches it on."""
+    Fatigue and FOMO are off by default (one failed its validation, the other cannot be
+    validated yet): `--opt-in fatigue` or `--opt-in fomo` switches one on."""
 
 
 @nudges.command("show")

@@ -19,7 +19,7 @@ their events are counted, and all detectors' false alarms are measured on the CL
 (the same generator and seed with nothing injected): events per 100 trades, with a 95%
 interval (exact Poisson on the count).
 
-Every detector is measured, those off by default too (fatigue:
+Every detector is measured, those off by default too (fatigue and FOMO:
 ``buddy.behavior.params.DEFAULT_OFF_REASONS``; its lines say so). The clean trader's
 false alarms are summed twice: ``default`` (the detectors a trader gets unless they opt in,
 ``DEFAULT_ENABLED``) and ``all`` (every detector measured).

@@ -30,12 +30,12 @@ are the trader's own.
 Firing rates on the demo trader's 785 logged intents at the default settings (each at its
 own as_of, every hit shown, no dismissals): STOP_DRIFT 18.6% (only when the recent share of
 stops not honoured is above the trader's own earlier share beyond chance; 25.6% before that
-rule, with nudges on one stop in 20 against a usual 2%), RULE_DRIFT 2.3%, REVENGE_TRADING
+rule, with nudges on one stop in 20 against a usual 2%), RULE_DRIFT 2.4%, REVENGE_TRADING
 2.0% (15 of the 15 injected size-ups after a loss that were logged as intents, and 1 other),
-FOMO_CHASING_ENTRY 1.3%, SIZING_AFTER_OUTCOMES 0.1%, OVERTRADING 0% (the injected
-overtrading days' trades log no intents), FATIGUE 0% (off by default: it failed its
-validation), BEHAVIOR_NOT_CHECKED 1.3% (the first intents). On the clean trader (792
-intents, nothing injected): FOMO 1.3%, RULE_DRIFT 1.4%, every other code 0%.
+SIZING_AFTER_OUTCOMES 0.1%, OVERTRADING 0% (the injected overtrading days' trades log no
+intents), FOMO and FATIGUE 0% (off by default: ``buddy.behavior.params.DEFAULT_OFF_REASONS``),
+BEHAVIOR_NOT_CHECKED 1.3% (the first intents). On the clean trader (792 intents, nothing
+injected): RULE_DRIFT 1.4%, every other code 0%.
 """
 
 from __future__ import annotations

@@ -27,15 +27,16 @@ def test_set_then_show(tmp_path: Path) -> None:
     assert code == 0 and re.search(r"^  fatigue +off \(off by default: failed its "
                                    r"validation.*precision 3/13.*--opt-in fatigue", out, re.M)
     code, out = run(db, "set", "--user", "u1", "--sensitivity", "revenge=high",
-                    "--opt-out", "fomo", "--max-per-day", "1", "--json")
+                    "--opt-out", "sizing", "--max-per-day", "1", "--json")
     assert code == 0, out
     shown = json.loads(out)
-    assert shown["levels"]["revenge"] == "high" and shown["levels"]["fomo"] is None
+    assert shown["levels"]["revenge"] == "high" and shown["levels"]["sizing"] is None
     assert shown["levels"]["fatigue"] is None and "fatigue" in shown["off_by_default"]
+    assert shown["levels"]["fomo"] is None and "fomo" in shown["off_by_default"]
     assert shown["max_per_day"] == 1
     code, out = run(db, "show", "--user", "u1")
     assert code == 0 and "revenge      high (set)" in out and "off (opted out)" in out
-    assert nudge_settings(Store(db), "u1").opted_out == frozenset({"fomo"})
+    assert nudge_settings(Store(db), "u1").opted_out == frozenset({"sizing"})
     code, out = run(db, "set", "--user", "u1", "--opt-in", "fatigue", "--json")
     assert code == 0 and json.loads(out)["levels"]["fatigue"] == "medium"
     assert nudge_settings(Store(db), "u1").opted_in == frozenset({"fatigue"})
