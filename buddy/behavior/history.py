@@ -218,9 +218,14 @@ def _stop_touches(frame: pd.DataFrame, bars: dict[tuple[str, str], pd.DataFrame]
     open_ns, close_ns = _ns(frame["open_ts"]), _ns(frame["close_ts"])
     is_open = frame["close_ts"].isna().to_numpy()
     touch = np.full(len(frame), np.iinfo(np.int64).min)
+    # columns as arrays, written back once (a frame.at per trade cost a third of a read)
+    stops = frame["initial_stop"].to_numpy(np.float64)
+    signs = frame["sign"].to_numpy(np.float64)
+    checked = frame["stop_checked"].to_numpy(bool).copy()
+    touch_open = frame["stop_touch_open"].to_numpy(np.float64).copy()
+    symbols, timeframes = frame["symbol"].to_numpy(object), frame["timeframe"].to_numpy(object)
     for (symbol, tf), b in bars.items():
-        rows = np.flatnonzero(((frame["symbol"] == symbol) & (frame["timeframe"] == tf)
-                               & frame["initial_stop"].notna()).to_numpy())
+        rows = np.flatnonzero((symbols == symbol) & (timeframes == tf) & np.isfinite(stops))
         if b.empty or not len(rows):
             continue
         ts, ts_close = _ns(b["ts"]), _ns(b["ts_close"])
@@ -233,14 +238,16 @@ def _stop_touches(frame: pd.DataFrame, bars: dict[tuple[str, str], pd.DataFrame]
         for r, a, z, ok in zip(rows, start, end, covered, strict=True):
             if not ok:
                 continue
-            frame.at[r, "stop_checked"] = True
-            stop, sign = frame.at[r, "initial_stop"], frame.at[r, "sign"]
+            checked[r] = True
+            stop, sign = stops[r], signs[r]
             adverse = low[a:z] if sign > 0 else high[a:z]
             hit = np.flatnonzero((adverse - stop) * sign <= 0)
             if len(hit):
                 j = a + int(hit[0])
                 touch[r] = ts_close[j]
-                frame.at[r, "stop_touch_open"] = opens[j]
+                touch_open[r] = opens[j]
+    frame["stop_checked"] = checked
+    frame["stop_touch_open"] = touch_open
     frame["stop_touch_ts"] = pd.to_datetime(np.where(touch == np.iinfo(np.int64).min,
                                                      np.datetime64("NaT"), touch.astype(
                                                          "datetime64[ns]")), utc=True)
