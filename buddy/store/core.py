@@ -809,6 +809,21 @@ def _applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     return {int(r[0]) for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
+#: What a table-family read takes: the store (a read connection of its own) or a connection
+#: the caller holds (inside its transaction, or one read connection for many reads).
+StoreOrCon = Store | duckdb.DuckDBPyConnection
+
+
+@contextmanager
+def reader(source: StoreOrCon) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Yield a read connection of ``source``: its own for a Store, else the connection."""
+    if isinstance(source, Store):
+        with source.connect(read_only=True) as con:
+            yield con
+    else:
+        yield source
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
     """Run ``sql`` and return the first value of its first row (an aggregate, a setting).
 

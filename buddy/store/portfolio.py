@@ -7,17 +7,13 @@ nothing written for a later moment. Writes run in one transaction each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import duckdb
 import pandas as pd
 
-from buddy.store.core import Store, insert_frame, scalar
-
-StoreOrCon = Store | duckdb.DuckDBPyConnection
+from buddy.store.core import Store, StoreOrCon, insert_frame, reader, scalar
 
 #: Columns of ``positions_statements`` (migration 0017).
 STATEMENT_COLUMNS: tuple[str, ...] = (
@@ -39,20 +35,11 @@ SNAPSHOT_COLUMNS: tuple[str, ...] = (
     "snapshot_trigger")
 
 
-@contextmanager
-def _reader(source: StoreOrCon) -> Iterator[duckdb.DuckDBPyConnection]:
-    if isinstance(source, Store):
-        with source.connect(read_only=True) as con:
-            yield con
-    else:
-        yield source
-
-
 # ---------------------------------------------------------------------------- fills as of t
 def fills_until(source: StoreOrCon, user_id: str, as_of: datetime) -> pd.DataFrame:
     """Return the user's broker_fills executed at or before ``as_of`` (UTC), in the order
     ``buddy.store.trades.read_fills`` gives (symbol, time, file row)."""
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(
             "SELECT * FROM broker_fills WHERE user_id = ? AND ts <= ? "
             "ORDER BY symbol, ts, source_file, source_row, exec_id", [user_id, as_of]).df()
@@ -65,7 +52,7 @@ def count_fills(source: StoreOrCon, user_id: str, as_of: datetime | None = None)
     if as_of is not None:
         sql += " AND ts <= ?"
         params.append(as_of)
-    with _reader(source) as con:
+    with reader(source) as con:
         return int(scalar(con, sql, params))
 
 
@@ -73,7 +60,7 @@ def user_stops_given_by(source: StoreOrCon, user_id: str, as_of: datetime
                         ) -> pd.DataFrame:
     """Return the stops the user gave by hand at or before ``as_of``: trade_id, stop (as
     given), given_at, and the trade's symbol (None when the trade is not stored)."""
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute("SELECT s.trade_id, s.stop, s.given_at, t.symbol FROM "
                            "trade_user_stops s LEFT JOIN trades t USING (trade_id) "
                            "WHERE s.user_id = ? AND s.given_at <= ? ORDER BY s.trade_id",
@@ -84,7 +71,7 @@ def fill_times(source: StoreOrCon, user_id: str, start: datetime, end: datetime
                ) -> pd.Series:
     """Return the distinct times (UTC) of the user's fills in [start, end], ascending: the
     moments the positions changed."""
-    with _reader(source) as con:
+    with reader(source) as con:
         frame = con.execute("SELECT DISTINCT ts FROM broker_fills WHERE user_id = ? AND ts >= ? "
                             "AND ts <= ? ORDER BY ts", [user_id, start, end]).df()
     return pd.to_datetime(frame["ts"], utc=True)
@@ -94,7 +81,7 @@ def fill_times(source: StoreOrCon, user_id: str, start: datetime, end: datetime
 def latest_statement(source: StoreOrCon, user_id: str, as_of: datetime) -> pd.DataFrame:
     """Return the rows of the user's latest positions statement with as_of <= ``as_of``
     (empty when none), by symbol."""
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(
             "SELECT * FROM positions_statements WHERE user_id = ? AND as_of = (SELECT max(as_of) "
             "FROM positions_statements WHERE user_id = ? AND as_of <= ?) ORDER BY symbol",
@@ -104,7 +91,7 @@ def latest_statement(source: StoreOrCon, user_id: str, as_of: datetime) -> pd.Da
 def statement_times(source: StoreOrCon, user_id: str, start: datetime, end: datetime
                     ) -> pd.Series:
     """Return the times (UTC) of the user's statements in [start, end], ascending."""
-    with _reader(source) as con:
+    with reader(source) as con:
         frame = con.execute("SELECT DISTINCT as_of FROM positions_statements WHERE user_id = ? "
                             "AND as_of >= ? AND as_of <= ? ORDER BY as_of",
                             [user_id, start, end]).df()
@@ -139,7 +126,7 @@ def replace_statements(store: Store, user_id: str, rows: pd.DataFrame, equity: p
 # ---------------------------------------------------------------------------- equity history
 def equity_history(source: StoreOrCon, user_id: str) -> pd.DataFrame:
     """Return the user's equity history (as_of, equity, base_currency, source), by as_of."""
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute("SELECT as_of, equity, base_currency, source FROM "
                            "account_equity_history WHERE user_id = ? ORDER BY as_of",
                            [user_id]).df()
@@ -184,7 +171,7 @@ def read_snapshots(source: StoreOrCon, user_id: str, *, start: datetime | None =
     if end is not None:
         sql += " AND ts <= ?"
         params.append(end)
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(sql + " ORDER BY ts", params).df()
 
 
@@ -192,7 +179,7 @@ def users_with_positions_sources(source: StoreOrCon, user_ids: Sequence[str] | N
                                  ) -> list[str]:
     """Return the users who have broker fills or positions statements (``user_ids`` only,
     when given), sorted."""
-    with _reader(source) as con:
+    with reader(source) as con:
         rows = con.execute("SELECT user_id FROM broker_fills UNION SELECT user_id FROM "
                            "positions_statements ORDER BY 1").fetchall()
     found = [str(r[0]) for r in rows]
@@ -201,7 +188,7 @@ def users_with_positions_sources(source: StoreOrCon, user_ids: Sequence[str] | N
 
 def traded_symbols(source: StoreOrCon, user_id: str) -> list[str]:
     """Return the symbols the user has fills in or stated positions in, sorted."""
-    with _reader(source) as con:
+    with reader(source) as con:
         rows = con.execute("SELECT symbol FROM broker_fills WHERE user_id = ? UNION SELECT "
                            "symbol FROM positions_statements WHERE user_id = ? ORDER BY 1",
                            [user_id, user_id]).fetchall()

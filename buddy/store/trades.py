@@ -9,16 +9,13 @@ that replace a user's trades run inside the caller's transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from buddy.store.core import Store, insert_frame, scalar
-
-StoreOrCon = Store | duckdb.DuckDBPyConnection
+from buddy.store.core import Store, StoreOrCon, insert_frame, reader, scalar
 
 #: Columns written to ``trades`` (the seed's and migration 0009's).
 TRADES_TABLE_COLUMNS: tuple[str, ...] = (
@@ -50,15 +47,6 @@ def _in(column: str, values: Sequence[Any], params: list[Any]) -> str:
     return f" AND {column} IN ({', '.join('?' * len(values))})" if values else " AND false"
 
 
-@contextmanager
-def _reader(source: StoreOrCon) -> Iterator[duckdb.DuckDBPyConnection]:
-    if isinstance(source, Store):
-        with source.connect(read_only=True) as con:
-            yield con
-    else:
-        yield source
-
-
 def _symbols_clause(column: str, symbols: Sequence[str] | None) -> tuple[str, list[Any]]:
     if not symbols:
         return "", []
@@ -70,7 +58,7 @@ def read_fills(source: StoreOrCon, user_id: str, symbols: Sequence[str] | None =
                ) -> pd.DataFrame:
     """Return a user's broker_fills (all symbols when None) in time order, ties by file row."""
     where, params = _symbols_clause("symbol", symbols)
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(
             "SELECT * FROM broker_fills WHERE user_id = ?" + where +
             " ORDER BY symbol, ts, source_file, source_row, exec_id", [user_id, *params]).df()
@@ -78,7 +66,7 @@ def read_fills(source: StoreOrCon, user_id: str, symbols: Sequence[str] | None =
 
 def fill_symbols(source: StoreOrCon, user_id: str) -> list[str]:
     """Return the symbols a user has fills or trades in."""
-    with _reader(source) as con:
+    with reader(source) as con:
         rows = con.execute("SELECT symbol FROM broker_fills WHERE user_id = ? UNION "
                            "SELECT symbol FROM trades WHERE user_id = ? ORDER BY 1",
                            [user_id, user_id]).fetchall()
@@ -90,7 +78,7 @@ def read_link_inputs(source: StoreOrCon, user_id: str, symbols: Sequence[str] | 
     """Return what linking and R need: the user's intents, stops given by hand, multipliers
     and the current tags of existing trades, for ``symbols`` (all when None)."""
     where, params = _symbols_clause("symbol", symbols)
-    with _reader(source) as con:
+    with reader(source) as con:
         intents = con.execute(
             "SELECT intent_id, symbol, side, timeframe, proposed_entry, proposed_stop, "
             "proposed_target, proposed_size, exit_template, as_of FROM trade_intents "
@@ -160,13 +148,13 @@ def read_trades(source: StoreOrCon, user_id: str, *, status: str | None = None,
                     ("close_ts < ?", closed_to))
     if trade_ids is not None:
         sql += _in("trade_id", trade_ids, params)
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(sql + " ORDER BY open_ts, trade_id", params).df()
 
 
 def find_trade(source: StoreOrCon, trade_id: str) -> dict[str, Any] | None:
     """Return one trade row by id (any user: the CLI resolves the owner from it), or None."""
-    with _reader(source) as con:
+    with reader(source) as con:
         frame = con.execute("SELECT * FROM trades WHERE trade_id = ?", [trade_id]).df()
     return None if frame.empty else frame.iloc[0].to_dict()
 
@@ -176,7 +164,7 @@ def read_trade_fills(source: StoreOrCon, user_id: str, trade_ids: Sequence[str]
     """Return the fill parts of a user's trades, in time order."""
     if not trade_ids:
         return pd.DataFrame(columns=list(TRADE_FILLS_TABLE_COLUMNS))
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(
             "SELECT f.* FROM trade_fills f JOIN trades t USING (trade_id) WHERE t.user_id = ? "
             f"AND f.trade_id IN ({', '.join('?' * len(trade_ids))}) ORDER BY f.ts, f.fill_id",
@@ -185,7 +173,7 @@ def read_trade_fills(source: StoreOrCon, user_id: str, trade_ids: Sequence[str]
 
 def read_positions(source: StoreOrCon, user_id: str) -> pd.DataFrame:
     """Return a user's open positions."""
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute("SELECT * FROM positions WHERE user_id = ? ORDER BY symbol",
                            [user_id]).df()
 
@@ -197,7 +185,7 @@ def read_intent_evaluations(source: StoreOrCon, user_id: str, intent_ids: Sequen
     if not intent_ids:
         return {"evaluations": pd.DataFrame(), "items": pd.DataFrame()}
     marks = ", ".join("?" * len(intent_ids))
-    with _reader(source) as con:
+    with reader(source) as con:
         evaluations = con.execute(
             "SELECT * FROM trade_evaluations WHERE user_id = ? AND intent_id IN (" + marks +
             ") QUALIFY row_number() OVER (PARTITION BY intent_id ORDER BY eval_ts DESC, "
@@ -215,7 +203,7 @@ def read_intents(source: StoreOrCon, user_id: str, intent_ids: Sequence[str]) ->
     """Return a user's intents by id."""
     if not intent_ids:
         return pd.DataFrame()
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute("SELECT * FROM trade_intents WHERE user_id = ? AND intent_id IN "
                            f"({', '.join('?' * len(intent_ids))})",
                            [user_id, *intent_ids]).df()
@@ -225,7 +213,7 @@ def timeframes_by_symbol(source: StoreOrCon, symbols: Sequence[str]) -> dict[str
     """Return the bar timeframes stored for each symbol."""
     if not symbols:
         return {}
-    with _reader(source) as con:
+    with reader(source) as con:
         rows = con.execute("SELECT DISTINCT symbol, timeframe FROM bars WHERE symbol IN "
                            f"({', '.join('?' * len(symbols))}) ORDER BY 1, 2",
                            list(symbols)).fetchall()
@@ -245,7 +233,7 @@ def trades_to_review(source: StoreOrCon, version: str, user_id: str | None = Non
     if user_id is not None:
         sql += " AND t.user_id = ?"
         params.append(user_id)
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(sql + " ORDER BY t.user_id, t.close_ts, t.trade_id", params).df()
 
 
@@ -271,7 +259,7 @@ def read_reviews(source: StoreOrCon, user_id: str, *, trade_ids: Sequence[str] |
         params.append(version)
     if trade_ids is not None:
         sql += _in("trade_id", trade_ids, params)
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(sql + " QUALIFY row_number() OVER (PARTITION BY trade_id, version "
                            "ORDER BY generated_at DESC) = 1 ORDER BY generated_at, trade_id",
                            params).df()
@@ -315,19 +303,19 @@ def read_journal(source: StoreOrCon, user_id: str, *, trade_id: str | None = Non
                     ("intent_id_optional = ?", intent_id),
                     ("list_contains(CAST(json_extract_string(tags_json, '$[*]') AS "
                      "VARCHAR[]), ?)", tag))
-    with _reader(source) as con:
+    with reader(source) as con:
         return con.execute(sql + " ORDER BY created_at, journal_id", params).df()
 
 
 def count_trades(source: StoreOrCon, user_id: str) -> int:
     """Return how many trades the user has."""
-    with _reader(source) as con:
+    with reader(source) as con:
         return int(scalar(con, "SELECT count(*) FROM trades WHERE user_id = ?", [user_id]))
 
 
 def user_equity(source: StoreOrCon, user_id: str) -> float | None:
     """Return the user's equity snapshot (account currency), or None."""
-    with _reader(source) as con:
+    with reader(source) as con:
         row = con.execute("SELECT equity_snapshot FROM user_accounts WHERE user_id = ?",
                           [user_id]).fetchone()
     return None if row is None or row[0] is None else float(row[0])
