@@ -140,7 +140,12 @@ def test_the_served_page_evaluates_an_idea_and_shows_the_report(
             page.locator(".tb-evaluate").click()
 
             score = page.locator(".tb-score-value")
-            expect(score).to_have_text(re.compile(r"^\d+/100$"), timeout=REPORT_READY_MS)
+            try:
+                expect(score).to_have_text(re.compile(r"^\d+/100$"), timeout=REPORT_READY_MS)
+            except AssertionError as exc:  # say what the kernel and the page said
+                status = page.locator(".tb-app").inner_text()[-1500:]
+                pytest.fail(f"no report after Evaluate: {exc}\npage:\n{status}\nvoila log:\n"
+                            f"{log.read_text()[-4000:]}")
             issues = page.locator(".tb-issue")
             expect(issues.first).to_be_visible()
             assert issues.count() >= 1
