@@ -34,6 +34,7 @@ SUITES = {**CORE_SUITES, "regime": regime_suite, "levels": levels_suite,
           "trades": trades_suite, "one_form": one_form_suite, "startup": startup_suite,
           "portfolio": portfolio_suite}
 SUITES["interactive"] = __import__("benchmarks.interactive", fromlist=["_"]).interactive_suite
+SUITES["service"] = __import__("benchmarks.service", fromlist=["_"]).service_suite
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:

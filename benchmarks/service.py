@@ -1,0 +1,72 @@
+"""The HTTP service under load (issue #20): `python -m benchmarks --only service`.
+
+Setup (timed apart, printed for reference): the bundled data, features and regime snapshots,
+the demo trader with its whole history and entry facts (what `make demo` gives the demo
+user), and one API key. Then a real uvicorn serves the app on that file in a child process on
+a free loopback port, and ``buddy.service.loadtest.run_load`` sends evaluate requests for the
+demo's sample ideas (inline intents, logged) at 1, 4 and 16 concurrent clients,
+``REQUESTS_PER_LEVEL`` each after a short warm-up. Each level prints its throughput and its
+p50 and p99 latency with 95% order-statistic intervals. The goal is the issue's: 0 errors and
+0 lost evaluation rows (every answered eval_id has its trade_evaluations row once the server
+stopped); the figures themselves are for reference (one Python process serves them all).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmarks.suites import Line, Timer
+
+LEVELS = (1, 4, 16)
+REQUESTS_PER_LEVEL = 64
+WARMUP = 4
+USER = "demo"
+
+
+def service_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
+    """Serve the demo database over HTTP and print evaluate's throughput, p50 and p99 at each
+    level of concurrent clients, and whether every answered evaluation was logged
+    (``timer`` is not used: these are latencies of single requests under load)."""
+    from buddy.demo import prepare_store
+    from buddy.jobs.strategy import refresh_entry_facts
+    from buddy.service.auth import create_key
+    from buddy.service.loadtest import (
+        ServiceProcess,
+        evaluation_bodies,
+        lost_evaluations,
+        run_load_sync,
+    )
+    from buddy.store import Store
+    from buddy.trades.demo_history import load_demo_history
+
+    started = time.perf_counter()
+    db = workdir / "service.duckdb"
+    store = Store(db)
+    prepare_store(store, echo=lambda _: None, progress=False)
+    load_demo_history(store, user_id=USER, folder=workdir / "service-demo-files")
+    refresh_entry_facts(store, USER)
+    key = create_key(store, USER, label="bench").key
+    bodies = evaluation_bodies(db)
+    del store  # the service is the single writer while it runs
+    setup_s = time.perf_counter() - started
+
+    with ServiceProcess(db, log_path=workdir / "service.log") as service:
+        warm, levels = run_load_sync(service.base_url, key, bodies, levels=LEVELS,
+                                     requests_per_level=REQUESTS_PER_LEVEL, warmup=WARMUP)
+        startup_s = service.startup_s or float("nan")
+    answered = [e for result in (warm, *levels) for e in result.eval_ids]
+    lost = lost_evaluations(db, USER, answered)
+    yield Line(f"{'  (for reference) setup: demo data, trader history, key':<58} "
+               f"{setup_s:9.1f} s; service ready in {startup_s:.1f} s; {len(bodies)} ideas", True)
+    for result in levels:
+        for error in result.errors[:3]:
+            print(f"    {error}", flush=True)
+        yield Line(result.text(), not result.errors)
+    errors = sum(len(r.errors) for r in (warm, *levels))
+    sent = sum(r.n for r in (warm, *levels))
+    yield Line(f"{'evaluate over HTTP: errors and lost evaluation rows':<58} errors {errors} "
+               f"of {sent}, lost {len(lost)} of {len(answered)} answered  goal 0 and 0  "
+               f"{'PASS' if not errors and not lost else 'MISS'}",
+               not errors and not lost)
