@@ -1,0 +1,698 @@
+"""Plain text to draft slots: deterministic and offline, nothing guessed.
+
+``parse_utterance`` reads one turn ("long AAPL on a pullback to 555, stop under 540, target
+600, risk half a percent") into ``SlotUpdate``s, each with the words it came from;
+``apply_updates`` folds them into a new ``TradeIdeaDraft`` (a later turn overwrites a slot:
+``overwrites`` says which); ``next_question`` asks for the first contradictory or missing slot
+using only the trader's own numbers.
+
+The readers: numbers in digits or words ("half a percent", "a quarter percent", "one and a
+half", "1.5k"), dates through dateparser with every part required and no silent "today" (a
+relative date needs an explicit base), symbols by ticker or, with rapidfuzz, by a company
+name close to the catalogue's ("apple" -> AAPL, "Microsft" -> MSFT). A value the words do
+not pin down ("risk 500": percent or currency?) becomes a rejected update whose rule says why;
+``apply_updates`` turns it into a conflict that ``problems()`` and ``next_question`` show.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from buddy.assistant.draft import SLOTS, TradeIdeaDraft, format_number
+from buddy.errors import FieldError
+
+__all__ = [
+    "UPDATABLE",
+    "Overwrite",
+    "SlotUpdate",
+    "apply_updates",
+    "next_question",
+    "overwrites",
+    "parse_number",
+    "parse_utterance",
+]
+
+# Every draft field a turn may set; "declined" takes a slot name as its value ("no target").
+UPDATABLE = ("symbol", "side", "thesis", "entry", "stop", "target", "size", "risk_pct",
+             "risk_amount", "horizon", "timeframe", "order_type", "as_of", "target_r",
+             "declined")
+# Slots a trader may say they have none of; a stop is never declinable (risk comes first).
+DECLINABLE = ("target", "horizon", "thesis")
+SIZE_FIELDS = ("size", "risk_pct", "risk_amount")
+# A company-name word must be this close (rapidfuzz ratio, 0-100) to count as the symbol.
+SYMBOL_MIN_SCORE = 85.0
+# Trading days in a week, for "for 2 weeks" on daily bars (exchange weeks, holidays ignored).
+DAYS_PER_WEEK = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SlotUpdate:
+    """One value read from a turn: the draft field, its typed value and the words it came
+    from. ``rejected`` is the rule when the words name a slot but not a usable value (the
+    value is then the words themselves)."""
+
+    slot: str
+    value: Any
+    source_text: str
+    rejected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Overwrite:
+    """A slot a turn changed from one value to another."""
+
+    slot: str
+    old: Any
+    new: Any
+    source_text: str
+
+    def sentence(self) -> str:
+        """Return the sentence that tells the trader, e.g. 'stop changed from 540 to 545'."""
+        return f"{_slot_words(self.slot)} changed from {_show(self.old)} to {_show(self.new)}"
+
+
+# ------------------------------------------------------------------------------- numbers
+_UNITS = {w: i for i, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen"))}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate((
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"))}
+_FRACTIONS = {"half": 0.5, "halves": 0.5, "quarter": 0.25, "quarters": 0.25,
+              "third": 1 / 3, "thirds": 1 / 3}
+_SCALES = {"hundred": 100, "thousand": 1000}
+_NUMBER_WORDS = sorted([*_UNITS, *_TENS, *_FRACTIONS, *_SCALES], key=len, reverse=True)
+_NW = "|".join(_NUMBER_WORDS)
+_WORD_NUMBER = (rf"(?:(?:an?|one)[\s-]+)?(?:{_NW})\b(?:[\s-]+(?:(?:an?|and|of)[\s-]+)*(?:{_NW})\b)*"
+                rf"(?:[\s-]+an?\b(?=\s+(?:percent|per\s?cent|pct)\b))?")
+_DIGITS = r"\$?\s?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:\s?k\b)?"
+NUM = rf"(?P<n>{_DIGITS}|\b{_WORD_NUMBER})"
+
+
+def parse_number(words: str) -> float | None:
+    """Return the number ``words`` say ('555', '1,250.5', '$500', '1.5k', 'half a',
+    'a quarter', 'one and a half', 'twenty five', 'two thousand'), None when not a number."""
+    s = words.strip().lower().replace("$", "").replace(",", "").strip()
+    if not s:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?|\.\d+)\s?(k?)", s)
+    if m:
+        return float(m.group(1)) * (1000.0 if m.group(2) else 1.0)
+    tokens = [t for t in re.split(r"[\s-]+", s) if t]
+    total, current, seen, after_and = 0.0, 0.0, False, False
+    for i, tok in enumerate(tokens):
+        if tok in ("a", "an", "of"):
+            continue
+        if tok == "and":
+            after_and = True
+            continue
+        if tok in _UNITS or tok in _TENS:
+            current += _UNITS.get(tok, 0) + _TENS.get(tok, 0)
+        elif tok in _SCALES:
+            if _SCALES[tok] == 100:
+                current = (current or 1.0) * 100
+            else:
+                total += (current or 1.0) * 1000
+                current = 0.0
+        elif tok in _FRACTIONS:
+            prev = tokens[i - 1] if i else ""
+            if current and not after_and and (prev in _UNITS or prev in _TENS):
+                current *= _FRACTIONS[tok]  # "three quarters"
+            else:
+                current += _FRACTIONS[tok]  # "half", "a quarter", "one and a half"
+        else:
+            return None
+        seen = True
+        after_and = False
+    return total + current if seen else None
+
+
+# --------------------------------------------------------------------------------- regexes
+_CONN = (r"(?:\s*(?:[:=@]|\b(?:is|at|under|below|above|over|around|near|about|of|to|just|"
+         r"right|would|will|be|goes|go|placed|set|sits|somewhere|roughly|the|a|level)\b))*\s*")
+_PCT = r"\s*(?:%|\bpercent\b|\bper\s?cent\b|\bpct\b)"
+_CUR = r"\s*(?:\bdollars?\b|\busd\b|\bbucks\b|\beur\b|\beuros?\b)"
+_CLAUSE_END = r"(?=$|[,;!?]|\.(?!\d))"
+
+_DATE = re.compile(r"\bas\s+of\s+(?P<d>.+?)" r"(?=$|[,;!?]|\.(?!\d)|\s+(?:and|with|stop|"
+                   r"target|risk|entry|long|short|buy|sell|for|on)\b)")
+_LATEST = re.compile(r"(?:now|today|latest|the\s+latest|the\s+last\s+close|last\s+close)\s*$")
+_BUY_SELL_STOP = re.compile(rf"\b(?P<side>buy|sell)[\s-]stop(?:\s+order)?{_CONN}{NUM}")
+_BREAK = re.compile(rf"\bbreak(?:s|ing)?(?:out|down)?\s+(?P<dir>above|over|through|below|"
+                    rf"under)(?:\s+the)?\s+{NUM}")
+_NO = re.compile(r"\bno\s+(?:fixed\s+|set\s+|real\s+)?(?P<slot>target|profit\s+target|"
+                 r"stop(?:[\s-]?loss)?|horizon|time\s+stop|thesis)\b")
+_STOP = re.compile(rf"\b(?:stop(?:[\s-]?loss)?|sl|stopped\s+out){_CONN}{NUM}")
+_TARGET = re.compile(rf"\b(?:(?:price|profit)\s+)?(?:target(?:s|ing|ed)?|tp|pt|"
+                     rf"take[\s-]?profits?|objective|aim(?:ing)?\s+(?:for|at)|exit"
+                     rf"(?:ing)?\s+(?:at|around|near)){_CONN}{NUM}(?P<r>\s?r\b)?")
+_RISK = re.compile(rf"\brisk(?:ing|s)?\b{_CONN}{NUM}(?:(?P<pct>{_PCT})|(?P<cur>{_CUR}))?"
+                   r"(?:\s+of\s+(?:my\s+|the\s+)?(?:equity|account|capital))?")
+_RISK_AFTER = re.compile(rf"{NUM}(?P<pct>{_PCT})\s+(?:risk|of\s+(?:my\s+|the\s+)?"
+                         r"(?:equity|account|capital))\b")
+_SIZE_UNITS = re.compile(rf"{NUM}\s*(?:shares?|units?|contracts?|lots?|stocks?)\b")
+_SIZE = re.compile(rf"\b(?:size|qty|quantity|position(?:\s+size)?)\b{_CONN}{NUM}(?!{_PCT})")
+_HORIZON = re.compile(
+    rf"\b(?:for|over|hold(?:ing)?(?:\s+(?:it|for|them))*|within|horizon(?:\s+of)?|"
+    rf"time[\s-]stop(?:\s+(?:of|after|at|in))?|up\s+to)\s+(?:the\s+next\s+|about\s+|around\s+|"
+    rf"up\s+to\s+|roughly\s+|some\s+)*{NUM}\s*(?P<u>bars?|candles?|trading\s+days?|days?|"
+    rf"sessions?|weeks?|hours?|months?)\b")
+_HORIZON_ADJ = re.compile(rf"{NUM}[\s-](?P<u>bar|candle|day|session|week|hour|month)s?\s+"
+                          r"(?:hold|horizon|trade|swing|time\s+stop)\b")
+_TIMEFRAME = re.compile(r"\b(?:on\s+the\s+)?(?P<tf>daily|hourly|weekly|4[\s-]?hours?|"
+                        r"1[\s-]?hour|(?:1|5|15|30)[\s-]?min(?:ute)?s?|1m|5m|15m|30m|1h|4h|"
+                        r"1d|1w)(?:\s+(?:chart|timeframe|bars?|candles?))?\b")
+_TF_WORDS = {"daily": "1d", "hourly": "1h", "weekly": "1w", "1d": "1d", "1w": "1w", "1h": "1h",
+             "4h": "4h", "1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m"}
+_PULLBACK = re.compile(rf"\b(?:pull[\s-]?backs?|dips?|retrace(?:ment)?s?|retests?|bounces?)"
+                       rf"\s+(?:to|into|toward|towards|near|at|of|around|off|from)\s+"
+                       rf"(?:the\s+)?(?:(?:area|level|zone)\s+(?:of\s+|at\s+)?)?{NUM}")
+_ENTRY = re.compile(rf"\b(?P<w>entry|enter(?:ing)?|get\s+in|in|buy(?:ing)?|sell(?:ing)?|"
+                    rf"short(?:ing)?|long|limit(?:\s+order)?|bid|offer){_CONN}{NUM}(?!{_PCT})")
+_AT = re.compile(rf"(?:^|\s)(?:at|@)\s*{NUM}(?!{_PCT})")
+_MARKET = re.compile(r"\b(?:at\s+(?:the\s+)?market|market\s+order|mkt)\b")
+_LONG = re.compile(r"\b(?:long|bullish)\b(?![\s-]term)")
+_SHORT = re.compile(r"\b(?:short(?:ing)?|bearish)\b(?![\s-]term)")
+_BUY = re.compile(r"\bbuy(?:ing)?\b")
+_SELL = re.compile(r"\bsell(?:ing)?\b")
+_THESIS_MARK = re.compile(r"\b(?:because|since|thesis(?:\s+is)?\s*:?|reason(?:\s+is)?\s*:?|"
+                          r"the\s+idea\s+is|my\s+view\s+is|setup(?:\s+is)?\s*:)\s+"
+                          rf"(?P<t>.+?){_CLAUSE_END}")
+_SETUP = (r"pull[\s-]?back|dip|retrace(?:ment)?|retest|bounce|break(?:out|down)?|support|"
+          r"resistance|trend|range|reversal|momentum|moving\s+average|vwap|consolidation|base|"
+          r"flag|wedge|divergence|oversold|overbought|earnings|gap|squeeze|channel|double\s+"
+          r"(?:top|bottom)|higher\s+lows?|lower\s+highs?")
+_THESIS_SETUP = re.compile(rf"\b(?:on|off|after|into|near|from)\s+(?:an?\s+|the\s+|its\s+)?"
+                           rf"(?:\w+\s+){{0,3}}?(?:{_SETUP})s?\b.*?{_CLAUSE_END}")
+_TOKEN = re.compile(r"[a-z][a-z0-9&./\-]*")
+# Words a fuzzy company-name match must never take: the parser's own vocabulary.
+_VOCAB = frozenset(re.findall(r"\w+", """
+    long short stop target risk entry enter pullback support resistance shares share units
+    percent quarter half third market limit order buy sell bullish bearish horizon hours
+    weeks days bars sessions daily hourly weekly thesis because since setup review trade
+    evaluate journal profit loss with from into above below under over around about near
+    breakout break retest bounce trend range momentum earnings"""))
+_SUFFIXES = re.compile(r"\b(?:inc|incorporated|corp|corporation|co|company|plc|ltd|limited|"
+                       r"class\s+[a-z]|holdings?|group|sa|ag|nv|the|index|composite)\b\.?")
+
+
+def parse_utterance(text: str, draft: TradeIdeaDraft, symbols: Mapping[str, str], *,
+                    relative_base: datetime | None = None) -> tuple[SlotUpdate, ...]:
+    """Return the slot updates one turn's ``text`` states, in the order found.
+
+    ``draft`` is the conversation so far (its side and timeframe decide "sell" and "for 10
+    days"); ``symbols`` maps ticker -> company name (the catalogue). ``relative_base`` is
+    the moment "yesterday" counts from; without it a relative date is rejected rather than
+    read against today's clock. Nothing is defaulted: words without a number set nothing.
+    """
+    work = _Work(text)
+    out: list[SlotUpdate] = []
+    out += _dates(work, relative_base)
+    out += _symbols(work, symbols)
+    out += _declines(work)
+    side_updates = _sides(work, draft)
+    out += _entries_by_stop(work)
+    out += _simple(work, _STOP, "stop")
+    out += _targets(work)
+    out += _risks(work)
+    out += _sizes(work)
+    out += _horizons(work, draft)
+    out += _timeframes(work)
+    out += _entries(work)
+    out += side_updates
+    out += _thesis(text)
+    return tuple(out)
+
+
+def apply_updates(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> TradeIdeaDraft:
+    """Return ``draft`` with one turn's ``updates`` folded in.
+
+    A later turn overwrites a slot (see ``overwrites``). Two different values for one slot
+    in one turn, or a rejected update, leave the slot as it was and become a conflict; a
+    slot's earlier conflict clears when this turn sets it. Size, risk percent and risk
+    amount are one slot said three ways: setting one clears the others. A target said in R
+    follows the entry and stop.
+    """
+    updates = tuple(updates)
+    for u in updates:
+        if u.slot not in UPDATABLE:
+            raise ValueError(f"slot: must be one of {', '.join(UPDATABLE)} (got {u.slot!r})")
+    chosen, conflicts = _settle(updates)
+    values: dict[str, Any] = {}
+    declined = [s for s in draft.declined if s not in chosen]
+    for slot, value in chosen.items():
+        if slot == "declined":
+            continue
+        values[slot] = value
+        if slot in SIZE_FIELDS:
+            values.update({f: None for f in SIZE_FIELDS if f != slot and f not in chosen})
+        if slot == "target" and "target_r" not in chosen:
+            values["target_r"] = None
+    if "declined" in chosen:
+        slot = chosen["declined"]
+        declined.append(slot)
+        if slot == "target":
+            values.update(target=None, target_r=None)
+        elif slot in ("horizon", "thesis"):
+            values[slot] = None
+    settled = set(chosen) | {_slot_of(s) for s in chosen}
+    kept = [c for c in draft.conflicts if c.field not in settled and _slot_of(c.field)
+            not in settled]
+    new = replace(draft, **values, declined=tuple(dict.fromkeys(declined)),
+                  conflicts=tuple(kept + conflicts))
+    return _follow_r(new)
+
+
+def overwrites(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> tuple[Overwrite, ...]:
+    """Return the slots ``updates`` would change from a value the draft already held."""
+    after = apply_updates(draft, updates)
+    sources = {u.slot: u.source_text for u in updates if u.rejected is None}
+    out: list[Overwrite] = []
+    for slot in ("symbol", "side", "thesis", "entry", "stop", "target", "horizon", "timeframe",
+                 "order_type", "as_of"):
+        old, new = getattr(draft, slot), getattr(after, slot)
+        if old is not None and new is not None and old != new and slot in sources:
+            out.append(Overwrite(slot, old, new, sources[slot]))
+    old_size, new_size = _size_words(draft), _size_words(after)
+    if old_size and new_size and old_size != new_size:
+        src = next((sources[f] for f in SIZE_FIELDS if f in sources), "")
+        out.append(Overwrite("size", old_size, new_size, src))
+    return tuple(out)
+
+
+def next_question(draft: TradeIdeaDraft) -> str | None:
+    """Return the follow-up for the first contradiction, else the first missing slot, else
+    None (ready to evaluate). Only the draft's own numbers appear in a question."""
+    problems = draft.problems()
+    if problems:
+        return _problem_question(problems[0], draft)
+    missing = draft.missing()
+    if missing:
+        return _MISSING_QUESTIONS[missing[0]]
+    return None
+
+
+# ---------------------------------------------------------------------------- the readers
+class _Work:
+    """The turn in lower case with every read span blanked, so no words are read twice."""
+
+    def __init__(self, text: str) -> None:
+        self.original = text
+        # lower() may change a character's length (dotted I): keep those as they are
+        self.text = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+
+    def finditer(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+        return list(pattern.finditer(self.text))
+
+    def take(self, m: re.Match[str]) -> str:
+        """Blank the match and return its original words."""
+        start, end = m.span()
+        self.text = self.text[:start] + " " * (end - start) + self.text[end:]
+        return self.original[start:end].strip(" ,;")
+
+
+def _dates(work: _Work, base: datetime | None) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_DATE):
+        words = m.group("d").strip()
+        src = work.take(m)
+        if _LATEST.fullmatch(words):
+            out.append(SlotUpdate("as_of", None, src))
+            continue
+        value, rule = _read_date(words, base)
+        if rule is not None:
+            out.append(SlotUpdate("as_of", src, src, rejected=rule))
+        else:
+            out.append(SlotUpdate("as_of", value, src))
+    return out
+
+
+def _read_date(words: str, base: datetime | None) -> tuple[str | None, str | None]:
+    """Return (ISO date or date-time, None) or (None, the rule the words broke)."""
+    from dateparser.date import DateDataParser  # type: ignore[import-untyped]
+
+    def parse(at: datetime) -> tuple[datetime | None, str | None]:
+        settings = {"REQUIRE_PARTS": ["day", "month", "year"], "RELATIVE_BASE": at,
+                    "RETURN_TIME_AS_PERIOD": True, "DATE_ORDER": "MDY",
+                    "PREFER_DATES_FROM": "past"}
+        data = DateDataParser(languages=["en"], settings=settings).get_date_data(words)
+        return data.date_obj, data.period
+
+    # Two bases far apart: a date that moves with the base is relative ("yesterday").
+    first, period = parse(datetime(2001, 1, 1))
+    second, _ = parse(datetime(2011, 7, 15))
+    if first is None:
+        return None, "must be a date with day, month and year (e.g. 'as of June 1 2012')"
+    if first != second:
+        if base is None:
+            return None, ("is relative, and the conversation has no date to count from: "
+                          "name the day, month and year")
+        first, period = parse(base)
+        if first is None:
+            return None, "must be a date with day, month and year"
+    if first.tzinfo is not None:
+        return first.isoformat(), None
+    if period == "time":
+        return first.isoformat(timespec="minutes"), None
+    return first.date().isoformat(), None
+
+
+def _clean_name(name: str) -> str:
+    s = _SUFFIXES.sub(" ", re.sub(r"\([^)]*\)", " ", name.lower()))
+    return re.sub(r"[\s,]+", " ", s).strip(" .,")
+
+
+def _symbols(work: _Work, symbols: Mapping[str, str]) -> list[SlotUpdate]:
+    from rapidfuzz import fuzz, process
+
+    out: list[SlotUpdate] = []
+    tickers = {t.upper(): t for t in symbols}
+    # Whole company names first ("international business machines", "s&p 500"): their
+    # words may hold numbers that are not prices.
+    names = {t: _clean_name(n) for t, n in symbols.items() if n}
+    for ticker, name in sorted(names.items(), key=lambda kv: -len(kv[1])):
+        if len(name) < 4:
+            continue
+        for m in work.finditer(re.compile(rf"(?<![\w&]){re.escape(name)}(?![\w&])")):
+            out.append(SlotUpdate("symbol", ticker, work.take(m)))
+    firsts: dict[str, str] = {}
+    for ticker, name in names.items():
+        first = name.split(" ")[0] if name else ""
+        if len(first) >= 4 and first not in _VOCAB:
+            firsts.setdefault(first, ticker)
+    for m in work.finditer(_TOKEN):
+        tok = m.group(0).strip("./-")
+        key = tok.upper().replace("/", "").replace("-", "").replace(".", "")
+        original = work.original[m.start():m.end()]
+        if key in tickers and (original.isupper() or len(key) >= 3) and tok not in _VOCAB:
+            out.append(SlotUpdate("symbol", tickers[key], work.take(m)))
+            continue
+        if len(tok) < 4 or tok in _VOCAB or not firsts:
+            continue
+        best = process.extractOne(tok, list(firsts), scorer=fuzz.ratio,
+                                  score_cutoff=SYMBOL_MIN_SCORE)
+        if best is not None:
+            out.append(SlotUpdate("symbol", firsts[best[0]], work.take(m)))
+    return out
+
+
+def _declines(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_NO):
+        slot = m.group("slot")
+        src = work.take(m)
+        if slot.startswith("stop"):
+            out.append(SlotUpdate("stop", src, src, rejected=(
+                "is needed: name the price that shows the idea is wrong")))
+        else:
+            name = ("target" if "target" in slot else "horizon" if slot in ("horizon",
+                    "time stop") else "thesis")
+            out.append(SlotUpdate("declined", name, src))
+    return out
+
+
+def _sides(work: _Work, draft: TradeIdeaDraft) -> list[SlotUpdate]:
+    """Read side words without blanking them ("short at 560" is also an entry)."""
+    out = []
+    for pattern, side in ((_LONG, "long"), (_SHORT, "short")):
+        for m in work.finditer(pattern):
+            out.append(SlotUpdate("side", side, work.original[m.start():m.end()]))
+    if draft.side is None and not out:
+        # "buy"/"sell" name a side only when none is known: on a long, "sell at 600" is an exit
+        for pattern, side in ((_BUY, "long"), (_SELL, "short")):
+            for m in work.finditer(pattern):
+                out.append(SlotUpdate("side", side, work.original[m.start():m.end()]))
+    return out
+
+
+def _number_update(slot: str, m: re.Match[str], src: str) -> list[SlotUpdate]:
+    value = parse_number(m.group("n"))
+    if value is None:
+        return []
+    return [SlotUpdate(slot, value, src)]
+
+
+def _simple(work: _Work, pattern: re.Pattern[str], slot: str) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(pattern):
+        out += _number_update(slot, m, work.take(m))
+    return out
+
+
+def _entries_by_stop(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_BUY_SELL_STOP):
+        src = work.take(m)
+        side = "long" if m.group("side") == "buy" else "short"
+        found = _number_update("entry", m, src)
+        if found:
+            out += [*found, SlotUpdate("order_type", "stop", src), SlotUpdate("side", side, src)]
+    for m in work.finditer(_BREAK):
+        src = work.take(m)
+        found = _number_update("entry", m, src)
+        if found:
+            out += [*found, SlotUpdate("order_type", "stop", src)]
+    return out
+
+
+def _targets(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_TARGET):
+        src = work.take(m)
+        out += _number_update("target_r" if m.group("r") else "target", m, src)
+    return out
+
+
+def _risks(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_RISK_AFTER):
+        out += _number_update("risk_pct", m, work.take(m))
+    for m in work.finditer(_RISK):
+        src = work.take(m)
+        value = parse_number(m.group("n"))
+        if value is None:
+            continue
+        if m.group("pct"):
+            out.append(SlotUpdate("risk_pct", value, src))
+        elif m.group("cur") or "$" in m.group("n"):
+            out.append(SlotUpdate("risk_amount", value, src))
+        else:
+            out.append(SlotUpdate("size", src, src, rejected=(
+                "needs a unit: a percent of equity ('1%') or an amount ('$500')")))
+    return out
+
+
+def _sizes(work: _Work) -> list[SlotUpdate]:
+    return _simple(work, _SIZE_UNITS, "size") + _simple(work, _SIZE, "size")
+
+
+def _horizons(work: _Work, draft: TradeIdeaDraft) -> list[SlotUpdate]:
+    out = []
+    for pattern in (_HORIZON, _HORIZON_ADJ):
+        for m in work.finditer(pattern):
+            src = work.take(m)
+            value = parse_number(m.group("n"))
+            if value is None:
+                continue
+            out += _horizon_bars(value, m.group("u"), draft.timeframe, src)
+    return out
+
+
+def _horizon_bars(n: float, unit: str, timeframe: str | None, src: str) -> list[SlotUpdate]:
+    """Return the horizon in bars of the timeframe, or a rejection when the unit does not
+    convert without knowing the session's hours."""
+    unit = unit.split()[-1].rstrip("s")
+    tf = timeframe
+    bars: float | None = None
+    set_tf: str | None = None
+    if unit in ("bar", "candle"):
+        bars = n
+    elif unit in ("day", "session") and tf in (None, "1d"):
+        bars, set_tf = n, "1d" if tf is None else None
+    elif unit == "week" and tf in (None, "1d"):
+        bars, set_tf = n * DAYS_PER_WEEK, "1d" if tf is None else None
+    elif unit == "week" and tf == "1w":
+        bars = n
+    elif unit == "hour" and tf in ("1h", "4h"):
+        bars = n / (1 if tf == "1h" else 4)
+    if bars is None or not float(bars).is_integer() or bars < 1:
+        where = f"on {tf} bars" if tf else "without a timeframe"
+        return [SlotUpdate("horizon", src, src, rejected=(
+            f"must be a whole number of bars: say it in bars ({unit}s do not convert {where})"))]
+    out = [SlotUpdate("horizon", int(bars), src)]
+    if set_tf:
+        out.append(SlotUpdate("timeframe", set_tf, src))
+    return out
+
+
+def _timeframes(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_TIMEFRAME):
+        src = work.take(m)
+        raw = re.sub(r"[\s-]", "", m.group("tf"))
+        tf = _TF_WORDS.get(raw)
+        if tf is None:
+            digits = re.match(r"\d+", raw)
+            n = digits.group(0) if digits else ""
+            tf = f"{n}h" if "hour" in raw else f"{n}m"
+        out.append(SlotUpdate("timeframe", tf, src))
+    return out
+
+
+def _entries(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_PULLBACK):
+        src = work.take(m)
+        found = _number_update("entry", m, src)
+        if found:
+            out += [*found, SlotUpdate("order_type", "limit", src)]
+    for m in work.finditer(_MARKET):
+        out.append(SlotUpdate("order_type", "market", work.take(m)))
+    for m in work.finditer(_ENTRY):
+        src = work.take(m)
+        found = _number_update("entry", m, src)
+        out += found
+        if found and m.group("w").startswith("limit"):
+            out.append(SlotUpdate("order_type", "limit", src))
+    out += _simple(work, _AT, "entry")
+    return out
+
+
+def _thesis(text: str) -> list[SlotUpdate]:
+    """Return the trader's reason in their own words: after 'because'/'thesis:' etc., else
+    the clause that names a setup ('on a pullback to support')."""
+    m = _THESIS_MARK.search(text.lower())
+    if m:
+        words = text[m.start("t"):m.end("t")].strip()
+        return [SlotUpdate("thesis", words, text[m.start():m.end()].strip())] if words else []
+    m = _THESIS_SETUP.search(text.lower())
+    if m:
+        words = text[m.start():m.end()].strip(" ,;")
+        return [SlotUpdate("thesis", words, words)]
+    return []
+
+
+# ------------------------------------------------------------------------- applying a turn
+def _slot_of(name: str) -> str:
+    """Return the SLOTS name a draft field belongs to (risk_pct -> size)."""
+    if name in SIZE_FIELDS:
+        return "size"
+    if name == "target_r":
+        return "target"
+    return name
+
+
+def _settle(updates: Sequence[SlotUpdate]) -> tuple[dict[str, Any], list[FieldError]]:
+    """Return the value each field takes this turn and the conflicts the turn leaves."""
+    by_field: dict[str, list[SlotUpdate]] = {}
+    conflicts: list[FieldError] = []
+    for u in updates:
+        if u.rejected is not None:
+            conflicts.append(FieldError(u.slot, u.rejected, u.source_text))
+        else:
+            by_field.setdefault(u.slot, []).append(u)
+    rejected = {c.field for c in conflicts}
+    chosen: dict[str, Any] = {}
+    for slot, found in by_field.items():
+        distinct = list(dict.fromkeys(_key(u.value) for u in found))
+        if len(distinct) > 1:
+            values = [u.value for u in found]
+            shown = " and ".join(dict.fromkeys(_show(v) for v in values))
+            conflicts.append(FieldError(slot, f"two different values in one turn ({shown})",
+                                        values))
+        elif slot not in rejected:
+            chosen[slot] = found[0].value
+    # Two ways of stating size in one turn ("100 shares, risk 1%") are two different sizes.
+    said = [f for f in SIZE_FIELDS if f in chosen]
+    if len(said) > 1:
+        shown = " and ".join(_size_words_of(f, chosen[f]) for f in said)
+        conflicts.append(FieldError("size", f"two different sizes in one turn ({shown})",
+                                    [chosen[f] for f in said]))
+        for f in said:
+            del chosen[f]
+    return chosen, conflicts
+
+
+def _key(v: Any) -> Any:
+    return round(v, 10) if isinstance(v, float) else v
+
+
+def _follow_r(d: TradeIdeaDraft) -> TradeIdeaDraft:
+    """Return ``d`` with the target set from ``target_r`` when entry, stop and side allow."""
+    if d.target_r is None:
+        return d
+    if d.entry is None or d.stop is None or d.side not in ("long", "short"):
+        return replace(d, target=None)
+    risk = d.entry - d.stop if d.side == "long" else d.stop - d.entry
+    if risk <= 0:
+        return replace(d, target=None)
+    sign = 1 if d.side == "long" else -1
+    return replace(d, target=round(d.entry + sign * d.target_r * risk, 10))
+
+
+def _size_words_of(field: str, value: Any) -> str:
+    if field == "risk_pct":
+        return f"risk {_show(value)}% of equity"
+    if field == "risk_amount":
+        return f"risk {_show(value)} in account currency"
+    return f"{_show(value)} units"
+
+
+def _size_words(d: TradeIdeaDraft) -> str:
+    for f in SIZE_FIELDS:
+        if getattr(d, f) is not None:
+            return _size_words_of(f, getattr(d, f))
+    return ""
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float):
+        return format_number(v)
+    return str(v)
+
+
+def _slot_words(slot: str) -> str:
+    return {"as_of": "the date", "order_type": "the order type", "target_r": "the target"
+            }.get(slot, f"the {slot}")
+
+
+# ------------------------------------------------------------------------------ questions
+_MISSING_QUESTIONS = {
+    "symbol": "Which instrument is the idea on (a ticker or the company's name)?",
+    "side": "Long or short?",
+    "entry": "Where would you enter: a price, or at market?",
+    "stop": "Where is your stop: the price that shows the idea is wrong?",
+    "target": "Where is your target (or say 'no target')?",
+    "size": ("How much would you risk: a percent of equity, an amount in your account's "
+             "currency, or a number of shares?"),
+    "thesis": "What is the reason for the trade, in a sentence?",
+    "horizon": "How long would you hold it (days or bars)?",
+}
+if set(_MISSING_QUESTIONS) != set(SLOTS):  # a new slot without its question
+    raise RuntimeError("buddy.assistant.parse: every slot needs a question")
+
+
+
+def _problem_question(p: FieldError, d: TradeIdeaDraft) -> str:
+    """Return the question that settles one contradiction, in the trader's own numbers."""
+    words = _slot_words(p.field).removeprefix("the ")
+    if p.rule.startswith("two different"):
+        shown = p.rule[p.rule.index("(") + 1: p.rule.rindex(")")]
+        return f"You gave two different values for the {words} ({shown}): which one is it?"
+    if p.field == "stop" and d.side is not None and isinstance(p.value, float):
+        where = "below" if d.side == "long" else "above"
+        return (f"For a {d.side} the stop goes {where} the entry ({_show(d.entry)}), but "
+                f"you said {_show(p.value)}: where should the stop be?")
+    if p.field == "target" and d.side is not None and isinstance(p.value, float):
+        where = "above" if d.side == "long" else "below"
+        ref = "entry" if d.entry is not None else "stop"
+        ref_value = d.entry if d.entry is not None else d.stop
+        return (f"For a {d.side} the target goes {where} the {ref} ({_show(ref_value)}), but "
+                f"you said {_show(p.value)}: where should the target be?")
+    if isinstance(p.value, str):
+        return f"I could not use \"{p.value}\": the {words} {p.rule}. What should it be?"
+    return f"The {words} {p.rule} (you said {_show(p.value)}). What should it be?"
