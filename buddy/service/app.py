@@ -511,8 +511,12 @@ def _routes(app: FastAPI) -> None:
         """Record feedback (dismissed, helpful, not_helpful) on one item of one of your
         reports (the nudge and warning experiments read it)."""
         from buddy.behavior.feedback import record_feedback
+        from buddy.store.nudge_experiments import evaluation_item
 
         def work(buddy: Buddy) -> FeedbackResponse:
+            owner = evaluation_item(buddy.store, body.eval_id, body.code.strip().upper())
+            if owner is None or owner["user_id"] != user:
+                raise NotFound(f"no evaluation {body.eval_id!r} for this user")
             found = record_feedback(buddy.store, eval_id=body.eval_id, code=body.code,
                                     kind=body.kind, user_id=user, source="api")
             return FeedbackResponse(feedback=_jsonable(dataclasses.asdict(found)))
@@ -548,7 +552,8 @@ def _routes(app: FastAPI) -> None:
 def _brainstorm(service: Service) -> Any:
     """Return the service's brainstorm engine, made at its first use."""
     if service.brainstorm is None:
+        from buddy.assistant.llm import AssistantLLM
         from buddy.assistant.session import Brainstorm
 
-        service.brainstorm = Brainstorm(service.buddy)
+        service.brainstorm = Brainstorm(service.buddy, llm=AssistantLLM.from_env())
     return service.brainstorm
