@@ -16,15 +16,18 @@ it produced, by eval_id.
 from __future__ import annotations
 
 import html
-import importlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from buddy.api import Buddy
+from buddy.assistant.draft import TradeIdeaDraft
+from buddy.assistant.llm import AssistantLLM
+from buddy.assistant.parse import apply_updates, parse_utterance
+from buddy.assistant.session import Brainstorm, Turn
 from buddy.context.pack import ContextPack
 from buddy.domain import TradeIntent
 from buddy.errors import BuddyError, FieldError
@@ -45,82 +48,13 @@ PLACEHOLDER = "e.g. long AAPL on a pullback to 555, stop under 540, target 600, 
 #: How many evaluations a ReportKeepingBuddy keeps (the panel shows the last one).
 KEEP_REPORTS = 8
 #: A slot's state in the table: set by the engine, set by the words being typed (not sent
-#: yet), changed by them, required and still empty, or optional and empty.
-SLOT_STATES = ("filled", "typing", "changed", "missing", "optional")
+#: yet), changed by them, required and still empty, optional and empty, or declined by the
+#: trader ("no target").
+SLOT_STATES = ("filled", "typing", "changed", "missing", "optional", "declined")
 _STATE_COLOURS: Mapping[str, str] = {
     "filled": "#263238", "typing": "#1565c0", "changed": "#6a1b9a", "missing": "#b71c1c",
-    "optional": "#90a4ae",
+    "optional": "#90a4ae", "declined": "#90a4ae",
 }
-
-
-class DraftLike(Protocol):
-    """What the panel reads of a TradeIdeaDraft (``buddy.assistant.draft``)."""
-
-    @property
-    def symbol(self) -> str | None: ...
-    @property
-    def side(self) -> str | None: ...
-    @property
-    def thesis(self) -> str | None: ...
-    @property
-    def entry(self) -> float | None: ...
-    @property
-    def stop(self) -> float | None: ...
-    @property
-    def target(self) -> float | None: ...
-    @property
-    def size(self) -> float | None: ...
-    @property
-    def risk_pct(self) -> float | None: ...
-    @property
-    def risk_amount(self) -> float | None: ...
-    @property
-    def horizon(self) -> int | None: ...
-    @property
-    def timeframe(self) -> str | None: ...
-    @property
-    def order_type(self) -> str | None: ...
-    @property
-    def as_of(self) -> str | None: ...
-    def missing(self) -> tuple[str, ...]: ...
-    def problems(self) -> tuple[FieldError, ...]: ...
-
-
-class TurnLike(Protocol):
-    """What the panel reads of a Turn (``buddy.assistant.session``)."""
-
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def reply(self) -> str: ...
-    @property
-    def route(self) -> str: ...
-    @property
-    def draft(self) -> Any: ...  # a TradeIdeaDraft (DraftLike)
-    @property
-    def questions(self) -> tuple[str, ...]: ...
-    @property
-    def report(self) -> dict[str, Any] | None: ...
-    @property
-    def eval_id(self) -> str | None: ...
-    @property
-    def journal_id(self) -> str | None: ...
-    @property
-    def renderer(self) -> str: ...
-
-
-class ChatEngine(Protocol):
-    """The brainstorm engine the panel talks to (``buddy.assistant.session.Brainstorm``)."""
-
-    def turn(self, user_id: str, session_id: str | None, text: str) -> TurnLike: ...
-    def evaluate(self, user_id: str, session_id: str) -> TurnLike: ...
-    def save_journal(self, user_id: str, session_id: str, note: str | None = None
-                     ) -> TurnLike: ...
-
-
-#: Read what is being typed into draft slot updates, without sending it:
-#: ``(text, draft, symbols) -> the draft with the text applied``.
-DraftPreview = Callable[[str, Any, Mapping[str, str]], Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,18 +100,7 @@ class ReportKeepingBuddy(Buddy):
         return report
 
 
-def parser_preview(text: str, draft: Any, symbols: Mapping[str, str]) -> Any:
-    """Return ``draft`` with the slots ``text`` names applied (``buddy.assistant.parse``)."""
-    parse = importlib.import_module("buddy.assistant.parse")
-    return parse.apply_updates(draft, parse.parse_utterance(text, draft, symbols))
-
-
-def empty_draft() -> Any:
-    """Return an empty TradeIdeaDraft (``buddy.assistant.draft``)."""
-    return importlib.import_module("buddy.assistant.draft").TradeIdeaDraft()
-
-
-def slot_text(draft: DraftLike | None, slot: str) -> str:
+def slot_text(draft: TradeIdeaDraft | None, slot: str) -> str:
     """Return ``slot`` of ``draft`` as the table shows it, with its unit ('' when empty):
     size reads '100 units', 'risk 0.5% of equity' or 'risk 500' as it was given."""
     if draft is None:
@@ -191,6 +114,8 @@ def slot_text(draft: DraftLike | None, slot: str) -> str:
             return f"risk {draft.risk_amount:,.2f}"
         return ""
     value = getattr(draft, slot)
+    if slot == "target" and value is None and draft.target_r is not None:
+        return f"{draft.target_r:g}R"
     if value is None:
         return ""
     if slot == "entry" and draft.order_type:
@@ -200,7 +125,8 @@ def slot_text(draft: DraftLike | None, slot: str) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def slot_rows(draft: DraftLike | None, typed: DraftLike | None = None) -> tuple[SlotRow, ...]:
+def slot_rows(draft: TradeIdeaDraft | None, typed: TradeIdeaDraft | None = None
+              ) -> tuple[SlotRow, ...]:
     """Return the table of ``draft``'s slots; with ``typed`` (the draft with the words being
     typed applied) the slots those words fill or change are marked 'typing' / 'changed'."""
     shown = typed if typed is not None else draft
@@ -212,6 +138,8 @@ def slot_rows(draft: DraftLike | None, typed: DraftLike | None = None) -> tuple[
             state = "typing" if not before else "changed"
         elif after:
             state = "filled"
+        elif shown is not None and slot in shown.declined:
+            state = "declined"
         else:
             state = "missing" if slot in missing else "optional"
         rows.append(SlotRow(slot=slot, label=label, value=after, state=state))
@@ -221,21 +149,18 @@ def slot_rows(draft: DraftLike | None, typed: DraftLike | None = None) -> tuple[
 class ChatModel:
     """The view-model of the chat panel: the conversation of one user with the engine."""
 
-    def __init__(self, engine: ChatEngine, *, user: str, symbols: Mapping[str, str],
-                 keeper: ReportKeepingBuddy | None = None,
-                 preview: DraftPreview = parser_preview,
-                 new_draft: Callable[[], Any] = empty_draft) -> None:
+    def __init__(self, engine: Brainstorm, *, user: str, symbols: Mapping[str, str],
+                 keeper: ReportKeepingBuddy | None = None) -> None:
         self.engine = engine
         self.symbols = dict(symbols)  # ticker -> company name, for reading symbol names
         self.keeper = keeper
-        self._preview = preview
-        self._new_draft = new_draft
         self.user = user.strip()
         self.session_id: str | None = None
         self.messages: list[ChatMessage] = []
-        self.draft: Any = None
-        self.typed: Any = None  # the draft with the words being typed applied (not sent)
-        self.last_turn: TurnLike | None = None
+        self.draft: TradeIdeaDraft | None = None
+        # the draft with the words being typed applied (not sent)
+        self.typed: TradeIdeaDraft | None = None
+        self.last_turn: Turn | None = None
         self.error: str | None = None
 
     def set_user(self, user: str) -> None:
@@ -256,9 +181,9 @@ class ChatModel:
         """
         self.typed = None
         if text.strip():
-            draft = self.draft if self.draft is not None else self._new_draft()
+            draft = self.draft if self.draft is not None else TradeIdeaDraft()
             try:
-                self.typed = self._preview(text, draft, self.symbols)
+                self.typed = apply_updates(draft, parse_utterance(text, draft, self.symbols))
             except (BuddyError, ValueError, TypeError, KeyError):
                 # a half-typed sentence is not an error: Send's reply says what was read
                 self.typed = None
@@ -273,7 +198,7 @@ class ChatModel:
         shown = self.typed if self.typed is not None else self.draft
         return tuple(shown.problems()) if shown is not None else ()
 
-    def send(self, text: str) -> TurnLike | None:
+    def send(self, text: str) -> Turn | None:
         """Send ``text`` as one turn; return the turn, or None with ``error`` saying why."""
         if not text.strip():
             return self._fail("type a message first")
@@ -282,7 +207,7 @@ class ChatModel:
         self.messages.append(ChatMessage(role="user", text=text.strip()))
         return self._run(lambda: self.engine.turn(self.user, self.session_id, text.strip()))
 
-    def evaluate(self) -> TurnLike | None:
+    def evaluate(self) -> Turn | None:
         """Evaluate the draft (the one-click Evaluate); return the turn, or None with
         ``error``."""
         if not self.user:
@@ -292,7 +217,7 @@ class ChatModel:
         session_id = self.session_id
         return self._run(lambda: self.engine.evaluate(self.user, session_id))
 
-    def save_journal(self, note: str = "") -> TurnLike | None:
+    def save_journal(self, note: str = "") -> Turn | None:
         """Save the conversation (and its evaluation, if any) as a journal entry with
         ``note``; return the turn, or None with ``error``."""
         if not self.user:
@@ -303,7 +228,7 @@ class ChatModel:
         return self._run(lambda: self.engine.save_journal(self.user, session_id,
                                                           note.strip() or None))
 
-    def shown_report(self, turn: TurnLike | None = None) -> tuple[BuddyReport, ContextPack] | None:
+    def shown_report(self, turn: Turn | None = None) -> tuple[BuddyReport, ContextPack] | None:
         """Return the report of ``turn`` (default: the last turn) and the ContextPack it was
         evaluated on, or None when the turn evaluated nothing (or its report is gone)."""
         turn = turn if turn is not None else self.last_turn
@@ -317,7 +242,7 @@ class ChatModel:
                                         intent.as_of)
         return report, ctx
 
-    def _run(self, call: Callable[[], TurnLike]) -> TurnLike | None:
+    def _run(self, call: Callable[[], Turn]) -> Turn | None:
         self.error = None
         try:
             turn = call()
@@ -333,7 +258,7 @@ class ChatModel:
                                          renderer=turn.renderer))
         return turn
 
-    def _fail(self, message: str) -> TurnLike | None:
+    def _fail(self, message: str) -> Turn | None:
         self.error = message
         return None
 
@@ -366,7 +291,7 @@ def slots_html(rows: Sequence[SlotRow], problems: Sequence[FieldError] = ()) -> 
     for row in rows:
         colour = _STATE_COLOURS[row.state]
         value = html.escape(row.value) if row.value else (
-            "<i>needed</i>" if row.state == "missing" else "<i>optional</i>")
+            f"<i>{ {'missing': 'needed', 'declined': 'none'}.get(row.state, 'optional')}</i>")
         cells.append(f"<tr class='tb-slot tb-slot-{row.slot} tb-slot-{row.state}'>"
                      f"<td style='color:#607d8b;padding-right:8px'>{html.escape(row.label)}</td>"
                      f"<td class='tb-slot-value' style='color:{colour}'>{value}</td></tr>")
@@ -433,11 +358,9 @@ class ChatPanel:
     def beside(cls, app: WorkbenchApp) -> ChatPanel:
         """Return the panel for ``app``: the form's user, the app's report view and chart,
         and a Brainstorm over the app's Buddy (the optional LLM from the environment)."""
-        session = importlib.import_module("buddy.assistant.session")
-        llm = importlib.import_module("buddy.assistant.llm")
         keeper = ReportKeepingBuddy(app.buddy)
-        engine = session.Brainstorm(keeper, llm=llm.AssistantLLM.from_env())
-        symbols = {str(r.symbol): str(r.name) for r in app.buddy.store.tickers().itertuples()}
+        engine = Brainstorm(keeper, llm=AssistantLLM.from_env())
+        symbols = {symbol: inst.name for symbol, inst in keeper.catalogue().instruments.items()}
         panel = cls(ChatModel(engine, user=str(app.form["user"]), symbols=symbols,
                               keeper=keeper),
                     report_view=app.report_view, chart=app.chart)
@@ -451,7 +374,7 @@ class ChatPanel:
         self.model.set_user(user)
         self._refresh()
 
-    def send(self) -> TurnLike | None:
+    def send(self) -> Turn | None:
         """Send the text box (as Send does) and show the reply."""
         text = self.text.value
         turn = self.model.send(text)
@@ -459,12 +382,12 @@ class ChatPanel:
             self.text.value = ""
         return self._shown(turn)
 
-    def evaluate(self) -> TurnLike | None:
+    def evaluate(self) -> Turn | None:
         """Evaluate the draft (as Evaluate does) and show the report."""
         self.status.value = "<i>evaluating ...</i>"
         return self._shown(self.model.evaluate())
 
-    def save_journal(self) -> TurnLike | None:
+    def save_journal(self) -> Turn | None:
         """Save the conversation as a journal entry (as Save to journal does)."""
         turn = self.model.save_journal(self.note.value)
         if turn is not None:
@@ -472,20 +395,20 @@ class ChatPanel:
         self._shown(turn)
         if turn is not None and turn.journal_id:
             self.status.value = (f"<span style='color:#2e7d32'>saved to the journal "
-                                 f"({html.escape(turn.journal_id[:8])})</span>")
+                                 f"({html.escape(turn.journal_id)})</span>")
         return turn
 
     # ------------------------------------------------------------------ view
     def _typed(self, text: str) -> None:
         self.slots.value = slots_html(self.model.preview(text), self.model.problems())
 
-    def _shown(self, turn: TurnLike | None) -> TurnLike | None:
+    def _shown(self, turn: Turn | None) -> Turn | None:
         self._refresh()
         if turn is not None and turn.eval_id is not None:
             self._show_report(turn)
         return turn
 
-    def _show_report(self, turn: TurnLike) -> None:
+    def _show_report(self, turn: Turn) -> None:
         found = self.model.shown_report(turn)
         if found is None:
             verdict = (turn.report or {}).get("verdict", "?")

@@ -1,22 +1,28 @@
-"""The chat panel without a browser: type, click, read the slots, messages and report."""
+"""The chat panel without a browser: type, click, read the slots, messages and report.
+
+The panel talks to the real brainstorm engine (router, parser, Buddy) over a copy of the
+sample database, as the page does.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import pandas as pd
 import pytest
 
 from buddy.api import Buddy
-from buddy.errors import FieldError
+from buddy.assistant.draft import TradeIdeaDraft
+from buddy.assistant.session import Brainstorm
 from buddy.store import Store
+from buddy.store.assistant import read_messages, read_sessions
+from buddy.store.portfolio import record_equity
+from buddy.store.trades import read_journal
 from buddy.users.store import set_user
 from buddy.widgets.chat_view import (
+    ChatMessage,
     ChatModel,
     ChatPanel,
     ReportKeepingBuddy,
@@ -26,113 +32,19 @@ from buddy.widgets.chat_view import (
 )
 
 USER = "chat-user"
-REQUIRED = ("symbol", "side", "entry", "stop", "size")
+EQUITY = 100_000.0  # USD, known from 2000 on: "risk half a percent" sizes from it
+IDEA = "long AAPL on a pullback to 555, stop under 540, target 600, risk half a percent"
 
 
-# ---------------------------------------------------------------- a stand-in engine
-# The simplest engine honouring the contract of buddy.assistant.session.Brainstorm, until
-# the real one lands: "slot=value" words fill the draft; evaluate runs the real Buddy.
-@dataclass(frozen=True)
-class Draft:
-    symbol: str | None = None
-    side: str | None = None
-    thesis: str | None = None
-    entry: float | None = None
-    stop: float | None = None
-    target: float | None = None
-    size: float | None = None
-    risk_pct: float | None = None
-    risk_amount: float | None = None
-    horizon: int | None = None
-    timeframe: str | None = None
-    order_type: str | None = None
-    as_of: str | None = None
-
-    def missing(self) -> tuple[str, ...]:
-        return tuple(s for s in REQUIRED if getattr(self, s) is None)
-
-    def problems(self) -> tuple[FieldError, ...]:
-        if (self.side == "long" and self.entry is not None and self.stop is not None
-                and self.stop >= self.entry):
-            return (FieldError("stop", "must be below the entry of a long", self.stop),)
-        return ()
-
-
-def read_words(text: str, draft: Draft, symbols: dict[str, str]) -> Draft:
-    numbers = {"entry", "stop", "target", "size", "risk_pct"}
-    values: dict[str, Any] = {}
-    for key, value in re.findall(r"(\w+)=(\S+)", text):
-        if key == "horizon":
-            values[key] = int(value)
-        elif key in numbers:
-            values[key] = float(value)
-        elif key == "symbol" and value.upper() not in symbols:
-            raise ValueError(f"symbol: unknown {value!r}")
-        else:
-            values[key] = value.upper() if key == "symbol" else value
-    return dataclasses.replace(draft, **values)
-
-
-@dataclass(frozen=True)
-class Turn:
-    session_id: str
-    reply: str
-    route: str
-    draft: Draft
-    questions: tuple[str, ...] = ()
-    report: dict[str, Any] | None = None
-    eval_id: str | None = None
-    journal_id: str | None = None
-    renderer: str = "template"
-
-
-@dataclass
-class StandInEngine:
-    buddy: Buddy
-    symbols: dict[str, str]
-    sessions: dict[str, tuple[str, Draft]] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
-
-    def _draft(self, user_id: str, session_id: str) -> Draft:
-        owner, draft = self.sessions.get(session_id, (None, Draft()))
-        if owner != user_id:
-            raise KeyError(f"session_id: no session {session_id!r} of user {user_id!r}")
-        return draft
-
-    def turn(self, user_id: str, session_id: str | None, text: str) -> Turn:
-        self.calls.append("turn")
-        if session_id is None:
-            session_id = uuid.uuid4().hex
-            self.sessions[session_id] = (user_id, Draft())
-        draft = read_words(text, self._draft(user_id, session_id), self.symbols)
-        self.sessions[session_id] = (user_id, draft)
-        missing = draft.missing()
-        question = f"What is your {missing[0]}?" if missing else "Press Evaluate."
-        return Turn(session_id, question, "brainstorm", draft, (question,))
-
-    def evaluate(self, user_id: str, session_id: str) -> Turn:
-        self.calls.append("evaluate")
-        d = self._draft(user_id, session_id)
-        report = self.buddy.evaluate(
-            user=user_id, symbol=d.symbol or "", side=d.side or "", timeframe="1d",
-            entry=d.entry or 0.0, stop=d.stop, target=d.target, size=d.size or 0.0,
-            as_of=d.as_of or "2012-06-01", horizon=d.horizon)
-        return Turn(session_id, f"Score {report.overall_score:.0f}/100.", "evaluate", d,
-                    report=report.to_dict(), eval_id=report.eval_id)
-
-    def save_journal(self, user_id: str, session_id: str, note: str | None = None) -> Turn:
-        self.calls.append("save_journal")
-        d = self._draft(user_id, session_id)
-        return Turn(session_id, "Saved.", "save_journal", d, journal_id=uuid.uuid4().hex)
-
-
-# ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def db(sample_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a copy of the sample database with the chat user's account."""
+    """Return a copy of the sample database with the chat user's account and equity."""
     path = tmp_path_factory.mktemp("chat") / "buddy.duckdb"
     shutil.copy(sample_store.path, path)
-    set_user(Store(path), USER, equity=100_000.0)
+    store = Store(path)
+    set_user(store, USER, equity=EQUITY)
+    record_equity(store, USER, pd.Timestamp("2000-01-01T00:00Z").to_pydatetime(), EQUITY,
+                  "USD", "test")
     return path
 
 
@@ -141,16 +53,10 @@ def keeper(db: Path) -> ReportKeepingBuddy:
     return ReportKeepingBuddy(Buddy.open(db))
 
 
-def _symbols(buddy: Buddy) -> dict[str, str]:
-    return {str(r.symbol): str(r.name) for r in buddy.store.tickers().itertuples()}
-
-
 @pytest.fixture
 def panel(keeper: ReportKeepingBuddy) -> ChatPanel:
-    symbols = _symbols(keeper)
-    engine = StandInEngine(keeper, symbols)
-    model = ChatModel(engine, user=USER, symbols=symbols, keeper=keeper,
-                      preview=read_words, new_draft=Draft)  # type: ignore[arg-type]
+    symbols = {s: inst.name for s, inst in keeper.catalogue().instruments.items()}
+    model = ChatModel(Brainstorm(keeper), user=USER, symbols=symbols, keeper=keeper)
     return ChatPanel(model)
 
 
@@ -158,112 +64,115 @@ def _states(panel: ChatPanel) -> dict[str, str]:
     return {row.slot: row.state for row in panel.model.rows()}
 
 
-def _engine(panel: ChatPanel) -> StandInEngine:
-    engine = panel.model.engine
-    assert isinstance(engine, StandInEngine)
-    return engine
+def _values(panel: ChatPanel) -> dict[str, str]:
+    return {row.slot: row.value for row in panel.model.rows()}
 
 
-IDEA = "symbol=AAPL side=long entry=555 stop=540 target=600 size=100 horizon=10"
+def _sessions(keeper: ReportKeepingBuddy, user: str = USER) -> int:
+    return len(read_sessions(keeper.store, user))
 
 
-# ---------------------------------------------------------------- tests
-def test_the_slots_fill_as_the_user_types_and_nothing_is_sent(panel: ChatPanel) -> None:
-    panel.text.value = "symbol=aapl side=long entry=555"
-    states = _states(panel)
-    assert states["symbol"] == states["side"] == states["entry"] == "typing"
-    assert states["stop"] == "missing" and states["target"] == "optional"
+def test_the_slots_fill_as_the_user_types_and_nothing_is_sent(
+        panel: ChatPanel, keeper: ReportKeepingBuddy) -> None:
+    before = _sessions(keeper)
+    panel.text.value = "long apple on a pullback to 555, stop under 540"
+    states, values = _states(panel), _values(panel)
+    assert {states[s] for s in ("symbol", "side", "entry", "stop")} == {"typing"}
+    assert values["symbol"] == "AAPL" and values["entry"].startswith("555")
+    assert values["stop"] == "540"
+    assert states["target"] == "missing" and states["size"] == "missing"
+    assert states["horizon"] == "optional"
     assert "tb-slot-entry tb-slot-typing" in panel.slots.value
-    assert ">555 <" not in panel.slots.value and ">555<" in panel.slots.value
-    assert _engine(panel).calls == [] and panel.model.messages == []
+    assert panel.model.messages == [] and _sessions(keeper) == before  # nothing sent
     panel.text.value = ""  # cleared: back to the (empty) draft
     assert set(_states(panel).values()) <= {"missing", "optional"}
 
 
-def test_send_asks_for_what_is_missing_and_keeps_the_draft(panel: ChatPanel) -> None:
-    panel.text.value = "symbol=AAPL side=long entry=555"
+def test_send_asks_for_what_is_missing_and_stores_the_turn(
+        panel: ChatPanel, keeper: ReportKeepingBuddy) -> None:
+    panel.text.value = "long AAPL on a pullback to 555, stop under 540"
     panel.send_button.click()
     assert panel.text.value == ""
+    turn = panel.model.last_turn
+    assert turn is not None and turn.questions and turn.eval_id is None
     assert [m.role for m in panel.model.messages] == ["user", "assistant"]
-    assert panel.model.messages[1].text == "What is your stop?"
-    assert "What is your stop?" in panel.messages.value
-    states = _states(panel)
-    assert states["entry"] == "filled" and states["stop"] == "missing"
-    # a later turn changes a filled slot: shown as 'changed' while typed
-    panel.text.value = "entry=556"
+    assert panel.model.messages[1].text == turn.reply
+    assert "target" in turn.questions[0]
+    assert _states(panel)["entry"] == "filled" and _states(panel)["target"] == "missing"
+    assert len(read_messages(keeper.store, USER, turn.session_id)) == 2
+    # a later turn's words change a filled slot: shown as 'changed' while typed
+    panel.text.value = "actually entry 556"
     assert _states(panel)["entry"] == "changed"
-    assert panel.model.session_id is not None
+    assert _values(panel)["entry"].startswith("556")
 
 
 def test_a_contradiction_is_shown_under_the_slots(panel: ChatPanel) -> None:
-    panel.text.value = "symbol=AAPL side=long entry=555 stop=560"
+    panel.text.value = "long AAPL entry 555 stop 560"
+    assert any(p.field == "stop" for p in panel.model.problems())
     assert "tb-chat-problem" in panel.slots.value
-    assert "must be below the entry of a long" in panel.slots.value
 
 
-def test_evaluate_shows_the_report_in_the_report_view(panel: ChatPanel, db: Path) -> None:
-    panel.text.value = IDEA
+def test_evaluate_shows_the_logged_report_and_save_links_the_journal(
+        panel: ChatPanel, keeper: ReportKeepingBuddy) -> None:
+    panel.text.value = IDEA + ", as of 2012-06-01"
     panel.send()
-    assert _states(panel)["stop"] == "filled"
-    turn = panel.evaluate()
-    assert turn is not None and turn.eval_id is not None
+    assert panel.model.draft is not None and panel.model.draft.is_complete()
+    assert panel.model.last_turn is not None and panel.model.last_turn.eval_id is None
+    panel.evaluate_button.click()
+    turn = panel.model.last_turn
+    assert turn is not None and turn.eval_id is not None and turn.route == "evaluate"
+    # half a percent of 100,000 over the 15-point stop distance: 33 shares, said in the reply
+    assert "Size 33 units" in turn.reply
     shown = panel.report_view.model
     assert shown is not None and shown.eval_id == turn.eval_id
     assert re.fullmatch(r"\d+/100", shown.score_text)
-    assert "tb-score-value" in panel.report_view.header.value
+    assert turn.report is not None and shown.score == turn.report["overall_score"]
+    assert "size 33" in shown.headline and "tb-score-value" in panel.report_view.header.value
     assert panel.chart is not None and panel.chart.model is not None
-    logged = Store(db).query("SELECT count(*) AS n FROM trade_evaluations WHERE eval_id = ?",
-                             [turn.eval_id])
-    assert int(logged.iloc[0, 0]) == 1
-    assert panel.model.messages[-1].route == "evaluate"
-
-
-def test_save_to_journal_says_where_it_went(panel: ChatPanel) -> None:
-    panel.text.value = IDEA
-    panel.send()
+    report = keeper.reports[turn.eval_id]
     panel.note.value = "waiting for the pullback"
-    turn = panel.save_journal()
-    assert turn is not None and turn.journal_id is not None
-    assert turn.journal_id[:8] in panel.status.value
-    assert panel.note.value == ""
+    saved = panel.save_journal()
+    assert saved is not None and saved.journal_id is not None
+    assert saved.journal_id in panel.status.value and panel.note.value == ""
+    notes = read_journal(keeper.store, USER, intent_id=report.intent.intent_id)
+    assert list(notes["journal_id"]) == [saved.journal_id]
+    assert "waiting for the pullback" in notes["note_text"].iloc[0]
 
 
-def test_evaluate_or_save_before_a_conversation_sends_nothing(panel: ChatPanel) -> None:
+def test_evaluate_or_save_before_a_conversation_sends_nothing(
+        panel: ChatPanel, keeper: ReportKeepingBuddy) -> None:
+    before = _sessions(keeper)
     assert panel.evaluate() is None
     assert "no draft to evaluate" in panel.status.value
     assert panel.save_journal() is None
     assert "no conversation" in panel.status.value
-    panel.send()  # an empty text box
+    assert panel.send() is None  # an empty text box
     assert "type a message first" in panel.status.value
-    assert _engine(panel).calls == []
+    assert _sessions(keeper) == before and panel.report_view.model is None
 
 
-def test_a_blank_user_is_asked_for_and_another_user_starts_afresh(panel: ChatPanel) -> None:
-    panel.text.value = "symbol=AAPL"
+def test_a_blank_user_is_asked_for_and_another_users_session_is_refused(
+        panel: ChatPanel, keeper: ReportKeepingBuddy) -> None:
+    panel.text.value = "long AAPL"
     panel.send()
     session = panel.model.session_id
+    assert session is not None
     panel.set_user("  ")
     assert panel.model.messages == [] and panel.model.session_id is None
-    panel.text.value = "side=long"
+    panel.text.value = "short MSFT"
     assert panel.send() is None
     assert "enter your user id" in panel.status.value
-    # the engine refuses a session of another user: the panel says so, keeps its state
+    # the engine refuses another user's session: the panel says so and writes nothing
     panel.set_user("someone-else")
     panel.model.session_id = session
     assert panel.send() is None
     assert "session_id" in panel.status.value
-
-
-def test_words_the_preview_cannot_read_leave_the_draft_as_it_is(panel: ChatPanel) -> None:
-    panel.text.value = "symbol=NOPE"  # the stand-in parser raises ValueError
-    assert panel.model.typed is None
-    assert set(_states(panel).values()) <= {"missing", "optional"}
+    assert _sessions(keeper, "someone-else") == 0
+    assert len(read_messages(keeper.store, USER, session)) == 2  # the first turn only
 
 
 def test_messages_and_slots_are_escaped() -> None:
-    from buddy.widgets.chat_view import ChatMessage
-
     page = messages_html([ChatMessage(role="user", text="<script>x</script>")])
     assert "<script>" not in page and "&lt;script&gt;" in page
-    rows = slot_rows(Draft(thesis="<b>bold</b>"))
-    assert "<b>bold" not in slots_html(rows)
+    rows = slot_rows(TradeIdeaDraft(thesis="<b>bold</b>"))
+    assert "<b>bold" not in slots_html(rows) and "&lt;b&gt;bold" in slots_html(rows)
