@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +37,7 @@ from buddy.guardrails import predictive_phrases, request_categories, safe_reply,
 from buddy.store.assistant import (
     JournalRow,
     MessageRow,
+    SessionChangedError,
     create_session,
     read_messages,
     read_session,
@@ -51,6 +54,8 @@ __all__ = ["MAX_TEXT_CHARS", "AssistantInputError", "Brainstorm", "Turn"]
 
 #: The longest message a turn accepts (characters).
 MAX_TEXT_CHARS = 4_000
+#: How many sessions' latest state a Brainstorm keeps in memory.
+CACHED_SESSIONS = 256
 #: The timeframe a draft without one is evaluated on, when the symbol has it.
 DEFAULT_TIMEFRAME = "1d"
 #: The ``content_or_ref`` of the user's side of a button press.
@@ -79,7 +84,7 @@ _NOTE_AFTER = re.compile(r"(?:note|saying|with)\s*[:\-]\s*(?P<note>.+)$|:\s*(?P<
 _SLOT_WORDS = {"symbol": "symbol", "side": "side", "thesis": "thesis", "entry": "entry",
                "stop": "stop", "target": "target", "size": "size", "risk_pct": "risk",
                "risk_amount": "risk", "horizon": "horizon", "timeframe": "timeframe",
-               "order_type": "order type", "as_of": "as of"}
+               "order_type": "order type", "as_of": "as of", "target_r": "target in R"}
 _NEUTRAL_REPLY = ("I noted your message. Tell me the idea's symbol, side, entry, stop, target "
                   "and size, or say evaluate when it is complete.")
 
@@ -141,6 +146,10 @@ class Brainstorm:
         self.buddy = buddy
         self._router = router
         self.llm = llm
+        # the state each recent session was written with (oldest first): a turn answers
+        # from it without a read, and write_turn checks the stored turn count is the same
+        self._states: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     @property
     def router(self) -> IntentRouter:
@@ -158,6 +167,7 @@ class Brainstorm:
         session_id = _new_id("ses")
         create_session(self.buddy.store, session_id=session_id, user_id=user_id,
                        started_at=_now(), mode="brainstorm", state=_initial_state())
+        self._remember(user_id, session_id, _initial_state())
         return session_id
 
     def turn(self, user_id: str, session_id: str | None, text: str) -> Turn:
@@ -166,21 +176,16 @@ class Brainstorm:
         message and KeyError('session_id: ...') for a session the user does not have."""
         user_id = _checked_user(user_id)
         text = _checked_text(text)
-        received = _now()
-        session_id, state, new = self._session(user_id, session_id)
-        draft = _draft_from(state)
-        outcome = self._answer(user_id, session_id, state, draft, text)
-        return self._persist(user_id, session_id, state, new, received, text, outcome)
+        return self._run(user_id, session_id, text,
+                         lambda sid, state, draft: self._answer(user_id, sid, state, draft,
+                                                                text))
 
     def evaluate(self, user_id: str, session_id: str) -> Turn:
         """Evaluate the session's draft as it stands (the one-click Evaluate): the report
         when the draft is complete, else the question for what is missing."""
         user_id = _checked_user(user_id)
-        received = _now()
-        session_id, state, new = self._session(user_id, _checked_session(session_id))
-        outcome = self._evaluate(user_id, _draft_from(state))
-        return self._persist(user_id, session_id, state, new, received,
-                             ACTION_REFS["evaluate"], outcome)
+        return self._run(user_id, _checked_session(session_id), ACTION_REFS["evaluate"],
+                         lambda sid, state, draft: self._evaluate(user_id, draft))
 
     def save_journal(self, user_id: str, session_id: str, note: str | None = None) -> Turn:
         """Save the session as a journal entry (the idea, the evaluation, the user's note
@@ -188,11 +193,10 @@ class Brainstorm:
         user_id = _checked_user(user_id)
         if note is not None:
             note = _checked_text(note, name="note")
-        received = _now()
-        session_id, state, new = self._session(user_id, _checked_session(session_id))
-        outcome = self._save_journal(user_id, session_id, state, _draft_from(state), note)
         content = ACTION_REFS["save_journal"] + ("" if note is None else f" note: {note}")
-        return self._persist(user_id, session_id, state, new, received, content, outcome)
+        return self._run(user_id, _checked_session(session_id), content,
+                         lambda sid, state, draft: self._save_journal(user_id, sid, state,
+                                                                      draft, note))
 
     def history(self, user_id: str, session_id: str) -> list[dict[str, Any]]:
         """Return the session's messages in order (msg_id, session_id, ts, role,
@@ -210,10 +214,30 @@ class Brainstorm:
         return _draft_from(state)
 
     # ---------------------------------------------------------------- one turn
-    def _session(self, user_id: str, session_id: str | None
+    def _run(self, user_id: str, session_id: str | None, content: str,
+             answer: Callable[[str, dict[str, Any], TradeIdeaDraft], _Outcome]) -> Turn:
+        """Answer and store one turn; answer once more from the stored state when another
+        process took a turn in the session meanwhile."""
+        received = _now()
+        for attempt in (0, 1):
+            sid, state, new = self._session(user_id, session_id, fresh=attempt > 0)
+            outcome = answer(sid, state, _draft_from(state))
+            try:
+                return self._persist(user_id, sid, state, new, received, content, outcome)
+            except SessionChangedError:
+                self._states.pop((user_id, sid), None)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _session(self, user_id: str, session_id: str | None, *, fresh: bool = False
                  ) -> tuple[str, dict[str, Any], bool]:
         if session_id is None:
             return _new_id("ses"), _initial_state(), True
+        cached = None if fresh else self._states.get((user_id, session_id))
+        if cached is not None:
+            # the stored turn count is checked when the turn is written (write_turn)
+            return session_id, dict(cached), False
         record = read_session(self.buddy.store, user_id, session_id)
         if record is None:
             raise KeyError(f"session_id: no session {session_id!r} for user {user_id!r}")
@@ -222,6 +246,8 @@ class Brainstorm:
 
     def _answer(self, user_id: str, session_id: str, state: dict[str, Any],
                 draft: TradeIdeaDraft, text: str) -> _Outcome:
+        if _SAVE_JOURNAL.search(text):  # the note is stored as the user's text, never obeyed
+            return self._save_journal(user_id, session_id, state, draft, _note_in(text))
         categories = request_categories(text)
         if categories:
             return _Outcome(reply=safe_reply(text) or "", route="brainstorm", draft=draft,
@@ -231,24 +257,22 @@ class Brainstorm:
             return _Outcome(reply=RULES_REPLY, route="brainstorm", draft=draft,
                             templated=False,
                             tool_calls=[{"tool": "guardrail", "categories": ["override"]}])
-        if _SAVE_JOURNAL.search(text):
-            return self._save_journal(user_id, session_id, state, draft, _note_in(text))
-        routing = self.router.route(text, draft)
+        routing = self.router.route(text, draft, symbols=self._symbols())
         call: dict[str, Any] = {"tool": "route", "route": str(routing.route),
                                 "confidence": round(float(routing.confidence), 4),
                                 "trade_ref": routing.trade_ref}
         if str(routing.route) == "review":
-            outcome = self._review(user_id, text, draft, routing)
+            outcome = self._review(user_id, draft, routing)
             outcome.tool_calls.insert(0, call)
             return outcome
-        from buddy.assistant.parse import apply_updates, parse_utterance
+        from buddy.assistant.parse import apply_updates, overwrites, parse_utterance
 
         updates = parse_utterance(text, draft, self._symbols())
         updated = apply_updates(draft, updates)
         parsed = {"tool": "parse", "updates": [
             {"slot": u.slot, "value": _jsonable(u.value), "source_text": u.source_text}
             for u in updates]}
-        noted = _changes(draft, updated)
+        noted = _changes(draft, updated, [o.sentence() for o in overwrites(draft, updates)])
         if str(routing.route) == "evaluate":
             outcome = self._evaluate(user_id, updated)
             outcome.reply = _join(noted, outcome.reply)
@@ -339,6 +363,11 @@ class Brainstorm:
             said.append(f"Evaluated as of the last close in the data, {_day(last, inst.timezone)}"
                         f" ({timeframe} bars); name another time with 'as of' and a date.")
         entry, stop = float(draft.entry), float(draft.stop)  # type: ignore[arg-type]
+        target = draft.target
+        if target is None and draft.target_r is not None:  # "target 2R": from the stop distance
+            sign = 1.0 if draft.side == "long" else -1.0
+            target = entry + sign * float(draft.target_r) * abs(entry - stop)
+            said.append(f"Target {target:g}: {draft.target_r:g}R from the entry.")
         risk_amount = draft.risk_amount
         if draft.size is not None:
             size = float(draft.size)
@@ -367,7 +396,7 @@ class Brainstorm:
                         f"{abs(entry - stop):g} per unit ({entry:g} to {stop:g}), rounded "
                         f"down to whole lots of {inst.lot_size:g}.")
         args = {"user": user_id, "symbol": symbol, "side": draft.side, "timeframe": timeframe,
-                "entry": entry, "stop": stop, "target": draft.target, "size": size,
+                "entry": entry, "stop": stop, "target": target, "size": size,
                 "as_of": as_of, "horizon": draft.horizon,
                 "order_type": draft.order_type or "limit", "risk_amount": risk_amount}
         return _Plan(intent_args=args, said=" ".join(said))
@@ -392,12 +421,11 @@ class Brainstorm:
         return None, "no equity history and no account snapshot written by then"
 
     # ---------------------------------------------------------------- review
-    def _review(self, user_id: str, text: str, draft: TradeIdeaDraft, routing: Routing
-                ) -> _Outcome:
+    def _review(self, user_id: str, draft: TradeIdeaDraft, routing: Routing) -> _Outcome:
         from buddy.store.trades import read_reviews
         from buddy.trades.review import render_review
 
-        trade, asked = self._find_trade(user_id, text, draft, routing.trade_ref)
+        trade, asked = self._find_trade(user_id, routing.trade_ref)
         if trade is None:
             reply = (f"I found no closed trade of yours for {asked}. Name the trade by its id "
                      "(buddy trades list shows them), or say which symbol's last trade.")
@@ -427,36 +455,32 @@ class Brainstorm:
                                      "review_id": str(review.get("review_id")),
                                      "process_grade": str(review.get("process_grade"))}])
 
-    def _find_trade(self, user_id: str, text: str, draft: TradeIdeaDraft, ref: str | None
-                    ) -> tuple[dict[str, Any] | None, str]:
-        """Return the user's closed trade the message names (by id, or the latest of a
-        symbol, or the latest of all) and how it was asked for."""
+    def _find_trade(self, user_id: str, ref: str | None) -> tuple[dict[str, Any] | None, str]:
+        """Return the user's closed trade ``ref`` names (``Routing.trade_ref``: a trade id,
+        or 'last [TICKER] [long|short]') and how it was asked for; None when there is none."""
+        from buddy.assistant.router import parse_trade_ref
         from buddy.store.trades import read_trades
 
-        trades = read_trades(self.buddy.store, user_id, status="closed")
-        ids = {str(t).lower(): str(t) for t in trades["trade_id"]} if len(trades) else {}
-        candidates = [ref] if ref else []
-        candidates += re.findall(r"\b[A-Za-z]+[-_]?\d[\w-]*\b", text)
-        for word in candidates:
-            if word and word.strip().lower() in ids:
-                row = trades[trades["trade_id"] == ids[word.strip().lower()]]
-                return row.iloc[0].to_dict(), f"trade {word.strip()}"
-        symbols = self._symbols()
-        symbol = None
-        for word in ([ref] if ref else []) + re.findall(r"[A-Za-z]{2,10}", text):
-            if word and word.upper() in symbols:
-                symbol = word.upper()
-                break
-        if symbol is None and draft.symbol and re.search(r"\bthis\b|\bit\b", text, re.I):
-            symbol = draft.symbol
-        looks_like_id = bool(ref and re.search(r"\d", ref))
-        if looks_like_id:
+        if not ref:
+            return None, "the trade you meant (no trade id or symbol named)"
+        try:
+            named = parse_trade_ref(ref)
+        except ValueError:
             return None, f"trade {ref}"
-        pick = trades if symbol is None else trades[trades["symbol"] == symbol]
+        trades = read_trades(self.buddy.store, user_id, status="closed")
+        if named.trade_id is not None:
+            wanted = _id_key(named.trade_id)
+            hits = trades[[_id_key(str(t)) == wanted for t in trades["trade_id"]]]
+            return (hits.iloc[0].to_dict() if len(hits) else None), f"trade {named.trade_id}"
+        asked = " ".join(p for p in ("your last", named.symbol, named.side, "trade") if p)
+        pick = trades
+        if named.symbol is not None:
+            pick = pick[pick["symbol"] == named.symbol.upper()]
+        if named.side is not None:
+            pick = pick[pick["side"] == named.side]
         if pick.empty:
-            return None, f"your last {symbol} trade" if symbol else "your last trade"
-        latest = pick.sort_values(["close_ts", "trade_id"]).iloc[-1]
-        return latest.to_dict(), (f"your last {symbol} trade" if symbol else "your last trade")
+            return None, asked
+        return pick.sort_values(["close_ts", "trade_id"]).iloc[-1].to_dict(), asked
 
     # ---------------------------------------------------------------- journal
     def _save_journal(self, user_id: str, session_id: str, state: dict[str, Any],
@@ -466,7 +490,7 @@ class Brainstorm:
                     if state.get("turns") else [])
         intent_id = state.get("intent_id")
         lines = [f"Brainstorm session {session_id}",
-                 f"Idea: {_draft_words(draft) or 'no slot filled'}"]
+                 f"Idea: {draft.summary() or 'no slot filled'}"]
         evaluated = state.get("evaluated")
         if evaluated:
             score = evaluated.get("score")
@@ -517,16 +541,26 @@ class Brainstorm:
                                        "fallback_reason": reason}]
         write_turn(self.buddy.store, session_id=session_id, user_id=user_id,
                    active_at=answered, mode=outcome.route, state=new_state, new_session=new,
-                   journal=outcome.journal, messages=[
+                   journal=outcome.journal,
+                   expect_turns=None if new else int(state.get("turns", 0)), messages=[
                        MessageRow(msg_id=_new_id("msg"), ts=received, role="user",
                                   content=content),
                        MessageRow(msg_id=_new_id("msg"), ts=answered, role="assistant",
                                   content=reply, tool_calls=calls)])
+        self._remember(user_id, session_id, new_state)
         return Turn(session_id=session_id, reply=reply, route=outcome.route,
                     draft=outcome.draft, questions=outcome.questions, report=outcome.report,
                     eval_id=outcome.eval_id,
                     journal_id=outcome.journal.journal_id if outcome.journal else None,
                     renderer=renderer, tool_calls=tuple(calls))
+
+    def _remember(self, user_id: str, session_id: str, state: dict[str, Any]) -> None:
+        key = (user_id, session_id)
+        with self._lock:
+            self._states.pop(key, None)
+            self._states[key] = state
+            while len(self._states) > CACHED_SESSIONS:
+                self._states.pop(next(iter(self._states)))
 
     def _symbols(self) -> dict[str, str]:
         return {s: inst.name for s, inst in self.buddy.catalogue().instruments.items()}
@@ -595,47 +629,33 @@ def _jsonable(value: Any) -> Any:
 
 
 def _slot_values(draft: TradeIdeaDraft) -> dict[str, Any]:
-    return {k: v for k, v in draft.to_dict().items() if v is not None}
+    """Return the draft's filled values (not its declined slots or conflicts)."""
+    return {k: v for k, v in draft.to_dict().items()
+            if v is not None and k not in ("declined", "conflicts")}
+
+
+def _id_key(trade_id: str) -> str:
+    return trade_id.replace("-", "").strip().lower()
 
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _changes(before: TradeIdeaDraft, after: TradeIdeaDraft) -> str:
-    """Return the words saying which slots the turn filled or changed."""
+def _changes(before: TradeIdeaDraft, after: TradeIdeaDraft, changed: Sequence[str]) -> str:
+    """Return the words saying which slots the turn filled and which it changed (the
+    parser's ``Overwrite.sentence``)."""
     old, new = _slot_values(before), _slot_values(after)
-    filled, changed = [], []
+    filled = []
     for slot, value in new.items():
-        word = _SLOT_WORDS.get(slot, slot)
+        if slot in old:
+            continue
         shown = f"{_fmt(value)}%" if slot == "risk_pct" else _fmt(value)
-        if slot == "thesis":
-            shown = f"'{value}'"
-        if slot not in old:
-            filled.append(f"{word} {shown}")
-        elif old[slot] != value:
-            was = f"{_fmt(old[slot])}%" if slot == "risk_pct" else _fmt(old[slot])
-            changed.append(f"{word} changed from {was} to {shown}")
-    parts = []
-    if filled:
-        parts.append("Noted: " + ", ".join(filled) + ".")
-    if changed:
-        parts.append(" ".join(c[0].upper() + c[1:] + "." for c in changed))
+        filled.append(f"{_SLOT_WORDS.get(slot, slot)} " + (f"'{value}'" if slot == "thesis"
+                                                          else shown))
+    parts = ["Noted: " + ", ".join(filled) + "."] if filled else []
+    parts += [c[0].upper() + c[1:] + "." for c in changed if c]
     return " ".join(parts)
-
-
-def _draft_words(draft: TradeIdeaDraft) -> str:
-    values = _slot_values(draft)
-    order = ("side", "symbol", "timeframe", "entry", "stop", "target", "size", "risk_pct",
-             "risk_amount", "horizon", "order_type", "as_of", "thesis")
-    words = []
-    for slot in order:
-        if slot in values:
-            value = values[slot]
-            shown = f"{_fmt(value)}%" if slot == "risk_pct" else _fmt(value)
-            words.append(shown if slot in ("side", "symbol") else
-                         f"{_SLOT_WORDS.get(slot, slot)} {shown}")
-    return ", ".join(words)
 
 
 def _draft_numbers(draft: TradeIdeaDraft) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from buddy.store.core import Store, StoreOrCon, insert_rows, reader, scalar
+from buddy.store.core import Store, StoreOrCon, insert_rows, reader
 
 #: Columns of ``assistant_messages`` (the seed's, migration 0001).
 MESSAGE_COLUMNS: tuple[str, ...] = (
@@ -23,6 +23,10 @@ MESSAGE_COLUMNS: tuple[str, ...] = (
 #: Columns of ``assistant_sessions`` (the seed's, migration 0001).
 SESSION_COLUMNS: tuple[str, ...] = (
     "session_id", "user_id", "started_at", "last_active_at", "mode", "session_state_json")
+
+
+class SessionChangedError(RuntimeError):
+    """The session took another turn (another process) since its state was read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +101,28 @@ def read_messages(source: StoreOrCon, user_id: str, session_id: str) -> list[dic
 
 def write_turn(store: Store, *, session_id: str, user_id: str, active_at: datetime, mode: str,
                state: Mapping[str, Any], messages: Sequence[MessageRow],
-               new_session: bool = False, journal: JournalRow | None = None) -> None:
+               new_session: bool = False, journal: JournalRow | None = None,
+               expect_turns: int | None = None) -> None:
     """Write one turn in ONE transaction: the session (created when ``new_session``, else
     updated: its state, mode and ``last_active_at``), its messages and, when given, the
-    journal entry the turn saves. Raises KeyError naming the session when the user has no
-    such session; nothing is written then."""
+    journal entry the turn saves.
+
+    Raises KeyError naming the session when the user has no such session, and
+    SessionChangedError when ``expect_turns`` is given and the stored state's ``turns`` is
+    another (the turn was answered from a stale state); nothing is written then."""
     with store.transaction() as con:
         if new_session:
             _insert_session(con, session_id, user_id, active_at, mode, state)
         else:
-            if not scalar(con, "SELECT count(*) FROM assistant_sessions WHERE session_id = ? "
-                          "AND user_id = ?", [session_id, user_id]):
+            row = con.execute("SELECT CAST(json_extract(session_state_json, '$.turns') AS "
+                              "BIGINT) FROM assistant_sessions WHERE session_id = ? AND "
+                              "user_id = ?", [session_id, user_id]).fetchone()
+            if row is None:
                 raise KeyError(f"session_id: no session {session_id!r} for user {user_id!r}")
+            if expect_turns is not None and (row[0] or 0) != expect_turns:
+                raise SessionChangedError(
+                    f"session_id: {session_id!r} has {row[0]} turns stored, the turn was "
+                    f"answered after {expect_turns}")
             con.execute("UPDATE assistant_sessions SET last_active_at = ?, mode = ?, "
                         "session_state_json = ? WHERE session_id = ? AND user_id = ?",
                         [active_at, mode, _json(state), session_id, user_id])
