@@ -118,10 +118,11 @@ class TradeIdeaDraft:
             parts.append("entry at market")
         if self.stop is not None:
             parts.append(f"stop {format_number(self.stop)}")
-        if self.target is not None:
-            parts.append(f"target {format_number(self.target)}")
         if self.target_r is not None:
-            parts.append(f"target {format_number(self.target_r)}R")
+            at = f" ({format_number(self.target)})" if self.target is not None else ""
+            parts.append(f"target {format_number(self.target_r)}R{at}")
+        elif self.target is not None:
+            parts.append(f"target {format_number(self.target)}")
         if self.size is not None:
             parts.append(f"size {format_number(self.size)} units")
         if self.risk_pct is not None:
@@ -242,7 +243,9 @@ def _geometry_errors(d: TradeIdeaDraft) -> list[FieldError]:
         return []
     long = d.side == "long"
     out: list[FieldError] = []
-    e, s, t = d.entry, d.stop, d.target
+    # a price already refused by its own rule is not compared again
+    e, s, t = (v if v is not None and math.isfinite(v) and v > 0 else None
+               for v in (d.entry, d.stop, d.target))
 
     def wrong(a: float, b: float) -> bool:
         # For a long, a must be strictly below b; for a short strictly above.

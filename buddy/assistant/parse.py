@@ -16,6 +16,7 @@ not pin down ("risk 500": percent or currency?) becomes a rejected update whose 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -138,8 +139,9 @@ _PCT = r"\s*(?:%|\bpercent\b|\bper\s?cent\b|\bpct\b)"
 _CUR = r"\s*(?:\bdollars?\b|\busd\b|\bbucks\b|\beur\b|\beuros?\b)"
 _CLAUSE_END = r"(?=$|[,;!?]|\.(?!\d))"
 
-_DATE = re.compile(r"\bas\s+of\s+(?P<d>.+?)" r"(?=$|[,;!?]|\.(?!\d)|\s+(?:and|with|stop|"
-                   r"target|risk|entry|long|short|buy|sell|for|on)\b)")
+# a date runs to the clause's end; "Jun 1, 2012" keeps its comma before the year
+_DATE = re.compile(r"\bas\s+of\s+(?P<d>.+?)(?=$|[;!?]|,(?!\s*\d{4}\b)|\.(?!\d)|\s+(?:and|"
+                   r"with|stop|target|risk|entry|long|short|buy|sell|for|on)\b)")
 _LATEST = re.compile(r"(?:now|today|latest|the\s+latest|the\s+last\s+close|last\s+close)\s*$")
 _BUY_SELL_STOP = re.compile(rf"\b(?P<side>buy|sell)[\s-]stop(?:\s+order)?{_CONN}{NUM}")
 _BREAK = re.compile(rf"\bbreak(?:s|ing)?(?:out|down)?\s+(?P<dir>above|over|through|below|"
@@ -148,7 +150,7 @@ _NO = re.compile(r"\bno\s+(?:fixed\s+|set\s+|real\s+)?(?P<slot>target|profit\s+t
                  r"stop(?:[\s-]?loss)?|horizon|time\s+stop|thesis)\b")
 _STOP = re.compile(rf"\b(?:stop(?:[\s-]?loss)?|sl|stopped\s+out){_CONN}{NUM}")
 _TARGET = re.compile(rf"\b(?:(?:price|profit)\s+)?(?:target(?:s|ing|ed)?|tp|pt|"
-                     rf"take[\s-]?profits?|objective|aim(?:ing)?\s+(?:for|at)|exit"
+                     rf"take[\s-]?profits?|objective|aim(?:ing)?\s+(?:for|at)|cover(?:ing)?\s+at|exit"
                      rf"(?:ing)?\s+(?:at|around|near)){_CONN}{NUM}(?P<r>\s?r\b)?")
 _RISK = re.compile(rf"\brisk(?:ing|s)?\b{_CONN}{NUM}(?:(?P<pct>{_PCT})|(?P<cur>{_CUR}))?"
                    r"(?:\s+of\s+(?:my\s+|the\s+)?(?:equity|account|capital))?")
@@ -222,7 +224,7 @@ def parse_utterance(text: str, draft: TradeIdeaDraft, symbols: Mapping[str, str]
     out += _sizes(work)
     out += _horizons(work, draft)
     out += _timeframes(work)
-    out += _entries(work)
+    out += _entries(work, draft, side_updates)
     out += side_updates
     out += _thesis(text)
     return tuple(out)
@@ -333,25 +335,24 @@ def _dates(work: _Work, base: datetime | None) -> list[SlotUpdate]:
 
 def _read_date(words: str, base: datetime | None) -> tuple[str | None, str | None]:
     """Return (ISO date or date-time, None) or (None, the rule the words broke)."""
-    from dateparser.date import DateDataParser  # type: ignore[import-untyped]
-
-    def parse(at: datetime) -> tuple[datetime | None, str | None]:
-        settings = {"REQUIRE_PARTS": ["day", "month", "year"], "RELATIVE_BASE": at,
-                    "RETURN_TIME_AS_PERIOD": True, "DATE_ORDER": "MDY",
-                    "PREFER_DATES_FROM": "past"}
-        data = DateDataParser(languages=["en"], settings=settings).get_date_data(words)
-        return data.date_obj, data.period
-
+    iso = _ISO_DATE.fullmatch(words.strip())
+    if iso:
+        try:
+            when = datetime.fromisoformat(iso.group(0).replace(" ", "T"))
+        except ValueError:
+            return None, "must be a real calendar date"
+        return (when.isoformat(timespec="minutes") if iso.group("time")
+                else when.date().isoformat()), None
     # Two bases far apart: a date that moves with the base is relative ("yesterday").
-    first, period = parse(datetime(2001, 1, 1))
-    second, _ = parse(datetime(2011, 7, 15))
+    first, period = _date_parser(_FAR_BASES[0]).parse(words)
+    second, _ = _date_parser(_FAR_BASES[1]).parse(words)
     if first is None:
         return None, "must be a date with day, month and year (e.g. 'as of June 1 2012')"
     if first != second:
         if base is None:
             return None, ("is relative, and the conversation has no date to count from: "
                           "name the day, month and year")
-        first, period = parse(base)
+        first, period = _date_parser(base).parse(words)
         if first is None:
             return None, "must be a date with day, month and year"
     if first.tzinfo is not None:
@@ -359,6 +360,31 @@ def _read_date(words: str, base: datetime | None) -> tuple[str | None, str | Non
     if period == "time":
         return first.isoformat(timespec="minutes"), None
     return first.date().isoformat(), None
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?P<time>[ T]\d{2}:\d{2}(?::\d{2})?)?")
+_FAR_BASES = (datetime(2001, 1, 1), datetime(2011, 7, 15))
+
+
+class _DateParser:
+    """dateparser with every part of a date required, counting from one fixed base."""
+
+    def __init__(self, base: datetime) -> None:
+        from dateparser.date import DateDataParser  # type: ignore[import-untyped]
+
+        settings = {"REQUIRE_PARTS": ["day", "month", "year"], "RELATIVE_BASE": base,
+                    "RETURN_TIME_AS_PERIOD": True, "DATE_ORDER": "MDY",
+                    "PREFER_DATES_FROM": "past"}
+        self._parser = DateDataParser(languages=["en"], settings=settings)
+
+    def parse(self, words: str) -> tuple[datetime | None, str | None]:
+        data = self._parser.get_date_data(words)
+        return data.date_obj, data.period
+
+
+@functools.lru_cache(maxsize=16)
+def _date_parser(base: datetime) -> _DateParser:
+    return _DateParser(base)
 
 
 def _clean_name(name: str) -> str:
@@ -543,7 +569,8 @@ def _timeframes(work: _Work) -> list[SlotUpdate]:
     return out
 
 
-def _entries(work: _Work) -> list[SlotUpdate]:
+def _entries(work: _Work, draft: TradeIdeaDraft, sides: Sequence[SlotUpdate]
+             ) -> list[SlotUpdate]:
     out = []
     for m in work.finditer(_PULLBACK):
         src = work.take(m)
@@ -552,11 +579,16 @@ def _entries(work: _Work) -> list[SlotUpdate]:
             out += [*found, SlotUpdate("order_type", "limit", src)]
     for m in work.finditer(_MARKET):
         out.append(SlotUpdate("order_type", "market", work.take(m)))
+    side = sides[0].value if sides else draft.side
     for m in work.finditer(_ENTRY):
         src = work.take(m)
-        found = _number_update("entry", m, src)
+        word = m.group("w")
+        # the opposite order closes the trade: on a long, "sell at 600" is the exit
+        closing = ((side == "long" and word.startswith("sell"))
+                   or (side == "short" and word.startswith("buy")))
+        found = _number_update("target" if closing else "entry", m, src)
         out += found
-        if found and m.group("w").startswith("limit"):
+        if found and word.startswith("limit"):
             out.append(SlotUpdate("order_type", "limit", src))
     out += _simple(work, _AT, "entry")
     return out
