@@ -57,7 +57,7 @@ from buddy.service.models import (
 )
 from buddy.store import Store
 
-__all__ = ["INTENT_FIELD_NAMES", "Service", "create_app"]
+__all__ = ["INTENT_FIELD_NAMES", "Service", "create_app", "jsonable"]
 
 T = TypeVar("T")
 
@@ -242,27 +242,27 @@ def _missing(value: Any) -> bool:
 
 def _report(buddy: Buddy, intent: TradeIntent, log: bool) -> dict[str, Any]:
     report = buddy.evaluate_intent(intent, log=log)
-    out = report.to_dict()
+    out: dict[str, Any] = jsonable(report.to_dict())
     out["logging"] = {"state": report.logging.state, "detail": report.logging.detail}
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Return a snapshot dataclass or row as JSON-ready data (NaN as None)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, pd.Timestamp | datetime):
         return pd.Timestamp(value).isoformat()
     if _missing(value):
         return None
     if hasattr(value, "item"):  # numpy scalars
-        return _jsonable(value.item())
+        return jsonable(value.item())
     if hasattr(value, "tolist"):  # numpy arrays
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -335,7 +335,7 @@ def _routes(app: FastAPI) -> None:
             except IntentLocked as exc:
                 raise Conflict(str(exc)) from None
             return IntentResponse(intent_id=intent.intent_id, action=action,
-                                  intent=_jsonable(intent.as_dict()))
+                                  intent=jsonable(intent.as_dict()))
 
         return _run(service, work)
 
@@ -385,7 +385,7 @@ def _routes(app: FastAPI) -> None:
                 risk = {"horizon_bars": horizon, "state": snapshot.hmm_state_label,
                         "p_leave": snapshot.transition_risk(horizon)}
             return RegimeResponse(symbol=sym, timeframe=tf, as_of=at.isoformat(),
-                                  snapshot=_jsonable(snapshot) if snapshot else None,
+                                  snapshot=jsonable(snapshot) if snapshot else None,
                                   transition_risk=risk, not_checked=reason)
 
         return _run(service, work)
@@ -413,7 +413,7 @@ def _routes(app: FastAPI) -> None:
             named = {k: float(v) for k, v in snapshot.named_levels().items()
                      if v is not None and math.isfinite(v)}
             return KeyLevelsResponse(symbol=sym, timeframe=tf, as_of=at.isoformat(),
-                                     snapshot=_jsonable(snapshot), named_levels=named)
+                                     snapshot=jsonable(snapshot), named_levels=named)
 
         return _run(service, work)
 
@@ -440,10 +440,10 @@ def _routes(app: FastAPI) -> None:
                 missing.append("no account: no rules")
             else:
                 rules = {"version": state.rules_version,
-                         **_jsonable(state.rules.as_dict())}
+                         **jsonable(state.rules.as_dict())}
             return StrategyProfileResponse(
-                user_id=user, profile=_jsonable(profile),
-                playbooks=_jsonable(books.drop(columns=["centroid_vector"], errors="ignore"
+                user_id=user, profile=jsonable(profile),
+                playbooks=jsonable(books.drop(columns=["centroid_vector"], errors="ignore"
                                                ).to_dict("records")),
                 rules=rules, not_checked=missing)
 
@@ -476,7 +476,7 @@ def _routes(app: FastAPI) -> None:
             snapshot, reason = exposure_snapshot(buddy.store, user, at)
             return ExposureResponse(user_id=user, as_of=at.isoformat(),
                                     snapshot=None if snapshot is None
-                                    else _jsonable(snapshot.as_dict()),
+                                    else jsonable(snapshot.as_dict()),
                                     not_checked=reason)
 
         return _run(service, work)
@@ -499,7 +499,7 @@ def _routes(app: FastAPI) -> None:
                 raise Conflict(f"trade {body.trade_id!r} is {trades.iloc[0]['status']}: "
                                "a review needs a closed trade")
             reviews = review_trade_ids(buddy.store, user, [body.trade_id])
-            row = _jsonable(reviews.iloc[0].to_dict())
+            row = jsonable(reviews.iloc[0].to_dict())
             return ReviewResponse(trade_id=body.trade_id, review=row)
 
         return _run(service, work)
@@ -519,7 +519,7 @@ def _routes(app: FastAPI) -> None:
                 raise NotFound(f"no evaluation {body.eval_id!r} for this user")
             found = record_feedback(buddy.store, eval_id=body.eval_id, code=body.code,
                                     kind=body.kind, user_id=user, source="api")
-            return FeedbackResponse(feedback=_jsonable(dataclasses.asdict(found)))
+            return FeedbackResponse(feedback=jsonable(dataclasses.asdict(found)))
 
         return _run(service, work)
 
