@@ -576,7 +576,13 @@ class WorkbenchApp:
             w.HTML("<hr style='margin:10px 0'>"), self.controls.widget,
         ], layout=w.Layout(width="640px", min_width="640px"))
         form.add_class("tb-form")
-        report = w.VBox([w.HTML("<h3 style='margin:0 0 6px'>Buddy Report</h3>"),
+        # the brainstorm chat beside the form, its Evaluate shown in the same report view;
+        # imported here so `import buddy.widgets` does not load the assistant's parsers
+        from buddy.widgets.chat_view import ChatPanel
+
+        self.chat = ChatPanel.beside(self)
+        report = w.VBox([self.chat.widget,
+                         w.HTML("<h3 style='margin:0 0 6px'>Buddy Report</h3>"),
                          self.report_view.widget],
                         layout=w.Layout(flex="1 1 auto", padding="0 0 0 16px"))
         tabs = w.Tab(children=[w.HBox([form, report], layout=w.Layout(width="100%")),

@@ -293,14 +293,19 @@ def slots_html(rows: Sequence[SlotRow], problems: Sequence[FieldError] = ()) -> 
         value = html.escape(row.value) if row.value else (
             f"<i>{ {'missing': 'needed', 'declined': 'none'}.get(row.state, 'optional')}</i>")
         cells.append(f"<tr class='tb-slot tb-slot-{row.slot} tb-slot-{row.state}'>"
-                     f"<td style='color:#607d8b;padding-right:8px'>{html.escape(row.label)}</td>"
-                     f"<td class='tb-slot-value' style='color:{colour}'>{value}</td></tr>")
+                     f"<td style='color:#607d8b;padding-right:8px;white-space:nowrap;"
+                     f"vertical-align:top'>{html.escape(row.label)}</td>"
+                     f"<td class='tb-slot-value' style='color:{colour};line-height:1.3'>"
+                     f"{value}</td></tr>")
     notes = "".join(
         f"<div class='tb-chat-problem' style='color:#b71c1c;font-size:12px'>&#9888; "
         f"{html.escape(p.field)}: {html.escape(p.rule)} ({html.escape(repr(p.value))})</div>"
         for p in problems)
-    return (f"<table class='tb-chat-slots' style='font-size:12px'>{''.join(cells)}</table>"
-            f"{notes}")
+    legend = ("<div style='font-size:10px;color:#90a4ae;margin-top:4px'>"
+              f"<span style='color:{_STATE_COLOURS['typing']}'>blue</span>: read from what you "
+              "are typing, not sent yet</div>")
+    return (f"<table class='tb-chat-slots' style='font-size:12px;width:100%'>"
+            f"{''.join(cells)}</table>{notes}{legend}")
 
 
 class ChatPanel:
@@ -351,7 +356,7 @@ class ChatPanel:
             self.status, *own,
         ], layout=w.Layout(width="100%", margin="0 0 12px 0"))
         conversation.layout.flex = "1 1 auto"
-        self.slots.layout = w.Layout(width="230px", margin="0 0 0 8px")
+        self.slots.layout = w.Layout(width="250px", min_width="250px", margin="0 0 0 8px")
         self.widget.add_class("tb-chat")
 
     @classmethod

@@ -176,3 +176,16 @@ def test_messages_and_slots_are_escaped() -> None:
     assert "<script>" not in page and "&lt;script&gt;" in page
     rows = slot_rows(TradeIdeaDraft(thesis="<b>bold</b>"))
     assert "<b>bold" not in slots_html(rows) and "&lt;b&gt;bold" in slots_html(rows)
+
+
+def test_the_workbench_shows_the_chat_beside_the_form(db: Path) -> None:
+    from buddy.widgets import WorkbenchApp
+
+    app = WorkbenchApp.open(db, USER)
+    tab = app.widget.children[-1].children[0]  # "Evaluate an idea": the form, then the rest
+    assert app.chat.widget in tab.children[1].children
+    assert app.chat.report_view is app.report_view and app.chat.chart is app.chart
+    assert app.chat.model.user == USER
+    app.chat.text.value = "long AAPL, stop under 540"
+    app.fields["user"].value = "another-user"  # the form's user talks from now on
+    assert app.chat.model.user == "another-user" and app.chat.model.session_id is None
