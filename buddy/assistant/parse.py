@@ -148,10 +148,11 @@ _BREAK = re.compile(rf"\bbreak(?:s|ing)?(?:out|down)?\s+(?P<dir>above|over|throu
                     rf"under)(?:\s+the)?\s+{NUM}")
 _NO = re.compile(r"\bno\s+(?:fixed\s+|set\s+|real\s+)?(?P<slot>target|profit\s+target|"
                  r"stop(?:[\s-]?loss)?|horizon|time\s+stop|thesis)\b")
-_STOP = re.compile(rf"\b(?:stop(?:[\s-]?loss)?|sl|stopped\s+out){_CONN}{NUM}")
+_NOT_PRICE = rf"(?P<pct_after>{_PCT})?"
+_STOP = re.compile(rf"\b(?:stops?(?:[\s-]?loss)?|sl|stopped\s+out){_CONN}{NUM}{_NOT_PRICE}")
 _TARGET = re.compile(rf"\b(?:(?:price|profit)\s+)?(?:target(?:s|ing|ed)?|tp|pt|"
                      rf"take[\s-]?profits?|objective|aim(?:ing)?\s+(?:for|at)|cover(?:ing)?\s+at|exit"
-                     rf"(?:ing)?\s+(?:at|around|near)){_CONN}{NUM}(?P<r>\s?r\b)?")
+                     rf"(?:ing)?\s+(?:at|around|near)){_CONN}{NUM}(?P<r>\s?r\b)?{_NOT_PRICE}")
 _RISK = re.compile(rf"\brisk(?:ing|s)?\b{_CONN}{NUM}(?:(?P<pct>{_PCT})|(?P<cur>{_CUR}))?"
                    r"(?:\s+of\s+(?:my\s+|the\s+)?(?:equity|account|capital))?")
 _RISK_AFTER = re.compile(rf"{NUM}(?P<pct>{_PCT})\s+(?:risk|of\s+(?:my\s+|the\s+)?"
@@ -176,6 +177,24 @@ _PULLBACK = re.compile(rf"\b(?:pull[\s-]?backs?|dips?|retrace(?:ment)?s?|retests
 _ENTRY = re.compile(rf"\b(?P<w>entry|enter(?:ing)?|get\s+in|in|buy(?:ing)?|sell(?:ing)?|"
                     rf"short(?:ing)?|long|limit(?:\s+order)?|bid|offer){_CONN}{NUM}(?!{_PCT})")
 _AT = re.compile(rf"(?:^|\s)(?:at|@)\s*{NUM}(?!{_PCT})")
+# A symbol's words are blanked with this mark: "long AAPL 555" (a price after the ticker)
+# and "buy 100 AAPL" (a quantity before it) read the way order tickets are written.
+_MARK = "#"
+_AFTER_SYMBOL = re.compile(rf"#+\s*(?:(?:at|around|near|about)\s+|@\s*)?{NUM}(?!{_PCT})"
+                           r"(?!\s*(?:shares?|units?|contracts?|lots?)\b)")
+_QTY_BEFORE_SYMBOL = re.compile(rf"\b(?:buy(?:ing)?|sell(?:ing)?|long|short(?:ing)?)\s+{NUM}"
+                                r"\s+(?:shares?\s+(?:of\s+)?)?(?=#)")
+_REVERSED = re.compile(rf"{NUM}(?!{_PCT})\s+(?:is\s+|as\s+|for\s+)?(?:the\s+|my\s+|a\s+)?"
+                       r"(?P<slot>stop|target|entry)\b")
+# A level the trader mentions ("support at 550") is context, not an order price.
+_LEVEL = re.compile(rf"\b(?:support|resistance|level|vwap|pivot|(?:moving\s+)?average|[se]?ma"
+                    rf"|(?:prior|previous|yesterday's|day's)\s+(?:high|low|close)|gap)s?\s+"
+                    rf"(?:at|near|around|of|is|sits\s+at)\s+{NUM}")
+# An indicator's period ("the 50-day moving average", "RSI 14") is not a price.
+_INDICATOR = re.compile(r"\b\d+[\s-]?(?:day|period|week|bar|hour)?s?[\s-]?(?:moving\s+average|"
+                        r"[sewd]?ma|ma)\b|\b(?:rsi|atr|adx|cci|stoch)\s*\(?\d+\)?")
+_RANGE = re.compile(rf"\b(?P<slot>entry|enter|buy|in|stop|target)\s+(?:between|from)\s+{NUM}"
+                    rf"\s*(?:and|to|-)\s*(?P<n2>{_DIGITS})")
 _MARKET = re.compile(r"\b(?:at\s+(?:the\s+)?market|market\s+order|mkt)\b")
 _LONG = re.compile(r"\b(?:long|bullish)\b(?![\s-]term)")
 _SHORT = re.compile(r"\b(?:short(?:ing)?|bearish)\b(?![\s-]term)")
@@ -188,7 +207,7 @@ _SETUP = (r"pull[\s-]?back|dip|retrace(?:ment)?|retest|bounce|break(?:out|down)?
           r"resistance|trend|range|reversal|momentum|moving\s+average|vwap|consolidation|base|"
           r"flag|wedge|divergence|oversold|overbought|earnings|gap|squeeze|channel|double\s+"
           r"(?:top|bottom)|higher\s+lows?|lower\s+highs?")
-_THESIS_SETUP = re.compile(rf"\b(?:on|off|after|into|near|from)\s+(?:an?\s+|the\s+|its\s+)?"
+_THESIS_SETUP = re.compile(rf"\b(?:on|off|after|into|near|from|with)\s+(?:an?\s+|the\s+|its\s+)?"
                            rf"(?:\w+\s+){{0,3}}?(?:{_SETUP})s?\b.*?{_CLAUSE_END}")
 _TOKEN = re.compile(r"[a-z][a-z0-9&./\-]*")
 # Words a fuzzy company-name match must never take: the parser's own vocabulary.
@@ -218,8 +237,10 @@ def parse_utterance(text: str, draft: TradeIdeaDraft, symbols: Mapping[str, str]
     out += _declines(work)
     side_updates = _sides(work, draft)
     out += _entries_by_stop(work)
-    out += _simple(work, _STOP, "stop")
+    out += _ranges(work)
+    out += _prices(work, _STOP, "stop")
     out += _targets(work)
+    out += _reversed(work)
     out += _risks(work)
     out += _sizes(work)
     out += _horizons(work, draft)
@@ -310,10 +331,10 @@ class _Work:
     def finditer(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
         return list(pattern.finditer(self.text))
 
-    def take(self, m: re.Match[str]) -> str:
-        """Blank the match and return its original words."""
+    def take(self, m: re.Match[str], fill: str = " ") -> str:
+        """Blank the match (with ``fill``) and return its original words."""
         start, end = m.span()
-        self.text = self.text[:start] + " " * (end - start) + self.text[end:]
+        self.text = self.text[:start] + fill * (end - start) + self.text[end:]
         return self.original[start:end].strip(" ,;")
 
 
@@ -404,7 +425,7 @@ def _symbols(work: _Work, symbols: Mapping[str, str]) -> list[SlotUpdate]:
         if len(name) < 4:
             continue
         for m in work.finditer(re.compile(rf"(?<![\w&]){re.escape(name)}(?![\w&])")):
-            out.append(SlotUpdate("symbol", ticker, work.take(m)))
+            out.append(SlotUpdate("symbol", ticker, work.take(m, _MARK)))
     firsts: dict[str, str] = {}
     for ticker, name in names.items():
         first = name.split(" ")[0] if name else ""
@@ -415,14 +436,14 @@ def _symbols(work: _Work, symbols: Mapping[str, str]) -> list[SlotUpdate]:
         key = tok.upper().replace("/", "").replace("-", "").replace(".", "")
         original = work.original[m.start():m.end()]
         if key in tickers and (original.isupper() or len(key) >= 3) and tok not in _VOCAB:
-            out.append(SlotUpdate("symbol", tickers[key], work.take(m)))
+            out.append(SlotUpdate("symbol", tickers[key], work.take(m, _MARK)))
             continue
         if len(tok) < 4 or tok in _VOCAB or not firsts:
             continue
         best = process.extractOne(tok, list(firsts), scorer=fuzz.ratio,
                                   score_cutoff=SYMBOL_MIN_SCORE)
         if best is not None:
-            out.append(SlotUpdate("symbol", firsts[best[0]], work.take(m)))
+            out.append(SlotUpdate("symbol", firsts[best[0]], work.take(m, _MARK)))
     return out
 
 
@@ -485,10 +506,52 @@ def _entries_by_stop(work: _Work) -> list[SlotUpdate]:
     return out
 
 
+def _prices(work: _Work, pattern: re.Pattern[str], slot: str) -> list[SlotUpdate]:
+    """Read a price; a percent where the price goes ("stop 2% below") is refused, not
+    converted."""
+    out = []
+    for m in work.finditer(pattern):
+        src = work.take(m)
+        if m.group("pct_after"):
+            out.append(SlotUpdate(slot, src, src, rejected=(
+                "must be a price: a percent is not read as one (say the price)")))
+        else:
+            out += _number_update(slot, m, src)
+    return out
+
+
+def _ranges(work: _Work) -> list[SlotUpdate]:
+    """Refuse a range where one price goes ("entry between 555 and 560"); blank levels the
+    trader only mentions ("support at 550")."""
+    out = []
+    for m in work.finditer(_INDICATOR):
+        work.take(m)
+    for m in work.finditer(_RANGE):
+        src = work.take(m)
+        word = m.group("slot")
+        slot = word if word in ("stop", "target") else "entry"
+        out.append(SlotUpdate(slot, src, src, rejected="must be one price, not a range"))
+    for m in work.finditer(_LEVEL):
+        work.take(m)
+    return out
+
+
+def _reversed(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_REVERSED):
+        out += _number_update(m.group("slot"), m, work.take(m))
+    return out
+
+
 def _targets(work: _Work) -> list[SlotUpdate]:
     out = []
     for m in work.finditer(_TARGET):
         src = work.take(m)
+        if m.group("pct_after"):
+            out.append(SlotUpdate("target", src, src, rejected=(
+                "must be a price or a multiple of the risk ('2R'): a percent is not read "
+                "as one (say the price)")))
+            continue
         out += _number_update("target_r" if m.group("r") else "target", m, src)
     return out
 
@@ -513,7 +576,8 @@ def _risks(work: _Work) -> list[SlotUpdate]:
 
 
 def _sizes(work: _Work) -> list[SlotUpdate]:
-    return _simple(work, _SIZE_UNITS, "size") + _simple(work, _SIZE, "size")
+    return (_simple(work, _SIZE_UNITS, "size") + _simple(work, _SIZE, "size")
+            + _simple(work, _QTY_BEFORE_SYMBOL, "size"))
 
 
 def _horizons(work: _Work, draft: TradeIdeaDraft) -> list[SlotUpdate]:
@@ -577,6 +641,7 @@ def _entries(work: _Work, draft: TradeIdeaDraft, sides: Sequence[SlotUpdate]
         found = _number_update("entry", m, src)
         if found:
             out += [*found, SlotUpdate("order_type", "limit", src)]
+    out += _simple(work, _AFTER_SYMBOL, "entry")
     for m in work.finditer(_MARKET):
         out.append(SlotUpdate("order_type", "market", work.take(m)))
     side = sides[0].value if sides else draft.side
