@@ -217,6 +217,18 @@ _VOCAB = frozenset(re.findall(r"\w+", """
     weeks days bars sessions daily hourly weekly thesis because since setup review trade
     evaluate journal profit loss with from into above below under over around about near
     breakout break retest bounce trend range momentum earnings"""))
+_COMMON = frozenset(re.findall(r"\w+", """
+    all and any are big but can car cat day did dog eat far few for fun get got had has her
+    him his hot how its job key let low man may new not now off old one our out own put run
+    say see she sit six ten the too top two use via was way who why win yes yet you
+    also back best both call came come data does done down each easy even ever face fact fast
+    feel find fine five four free from full gain gave give goes gold good grow half hand hard
+    have here high hold home hope idea into just keep kind know last late lead left less life
+    like line live look lose loss lost main make many mind more most move much must name near
+    need next nice once only open over page part past pick plan play plus post real rest rise
+    safe same save seen sell send ship show side sign size some soon spot star stay such sure
+    take talk team tell than that them then they this time tone true turn very view want well
+    went were what when will wise with work year your zero"""))
 _SUFFIXES = re.compile(r"\b(?:inc|incorporated|corp|corporation|co|company|plc|ltd|limited|"
                        r"class\s+[a-z]|holdings?|group|sa|ag|nv|the|index|composite)\b\.?")
 
@@ -408,6 +420,10 @@ def _date_parser(base: datetime) -> _DateParser:
     return _DateParser(base)
 
 
+def _ticker_key(ticker: str) -> str:
+    return re.sub(r"[./\-\s]", "", ticker.upper())
+
+
 def _clean_name(name: str) -> str:
     s = _SUFFIXES.sub(" ", re.sub(r"\([^)]*\)", " ", name.lower()))
     return re.sub(r"[\s,]+", " ", s).strip(" .,")
@@ -417,7 +433,7 @@ def _symbols(work: _Work, symbols: Mapping[str, str]) -> list[SlotUpdate]:
     from rapidfuzz import fuzz, process
 
     out: list[SlotUpdate] = []
-    tickers = {t.upper(): t for t in symbols}
+    tickers = {_ticker_key(t): t for t in symbols}
     # Whole company names first ("international business machines", "s&p 500"): their
     # words may hold numbers that are not prices.
     names = {t: _clean_name(n) for t, n in symbols.items() if n}
@@ -433,9 +449,11 @@ def _symbols(work: _Work, symbols: Mapping[str, str]) -> list[SlotUpdate]:
             firsts.setdefault(first, ticker)
     for m in work.finditer(_TOKEN):
         tok = m.group(0).strip("./-")
-        key = tok.upper().replace("/", "").replace("-", "").replace(".", "")
+        key = _ticker_key(tok)
         original = work.original[m.start():m.end()]
-        if key in tickers and (original.isupper() or len(key) >= 3) and tok not in _VOCAB:
+        # a ticker in lower case counts unless it is an everyday word ("all", "now", "on")
+        if key in tickers and (original.isupper() or (len(key) >= 3 and tok not in _VOCAB
+                                                      and tok not in _COMMON)):
             out.append(SlotUpdate("symbol", tickers[key], work.take(m, _MARK)))
             continue
         if len(tok) < 4 or tok in _VOCAB or not firsts:

@@ -135,6 +135,16 @@ def test_ordinary_words_are_not_symbols_or_sides(text: str, names: dict[str, str
     assert slots(text, names) == {"stop": 540.0}
 
 
+def test_a_ticker_that_is_an_everyday_word_counts_only_in_capitals() -> None:
+    names = {"AAPL": "Apple Inc.", "ALL": "Allstate Corporation", "NOW": "ServiceNow Inc",
+             "BRK.B": "Berkshire Hathaway Inc Class B"}
+    assert slots("all in on apple now", names) == {"symbol": "AAPL"}
+    assert slots("long ALL at 100", names) == {"symbol": "ALL", "side": "long",
+                                               "entry": 100.0}
+    assert slots("long brk.b at 300", names)["symbol"] == "BRK.B"
+    assert slots("berkshire", names) == {"symbol": "BRK.B"}
+
+
 def test_a_company_name_with_digits_is_not_a_price(names: dict[str, str]) -> None:
     assert slots("short the S&P 500 at 1400", names) == {
         "symbol": "SP500", "side": "short", "entry": 1400.0}
