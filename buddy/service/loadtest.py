@@ -41,8 +41,9 @@ API_KEY_HEADER = "X-API-Key"
 # resolution, and uvicorn's own signal handling (SIGTERM runs the lifespan's shutdown)
 _SERVE = ("import sys, uvicorn\n"
           "from buddy.service.app import create_app\n"
-          "uvicorn.run(create_app(sys.argv[1]), host=sys.argv[2], port=int(sys.argv[3]),\n"
-          "            log_level='warning', access_log=False)\n")
+          "app = create_app(sys.argv[1], config_ref=sys.argv[4] or None)\n"
+          "uvicorn.run(app, host=sys.argv[2], port=int(sys.argv[3]), log_level='warning',\n"
+          "            access_log=False)\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +141,17 @@ class ServiceProcess:
     Entering waits until GET /openapi.json answers 200 (at most ``startup_timeout_s``); a
     child that exits first, or never answers, raises with the end of its log. Leaving sends
     SIGTERM (uvicorn finishes the requests in flight and runs the lifespan's shutdown), then
-    SIGKILL after ``stop_timeout_s``.
+    SIGKILL after ``stop_timeout_s``. ``config_ref`` names the scoring config as
+    ``create_app`` takes it (None: production).
     """
 
-    def __init__(self, db: str | os.PathLike[str], *, host: str = "127.0.0.1",
-                 port: int | None = None, log_path: str | os.PathLike[str] | None = None,
+    def __init__(self, db: str | os.PathLike[str], *, config_ref: str | None = None,
+                 host: str = "127.0.0.1", port: int | None = None,
+                 log_path: str | os.PathLike[str] | None = None,
                  env: Mapping[str, str] | None = None, startup_timeout_s: float = 120.0,
                  stop_timeout_s: float = 30.0) -> None:
         self.db = Path(db)
+        self.config_ref = config_ref
         self.host = host
         self.port = port or free_port(host)
         self.log_path = Path(log_path) if log_path is not None else Path(
@@ -157,6 +161,7 @@ class ServiceProcess:
         self.stop_timeout_s = stop_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        self.killed = False  # True when it did not stop within stop_timeout_s
 
     @property
     def base_url(self) -> str:
@@ -174,7 +179,8 @@ class ServiceProcess:
         started = time.perf_counter()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _SERVE, str(self.db), self.host, str(self.port)],
+                [sys.executable, "-c", _SERVE, str(self.db), self.host, str(self.port),
+                 self.config_ref or ""],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env)
         try:
             self._wait_ready(started)
@@ -203,7 +209,8 @@ class ServiceProcess:
             time.sleep(0.2)
 
     def stop(self) -> int | None:
-        """Stop the child (SIGTERM, then SIGKILL); return its exit code."""
+        """Stop the child (SIGTERM, then SIGKILL); return its exit code (uvicorn re-raises
+        SIGTERM after a graceful shutdown, so that exit reads -15)."""
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -211,6 +218,7 @@ class ServiceProcess:
             try:
                 self.process.wait(self.stop_timeout_s)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
@@ -279,8 +287,9 @@ async def run_load(base_url: str, api_key: str, bodies: Sequence[Mapping[str, An
                    warmup: int = 2, path: str = EVALUATE_PATH, timeout_s: float = 300.0,
                    eval_id_of: Callable[[Any], str | None] = _eval_id_of
                    ) -> tuple[LevelResult, list[LevelResult]]:
-    """Send ``warmup`` requests one at a time, then ``requests_per_level`` at each level of
-    concurrent clients; return the warm-up's result and each level's (in order)."""
+    """Send ``warmup`` requests one at a time, then ``requests_per_level`` (at least one per
+    client) at each level of concurrent clients; return the warm-up's result and each
+    level's (in order)."""
     if not bodies:
         raise ValueError("bodies: must not be empty (got 0 request bodies)")
     levels = tuple(levels)
@@ -292,9 +301,10 @@ async def run_load(base_url: str, api_key: str, bodies: Sequence[Mapping[str, An
         results = []
         offset = warmup
         for concurrency in levels:
-            results.append(await _level(client, path, bodies, concurrency,
-                                        requests_per_level, offset, eval_id_of))
-            offset += requests_per_level
+            n = max(requests_per_level, concurrency)  # every client sends at least once
+            results.append(await _level(client, path, bodies, concurrency, n, offset,
+                                        eval_id_of))
+            offset += n
     return warm, results
 
 
@@ -317,25 +327,39 @@ def lost_evaluations(db: str | os.PathLike[str], user_id: str, eval_ids: Iterabl
     return set(eval_ids) - stored
 
 
-def evaluation_bodies(db: str | os.PathLike[str], *, user_id: str = "demo",
+def evaluation_bodies(db: str | os.PathLike[str], *,
                       symbols: Iterable[str] = ("AAPL", "MSFT", "GOOG", "IBM")
                       ) -> list[dict[str, Any]]:
-    """Return inline evaluate request bodies for the demo's sample ideas on ``symbols``
-    (priced from the data at each idea's as_of, as ``buddy demo`` places them)."""
-    from buddy.api import Buddy
-    from buddy.demo import SAMPLE_IDEAS, place_idea
+    """Return inline evaluate request bodies for the demo's daily sample ideas on
+    ``symbols``: entry at the last close by the end of the idea's day (UTC), stop and target
+    the idea's multiples of ATR(14) away, on the tick grid (``buddy demo``'s placement, read
+    from the stored bars and features instead of a context pack)."""
+    import pandas as pd
+
+    from buddy.demo import SAMPLE_IDEAS
+    from buddy.evidence import round_to_tick
     from buddy.store import Store
 
     wanted = set(symbols)
-    buddy = Buddy(Store(db))
+    store = Store(db)
     bodies = []
     for idea in SAMPLE_IDEAS:
-        if idea.symbol not in wanted:
+        if idea.symbol not in wanted or idea.timeframe != "1d":
             continue
-        args = place_idea(buddy, idea)
+        day_end = pd.Timestamp(idea.as_of, tz="UTC") + pd.Timedelta(days=1)
+        features = store.features(idea.symbol, idea.timeframe, as_of=day_end)
+        bars = store.bars(idea.symbol, idea.timeframe, as_of=day_end)
+        instrument = store.instrument(idea.symbol)
+        if bars.empty or features.empty or instrument is None:
+            raise ValueError(f"symbols: no {idea.timeframe} bars, features or ticker of "
+                             f"{idea.symbol} by {idea.as_of} in {db}")
+        tick = float(instrument["tick_size"])
+        entry = round_to_tick(float(bars["close"].iloc[-1]), tick)
+        atr = float(features["atr_14"].iloc[-1])
+        sign = 1 if idea.side == "long" else -1
         bodies.append({"intent": {
-            "symbol": args["symbol"], "side": args["side"], "timeframe": args["timeframe"],
-            "entry": args["entry"], "stop": args["stop"], "target": args["target"],
-            "size": args["size"], "as_of": args["as_of"], "horizon": args["horizon"]}})
-    del user_id  # the service takes the user from the key
+            "symbol": idea.symbol, "side": idea.side, "timeframe": idea.timeframe,
+            "entry": entry, "stop": round_to_tick(entry - sign * idea.stop_atr * atr, tick),
+            "target": round_to_tick(entry + sign * idea.target_atr * atr, tick),
+            "size": idea.size, "as_of": idea.as_of, "horizon": idea.horizon}})
     return bodies
