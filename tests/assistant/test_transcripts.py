@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no stubs pinned
 
 from buddy.api import Buddy
 from buddy.assistant.session import Brainstorm, Turn
