@@ -103,8 +103,12 @@ class TradeIdeaDraft:
         """Return the slots filled so far, in SLOTS order."""
         return tuple(s for s in SLOTS if self.has(s))
 
-    def summary(self) -> str:
-        """Return one line of what is known, only the trader's own numbers ('' when empty)."""
+    def summary(self, *, thesis: bool = True) -> str:
+        """Return one line of what is known, only the trader's own numbers ('' when empty).
+
+        The thesis is the trader's words verbatim ("it will go up" included): leave it out
+        (``thesis=False``) where a reply must pass the guardrails.
+        """
         parts: list[str] = []
         head = " ".join(v for v in (self.side, self.symbol) if v)
         if head:
@@ -133,7 +137,7 @@ class TradeIdeaDraft:
             parts.append(f"horizon {self.horizon} bars")
         if self.as_of is not None:
             parts.append(f"as of {self.as_of}")
-        if self.thesis:
+        if thesis and self.thesis:
             parts.append(f"thesis: {self.thesis}")
         return ", ".join(parts)
 

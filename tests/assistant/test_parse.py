@@ -129,6 +129,20 @@ def test_fuzzy_company_names_find_the_ticker(text: str, symbol: str,
                                                    "entry": 10.0}
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([("apple", "AAPL"), ("microsoft", "MSFT"), ("google", "GOOG"),
+                        ("international", "IBM")]), st.data())
+def test_one_letter_dropped_from_a_company_name_still_finds_it(
+        case: tuple[str, str], data: st.DataObject) -> None:
+    word, ticker = case
+    i = data.draw(st.integers(min_value=1, max_value=len(word) - 1))
+    typo = word[:i] + word[i + 1:]
+    names = {"AAPL": "Apple Inc.", "MSFT": "Microsoft Corporation",
+             "GOOG": "Google Inc. Class A (GOOGL)",
+             "IBM": "International Business Machines Corporation"}
+    assert slots(f"long {typo}", names) == {"side": "long", "symbol": ticker}
+
+
 @pytest.mark.parametrize("text", ["apply a stop at 540", "my simple plan: stop 540",
                                   "a short-term stop 540", "stop 540 is it"])
 def test_ordinary_words_are_not_symbols_or_sides(text: str, names: dict[str, str]) -> None:
