@@ -22,7 +22,7 @@ cached piece is never stale; the state is shared by every symbol at the same (us
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +42,6 @@ __all__ = ["CACHE_SIZE", "PortfolioPiece", "PortfolioProvider", "portfolio_provi
 
 #: Distinct (store state, user, t, symbol) pieces kept per process.
 CACHE_SIZE = 256
-#: How far before t the book is read: fills at t itself are the decision's own.
-BEFORE = pd.Timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -231,22 +229,12 @@ class PortfolioProvider:
 def book_before(store: Store, user_id: str, t: pd.Timestamp, *,
                 inputs: FillInputs | None = None) -> tuple[PortfolioState | None, str | None]:
     """Return the user's PortfolioState as of ``t`` holding the positions of the fills
-    BEFORE t (marked at t), or None and why there is no positions source by t (``inputs``:
-    the user's fill history read once)."""
-    from buddy.portfolio.positions import mark_positions, read_positions_as_of
-    from buddy.portfolio.state import POSITION_COLUMNS, portfolio_state_with_reason
+    BEFORE t (marked at t, on t's split basis), or None and why there is no positions source
+    by t (``inputs``: the user's fill history read once; a statement has no fills at t to
+    leave out and is read as of t)."""
+    from buddy.portfolio.state import portfolio_state_with_reason
 
-    state, reason = portfolio_state_with_reason(store, user_id, t, inputs=inputs)
-    if state is None:
-        return None, reason
-    if state.source != "fills":
-        return state, None  # a statement has no fills at t to leave out
-    before = read_positions_as_of(store, user_id, t - BEFORE, inputs=inputs)
-    if before.frame is None:  # the first fill is at t: nothing was held before it
-        return replace(state, positions=state.positions.iloc[0:0]), None
-    frame = before.frame[before.frame["qty"].to_numpy(np.float64) != 0]
-    positions = mark_positions(store, frame, t, state.equity, state.base_currency)
-    return replace(state, positions=positions[list(POSITION_COLUMNS)]), None
+    return portfolio_state_with_reason(store, user_id, t, inputs=inputs, before=True)
 
 
 def no_source_reason(user_id: str) -> str:

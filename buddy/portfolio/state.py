@@ -256,16 +256,17 @@ def _equity(store: Store, user_id: str, t: pd.Timestamp, memo: dict[Any, Any]
 
 def portfolio_state_with_reason(store: Store, user_id: str, as_of: Any, *,
                                 extra_symbols: Sequence[str] = (),
-                                inputs: FillInputs | None = None
+                                inputs: FillInputs | None = None, before: bool = False
                                 ) -> tuple[PortfolioState | None, str | None]:
     """Return (the user's PortfolioState as of ``as_of``, None), or (None, why not) when the
     user has no positions source by then (no fills and no statement: "not checked").
     ``inputs``: the user's fill history read once (``FillInputs.read``) when many times are
-    asked for."""
+    asked for. ``before``: hold the fills strictly before ``as_of``, marked at ``as_of`` (the
+    book a decision at ``as_of`` is made against; a statement is read as of ``as_of``)."""
     from buddy.users.store import get_user
 
     t = _utc(as_of)
-    read = read_positions_as_of(store, user_id, t, inputs=inputs)
+    read = read_positions_as_of(store, user_id, t, inputs=inputs, before=before)
     if read.frame is None or read.source is None:
         return None, read.reason
     memo: dict[Any, Any] = inputs.memo if inputs is not None else {}

@@ -7,11 +7,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from buddy.portfolio.positions import open_segments
 from buddy.portfolio.snapshot import build_snapshot
 from buddy.portfolio.state import portfolio_state, portfolio_state_with_reason
 from buddy.store import Store
@@ -133,14 +131,3 @@ def test_before_any_fill_or_statement_there_is_no_portfolio(traded: Store) -> No
     assert state is None and reason is not None and "no broker fills" in reason
     flat = portfolio_state(traded, USER, "2005-01-12T00:00Z")  # after the round trip: flat
     assert flat is not None and flat.positions.empty and flat.heat_pct == 0.0
-
-
-def test_open_segments_keeps_only_what_the_open_trades_need() -> None:
-    fills = _fills([("2005-01-03T15:00Z", "buy", 10, 1.0), ("2005-01-04T15:00Z", "sell", 10, 1.0),
-                    ("2005-02-01T15:00Z", "buy", 5, 1.0), ("2005-02-02T15:00Z", "sell", 5, 1.0),
-                    ("2005-02-03T15:00Z", "buy", 7, 1.0)])
-    kept = open_segments(fills, pd.Timedelta(days=3))
-    # the trade closed on 02-02 opened within 3 days of the open one: kept (linking needs it)
-    assert list(kept["exec_id"]) == ["e2", "e3", "e4"]
-    assert open_segments(fills.iloc[:4], pd.Timedelta(days=3)).empty  # flat: nothing open
-    assert np.array_equal(open_segments(fills, pd.Timedelta(0))["exec_id"], ["e4"])

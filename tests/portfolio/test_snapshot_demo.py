@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from buddy.jobs.portfolio import build_demo_portfolio, run_portfolio_job, snapshot_times
-from buddy.portfolio.positions import FillInputs, positions_from_fills
+from buddy.portfolio.positions import FillInputs
 from buddy.portfolio.snapshot import (
     ExposureSnapshot,
     SnapshotConfig,
@@ -26,8 +26,6 @@ from buddy.portfolio.state import WEEKLY_2Y, portfolio_state
 from buddy.store import Store
 from buddy.store.core import insert_frame
 from buddy.store.portfolio import read_snapshots, record_equity
-from buddy.store.trades import read_link_inputs
-from buddy.trades.service import build_trade_rows
 from tests.portfolio.conftest import DEMO_EQUITY_FROM
 
 #: The demo trader holds GOOG and IBM then (opened 2013-02-15 and 2013-02-08).
@@ -83,25 +81,6 @@ def test_blume_betas_and_a_daily_window(portfolio_demo: Store) -> None:
     assert daily.beta_window == "1 year of daily log returns"
     assert (daily.positions["beta_n"] > 200).all()
     assert state.returns(["SP500"], window=WEEKLY_2Y).index.max() == pd.Timestamp("2013-02-15")
-
-
-def test_regrouping_only_the_open_trades_equals_a_regroup_of_every_fill(
-        portfolio_demo: Store) -> None:
-    inputs = FillInputs.read(portfolio_demo, "demo")
-    link = read_link_inputs(portfolio_demo, "demo")
-    times = pd.to_datetime(inputs.fills["ts"], utc=True).sort_values().unique()
-    rng = np.random.default_rng(18)
-    for t in sorted(rng.choice(times, size=5, replace=False)):
-        # at a fill and up to three days after it (intents logged since then included)
-        t = pd.Timestamp(t) + pd.Timedelta(hours=int(rng.integers(0, 72)))
-        ours = positions_from_fills(portfolio_demo, "demo", t, inputs=inputs)
-        fills = inputs.fills[pd.to_datetime(inputs.fills["ts"], utc=True) <= t]
-        intents = link["intents"][pd.to_datetime(link["intents"]["as_of"], utc=True) <= t]
-        trades, _, _ = build_trade_rows(fills, {**link, "intents": intents}, now=t)
-        oracle = trades[trades["status"] == "open"].sort_values("symbol")
-        assert list(ours["trade_id"]) == list(oracle["trade_id"])
-        assert np.allclose(ours["qty"], oracle["open_position"])
-        assert np.allclose(ours["stop"], oracle["initial_stop"].astype(float), equal_nan=True)
 
 
 def _truncated(source: Store, folder: Path, t: pd.Timestamp) -> Store:
