@@ -204,8 +204,8 @@ class ChatModel:
             return self._fail("type a message first")
         if not self.user:
             return self._fail("enter your user id in the form first")
-        self.messages.append(ChatMessage(role="user", text=text.strip()))
-        return self._run(lambda: self.engine.turn(self.user, self.session_id, text.strip()))
+        return self._run(lambda: self.engine.turn(self.user, self.session_id, text.strip()),
+                         said=text.strip())
 
     def evaluate(self) -> Turn | None:
         """Evaluate the draft (the one-click Evaluate); return the turn, or None with
@@ -242,7 +242,9 @@ class ChatModel:
                                         intent.as_of)
         return report, ctx
 
-    def _run(self, call: Callable[[], Turn]) -> Turn | None:
+    def _run(self, call: Callable[[], Turn], said: str | None = None) -> Turn | None:
+        """Run one engine call; on success show ``said`` (the user's words) and the reply,
+        on a refusal only the error (the words stay in the text box, nothing was stored)."""
         self.error = None
         try:
             turn = call()
@@ -254,6 +256,8 @@ class ChatModel:
         self.draft = turn.draft
         self.typed = None
         self.last_turn = turn
+        if said is not None:
+            self.messages.append(ChatMessage(role="user", text=said))
         self.messages.append(ChatMessage(role="assistant", text=turn.reply, route=turn.route,
                                          renderer=turn.renderer))
         return turn

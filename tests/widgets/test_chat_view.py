@@ -167,8 +167,18 @@ def test_a_blank_user_is_asked_for_and_another_users_session_is_refused(
     panel.model.session_id = session
     assert panel.send() is None
     assert "session_id" in panel.status.value
+    assert panel.model.messages == [] and panel.text.value == "short MSFT"  # kept to retry
     assert _sessions(keeper, "someone-else") == 0
     assert len(read_messages(keeper.store, USER, session)) == 2  # the first turn only
+
+
+def test_a_message_the_engine_refuses_is_named_and_nothing_is_stored(
+        panel: ChatPanel, keeper: ReportKeepingBuddy) -> None:
+    before = _sessions(keeper)
+    panel.text.value = "long AAPL " * 500  # 5,000 characters
+    assert panel.send() is None
+    assert "text: must be at most 4000 characters" in panel.status.value
+    assert panel.model.messages == [] and _sessions(keeper) == before
 
 
 def test_messages_and_slots_are_escaped() -> None:
