@@ -27,7 +27,13 @@ def _brainstorm(ctx: click.Context) -> Any:
     from buddy.assistant.session import Brainstorm
     from buddy.config_sources import production_config
 
-    store = ctx.find_root().obj.store()
+    root = ctx.find_root().obj
+    if root is not None and hasattr(root, "store"):
+        store = root.store()  # under `buddy`: its --db
+    else:  # run on its own: $BUDDY_DB, else data/buddy.duckdb
+        from buddy.cli import open_store
+
+        store = open_store(None)
     return Brainstorm(Buddy(store, production_config()), llm=AssistantLLM.from_env())
 
 
@@ -43,8 +49,7 @@ def _show(turn: Any, as_json: bool) -> None:
         return
     click.echo(f"buddy> {turn.reply}")
     if turn.eval_id:
-        click.echo(f"       (evaluation {turn.eval_id}; `buddy evaluate` options or the "
-                   "workbench show the full report)")
+        click.echo(f"       (evaluation {turn.eval_id} logged)")
 
 
 @click.command()

@@ -64,8 +64,8 @@ ACTION_REFS = {"evaluate": "action:evaluate", "save_journal": "action:save_journ
 #: Instructions to drop the workbench's rules or role: answered with RULES_REPLY, obeyed never.
 _OVERRIDE = re.compile(
     r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|turn\s+off|disable)\s+(?:all\s+|"
-    r"any\s+|the\s+|your\s+|my\s+|these\s+|those\s+|previous\s+|prior\s+|above\s+)*"
-    r"(?:rules?|instructions?|guardrails?|checks?|limits?|polic(?:y|ies)|system\s+prompt|"
+    r"any\s+|the\s+|your\s+|my\s+|these\s+|those\s+|previous\s+|prior\s+|above\s+|risk\s+)*"
+    r"(?:rules?|instructions?|guardrails?|checks?|limits|polic(?:y|ies)|system\s+prompt|"
     r"prompt|restrictions?|safety)\b"
     r"|\byou\s+are\s+now\b|\bact\s+as\s+(?:if|an?|my)\b|\bpretend\s+(?:to\s+be|you)\b"
     r"|\bjailbreak\b|\bdeveloper\s+mode\b",
@@ -85,6 +85,10 @@ _SLOT_WORDS = {"symbol": "symbol", "side": "side", "thesis": "thesis", "entry": 
                "stop": "stop", "target": "target", "size": "size", "risk_pct": "risk",
                "risk_amount": "risk", "horizon": "horizon", "timeframe": "timeframe",
                "order_type": "order type", "as_of": "as of", "target_r": "target in R"}
+#: TradeIntent fields by the draft slot the trader said them as.
+_INTENT_SLOTS = {"proposed_entry": "entry", "proposed_stop": "stop",
+                 "proposed_target": "target", "proposed_size": "size",
+                 "proposed_risk_amount": "risk_amount", "holding_horizon": "horizon"}
 _NEUTRAL_REPLY = ("I noted your message. Tell me the idea's symbol, side, entry, stop, target "
                   "and size, or say evaluate when it is complete.")
 
@@ -699,12 +703,15 @@ def _report_words(data: dict[str, Any]) -> str:
     return " ".join(words)
 
 
-def _refused(draft: TradeIdeaDraft, errors: tuple[FieldError, ...] | list[FieldError]
-             ) -> _Outcome:
-    problems = "; ".join(f"{e.field} {e.rule} (got {e.value!r})" for e in errors)
+def _refused(draft: TradeIdeaDraft, errors: Sequence[FieldError]) -> _Outcome:
+    """Return the answer to an idea the intent rules refuse: each field in the draft's words
+    (``proposed_entry`` is the entry), its rule and value, and which to change."""
+    named = [(_INTENT_SLOTS.get(e.field, e.field), e) for e in errors]
+    problems = "; ".join(f"{slot} {e.rule} (got {e.value!r})" for slot, e in named)
     reply = f"The idea can't be evaluated as it stands: {problems}. Which should change?"
     return _Outcome(reply=reply, route="evaluate", draft=draft, questions=(reply,),
                     numbers_from=[problems, *_draft_numbers(draft)],
                     tool_calls=[{"tool": "evaluate", "status": "invalid",
-                                 "errors": [{"field": e.field, "rule": e.rule,
-                                             "value": _jsonable(e.value)} for e in errors]}])
+                                 "errors": [{"field": slot, "intent_field": e.field,
+                                             "rule": e.rule, "value": _jsonable(e.value)}
+                                            for slot, e in named]}])
