@@ -35,6 +35,7 @@ SUITES = {**CORE_SUITES, "regime": regime_suite, "levels": levels_suite,
           "portfolio": portfolio_suite}
 SUITES["interactive"] = __import__("benchmarks.interactive", fromlist=["_"]).interactive_suite
 SUITES["service"] = __import__("benchmarks.service", fromlist=["_"]).service_suite
+SUITES["assistant"] = __import__("benchmarks.assistant", fromlist=["_"]).assistant_suite
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 7, number: int = 1) -> float:
