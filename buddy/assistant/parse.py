@@ -89,7 +89,7 @@ _SCALES = {"hundred": 100, "thousand": 1000}
 _NUMBER_WORDS = sorted([*_UNITS, *_TENS, *_FRACTIONS, *_SCALES], key=len, reverse=True)
 _NW = "|".join(_NUMBER_WORDS)
 _WORD_NUMBER = (rf"(?:(?:an?|one)[\s-]+)?(?:{_NW})\b(?:[\s-]+(?:(?:an?|and|of)[\s-]+)*(?:{_NW})\b)*"
-                rf"(?:[\s-]+an?\b(?=\s+(?:percent|per\s?cent|pct)\b))?")
+                rf"(?:[\s-]+(?:of[\s-]+)?an?\b(?=\s+(?:percent|per\s?cent|pct)\b))?")
 _DIGITS = r"\$?\s?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:\s?k\b)?"
 NUM = rf"(?P<n>{_DIGITS}|\b{_WORD_NUMBER})"
 
@@ -133,8 +133,14 @@ def parse_number(words: str) -> float | None:
 
 
 # --------------------------------------------------------------------------------- regexes
-_CONN = (r"(?:\s*(?:[:=@]|\b(?:is|at|under|below|above|over|around|near|about|of|to|just|"
-         r"right|would|will|be|goes|go|placed|set|sits|somewhere|roughly|the|a|level)\b))*\s*")
+_CONN = (r"(?:\s*(?:[:=@]|,\s*to\b|\b(?:is|at|under|below|above|over|around|near|about|of|to|just|"
+         r"right|would|will|be|goes|go|placed|set|sits|somewhere|roughly|the|a|level|were|was|"
+         r"should|could|might|can|maybe|probably|now|then|instead|put|place|it|move|moved|"
+         r"lower|higher|tighter|wider|bit|little|further|closer|down|up|back)\b))*\s*")
+# "stop below yesterday's low at 548": the level is where the price goes
+_LEVEL_REF = (r"(?:(?:(?:yesterday'?s|the|prior|previous|day'?s|swing|recent|last|week'?s|"
+              r"range)\s+)*(?:low|high|close|support|resistance|level|pivot)\s+(?:at|of|near|"
+              r"around|is)\s+)?")
 _PCT = r"\s*(?:%|\bpercent\b|\bper\s?cent\b|\bpct\b)"
 _CUR = r"\s*(?:\bdollars?\b|\busd\b|\bbucks\b|\beur\b|\beuros?\b)"
 _CLAUSE_END = r"(?=$|[,;!?]|\.(?!\d))"
@@ -148,22 +154,27 @@ _BREAK = re.compile(rf"\bbreak(?:s|ing)?(?:out|down)?\s+(?P<dir>above|over|throu
                     rf"under)(?:\s+the)?\s+{NUM}")
 _NO = re.compile(r"\bno\s+(?:fixed\s+|set\s+|real\s+)?(?P<slot>target|profit\s+target|"
                  r"stop(?:[\s-]?loss)?|horizon|time\s+stop|thesis)\b")
-_NOT_PRICE = rf"(?P<pct_after>{_PCT})?"
-_STOP = re.compile(rf"\b(?:stops?(?:[\s-]?loss)?|sl|stopped\s+out){_CONN}{NUM}{_NOT_PRICE}")
+_NOT_PRICE = (rf"(?P<pct_after>{_PCT}|\s*(?:x\s*)?atrs?\b|\s*(?:points?|pts|ticks?|cents?|"
+              r"pips?)\b|\s?r\b)?")
+_STOP = re.compile(rf"\b(?:stops?(?:[\s-]?loss)?|sl|stopped\s+out){_CONN}{_LEVEL_REF}{NUM}"
+                   rf"{_NOT_PRICE}")
 _TARGET = re.compile(rf"\b(?:(?:price|profit)\s+)?(?:target(?:s|ing|ed)?|tp|pt|"
                      rf"take[\s-]?profits?|objective|aim(?:ing)?\s+(?:for|at)|cover(?:ing)?\s+at|exit"
-                     rf"(?:ing)?\s+(?:at|around|near)){_CONN}{NUM}(?P<r>\s?r\b)?{_NOT_PRICE}")
+                     rf"(?:ing)?\s+(?:at|around|near)){_CONN}{_LEVEL_REF}{NUM}(?P<r>\s?r\b)?"
+                     rf"{_NOT_PRICE}")
 _RISK = re.compile(rf"\brisk(?:ing|s)?\b{_CONN}{NUM}(?:(?P<pct>{_PCT})|(?P<cur>{_CUR}))?"
                    r"(?:\s+of\s+(?:my\s+|the\s+)?(?:equity|account|capital))?")
-_RISK_AFTER = re.compile(rf"{NUM}(?P<pct>{_PCT})\s+(?:risk|of\s+(?:my\s+|the\s+)?"
-                         r"(?:equity|account|capital))\b")
+_RISK_AFTER = re.compile(rf"{NUM}(?:(?P<pct>{_PCT})|(?P<cur>{_CUR}))?\s+(?:of\s+|in\s+)?"
+                         r"(?:risk|(?:my\s+|the\s+)?(?:equity|account|capital))\b")
 _SIZE_UNITS = re.compile(rf"{NUM}\s*(?:shares?|units?|contracts?|lots?|stocks?)\b")
 _SIZE = re.compile(rf"\b(?:size|qty|quantity|position(?:\s+size)?)\b{_CONN}{NUM}(?!{_PCT})")
 _HORIZON = re.compile(
-    rf"\b(?:for|over|hold(?:ing)?(?:\s+(?:it|for|them))*|within|horizon(?:\s+of)?|"
+    rf"\b(?:for|over|hold(?:ing)?(?:\s+(?:it|for|them))*|within|horizon(?:\s+(?:of|is))?|"
     rf"time[\s-]stop(?:\s+(?:of|after|at|in))?|up\s+to)\s+(?:the\s+next\s+|about\s+|around\s+|"
     rf"up\s+to\s+|roughly\s+|some\s+)*{NUM}\s*(?P<u>bars?|candles?|trading\s+days?|days?|"
     rf"sessions?|weeks?|hours?|months?)\b")
+_HORIZON_BARS = re.compile(rf"\bhorizon(?:\s+(?:of|is))?\s+{NUM}(?!\s*(?:bars?|candles?|days?|"
+                           r"sessions?|weeks?|hours?|months?|trading)\b)")
 _HORIZON_ADJ = re.compile(rf"{NUM}[\s-](?P<u>bar|candle|day|session|week|hour|month)s?\s+"
                           r"(?:hold|horizon|trade|swing|time\s+stop)\b")
 _TIMEFRAME = re.compile(r"\b(?:on\s+the\s+)?(?P<tf>daily|hourly|weekly|4[\s-]?hours?|"
@@ -176,7 +187,7 @@ _PULLBACK = re.compile(rf"\b(?:pull[\s-]?backs?|dips?|retrace(?:ment)?s?|retests
                        rf"(?:the\s+)?(?:(?:area|level|zone)\s+(?:of\s+|at\s+)?)?{NUM}")
 _ENTRY = re.compile(rf"\b(?P<w>entry|enter(?:ing)?|get\s+in|in|buy(?:ing)?|sell(?:ing)?|"
                     rf"short(?:ing)?|long|limit(?:\s+order)?|bid|offer){_CONN}{NUM}(?!{_PCT})")
-_AT = re.compile(rf"(?:^|\s)(?:at|@)\s*{NUM}(?!{_PCT})")
+_AT = re.compile(rf"(?:^|\s)(?:at|@)\s*{NUM}(?!{_PCT}|{_CUR})")
 # A symbol's words are blanked with this mark: "long AAPL 555" (a price after the ticker)
 # and "buy 100 AAPL" (a quantity before it) read the way order tickets are written.
 _MARK = "#"
@@ -184,8 +195,8 @@ _AFTER_SYMBOL = re.compile(rf"#+\s*(?:(?:at|around|near|about)\s+|@\s*)?{NUM}(?!
                            r"(?!\s*(?:shares?|units?|contracts?|lots?)\b)")
 _QTY_BEFORE_SYMBOL = re.compile(rf"\b(?:buy(?:ing)?|sell(?:ing)?|long|short(?:ing)?)\s+{NUM}"
                                 r"\s+(?:shares?\s+(?:of\s+)?)?(?=#)")
-_REVERSED = re.compile(rf"{NUM}(?!{_PCT})\s+(?:is\s+|as\s+|for\s+)?(?:the\s+|my\s+|a\s+)?"
-                       r"(?P<slot>stop|target|entry)\b")
+_REVERSED = re.compile(rf"(?P<n>{_DIGITS})(?!{_PCT})\s+(?:is\s+|as\s+|for\s+)?"
+                       r"(?:the\s+|my\s+|a\s+)?(?P<slot>stop|target|entry)\b")
 # A level the trader mentions ("support at 550") is context, not an order price.
 _LEVEL = re.compile(rf"\b(?:support|resistance|level|vwap|pivot|(?:moving\s+)?average|[se]?ma"
                     rf"|(?:prior|previous|yesterday's|day's)\s+(?:high|low|close)|gap)s?\s+"
@@ -198,6 +209,7 @@ _RANGE = re.compile(rf"\b(?P<slot>entry|enter|buy|in|stop|target)\s+(?:between|f
 _MARKET = re.compile(r"\b(?:at\s+(?:the\s+)?market|market\s+order|mkt)\b")
 _LONG = re.compile(r"\b(?:long|bullish)\b(?![\s-]term)")
 _SHORT = re.compile(r"\b(?:short(?:ing)?|bearish)\b(?![\s-]term)")
+_NEGATED = re.compile(r"\b(?:not|no|never|don'?t|n't)\s+(?:a\s+|an\s+|go\s+|going\s+)?$")
 _BUY = re.compile(r"\bbuy(?:ing)?\b")
 _SELL = re.compile(r"\bsell(?:ing)?\b")
 _THESIS_MARK = re.compile(r"\b(?:because|since|thesis(?:\s+is)?\s*:?|reason(?:\s+is)?\s*:?|"
@@ -253,6 +265,7 @@ def parse_utterance(text: str, draft: TradeIdeaDraft, symbols: Mapping[str, str]
     out += _prices(work, _STOP, "stop")
     out += _targets(work)
     out += _reversed(work)
+    _levels(work)
     out += _risks(work)
     out += _sizes(work)
     out += _horizons(work, draft)
@@ -343,8 +356,9 @@ class _Work:
     def finditer(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
         return list(pattern.finditer(self.text))
 
-    def take(self, m: re.Match[str], fill: str = " ") -> str:
-        """Blank the match (with ``fill``) and return its original words."""
+    def take(self, m: re.Match[str], fill: str = "\x00") -> str:
+        """Blank the match (with ``fill``) and return its original words. The fill is no
+        space, so a later pattern never reaches across words already read."""
         start, end = m.span()
         self.text = self.text[:start] + fill * (end - start) + self.text[end:]
         return self.original[start:end].strip(" ,;")
@@ -485,6 +499,8 @@ def _sides(work: _Work, draft: TradeIdeaDraft) -> list[SlotUpdate]:
     out = []
     for pattern, side in ((_LONG, "long"), (_SHORT, "short")):
         for m in work.finditer(pattern):
+            if _NEGATED.search(work.text[:m.start()]):
+                continue  # "long, not short"
             out.append(SlotUpdate("side", side, work.original[m.start():m.end()]))
     if draft.side is None and not out:
         # "buy"/"sell" name a side only when none is known: on a long, "sell at 600" is an exit
@@ -539,8 +555,8 @@ def _prices(work: _Work, pattern: re.Pattern[str], slot: str) -> list[SlotUpdate
 
 
 def _ranges(work: _Work) -> list[SlotUpdate]:
-    """Refuse a range where one price goes ("entry between 555 and 560"); blank levels the
-    trader only mentions ("support at 550")."""
+    """Blank indicator periods; refuse a range where one price goes ("entry between 555 and
+    560")."""
     out = []
     for m in work.finditer(_INDICATOR):
         work.take(m)
@@ -549,9 +565,13 @@ def _ranges(work: _Work) -> list[SlotUpdate]:
         word = m.group("slot")
         slot = word if word in ("stop", "target") else "entry"
         out.append(SlotUpdate(slot, src, src, rejected="must be one price, not a range"))
+    return out
+
+
+def _levels(work: _Work) -> None:
+    """Blank the levels the trader only mentions, once stop and target have read theirs."""
     for m in work.finditer(_LEVEL):
         work.take(m)
-    return out
 
 
 def _reversed(work: _Work) -> list[SlotUpdate]:
@@ -577,7 +597,13 @@ def _targets(work: _Work) -> list[SlotUpdate]:
 def _risks(work: _Work) -> list[SlotUpdate]:
     out = []
     for m in work.finditer(_RISK_AFTER):
-        out += _number_update("risk_pct", m, work.take(m))
+        value = parse_number(m.group("n"))
+        if value is None:
+            continue
+        if m.group("pct"):
+            out.append(SlotUpdate("risk_pct", value, work.take(m)))
+        elif m.group("cur") or "$" in m.group("n"):
+            out.append(SlotUpdate("risk_amount", value, work.take(m)))
     for m in work.finditer(_RISK):
         src = work.take(m)
         value = parse_number(m.group("n"))
@@ -600,6 +626,11 @@ def _sizes(work: _Work) -> list[SlotUpdate]:
 
 def _horizons(work: _Work, draft: TradeIdeaDraft) -> list[SlotUpdate]:
     out = []
+    for m in work.finditer(_HORIZON_BARS):
+        src = work.take(m)
+        value = parse_number(m.group("n"))
+        if value is not None:
+            out += _horizon_bars(value, "bar", draft.timeframe, src)
     for pattern in (_HORIZON, _HORIZON_ADJ):
         for m in work.finditer(pattern):
             src = work.take(m)
