@@ -359,8 +359,9 @@ class Brainstorm:
         said: list[str] = []
         as_of: Any
         if draft.as_of:
-            as_of = draft.as_of
-            said.append(f"Evaluated as of {draft.as_of}, the time you named.")
+            as_of = _exchange_time(draft.as_of, inst.timezone)
+            zone = "" if isinstance(as_of, str) else f" ({inst.timezone} time)"
+            said.append(f"Evaluated as of {draft.as_of}{zone}, the time you named.")
         else:
             last = catalogue.coverage[(symbol, timeframe)][1]
             as_of = last
@@ -678,12 +679,35 @@ def _day(when: Any, timezone: str) -> str:
     return stamp.tz_convert(timezone).strftime("%Y-%m-%d")
 
 
+def _exchange_time(as_of: str, timezone: str) -> str | datetime:
+    """Return a date as it is (the session's close), a time without a zone as the
+    exchange's local time (as the trader reads the chart), a time with one as it is."""
+    import pandas as pd
+
+    if len(as_of.strip()) <= 10:
+        return as_of
+    try:
+        stamp = pd.Timestamp(as_of)
+    except (ValueError, TypeError):
+        return as_of  # make_intent names the field and the rule
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(timezone)
+    return stamp.tz_convert("UTC").to_pydatetime()
+
+
 def _resolved_as_of(as_of: Any, inst: Any) -> datetime:
     from buddy.api import resolve_as_of
 
     if isinstance(as_of, datetime):
         return as_of
-    return resolve_as_of(str(as_of), inst.timezone, calendar=inst.trading_calendar)
+    try:
+        return resolve_as_of(str(as_of), inst.timezone, calendar=inst.trading_calendar)
+    except FieldErrors:
+        raise
+    except (ValueError, TypeError):
+        raise AssistantInputError([FieldError(
+            "as_of", "must be a date YYYY-MM-DD or an ISO timestamp with a zone", as_of)]
+        ) from None
 
 
 def _report_words(data: dict[str, Any]) -> str:

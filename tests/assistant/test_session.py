@@ -296,3 +296,13 @@ def test_instructions_to_drop_the_rules_change_nothing(buddy: Buddy, text: str,
     assert (turn.tool_calls[0] == {"tool": "guardrail", "categories": ["override"]}) == override
     if override:
         assert turn.draft == start.draft and "same rules" in turn.reply
+
+
+def test_a_named_time_without_a_zone_is_the_exchanges(buddy: Buddy) -> None:
+    engine = Brainstorm(buddy)
+    turn = engine.turn("pat", None, "long AAPL at 555 stop 540 target 600 10 shares, "
+                                    "as of June 1 2012 at 3pm")
+    done = engine.evaluate("pat", turn.session_id)
+    assert done.report is not None, done.reply
+    assert done.report["intent"]["as_of"].startswith("2012-06-01T19:00")  # 15:00 New York
+    assert "America/New_York time" in done.reply
