@@ -88,7 +88,10 @@ _FRACTIONS = {"half": 0.5, "halves": 0.5, "quarter": 0.25, "quarters": 0.25,
 _SCALES = {"hundred": 100, "thousand": 1000}
 _NUMBER_WORDS = sorted([*_UNITS, *_TENS, *_FRACTIONS, *_SCALES], key=len, reverse=True)
 _NW = "|".join(_NUMBER_WORDS)
-_WORD_NUMBER = (rf"(?:(?:an?|one)[\s-]+)?(?:{_NW})\b(?:[\s-]+(?:(?:an?|and|of)[\s-]+)*(?:{_NW})\b)*"
+# Bounded repeats: a spoken number has a few words, and unbounded ones backtrack for seconds
+# over a long run of number words ("half a half a ...").
+_WORD_NUMBER = (rf"(?:(?:an?|one)[\s-]+)?(?:{_NW})\b(?:[\s-]+(?:(?:an?|and|of)[\s-]+){{0,2}}"
+                rf"(?:{_NW})\b){{0,8}}"
                 rf"(?:[\s-]+(?:of[\s-]+)?an?\b(?=\s+(?:percent|per\s?cent|pct)\b))?")
 _DIGITS = r"\$?\s?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:\s?k\b)?"
 NUM = rf"(?P<n>{_DIGITS}|\b{_WORD_NUMBER})"
@@ -136,7 +139,7 @@ def parse_number(words: str) -> float | None:
 _CONN = (r"(?:\s*(?:[:=@]|,\s*to\b|\b(?:is|at|under|below|above|over|around|near|about|of|to|just|"
          r"right|would|will|be|goes|go|placed|set|sits|somewhere|roughly|the|a|level|were|was|"
          r"should|could|might|can|maybe|probably|now|then|instead|put|place|it|move|moved|"
-         r"lower|higher|tighter|wider|bit|little|further|closer|down|up|back)\b))*\s*")
+         r"lower|higher|tighter|wider|bit|little|further|closer|down|up|back)\b)){0,8}\s*")
 # "stop below yesterday's low at 548": the level is where the price goes
 _LEVEL_REF = (r"(?:(?:(?:yesterday'?s|the|prior|previous|day'?s|swing|recent|last|week'?s|"
               r"range)\s+)*(?:low|high|close|support|resistance|level|pivot)\s+(?:at|of|near|"
@@ -146,7 +149,7 @@ _CUR = r"\s*(?:\bdollars?\b|\busd\b|\bbucks\b|\beur\b|\beuros?\b)"
 _CLAUSE_END = r"(?=$|[,;!?]|\.(?!\d))"
 
 # a date runs to the clause's end; "Jun 1, 2012" keeps its comma before the year
-_DATE = re.compile(r"\bas\s+of\s+(?P<d>.+?)(?=$|[;!?]|,(?!\s*\d{4}\b)|\.(?!\d)|\s+(?:and|"
+_DATE = re.compile(r"\bas\s+of\s+(?P<d>.{1,60}?)(?=$|[;!?]|,(?!\s*\d{4}\b)|\.(?!\d)|\s+(?:and|"
                    r"with|stop|target|risk|entry|long|short|buy|sell|for|on)\b)")
 _LATEST = re.compile(r"(?:now|today|latest|the\s+latest|the\s+last\s+close|last\s+close)\s*$")
 _BUY_SELL_STOP = re.compile(rf"\b(?P<side>buy|sell)[\s-]stop(?:\s+order)?{_CONN}{NUM}")
