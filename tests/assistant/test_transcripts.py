@@ -12,6 +12,7 @@ messages must be stored.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from buddy.store.trades import read_journal, read_trades
 TRANSCRIPTS = sorted((Path(__file__).parent / "transcripts").glob("*.yaml"))
 TURN_KEYS = {"say", "action", "note", "route", "slots", "missing", "problems", "asks",
              "evaluated", "intent", "reply_contains", "reply_lacks", "journal", "safe_reply",
-             "draft_unchanged", "reviewed_symbol"}
+             "draft_unchanged", "reviewed_symbol", "reviewed_by_id"}
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +79,9 @@ def test_transcript(path: Path, brainstorm: Brainstorm) -> None:
             _check_evaluation(brainstorm, user, turn, expect, where)
         if "journal" in expect:
             _check_journal(brainstorm, user, session_id, turn, expect["journal"], where)
+        if expect.get("reviewed_by_id"):
+            _, (named,) = _with_trade_ids(brainstorm, user, str(expect["say"]))
+            assert f"Review of {named} " in turn.reply, (where, named, turn.reply)
         if "reviewed_symbol" in expect:
             latest = read_trades(store, user, status="closed")
             latest = latest[latest["symbol"] == expect["reviewed_symbol"]]
@@ -92,7 +96,8 @@ def test_transcript(path: Path, brainstorm: Brainstorm) -> None:
 def _play(brainstorm: Brainstorm, user: str, session_id: str | None, expect: dict[str, Any]
           ) -> Turn:
     if "say" in expect:
-        return brainstorm.turn(user, session_id, str(expect["say"]))
+        text, _ = _with_trade_ids(brainstorm, user, str(expect["say"]))
+        return brainstorm.turn(user, session_id, text)
     if session_id is None:
         session_id = brainstorm.start(user)
     if expect["action"] == "evaluate":
@@ -100,6 +105,22 @@ def _play(brainstorm: Brainstorm, user: str, session_id: str | None, expect: dic
     if expect["action"] == "save_journal":
         return brainstorm.save_journal(user, session_id, expect.get("note"))
     raise AssertionError(f"unknown action {expect['action']!r}")
+
+
+def _with_trade_ids(brainstorm: Brainstorm, user: str, text: str) -> tuple[str, list[str]]:
+    """Return ``text`` with each ``{trade:SYMBOL:N}`` as the id of the user's closed trade in
+    SYMBOL at position N in close order (-1 the newest), and those ids (the store's ids are
+    not written into the transcript)."""
+    ids: list[str] = []
+
+    def trade_id(match: re.Match[str]) -> str:
+        trades = read_trades(brainstorm.buddy.store, user, status="closed")
+        trades = trades[trades["symbol"] == match.group(1)]
+        ids.append(str(trades.sort_values(["close_ts", "trade_id"])
+                       .iloc[int(match.group(2))]["trade_id"]))
+        return ids[-1]
+
+    return re.sub(r"\{trade:([A-Z]+):(-?\d+)\}", trade_id, text), ids
 
 
 def _check_turn(turn: Turn, expect: dict[str, Any], before: Any, where: str) -> None:
