@@ -12,9 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from buddy.errors import FieldError, FieldErrors
+
+if TYPE_CHECKING:
+    from buddy.domain import Fact
 
 __all__ = [
     "OPTIONAL_SLOTS",
@@ -141,6 +145,29 @@ class TradeIdeaDraft:
             parts.append(f"thesis: {self.thesis}")
         return ", ".join(parts)
 
+    def facts(self) -> tuple[Fact, ...]:
+        """Return the trader's numbers as Facts (prices in 'price', size in 'shares', risk in
+        '%' of equity or the account's currency, horizon in 'bars', target in 'R'; as_of,
+        timeframe and the words of each conflict as labels; the risk limit when a risk is
+        set): what a reply built from this draft may cite (``guardrails.check_text``)."""
+        from buddy.domain import Fact
+
+        units = {"entry": "price", "stop": "price", "target": "price", "size": "shares",
+                 "risk_pct": "%", "risk_amount": "", "horizon": "bars", "target_r": "R"}
+        out = [Fact(name=f"draft_{name}", value=getattr(self, name), unit=unit)
+               for name, unit in units.items() if getattr(self, name) is not None]
+        if self.risk_pct is not None:
+            out.append(Fact(name="max_risk_pct", value=MAX_RISK_PCT, unit="%"))
+        for name in ("as_of", "timeframe"):
+            if getattr(self, name) is not None:
+                out.append(Fact(name=f"draft_{name}", value=getattr(self, name)))
+        for c in self.conflicts:
+            said = c.value if isinstance(c.value, list | tuple) else [c.value]
+            out.append(Fact(name=f"said_{c.field}",
+                            value=" ".join(format_number(v) if isinstance(v, float) else str(v)
+                                           for v in said)))
+        return tuple(out)
+
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (conflicts as {field, rule, value}); ``from_dict`` reads it."""
         out: dict[str, Any] = {}
@@ -233,10 +260,15 @@ def _value_errors(d: TradeIdeaDraft) -> list[FieldError]:
         if v is not None and not (math.isfinite(v) and v > 0):
             out.append(FieldError(name, "must be a positive number", v))
     if d.risk_pct is not None and not (0 < d.risk_pct <= MAX_RISK_PCT):
-        out.append(FieldError("risk_pct", f"must be above 0 and at most {MAX_RISK_PCT:g} "
+        out.append(FieldError("risk_pct", f"must be positive and at most {MAX_RISK_PCT:g} "
                               "(percent of equity)", d.risk_pct))
     if d.horizon is not None and d.horizon < 1:
         out.append(FieldError("horizon", "must be at least 1 bar", d.horizon))
+    if d.as_of is not None:
+        try:
+            datetime.fromisoformat(d.as_of)
+        except ValueError:
+            out.append(FieldError("as_of", "must be an ISO date or date-time", d.as_of))
     return out
 
 

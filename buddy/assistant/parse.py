@@ -397,14 +397,14 @@ def _read_date(words: str, base: datetime | None) -> tuple[str | None, str | Non
     first, period = _date_parser(_FAR_BASES[0]).parse(words)
     second, _ = _date_parser(_FAR_BASES[1]).parse(words)
     if first is None:
-        return None, "must be a date with day, month and year (e.g. 'as of June 1 2012')"
+        return None, "must name a day, a month and a year"
     if first != second:
         if base is None:
             return None, ("is relative, and the conversation has no date to count from: "
                           "name the day, month and year")
         first, period = _date_parser(base).parse(words)
         if first is None:
-            return None, "must be a date with day, month and year"
+            return None, "must name a day, a month and a year"
     if first.tzinfo is not None:
         return first.isoformat(), None
     if period == "time":
@@ -551,7 +551,8 @@ def _prices(work: _Work, pattern: re.Pattern[str], slot: str) -> list[SlotUpdate
         src = work.take(m)
         if m.group("pct_after"):
             out.append(SlotUpdate(slot, src, src, rejected=(
-                "must be a price: a percent is not read as one (say the price)")))
+                "must be a price: a percent or a distance (ATR, points, R) is not read as one "
+                "(say the price)")))
         else:
             out += _number_update(slot, m, src)
     return out
@@ -618,7 +619,7 @@ def _risks(work: _Work) -> list[SlotUpdate]:
             out.append(SlotUpdate("risk_amount", value, src))
         else:
             out.append(SlotUpdate("size", src, src, rejected=(
-                "needs a unit: a percent of equity ('1%') or an amount ('$500')")))
+                "needs a unit: a percent of equity or an amount in the account's currency")))
     return out
 
 
@@ -805,8 +806,8 @@ def _show(v: Any) -> str:
 
 
 def _slot_words(slot: str) -> str:
-    return {"as_of": "the date", "order_type": "the order type", "target_r": "the target"
-            }.get(slot, f"the {slot}")
+    return {"as_of": "the date", "order_type": "the order type", "target_r": "the target",
+            "risk_pct": "the risk", "risk_amount": "the risk amount"}.get(slot, f"the {slot}")
 
 
 # ------------------------------------------------------------------------------ questions

@@ -145,3 +145,23 @@ def test_from_dict_names_every_bad_field_at_once() -> None:
 def test_format_number_keeps_the_value(x: float) -> None:
     assert float(format_number(x)) == pytest.approx(x, rel=1e-9)
     assert not format_number(float(round(x))).endswith(".0")
+
+
+def test_facts_hold_every_number_the_trader_gave_and_nothing_else() -> None:
+    d = COMPLETE.with_updates(horizon=10, as_of="2012-06-01", timeframe="1d", target_r=3.0,
+                              conflicts=(FieldError("stop", "two different values", [540.0,
+                                                                                       545.5]),))
+    facts = {f.name: (f.value, f.unit) for f in d.facts()}
+    assert facts == {
+        "draft_entry": (555.0, "price"), "draft_stop": (540.0, "price"),
+        "draft_target": (600.0, "price"), "draft_risk_pct": (0.5, "%"),
+        "draft_horizon": (10, "bars"), "draft_target_r": (3.0, "R"),
+        "max_risk_pct": (100.0, "%"), "draft_as_of": ("2012-06-01", ""),
+        "draft_timeframe": ("1d", ""), "said_stop": ("540 545.5", "")}
+    assert TradeIdeaDraft().facts() == ()
+
+
+def test_an_as_of_that_is_not_iso_is_a_problem() -> None:
+    assert [p.field for p in COMPLETE.with_updates(as_of="June").problems()] == ["as_of"]
+    assert COMPLETE.with_updates(as_of="2012-06-01T15:30").problems() == ()
+

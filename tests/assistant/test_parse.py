@@ -254,6 +254,24 @@ def test_a_target_on_the_wrong_side_is_asked_about(names: dict[str, str]) -> Non
                                 "said 31: where should the target be?")
 
 
+@pytest.mark.parametrize("turns", [
+    [ISSUE], ["long AAPL at 555", "stop 560"], ["short MSFT at 30, stop 32, target 31"],
+    ["entry 555 and entry 560.5"], ["risk 500"], ["risk 150%"], ["as of yesterday"],
+    ["stop 2% below"], ["entry between 555 and 560"], ["no stop"], ["for 10 days", "1h"],
+    ["long AAPL at 555, stop 540, target 2R, 100 shares"], ["long AAPL, stop 545, target 530"],
+])
+def test_questions_and_summaries_pass_the_guardrails_on_the_drafts_own_facts(
+        turns: list[str], names: dict[str, str]) -> None:
+    from buddy.guardrails import check_text
+
+    d = TradeIdeaDraft(timeframe="1h") if turns[-1] == "1h" else TradeIdeaDraft()
+    for text in turns[:-1] if turns[-1] == "1h" else turns:
+        d = read(text, names, d)
+    for reply in (next_question(d) or "", d.summary(thesis=False)):
+        verdict = check_text(reply, d.facts())
+        assert verdict.ok, (reply, verdict.reasons)
+
+
 def test_missing_slots_are_asked_in_order_without_numbers(names: dict[str, str]) -> None:
     d = read("long AAPL on a pullback to 555, target 600, risk half a percent", names)
     assert d.missing() == ("stop",)
