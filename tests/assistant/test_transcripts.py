@@ -74,10 +74,14 @@ def test_transcript(path: Path, brainstorm: Brainstorm) -> None:
         turn = _play(brainstorm, user, session_id, expect)
         session_id = turn.session_id
         _check_turn(turn, expect, before, where)
-        if turn.eval_id is not None:
+        if turn.eval_id is not None and turn.report is not None:
+            print(f"{path.stem} turn {n}: verdict {turn.report['verdict']}, score "
+                  f"{turn.report['overall_score']}, size {turn.report['intent']['proposed_size']}"
+                  f", eval {turn.eval_id}")
             evaluated += 1
             _check_evaluation(brainstorm, user, turn, expect, where)
         if "journal" in expect:
+            print(f"{path.stem} turn {n}: journal {turn.journal_id}")
             _check_journal(brainstorm, user, session_id, turn, expect["journal"], where)
         if expect.get("reviewed_by_id"):
             _, (named,) = _with_trade_ids(brainstorm, user, str(expect["say"]))
