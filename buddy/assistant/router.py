@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
 from rapidfuzz import fuzz, process
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -282,6 +283,10 @@ class IntentRouter:
             self._pipeline.fit([normalise(t) for t, _ in utterances],
                                [r.value for _, r in utterances])
         self._routes = tuple(Route(str(label)) for label in self._pipeline.classes_)
+        # the fitted steps, called directly per message: the pipeline's own dispatch (joblib,
+        # output wrapping) costs about as much as the vectorising of one short line
+        self._vectorizers = [v for _, v in self._pipeline.named_steps["features"].transformer_list]
+        self._model = self._pipeline.named_steps["model"]
         self.n_utterances = len(utterances)
 
     @classmethod
@@ -294,13 +299,17 @@ class IntentRouter:
 
     def probabilities(self, text: str) -> dict[Route, float]:
         """Return the classifier's probability of each route for ``text`` (they sum to 1)."""
-        proba = self._pipeline.predict_proba([normalise(text)])[0]
+        proba = self._proba([text])[0]
         return {route: float(p) for route, p in zip(self._routes, proba, strict=True)}
 
     def predict(self, texts: Sequence[str]) -> list[Route]:
         """Return the classifier's route for each text (no confidence floor applied)."""
-        proba = self._pipeline.predict_proba([normalise(t) for t in texts])
-        return [self._routes[i] for i in np.argmax(proba, axis=1)]
+        return [self._routes[i] for i in np.argmax(self._proba(texts), axis=1)]
+
+    def _proba(self, texts: Sequence[str]) -> np.ndarray:
+        lines = [normalise(t) for t in texts]
+        features = sparse.hstack([v.transform(lines) for v in self._vectorizers], format="csr")
+        return np.asarray(self._model.predict_proba(features))
 
     def route(self, text: str, draft: TradeIdeaDraft | None = None, *,
               symbols: Mapping[str, str] | None = None) -> Routing:

@@ -9,6 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.model_selection import StratifiedKFold
 
 from buddy.assistant.draft import TradeIdeaDraft
@@ -108,6 +110,17 @@ def test_the_issue_messages_route_as_expected(router, text: str, route: Route,
     assert isinstance(routing, Routing)
     assert (routing.route, routing.trade_ref) == (route, trade_ref)
     assert 0.0 <= routing.confidence <= 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(max_size=200))
+def test_any_text_gets_a_route_and_only_a_review_names_a_trade(text: str) -> None:
+    routing = IntentRouter.default().route(text, TradeIdeaDraft(), symbols=SYMBOLS)
+    assert routing.route in set(Route)
+    assert 0.0 <= routing.confidence <= 1.0
+    assert routing.trade_ref is None or routing.route is Route.REVIEW
+    if routing.trade_ref is not None:
+        assert parse_trade_ref(routing.trade_ref).text == routing.trade_ref
 
 
 def test_only_a_review_carries_a_trade_ref(router) -> None:
