@@ -362,7 +362,10 @@ class _Work:
     def take(self, m: re.Match[str], fill: str = "\x00") -> str:
         """Blank the match (with ``fill``) and return its original words. The fill is no
         space, so a later pattern never reaches across words already read."""
-        start, end = m.span()
+        return self.take_span(m.span(), fill)
+
+    def take_span(self, span: tuple[int, int], fill: str = "\x00") -> str:
+        start, end = span
         self.text = self.text[:start] + fill * (end - start) + self.text[end:]
         return self.original[start:end].strip(" ,;")
 
@@ -446,39 +449,74 @@ def _clean_name(name: str) -> str:
     return re.sub(r"[\s,]+", " ", s).strip(" .,")
 
 
+@dataclass(frozen=True, slots=True)
+class _SymbolIndex:
+    """The catalogue prepared for lookups: ticker keys, whole cleaned names (up to
+    ``_NAME_WORDS`` words) and the first word of each name for fuzzy matching."""
+
+    tickers: dict[str, str]
+    names: dict[str, str]
+    firsts: dict[str, str]
+    longest: int
+
+
+_NAME_WORDS = 6
+
+
+@functools.lru_cache(maxsize=8)
+def _symbol_index(items: frozenset[tuple[str, str | None]]) -> _SymbolIndex:
+    """Return the index of one catalogue (built once per distinct catalogue: a turn over a
+    few thousand symbols then costs dictionary lookups, not a regex per name)."""
+    tickers = {_ticker_key(t): t for t, _ in sorted(items)}
+    names: dict[str, str] = {}
+    firsts: dict[str, str] = {}
+    for ticker, name in sorted(items):
+        cleaned = _clean_name(name) if name else ""
+        words = cleaned.split()
+        if len(cleaned) >= 4 and len(words) <= _NAME_WORDS:
+            names.setdefault(" ".join(words), ticker)
+        if words and len(words[0]) >= 4 and words[0] not in _VOCAB:
+            firsts.setdefault(words[0], ticker)
+    longest = max((len(n.split()) for n in names), default=0)
+    return _SymbolIndex(tickers, names, firsts, longest)
+
+
 def _symbols(work: _Work, symbols: Mapping[str, str]) -> list[SlotUpdate]:
     from rapidfuzz import fuzz, process
 
+    index = _symbol_index(frozenset(symbols.items()))
     out: list[SlotUpdate] = []
-    tickers = {_ticker_key(t): t for t in symbols}
     # Whole company names first ("international business machines", "s&p 500"): their
-    # words may hold numbers that are not prices.
-    names = {t: _clean_name(n) for t, n in symbols.items() if n}
-    for ticker, name in sorted(names.items(), key=lambda kv: -len(kv[1])):
-        if len(name) < 4:
-            continue
-        for m in work.finditer(re.compile(rf"(?<![\w&]){re.escape(name)}(?![\w&])")):
-            out.append(SlotUpdate("symbol", ticker, work.take(m, _MARK)))
-    firsts: dict[str, str] = {}
-    for ticker, name in names.items():
-        first = name.split(" ")[0] if name else ""
-        if len(first) >= 4 and first not in _VOCAB:
-            firsts.setdefault(first, ticker)
+    # words may hold numbers that are not prices. The longest name at a word wins.
+    words = [(m.start(), m.start() + len(m.group(0).rstrip(",.;:!?")),
+              m.group(0).rstrip(",.;:!?")) for m in re.finditer(r"\S+", work.text)]
+    i = 0
+    while i < len(words):
+        for n in range(min(index.longest, len(words) - i), 0, -1):
+            phrase = " ".join(w for _, _, w in words[i:i + n])
+            if phrase in index.names:
+                span = (words[i][0], words[i + n - 1][1])
+                out.append(SlotUpdate("symbol", index.names[phrase],
+                                      work.take_span(span, _MARK)))
+                i += n - 1
+                break
+        i += 1
+    firsts = list(index.firsts)
     for m in work.finditer(_TOKEN):
         tok = m.group(0).strip("./-")
         key = _ticker_key(tok)
         original = work.original[m.start():m.end()]
         # a ticker in lower case counts unless it is an everyday word ("all", "now", "on")
-        if key in tickers and (original.isupper() or (len(key) >= 3 and tok not in _VOCAB
-                                                      and tok not in _COMMON)):
-            out.append(SlotUpdate("symbol", tickers[key], work.take(m, _MARK)))
+        if key in index.tickers and (original.isupper() or (
+                len(key) >= 3 and tok not in _VOCAB and tok not in _COMMON)):
+            out.append(SlotUpdate("symbol", index.tickers[key], work.take(m, _MARK)))
             continue
         if len(tok) < 4 or tok in _VOCAB or not firsts:
             continue
-        best = process.extractOne(tok, list(firsts), scorer=fuzz.ratio,
+        best = process.extractOne(tok, firsts, scorer=fuzz.ratio,
                                   score_cutoff=SYMBOL_MIN_SCORE)
         if best is not None:
-            out.append(SlotUpdate("symbol", firsts[best[0]], work.take(m, _MARK)))
+            out.append(SlotUpdate("symbol", index.firsts[best[0]], work.take(m, _MARK)))
     return out
 
 

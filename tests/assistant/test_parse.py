@@ -175,6 +175,21 @@ def test_a_ticker_that_is_an_everyday_word_counts_only_in_capitals() -> None:
     assert slots("berkshire", names) == {"symbol": "BRK.B"}
 
 
+def test_a_large_catalogue_reads_the_same(names: dict[str, str]) -> None:
+    import random
+    import string
+
+    rng = random.Random(7)
+    big = dict(names)
+    while len(big) < 3000:
+        ticker = "".join(rng.choices(string.ascii_uppercase, k=5))
+        big.setdefault(ticker, "".join(rng.choices(string.ascii_lowercase, k=9)).title()
+                       + " Holdings Inc.")
+    assert slots(ISSUE, big) == slots(ISSUE, names)
+    assert slots("short international business machines", big) == {"symbol": "IBM",
+                                                                    "side": "short"}
+
+
 def test_a_company_name_with_digits_is_not_a_price(names: dict[str, str]) -> None:
     assert slots("short the S&P 500 at 1400", names) == {
         "symbol": "SP500", "side": "short", "entry": 1400.0}
