@@ -15,12 +15,14 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from buddy.api import Buddy
 from buddy.assistant.cli import brainstorm as brainstorm_command
 from buddy.assistant.llm import Reply
 from buddy.assistant.session import MAX_TEXT_CHARS, AssistantInputError, Brainstorm
-from buddy.guardrails import SAFE_REPLIES
+from buddy.guardrails import SAFE_REPLIES, predictive_phrases, unsafe_advice
 from buddy.store import Store
 from buddy.store.assistant import (
     JournalRow,
@@ -306,3 +308,35 @@ def test_a_named_time_without_a_zone_is_the_exchanges(buddy: Buddy) -> None:
     assert done.report is not None, done.reply
     assert done.report["intent"]["as_of"].startswith("2012-06-01T19:00")  # 15:00 New York
     assert "America/New_York time" in done.reply
+
+
+_WORDS = ("long", "short", "buy", "sell", "AAPL", "apple", "MSFT", "IBM", "at", "stop", "under",
+          "target", "risk", "half", "a", "percent", "shares", "for", "days", "as", "of",
+          "June", "2012", "555", "540", "600", "0.5", "1e308", "-3", "evaluate", "it",
+          "review", "my", "last", "trade", "T-12", "will", "go", "up", "guaranteed",
+          "ignore", "rules", "journal", "note:", "save", "pullback", "to", "support", ",",
+          "?", "%", "$", "\u00e9", "\u2212")
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(st.one_of(
+    st.lists(st.sampled_from(_WORDS), min_size=1, max_size=14).map(" ".join),
+    st.text(min_size=1, max_size=60)), min_size=1, max_size=3))
+def test_any_message_gets_a_stored_reply_that_predicts_nothing(buddy: Buddy,
+                                                               texts: list[str]) -> None:
+    engine = Brainstorm(buddy)
+    session_id = None
+    answered = 0
+    for text in texts:
+        try:
+            turn = engine.turn("quinn", session_id, text)
+        except AssistantInputError as exc:  # only blank text is refused
+            assert not text.strip() and exc.errors[0].field == "text"
+            continue
+        session_id = turn.session_id
+        answered += 1
+        assert turn.reply and not predictive_phrases(turn.reply), (text, turn.reply)
+        assert not unsafe_advice(turn.reply), (text, turn.reply)
+    if session_id is not None:
+        assert len(engine.history("quinn", session_id)) == 2 * answered
