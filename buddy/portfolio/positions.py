@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -305,7 +305,7 @@ class PositionLedger:
     def open_parts(self, t: pd.Timestamp, *, before: bool = False) -> np.ndarray:
         """Return, per symbol with a trade open at ``t`` (after the fills at or before t;
         ``before``: strictly before t), the index of the trade's last part by then."""
-        side = "left" if before else "right"
+        side: Literal["left", "right"] = "left" if before else "right"
         found = []
         for k in range(len(self.symbols)):
             lo, hi = int(self.bounds[k]), int(self.bounds[k + 1])
@@ -414,16 +414,19 @@ def read_positions_as_of(store: Store, user_id: str, as_of: Any, *,
 
 def mark_positions(store: Store, positions: pd.DataFrame, as_of: Any, equity: float | None,
                    base_currency: str | None, *,
-                   last_close: Callable[[str], tuple[float, pd.Timestamp] | None] | None = None
+                   last_close: Callable[[str], tuple[float, pd.Timestamp] | None] | None = None,
+                   instrument: Callable[[str], dict[str, Any] | None] | None = None
                    ) -> pd.DataFrame:
     """Return ``positions`` with MARK_COLUMNS: the close of the last daily bar closed by
     ``as_of`` on its basis (NaN when none), market value and unrealized P&L (instrument
     currency), weight and open risk % of equity (signed weight; NaN when the equity is unknown
     or the instrument's currency is not the account's), and the instrument's sector, asset
     class, benchmark, currency and multiplier. ``last_close(symbol)``: (close on t's basis,
-    its ts_close) of the last daily bar closed by t, or None (default: read here)."""
+    its ts_close) of the last daily bar closed by t, or None (default: read here);
+    ``instrument(symbol)``: its tickers row (default: ``instrument_row``)."""
     t = _utc(as_of)
     last_close = last_close or partial(_last_daily_close, store, t)
+    instrument_of = instrument or partial(instrument_row, store)
     out = positions.reset_index(drop=True)
     n = len(out)
     mark = np.full(n, np.nan)
@@ -432,13 +435,13 @@ def mark_positions(store: Store, positions: pd.DataFrame, as_of: Any, equity: fl
                                   ("sector", "asset_class", "benchmark", "currency")}
     multiplier = np.ones(n)
     for i, symbol in enumerate(out["symbol"].astype(str)):
-        instrument = instrument_row(store, symbol)
-        if instrument is not None:
+        row = instrument_of(symbol)
+        if row is not None:
             for key in info:
-                value = instrument.get(key)
+                value = row.get(key)
                 info[key][i] = None if value is None or (isinstance(value, float)
                                                          and math.isnan(value)) else str(value)
-            multiplier[i] = float(instrument.get("contract_multiplier") or 1.0)
+            multiplier[i] = float(row.get("contract_multiplier") or 1.0)
         found = last_close(symbol)
         if found is not None:
             mark[i], mark_ns[i] = found[0], found[1].as_unit("ns").value

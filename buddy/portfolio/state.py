@@ -33,7 +33,7 @@ from buddy.portfolio.positions import (
 )
 from buddy.portfolio.risk import log_returns
 from buddy.store.accounts import equity_as_of
-from buddy.store.bars import bars_closed_by, symbol_actions
+from buddy.store.bars import bars_closed_by, instrument_row, symbol_actions
 from buddy.store.portfolio import equity_history
 from buddy.users.model import RiskRules
 
@@ -166,25 +166,36 @@ class PortfolioState:
         Columns without any bar are all NaN.
         """
         chosen = window or self.window
-        ordered: list[str] = []
-        for s in (*self.symbols, *self.extra_symbols, *symbols):
-            if s not in ordered:
-                ordered.append(s)
+        ordered = list(dict.fromkeys((*self.symbols, *self.extra_symbols, *symbols)))
         start = (pd.Timestamp(self.as_of).tz_convert("UTC").tz_localize(None).normalize()
-                 - pd.Timedelta(days=365.25 * chosen.years))
-        columns: dict[str, pd.Series] = {}
+                 - pd.Timedelta(days=365.25 * chosen.years)).as_unit("ns").value
+        periods: list[np.ndarray] = []
+        values: list[np.ndarray] = []
+        unit = None
         for s in ordered:
-            closes = self.daily_closes(s)
-            if chosen.frequency == "weekly":
-                closes = _weekly(closes, self.as_of)
-            values = log_returns(closes.to_numpy())[:, 0] if len(closes) > 1 else np.array([])
-            series = pd.Series(values, index=closes.index[1:], dtype="float64")
-            columns[s] = series[series.index > start]
-        frame = pd.DataFrame(columns, columns=ordered)
-        return frame.sort_index()
+            if chosen.frequency == "daily":
+                ends, r, unit_of = _daily_returns(self.store, s, self.as_of, self._memo)
+            else:
+                closes = weekly_closes(self.daily_closes(s), self.as_of)
+                index = pd.DatetimeIndex(closes.index)
+                ends, unit_of = index.as_unit("ns").asi8[1:], index.unit
+                r = (log_returns(closes.to_numpy())[:, 0] if len(closes) > 1
+                     else np.array([], dtype=np.float64))
+            keep = ends > start
+            periods.append(ends[keep])
+            values.append(r[keep])
+            unit = unit or (unit_of if len(ends) else None)
+        # aligned by period end over numpy (a frame from a dict of series aligns through
+        # pandas indexes: most of the cost of a piece when asked at thousands of times)
+        rows = np.unique(np.concatenate(periods)) if periods else np.array([], np.int64)
+        table = np.full((len(rows), len(ordered)), np.nan)
+        for j, (ends, r) in enumerate(zip(periods, values, strict=True)):
+            table[np.searchsorted(rows, ends), j] = r
+        index = pd.DatetimeIndex(rows.astype("datetime64[ns]"), name="session")
+        return pd.DataFrame(table, index=index.as_unit(unit or "us"), columns=ordered)
 
 
-def _weekly(closes: pd.Series, as_of: pd.Timestamp) -> pd.Series:
+def weekly_closes(closes: pd.Series, as_of: pd.Timestamp) -> pd.Series:
     """Return the last close of each complete week (Saturday to Friday), indexed by the
     week's Friday. The week holding t counts only when t's date is past its Friday or its
     Friday session is the last one closed."""
@@ -202,11 +213,33 @@ def _weekly(closes: pd.Series, as_of: pd.Timestamp) -> pd.Series:
     return pd.Series(closes.to_numpy(np.float64)[last[complete]], index=index)
 
 
-def _daily_closes(store: Store, symbol: str, t: pd.Timestamp, memo: dict[Any, Any]
-                  ) -> tuple[pd.Series, pd.Timestamp | None]:
-    """Return ``symbol``'s daily closes on t's split basis by session date (bars closed by t)
-    and the last one's ts_close (None when none). ``memo`` keeps each series on each basis,
-    so many times t cost one read and adjustment per basis."""
+def _daily_returns(store: Store, symbol: str, t: pd.Timestamp, memo: dict[Any, Any]
+                   ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Return ``symbol``'s daily log returns from the bars closed by t on t's split basis:
+    their session dates (ns), the returns, and the sessions' datetime unit. ``memo`` keeps
+    each series' returns on each basis (a return needs only its two closes, so the prefix
+    by t of the whole series' returns is the returns of the closes by t)."""
+    key = _closes_key(store, symbol, t, memo)
+    closes_ns, sessions, closes = memo[key]
+    found = memo.get(("returns", *key[1:]))
+    if found is None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.log(closes[1:] / closes[:-1])
+        bad = np.flatnonzero(~(closes > 0) & ~np.isnan(closes))
+        found = memo[("returns", *key[1:])] = (
+            sessions.as_unit("ns").asi8, r, sessions.unit,
+            int(bad[0]) if len(bad) else len(closes))
+    days, r, unit, first_bad = found
+    n = int(np.searchsorted(closes_ns, t.value, side="right"))
+    if n > first_bad:
+        log_returns(closes[:n])  # raises naming the close that is not > 0
+    return days[1:n], r[:max(n - 1, 0)], unit
+
+
+def _closes_key(store: Store, symbol: str, t: pd.Timestamp, memo: dict[Any, Any]
+                ) -> tuple[Any, ...]:
+    """Return the memo key of ``symbol``'s daily closes on t's split basis, reading and
+    adjusting the whole series once per basis."""
     if ("actions", symbol) not in memo:
         actions = symbol_actions(store, symbol)
         ex = np.sort(pd.DatetimeIndex(pd.to_datetime(actions["ex_date"])).as_unit("ns").asi8)
@@ -224,7 +257,15 @@ def _daily_closes(store: Store, symbol: str, t: pd.Timestamp, memo: dict[Any, An
                      .as_unit("ns").asi8,
                      pd.DatetimeIndex(pd.to_datetime(bars["session"]), name="session"),
                      bars["close"].to_numpy(np.float64) / divisor)
-    closes_ns, sessions, closes = memo[key]
+    return key
+
+
+def _daily_closes(store: Store, symbol: str, t: pd.Timestamp, memo: dict[Any, Any]
+                  ) -> tuple[pd.Series, pd.Timestamp | None]:
+    """Return ``symbol``'s daily closes on t's split basis by session date (bars closed by t)
+    and the last one's ts_close (None when none). ``memo`` keeps each series on each basis,
+    so many times t cost one read and adjustment per basis."""
+    closes_ns, sessions, closes = memo[_closes_key(store, symbol, t, memo)]
     n = int(np.searchsorted(closes_ns, t.value, side="right"))
     series = pd.Series(closes[:n], index=sessions[:n], dtype="float64")
     return series, (pd.Timestamp(int(closes_ns[n - 1]), tz="UTC") if n else None)
@@ -238,14 +279,16 @@ def _utc(value: Any) -> pd.Timestamp:
 def _equity(store: Store, user_id: str, t: pd.Timestamp, memo: dict[Any, Any]
             ) -> tuple[float | None, str | None, str]:
     if "equity_history" not in memo:
-        memo["equity_history"] = equity_history(store, user_id)
-    history = memo["equity_history"]
-    times = pd.DatetimeIndex(pd.to_datetime(history["as_of"], utc=True))
-    n = int(np.searchsorted(times.as_unit("ns").asi8, t.value, side="right"))
+        history = equity_history(store, user_id)
+        times = pd.DatetimeIndex(pd.to_datetime(history["as_of"], utc=True))
+        memo["equity_history"] = (times.as_unit("ns").asi8, [
+            (float(e), str(c), f"equity history at {at.isoformat()} ({source})")
+            for at, e, c, source in zip(times, history["equity"], history["base_currency"],
+                                        history["source"], strict=True)])
+    times_ns, rows = memo["equity_history"]
+    n = int(np.searchsorted(times_ns, t.value, side="right"))
     if n:
-        row = history.iloc[n - 1]
-        return (float(row["equity"]), str(row["base_currency"]),
-                f"equity history at {times[n - 1].isoformat()} ({row['source']})")
+        return rows[n - 1]
     account = equity_as_of(store, [user_id], [t])
     value = float(account["equity"].iloc[0])
     if math.isfinite(value):
@@ -279,13 +322,24 @@ def portfolio_state_with_reason(store: Store, user_id: str, as_of: Any, *,
     frame = read.frame[read.frame["qty"].to_numpy(np.float64) != 0]
 
     def last_close(symbol: str) -> tuple[float, pd.Timestamp] | None:
-        closes, closed_at = _daily_closes(store, symbol, t, memo)
-        return None if closed_at is None else (float(closes.iloc[-1]), closed_at)
+        closes_ns, _, closes = memo[_closes_key(store, symbol, t, memo)]
+        n = int(np.searchsorted(closes_ns, t.value, side="right"))
+        return None if not n else (float(closes[n - 1]),
+                                   pd.Timestamp(int(closes_ns[n - 1]), tz="UTC"))
 
-    positions = mark_positions(store, frame, t, equity, currency, last_close=last_close)
+    def instrument(symbol: str) -> dict[str, Any] | None:
+        if ("instrument", symbol) not in memo:
+            memo[("instrument", symbol)] = instrument_row(store, symbol)
+        found: dict[str, Any] | None = memo[("instrument", symbol)]
+        return found
+
+    positions = mark_positions(store, frame, t, equity, currency, last_close=last_close,
+                               instrument=instrument)
+    if list(positions.columns) != list(POSITION_COLUMNS):
+        positions = positions[list(POSITION_COLUMNS)]
     return PortfolioState(
         user_id=user_id, as_of=t, equity=equity, base_currency=currency,
-        equity_source=equity_source, positions=positions[list(POSITION_COLUMNS)],
+        equity_source=equity_source, positions=positions,
         source=read.source, statement_as_of=read.statement_as_of, rules=rules,
         rules_version=version, extra_symbols=tuple(dict.fromkeys(extra_symbols)),
         store=store, _memo=memo), None

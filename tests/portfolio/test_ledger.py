@@ -13,6 +13,14 @@ import pandas as pd
 import pytest
 
 from buddy.portfolio.positions import BASE_COLUMNS, FillInputs, basis_divisor
+from buddy.portfolio.state import (
+    DAILY_1Y,
+    WEEKLY_2Y,
+    PortfolioState,
+    ReturnsWindow,
+    portfolio_state_with_reason,
+    weekly_closes,
+)
 from buddy.store import Store
 from buddy.store.core import insert_frame
 from buddy.store.fills import insert_fills
@@ -197,3 +205,37 @@ def test_without_fills_the_ledger_is_empty(sample_store: Store) -> None:
     t = pd.Timestamp("2010-01-04T21:00Z")
     book = inputs.ledger(sample_store, t).positions(t)
     assert book.empty and list(book.columns) == list(BASE_COLUMNS)
+
+
+def plain_returns(state: PortfolioState, symbols: list[str], window: ReturnsWindow
+                  ) -> pd.DataFrame:
+    """Return the returns frame by plain pandas alignment (the oracle of ``returns``)."""
+    ordered = list(dict.fromkeys((*state.symbols, *state.extra_symbols, *symbols)))
+    start = (state.as_of.tz_convert("UTC").tz_localize(None).normalize()
+             - pd.Timedelta(days=365.25 * window.years))
+    columns = {}
+    for s in ordered:
+        closes = state.daily_closes(s)
+        if window.frequency == "weekly":
+            closes = weekly_closes(closes, state.as_of)
+        values = np.log(closes.to_numpy()[1:] / closes.to_numpy()[:-1])
+        series = pd.Series(values, index=closes.index[1:], dtype="float64")
+        columns[s] = series[series.index > start]
+    return pd.DataFrame(columns, columns=ordered).sort_index()
+
+
+@pytest.mark.parametrize("window", [DAILY_1Y, WEEKLY_2Y, ReturnsWindow("daily", 5.0)],
+                         ids=["daily-1y", "weekly-2y", "daily-5y"])
+def test_returns_equal_a_plain_alignment(portfolio_demo: Store, window: ReturnsWindow
+                                         ) -> None:
+    inputs = FillInputs.read(portfolio_demo, "demo")
+    for t in ("2001-03-05T21:00Z", "2005-02-28T00:00Z", "2013-02-22T21:00Z",
+              "2017-06-15T14:00Z"):
+        state, _ = portfolio_state_with_reason(portfolio_demo, "demo", t, inputs=inputs,
+                                               before=True)
+        assert state is not None
+        for symbols in (["MSFT", "SP500"], ["EURUSD"], ["NOSUCH"]):
+            got = state.returns(symbols, window=window)
+            pd.testing.assert_frame_equal(got, plain_returns(state, symbols, window),
+                                          check_freq=False)
+            assert got.empty or got.index.max() <= state.as_of.tz_localize(None)
