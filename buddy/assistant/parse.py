@@ -72,7 +72,7 @@ class Overwrite:
     source_text: str
 
     def sentence(self) -> str:
-        """Return the sentence that tells the trader, e.g. 'stop changed from 540 to 545'."""
+        """Return the sentence that tells the trader ('the stop changed from 540 to 545')."""
         return f"{_slot_words(self.slot)} changed from {_show(self.old)} to {_show(self.new)}"
 
 
@@ -292,9 +292,13 @@ def apply_updates(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> Trade
     for u in updates:
         if u.slot not in UPDATABLE:
             raise ValueError(f"slot: must be one of {', '.join(UPDATABLE)} (got {u.slot!r})")
+        if u.slot == "declined" and u.rejected is None and u.value not in DECLINABLE:
+            raise ValueError(f"declined: must be one of {', '.join(DECLINABLE)} "
+                             f"(got {u.value!r})")
     chosen, conflicts = _settle(updates)
     values: dict[str, Any] = {}
-    declined = [s for s in draft.declined if s not in chosen]
+    said = {_slot_of(f) for f in chosen}
+    declined = [s for s in draft.declined if s not in said]
     for slot, value in chosen.items():
         if slot == "declined":
             continue
@@ -303,14 +307,15 @@ def apply_updates(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> Trade
             values.update({f: None for f in SIZE_FIELDS if f != slot and f not in chosen})
         if slot == "target" and "target_r" not in chosen:
             values["target_r"] = None
-    if "declined" in chosen:
-        slot = chosen["declined"]
+    for slot in chosen.get("declined", ()):
+        if slot in said:
+            continue  # "no target... target 600": the value said wins
         declined.append(slot)
         if slot == "target":
             values.update(target=None, target_r=None)
-        elif slot in ("horizon", "thesis"):
+        else:
             values[slot] = None
-    settled = set(chosen) | {_slot_of(s) for s in chosen}
+    settled = said | set(chosen.get("declined", ()))
     kept = [c for c in draft.conflicts if c.field not in settled and _slot_of(c.field)
             not in settled]
     new = replace(draft, **values, declined=tuple(dict.fromkeys(declined)),
@@ -320,6 +325,7 @@ def apply_updates(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> Trade
 
 def overwrites(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> tuple[Overwrite, ...]:
     """Return the slots ``updates`` would change from a value the draft already held."""
+    updates = tuple(updates)
     after = apply_updates(draft, updates)
     sources = {u.slot: u.source_text for u in updates if u.rejected is None}
     out: list[Overwrite] = []
@@ -785,6 +791,9 @@ def _settle(updates: Sequence[SlotUpdate]) -> tuple[dict[str, Any], list[FieldEr
             by_field.setdefault(u.slot, []).append(u)
     rejected = {c.field for c in conflicts}
     chosen: dict[str, Any] = {}
+    # "no target, no thesis": declining is a set, never two values of one slot
+    if "declined" in by_field:
+        chosen["declined"] = tuple(dict.fromkeys(u.value for u in by_field.pop("declined")))
     for slot, found in by_field.items():
         distinct = list(dict.fromkeys(_key(u.value) for u in found))
         if len(distinct) > 1:

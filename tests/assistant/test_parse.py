@@ -330,6 +330,16 @@ def test_no_target_is_declined_but_no_stop_is_refused(names: dict[str, str]) -> 
     assert read("target 600", names, d).declined == ()
 
 
+def test_declining_is_a_set_and_settles_the_slots_conflict(names: dict[str, str]) -> None:
+    d = read("target 10% higher", names)
+    assert [p.field for p in d.problems()] == ["target"]
+    d = read("no target, no thesis", names, d)
+    assert d.declined == ("target", "thesis") and d.problems() == ()
+    updates = tuple(u for u in parse_utterance("target 600", d, names))
+    assert overwrites(d, iter(updates)) == ()
+    assert read("target 600", names, d).declined == ("thesis",)
+
+
 def test_a_target_in_r_follows_entry_and_stop(names: dict[str, str]) -> None:
     d = read("long AAPL at 555, stop 540, target 2R", names)
     assert d.target == 585.0
@@ -361,6 +371,8 @@ def test_days_on_intraday_bars_are_refused_not_converted(names: dict[str, str]) 
 def test_an_unknown_slot_is_refused() -> None:
     with pytest.raises(ValueError, match="slot: must be one of"):
         apply_updates(TradeIdeaDraft(), [SlotUpdate("strike", 5.0, "strike 5")])
+    with pytest.raises(ValueError, match="declined: must be one of"):
+        apply_updates(TradeIdeaDraft(), [SlotUpdate("declined", "stop", "no stop")])
 
 
 # ---------------------------------------------------------------------------- numbers
