@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml  # type: ignore[import-untyped]  # no stubs pinned (types-PyYAML)
-from rapidfuzz import fuzz, process
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -110,9 +109,10 @@ _TRADE_NUMBER = re.compile(
     r"\btrade\s+(?:id\s+|number\s+|no\.?\s*)?#?\s*(\d{1,12})\b|#\s?(\d{1,12})\b", re.IGNORECASE)
 _LAST = re.compile(r"\b(?:last|latest|most\s+recent|previous|recent|prior|final|yesterday's|"
                    r"last\s+week's|today's)\b", re.IGNORECASE)
-_SIDE = re.compile(r"\b(long|short|buy|sell|shorted|bought|sold)\b", re.IGNORECASE)
-_SIDE_WORDS = {"long": "long", "buy": "long", "bought": "long", "short": "short",
-               "sell": "short", "sold": "short", "shorted": "short"}
+# Only these name a trade's side in a review: "sold"/"bought" there are usually its exit or
+# entry ("did I sell too early on my AAPL long"), not its direction.
+_SIDE = re.compile(r"\b(long|short|shorted)\b", re.IGNORECASE)
+_SIDE_WORDS = {"long": "long", "short": "short", "shorted": "short"}
 _TICKER = re.compile(r"\b([A-Z]{1,5}(?:\.[A-Z])?)(?:'s)?\b")
 # Upper-case words a trader writes that are not tickers.
 _NOT_TICKERS = frozenset({
@@ -122,16 +122,15 @@ _NOT_TICKERS = frozenset({
     "MY", "THE", "HOW", "WHY", "WHAT", "DID", "GO", "IT", "IS", "ON", "IN", "TO", "OF", "AND",
     "PLEASE", "REVIEW", "TRADE", "NOW", "YES", "NO",
 })
-_WORD = re.compile(r"[A-Za-z][A-Za-z.&-]{1,30}")
-_SYMBOL_SCORE = 88.0  # rapidfuzz WRatio out of 100: 'apple' ~ 'Apple Inc.', 'Microsft' ~ MSFT's
 
 
 def trade_ref_in(text: str, symbols: Mapping[str, str] | None = None) -> str | None:
     """Return the trade ``text`` names, as a ``Routing.trade_ref`` string, or None.
 
     ``symbols`` (ticker -> company name) lets a company name or a lower-case ticker name the
-    symbol ('my last apple trade' -> 'last AAPL'); without it only upper-case tickers do.
-    A symbol or side without an id means the latest such trade.
+    symbol, read as the brainstorm parser reads it ('my last apple trade' -> 'last AAPL');
+    without it only upper-case tickers do. A symbol or side (long/short) without an id means
+    the latest such trade.
     """
     found = _TRADE_ID.search(text)
     if found:
@@ -149,33 +148,17 @@ def trade_ref_in(text: str, symbols: Mapping[str, str] | None = None) -> str | N
 
 def _symbol_in(text: str, symbols: Mapping[str, str] | None) -> str | None:
     if symbols:
-        by_upper = {t.upper(): t for t in symbols}
-        for word in _WORD.findall(text):
-            bare = word.removesuffix("'s").strip(".")
-            if bare.upper() in by_upper and (bare.isupper() or len(bare) >= 3):
-                return by_upper[bare.upper()]
-        names = {t: _company_words(n) for t, n in symbols.items() if n}
-        for word in _WORD.findall(text):
-            bare = word.removesuffix("'s").strip(".").lower()
-            if len(bare) < 4:
-                continue
-            best = process.extractOne(bare, names, scorer=fuzz.ratio,
-                                      score_cutoff=_SYMBOL_SCORE - 10)
-            if best is not None:
-                return str(best[2])
-        return None
+        # the brainstorm parser's reading of tickers and company names, typos included
+        from buddy.assistant.draft import TradeIdeaDraft
+        from buddy.assistant.parse import parse_utterance
+
+        found = [u.value for u in parse_utterance(text, TradeIdeaDraft(), symbols)
+                 if u.slot == "symbol"]
+        return str(found[0]) if found else None
     for word in _TICKER.findall(text):
         if word not in _NOT_TICKERS:
             return word
     return None
-
-
-def _company_words(name: str) -> str:
-    # 'Apple Inc.' -> 'apple': the part a trader says
-    words = [w for w in re.split(r"[\s,]+", name.lower())
-             if w and w.strip(".") not in ("inc", "corp", "corporation", "co", "ltd", "plc",
-                                           "company", "holdings", "group", "class", "a", "b")]
-    return " ".join(words)
 
 
 # --------------------------------------------------------------------------- the data

@@ -140,6 +140,9 @@ def test_only_a_review_carries_a_trade_ref(router) -> None:
     ("how did my Microsft trade go", SYMBOLS, "last MSFT"),
     ("how did my msft short go", SYMBOLS, "last MSFT short"),
     ("did I get stopped out on my latest long", None, "last long"),
+    ("did I apply my rules on my last trade", SYMBOLS, "last"),      # 'apply' is no Apple
+    ("did I sell too early on my last AAPL long", SYMBOLS, "last AAPL long"),
+    ("how did my euro trade go", SYMBOLS, "last EURUSD"),
     ("how did it go", None, None),
     ("The trade", None, None),
 ])
