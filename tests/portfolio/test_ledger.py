@@ -239,3 +239,19 @@ def test_returns_equal_a_plain_alignment(portfolio_demo: Store, window: ReturnsW
             pd.testing.assert_frame_equal(got, plain_returns(state, symbols, window),
                                           check_freq=False)
             assert got.empty or got.index.max() <= state.as_of.tz_localize(None)
+
+
+def test_the_book_before_the_first_fill_is_flat_and_from_the_fills(partial: Store) -> None:
+    first = pd.Timestamp("2005-02-14T15:00Z")
+    inputs = FillInputs.read(partial, "u1")
+    for source in (inputs, None):  # the fill history read once, or read as of t
+        before, _ = portfolio_state_with_reason(partial, "u1", first, inputs=source,
+                                                before=True)
+        at, _ = portfolio_state_with_reason(partial, "u1", first, inputs=source)
+        assert before is not None and at is not None
+        assert before.source == at.source == "fills"
+        assert before.positions.empty and before.heat_pct == 0.0
+        assert at.position_in("AAPL") == 100.0
+        assert list(before.positions.columns) == list(at.positions.columns)
+    earlier, reason = portfolio_state_with_reason(partial, "u1", first - TICK, before=True)
+    assert earlier is None and reason is not None and "no broker fills" in reason
