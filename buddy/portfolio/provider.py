@@ -16,7 +16,10 @@ request (user, symbol, as_of t) it
 Everything an evaluator needs is in the piece as plain arrays (``PortfolioPiece``): the
 evaluator computes without I/O. Pieces are cached per process by (store file, context stamp,
 user, t, symbol): every fills, statement, rules or market-data write touches the stamp, so a
-cached piece is never stale; the state is shared by every symbol at the same (user, t).
+cached piece is never stale; the state is shared by every symbol at the same (user, t). The
+user's fills are read and grouped into trades once per store state (``FillInputs.ledger``,
+once per split basis) and the book at each t is a slice of that grouping, so a replay or a
+batch of many intents, each at its own t, pays for one grouping, not one per t.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class PortfolioPiece:
     session without a bar; ``benchmark_returns`` (T, M): each column's benchmark's (an
     all-NaN column where ``has_benchmark`` is False). ``equity`` and ``currency``: the
     account's as of t (None when unknown); ``rules``: the user's risk rules; ``state``: the
-    PortfolioState the book comes from (its positions are those at t).
+    PortfolioState as of t whose positions are the book held just before t.
     """
 
     user_id: str
