@@ -114,18 +114,26 @@ def write_turn(store: Store, *, session_id: str, user_id: str, active_at: dateti
         if new_session:
             _insert_session(con, session_id, user_id, active_at, mode, state)
         else:
-            row = con.execute("SELECT CAST(json_extract(session_state_json, '$.turns') AS "
-                              "BIGINT) FROM assistant_sessions WHERE session_id = ? AND "
-                              "user_id = ?", [session_id, user_id]).fetchone()
-            if row is None:
-                raise KeyError(f"session_id: no session {session_id!r} for user {user_id!r}")
-            if expect_turns is not None and (row[0] or 0) != expect_turns:
+            # one statement in the usual case: the update matches only the user's session at
+            # the expected turn count, and says how many rows it changed (RETURNING is
+            # refused on a row assistant_messages references: DuckDB 2.0's foreign keys)
+            changed = con.execute(
+                "UPDATE assistant_sessions SET last_active_at = ?, mode = ?, "
+                "session_state_json = ? WHERE session_id = ? AND user_id = ? AND (CAST(? AS "
+                "BIGINT) IS NULL OR coalesce(CAST(json_extract(session_state_json, '$.turns') "
+                "AS BIGINT), 0) = ?)",
+                [active_at, mode, _json(state), session_id, user_id, expect_turns,
+                 expect_turns]).fetchone()
+            if not changed or not changed[0]:
+                row = con.execute("SELECT CAST(json_extract(session_state_json, '$.turns') "
+                                  "AS BIGINT) FROM assistant_sessions WHERE session_id = ? "
+                                  "AND user_id = ?", [session_id, user_id]).fetchone()
+                if row is None:
+                    raise KeyError(f"session_id: no session {session_id!r} for user "
+                                   f"{user_id!r}")
                 raise SessionChangedError(
                     f"session_id: {session_id!r} has {row[0]} turns stored, the turn was "
                     f"answered after {expect_turns}")
-            con.execute("UPDATE assistant_sessions SET last_active_at = ?, mode = ?, "
-                        "session_state_json = ? WHERE session_id = ? AND user_id = ?",
-                        [active_at, mode, _json(state), session_id, user_id])
         insert_rows(con, "assistant_messages", [
             {"msg_id": m.msg_id, "session_id": session_id, "ts": m.ts, "role": m.role,
              "content_or_ref": m.content,
