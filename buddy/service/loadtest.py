@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,11 @@ class LevelResult:
     latencies_s: tuple[float, ...]
     eval_ids: tuple[str, ...]
     errors: tuple[str, ...] = field(default=())
+    log_states: tuple[str, ...] = field(default=())  # each 200's report.logging state
+
+    def log_counts(self) -> dict[str, int]:
+        """Return how many answered evaluations were logged, queued, ... by the service."""
+        return dict(Counter(self.log_states))
 
     @property
     def n(self) -> int:
@@ -123,9 +129,10 @@ class LevelResult:
 
     def text(self) -> str:
         """Return the printed line: clients, n, errors, throughput, p50 and p99."""
+        rows = ", ".join(f"{state} {n}" for state, n in sorted(self.log_counts().items()))
         return (f"evaluate at {self.concurrency:>2} concurrent clients: n {self.n}, "
                 f"errors {len(self.errors)}, {self.throughput:6.2f} req/s, "
-                f"{self.p50.text('p50')}, {self.p99.text('p99')}")
+                f"{self.p50.text('p50')}, {self.p99.text('p99')}; rows {rows or 'none'}")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -248,6 +255,7 @@ async def _level(client: httpx.AsyncClient, path: str, bodies: Sequence[Mapping[
     latencies: list[float] = []
     eval_ids: list[str] = []
     errors: list[str] = []
+    log_states: list[str] = []
     queue = iter(range(requests))
 
     async def client_loop() -> None:
@@ -274,12 +282,15 @@ async def _level(client: httpx.AsyncClient, path: str, bodies: Sequence[Mapping[
                               f"{response.text[:300]}")
             else:
                 eval_ids.append(eval_id)
+                logging = payload.get("logging") if isinstance(payload, dict) else None
+                if isinstance(logging, dict) and isinstance(logging.get("state"), str):
+                    log_states.append(logging["state"])
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(concurrency)))
     wall = time.perf_counter() - started
     return LevelResult(concurrency, wall, tuple(statuses), tuple(latencies), tuple(eval_ids),
-                       tuple(errors))
+                       tuple(errors), tuple(log_states))
 
 
 async def run_load(base_url: str, api_key: str, bodies: Sequence[Mapping[str, Any]], *,

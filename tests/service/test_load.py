@@ -64,6 +64,9 @@ def test_evaluate_under_load_loses_nothing(served_db: Path, tmp_path: Path) -> N
     answered = [e for r in results for e in r.eval_ids]
     assert len(answered) == len(set(answered)) == sum(r.n for r in results)
     assert not set(answered) & before
+    # each report says where its rows went: in the file, or queued durably (never 'failed')
+    states = [state for r in results for state in r.log_states]
+    assert len(states) == len(answered) and set(states) <= {"logged", "queued"}, states
     # SIGTERM: uvicorn finished its shutdown and re-raised the signal; it was not killed
     assert service.process is not None and not service.killed, service.log_tail()
     assert service.process.returncode in (0, -signal.SIGTERM), service.log_tail()
