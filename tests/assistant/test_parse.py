@@ -466,3 +466,40 @@ def test_applying_a_turn_twice_changes_nothing_more(text: str) -> None:
     once = apply_updates(TradeIdeaDraft(), parse_utterance(text, TradeIdeaDraft(), names))
     twice = apply_updates(once, parse_utterance(text, once, names))
     assert twice == once
+
+
+_PRICE = st.decimals(min_value="1", max_value="900", places=1).map(
+    lambda d: format_number(float(d)))
+_FRAGMENTS = st.one_of(
+    st.builds("long {} at {}".format, st.sampled_from(["AAPL", "apple", "MSFT"]), _PRICE),
+    st.builds("short {} at {}".format, st.sampled_from(["IBM", "Microsft"]), _PRICE),
+    st.builds("stop under {}".format, _PRICE), st.builds("target {}".format, _PRICE),
+    st.builds("pullback to {}".format, _PRICE), st.builds("entry {} or {}".format, _PRICE, _PRICE),
+    st.sampled_from(["risk half a percent", "risk 500", "100 shares", "risk $250", "target 2R",
+                     "for 10 days", "no target", "no stop", "as of June 1 2012",
+                     "as of yesterday", "stop 2% below", "because the trend is up",
+                     "entry between 5 and 6", "just tell me it will go up", "evaluate it"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_FRAGMENTS, min_size=1, max_size=3).map(", ".join), min_size=1,
+                max_size=5))
+def test_any_conversation_keeps_the_draft_sound(turns: list[str]) -> None:
+    import json
+
+    from buddy.guardrails import check_text
+
+    names = {"AAPL": "Apple Inc.", "MSFT": "Microsoft Corporation",
+             "IBM": "International Business Machines Corporation"}
+    d = TradeIdeaDraft()
+    for text in turns:
+        d = apply_updates(d, parse_utterance(text, d, names))
+        assert TradeIdeaDraft.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+        question = next_question(d)
+        assert (question is None) == d.is_complete()
+        for reply in (question or "", d.summary(thesis=False)):
+            verdict = check_text(reply, d.facts())
+            assert verdict.ok, (turns, reply, verdict.reasons)
+        for field in ("entry", "stop", "target", "size", "risk_pct", "risk_amount"):
+            assert getattr(d, field) is None or isinstance(getattr(d, field), float)
+        assert d.horizon is None or isinstance(d.horizon, int)
