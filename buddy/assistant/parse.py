@@ -195,7 +195,10 @@ _AT = re.compile(rf"(?:^|\s)(?:at|@)\s*{NUM}(?!{_PCT}|{_CUR})")
 # and "buy 100 AAPL" (a quantity before it) read the way order tickets are written.
 _MARK = "#"
 _AFTER_SYMBOL = re.compile(rf"#+\s*(?:(?:at|around|near|about)\s+|@\s*)?{NUM}(?!{_PCT})"
-                           r"(?!\s*(?:shares?|units?|contracts?|lots?)\b)")
+                           r"(?!\s*(?:shares?|units?|contracts?|lots?)\b)(?P<limit>\s+limit\b)?")
+# A position's size as a share of equity is notional, not risk: never read as risk_pct.
+_SIZE_PCT = re.compile(rf"\b(?:(?:position\s+)?size|position|allocation|allocate)\b{_CONN}{NUM}"
+                       rf"{_PCT}(?:\s+of\s+(?:my\s+|the\s+)?(?:equity|account|capital))?")
 _QTY_BEFORE_SYMBOL = re.compile(rf"\b(?:buy(?:ing)?|sell(?:ing)?|long|short(?:ing)?)\s+{NUM}"
                                 r"\s+(?:shares?\s+(?:of\s+)?)?(?=#)")
 _REVERSED = re.compile(rf"(?P<n>{_DIGITS})(?!{_PCT})\s+(?:is\s+|as\s+|for\s+)?"
@@ -269,6 +272,7 @@ def parse_utterance(text: str, draft: TradeIdeaDraft, symbols: Mapping[str, str]
     out += _targets(work)
     out += _reversed(work)
     _levels(work)
+    out += _notional(work)
     out += _risks(work)
     out += _sizes(work)
     out += _horizons(work, draft)
@@ -642,6 +646,16 @@ def _targets(work: _Work) -> list[SlotUpdate]:
     return out
 
 
+def _notional(work: _Work) -> list[SlotUpdate]:
+    out = []
+    for m in work.finditer(_SIZE_PCT):
+        src = work.take(m)
+        out.append(SlotUpdate("size", src, src, rejected=(
+            "as a percent of equity is the position's value, not its risk: say the risk "
+            "(a percent of equity) or the number of shares")))
+    return out
+
+
 def _risks(work: _Work) -> list[SlotUpdate]:
     out = []
     for m in work.finditer(_RISK_AFTER):
@@ -738,7 +752,12 @@ def _entries(work: _Work, draft: TradeIdeaDraft, sides: Sequence[SlotUpdate]
         found = _number_update("entry", m, src)
         if found:
             out += [*found, SlotUpdate("order_type", "limit", src)]
-    out += _simple(work, _AFTER_SYMBOL, "entry")
+    for m in work.finditer(_AFTER_SYMBOL):
+        src = work.take(m)
+        found = _number_update("entry", m, src)
+        out += found
+        if found and m.group("limit"):
+            out.append(SlotUpdate("order_type", "limit", src))
     for m in work.finditer(_MARKET):
         out.append(SlotUpdate("order_type", "market", work.take(m)))
     side = sides[0].value if sides else draft.side
