@@ -23,6 +23,7 @@ instruction.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import threading
@@ -261,7 +262,12 @@ class Brainstorm:
             return _Outcome(reply=RULES_REPLY, route="brainstorm", draft=draft,
                             templated=False,
                             tool_calls=[{"tool": "guardrail", "categories": ["override"]}])
-        routing = self.router.route(text, draft, symbols=self._symbols())
+        router = self.router
+        # the packaged router also reads company names ("my last apple trade"); a router
+        # given per the contract's route(text, draft) works as well
+        routing = (router.route(text, draft, symbols=self._symbols())
+                   if "symbols" in inspect.signature(router.route).parameters
+                   else router.route(text, draft))
         call: dict[str, Any] = {"tool": "route", "route": str(routing.route),
                                 "confidence": round(float(routing.confidence), 4),
                                 "trade_ref": routing.trade_ref}

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from buddy.api import Buddy
 from buddy.assistant.cli import brainstorm as brainstorm_command
 from buddy.assistant.llm import Reply
+from buddy.assistant.router import Route, Routing
 from buddy.assistant.session import MAX_TEXT_CHARS, AssistantInputError, Brainstorm
 from buddy.guardrails import SAFE_REPLIES, predictive_phrases, unsafe_advice
 from buddy.store import Store
@@ -340,3 +341,18 @@ def test_any_message_gets_a_stored_reply_that_predicts_nothing(buddy: Buddy,
         assert not unsafe_advice(turn.reply), (text, turn.reply)
     if session_id is not None:
         assert len(engine.history("quinn", session_id)) == 2 * answered
+
+
+class _AlwaysReview:
+    """A router per the contract's ``route(text, draft)``: every message is a review of the
+    trade id it names."""
+
+    def route(self, text: str, draft: object) -> Routing:
+        return Routing(Route.REVIEW, 1.0, text.split()[-1])
+
+
+def test_a_router_per_the_contract_is_used(buddy: Buddy) -> None:
+    engine = Brainstorm(buddy, router=_AlwaysReview())  # type: ignore[arg-type]
+    turn = engine.turn("ray", None, "long AAPL at 555 T-99")
+    assert turn.route == "review" and "no closed trade of yours for trade T-99" in turn.reply
+    assert turn.draft.symbol is None  # a review fills no slot
