@@ -35,6 +35,7 @@ __all__ = [
     "overwrites",
     "parse_number",
     "parse_utterance",
+    "warm_up",
 ]
 
 # Every draft field a turn may set; "declined" takes a slot name as its value ("no target").
@@ -281,6 +282,13 @@ def parse_utterance(text: str, draft: TradeIdeaDraft, symbols: Mapping[str, str]
     out += side_updates
     out += _thesis(text)
     return tuple(out)
+
+
+def warm_up(symbols: Mapping[str, str] | None = None) -> None:
+    """Load the date and fuzzy-match readers (and index ``symbols``) now, so a server's
+    first "as of" turn does not pay their start-up (about a second for dateparser)."""
+    _read_date("June 1 2012", None)
+    parse_utterance("long apple", TradeIdeaDraft(), symbols or {})
 
 
 def apply_updates(draft: TradeIdeaDraft, updates: Iterable[SlotUpdate]) -> TradeIdeaDraft:

@@ -20,6 +20,7 @@ from buddy.assistant.parse import (
     overwrites,
     parse_number,
     parse_utterance,
+    warm_up,
 )
 
 ISSUE = "long AAPL on a pullback to 555, stop under 540, target 600, risk half a percent"
@@ -217,6 +218,12 @@ def test_a_date_without_its_parts_or_a_base_is_a_problem_not_today(
     assert p.field == "as_of" and p.value == text
     question = next_question(d)
     assert question is not None and text in question
+
+
+def test_warm_up_leaves_the_reading_unchanged(names: dict[str, str]) -> None:
+    before = slots(ISSUE, names)
+    warm_up(names)
+    assert slots(ISSUE, names) == before
 
 
 def test_a_relative_date_counts_from_the_base_given_never_the_clock(
