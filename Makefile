@@ -26,8 +26,9 @@ LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 # the all-data corpus over every symbol and timeframe); TIMEFRAME, CONFIG, EXECUTOR likewise.
 SOURCE ?= corpus
 MLFLOW_PORT ?= 5000
+SERVE_PORT ?= 8000
 
-.PHONY: help venv compiled demo test lab bench lint lock clean app chromium replay mlflow-ui promote-demo
+.PHONY: help venv compiled demo test lab bench lint lock clean app chromium replay mlflow-ui promote-demo serve
 
 help:
 	@echo "make demo   build data/buddy.duckdb from bundled real data and print Buddy Reports"
@@ -38,6 +39,8 @@ help:
 	@echo "            END=YYYY-MM-DD narrow it); replay + calibration notebooks and HTML in reports/"
 	@echo "make promote-demo  log the default scoring config in MLflow, replay it on the holdout,"
 	@echo "            promote it to production, then evaluate with it"
+	@echo "make serve  the HTTP API on http://127.0.0.1:$(SERVE_PORT) (builds the demo database first"
+	@echo "            when there is none; keys: buddy service keys create --user demo)"
 	@echo "make mlflow-ui  the MLflow UI on http://127.0.0.1:$(MLFLOW_PORT)"
 	@echo "make bench  run the benchmarks (ratios against baselines measured in the same run)"
 	@echo "make lint   ruff and mypy"
@@ -83,6 +86,12 @@ test: $(COMPILED) chromium
 # APP_USER=name opens the page as that user (default: a user with an account)
 app: $(COMPILED)
 	$(PY) -m buddy.widgets.serve --port $(APP_PORT) --db $(BUDDY_DB) $(if $(APP_USER),--user $(APP_USER))
+
+# The HTTP API (FastAPI on uvicorn, one process: the file's writer while it runs) on the
+# embedded defaults; `make demo` builds the database first when there is none.
+serve: $(COMPILED)
+	@test -f "$(BUDDY_DB)" || $(VENV)/bin/buddy demo
+	$(VENV)/bin/buddy service serve --port $(SERVE_PORT)
 
 # `buddy replay report` with the variables above: 10_replay then 20_calibration into reports/
 replay: $(COMPILED)

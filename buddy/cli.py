@@ -454,7 +454,8 @@ cli.lazy.update({
     "portfolio": "buddy.portfolio.cli:portfolio", "positions": "buddy.portfolio.cli:positions",
     "behavior": "buddy.behavior.cli:behavior", "nudges": "buddy.behavior.settings_cli:nudges",
     "feedback": "buddy.behavior.experiments_cli:feedback",
-    "ab-test": "buddy.behavior.experiments_cli:ab_test"})
+    "ab-test": "buddy.behavior.experiments_cli:ab_test",
+    "service": "buddy.service.cli:service", "brainstorm": "buddy.assistant.cli:brainstorm"})
 if isinstance(jobs, _LazyGroup):  # always: declared with cls=_LazyGroup (narrows the type)
     jobs.lazy["portfolio"] = "buddy.portfolio.cli:jobs_portfolio"
 
