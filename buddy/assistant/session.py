@@ -214,8 +214,9 @@ class Brainstorm:
         return read_messages(self.buddy.store, user_id, session_id)
 
     def draft(self, user_id: str, session_id: str) -> TradeIdeaDraft:
-        """Return the session's current draft. Raises KeyError like ``history``."""
-        _, state, _ = self._session(_checked_user(user_id), _checked_session(session_id))
+        """Return the session's draft as stored. Raises KeyError like ``history``."""
+        _, state, _ = self._session(_checked_user(user_id), _checked_session(session_id),
+                                    fresh=True)
         return _draft_from(state)
 
     # ---------------------------------------------------------------- one turn
