@@ -39,8 +39,17 @@ EVALUATE_PATH = "/evaluateTradeIntent"
 API_KEY_HEADER = "X-API-Key"
 
 # the child serves the app built by create_app on the named file: no reliance on $BUDDY_DB
-# resolution, and uvicorn's own signal handling (SIGTERM runs the lifespan's shutdown)
-_SERVE = ("import sys, uvicorn\n"
+# resolution, and uvicorn's own signal handling (SIGTERM runs the lifespan's shutdown). On
+# Linux the kernel sends it SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG =
+# 1), so a killed test run leaves no server holding the file or the port; a parent gone
+# before that call is seen by getppid
+_SERVE = ("import ctypes, ctypes.util, os, signal, sys\n"
+          "if sys.platform.startswith('linux'):\n"
+          "    ctypes.CDLL(ctypes.util.find_library('c') or None).prctl(1, signal.SIGTERM,\n"
+          "                                                            0, 0, 0)\n"
+          "if os.getppid() != int(sys.argv[5]):\n"
+          "    sys.exit(0)\n"
+          "import uvicorn\n"
           "from buddy.service.app import create_app\n"
           "app = create_app(sys.argv[1], config_ref=sys.argv[4] or None)\n"
           "uvicorn.run(app, host=sys.argv[2], port=int(sys.argv[3]), log_level='warning',\n"
@@ -187,7 +196,7 @@ class ServiceProcess:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _SERVE, str(self.db), self.host, str(self.port),
-                 self.config_ref or ""],
+                 self.config_ref or "", str(os.getpid())],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env)
         try:
             self._wait_ready(started)
