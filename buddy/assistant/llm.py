@@ -157,9 +157,10 @@ class AssistantLLM:
         with self._lock:
             now = self._clock()
             if now < self._down_until:
+                since = now - (self._down_until - self.cooldown_s)
                 return Reply(template_reply, "template",
-                             f"llm skipped: {self._down_reason} "
-                             f"{now - (self._down_until - self.cooldown_s):.0f} s ago")
+                             f"llm skipped: it {self._down_reason} {since:.0f} s ago (asked "
+                             f"again {self.cooldown_s:g} s after)")
         try:
             text = _parse_reply(self._complete(self.messages(template_reply)))
             _check(text, template_reply, sources)
@@ -180,7 +181,7 @@ class AssistantLLM:
         except httpx.TimeoutException as exc:
             raise _EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
-            raise _EndpointDown(f"unreachable ({type(exc).__name__})") from exc
+            raise _EndpointDown(f"was unreachable ({type(exc).__name__})") from exc
         if response.status_code != 200:
             raise _Rejected(f"llm endpoint answered HTTP {response.status_code}")
         raw = response.content

@@ -120,7 +120,8 @@ def test_a_timeout_gives_up_quickly_then_skips_the_endpoint_for_the_cooldown(llm
     now[0] += 10.0
     skipped = assistant.rephrase(TEMPLATE)
     assert skipped.renderer == "template"
-    assert (skipped.fallback_reason or "").startswith("llm skipped: timed out after 0.5 s 10 s")
+    assert skipped.fallback_reason == ("llm skipped: it timed out after 0.5 s 10 s ago (asked "
+                                       "again 30 s after)")
     assert len(llm.requests) == 1  # the skipped turn never reached the endpoint
     now[0] += 25.0
     assistant.rephrase(TEMPLATE)
