@@ -16,6 +16,7 @@ contend for the GIL (the load test in tests/service measures the result).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -66,6 +67,10 @@ INTENT_FIELD_NAMES = {"proposed_entry": "entry", "proposed_stop": "stop",
                       "proposed_target": "target", "proposed_size": "size",
                       "holding_horizon": "horizon", "proposed_risk_amount": "risk_amount",
                       "user_id": "user"}
+
+#: The span of decision times a read accepts (UTC): outside it no data exists, and time
+#: arithmetic past it overflows.
+AS_OF_RANGE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 #: Default horizon of the regime's transition risk, bars.
 DEFAULT_RISK_HORIZON = 10
@@ -134,6 +139,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Message, "description": "No API key, or an unknown or revoked one"},
     404: {"model": Message, "description": "No such row for this user"},
     422: {"model": Problems, "description": "Bad input: field, rule and value; nothing written"},
+    503: {"model": Message, "description": "Another process held the database too long; "
+                                           "retry after Retry-After seconds"},
 }
 
 
@@ -201,7 +208,17 @@ def _resolve_as_of(buddy: Buddy, symbol: str, timeframe: str, as_of: str | None
 
     inst = buddy.instrument(symbol)
     value = as_of if as_of is not None else _as_of_default(buddy, symbol, timeframe)
-    return resolve_as_of(value, inst.timezone, calendar=inst.trading_calendar)
+    return _in_range(resolve_as_of(value, inst.timezone, calendar=inst.trading_calendar),
+                     value)
+
+
+def _in_range(at: datetime, sent: Any) -> datetime:
+    """Return ``at``; raise naming as_of when it lies outside AS_OF_RANGE."""
+    low, high = AS_OF_RANGE
+    if not low <= at < high:
+        raise IntentValidationError([FieldError(
+            "as_of", f"must be from {low:%Y-%m-%d} and before {high:%Y-%m-%d}", sent)])
+    return at
 
 
 def _make_intent(buddy: Buddy, user: str, fields: IntentFields, *,
@@ -280,6 +297,8 @@ def create_app(db: str | Path | None = None, *, config_ref: str | None = None) -
         config = resolve_scoring_config(config_ref or PRODUCTION)
         app.state.service = Service(store=store, buddy=Buddy(store, config))
         yield
+        # evaluations queued while another process held the file go in before we stop
+        store.flush_pending(quiet=True)
 
     app = FastAPI(
         title="Trading Buddy", version="1",
@@ -418,7 +437,7 @@ def _routes(app: FastAPI) -> None:
         return _run(service, work)
 
     @app.get("/strategyProfile", response_model=StrategyProfileResponse, tags=["you"],
-             responses={401: ERRORS[401]})
+             responses={401: ERRORS[401], 503: ERRORS[503]})
     def strategy_profile(user: User, service: ServiceDep) -> StrategyProfileResponse:
         """Return your stored strategy profile, your playbooks and your account's rules
         (the thresholds your ideas are checked against); what is missing is listed in
@@ -470,9 +489,9 @@ def _routes(app: FastAPI) -> None:
                                             not_checked="no daily bars in the data")
                 at = pd.Timestamp(max(closes)).to_pydatetime()
             elif len(as_of.strip()) == 10:
-                at = as_utc(f"{as_of.strip()}T23:59:59+00:00")
+                at = _in_range(as_utc(f"{as_of.strip()}T23:59:59+00:00"), as_of)
             else:
-                at = as_utc(as_of)
+                at = _in_range(as_utc(as_of), as_of)
             snapshot, reason = exposure_snapshot(buddy.store, user, at)
             return ExposureResponse(user_id=user, as_of=at.isoformat(),
                                     snapshot=None if snapshot is None
@@ -499,7 +518,8 @@ def _routes(app: FastAPI) -> None:
                 raise Conflict(f"trade {body.trade_id!r} is {trades.iloc[0]['status']}: "
                                "a review needs a closed trade")
             reviews = review_trade_ids(buddy.store, user, [body.trade_id])
-            row = jsonable(reviews.iloc[0].to_dict())
+            row = {k: json.loads(v) if k.endswith("_json") and isinstance(v, str) else v
+                   for k, v in jsonable(reviews.iloc[0].to_dict()).items()}
             return ReviewResponse(trade_id=body.trade_id, review=row)
 
         return _run(service, work)

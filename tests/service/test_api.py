@@ -221,7 +221,8 @@ def test_regime_before_the_data_is_not_checked(served_demo: ServedDemo) -> None:
 @pytest.mark.parametrize(("params", "field"), [
     ({"symbol": "ZZZZ"}, "symbol"), ({"symbol": "AAPL", "tf": "7d"}, "tf"),
     ({"symbol": "AAPL", "tf": "1h"}, "timeframe"), ({}, "symbol"),
-    ({"symbol": "AAPL", "as_of": "2012-13-45"}, "as_of")])
+    ({"symbol": "AAPL", "as_of": "2012-13-45"}, "as_of"),
+    ({"symbol": "AAPL", "as_of": "2250-01-01"}, "as_of")])
 def test_context_reads_refuse_bad_queries(served_demo: ServedDemo, params: dict[str, str],
                                           field: str) -> None:
     for path in ("/regimeSnapshot", "/keyLevels"):
@@ -274,10 +275,11 @@ def test_portfolio_exposure_of_the_demo_trader(served_demo: ServedDemo) -> None:
     other = served_demo.client.get("/portfolioExposure", params={"as_of": "2012-06-01"},
                                    headers=served_demo.headers(OTHER)).json()
     assert other["snapshot"] is None and other["not_checked"]
-    bad = served_demo.client.get("/portfolioExposure", params={"as_of": "yesterday"},
-                                 headers=served_demo.headers())
-    assert bad.status_code == 422
-    assert bad.json()["detail"][0]["field"] == "as_of"
+    for sent in ("yesterday", "9999-12-31", "2250-01-01T00:00:00Z"):
+        bad = served_demo.client.get("/portfolioExposure", params={"as_of": sent},
+                                     headers=served_demo.headers())
+        assert bad.status_code == 422, (sent, bad.text)
+        assert bad.json()["detail"][0]["field"] == "as_of"
 
 
 def test_post_trade_review_of_own_closed_trade(served_demo: ServedDemo) -> None:
@@ -290,6 +292,7 @@ def test_post_trade_review_of_own_closed_trade(served_demo: ServedDemo) -> None:
     stored = read_reviews(served_demo.store, DEMO, trade_ids=[closed])
     assert len(stored) >= 1
     assert review["review_id"] in set(stored["review_id"])
+    assert isinstance(review["key_lessons_json"], list)  # JSON columns parsed
     assert review["process_grade"] == stored.set_index("review_id").loc[
         review["review_id"], "process_grade"]
     # another user asking for it gets the answer of no such trade
