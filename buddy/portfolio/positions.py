@@ -153,13 +153,28 @@ class FillInputs:
         times = self.memo["times"][0]
         return int(np.searchsorted(times, t.value, side="left" if before else "right"))
 
-    def ledger(self, store: Store, t: pd.Timestamp) -> PositionLedger:
-        """Return the fills grouped on the split basis in force at ``t`` (built once per
-        basis: the splits of the user's symbols with ex-date by t's UTC date)."""
+    def ledger(self, store: Store, t: pd.Timestamp, *, before: bool = False
+               ) -> PositionLedger:
+        """Return a grouping of the fills that answers for ``t`` (``before``: just before t)
+        on the split basis in force at t: the whole history, grouped once per basis (the
+        splits of the user's symbols with ex-date by t's UTC date), from the second time t
+        asked for on; for the first, only the fills its open trades need
+        (``open_segments``): an interactive evaluation asks for one t, and grouping the
+        whole history would cost it more than the regroup it replaces."""
         key = ("ledger", self.known_at(t, store)[2])
-        if key not in self.memo:
-            self.memo[key] = PositionLedger.build(store, self, t)
-        ledger: PositionLedger = self.memo[key]
+        found: PositionLedger | None = self.memo.get(key)
+        if found is not None:
+            return found
+        asked = self.memo.setdefault("times_asked", set())
+        asked.add(t.value)
+        if len(asked) == 1:
+            cut = ("ledger_at", t.value, before)
+            if cut not in self.memo:
+                self.memo[cut] = PositionLedger.build(store, self, t, open_at=t,
+                                                      before=before)
+            ledger: PositionLedger = self.memo[cut]
+            return ledger
+        ledger = self.memo[key] = PositionLedger.build(store, self, t)
         return ledger
 
     @classmethod
@@ -187,7 +202,32 @@ def positions_from_fills(store: Store, user_id: str, as_of: Any, *,
     once per split basis (``PositionLedger``) and each time is a slice of that."""
     t = _utc(as_of)
     source = inputs if inputs is not None else FillInputs.read(store, user_id, t)
-    return source.ledger(store, t).positions(t, before=before)
+    return source.ledger(store, t, before=before).positions(t, before=before)
+
+
+def open_segments(fills: pd.DataFrame, window: pd.Timedelta) -> pd.DataFrame:
+    """Return the fills (time-ordered per symbol, quantities on one split basis) that the
+    still-open trades need: per symbol not flat after its last fill, the fills from the last
+    flat point at or before (the open trade's first fill - ``window``), so that grouping and
+    intent linking (an intent belongs to the earliest trade within its window) give the open
+    trades exactly what a regroup of every fill gives. Flat symbols are left out."""
+    if fills.empty:
+        return fills
+    sign = np.where(fills["side"].to_numpy(object) == "buy", 1, -1)
+    units = np.rint(fills["qty"].to_numpy(np.float64) * 1e8).astype(np.int64) * sign
+    keep = np.zeros(len(fills), dtype=bool)
+    ts = pd.to_datetime(fills["ts"], utc=True).to_numpy()
+    for rows in fills.groupby("symbol", sort=False).indices.values():
+        position = np.cumsum(units[rows])
+        if position[-1] == 0:
+            continue
+        flat = np.flatnonzero(position == 0)
+        first_open = rows[flat[-1] + 1] if len(flat) else rows[0]
+        horizon = ts[first_open] - window.to_timedelta64()
+        early = flat[ts[rows[flat]] <= horizon] if len(flat) else flat
+        start = early[-1] + 1 if len(early) else 0
+        keep[rows[start:]] = True
+    return fills[keep]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -225,20 +265,34 @@ class PositionLedger:
     user_stop_from: np.ndarray
 
     @classmethod
-    def build(cls, store: Store, inputs: FillInputs, t: pd.Timestamp) -> PositionLedger:
+    def build(cls, store: Store, inputs: FillInputs, t: pd.Timestamp, *,
+              open_at: pd.Timestamp | None = None, before: bool = False) -> PositionLedger:
         """Group ``inputs``' fills on the split basis in force at ``t`` (every price and
-        quantity on it, so the ledger serves every time with the same splits in force)."""
-        if inputs.fills.empty:
+        quantity on it, so the ledger serves every time with the same splits in force).
+        ``open_at``: group only the fills by then (``before``: strictly before) that its
+        open trades need (``open_segments``): a ledger that answers for that time alone."""
+        fills = inputs.fills
+        if open_at is not None:
+            times = pd.to_datetime(fills["ts"], utc=True)
+            fills = fills[((times < open_at) if before else (times <= open_at)).to_numpy()]
+        if fills.empty:
             return cls._empty()
-        fills = inputs.fills.copy()
+        fills = fills.copy()
         for symbol, rows in fills.groupby("symbol", sort=False).groups.items():
             divisor = basis_divisor(store, str(symbol), fills.loc[rows, "ts"], t)
             fills.loc[rows, "price"] = fills.loc[rows, "price"].to_numpy(np.float64) / divisor
             fills.loc[rows, "qty"] = fills.loc[rows, "qty"].to_numpy(np.float64) * divisor
+        if open_at is not None:  # on t's basis: a split inside a trade keeps it flat at zero
+            fills = open_segments(fills, pd.Timedelta(DEFAULT_LINK_RULE.window))
+            if fills.empty:
+                return cls._empty()
         intents = inputs.intents
         if len(intents):
-            intents = intents[intents["symbol"].isin(set(fills["symbol"].astype(str)))
-                              .to_numpy()].reset_index(drop=True)
+            wanted = intents["symbol"].isin(set(fills["symbol"].astype(str))).to_numpy()
+            if open_at is not None:  # a later intent links to no trade open by then
+                wanted = wanted & (pd.to_datetime(intents["as_of"], utc=True)
+                                   <= open_at).to_numpy()
+            intents = intents[wanted].reset_index(drop=True)
             for symbol, rows in intents.groupby("symbol", sort=False).groups.items():
                 divisor = basis_divisor(store, str(symbol), intents.loc[rows, "as_of"], t)
                 for column in ("proposed_entry", "proposed_stop", "proposed_target"):

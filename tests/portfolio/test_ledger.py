@@ -12,7 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from buddy.portfolio.positions import BASE_COLUMNS, FillInputs, basis_divisor
+from buddy.portfolio.positions import (
+    BASE_COLUMNS,
+    FillInputs,
+    basis_divisor,
+    positions_from_fills,
+)
 from buddy.portfolio.state import (
     DAILY_1Y,
     WEEKLY_2Y,
@@ -71,25 +76,30 @@ def regroup_at(store: Store, inputs: FillInputs, t: pd.Timestamp, *, before: boo
         "trade_id": open_trades["trade_id"].astype(str).to_numpy(object)})
 
 
-def assert_same_book(store: Store, inputs: FillInputs, t: pd.Timestamp) -> int:
-    """Assert the ledger's book equals the oracle's at t and just before t; return the
-    number of positions compared."""
+def assert_same_book(store: Store, inputs: FillInputs, t: pd.Timestamp, *,
+                     cold: bool = True) -> int:
+    """Assert the ledger's book equals the oracle's at t and just before t, from the whole
+    history's grouping and (``cold``) from a cold read as of t; return the number of
+    positions compared."""
     compared = 0
     for before in (False, True):
-        ours = inputs.ledger(store, t).positions(t, before=before)
         want = regroup_at(store, inputs, t, before=before)
-        where = f"at {t} (before={before})"
-        assert list(ours.columns) == list(BASE_COLUMNS)
-        assert list(ours["symbol"]) == list(want["symbol"]), where
-        assert list(ours["trade_id"]) == list(want["trade_id"]), where
-        assert list(ours["stop_source"]) == list(want["stop_source"]), where
-        np.testing.assert_array_equal(ours["qty"], want["qty"], err_msg=where)
-        np.testing.assert_allclose(ours["avg_price"], want["avg_price"], rtol=1e-12,
-                                   err_msg=where)
-        np.testing.assert_allclose(ours["stop"], want["stop"], rtol=1e-12, err_msg=where)
-        assert (pd.DatetimeIndex(ours["open_ts"]).as_unit("ns")
-                == pd.DatetimeIndex(want["open_ts"]).as_unit("ns")).all(), where
-        compared += len(ours)
+        # the whole history grouped once, and (cold) only what a first t asks for
+        for read_cold in (False, True)[:1 + cold]:
+            ours = (positions_from_fills(store, inputs.user_id, t, before=before)
+                    if read_cold else inputs.ledger(store, t).positions(t, before=before))
+            where = f"at {t} (before={before}, cold={read_cold})"
+            assert list(ours.columns) == list(BASE_COLUMNS)
+            assert list(ours["symbol"]) == list(want["symbol"]), where
+            assert list(ours["trade_id"]) == list(want["trade_id"]), where
+            assert list(ours["stop_source"]) == list(want["stop_source"]), where
+            np.testing.assert_array_equal(ours["qty"], want["qty"], err_msg=where)
+            np.testing.assert_allclose(ours["avg_price"], want["avg_price"], rtol=1e-12,
+                                       err_msg=where)
+            np.testing.assert_allclose(ours["stop"], want["stop"], rtol=1e-12, err_msg=where)
+            assert (pd.DatetimeIndex(ours["open_ts"]).as_unit("ns")
+                    == pd.DatetimeIndex(want["open_ts"]).as_unit("ns")).all(), where
+            compared += len(ours)
     return compared
 
 
@@ -104,7 +114,8 @@ def test_slices_equal_a_regroup_on_the_demo_trader(portfolio_demo: Store) -> Non
                     *(pd.Timestamp(t) for t in rng.choice(intent_times, 2, replace=False)),
                     pd.Timestamp(rng.choice(fill_times)) + pd.Timedelta(hours=30),
                     pd.Timestamp("2005-02-25T21:00Z"), pd.Timestamp("2005-03-01T21:00Z")})
-    compared = sum(assert_same_book(portfolio_demo, inputs, t) for t in times)
+    compared = sum(assert_same_book(portfolio_demo, inputs, t, cold=k % 3 == 0)
+                   for k, t in enumerate(times))
     assert compared >= 8  # the demo trader holds a few symbols at most of these times
     # one grouping per split basis: AAPL's 2000 and 2005 splits make at most three
     assert 1 <= sum(1 for k in inputs.memo if k[0] == "ledger") <= 3
@@ -172,7 +183,8 @@ def test_slices_equal_a_regroup_through_partial_fills_a_crossing_and_a_split(
                     *(fill_times[k] - TICK for k in (0, 7)), pd.Timestamp("2005-02-17T12:00Z"),
                     pd.Timestamp("2005-02-28T00:00Z"), pd.Timestamp("2005-02-27T23:00Z"),
                     pd.Timestamp("2005-03-20T00:00Z")})
-    assert sum(assert_same_book(partial, inputs, t) for t in times) >= 25
+    assert sum(assert_same_book(partial, inputs, t, cold=k % 2 == 0)
+               for k, t in enumerate(times)) >= 25
     # spot checks of what the oracle says at a few moments
     ledger = inputs.ledger(partial, pd.Timestamp("2005-02-16T15:00Z"))
     at = ledger.positions(pd.Timestamp("2005-02-16T15:00Z"))
