@@ -269,3 +269,17 @@ def test_the_book_before_the_first_fill_is_flat_and_from_the_fills(partial: Stor
         assert list(before.positions.columns) == list(at.positions.columns)
     earlier, reason = portfolio_state_with_reason(partial, "u1", first - TICK, before=True)
     assert earlier is None and reason is not None and "no broker fills" in reason
+
+
+def test_a_position_held_across_a_split_is_open_though_its_raw_quantities_net_to_zero(
+        sample_db: Path) -> None:
+    # 100 bought before AAPL's 2:1 split are 200 after it: selling 100 leaves 100 open
+    store = Store(sample_db)
+    with store.transaction() as con:
+        insert_fills(con, _fills([("2005-02-22T15:00Z", "AAPL", "buy", 100, 80.0),
+                                  ("2005-03-02T15:00Z", "AAPL", "sell", 100, 45.0)]))
+    t = pd.Timestamp("2005-03-03T21:00Z")
+    for inputs in (None, FillInputs.read(store, "u1")):  # cold, and the history read once
+        book = positions_from_fills(store, "u1", t, inputs=inputs)
+        assert list(book["qty"]) == [100.0] and list(book["avg_price"]) == [40.0]
+    assert_same_book(store, FillInputs.read(store, "u1"), t)
