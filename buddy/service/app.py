@@ -28,9 +28,11 @@ from typing import Annotated, Any, TypeVar
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from buddy.api import Buddy
 from buddy.config_sources import PRODUCTION, resolve_scoring_config
@@ -123,6 +125,12 @@ def _pydantic_problems(errors: Sequence[Any]) -> list[dict[str, Any]]:
     out = []
     for error in errors:
         loc = [str(p) for p in error.get("loc", ())]
+        if error.get("type") == "json_invalid":  # loc is ('body', character position)
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            out.append({"field": "body", "rule": f"must be valid JSON ("
+                        f"{error.get('ctx', {}).get('error', 'cannot parse')}{at})",
+                        "value": None})
+            continue
         where = loc[1:] if loc and loc[0] in ("body", "query", "header", "path") else loc
         field = ".".join(where) or (loc[0] if loc else "body")
         value = None if error.get("type") == "missing" else error.get("input")
@@ -311,6 +319,15 @@ def create_app(db: str | Path | None = None, *, config_ref: str | None = None) -
     async def _invalid_request(_request: Request, exc: RequestValidationError
                                ) -> JSONResponse:
         return _problems(_pydantic_problems(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers a body it cannot decode (not UTF-8, say) with a bare 400; to the
+        # client it is bad input like any other: 422 naming the body
+        if exc.status_code == 400:
+            return _problems([{"field": "body", "rule": f"must be JSON text in UTF-8 "
+                               f"({exc.detail})", "value": None}])
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(FieldErrors)
     async def _invalid_fields(_request: Request, exc: FieldErrors) -> JSONResponse:

@@ -105,12 +105,13 @@ def test_a_body_without_one_source_is_422(served_demo: ServedDemo, body: Any) ->
     assert all(set(p) == {"field", "rule", "value"} for p in response.json()["detail"])
 
 
-def test_unparseable_json_is_422(served_demo: ServedDemo) -> None:
-    response = served_demo.client.post(
-        "/evaluateTradeIntent", content=b"{not json", headers={
+@pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe\x1a"], ids=["json", "utf8"])
+def test_unparseable_body_is_422(served_demo: ServedDemo, content: bytes) -> None:
+    for path in ("/evaluateTradeIntent", "/tradeIntents"):
+        response = served_demo.client.post(path, content=content, headers={
             **served_demo.headers(), "Content-Type": "application/json"})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["field"]
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["field"].startswith("body")
 
 
 # ---------------------------------------------------------------------------- intents
