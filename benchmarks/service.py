@@ -20,12 +20,36 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.suites import Line, Timer
+
+if TYPE_CHECKING:  # imported when the suite runs: `python -m benchmarks` loads every suite
+    from buddy.service.loadtest import Quantile
 
 LEVELS = (1, 4, 16)
 REQUESTS_PER_LEVEL = 64
 USER = "demo"
+
+
+def _in_process_p50(db: Path, bodies: list[dict[str, Any]]) -> Quantile:
+    """Return the p50 of the same evaluations (warm, logged) through ``Buddy`` in this
+    process with the production config the service resolves: what HTTP adds is the rest."""
+    from buddy.api import Buddy
+    from buddy.config_sources import PRODUCTION, resolve_scoring_config
+    from buddy.service.loadtest import quantile
+    from buddy.store import Store
+
+    buddy = Buddy(Store(db), resolve_scoring_config(PRODUCTION))
+    intents = [buddy.make_intent(user=USER, **body["intent"]) for body in bodies]
+    for intent in intents:  # each idea's pack built once, as the service's warm-up does
+        buddy.evaluate_intent(intent, log=True)
+    times = []
+    for i in range(REQUESTS_PER_LEVEL):
+        start = time.perf_counter()
+        buddy.evaluate_intent(intents[i % len(intents)], log=True)
+        times.append(time.perf_counter() - start)
+    return quantile(times, 0.5)
 
 
 def service_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
@@ -54,6 +78,7 @@ def service_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
     bodies = evaluation_bodies(db)
     del store  # the service is the single writer while it runs
     setup_s = time.perf_counter() - started
+    in_process = _in_process_p50(db, bodies)
 
     with ServiceProcess(db, log_path=workdir / "service.log") as service:
         warm, levels = run_load_sync(service.base_url, key, bodies, levels=LEVELS,
@@ -67,6 +92,10 @@ def service_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
         for error in result.errors[:3]:
             print(f"    {error}", flush=True)
         yield Line(result.text(), not result.errors)
+    over_http = levels[0].p50.value_s
+    yield Line(f"{'  (for reference) the same evaluate in process, no HTTP':<58} "
+               f"{in_process.text('p50')} (n {in_process.n}); HTTP at 1 client adds "
+               f"{(over_http - in_process.value_s) * 1e3:.1f} ms at p50", True)
     errors = sum(len(r.errors) for r in (warm, *levels))
     sent = sum(r.n for r in (warm, *levels))
     yield Line(f"{'evaluate over HTTP: errors and lost evaluation rows':<58} errors {errors} "
