@@ -33,21 +33,23 @@ USER = "demo"
 
 
 def _in_process_p50(db: Path, bodies: list[dict[str, Any]]) -> Quantile:
-    """Return the p50 of the same evaluations (warm, logged) through ``Buddy`` in this
-    process with the production config the service resolves: what HTTP adds is the rest."""
+    """Return the p50 of the same evaluations (validated, warm, logged) through ``Buddy``
+    in this process with the production config the service resolves: what the service and
+    HTTP add is the rest."""
     from buddy.api import Buddy
     from buddy.config_sources import PRODUCTION, resolve_scoring_config
     from buddy.service.loadtest import quantile
     from buddy.store import Store
 
     buddy = Buddy(Store(db), resolve_scoring_config(PRODUCTION))
-    intents = [buddy.make_intent(user=USER, **body["intent"]) for body in bodies]
-    for intent in intents:  # each idea's pack built once, as the service's warm-up does
-        buddy.evaluate_intent(intent, log=True)
+    for body in bodies:  # each idea's pack built once, as the service's warm-up does
+        buddy.evaluate_intent(buddy.make_intent(user=USER, **body["intent"]), log=True)
     times = []
     for i in range(REQUESTS_PER_LEVEL):
+        # a new intent each time (its own trade_intents row), as each request makes one
         start = time.perf_counter()
-        buddy.evaluate_intent(intents[i % len(intents)], log=True)
+        intent = buddy.make_intent(user=USER, **bodies[i % len(bodies)]["intent"])
+        buddy.evaluate_intent(intent, log=True)
         times.append(time.perf_counter() - start)
     return quantile(times, 0.5)
 
@@ -93,7 +95,7 @@ def service_suite(workdir: Path, timer: Timer) -> Iterator[Line]:
             print(f"    {error}", flush=True)
         yield Line(result.text(), not result.errors)
     over_http = levels[0].p50.value_s
-    yield Line(f"{'  (for reference) the same evaluate in process, no HTTP':<58} "
+    yield Line(f"{'  (for reference) the same make_intent + evaluate in process':<58} "
                f"{in_process.text('p50')} (n {in_process.n}); HTTP at 1 client adds "
                f"{(over_http - in_process.value_s) * 1e3:.1f} ms at p50", True)
     errors = sum(len(r.errors) for r in (warm, *levels))
