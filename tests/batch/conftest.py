@@ -54,24 +54,24 @@ def batch_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def batch_intents(batch_store: Store) -> pd.DataFrame:
-    """About 300 real intents from every generator: AAPL daily across its 2005 split (every
+    """About 350 real intents from every generator: AAPL daily across its 2005 split (every
     bar around it), MSFT daily, EURUSD hourly; each with its mirror on the other side."""
     parts = [
         generate_intents(batch_store, "random", symbols=["AAPL"], timeframe="1d",
                          start="2004-09-01T00:00Z", end="2005-12-31T00:00Z", seed=5,
-                         entry_probability=0.12),
+                         entry_probability=0.08),
         generate_intents(batch_store, "random", symbols=["AAPL"], timeframe="1d",
                          start="2005-02-22T00:00Z", end="2005-03-08T00:00Z", seed=6,
                          entry_probability=1.0),
         generate_intents(batch_store, "ma_cross", symbols=["MSFT"], timeframe="1d",
-                         start="2001-01-01T00:00Z", end="2009-12-31T00:00Z"),
+                         start="2005-01-01T00:00Z", end="2009-12-31T00:00Z"),
         generate_intents(batch_store, "prior_high_breakout", symbols=["MSFT"],
                          timeframe="1d", start="2008-01-01T00:00Z", end="2008-12-31T00:00Z"),
         generate_intents(batch_store, "vwap_pullback", symbols=["EURUSD"], timeframe="1h",
                          start="2017-03-01T00:00Z", end="2017-04-15T00:00Z"),
         generate_intents(batch_store, "random", symbols=["EURUSD"], timeframe="1h",
                          start="2017-03-01T00:00Z", end="2017-04-15T00:00Z", seed=7,
-                         entry_probability=0.04),
+                         entry_probability=0.03),
     ]
     frame = pd.concat(parts, ignore_index=True).drop_duplicates("intent_id")
     return normalize_intents(mirrored(frame.reset_index(drop=True)))
