@@ -213,17 +213,17 @@ SYSTEM_PROMPT = (
     'else: {"explanation": "...", "mitigation": "..."}, each at most two sentences.')
 
 _MAX_FIELD_CHARS = 600
-_MAX_RESPONSE_BYTES = 64_000
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_RESPONSE_BYTES = 64_000
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-class _EndpointDown(Exception):
+class EndpointDown(Exception):
     """The endpoint could not be reached in time: skip it for the rest of the report."""
 
 
-class _Rejected(Exception):
+class RejectedReply(Exception):
     """The endpoint answered, but not with words the trader may read."""
 
 
@@ -261,7 +261,7 @@ class LLMExplainer:
         self.timeout_s = float(timeout_s)
         self.max_tokens = max_tokens
         self._api_key = api_key
-        handlers = [urllib.request.ProxyHandler({})] if parsed.hostname in _LOOPBACK else []
+        handlers = [urllib.request.ProxyHandler({})] if parsed.hostname in LOOPBACK_HOSTS else []
         self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
@@ -302,10 +302,10 @@ class LLMExplainer:
             else:
                 try:
                     rendered.append(self._reword(issue, template, base))
-                except _EndpointDown as exc:
+                except EndpointDown as exc:
                     down = f"endpoint failed earlier ({exc})"
                     rendered.append(replace(base, fallback_reason=f"llm {exc}"))
-                except _Rejected as exc:
+                except RejectedReply as exc:
                     rendered.append(replace(base, fallback_reason=str(exc)))
         return tuple(rendered)
 
@@ -336,10 +336,10 @@ class LLMExplainer:
         for text in (explanation, mitigation):
             problems += check_text(text, facts, allowed=allowed).reasons
         if problems:
-            raise _Rejected("guardrail rejected the llm text: " + "; ".join(problems))
+            raise RejectedReply("guardrail rejected the llm text: " + "; ".join(problems))
         if (unsourced_numbers(base.explanation, (), allowed=allowed)
                 and not unsourced_numbers(explanation, (), allowed=allowed)):
-            raise _Rejected("llm text left out the numbers behind the finding")
+            raise RejectedReply("llm text left out the numbers behind the finding")
         return replace(base, explanation=explanation, mitigation=mitigation, renderer="llm")
 
     def _complete(self, messages: list[dict[str, str]]) -> str:
@@ -352,46 +352,46 @@ class LLMExplainer:
                                          headers=headers, method="POST")
         try:
             with self._opener.open(request, timeout=self.timeout_s) as response:
-                raw = response.read(_MAX_RESPONSE_BYTES + 1)
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as exc:
-            raise _Rejected(f"llm endpoint answered HTTP {exc.code}") from exc
+            raise RejectedReply(f"llm endpoint answered HTTP {exc.code}") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                raise _EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
-            raise _EndpointDown(f"unreachable ({type(exc.reason).__name__})") from exc
+                raise EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
+            raise EndpointDown(f"unreachable ({type(exc.reason).__name__})") from exc
         except TimeoutError as exc:
-            raise _EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
+            raise EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise _EndpointDown(f"connection failed ({type(exc).__name__})") from exc
-        if len(raw) > _MAX_RESPONSE_BYTES:
-            raise _Rejected("llm reply too large")
+            raise EndpointDown(f"connection failed ({type(exc).__name__})") from exc
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise RejectedReply("llm reply too large")
         try:
             content = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _Rejected("llm reply is not a chat completion") from exc
+            raise RejectedReply("llm reply is not a chat completion") from exc
         if not isinstance(content, str):
-            raise _Rejected("llm reply is not a chat completion")
+            raise RejectedReply("llm reply is not a chat completion")
         return content
 
 
 def _parse_reply(content: str) -> tuple[str, str]:
-    fenced = _FENCE.match(content)
+    fenced = JSON_FENCE.match(content)
     try:
         data: Any = json.loads(fenced.group(1) if fenced else content)
     except ValueError as exc:
-        raise _Rejected("llm text is not the requested JSON") from exc
+        raise RejectedReply("llm text is not the requested JSON") from exc
     if not isinstance(data, dict):
-        raise _Rejected("llm text is not the requested JSON")
+        raise RejectedReply("llm text is not the requested JSON")
     fields = []
     for key in ("explanation", "mitigation"):
         value = data.get(key)
         if not isinstance(value, str) or not value.strip():
-            raise _Rejected(f"llm text has no {key}")
+            raise RejectedReply(f"llm text has no {key}")
         value = " ".join(value.split())
         if len(value) > _MAX_FIELD_CHARS:
-            raise _Rejected(f"llm {key} is longer than {_MAX_FIELD_CHARS} characters")
-        if _CONTROL.search(value) or any(c in value for c in "{}<>") or "://" in value:
-            raise _Rejected(f"llm {key} holds markup, a link or a placeholder")
+            raise RejectedReply(f"llm {key} is longer than {_MAX_FIELD_CHARS} characters")
+        if CONTROL_CHARS.search(value) or any(c in value for c in "{}<>") or "://" in value:
+            raise RejectedReply(f"llm {key} holds markup, a link or a placeholder")
         fields.append(value)
     return fields[0], fields[1]
 

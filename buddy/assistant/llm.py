@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import threading
 import time
 import urllib.parse
@@ -32,6 +31,14 @@ from typing import Any
 import httpx
 
 from buddy.errors import ConfigError, FieldError
+from buddy.explain import (
+    CONTROL_CHARS,
+    JSON_FENCE,
+    LOOPBACK_HOSTS,
+    MAX_RESPONSE_BYTES,
+    EndpointDown,
+    RejectedReply,
+)
 from buddy.guardrails import check_text, unsourced_numbers
 
 __all__ = ["SYSTEM_PROMPT", "AssistantLLM", "Reply"]
@@ -57,18 +64,6 @@ SYSTEM_PROMPT = (
     '{"reply": "..."}')
 
 _MAX_REPLY_CHARS = 800
-_MAX_RESPONSE_BYTES = 64_000
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class _EndpointDown(Exception):
-    """The endpoint could not be reached in time."""
-
-
-class _Rejected(Exception):
-    """The endpoint answered, but not with words the trader may read."""
 
 
 class AssistantLLM:
@@ -112,7 +107,7 @@ class AssistantLLM:
             headers["Authorization"] = f"Bearer {api_key}"
         # a proxy from the environment must not see loopback traffic (nor the key)
         self._client = httpx.Client(timeout=self.timeout_s, headers=headers,
-                                    trust_env=parsed.hostname not in _LOOPBACK)
+                                    trust_env=parsed.hostname not in LOOPBACK_HOSTS)
 
     def __repr__(self) -> str:
         return (f"AssistantLLM(base_url={self.base_url!r}, model={self.model!r}, "
@@ -164,12 +159,12 @@ class AssistantLLM:
         try:
             text = _parse_reply(self._complete(self.messages(template_reply)))
             _check(text, template_reply, sources)
-        except _EndpointDown as exc:
+        except EndpointDown as exc:
             with self._lock:
                 self._down_until = self._clock() + self.cooldown_s
                 self._down_reason = str(exc)
             return Reply(template_reply, "template", f"llm {exc}")
-        except _Rejected as exc:
+        except RejectedReply as exc:
             return Reply(template_reply, "template", str(exc))
         return Reply(text, "llm")
 
@@ -179,48 +174,48 @@ class AssistantLLM:
         try:
             response = self._client.post(f"{self.base_url}/chat/completions", json=body)
         except httpx.TimeoutException as exc:
-            raise _EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
+            raise EndpointDown(f"timed out after {self.timeout_s:g} s") from exc
         except httpx.HTTPError as exc:
-            raise _EndpointDown(f"was unreachable ({type(exc).__name__})") from exc
+            raise EndpointDown(f"was unreachable ({type(exc).__name__})") from exc
         if response.status_code != 200:
-            raise _Rejected(f"llm endpoint answered HTTP {response.status_code}")
+            raise RejectedReply(f"llm endpoint answered HTTP {response.status_code}")
         raw = response.content
-        if len(raw) > _MAX_RESPONSE_BYTES:
-            raise _Rejected("llm reply too large")
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise RejectedReply("llm reply too large")
         try:
             content: Any = json.loads(raw)["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise _Rejected("llm reply is not a chat completion") from exc
+            raise RejectedReply("llm reply is not a chat completion") from exc
         if not isinstance(content, str):
-            raise _Rejected("llm reply is not a chat completion")
+            raise RejectedReply("llm reply is not a chat completion")
         return content
 
 
 def _parse_reply(content: str) -> str:
-    fenced = _FENCE.match(content)
+    fenced = JSON_FENCE.match(content)
     try:
         data: Any = json.loads(fenced.group(1) if fenced else content)
     except ValueError as exc:
-        raise _Rejected("llm text is not the requested JSON") from exc
+        raise RejectedReply("llm text is not the requested JSON") from exc
     value = data.get("reply") if isinstance(data, dict) else None
     if not isinstance(value, str) or not value.strip():
-        raise _Rejected("llm text has no reply")
+        raise RejectedReply("llm text has no reply")
     value = " ".join(value.split())
     if len(value) > _MAX_REPLY_CHARS:
-        raise _Rejected(f"llm reply is longer than {_MAX_REPLY_CHARS} characters")
-    if _CONTROL.search(value) or any(c in value for c in "{}<>") or "://" in value:
-        raise _Rejected("llm reply holds markup, a link or a placeholder")
+        raise RejectedReply(f"llm reply is longer than {_MAX_REPLY_CHARS} characters")
+    if CONTROL_CHARS.search(value) or any(c in value for c in "{}<>") or "://" in value:
+        raise RejectedReply("llm reply holds markup, a link or a placeholder")
     return value
 
 
 def _check(text: str, template_reply: str, sources: tuple[str, ...]) -> None:
     verdict = check_text(text, (), allowed=sources)
     if not verdict.ok:
-        raise _Rejected("guardrail rejected the llm text: " + "; ".join(verdict.reasons))
+        raise RejectedReply("guardrail rejected the llm text: " + "; ".join(verdict.reasons))
     # the trader must not lose a number the template gave (a price, the size, a date)
     dropped = unsourced_numbers(template_reply, (), allowed=(text,))
     if dropped:
-        raise _Rejected("llm text left out numbers of the template: " + ", ".join(
+        raise RejectedReply("llm text left out numbers of the template: " + ", ".join(
             repr(n) for n in dropped))
     if "?" in template_reply and "?" not in text:
-        raise _Rejected("llm text dropped the template's question")
+        raise RejectedReply("llm text dropped the template's question")
