@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from buddy.assistant.draft import TradeIdeaDraft, format_number
@@ -148,7 +148,7 @@ def test_fuzzy_company_names_find_the_ticker(text: str, symbol: str,
                                                    "entry": 10.0}
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.sampled_from([("apple", "AAPL"), ("microsoft", "MSFT"), ("google", "GOOG"),
                         ("international", "IBM")]), st.data())
 def test_one_letter_dropped_from_a_company_name_still_finds_it(
@@ -432,7 +432,8 @@ def test_number_words(words: str, value: float | None) -> None:
 
 
 # ------------------------------------------------------------------------- properties
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(side=st.sampled_from(["long", "short"]),
        entry=st.decimals(min_value="1", max_value="5000", places=2),
        stop_pct=st.integers(min_value=1, max_value=20),
@@ -447,6 +448,7 @@ def test_an_idea_said_plainly_reads_back_exactly(side: str, entry: Any, stop_pct
     sign = 1 if side == "long" else -1
     stop = round(e * (1 - sign * stop_pct / 100), 2)
     target = round(e + sign * reward * abs(e - stop), 2)
+    assume(target > 0)  # a short's target at or under zero is no price a trader would say
     text = (f"{side} {symbol} at {format_number(e)}, stop {format_number(stop)}, "
             f"target {format_number(target)}, risk {risk}%")
     d = read(text, names)
@@ -455,7 +457,7 @@ def test_an_idea_said_plainly_reads_back_exactly(side: str, entry: Any, stop_pct
     assert d.problems() == () or stop == e
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.text(max_size=120))
 def test_any_text_parses_without_error_and_every_update_names_its_words(text: str) -> None:
     names = {"AAPL": "Apple Inc.", "SP500": "S&P 500 Index", "EURUSD": "Euro / US Dollar"}
@@ -491,7 +493,8 @@ _FRAGMENTS = st.one_of(
                      "entry between 5 and 6", "just tell me it will go up", "evaluate it"]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(_FRAGMENTS, min_size=1, max_size=3).map(", ".join), min_size=1,
                 max_size=5))
 def test_any_conversation_keeps_the_draft_sound(turns: list[str]) -> None:
