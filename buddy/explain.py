@@ -219,6 +219,44 @@ JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def endpoint_errors(base_url: str, model: str) -> list[FieldError]:
+    """Return what is wrong with an OpenAI-compatible endpoint's URL and model name."""
+    errors = []
+    parsed = urllib.parse.urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        errors.append(FieldError("BUDDY_LLM_BASE_URL", "must be an http(s) URL", base_url))
+    if not model:
+        errors.append(FieldError("BUDDY_LLM_MODEL", "is required with BUDDY_LLM_BASE_URL",
+                                 model))
+    return errors
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """An OpenAI-compatible endpoint as the environment names it (``timeout_s`` in seconds)."""
+
+    base_url: str
+    model: str
+    api_key: str | None
+    timeout_s: float
+
+
+def endpoint_settings(environ: Mapping[str, str] | None = None) -> EndpointSettings:
+    """Read BUDDY_LLM_BASE_URL, BUDDY_LLM_MODEL, BUDDY_LLM_API_KEY (optional) and
+    BUDDY_LLM_TIMEOUT_S (optional, seconds, default 10); a timeout that is not a number raises
+    ConfigError naming it."""
+    env = os.environ if environ is None else environ
+    raw_timeout = env.get("BUDDY_LLM_TIMEOUT_S") or "10"
+    try:
+        timeout_s = float(raw_timeout)
+    except ValueError as exc:
+        raise ConfigError([FieldError("BUDDY_LLM_TIMEOUT_S", "must be a number of seconds",
+                                      raw_timeout)]) from exc
+    return EndpointSettings(base_url=env.get("BUDDY_LLM_BASE_URL", "").strip(),
+                            model=env.get("BUDDY_LLM_MODEL", ""),
+                            api_key=env.get("BUDDY_LLM_API_KEY") or None, timeout_s=timeout_s)
+
+
 class EndpointDown(Exception):
     """The endpoint could not be reached in time: skip it for the rest of the report."""
 
@@ -243,13 +281,7 @@ class LLMExplainer:
 
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
                  timeout_s: float = 10.0, max_tokens: int = 300) -> None:
-        errors = []
-        parsed = urllib.parse.urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            errors.append(FieldError("BUDDY_LLM_BASE_URL", "must be an http(s) URL", base_url))
-        if not model:
-            errors.append(FieldError("BUDDY_LLM_MODEL", "is required with BUDDY_LLM_BASE_URL",
-                                     model))
+        errors = endpoint_errors(base_url, model)
         if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s)
                 and 0 < timeout_s <= 300):
             errors.append(FieldError("BUDDY_LLM_TIMEOUT_S", "must be in (0, 300] seconds",
@@ -261,7 +293,8 @@ class LLMExplainer:
         self.timeout_s = float(timeout_s)
         self.max_tokens = max_tokens
         self._api_key = api_key
-        handlers = [urllib.request.ProxyHandler({})] if parsed.hostname in LOOPBACK_HOSTS else []
+        loopback = urllib.parse.urlparse(base_url).hostname in LOOPBACK_HOSTS
+        handlers = [urllib.request.ProxyHandler({})] if loopback else []
         self._opener = urllib.request.build_opener(*handlers)
 
     def __repr__(self) -> str:
@@ -272,16 +305,9 @@ class LLMExplainer:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LLMExplainer:
         """Build from BUDDY_LLM_BASE_URL, BUDDY_LLM_MODEL, BUDDY_LLM_API_KEY (optional) and
         BUDDY_LLM_TIMEOUT_S (optional, seconds, default 10)."""
-        env = os.environ if environ is None else environ
-        raw_timeout = env.get("BUDDY_LLM_TIMEOUT_S") or "10"
-        try:
-            timeout_s = float(raw_timeout)
-        except ValueError as exc:
-            raise ConfigError([FieldError("BUDDY_LLM_TIMEOUT_S", "must be a number of seconds",
-                                          raw_timeout)]) from exc
-        return cls(base_url=env.get("BUDDY_LLM_BASE_URL", ""),
-                   model=env.get("BUDDY_LLM_MODEL", ""),
-                   api_key=env.get("BUDDY_LLM_API_KEY") or None, timeout_s=timeout_s)
+        found = endpoint_settings(environ)
+        return cls(base_url=found.base_url, model=found.model, api_key=found.api_key,
+                   timeout_s=found.timeout_s)
 
     def render(self, issues: tuple[Issue, ...], templates: Templates
                ) -> tuple[RenderedIssue, ...]:

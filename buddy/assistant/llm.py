@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 import urllib.parse
@@ -38,6 +37,8 @@ from buddy.explain import (
     MAX_RESPONSE_BYTES,
     EndpointDown,
     RejectedReply,
+    endpoint_errors,
+    endpoint_settings,
 )
 from buddy.guardrails import check_text, unsourced_numbers
 
@@ -78,13 +79,7 @@ class AssistantLLM:
     def __init__(self, *, base_url: str, model: str, api_key: str | None = None,
                  timeout_s: float = 10.0, cooldown_s: float = 60.0, max_tokens: int = 300,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        errors = []
-        parsed = urllib.parse.urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            errors.append(FieldError("BUDDY_LLM_BASE_URL", "must be an http(s) URL", base_url))
-        if not model:
-            errors.append(FieldError("BUDDY_LLM_MODEL", "is required with BUDDY_LLM_BASE_URL",
-                                     model))
+        errors = endpoint_errors(base_url, model)
         for name, value in (("BUDDY_LLM_TIMEOUT_S", timeout_s), ("cooldown_s", cooldown_s)):
             if not (isinstance(value, int | float) and math.isfinite(value)
                     and 0 <= value <= 300 and (value > 0 or name == "cooldown_s")):
@@ -107,7 +102,8 @@ class AssistantLLM:
             headers["Authorization"] = f"Bearer {api_key}"
         # a proxy from the environment must not see loopback traffic (nor the key)
         self._client = httpx.Client(timeout=self.timeout_s, headers=headers,
-                                    trust_env=parsed.hostname not in LOOPBACK_HOSTS)
+                                    trust_env=urllib.parse.urlparse(base_url).hostname
+                                    not in LOOPBACK_HOSTS)
 
     def __repr__(self) -> str:
         return (f"AssistantLLM(base_url={self.base_url!r}, model={self.model!r}, "
@@ -117,18 +113,11 @@ class AssistantLLM:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AssistantLLM | None:
         """Build from BUDDY_LLM_BASE_URL, BUDDY_LLM_MODEL, BUDDY_LLM_API_KEY (optional) and
         BUDDY_LLM_TIMEOUT_S (optional, seconds, default 10); None when no base URL is set."""
-        env = os.environ if environ is None else environ
-        if not env.get("BUDDY_LLM_BASE_URL", "").strip():
+        found = endpoint_settings(environ)
+        if not found.base_url:
             return None
-        raw_timeout = env.get("BUDDY_LLM_TIMEOUT_S") or "10"
-        try:
-            timeout_s = float(raw_timeout)
-        except ValueError as exc:
-            raise ConfigError([FieldError("BUDDY_LLM_TIMEOUT_S", "must be a number of seconds",
-                                          raw_timeout)]) from exc
-        return cls(base_url=env["BUDDY_LLM_BASE_URL"].strip(),
-                   model=env.get("BUDDY_LLM_MODEL", ""),
-                   api_key=env.get("BUDDY_LLM_API_KEY") or None, timeout_s=timeout_s)
+        return cls(base_url=found.base_url, model=found.model, api_key=found.api_key,
+                   timeout_s=found.timeout_s)
 
     def close(self) -> None:
         """Close the HTTP connections."""
