@@ -198,7 +198,7 @@ def _floor_line(replay_s: float, floor: Floor) -> Line:
 
 # ---------------------------------------------------------------------------- writes
 #: The result tables the engine's chunk writer writes (the others are written at run creation).
-CHUNK_TABLES = ("replay_results", "replay_issues")
+CHUNK_TABLES = ("replay_results", "replay_issues", "replay_facts")
 
 
 class RecordingExecutor:

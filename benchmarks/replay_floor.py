@@ -31,7 +31,7 @@ The floor has three parts, each timed on its own (wall seconds):
    outcome labelling (the engine does it; the floor does not, which only makes the floor
    lower). Numpy runs in one process; the floor counts it as split evenly over ``WORKERS``
    processes, as the replay's is.
-3. **Write.** The run's own result rows (every table of ``replay.engine.RESULT_TABLES``, read
+3. **Write.** The run's own result rows (every table of ``replay.engine.STORED_TABLES``, read
    back as Arrow beforehand, untimed) inserted into a fresh copy of an empty migrated file:
    connect, one transaction, ``INSERT INTO t SELECT * FROM`` each Arrow table, commit, close
    (the checkpoint).
@@ -52,7 +52,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from replay.engine import RESULT_TABLES
+from replay.engine import STORED_TABLES
 
 #: Worker processes the replay runs with; the floor's numpy part is counted as split over them.
 WORKERS = 2
@@ -119,11 +119,11 @@ def _arrow(relation: duckdb.DuckDBPyRelation | None) -> pa.Table:
 
 
 def run_result_tables(db_path: Path, run_id: str) -> dict[str, pa.Table]:
-    """Read the run's rows of every RESULT_TABLES table as Arrow, all columns (the run's id
+    """Read the run's rows of every STORED_TABLES table as Arrow, all columns (the run's id
     or key included), whatever the run column is called."""
     out = {}
     with duckdb.connect(str(db_path), read_only=True) as con:
-        for name in RESULT_TABLES:
+        for name in STORED_TABLES:
             columns = {row[0] for row in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
                 [name]).fetchall()}

@@ -10,7 +10,9 @@ modules and issues, with the intent's outcome, in the replay tables under one ru
   ``intent_no`` (position in INTENT_ORDER), each configured module a ``module_no`` and each
   code the modules may raise a ``code_no`` (``config_codes``: deterministic from the
   config). One WIDE ``replay_results`` row per intent holds the overall verdict, the
-  per-module lists and the outcome; ``replay_issues`` one row per issue, integer keys.
+  per-module lists and the outcome; ``replay_issues`` one row per issue, integer keys,
+  pointing at its typed facts in ``replay_facts``, where a chunk writes each distinct fact
+  set once (migration 0022: most issues repeat a set of their chunk).
 - **Resumable.** Results are written per chunk of intents in ONE transaction (one bulk
   insert of the wide rows, outcomes merged in, and one of the issues), so a killed run loses
   at most the chunks in flight and never leaves half a chunk. Running again continues with
@@ -62,6 +64,7 @@ from buddy.store import Store
 from buddy.store.core import LOCK_TIMEOUT_S
 from buddy.store.replay import (
     RESULT_TABLE_ORDER,
+    STORED_RESULT_TABLES,
     create_run,
     done_intent_nos,
     finish_run,
@@ -81,7 +84,7 @@ from buddy.store.replay import (
 from buddy.store.tables import process_reads_directory, reads_shared, share_reads
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
-from replay.evidence import declared_facts, render_evidence, stored_facts
+from replay.evidence import declared_facts, fact_sets, render_evidence, stored_facts
 from replay.executors import Executor, LocalProcessExecutor, SerialExecutor
 from replay.model import (
     EXIT_REASONS,
@@ -110,9 +113,11 @@ MIN_BATCH_CHUNK_SIZE = 2_000
 WRITE_LOCK_TIMEOUT_S = 120.0
 SCORE_PREFIX = "score__"
 
-#: The compact tables a run's results live in (run_key excluded), with their keys: the
-#: canonical row order ``result_table_hash`` reads them in.
+#: The compact tables a run's results are read as (run_key excluded; replay_issues with its
+#: facts joined in), with their keys: the canonical row order ``result_table_hash`` reads.
 RESULT_TABLES: dict[str, tuple[str, ...]] = dict(RESULT_TABLE_ORDER)
+#: The tables a run's results are stored in (what run creation and the chunks write).
+STORED_TABLES: tuple[str, ...] = STORED_RESULT_TABLES
 #: Canonical intent order: chunks are cut from it, so a chunk never spans two series; an
 #: intent's intent_no is its position in it.
 INTENT_ORDER = ["symbol", "timeframe", "as_of", "intent_id"]
@@ -125,11 +130,15 @@ RESULT_SCHEMA = pa.schema([
     ("n_issues", pa.int16()), ("module_scores", pa.list_(pa.float64())),
     ("module_status", pa.list_(pa.uint8())), ("module_severity", pa.list_(pa.uint8())),
     ("module_n_issues", pa.list_(pa.int16()))])
-#: A worker's issue rows (replay_issues without run_key): integer keys and the typed facts
-#: as stored (``replay.evidence.stored_facts``), ready for one bulk insert.
+#: A worker's issue rows (replay_issues without run_key): integer keys and the number of
+#: the issue's fact set among the chunk's (FACT_SET_SCHEMA), ready for one bulk insert.
 ISSUE_SCHEMA = pa.schema([
     ("intent_no", pa.int32()), ("module_no", pa.uint8()), ("issue_no", pa.uint16()),
-    ("code_no", pa.uint16()), ("severity", pa.uint8()), *FACTS_SCHEMA])
+    ("code_no", pa.uint16()), ("severity", pa.uint8()), ("facts_no", pa.int32())])
+#: A worker's distinct fact sets (replay_facts without run_key), numbered from 0 in the
+#: chunk (the writer shifts them past the run's stored ones): the typed facts as stored
+#: (``replay.evidence.stored_facts``), each distinct set once (``replay.evidence.fact_sets``).
+FACT_SET_SCHEMA = pa.schema([("facts_no", pa.int32()), *FACTS_SCHEMA])
 #: The outcome columns of the wide row, as stored (exit_reason and outcome_source coded).
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
     "exit_reason": pa.uint8(), "entry_ts": pa.timestamp("us", tz="UTC"),
@@ -188,12 +197,15 @@ class ChunkTask:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChunkRows:
-    """What a worker returns: the chunk's wide result rows (RESULT_SCHEMA) and issue rows
-    (ISSUE_SCHEMA) as Arrow tables with integer keys, without run_key or outcomes."""
+    """What a worker returns: the chunk's wide result rows (RESULT_SCHEMA), issue rows
+    (ISSUE_SCHEMA) and their distinct fact sets (FACT_SET_SCHEMA) as Arrow tables with
+    integer keys, without run_key or outcomes. ``facts`` None: the issues carry their
+    evidence as evidence_json instead of facts_no (typed when written, a set each)."""
 
     chunk_no: int
     results: pa.Table
     issues: pa.Table
+    facts: pa.Table | None = None
     elapsed_s: float = 0.0
 
 
@@ -764,7 +776,7 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
     i_rows = np.asarray(issues["row"], dtype=np.int64)
     facts = issues["facts"] if "facts" in issues else facts_from_json(
         np.asarray(issues["evidence_json"], dtype=object))
-    facts = stored_facts(facts, code_nos, numbering.declared)
+    facts, facts_no = fact_sets(stored_facts(facts, code_nos, numbering.declared))
     issue_table = pa.table({
         "intent_no": pa.array(intent_nos[i_rows], pa.int32()),
         "module_no": pa.array(i_module_no.astype(np.uint8), pa.uint8()),
@@ -772,9 +784,11 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
         "code_no": pa.array(code_nos.astype(np.uint16), pa.uint16()),
         "severity": pa.array(_encode(issues["severity"], SEVERITIES, "issue severity"
                                      ).astype(np.uint8), pa.uint8()),
-        **{name: facts.column(name) for name in FACTS_SCHEMA.names}}, schema=ISSUE_SCHEMA)
+        "facts_no": pa.array(facts_no, pa.int32())}, schema=ISSUE_SCHEMA)
+    fact_table = facts.select(FACTS_SCHEMA.names).add_column(
+        0, "facts_no", pa.array(np.arange(facts.num_rows, dtype=np.int32), pa.int32()))
     return ChunkRows(chunk_no=chunk_no, results=results, issues=issue_table,
-                     elapsed_s=elapsed_s)
+                     facts=fact_table.cast(FACT_SET_SCHEMA), elapsed_s=elapsed_s)
 
 
 # ---------------------------------------------------------------------------- batch path
@@ -907,18 +921,21 @@ def identity_refusal(run_id: str, row: Mapping[str, Any], config: ScoringConfig)
 def write_chunk(store: Store, run_key: int, rows: ChunkRows,
                 outcomes: pd.DataFrame | None) -> None:
     """Write one chunk under ``run_key`` in ONE transaction (``store``: the run's single
-    writer): the wide result rows with the outcome columns merged in by intent_no, and the
-    issue rows, one bulk insert each. ``outcomes``: OUTCOME_COLUMNS + intent_no (None: no
+    writer): the wide result rows with the outcome columns merged in by intent_no, the
+    issue rows and their fact sets, one bulk insert each. ``outcomes``: OUTCOME_COLUMNS + intent_no (None: no
     outcomes; an intent without a row gets NULL outcome columns). A killed run never leaves
     half a chunk; an intent written twice is refused whole by the results' key."""
     results = rows.results
     if outcomes is not None and len(outcomes):
         results = _with_outcomes(results, outcomes)
-    key = pa.array(np.full(results.num_rows, run_key, dtype=np.int32), pa.int32())
-    issues = rows.issues
-    write_results(store, results.add_column(0, "run_key", key),
-                  issues.add_column(0, "run_key", pa.array(
-                      np.full(issues.num_rows, run_key, dtype=np.int32), pa.int32())))
+    write_results(store, _keyed(results, run_key), _keyed(rows.issues, run_key),
+                  None if rows.facts is None else _keyed(rows.facts, run_key))
+
+
+def _keyed(table: pa.Table, run_key: int) -> pa.Table:
+    """Return ``table`` with the run_key column first."""
+    return table.add_column(0, "run_key", pa.array(
+        np.full(table.num_rows, run_key, dtype=np.int32), pa.int32()))
 
 
 def _with_outcomes(results: pa.Table, outcomes: pd.DataFrame) -> pa.Table:

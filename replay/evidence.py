@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -189,3 +190,102 @@ def _equals_declared(lists: pa.ListArray, code_nos: np.ndarray,
         differs = np.bincount(issue, weights=(flat != wanted), minlength=n) > 0
         same &= ~differs
     return same
+
+
+def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """Return the distinct rows of ``facts`` (typed facts as ``replay_facts`` stores them), in
+    order of first appearance, and each row's position among them (int32): what a chunk
+    writes once per set (most issues of a chunk repeat a set: a module whose piece is missing
+    says the same on every intent). Rows share a set only when equal in every column,
+    element by element (floats bit for bit, text by value, missing lists and elements
+    apart): a hash finds candidates, then each row is compared with its set's first row;
+    should any differ (a hash collision), every row keeps a set of its own."""
+    n = facts.num_rows
+    if n < 2:
+        return facts, np.arange(n, dtype=np.int32)
+    columns = [_ListCodes.of(facts.column(name)) for name in facts.column_names]
+    digest = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in columns:
+            digest = digest * np.uint64(0x9E3779B97F4A7C15) + column.row_digest()
+    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # sets numbered by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    inverse, first = rank[np.ravel(inverse)], first[order]
+    differs = np.zeros(n, dtype=bool)
+    for column in columns:
+        differs |= column.rows_differ(first[inverse])
+    if differs.any():  # a digest shared by unequal rows: each of those rows its own set
+        extra = np.flatnonzero(differs)
+        inverse[extra] = len(first) + np.arange(len(extra))
+        first = np.concatenate([first, extra])
+    return facts.take(pa.array(first)), inverse.astype(np.int32)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """Return each uint64 scrambled (splitmix64's finalizer: nearby values far apart)."""
+    with np.errstate(over="ignore"):
+        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return values ^ (values >> np.uint64(31))
+
+
+@dataclass(frozen=True, slots=True)
+class _ListCodes:
+    """A list column as integers: each list's length (-1: a missing list) and each element
+    as a code (float bits, or text's position among the column's distinct texts) with its
+    validity."""
+
+    lengths: np.ndarray  # int64 per row
+    starts: np.ndarray  # int64 per row: where its elements start in ``codes``
+    codes: np.ndarray  # uint64 per element (0 where missing)
+    valid: np.ndarray  # bool per element
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray | pa.Array) -> _ListCodes:
+        lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        offsets = lists.offsets.to_numpy().astype(np.int64)
+        values = lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        if pa.types.is_floating(values.type):
+            codes = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype(
+                np.float64).view(np.uint64)
+        else:
+            encoded = pc.dictionary_encode(values)
+            codes = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False).astype(
+                np.uint64)
+        codes = np.where(valid, codes, np.uint64(0))
+        lengths = np.diff(offsets)
+        lengths[~lists.is_valid().to_numpy(zero_copy_only=False)] = -1
+        return cls(lengths=lengths, starts=offsets[:-1] - offsets[0], codes=codes,
+                   valid=valid)
+
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return each element's row and its position in its row's list."""
+        counts = np.maximum(self.lengths, 0)
+        rows = np.repeat(np.arange(len(self.lengths)), counts)
+        return rows, np.arange(len(self.codes), dtype=np.int64) - self.starts[rows]
+
+    def row_digest(self) -> np.ndarray:
+        """Return a 64-bit digest of each row's list (equal lists, equal digests)."""
+        n = len(self.lengths)
+        _, position = self.positions()
+        with np.errstate(over="ignore"):
+            mixed = _mix(_mix(self.codes) + self.valid.astype(np.uint64)
+                         + position.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+            digest = np.zeros(n, dtype=np.uint64)
+            filled = self.lengths > 0
+            if filled.any():
+                digest[filled] = np.add.reduceat(mixed, self.starts[filled])
+            return digest + _mix((self.lengths + 2).astype(np.uint64))
+
+    def rows_differ(self, other: np.ndarray) -> np.ndarray:
+        """Return per row whether its list differs from that of row ``other[row]``."""
+        differs = self.lengths != self.lengths[other]
+        rows, position = self.positions()
+        theirs = np.minimum(self.starts[other[rows]] + position, max(len(self.codes) - 1, 0))
+        unequal = (self.codes != self.codes[theirs]) | (self.valid != self.valid[theirs])
+        if unequal.any():
+            differs[rows[unequal]] = True
+        return differs

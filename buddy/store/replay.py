@@ -1,7 +1,7 @@
-"""Replay in the store: the runs (``replay_runs``) and their compact result tables (migration
-0015: ``replay_modules``, ``replay_codes``, the wide ``replay_results``, ``replay_issues``;
-issue rows go in only through ``insert_issue_rows`` and evidence comes out only through
-``issue_evidence``), the replayed intents calibration needs beyond the results frame, the
+"""Replay in the store: the runs (``replay_runs``) and their compact result tables (migrations
+0015 and 0022: ``replay_modules``, ``replay_codes``, the wide ``replay_results``,
+``replay_issues`` and their fact sets ``replay_facts``; issue rows go in only through
+``insert_issue_rows`` and evidence comes out only through ``issue_evidence``), the replayed intents calibration needs beyond the results frame, the
 newest finished run of a purpose, the series the all-data corpus covers and the columns the
 intent generators read."""
 
@@ -122,23 +122,27 @@ def run_modules(store: Store, run_key: int) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- result writes
-def write_results(store: Store, results: pa.Table, issues: pa.Table) -> None:
-    """Write one chunk's wide result rows and its issue rows (both with run_key) in ONE
-    transaction, one bulk insert each: a killed run never leaves half a chunk, and the
-    results' PRIMARY KEY (run_key, intent_no) refuses a second write of an intent whole."""
+def write_results(store: Store, results: pa.Table, issues: pa.Table,
+                  facts: pa.Table | None = None) -> None:
+    """Write one chunk's wide result rows, its issue rows and their fact sets (all with
+    run_key; ``insert_issue_rows``) in ONE transaction, one bulk insert each: a killed run
+    never leaves half a chunk, and the results' PRIMARY KEY (run_key, intent_no) refuses a
+    second write of an intent whole."""
     with store.transaction() as con:
         if results.num_rows:
             insert_frame(con, "replay_results", results)
         if issues.num_rows:
-            insert_issue_rows(con, issues)
+            insert_issue_rows(con, issues, facts)
 
 
-def insert_issue_rows(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
-    """Insert ``table`` (run_key, intent_no, module_no, issue_no, code_no, severity and the
-    issue's evidence_json) into replay_issues on the caller's transaction ``con`` in one
-    statement, the evidence as typed fact columns (``buddy.store.replay_facts``); return the
-    row count. The one path of every issue insert."""
-    return insert_typed_issues(con, table)
+def insert_issue_rows(con: duckdb.DuckDBPyConnection, table: pa.Table,
+                      facts: pa.Table | None = None) -> int:
+    """Insert ``table`` (run_key, intent_no, module_no, issue_no, code_no, severity and
+    either facts_no with the chunk's distinct fact sets ``facts``, or the issue's
+    evidence_json) into replay_issues and replay_facts on the caller's transaction ``con``,
+    the evidence as typed fact columns (``buddy.store.replay_facts``); return the issue row
+    count. The one path of every issue insert."""
+    return insert_typed_issues(con, table, facts)
 
 
 # ---------------------------------------------------------------------------- result reads
@@ -219,13 +223,22 @@ def issue_evidence(store: Store, run_key: int, intent_nos: Sequence[int] | None 
     return facts
 
 
-#: The run's result tables, each with its canonical row order (the keys, run_key excluded).
+#: The run's result tables as a reader sees them, each with its canonical row order (the
+#: keys, run_key excluded): replay_issues with each issue's facts joined in (its columns
+#: as migration 0016 stored them), not the fact set numbers a write happened to give.
 RESULT_TABLE_ORDER: dict[str, tuple[str, ...]] = {
     "replay_modules": ("module_no",),
     "replay_codes": ("code_no",),
     "replay_results": ("intent_no",),
     "replay_issues": ("intent_no", "module_no", "issue_no"),
 }
+#: The tables a run's results are stored in (what a chunk or run creation writes).
+STORED_RESULT_TABLES: tuple[str, ...] = ("replay_modules", "replay_codes", "replay_results",
+                                         "replay_issues", "replay_facts")
+_ISSUES_WITH_FACTS = (
+    "SELECT i.* EXCLUDE (run_key, facts_no), f.* EXCLUDE (run_key, facts_no) "
+    "FROM replay_issues i JOIN replay_facts f ON f.run_key = i.run_key "
+    "AND f.facts_no = i.facts_no WHERE i.run_key = ?")
 
 
 def run_result_tables(store: Store, run_key: int) -> dict[str, pa.Table]:
@@ -234,9 +247,11 @@ def run_result_tables(store: Store, run_key: int) -> dict[str, pa.Table]:
     tables = {}
     with store.connect(read_only=True) as con:
         for table, key in RESULT_TABLE_ORDER.items():
-            tables[table] = con.sql(
-                f"SELECT * EXCLUDE (run_key) FROM {table} WHERE run_key = ? "
-                f"ORDER BY {', '.join(key)}", params=[int(run_key)]).to_arrow_table()
+            source = (_ISSUES_WITH_FACTS if table == "replay_issues" else
+                      f"SELECT * EXCLUDE (run_key) FROM {table} WHERE run_key = ?")
+            order = ", ".join(f"{name}" for name in key)
+            tables[table] = con.sql(f"SELECT * FROM ({source}) ORDER BY {order}",
+                                    params=[int(run_key)]).to_arrow_table()
     return tables
 
 

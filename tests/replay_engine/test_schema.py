@@ -33,7 +33,8 @@ def test_the_replay_tables_hold_the_compact_columns(empty_store: Store) -> None:
         "run_key", "intent_no", "overall_score", "verdict", "n_issues", "module_scores",
         "module_status", "module_severity", "module_n_issues", *OUTCOME_COLUMNS[1:]]
     assert tables["replay_issues"] == ["run_key", "intent_no", "module_no", "issue_no",
-                                       "code_no", "severity", *FACT_COLUMNS]
+                                       "code_no", "severity", "facts_no"]
+    assert tables["replay_facts"] == ["run_key", "facts_no", *FACT_COLUMNS]
     assert tables["replay_modules"] == ["run_key", "module_no", "module", "version"]
     assert tables["replay_codes"] == ["run_key", "code_no", "module", "code", "fact_names",
                                       "fact_units"]

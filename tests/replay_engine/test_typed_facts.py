@@ -57,19 +57,24 @@ def test_a_version_15_file_keeps_every_fact_as_typed_columns(tmp_path: Path) -> 
     path = tmp_path / "v15.duckdb"
     version_15_file(path)
     store = Store(path)  # migrates to the latest schema
-    columns = store.query("SELECT column_name, data_type FROM information_schema.columns "
-                          "WHERE table_name = 'replay_issues'")
+    columns = store.query("SELECT table_name, column_name, data_type FROM "
+                          "information_schema.columns WHERE table_name IN "
+                          "('replay_issues', 'replay_facts')")
     types = dict(zip(columns["column_name"], columns["data_type"], strict=True))
     assert "evidence_json" not in types
+    # the facts live in replay_facts (migration 0022), one set per old issue
+    facts_columns = set(columns.loc[columns["table_name"] == "replay_facts", "column_name"])
+    assert set(FACT_COLUMNS) <= facts_columns
     assert {name: types[name] for name in FACT_COLUMNS} == FACT_COLUMNS
     facts = issue_facts(store, 7)
     assert render_evidence(facts).tolist() == [_json(e) for e in EVIDENCE]
     # numbers are numbers: a float fact is read without parsing anything
     first = facts.iloc[0]
     assert list(first["fact_values"]) == [0.37, 1.0]
-    plain = store.query("SELECT fact_json IS NULL AS no_text, fact_thresholds[1] AS first, "
-                        "fact_thresholds[2] IS NULL AS second_none FROM replay_issues "
-                        "WHERE intent_no = 0").iloc[0]
+    plain = store.query("SELECT f.fact_json IS NULL AS no_text, f.fact_thresholds[1] AS first, "
+                        "f.fact_thresholds[2] IS NULL AS second_none FROM replay_issues i "
+                        "JOIN replay_facts f ON f.run_key = i.run_key AND "
+                        "f.facts_no = i.facts_no WHERE i.intent_no = 0").iloc[0]
     assert bool(plain["no_text"]) and plain["first"] == 1.0 and bool(plain["second_none"])
     # an old run's codes take the names and units of their first issue
     codes = store.query("SELECT code_no, fact_names, fact_units FROM replay_codes "
@@ -83,6 +88,8 @@ def _codes_table(con: duckdb.DuckDBPyConnection) -> None:
                 " code VARCHAR, fact_names VARCHAR[], fact_units VARCHAR[])")
     con.execute("CREATE TABLE replay_issues (run_key INTEGER, intent_no INTEGER, module_no "
                 "UTINYINT, issue_no USMALLINT, code_no USMALLINT, severity UTINYINT, "
+                "facts_no INTEGER)")
+    con.execute("CREATE TABLE replay_facts (run_key INTEGER, facts_no INTEGER, "
                 + ", ".join(f"{name} {kind}" for name, kind in FACT_COLUMNS.items()) + ")")
 
 
@@ -102,6 +109,7 @@ def test_an_undeclared_code_is_refused_and_nothing_is_written() -> None:
     with pytest.raises(ValueError, match=r"code_no must be declared.*\(1, 9\)"):
         insert_typed_issues(con, issues)
     assert con.execute("SELECT count(*) FROM replay_issues").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM replay_facts").fetchone() == (0,)
 
 
 def test_declared_names_are_the_evaluators_declarations() -> None:
