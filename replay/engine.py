@@ -944,25 +944,27 @@ def _keyed(table: pa.Table, run_key: int) -> pa.Table:
 
 def _with_outcomes(results: pa.Table, outcomes: pd.DataFrame) -> pa.Table:
     """Return ``results`` with the outcome columns (coded, typed as stored) of each row's
-    intent_no appended."""
+    intent_no appended (outcomes in the results' own order, the labeller's, are not
+    gathered again)."""
     at = pd.Index(outcomes["intent_no"].to_numpy(dtype=np.int64)).get_indexer(
         results.column("intent_no").to_numpy().astype(np.int64))
-    take = pa.array(at, pa.int64(), mask=at < 0)
+    take = None if len(at) == len(outcomes) and np.array_equal(at, np.arange(len(at))) else (
+        pa.array(at, pa.int64(), mask=at < 0))
     for column, type_ in _OUTCOME_TYPES.items():
         values = outcomes[column]
         if column == "exit_reason":
-            values = pd.Series(_encode(values, EXIT_REASONS, "exit_reason"))
+            array = pa.array(_encode(values, EXIT_REASONS, "exit_reason"))
         elif column == "outcome_source":
-            values = pd.Series(_encode(values, OUTCOME_SOURCES, "outcome_source"))
-        elif pa.types.is_timestamp(type_):  # as UTC microseconds: no tz-dropping detour
-            stamps = pd.to_datetime(values, utc=True)
-            micros = stamps.dt.tz_convert(None).to_numpy("datetime64[us]").astype(np.int64)
-            values = pd.Series(micros).where(stamps.notna().to_numpy())
-        array = pa.array(values, from_pandas=True)
-        if pa.types.is_timestamp(type_):
-            array = array.cast(pa.int64())
+            array = pa.array(_encode(values, OUTCOME_SOURCES, "outcome_source"))
+        elif pa.types.is_timestamp(type_):  # as UTC microseconds (finer units truncated)
+            if not isinstance(values.dtype, pd.DatetimeTZDtype):
+                values = pd.to_datetime(values, utc=True)
+            array = pa.array(values.dt.tz_convert("UTC"), from_pandas=True).cast(
+                type_, safe=False)
+        else:
+            array = pa.array(values, from_pandas=True)
         array = array.cast(type_)
-        results = results.append_column(column, array.take(take))
+        results = results.append_column(column, array if take is None else array.take(take))
     return results
 
 
