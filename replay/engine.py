@@ -14,7 +14,8 @@ modules and issues, with the intent's outcome, in the replay tables under one ru
   pointing at its typed facts in ``replay_facts``, where a chunk writes each distinct fact
   set once (migration 0022: most issues repeat a set of their chunk).
 - **Resumable.** Results are written per chunk of intents in ONE transaction (one bulk
-  insert of the wide rows, outcomes merged in, and one of the issues), so a killed run loses
+  insert of the wide rows, outcomes merged in, one of the issues and one of the chunk's
+  distinct fact sets, numbered past the run's stored ones), so a killed run loses
   at most the chunks in flight and never leaves half a chunk. Running again continues with
   the intents that have no result yet; the results' primary key makes a duplicate
   impossible.
