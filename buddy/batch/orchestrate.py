@@ -40,6 +40,7 @@ from buddy.batch.result import (
     render_facts,
     severity_ranks,
     take_columns,
+    take_table,
 )
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
@@ -214,7 +215,7 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
         return np.zeros(0, dtype=np.int64), None
     rows = np.concatenate(issue_rows)
     order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, evidence = rows[order], pa.concat_tables(issue_evidence).take(order)
+    rows, evidence = rows[order], take_table(pa.concat_tables(issue_evidence), order)
     skipped_rows, renumbered = np.unique(rows, return_inverse=True)
     n = len(skipped_rows)
     k = len(rows)
@@ -261,9 +262,10 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
 
 
 def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray) -> np.ndarray:
-    counts = np.zeros(n, dtype=np.int32)
-    if len(rows):
-        _, first = np.unique(np.stack([rows, key.astype(np.int64)]), axis=1,
-                             return_index=True)
-        np.add.at(counts, rows[first], 1)
-    return counts
+    """Return per row how many distinct ``key`` values its issues hold."""
+    if not len(rows):
+        return np.zeros(n, dtype=np.int32)
+    # one int64 per (row, key): keys numbered densely, the row as the high part
+    codes, uniques = pd.factorize(key)
+    pairs = np.unique(rows.astype(np.int64) * len(uniques) + codes)
+    return np.bincount(pairs // len(uniques), minlength=n).astype(np.int32)

@@ -247,11 +247,11 @@ def arrow_frame(table: pa.Table) -> pd.DataFrame:
     """Return an Arrow table as the DataFrame DuckDB's ``.df()`` gives for the same rows
     (DATE columns as datetime64[us], not Python dates)."""
     fields = []
-    for field in table.schema:
-        if pa.types.is_date(field.type):
-            fields.append(pa.field(field.name, pa.timestamp("us")))
+    for column in table.schema:
+        if pa.types.is_date(column.type):
+            fields.append(pa.field(column.name, pa.timestamp("us")))
         else:
-            fields.append(field)
+            fields.append(column)
     return table.cast(pa.schema(fields)).to_pandas()
 
 
