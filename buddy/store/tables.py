@@ -59,12 +59,28 @@ _held_key: list[tuple[Any, ...]] = []
 def file_state(store: Store) -> tuple[Any, ...]:
     """Return the cache key of ``store``'s file as it is now: (resolved path, inode or None
     when absent, context stamp)."""
-    path = os.path.realpath(store.path)
+    path = _resolved(str(store.path))
     try:
-        inode: int | None = os.stat(path).st_ino
+        # through the link, if the path is one: a link moved to another file is another inode
+        inode: int | None = os.stat(store.path).st_ino
     except FileNotFoundError:
         inode = None
     return path, inode, store.context_stamp()
+
+
+#: Each path's resolved form, as first resolved (a batch asks for the key of the same file a
+#: thousand times per chunk, and resolving costs most of asking).
+_RESOLVED: dict[str, str] = {}
+
+
+def _resolved(path: str) -> str:
+    resolved = _RESOLVED.get(path)
+    if resolved is None:
+        resolved = _RESOLVED[path] = os.path.realpath(path)
+        if len(_RESOLVED) > 1024:  # a long process that opens many files keeps a few
+            _RESOLVED.clear()
+            _RESOLVED[path] = resolved
+    return resolved
 
 
 def cached(store: Store, name: str, read: Callable[[Store], T]) -> T:
