@@ -92,7 +92,7 @@ from replay.model import (
     OUTCOME_SOURCES,
     SEVERITIES,
 )
-from replay.outcomes import OutcomeRules
+from replay.outcomes import OutcomeBars, OutcomeRules
 
 Mode = Literal["intent", "batch"]
 MODES: tuple[str, ...] = ("intent", "batch")
@@ -825,14 +825,14 @@ class _OutcomeSource:
         self.intents = intents
         self.given = None if given is None else given.set_index("intent_id", drop=False)
         self.trades = trades
-        self._inputs: tuple[Any, pd.DataFrame] | None = None  # (OutcomeBars, actions)
+        self._inputs: tuple[OutcomeBars, pd.DataFrame] | None = None
 
     def label(self, chunk: pd.DataFrame) -> pd.DataFrame:
         if self.given is not None:
             rows = self.given.loc[self.given.index.intersection(chunk["intent_id"])]
             return rows.reset_index(drop=True).loc[:, list(OUTCOME_COLUMNS)]
         from replay.intents import database_trades, load_outcome_inputs
-        from replay.outcomes import OutcomeBars, label_outcomes, label_with_trades
+        from replay.outcomes import label_outcomes, label_with_trades
 
         if self._inputs is None:
             # the whole run's series from its first as_of: the same bars on every resume,
