@@ -40,7 +40,6 @@ from buddy.batch.result import (
     render_facts,
     severity_ranks,
     take_columns,
-    take_table,
 )
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
@@ -227,7 +226,7 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
         return np.zeros(0, dtype=np.int64), None
     rows = np.concatenate(issue_rows)
     order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, evidence = rows[order], take_table(pa.concat_tables(issue_evidence), order)
+    rows, evidence = rows[order], pa.concat_tables(issue_evidence).take(order)
     skipped_rows, renumbered = np.unique(rows, return_inverse=True)
     n = len(skipped_rows)
     k = len(rows)
