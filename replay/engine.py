@@ -96,7 +96,7 @@ from replay.model import (
     OUTCOME_SOURCES,
     SEVERITIES,
 )
-from replay.outcomes import OutcomeRules
+from replay.outcomes import OutcomeBars, OutcomeRules
 
 Mode = Literal["intent", "batch"]
 MODES: tuple[str, ...] = ("intent", "batch")
@@ -844,7 +844,7 @@ class _OutcomeSource:
         self.intents = intents
         self.given = None if given is None else given.set_index("intent_id", drop=False)
         self.trades = trades
-        self._inputs: tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame] | None = None
+        self._inputs: tuple[OutcomeBars, pd.DataFrame] | None = None
 
     def label(self, chunk: pd.DataFrame) -> pd.DataFrame:
         if self.given is not None:
@@ -854,8 +854,10 @@ class _OutcomeSource:
         from replay.outcomes import label_outcomes, label_with_trades
 
         if self._inputs is None:
-            # the whole run's series from its first as_of: the same bars on every resume
-            self._inputs = load_outcome_inputs(self.store, self.intents)
+            # the whole run's series from its first as_of: the same bars on every resume,
+            # laid out as arrays once for every chunk
+            bars, actions = load_outcome_inputs(self.store, self.intents)
+            self._inputs = (OutcomeBars.of(bars, actions), actions)
             if self.trades is None:
                 self.trades = database_trades(self.store)
         labelled = label_outcomes(chunk, *self._inputs, rules=self.rules)

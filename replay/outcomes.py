@@ -129,16 +129,68 @@ class OutcomeRules(Config):
 _DEFAULT_RULES = OutcomeRules()
 
 
+@dataclass(frozen=True, slots=True)
+class OutcomeBars:
+    """The bars of many series laid end to end as arrays, each series by ts_close and its
+    prices on the basis of its symbol's last split (``label_outcomes`` puts an intent's
+    prices on that basis too): what every labelling of those series reads, prepared once.
+
+    ``of(bars_by_key, corporate_actions)`` prepares them; a run that labels chunk after
+    chunk of intents over the same series prepares them once (``label_outcomes`` takes
+    either form and gives the same outcomes)."""
+
+    spans: dict[tuple[str, str], tuple[int, int]]  # series -> [start, stop) of the arrays
+    ts_close: np.ndarray  # int64 UTC ns
+    prices: dict[str, np.ndarray]  # open, high, low, close: float64, divided by the split basis
+    splits: pd.DataFrame  # the splits (any symbols)
+    last_ex: dict[str, Any]  # per symbol with splits: its last ex_date (the basis)
+
+    @classmethod
+    def of(cls, bars_by_key: Mapping[tuple[str, str], pd.DataFrame],
+           corporate_actions: pd.DataFrame | None = None) -> OutcomeBars:
+        """Prepare ``bars_by_key`` (bars as traded per (symbol, timeframe), at least
+        ts_close, session, open, high, low, close) under ``corporate_actions``' splits."""
+        splits = _splits(corporate_actions)
+        spans: dict[tuple[str, str], tuple[int, int]] = {}
+        last_ex: dict[str, Any] = {}
+        times: list[np.ndarray] = []
+        parts: dict[str, list[np.ndarray]] = {c: [] for c in _PRICES}
+        offset = 0
+        for (symbol, timeframe), bars in bars_by_key.items():
+            if not bars["ts_close"].is_monotonic_increasing:
+                bars = bars.sort_values("ts_close", kind="stable")
+            ts_close = pd.DatetimeIndex(bars["ts_close"]).as_unit("ns").asi8
+            prices = {c: bars[c].to_numpy(dtype=np.float64) for c in _PRICES}
+            symbol_splits = splits[splits["symbol"] == str(symbol)] if len(splits) else splits
+            if len(symbol_splits):
+                last = last_ex[str(symbol)] = symbol_splits["ex_date"].max()
+                bar_divisor = split_factor_as_of(bars["session"], symbol_splits, last)
+                prices = {c: v / bar_divisor for c, v in prices.items()}
+            spans[(str(symbol), str(timeframe))] = (offset, offset + len(ts_close))
+            times.append(ts_close)
+            for column, values in prices.items():
+                parts[column].append(values)
+            offset += len(ts_close)
+        return cls(spans=spans,
+                   ts_close=np.concatenate(times) if times else np.zeros(0, np.int64),
+                   prices={c: np.concatenate(v) if v else np.zeros(0) for c, v in parts.items()},
+                   splits=splits, last_ex=last_ex)
+
+
+_PRICES = ("open", "high", "low", "close")
+
+
 def label_outcomes(intents: pd.DataFrame,
-                   bars_by_key: Mapping[tuple[str, str], pd.DataFrame],
+                   bars_by_key: Mapping[tuple[str, str], pd.DataFrame] | OutcomeBars,
                    corporate_actions: pd.DataFrame | None = None,
                    rules: OutcomeRules | None = None) -> pd.DataFrame:
     """Return the simulated outcome of every intent as ``OUTCOME_COLUMNS``, in input order.
 
     ``intents``: ``INTENT_COLUMNS`` rows. ``bars_by_key``: bars as traded (the store's
     columns, at least ts_close, session, open, high, low, close) per (symbol, timeframe), up to
-    whatever the data holds after the intents. ``corporate_actions``: the splits (any symbols);
-    None when there are none. ``rules``: fill window and gap rule (default ``OutcomeRules()``).
+    whatever the data holds after the intents, or those bars prepared (``OutcomeBars``, whose
+    splits are then the ones used). ``corporate_actions``: the splits (any symbols); None when
+    there are none. ``rules``: fill window and gap rule (default ``OutcomeRules()``).
     Pure: reads nothing else.
     """
     rules = rules or _DEFAULT_RULES
@@ -149,14 +201,16 @@ def label_outcomes(intents: pd.DataFrame,
         "fill_ts": np.full(n, _NAT), "exit_ts": np.full(n, _NAT),
         **{c: np.full(n, np.nan) for c in _FLOATS},
         "bars_held": np.zeros(n, dtype=np.int64)}
-    splits = _splits(corporate_actions)
     groups = intents.groupby(["symbol", "timeframe"], sort=False).indices
-    for (symbol, timeframe), positions in groups.items():
-        key = (str(symbol), str(timeframe))
-        if key not in bars_by_key:
+    keys = [(str(symbol), str(timeframe)) for symbol, timeframe in groups]
+    for key, positions in zip(keys, groups.values(), strict=True):
+        if key not in (bars_by_key.spans if isinstance(bars_by_key, OutcomeBars)
+                       else bars_by_key):
             raise KeyError(f"bars_by_key: no bars for {key} ({len(positions)} intents)")
     if n:
-        for name, values in _label_all(intents, groups, bars_by_key, splits, rules).items():
+        bars = bars_by_key if isinstance(bars_by_key, OutcomeBars) else OutcomeBars.of(
+            {key: bars_by_key[key] for key in keys}, corporate_actions)
+        for name, values in _label_all(intents, groups, bars, rules).items():
             columns[name] = values
     return _outcome_frame(intents["intent_id"].to_numpy(), intents["as_of"], columns)
 
@@ -191,43 +245,28 @@ def _splits(corporate_actions: pd.DataFrame | None) -> pd.DataFrame:
     return corporate_actions[corporate_actions["action"] == "split"]
 
 
-def _label_all(intents: pd.DataFrame, groups: Mapping[Any, np.ndarray],
-               bars_by_key: Mapping[tuple[str, str], pd.DataFrame], splits: pd.DataFrame,
+def _label_all(intents: pd.DataFrame, groups: Mapping[Any, np.ndarray], bars: OutcomeBars,
                rules: OutcomeRules) -> dict[str, np.ndarray]:
-    """Label every intent in one walk: the bars of the intents' series laid end to end
-    (each series by ts_close, on its intents' basis where it has splits), each intent's
-    window starting in its own series and never reaching past that series' last bar."""
+    """Label every intent in one walk over the series laid end to end (``bars``), each
+    intent's window starting in its own series and never reaching past that series' last
+    bar."""
     n = len(intents)
     as_of = pd.DatetimeIndex(intents["as_of"]).tz_convert("UTC")
     as_of_ns = as_of.as_unit("ns").asi8
     start, available = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     entry_scale = np.ones(n)
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in ("ts_close", "open", "high", "low",
-                                                          "close")}
-    offset = 0
+    splits = bars.splits
     for (symbol, timeframe), positions in groups.items():
-        bars = bars_by_key[(str(symbol), str(timeframe))]
-        if not bars["ts_close"].is_monotonic_increasing:
-            bars = bars.sort_values("ts_close", kind="stable")
-        ts_close = pd.DatetimeIndex(bars["ts_close"]).as_unit("ns").asi8
-        prices = {c: bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low",
-                                                                  "close")}
-        symbol_splits = splits[splits["symbol"] == str(symbol)] if len(splits) else splits
-        if len(symbol_splits):
-            last_ex = symbol_splits["ex_date"].max()
-            bar_divisor = split_factor_as_of(bars["session"], symbol_splits, last_ex)
-            prices = {c: v / bar_divisor for c, v in prices.items()}
+        a, b = bars.spans[(str(symbol), str(timeframe))]
+        last_ex = bars.last_ex.get(str(symbol))
+        if last_ex is not None:
+            symbol_splits = splits[splits["symbol"] == str(symbol)]
             entry_scale[positions] = split_factor_as_of(as_of[positions], symbol_splits,
                                                         last_ex)
-        first = np.searchsorted(ts_close, as_of_ns[positions], side="right")
-        start[positions] = offset + first
-        available[positions] = len(ts_close) - first
-        parts["ts_close"].append(ts_close)
-        for column, values in prices.items():
-            parts[column].append(values)
-        offset += len(ts_close)
-    every_ts_close = np.concatenate(parts.pop("ts_close"))
-    every_price = {c: np.concatenate(v) for c, v in parts.items()}
+        first = np.searchsorted(bars.ts_close[a:b], as_of_ns[positions], side="right")
+        start[positions] = a + first
+        available[positions] = (b - a) - first
+    every_ts_close, every_price = bars.ts_close, bars.prices
     horizon = intents["holding_horizon"].to_numpy().astype(np.int64)
     order_type = intents["order_type"].astype(str).to_numpy()
     window = np.where(order_type == "market", 1, rules.fill_window).astype(np.int64)
@@ -255,14 +294,20 @@ def _label_all(intents: pd.DataFrame, groups: Mapping[Any, np.ndarray],
 
 
 def _chunks(sorted_span: np.ndarray) -> list[slice]:
-    """Split positions (sorted by span) into slices of at most WINDOW_CELLS window cells."""
-    chunks, first = [], 0
-    for last in range(1, len(sorted_span) + 1):
-        if (last - first) * max(int(sorted_span[last - 1]), 1) > WINDOW_CELLS and last - 1 > first:
-            chunks.append(slice(first, last - 1))
-            first = last - 1
-    if first < len(sorted_span):
-        chunks.append(slice(first, len(sorted_span)))
+    """Split positions (sorted by span) into slices of at most WINDOW_CELLS window cells (a
+    slice of one row may hold more): each slice is the longest run from its first row
+    whose rows times the widest span stay within them."""
+    chunks, first, n = [], 0, len(sorted_span)
+    widths = np.maximum(sorted_span.astype(np.int64), 1)
+    while first < n:
+        # spans ascend, so a slice's cells are its rows times its last span; no slice holds
+        # more than WINDOW_CELLS rows of at least one cell each
+        stop = min(n, first + WINDOW_CELLS + 1)
+        cells = np.arange(1, stop - first + 1, dtype=np.int64) * widths[first:stop]
+        over = np.flatnonzero(cells[1:] > WINDOW_CELLS)
+        size = int(over[0]) + 1 if len(over) else stop - first
+        chunks.append(slice(first, first + size))
+        first += size
     return chunks
 
 

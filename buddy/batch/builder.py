@@ -22,7 +22,7 @@ feature window reaches further back than the bar window (``market_data`` does th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -74,6 +74,9 @@ class _TableTimes:
     ts_close: np.ndarray  # bar close, UTC ns
     session_day: np.ndarray  # the bar's session, day number
     feature_ts: np.ndarray  # the feature row's bar open, UTC ns
+    #: ``Windows.column`` of windows over the whole tables, converted once per table read
+    bar_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    feature_columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 #: The last tables' times (the entry holds the tables, so an id cannot be reused).
@@ -111,6 +114,10 @@ class SeriesData:
     ts_close: np.ndarray
     session_day: np.ndarray
     bar_of_feature: np.ndarray
+    #: the whole tables' row of the first bar / feature row, where the series' rows are a
+    #: slice of the table (-1: a selection)
+    bar_row: int = -1
+    feature_row: int = -1
 
     @classmethod
     def read(cls, store: Store, symbol: str, timeframe: str, until: int,
@@ -136,9 +143,11 @@ class SeriesData:
         a, b = times.bars.span(symbol, timeframe)
         closed = np.flatnonzero(times.ts_close[a:b] <= until)
         n = len(closed)
+        bar_row = feature_row = -1
         if n == 0 or closed[-1] == n - 1:  # a prefix: a view of the whole table
             bars = times.bars.frame.iloc[a:a + n]
             at = np.arange(a, a + n)
+            bar_row = a
         else:
             at = a + closed
             bars = times.bars.frame.iloc[at]
@@ -149,13 +158,15 @@ class SeriesData:
         if m == n and np.array_equal(feature_ts[:m], bar_ts):  # a row per bar: a prefix
             features = times.features.frame.iloc[fa:fa + m]
             bar_of_feature = np.arange(m)
+            feature_row = fa
         else:  # the join on ts: no feature row without its bar
             keep = np.flatnonzero(np.isin(feature_ts, bar_ts))
             features = times.features.frame.iloc[fa + keep]
             bar_of_feature = np.searchsorted(bar_ts, feature_ts[keep])
         return cls(symbol=symbol, timeframe=timeframe, instrument=instrument, bars=bars,
                    features=features, actions=actions, ts_close=times.ts_close[at],
-                   session_day=times.session_day[at], bar_of_feature=bar_of_feature)
+                   session_day=times.session_day[at], bar_of_feature=bar_of_feature,
+                   bar_row=bar_row, feature_row=feature_row)
 
 
 @dataclass(slots=True)
@@ -166,6 +177,10 @@ class _Parts:
     feature_frames: list[pd.DataFrame]
     n_bars: int = 0
     n_features: int = 0
+    #: per group of rows on one basis: (rows, the whole bars table's row minus the
+    #: concatenation's for its bars, the same for its features), or None for a group whose
+    #: frames are not slices of the whole tables (an adjusted copy, a selection)
+    in_tables: list[tuple[np.ndarray, int, int] | None] = field(default_factory=list)
 
 
 def build_batch_context(store: Store, intents: pd.DataFrame, *,
@@ -218,16 +233,33 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         _series_rows(data, rows, as_of_ns, lookback_bars, parts, bar_start, bar_stop,
                      feat_start, feat_stop, market, latest_index, missing_sessions,
                      splits_applied, local_days)
-    bars_data = pd.concat(parts.bar_frames, ignore_index=True) if parts.bar_frames else (
-        pd.DataFrame())
-    features_data = pd.concat(parts.feature_frames, ignore_index=True) if (
-        parts.feature_frames) else pd.DataFrame()
+    bar_columns: dict[str, np.ndarray] = {}
+    feature_columns: dict[str, np.ndarray] = {}
+    if parts.in_tables and all(group is not None for group in parts.in_tables) and (
+            times is not None):
+        # every row reads its series as traded from a slice of the whole tables: the windows
+        # point into the tables themselves instead of into a copy of those slices (each
+        # window is the same rows; a column converted once serves every chunk)
+        for rows_k, bar_shift, feature_shift in parts.in_tables:  # type: ignore[misc]
+            bar_start[rows_k] += bar_shift
+            bar_stop[rows_k] += bar_shift
+            feat_start[rows_k] += feature_shift
+            feat_stop[rows_k] += feature_shift
+            latest_k = latest_index[rows_k]
+            latest_index[rows_k] = np.where(latest_k >= 0, latest_k + feature_shift, -1)
+        bars_data, features_data = times.bars.frame, times.features.frame
+        bar_columns, feature_columns = times.bar_columns, times.feature_columns
+    else:
+        bars_data = pd.concat(parts.bar_frames, ignore_index=True) if parts.bar_frames else (
+            pd.DataFrame())
+        features_data = pd.concat(parts.feature_frames, ignore_index=True) if (
+            parts.feature_frames) else pd.DataFrame()
     numeric = features_data.select_dtypes("number") if len(features_data.columns) else (
         pd.DataFrame())
     latest = pd.DataFrame(np.nan, index=range(n), columns=numeric.columns, dtype=np.float64)
     has = latest_index >= 0
-    if has.any() and len(numeric.columns):
-        latest.loc[has, :] = numeric.to_numpy(dtype=np.float64)[latest_index[has]]
+    if has.any() and len(numeric.columns):  # the rows read, then converted
+        latest.loc[has, :] = numeric.iloc[latest_index[has]].to_numpy(dtype=np.float64)
     market_columns = dict(market)
     market_columns["last_bar_close"] = pd.to_datetime(
         np.where(market["has_market"], market["last_bar_close"], np.iinfo(np.int64).min),
@@ -237,8 +269,8 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
             instruments, columns=list(INSTRUMENT_FIELDS)).iloc[instrument_of].reset_index(
             drop=True),
         market=market_frame(market_columns), latest=latest,
-        bars=Windows(bars_data, bar_start, bar_stop),
-        features=Windows(features_data, feat_start, feat_stop),
+        bars=Windows(bars_data, bar_start, bar_stop, bar_columns),
+        features=Windows(features_data, feat_start, feat_stop, feature_columns),
         missing_sessions=missing_sessions, splits_applied=splits_applied,
         pieces={name: np.full(n, None, dtype=object) for name in OTHER_PIECES},
         missing={})
@@ -352,6 +384,8 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         latest_index[rows_k[same_bar]] = feat_offset + fstop[group][same_bar] - 1
         if k:
             splits_applied[rows_k] = _shared(splits, len(rows_k))
+        parts.in_tables.append(None if k or data.bar_row < 0 or data.feature_row < 0 else (
+            rows_k, data.bar_row - bar_offset, data.feature_row - feat_offset))
     _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions,
                       local_days, as_of_ns)
 

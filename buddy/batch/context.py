@@ -84,6 +84,9 @@ class Windows:
             series = self.data[name]
             values = (series.to_numpy(dtype=np.float64) if series.dtype.kind in "fiub"
                       else series.to_numpy())
+            # shared by every module (and, over the whole tables, by every chunk): read only
+            values = values.view()
+            values.flags.writeable = False
             self._columns[name] = values
         return values
 

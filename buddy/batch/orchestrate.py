@@ -100,11 +100,17 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
         result, fell_back = _run_module(evaluator, ctx, rows)
         if fell_back:
             fallbacks.append(evaluator.name)
-        module_frames.append(pd.DataFrame({
-            "row": rows, "_order": order, "module": evaluator.name,
-            "version": result.version, "status": result.status, "score": result.score,
-            "severity": result.severity, "n_issues": result.n_issues.astype(np.int32),
-            "_weight": weight, "_guards_risk": bool(evaluator.guards_risk)}))
+        k = len(rows)
+        module_frames.append({
+            "row": rows, "_order": np.full(k, order, dtype=np.int64),
+            "module": np.full(k, evaluator.name, dtype=object),
+            "version": np.full(k, result.version, dtype=object),
+            "status": np.asarray(result.status, dtype=object),
+            "score": np.asarray(result.score, dtype=np.float64),
+            "severity": np.asarray(result.severity, dtype=object),
+            "n_issues": result.n_issues.astype(np.int32),
+            "_weight": np.full(k, weight, dtype=np.float64),
+            "_guards_risk": np.full(k, bool(evaluator.guards_risk), dtype=bool)})
         columns = result.issue_arrays
         if len(columns["row"]):
             local = np.asarray(columns["row"], dtype=np.int64)
@@ -113,11 +119,17 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
             columns["module"] = np.full(len(local), evaluator.name, dtype=object)
             columns["_order"] = np.full(len(local), order, dtype=np.int64)
             issue_parts.append(columns)
-    modules = (pd.concat(module_frames, ignore_index=True) if module_frames
-               else pd.DataFrame(columns=["row", "_order", "module", "version", "status",
-                                          "score", "severity", "n_issues", "_weight",
-                                          "_guards_risk"]))
-    modules = modules.sort_values(["row", "_order"], kind="stable", ignore_index=True)
+    if module_frames:
+        # by row, then configured order (each module once per row); text kept as objects
+        # (the readers want objects, and inferring Arrow strings costs a pass each way)
+        joined = {name: np.concatenate([f[name] for f in module_frames])
+                  for name in module_frames[0]}
+        by_row = np.lexsort((joined["_order"], joined["row"]))
+        modules = object_frame({name: values[by_row] for name, values in joined.items()})
+    else:
+        modules = pd.DataFrame(columns=["row", "_order", "module", "version", "status",
+                                        "score", "severity", "n_issues", "_weight",
+                                        "_guards_risk"])
     issues = concat_columns(issue_parts)
     if issue_parts:
         issues = take_columns(issues, np.lexsort((issues["issue_no"], issues["_order"],
@@ -261,9 +273,10 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
 
 
 def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray) -> np.ndarray:
-    counts = np.zeros(n, dtype=np.int32)
-    if len(rows):
-        _, first = np.unique(np.stack([rows, key.astype(np.int64)]), axis=1,
-                             return_index=True)
-        np.add.at(counts, rows[first], 1)
-    return counts
+    """Return per row how many distinct ``key`` values its issues hold."""
+    if not len(rows):
+        return np.zeros(n, dtype=np.int32)
+    # one int64 per (row, key): keys numbered densely, the row as the high part
+    codes, uniques = pd.factorize(key)
+    pairs = np.unique(rows.astype(np.int64) * len(uniques) + codes)
+    return np.bincount(pairs // len(uniques), minlength=n).astype(np.int32)

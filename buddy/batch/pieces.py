@@ -39,7 +39,7 @@ def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
     try:
         given, why = provider.batch(request)
         # one object per row even when a batch form hands back tuples or a list
-        pieces, reasons = objects(list(given)), objects(list(why))
+        pieces, reasons = _object_column(given), _object_column(why)
         if len(pieces) != len(request) or len(reasons) != len(request):
             raise ValueError(f"{name}.batch returned {len(pieces)} pieces for "
                              f"{len(request)} rows")
@@ -52,6 +52,14 @@ def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
     except Exception:  # the scalar form below is the answer of record
         pass
     return rows_of(name, provider, request)
+
+
+def _object_column(values: Any) -> np.ndarray:
+    """Return ``values`` as a 1-D object array of our own (an object array is copied as it
+    is, without a Python step per row)."""
+    if isinstance(values, np.ndarray) and values.dtype == object and values.ndim == 1:
+        return values.copy()
+    return objects(list(values))
 
 
 # ---------------------------------------------------------------- helpers of batch forms

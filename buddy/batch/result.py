@@ -264,12 +264,15 @@ def _plain(value: Any) -> Any:
     return json.loads(_json_scalar(value))
 
 
-def _list_array(values: np.ndarray, valid: np.ndarray | None, rows_valid: np.ndarray | None,
+def _list_array(values: np.ndarray | pa.Array, valid: np.ndarray | None,
+                rows_valid: np.ndarray | None,
                 n: int, k: int, type_: pa.DataType) -> pa.ListArray:
     """Return n lists of k elements from the row-major ``values`` (element NULL where
     ``valid`` is False; a whole list NULL where ``rows_valid`` is False)."""
     offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k, pa.int32())
-    if type_ == pa.string():
+    if isinstance(values, pa.Array):
+        flat = values
+    elif type_ == pa.string():
         flat = pa.array(values, pa.string(), from_pandas=True)
     else:
         flat = pa.array(values, type_, mask=None if valid is None else ~valid)
@@ -300,7 +303,9 @@ def fact_table(facts: Sequence[FactColumn], n: int) -> pa.Table:
     t_text = stacked(thresholds, "text", object).copy()
     t_text[t_null] = None  # a null threshold is no text: threshold_json holds none
     t_has_text = t_text != None  # noqa: E711
-    names = np.tile(np.array([f.name for f in facts], dtype=object), n)
+    # the same k names on every row: n * k strings taken from k, not made from objects
+    names = pa.array([f.name for f in facts], pa.string()).take(
+        pa.array(np.tile(np.arange(k, dtype=np.int64), n)))
     units = np.stack([_units(f.unit, n) for f in facts], axis=1) if k else np.zeros(
         (n, 0), dtype=object)
     return pa.table([
@@ -476,6 +481,8 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
                                "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
                                "action": np.concatenate(actions)[sort]}
     if typed:
+        # a take also leaves one chunk, which the later takes of the batch need (a take over
+        # many chunks costs more than this one)
         columns["facts"] = pa.concat_tables(evidence).take(sort)
         columns["action_facts"] = pa.concat_tables(action_json).take(sort)
     else:
@@ -559,9 +566,10 @@ def severity_ranks(values: Any) -> np.ndarray:
         except (KeyError, TypeError):
             bad = next(v for v in values.tolist() if v not in SEVERITY_RANK)
             raise ValueError(f"{bad!r} is not a severity ({', '.join(SEVERITY_RANK)})") from None
-    ranks = np.full(len(values), -1, dtype=np.int64)
-    for name, rank in SEVERITY_RANK.items():
-        ranks[values == name] = rank
+    # each distinct value looked up once (a few severities over many issues)
+    codes, uniques = pd.factorize(values)
+    ranks = np.array([*(SEVERITY_RANK.get(u, -1) if isinstance(u, str) else -1
+                        for u in uniques.tolist()), -1], dtype=np.int64)[codes]
     if (ranks < 0).any():
         bad = values[ranks < 0][0]
         if isinstance(bad, Severity):  # an enum member compares equal to its value

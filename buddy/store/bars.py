@@ -163,14 +163,31 @@ def _frame_read(sql: str) -> Any:
     return read
 
 
+def _by_symbol(sql: str, split: Any) -> Any:
+    """Return a read of the small table ``sql`` (ordered by symbol) cut once into
+    ``split(frame, rows)`` per symbol: a batch asks for one symbol after another, chunk after
+    chunk, and a look-up beats a pass over the table each time."""
+    def read(store: Store) -> Any:
+        frame = store.query(sql)
+        symbols = frame["symbol"].to_numpy(object)
+        import pandas as pd
+
+        rows = pd.Series(range(len(frame))).groupby(symbols, sort=False).indices if len(
+            frame) else {}
+        return frame, {str(symbol): split(frame, at) for symbol, at in rows.items()}
+
+    return read
+
+
 def instrument_row(store: Store, symbol: str) -> dict[str, Any] | None:
     """Return ``Store.instrument(symbol)`` (the tickers row as a dict, None when unknown)
     from the whole tickers table, read once per process while the file is unchanged."""
     from buddy.store.tables import cached
 
-    tickers = cached(store, "tickers", _frame_read(_ALL_TICKERS_SQL))
-    found = tickers.index[tickers["symbol"].to_numpy(object) == symbol]
-    return None if not len(found) else tickers.iloc[int(found[0])].to_dict()
+    _, rows = cached(store, "tickers:by_symbol", _by_symbol(
+        _ALL_TICKERS_SQL, lambda frame, at: frame.iloc[int(at[0])].to_dict()))
+    row = rows.get(symbol)
+    return None if row is None else dict(row)  # the caller's own dict
 
 
 def symbol_actions(store: Store, symbol: str) -> pd.DataFrame:
@@ -178,5 +195,9 @@ def symbol_actions(store: Store, symbol: str) -> pd.DataFrame:
     once per process while the file is unchanged."""
     from buddy.store.tables import cached
 
-    actions = cached(store, "corporate_actions", _frame_read(_ALL_ACTIONS_SQL))
-    return actions[actions["symbol"].to_numpy(object) == symbol].reset_index(drop=True)
+    frame, rows = cached(store, "corporate_actions:by_symbol", _by_symbol(
+        _ALL_ACTIONS_SQL, lambda frame, at: frame.iloc[at].reset_index(drop=True)))
+    actions = rows.get(symbol)
+    if actions is None:
+        return frame.iloc[:0].reset_index(drop=True)
+    return actions.copy()  # the caller's own frame

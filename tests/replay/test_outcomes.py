@@ -23,7 +23,13 @@ from replay.model import (
     OUTCOME_COLUMNS,
     UNRESOLVED_EXIT_REASONS,
 )
-from replay.outcomes import OutcomeRules, label_outcome_scalar, label_outcomes, label_with_trades
+from replay.outcomes import (
+    OutcomeBars,
+    OutcomeRules,
+    label_outcome_scalar,
+    label_outcomes,
+    label_with_trades,
+)
 
 AS_OF = pd.Timestamp("2012-06-01T20:00Z")
 KEY = ("TEST", "1d")
@@ -515,6 +521,22 @@ def test_the_store_loader_gives_what_the_full_series_gives(sample_store: Store) 
     assert loaded["realized_r"].min() > -4
     assert label_outcomes(intents, bars_by_key)["realized_r"].min() < -4
 
+
+
+def test_bars_prepared_once_label_every_chunk_as_the_frames_do(
+        real_bars: dict[tuple[str, str], pd.DataFrame], sample_store: Store) -> None:
+    """A run prepares its series once (``OutcomeBars``) and labels chunk after chunk over
+    them: each chunk's outcomes are the ones its frames give, splits included."""
+    actions = sample_store.corporate_actions()
+    assert (actions["action"] == "split").any()
+    intents = random_intents(real_bars, 900, seed=21)
+    prepared = OutcomeBars.of(real_bars, actions)
+    for chunk in (intents.iloc[:300], intents.iloc[300:301], intents.iloc[301:]):
+        chunk = chunk.reset_index(drop=True)
+        pd.testing.assert_frame_equal(label_outcomes(chunk, prepared),
+                                      label_outcomes(chunk, real_bars, actions))
+    with pytest.raises(KeyError, match="no bars for"):
+        label_outcomes(intents_frame({"symbol": "NOPE"}), prepared)
 
 # ---------------------------------------------------------------------------- real trades
 def trades_frame(*rows: dict[str, Any]) -> pd.DataFrame:
