@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from buddy.batch.context import BatchContext
+from buddy.batch.piece_columns import PieceColumn
 from buddy.batch.result import (
     BatchResult,
     FactColumn,
@@ -187,7 +188,7 @@ def _take(ctx: BatchContext, rows: np.ndarray) -> BatchContext:
 
 def _present(ctx: BatchContext, piece: str) -> np.ndarray:
     """Return ``ctx.present(piece)``, asked once per distinct piece object."""
-    if piece == "market":
+    if piece == "market" or isinstance(ctx.piece(piece), PieceColumn):
         return ctx.present(piece)
     codes, first = ctx.piece_codes(piece)
     pieces = ctx.piece(piece)
