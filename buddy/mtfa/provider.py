@@ -142,9 +142,15 @@ def _staleness(tf: Timeframe, as_of_ts: pd.Timestamp, ts_close: Any) -> str | No
 
 def _incomplete(symbol: str, stack: tuple[Timeframe, ...], as_of_text: str,
                 problems: list[str]) -> str:
+    before, after = _incomplete_around(symbol, stack, problems)
+    return f"{before}{as_of_text}{after}"
+
+
+def _incomplete_around(symbol: str, stack: tuple[Timeframe, ...], problems: list[str]
+                       ) -> tuple[str, str]:
+    """Return the reason's words before and after its as_of."""
     stack_text = "/".join(str(tf) for tf in stack)
-    return f"MTFA stack {stack_text} of {symbol} incomplete at {as_of_text}: " + "; ".join(
-        problems)
+    return f"MTFA stack {stack_text} of {symbol} incomplete at ", ": " + "; ".join(problems)
 
 
 def stale_after(tf: Timeframe) -> pd.Timedelta:
@@ -270,12 +276,14 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                                              series.record(int(position[j, k]))["ts_close"]))
                              for j in stale[first]], dtype=np.int64)
             problems[stale, k] = made[codes]
-    codes, first = groups(np.column_stack([t, problems]))
-    texts = as_of_texts(t[first])
+    # each distinct set of problems joined once, each distinct (as_of, problems) written once
+    combo, combo_first = groups(problems)
+    joined = [_incomplete_around(symbol, stack, [words[c] for c in problems[j].tolist()
+                                                 if c >= 0]) for j in combo_first.tolist()]
+    codes, first = groups(np.column_stack([t, combo]))
     made_reasons = np.empty(len(first), dtype=object)
-    for u, j in enumerate(first.tolist()):
-        made_reasons[u] = _incomplete(symbol, stack, texts[u],
-                                      [words[c] for c in problems[j].tolist() if c >= 0])
+    made_reasons[:] = [f"{joined[c][0]}{text}{joined[c][1]}" for text, c in zip(
+        as_of_texts(t[first]), combo[first].tolist(), strict=True)]
     reasons[rows] = made_reasons[codes]
 
 
