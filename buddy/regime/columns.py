@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from buddy.batch.piece_columns import PieceColumn
 from buddy.context.pieces import RegimeSnapshot
@@ -116,25 +117,17 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _derive(*, probs: Sequence[Sequence[float]], matrix_code: np.ndarray,
-            matrices: Sequence[Sequence[Sequence[float]]], state: np.ndarray,
-            **columns: np.ndarray) -> RegimeColumns:
+def _derive(*, probs: Sequence[Sequence[float]] | tuple[np.ndarray, np.ndarray],
+            matrix_code: np.ndarray, matrices: Sequence[Sequence[Sequence[float]]],
+            state: np.ndarray, **columns: np.ndarray) -> RegimeColumns:
     """Return the columns: the given ones plus the HMM's derived arrays (``probs``: each
-    snapshot's filtered probabilities; ``matrices[matrix_code]``: its transition matrix)."""
-    n = len(probs)
-    n_probs = np.fromiter(map(len, probs), dtype=np.int64, count=n)
+    snapshot's filtered probabilities, or those zero-padded with each one's length;
+    ``matrices[matrix_code]``: its transition matrix)."""
+    weights, n_probs = probs if isinstance(probs, tuple) else _padded(probs)
+    n, k = weights.shape
     n_of_matrix = np.array([len(m) for m in matrices], dtype=np.int64)
     n_states = n_of_matrix[matrix_code] if n else np.zeros(0, np.int64)
-    k = int(n_probs.max()) if n else 0
     has_hmm = (n_probs > 0) & (n_states > 0)
-    weights = np.zeros((n, k))
-    if k:
-        uniform = np.flatnonzero(n_probs == k)
-        if len(uniform):
-            weights[uniform] = np.array([probs[j] for j in uniform.tolist()],
-                                        dtype=np.float64).reshape(len(uniform), k)
-        for j in np.flatnonzero((n_probs > 0) & (n_probs < k)).tolist():
-            weights[j, :n_probs[j]] = probs[j]
     # per distinct matrix: its diagonal and stationary mix, zero-padded to k states
     diagonal = np.zeros((len(matrices), k))
     steady = np.zeros((len(matrices), k))
@@ -153,6 +146,22 @@ def _derive(*, probs: Sequence[Sequence[float]], matrix_code: np.ndarray,
         "has_hmm": has_hmm, "state": state, "n_states": n_states, "n_probs": n_probs,
         "expected_stay": np.where(has_hmm, expected_stay(weights, stays), np.nan),
         "typical_stay": np.where(has_hmm, expected_stay(stationary, stays), np.nan)}
+
+
+def _padded(probs: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``probs`` as a zero-padded (rows, states) matrix and each row's length."""
+    n = len(probs)
+    n_probs = np.fromiter(map(len, probs), dtype=np.int64, count=n)
+    k = int(n_probs.max()) if n else 0
+    weights = np.zeros((n, k))
+    if k:
+        uniform = np.flatnonzero(n_probs == k)
+        if len(uniform):
+            weights[uniform] = np.array([probs[j] for j in uniform.tolist()],
+                                        dtype=np.float64).reshape(len(uniform), k)
+        for j in np.flatnonzero((n_probs > 0) & (n_probs < k)).tolist():
+            weights[j, :n_probs[j]] = probs[j]
+    return weights, n_probs
 
 
 def _check_states(per: RegimeColumns, used: np.ndarray) -> None:
@@ -267,11 +276,12 @@ class StoredRegimes:
         absent = self.stored.absent[self.rows]
         if not len(absent):
             return []
-        keys, inverse = np.unique(absent, axis=0, return_inverse=True)
-        words = [incomplete_reason({name: None if gone else "" for name, gone in
-                                    zip(STATE_COLUMNS, key.tolist(), strict=True)})
-                 for key in keys]
-        return [words[k] for k in np.asarray(inverse).reshape(-1).tolist()]
+        # each set of absent states as bits: one wording per set
+        key = absent.astype(np.int64) @ (1 << np.arange(len(STATE_COLUMNS)))
+        words = [incomplete_reason({name: None if k >> b & 1 else "" for b, name in
+                                    enumerate(STATE_COLUMNS)})
+                 for k in range(1 << len(STATE_COLUMNS))]
+        return [words[k] for k in key.tolist()]
 
     def make(self, j: int) -> RegimeSnapshot:
         """Return distinct snapshot ``j`` as the object the scalar provider gives."""
@@ -295,13 +305,20 @@ class StoredRegimes:
         complete = ~s.absent[rows].any(axis=1) if len(rows) else np.zeros(0, bool)
         hmm = s.has_probs[rows] & complete
         state = np.where(hmm, s.state[rows], -1)
-        probs: list[Any] = [()] * len(rows)
+        probs: list[Any] | tuple[np.ndarray, np.ndarray] = [()] * len(rows)
         at = np.flatnonzero(hmm)
         if len(at):
-            texts = s.table.column("hmm_probs_json").take(pa.array(rows[at])).to_pylist()
-            for j, values in zip(at.tolist(), json.loads("[" + ",".join(texts) + "]"),
-                                 strict=True):
-                probs[j] = values
+            texts = s.table.column("hmm_probs_json").take(pa.array(rows[at])).combine_chunks()
+            parsed = _probabilities(texts)
+            if parsed is None:
+                for j, values in zip(at.tolist(), texts.to_pylist(), strict=True):
+                    probs[j] = json.loads(values)
+            else:
+                weights = np.zeros((len(rows), parsed[0].shape[1]))
+                weights[at] = parsed[0]
+                n_probs = np.zeros(len(rows), dtype=np.int64)
+                n_probs[at] = parsed[1]
+                probs = (weights, n_probs)
         matrix_code = s.matrices[0][rows]
         if (hmm & (matrix_code < 0)).any() or (
                 hmm & (s.labels[0][rows] < 0)).any():
@@ -319,6 +336,31 @@ class StoredRegimes:
             **{name: values[codes[rows]] for name, (codes, values) in s.text.items()},
             **{name: values[rows] for name, values in s.numbers.items()},
             vol_expansion_flag=s.flag[rows], ts=s.ts[rows])
+
+
+def _probabilities(texts: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return the JSON lists of numbers ``texts`` as a zero-padded (rows, states) float
+    matrix and each row's length, parsed by Arrow (each number to its nearest double, as
+    ``json.loads`` parses it); None when a text is not a plain non-empty list."""
+    try:
+        inner = pc.utf8_slice_codeunits(texts, 1, -1)
+        if not (pc.all(pc.starts_with(texts, "[")).as_py()
+                and pc.all(pc.ends_with(texts, "]")).as_py()):
+            return None
+        parts = pc.split_pattern(inner, ",")
+        values = pc.cast(pc.utf8_trim_whitespace(parts.flatten()), pa.float64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    counts = pc.list_value_length(parts).to_numpy().astype(np.int64)
+    k = int(counts.max()) if len(counts) else 0
+    matrix = np.zeros((len(counts), k))
+    if len(counts) and (counts == k).all():
+        matrix[:] = values.reshape(len(counts), k)
+    else:
+        row = np.repeat(np.arange(len(counts)), counts)
+        matrix[row, np.arange(len(values)) - np.repeat(np.cumsum(counts) - counts, counts)
+               ] = values
+    return matrix, counts
 
 
 def _concat(first: RegimeColumns, second: RegimeColumns) -> RegimeColumns:
