@@ -566,7 +566,7 @@ class _Schedule:
             as_of, window_end = _to_micros(columns.t), _to_micros(columns.end)
             set_code, length, flat = columns.session_sets()
             sessions = _Sessions(length, flat)
-            events = _Events.of_columns(columns.flat_events())
+            events = None  # flattened once the horizons are known: no further than them
             earnings_known = columns.n_earnings
         else:
             code, pieces = ctx.distinct_pieces("schedule")
@@ -585,6 +585,10 @@ class _Schedule:
         end, beyond, s_lo, s_top = sessions.horizon_end(
             row_set, as_of[code], window_end[code], np.maximum(1, rows.horizon),
             rows.nominal, rows.daily, rows.weekly)
+        if events is None:
+            until = np.full(len(as_of), np.iinfo(np.int64).min, dtype=np.int64)
+            np.maximum.at(until, code, end)
+            events = _Events.of_columns(columns.flat_events(until))
         w_lo = events.search(np.arange(len(as_of)), as_of, "left")[code]
         w_hi = np.maximum(events.search(code, end, "right"), w_lo)
         return cls(

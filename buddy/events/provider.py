@@ -18,7 +18,7 @@ ScheduleContext, and rows with the same window on one calendar share one session
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -147,7 +147,7 @@ def schedules(store: Store, symbols: Sequence[str] | np.ndarray,
             for k in keys:
                 shared_reasons[k] = f"no schedule for {u_symbol[k]}: {exc}"
             continue
-        span = _CalendarSpan.read(calendar, u_t[keys], u_end[keys])
+        span = _CalendarSpan.covering(calendar, u_t[keys], u_end[keys])
         span_of[keys] = len(spans)
         spans.append(span)
         bounds[:, keys] = span.bounds(u_t[keys], u_end[keys])
@@ -174,13 +174,22 @@ class ScheduleColumns:
     bounds: np.ndarray  # (6, pieces) int64
     events: _SymbolEvents
     n_earnings: np.ndarray  # int64: the symbol's earnings dates announced by t
+    made: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # shared tuples
 
     def make(self, u: int) -> ScheduleContext:
         """Return distinct piece ``u`` as the ScheduleContext the scalar provider gives."""
         span = self.spans[int(self.span_of[u])]
         lo, hi, sift, e_lo, e_hi, e_sift = self.bounds[:, u].tolist()
         t, end, symbol = int(self.t[u]), int(self.end[u]), str(self.symbol[u])
-        calendar_events = span.events_of(e_lo, e_hi, bool(e_sift), t)
+        # pieces with the same window share one tuple of sessions and one of events
+        key = ("events", int(self.span_of[u]), e_lo, e_hi, t if e_sift else None)
+        calendar_events = self.made.get(key)
+        if calendar_events is None:
+            calendar_events = self.made[key] = span.events_of(e_lo, e_hi, bool(e_sift), t)
+        key = ("sessions", int(self.span_of[u]), lo, hi, t if sift else None)
+        sessions = self.made.get(key)
+        if sessions is None:
+            sessions = self.made[key] = span.sessions_of(lo, hi, bool(sift), t)
         imported = self.events.at(symbol, t, end)
         # a slice of the calendar's events is in order already when the span is
         known = calendar_events if span.ordered and not imported else tuple(
@@ -189,7 +198,7 @@ class ScheduleColumns:
         return ScheduleContext(
             symbol=symbol, calendar=str(self.calendar[u]), as_of=as_of,
             window_end=window_end, events=known,
-            sessions=span.sessions_of(lo, hi, bool(sift), t),
+            sessions=sessions,
             calendar_ends=span.end_of(end),
             earnings_dates_known=int(self.n_earnings[u]))
 
@@ -231,11 +240,17 @@ class ScheduleColumns:
         return code.astype(np.int64), length.astype(np.int64), flat
 
     # ------------------------------------------------------------------ events
-    def flat_events(self) -> dict[str, np.ndarray]:
-        """Return every piece's events flat, by (ts, event_id) within a piece as the
-        ScheduleContext holds them: ``lo``/``hi`` per piece, ``ts`` (UTC ns, to the
-        microsecond), ``kind``, ``title`` and ``symbol`` (None: market-wide) per event."""
-        e_lo, e_hi, e_sift = self.bounds[3], self.bounds[4], self.bounds[5].astype(bool)
+    def flat_events(self, until: np.ndarray) -> dict[str, np.ndarray]:
+        """Return each piece's events up to ``until[u]`` (UTC ns; the rest of its window is
+        left out) flat, by (ts, event_id) within a piece as the ScheduleContext holds them:
+        ``lo``/``hi`` per piece, ``ts`` (UTC ns, to the microsecond), ``kind``, ``title``
+        and ``symbol`` (None: market-wide) per event."""
+        e_lo, e_hi, e_sift = self.bounds[3], self.bounds[4].copy(), self.bounds[5].astype(bool)
+        end = np.minimum(self.end, until)
+        for k, span in enumerate(self.spans):
+            at = np.flatnonzero(self.span_of == k)
+            e_hi[at] = np.maximum(np.minimum(
+                e_hi[at], np.searchsorted(span.event_ts, end[at], side="right")), e_lo[at])
         table = _EventTable.of(self.spans, self.events)
         live = self.span_of >= 0
         count = np.where(live, e_hi - e_lo, 0)
@@ -254,7 +269,7 @@ class ScheduleColumns:
                 continue
             ts = table.ts[a:b]
             first = np.searchsorted(ts, self.t[pieces], side="left")
-            stop = np.searchsorted(ts, self.end[pieces], side="right")
+            stop = np.searchsorted(ts, end[pieces], side="right")
             n = np.maximum(stop - first, 0)
             owner = np.repeat(pieces, n)
             rows = _ranges(a + first, n)
@@ -448,7 +463,7 @@ class _CalendarSpan:
     open: np.ndarray  # ns
     close: np.ndarray  # ns
     shown_until: np.ndarray  # ns; INT64_MAX for a regular session
-    pairs: list[tuple[datetime, datetime]]
+    made: dict[str, Any]  # what is built on first use (the sessions as datetimes)
     event_day: np.ndarray  # s
     event_ts: np.ndarray  # ns
     hidden_until: np.ndarray  # ns; INT64_MIN for an event known all along
@@ -457,12 +472,30 @@ class _CalendarSpan:
     ordered: bool  # events by (ts, event_id): every window's slice is sorted already
 
     @classmethod
-    def read(cls, calendar: TradingCalendar, as_of: np.ndarray, end: np.ndarray
-             ) -> _CalendarSpan:
-        """Read ``calendar`` over the days the windows [as_of, end] (ns) look at."""
+    def covering(cls, calendar: TradingCalendar, as_of: np.ndarray, end: np.ndarray
+                 ) -> _CalendarSpan:
+        """Return ``calendar`` over (at least) the days the windows [as_of, end] (ns) look
+        at: the span held for the calendar when it covers them, else a span over both, held
+        from then on (every window is a searchsorted slice, the same in any covering span;
+        the calendar is read once per process rather than once per batch)."""
         first_day, last_day = _window_days(calendar.tz, as_of, end)
-        start = pd.Timestamp(int(first_day.min()), unit="s")
-        stop = pd.Timestamp(int(last_day.max()), unit="s")
+        first, last = int(first_day.min()), int(last_day.max())
+        key = (type(calendar).__name__, calendar.name)
+        held = _HELD_SPANS.get(key)
+        if held is not None and held[0] <= first and last <= held[1]:
+            return held[2]
+        if held is not None:
+            first, last = min(first, held[0]), max(last, held[1])
+        span = cls.read(calendar, first, last)
+        _HELD_SPANS[key] = (first, last, span)
+        return span
+
+    @classmethod
+    def read(cls, calendar: TradingCalendar, first_day: int, last_day: int
+             ) -> _CalendarSpan:
+        """Read ``calendar`` from ``first_day`` to ``last_day`` (s, local dates)."""
+        start = pd.Timestamp(first_day, unit="s")
+        stop = pd.Timestamp(last_day, unit="s")
         sessions = calendar.sessions(start, stop)
         table = calendar.session_open_close(sessions)
         day = to_session_index(sessions).asi8
@@ -502,11 +535,9 @@ class _CalendarSpan:
         for values in (day, opens, closes, np.array(event_day, dtype=np.int64), event_ts):
             if np.any(np.diff(values) < 0):  # slices need both orders to agree
                 raise ValueError("calendar dates and times out of order")
-        pairs = list(zip(pd.DatetimeIndex(opens, tz="UTC").to_pydatetime(),
-                         pd.DatetimeIndex(closes, tz="UTC").to_pydatetime(), strict=True))
         keys = [_event_order(e) for e in events]
         return cls(tz=calendar.tz, day=day, open=opens, close=closes, shown_until=shown,
-                   pairs=pairs, event_day=np.array(event_day, dtype=np.int64),
+                   made={}, event_day=np.array(event_day, dtype=np.int64),
                    event_ts=event_ts, hidden_until=np.array(hidden, dtype=np.int64),
                    events=events, last_close=last_close,
                    ordered=all(a <= b for a, b in pairwise(keys)))
@@ -538,6 +569,16 @@ class _CalendarSpan:
         return np.array([lo, hi, sift, e_lo, e_hi, e_sift], dtype=np.int64).reshape(
             6, len(as_of))
 
+    @property
+    def pairs(self) -> list[tuple[datetime, datetime]]:
+        """Return every session as (open, close) UTC datetimes (built on first use)."""
+        pairs = self.made.get("pairs")
+        if pairs is None:
+            pairs = self.made["pairs"] = list(zip(
+                pd.DatetimeIndex(self.open, tz="UTC").to_pydatetime(),
+                pd.DatetimeIndex(self.close, tz="UTC").to_pydatetime(), strict=True))
+        return pairs
+
     def sessions_of(self, lo: int, hi: int, sifted: bool, as_of: int
                     ) -> tuple[tuple[datetime, datetime], ...]:
         """Return one window's sessions (``bounds``)."""
@@ -557,6 +598,10 @@ class _CalendarSpan:
         if self.last_close is not None and self.last_close.value < end:
             return self.last_close.to_pydatetime()
         return None
+
+
+#: Per calendar the widest span read so far: (first day, last day, span).
+_HELD_SPANS: dict[tuple[str, str], tuple[int, int, _CalendarSpan]] = {}
 
 
 def _seconds(day: object) -> int:
