@@ -164,7 +164,7 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
     a, b = table.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
-    current = np.append(table.version[a:b] == config.version, False)
+    current = np.append(table.of_version(a, b, config.version), False)
     stored = current[position]  # position -1 (no bar) reads the appended False
     on_stored = np.flatnonzero(stored)
     if len(on_stored):  # one snapshot per stored bar
