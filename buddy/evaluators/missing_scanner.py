@@ -827,11 +827,18 @@ def _level_texts(names: np.ndarray, price: np.ndarray, rank: np.ndarray, inside:
                  ) -> np.ndarray:
     """Return per row the levels fact: 'name price' of its levels inside, by price, joined
     once per distinct set."""
-    keys = [tuple(zip(rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
-            for i in range(len(price))]
-    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
-    return objects([", ".join(f"{names[r]} {p:g}" for r, p in key) for key in uniques]
-                   )[np.asarray(codes)]
+    if not len(price):
+        return np.empty(0, dtype=object)
+    # a row's key: its (rank, price) inside, as bytes (+ 0.0: -0.0 and 0.0 are one price)
+    key = np.ascontiguousarray(np.concatenate(
+        [np.where(inside, rank, -1).astype(np.float64), np.where(inside, price, 0.0) + 0.0],
+        axis=1))
+    _, first, codes = np.unique(key.view(np.dtype((np.void, key.itemsize * key.shape[1]))),
+                                return_index=True, return_inverse=True)
+    texts = [", ".join(f"{names[r]} {p:g}" for r, p in zip(
+        rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
+        for i in first.tolist()]
+    return objects(texts)[np.asarray(codes).reshape(-1)]
 
 
 # ---------------------------------------------------------------------------- helpers
