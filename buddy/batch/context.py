@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import objects
-from buddy.batch.piece_columns import PieceColumn
 from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
+from buddy.context.piece_columns import PieceColumn
 from buddy.domain import OrderType, Side, TradeIntent
 from buddy.timeframes import Timeframe
 
@@ -136,8 +136,9 @@ class BatchContext:
         return len(self.intents)
 
     # ------------------------------------------------------------------ column access
-    def piece(self, name: str) -> np.ndarray:
-        """Return the object array of piece ``name`` (None where missing)."""
+    def piece(self, name: str) -> np.ndarray | PieceColumn:
+        """Return piece ``name`` per row (None where missing): an object array, or a
+        PieceColumn when its provider keeps it as columns."""
         if name not in OTHER_PIECES:
             raise KeyError(f"{name!r} is not a non-market ContextPack piece: {OTHER_PIECES}")
         return self.pieces[name]

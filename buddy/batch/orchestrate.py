@@ -30,7 +30,6 @@ import pandas as pd
 import pyarrow as pa
 
 from buddy.batch.context import BatchContext
-from buddy.batch.piece_columns import PieceColumn
 from buddy.batch.result import (
     BatchResult,
     FactColumn,
@@ -42,6 +41,7 @@ from buddy.batch.result import (
     severity_ranks,
     take_columns,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
 from buddy.orchestrator import (

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import distinct, objects
-from buddy.batch.piece_columns import PieceColumn
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import (
     BatchPieceRequest,
     BatchPieces,

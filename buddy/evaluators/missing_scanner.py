@@ -48,9 +48,9 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import objects, utc_ns
-from buddy.batch.piece_columns import PieceColumn
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.data.sessions import SessionRuns, count_in, disordered, session_codes, session_totals
 from buddy.domain import Severity

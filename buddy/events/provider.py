@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import utc_ns
-from buddy.batch.piece_columns import PieceColumn
 from buddy.batch.pieces import as_of_ns, groups, per_distinct
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import (
     ExchangeCalendar,

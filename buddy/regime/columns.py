@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buddy.batch.piece_columns import PieceColumn
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import RegimeSnapshot
 from buddy.regime.markov import expected_stay, stationary_distribution
 from buddy.regime.snapshots import (
@@ -305,14 +305,15 @@ class StoredRegimes:
         complete = ~s.absent[rows].any(axis=1) if len(rows) else np.zeros(0, bool)
         hmm = s.has_probs[rows] & complete
         state = np.where(hmm, s.state[rows], -1)
-        probs: list[Any] | tuple[np.ndarray, np.ndarray] = [()] * len(rows)
+        listed: list[Any] = [()] * len(rows)
+        probs: list[Any] | tuple[np.ndarray, np.ndarray] = listed
         at = np.flatnonzero(hmm)
         if len(at):
             texts = s.table.column("hmm_probs_json").take(pa.array(rows[at])).combine_chunks()
             parsed = _probabilities(texts)
             if parsed is None:
                 for j, values in zip(at.tolist(), texts.to_pylist(), strict=True):
-                    probs[j] = json.loads(values)
+                    listed[j] = json.loads(values)
             else:
                 weights = np.zeros((len(rows), parsed[0].shape[1]))
                 weights[at] = parsed[0]

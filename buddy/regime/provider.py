@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import objects
-from buddy.batch.piece_columns import PieceColumn
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -31,6 +30,7 @@ from buddy.batch.pieces import (
     last_closed,
     per_distinct,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import RegimeSnapshot
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.regime.columns import StoredColumns, StoredRegimes, stored_columns

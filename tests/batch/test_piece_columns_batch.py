@@ -1,4 +1,4 @@
-"""Pieces kept as columns (``buddy.batch.piece_columns.PieceColumn``): the regime and schedule
+"""Pieces kept as columns (``buddy.context.piece_columns.PieceColumn``): the regime and schedule
 providers' batch forms hand back columns and build objects only when asked.
 
 On the real cases: every object built on demand equals the piece the scalar path builds,
@@ -14,7 +14,7 @@ import pytest
 
 from buddy.batch.builder import build_batch_context
 from buddy.batch.context import BatchContext, from_packs
-from buddy.batch.piece_columns import PieceColumn
+from buddy.context.piece_columns import PieceColumn
 from buddy.evaluators.missing_scanner import MissingScannerEvaluator
 from buddy.evaluators.regime_fit import RegimeFitEvaluator
 from buddy.events.provider import ScheduleColumns
@@ -56,7 +56,7 @@ def test_objects_built_on_demand_equal_the_scalar_pieces(built: BatchContext,
         present += want is not None
     assert present > 10
     # rows on the same snapshot share one object
-    codes, first = built.piece_codes(name)
+    _, first = built.piece_codes(name)
     assert len(first) < built.n or name == "schedule"
 
 
