@@ -367,9 +367,13 @@ def _notes(n: int, notes: list[tuple[np.ndarray, str, Any]]
     why = np.full(n, "", dtype=object)
     for rows, check, reason in notes:
         fresh = count[rows] == 0
-        what[rows] = np.where(fresh, check, what[rows] + (", " + check))
-        reasons = np.asarray(reason, dtype=object) if not isinstance(reason, str) else reason
-        why[rows] = np.where(fresh, reasons, why[rows] + "; " + reasons)
+        first, later = rows[fresh], rows[~fresh]
+        what[first] = check
+        why[first] = reason if isinstance(reason, str) else reason[fresh]
+        if len(later):
+            what[later] = what[later] + (", " + check)
+            why[later] = why[later] + "; " + (reason if isinstance(reason, str) else
+                                               np.asarray(reason, dtype=object)[~fresh])
         count[rows] += 1
     return count, what, why
 
