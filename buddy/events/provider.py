@@ -11,8 +11,12 @@ without a calendar read per row: per calendar, the sessions, holidays and early 
 whole span of the rows are read once (with each unscheduled closure as a session and an event,
 marked with when it was announced), a row's sessions and calendar events are a
 ``searchsorted`` slice of them (minus the closures its as_of hides or already knows), and the
-imported events are read once per symbol. Rows with the same request share one
-ScheduleContext, and rows with the same window on one calendar share one sessions tuple.
+imported events are read once per symbol. The calendar span is held per calendar and
+process, widened when a batch looks further. Rows with the same request share one piece, kept
+as columns (a ``PieceColumn`` over ``ScheduleColumns``: each window's bounds into its
+calendar's span and its symbol's events, which missing_scanner reads); its ScheduleContext is
+built only when asked, and pieces with the same window on one calendar share one sessions
+tuple.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ Nothing is written: the provider is a read path.
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
 every bar's times and every stored snapshot are read once per process and matched by bar
 (``all_snapshots``, kept while the file is unchanged), each row's last closed bar is found
-with ``searchsorted``, and rows on the same stored bar share one snapshot, built column by
-column over the batch's stored rows (``snapshots_from_table``). Rows whose bar has no
-current snapshot are computed on demand, once per as_of.
+with ``searchsorted``, and rows on the same stored bar share one snapshot. The pieces are
+kept as columns (a ``PieceColumn`` over ``buddy.regime.columns.StoredRegimes``: the stored
+rows' columns, converted once per process, which regime_fit reads); a RegimeSnapshot object
+is built from its row (``snapshots_from_table``) only when a pack or a scalar caller asks.
+Rows whose bar has no current snapshot are computed on demand, once per as_of.
 """
 
 from __future__ import annotations
