@@ -44,6 +44,7 @@ from buddy.context.builder import (
     NOT_YET_PROVIDED,
 )
 from buddy.context.pack import Instrument
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import ProviderRegistry, ProviderSource
 from buddy.data.calendars import get_calendar
 from buddy.data.splits import adjust_bars, split_factor_of_times
@@ -290,7 +291,7 @@ def _with_pieces(store: Store, base: BatchContext, providers: ProviderRegistry
     missing["market"] = reasons
     request = BatchPieceRequest(store=store, intents=base.intents, instrument=base.instrument,
                                 market=base.market, market_data=base.market_data)
-    pieces: dict[str, np.ndarray] = {}
+    pieces: dict[str, np.ndarray | PieceColumn] = {}
     for name in OTHER_PIECES:
         provider = providers.get(name)
         if provider is None:

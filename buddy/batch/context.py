@@ -36,6 +36,7 @@ import pandas as pd
 
 from buddy.batch.columns import objects
 from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
+from buddy.context.piece_columns import PieceColumn
 from buddy.domain import OrderType, Side, TradeIntent
 from buddy.timeframes import Timeframe
 
@@ -124,7 +125,7 @@ class BatchContext:
     features: Windows
     missing_sessions: np.ndarray  # object: tuple[date, ...] per row
     splits_applied: np.ndarray  # object: tuple[(date, ratio), ...] per row
-    pieces: Mapping[str, np.ndarray]  # OTHER_PIECES -> object array (piece or None)
+    pieces: Mapping[str, np.ndarray | PieceColumn]  # OTHER_PIECES -> piece or None per row
     missing: Mapping[str, np.ndarray]  # PIECES -> object array (reason or None)
     _codes: dict[str, tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False, compare=False)
@@ -138,8 +139,9 @@ class BatchContext:
         return len(self.intents)
 
     # ------------------------------------------------------------------ column access
-    def piece(self, name: str) -> np.ndarray:
-        """Return the object array of piece ``name`` (None where missing)."""
+    def piece(self, name: str) -> np.ndarray | PieceColumn:
+        """Return piece ``name`` per row (None where missing): an object array, or a
+        PieceColumn when its provider keeps it as columns."""
         if name not in OTHER_PIECES:
             raise KeyError(f"{name!r} is not a non-market ContextPack piece: {OTHER_PIECES}")
         return self.pieces[name]
@@ -148,7 +150,10 @@ class BatchContext:
         """Return a bool array: piece ``name`` is present on the row."""
         if name == "market":
             return self.market["has_market"].to_numpy(dtype=bool)
-        return np.array([p is not None for p in self.piece(name)], dtype=bool)
+        pieces = self.piece(name)
+        if isinstance(pieces, PieceColumn):
+            return pieces.present()
+        return np.array([p is not None for p in pieces], dtype=bool)
 
     def piece_values(self, name: str, get: Callable[[Any], Any], *, dtype: Any = np.float64,
                      default: Any = math.nan) -> np.ndarray:
@@ -167,8 +172,9 @@ class BatchContext:
         cached = self._codes.get(name)
         if cached is None:
             objects = self.piece(name)
-            codes, uniques = pd.factorize(np.fromiter(map(id, objects), dtype=np.int64,
-                                                      count=len(objects)))
+            codes, uniques = pd.factorize(objects.code if isinstance(objects, PieceColumn)
+                                          else np.fromiter(map(id, objects), dtype=np.int64,
+                                                           count=len(objects)))
             first = np.zeros(len(uniques), dtype=np.int64)
             first[codes[::-1]] = np.arange(len(objects))[::-1]
             cached = self._codes[name] = (codes, first)

@@ -41,6 +41,7 @@ from buddy.batch.result import (
     severity_ranks,
     take_columns,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.domain import ModuleStatus, Severity
 from buddy.evaluators.base import Evaluator
 from buddy.orchestrator import (
@@ -199,7 +200,7 @@ def _take(ctx: BatchContext, rows: np.ndarray) -> BatchContext:
 
 def _present(ctx: BatchContext, piece: str) -> np.ndarray:
     """Return ``ctx.present(piece)``, asked once per distinct piece object."""
-    if piece == "market":
+    if piece == "market" or isinstance(ctx.piece(piece), PieceColumn):
         return ctx.present(piece)
     codes, first = ctx.piece_codes(piece)
     pieces = ctx.piece(piece)

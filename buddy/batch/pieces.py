@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.columns import distinct, objects
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import (
     BatchPieceRequest,
     BatchPieces,
@@ -38,14 +39,18 @@ def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
     (when it fails) its scalar form row by row."""
     try:
         given, why = provider.batch(request)
-        # one object per row even when a batch form hands back tuples or a list
-        pieces, reasons = _object_column(given), _object_column(why)
+        # one object per row even when a batch form hands back tuples or a list; a
+        # PieceColumn stays columns (its objects are built when asked)
+        pieces = given if isinstance(given, PieceColumn) else _object_column(given)
+        reasons = _object_column(why)
         if len(pieces) != len(request) or len(reasons) != len(request):
             raise ValueError(f"{name}.batch returned {len(pieces)} pieces for "
                              f"{len(request)} rows")
-        reasons[[p is None and r is None for p, r in zip(pieces, reasons, strict=True)]
+        present = pieces.present() if isinstance(pieces, PieceColumn) else np.array(
+            [p is not None for p in pieces], dtype=bool)
+        reasons[~present & np.array([r is None for r in reasons], dtype=bool)
                 ] = "provider returned nothing"
-        reasons[[p is not None for p in pieces]] = None
+        reasons[present] = None
         return pieces, reasons
     except BuddyError:
         raise

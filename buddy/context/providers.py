@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.context.pack import PIECES, Instrument, MarketData
+from buddy.context.piece_columns import PieceColumn
 from buddy.errors import BuddyError, ConfigError, FieldError
 from buddy.store import Store
 from buddy.timeframes import Timeframe
@@ -37,8 +38,9 @@ PROVIDER_SLOTS: tuple[str, ...] = tuple(p for p in PIECES if p != "market")
 
 Piece_co = TypeVar("Piece_co", covariant=True)
 
-#: (pieces, reasons) of a batch: two object arrays, one entry per row.
-BatchPieces = tuple[np.ndarray, np.ndarray]
+#: (pieces, reasons) of a batch, one entry per row: the pieces an object array or a
+#: PieceColumn (columns, objects built when asked), the reasons an object array.
+BatchPieces = tuple[np.ndarray | PieceColumn, np.ndarray]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -122,7 +122,7 @@ class BehaviorNudgesEvaluator(Evaluator[BehaviorNudgesConfig]):
 
         n = ctx.n
         frame = detector_intents(ctx)
-        states: np.ndarray = ctx.piece("behavior")
+        states = ctx.piece("behavior")
         # one detector pass per (stored history, params): detect cuts each row's view of
         # the history at the row's own as_of, so rows at different times share the pass
         groups, _ = pd.factorize(pd.Series([(id(s.stored), s.params.hash) for s in states],

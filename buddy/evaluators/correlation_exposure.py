@@ -274,14 +274,12 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
                 n_beta_days=book["n_beta_days"][rows],
                 n_without_benchmark=book["n_without_benchmark"][rows]))
 
-        n_unchecked = np.array([len(u) for u in book["unchecked"]], dtype=np.int64)
+        n_unchecked, unchecked, why = _notes(ctx.n, book["notes"])
         rows = np.flatnonzero(n_unchecked > 0)
         if len(rows):
             blocks.append(self.fire(
-                "PORTFOLIO_NOT_CHECKED", rows, Severity.INFO,
-                unchecked=objects([", ".join(book["unchecked"][i]) for i in rows]),
-                n_unchecked=n_unchecked[rows],
-                why=objects(["; ".join(book["why"][i]) for i in rows])))
+                "PORTFOLIO_NOT_CHECKED", rows, Severity.INFO, unchecked=unchecked[rows],
+                n_unchecked=n_unchecked[rows], why=why[rows]))
 
         return self.result(ctx.n, blocks, explain={
             "heat_after_pct": book["heat_after"],
@@ -310,8 +308,7 @@ def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str
     out["adds_to_own"] = np.zeros(n, dtype=bool)
     for name in ("correlation_interval", "var_hist_interval", "idea_beta_interval"):
         out[name] = np.full(n, None, dtype=object)
-    out["unchecked"] = [[] for _ in range(n)]
-    out["why"] = [[] for _ in range(n)]
+    out["notes"] = []  # (rows, what, why) of the checks not made, in the order noted
 
     sign = ctx.intents["sign"].to_numpy(np.float64)
     notional = (ctx.intents["proposed_entry"].to_numpy(np.float64)
@@ -327,25 +324,58 @@ def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str
     for s, piece in enumerate(pieces):
         rows = np.flatnonzero(code == s)
         if piece is None:
-            for i in rows:
-                reason = None if missing is None else missing[i]
-                _unchecked(out, i, "exposure, heat, VaR, beta",
-                           f"no portfolio ({reason or 'not provided'})")
+            reasons = np.full(len(rows), None, dtype=object) if missing is None else (
+                missing[rows])
+            _unchecked(out, rows, "exposure, heat, VaR, beta",
+                       _worded(reasons, lambda r: f"no portfolio ({r or 'not provided'})"))
             continue
         if not isinstance(piece, PortfolioPiece):  # e.g. a plug-in's positions-only piece
-            for i in rows:
-                _unchecked(out, i, "exposure, heat, VaR, beta",
-                           f"the portfolio piece ({type(piece).__name__}) holds no weights "
-                           "or returns")
+            _unchecked(out, rows, "exposure, heat, VaR, beta",
+                       f"the portfolio piece ({type(piece).__name__}) holds no weights "
+                       "or returns")
             continue
         _one_book(out, rows, piece, cfg, sign=sign[rows], notional=notional[rows],
                   risk_money=risk_money[rows], currency=currency[rows])
     return out
 
 
-def _unchecked(out: dict[str, Any], i: int | np.integer[Any], what: str, why: str) -> None:
-    out["unchecked"][i].append(what)
-    out["why"][i].append(why)
+def _unchecked(out: dict[str, Any], rows: np.ndarray, what: str, why: str | np.ndarray
+               ) -> None:
+    """Note that ``what`` was not checked on ``rows``, and why (one reason, or one per row)."""
+    if len(rows):
+        out["notes"].append((np.asarray(rows, dtype=np.int64), what, why))
+
+
+def _worded(values: np.ndarray, word: Any) -> np.ndarray:
+    """Return ``word(value)`` per element, called once per distinct value."""
+    made: dict[Any, str] = {}
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values.tolist()):
+        worded = made.get(value)
+        if worded is None:
+            worded = made[value] = word(value)
+        out[i] = worded
+    return out
+
+
+def _notes(n: int, notes: list[tuple[np.ndarray, str, Any]]
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per row how many checks were not made, what they were (joined by ", ") and
+    why (joined by "; "), from ``notes`` in the order they were noted."""
+    count = np.zeros(n, dtype=np.int64)
+    what = np.full(n, "", dtype=object)
+    why = np.full(n, "", dtype=object)
+    for rows, check, reason in notes:
+        fresh = count[rows] == 0
+        first, later = rows[fresh], rows[~fresh]
+        what[first] = check
+        why[first] = reason if isinstance(reason, str) else reason[fresh]
+        if len(later):
+            what[later] = what[later] + (", " + check)
+            why[later] = why[later] + "; " + (reason if isinstance(reason, str) else
+                                               np.asarray(reason, dtype=object)[~fresh])
+        count[rows] += 1
+    return count, what, why
 
 
 def _one_book(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
@@ -362,23 +392,20 @@ def _one_book(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     out["n_positions"][rows] = int(held.sum())
     equity = piece.equity
     if equity is None or not equity > 0:
-        for i in rows:
-            _unchecked(out, i, "exposure, heat, VaR, beta",
-                       f"no equity known as of {piece.as_of:%Y-%m-%d %H:%M} UTC")
+        _unchecked(out, rows, "exposure, heat, VaR, beta",
+                   f"no equity known as of {piece.as_of:%Y-%m-%d %H:%M} UTC")
         return
     unvalued = np.isnan(weights)
     if unvalued.any():  # held, but not valued in the account's currency
         names = ", ".join(np.asarray(piece.symbols, dtype=object)[unvalued])
-        for i in rows:
-            _unchecked(out, i, "exposure, heat, VaR, beta",
-                       f"{names} not valued in {piece.currency} as of t (no mark or no "
-                       f"conversion rate)")
+        _unchecked(out, rows, "exposure, heat, VaR, beta",
+                   f"{names} not valued in {piece.currency} as of t (no mark or no "
+                   f"conversion rate)")
         return
     foreign = currency != piece.currency
-    for f in np.flatnonzero(foreign):
-        _unchecked(out, rows[f], "exposure, heat, VaR, beta",
-                   f"the idea is priced in {currency[f]}, the book kept in "
-                   f"{piece.currency} (no conversion rate)")
+    _unchecked(out, rows[foreign], "exposure, heat, VaR, beta",
+               _worded(currency[foreign], lambda c: f"the idea is priced in {c}, the book "
+                       f"kept in {piece.currency} (no conversion rate)"))
     rows, sign = rows[~foreign], sign[~foreign]
     notional, risk_money = notional[~foreign], risk_money[~foreign]
     if not len(rows):
@@ -396,8 +423,8 @@ def _one_book(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     out["idea_risk"][rows] = 100.0 * idea_risk
     out["heat_after"][rows] = 100.0 * (heat + idea_risk)
     out["n_unknown_stops"][rows] = int(unknown.sum())
-    for i in rows[np.isnan(idea_risk)]:
-        _unchecked(out, i, "heat", "the idea has no stop, so its risk is not known")
+    _unchecked(out, rows[np.isnan(idea_risk)], "heat",
+               "the idea has no stop, so its risk is not known")
 
     returns = np.asarray(piece.returns, dtype=np.float64)
     _clusters(out, rows, piece, cfg, returns, weights, held, sign, a, j)
@@ -449,10 +476,8 @@ def _clusters(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     short = np.isfinite(returns[:, asked]).sum(axis=0) < cfg.min_obs
     if short.any():
         names = ", ".join(np.asarray(piece.symbols, dtype=object)[asked][short])
-        for i in rows:
-            _unchecked(out, i, "correlation clusters",
-                       f"fewer than {cfg.min_obs} daily returns of {names} in "
-                       f"{piece.window}")
+        _unchecked(out, rows, "correlation clusters",
+                   f"fewer than {cfg.min_obs} daily returns of {names} in {piece.window}")
 
 
 def fisher_interval(rho: float, n: int) -> str | None:
@@ -489,10 +514,9 @@ def _risk(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
     days = np.isfinite(returns[:, used]).all(axis=1)
     n_days = int(days.sum())
     if n_days < cfg.min_obs:
-        for i in rows:
-            _unchecked(out, i, "volatility and VaR",
-                       f"{n_days} day(s) with a return of every held symbol and "
-                       f"{piece.symbols[j]} in {piece.window} (at least {cfg.min_obs})")
+        _unchecked(out, rows, "volatility and VaR",
+                   f"{n_days} day(s) with a return of every held symbol and "
+                   f"{piece.symbols[j]} in {piece.window} (at least {cfg.min_obs})")
         return
     sample = returns[days][:, used]
     cov = moments(sample, min_obs=cfg.min_obs).cov
@@ -538,10 +562,9 @@ def _beta(out: dict[str, Any], rows: np.ndarray, piece: PortfolioPiece,
         names = [piece.symbols[c] for c in np.flatnonzero(unknown)]
         if has_bench[j] and math.isnan(beta[j]) and piece.symbols[j] not in names:
             names.append(piece.symbols[j])
-        for i in rows:
-            _unchecked(out, i, "beta-weighted exposure",
-                       f"no beta for {', '.join(names)} (fewer than {cfg.min_obs} daily "
-                       f"returns with the benchmark's in {piece.window})")
+        _unchecked(out, rows, "beta-weighted exposure",
+                   f"no beta for {', '.join(names)} (fewer than {cfg.min_obs} daily "
+                   f"returns with the benchmark's in {piece.window})")
         return
     before = 100.0 * float(np.sum(beta[counted] * weights[counted]))
     out["beta_before"][rows] = before

@@ -37,7 +37,7 @@ units; ``codes`` declares them as CURRENCY and QUANTITY, each row's unit given t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -50,6 +50,7 @@ import pandas as pd
 from buddy.batch.columns import objects, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.data.sessions import SessionRuns, count_in, disordered, session_codes, session_totals
 from buddy.domain import Severity
@@ -57,6 +58,7 @@ from buddy.errors import FieldError, FieldErrors
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.events.model import EVENT_KINDS, ScheduleContext
+from buddy.events.provider import ScheduleColumns
 from buddy.levels.consolidate import (
     DEFAULT_MERGE_ATR,
     DEFAULT_PIVOT_METHOD,
@@ -556,30 +558,44 @@ class _Schedule:
 
     @classmethod
     def of(cls, ctx: BatchContext, rows: _Rows) -> _Schedule:
-        """Flatten the schedule pieces of ``ctx`` and find each row's horizon end."""
-        code, pieces = ctx.distinct_pieces("schedule")
-        for piece in pieces:
-            if not isinstance(piece, ScheduleContext):
-                raise FieldErrors([FieldError("schedule", "must be a ScheduleContext",
-                                              type(piece).__name__)])
-        as_of = _ns_array([p.as_of for p in pieces], "schedule.as_of")
-        window_end = _ns_array([p.window_end for p in pieces], "schedule.window_end")
-        set_code, set_first = _distinct_ids([p.sessions for p in pieces])
-        sets = [pieces[i].sessions for i in set_first.tolist()]
-        sessions = _Sessions(sets)
+        """Flatten the schedule pieces of ``ctx`` and find each row's horizon end: from the
+        provider's columns when the pieces are kept as columns, else from the objects."""
+        source = ctx.piece("schedule")
+        if isinstance(source, PieceColumn) and isinstance(source.columns, ScheduleColumns):
+            code, columns = source.code, source.columns
+            as_of, window_end = _to_micros(columns.t), _to_micros(columns.end)
+            set_code, length, flat = columns.session_sets()
+            sessions = _Sessions(length, flat)
+            events = None  # flattened once the horizons are known: no further than them
+            earnings_known = columns.n_earnings
+        else:
+            code, pieces = ctx.distinct_pieces("schedule")
+            for piece in pieces:
+                if not isinstance(piece, ScheduleContext):
+                    raise FieldErrors([FieldError("schedule", "must be a ScheduleContext",
+                                                  type(piece).__name__)])
+            as_of = _ns_array([p.as_of for p in pieces], "schedule.as_of")
+            window_end = _ns_array([p.window_end for p in pieces], "schedule.window_end")
+            set_code, set_first = _distinct_ids([p.sessions for p in pieces])
+            sessions = _Sessions.of_sets([pieces[i].sessions for i in set_first.tolist()])
+            events = _Events.of(pieces)
+            earnings_known = np.array([p.earnings_dates_known for p in pieces],
+                                      dtype=np.int64)
         row_set = set_code[code]
         end, beyond, s_lo, s_top = sessions.horizon_end(
             row_set, as_of[code], window_end[code], np.maximum(1, rows.horizon),
             rows.nominal, rows.daily, rows.weekly)
-        events = _Events.of(pieces)
-        w_lo = events.search(np.arange(len(pieces)), as_of, "left")[code]
+        if events is None:
+            until = np.full(len(as_of), np.iinfo(np.int64).min, dtype=np.int64)
+            np.maximum.at(until, code, end)
+            events = _Events.of_columns(columns.flat_events(until))
+        w_lo = events.search(np.arange(len(as_of)), as_of, "left")[code]
         w_hi = np.maximum(events.search(code, end, "right"), w_lo)
         return cls(
             close=sessions.close, s_lo=s_lo, s_top=s_top, ts=events.ts, kind=events.kind,
             kind_name=events.kind_name, title=events.title, symbol=events.symbol,
             w_lo=w_lo, w_hi=w_hi, end=end, end_text=_iso_utc(end), beyond=beyond,
-            earnings_known=np.array([p.earnings_dates_known for p in pieces],
-                                    dtype=np.int64)[code])
+            earnings_known=earnings_known[code])
 
     @property
     def news(self) -> np.ndarray:
@@ -629,14 +645,33 @@ class _Schedule:
 
 class _Sessions:
     """The distinct session sets of a batch, each converted to UTC ns once and only as far
-    ahead as a row's horizon reaches (``horizon_end`` extends a set when one falls short)."""
+    ahead as a row's horizon reaches (``horizon_end`` extends a set when one falls short).
 
-    def __init__(self, sets: list[tuple[tuple[datetime, datetime], ...]]) -> None:
-        self.sets = sets
-        self.length = np.array([len(s) for s in sets], dtype=np.int64)
-        self.done = np.zeros(len(sets), dtype=np.int64)  # sessions converted per set
+    ``length``: sessions per set; ``flat(upto)``: the (open, close) UTC ns of the first
+    ``upto[s]`` sessions of each set s, set after set."""
+
+    def __init__(self, length: np.ndarray,
+                 flat: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> None:
+        self.flat = flat
+        self.length = np.asarray(length, dtype=np.int64)
+        self.done = np.zeros(len(self.length), dtype=np.int64)  # sessions converted per set
         self.open = self.close = np.zeros(1, dtype=np.int64)
-        self.lo = np.zeros(len(sets), dtype=np.int64)
+        self.lo = np.zeros(len(self.length), dtype=np.int64)
+
+    @classmethod
+    def of_sets(cls, sets: list[tuple[tuple[datetime, datetime], ...]]) -> _Sessions:
+        """Return the sessions of ``sets`` of (open, close) datetimes (each distinct pair
+        converted once, all of them in one pass)."""
+        def flat(upto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            pairs = list(chain.from_iterable(
+                s[:k] for s, k in zip(sets, upto.tolist(), strict=True)))
+            pair_code, first = _distinct_ids(pairs)
+            distinct = [pairs[i] for i in first.tolist()]
+            stamps = _ns_array([t for pair in distinct for t in pair[:2]],
+                               "schedule.sessions").reshape(-1, 2)[pair_code]
+            return stamps[:, 0], stamps[:, 1]
+
+        return cls(np.array([len(s) for s in sets], dtype=np.int64), flat)
 
     def horizon_end(self, row_set: np.ndarray, as_of: np.ndarray, window_end: np.ndarray,
                     bars: np.ndarray, nominal: np.ndarray, daily: np.ndarray,
@@ -650,7 +685,7 @@ class _Sessions:
         need = bars * nominal
         guess = np.where(daily, bars + 1, np.where(weekly, 6 * bars + 7,
                                                    need // _GUESS_SESSION_NS + 2))
-        want = np.zeros(len(self.sets), dtype=np.int64)
+        want = np.zeros(len(self.length), dtype=np.int64)
         np.maximum.at(want, row_set, guess)
         self._convert(np.minimum(want, self.length))
         while True:
@@ -660,7 +695,7 @@ class _Sessions:
             short = ~found & ~complete
             if not short.any():
                 break
-            grow = np.zeros(len(self.sets), dtype=bool)
+            grow = np.zeros(len(self.length), dtype=bool)
             grow[row_set[short]] = True
             self._convert(np.where(grow, np.minimum(2 * self.done + 16, self.length),
                                    self.done))
@@ -709,20 +744,14 @@ class _Sessions:
         return end, found
 
     def _convert(self, upto: np.ndarray) -> None:
-        """Convert the first ``upto[s]`` sessions of each set s (flat arrays rebuilt; each
-        distinct pair converted once, all of them in one pass)."""
-        flat = list(chain.from_iterable(
-            pairs[:k] for pairs, k in zip(self.sets, upto.tolist(), strict=True)))
-        pair_code, first = _distinct_ids(flat)
-        distinct = [flat[i] for i in first.tolist()]
-        stamps = _ns_array([t for pair in distinct for t in pair[:2]], "schedule.sessions"
-                           ).reshape(-1, 2)[pair_code]
+        """Convert the first ``upto[s]`` sessions of each set s (flat arrays rebuilt)."""
+        opens, closes = self.flat(upto)
         self.done[:] = upto
         done = self.done
         self.lo = np.cumsum(done) - done
         # one padding entry: an index computed for an empty set stays inside the arrays
-        self.open = np.append(stamps[:, 0], 0).astype(np.int64)
-        self.close = np.append(stamps[:, 1], 0).astype(np.int64)
+        self.open = np.append(opens, 0).astype(np.int64)
+        self.close = np.append(closes, 0).astype(np.int64)
         _check_order(self.open[:-1], self.close[:-1], self.lo, done)
 
 
@@ -778,6 +807,16 @@ class _Events:
                    kind_name=column(lambda e: e.kind), title=column(lambda e: e.title),
                    symbol=column(lambda e: e.symbol))
 
+    @classmethod
+    def of_columns(cls, flat: dict[str, np.ndarray]) -> _Events:
+        """Return the events of ``ScheduleColumns.flat_events`` (in order already)."""
+        kind_code, kinds = pd.factorize(flat["kind"])
+        codes = np.array([_KIND_CODE.get(k, len(EVENT_KINDS)) for k in kinds],
+                         dtype=np.int64)
+        return cls(lo=flat["lo"], hi=flat["hi"], ts=flat["ts"],
+                   kind=codes[kind_code] if len(kinds) else np.zeros(0, np.int64),
+                   kind_name=flat["kind"], title=flat["title"], symbol=flat["symbol"])
+
     def search(self, piece: np.ndarray, ts: np.ndarray, side: str) -> np.ndarray:
         """Return per query where ``ts`` falls among its piece's events (flat index)."""
         return _search(self.ts, self.lo[piece], self.hi[piece], ts, side)
@@ -788,11 +827,18 @@ def _level_texts(names: np.ndarray, price: np.ndarray, rank: np.ndarray, inside:
                  ) -> np.ndarray:
     """Return per row the levels fact: 'name price' of its levels inside, by price, joined
     once per distinct set."""
-    keys = [tuple(zip(rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
-            for i in range(len(price))]
-    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
-    return objects([", ".join(f"{names[r]} {p:g}" for r, p in key) for key in uniques]
-                   )[np.asarray(codes)]
+    if not len(price):
+        return np.empty(0, dtype=object)
+    # a row's key: its (rank, price) inside, as bytes (+ 0.0: -0.0 and 0.0 are one price)
+    key = np.ascontiguousarray(np.concatenate(
+        [np.where(inside, rank, -1).astype(np.float64), np.where(inside, price, 0.0) + 0.0],
+        axis=1))
+    _, first, codes = np.unique(key.view(np.dtype((np.void, key.itemsize * key.shape[1]))),
+                                return_index=True, return_inverse=True)
+    texts = [", ".join(f"{names[r]} {p:g}" for r, p in zip(
+        rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
+        for i in first.tolist()]
+    return objects(texts)[np.asarray(codes).reshape(-1)]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -806,6 +852,11 @@ def _ns_array(values: Sequence[datetime], field: str) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     micros = pd.to_datetime(pd.Index(values, dtype=object), utc=True).as_unit("us").asi8
     return micros.astype(np.int64) * 1000
+
+
+def _to_micros(ns: np.ndarray) -> np.ndarray:
+    """Return UTC ns floored to the microsecond (what a datetime holds)."""
+    return ns // 1000 * 1000
 
 
 def _distinct_ids(objects_: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,7 @@ module's question (personalization), not this one's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -48,12 +48,12 @@ import pandas as pd
 from buddy.batch.columns import iso_utc
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
-from buddy.context.pieces import RegimeSnapshot
 from buddy.domain import Severity, Side
 from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
-from buddy.regime.markov import expected_stay, leave_probability, stationary_distribution
+from buddy.regime.columns import regime_columns
+from buddy.regime.markov import leave_probability
 
 if TYPE_CHECKING:
     from buddy.batch.context import BatchContext
@@ -209,8 +209,7 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
         every row's horizon are array expressions.
         """
         cfg = self.config
-        snap, snapshots = ctx.distinct_pieces("regime")
-        per = _snapshot_columns(snapshots)
+        snap, per = regime_columns(ctx)
         intents = ctx.intents
         sign = intents["sign"].to_numpy(np.float64)
         side = np.where(sign > 0, Side.LONG.value, Side.SHORT.value).astype(object)
@@ -292,7 +291,7 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
                     "REGIME_OUT_OF_DATE", rows, Severity.LOW,
                     thresholds={"bars_behind": 0},
                     bars_behind=_count_after(ts, start[rows], stop[rows], regime_ts[rows]),
-                    regime_bar=per["regime_bar"][snap[rows]],
+                    regime_bar=iso_utc(regime_ts[rows]),
                     last_bar=iso_utc(ts[stop[rows] - 1])))
         return self.result(ctx.n, blocks, explain={
             "trend_state": trend, "trend_strength": strength,
@@ -309,63 +308,6 @@ def _shortest_flagged_horizon(stay: np.ndarray, factor: float) -> np.ndarray:
     whole horizon below it is the mitigation's ``horizon_within_stay_bars``."""
     with np.errstate(invalid="ignore"):
         return np.round(factor * stay, 9)
-
-
-def _snapshot_columns(snapshots: list[RegimeSnapshot]) -> dict[str, np.ndarray]:
-    """Return what the checks read of each snapshot, as arrays indexed like ``snapshots``.
-
-    ``probs``, ``stationary`` and ``stays`` are (snapshots, states) matrices of
-    ``hmm_probs``, the transition matrix's stationary distribution and its diagonal,
-    zero-padded (a zero term adds nothing); ``expected_stay`` is sum_i p_i / (1 - A_ii), the
-    expected remaining stay of the filtered state mix, and ``typical_stay`` the same over the
-    stationary mix (inf when a weighted state is never left, NaN without an HMM).
-    """
-    n = len(snapshots)
-    k = max((len(s.hmm_probs) for s in snapshots), default=0)
-    probs, stays, stationary = np.zeros((n, k)), np.zeros((n, k)), np.zeros((n, k))
-    has_hmm = np.zeros(n, dtype=bool)
-    for j, s in enumerate(snapshots):
-        matrix = s.transition_matrix
-        if not (s.hmm_probs and matrix):
-            continue
-        has_hmm[j] = True
-        state = s.hmm_state_id if s.hmm_state_id is not None else 0
-        if not 0 <= state < len(matrix) or len(s.hmm_probs) > len(matrix):
-            raise ValueError(f"regime snapshot of {s.ts}: HMM state {state} (of "
-                             f"{len(s.hmm_probs)} probabilities) has no row in its "
-                             f"{len(matrix)}-state transition matrix")
-        for i, p in enumerate(s.hmm_probs):
-            probs[j, i], stays[j, i] = p, matrix[i][i]
-        for i, p in enumerate(stationary_distribution(matrix)[:k]):
-            stationary[j, i] = p
-    expected = np.where(has_hmm, expected_stay(probs, stays), np.nan)
-    typical = np.where(has_hmm, expected_stay(stationary, stays), np.nan)
-
-    def text(values: list[Any]) -> np.ndarray:
-        out = np.empty(n, dtype=object)
-        out[:] = values
-        return out
-
-    def number(values: list[Any]) -> np.ndarray:
-        return np.array(values, dtype=np.float64)
-
-    ts = np.array([pd.Timestamp(s.ts).as_unit("ns").value for s in snapshots], dtype=np.int64)
-    return {
-        "probs": probs, "stays": stays, "stationary": stationary, "has_hmm": has_hmm,
-        "expected_stay": expected, "typical_stay": typical,
-        "label": text([s.hmm_state_label for s in snapshots]),
-        "trend_state": text([s.trend_state for s in snapshots]),
-        "vol_state": text([s.vol_state for s in snapshots]),
-        "liquidity_state": text([s.liquidity_state for s in snapshots]),
-        "trend_strength": number([s.trend_strength for s in snapshots]),
-        "vol_z": number([s.vol_z for s in snapshots]),
-        "relvol": number([s.relvol for s in snapshots]),
-        "spread_proxy": number([s.spread_proxy for s in snapshots]),
-        "vol_expansion_flag": np.array([bool(s.vol_expansion_flag) for s in snapshots],
-                                       dtype=bool),
-        "ts": ts,
-        "regime_bar": iso_utc(ts),
-    }
 
 
 def _count_after(ts: np.ndarray, start: np.ndarray, stop: np.ndarray, after: np.ndarray

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import objects
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -142,9 +143,15 @@ def _staleness(tf: Timeframe, as_of_ts: pd.Timestamp, ts_close: Any) -> str | No
 
 def _incomplete(symbol: str, stack: tuple[Timeframe, ...], as_of_text: str,
                 problems: list[str]) -> str:
+    before, after = _incomplete_around(symbol, stack, problems)
+    return f"{before}{as_of_text}{after}"
+
+
+def _incomplete_around(symbol: str, stack: tuple[Timeframe, ...], problems: list[str]
+                       ) -> tuple[str, str]:
+    """Return the reason's words before and after its as_of."""
     stack_text = "/".join(str(tf) for tf in stack)
-    return f"MTFA stack {stack_text} of {symbol} incomplete at {as_of_text}: " + "; ".join(
-        problems)
+    return f"MTFA stack {stack_text} of {symbol} incomplete at ", ": " + "; ".join(problems)
 
 
 def stale_after(tf: Timeframe) -> pd.Timedelta:
@@ -177,26 +184,32 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
               np.asarray(rows, dtype=np.int64))
              for (symbol, asset_class, calendar), rows in keys.groupby(
                  ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
+    # each distinct as_of written once for every symbol's reasons
+    distinct_t, t_code = np.unique(t, return_inverse=True)
+    as_of_text = as_of_texts(distinct_t)
+    t_code = t_code.reshape(-1).astype(np.int64)
     for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
         series = stack_series(request.store, symbol, [str(tf) for tf in stack],
                               as_of_datetime(int(t[rows].max())))
         _stack_rows(symbol, stack, {tf: series[str(tf)] for tf in stack}, rows, t[rows],
-                    pieces, reasons)
+                    pieces, reasons, as_of_text, t_code[rows])
     return pieces, reasons
 
 
 def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timeframe, BarTrends],
-                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray
-                ) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
-    from each timeframe's ``stack_series`` bars."""
+                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
+                as_of_text: list[str], as_of_code: np.ndarray) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns, written
+    ``as_of_text[as_of_code]``) of one symbol's stack from each timeframe's
+    ``stack_series`` bars."""
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
     closed = np.empty_like(position)
     for k, tf in enumerate(stack):
         position[:, k], closed[:, k] = last_closed(bars[tf].ts, bars[tf].ts_close, t)
     if any(not len(bars[tf]) for tf in stack):
         # a timeframe without a single bar: no row can read cleanly, only reasons are built
-        _reasons_only(symbol, stack, bars, position, closed, rows, t, reasons)
+        _reasons_only(symbol, stack, bars, position, closed, rows, t, reasons, as_of_text,
+                      as_of_code)
         return
     clean = np.ones(len(rows), dtype=bool)
     for k, tf in enumerate(stack):
@@ -227,13 +240,14 @@ def _readable(series: BarTrends) -> np.ndarray:
 
 def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                   bars: Mapping[Timeframe, BarTrends], position: np.ndarray,
-                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray
-                  ) -> None:
+                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray,
+                  as_of_text: list[str], as_of_code: np.ndarray) -> None:
     """Write ``stack_reading``'s reason of every row (each has a timeframe without bars).
 
     Each timeframe's problem is worded once per distinct cause: a bar that does not read
     once per (bar, closed count), a stale bar once per age; a row's problems are then codes
-    into those words, and each distinct (as_of, problems) is written out once.
+    into those words, and a row's reason puts its as_of (written once per distinct as_of)
+    between the words of its problems.
     """
     words: list[str] = []
     code_of: dict[str, int] = {}
@@ -270,13 +284,14 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                                              series.record(int(position[j, k]))["ts_close"]))
                              for j in stale[first]], dtype=np.int64)
             problems[stale, k] = made[codes]
-    codes, first = groups(np.column_stack([t, problems]))
-    texts = as_of_texts(t[first])
-    made_reasons = np.empty(len(first), dtype=object)
-    for u, j in enumerate(first.tolist()):
-        made_reasons[u] = _incomplete(symbol, stack, texts[u],
-                                      [words[c] for c in problems[j].tolist() if c >= 0])
-    reasons[rows] = made_reasons[codes]
+    # each distinct set of problems joined once; a row puts its as_of between the words
+    combo, combo_first = groups(problems)
+    joined = [_incomplete_around(symbol, stack, [words[c] for c in problems[j].tolist()
+                                                 if c >= 0]) for j in combo_first.tolist()]
+    # one reason per distinct (as_of, problems): rows sharing them share the text
+    key, pairs = pd.factorize(as_of_code * len(joined) + combo)
+    reasons[rows] = objects([f"{joined[c][0]}{as_of_text[t]}{joined[c][1]}" for t, c in zip(
+        (pairs // len(joined)).tolist(), (pairs % len(joined)).tolist(), strict=True)])[key]
 
 
 def as_of_texts(ns: np.ndarray) -> list[str]:

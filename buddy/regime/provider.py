@@ -9,37 +9,39 @@ Nothing is written: the provider is a read path.
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
 every bar's times and every stored snapshot are read once per process and matched by bar
 (``all_snapshots``, kept while the file is unchanged), each row's last closed bar is found
-with ``searchsorted``, and rows on the same stored bar share one snapshot, built column by
-column over the batch's stored rows (``snapshots_from_table``). Rows whose bar has no
-current snapshot are computed on demand, once per as_of.
+with ``searchsorted``, and rows on the same stored bar share one snapshot. The pieces are
+kept as columns (a ``PieceColumn`` over ``buddy.regime.columns.StoredRegimes``: the stored
+rows' columns, converted once per process, which regime_fit reads); a RegimeSnapshot object
+is built from its row (``snapshots_from_table``) only when a pack or a scalar caller asks.
+Rows whose bar has no current snapshot are computed on demand, once per as_of.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import objects
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
     groups,
     last_closed,
     per_distinct,
-    spread,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import RegimeSnapshot
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
+from buddy.regime.columns import StoredColumns, StoredRegimes, stored_columns
 from buddy.regime.snapshots import (
     RegimeConfig,
     compute_series,
     incomplete_reason,
     series_snapshot,
     snapshot_from_row,
-    snapshots_from_table,
     stored_fits,
 )
 from buddy.store import Store
@@ -110,61 +112,82 @@ def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
                  ) -> BatchPieces:
     """Batch form of ``regime_provider``: (pieces, reasons) per row, one read per process.
 
-    Rows on the same stored bar share one snapshot (or one reason, when the stored row is
-    still warming up); rows whose bar has no snapshot of the current version are computed
-    on demand by ``compute_regime_at``, once per distinct as_of.
+    The pieces are a PieceColumn (``buddy.regime.columns.StoredRegimes``): rows on the same
+    stored bar share one distinct snapshot, read as columns of the whole table and built as
+    an object only when asked (a stored row still warming up gives every row on it the same
+    reason); rows whose bar has no snapshot of the current version are computed on demand by
+    ``compute_regime_at``, once per distinct as_of.
     """
     config = config or RegimeConfig()
     n = len(request)
-    pieces = np.full(n, None, dtype=object)
+    code = np.full(n, -1, dtype=np.int64)
     reasons = np.full(n, None, dtype=object)
     t = as_of_ns(request.intents["as_of"])
     keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
     table = all_snapshots(request.store)  # every series, read once per process
-    shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    stored = stored_columns(table, _STORED)
+    bars: list[np.ndarray] = []  # per series, its distinct stored bars (rows of the table)
+    computed: list[RegimeSnapshot] = []
     for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                            ).indices.items():
         rows = np.asarray(rows, dtype=np.int64)
-        _series_rows(request, config, table, str(symbol), str(tf), rows, t[rows], pieces,
-                     reasons, shared)
-    if shared:  # every series' stored bars in one column-wise build
-        memo: dict[Any, Any] = {}  # one parse per HMM fit's text (labels, transitions)
-        made = snapshots_from_table(table.stored(np.concatenate([s[0] for s in shared])),
-                                    memo)
-        start = 0
-        for bars, codes, rows in shared:
-            spread(made[start:start + len(bars)], codes, rows, pieces, reasons)
-            start += len(bars)
-    return pieces, reasons
+        _series_rows(request, config, table, str(symbol), str(tf), rows, t[rows], code,
+                     reasons, bars, computed)
+    snapshot_rows = table.snapshot[np.concatenate(bars)] if bars else np.zeros(0, np.int64)
+    regimes = StoredRegimes(stored, snapshot_rows, computed)
+    # codes of computed snapshots were counted from 0: they follow the stored ones
+    code = np.where(code <= -2, len(snapshot_rows) + (-2 - code), code)
+    incomplete = objects(regimes.incomplete())
+    if len(incomplete):
+        on_stored = (code >= 0) & (code < len(snapshot_rows))
+        why = np.full(n, None, dtype=object)
+        why[on_stored] = incomplete[code[on_stored]]
+        warming = np.array([w is not None for w in why.tolist()], dtype=bool)
+        reasons[warming] = why[warming]
+        code[warming] = -1
+    return PieceColumn(code, len(snapshot_rows) + len(computed), regimes.make,
+                       regimes), reasons
+
+
+#: The whole table's columns, per process (``stored_columns``).
+_STORED: dict[int, StoredColumns] = {}
 
 
 def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: RegimeTable,
-                 symbol: str, tf: str, rows: np.ndarray, t: np.ndarray, pieces: np.ndarray,
-                 reasons: np.ndarray,
-                 shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, except
-    the rows on a stored bar: those go to ``shared`` as (the distinct stored bars' rows of
-    ``table``, each row's code among them, the rows) for one build over the batch."""
+                 symbol: str, tf: str, rows: np.ndarray, t: np.ndarray, code: np.ndarray,
+                 reasons: np.ndarray, bars: list[np.ndarray],
+                 computed: list[RegimeSnapshot]) -> None:
+    """Set ``code`` at ``rows`` (as_of ``t``, ns) of one series: rows on a stored bar get
+    the number of the bar among the batch's distinct stored bars (appended to ``bars`` as
+    rows of ``table``), rows computed on demand -2 - their number in ``computed``, and rows
+    without a snapshot -1 with the reason."""
     a, b = table.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
-    current = np.append(table.version[a:b] == config.version, False)
+    current = np.append(table.of_version(a, b, config.version), False)
     stored = current[position]  # position -1 (no bar) reads the appended False
     on_stored = np.flatnonzero(stored)
-    if len(on_stored):  # one piece (or reason) per stored bar
+    if len(on_stored):  # one snapshot per stored bar
         codes, first = groups(position[on_stored, None])
-        shared.append((a + position[on_stored][first], codes, rows[on_stored]))
+        offset = sum(len(b) for b in bars)
+        bars.append(a + position[on_stored][first])
+        code[rows[on_stored]] = offset + codes
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of
         codes, first = groups(t[others, None])
-        made = []
-        for j in others[first]:
+        made = np.full(len(first), -1, dtype=np.int64)
+        why = np.full(len(first), None, dtype=object)
+        for u, j in enumerate(others[first].tolist()):
             as_of = as_of_datetime(int(t[j]))
-            made.append((None, _no_bars(symbol, tf, as_of)) if position[j] < 0 else
-                        compute_regime_at(request.store, symbol, tf, as_of, config))
-        spread(made, codes, rows[others], pieces, reasons)
+            piece, why[u] = (None, _no_bars(symbol, tf, as_of)) if position[j] < 0 else (
+                compute_regime_at(request.store, symbol, tf, as_of, config))
+            if piece is not None:
+                made[u] = -2 - len(computed)
+                computed.append(piece)
+        code[rows[others]] = made[codes]
+        reasons[rows[others]] = why[codes]
 
 
 regime_provider = RegimeProvider()

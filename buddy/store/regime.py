@@ -95,18 +95,26 @@ SELECT symbol, timeframe, ts, ts_close FROM bars ORDER BY symbol, timeframe, ts
 @dataclass(frozen=True, slots=True)
 class RegimeTable:
     """Every bar by series (``span``): bar_ts, ts_close, and the row of its stored snapshot
-    in ``snapshots`` (-1 when none) with that snapshot's version (None when none)."""
+    in ``snapshots`` (-1 when none) with that snapshot's version (``versions[version]``;
+    -1 when none)."""
 
     spans: dict[tuple[str, str], tuple[int, int]]  # the bars' rows of each series
     bar_ts: np.ndarray  # int64 UTC ns
     ts_close: np.ndarray  # int64 UTC ns
     snapshot: np.ndarray  # int64: row of ``snapshots``, -1 when the bar has none
-    version: np.ndarray  # object; None when not stored
+    version: np.ndarray  # int64 code into ``versions``; -1 when not stored
+    versions: list[str]
     snapshots: pa.Table  # regime_snapshots rows by (symbol, timeframe, ts), one chunk
 
     def span(self, symbol: str, timeframe: str) -> tuple[int, int]:
         """Return the series' [start, stop) bar rows ((0, 0) when it has none)."""
         return self.spans.get((symbol, timeframe), (0, 0))
+
+    def of_version(self, a: int, b: int, version: str) -> np.ndarray:
+        """Return per bar of rows [a, b) whether its stored snapshot has ``version``."""
+        if version not in self.versions:
+            return np.zeros(b - a, dtype=bool)
+        return self.version[a:b] == self.versions.index(version)
 
     def stored(self, bars: np.ndarray) -> pa.Table:
         """Return the snapshot rows of the bars at rows ``bars`` (each must have one)."""
@@ -133,10 +141,13 @@ def all_snapshots(store: Store) -> RegimeTable:
             # both by ts, unique per series: a bar's snapshot is at its ts' insertion point
             at = np.minimum(np.searchsorted(snapshot_ts[c:d], bar_ts[a:b]), d - c - 1)
             snapshot[a:b] = np.where(snapshot_ts[c:d][at] == bar_ts[a:b], c + at, -1)
-        versions = np.asarray([*snapshots.column("version").to_pylist(), None], dtype=object)
+        # each version text once: the rows hold its number
+        encoded = snapshots.column("version").combine_chunks().dictionary_encode()
+        codes = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+                          .astype(np.int64), -1)  # snapshot -1 reads the appended -1
         return RegimeTable(spans=spans, bar_ts=bar_ts,
                            ts_close=utc_ns_column(bars.column("ts_close")),
-                           snapshot=snapshot, version=versions[snapshot],
-                           snapshots=snapshots)
+                           snapshot=snapshot, version=codes[snapshot],
+                           versions=encoded.dictionary.to_pylist(), snapshots=snapshots)
 
     return cached(store, "regime_snapshots", read)
