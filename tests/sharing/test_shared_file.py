@@ -63,7 +63,7 @@ def _replays(db: Path, until: float, found: list[dict[str, Any]]) -> None:
         k += 1
         # a researcher reruns a replay after looking at it, not back to back: paced, the
         # replays still overlap every other user's reads and writes
-        time.sleep(REPLAY_PAUSE_S)
+        time.sleep(max(0.0, min(REPLAY_PAUSE_S, until - time.monotonic())))
 
 
 def _cli_loop(db: Path, stop: threading.Event, found: list[dict[str, Any]]) -> None:
