@@ -20,9 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 #: The replay user (the generated intents' user); its account lets risk_reward run.
 REPLAY_USER = "replay"
 #: The pause of each user between steps, seconds: people evaluate an idea every few
-#: seconds, not back to back; the replay runs without pause (it is the long reader), and
-#: the rest of the test suite keeps a core.
-PAUSE_S = 3.0
+#: seconds, not back to back, and the rest of the test suite (the other xdist worker) keeps
+#: its core: at 3 s the run's users and replays took ~1.4 cores for its two minutes.
+PAUSE_S = 5.0
+#: The pause between two replays, seconds: a researcher looks at a run before the next. A
+#: replay of ~1,200 intents is mostly start-up (two interpreters, ~2.7 CPU s in ~6 s); each
+#: one still overlaps the users' evaluations, logs and loads, several times per replay.
+REPLAY_PAUSE_S = 10.0
 
 
 def idea(user: str, k: int = 0) -> dict[str, Any]:

@@ -51,6 +51,14 @@ def _error(exc: BaseException) -> dict[str, Any]:
             "trace": traceback.format_exc()[-1500:]}
 
 
+def _pause(stop: Path) -> None:
+    """Wait ``PAUSE_S`` between two steps, or less when ``stop`` appears meanwhile (the run
+    is over: no user starts a step after it, so nothing is lost by not sleeping on)."""
+    until = time.monotonic() + PAUSE_S
+    while not stop.exists() and time.monotonic() < until:
+        time.sleep(0.1)
+
+
 def python_loop(db: Path, out: Path, stop: Path) -> None:
     """Evaluate and log idea after idea through one Buddy until ``stop`` exists."""
     store = TimedStore(db)
@@ -70,7 +78,7 @@ def python_loop(db: Path, out: Path, stop: Path) -> None:
             sink.write(json.dumps(line) + "\n")
             sink.flush()
             k += 1
-            time.sleep(PAUSE_S)
+            _pause(stop)
 
 
 def _next_bar(last: pd.Series) -> pd.DataFrame:
@@ -104,7 +112,7 @@ def features_loop(db: Path, out: Path, stop: Path) -> None:
             line["seconds"] = time.perf_counter() - started
             sink.write(json.dumps(line) + "\n")
             sink.flush()
-            time.sleep(PAUSE_S)
+            _pause(stop)
 
 
 ROLES = {"python": python_loop, "features": features_loop}

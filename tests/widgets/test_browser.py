@@ -7,93 +7,24 @@ chromium where apt exists); Playwright drives it through ``executable_path``.
 
 from __future__ import annotations
 
-import http.client
-import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from buddy.store import Store
-from buddy.users.store import set_user
+from tests.widgets.conftest import REPO, USER
 
-REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO / "reports" / "workbench.png"
 CHART_SHOT = REPO / "reports" / "workbench-chart.png"
 FIND_CHROMIUM = REPO / "scripts" / "install-chromium.sh"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu",
                   "--no-first-run", "--disable-component-update", "--disable-sync"]
-USER = "browser-user"
-SERVER_START_S = 180  # Voila answering HTTP
 PAGE_READY_MS = 300_000  # kernel started, notebook run, widgets rendered
 REPORT_READY_MS = 120_000  # Evaluate clicked -> score and issues shown
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/voila/static/")
-        connection.getresponse().read()
-        return True  # any HTTP answer, even a 404, means the server is up
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop Voila and its kernel (their own process group, started by this test)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-def served(sample_store: Store, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Serve the app on a free port over a copy of the sample database; yield the URL and
-    Voila's log file."""
-    db = tmp_path / "buddy.duckdb"
-    shutil.copy(sample_store.path, db)
-    set_user(Store(db), USER, equity=100_000.0)  # an account, so the risk checks run
-    port = _free_port()
-    log = tmp_path / "voila.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "buddy.widgets.serve", "--port", str(port), "--db", str(db),
-             "--no-prepare"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _answers(port):
-            if process.poll() is not None:
-                pytest.fail(f"voila exited with {process.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"voila did not answer within {SERVER_START_S} s:\n"
-                            f"{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/", log
-    finally:
-        _stop(process)
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 
 def test_the_served_page_evaluates_an_idea_and_shows_the_report(

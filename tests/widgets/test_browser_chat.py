@@ -1,5 +1,6 @@
 """End to end: the brainstorm chat panel of the workbench page, served by Voila and driven in
-headless Chromium (the server, browser and helpers of ``test_browser``).
+headless Chromium (the server of ``conftest.served``, the browser and helpers of
+``test_browser``).
 
 Types the issue's AAPL idea, watches the draft's slots fill while typing, sends it, presses
 the chat's Evaluate, reads the score in the Buddy Report, saves the session to the journal
@@ -9,48 +10,30 @@ and takes a screenshot to reports/chat-panel.png.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from buddy.store import Store
-from buddy.store.portfolio import record_equity
+from tests.widgets.conftest import CHAT_USER
 from tests.widgets.test_browser import (
     CHROMIUM_FLAGS,
     FIND_CHROMIUM,
     PAGE_READY_MS,
     REPO,
     REPORT_READY_MS,
-    USER,
-    served,  # noqa: F401  (the fixture serving the page)
 )
 
 SCREENSHOT = REPO / "reports" / "chat-panel.png"
-EQUITY = 100_000.0  # USD, known from 2000 on: "risk half a percent" sizes from it
 TYPED = "long AAPL on a pullback to 555"
 IDEA = (f"{TYPED}, stop under 540, target 600, risk half a percent, as of 2012-06-01")
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def sample_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """Return a copy of the sample database where the page's user has equity known from
-    2000 (the served page copies this one)."""
-    path = tmp_path_factory.mktemp("chat-browser") / "buddy.duckdb"
-    shutil.copy(sample_store.path, path)
-    store = Store(path)
-    record_equity(store, USER, pd.Timestamp("2000-01-01T00:00Z").to_pydatetime(), EQUITY,
-                  "USD", "test")
-    return store
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 
 def test_the_chat_panel_fills_the_draft_evaluates_and_saves(
-        served: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
+        served: tuple[str, Path], tmp_path: Path) -> None:
     found = subprocess.run(["bash", str(FIND_CHROMIUM), "--find"], capture_output=True,
                            text=True)
     if found.returncode != 0:
@@ -70,7 +53,7 @@ def test_the_chat_panel_fills_the_draft_evaluates_and_saves(
             except Exception:
                 pytest.fail(f"the chat panel never rendered:\n{log.read_text()[-3000:]}")
             user = page.locator(".tb-field-user input")
-            user.fill(USER)
+            user.fill(CHAT_USER)  # equity known from 2000 (the served fixture)
             user.press("Tab")  # the form's text widgets sync on change
 
             chat = page.locator(".tb-chat")
