@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.context.pieces import KeyLevelsSnapshot
+from buddy.levels.columns import FIXED_PRICES, ColumnSnapshot, LevelColumns, utc_datetime
 from buddy.levels.nearest import NO_RANK
 from buddy.timeframes import Timeframe
 
@@ -65,10 +66,8 @@ __all__ = [
     "TOUCH_WEIGHT",
     "ConsolidatedLevel",
     "LevelTable",
-    "SnapshotColumns",
     "consolidate",
     "level_table",
-    "remember_columns",
     "row_atr",
 ]
 
@@ -109,11 +108,13 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(16)], dtype=np.int64)
 @dataclass(frozen=True, slots=True)
 class _Merged:
     """The merged levels of distinct (snapshot, ATR) pairs, one entry per group (level),
-    pairs in order and each pair's groups by price. ``name``/``last``: each pair's sorted
-    candidates' names and last touches (pair, candidate), read through ``first`` and
-    ``members`` (the group's candidates are ``first:first + members``)."""
+    pairs in order and each pair's groups by price. ``name``/``last``: each snapshot's
+    sorted candidates' names and last touches (snapshot, candidate; ``last`` None when not
+    asked for), read through the pair's ``snapshot``, ``first`` and ``members`` (the group's
+    candidates are ``first:first + members``)."""
 
     pair: np.ndarray
+    snapshot: np.ndarray  # per pair, its snapshot's row of ``name`` and ``last``
     first: np.ndarray
     members: np.ndarray
     total: np.ndarray  # sum of member prices, added in price order
@@ -122,8 +123,8 @@ class _Merged:
     sources: np.ndarray  # OR of _SOURCE_BITS
     touch_weight: np.ndarray  # sum of touches x 0.5 ** (age / half-life), in price order
     touches: np.ndarray
-    name: np.ndarray  # object (pairs, candidates)
-    last: np.ndarray  # object (pairs, candidates)
+    name: np.ndarray  # object (snapshots, candidates)
+    last: np.ndarray | None  # object (snapshots, candidates)
 
     def strength(self, groups: np.ndarray) -> np.ndarray:
         """Return the strength of ``groups`` (rounded to 1e-6 as ``round`` rounds)."""
@@ -133,7 +134,7 @@ class _Merged:
     def names(self, groups: np.ndarray) -> list[tuple[str, ...]]:
         """Return the member names of ``groups``, by price."""
         return [tuple(self.name[p, f:f + m].tolist()) for p, f, m in zip(
-            self.pair[groups].tolist(), self.first[groups].tolist(),
+            self.snapshot[self.pair[groups]].tolist(), self.first[groups].tolist(),
             self.members[groups].tolist(), strict=True)]
 
 
@@ -180,6 +181,20 @@ def _utc_us(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return us[codes], ok[codes]
 
 
+def _decayed(touches: np.ndarray, ts_us: np.ndarray, last_us: np.ndarray, bar_s: np.ndarray
+             ) -> np.ndarray:
+    """Return ``_touch_weight`` of swing clusters from their snapshot's and last touch's
+    microseconds since the epoch: the same float operations in the same order (the
+    microsecond difference over 1e6 is ``timedelta.total_seconds``; the power per value as
+    Python computes it)."""
+    seconds = (ts_us - last_us).astype(np.float64) / 1e6
+    age = seconds / bar_s
+    age = np.where(age > 0.0, age, 0.0)  # max(0.0, age): 0.0 for -0.0 and NaN as well
+    decay = np.array([0.5 ** x for x in (age / TOUCH_HALF_LIFE_BARS).tolist()],
+                     dtype=np.float64)
+    return touches * decay
+
+
 def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
                    last: np.ndarray, bar_s: np.ndarray) -> np.ndarray:
     """Return ``_touch_weight`` of each swing cluster (its snapshot's time ``snap_ts[of]``;
@@ -194,12 +209,7 @@ def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
     ts_us, ts_ok = snap_us[of], snap_ok[of]
     last_us, last_ok = _utc_us(last_l)
     fast = np.flatnonzero(has & ts_ok & last_ok)
-    seconds = (ts_us[fast] - last_us[fast]).astype(np.float64) / 1e6
-    age = seconds / bar_s[fast]
-    age = np.where(age > 0.0, age, 0.0)  # max(0.0, age): 0.0 for -0.0 and NaN as well
-    decay = np.array([0.5 ** x for x in (age / TOUCH_HALF_LIFE_BARS).tolist()],
-                     dtype=np.float64)
-    weight[fast] = touches[fast] * decay
+    weight[fast] = _decayed(touches[fast], ts_us[fast], last_us[fast], bar_s[fast])
     ts_l = snap_ts.tolist()
     for i in np.flatnonzero(has & ~(ts_ok & last_ok)).tolist():  # other times: one by one
         weight[i] = _touch_weight(ts_l[of[i]], int(touches[i]), last_l[i], float(bar_s[i]))
@@ -209,58 +219,32 @@ def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
 _FIXED = (("prior_day_high", "prior-day high", 1), ("prior_day_low", "prior-day low", 1),
           ("rolling_range_high", "range high", 2), ("rolling_range_low", "range low", 2))
 _FIXED_GET = attrgetter(*(field for field, _, _ in _FIXED))
+#: The columns of ``LevelColumns.fixed`` that are candidates, in ``_FIXED`` order.
+_FIXED_COLUMNS = [FIXED_PRICES.index(field) for field, _, _ in _FIXED]
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotColumns:
-    """What the merge reads of many snapshots, as columns (row i: ``snapshots[i]``, read
-    only where ``usable``): the provider's batch form builds its snapshots from these and
-    hands them over (``remember_columns``), so the merge need not walk the objects."""
-
-    snapshots: list[KeyLevelsSnapshot]
-    usable: np.ndarray  # bool: the row's snapshot holds exactly these values
-    fixed: np.ndarray  # (n, 4): prior-day high, low, range high, low (NaN: None)
-    pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]]  # method: names, prices, present
-    sr_offsets: np.ndarray  # (n + 1,): row i's clusters are [offsets[i], offsets[i + 1])
-    sr_price: np.ndarray
-    sr_kind: np.ndarray  # object
-    sr_touches: np.ndarray  # int64
-    sr_last: np.ndarray  # object: the clusters' last_touch datetimes
-
-
-#: The last batch's columns and their snapshots' rows by id (the entry holds the snapshots,
-#: so no other object can take their ids while it is kept).
-_COLUMNS: list[tuple[SnapshotColumns, dict[int, int]]] = []
-
-
-def remember_columns(columns: SnapshotColumns) -> None:
-    """Keep ``columns`` (replacing the previous batch's): the merge of its snapshots reads
-    them instead of the objects."""
-    index = {id(columns.snapshots[i]): i for i in np.flatnonzero(columns.usable).tolist()}
-    _COLUMNS[:] = [(columns, index)]
-
-
-def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
-                       ) -> tuple[np.ndarray, ...]:
+def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str, *,
+                       with_last: bool = True) -> tuple[np.ndarray, ...]:
     """Return the candidates of ``snapshots`` as columns: snapshot number, position in the
     snapshot's list (prior day, range, pivots in their order, swing clusters in theirs),
     price, name (object), source bits, touches, touch weight (NaN: none), last touch
-    (object). Unsorted; a non-finite or missing price is no candidate. Snapshots of the
-    remembered columns are read from them, the others from the objects: the same values."""
-    held = _COLUMNS[0] if _COLUMNS else None
-    at = np.full(len(snapshots), -1, dtype=np.int64)
-    if held is not None:
-        columns, index = held
-        for j, snap in enumerate(snapshots):
-            i = index.get(id(snap), -1)
-            if i >= 0 and columns.snapshots[i] is snap:
-                at[j] = i
-    known, unknown = np.flatnonzero(at >= 0), np.flatnonzero(at < 0)
+    (object; None throughout unless ``with_last``). Unsorted; a non-finite or missing price
+    is no candidate. ColumnSnapshots are read from their columns (``buddy.levels.columns``),
+    the others from the objects: the same values."""
+    held: dict[int, tuple[LevelColumns, list[int], list[int]]] = {}
+    unknown_l: list[int] = []
+    for j, snap in enumerate(snapshots):
+        if type(snap) is ColumnSnapshot:
+            found = held.setdefault(id(snap.columns), (snap.columns, [], []))
+            found[1].append(j)
+            found[2].append(snap.row)
+        else:
+            unknown_l.append(j)
+    unknown = np.asarray(unknown_l, dtype=np.int64)
     parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = []
-    if len(known) and held is not None:
-        parts.append((known, _column_candidates(held[0], at[known],
-                                                [snapshots[j] for j in known.tolist()],
-                                                pivot_method)))
+    for columns, where, rows in held.values():
+        parts.append((np.asarray(where, dtype=np.int64), _column_candidates(
+            columns, np.asarray(rows, dtype=np.int64), pivot_method, with_last=with_last)))
     if len(unknown) or not parts:
         parts.append((unknown, _object_candidates([snapshots[j] for j in unknown.tolist()],
                                                   pivot_method)))
@@ -271,12 +255,11 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
                  for c in range(len(parts[0][1])))
 
 
-def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
-                       snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
-                       ) -> tuple[np.ndarray, ...]:
-    """Return ``_object_candidates`` of ``snapshots``, read from rows ``at`` of ``columns``."""
-    n = len(snapshots)
-    fixed = columns.fixed[at]
+def _column_candidates(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
+                       with_last: bool) -> tuple[np.ndarray, ...]:
+    """Return ``_object_candidates`` of the snapshots of rows ``at`` of ``columns``."""
+    n = len(at)
+    fixed = columns.fixed[at][:, _FIXED_COLUMNS]
     f_snap, f_pos = np.nonzero(np.isfinite(fixed))
     f_price = fixed[f_snap, f_pos]
     f_name = np.array([name for _, name, _ in _FIXED], dtype=object)[f_pos]
@@ -312,7 +295,6 @@ def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
     s_snap, s_price = s_snap[keep], s_price[keep]
     s_pos = within[keep] + 4 + p_count[s_snap]
     element = element[keep]
-    s_last = columns.sr_last[element]
     touches = columns.sr_touches[element].astype(np.int64)
     # a label per distinct (kind, touches), as the object path spells it
     kind_code, kinds = pd.factorize(columns.sr_kind[element])
@@ -321,14 +303,27 @@ def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
     s_label = np.array([f"{kinds[kind]} cluster ({count} touches)"
                         for kind, count in pairs.tolist()] + [None], dtype=object)[:-1]
     s_name = s_label[inverse.reshape(-1)]
-    snap_ts = np.fromiter(map(attrgetter("ts"), snapshots), dtype=object, count=n)
-    tf_code, timeframes = pd.factorize(np.fromiter(map(attrgetter("timeframe"), snapshots),
-                                                   dtype=object, count=n),
-                                       use_na_sentinel=False)
+    tf_code, timeframes = pd.factorize(
+        np.fromiter((columns.timeframe[i] for i in at.tolist()), dtype=object, count=n),
+        use_na_sentinel=False)
     bar_cache: dict[str, float] = {}
     snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in timeframes.tolist()],
                         dtype=np.float64).reshape(-1)[tf_code] if n else np.zeros(0)
-    weight = _touch_weights(snap_ts, s_snap, touches, s_last, snap_bar[s_snap])
+    # the stored times are whole microseconds: other times as the objects give them
+    snap_ns = columns.bar_ns[at][s_snap]
+    last_ns = columns.sr_last_ns[element]
+    weight = np.full(len(touches), math.nan)
+    has = touches != 0
+    exact = has & (snap_ns % 1000 == 0) & (last_ns % 1000 == 0)
+    fast = np.flatnonzero(exact)
+    weight[fast] = _decayed(touches[fast], snap_ns[fast] // 1000, last_ns[fast] // 1000,
+                            snap_bar[s_snap][fast])
+    for i in np.flatnonzero(has & ~exact).tolist():
+        weight[i] = _touch_weight(utc_datetime(int(snap_ns[i])), int(touches[i]),
+                                  utc_datetime(int(last_ns[i])), float(snap_bar[s_snap[i]]))
+    s_last = (np.fromiter(map(utc_datetime, last_ns.tolist()), dtype=object,
+                          count=len(last_ns)) if with_last
+              else np.full(len(last_ns), None, dtype=object))
     return _stacked((f_snap, p_snap, s_snap), (f_pos, p_pos, s_pos), (f_price, p_price, s_price),
                     (f_name, p_name, s_name), f_bits, touches, weight, s_last)
 
@@ -407,30 +402,33 @@ def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
 #: The last _snapshot_matrices call: (pivot method, its snapshots, its result). The level
 #: checks of one batch (entry_quality, missing_scanner) merge the same snapshots; the entry
 #: holds its snapshots, so no other object can take their ids while it is kept.
-_LAST_MATRICES: list[tuple[str, list[Any], tuple[list[np.ndarray], np.ndarray]]] = []
+_LAST_MATRICES: list[tuple[tuple[str, bool], list[Any],
+                           tuple[list[np.ndarray | None], np.ndarray]]] = []
 
 
-def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
-                       ) -> tuple[list[np.ndarray], np.ndarray]:
+def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
+                       with_last: bool = True) -> tuple[list[np.ndarray | None], np.ndarray]:
     """Return the candidates of each of ``snaps`` (distinct objects, None: none) sorted by
     (price, name), ties in input order, as (snapshot, k) matrices (price, name, source bits,
-    touches, touch weight, last touch) and each snapshot's count; the last call's result
-    again for the same snapshot objects (pieces are not changed once built)."""
+    touches, touch weight, last touch: None unless ``with_last``) and each snapshot's count;
+    the last call's result again for the same snapshot objects (pieces are not changed once
+    built)."""
     if _LAST_MATRICES:
         method, held, result = _LAST_MATRICES[0]
-        if method == pivot_method and len(held) == len(snaps) and all(
+        if method == (pivot_method, with_last) and len(held) == len(snaps) and all(
                 map(operator.is_, held, snaps)):
             return result
-    result = _sorted_candidates(snaps, pivot_method)
-    _LAST_MATRICES[:] = [(pivot_method, list(snaps), result)]
+    result = _sorted_candidates(snaps, pivot_method, with_last=with_last)
+    _LAST_MATRICES[:] = [((pivot_method, with_last), list(snaps), result)]
     return result
 
 
-def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
-                       ) -> tuple[list[np.ndarray], np.ndarray]:
+def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
+                       with_last: bool) -> tuple[list[np.ndarray | None], np.ndarray]:
     """Return ``_snapshot_matrices`` (computed)."""
     present = [s for s, snap in enumerate(snaps) if snap is not None]
-    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method)
+    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method,
+                                 with_last=with_last)
     c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
     c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
     # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
@@ -446,10 +444,13 @@ def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
     k = int(count_s.max()) if n_snap else 0
     at = (snap_c[order], np.arange(len(order)) - np.repeat(np.cumsum(count_s) - count_s,
                                                             count_s))
-    matrices = []
+    matrices: list[np.ndarray | None] = []
     for values, dtype, fill in ((price_c, np.float64, np.nan), (c_name, object, None),
                                 (c_bits, np.int64, 0), (c_touch, np.int64, 0),
                                 (c_weight, np.float64, np.nan), (c_last, object, None)):
+        if values is c_last and not with_last:
+            matrices.append(None)
+            continue
         matrix = np.full((n_snap, k), fill, dtype=dtype)
         matrix[at] = np.array(values, dtype=dtype)[order] if len(order) else fill
         matrices.append(matrix)
@@ -475,12 +476,15 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
     return _merge_pairs(per_snapshot, count_s, codes, atr, merge_atr=merge_atr)
 
 
-def _merge_pairs(per_snapshot: list[np.ndarray], count_s: np.ndarray, codes: np.ndarray,
-                 atr: np.ndarray, *, merge_atr: float) -> _Merged:
+def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
+                 codes: np.ndarray, atr: np.ndarray, *, merge_atr: float) -> _Merged:
     """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``)."""
-    k = per_snapshot[0].shape[1]
-    matrices = [matrix[codes] for matrix in per_snapshot]  # per pair (copies)
-    price, name, bits, touch, weight, last = matrices
+    price_s, name, bits_s, touch_s, weight_s, last = per_snapshot
+    assert price_s is not None and bits_s is not None and touch_s is not None
+    assert weight_s is not None and name is not None
+    k = price_s.shape[1]
+    # per pair (copies); names and last touches are read through the pair's snapshot
+    price, bits, touch, weight = (m[codes] for m in (price_s, bits_s, touch_s, weight_s))
     count = count_s[codes]
     # groups, column by column
     n = len(codes)
@@ -517,9 +521,10 @@ def _merge_pairs(per_snapshot: list[np.ndarray], count_s: np.ndarray, codes: np.
         touches[g] += touch[on, t]
         add_weight = ~np.isnan(weight[on, t])
         touch_weight[g[add_weight]] += weight[on, t][add_weight]
-    return _Merged(pair=np.repeat(rows, n_groups), first=first, members=members, total=total,
-                   low=low, high=high, sources=sources, touch_weight=touch_weight,
-                   touches=touches, name=name, last=last)
+    return _Merged(pair=np.repeat(rows, n_groups), snapshot=np.asarray(codes, dtype=np.int64),
+                   first=first, members=members, total=total, low=low, high=high,
+                   sources=sources, touch_weight=touch_weight, touches=touches, name=name,
+                   last=last)
 
 
 def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
@@ -533,7 +538,9 @@ def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
     strength, names = merged.strength(groups).tolist(), merged.names(groups)
     out = []
     for g in groups.tolist():
-        lasts = [x for x in merged.last[0, merged.first[g]:merged.first[g] + merged.members[g]]
+        assert merged.last is not None
+        lasts = [x for x in merged.last[merged.snapshot[0],
+                                        merged.first[g]:merged.first[g] + merged.members[g]]
                  if x is not None]
         out.append(ConsolidatedLevel(
             price=float(merged.total[g] / merged.members[g]), low=float(merged.low[g]),
@@ -575,7 +582,7 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     # pass the same snapshots, each with its own rows), merged for the pairs in use
     per_snapshot, count_s = _snapshot_matrices(
         [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots],
-        pivot_method)
+        pivot_method, with_last=False)
     merged = _merge_pairs(per_snapshot, count_s, code[first].astype(np.int64), atr[first],
                           merge_atr=merge_atr)
     raw = _POPCOUNT[merged.sources] + TOUCH_WEIGHT * merged.touch_weight
@@ -586,7 +593,7 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     kept, strength = near[strong], strength[strong]
     # a level of one member is named by it (most are): joins only where members merged
     alone = merged.members[kept] == 1
-    named = merged.name[merged.pair[kept], merged.first[kept]]
+    named = merged.name[merged.snapshot[merged.pair[kept]], merged.first[kept]]
     merged_at = np.flatnonzero(~alone)
     for i, members in zip(merged_at.tolist(), merged.names(kept[merged_at]), strict=True):
         named[i] = " / ".join(members)

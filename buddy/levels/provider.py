@@ -34,8 +34,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
@@ -43,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buddy.batch.columns import distinct, utc_ns
+from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -56,13 +55,20 @@ from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import to_session_index
 from buddy.data.splits import split_factor_as_of
+from buddy.levels.columns import (
+    FIXED_PRICES,
+    VWAP_BANDS,
+    ColumnSnapshot,
+    LevelColumns,
+    _utc,
+    utc_datetime,
+)
 from buddy.levels.compute import (
     LEVELS_VERSION,
     LevelAnchor,
     compute_key_levels,
     user_anchor_vwaps,
 )
-from buddy.levels.consolidate import SnapshotColumns, remember_columns
 from buddy.store import Store
 from buddy.store.bars import symbol_actions
 from buddy.store.levels import (
@@ -222,24 +228,15 @@ def _nested(value: Any) -> Any:
     return list(value) if isinstance(value, np.ndarray) else value
 
 
-@lru_cache(maxsize=65_536)  # snapshots repeat the same anchor and touch times
-def _utc(value: Any) -> datetime:
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
 
 
 # ---------------------------------------------------------------- snapshots from columns
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def utc_datetimes(ns: np.ndarray) -> list[datetime]:
     """Return int64 UTC nanoseconds as the datetimes ``_utc`` gives (tzinfo ``UTC``), one
     object per distinct value."""
     distinct_ns, inverse = np.unique(np.asarray(ns, dtype=np.int64), return_inverse=True)
     # whole microseconds (every stored time) by arithmetic; anything else as _utc makes it
-    made = [_EPOCH + timedelta(microseconds=x // 1000) if x % 1000 == 0 else _utc(x)
-            for x in distinct_ns.tolist()]
+    made = [utc_datetime(x) for x in distinct_ns.tolist()]
     return [made[i] for i in inverse.reshape(-1).tolist()]
 
 
@@ -276,34 +273,30 @@ def _row_has(offsets: np.ndarray, flag: np.ndarray) -> np.ndarray:
 def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
                            timeframes: Sequence[str]) -> list[KeyLevelsSnapshot]:
     """Return ``snapshot_from_row`` of each row of ``table`` (the ``all_levels`` snapshot
-    columns, times as int64 UTC ns) with its ``divisor``, symbol and timeframe, built column
-    by column: the same float divisions and objects, equal support/resistance lists of one
-    divisor sharing one tuple. A row with a NULL where the row form expects a value goes
-    through ``snapshot_from_row`` itself (and fails as it fails)."""
+    columns, times as int64 UTC ns) with its ``divisor``, symbol and timeframe, read column
+    by column (``snapshot_columns``): the same float divisions and values, equal
+    support/resistance lists of one divisor sharing one tuple. A row with a NULL where the
+    row form expects a value goes through ``snapshot_from_row`` itself (and fails as it
+    fails)."""
     return snapshot_columns(table, divisor, symbols, timeframes).snapshots
 
 
 def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
-                     timeframes: Sequence[str]) -> SnapshotColumns:
-    """Return ``snapshots_from_columns`` with the columns the level merge reads of them
-    (``buddy.levels.consolidate.SnapshotColumns``; rows built by the row form unusable)."""
+                     timeframes: Sequence[str]) -> LevelColumns:
+    """Return the rows of ``table`` as ``LevelColumns`` (prices divided by ``divisor`` as
+    ``snapshot_from_row`` divides them) with their snapshots: a ColumnSnapshot per usable
+    row (fields made on first read), the row form's snapshot for the others."""
     n = table.num_rows
     divisor = np.asarray(divisor, dtype=np.float64)
     odd = np.zeros(n, dtype=bool)  # rows the row form builds
     bar_ns = table.column("bar_ts")
     odd |= bar_ns.is_null().to_numpy(zero_copy_only=False)
-    ts = utc_datetimes(bar_ns.fill_null(0).to_numpy())
-    fixed: dict[str, list[float | None]] = {}
-    for name in ("prior_day_high", "prior_day_low", "prior_day_close", "rolling_range_high",
-                 "rolling_range_low"):
-        raw = table.column(name).to_numpy()  # NULL -> NaN: None either way
-        fixed[name] = (raw / divisor).tolist()
-        for i in np.flatnonzero(np.isnan(raw)).tolist():
-            fixed[name][i] = None
+    fixed = np.column_stack([table.column(name).to_numpy() for name in FIXED_PRICES]
+                            ).reshape(n, len(FIXED_PRICES)) / divisor[:, None]  # NULL: NaN
     versions = [str(v or LEVELS_VERSION) for v in table.column("version").to_pylist()]
-    # pivots: method -> (names, per row its prices or None when the method is NULL)
+    # pivots: method -> (names, per row its prices, whether the method is there)
     pivots_array, methods = _children(table.column("pivots"))
-    families: list[tuple[str, list[str], list[Any], list[bool], np.ndarray, np.ndarray]] = []
+    pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     for field, family in zip(pivots_array.type, methods, strict=True):
         valid = family.is_valid().to_numpy(zero_copy_only=False)
         names = [f.name for f in family.type]
@@ -312,79 +305,41 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
             odd |= valid & value.is_null().to_numpy(zero_copy_only=False)
         matrix = (np.column_stack([v.to_numpy(zero_copy_only=False) for v in values])
                   if values else np.zeros((n, 0))) / divisor[:, None]
-        families.append((field.name, names, matrix.tolist(), valid.tolist(), matrix, valid))
+        pivots[field.name] = (names, matrix, valid & bool(names))
     # anchored VWAPs, in their stored order
     v_off, v_fields, v_null = _listed(table.column("anchored_vwap_levels"))
     odd |= _row_has(v_off, v_null)
     v_div = np.repeat(divisor, np.diff(v_off))
-    v_anchor = v_fields["anchor"].to_pylist()
-    v_ts = utc_datetimes(v_fields["anchor_ts"].fill_null(0).to_numpy())
-    bands = [(v_fields[name].to_numpy(zero_copy_only=False) / v_div).tolist()
-             for name in ("vwap", "upper_1", "lower_1", "upper_2", "lower_2")]
-    vwaps = [AnchoredVWAP(anchor=anchor, anchor_ts=at, vwap=vwap, upper_1=u1, lower_1=l1,
-                          upper_2=u2, lower_2=l2)
-             for anchor, at, vwap, u1, l1, u2, l2 in zip(v_anchor, v_ts, *bands, strict=True)]
-    # support/resistance: one tuple per distinct (divisor, stored list)
+    bands = np.column_stack([v_fields[name].to_numpy(zero_copy_only=False) / v_div
+                             for name in VWAP_BANDS]).reshape(len(v_div), len(VWAP_BANDS))
+    # support/resistance clusters
     s_off, s_fields, s_null = _listed(table.column("support_resistance"))
     odd |= _row_has(s_off, s_null)
-    s_raw = s_fields["price"].to_numpy(zero_copy_only=False)
-    s_price_array = s_raw / np.repeat(divisor, np.diff(s_off))
-    s_price = s_price_array.tolist()
-    s_kind = s_fields["kind"].to_pylist()
-    s_touch = s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False).tolist()
-    s_last_ns = s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False)
-    s_last = utc_datetimes(s_last_ns)
-    # one PriceLevel per distinct (divisor, stored cluster), bit for bit
-    # hashed, not sorted: the bit patterns of the floats, so equal means bit for bit
-    first_of, s_code_array = distinct(
-        np.repeat(divisor, np.diff(s_off)).view(np.int64), s_raw.view(np.int64),
-        np.fromiter(s_kind, dtype=object, count=len(s_kind)),
-        np.asarray(s_touch, dtype=np.int64), s_last_ns.astype(np.int64))
-    s_code = s_code_array.tolist()
-    made_levels = [PriceLevel(price=s_price[j], kind=s_kind[j], touches=s_touch[j],
-                              last_touch=s_last[j]) for j in first_of.tolist()]
-    s_level = [made_levels[c] for c in s_code]
-    memo: dict[Any, tuple[PriceLevel, ...]] = {}
-    v_off_l, s_off_l, divisor_l = v_off.tolist(), s_off.tolist(), divisor.tolist()
-    odd_l = odd.tolist()
-    out: list[KeyLevelsSnapshot] = []
+    s_raw = s_fields["price"].to_numpy(zero_copy_only=False).astype(np.float64)
+    s_kind = s_fields["kind"].to_numpy(zero_copy_only=False).astype(object)
+    columns = LevelColumns(
+        symbol=list(symbols), timeframe=[str(tf) for tf in timeframes],
+        bar_ns=bar_ns.fill_null(0).to_numpy().astype(np.int64), version=versions,
+        divisor=divisor, fixed=fixed, pivots=pivots, vwap_offsets=v_off,
+        vwap_anchor=v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object),
+        vwap_anchor_ns=v_fields["anchor_ts"].fill_null(0).to_numpy().astype(np.int64),
+        vwap_bands=bands, sr_offsets=s_off, sr_raw=s_raw,
+        sr_price=s_raw / np.repeat(divisor, np.diff(s_off)), sr_kind=s_kind,
+        sr_touches=s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False
+                                                              ).astype(np.int64),
+        sr_last_ns=s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False
+                                                                 ).astype(np.int64),
+        usable=~odd)
+    snapshots = columns.snapshots
     row_memo: dict[Any, Any] = {}
-    for i in range(n):
-        if odd_l[i]:
+    for i, is_odd in enumerate(odd.tolist()):
+        if is_odd:
             row = table.slice(i, 1).to_pylist()[0]
-            out.append(snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
-                                         divisor=divisor_l[i], memo=row_memo))
-            continue
-        a, b = s_off_l[i], s_off_l[i + 1]
-        levels: tuple[PriceLevel, ...] = ()
-        if b > a:
-            key = tuple(s_code[a:b])
-            levels = memo.get(key)  # type: ignore[assignment]
-            if levels is None:
-                levels = memo[key] = tuple(s_level[a:b])
-        out.append(KeyLevelsSnapshot(
-            symbol=symbols[i], timeframe=str(timeframes[i]), ts=ts[i],
-            prior_day_high=fixed["prior_day_high"][i],
-            prior_day_low=fixed["prior_day_low"][i],
-            prior_day_close=fixed["prior_day_close"][i],
-            pivots={method: dict(zip(names, prices[i], strict=True))
-                    for method, names, prices, valid, _, _ in families
-                    if valid[i] and names},
-            anchored_vwaps=tuple(vwaps[v_off_l[i]:v_off_l[i + 1]]),
-            rolling_range_high=fixed["rolling_range_high"][i],
-            rolling_range_low=fixed["rolling_range_low"][i],
-            support_resistance=levels, version=versions[i]))
-    fixed_prices = np.column_stack([
-        table.column(name).to_numpy() / divisor for name in (
-            "prior_day_high", "prior_day_low", "rolling_range_high", "rolling_range_low")])
-    return SnapshotColumns(
-        snapshots=out, usable=~odd, fixed=fixed_prices.reshape(n, 4),
-        pivots={method: (names, matrix, valid & bool(names))
-                for method, names, _, _, matrix, valid in families},
-        sr_offsets=s_off, sr_price=s_price_array,
-        sr_kind=np.fromiter(s_kind, dtype=object, count=len(s_kind)),
-        sr_touches=np.asarray(s_touch, dtype=np.int64).reshape(-1),
-        sr_last=np.fromiter(s_last, dtype=object, count=len(s_last)))
+            snapshots.append(snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
+                                               divisor=float(divisor[i]), memo=row_memo))
+        else:
+            snapshots.append(ColumnSnapshot.of(columns, i))
+    return columns
 
 
 # ---------------------------------------------------------------------------- batch form
@@ -480,9 +435,7 @@ def _build_shared(table: LevelsTable,
     symbols = [s[0] for s, k in zip(shared, count, strict=True) for _ in range(k)]
     timeframes = [s[1] for s, k in zip(shared, count, strict=True) for _ in range(k)]
     with _collector_paused():
-        columns = snapshot_columns(table.rows.take(at), divisor, symbols, timeframes)
-    remember_columns(columns)  # the level checks merge these snapshots' columns
-    made = columns.snapshots
+        made = snapshot_columns(table.rows.take(at), divisor, symbols, timeframes).snapshots
     start = 0
     for (_, _, _, _, codes, rows), k in zip(shared, count, strict=True):
         spread([(m, None) for m in made[start:start + k]], codes, rows, pieces, reasons)
