@@ -483,47 +483,62 @@ def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
     assert price_s is not None and bits_s is not None and touch_s is not None
     assert weight_s is not None and name is not None
     k = price_s.shape[1]
-    # per pair (copies); names and last touches are read through the pair's snapshot
-    price, bits, touch, weight = (m[codes] for m in (price_s, bits_s, touch_s, weight_s))
-    count = count_s[codes]
-    # groups, column by column
+    codes = np.asarray(codes, dtype=np.int64)
     n = len(codes)
+    count = count_s[codes]
     atr = np.asarray(atr, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
-    rows = np.arange(n)
-    group = np.zeros((n, max(k, 1)), dtype=np.int64)  # a column even without candidates
-    start = np.zeros(n, dtype=np.int64)
+    # groups, column by column over the pairs that still have candidates (pairs by count,
+    # most first, so those are a leading slice): a candidate opens a group when it lies
+    # more than the width above its group's first
+    by_count = np.argsort(-count, kind="stable")
+    price = price_s[codes[by_count]]
+    sorted_count, sorted_width = count[by_count], width[by_count]
+    active = np.searchsorted(-sorted_count, -np.arange(k), side="left")  # count > t
+    group = np.zeros((n, max(k, 1)), dtype=np.int64)
+    start_price = price[:, 0].copy() if k else np.zeros(n)
     for t in range(1, k):
+        m = int(active[t])
+        if not m:
+            break
         with np.errstate(invalid="ignore"):
-            new = (t < count) & ~(price[:, t] - price[rows, start] <= width)
-        start = np.where(new, t, start)
-        group[:, t] = group[:, t - 1] + new
-    n_groups = np.where(count > 0, group[rows, np.maximum(count - 1, 0)] + 1, 0)
+            new = ~(price[:m, t] - start_price[:m] <= sorted_width[:m])
+        start_price[:m] = np.where(new, price[:m, t], start_price[:m])
+        group[:m, t] = group[:m, t - 1] + new
+    # every candidate of every pair, pairs in order and each pair's by price
+    rows = np.arange(n)
+    member_pair = np.repeat(rows, count)
+    member_t = np.arange(len(member_pair)) - np.repeat(np.cumsum(count) - count, count)
+    place = np.empty(n, dtype=np.int64)
+    place[by_count] = rows
+    member_group = group[place[member_pair], member_t]
+    n_groups = np.zeros(n, dtype=np.int64)
+    if len(member_pair):
+        last_member = np.cumsum(count) - 1
+        has = count > 0
+        n_groups[has] = member_group[last_member[has]] + 1
     offset = np.cumsum(n_groups) - n_groups
+    g = offset[member_pair] + member_group  # ascending: a group's members are contiguous
     size = int(n_groups.sum())
-    total, touch_weight = np.zeros(size), np.zeros(size)
-    low, high = np.zeros(size), np.zeros(size)
-    first = np.zeros(size, dtype=np.int64)
-    members = np.zeros(size, dtype=np.int64)
-    sources = np.zeros(size, dtype=np.int64)
-    touches = np.zeros(size, dtype=np.int64)
-    for t in range(k):  # in price order, so each sum adds as a loop over the members would
-        on = np.flatnonzero(t < count)
-        g = offset[on] + group[on, t]
-        value = price[on, t]
-        opens = members[g] == 0
-        low[g[opens]], first[g[opens]] = value[opens], t
-        high[g] = value
-        total[g] += value
-        members[g] += 1
-        sources[g] |= bits[on, t]
-        touches[g] += touch[on, t]
-        add_weight = ~np.isnan(weight[on, t])
-        touch_weight[g[add_weight]] += weight[on, t][add_weight]
-    return _Merged(pair=np.repeat(rows, n_groups), snapshot=np.asarray(codes, dtype=np.int64),
-                   first=first, members=members, total=total, low=low, high=high,
-                   sources=sources, touch_weight=touch_weight, touches=touches, name=name,
+    snap = codes[member_pair]
+    value = price_s[snap, member_t]
+    weight = weight_s[snap, member_t]
+    opens = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
+    closes = np.r_[opens[1:], len(g)] - 1
+    # sums added in price order, one member after another, as a loop over them would
+    total = np.bincount(g, weights=value, minlength=size)
+    touch_weight = np.bincount(g, weights=np.where(np.isnan(weight), 0.0, weight),
+                               minlength=size)
+    members = np.bincount(g, minlength=size).astype(np.int64)
+    sources = (np.bitwise_or.reduceat(bits_s[snap, member_t], opens) if size
+               else np.zeros(0, dtype=np.int64))
+    touches = (np.add.reduceat(touch_s[snap, member_t], opens) if size
+               else np.zeros(0, dtype=np.int64))
+    return _Merged(pair=np.repeat(rows, n_groups), snapshot=codes,
+                   first=member_t[opens], members=members, total=total, low=value[opens],
+                   high=value[closes], sources=sources.astype(np.int64),
+                   touch_weight=touch_weight, touches=touches.astype(np.int64), name=name,
                    last=last)
 
 
