@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import distinct
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.levels.columns import FIXED_PRICES, ColumnSnapshot, LevelColumns, utc_datetime
 from buddy.levels.nearest import NO_RANK
@@ -123,8 +124,9 @@ class _Merged:
     sources: np.ndarray  # OR of _SOURCE_BITS
     touch_weight: np.ndarray  # sum of touches x 0.5 ** (age / half-life), in price order
     touches: np.ndarray
-    name: np.ndarray  # object (snapshots, candidates)
+    name: np.ndarray  # int64 (snapshots, candidates): the name's number in ``vocabulary``
     last: np.ndarray | None  # object (snapshots, candidates)
+    vocabulary: np.ndarray  # object: the candidates' names by number
 
     def strength(self, groups: np.ndarray) -> np.ndarray:
         """Return the strength of ``groups`` (rounded to 1e-6 as ``round`` rounds)."""
@@ -133,7 +135,7 @@ class _Merged:
 
     def names(self, groups: np.ndarray) -> list[tuple[str, ...]]:
         """Return the member names of ``groups``, by price."""
-        return [tuple(self.name[p, f:f + m].tolist()) for p, f, m in zip(
+        return [tuple(self.vocabulary[self.name[p, f:f + m]].tolist()) for p, f, m in zip(
             self.snapshot[self.pair[groups]].tolist(), self.first[groups].tolist(),
             self.members[groups].tolist(), strict=True)]
 
@@ -298,11 +300,10 @@ def _column_candidates(columns: LevelColumns, at: np.ndarray, pivot_method: str,
     touches = columns.sr_touches[element].astype(np.int64)
     # a label per distinct (kind, touches), as the object path spells it
     kind_code, kinds = pd.factorize(columns.sr_kind[element])
-    pairs, inverse = np.unique(np.column_stack([kind_code, touches]).reshape(-1, 2), axis=0,
-                               return_inverse=True)
-    s_label = np.array([f"{kinds[kind]} cluster ({count} touches)"
-                        for kind, count in pairs.tolist()] + [None], dtype=object)[:-1]
-    s_name = s_label[inverse.reshape(-1)]
+    one_of, label_of = distinct(kind_code, touches)
+    s_label = np.array([f"{kinds[kind_code[j]]} cluster ({touches[j]} touches)"
+                        for j in one_of.tolist()] + [None], dtype=object)[:-1]
+    s_name = s_label[label_of]
     tf_code, timeframes = pd.factorize(
         np.fromiter((columns.timeframe[i] for i in at.tolist()), dtype=object, count=n),
         use_na_sentinel=False)
@@ -402,17 +403,17 @@ def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
 #: The last _snapshot_matrices call: (pivot method, its snapshots, its result). The level
 #: checks of one batch (entry_quality, missing_scanner) merge the same snapshots; the entry
 #: holds its snapshots, so no other object can take their ids while it is kept.
-_LAST_MATRICES: list[tuple[tuple[str, bool], list[Any],
-                           tuple[list[np.ndarray | None], np.ndarray]]] = []
+_Matrices = tuple[list[np.ndarray | None], np.ndarray, np.ndarray]
+_LAST_MATRICES: list[tuple[tuple[str, bool], list[Any], _Matrices]] = []
 
 
 def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
-                       with_last: bool = True) -> tuple[list[np.ndarray | None], np.ndarray]:
+                       with_last: bool = True) -> _Matrices:
     """Return the candidates of each of ``snaps`` (distinct objects, None: none) sorted by
-    (price, name), ties in input order, as (snapshot, k) matrices (price, name, source bits,
-    touches, touch weight, last touch: None unless ``with_last``) and each snapshot's count;
-    the last call's result again for the same snapshot objects (pieces are not changed once
-    built)."""
+    (price, name), ties in input order, as (snapshot, k) matrices (price, name number,
+    source bits, touches, touch weight, last touch: None unless ``with_last``), each
+    snapshot's count and the names by number; the last call's result again for the same
+    snapshot objects (pieces are not changed once built)."""
     if _LAST_MATRICES:
         method, held, result = _LAST_MATRICES[0]
         if method == (pivot_method, with_last) and len(held) == len(snaps) and all(
@@ -424,37 +425,45 @@ def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str,
 
 
 def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
-                       with_last: bool) -> tuple[list[np.ndarray | None], np.ndarray]:
+                       with_last: bool) -> _Matrices:
     """Return ``_snapshot_matrices`` (computed)."""
     present = [s for s, snap in enumerate(snaps) if snap is not None]
     columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method,
                                  with_last=with_last)
     c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
     c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
-    # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
-    snap_c = np.array(c_snap, dtype=np.int64)
-    price_c = np.array(c_price, dtype=np.float64)
-    name_code, name_unique = pd.factorize(np.array(c_name, dtype=object))
+    name_code, name_unique = pd.factorize(np.asarray(c_name, dtype=object))
     name_rank = np.empty(len(name_unique), dtype=np.int64)
     name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
         len(name_unique))
-    order = np.lexsort((c_position, name_rank[name_code], price_c, snap_c))
+    # each snapshot's candidates in a row of (snapshot, position) matrices, sorted within
+    # the row by (price, name), ties in position order (a stable sort); the padding (no
+    # candidate there: every candidate's price is finite) sorts last
     n_snap = len(snaps)
-    count_s = np.bincount(snap_c, minlength=n_snap)
+    width = int(c_position.max()) + 1 if len(c_position) else 0
+    at = (c_snap, c_position)
+    price_by_place = np.full((n_snap, width), np.inf)
+    price_by_place[at] = c_price
+    rank_by_place = np.full((n_snap, width), len(name_unique), dtype=np.int64)
+    rank_by_place[at] = name_rank[name_code]
+    order = np.lexsort((rank_by_place, price_by_place), axis=1)
+    count_s = np.bincount(c_snap, minlength=n_snap)
     k = int(count_s.max()) if n_snap else 0
-    at = (snap_c[order], np.arange(len(order)) - np.repeat(np.cumsum(count_s) - count_s,
-                                                            count_s))
+    order = order[:, :k]
+    padding = np.arange(k)[None, :] >= count_s[:, None]
     matrices: list[np.ndarray | None] = []
-    for values, dtype, fill in ((price_c, np.float64, np.nan), (c_name, object, None),
+    for values, dtype, fill in ((c_price, np.float64, np.nan), (name_code, np.int64, -1),
                                 (c_bits, np.int64, 0), (c_touch, np.int64, 0),
                                 (c_weight, np.float64, np.nan), (c_last, object, None)):
         if values is c_last and not with_last:
             matrices.append(None)
             continue
-        matrix = np.full((n_snap, k), fill, dtype=dtype)
-        matrix[at] = np.array(values, dtype=dtype)[order] if len(order) else fill
+        by_place = np.full((n_snap, width), fill, dtype=dtype)
+        by_place[at] = np.asarray(values, dtype=dtype)
+        matrix = np.take_along_axis(by_place, order, axis=1)
+        matrix[padding] = fill
         matrices.append(matrix)
-    return matrices, count_s
+    return matrices, count_s, np.asarray(name_unique, dtype=object)
 
 
 def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
@@ -472,12 +481,13 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
     first_of = np.zeros(len(distinct), dtype=np.int64)
     first_of[codes[::-1]] = np.arange(len(snapshots))[::-1]
     snaps = [snapshots[i] for i in first_of.tolist()]
-    per_snapshot, count_s = _snapshot_matrices(snaps, pivot_method)
-    return _merge_pairs(per_snapshot, count_s, codes, atr, merge_atr=merge_atr)
+    per_snapshot, count_s, vocabulary = _snapshot_matrices(snaps, pivot_method)
+    return _merge_pairs(per_snapshot, count_s, vocabulary, codes, atr, merge_atr=merge_atr)
 
 
 def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
-                 codes: np.ndarray, atr: np.ndarray, *, merge_atr: float) -> _Merged:
+                 vocabulary: np.ndarray, codes: np.ndarray, atr: np.ndarray, *,
+                 merge_atr: float) -> _Merged:
     """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``)."""
     price_s, name, bits_s, touch_s, weight_s, last = per_snapshot
     assert price_s is not None and bits_s is not None and touch_s is not None
@@ -539,7 +549,7 @@ def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
                    first=member_t[opens], members=members, total=total, low=value[opens],
                    high=value[closes], sources=sources.astype(np.int64),
                    touch_weight=touch_weight, touches=touches.astype(np.int64), name=name,
-                   last=last)
+                   last=last, vocabulary=vocabulary)
 
 
 def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
@@ -589,45 +599,58 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     """Return the levels of strength at least ``min_strength`` for each row (``code``: its
     distinct snapshot, None or another type where there is none; ``atr``: its ATR, price)."""
     atr = np.asarray(atr, dtype=np.float64)
-    key = np.column_stack([code.astype(np.float64), np.nan_to_num(atr, nan=-1.0)])
-    pairs, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    first, inverse = distinct(np.asarray(code, dtype=np.int64), np.nan_to_num(atr, nan=-1.0))
     if pivot_method not in PIVOT_METHODS:
         raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
     # the candidates of every snapshot given (once per batch: the level checks of one batch
     # pass the same snapshots, each with its own rows), merged for the pairs in use
-    per_snapshot, count_s = _snapshot_matrices(
+    per_snapshot, count_s, vocabulary = _snapshot_matrices(
         [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots],
         pivot_method, with_last=False)
-    merged = _merge_pairs(per_snapshot, count_s, code[first].astype(np.int64), atr[first],
-                          merge_atr=merge_atr)
+    merged = _merge_pairs(per_snapshot, count_s, vocabulary, code[first].astype(np.int64),
+                          atr[first], merge_atr=merge_atr)
     raw = _POPCOUNT[merged.sources] + TOUCH_WEIGHT * merged.touch_weight
     # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
     near = np.flatnonzero(raw >= min_strength - 1e-9 - 1e-6)
     strength = merged.strength(near)
     strong = strength >= min_strength - 1e-9
     kept, strength = near[strong], strength[strong]
-    # a level of one member is named by it (most are): joins only where members merged
-    alone = merged.members[kept] == 1
-    named = merged.name[merged.snapshot[merged.pair[kept]], merged.first[kept]]
-    merged_at = np.flatnonzero(~alone)
-    for i, members in zip(merged_at.tolist(), merged.names(kept[merged_at]), strict=True):
-        named[i] = " / ".join(members)
-    level_names = named.tolist()
-    names = sorted(set(level_names))
+    named = _level_names(merged, kept)
+    level_code, level_names = pd.factorize(named)
+    names = sorted(level_names.tolist())
     rank_of = {name: i for i, name in enumerate(names)}
     pair = merged.pair[kept]
-    per_pair = np.bincount(pair, minlength=len(pairs))
+    per_pair = np.bincount(pair, minlength=len(first))
     width = int(per_pair.max()) if len(kept) else 0
     at = (pair, np.arange(len(kept)) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair))
-    shape = (len(pairs), width)
+    shape = (len(first), width)
     price, strengths = np.full(shape, np.nan), np.full(shape, np.nan)
     touches, rank = np.zeros(shape, dtype=np.int64), np.full(shape, NO_RANK, dtype=np.int64)
     price[at] = merged.total[kept] / merged.members[kept]
     strengths[at] = strength
     touches[at] = merged.touches[kept]
-    rank[at] = np.array([rank_of[name] for name in level_names], dtype=np.int64)
+    rank[at] = np.array([rank_of[name] for name in level_names.tolist()],
+                        dtype=np.int64).reshape(-1)[level_code]
     return LevelTable(code=inverse.reshape(-1), price=price, strength=strengths,
                       touches=touches, rank=rank, names=np.array(names, dtype=object))
+
+
+def _level_names(merged: _Merged, groups: np.ndarray) -> np.ndarray:
+    """Return the name of each of ``groups``: its members' names joined by ' / ', by price
+    (a level of one member, as most are, by that member's); each distinct run of names
+    joined once."""
+    snap = merged.snapshot[merged.pair[groups]]
+    first, members = merged.first[groups], merged.members[groups]
+    numbers = merged.name[snap, first]
+    named = merged.vocabulary[numbers] if len(groups) else np.zeros(0, dtype=object)
+    for m in np.unique(members[members > 1]).tolist():
+        at = np.flatnonzero(members == m)
+        runs = merged.name[snap[at][:, None], first[at][:, None] + np.arange(m)[None, :]]
+        one_of, run = distinct(*runs.T)
+        joined = np.array([" / ".join(merged.vocabulary[runs[j]].tolist())
+                           for j in one_of.tolist()], dtype=object)
+        named[at] = joined[run]
+    return np.asarray(named, dtype=object)
 
 
 def row_atr(ctx: BatchContext) -> tuple[np.ndarray, np.ndarray]:
