@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,8 @@ class LevelColumns:
     pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]]  # method: names, prices, present
     vwap_offsets: np.ndarray  # (n + 1,): row i's VWAPs are [offsets[i], offsets[i + 1])
     vwap_anchor: np.ndarray  # object
+    vwap_anchor_number: np.ndarray  # int64: the anchor's place in vwap_anchor_names (-1: NULL)
+    vwap_anchor_names: np.ndarray  # object: the distinct anchors
     vwap_anchor_ns: np.ndarray  # int64
     vwap_bands: np.ndarray  # (m, 5): VWAP_BANDS
     sr_offsets: np.ndarray  # (n + 1,): row i's clusters are [offsets[i], offsets[i + 1])
@@ -80,6 +83,13 @@ class LevelColumns:
 
     def __len__(self) -> int:
         return len(self.bar_ns)
+
+    def vwap_anchor_is(self, anchor: str) -> np.ndarray:
+        """Return per stored VWAP whether it is anchored at ``anchor``."""
+        found = np.flatnonzero(self.vwap_anchor_names == anchor)
+        if not len(found):
+            return np.zeros(len(self.vwap_anchor_number), dtype=bool)
+        return self.vwap_anchor_number == found[0]
 
     def snapshot(self, i: int) -> KeyLevelsSnapshot:
         """Return row i's snapshot as the row form makes it (a usable row's fields)."""
@@ -174,33 +184,55 @@ class ColumnSnapshot(KeyLevelsSnapshot):
         return self.plain().__reduce_ex__(protocol)
 
 
+def by_columns(snapshots: Sequence[Any]
+               ) -> tuple[list[tuple[LevelColumns, np.ndarray, np.ndarray]], np.ndarray]:
+    """Return the ColumnSnapshots among ``snapshots`` by their columns, as (columns, their
+    places in ``snapshots``, their rows of the columns), and the places of the others."""
+    kinds = list(map(type, snapshots))
+    if kinds and all(kind is ColumnSnapshot for kind in kinds):
+        held = list(map(_COLUMNS_OF, snapshots))
+        first = held[0]
+        if all(columns is first for columns in held):  # one batch's pieces: the usual case
+            rows = np.fromiter(map(_ROW_OF, snapshots), dtype=np.int64, count=len(snapshots))
+            return [(first, np.arange(len(snapshots)), rows)], np.zeros(0, dtype=np.int64)
+    groups: dict[int, tuple[LevelColumns, list[int], list[int]]] = {}
+    others: list[int] = []
+    for j, (snap, kind) in enumerate(zip(snapshots, kinds, strict=True)):
+        if kind is ColumnSnapshot:
+            found = groups.setdefault(id(snap.columns), (snap.columns, [], []))
+            found[1].append(j)
+            found[2].append(snap.row)
+        else:
+            others.append(j)
+    return ([(columns, np.asarray(where, dtype=np.int64), np.asarray(rows, dtype=np.int64))
+             for columns, where, rows in groups.values()], np.asarray(others, dtype=np.int64))
+
+
+_COLUMNS_OF = attrgetter("columns")
+_ROW_OF = attrgetter("row")
+
+
 def anchored_vwaps(snapshots: Sequence[Any], anchor: str) -> tuple[np.ndarray, np.ndarray]:
     """Return per snapshot its first anchored VWAP named ``anchor`` and that VWAP's upper
     1-sd band (NaN where it has none, or is not a KeyLevelsSnapshot); ColumnSnapshots read
     from their columns."""
     n = len(snapshots)
     vwap, upper = np.full(n, np.nan), np.full(n, np.nan)
-    by_columns: dict[int, tuple[LevelColumns, list[int], list[int]]] = {}
-    for j, snap in enumerate(snapshots):
-        if type(snap) is ColumnSnapshot:
-            held = by_columns.setdefault(id(snap.columns), (snap.columns, [], []))
-            held[1].append(j)
-            held[2].append(snap.row)
-        elif isinstance(snap, KeyLevelsSnapshot):
+    held, others = by_columns(snapshots)
+    for j in others.tolist():
+        snap = snapshots[j]
+        if isinstance(snap, KeyLevelsSnapshot):
             found = next((v for v in snap.anchored_vwaps if v.anchor == anchor), None)
             if found is not None:
                 vwap[j], upper[j] = found.vwap, found.upper_1
-    for columns, where, rows in by_columns.values():
-        at = np.asarray(rows, dtype=np.int64)
-        lengths = np.diff(columns.vwap_offsets)[at]
-        element = np.repeat(columns.vwap_offsets[at], lengths) + (
-            np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-        owner = np.repeat(np.arange(len(at)), lengths)
-        match = np.flatnonzero(columns.vwap_anchor[element] == anchor)
-        # the first match of each snapshot: its stored order
-        owners, first = np.unique(owner[match], return_index=True)
-        picked = element[match[first]]
-        target = np.asarray(where, dtype=np.int64)[owners]
-        vwap[target] = columns.vwap_bands[picked, 0]
-        upper[target] = columns.vwap_bands[picked, 1]
+    for columns, where, at in held:
+        # the first VWAP named ``anchor`` of each row: its stored order
+        named = np.flatnonzero(columns.vwap_anchor_is(anchor))
+        owner = np.searchsorted(columns.vwap_offsets, named, side="right") - 1
+        first = np.full(len(columns) + 1, -1, dtype=np.int64)
+        first[owner[::-1]] = named[::-1]
+        picked = first[at]
+        found = picked >= 0
+        vwap[where[found]] = columns.vwap_bands[picked[found], 0]
+        upper[where[found]] = columns.vwap_bands[picked[found], 1]
     return vwap, upper

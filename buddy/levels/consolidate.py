@@ -51,7 +51,7 @@ import pandas as pd
 
 from buddy.batch.columns import distinct
 from buddy.context.pieces import KeyLevelsSnapshot
-from buddy.levels.columns import FIXED_PRICES, ColumnSnapshot, LevelColumns, utc_datetime
+from buddy.levels.columns import FIXED_PRICES, LevelColumns, by_columns, utc_datetime
 from buddy.levels.nearest import NO_RANK
 from buddy.timeframes import Timeframe
 
@@ -233,20 +233,11 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
     (object; None throughout unless ``with_last``). Unsorted; a non-finite or missing price
     is no candidate. ColumnSnapshots are read from their columns (``buddy.levels.columns``),
     the others from the objects: the same values."""
-    held: dict[int, tuple[LevelColumns, list[int], list[int]]] = {}
-    unknown_l: list[int] = []
-    for j, snap in enumerate(snapshots):
-        if type(snap) is ColumnSnapshot:
-            found = held.setdefault(id(snap.columns), (snap.columns, [], []))
-            found[1].append(j)
-            found[2].append(snap.row)
-        else:
-            unknown_l.append(j)
-    unknown = np.asarray(unknown_l, dtype=np.int64)
+    held, unknown = by_columns(snapshots)
     parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = []
-    for columns, where, rows in held.values():
-        parts.append((np.asarray(where, dtype=np.int64), _column_candidates(
-            columns, np.asarray(rows, dtype=np.int64), pivot_method, with_last=with_last)))
+    for columns, where, rows in held:
+        parts.append((where, _column_candidates(columns, rows, pivot_method,
+                                                with_last=with_last)))
     if len(unknown) or not parts:
         parts.append((unknown, _object_candidates([snapshots[j] for j in unknown.tolist()],
                                                   pivot_method)))
@@ -535,16 +526,19 @@ def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
     value = price_s[snap, member_t]
     weight = weight_s[snap, member_t]
     opens = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
-    closes = np.r_[opens[1:], len(g)] - 1
+    closes = np.r_[opens[1:], len(g)][:len(opens)] - 1  # no group: none
     # sums added in price order, one member after another, as a loop over them would
     total = np.bincount(g, weights=value, minlength=size)
     touch_weight = np.bincount(g, weights=np.where(np.isnan(weight), 0.0, weight),
                                minlength=size)
     members = np.bincount(g, minlength=size).astype(np.int64)
-    sources = (np.bitwise_or.reduceat(bits_s[snap, member_t], opens) if size
-               else np.zeros(0, dtype=np.int64))
-    touches = (np.add.reduceat(touch_s[snap, member_t], opens) if size
-               else np.zeros(0, dtype=np.int64))
+    bits = bits_s[snap, member_t]
+    sources = np.zeros(size, dtype=np.int64)
+    for _, bit in _SOURCE_BITS:  # the OR of the members' bits, bit by bit
+        sources |= np.where(np.bincount(g, weights=(bits & bit) != 0, minlength=size) > 0,
+                            bit, 0)
+    # integer counts: exact as float sums
+    touches = np.bincount(g, weights=touch_s[snap, member_t], minlength=size)
     return _Merged(pair=np.repeat(rows, n_groups), snapshot=codes,
                    first=member_t[opens], members=members, total=total, low=value[opens],
                    high=value[closes], sources=sources.astype(np.int64),

@@ -317,11 +317,14 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
     odd |= _row_has(s_off, s_null)
     s_raw = s_fields["price"].to_numpy(zero_copy_only=False).astype(np.float64)
     s_kind = s_fields["kind"].to_numpy(zero_copy_only=False).astype(object)
+    v_anchor = v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object)
+    v_anchor_number, v_anchor_names = pd.factorize(v_anchor)
     columns = LevelColumns(
         symbol=list(symbols), timeframe=[str(tf) for tf in timeframes],
         bar_ns=bar_ns.fill_null(0).to_numpy().astype(np.int64), version=versions,
         divisor=divisor, fixed=fixed, pivots=pivots, vwap_offsets=v_off,
-        vwap_anchor=v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object),
+        vwap_anchor=v_anchor, vwap_anchor_number=v_anchor_number.astype(np.int64),
+        vwap_anchor_names=np.asarray(v_anchor_names, dtype=object),
         vwap_anchor_ns=v_fields["anchor_ts"].fill_null(0).to_numpy().astype(np.int64),
         vwap_bands=bands, sr_offsets=s_off, sr_raw=s_raw,
         sr_price=s_raw / np.repeat(divisor, np.diff(s_off)), sr_kind=s_kind,

@@ -150,3 +150,15 @@ def test_the_merge_is_the_plain_loop_over_many_pairs(seed: int) -> None:
                            table.touches[pair, :width].tolist(),
                            table.name_of(table.rank[pair, :width]).tolist(), strict=True))
             assert repr(got) == repr(expected)  # bit for bit
+
+
+def test_no_candidates_make_an_empty_table() -> None:
+    table = level_table([None, snapshot(0.0, prior_day_high=None, prior_day_low=None,
+                                       rolling_range_low=None, pivots={},
+                                       support_resistance=())],
+                        np.array([0, 1]), np.array([1.0, 1.0]), pivot_method="classic",
+                        merge_atr=0.25, min_strength=0.0)
+    assert table.price.shape == (2, 0) and table.names.tolist() == []
+    assert consolidate(snapshot(0.0, prior_day_high=None, prior_day_low=None,
+                                rolling_range_low=None, pivots={}, support_resistance=()),
+                       1.0) == ()
