@@ -150,10 +150,19 @@ class ColumnSnapshot(KeyLevelsSnapshot):
     @classmethod
     def of(cls, columns: LevelColumns, row: int) -> ColumnSnapshot:
         """Return the snapshot of ``columns``' row ``row`` (fields made when first read)."""
-        made = object.__new__(cls)
-        object.__setattr__(made, "columns", columns)
-        object.__setattr__(made, "row", row)
-        return made
+        return cls.many(columns, [row])[0]
+
+    @classmethod
+    def many(cls, columns: LevelColumns, rows: Sequence[int]) -> list[ColumnSnapshot]:
+        """Return the snapshots of ``columns``' ``rows``."""
+        new, set_columns, set_row = object.__new__, _SET_COLUMNS, _SET_ROW
+        out = []
+        for row in rows:
+            made = new(cls)
+            set_columns(made, columns)  # the slots' own setters: the class is frozen
+            set_row(made, row)
+            out.append(made)
+        return out
 
     def __getattr__(self, name: str) -> Any:
         if name not in _FIELD_SET:
@@ -208,6 +217,8 @@ def by_columns(snapshots: Sequence[Any]
              for columns, where, rows in groups.values()], np.asarray(others, dtype=np.int64))
 
 
+_SET_COLUMNS = ColumnSnapshot.columns.__set__  # type: ignore[attr-defined]
+_SET_ROW = ColumnSnapshot.row.__set__  # type: ignore[attr-defined]
 _COLUMNS_OF = attrgetter("columns")
 _ROW_OF = attrgetter("row")
 

@@ -333,15 +333,13 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
         sr_last_ns=s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False
                                                                  ).astype(np.int64),
         usable=~odd)
-    snapshots = columns.snapshots
+    snapshots: list[KeyLevelsSnapshot] = columns.snapshots
+    snapshots += ColumnSnapshot.many(columns, range(n))
     row_memo: dict[Any, Any] = {}
-    for i, is_odd in enumerate(odd.tolist()):
-        if is_odd:
-            row = table.slice(i, 1).to_pylist()[0]
-            snapshots.append(snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
-                                               divisor=float(divisor[i]), memo=row_memo))
-        else:
-            snapshots.append(ColumnSnapshot.of(columns, i))
+    for i in np.flatnonzero(odd).tolist():
+        row = table.slice(i, 1).to_pylist()[0]
+        snapshots[i] = snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
+                                         divisor=float(divisor[i]), memo=row_memo)
     return columns
 
 
@@ -362,7 +360,7 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
     table = all_levels(request.store, LEVELS_VERSION)  # every series, once per process
-    shared: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                            ).indices.items():
         rows = np.asarray(rows, dtype=np.int64)
@@ -370,19 +368,18 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
                      symbol_actions(request.store, str(symbol)),
                      symbol_first_anchors(request.store, str(symbol)), rows, t[rows],
                      users[rows], pieces, reasons, shared)
-    _build_shared(table, shared, pieces, reasons)
+    _build_shared(table, shared, keys, pieces, reasons)
     return pieces, reasons
 
 
 def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
                  actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
                  t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
-                 shared_out: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray,
-                                        np.ndarray]]) -> None:
+                 shared_out: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, except the
-    rows on a stored bar without anchors: those go to ``shared_out`` as (symbol, timeframe,
-    stored rows of the distinct snapshots, their divisors, group codes, rows) for one
-    column-wise build over the batch (``_build_shared``)."""
+    rows on a stored bar without anchors: those go to ``shared_out`` as (their stored rows
+    of ``table``, their split divisors, the rows) for one column-wise build over the batch
+    (``_build_shared``)."""
     a, b = table.rows.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
@@ -398,8 +395,7 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
     if len(shared):
         at = position[shared]
         divisor = split_divisors(table.session[a:b][at], actions, t[shared])
-        codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
-        shared_out.append((symbol, tf, a + at[first], divisor[first], codes, rows[shared]))
+        shared_out.append((a + at, divisor, rows[shared]))
     others = np.flatnonzero(~(stored & ~anchored))
     if len(others):  # no bar, no stored row or the user's anchors: the scalar path
         user_codes, _ = pd.factorize(users[others])
@@ -424,25 +420,26 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build_shared(table: LevelsTable,
-                  shared: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray,
-                                     np.ndarray]],
-                  pieces: np.ndarray, reasons: np.ndarray) -> None:
-    """Build the snapshots of every series' stored rows at once (``snapshots_from_columns``
-    over one ``take``) and spread each to the rows that share it."""
+def _build_shared(table: LevelsTable, shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  keys: pd.DataFrame, pieces: np.ndarray, reasons: np.ndarray) -> None:
+    """Build the snapshots of the distinct (stored row, divisor) pairs of every series at
+    once (``snapshot_columns`` over one ``take``) and give each to the rows that share it
+    (``keys``: each row's symbol and timeframe)."""
     if not shared:
         return
-    at = np.concatenate([s[2] for s in shared])
-    divisor = np.concatenate([s[3] for s in shared])
-    count = [len(s[2]) for s in shared]
-    symbols = [s[0] for s, k in zip(shared, count, strict=True) for _ in range(k)]
-    timeframes = [s[1] for s, k in zip(shared, count, strict=True) for _ in range(k)]
+    at = np.concatenate([s[0] for s in shared])
+    divisor = np.concatenate([s[1] for s in shared])
+    rows = np.concatenate([s[2] for s in shared])
+    # hashed, not sorted: the divisor's bits, so equal means bit for bit
+    codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
+    made_rows = rows[first]
+    symbols = keys["symbol"].to_numpy(object)[made_rows].tolist()
+    timeframes = keys["timeframe"].to_numpy(object)[made_rows].tolist()
     with _collector_paused():
-        made = snapshot_columns(table.rows.take(at), divisor, symbols, timeframes).snapshots
-    start = 0
-    for (_, _, _, _, codes, rows), k in zip(shared, count, strict=True):
-        spread([(m, None) for m in made[start:start + k]], codes, rows, pieces, reasons)
-        start += k
+        made = snapshot_columns(table.rows.take(at[first]), divisor[first], symbols,
+                                timeframes).snapshots
+    pieces[rows] = np.fromiter(made, dtype=object, count=len(made))[codes]
+    reasons[rows] = None
 
 
 def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> np.ndarray:
