@@ -190,7 +190,13 @@ class ColumnSnapshot(KeyLevelsSnapshot):
         return repr(self.plain())
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        return self.plain().__reduce_ex__(protocol)
+        return _snapshot_of, ({key: getattr(self, key) for key in _FIELDS},)
+
+
+def _snapshot_of(fields: dict[str, Any]) -> KeyLevelsSnapshot:
+    """Return the KeyLevelsSnapshot of ``fields`` (a ColumnSnapshot pickles and copies as
+    one)."""
+    return KeyLevelsSnapshot(**fields)
 
 
 def by_columns(snapshots: Sequence[Any]

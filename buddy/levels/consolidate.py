@@ -32,8 +32,8 @@ arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the A
 is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
 columns (``_merge``: candidates read once per distinct snapshot, the groups of every
 (snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. The
-candidates of snapshots the levels provider built from columns are read from those columns
-(``SnapshotColumns``, ``remember_columns``: the same values), the others from the objects.
+candidates of the levels provider's ColumnSnapshots are read from their columns
+(``buddy.levels.columns``: the same values, no object made), the others from the objects.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ compare directly with the pack's bars and the trader's prices.
 every bar joined to its key_levels row is read once per process (``all_levels``, kept while
 the file is unchanged), each row's last closed bar is found with ``searchsorted`` and its
 split divisor computed column-wise, and rows on the same stored bar and basis share one
-snapshot. The snapshots of a batch's distinct stored bars are built column by column
-(``snapshot_columns``: one ``take`` of their rows, the float divisions over arrays, one
-datetime per distinct time and one PriceLevel per distinct stored cluster), and their columns
-are handed to the level merge (``buddy.levels.consolidate.remember_columns``).
+snapshot. The snapshots of a batch's distinct stored bars are read column by column
+(``snapshot_columns``: one ``take`` of their rows, the float divisions over arrays) into
+``buddy.levels.columns.LevelColumns``; each row's piece is a ``ColumnSnapshot`` of it, whose
+fields are made only when someone reads one (the level checks read the columns instead).
 Rows computed on demand (no stored row) or carrying the user's anchors go through the scalar
 path, once per (user, as_of).
 """

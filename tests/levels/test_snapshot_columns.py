@@ -4,13 +4,17 @@ rows with the same stored support/resistance list and divisor share one tuple.""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+import pickle
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.levels import consolidate as cons
 from buddy.levels.columns import ColumnSnapshot
 from buddy.levels.provider import (
@@ -189,3 +193,22 @@ def test_the_merge_reads_columns_without_clusters_or_pivots() -> None:
     from_columns = cons.level_table(columns.snapshots, code, atr, **given)
     assert _table_arrays(from_columns) == _table_arrays(from_objects)
     assert from_columns.names.tolist() == NAMES_WITHOUT_CLUSTERS
+
+
+def test_a_column_snapshot_is_the_row_forms_snapshot_for_every_reader() -> None:
+    rows = [row for row, _ in ROWS[:2]]
+    columns = snapshot_columns(_table(rows), np.array([1.0, 2.0]), ["SYN"] * 2, ["1d"] * 2)
+    lazy, other = columns.snapshots
+    assert isinstance(lazy, ColumnSnapshot) and not _filled(lazy)
+    alone = snapshot_from_row("SYN", "1d", rows[0]["bar_ts"], _table(rows).to_pylist()[0])
+    assert alone == lazy and lazy == alone and lazy != other and other != alone
+    assert _filled(lazy)  # read once: the fields are kept
+    copied = pickle.loads(pickle.dumps(other))
+    assert type(copied) is KeyLevelsSnapshot and copied == other
+    assert type(copy.copy(other)) is KeyLevelsSnapshot
+    moved = dataclasses.replace(other, version="x")
+    assert moved.version == "x" and moved.prior_day_high == other.prior_day_high
+    with pytest.raises(TypeError):  # unhashable, as the row form's (a dict of pivots)
+        hash(other)
+    with pytest.raises(AttributeError):
+        _ = other.no_such_field  # type: ignore[attr-defined]
