@@ -25,7 +25,8 @@ import pandas as pd
 
 from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
 
-__all__ = ["ColumnSnapshot", "LevelColumns", "anchored_vwaps", "utc_datetime"]
+__all__ = ["ColumnSnapshot", "LevelColumns", "anchored_vwaps", "as_utc", "by_columns",
+           "utc_datetime"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The bands of an anchored VWAP, in ``LevelColumns.vwap_bands`` column order.
@@ -36,7 +37,8 @@ FIXED_PRICES = ("prior_day_high", "prior_day_low", "prior_day_close", "rolling_r
 
 
 @lru_cache(maxsize=65_536)  # snapshots repeat the same anchor and touch times
-def _utc(value: Any) -> datetime:
+def as_utc(value: Any) -> datetime:
+    """Return a time (a timestamp, a datetime, int64 UTC ns) as a UTC datetime (naive: UTC)."""
     stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     return stamp.to_pydatetime()
@@ -45,7 +47,7 @@ def _utc(value: Any) -> datetime:
 def utc_datetime(ns: int) -> datetime:
     """Return int64 UTC nanoseconds as the datetime ``pd.Timestamp(ns, tz=UTC)`` gives
     (tzinfo ``UTC``): whole microseconds (every stored time) by arithmetic."""
-    return _EPOCH + timedelta(microseconds=ns // 1000) if ns % 1000 == 0 else _utc(ns)
+    return _EPOCH + timedelta(microseconds=ns // 1000) if ns % 1000 == 0 else as_utc(ns)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

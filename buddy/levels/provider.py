@@ -60,7 +60,7 @@ from buddy.levels.columns import (
     VWAP_BANDS,
     ColumnSnapshot,
     LevelColumns,
-    _utc,
+    as_utc,
     utc_datetime,
 )
 from buddy.levels.compute import (
@@ -175,14 +175,14 @@ def snapshot_from_row(symbol: str, timeframe: str, ts: Any, row: Mapping[str, An
     vwaps = [*(_nested(row.get("anchored_vwap_levels")) or ()), *extra_vwaps]
     levels = _nested(row.get("support_resistance")) or ()
     return KeyLevelsSnapshot(
-        symbol=symbol, timeframe=str(timeframe), ts=_utc(ts),
+        symbol=symbol, timeframe=str(timeframe), ts=as_utc(ts),
         prior_day_high=price(row.get("prior_day_high")),
         prior_day_low=price(row.get("prior_day_low")),
         prior_day_close=price(row.get("prior_day_close")),
         pivots={method: {name: float(v) / divisor for name, v in values.items()}
                 for method, values in pivots.items() if values},
         anchored_vwaps=tuple(AnchoredVWAP(
-            anchor=v["anchor"], anchor_ts=_utc(v["anchor_ts"]), vwap=v["vwap"] / divisor,
+            anchor=v["anchor"], anchor_ts=as_utc(v["anchor_ts"]), vwap=v["vwap"] / divisor,
             upper_1=v["upper_1"] / divisor, lower_1=v["lower_1"] / divisor,
             upper_2=v["upper_2"] / divisor, lower_2=v["lower_2"] / divisor) for v in vwaps),
         rolling_range_high=price(row.get("rolling_range_high")),
@@ -207,7 +207,7 @@ def _price_levels(levels: Sequence[Mapping[str, Any]], divisor: float, memo: dic
     if out is None:
         out = tuple(PriceLevel(
             price=level["price"] / divisor, kind=level["kind"], touches=int(level["touches"]),
-            last_touch=_utc(level["last_touch"])) for level in levels)
+            last_touch=as_utc(level["last_touch"])) for level in levels)
         if key is not None:
             memo[key] = out
     return out
@@ -232,10 +232,10 @@ def _nested(value: Any) -> Any:
 
 # ---------------------------------------------------------------- snapshots from columns
 def utc_datetimes(ns: np.ndarray) -> list[datetime]:
-    """Return int64 UTC nanoseconds as the datetimes ``_utc`` gives (tzinfo ``UTC``), one
+    """Return int64 UTC nanoseconds as the datetimes ``as_utc`` gives (tzinfo ``UTC``), one
     object per distinct value."""
     distinct_ns, inverse = np.unique(np.asarray(ns, dtype=np.int64), return_inverse=True)
-    # whole microseconds (every stored time) by arithmetic; anything else as _utc makes it
+    # whole microseconds (every stored time) by arithmetic; anything else as as_utc makes it
     made = [utc_datetime(x) for x in distinct_ns.tolist()]
     return [made[i] for i in inverse.reshape(-1).tolist()]
 

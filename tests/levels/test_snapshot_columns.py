@@ -16,9 +16,8 @@ import pytest
 
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.levels import consolidate as cons
-from buddy.levels.columns import ColumnSnapshot
+from buddy.levels.columns import ColumnSnapshot, as_utc
 from buddy.levels.provider import (
-    _utc,
     snapshot_columns,
     snapshot_from_row,
     snapshots_from_columns,
@@ -120,7 +119,7 @@ def test_no_rows_make_no_snapshots() -> None:
 def test_utc_datetimes_are_the_scalar_conversions() -> None:
     ns = np.array([T0, T0, -3 * DAY, 0, T0 + 123_456_000, -1_000], dtype=np.int64)
     made = utc_datetimes(ns)
-    assert [repr(x) for x in made] == [repr(_utc(int(x))) for x in ns]
+    assert [repr(x) for x in made] == [repr(as_utc(int(x))) for x in ns]
     assert made[0] is made[1]
 
 
