@@ -225,8 +225,8 @@ def by_columns(snapshots: Sequence[Any]
              for columns, where, rows in groups.values()], np.asarray(others, dtype=np.int64))
 
 
-_SET_COLUMNS = ColumnSnapshot.columns.__set__  # type: ignore[attr-defined]
-_SET_ROW = ColumnSnapshot.row.__set__  # type: ignore[attr-defined]
+_SET_COLUMNS = vars(ColumnSnapshot)["columns"].__set__  # the slots' member descriptors
+_SET_ROW = vars(ColumnSnapshot)["row"].__set__
 _COLUMNS_OF = attrgetter("columns")
 _ROW_OF = attrgetter("row")
 
