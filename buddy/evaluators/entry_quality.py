@@ -39,7 +39,6 @@ Suggested prices are on the instrument's tick grid, rounded away from the risk.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,7 +48,6 @@ import pandas as pd
 from buddy.batch.columns import iso_utc, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
-from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.data.sessions import (
     NAT,
     WEEK_NS,
@@ -65,6 +63,7 @@ from buddy.domain import Severity
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.evidence import to_tick
+from buddy.levels.columns import anchored_vwaps
 from buddy.levels.consolidate import (
     DEFAULT_MERGE_ATR,
     DEFAULT_MIN_STRENGTH,
@@ -761,9 +760,8 @@ def _vwaps(ctx: BatchContext, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarra
     code, snapshots = ctx.distinct_pieces("levels")
     vwap, upper = np.full(len(anchor), np.nan), np.full(len(anchor), np.nan)
     for name in np.unique(anchor.astype(str)):
-        got = [next((v for v in s.anchored_vwaps if v.anchor == name), None)
-               if isinstance(s, KeyLevelsSnapshot) else None for s in snapshots]
         at = anchor == name
-        vwap[at] = np.array([math.nan if v is None else v.vwap for v in got])[code[at]]
-        upper[at] = np.array([math.nan if v is None else v.upper_1 for v in got])[code[at]]
+        per_snapshot, upper_per_snapshot = anchored_vwaps(snapshots, str(name))
+        vwap[at] = per_snapshot[code[at]]
+        upper[at] = upper_per_snapshot[code[at]]
     return vwap, upper

@@ -32,8 +32,8 @@ arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the A
 is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
 columns (``_merge``: candidates read once per distinct snapshot, the groups of every
 (snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. The
-candidates of snapshots the levels provider built from columns are read from those columns
-(``SnapshotColumns``, ``remember_columns``: the same values), the others from the objects.
+candidates of the levels provider's ColumnSnapshots are read from their columns
+(``buddy.levels.columns``: the same values, no object made), the others from the objects.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import distinct
 from buddy.context.pieces import KeyLevelsSnapshot
+from buddy.levels.columns import FIXED_PRICES, LevelColumns, by_columns, utc_datetime
 from buddy.levels.nearest import NO_RANK
 from buddy.timeframes import Timeframe
 
@@ -65,10 +67,8 @@ __all__ = [
     "TOUCH_WEIGHT",
     "ConsolidatedLevel",
     "LevelTable",
-    "SnapshotColumns",
     "consolidate",
     "level_table",
-    "remember_columns",
     "row_atr",
 ]
 
@@ -109,11 +109,13 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(16)], dtype=np.int64)
 @dataclass(frozen=True, slots=True)
 class _Merged:
     """The merged levels of distinct (snapshot, ATR) pairs, one entry per group (level),
-    pairs in order and each pair's groups by price. ``name``/``last``: each pair's sorted
-    candidates' names and last touches (pair, candidate), read through ``first`` and
-    ``members`` (the group's candidates are ``first:first + members``)."""
+    pairs in order and each pair's groups by price. ``name``/``last``: each snapshot's
+    sorted candidates' names and last touches (snapshot, candidate; ``last`` None when not
+    asked for), read through the pair's ``snapshot``, ``first`` and ``members`` (the group's
+    candidates are ``first:first + members``)."""
 
     pair: np.ndarray
+    snapshot: np.ndarray  # per pair, its snapshot's row of ``name`` and ``last``
     first: np.ndarray
     members: np.ndarray
     total: np.ndarray  # sum of member prices, added in price order
@@ -122,8 +124,9 @@ class _Merged:
     sources: np.ndarray  # OR of _SOURCE_BITS
     touch_weight: np.ndarray  # sum of touches x 0.5 ** (age / half-life), in price order
     touches: np.ndarray
-    name: np.ndarray  # object (pairs, candidates)
-    last: np.ndarray  # object (pairs, candidates)
+    name: np.ndarray  # int64 (snapshots, candidates): the name's number in ``vocabulary``
+    last: np.ndarray | None  # object (snapshots, candidates)
+    vocabulary: np.ndarray  # object: the candidates' names by number
 
     def strength(self, groups: np.ndarray) -> np.ndarray:
         """Return the strength of ``groups`` (rounded to 1e-6 as ``round`` rounds)."""
@@ -132,8 +135,8 @@ class _Merged:
 
     def names(self, groups: np.ndarray) -> list[tuple[str, ...]]:
         """Return the member names of ``groups``, by price."""
-        return [tuple(self.name[p, f:f + m].tolist()) for p, f, m in zip(
-            self.pair[groups].tolist(), self.first[groups].tolist(),
+        return [tuple(self.vocabulary[self.name[p, f:f + m]].tolist()) for p, f, m in zip(
+            self.snapshot[self.pair[groups]].tolist(), self.first[groups].tolist(),
             self.members[groups].tolist(), strict=True)]
 
 
@@ -180,6 +183,20 @@ def _utc_us(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     return us[codes], ok[codes]
 
 
+def _decayed(touches: np.ndarray, ts_us: np.ndarray, last_us: np.ndarray, bar_s: np.ndarray
+             ) -> np.ndarray:
+    """Return ``_touch_weight`` of swing clusters from their snapshot's and last touch's
+    microseconds since the epoch: the same float operations in the same order (the
+    microsecond difference over 1e6 is ``timedelta.total_seconds``; the power per value as
+    Python computes it)."""
+    seconds = (ts_us - last_us).astype(np.float64) / 1e6
+    age = seconds / bar_s
+    age = np.where(age > 0.0, age, 0.0)  # max(0.0, age): 0.0 for -0.0 and NaN as well
+    decay = np.array([0.5 ** x for x in (age / TOUCH_HALF_LIFE_BARS).tolist()],
+                     dtype=np.float64)
+    return touches * decay
+
+
 def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
                    last: np.ndarray, bar_s: np.ndarray) -> np.ndarray:
     """Return ``_touch_weight`` of each swing cluster (its snapshot's time ``snap_ts[of]``;
@@ -194,12 +211,7 @@ def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
     ts_us, ts_ok = snap_us[of], snap_ok[of]
     last_us, last_ok = _utc_us(last_l)
     fast = np.flatnonzero(has & ts_ok & last_ok)
-    seconds = (ts_us[fast] - last_us[fast]).astype(np.float64) / 1e6
-    age = seconds / bar_s[fast]
-    age = np.where(age > 0.0, age, 0.0)  # max(0.0, age): 0.0 for -0.0 and NaN as well
-    decay = np.array([0.5 ** x for x in (age / TOUCH_HALF_LIFE_BARS).tolist()],
-                     dtype=np.float64)
-    weight[fast] = touches[fast] * decay
+    weight[fast] = _decayed(touches[fast], ts_us[fast], last_us[fast], bar_s[fast])
     ts_l = snap_ts.tolist()
     for i in np.flatnonzero(has & ~(ts_ok & last_ok)).tolist():  # other times: one by one
         weight[i] = _touch_weight(ts_l[of[i]], int(touches[i]), last_l[i], float(bar_s[i]))
@@ -209,58 +221,23 @@ def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
 _FIXED = (("prior_day_high", "prior-day high", 1), ("prior_day_low", "prior-day low", 1),
           ("rolling_range_high", "range high", 2), ("rolling_range_low", "range low", 2))
 _FIXED_GET = attrgetter(*(field for field, _, _ in _FIXED))
+#: The columns of ``LevelColumns.fixed`` that are candidates, in ``_FIXED`` order.
+_FIXED_COLUMNS = [FIXED_PRICES.index(field) for field, _, _ in _FIXED]
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotColumns:
-    """What the merge reads of many snapshots, as columns (row i: ``snapshots[i]``, read
-    only where ``usable``): the provider's batch form builds its snapshots from these and
-    hands them over (``remember_columns``), so the merge need not walk the objects."""
-
-    snapshots: list[KeyLevelsSnapshot]
-    usable: np.ndarray  # bool: the row's snapshot holds exactly these values
-    fixed: np.ndarray  # (n, 4): prior-day high, low, range high, low (NaN: None)
-    pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]]  # method: names, prices, present
-    sr_offsets: np.ndarray  # (n + 1,): row i's clusters are [offsets[i], offsets[i + 1])
-    sr_price: np.ndarray
-    sr_kind: np.ndarray  # object
-    sr_touches: np.ndarray  # int64
-    sr_last: np.ndarray  # object: the clusters' last_touch datetimes
-
-
-#: The last batch's columns and their snapshots' rows by id (the entry holds the snapshots,
-#: so no other object can take their ids while it is kept).
-_COLUMNS: list[tuple[SnapshotColumns, dict[int, int]]] = []
-
-
-def remember_columns(columns: SnapshotColumns) -> None:
-    """Keep ``columns`` (replacing the previous batch's): the merge of its snapshots reads
-    them instead of the objects."""
-    index = {id(columns.snapshots[i]): i for i in np.flatnonzero(columns.usable).tolist()}
-    _COLUMNS[:] = [(columns, index)]
-
-
-def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
-                       ) -> tuple[np.ndarray, ...]:
+def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str, *,
+                       with_last: bool = True) -> tuple[np.ndarray, ...]:
     """Return the candidates of ``snapshots`` as columns: snapshot number, position in the
     snapshot's list (prior day, range, pivots in their order, swing clusters in theirs),
     price, name (object), source bits, touches, touch weight (NaN: none), last touch
-    (object). Unsorted; a non-finite or missing price is no candidate. Snapshots of the
-    remembered columns are read from them, the others from the objects: the same values."""
-    held = _COLUMNS[0] if _COLUMNS else None
-    at = np.full(len(snapshots), -1, dtype=np.int64)
-    if held is not None:
-        columns, index = held
-        for j, snap in enumerate(snapshots):
-            i = index.get(id(snap), -1)
-            if i >= 0 and columns.snapshots[i] is snap:
-                at[j] = i
-    known, unknown = np.flatnonzero(at >= 0), np.flatnonzero(at < 0)
+    (object; None throughout unless ``with_last``). Unsorted; a non-finite or missing price
+    is no candidate. ColumnSnapshots are read from their columns (``buddy.levels.columns``),
+    the others from the objects: the same values."""
+    held, unknown = by_columns(snapshots)
     parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = []
-    if len(known) and held is not None:
-        parts.append((known, _column_candidates(held[0], at[known],
-                                                [snapshots[j] for j in known.tolist()],
-                                                pivot_method)))
+    for columns, where, rows in held:
+        parts.append((where, _column_candidates(columns, rows, pivot_method,
+                                                with_last=with_last)))
     if len(unknown) or not parts:
         parts.append((unknown, _object_candidates([snapshots[j] for j in unknown.tolist()],
                                                   pivot_method)))
@@ -271,12 +248,11 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
                  for c in range(len(parts[0][1])))
 
 
-def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
-                       snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
-                       ) -> tuple[np.ndarray, ...]:
-    """Return ``_object_candidates`` of ``snapshots``, read from rows ``at`` of ``columns``."""
-    n = len(snapshots)
-    fixed = columns.fixed[at]
+def _column_candidates(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
+                       with_last: bool) -> tuple[np.ndarray, ...]:
+    """Return ``_object_candidates`` of the snapshots of rows ``at`` of ``columns``."""
+    n = len(at)
+    fixed = columns.fixed[at][:, _FIXED_COLUMNS]
     f_snap, f_pos = np.nonzero(np.isfinite(fixed))
     f_price = fixed[f_snap, f_pos]
     f_name = np.array([name for _, name, _ in _FIXED], dtype=object)[f_pos]
@@ -312,23 +288,34 @@ def _column_candidates(columns: SnapshotColumns, at: np.ndarray,
     s_snap, s_price = s_snap[keep], s_price[keep]
     s_pos = within[keep] + 4 + p_count[s_snap]
     element = element[keep]
-    s_last = columns.sr_last[element]
     touches = columns.sr_touches[element].astype(np.int64)
     # a label per distinct (kind, touches), as the object path spells it
     kind_code, kinds = pd.factorize(columns.sr_kind[element])
-    pairs, inverse = np.unique(np.column_stack([kind_code, touches]).reshape(-1, 2), axis=0,
-                               return_inverse=True)
-    s_label = np.array([f"{kinds[kind]} cluster ({count} touches)"
-                        for kind, count in pairs.tolist()] + [None], dtype=object)[:-1]
-    s_name = s_label[inverse.reshape(-1)]
-    snap_ts = np.fromiter(map(attrgetter("ts"), snapshots), dtype=object, count=n)
-    tf_code, timeframes = pd.factorize(np.fromiter(map(attrgetter("timeframe"), snapshots),
-                                                   dtype=object, count=n),
-                                       use_na_sentinel=False)
+    one_of, label_of = distinct(kind_code, touches)
+    s_label = np.array([f"{kinds[kind_code[j]]} cluster ({touches[j]} touches)"
+                        for j in one_of.tolist()] + [None], dtype=object)[:-1]
+    s_name = s_label[label_of]
+    tf_code, timeframes = pd.factorize(
+        np.fromiter((columns.timeframe[i] for i in at.tolist()), dtype=object, count=n),
+        use_na_sentinel=False)
     bar_cache: dict[str, float] = {}
     snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in timeframes.tolist()],
                         dtype=np.float64).reshape(-1)[tf_code] if n else np.zeros(0)
-    weight = _touch_weights(snap_ts, s_snap, touches, s_last, snap_bar[s_snap])
+    # the stored times are whole microseconds: other times as the objects give them
+    snap_ns = columns.bar_ns[at][s_snap]
+    last_ns = columns.sr_last_ns[element]
+    weight = np.full(len(touches), math.nan)
+    has = touches != 0
+    exact = has & (snap_ns % 1000 == 0) & (last_ns % 1000 == 0)
+    fast = np.flatnonzero(exact)
+    weight[fast] = _decayed(touches[fast], snap_ns[fast] // 1000, last_ns[fast] // 1000,
+                            snap_bar[s_snap][fast])
+    for i in np.flatnonzero(has & ~exact).tolist():
+        weight[i] = _touch_weight(utc_datetime(int(snap_ns[i])), int(touches[i]),
+                                  utc_datetime(int(last_ns[i])), float(snap_bar[s_snap[i]]))
+    s_last = (np.fromiter(map(utc_datetime, last_ns.tolist()), dtype=object,
+                          count=len(last_ns)) if with_last
+              else np.full(len(last_ns), None, dtype=object))
     return _stacked((f_snap, p_snap, s_snap), (f_pos, p_pos, s_pos), (f_price, p_price, s_price),
                     (f_name, p_name, s_name), f_bits, touches, weight, s_last)
 
@@ -407,53 +394,67 @@ def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
 #: The last _snapshot_matrices call: (pivot method, its snapshots, its result). The level
 #: checks of one batch (entry_quality, missing_scanner) merge the same snapshots; the entry
 #: holds its snapshots, so no other object can take their ids while it is kept.
-_LAST_MATRICES: list[tuple[str, list[Any], tuple[list[np.ndarray], np.ndarray]]] = []
+_Matrices = tuple[list[np.ndarray | None], np.ndarray, np.ndarray]
+_LAST_MATRICES: list[tuple[tuple[str, bool], list[Any], _Matrices]] = []
 
 
-def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
-                       ) -> tuple[list[np.ndarray], np.ndarray]:
+def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
+                       with_last: bool = True) -> _Matrices:
     """Return the candidates of each of ``snaps`` (distinct objects, None: none) sorted by
-    (price, name), ties in input order, as (snapshot, k) matrices (price, name, source bits,
-    touches, touch weight, last touch) and each snapshot's count; the last call's result
-    again for the same snapshot objects (pieces are not changed once built)."""
+    (price, name), ties in input order, as (snapshot, k) matrices (price, name number,
+    source bits, touches, touch weight, last touch: None unless ``with_last``), each
+    snapshot's count and the names by number; the last call's result again for the same
+    snapshot objects (pieces are not changed once built)."""
     if _LAST_MATRICES:
         method, held, result = _LAST_MATRICES[0]
-        if method == pivot_method and len(held) == len(snaps) and all(
+        if method == (pivot_method, with_last) and len(held) == len(snaps) and all(
                 map(operator.is_, held, snaps)):
             return result
-    result = _sorted_candidates(snaps, pivot_method)
-    _LAST_MATRICES[:] = [(pivot_method, list(snaps), result)]
+    result = _sorted_candidates(snaps, pivot_method, with_last=with_last)
+    _LAST_MATRICES[:] = [((pivot_method, with_last), list(snaps), result)]
     return result
 
 
-def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str
-                       ) -> tuple[list[np.ndarray], np.ndarray]:
+def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
+                       with_last: bool) -> _Matrices:
     """Return ``_snapshot_matrices`` (computed)."""
     present = [s for s, snap in enumerate(snaps) if snap is not None]
-    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method)
+    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method,
+                                 with_last=with_last)
     c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
     c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
-    # sorted by (snapshot, price, name), ties in input order, into (snapshot, k) matrices
-    snap_c = np.array(c_snap, dtype=np.int64)
-    price_c = np.array(c_price, dtype=np.float64)
-    name_code, name_unique = pd.factorize(np.array(c_name, dtype=object))
+    name_code, name_unique = pd.factorize(np.asarray(c_name, dtype=object))
     name_rank = np.empty(len(name_unique), dtype=np.int64)
     name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
         len(name_unique))
-    order = np.lexsort((c_position, name_rank[name_code], price_c, snap_c))
+    # each snapshot's candidates in a row of (snapshot, position) matrices, sorted within
+    # the row by (price, name), ties in position order (a stable sort); the padding (no
+    # candidate there: every candidate's price is finite) sorts last
     n_snap = len(snaps)
-    count_s = np.bincount(snap_c, minlength=n_snap)
+    width = int(c_position.max()) + 1 if len(c_position) else 0
+    at = (c_snap, c_position)
+    price_by_place = np.full((n_snap, width), np.inf)
+    price_by_place[at] = c_price
+    rank_by_place = np.full((n_snap, width), len(name_unique), dtype=np.int64)
+    rank_by_place[at] = name_rank[name_code]
+    order = np.lexsort((rank_by_place, price_by_place), axis=1)
+    count_s = np.bincount(c_snap, minlength=n_snap)
     k = int(count_s.max()) if n_snap else 0
-    at = (snap_c[order], np.arange(len(order)) - np.repeat(np.cumsum(count_s) - count_s,
-                                                            count_s))
-    matrices = []
-    for values, dtype, fill in ((price_c, np.float64, np.nan), (c_name, object, None),
+    order = order[:, :k]
+    padding = np.arange(k)[None, :] >= count_s[:, None]
+    matrices: list[np.ndarray | None] = []
+    for values, dtype, fill in ((c_price, np.float64, np.nan), (name_code, np.int64, -1),
                                 (c_bits, np.int64, 0), (c_touch, np.int64, 0),
                                 (c_weight, np.float64, np.nan), (c_last, object, None)):
-        matrix = np.full((n_snap, k), fill, dtype=dtype)
-        matrix[at] = np.array(values, dtype=dtype)[order] if len(order) else fill
+        if values is c_last and not with_last:
+            matrices.append(None)
+            continue
+        by_place = np.full((n_snap, width), fill, dtype=dtype)
+        by_place[at] = np.asarray(values, dtype=dtype)
+        matrix = np.take_along_axis(by_place, order, axis=1)
+        matrix[padding] = fill
         matrices.append(matrix)
-    return matrices, count_s
+    return matrices, count_s, np.asarray(name_unique, dtype=object)
 
 
 def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
@@ -471,55 +472,78 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
     first_of = np.zeros(len(distinct), dtype=np.int64)
     first_of[codes[::-1]] = np.arange(len(snapshots))[::-1]
     snaps = [snapshots[i] for i in first_of.tolist()]
-    per_snapshot, count_s = _snapshot_matrices(snaps, pivot_method)
-    return _merge_pairs(per_snapshot, count_s, codes, atr, merge_atr=merge_atr)
+    per_snapshot, count_s, vocabulary = _snapshot_matrices(snaps, pivot_method)
+    return _merge_pairs(per_snapshot, count_s, vocabulary, codes, atr, merge_atr=merge_atr)
 
 
-def _merge_pairs(per_snapshot: list[np.ndarray], count_s: np.ndarray, codes: np.ndarray,
-                 atr: np.ndarray, *, merge_atr: float) -> _Merged:
+def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
+                 vocabulary: np.ndarray, codes: np.ndarray, atr: np.ndarray, *,
+                 merge_atr: float) -> _Merged:
     """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``)."""
-    k = per_snapshot[0].shape[1]
-    matrices = [matrix[codes] for matrix in per_snapshot]  # per pair (copies)
-    price, name, bits, touch, weight, last = matrices
-    count = count_s[codes]
-    # groups, column by column
+    price_s, name, bits_s, touch_s, weight_s, last = per_snapshot
+    assert price_s is not None and bits_s is not None and touch_s is not None
+    assert weight_s is not None and name is not None
+    k = price_s.shape[1]
+    codes = np.asarray(codes, dtype=np.int64)
     n = len(codes)
+    count = count_s[codes]
     atr = np.asarray(atr, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
-    rows = np.arange(n)
-    group = np.zeros((n, max(k, 1)), dtype=np.int64)  # a column even without candidates
-    start = np.zeros(n, dtype=np.int64)
+    # groups, column by column over the pairs that still have candidates (pairs by count,
+    # most first, so those are a leading slice): a candidate opens a group when it lies
+    # more than the width above its group's first
+    by_count = np.argsort(-count, kind="stable")
+    price = price_s[codes[by_count]]
+    sorted_count, sorted_width = count[by_count], width[by_count]
+    active = np.searchsorted(-sorted_count, -np.arange(k), side="left")  # count > t
+    group = np.zeros((n, max(k, 1)), dtype=np.int64)
+    start_price = price[:, 0].copy() if k else np.zeros(n)
     for t in range(1, k):
+        m = int(active[t])
+        if not m:
+            break
         with np.errstate(invalid="ignore"):
-            new = (t < count) & ~(price[:, t] - price[rows, start] <= width)
-        start = np.where(new, t, start)
-        group[:, t] = group[:, t - 1] + new
-    n_groups = np.where(count > 0, group[rows, np.maximum(count - 1, 0)] + 1, 0)
+            new = ~(price[:m, t] - start_price[:m] <= sorted_width[:m])
+        start_price[:m] = np.where(new, price[:m, t], start_price[:m])
+        group[:m, t] = group[:m, t - 1] + new
+    # every candidate of every pair, pairs in order and each pair's by price
+    rows = np.arange(n)
+    member_pair = np.repeat(rows, count)
+    member_t = np.arange(len(member_pair)) - np.repeat(np.cumsum(count) - count, count)
+    place = np.empty(n, dtype=np.int64)
+    place[by_count] = rows
+    member_group = group[place[member_pair], member_t]
+    n_groups = np.zeros(n, dtype=np.int64)
+    if len(member_pair):
+        last_member = np.cumsum(count) - 1
+        has = count > 0
+        n_groups[has] = member_group[last_member[has]] + 1
     offset = np.cumsum(n_groups) - n_groups
+    g = offset[member_pair] + member_group  # ascending: a group's members are contiguous
     size = int(n_groups.sum())
-    total, touch_weight = np.zeros(size), np.zeros(size)
-    low, high = np.zeros(size), np.zeros(size)
-    first = np.zeros(size, dtype=np.int64)
-    members = np.zeros(size, dtype=np.int64)
+    snap = codes[member_pair]
+    value = price_s[snap, member_t]
+    weight = weight_s[snap, member_t]
+    opens = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
+    closes = np.r_[opens[1:], len(g)][:len(opens)] - 1  # no group: none
+    # sums added in price order, one member after another, as a loop over them would
+    total = np.bincount(g, weights=value, minlength=size)
+    touch_weight = np.bincount(g, weights=np.where(np.isnan(weight), 0.0, weight),
+                               minlength=size)
+    members = np.bincount(g, minlength=size).astype(np.int64)
+    bits = bits_s[snap, member_t]
     sources = np.zeros(size, dtype=np.int64)
-    touches = np.zeros(size, dtype=np.int64)
-    for t in range(k):  # in price order, so each sum adds as a loop over the members would
-        on = np.flatnonzero(t < count)
-        g = offset[on] + group[on, t]
-        value = price[on, t]
-        opens = members[g] == 0
-        low[g[opens]], first[g[opens]] = value[opens], t
-        high[g] = value
-        total[g] += value
-        members[g] += 1
-        sources[g] |= bits[on, t]
-        touches[g] += touch[on, t]
-        add_weight = ~np.isnan(weight[on, t])
-        touch_weight[g[add_weight]] += weight[on, t][add_weight]
-    return _Merged(pair=np.repeat(rows, n_groups), first=first, members=members, total=total,
-                   low=low, high=high, sources=sources, touch_weight=touch_weight,
-                   touches=touches, name=name, last=last)
+    for _, bit in _SOURCE_BITS:  # the OR of the members' bits, bit by bit
+        sources |= np.where(np.bincount(g, weights=(bits & bit) != 0, minlength=size) > 0,
+                            bit, 0)
+    # integer counts: exact as float sums
+    touches = np.bincount(g, weights=touch_s[snap, member_t], minlength=size)
+    return _Merged(pair=np.repeat(rows, n_groups), snapshot=codes,
+                   first=member_t[opens], members=members, total=total, low=value[opens],
+                   high=value[closes], sources=sources.astype(np.int64),
+                   touch_weight=touch_weight, touches=touches.astype(np.int64), name=name,
+                   last=last, vocabulary=vocabulary)
 
 
 def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
@@ -533,7 +557,9 @@ def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
     strength, names = merged.strength(groups).tolist(), merged.names(groups)
     out = []
     for g in groups.tolist():
-        lasts = [x for x in merged.last[0, merged.first[g]:merged.first[g] + merged.members[g]]
+        assert merged.last is not None
+        lasts = [x for x in merged.last[merged.snapshot[0],
+                                        merged.first[g]:merged.first[g] + merged.members[g]]
                  if x is not None]
         out.append(ConsolidatedLevel(
             price=float(merged.total[g] / merged.members[g]), low=float(merged.low[g]),
@@ -567,45 +593,58 @@ def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
     """Return the levels of strength at least ``min_strength`` for each row (``code``: its
     distinct snapshot, None or another type where there is none; ``atr``: its ATR, price)."""
     atr = np.asarray(atr, dtype=np.float64)
-    key = np.column_stack([code.astype(np.float64), np.nan_to_num(atr, nan=-1.0)])
-    pairs, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    first, inverse = distinct(np.asarray(code, dtype=np.int64), np.nan_to_num(atr, nan=-1.0))
     if pivot_method not in PIVOT_METHODS:
         raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
     # the candidates of every snapshot given (once per batch: the level checks of one batch
     # pass the same snapshots, each with its own rows), merged for the pairs in use
-    per_snapshot, count_s = _snapshot_matrices(
+    per_snapshot, count_s, vocabulary = _snapshot_matrices(
         [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots],
-        pivot_method)
-    merged = _merge_pairs(per_snapshot, count_s, code[first].astype(np.int64), atr[first],
-                          merge_atr=merge_atr)
+        pivot_method, with_last=False)
+    merged = _merge_pairs(per_snapshot, count_s, vocabulary, code[first].astype(np.int64),
+                          atr[first], merge_atr=merge_atr)
     raw = _POPCOUNT[merged.sources] + TOUCH_WEIGHT * merged.touch_weight
     # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
     near = np.flatnonzero(raw >= min_strength - 1e-9 - 1e-6)
     strength = merged.strength(near)
     strong = strength >= min_strength - 1e-9
     kept, strength = near[strong], strength[strong]
-    # a level of one member is named by it (most are): joins only where members merged
-    alone = merged.members[kept] == 1
-    named = merged.name[merged.pair[kept], merged.first[kept]]
-    merged_at = np.flatnonzero(~alone)
-    for i, members in zip(merged_at.tolist(), merged.names(kept[merged_at]), strict=True):
-        named[i] = " / ".join(members)
-    level_names = named.tolist()
-    names = sorted(set(level_names))
+    named = _level_names(merged, kept)
+    level_code, level_names = pd.factorize(named)
+    names = sorted(level_names.tolist())
     rank_of = {name: i for i, name in enumerate(names)}
     pair = merged.pair[kept]
-    per_pair = np.bincount(pair, minlength=len(pairs))
+    per_pair = np.bincount(pair, minlength=len(first))
     width = int(per_pair.max()) if len(kept) else 0
     at = (pair, np.arange(len(kept)) - np.repeat(np.cumsum(per_pair) - per_pair, per_pair))
-    shape = (len(pairs), width)
+    shape = (len(first), width)
     price, strengths = np.full(shape, np.nan), np.full(shape, np.nan)
     touches, rank = np.zeros(shape, dtype=np.int64), np.full(shape, NO_RANK, dtype=np.int64)
     price[at] = merged.total[kept] / merged.members[kept]
     strengths[at] = strength
     touches[at] = merged.touches[kept]
-    rank[at] = np.array([rank_of[name] for name in level_names], dtype=np.int64)
+    rank[at] = np.array([rank_of[name] for name in level_names.tolist()],
+                        dtype=np.int64).reshape(-1)[level_code]
     return LevelTable(code=inverse.reshape(-1), price=price, strength=strengths,
                       touches=touches, rank=rank, names=np.array(names, dtype=object))
+
+
+def _level_names(merged: _Merged, groups: np.ndarray) -> np.ndarray:
+    """Return the name of each of ``groups``: its members' names joined by ' / ', by price
+    (a level of one member, as most are, by that member's); each distinct run of names
+    joined once."""
+    snap = merged.snapshot[merged.pair[groups]]
+    first, members = merged.first[groups], merged.members[groups]
+    numbers = merged.name[snap, first]
+    named = merged.vocabulary[numbers] if len(groups) else np.zeros(0, dtype=object)
+    for m in np.unique(members[members > 1]).tolist():
+        at = np.flatnonzero(members == m)
+        runs = merged.name[snap[at][:, None], first[at][:, None] + np.arange(m)[None, :]]
+        one_of, run = distinct(*runs.T)
+        joined = np.array([" / ".join(merged.vocabulary[runs[j]].tolist())
+                           for j in one_of.tolist()], dtype=object)
+        named[at] = joined[run]
+    return np.asarray(named, dtype=object)
 
 
 def row_atr(ctx: BatchContext) -> tuple[np.ndarray, np.ndarray]:

@@ -19,10 +19,10 @@ compare directly with the pack's bars and the trader's prices.
 every bar joined to its key_levels row is read once per process (``all_levels``, kept while
 the file is unchanged), each row's last closed bar is found with ``searchsorted`` and its
 split divisor computed column-wise, and rows on the same stored bar and basis share one
-snapshot. The snapshots of a batch's distinct stored bars are built column by column
-(``snapshot_columns``: one ``take`` of their rows, the float divisions over arrays, one
-datetime per distinct time and one PriceLevel per distinct stored cluster), and their columns
-are handed to the level merge (``buddy.levels.consolidate.remember_columns``).
+snapshot. The snapshots of a batch's distinct stored bars are read column by column
+(``snapshot_columns``: one ``take`` of their rows, the float divisions over arrays) into
+``buddy.levels.columns.LevelColumns``; each row's piece is a ``ColumnSnapshot`` of it, whose
+fields are made only when someone reads one (the level checks read the columns instead).
 Rows computed on demand (no stored row) or carrying the user's anchors go through the scalar
 path, once per (user, as_of).
 """
@@ -34,8 +34,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
@@ -43,7 +42,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buddy.batch.columns import distinct, utc_ns
+from buddy.batch.columns import utc_ns
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -56,13 +55,20 @@ from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import to_session_index
 from buddy.data.splits import split_factor_as_of
+from buddy.levels.columns import (
+    FIXED_PRICES,
+    VWAP_BANDS,
+    ColumnSnapshot,
+    LevelColumns,
+    as_utc,
+    utc_datetime,
+)
 from buddy.levels.compute import (
     LEVELS_VERSION,
     LevelAnchor,
     compute_key_levels,
     user_anchor_vwaps,
 )
-from buddy.levels.consolidate import SnapshotColumns, remember_columns
 from buddy.store import Store
 from buddy.store.bars import symbol_actions
 from buddy.store.levels import (
@@ -169,14 +175,14 @@ def snapshot_from_row(symbol: str, timeframe: str, ts: Any, row: Mapping[str, An
     vwaps = [*(_nested(row.get("anchored_vwap_levels")) or ()), *extra_vwaps]
     levels = _nested(row.get("support_resistance")) or ()
     return KeyLevelsSnapshot(
-        symbol=symbol, timeframe=str(timeframe), ts=_utc(ts),
+        symbol=symbol, timeframe=str(timeframe), ts=as_utc(ts),
         prior_day_high=price(row.get("prior_day_high")),
         prior_day_low=price(row.get("prior_day_low")),
         prior_day_close=price(row.get("prior_day_close")),
         pivots={method: {name: float(v) / divisor for name, v in values.items()}
                 for method, values in pivots.items() if values},
         anchored_vwaps=tuple(AnchoredVWAP(
-            anchor=v["anchor"], anchor_ts=_utc(v["anchor_ts"]), vwap=v["vwap"] / divisor,
+            anchor=v["anchor"], anchor_ts=as_utc(v["anchor_ts"]), vwap=v["vwap"] / divisor,
             upper_1=v["upper_1"] / divisor, lower_1=v["lower_1"] / divisor,
             upper_2=v["upper_2"] / divisor, lower_2=v["lower_2"] / divisor) for v in vwaps),
         rolling_range_high=price(row.get("rolling_range_high")),
@@ -201,7 +207,7 @@ def _price_levels(levels: Sequence[Mapping[str, Any]], divisor: float, memo: dic
     if out is None:
         out = tuple(PriceLevel(
             price=level["price"] / divisor, kind=level["kind"], touches=int(level["touches"]),
-            last_touch=_utc(level["last_touch"])) for level in levels)
+            last_touch=as_utc(level["last_touch"])) for level in levels)
         if key is not None:
             memo[key] = out
     return out
@@ -222,24 +228,15 @@ def _nested(value: Any) -> Any:
     return list(value) if isinstance(value, np.ndarray) else value
 
 
-@lru_cache(maxsize=65_536)  # snapshots repeat the same anchor and touch times
-def _utc(value: Any) -> datetime:
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
 
 
 # ---------------------------------------------------------------- snapshots from columns
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def utc_datetimes(ns: np.ndarray) -> list[datetime]:
-    """Return int64 UTC nanoseconds as the datetimes ``_utc`` gives (tzinfo ``UTC``), one
+    """Return int64 UTC nanoseconds as the datetimes ``as_utc`` gives (tzinfo ``UTC``), one
     object per distinct value."""
     distinct_ns, inverse = np.unique(np.asarray(ns, dtype=np.int64), return_inverse=True)
-    # whole microseconds (every stored time) by arithmetic; anything else as _utc makes it
-    made = [_EPOCH + timedelta(microseconds=x // 1000) if x % 1000 == 0 else _utc(x)
-            for x in distinct_ns.tolist()]
+    # whole microseconds (every stored time) by arithmetic; anything else as as_utc makes it
+    made = [utc_datetime(x) for x in distinct_ns.tolist()]
     return [made[i] for i in inverse.reshape(-1).tolist()]
 
 
@@ -276,34 +273,30 @@ def _row_has(offsets: np.ndarray, flag: np.ndarray) -> np.ndarray:
 def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
                            timeframes: Sequence[str]) -> list[KeyLevelsSnapshot]:
     """Return ``snapshot_from_row`` of each row of ``table`` (the ``all_levels`` snapshot
-    columns, times as int64 UTC ns) with its ``divisor``, symbol and timeframe, built column
-    by column: the same float divisions and objects, equal support/resistance lists of one
-    divisor sharing one tuple. A row with a NULL where the row form expects a value goes
-    through ``snapshot_from_row`` itself (and fails as it fails)."""
+    columns, times as int64 UTC ns) with its ``divisor``, symbol and timeframe, read column
+    by column (``snapshot_columns``): the same float divisions and values, equal
+    support/resistance lists of one divisor sharing one tuple. A row with a NULL where the
+    row form expects a value goes through ``snapshot_from_row`` itself (and fails as it
+    fails)."""
     return snapshot_columns(table, divisor, symbols, timeframes).snapshots
 
 
 def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
-                     timeframes: Sequence[str]) -> SnapshotColumns:
-    """Return ``snapshots_from_columns`` with the columns the level merge reads of them
-    (``buddy.levels.consolidate.SnapshotColumns``; rows built by the row form unusable)."""
+                     timeframes: Sequence[str]) -> LevelColumns:
+    """Return the rows of ``table`` as ``LevelColumns`` (prices divided by ``divisor`` as
+    ``snapshot_from_row`` divides them) with their snapshots: a ColumnSnapshot per usable
+    row (fields made on first read), the row form's snapshot for the others."""
     n = table.num_rows
     divisor = np.asarray(divisor, dtype=np.float64)
     odd = np.zeros(n, dtype=bool)  # rows the row form builds
     bar_ns = table.column("bar_ts")
     odd |= bar_ns.is_null().to_numpy(zero_copy_only=False)
-    ts = utc_datetimes(bar_ns.fill_null(0).to_numpy())
-    fixed: dict[str, list[float | None]] = {}
-    for name in ("prior_day_high", "prior_day_low", "prior_day_close", "rolling_range_high",
-                 "rolling_range_low"):
-        raw = table.column(name).to_numpy()  # NULL -> NaN: None either way
-        fixed[name] = (raw / divisor).tolist()
-        for i in np.flatnonzero(np.isnan(raw)).tolist():
-            fixed[name][i] = None
+    fixed = np.column_stack([table.column(name).to_numpy() for name in FIXED_PRICES]
+                            ).reshape(n, len(FIXED_PRICES)) / divisor[:, None]  # NULL: NaN
     versions = [str(v or LEVELS_VERSION) for v in table.column("version").to_pylist()]
-    # pivots: method -> (names, per row its prices or None when the method is NULL)
+    # pivots: method -> (names, per row its prices, whether the method is there)
     pivots_array, methods = _children(table.column("pivots"))
-    families: list[tuple[str, list[str], list[Any], list[bool], np.ndarray, np.ndarray]] = []
+    pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     for field, family in zip(pivots_array.type, methods, strict=True):
         valid = family.is_valid().to_numpy(zero_copy_only=False)
         names = [f.name for f in family.type]
@@ -312,79 +305,42 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
             odd |= valid & value.is_null().to_numpy(zero_copy_only=False)
         matrix = (np.column_stack([v.to_numpy(zero_copy_only=False) for v in values])
                   if values else np.zeros((n, 0))) / divisor[:, None]
-        families.append((field.name, names, matrix.tolist(), valid.tolist(), matrix, valid))
+        pivots[field.name] = (names, matrix, valid & bool(names))
     # anchored VWAPs, in their stored order
     v_off, v_fields, v_null = _listed(table.column("anchored_vwap_levels"))
     odd |= _row_has(v_off, v_null)
     v_div = np.repeat(divisor, np.diff(v_off))
-    v_anchor = v_fields["anchor"].to_pylist()
-    v_ts = utc_datetimes(v_fields["anchor_ts"].fill_null(0).to_numpy())
-    bands = [(v_fields[name].to_numpy(zero_copy_only=False) / v_div).tolist()
-             for name in ("vwap", "upper_1", "lower_1", "upper_2", "lower_2")]
-    vwaps = [AnchoredVWAP(anchor=anchor, anchor_ts=at, vwap=vwap, upper_1=u1, lower_1=l1,
-                          upper_2=u2, lower_2=l2)
-             for anchor, at, vwap, u1, l1, u2, l2 in zip(v_anchor, v_ts, *bands, strict=True)]
-    # support/resistance: one tuple per distinct (divisor, stored list)
+    bands = np.column_stack([v_fields[name].to_numpy(zero_copy_only=False) / v_div
+                             for name in VWAP_BANDS]).reshape(len(v_div), len(VWAP_BANDS))
+    # support/resistance clusters
     s_off, s_fields, s_null = _listed(table.column("support_resistance"))
     odd |= _row_has(s_off, s_null)
-    s_raw = s_fields["price"].to_numpy(zero_copy_only=False)
-    s_price_array = s_raw / np.repeat(divisor, np.diff(s_off))
-    s_price = s_price_array.tolist()
-    s_kind = s_fields["kind"].to_pylist()
-    s_touch = s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False).tolist()
-    s_last_ns = s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False)
-    s_last = utc_datetimes(s_last_ns)
-    # one PriceLevel per distinct (divisor, stored cluster), bit for bit
-    # hashed, not sorted: the bit patterns of the floats, so equal means bit for bit
-    first_of, s_code_array = distinct(
-        np.repeat(divisor, np.diff(s_off)).view(np.int64), s_raw.view(np.int64),
-        np.fromiter(s_kind, dtype=object, count=len(s_kind)),
-        np.asarray(s_touch, dtype=np.int64), s_last_ns.astype(np.int64))
-    s_code = s_code_array.tolist()
-    made_levels = [PriceLevel(price=s_price[j], kind=s_kind[j], touches=s_touch[j],
-                              last_touch=s_last[j]) for j in first_of.tolist()]
-    s_level = [made_levels[c] for c in s_code]
-    memo: dict[Any, tuple[PriceLevel, ...]] = {}
-    v_off_l, s_off_l, divisor_l = v_off.tolist(), s_off.tolist(), divisor.tolist()
-    odd_l = odd.tolist()
-    out: list[KeyLevelsSnapshot] = []
+    s_raw = s_fields["price"].to_numpy(zero_copy_only=False).astype(np.float64)
+    s_kind = s_fields["kind"].to_numpy(zero_copy_only=False).astype(object)
+    v_anchor = v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object)
+    v_anchor_number, v_anchor_names = pd.factorize(v_anchor)
+    columns = LevelColumns(
+        symbol=list(symbols), timeframe=[str(tf) for tf in timeframes],
+        bar_ns=bar_ns.fill_null(0).to_numpy().astype(np.int64), version=versions,
+        divisor=divisor, fixed=fixed, pivots=pivots, vwap_offsets=v_off,
+        vwap_anchor=v_anchor, vwap_anchor_number=v_anchor_number.astype(np.int64),
+        vwap_anchor_names=np.asarray(v_anchor_names, dtype=object),
+        vwap_anchor_ns=v_fields["anchor_ts"].fill_null(0).to_numpy().astype(np.int64),
+        vwap_bands=bands, sr_offsets=s_off, sr_raw=s_raw,
+        sr_price=s_raw / np.repeat(divisor, np.diff(s_off)), sr_kind=s_kind,
+        sr_touches=s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False
+                                                              ).astype(np.int64),
+        sr_last_ns=s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False
+                                                                 ).astype(np.int64),
+        usable=~odd)
+    snapshots: list[KeyLevelsSnapshot] = columns.snapshots
+    snapshots += ColumnSnapshot.many(columns, range(n))
     row_memo: dict[Any, Any] = {}
-    for i in range(n):
-        if odd_l[i]:
-            row = table.slice(i, 1).to_pylist()[0]
-            out.append(snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
-                                         divisor=divisor_l[i], memo=row_memo))
-            continue
-        a, b = s_off_l[i], s_off_l[i + 1]
-        levels: tuple[PriceLevel, ...] = ()
-        if b > a:
-            key = tuple(s_code[a:b])
-            levels = memo.get(key)  # type: ignore[assignment]
-            if levels is None:
-                levels = memo[key] = tuple(s_level[a:b])
-        out.append(KeyLevelsSnapshot(
-            symbol=symbols[i], timeframe=str(timeframes[i]), ts=ts[i],
-            prior_day_high=fixed["prior_day_high"][i],
-            prior_day_low=fixed["prior_day_low"][i],
-            prior_day_close=fixed["prior_day_close"][i],
-            pivots={method: dict(zip(names, prices[i], strict=True))
-                    for method, names, prices, valid, _, _ in families
-                    if valid[i] and names},
-            anchored_vwaps=tuple(vwaps[v_off_l[i]:v_off_l[i + 1]]),
-            rolling_range_high=fixed["rolling_range_high"][i],
-            rolling_range_low=fixed["rolling_range_low"][i],
-            support_resistance=levels, version=versions[i]))
-    fixed_prices = np.column_stack([
-        table.column(name).to_numpy() / divisor for name in (
-            "prior_day_high", "prior_day_low", "rolling_range_high", "rolling_range_low")])
-    return SnapshotColumns(
-        snapshots=out, usable=~odd, fixed=fixed_prices.reshape(n, 4),
-        pivots={method: (names, matrix, valid & bool(names))
-                for method, names, _, _, matrix, valid in families},
-        sr_offsets=s_off, sr_price=s_price_array,
-        sr_kind=np.fromiter(s_kind, dtype=object, count=len(s_kind)),
-        sr_touches=np.asarray(s_touch, dtype=np.int64).reshape(-1),
-        sr_last=np.fromiter(s_last, dtype=object, count=len(s_last)))
+    for i in np.flatnonzero(odd).tolist():
+        row = table.slice(i, 1).to_pylist()[0]
+        snapshots[i] = snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
+                                         divisor=float(divisor[i]), memo=row_memo)
+    return columns
 
 
 # ---------------------------------------------------------------------------- batch form
@@ -404,7 +360,7 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
                          "timeframe": per_distinct(request.intents["timeframe"],
                                                    lambda v: Timeframe.parse(v).value)})
     table = all_levels(request.store, LEVELS_VERSION)  # every series, once per process
-    shared: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                            ).indices.items():
         rows = np.asarray(rows, dtype=np.int64)
@@ -412,19 +368,18 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
                      symbol_actions(request.store, str(symbol)),
                      symbol_first_anchors(request.store, str(symbol)), rows, t[rows],
                      users[rows], pieces, reasons, shared)
-    _build_shared(table, shared, pieces, reasons)
+    _build_shared(table, shared, keys, pieces, reasons)
     return pieces, reasons
 
 
 def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
                  actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
                  t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
-                 shared_out: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray,
-                                        np.ndarray]]) -> None:
+                 shared_out: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, except the
-    rows on a stored bar without anchors: those go to ``shared_out`` as (symbol, timeframe,
-    stored rows of the distinct snapshots, their divisors, group codes, rows) for one
-    column-wise build over the batch (``_build_shared``)."""
+    rows on a stored bar without anchors: those go to ``shared_out`` as (their stored rows
+    of ``table``, their split divisors, the rows) for one column-wise build over the batch
+    (``_build_shared``)."""
     a, b = table.rows.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
@@ -440,8 +395,7 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
     if len(shared):
         at = position[shared]
         divisor = split_divisors(table.session[a:b][at], actions, t[shared])
-        codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
-        shared_out.append((symbol, tf, a + at[first], divisor[first], codes, rows[shared]))
+        shared_out.append((a + at, divisor, rows[shared]))
     others = np.flatnonzero(~(stored & ~anchored))
     if len(others):  # no bar, no stored row or the user's anchors: the scalar path
         user_codes, _ = pd.factorize(users[others])
@@ -466,27 +420,26 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build_shared(table: LevelsTable,
-                  shared: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray,
-                                     np.ndarray]],
-                  pieces: np.ndarray, reasons: np.ndarray) -> None:
-    """Build the snapshots of every series' stored rows at once (``snapshots_from_columns``
-    over one ``take``) and spread each to the rows that share it."""
+def _build_shared(table: LevelsTable, shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                  keys: pd.DataFrame, pieces: np.ndarray, reasons: np.ndarray) -> None:
+    """Build the snapshots of the distinct (stored row, divisor) pairs of every series at
+    once (``snapshot_columns`` over one ``take``) and give each to the rows that share it
+    (``keys``: each row's symbol and timeframe)."""
     if not shared:
         return
-    at = np.concatenate([s[2] for s in shared])
-    divisor = np.concatenate([s[3] for s in shared])
-    count = [len(s[2]) for s in shared]
-    symbols = [s[0] for s, k in zip(shared, count, strict=True) for _ in range(k)]
-    timeframes = [s[1] for s, k in zip(shared, count, strict=True) for _ in range(k)]
+    at = np.concatenate([s[0] for s in shared])
+    divisor = np.concatenate([s[1] for s in shared])
+    rows = np.concatenate([s[2] for s in shared])
+    # hashed, not sorted: the divisor's bits, so equal means bit for bit
+    codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
+    made_rows = rows[first]
+    symbols = keys["symbol"].to_numpy(object)[made_rows].tolist()
+    timeframes = keys["timeframe"].to_numpy(object)[made_rows].tolist()
     with _collector_paused():
-        columns = snapshot_columns(table.rows.take(at), divisor, symbols, timeframes)
-    remember_columns(columns)  # the level checks merge these snapshots' columns
-    made = columns.snapshots
-    start = 0
-    for (_, _, _, _, codes, rows), k in zip(shared, count, strict=True):
-        spread([(m, None) for m in made[start:start + k]], codes, rows, pieces, reasons)
-        start += k
+        made = snapshot_columns(table.rows.take(at[first]), divisor[first], symbols,
+                                timeframes).snapshots
+    pieces[rows] = np.fromiter(made, dtype=object, count=len(made))[codes]
+    reasons[rows] = None
 
 
 def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> np.ndarray:

@@ -70,3 +70,95 @@ def test_consolidate_adds_equal_price_members_in_their_order() -> None:
     assert low.sources == ("pivot", "prior_day", "range", "swing")
     assert low.touches == 4 and low.last_touch == AS_OF - pd.Timedelta(days=3)
     assert low.low == 89.9 and low.high == 90.05 and low.price == 90.0
+
+
+def _oracle(snap: KeyLevelsSnapshot, atr: float, pivot_method: str, merge_atr: float,
+            min_strength: float) -> list[tuple[float, float, int, str]]:
+    """The merge as the module docstring states it, one candidate at a time."""
+    found: list[tuple[float, str, int, int, float]] = []  # price, name, bits, touches, weight
+    for field, name, bits in (("prior_day_high", "prior-day high", 1),
+                              ("prior_day_low", "prior-day low", 1),
+                              ("rolling_range_high", "range high", 2),
+                              ("rolling_range_low", "range low", 2)):
+        value = getattr(snap, field)
+        if value is not None and math.isfinite(value):
+            found.append((value, name, bits, 0, 0.0))
+    for key, value in snap.pivots.get(pivot_method, {}).items():
+        if key != "P" and value is not None and math.isfinite(value):
+            found.append((value, f"{pivot_method} pivot {key}", 4, 0, 0.0))
+    for lv in snap.support_resistance:
+        if math.isfinite(lv.price):
+            age = max(0.0, (snap.ts - lv.last_touch).total_seconds() / 86_400.0)
+            found.append((lv.price, f"{lv.kind} cluster ({lv.touches} touches)", 8,
+                          lv.touches, lv.touches * 0.5 ** (age / 60.0)))
+    found.sort(key=lambda c: (c[0], c[1]))  # stable: ties keep their order
+    width = merge_atr * atr if math.isfinite(atr) and atr > 0 else 0.0
+    groups: list[list[tuple[float, str, int, int, float]]] = []
+    for candidate in found:
+        if groups and candidate[0] - groups[-1][0][0] <= width:
+            groups[-1].append(candidate)
+        else:
+            groups.append([candidate])
+    out = []
+    for members in groups:
+        total, weight, bits = 0.0, 0.0, 0
+        for price, _, member_bits, _, member_weight in members:
+            total += price
+            weight += member_weight
+            bits |= member_bits
+        strength = round(bin(bits).count("1") + 0.5 * weight, 6)
+        if strength >= min_strength - 1e-9:
+            out.append((total / len(members), strength, sum(m[3] for m in members),
+                        " / ".join(m[1] for m in members)))
+    return out
+
+
+def _random_snapshot(rng: np.random.Generator) -> KeyLevelsSnapshot:
+    grid = 100.0 + 0.05 * rng.integers(-60, 60, size=40)  # coarse: equal prices are common
+
+    def price(i: int) -> float | None:
+        return None if rng.random() < 0.1 else float(grid[i])
+
+    clusters = tuple(level(float(grid[20 + j]), str(rng.choice(["support", "resistance"])),
+                           int(rng.integers(1, 5)),
+                           AS_OF - pd.Timedelta(days=int(rng.integers(0, 500))).to_pytimedelta())
+                     for j in range(int(rng.integers(0, 12))))
+    return KeyLevelsSnapshot(
+        symbol="T", timeframe="1d", ts=AS_OF, prior_day_high=price(0), prior_day_low=price(1),
+        prior_day_close=price(2), rolling_range_high=price(3), rolling_range_low=price(4),
+        pivots={"classic": {key: float(grid[5 + j]) for j, key in enumerate(
+            ("P", "R1", "S1", "R2", "S2", "R3", "S3"))}} if rng.random() < 0.9 else {},
+        support_resistance=clusters)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_merge_is_the_plain_loop_over_many_pairs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    snaps = [_random_snapshot(rng) for _ in range(60)]
+    code = rng.integers(0, len(snaps), size=400)
+    atr = rng.choice([np.nan, 0.0, 0.1, 0.4, 1.0, 3.0], size=400)
+    for min_strength in (0.0, 2.0, 3.0):
+        table = level_table(snaps, code, atr, pivot_method="classic", merge_atr=0.25,
+                            min_strength=min_strength)
+        for row in range(len(code)):
+            expected = _oracle(snaps[code[row]], float(atr[row]), "classic", 0.25,
+                               min_strength)
+            pair = table.code[row]
+            width = int((~np.isnan(table.price[pair])).sum())
+            got = list(zip(table.price[pair, :width].tolist(),
+                           table.strength[pair, :width].tolist(),
+                           table.touches[pair, :width].tolist(),
+                           table.name_of(table.rank[pair, :width]).tolist(), strict=True))
+            assert repr(got) == repr(expected)  # bit for bit
+
+
+def test_no_candidates_make_an_empty_table() -> None:
+    table = level_table([None, snapshot(0.0, prior_day_high=None, prior_day_low=None,
+                                       rolling_range_low=None, pivots={},
+                                       support_resistance=())],
+                        np.array([0, 1]), np.array([1.0, 1.0]), pivot_method="classic",
+                        merge_atr=0.25, min_strength=0.0)
+    assert table.price.shape == (2, 0) and table.names.tolist() == []
+    assert consolidate(snapshot(0.0, prior_day_high=None, prior_day_low=None,
+                                rolling_range_low=None, pivots={}, support_resistance=()),
+                       1.0) == ()

@@ -4,16 +4,20 @@ rows with the same stored support/resistance list and divisor share one tuple.""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+import pickle
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.levels import consolidate as cons
+from buddy.levels.columns import ColumnSnapshot, as_utc
 from buddy.levels.provider import (
-    _utc,
     snapshot_columns,
     snapshot_from_row,
     snapshots_from_columns,
@@ -115,7 +119,7 @@ def test_no_rows_make_no_snapshots() -> None:
 def test_utc_datetimes_are_the_scalar_conversions() -> None:
     ns = np.array([T0, T0, -3 * DAY, 0, T0 + 123_456_000, -1_000], dtype=np.int64)
     made = utc_datetimes(ns)
-    assert [repr(x) for x in made] == [repr(_utc(int(x))) for x in ns]
+    assert [repr(x) for x in made] == [repr(as_utc(int(x))) for x in ns]
     assert made[0] is made[1]
 
 
@@ -125,30 +129,35 @@ def _table_arrays(table: cons.LevelTable) -> list[str]:
                                        table.touches, table.rank, table.names)]
 
 
+def _plain(snapshots: list[Any]) -> list[Any]:
+    # the same snapshots as objects of the row form's type: the merge reads their fields
+    return [s.plain() if isinstance(s, ColumnSnapshot) else s for s in snapshots]
+
+
 @pytest.mark.parametrize("pivot_method", cons.PIVOT_METHODS)
-def test_the_merge_reads_remembered_columns_as_it_reads_the_objects(pivot_method: str) -> None:
+def test_the_merge_reads_the_columns_as_it_reads_the_objects(pivot_method: str) -> None:
     rows = [row for row, _ in ROWS]
     divisor = np.array([d for _, d in ROWS])
     columns = snapshot_columns(_table(rows), divisor, ["SYN"] * len(rows), ["1d"] * len(rows))
     assert columns.usable.tolist() == [True] * 5 + [False, True]  # row 5: the row form's
-    # a snapshot built alone (not in the columns) and no snapshot, among the remembered
+    assert [type(s) is ColumnSnapshot for s in columns.snapshots] == columns.usable.tolist()
+    # a snapshot built alone (not in the columns) and no snapshot, among the column ones
     alone = snapshot_from_row("SYN", "1d", rows[0]["bar_ts"], _table(rows).to_pylist()[0],
                               divisor=1.25)
     snapshots: list[Any] = [*columns.snapshots[::-1], alone, None]
     code = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 3], dtype=np.int64)
     atr = np.array([0.5, 1.0, np.nan, 2.0, 0.0, 1.5, 0.25, 0.5, 1.0, 3.0, 2.0])
     given = {"pivot_method": pivot_method, "merge_atr": 0.25, "min_strength": 1.0}
-    cons._COLUMNS.clear()
-    cons._LAST_MATRICES.clear()
-    from_objects = cons.level_table(snapshots, code, atr, **given)
-    cons.remember_columns(columns)
     cons._LAST_MATRICES.clear()
     from_columns = cons.level_table(snapshots, code, atr, **given)
-    assert _table_arrays(from_columns) == _table_arrays(from_objects)
+    present = [s for s in snapshots if s is not None]
+    every = cons._candidate_columns(present, pivot_method)
+    # the merge made none of the column snapshots' objects
+    assert not any(_filled(s) for s in snapshots if type(s) is ColumnSnapshot)
     cons._LAST_MATRICES.clear()
-    every = cons._candidate_columns([s for s in snapshots if s is not None], pivot_method)
-    cons._COLUMNS.clear()
-    objects = cons._candidate_columns([s for s in snapshots if s is not None], pivot_method)
+    from_objects = cons.level_table(_plain(snapshots), code, atr, **given)
+    assert _table_arrays(from_columns) == _table_arrays(from_objects)
+    objects = cons._candidate_columns(_plain(present), pivot_method)
     # the same candidates (unsorted: compared by snapshot and position)
     by_place = [np.lexsort((c[1], c[0])) for c in (every, objects)]
     assert ([repr(c[by_place[0]].tolist()) for c in every]
@@ -156,6 +165,14 @@ def test_the_merge_reads_remembered_columns_as_it_reads_the_objects(pivot_method
     # candidates of every source were compared (pivots of the families the rows hold)
     stored = pivot_method in ("classic", "camarilla")
     assert set(every[4].tolist()) == ({1, 2, 4, 8} if stored else {1, 2, 8})
+
+
+def _filled(snapshot: ColumnSnapshot) -> bool:
+    try:
+        object.__getattribute__(snapshot, "ts")
+    except AttributeError:
+        return False
+    return True
 
 
 #: Row 3: pivots R1 and S1 (P is no level), prior-day low and range high (its prior-day high
@@ -169,12 +186,28 @@ def test_the_merge_reads_columns_without_clusters_or_pivots() -> None:
     columns = snapshot_columns(_table(rows), np.array([3.0, 1.0]), ["SYN"] * 2, ["1d"] * 2)
     code, atr = np.array([0, 1, 1]), np.array([1.0, np.nan, 0.5])
     given = {"pivot_method": "classic", "merge_atr": 0.25, "min_strength": 1.0}
-    cons._COLUMNS.clear()
     cons._LAST_MATRICES.clear()
-    from_objects = cons.level_table(columns.snapshots, code, atr, **given)
-    cons.remember_columns(columns)
+    from_objects = cons.level_table(_plain(columns.snapshots), code, atr, **given)
     cons._LAST_MATRICES.clear()
     from_columns = cons.level_table(columns.snapshots, code, atr, **given)
-    cons._COLUMNS.clear()
     assert _table_arrays(from_columns) == _table_arrays(from_objects)
     assert from_columns.names.tolist() == NAMES_WITHOUT_CLUSTERS
+
+
+def test_a_column_snapshot_is_the_row_forms_snapshot_for_every_reader() -> None:
+    rows = [row for row, _ in ROWS[:2]]
+    columns = snapshot_columns(_table(rows), np.array([1.0, 2.0]), ["SYN"] * 2, ["1d"] * 2)
+    lazy, other = columns.snapshots
+    assert isinstance(lazy, ColumnSnapshot) and not _filled(lazy)
+    alone = snapshot_from_row("SYN", "1d", rows[0]["bar_ts"], _table(rows).to_pylist()[0])
+    assert alone == lazy and lazy == alone and lazy != other and other != alone
+    assert _filled(lazy)  # read once: the fields are kept
+    copied = pickle.loads(pickle.dumps(other))
+    assert type(copied) is KeyLevelsSnapshot and copied == other
+    assert type(copy.copy(other)) is KeyLevelsSnapshot
+    moved = dataclasses.replace(other, version="x")
+    assert moved.version == "x" and moved.prior_day_high == other.prior_day_high
+    with pytest.raises(TypeError):  # unhashable, as the row form's (a dict of pivots)
+        hash(other)
+    with pytest.raises(AttributeError):
+        _ = other.no_such_field  # type: ignore[attr-defined]
