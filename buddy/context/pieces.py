@@ -51,9 +51,16 @@ class RegimeSnapshot:
         probabilities and the transition matrix: 1 - sum_i p_i * A_ii ** h. None without HMM."""
         if not self.hmm_probs or not self.transition_matrix:
             return None
-        stay = sum(p * self.transition_matrix[i][i] ** max(1, horizon_bars)
-                   for i, p in enumerate(self.hmm_probs))
-        return min(1.0, max(0.0, 1.0 - stay))
+        # the batch form on one row: the report's figure and the module's evidence are one
+        # computation (numpy's power and Python's ** may differ in the last bit by CPU)
+        import numpy as np
+
+        from buddy.regime.markov import leave_probability
+
+        stays = [self.transition_matrix[i][i] for i in range(len(self.hmm_probs))]
+        return float(leave_probability(np.array([self.hmm_probs], dtype=np.float64),
+                                       np.array([stays], dtype=np.float64),
+                                       np.array([horizon_bars]))[0])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -131,6 +131,12 @@ def test_leave_probability_is_the_snapshots_bit_for_bit() -> None:
     got = leave_probability(probs, stays, np.array(horizons))
     want = [s.transition_risk(h) for s, h in zip(snapshots, horizons, strict=True)]
     assert got.tolist() == want
+    # and both are the formula 1 - sum_i p_i * A_ii ** max(1, h), clamped to [0, 1] (to the
+    # last bits: numpy's power and Python's ** may round differently on some CPUs)
+    for s, h, value in zip(snapshots, horizons, want, strict=True):
+        stay = sum(p * s.transition_matrix[i][i] ** max(1, h)
+                   for i, p in enumerate(s.hmm_probs))
+        assert value == pytest.approx(min(1.0, max(0.0, 1.0 - stay)), rel=1e-12, abs=1e-15)
 
 
 def test_stationary_mix_and_expected_stay_against_the_chain_itself() -> None:
