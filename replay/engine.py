@@ -929,9 +929,10 @@ def write_chunk(store: Store, run_key: int, rows: ChunkRows,
                 outcomes: pd.DataFrame | None) -> None:
     """Write one chunk under ``run_key`` in ONE transaction (``store``: the run's single
     writer): the wide result rows with the outcome columns merged in by intent_no, the
-    issue rows and their fact sets, one bulk insert each. ``outcomes``: OUTCOME_COLUMNS + intent_no (None: no
-    outcomes; an intent without a row gets NULL outcome columns). A killed run never leaves
-    half a chunk; an intent written twice is refused whole by the results' key."""
+    issue rows and their fact sets, one bulk insert each. ``outcomes``: OUTCOME_COLUMNS +
+    intent_no (None: no outcomes; an intent without a row gets NULL outcome columns). A
+    killed run never leaves half a chunk; an intent written twice is refused whole by the
+    results' key."""
     results = rows.results
     if outcomes is not None and len(outcomes):
         results = _with_outcomes(results, outcomes)

@@ -1,9 +1,9 @@
 """Replay in the store: the runs (``replay_runs``) and their compact result tables (migrations
 0015 and 0022: ``replay_modules``, ``replay_codes``, the wide ``replay_results``,
 ``replay_issues`` and their fact sets ``replay_facts``; issue rows go in only through
-``insert_issue_rows`` and evidence comes out only through ``issue_evidence``), the replayed intents calibration needs beyond the results frame, the
-newest finished run of a purpose, the series the all-data corpus covers and the columns the
-intent generators read."""
+``insert_issue_rows`` and evidence comes out only through ``issue_evidence``), the replayed
+intents calibration needs beyond the results frame, the newest finished run of a purpose, the
+series the all-data corpus covers and the columns the intent generators read."""
 
 from __future__ import annotations
 
