@@ -104,13 +104,13 @@ MODES: tuple[str, ...] = ("intent", "batch")
 #: 'gate' runs are the promotion gate's holdout replays and are never picked as latest.
 PURPOSES: tuple[str, ...] = ("research", "gate")
 
-#: Intents per chunk (one transaction each): per-intent path, batch path. (Measured on the
-#: bench's rows: a million intents write in 24 CPU s in chunks of 20,000, two thirds of it
-#: the checkpoints of part-filled DuckDB row groups, and in 8.9 in chunks of one row group
-#: of results, 122,880; but today's batch results differ by chunk size in a few values,
-#: -0.0 against 0.0, NULL against NaN: the size stays until they do not.)
+#: Intents per chunk (one transaction each): per-intent path, batch path. The batch path's
+#: is one DuckDB row group of results (122,880 rows, one per intent): measured on the bench's
+#: rows, a million intents write in 24 CPU s of the parent in chunks of 20,000, two thirds of
+#: it the checkpoints of part-filled row groups each commit rewrites, and in 8.9 in chunks of
+#: one row group. Results do not depend on it (tests/replay_engine/test_chunk_invariance.py).
 DEFAULT_CHUNK_SIZE = 50
-DEFAULT_BATCH_CHUNK_SIZE = 20_000
+DEFAULT_BATCH_CHUNK_SIZE = 122_880
 #: The smallest batch chunk a run is cut into so that every worker has one (below it a
 #: chunk's own work, per series and per transaction, outweighs a second core).
 MIN_BATCH_CHUNK_SIZE = 2_000
@@ -499,12 +499,18 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
 
 
 def batch_chunk_size(n_intents: int, executor: Executor) -> int:
-    """Return the batch path's chunk size for ``n_intents``: DEFAULT_BATCH_CHUNK_SIZE, or
-    less so that each of the executor's ``workers`` (one when it does not say) gets a chunk
-    (a run of 10,000 intents on two workers is two chunks of 5,000, not one of 10,000 and an
-    idle core), never less than MIN_BATCH_CHUNK_SIZE. Results do not depend on it."""
+    """Return the batch path's chunk size for ``n_intents``: at most
+    DEFAULT_BATCH_CHUNK_SIZE, cut so that the executor's ``workers`` (one when it does not
+    say) get as many chunks each, of one size (a run of 10,000 intents on two workers is two
+    chunks of 5,000, not one of 10,000 and an idle core; a million is ten chunks of 100,000,
+    not nine whose last, smaller one leaves a worker idle), never less than
+    MIN_BATCH_CHUNK_SIZE; one process writes whole row groups. Results do not depend on
+    it."""
     workers = max(1, int(getattr(executor, "workers", 1) or 1))
-    share = -(-n_intents // workers)
+    if workers == 1:
+        return min(DEFAULT_BATCH_CHUNK_SIZE, max(MIN_BATCH_CHUNK_SIZE, n_intents))
+    rounds = -(-n_intents // (DEFAULT_BATCH_CHUNK_SIZE * workers))  # chunks per worker
+    share = -(-n_intents // (max(1, rounds) * workers))
     return min(DEFAULT_BATCH_CHUNK_SIZE, max(MIN_BATCH_CHUNK_SIZE, share))
 
 

@@ -17,7 +17,11 @@ def test_batch_chunks_keep_every_worker_busy_within_bounds() -> None:
     two = LocalProcessExecutor(workers=2)  # never started: no process
     assert batch_chunk_size(10_000, two) == 5_000
     assert batch_chunk_size(10_001, two) == 5_001  # no third chunk of one intent
-    assert batch_chunk_size(1_000_000, two) == DEFAULT_BATCH_CHUNK_SIZE
+    # a million: ten chunks of 100,000, five per worker (not nine of a row group, the last
+    # one smaller, on which one worker would wait for the other)
+    assert batch_chunk_size(1_000_000, two) == 100_000
+    assert batch_chunk_size(4 * DEFAULT_BATCH_CHUNK_SIZE, two) == DEFAULT_BATCH_CHUNK_SIZE
+    assert batch_chunk_size(1_000_000, SerialExecutor()) == DEFAULT_BATCH_CHUNK_SIZE
     assert batch_chunk_size(100, two) == MIN_BATCH_CHUNK_SIZE
     assert batch_chunk_size(10_000, SerialExecutor()) == 10_000  # one process: one chunk
 
