@@ -105,10 +105,11 @@ MODES: tuple[str, ...] = ("intent", "batch")
 PURPOSES: tuple[str, ...] = ("research", "gate")
 
 #: Intents per chunk (one transaction each): per-intent path, batch path. The batch path's
-#: is one DuckDB row group of results (122,880 rows, one per intent): measured on the bench's
-#: rows, a million intents write in 24 CPU s of the parent in chunks of 20,000, two thirds of
-#: it the checkpoints of part-filled row groups each commit rewrites, and in 8.9 in chunks of
-#: one row group. Results do not depend on it (tests/replay_engine/test_chunk_invariance.py).
+#: is one DuckDB row group of results (122,880 rows, one per intent): a million of the
+#: bench's intents on two workers spend 22.3 CPU s of the parent in write_chunk in chunks of
+#: 20,000 (most of it re-checkpointing part-filled row groups at each commit), 7.4 in chunks
+#: of 100,000 and 5.2 in row groups (``batch_chunk_sizes``: 5.3). Results do not depend on
+#: it (tests/replay_engine/test_chunk_invariance.py).
 DEFAULT_CHUNK_SIZE = 50
 DEFAULT_BATCH_CHUNK_SIZE = 122_880
 #: The smallest batch chunk a run is cut into so that every worker has one (below it a
