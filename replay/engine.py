@@ -104,13 +104,14 @@ MODES: tuple[str, ...] = ("intent", "batch")
 #: 'gate' runs are the promotion gate's holdout replays and are never picked as latest.
 PURPOSES: tuple[str, ...] = ("research", "gate")
 
-#: Intents per chunk (one transaction each): per-intent path, batch path. (Measured on the
-#: bench's rows: a million intents write in 24 CPU s in chunks of 20,000, two thirds of it
-#: the checkpoints of part-filled DuckDB row groups, and in 8.9 in chunks of one row group
-#: of results, 122,880; but today's batch results differ by chunk size in a few values,
-#: -0.0 against 0.0, NULL against NaN: the size stays until they do not.)
+#: Intents per chunk (one transaction each): per-intent path, batch path. The batch path's
+#: is one DuckDB row group of results (122,880 rows, one per intent): a million of the
+#: bench's intents on two workers spend 22.3 CPU s of the parent in write_chunk in chunks of
+#: 20,000 (most of it re-checkpointing part-filled row groups at each commit), 7.4 in chunks
+#: of 100,000 and 5.2 in row groups (``batch_chunk_sizes``: 5.3). Results do not depend on
+#: it (tests/replay_engine/test_chunk_invariance.py).
 DEFAULT_CHUNK_SIZE = 50
-DEFAULT_BATCH_CHUNK_SIZE = 20_000
+DEFAULT_BATCH_CHUNK_SIZE = 122_880
 #: The smallest batch chunk a run is cut into so that every worker has one (below it a
 #: chunk's own work, per series and per transaction, outweighs a second core).
 MIN_BATCH_CHUNK_SIZE = 2_000
@@ -480,9 +481,8 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     providers = dict(providers or {})
     own_executor = executor is None
     executor = executor or LocalProcessExecutor(workers=2)
-    if chunk_size is None:
-        chunk_size = (batch_chunk_size(len(intents), executor) if mode == "batch"
-                      else DEFAULT_CHUNK_SIZE)
+    if chunk_size is None and mode == "intent":
+        chunk_size = DEFAULT_CHUNK_SIZE  # (batch: batch_chunk_sizes of what is pending)
     # the run's processes (and this process's later runs) read each whole table once
     # between them, as memory-mapped files (in this process alone: its own tables suffice)
     shared = None if isinstance(executor, SerialExecutor) else process_reads_directory()
@@ -498,14 +498,26 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
             executor.close()
 
 
-def batch_chunk_size(n_intents: int, executor: Executor) -> int:
-    """Return the batch path's chunk size for ``n_intents``: DEFAULT_BATCH_CHUNK_SIZE, or
-    less so that each of the executor's ``workers`` (one when it does not say) gets a chunk
-    (a run of 10,000 intents on two workers is two chunks of 5,000, not one of 10,000 and an
-    idle core), never less than MIN_BATCH_CHUNK_SIZE. Results do not depend on it."""
+def batch_chunk_sizes(n_intents: int, executor: Executor) -> list[int]:
+    """Return the batch path's chunks for ``n_intents`` (their sizes, in order): one DuckDB
+    row group of results each (DEFAULT_BATCH_CHUNK_SIZE intents: what the writer commits
+    cheapest) while more than a row group per worker remains; then the rest shared evenly
+    among the executor's ``workers`` (one when it does not say), in chunks of at least
+    MIN_BATCH_CHUNK_SIZE, so that no worker waits while another computes a last chunk
+    (workers take the next chunk as they finish one). A million intents on two workers: seven
+    row groups and two chunks of 69,920; 10,000: two of 5,000; one process: row groups and
+    the rest. Results do not depend on it."""
     workers = max(1, int(getattr(executor, "workers", 1) or 1))
-    share = -(-n_intents // workers)
-    return min(DEFAULT_BATCH_CHUNK_SIZE, max(MIN_BATCH_CHUNK_SIZE, share))
+    sizes: list[int] = []
+    rest = n_intents
+    while rest > workers * DEFAULT_BATCH_CHUNK_SIZE:
+        sizes.append(DEFAULT_BATCH_CHUNK_SIZE)
+        rest -= DEFAULT_BATCH_CHUNK_SIZE
+    if workers == 1 or rest <= 0:
+        return [*sizes, rest] if rest > 0 else sizes
+    parts = max(1, min(workers, rest // MIN_BATCH_CHUNK_SIZE))
+    size, extra = divmod(rest, parts)
+    return sizes + [size + 1] * extra + [size] * (parts - extra)
 
 
 def worker_modules(providers: Mapping[str, PieceProvider]) -> tuple[str, ...]:
@@ -515,7 +527,7 @@ def worker_modules(providers: Mapping[str, PieceProvider]) -> tuple[str, ...]:
 
 
 def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
-         executor: Executor, chunk_size: int, progress: bool, run_id: str | None, mode: Mode,
+         executor: Executor, chunk_size: int | None, progress: bool, run_id: str | None, mode: Mode,
          outcomes: pd.DataFrame | None, label: bool, trades: pd.DataFrame | None,
          providers: dict[str, PieceProvider], lookback_bars: int,
          on_chunk: Callable[[ChunkCommitted], None] | None, purpose: str,
@@ -558,7 +570,8 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
 
     done_nos = done_intent_nos(store, run_key)
     pending = frame[~frame["intent_no"].isin(done_nos)].reset_index(drop=True)
-    chunks = list(_chunks(pending, chunk_size, by_series=mode == "intent"))
+    sizes = batch_chunk_sizes(len(pending), executor) if chunk_size is None else chunk_size
+    chunks = list(_chunks(pending, sizes, by_series=mode == "intent"))
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
                        config_json=config_json, lookback_bars=lookback_bars,
                        providers=tuple(sorted(providers.items())), intents=chunk,
@@ -613,18 +626,24 @@ def resume_replay(store: Store, run_id: str, **options: Any) -> ReplayRun:
                       **options)
 
 
-def _chunks(pending: pd.DataFrame, chunk_size: int, *, by_series: bool
+def _chunks(pending: pd.DataFrame, chunk_size: int | Sequence[int], *, by_series: bool
             ) -> Iterator[pd.DataFrame]:
-    """Cut ``pending`` (canonical order) into chunks; per series on the per-intent path (its
-    pack cache works per series), across series on the batch path (it reads each series in
-    a chunk once)."""
+    """Cut ``pending`` (canonical order) into chunks of ``chunk_size`` (or of these sizes, in
+    order: the batch path's default); per series on the per-intent path (its pack cache
+    works per series), across series on the batch path (it reads each series in a chunk
+    once)."""
     if not by_series:
-        for start in range(0, len(pending), chunk_size):
-            yield pending.iloc[start:start + chunk_size].reset_index(drop=True)
+        sizes = (chunk_size if not isinstance(chunk_size, int) else
+                 [chunk_size] * -(-len(pending) // chunk_size))
+        bounds = np.cumsum([0, *sizes])
+        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if start < len(pending):
+                yield pending.iloc[start:stop].reset_index(drop=True)
         return
+    step = chunk_size if isinstance(chunk_size, int) else max(chunk_size, default=1)
     for _, series in pending.groupby(["symbol", "timeframe"], sort=True):
-        for start in range(0, len(series), chunk_size):
-            yield series.iloc[start:start + chunk_size].reset_index(drop=True)
+        for start in range(0, len(series), step):
+            yield series.iloc[start:start + step].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------- workers

@@ -130,12 +130,21 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
             if array.dtype.kind == "O" and pd.api.types.infer_dtype(
                     array, skipna=True) not in ("string", "empty"):
                 return None, key
+            if array.dtype.kind == "f":  # bit for bit: factorize holds -0.0 and 0.0 equal
+                array = _float_bits(array)
             codes, uniques = pd.factorize(array, use_na_sentinel=False)
             key, _ = pd.factorize(key * (len(uniques) + 1) + codes)
     count = int(key.max()) + 1 if n else 0
     first = np.zeros(count, dtype=np.int64)
     first[key[::-1]] = np.arange(n)[::-1]
     return first, key
+
+
+def _float_bits(values: np.ndarray) -> np.ndarray:
+    """Return floats as their bits (int64), every NaN as one: equal where they are written
+    alike (-0.0 and 0.0 are not; every NaN is JSON null)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isnan(values), np.nan, values).view(np.int64)
 
 
 def _rows_fact(fact: FactColumn, rows: np.ndarray) -> FactColumn:

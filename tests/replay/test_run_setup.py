@@ -1,25 +1,35 @@
-"""A run's setup: batch chunks cut so that every worker has one, and the modules a local
-pool's fork server imports once for its workers."""
+"""A run's setup: batch chunks of one row group, the last ones cut so that every worker has
+one, and the modules a local pool's fork server imports once for its workers."""
 
 from __future__ import annotations
 
 from replay.engine import (
     DEFAULT_BATCH_CHUNK_SIZE,
     MIN_BATCH_CHUNK_SIZE,
-    batch_chunk_size,
+    batch_chunk_sizes,
     standard_providers,
     worker_modules,
 )
 from replay.executors import LocalProcessExecutor, SerialExecutor
 
 
-def test_batch_chunks_keep_every_worker_busy_within_bounds() -> None:
+def test_batch_chunks_are_row_groups_then_keep_every_worker_busy() -> None:
     two = LocalProcessExecutor(workers=2)  # never started: no process
-    assert batch_chunk_size(10_000, two) == 5_000
-    assert batch_chunk_size(10_001, two) == 5_001  # no third chunk of one intent
-    assert batch_chunk_size(1_000_000, two) == DEFAULT_BATCH_CHUNK_SIZE
-    assert batch_chunk_size(100, two) == MIN_BATCH_CHUNK_SIZE
-    assert batch_chunk_size(10_000, SerialExecutor()) == 10_000  # one process: one chunk
+    group = DEFAULT_BATCH_CHUNK_SIZE
+    assert group == 122_880  # one DuckDB row group of results: one result row per intent
+    assert batch_chunk_sizes(10_000, two) == [5_000, 5_000]
+    assert batch_chunk_sizes(10_001, two) == [5_001, 5_000]  # no third chunk of one intent
+    # a million: row groups while more than one per worker remains, then the rest halved,
+    # so that neither worker waits while the other computes a last chunk
+    assert batch_chunk_sizes(1_000_000, two) == [group] * 7 + [69_920, 69_920]
+    assert batch_chunk_sizes(4 * group, two) == [group] * 4
+    assert batch_chunk_sizes(1_000_000, SerialExecutor()) == [group] * 8 + [16_960]
+    assert batch_chunk_sizes(3_000, two) == [3_000]  # not two below MIN_BATCH_CHUNK_SIZE
+    assert batch_chunk_sizes(100, two) == [100] and MIN_BATCH_CHUNK_SIZE > 100
+    assert batch_chunk_sizes(10_000, SerialExecutor()) == [10_000]  # one process: one chunk
+    for n in (1, 1_999, 2_000, 4_001, 245_761, 1_000_800):
+        sizes = batch_chunk_sizes(n, two)
+        assert sum(sizes) == n and max(sizes) <= group and min(sizes) >= 1
 
 
 def test_a_worker_imports_the_engine_and_each_provider_module() -> None:
