@@ -915,13 +915,25 @@ def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
         "n_intents": len(intents), "status": "running",
         "created_at": pd.Timestamp.now(tz="UTC"), "finished_at": pd.NaT,
         "purpose": purpose}])
-    rows = intents.copy()
-    rows.insert(0, "run_id", run_id)
+    rows = pa.table({"run_id": pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(len(intents), dtype=np.int32)), pa.array([run_id])),
+        **{column: _arrow_column(intents[column]) for column in intents.columns}})
     numbering = config_numbering(config)
     modules = pd.DataFrame({"module_no": np.arange(len(numbering.modules), dtype=np.uint8),
                             "module": list(numbering.modules),
                             "version": list(numbering.versions)})
     return create_run(store, run, rows, modules, config_codes(config))
+
+
+def _arrow_column(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Return a column as Arrow for the store (which reads Arrow text without a Python
+    object per value): times as UTC microseconds, missing values as nulls."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        micros = values.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        return pa.array(micros, type=pa.timestamp("us", tz="UTC"), from_pandas=True)
+    if isinstance(values.dtype, np.dtype):
+        return pa.array(values.to_numpy(), from_pandas=True)
+    return pa.array(values.array, from_pandas=True)
 
 
 def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringConfig,
