@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property
@@ -195,16 +195,16 @@ class IntentColumns:
         NaN or no column) is not given; a missing status is 'draft'.
         """
         n = len(frame)
-        raw = {name: frame[name].to_numpy(dtype=object) if name in frame.columns
-               else _objects(["draft" if name == "status" else None] * n) for name in FIELDS}
+        raw = _FrameFields(frame, {
+            name: _text_objects(frame[name]) if name in frame.columns
+            else _objects(["draft" if name == "status" else None] * n) for name in TEXT_FIELDS})
         text = {}
         for name in TEXT_FIELDS:
-            values = frame[name] if name in frame.columns else pd.Series(raw[name])
-            given_values = values.to_numpy(dtype=object)
+            given_values = raw[name]
             if name in _CHOICE_RULES:  # parsed once per distinct value; NaN is no choice
                 parse = FIELD_PARSERS[name]
-                parsed = {v: _parsed_value(parse, v) for v in pd.unique(values)}
-                given_values = _objects([parsed.get(v) for v in given_values])
+                codes, values = _distinct(given_values)
+                given_values = _objects([_parsed_value(parse, v) for v in values])[codes]
             text[name] = given_values
         number = {name: pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64)
                   if name in frame.columns else np.full(n, np.nan) for name in NUMBER_FIELDS}
@@ -219,6 +219,38 @@ class IntentColumns:
             as_of_us = np.where(aware, utc.to_numpy().astype(np.int64), 0)
         return cls(raw=raw, text=text, number=number, given=given, as_of_aware=aware,
                    as_of_utc=aware, as_of_us=as_of_us)
+
+
+class _FrameFields(Mapping[str, np.ndarray]):
+    """An intents frame's fields as object arrays (``IntentColumns.raw``): the text fields
+    given, the others converted when first read (they are read only to report an error)."""
+
+    def __init__(self, frame: pd.DataFrame, text: dict[str, np.ndarray]) -> None:
+        self._frame = frame
+        self._fields = dict(text)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._fields:
+            if name not in FIELDS:
+                raise KeyError(name)
+            self._fields[name] = (self._frame[name].to_numpy(dtype=object)
+                                  if name in self._frame.columns
+                                  else _objects([None] * len(self._frame)))
+        return self._fields[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FIELDS)
+
+    def __len__(self) -> int:
+        return len(FIELDS)
+
+
+def _text_objects(values: pd.Series) -> np.ndarray:
+    """Return ``values.to_numpy(dtype=object)``; a text column's through its distinct values."""
+    if not pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
+        return values.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(values)  # a missing value is -1: the NaN appended
+    return _objects([*uniques, values.dtype.na_value])[codes]
 
 
 def _objects(values: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -270,6 +302,22 @@ class _Rows:
     def __init__(self, columns: IntentColumns, catalogue: Catalogue | None) -> None:
         self.c = columns
         self.catalogue = catalogue
+        self._coded: dict[int, tuple[np.ndarray, np.ndarray, list[Any]]] = {}
+
+    def distinct(self, *columns: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """``_distinct`` of columns of this check, each column's coded once."""
+        return _distinct(*columns, coded=self._distinct_one)
+
+    def _distinct_one(self, column: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        found = self._coded.get(id(column))
+        if found is None or found[0] is not column:
+            found = self._coded[id(column)] = (column, *_distinct_values(column))
+        return found[1], found[2]
+
+    def each(self, values: np.ndarray, test: Callable[[Any], bool]) -> np.ndarray:
+        """Return ``test(value)`` per row of ``values``, called once per distinct value."""
+        codes, distinct = self.distinct(values)
+        return np.array([test(v) for v in distinct], dtype=bool)[codes]
 
     def num(self, name: str) -> np.ndarray:
         return self.c.number[name]
@@ -288,7 +336,7 @@ class _Rows:
     @cached_property
     def _symbols(self) -> tuple[np.ndarray, list[Any]]:
         """Return (code per row, distinct symbols): lookups run once per distinct symbol."""
-        return _distinct(self.c.text["symbol"])
+        return self.distinct(self.c.text["symbol"])
 
     def _per_symbol(self, value: Callable[[Instrument], float]) -> np.ndarray:
         instruments = self.catalogue.instruments if self.catalogue else {}
@@ -314,7 +362,7 @@ class _Rows:
     def span(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return (has bars, first close, last close + slack) per row, in microseconds."""
         coverage = self.catalogue.coverage if self.catalogue else {}
-        codes, pairs = _distinct(self.c.text["symbol"], self.c.text["timeframe"])
+        codes, pairs = self.distinct(self.c.text["symbol"], self.c.text["timeframe"])
         spans = [coverage.get(pair) for pair in pairs]
         has = np.array([s is not None for s in spans], dtype=bool)
         first = np.array([(s[0] - _EPOCH) // _US if s else 0 for s in spans], dtype=np.int64)
@@ -323,13 +371,33 @@ class _Rows:
         return has[codes], first[codes], (last + slack)[codes]
 
 
-def _distinct(*columns: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+def _distinct(*columns: np.ndarray,
+              coded: Callable[[np.ndarray], tuple[np.ndarray, list[Any]]] | None = None
+              ) -> tuple[np.ndarray, list[Any]]:
     """Return (code per row, the distinct values, or tuples of them for several columns, in
-    order of first appearance); None and NaN are values like any other."""
-    keys = list(zip(*columns, strict=True)) if len(columns) > 1 else list(columns[0])
+    order of first appearance); None and NaN are values like any other. ``coded``: what
+    ``_distinct`` of one column is (a cache of it)."""
+    each = [(coded or _distinct_values)(column) for column in columns]
+    if len(each) == 1:
+        return each[0]
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for codes, values in each:  # the row's tuple of codes as one number
+        key = key * max(len(values), 1) + codes
+    codes = pd.factorize(key)[0]
+    _, firsts = np.unique(codes, return_index=True)  # each key's first row
+    return codes.astype(np.int64), [tuple(values[c[f]] for c, values in each)
+                                    for f in firsts.tolist()]
+
+
+def _distinct_values(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """``_distinct`` of one column: through ``pd.factorize`` unless a value is missing (it
+    would make None, NaN and NaT one value); then value by value."""
+    codes, uniques = pd.factorize(values)
+    if not len(codes) or codes.min() >= 0:
+        return codes.astype(np.int64), list(uniques)
     index: dict[Any, int] = {}
-    codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64,
-                        count=len(keys))
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in values), dtype=np.int64,
+                        count=len(values))
     return codes, list(index)
 
 
@@ -352,8 +420,8 @@ def _on_grid(price: np.ndarray, step: np.ndarray) -> np.ndarray:
     return on
 
 
-def _non_empty(values: np.ndarray) -> np.ndarray:
-    return np.array([isinstance(v, str) and bool(v.strip()) for v in values], dtype=bool)
+def _non_empty(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 # ---------------------------------------------------------------------------- the rule table
@@ -379,7 +447,7 @@ class IntentRule:
 
 def _no_choice(name: str) -> Callable[[_Rows], np.ndarray]:
     def broken(r: _Rows) -> np.ndarray:
-        return _is_none(r.c.text[name])
+        return r.each(r.c.text[name], lambda v: v is None)
     return broken
 
 
@@ -457,10 +525,10 @@ _PRICES = ("proposed_entry", "proposed_stop", "proposed_target")
 
 #: The rule table, in the order a row's errors are reported.
 RULES: tuple[IntentRule, ...] = (
-    IntentRule("user_id", "must be a non-empty string", lambda r: ~_non_empty(
-        r.c.raw["user_id"])),
-    IntentRule("symbol", "must be a non-empty string", lambda r: ~_non_empty(
-        r.c.raw["symbol"])),
+    IntentRule("user_id", "must be a non-empty string",
+               lambda r: ~r.each(r.c.raw["user_id"], _non_empty)),
+    IntentRule("symbol", "must be a non-empty string",
+               lambda r: ~r.each(r.c.raw["symbol"], _non_empty)),
     *(IntentRule(name, wording, _no_choice(name)) for name, wording in _CHOICE_RULES.items()),
     *(rule for name in _PRICES for rule in (
         IntentRule(name, "must be a finite number", _finite(name)),
@@ -476,7 +544,7 @@ RULES: tuple[IntentRule, ...] = (
     IntentRule("as_of", "must be in UTC (use as_utc())",
                lambda r: r.c.as_of_aware & ~r.c.as_of_utc),
     IntentRule("status", "must be draft or submitted",
-               lambda r: np.array([v not in _STATUSES for v in r.c.raw["status"]], dtype=bool)),
+               lambda r: r.each(r.c.raw["status"], lambda v: v not in _STATUSES)),
     # 1: stop and target against the entry
     IntentRule("proposed_stop", "must be below the entry {entry:g} for a long",
                _side_of_entry("proposed_stop", "long", np.greater_equal), 1, words=_entry),
@@ -562,7 +630,7 @@ def check_intent_frame(intents: pd.DataFrame, catalogue: Catalogue) -> None:
     ``intents[<intent_id>].<field>`` (the first MAX_ERRORS_SHOWN, then how many more).
     """
     found = validate_columns(IntentColumns.from_frame(intents), catalogue)
-    ids = intents["intent_id"].to_numpy(dtype=object)
+    ids = intents["intent_id"].to_numpy(dtype=object) if found else np.empty(0, dtype=object)
     errors = [FieldError(f"intents[{ids[i]}].{e.field}", e.rule, e.value)
               for i, row in found.items() for e in row]
     if errors:

@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from buddy.batch.builder import build_batch_context
@@ -286,12 +287,12 @@ def normalize_intents(intents: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise IntentValidationError([FieldError("intents", f"lacks column(s) {missing}",
                                                 sorted(map(str, intents.columns)))])
-    frame = intents.loc[:, list(INTENT_COLUMNS)].copy()
+    frame = intents.loc[:, list(INTENT_COLUMNS)]  # a new frame (copy on write)
     for column in ("intent_id", "user_id", "symbol", "side", "timeframe", "order_type",
                    "source"):
         frame[column] = frame[column].astype(str)
-    duplicated = frame["intent_id"][frame["intent_id"].duplicated()]
-    if len(duplicated):
+    if not frame["intent_id"].is_unique:
+        duplicated = frame["intent_id"][frame["intent_id"].duplicated()]
         raise IntentValidationError([FieldError("intent_id", "must be unique within a run",
                                                 sorted(set(duplicated))[:5])])
     as_of = frame["as_of"]
@@ -306,9 +307,31 @@ def normalize_intents(intents: pd.DataFrame) -> pd.DataFrame:
     for column in ("proposed_entry", "proposed_stop", "proposed_target", "proposed_size"):
         frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
     frame["holding_horizon"] = pd.to_numeric(frame["holding_horizon"]).astype("int64")
-    frame["linked_trade_id"] = pd.Series(
-        [None if _blank(v) else str(v) for v in frame["linked_trade_id"]], dtype=object)
-    return frame.sort_values(INTENT_ORDER, kind="stable").reset_index(drop=True)
+    frame["linked_trade_id"] = _optional_text(frame["linked_trade_id"])
+    # intent ids are unique, so the order is total: Arrow's multi-key sort gives what a stable
+    # sort would (text by code point, as pandas; a NaT as_of last)
+    keys = pa.table({column: pa.array(frame[column].dt.tz_convert(None).to_numpy()
+                                      if column == "as_of" else frame[column].array,
+                                      from_pandas=True) for column in INTENT_ORDER})
+    order = pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in INTENT_ORDER])
+    return frame.take(order.to_numpy()).reset_index(drop=True)
+
+
+def _optional_text(values: pd.Series) -> pd.Series:
+    """Return ``values`` as an object column of str, None where blank (``_blank``): as
+    column operations when the values are text and None (the usual), else value by value."""
+    objects = values.to_numpy(dtype=object)
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        blank = values.isna().to_numpy(bool, copy=True)  # a string column's missing: NaN
+    elif {type(v) for v in objects} <= {str, type(None)}:
+        blank = np.array(pd.isna(objects), dtype=bool)
+    else:
+        return pd.Series([None if _blank(v) else str(v) for v in objects], dtype=object,
+                         index=values.index)
+    blank[~blank] = objects[~blank] == ""
+    out = objects.copy()
+    out[blank] = None
+    return pd.Series(out, dtype=object, index=values.index)
 
 
 def _blank(value: Any) -> bool:
@@ -348,12 +371,21 @@ def intents_hash(intents: pd.DataFrame) -> str:
 def _text_bytes(values: pd.Series) -> bytes:
     """Return text values as one byte string, column-wise through Arrow: the missing mask
     (None and NaN), the end offsets and the UTF-8 data."""
-    array = pa.array(values.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
+    array = None
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        column = pa.chunked_array(pa.array(values)).cast(pa.large_string())
+        # an Arrow string column as it is; a null's slot may hold bytes: lay those out afresh
+        array = None if column.null_count else column.combine_chunks()
+    if array is None:
+        array = pa.array(values.to_numpy(dtype=object), type=pa.large_string(),
+                         from_pandas=True)
     _, offsets, data = array.buffers()
-    ends = np.frombuffer(offsets, dtype="<i8", count=len(array) + 1)
+    ends = np.frombuffer(offsets, dtype="<i8", count=array.offset + len(array) + 1)
+    ends = ends[array.offset:] - ends[array.offset]
+    start = int(np.frombuffer(offsets, dtype="<i8", count=array.offset + 1)[-1])
     missing = array.is_null().to_numpy(zero_copy_only=False).astype(np.uint8)
-    text = b"" if data is None else data.to_pybytes()[: int(ends[-1])]
-    return missing.tobytes() + ends.tobytes() + text
+    text = b"" if data is None else memoryview(data)[start: start + int(ends[-1])]
+    return missing.tobytes() + ends.tobytes() + bytes(text)
 
 
 def intent_from_row(row: Mapping[str, Any]) -> TradeIntent:
@@ -902,13 +934,25 @@ def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
         "n_intents": len(intents), "status": "running",
         "created_at": pd.Timestamp.now(tz="UTC"), "finished_at": pd.NaT,
         "purpose": purpose}])
-    rows = intents.copy()
-    rows.insert(0, "run_id", run_id)
+    rows = pa.table({"run_id": pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(len(intents), dtype=np.int32)), pa.array([run_id])),
+        **{column: _arrow_column(intents[column]) for column in intents.columns}})
     numbering = config_numbering(config)
     modules = pd.DataFrame({"module_no": np.arange(len(numbering.modules), dtype=np.uint8),
                             "module": list(numbering.modules),
                             "version": list(numbering.versions)})
     return create_run(store, run, rows, modules, config_codes(config))
+
+
+def _arrow_column(values: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """Return a column as Arrow for the store (which reads Arrow text without a Python
+    object per value): times as UTC microseconds, missing values as nulls."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        micros = values.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        return pa.array(micros, type=pa.timestamp("us", tz="UTC"), from_pandas=True)
+    if isinstance(values.dtype, np.dtype):
+        return pa.array(values.to_numpy(), from_pandas=True)
+    return pa.array(values.array, from_pandas=True)
 
 
 def _check_resumable(store: Store, row: Mapping[str, Any], *, config: ScoringConfig,

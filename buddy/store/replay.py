@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from buddy.store.bars import closed_by
-from buddy.store.core import Store, insert_frame
+from buddy.store.core import Frame, Store, insert_frame
 from buddy.store.replay_facts import insert_typed_issues, issue_facts
 
 
@@ -80,13 +80,13 @@ def finish_run(store: Store, run_id: str) -> None:
                     "WHERE run_id = ?", [run_id])
 
 
-def create_run(store: Store, run: pd.DataFrame, intents: pd.DataFrame, modules: pd.DataFrame,
+def create_run(store: Store, run: pd.DataFrame, intents: Frame, modules: pd.DataFrame,
                codes: pa.Table) -> int:
     """Write a new run in ONE transaction and return its run_key (the largest so far + 1).
 
     ``run``: its replay_runs row without run_key; ``intents``: its replay_intents rows
-    (run_id and intent_no included); ``modules``: (module_no, module, version);
-    ``codes``: (code_no, module, code, fact_names, fact_units)."""
+    (run_id and intent_no included; Arrow reads fastest); ``modules``: (module_no, module,
+    version); ``codes``: (code_no, module, code, fact_names, fact_units)."""
     with store.transaction() as con:
         (run_key,) = con.execute("SELECT coalesce(max(run_key), 0) + 1 FROM replay_runs"
                                  ).fetchone() or (1,)
