@@ -163,7 +163,12 @@ def test_the_merge_reads_the_columns_as_it_reads_the_objects(pivot_method: str) 
         patch.setattr(LevelColumns, "snapshot", _refuse)
         cons._LAST_MATRICES.clear()
         from_columns = cons.level_table(columns, code, atr, **given)
+        held = cons.level_table(columns, code[3:], atr[3:], **given)  # the held candidates
+        assert cons._LAST_MATRICES[0][1] is columns
         every = cons._candidate_columns(columns, pivot_method)
+    cons._LAST_MATRICES.clear()
+    assert _table_arrays(held) == _table_arrays(cons.level_table(columns, code[3:], atr[3:],
+                                                                 **given))
     cons._LAST_MATRICES.clear()
     from_objects = cons.level_table([*objects, None], np.where(code < 0, len(objects), code),
                                     atr, **given)
