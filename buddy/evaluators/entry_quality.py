@@ -63,7 +63,7 @@ from buddy.domain import Severity
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.evidence import to_tick
-from buddy.levels.columns import anchored_vwaps
+from buddy.levels.columns import anchored_vwaps, level_pieces
 from buddy.levels.consolidate import (
     DEFAULT_MERGE_ATR,
     DEFAULT_MIN_STRENGTH,
@@ -319,7 +319,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
         ``near_level_atr``) and STOP_NOT_BEYOND_LEVEL (the stop not ``stop_buffer_atr`` beyond
         the nearest level behind, within ``stop_level_search_atr``)."""
         cfg = self.config
-        piece_code, snapshots = ctx.distinct_pieces("levels")
+        piece_code, snapshots = level_pieces(ctx)
         table = level_table(snapshots, piece_code, r.atr, pivot_method=cfg.pivot_method,
                             merge_atr=cfg.level_merge_atr, min_strength=cfg.min_level_strength)
         ahead, behind = _pick_levels(table, r, cfg.stop_level_search_atr)
@@ -757,11 +757,9 @@ def _pick_levels(table: LevelTable, r: _Rows, search_atr: float) -> tuple[_Picke
 def _vwaps(ctx: BatchContext, anchor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return each row's anchored VWAP for its ``anchor`` and its upper 1-sd band (NaN where
     the snapshot has none, or the levels piece is not a KeyLevelsSnapshot)."""
-    code, snapshots = ctx.distinct_pieces("levels")
+    code, snapshots = level_pieces(ctx)
     vwap, upper = np.full(len(anchor), np.nan), np.full(len(anchor), np.nan)
     for name in np.unique(anchor.astype(str)):
         at = anchor == name
-        per_snapshot, upper_per_snapshot = anchored_vwaps(snapshots, str(name))
-        vwap[at] = per_snapshot[code[at]]
-        upper[at] = upper_per_snapshot[code[at]]
+        vwap[at], upper[at] = anchored_vwaps(snapshots, code[at], str(name))
     return vwap, upper

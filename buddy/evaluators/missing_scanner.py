@@ -59,6 +59,7 @@ from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.events.model import EVENT_KINDS, ScheduleContext
 from buddy.events.provider import ScheduleColumns
+from buddy.levels.columns import LevelColumns, level_pieces
 from buddy.levels.consolidate import (
     DEFAULT_MERGE_ATR,
     DEFAULT_PIVOT_METHOD,
@@ -383,14 +384,25 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         """LEVELS_BETWEEN_ENTRY_AND_TARGET: the strong consolidated levels strictly between
         entry and target, the nearest to the entry first; LEVELS_NOT_CHECKED says why not."""
         cfg = self.config
-        code, pieces = ctx.distinct_pieces("levels")
-        snapshot = np.array([isinstance(p, KeyLevelsSnapshot) for p in pieces], dtype=bool)
-        checked = snapshot[code] & ~np.isnan(rows.target)
+        code, pieces = level_pieces(ctx)
+        if isinstance(pieces, LevelColumns):  # every piece of the columns a KeyLevelsSnapshot
+            snapshot = code >= 0
+        else:
+            snapshot = np.array([isinstance(p, KeyLevelsSnapshot) for p in pieces],
+                                dtype=bool)[code]
+        checked = snapshot & ~np.isnan(rows.target)
         blocks = []
         at = np.flatnonzero(~checked)
         if len(at):
-            reason = _reasons(ctx, "levels", at, code[at], pieces, KeyLevelsSnapshot,
-                              "the intent has no target")
+            no_target = "the intent has no target"
+            if isinstance(pieces, LevelColumns):  # missing (-1) or no target
+                reason = np.full(len(at), no_target, dtype=object)
+                gone = code[at] < 0
+                reason[gone] = _reasons(ctx, "levels", at[gone], np.zeros(int(gone.sum()),
+                                        dtype=np.int64), [None], KeyLevelsSnapshot, no_target)
+            else:
+                reason = _reasons(ctx, "levels", at, code[at], pieces, KeyLevelsSnapshot,
+                                  no_target)
             blocks.append(self.fire("LEVELS_NOT_CHECKED", at, Severity.INFO,
                                     proposed_entry=rows.entry[at], reason=reason))
         at = np.flatnonzero(checked)

@@ -1,31 +1,35 @@
-"""Key-levels snapshots of a batch as columns, and snapshots made from them on demand.
+"""The ``levels`` piece of a batch as columns, its snapshots made only when asked.
 
 The levels provider's batch form reads the snapshots of a batch's distinct stored bars
 column by column (``buddy.levels.provider.snapshot_columns``) into a ``LevelColumns``: every
-price already on its row's as-of basis, times as int64 UTC nanoseconds. The level checks read
-those columns (``buddy.levels.consolidate``, ``anchored_vwaps``); the piece each row carries
-is a ``ColumnSnapshot``, a KeyLevelsSnapshot whose fields are made from its row of the
-columns the first time anyone reads one (``BatchContext.pack``, a module's scalar form, a
-test). A replay whose modules read the columns never makes the objects: they were most of
-the piece's cost.
+price already on its row's as-of basis, times as int64 UTC nanoseconds; the few snapshots
+computed on demand (no stored row, or the user's anchors) follow the stored rows as objects.
+The piece is a ``buddy.context.piece_columns.PieceColumn`` over it: per row the number of
+its distinct snapshot, and ``LevelColumns.make`` builds the KeyLevelsSnapshot of a number
+when someone asks (``BatchContext.pack``, a module without a column form, a test). The
+level checks read the columns (``level_pieces``; ``buddy.levels.consolidate``,
+``anchored_vwaps``), so a replay makes no snapshot objects: they were most of the piece's
+cost.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
 
-__all__ = ["ColumnSnapshot", "LevelColumns", "anchored_vwaps", "as_utc", "by_columns",
+if TYPE_CHECKING:
+    from buddy.batch.context import BatchContext
+
+__all__ = ["LevelColumns", "LevelPieces", "anchored_vwaps", "as_utc", "level_pieces",
            "utc_datetime"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,11 +56,12 @@ def utc_datetime(ns: int) -> datetime:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class LevelColumns:
-    """The key-levels snapshots of a batch's distinct stored bars as columns (row i is one
-    snapshot; every price divided by its row's split divisor, NaN for a NULL; times int64
-    UTC ns). Rows whose stored values the row form reads otherwise (a NULL inside a nested
-    level) are not ``usable``: ``snapshots`` holds those rows' snapshots as the row form
-    made them, and ColumnSnapshots of the others."""
+    """The distinct key-levels snapshots of a batch: first its distinct stored bars as
+    columns (stored row i is snapshot i; every price divided by its row's split divisor, NaN
+    for a NULL; times int64 UTC ns), then ``computed`` (snapshots computed on demand, as
+    objects). Stored rows whose values the row form reads otherwise (a NULL inside a nested
+    level) are not ``usable``: ``row_form`` holds their snapshots as the row form made
+    them, and the checks read those from the objects."""
 
     symbol: list[str]
     timeframe: list[str]
@@ -78,13 +83,35 @@ class LevelColumns:
     sr_touches: np.ndarray  # int64
     sr_last_ns: np.ndarray  # int64
     usable: np.ndarray  # bool
-    snapshots: list[KeyLevelsSnapshot] = field(default_factory=list)
+    row_form: dict[int, KeyLevelsSnapshot] = field(default_factory=dict)  # the unusable rows
+    computed: tuple[KeyLevelsSnapshot, ...] = ()
     #: support/resistance tuples made so far, by (divisor, stored list): rows holding the
     #: same list on one basis share one tuple of PriceLevels
     _levels: dict[Any, tuple[PriceLevel, ...]] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
+        """Stored rows (the computed snapshots follow them)."""
         return len(self.bar_ns)
+
+    @property
+    def count(self) -> int:
+        """Distinct snapshots: the stored rows, then the computed ones."""
+        return len(self.bar_ns) + len(self.computed)
+
+    def sources(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the numbers of the snapshots read from the columns (the usable stored
+        rows) and of those read as objects (``make``: the other stored rows, then the
+        computed snapshots)."""
+        return np.flatnonzero(self.usable), np.concatenate(
+            [np.flatnonzero(~self.usable), np.arange(len(self), self.count, dtype=np.int64)])
+
+    def make(self, j: int) -> KeyLevelsSnapshot:
+        """Return snapshot ``j`` as the scalar provider gives it (a usable row's is built
+        from the columns on every call: ``PieceColumn`` keeps the one it asks for)."""
+        if j >= len(self):
+            return self.computed[j - len(self)]
+        made = self.row_form.get(j)
+        return self.snapshot(j) if made is None else made
 
     def vwap_anchor_is(self, anchor: str) -> np.ndarray:
         """Return per stored VWAP whether it is anchored at ``anchor``."""
@@ -94,7 +121,7 @@ class LevelColumns:
         return self.vwap_anchor_number == found[0]
 
     def snapshot(self, i: int) -> KeyLevelsSnapshot:
-        """Return row i's snapshot as the row form makes it (a usable row's fields)."""
+        """Return stored row i's snapshot as the row form makes it (a usable row's fields)."""
         fixed = [None if x != x else x for x in self.fixed[i].tolist()]  # NaN: None
         return KeyLevelsSnapshot(
             symbol=self.symbol[i], timeframe=str(self.timeframe[i]),
@@ -135,123 +162,54 @@ class LevelColumns:
         return made
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(KeyLevelsSnapshot))
-_FIELD_SET = frozenset(_FIELDS)
+LevelPieces = LevelColumns | Sequence[Any]
+"""A batch's distinct levels pieces: the provider's ``LevelColumns`` (rows number them, -1:
+none), or objects (KeyLevelsSnapshots; None or another type: none)."""
 
 
-class ColumnSnapshot(KeyLevelsSnapshot):
-    """A KeyLevelsSnapshot of one row of ``LevelColumns``: its fields are filled from the
-    row when one is first read (until then they are unset slots, whose read lands in
-    ``__getattr__``), so a batch whose checks read the columns makes no objects. It equals,
-    hashes, prints and pickles as the KeyLevelsSnapshot of the same fields."""
-
-    __slots__ = ("columns", "row")
-    columns: LevelColumns
-    row: int
-
-    @classmethod
-    def of(cls, columns: LevelColumns, row: int) -> ColumnSnapshot:
-        """Return the snapshot of ``columns``' row ``row`` (fields made when first read)."""
-        return cls.many(columns, [row])[0]
-
-    @classmethod
-    def many(cls, columns: LevelColumns, rows: Sequence[int]) -> list[ColumnSnapshot]:
-        """Return the snapshots of ``columns``' ``rows``."""
-        new, set_columns, set_row = object.__new__, _SET_COLUMNS, _SET_ROW
-        out = []
-        for row in rows:
-            made = new(cls)
-            set_columns(made, columns)  # the slots' own setters: the class is frozen
-            set_row(made, row)
-            out.append(made)
-        return out
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in _FIELD_SET:
-            raise AttributeError(name)
-        filled = self.columns.snapshot(self.row)
-        for key in _FIELDS:
-            object.__setattr__(self, key, getattr(filled, key))
-        return getattr(filled, name)
-
-    def plain(self) -> KeyLevelsSnapshot:
-        """Return the KeyLevelsSnapshot holding the same fields."""
-        return KeyLevelsSnapshot(**{key: getattr(self, key) for key in _FIELDS})
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KeyLevelsSnapshot):
-            return NotImplemented
-        # as the dataclass compares: field tuples (an object equals itself, NaN included)
-        return (tuple(getattr(self, key) for key in _FIELDS)
-                == tuple(getattr(other, key) for key in _FIELDS))
-
-    def __hash__(self) -> int:
-        return hash(self.plain())
-
-    def __repr__(self) -> str:
-        return repr(self.plain())
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        return _snapshot_of, ({key: getattr(self, key) for key in _FIELDS},)
+def level_pieces(ctx: BatchContext) -> tuple[np.ndarray, LevelPieces]:
+    """Return per row of ``ctx`` the number of its distinct levels piece, and those pieces:
+    the provider's LevelColumns when the piece is kept as columns (-1: no piece), else the
+    distinct objects (``BatchContext.distinct_pieces``)."""
+    pieces = ctx.piece("levels")
+    if isinstance(pieces, PieceColumn) and isinstance(pieces.columns, LevelColumns):
+        return pieces.code, pieces.columns
+    return ctx.distinct_pieces("levels")
 
 
-def _snapshot_of(fields: dict[str, Any]) -> KeyLevelsSnapshot:
-    """Return the KeyLevelsSnapshot of ``fields`` (a ColumnSnapshot pickles and copies as
-    one)."""
-    return KeyLevelsSnapshot(**fields)
+def anchored_vwaps(pieces: LevelPieces, code: np.ndarray, anchor: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Return per row (``code``: its piece of ``pieces``) the first anchored VWAP named
+    ``anchor`` and that VWAP's upper 1-sd band (NaN where it has none, or no
+    KeyLevelsSnapshot); LevelColumns' stored rows are read from the columns."""
+    code = np.asarray(code, dtype=np.int64)
+    if not isinstance(pieces, LevelColumns):
+        vwap, upper = _object_vwaps(pieces, anchor)
+        return vwap[code], upper[code]
+    # one slot more than the snapshots: a row without one (-1) reads the last, NaN
+    vwap, upper = np.full(pieces.count + 1, np.nan), np.full(pieces.count + 1, np.nan)
+    from_columns, as_objects = pieces.sources()
+    vwap[as_objects], upper[as_objects] = _object_vwaps(
+        [pieces.make(j) for j in as_objects.tolist()], anchor)
+    # the first VWAP named ``anchor`` of each stored row: its stored order
+    named = np.flatnonzero(pieces.vwap_anchor_is(anchor))
+    owner = np.searchsorted(pieces.vwap_offsets, named, side="right") - 1
+    first = np.full(len(pieces) + 1, -1, dtype=np.int64)
+    first[owner[::-1]] = named[::-1]
+    picked = first[from_columns]
+    found = picked >= 0
+    vwap[from_columns[found]] = pieces.vwap_bands[picked[found], 0]
+    upper[from_columns[found]] = pieces.vwap_bands[picked[found], 1]
+    at = np.where(code < 0, pieces.count, code)
+    return vwap[at], upper[at]
 
 
-def by_columns(snapshots: Sequence[Any]
-               ) -> tuple[list[tuple[LevelColumns, np.ndarray, np.ndarray]], np.ndarray]:
-    """Return the ColumnSnapshots among ``snapshots`` by their columns, as (columns, their
-    places in ``snapshots``, their rows of the columns), and the places of the others."""
-    kinds = list(map(type, snapshots))
-    if kinds and all(kind is ColumnSnapshot for kind in kinds):
-        held = list(map(_COLUMNS_OF, snapshots))
-        first = held[0]
-        if all(columns is first for columns in held):  # one batch's pieces: the usual case
-            rows = np.fromiter(map(_ROW_OF, snapshots), dtype=np.int64, count=len(snapshots))
-            return [(first, np.arange(len(snapshots)), rows)], np.zeros(0, dtype=np.int64)
-    groups: dict[int, tuple[LevelColumns, list[int], list[int]]] = {}
-    others: list[int] = []
-    for j, (snap, kind) in enumerate(zip(snapshots, kinds, strict=True)):
-        if kind is ColumnSnapshot:
-            found = groups.setdefault(id(snap.columns), (snap.columns, [], []))
-            found[1].append(j)
-            found[2].append(snap.row)
-        else:
-            others.append(j)
-    return ([(columns, np.asarray(where, dtype=np.int64), np.asarray(rows, dtype=np.int64))
-             for columns, where, rows in groups.values()], np.asarray(others, dtype=np.int64))
-
-
-_SET_COLUMNS = vars(ColumnSnapshot)["columns"].__set__  # the slots' member descriptors
-_SET_ROW = vars(ColumnSnapshot)["row"].__set__
-_COLUMNS_OF = attrgetter("columns")
-_ROW_OF = attrgetter("row")
-
-
-def anchored_vwaps(snapshots: Sequence[Any], anchor: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return per snapshot its first anchored VWAP named ``anchor`` and that VWAP's upper
-    1-sd band (NaN where it has none, or is not a KeyLevelsSnapshot); ColumnSnapshots read
-    from their columns."""
-    n = len(snapshots)
-    vwap, upper = np.full(n, np.nan), np.full(n, np.nan)
-    held, others = by_columns(snapshots)
-    for j in others.tolist():
-        snap = snapshots[j]
+def _object_vwaps(snapshots: Sequence[Any], anchor: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``anchored_vwaps`` of each of ``snapshots`` (objects), read from its fields."""
+    vwap, upper = np.full(len(snapshots), np.nan), np.full(len(snapshots), np.nan)
+    for j, snap in enumerate(snapshots):
         if isinstance(snap, KeyLevelsSnapshot):
             found = next((v for v in snap.anchored_vwaps if v.anchor == anchor), None)
             if found is not None:
                 vwap[j], upper[j] = found.vwap, found.upper_1
-    for columns, where, at in held:
-        # the first VWAP named ``anchor`` of each row: its stored order
-        named = np.flatnonzero(columns.vwap_anchor_is(anchor))
-        owner = np.searchsorted(columns.vwap_offsets, named, side="right") - 1
-        first = np.full(len(columns) + 1, -1, dtype=np.int64)
-        first[owner[::-1]] = named[::-1]
-        picked = first[at]
-        found = picked >= 0
-        vwap[where[found]] = columns.vwap_bands[picked[found], 0]
-        upper[where[found]] = columns.vwap_bands[picked[found], 1]
     return vwap, upper

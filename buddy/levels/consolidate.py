@@ -31,9 +31,10 @@ Level checks (entry_quality, missing_scanner) look only at levels of strength at
 arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the ATR each row
 is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
 columns (``_merge``: candidates read once per distinct snapshot, the groups of every
-(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. The
-candidates of the levels provider's ColumnSnapshots are read from their columns
-(``buddy.levels.columns``: the same values, no object made), the others from the objects.
+(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. When the
+levels piece is kept as columns (the levels provider's ``LevelColumns``, see
+``buddy.levels.columns.level_pieces``) the candidates of its stored rows are read from the
+columns (the same values, no object made), the others from the objects.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import pandas as pd
 
 from buddy.batch.columns import distinct
 from buddy.context.pieces import KeyLevelsSnapshot
-from buddy.levels.columns import FIXED_PRICES, LevelColumns, by_columns, utc_datetime
+from buddy.levels.columns import FIXED_PRICES, LevelColumns, LevelPieces, utc_datetime
 from buddy.levels.nearest import NO_RANK
 from buddy.timeframes import Timeframe
 
@@ -225,24 +226,23 @@ _FIXED_GET = attrgetter(*(field for field, _, _ in _FIXED))
 _FIXED_COLUMNS = [FIXED_PRICES.index(field) for field, _, _ in _FIXED]
 
 
-def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str, *,
-                       with_last: bool = True) -> tuple[np.ndarray, ...]:
+def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot] | LevelColumns,
+                       pivot_method: str, *, with_last: bool = True
+                       ) -> tuple[np.ndarray, ...]:
     """Return the candidates of ``snapshots`` as columns: snapshot number, position in the
     snapshot's list (prior day, range, pivots in their order, swing clusters in theirs),
     price, name (object), source bits, touches, touch weight (NaN: none), last touch
     (object; None throughout unless ``with_last``). Unsorted; a non-finite or missing price
-    is no candidate. ColumnSnapshots are read from their columns (``buddy.levels.columns``),
-    the others from the objects: the same values."""
-    held, unknown = by_columns(snapshots)
-    parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = []
-    for columns, where, rows in held:
-        parts.append((where, _column_candidates(columns, rows, pivot_method,
-                                                with_last=with_last)))
-    if len(unknown) or not parts:
-        parts.append((unknown, _object_candidates([snapshots[j] for j in unknown.tolist()],
-                                                  pivot_method)))
-    if len(parts) == 1 and len(parts[0][0]) == len(snapshots):
-        return parts[0][1]
+    is no candidate. Of LevelColumns (every snapshot it numbers), the stored rows are read
+    from the columns and the others from their objects: the same values."""
+    if not isinstance(snapshots, LevelColumns):
+        return _object_candidates(snapshots, pivot_method)
+    from_columns, as_objects = snapshots.sources()
+    parts = [(from_columns, _column_candidates(snapshots, from_columns, pivot_method,
+                                               with_last=with_last))]
+    if len(as_objects):
+        parts.append((as_objects, _object_candidates(
+            [snapshots.make(j) for j in as_objects.tolist()], pivot_method)))
     return tuple(np.concatenate([where[part[0]] if c == 0 else part[c]
                                  for where, part in parts])
                  for c in range(len(parts[0][1])))
@@ -395,33 +395,43 @@ def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
 #: checks of one batch (entry_quality, missing_scanner) merge the same snapshots; the entry
 #: holds its snapshots, so no other object can take their ids while it is kept.
 _Matrices = tuple[list[np.ndarray | None], np.ndarray, np.ndarray]
-_LAST_MATRICES: list[tuple[tuple[str, bool], list[Any], _Matrices]] = []
+_LAST_MATRICES: list[tuple[tuple[str, bool], LevelColumns | list[Any], _Matrices]] = []
 
 
-def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
-                       with_last: bool = True) -> _Matrices:
-    """Return the candidates of each of ``snaps`` (distinct objects, None: none) sorted by
-    (price, name), ties in input order, as (snapshot, k) matrices (price, name number,
-    source bits, touches, touch weight, last touch: None unless ``with_last``), each
-    snapshot's count and the names by number; the last call's result again for the same
-    snapshot objects (pieces are not changed once built)."""
+def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None] | LevelColumns, pivot_method: str,
+                       *, with_last: bool = True) -> _Matrices:
+    """Return the candidates of each of ``snaps`` (distinct objects, None: none; or every
+    snapshot of LevelColumns, then one row without candidates for the rows without a
+    snapshot) sorted by (price, name), ties in input order, as (snapshot, k) matrices
+    (price, name number, source bits, touches, touch weight, last touch: None unless
+    ``with_last``), each snapshot's count and the names by number; the last call's result
+    again for the same snapshot objects (pieces are not changed once built)."""
     if _LAST_MATRICES:
         method, held, result = _LAST_MATRICES[0]
-        if method == (pivot_method, with_last) and len(held) == len(snaps) and all(
-                map(operator.is_, held, snaps)):
+        if method == (pivot_method, with_last) and (
+                held is snaps if isinstance(snaps, LevelColumns) else
+                isinstance(held, list) and len(held) == len(snaps)
+                and all(map(operator.is_, held, snaps))):
             return result
     result = _sorted_candidates(snaps, pivot_method, with_last=with_last)
-    _LAST_MATRICES[:] = [((pivot_method, with_last), list(snaps), result)]
+    _LAST_MATRICES[:] = [((pivot_method, with_last),
+                          snaps if isinstance(snaps, LevelColumns) else list(snaps), result)]
     return result
 
 
-def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str, *,
-                       with_last: bool) -> _Matrices:
+def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None] | LevelColumns,
+                       pivot_method: str, *, with_last: bool) -> _Matrices:
     """Return ``_snapshot_matrices`` (computed)."""
-    present = [s for s, snap in enumerate(snaps) if snap is not None]
-    columns = _candidate_columns([snap for snap in snaps if snap is not None], pivot_method,
-                                 with_last=with_last)
-    c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
+    if isinstance(snaps, LevelColumns):
+        n_snap = snaps.count + 1
+        columns = _candidate_columns(snaps, pivot_method, with_last=with_last)
+        c_snap = columns[0]
+    else:
+        n_snap = len(snaps)
+        present = [s for s, snap in enumerate(snaps) if snap is not None]
+        columns = _candidate_columns([snap for snap in snaps if snap is not None],
+                                     pivot_method, with_last=with_last)
+        c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
     c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
     name_code, name_unique = pd.factorize(np.asarray(c_name, dtype=object))
     name_rank = np.empty(len(name_unique), dtype=np.int64)
@@ -430,7 +440,6 @@ def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None], pivot_method: str,
     # each snapshot's candidates in a row of (snapshot, position) matrices, sorted within
     # the row by (price, name), ties in position order (a stable sort); the padding (no
     # candidate there: every candidate's price is finite) sorts last
-    n_snap = len(snaps)
     width = int(c_position.max()) + 1 if len(c_position) else 0
     at = (c_snap, c_position)
     price_by_place = np.full((n_snap, width), np.inf)
@@ -588,17 +597,23 @@ class LevelTable:
         return self.names[rank]
 
 
-def level_table(snapshots: Sequence[Any], code: np.ndarray, atr: np.ndarray, *,
+def level_table(snapshots: LevelPieces, code: np.ndarray, atr: np.ndarray, *,
                 pivot_method: str, merge_atr: float, min_strength: float) -> LevelTable:
     """Return the levels of strength at least ``min_strength`` for each row (``code``: its
-    distinct snapshot, None or another type where there is none; ``atr``: its ATR, price)."""
+    distinct snapshot of ``snapshots``, ``buddy.levels.columns.level_pieces``: -1 of
+    LevelColumns, None or another type of objects where there is none; ``atr``: its ATR,
+    price)."""
     atr = np.asarray(atr, dtype=np.float64)
-    first, inverse = distinct(np.asarray(code, dtype=np.int64), np.nan_to_num(atr, nan=-1.0))
+    code = np.asarray(code, dtype=np.int64)
+    if isinstance(snapshots, LevelColumns):  # no snapshot: the matrices' last row, empty
+        code = np.where(code < 0, snapshots.count, code)
+    first, inverse = distinct(code, np.nan_to_num(atr, nan=-1.0))
     if pivot_method not in PIVOT_METHODS:
         raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
     # the candidates of every snapshot given (once per batch: the level checks of one batch
     # pass the same snapshots, each with its own rows), merged for the pairs in use
     per_snapshot, count_s, vocabulary = _snapshot_matrices(
+        snapshots if isinstance(snapshots, LevelColumns) else
         [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots],
         pivot_method, with_last=False)
     merged = _merge_pairs(per_snapshot, count_s, vocabulary, code[first].astype(np.int64),

@@ -21,18 +21,17 @@ the file is unchanged), each row's last closed bar is found with ``searchsorted`
 split divisor computed column-wise, and rows on the same stored bar and basis share one
 snapshot. The snapshots of a batch's distinct stored bars are read column by column
 (``snapshot_columns``: one ``take`` of their rows, the float divisions over arrays) into
-``buddy.levels.columns.LevelColumns``; each row's piece is a ``ColumnSnapshot`` of it, whose
-fields are made only when someone reads one (the level checks read the columns instead).
-Rows computed on demand (no stored row) or carrying the user's anchors go through the scalar
-path, once per (user, as_of).
+``buddy.levels.columns.LevelColumns``, and the piece is a ``PieceColumn`` over it: per row
+the number of its snapshot, whose object is made only when someone asks (the level checks
+read the columns instead). Rows computed on demand (no stored row) or carrying the user's
+anchors go through the scalar path, once per (user, as_of); their snapshots follow the
+stored ones.
 """
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -49,8 +48,8 @@ from buddy.batch.pieces import (
     groups,
     last_closed,
     per_distinct,
-    spread,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import AnchoredVWAP, KeyLevelsSnapshot, PriceLevel
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.data.calendars import to_session_index
@@ -58,7 +57,6 @@ from buddy.data.splits import split_factor_as_of
 from buddy.levels.columns import (
     FIXED_PRICES,
     VWAP_BANDS,
-    ColumnSnapshot,
     LevelColumns,
     as_utc,
     utc_datetime,
@@ -278,14 +276,17 @@ def snapshots_from_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequen
     support/resistance lists of one divisor sharing one tuple. A row with a NULL where the
     row form expects a value goes through ``snapshot_from_row`` itself (and fails as it
     fails)."""
-    return snapshot_columns(table, divisor, symbols, timeframes).snapshots
+    columns = snapshot_columns(table, divisor, symbols, timeframes)
+    return [columns.make(j) for j in range(columns.count)]
 
 
 def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str],
-                     timeframes: Sequence[str]) -> LevelColumns:
+                     timeframes: Sequence[str],
+                     computed: Sequence[KeyLevelsSnapshot] = ()) -> LevelColumns:
     """Return the rows of ``table`` as ``LevelColumns`` (prices divided by ``divisor`` as
-    ``snapshot_from_row`` divides them) with their snapshots: a ColumnSnapshot per usable
-    row (fields made on first read), the row form's snapshot for the others."""
+    ``snapshot_from_row`` divides them) followed by the ``computed`` snapshots; a row the
+    columns cannot say (a NULL where the row form expects a value) is made by the row form
+    now (and fails as it fails)."""
     n = table.num_rows
     divisor = np.asarray(divisor, dtype=np.float64)
     odd = np.zeros(n, dtype=bool)  # rows the row form builds
@@ -319,7 +320,13 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
     s_kind = s_fields["kind"].to_numpy(zero_copy_only=False).astype(object)
     v_anchor = v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object)
     v_anchor_number, v_anchor_names = pd.factorize(v_anchor)
-    columns = LevelColumns(
+    row_memo: dict[Any, Any] = {}
+    row_form = {}
+    for i in np.flatnonzero(odd).tolist():
+        row = table.slice(i, 1).to_pylist()[0]
+        row_form[i] = snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
+                                        divisor=float(divisor[i]), memo=row_memo)
+    return LevelColumns(
         symbol=list(symbols), timeframe=[str(tf) for tf in timeframes],
         bar_ns=bar_ns.fill_null(0).to_numpy().astype(np.int64), version=versions,
         divisor=divisor, fixed=fixed, pivots=pivots, vwap_offsets=v_off,
@@ -332,27 +339,21 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
                                                               ).astype(np.int64),
         sr_last_ns=s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False
                                                                  ).astype(np.int64),
-        usable=~odd)
-    snapshots: list[KeyLevelsSnapshot] = columns.snapshots
-    snapshots += ColumnSnapshot.many(columns, range(n))
-    row_memo: dict[Any, Any] = {}
-    for i in np.flatnonzero(odd).tolist():
-        row = table.slice(i, 1).to_pylist()[0]
-        snapshots[i] = snapshot_from_row(symbols[i], timeframes[i], row["bar_ts"], row,
-                                         divisor=float(divisor[i]), memo=row_memo)
-    return columns
+        usable=~odd, row_form=row_form, computed=tuple(computed))
 
 
 # ---------------------------------------------------------------------------- batch form
 def levels_batch(request: BatchPieceRequest) -> BatchPieces:
     """Batch form of ``levels_provider``: (pieces, reasons) per row, one read per process.
 
-    A row on a stored bar without anchors of its user gets the snapshot shared by the rows
-    on that bar with the same split divisor (built for the distinct stored bars in use only,
-    every series' at once: ``snapshot_columns``); other rows go through ``levels_piece``.
+    The pieces are a PieceColumn over ``LevelColumns``: a row on a stored bar without
+    anchors of its user gets the snapshot shared by the rows on that bar with the same split
+    divisor (read as columns for the distinct stored bars in use only, every series' at
+    once: ``snapshot_columns``); other rows go through ``levels_piece``, once per (user,
+    as_of), and their snapshots follow the stored ones.
     """
     n = len(request)
-    pieces = np.full(n, None, dtype=object)
+    code = np.full(n, -1, dtype=np.int64)
     reasons = np.full(n, None, dtype=object)
     t = as_of_ns(request.intents["as_of"])
     users = request.intents["user_id"].astype(str).to_numpy(object)
@@ -361,25 +362,29 @@ def levels_batch(request: BatchPieceRequest) -> BatchPieces:
                                                    lambda v: Timeframe.parse(v).value)})
     table = all_levels(request.store, LEVELS_VERSION)  # every series, once per process
     shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    computed: list[KeyLevelsSnapshot] = []
     for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
                                            ).indices.items():
         rows = np.asarray(rows, dtype=np.int64)
         _series_rows(request.store, table, str(symbol), str(tf),
                      symbol_actions(request.store, str(symbol)),
                      symbol_first_anchors(request.store, str(symbol)), rows, t[rows],
-                     users[rows], pieces, reasons, shared)
-    _build_shared(table, shared, keys, pieces, reasons)
-    return pieces, reasons
+                     users[rows], code, reasons, shared, computed)
+    columns = _build_shared(table, shared, keys, code, computed)
+    return PieceColumn(code, columns.count, columns.make, columns), reasons
 
 
 def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
                  actions: pd.DataFrame, anchors: pd.DataFrame, rows: np.ndarray,
-                 t: np.ndarray, users: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
-                 shared_out: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series, except the
-    rows on a stored bar without anchors: those go to ``shared_out`` as (their stored rows
-    of ``table``, their split divisors, the rows) for one column-wise build over the batch
-    (``_build_shared``)."""
+                 t: np.ndarray, users: np.ndarray, code: np.ndarray, reasons: np.ndarray,
+                 shared_out: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                 computed: list[KeyLevelsSnapshot]) -> None:
+    """Set ``code`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one series: the rows on
+    a stored bar without anchors go to ``shared_out`` as (their stored rows of ``table``,
+    their split divisors, the rows) for one column-wise read over the batch
+    (``_build_shared``); the others are computed on demand, once per (user, as_of): a row
+    with a snapshot gets -2 - its number in ``computed``, a row without one -1 and the
+    reason."""
     a, b = table.rows.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
@@ -401,45 +406,39 @@ def _series_rows(store: Store, table: LevelsTable, symbol: str, tf: str,
         user_codes, _ = pd.factorize(users[others])
         codes, first = groups(np.column_stack([t[others], user_codes]))
         timeframe = Timeframe.parse(tf)
-        computed = [levels_piece(store, symbol, timeframe, as_of_datetime(int(t[j])),
-                                 user_id=str(users[j])) for j in others[first]]
-        spread(computed, codes, rows[others], pieces, reasons)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector while a batch's snapshots are made: they are
-    acyclic, yet each of the collections their ~10 objects per row trigger walks the whole
-    growing heap (about 40% of the build's CPU at 20k rows)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+        made = np.full(len(first), -1, dtype=np.int64)
+        why = np.full(len(first), None, dtype=object)
+        for u, j in enumerate(others[first].tolist()):
+            piece, why[u] = levels_piece(store, symbol, timeframe, as_of_datetime(int(t[j])),
+                                         user_id=str(users[j]))
+            if piece is not None:
+                made[u] = -2 - len(computed)
+                computed.append(piece)
+        code[rows[others]] = made[codes]
+        reasons[rows[others]] = why[codes]
 
 
 def _build_shared(table: LevelsTable, shared: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                  keys: pd.DataFrame, pieces: np.ndarray, reasons: np.ndarray) -> None:
-    """Build the snapshots of the distinct (stored row, divisor) pairs of every series at
-    once (``snapshot_columns`` over one ``take``) and give each to the rows that share it
-    (``keys``: each row's symbol and timeframe)."""
-    if not shared:
-        return
-    at = np.concatenate([s[0] for s in shared])
-    divisor = np.concatenate([s[1] for s in shared])
-    rows = np.concatenate([s[2] for s in shared])
+                  keys: pd.DataFrame, code: np.ndarray, computed: list[KeyLevelsSnapshot]
+                  ) -> LevelColumns:
+    """Return the LevelColumns of the distinct (stored row, divisor) pairs of every series
+    (``snapshot_columns`` over one ``take``) followed by the ``computed`` snapshots, and set
+    ``code`` of the rows that share each (``keys``: each row's symbol and timeframe); the
+    rows computed on demand (-2 - k) become the number after the stored ones."""
+    at = np.concatenate([s[0] for s in shared]) if shared else np.zeros(0, dtype=np.int64)
+    divisor = np.concatenate([s[1] for s in shared]) if shared else np.zeros(0)
+    rows = np.concatenate([s[2] for s in shared]) if shared else np.zeros(0, dtype=np.int64)
     # hashed, not sorted: the divisor's bits, so equal means bit for bit
     codes, first = groups(np.column_stack([at, divisor.view(np.int64)]))
     made_rows = rows[first]
     symbols = keys["symbol"].to_numpy(object)[made_rows].tolist()
     timeframes = keys["timeframe"].to_numpy(object)[made_rows].tolist()
-    with _collector_paused():
-        made = snapshot_columns(table.rows.take(at[first]), divisor[first], symbols,
-                                timeframes).snapshots
-    pieces[rows] = np.fromiter(made, dtype=object, count=len(made))[codes]
-    reasons[rows] = None
+    columns = snapshot_columns(table.rows.take(at[first]), divisor[first], symbols,
+                               timeframes, computed)
+    on_computed = code <= -2
+    code[on_computed] = len(columns) + (-2 - code[on_computed])
+    code[rows] = codes
+    return columns
 
 
 def split_divisors(sessions: Any, actions: pd.DataFrame, as_of: np.ndarray) -> np.ndarray:

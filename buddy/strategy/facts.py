@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from buddy.batch.context import BatchContext
+from buddy.levels.columns import level_pieces
 from buddy.levels.consolidate import (
     DEFAULT_MERGE_ATR,
     DEFAULT_MIN_STRENGTH,
@@ -128,7 +129,7 @@ def _level_ahead(ctx: BatchContext, entry: np.ndarray, sign: np.ndarray, atr: np
     out = np.full(ctx.n, np.nan)
     if "levels" not in ctx.pieces or ctx.n == 0:
         return out
-    code, snapshots = ctx.distinct_pieces("levels")
+    code, snapshots = level_pieces(ctx)
     table = level_table(snapshots, code, atr, pivot_method=DEFAULT_PIVOT_METHOD,
                         merge_atr=DEFAULT_MERGE_ATR, min_strength=DEFAULT_MIN_STRENGTH)
     if not table.price.shape[1]:

@@ -25,7 +25,6 @@ from buddy.batch.pieces import BatchPieceRequest, provide
 from buddy.context.pack import Instrument
 from buddy.events.store import import_events
 from buddy.levels.anchors import save_level_anchor
-from buddy.levels.columns import ColumnSnapshot
 from buddy.store import Store
 from buddy.users.store import set_user
 from replay.engine import standard_providers
@@ -42,8 +41,6 @@ Row = tuple[str, str, str, str]  # user_id, symbol, timeframe, as_of (ISO, UTC)
 # ---------------------------------------------------------------------------- helpers
 def same(a: Any, b: Any) -> bool:
     """Return a == b, dataclasses field by field, with NaN equal to NaN."""
-    # the levels batch form's pieces are ColumnSnapshots: compared as the snapshot they hold
-    a, b = (x.plain() if isinstance(x, ColumnSnapshot) else x for x in (a, b))
     if a is b or (type(a) is type(b) and a == b):
         return True
     if isinstance(a, float) and isinstance(b, float):

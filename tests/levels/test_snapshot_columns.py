@@ -1,22 +1,21 @@
 """Key-levels snapshots built column by column say exactly what the row form says of each row
 (``snapshot_from_row`` over the row as Python values), NULLs and split divisors included, and
-rows with the same stored support/resistance list and divisor share one tuple."""
+rows with the same stored support/resistance list and divisor share one tuple; the level
+checks read the columns (``LevelColumns``) as they read the objects, and make none."""
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import pickle
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import KeyLevelsSnapshot
 from buddy.levels import consolidate as cons
-from buddy.levels.columns import ColumnSnapshot, as_utc
+from buddy.levels.columns import LevelColumns, anchored_vwaps, as_utc
 from buddy.levels.provider import (
     snapshot_columns,
     snapshot_from_row,
@@ -129,50 +128,77 @@ def _table_arrays(table: cons.LevelTable) -> list[str]:
                                        table.touches, table.rank, table.names)]
 
 
-def _plain(snapshots: list[Any]) -> list[Any]:
-    # the same snapshots as objects of the row form's type: the merge reads their fields
-    return [s.plain() if isinstance(s, ColumnSnapshot) else s for s in snapshots]
+def _objects(columns: LevelColumns) -> list[Any]:
+    # every snapshot the columns number, as objects of the row form's type
+    return [columns.make(j) for j in range(columns.count)]
+
+
+def _refuse(self: LevelColumns, i: int) -> KeyLevelsSnapshot:
+    # in place of LevelColumns.snapshot: a check that reads the columns makes no object
+    raise AssertionError(f"the snapshot of stored row {i} was made")
+
+
+def _with_one_computed() -> tuple[LevelColumns, KeyLevelsSnapshot]:
+    """Return the columns of ROWS followed by one snapshot computed on demand."""
+    rows = [row for row, _ in ROWS]
+    divisor = np.array([d for _, d in ROWS])
+    alone = snapshot_from_row("SYN", "1d", rows[0]["bar_ts"], _table(rows).to_pylist()[0],
+                              divisor=1.25)
+    return snapshot_columns(_table(rows), divisor, ["SYN"] * len(rows), ["1d"] * len(rows),
+                            [alone]), alone
 
 
 @pytest.mark.parametrize("pivot_method", cons.PIVOT_METHODS)
 def test_the_merge_reads_the_columns_as_it_reads_the_objects(pivot_method: str) -> None:
-    rows = [row for row, _ in ROWS]
-    divisor = np.array([d for _, d in ROWS])
-    columns = snapshot_columns(_table(rows), divisor, ["SYN"] * len(rows), ["1d"] * len(rows))
+    columns, alone = _with_one_computed()
     assert columns.usable.tolist() == [True] * 5 + [False, True]  # row 5: the row form's
-    assert [type(s) is ColumnSnapshot for s in columns.snapshots] == columns.usable.tolist()
-    # a snapshot built alone (not in the columns) and no snapshot, among the column ones
-    alone = snapshot_from_row("SYN", "1d", rows[0]["bar_ts"], _table(rows).to_pylist()[0],
-                              divisor=1.25)
-    snapshots: list[Any] = [*columns.snapshots[::-1], alone, None]
-    code = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 3], dtype=np.int64)
+    assert list(columns.row_form) == [5] and columns.count == len(ROWS) + 1
+    objects = _objects(columns)
+    assert objects[-1] is alone and objects[5] is columns.row_form[5]
+    # the rows: every snapshot, some twice, and rows without one (-1)
+    code = np.array([6, 5, 4, 3, 2, 1, 0, 7, -1, 6, 3], dtype=np.int64)
     atr = np.array([0.5, 1.0, np.nan, 2.0, 0.0, 1.5, 0.25, 0.5, 1.0, 3.0, 2.0])
     given = {"pivot_method": pivot_method, "merge_atr": 0.25, "min_strength": 1.0}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LevelColumns, "snapshot", _refuse)
+        cons._LAST_MATRICES.clear()
+        from_columns = cons.level_table(columns, code, atr, **given)
+        held = cons.level_table(columns, code[3:], atr[3:], **given)  # the held candidates
+        assert cons._LAST_MATRICES[0][1] is columns
+        every = cons._candidate_columns(columns, pivot_method)
     cons._LAST_MATRICES.clear()
-    from_columns = cons.level_table(snapshots, code, atr, **given)
-    present = [s for s in snapshots if s is not None]
-    every = cons._candidate_columns(present, pivot_method)
-    # the merge made none of the column snapshots' objects
-    assert not any(_filled(s) for s in snapshots if type(s) is ColumnSnapshot)
+    assert _table_arrays(held) == _table_arrays(cons.level_table(columns, code[3:], atr[3:],
+                                                                 **given))
     cons._LAST_MATRICES.clear()
-    from_objects = cons.level_table(_plain(snapshots), code, atr, **given)
+    from_objects = cons.level_table([*objects, None], np.where(code < 0, len(objects), code),
+                                    atr, **given)
     assert _table_arrays(from_columns) == _table_arrays(from_objects)
-    objects = cons._candidate_columns(_plain(present), pivot_method)
+    assert (from_columns.rank[from_columns.code[8]] == cons.NO_RANK).all()  # no snapshot
+    by_objects = cons._candidate_columns(objects, pivot_method)
     # the same candidates (unsorted: compared by snapshot and position)
-    by_place = [np.lexsort((c[1], c[0])) for c in (every, objects)]
+    by_place = [np.lexsort((c[1], c[0])) for c in (every, by_objects)]
     assert ([repr(c[by_place[0]].tolist()) for c in every]
-            == [repr(c[by_place[1]].tolist()) for c in objects])
+            == [repr(c[by_place[1]].tolist()) for c in by_objects])
     # candidates of every source were compared (pivots of the families the rows hold)
     stored = pivot_method in ("classic", "camarilla")
     assert set(every[4].tolist()) == ({1, 2, 4, 8} if stored else {1, 2, 8})
 
 
-def _filled(snapshot: ColumnSnapshot) -> bool:
-    try:
-        object.__getattribute__(snapshot, "ts")
-    except AttributeError:
-        return False
-    return True
+@pytest.mark.parametrize("anchor", ["week", "swing_low", "month"])
+def test_anchored_vwaps_read_the_columns_as_the_objects(anchor: str) -> None:
+    columns, _ = _with_one_computed()
+    objects = _objects(columns)
+    code = np.array([7, 6, 5, 4, 3, 2, 1, 0, -1, 0], dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LevelColumns, "snapshot", _refuse)
+        from_columns = anchored_vwaps(columns, code, anchor)
+    from_objects = anchored_vwaps([*objects, None], np.where(code < 0, len(objects), code),
+                                  anchor)
+    assert repr([a.tolist() for a in from_columns]) == repr([a.tolist() for a in from_objects])
+    found = np.isfinite(from_columns[0])
+    # rows 3 and 4 (code 4, 3) hold no VWAPs; the computed one holds both of row 0's
+    assert found.tolist() == ([False] * 10 if anchor == "month" else
+                              [True, True, True, False, False, True, True, True, False, True])
 
 
 #: Row 3: pivots R1 and S1 (P is no level), prior-day low and range high (its prior-day high
@@ -187,27 +213,21 @@ def test_the_merge_reads_columns_without_clusters_or_pivots() -> None:
     code, atr = np.array([0, 1, 1]), np.array([1.0, np.nan, 0.5])
     given = {"pivot_method": "classic", "merge_atr": 0.25, "min_strength": 1.0}
     cons._LAST_MATRICES.clear()
-    from_objects = cons.level_table(_plain(columns.snapshots), code, atr, **given)
+    from_objects = cons.level_table(_objects(columns), code, atr, **given)
     cons._LAST_MATRICES.clear()
-    from_columns = cons.level_table(columns.snapshots, code, atr, **given)
+    from_columns = cons.level_table(columns, code, atr, **given)
     assert _table_arrays(from_columns) == _table_arrays(from_objects)
     assert from_columns.names.tolist() == NAMES_WITHOUT_CLUSTERS
 
 
-def test_a_column_snapshot_is_the_row_forms_snapshot_for_every_reader() -> None:
-    rows = [row for row, _ in ROWS[:2]]
-    columns = snapshot_columns(_table(rows), np.array([1.0, 2.0]), ["SYN"] * 2, ["1d"] * 2)
-    lazy, other = columns.snapshots
-    assert isinstance(lazy, ColumnSnapshot) and not _filled(lazy)
-    alone = snapshot_from_row("SYN", "1d", rows[0]["bar_ts"], _table(rows).to_pylist()[0])
-    assert alone == lazy and lazy == alone and lazy != other and other != alone
-    assert _filled(lazy)  # read once: the fields are kept
-    copied = pickle.loads(pickle.dumps(other))
-    assert type(copied) is KeyLevelsSnapshot and copied == other
-    assert type(copy.copy(other)) is KeyLevelsSnapshot
-    moved = dataclasses.replace(other, version="x")
-    assert moved.version == "x" and moved.prior_day_high == other.prior_day_high
-    with pytest.raises(TypeError):  # unhashable, as the row form's (a dict of pivots)
-        hash(other)
-    with pytest.raises(AttributeError):
-        _ = other.no_such_field  # type: ignore[attr-defined]
+def test_a_piece_column_makes_each_snapshot_once_as_the_row_form_makes_it() -> None:
+    columns, alone = _with_one_computed()
+    rows = [row for row, _ in ROWS]
+    pieces = PieceColumn(np.array([1, -1, 1, 7, 0]), columns.count, columns.make, columns)
+    assert pieces[1] is None and pieces[3] is alone
+    assert pieces[0] is pieces[2]  # made once, kept
+    assert type(pieces[0]) is KeyLevelsSnapshot
+    assert pieces[0] == snapshot_from_row("SYN", "1d", rows[1]["bar_ts"],
+                                          _table(rows).to_pylist()[1], divisor=2.0)
+    assert pieces[4] != pieces[0]
+    assert pieces[[4, 2]][1] is pieces[0]  # taken rows share the made objects
