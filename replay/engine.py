@@ -41,8 +41,9 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,7 +98,7 @@ from replay.model import (
     OUTCOME_SOURCES,
     SEVERITIES,
 )
-from replay.outcomes import OutcomeBars, OutcomeRules
+from replay.outcomes import OutcomeRules
 
 Mode = Literal["intent", "batch"]
 MODES: tuple[str, ...] = ("intent", "batch")
@@ -200,14 +201,21 @@ class ChunkTask:
     intents: pd.DataFrame  # INTENT_COLUMNS + intent_no, in canonical order
     #: where the run's workers share their whole-table reads (``buddy.store.tables``)
     shared_tables: str | None = None
+    #: label the chunk's outcomes from the stored bars under these rules (``label_chunk``);
+    #: None: the writer merges given outcomes, or there are none
+    outcome_rules: OutcomeRules | None = None
+    #: the closed trades whose real results replace simulated ones (TRADE_COLUMNS; None:
+    #: none), read once by the run's process
+    trades: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChunkRows:
-    """What a worker returns: the chunk's wide result rows (RESULT_SCHEMA), issue rows
-    (ISSUE_SCHEMA) and their distinct fact sets (FACT_SET_SCHEMA) as Arrow tables with
-    integer keys, without run_key or outcomes. ``facts`` None: the issues carry their
-    evidence as evidence_json instead of facts_no (typed when written, a set each)."""
+    """What a worker returns: the chunk's wide result rows (RESULT_SCHEMA, then the outcome
+    columns as stored when the worker labelled them), issue rows (ISSUE_SCHEMA) and their
+    distinct fact sets (FACT_SET_SCHEMA) as Arrow tables with integer keys, without run_key.
+    ``facts`` None: the issues carry their evidence as evidence_json instead of facts_no
+    (typed when written, a set each)."""
 
     chunk_no: int
     results: pa.Table
@@ -582,11 +590,15 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
 
     frame["intent_no"] = np.arange(len(frame), dtype=np.int32)
     existing = run_row(store, run_id)
+    run_key: int | None = None
+    create: Callable[..., int] | None = None
     if existing is None:
         validate_intents(store, frame, config)
-        run_key = _create_run(writer, run_id=run_id, name=name, config=config,
-                              config_json=config_json, intents=frame, digest=digest,
-                              context=context, purpose=purpose)
+        # written with the first chunk's rows, while the workers evaluate the next chunks
+        create = partial(_create_run, writer, run_id=run_id, name=name, config=config,
+                         config_json=config_json, intents=frame, digest=digest,
+                         context=context, purpose=purpose)
+        done_nos: set[int] = set()
     else:
         run_key = int(existing["run_key"])
         _check_resumable(store, existing, config=config, digest=digest, context=context)
@@ -599,31 +611,40 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
                              n_evaluated=0, n_skipped=int(existing["n_intents"]),
                              elapsed_s=time.perf_counter() - started, mode=mode)
         _set_status(writer, run_id, "running")
+        done_nos = done_intent_nos(store, run_key)
 
-    done_nos = done_intent_nos(store, run_key)
     pending = frame[~frame["intent_no"].isin(done_nos)].reset_index(drop=True)
     sizes = batch_chunk_sizes(len(pending), executor) if chunk_size is None else chunk_size
     chunks = list(_chunks(pending, sizes, by_series=mode == "intent"))
+    # the workers label outcomes from the bars they read anyway; given outcomes are merged
+    # by the writer
+    given = None if outcomes is None else outcomes.set_index("intent_id", drop=False)
+    rules = outcome_rules if given is None and label else None
+    linked = None
+    if rules is not None:
+        from replay.intents import database_trades
+
+        linked = database_trades(store) if trades is None else trades
+        linked = linked if len(linked) else None
     tasks = (ChunkTask(chunk_no=n, db_path=str(store.path), mode=mode,
                        config_json=config_json, lookback_bars=lookback_bars,
                        providers=tuple(sorted(providers.items())), intents=chunk,
-                       shared_tables=None if shared_tables is None else str(shared_tables))
+                       shared_tables=None if shared_tables is None else str(shared_tables),
+                       outcome_rules=rules, trades=linked)
              for n, chunk in enumerate(chunks))
-    outcome_source = _OutcomeSource(store, frame, outcomes, trades, outcome_rules) if (
-        outcomes is not None or label) else None
 
     n_done = len(done_nos)
     try:
         with tqdm(total=len(frame), initial=n_done, disable=not progress, unit="intent",
                   desc=f"replay {name}") as bar:
             for index, rows in executor.map(evaluate_chunk, tasks):
+                if run_key is None and create is not None:
+                    make, create = create, None
+                    run_key = make(status="running")
+                assert run_key is not None
                 chunk = chunks[index]
-                labelled = None
-                if outcome_source is not None:
-                    labelled = outcome_source.label(chunk.loc[:, list(INTENT_COLUMNS)])
-                    labelled["intent_no"] = chunk.set_index("intent_id")["intent_no"].reindex(
-                        labelled["intent_id"]).to_numpy()
-                write_chunk(writer, run_key, rows, labelled)
+                write_chunk(writer, run_key, rows,
+                            None if given is None else _given_outcomes(given, chunk))
                 n_done += len(chunk)
                 bar.update(len(chunk))
                 if on_chunk is not None:
@@ -631,8 +652,14 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
                                             n_intents=len(chunk), n_done=n_done,
                                             n_total=len(frame)))
     except BaseException:
-        _set_status(writer, run_id, "failed", quiet=True)
+        if create is not None:  # validated, never written: the run is stored as failed
+            with suppress(Exception):
+                create(status="failed")
+        else:
+            _set_status(writer, run_id, "failed", quiet=True)
         raise
+    if create is not None:  # nothing was pending (no chunk): the run is written now
+        create(status="running")
     _finish(writer, run_id)
     return ReplayRun(run_id=run_id, name=name, config_hash=config.hash, status="done",
                      n_intents=len(frame), n_evaluated=len(pending), n_skipped=len(done_nos),
@@ -711,19 +738,26 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows:
     if task.mode == "batch":
         ctx = build_batch_context(store, intents, lookback_bars=task.lookback_bars,
                                   providers=dict(task.providers))
-        return batch_rows(task.chunk_no, ctx, run_batch(orchestrator, ctx), intent_nos,
-                          numbering, elapsed_s=time.perf_counter() - started)
-    stamp = store.context_stamp()
-    builder = ContextPackBuilder(store, lookback_bars=task.lookback_bars,
-                                 providers=dict(task.providers))
-    reports = []
-    for row in intents.to_dict("records"):
-        intent = intent_from_row(row)
-        pack = builder.build(intent.user_id, intent.symbol, intent.timeframe, intent.as_of,
-                             stamp=stamp)
-        reports.append(orchestrator.run(intent, pack, eval_id=intent.intent_id))
-    return report_rows(task.chunk_no, reports, intent_nos, numbering,
-                       elapsed_s=time.perf_counter() - started)
+        rows = batch_rows(task.chunk_no, ctx, run_batch(orchestrator, ctx), intent_nos,
+                          numbering)
+    else:
+        stamp = store.context_stamp()
+        builder = ContextPackBuilder(store, lookback_bars=task.lookback_bars,
+                                     providers=dict(task.providers))
+        reports = []
+        for row in intents.to_dict("records"):
+            intent = intent_from_row(row)
+            pack = builder.build(intent.user_id, intent.symbol, intent.timeframe,
+                                 intent.as_of, stamp=stamp)
+            reports.append(orchestrator.run(intent, pack, eval_id=intent.intent_id))
+        rows = report_rows(task.chunk_no, reports, intent_nos, numbering)
+    results = rows.results
+    if task.outcome_rules is not None:
+        # the outcomes in the chunk's own order: merged without a gather
+        outcomes = label_chunk(store, intents, task.outcome_rules, task.trades)
+        outcomes["intent_no"] = intent_nos
+        results = _with_outcomes(results, outcomes)
+    return replace(rows, results=results, elapsed_s=time.perf_counter() - started)
 
 
 def report_rows(chunk_no: int, reports: Sequence[BuddyReport], intent_nos: np.ndarray,
@@ -884,44 +918,40 @@ class ReadOnlyStore(Store):
 
 
 # ---------------------------------------------------------------------------- outcomes
-class _OutcomeSource:
-    """Outcomes for a chunk: from a given frame, or labelled from the stored bars (with the
-    real result of any linked closed trade replacing the simulated one)."""
+def label_chunk(store: Store, intents: pd.DataFrame, rules: OutcomeRules,
+                trades: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return the outcomes of ``intents`` (INTENT_COLUMNS) as OUTCOME_COLUMNS, in their
+    order: simulated from the stored bars after each as_of under ``rules``
+    (``replay.outcomes.label_outcomes``), the real result of a closed trade of ``trades``
+    replacing it where an intent links to one (``label_with_trades``). What a worker does
+    for its chunk: each intent's outcome reads only its own series' bars after its as_of,
+    so it does not depend on which intents share the chunk."""
+    from replay.intents import load_outcome_inputs
+    from replay.outcomes import label_outcomes, label_with_trades
 
-    def __init__(self, store: Store, intents: pd.DataFrame, given: pd.DataFrame | None,
-                 trades: pd.DataFrame | None, rules: OutcomeRules) -> None:
-        self.store = store
-        self.rules = rules
-        self.intents = intents
-        self.given = None if given is None else given.set_index("intent_id", drop=False)
-        self.trades = trades
-        self._inputs: tuple[OutcomeBars, pd.DataFrame] | None = None
+    bars, actions = load_outcome_inputs(store, intents)
+    labelled = label_outcomes(intents, bars, actions, rules=rules)
+    if trades is not None and len(trades):
+        labelled = label_with_trades(labelled, trades, intents)
+    return labelled.loc[:, list(OUTCOME_COLUMNS)]
 
-    def label(self, chunk: pd.DataFrame) -> pd.DataFrame:
-        if self.given is not None:
-            rows = self.given.loc[self.given.index.intersection(chunk["intent_id"])]
-            return rows.reset_index(drop=True).loc[:, list(OUTCOME_COLUMNS)]
-        from replay.intents import database_trades, load_outcome_inputs
-        from replay.outcomes import label_outcomes, label_with_trades
 
-        if self._inputs is None:
-            # the whole run's series from its first as_of: the same bars on every resume,
-            # laid out as arrays once for every chunk
-            bars, actions = load_outcome_inputs(self.store, self.intents)
-            self._inputs = (OutcomeBars.of(bars, actions), actions)
-            if self.trades is None:
-                self.trades = database_trades(self.store)
-        labelled = label_outcomes(chunk, *self._inputs, rules=self.rules)
-        if self.trades is not None and len(self.trades):
-            labelled = label_with_trades(labelled, self.trades, chunk)
-        return labelled.loc[:, list(OUTCOME_COLUMNS)]
+def _given_outcomes(given: pd.DataFrame, chunk: pd.DataFrame) -> pd.DataFrame:
+    """Return the rows of ``given`` (OUTCOME_COLUMNS, indexed by intent_id) of the chunk's
+    intents, with their intent_no."""
+    rows = given.loc[given.index.intersection(chunk["intent_id"])]
+    rows = rows.reset_index(drop=True).loc[:, list(OUTCOME_COLUMNS)]
+    rows["intent_no"] = chunk.set_index("intent_id")["intent_no"].reindex(
+        rows["intent_id"]).to_numpy()
+    return rows
 
 
 # ---------------------------------------------------------------------------- writes
 def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
                 config_json: str, intents: pd.DataFrame, digest: str,
-                context: Mapping[str, Any], purpose: str) -> int:
-    """Write the run, its intents (with intent_no), modules and codes; return its run_key."""
+                context: Mapping[str, Any], purpose: str, status: str = "running") -> int:
+    """Write the run (with ``status``), its intents (with intent_no), modules and codes in
+    one transaction; return its run_key."""
     sources = ",".join(sorted(intents["source"].unique())) or "none"
     run = pd.DataFrame([{
         "run_id": run_id, "name": name, "config_name": config.name,
@@ -931,7 +961,7 @@ def _create_run(store: Store, *, run_id: str, name: str, config: ScoringConfig,
         "market_data_version": store.market_data_version(),
         "data_start": intents["as_of"].min() if len(intents) else pd.NaT,
         "data_end": intents["as_of"].max() if len(intents) else pd.NaT,
-        "n_intents": len(intents), "status": "running",
+        "n_intents": len(intents), "status": status,
         "created_at": pd.Timestamp.now(tz="UTC"), "finished_at": pd.NaT,
         "purpose": purpose}])
     rows = pa.table({"run_id": pa.DictionaryArray.from_arrays(
@@ -995,9 +1025,13 @@ def write_chunk(store: Store, run_key: int, rows: ChunkRows,
     issue rows and their fact sets, one bulk insert each. ``outcomes``: OUTCOME_COLUMNS +
     intent_no (None: no outcomes; an intent without a row gets NULL outcome columns). A
     killed run never leaves half a chunk; an intent written twice is refused whole by the
-    results' key."""
+    results' key. Rows whose results carry their outcomes already (labelled by the worker)
+    take no ``outcomes``."""
     results = rows.results
     if outcomes is not None and len(outcomes):
+        if "exit_reason" in results.column_names:
+            raise ReplayError(f"chunk {rows.chunk_no}: its rows carry their outcomes; "
+                              "given outcomes would label them twice")
         results = _with_outcomes(results, outcomes)
     write_results(store, _keyed(results, run_key), _keyed(rows.issues, run_key),
                   None if rows.facts is None else _keyed(rows.facts, run_key))
