@@ -235,9 +235,11 @@ class RecordingExecutor:
 def chunk_outcomes(results: pa.Table, chunks: list[ChunkRows]) -> list[pd.DataFrame | None]:
     """Return each chunk's outcomes as the labeller hands them to the writer (OUTCOME_COLUMNS
     + intent_no, exit_reason and outcome_source as text), from the run's stored results
-    (``results``: its replay_results rows)."""
+    (``results``: its replay_results rows); None for a chunk whose rows carry their
+    outcomes already (labelled by the worker, as a run labels them)."""
     outcome_columns = [c for c in results.column_names if c in OUTCOME_COLUMNS]
-    if not outcome_columns:
+    if not outcome_columns or all("exit_reason" in chunk.results.column_names
+                                  for chunk in chunks):
         return [None for _ in chunks]
     outcomes = results.select(["intent_no", *outcome_columns]).to_pandas()
     outcomes = outcomes[outcomes["exit_reason"].notna()].reset_index(drop=True)
