@@ -25,6 +25,8 @@ from replay.engine import (
 )
 from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS
 
+from .conftest import file_at_version
+
 
 def test_the_replay_tables_hold_the_compact_columns(empty_store: Store) -> None:
     tables = empty_store.tables()
@@ -156,3 +158,29 @@ def test_a_run_key_is_unique(empty_store: Store) -> None:
         con.execute(insert, ["a"])
         with pytest.raises(duckdb.ConstraintException):
             con.execute(insert, ["b"])
+
+
+def test_replay_intents_keep_their_rows_and_columns_without_a_key_from_0023(tmp_path
+                                                                             ) -> None:
+    """0023 drops replay_intents' PRIMARY KEY (normalize_intents refuses repeated ids; no
+    reader looks an intent up through it): the stored rows and the column order stay."""
+    path = tmp_path / "v22.duckdb"
+    con = file_at_version(path, 22)
+    row = ("'{run}', '{intent}', 'u', 'AAPL', 'long', '1d', TIMESTAMPTZ '2012-06-01 20:00Z', "
+           "10.0, 9.0, NULL, 1.0, 5, 'market', 'random', {trade}, {no}")
+    for run, intent, trade, no in (("r1", "b", "NULL", 1), ("r1", "a", "'t1'", 0),
+                                   ("r2", "a", "NULL", 0)):
+        values = row.format(run=run, intent=intent, trade=trade, no=no)
+        con.execute(f"INSERT INTO replay_intents VALUES ({values})")
+    before = con.execute("SELECT * FROM replay_intents ORDER BY run_id, intent_no").df()
+    columns = [r[0] for r in con.execute("DESCRIBE replay_intents").fetchall()]
+    con.close()
+
+    store = Store(path)
+    after = store.query("SELECT * FROM replay_intents ORDER BY run_id, intent_no")
+    pd.testing.assert_frame_equal(after, before)
+    assert list(store.tables()["replay_intents"]) == columns
+    keys = store.query("SELECT constraint_type FROM duckdb_constraints() "
+                       "WHERE table_name = 'replay_intents'")["constraint_type"]
+    assert "PRIMARY KEY" not in set(keys) and "UNIQUE" not in set(keys)
+    assert "NOT NULL" in set(keys) and "CHECK" in set(keys)
