@@ -57,7 +57,7 @@ from buddy.domain import OrderType
 from buddy.errors import ConfigError, FieldError, FieldErrors
 from buddy.evidence import to_tick as tick_grid
 from buddy.store import Store
-from buddy.store.bars import bars_closing_after
+from buddy.store.bars import bars_closing_after, symbol_actions
 from buddy.store.replay import bar_series, generator_inputs
 from buddy.store.trades import all_trades, replayable_intents
 from buddy.timeframes import Timeframe
@@ -842,12 +842,18 @@ def database_trades(store: Store, user_id: str | None = None) -> pd.DataFrame:
 def load_outcome_inputs(store: Store, intents: pd.DataFrame
                         ) -> tuple[dict[tuple[str, str], pd.DataFrame], pd.DataFrame]:
     """Return what ``label_outcomes`` needs for ``intents``: the bars (as traded) of each
-    (symbol, timeframe) closing after its earliest as_of, and the corporate actions."""
+    (symbol, timeframe) closing after its earliest as_of, and the corporate actions of the
+    intents' symbols (by symbol and ex_date). Both from whole tables read once per process
+    (``buddy.store.bars``): a replay worker labels chunk after chunk without opening the
+    file, which the run's writer may hold."""
     if intents.empty:
         return {}, store.corporate_actions()
     firsts = intents.groupby(["symbol", "timeframe"], sort=True)["as_of"].min()
     keys = [(str(s), str(t)) for s, t in firsts.index]
-    return bars_closing_after(store, keys, list(firsts)), store.corporate_actions()
+    symbols = sorted({symbol for symbol, _ in keys})
+    actions = pd.concat([symbol_actions(store, symbol) for symbol in symbols],
+                        ignore_index=True)
+    return bars_closing_after(store, keys, list(firsts)), actions
 
 
 # ---------------------------------------------------------------------------- CSV of trades
