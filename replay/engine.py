@@ -14,13 +14,18 @@ modules and issues, with the intent's outcome, in the replay tables under one ru
   pointing at its typed facts in ``replay_facts``, where a chunk writes each distinct fact
   set once (migration 0022: most issues repeat a set of their chunk).
 - **Resumable.** Results are written per chunk of intents in ONE transaction (one bulk
-  insert of the wide rows, outcomes merged in, one of the issues and one of the chunk's
+  insert of the wide rows with their outcomes, one of the issues and one of the chunk's
   distinct fact sets, numbered past the run's stored ones), so a killed run loses
   at most the chunks in flight and never leaves half a chunk. Running again continues with
   the intents that have no result yet; the results' primary key makes a duplicate
   impossible.
-- **Single writer.** Workers open the store read-only, build packs, run the orchestrator and
-  return Arrow tables with integer keys; only the calling process writes.
+- **Single writer.** Workers open the store read-only, build packs, run the orchestrator,
+  label their chunk's outcomes (``label_chunk``: each intent's from its own series' bars
+  after its as_of, so the cut does not matter) and return Arrow tables with integer keys;
+  only the calling process writes. A new run is validated first, then its chunks go to the
+  workers, and the run (its row, intents, modules and codes, one transaction) is written
+  when the first chunk comes back, while the workers evaluate the next ones; a failure
+  before that still stores the whole run, as failed (resumable).
 - **Two paths, one answer.** ``mode='intent'`` builds each pack with the ContextPackBuilder
   and runs the orchestrator per intent; ``mode='batch'`` builds a BatchContext per chunk
   (each series read once, every intent's pack as columns: ``buddy.batch``) and runs every
