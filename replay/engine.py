@@ -660,7 +660,7 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
         if create is not None:  # validated, never written: the run is stored as failed
             with suppress(Exception):
                 create(status="failed")
-        else:
+        elif run_key is not None:  # (not when writing the run failed: maybe another's)
             _set_status(writer, run_id, "failed", quiet=True)
         raise
     if create is not None:  # nothing was pending (no chunk): the run is written now

@@ -9,18 +9,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from buddy.config import ScoringConfig, default_scoring_config
+from buddy.context.builder import DEFAULT_LOOKBACK_BARS
 from buddy.store import Store
 from replay.engine import (
     ChunkTask,
     ReplayError,
     config_numbering,
+    context_spec,
     evaluate_chunk,
+    intents_hash,
     normalize_intents,
+    replay_run_id,
     result_table_hash,
     results_frame,
     run_replay,
@@ -171,3 +176,40 @@ def test_a_new_run_whose_first_chunk_fails_is_stored_whole_as_failed_and_resumes
                        progress=False)
     assert (again.run_id, again.status, again.n_evaluated) == (run_id, "done", len(intents))
     assert result_table_hash(store, run_id) == subset_reference.hash
+
+
+class _Racing(_Watching):
+    """A serial executor during whose first chunk another process writes run ``run_id``."""
+
+    def __init__(self, store: Store, name: str, run_id: str) -> None:
+        super().__init__(store, name)
+        self.run_id = run_id
+
+    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+        for index, result in super().map(fn, tasks):
+            if index == 0:
+                with self.store.transaction() as con:
+                    con.execute(
+                        "INSERT INTO replay_runs (run_id, name, config_name, config_version, "
+                        "config_hash, config_json, intent_source, intents_hash, context_json, "
+                        "market_data_version, n_intents, status, created_at, run_key) VALUES "
+                        "(?, 'theirs', 'c', 'v', 'h', '{}', 's', 'x', '{}', 0, 0, 'running', "
+                        "now(), 9999)", [self.run_id])
+            yield index, result
+
+
+def test_a_run_written_by_another_process_meanwhile_is_left_as_it_is(
+        subset_reference: Reference, config: ScoringConfig, tmp_path: Path) -> None:
+    store = copy_store(subset_reference.store, tmp_path)
+    intents = subset_reference.intents
+    context = context_spec(DEFAULT_LOOKBACK_BARS, ACCOUNT, OutcomeRules())
+    run_id = replay_run_id(config.hash, intents_hash(normalize_intents(intents)), "raced",
+                           context)
+    with pytest.raises(duckdb.ConstraintException):
+        run_replay(store, intents, config=config, name="raced", mode="batch",
+                   executor=_Racing(store, "raced", run_id), chunk_size=10,
+                   providers=ACCOUNT, progress=False)
+    theirs = store.query("SELECT name, status FROM replay_runs WHERE run_id = ?", [run_id])
+    assert theirs.to_dict("records") == [{"name": "theirs", "status": "running"}]
+    assert store.query("SELECT count(*) AS n FROM replay_intents WHERE run_id = ?",
+                       [run_id])["n"].iloc[0] == 0
