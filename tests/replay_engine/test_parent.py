@@ -12,14 +12,17 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from buddy.config import ScoringConfig, default_scoring_config
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS
 from buddy.store import Store
+from buddy.store.core import insert_frame
 from replay.engine import (
     ChunkTask,
     ReplayError,
+    config_codes,
     config_numbering,
     context_spec,
     evaluate_chunk,
@@ -33,7 +36,7 @@ from replay.engine import (
 )
 from replay.executors import LocalProcessExecutor, SerialExecutor
 from replay.intents import TRADE_COLUMNS, load_outcome_inputs
-from replay.model import INTENT_COLUMNS, OUTCOME_COLUMNS
+from replay.model import EXIT_REASONS, INTENT_COLUMNS, OUTCOME_COLUMNS
 from replay.outcomes import OutcomeRules, label_outcomes, label_with_trades
 
 from .conftest import ACCOUNT, Reference, copy_store
@@ -99,16 +102,26 @@ def test_a_chunk_labelled_by_its_worker_is_written_as_it_comes(
     rows = evaluate_chunk(task)
     bars, actions = load_outcome_inputs(subset_reference.store, chunk)
     expected = label_outcomes(chunk.loc[:, list(INTENT_COLUMNS)], bars, actions)
+    coded = [EXIT_REASONS.index(reason) for reason in expected["exit_reason"]]
     carried = rows.results.select(["exit_reason", "realized_r", "bars_held"]).to_pandas()
-    assert carried["realized_r"].tolist() == pytest.approx(
-        expected["realized_r"].tolist(), nan_ok=True)
+    assert carried["exit_reason"].tolist() == coded
+    np.testing.assert_array_equal(carried["realized_r"], expected["realized_r"])
     assert carried["bars_held"].tolist() == expected["bars_held"].tolist()
     unlabelled = evaluate_chunk(replace(task, outcome_rules=None))
     assert "exit_reason" not in unlabelled.results.column_names
-    # the writer takes them as they are, and refuses to label them a second time
+    # the writer refuses to label them a second time, and takes them as they are
     given = expected.assign(intent_no=chunk["intent_no"])
     with pytest.raises(ReplayError, match="carry their outcomes"):
         write_chunk(empty_store, 1, rows, given)
+    codes = config_codes(config)
+    with empty_store.transaction() as con:  # the run's codes, as its creation writes them
+        insert_frame(con, "replay_codes", codes.append_column(
+            "run_key", pa.array(np.ones(codes.num_rows, dtype=np.int32))))
+    write_chunk(empty_store, 1, rows, None)
+    stored = empty_store.query("SELECT exit_reason, realized_r FROM replay_results "
+                               "ORDER BY intent_no")
+    assert stored["exit_reason"].tolist() == coded
+    np.testing.assert_array_equal(stored["realized_r"], expected["realized_r"])
 
 
 class _Watching:
