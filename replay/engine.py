@@ -86,7 +86,7 @@ from buddy.store.replay import (
 from buddy.store.tables import process_reads_directory, reads_shared, share_reads
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
-from replay.evidence import declared_facts, fact_sets, render_evidence, stored_facts
+from replay.evidence import chunk_fact_sets, declared_facts, render_evidence
 from replay.executors import Executor, LocalProcessExecutor, SerialExecutor
 from replay.model import (
     EXIT_REASONS,
@@ -832,7 +832,7 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
     i_rows = np.asarray(issues["row"], dtype=np.int64)
     facts = issues["facts"] if "facts" in issues else facts_from_json(
         np.asarray(issues["evidence_json"], dtype=object))
-    facts, facts_no = fact_sets(stored_facts(facts, code_nos, numbering.declared))
+    facts, facts_no = chunk_fact_sets(facts, code_nos, numbering.declared)
     issue_table = pa.table({
         "intent_no": pa.array(intent_nos[i_rows], pa.int32()),
         "module_no": pa.array(i_module_no.astype(np.uint8), pa.uint8()),

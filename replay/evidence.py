@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buddy.batch.result import render_one
+from buddy.batch.result import FactRefs, by_reference, render_one
 from buddy.domain import Fact
 from buddy.store import Store
 
@@ -190,6 +190,26 @@ def _equals_declared(lists: pa.ListArray, code_nos: np.ndarray,
         differs = np.bincount(issue, weights=(flat != wanted), minlength=n) > 0
         same &= ~differs
     return same
+
+
+def chunk_fact_sets(facts: pa.Table | FactRefs, code_nos: np.ndarray,
+                    declared: Sequence[tuple[list[str], list[str]] | None]
+                    ) -> tuple[pa.Table, np.ndarray]:
+    """Return the distinct fact sets of a chunk's issues as stored (``stored_facts`` of each
+    issue's facts under its code, then ``fact_sets``) and each issue's set number (int32),
+    sets numbered by first appearance. Issues sharing a set by reference and a code share
+    their stored set, so each (set, code) pair is stored and compared once."""
+    refs = by_reference(facts)
+    code_nos = np.asarray(code_nos, dtype=np.int64)
+    if len(code_nos) != len(refs):
+        raise ValueError(f"{len(code_nos)} codes for {len(refs)} issues")
+    width = max(len(declared), int(code_nos.max(initial=-1)) + 1, 1)
+    pair, distinct = pd.factorize(refs.index * width + code_nos)  # by first appearance
+    distinct = np.asarray(distinct, dtype=np.int64)
+    stored = stored_facts(refs.sets.take(pa.array(distinct // width, pa.int64())),
+                          distinct % width, declared)
+    sets, set_no = fact_sets(stored)
+    return sets, set_no[pair]
 
 
 def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
