@@ -197,8 +197,10 @@ def chunk_fact_sets(facts: pa.Table | FactRefs, code_nos: np.ndarray,
                     ) -> tuple[pa.Table, np.ndarray]:
     """Return the distinct fact sets of a chunk's issues as stored (``stored_facts`` of each
     issue's facts under its code, then ``fact_sets``) and each issue's set number (int32),
-    sets numbered by first appearance. Issues sharing a set by reference and a code share
-    their stored set, so each (set, code) pair is stored and compared once."""
+    sets numbered by first appearance among the issues. Issues sharing a set by reference
+    and a code share their stored set, so each (set, code) pair is stored and compared once;
+    when no set serves two codes (the usual case: a set comes from one code's block), the
+    sets are compared where they lie and only the distinct ones are taken."""
     refs = by_reference(facts)
     code_nos = np.asarray(code_nos, dtype=np.int64)
     if len(code_nos) != len(refs):
@@ -206,10 +208,24 @@ def chunk_fact_sets(facts: pa.Table | FactRefs, code_nos: np.ndarray,
     width = max(len(declared), int(code_nos.max(initial=-1)) + 1, 1)
     pair, distinct = pd.factorize(refs.index * width + code_nos)  # by first appearance
     distinct = np.asarray(distinct, dtype=np.int64)
-    stored = stored_facts(refs.sets.take(pa.array(distinct // width, pa.int64())),
-                          distinct % width, declared)
-    sets, set_no = fact_sets(stored)
-    return sets, set_no[pair]
+    set_of_pair, code_of_pair = distinct // width, distinct % width
+    n_sets = refs.sets.num_rows
+    if len(distinct) and np.bincount(set_of_pair, minlength=n_sets).max() == 1:
+        codes = np.zeros(n_sets, dtype=np.int64)  # a set no issue uses: any code will do
+        codes[set_of_pair] = code_of_pair
+        table, row_of_pair = refs.sets, set_of_pair
+    else:
+        table = refs.sets.take(pa.array(set_of_pair, pa.int64()))
+        codes, row_of_pair = code_of_pair, np.arange(len(distinct), dtype=np.int64)
+    stored = stored_facts(table, codes, declared)
+    first, group = _set_numbers(stored)
+    # the sets the issues use, numbered by their first pair (the pairs come in issue order)
+    used, first_pair = np.unique(group[row_of_pair], return_index=True)
+    used = used[np.argsort(first_pair, kind="stable")]
+    number = np.zeros(len(first), dtype=np.int64)
+    number[used] = np.arange(len(used))
+    return (stored.take(pa.array(first[used], pa.int64())),
+            number[group[row_of_pair]][pair].astype(np.int32))
 
 
 def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
@@ -220,9 +236,16 @@ def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
     element by element (floats bit for bit, text by value, missing lists and elements
     apart): a hash finds candidates, then each row is compared with its set's first row;
     should any differ (a hash collision), every row keeps a set of its own."""
+    first, inverse = _set_numbers(facts)
+    return facts.take(pa.array(first)), inverse.astype(np.int32)
+
+
+def _set_numbers(facts: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``fact_sets``' numbering: the first row of each set (by first appearance) and
+    each row's set (int64)."""
     n = facts.num_rows
     if n < 2:
-        return facts, np.arange(n, dtype=np.int32)
+        return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
     columns = [_ListCodes.of(facts.column(name)) for name in facts.column_names]
     digest = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -240,7 +263,7 @@ def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
         extra = np.flatnonzero(differs)
         inverse[extra] = len(first) + np.arange(len(extra))
         first = np.concatenate([first, extra])
-    return facts.take(pa.array(first)), inverse.astype(np.int32)
+    return first.astype(np.int64), inverse.astype(np.int64)
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
