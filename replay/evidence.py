@@ -212,6 +212,7 @@ def chunk_fact_sets(facts: pa.Table | FactRefs, code_nos: np.ndarray,
     else:
         table = refs.sets.take(pa.array(set_of_pair, pa.int64()))
         codes, row_of_pair = code_of_pair, np.arange(len(distinct), dtype=np.int64)
+    table = table.combine_chunks()  # once: every column is read whole, then taken from
     keys = {column: _list_keys(table.column(column)) for column in FACTS_SCHEMA.names}
     same = {}
     for position, column in enumerate(_DECLARED_COLUMNS):
@@ -257,27 +258,64 @@ def _numbered(keys: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarra
 
 def _list_keys(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Return per row of a list column a number that is equal for equal lists only (-1: a
-    missing list): each list as the bytes of its elements (a float's bits, a text's number
-    among the column's distinct texts, a missing element apart), each distinct byte string
+    missing list): each list as the bytes of its elements (a float's bits with a missing
+    element apart; texts by their characters and lengths), each distinct byte string
     numbered once by Arrow's hash of it (which compares the bytes: no collision merges)."""
     lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n = len(lists)
     if not n:
         return np.zeros(0, dtype=np.int64)
-    offsets = lists.offsets.to_numpy().astype(np.int64)
-    offsets -= offsets[0]
-    values = lists.values.slice(int(lists.offsets[0].as_py()), int(offsets[-1]))
-    if pa.types.is_floating(values.type):
-        elements = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype(
-            np.float64).view(np.uint64)
-        if values.null_count:  # a missing element next to each value's bits
-            valid = values.is_valid().to_numpy(zero_copy_only=False).astype(np.uint64)
-            elements, offsets = np.stack([elements, valid], axis=1).ravel(), offsets * 2
-    else:  # a missing element is -1, no text's number
-        elements = pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(
-            zero_copy_only=False).astype(np.int64).view(np.uint64)
-    binary = pa.Array.from_buffers(pa.large_binary(), n, [
-        None, pa.py_buffer(offsets * 8), pa.py_buffer(np.ascontiguousarray(elements))])
-    keys = pc.dictionary_encode(binary).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = lists.offsets.to_numpy().astype(np.int64)  # into lists.values
+    values = lists.values
+    keys = _text_list_keys(values, offsets) if pa.types.is_string(values.type) else None
+    if keys is None:
+        elements, width = _element_words(values.slice(int(offsets[0]),
+                                                      int(offsets[-1] - offsets[0])))
+        keys = _binary_keys((offsets - offsets[0]) * width * 8, elements)
     keys[~lists.is_valid().to_numpy(zero_copy_only=False)] = -1
     return keys
+
+
+def _element_words(values: pa.Array) -> tuple[np.ndarray, int]:
+    """Return each element as 64-bit words (a float's bits and, where some are missing, its
+    validity; a text's number among the distinct texts, -1 missing) and the words per
+    element."""
+    if pa.types.is_floating(values.type):
+        bits = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype(
+            np.float64).view(np.uint64)
+        if not values.null_count:
+            return bits, 1
+        valid = values.is_valid().to_numpy(zero_copy_only=False).astype(np.uint64)
+        return np.stack([bits, valid], axis=1).ravel(), 2
+    return pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(
+        zero_copy_only=False).astype(np.int64).view(np.uint64), 1
+
+
+def _text_list_keys(values: pa.StringArray, offsets: np.ndarray) -> np.ndarray | None:
+    """Return ``_list_keys`` of lists of texts: two lists are equal when their texts'
+    lengths are (-1: missing) and their characters, end to end, are; None when a missing
+    text spans characters (they would count)."""
+    text_ends = np.frombuffer(values.buffers()[1], dtype=np.int32)[
+        values.offset:values.offset + len(values) + 1].astype(np.int64)
+    lengths = np.diff(text_ends)[int(offsets[0]):int(offsets[-1])]
+    if values.null_count:
+        missing = ~values.is_valid().to_numpy(zero_copy_only=False)[
+            int(offsets[0]):int(offsets[-1])]
+        if lengths[missing].any():
+            return None
+        lengths[missing] = -1
+    characters = values.buffers()[2] or pa.py_buffer(b"")
+    row_ends = text_ends[offsets]
+    by_characters = _binary_keys(row_ends - row_ends[0], characters.slice(int(row_ends[0])))
+    by_lengths = _binary_keys((offsets - offsets[0]) * 8, lengths)
+    keys, _ = pd.factorize(by_characters * (int(by_lengths.max()) + 1) + by_lengths)
+    return np.asarray(keys, dtype=np.int64)
+
+
+def _binary_keys(ends: np.ndarray, data: np.ndarray | pa.Buffer) -> np.ndarray:
+    """Return per row (bytes ``ends[i]``..``ends[i + 1]`` of ``data``) its byte string's
+    number among the distinct ones."""
+    buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(np.ascontiguousarray(data))
+    binary = pa.Array.from_buffers(pa.large_binary(), len(ends) - 1, [
+        None, pa.py_buffer(np.ascontiguousarray(ends, dtype=np.int64)), buffer])
+    return pc.dictionary_encode(binary).indices.to_numpy(zero_copy_only=False).astype(np.int64)

@@ -119,8 +119,8 @@ _DEDUPE_FROM = 512
 def _distinct_rows(facts: Sequence[FactColumn], n: int
                    ) -> tuple[np.ndarray | None, np.ndarray]:
     """Return (the first row of each distinct combination of the facts' per-row values, each
-    row's combination), or (None, ...) when a column mixes types that hash alike but are
-    written differently (1, 1.0 and True)."""
+    row's combination; every row its own once they all differ), or (None, ...) when a column
+    mixes types that hash alike but are written differently (1, 1.0 and True)."""
     key = np.zeros(n, dtype=np.int64)
     for fact in facts:
         for part in (fact.value, fact.threshold, fact.unit):
@@ -133,7 +133,9 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
             if array.dtype.kind == "f":  # bit for bit: factorize holds -0.0 and 0.0 equal
                 array = _float_bits(array)
             codes, uniques = pd.factorize(array, use_na_sentinel=False)
-            key, _ = pd.factorize(key * (len(uniques) + 1) + codes)
+            key, combinations = pd.factorize(key * (len(uniques) + 1) + codes)
+            if len(combinations) == n:  # every row its own: the other facts change nothing
+                return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
     count = int(key.max()) + 1 if n else 0
     first = np.zeros(count, dtype=np.int64)
     first[key[::-1]] = np.arange(n)[::-1]
