@@ -106,6 +106,14 @@ def test_rows_share_a_set_exactly_when_equal_element_by_element() -> None:
     spanning = pc.if_else(pa.array([True, False, True]), pa.nulls(3, pa.list_(pa.float64())),
                           pa.array([[1.0], [2.0], [3.0, 4.0]], pa.list_(pa.float64())))
     assert fact_sets(pa.table({"fact_values": spanning}))[1].tolist() == [0, 1, 0]
+    # a missing text whose slot spans characters: the characters it hides do not count
+    texts = pa.Array.from_buffers(pa.string(), 4, [
+        pa.py_buffer(bytes([0b1101])), pa.py_buffer(np.array([0, 1, 3, 4, 5], np.int32)),
+        pa.py_buffer(b"abcde")])  # "a", missing (over "bc"), "d", "e"
+    hidden = pa.ListArray.from_arrays(pa.array([0, 2, 3, 4], pa.int32()), texts)
+    plain = pa.array([["a", None], ["d"], ["e"], ["a", None]], pa.list_(pa.string()))
+    both = pa.table({"fact_json": pa.concat_arrays([hidden, plain])})
+    assert fact_sets(both)[1].tolist() == [0, 1, 2, 0, 1, 2, 0]
 
 
 def test_stored_facts_drop_exactly_the_declared_names_and_units() -> None:
