@@ -144,7 +144,8 @@ ISSUE_SCHEMA = pa.schema([
     ("code_no", pa.uint16()), ("severity", pa.uint8()), ("facts_no", pa.int32())])
 #: A worker's distinct fact sets (replay_facts without run_key), numbered from 0 in the
 #: chunk (the writer shifts them past the run's stored ones): the typed facts as stored
-#: (``replay.evidence.stored_facts``), each distinct set once (``replay.evidence.fact_sets``).
+#: (``replay.evidence.stored_facts``), each distinct set once
+#: (``replay.evidence.chunk_fact_sets``).
 FACT_SET_SCHEMA = pa.schema([("facts_no", pa.int32()), *FACTS_SCHEMA])
 #: The outcome columns of the wide row, as stored (exit_reason and outcome_source coded).
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
