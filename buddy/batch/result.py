@@ -529,7 +529,9 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
     evidence is typed, the facts stay typed (``facts``, ``action_facts``: FactRefs, a set
     per issue) instead of ``evidence_json`` and ``action_json``."""
     typed = any(isinstance(block.evidence, pa.Table | FactRefs) for block in blocks)
-    rows, orders, ranks, evidence, actions, action_json = [], [], [], [], [], []
+    rows, orders, ranks, actions = [], [], [], []
+    evidence: list[Any] = []  # typed facts or JSON, per block
+    action_json: list[Any] = []
     codes = np.array([block.code for block in blocks] or [""], dtype=object)
     for order, block in enumerate(blocks):
         block_rows = np.asarray(block.rows, dtype=np.int64)
@@ -553,7 +555,7 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
             action_json.append(_typed(block.action_json, len(block_rows)))
         else:
             evidence.append(np.asarray(facts, dtype=object))
-            action_json.append(_per_row(block.action_json, len(block_rows)))
+            action_json.append(_json_of(block.action_json, len(block_rows)))
     if not rows:
         return {name: np.array([], dtype=np.int64 if name == "row" else object)
                 for name in ISSUE_FRAME_COLUMNS}
@@ -611,8 +613,16 @@ def concat_columns(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             out[typed_name] = concat_facts([_typed(f, len(p["row"]))
                                             for f, p in zip(found, parts, strict=True)])
         else:
-            out[name] = np.concatenate(found)
+            out[name] = np.concatenate([_json_of(f, len(p["row"]))
+                                        for f, p in zip(found, parts, strict=True)])
     return out
+
+
+def _json_of(values: np.ndarray | pa.Table | FactRefs | str, n: int) -> np.ndarray:
+    """Return the evidence JSON of ``n`` issues from their facts, typed or JSON."""
+    if isinstance(values, pa.Table | FactRefs):
+        return render_facts(values)
+    return _per_row(values, n)
 
 
 #: What an issue column holds when a part of a concatenation lacks it.
