@@ -291,7 +291,7 @@ def _list_array(values: np.ndarray | pa.Array, valid: np.ndarray | None,
     return pa.ListArray.from_arrays(offsets, flat, mask=mask)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FactRefs:
     """The typed facts of many issues by reference: ``sets``, a FACTS_SCHEMA table of fact
     sets, and per issue the position of its set there (``index``, int64; a set may serve many
@@ -304,6 +304,14 @@ class FactRefs:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every issue's facts are (as equal tables are), however referenced."""
+        if not isinstance(other, FactRefs):
+            return NotImplemented
+        return len(self) == len(other) and self.table().equals(other.table())
+
+    __hash__ = None  # type: ignore[assignment]
 
     def take(self, at: np.ndarray) -> FactRefs:
         """Return the facts of the issues ``at`` (positions; an issue may repeat)."""

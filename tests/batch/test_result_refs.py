@@ -12,6 +12,7 @@ from buddy.batch.result import (
     FactColumn,
     FactRefs,
     IssueBlock,
+    by_reference,
     concat_facts,
     concat_results,
     evidence_json,
@@ -65,6 +66,8 @@ def test_takes_and_concatenations_move_the_index_and_keep_the_facts() -> None:
     assert joined.table().equals(pa.concat_tables([flat_a, flat_b, flat_b.take(at[1:3])]))
     assert render_facts(joined.take(at)).tolist() == render_facts(
         joined.table().take(at)).tolist()
+    # equal when the facts are, however they are referenced
+    assert joined == by_reference(joined.table()) and a != b and a.take(at) != a
     empty = concat_facts([])
     assert len(empty) == 0 and empty.table().schema == FACTS_SCHEMA
     columns = {"row": np.arange(1500), "facts": a, "code": np.full(1500, "X", dtype=object)}
