@@ -92,7 +92,7 @@ from buddy.store.replay import (
 from buddy.store.tables import process_reads_directory, reads_shared, share_reads
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
-from replay.evidence import declared_facts, fact_sets, render_evidence, stored_facts
+from replay.evidence import chunk_fact_sets, declared_facts, render_evidence
 from replay.executors import Executor, LocalProcessExecutor, SerialExecutor
 from replay.model import (
     EXIT_REASONS,
@@ -150,7 +150,8 @@ ISSUE_SCHEMA = pa.schema([
     ("code_no", pa.uint16()), ("severity", pa.uint8()), ("facts_no", pa.int32())])
 #: A worker's distinct fact sets (replay_facts without run_key), numbered from 0 in the
 #: chunk (the writer shifts them past the run's stored ones): the typed facts as stored
-#: (``replay.evidence.stored_facts``), each distinct set once (``replay.evidence.fact_sets``).
+#: (``replay.evidence.stored_facts``), each distinct set once
+#: (``replay.evidence.chunk_fact_sets``).
 FACT_SET_SCHEMA = pa.schema([("facts_no", pa.int32()), *FACTS_SCHEMA])
 #: The outcome columns of the wide row, as stored (exit_reason and outcome_source coded).
 _OUTCOME_TYPES: dict[str, pa.DataType] = {
@@ -802,15 +803,28 @@ def _score(value: float | None) -> float:
 
 def _encode(values: Any, vocabulary: Sequence[str], field: str) -> np.ndarray:
     """Return each value's position in ``vocabulary``; raise ReplayError naming the field
-    and the first value outside it."""
-    # factorize first: a few distinct values over many rows (3x faster than get_indexer)
-    seen, distinct = pd.factorize(np.asarray(values, dtype=object))
+    and the first value outside it. Text coded already (a pandas Categorical, or a Series
+    of one) is looked up once per category."""
+    seen, distinct = _factorized(values)
     lookup = np.append(pd.Index(list(vocabulary), dtype=object).get_indexer(distinct), -1)
     codes = lookup[seen]  # a missing value (-1) reads lookup's last entry: -1
     if (codes < 0).any():
         bad = np.asarray(values, dtype=object)[codes < 0][0]
         raise ReplayError(f"{field}: {bad!r} is not one of {', '.join(vocabulary)}")
     return codes.astype(np.int64)
+
+
+def _factorized(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return each value's number among the distinct values (-1: missing) and those values:
+    a Categorical's own codes and categories, else a factorize (a few distinct values over
+    many rows: 3x faster than a get_indexer of every row)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.array
+    if isinstance(values, pd.Categorical):
+        return (np.asarray(values.codes, dtype=np.int64),
+                np.asarray(values.categories, dtype=object))
+    seen, distinct = pd.factorize(np.asarray(values, dtype=object))
+    return seen, np.asarray(distinct, dtype=object)
 
 
 def _list_column(n: int, width: int, flat: np.ndarray, values: np.ndarray,
@@ -852,26 +866,25 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
             modules["severity"], SEVERITIES, "module severity").astype(np.uint8), pa.uint8()),
         "module_n_issues": _list_column(n, width, flat, np.asarray(
             modules["n_issues"], dtype=np.int16), pa.int16())}, schema=RESULT_SCHEMA)
-    i_module = np.asarray(issues["module"], dtype=object)
-    i_code = np.asarray(issues["code"], dtype=object)
-    i_module_no = _encode(i_module, numbering.modules, "issue module")
+    i_module_no = _encode(issues["module"], numbering.modules, "issue module")
     # column-wise: a (module_no, distinct code) -> code_no table, then one gather (a
     # million issues are a million dict look-ups otherwise)
-    seen, distinct = pd.factorize(i_code)
+    seen, distinct = _factorized(issues["code"])
     numbers = numbering.code_nos()
     table = np.array([[numbers.get((module, code), -1) for code in distinct]
                       for module in numbering.modules], dtype=np.int64).reshape(
         width, len(distinct))
-    code_nos = (np.where(seen < 0, -1, table[i_module_no, seen]) if len(i_code)
+    code_nos = (np.where(seen < 0, -1, table[i_module_no, seen]) if len(seen)
                 else np.zeros(0, dtype=np.int64))
     if (code_nos < 0).any():
         at = int(np.flatnonzero(code_nos < 0)[0])
-        raise ReplayError(f"issue code {i_code[at]!r} of module {i_module[at]!r} is not "
-                          "declared in the module's codes (config_numbering)")
+        raise ReplayError(f"issue code {np.asarray(issues['code'], dtype=object)[at]!r} of "
+                          f"module {numbering.modules[i_module_no[at]]!r} is not declared in "
+                          "the module's codes (config_numbering)")
     i_rows = np.asarray(issues["row"], dtype=np.int64)
     facts = issues["facts"] if "facts" in issues else facts_from_json(
         np.asarray(issues["evidence_json"], dtype=object))
-    facts, facts_no = fact_sets(stored_facts(facts, code_nos, numbering.declared))
+    facts, facts_no = chunk_fact_sets(facts, code_nos, numbering.declared)
     issue_table = pa.table({
         "intent_no": pa.array(intent_nos[i_rows], pa.int32()),
         "module_no": pa.array(i_module_no.astype(np.uint8), pa.uint8()),
@@ -889,20 +902,27 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
 # ---------------------------------------------------------------------------- batch path
 def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos: np.ndarray,
                numbering: Numbering, *, elapsed_s: float = 0.0) -> ChunkRows:
-    """Return the replay rows of a batch report (what ``report_rows`` gives per intent)."""
+    """Return the replay rows of a batch report (what ``report_rows`` gives per intent;
+    text columns held as Categoricals are encoded by their categories)."""
     overall, modules, issues = report.overall, report.modules, report.issue_data
     return _chunk_rows(
         chunk_no, intent_nos, numbering,
         overall_score=overall["overall_score"].to_numpy(np.float64),
-        verdict=overall["overall_severity"].to_numpy(dtype=object),
+        verdict=_text(overall["overall_severity"]),
         n_issues=overall["n_issues"].to_numpy(np.int64),
         modules={"row": modules["row"].to_numpy(np.int64),
-                 "module": modules["module"].to_numpy(dtype=object),
-                 "status": modules["status"].to_numpy(dtype=object),
+                 "module": _text(modules["module"]), "status": _text(modules["status"]),
                  "score": modules["score"].to_numpy(np.float64),
-                 "severity": modules["severity"].to_numpy(dtype=object),
+                 "severity": _text(modules["severity"]),
                  "n_issues": modules["n_issues"].to_numpy(np.int64)},
         issues=issues, elapsed_s=elapsed_s)
+
+
+def _text(column: pd.Series) -> np.ndarray | pd.Categorical:
+    """Return a frame's text column as objects, or as its Categorical (codes kept)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.array
+    return column.to_numpy(dtype=object)
 
 
 class ReadOnlyStore(Store):

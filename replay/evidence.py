@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from buddy.batch.result import render_one
+from buddy.batch.result import FACTS_SCHEMA, FactRefs, by_reference, render_one
 from buddy.domain import Fact
 from buddy.store import Store
 
@@ -145,51 +144,91 @@ def stored_facts(facts: pa.Table, code_nos: np.ndarray,
     """Return typed ``facts`` (``buddy.batch.result.FACTS_SCHEMA``, names and units listed)
     as ``replay_issues`` stores them: fact_names and fact_units NULL where they equal what
     the issue's code declares (``declared[code_no]``: names and units, None when unknown),
-    column by column (a million issues are a few numpy passes)."""
+    each distinct (list, code) compared once."""
     code_nos = np.asarray(code_nos, dtype=np.int64)
+    same = {column: _same_as_declared(facts.column(column), _list_keys(facts.column(column)),
+                                      code_nos, [None if d is None else d[position]
+                                                 for d in declared])
+            for position, column in enumerate(_DECLARED_COLUMNS)}
+    return _without_declared(facts, same)
+
+
+#: The fact columns a code declares (its names, its units), in ``declared_facts``' order.
+_DECLARED_COLUMNS: tuple[str, str] = ("fact_names", "fact_units")
+
+
+def _same_as_declared(lists: pa.ChunkedArray | pa.Array, keys: np.ndarray, code_nos: np.ndarray,
+                      declared: Sequence[list[str] | None]) -> np.ndarray:
+    """Return, per row, whether its list (``keys``: ``_list_keys`` of ``lists``) equals the
+    list its code declares; each distinct (list, code) pair is compared once."""
+    n = len(keys)
+    if not n:
+        return np.zeros(0, dtype=bool)
+    width = max(len(declared), int(code_nos.max()) + 1)
+    pair, distinct = pd.factorize(keys * width + code_nos)
+    first = np.zeros(len(distinct), dtype=np.int64)
+    first[pair[::-1]] = np.arange(n)[::-1]
+    rows = lists.take(pa.array(first, pa.int64())).to_pylist()
+    same = np.array([listed is not None and code_no < len(declared)
+                     and declared[code_no] is not None and listed == list(declared[code_no])
+                     for listed, code_no in zip(rows, code_nos[first].tolist(), strict=True)],
+                    dtype=bool)
+    return same[pair]
+
+
+def _without_declared(facts: pa.Table, same: dict[str, np.ndarray]) -> pa.Table:
+    """Return ``facts`` with each column of ``same`` NULL on the rows it flags."""
     out = facts
-    for position, column in ((0, "fact_names"), (1, "fact_units")):
-        lists = facts.column(column).combine_chunks()
-        same = _equals_declared(lists, code_nos, [None if d is None else d[position]
-                                                  for d in declared])
-        if same.any():
-            kept = pc.if_else(pa.array(same), pa.nulls(len(lists), lists.type), lists)
+    for column, flags in same.items():
+        if flags.any():
+            lists = facts.column(column).combine_chunks()
+            kept = pc.if_else(pa.array(flags), pa.nulls(len(lists), lists.type), lists)
             out = out.set_column(out.schema.get_field_index(column), column, kept)
     return out
 
 
-def _equals_declared(lists: pa.ListArray, code_nos: np.ndarray,
-                     declared: Sequence[list[str] | None]) -> np.ndarray:
-    """Return, per issue, whether its list equals its code's declared list."""
-    n = len(lists)
-    if not n:
-        return np.zeros(0, dtype=bool)
-    widths = np.array([-1 if d is None else len(d) for d in declared], dtype=np.int64)
-    lengths = pc.fill_null(pc.list_value_length(lists), -2).to_numpy(zero_copy_only=False)
-    same = lengths == widths[code_nos]
-    width = max(int(widths.max(initial=0)), 1)
-    # strings as their position in the declared vocabulary: integer comparisons, not
-    # object ones (-1: a string no code declares; -2: past the end of a declared list)
-    vocabulary = pa.array(sorted({name for d in declared if d for name in d}), pa.string())
-    lookup = {name: k for k, name in enumerate(vocabulary.to_pylist())}
-    table = np.full((len(declared), width), -2, dtype=np.int64)
-    for code_no, names in enumerate(declared):
-        if names:
-            table[code_no, :len(names)] = [lookup[name] for name in names]
-    offsets = lists.offsets.to_numpy().astype(np.int64)
-    values = lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-    flat = pc.fill_null(pc.index_in(values, value_set=vocabulary), -1).to_numpy(
-        zero_copy_only=False).astype(np.int64)
-    if len(flat):
-        counts = np.diff(offsets)
-        issue = np.repeat(np.arange(n), counts)
-        position = np.arange(len(flat)) - np.repeat(offsets[:-1] - offsets[0], counts)
-        wanted = np.full(len(flat), -2, dtype=np.int64)
-        inside = position < width
-        wanted[inside] = table[code_nos[issue[inside]], position[inside]]
-        differs = np.bincount(issue, weights=(flat != wanted), minlength=n) > 0
-        same &= ~differs
-    return same
+def chunk_fact_sets(facts: pa.Table | FactRefs, code_nos: np.ndarray,
+                    declared: Sequence[tuple[list[str], list[str]] | None]
+                    ) -> tuple[pa.Table, np.ndarray]:
+    """Return the distinct fact sets of a chunk's issues as stored (``stored_facts`` of each
+    issue's facts under its code, then ``fact_sets``) and each issue's set number (int32),
+    sets numbered by first appearance among the issues. Issues sharing a set by reference
+    and a code share their stored set, so each (set, code) pair is keyed once; when no set
+    serves two codes (the usual case: a set comes from one code's block), the sets are keyed
+    where they lie, and only the distinct ones are taken and stored."""
+    refs = by_reference(facts)
+    code_nos = np.asarray(code_nos, dtype=np.int64)
+    if len(code_nos) != len(refs):
+        raise ValueError(f"{len(code_nos)} codes for {len(refs)} issues")
+    width = max(len(declared), int(code_nos.max(initial=-1)) + 1, 1)
+    pair, distinct = pd.factorize(refs.index * width + code_nos)  # by first appearance
+    distinct = np.asarray(distinct, dtype=np.int64)
+    set_of_pair, code_of_pair = distinct // width, distinct % width
+    n_sets = refs.sets.num_rows
+    if len(distinct) and np.bincount(set_of_pair, minlength=n_sets).max() == 1:
+        codes = np.zeros(n_sets, dtype=np.int64)  # a set no issue uses: any code will do
+        codes[set_of_pair] = code_of_pair
+        table, row_of_pair = refs.sets, set_of_pair
+    else:
+        table = refs.sets.take(pa.array(set_of_pair, pa.int64()))
+        codes, row_of_pair = code_of_pair, np.arange(len(distinct), dtype=np.int64)
+    table = table.combine_chunks()  # once: every column is read whole, then taken from
+    keys = {column: _list_keys(table.column(column)) for column in FACTS_SCHEMA.names}
+    same = {}
+    for position, column in enumerate(_DECLARED_COLUMNS):
+        same[column] = _same_as_declared(table.column(column), keys[column], codes, [
+            None if d is None else d[position] for d in declared])
+        keys[column] = np.where(same[column], -1, keys[column])  # stored NULL: no list
+    first, group = _numbered(list(keys.values()), table.num_rows)
+    # the sets the issues use, numbered by their first pair (the pairs come in issue order)
+    used, first_pair = np.unique(group[row_of_pair], return_index=True)
+    used = used[np.argsort(first_pair, kind="stable")]
+    number = np.zeros(len(first), dtype=np.int64)
+    number[used] = np.arange(len(used))
+    kept = first[used]
+    sets = _without_declared(table.take(pa.array(kept, pa.int64())),
+                             {column: flags[kept] for column, flags in same.items()})
+    return sets, number[group[row_of_pair]][pair].astype(np.int32)
 
 
 def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
@@ -198,94 +237,85 @@ def fact_sets(facts: pa.Table) -> tuple[pa.Table, np.ndarray]:
     writes once per set (most issues of a chunk repeat a set: a module whose piece is missing
     says the same on every intent). Rows share a set only when equal in every column,
     element by element (floats bit for bit, text by value, missing lists and elements
-    apart): a hash finds candidates, then each row is compared with its set's first row;
-    should any differ (a hash collision), every row keeps a set of its own."""
-    n = facts.num_rows
-    if n < 2:
-        return facts, np.arange(n, dtype=np.int32)
-    columns = [_ListCodes.of(facts.column(name)) for name in facts.column_names]
-    digest = np.zeros(n, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in columns:
-            digest = digest * np.uint64(0x9E3779B97F4A7C15) + column.row_digest()
-    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # sets numbered by first appearance
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    inverse, first = rank[np.ravel(inverse)], first[order]
-    differs = np.zeros(n, dtype=bool)
-    for column in columns:
-        differs |= column.rows_differ(first[inverse])
-    if differs.any():  # a digest shared by unequal rows: each of those rows its own set
-        extra = np.flatnonzero(differs)
-        inverse[extra] = len(first) + np.arange(len(extra))
-        first = np.concatenate([first, extra])
-    return facts.take(pa.array(first)), inverse.astype(np.int32)
+    apart): each list is keyed by its elements' bytes (``_list_keys``), exactly."""
+    first, inverse = _numbered([_list_keys(facts.column(name)) for name in facts.column_names],
+                               facts.num_rows)
+    return facts.take(pa.array(first, pa.int64())), inverse.astype(np.int32)
 
 
-def _mix(values: np.ndarray) -> np.ndarray:
-    """Return each uint64 scrambled (splitmix64's finalizer: nearby values far apart)."""
-    with np.errstate(over="ignore"):
-        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return values ^ (values >> np.uint64(31))
+def _numbered(keys: Sequence[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return, for ``n`` rows keyed per column (``keys``: each column's ``_list_keys``), the
+    first row of each distinct combination and each row's combination, numbered by first
+    appearance."""
+    row = np.zeros(n, dtype=np.int64)
+    for key in keys:  # (combination so far, this key) numbered densely: no overflow
+        row, _ = pd.factorize(row * (int(key.max(initial=-1)) + 2) + (key + 1))
+    row = np.asarray(row, dtype=np.int64)
+    first = np.zeros(int(row.max(initial=-1)) + 1, dtype=np.int64)
+    first[row[::-1]] = np.arange(n)[::-1]
+    return first, row
 
 
-@dataclass(frozen=True, slots=True)
-class _ListCodes:
-    """A list column as integers: each list's length (-1: a missing list) and each element
-    as a code (float bits, or text's position among the column's distinct texts) with its
-    validity."""
+def _list_keys(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Return per row of a list column a number that is equal for equal lists only (-1: a
+    missing list): each list as the bytes of its elements (a float's bits with a missing
+    element apart; texts by their characters and lengths), each distinct byte string
+    numbered once by Arrow's hash of it (which compares the bytes: no collision merges)."""
+    lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(lists)
+    if not n:
+        return np.zeros(0, dtype=np.int64)
+    offsets = lists.offsets.to_numpy().astype(np.int64)  # into lists.values
+    values = lists.values
+    keys = _text_list_keys(values, offsets) if pa.types.is_string(values.type) else None
+    if keys is None:
+        elements, width = _element_words(values.slice(int(offsets[0]),
+                                                      int(offsets[-1] - offsets[0])))
+        keys = _binary_keys((offsets - offsets[0]) * width * 8, elements)
+    keys[~lists.is_valid().to_numpy(zero_copy_only=False)] = -1
+    return keys
 
-    lengths: np.ndarray  # int64 per row
-    starts: np.ndarray  # int64 per row: where its elements start in ``codes``
-    codes: np.ndarray  # uint64 per element (0 where missing)
-    valid: np.ndarray  # bool per element
 
-    @classmethod
-    def of(cls, column: pa.ChunkedArray | pa.Array) -> _ListCodes:
-        lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-        offsets = lists.offsets.to_numpy().astype(np.int64)
-        values = lists.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-        valid = values.is_valid().to_numpy(zero_copy_only=False)
-        if pa.types.is_floating(values.type):
-            codes = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype(
-                np.float64).view(np.uint64)
-        else:
-            encoded = pc.dictionary_encode(values)
-            codes = pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False).astype(
-                np.uint64)
-        codes = np.where(valid, codes, np.uint64(0))
-        lengths = np.diff(offsets)
-        lengths[~lists.is_valid().to_numpy(zero_copy_only=False)] = -1
-        return cls(lengths=lengths, starts=offsets[:-1] - offsets[0], codes=codes,
-                   valid=valid)
+def _element_words(values: pa.Array) -> tuple[np.ndarray, int]:
+    """Return each element as 64-bit words (a float's bits and, where some are missing, its
+    validity; a text's number among the distinct texts, -1 missing) and the words per
+    element."""
+    if pa.types.is_floating(values.type):
+        bits = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype(
+            np.float64).view(np.uint64)
+        if not values.null_count:
+            return bits, 1
+        valid = values.is_valid().to_numpy(zero_copy_only=False).astype(np.uint64)
+        return np.stack([bits, valid], axis=1).ravel(), 2
+    return pc.fill_null(pc.dictionary_encode(values).indices, -1).to_numpy(
+        zero_copy_only=False).astype(np.int64).view(np.uint64), 1
 
-    def positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return each element's row and its position in its row's list."""
-        counts = np.maximum(self.lengths, 0)
-        rows = np.repeat(np.arange(len(self.lengths)), counts)
-        return rows, np.arange(len(self.codes), dtype=np.int64) - self.starts[rows]
 
-    def row_digest(self) -> np.ndarray:
-        """Return a 64-bit digest of each row's list (equal lists, equal digests)."""
-        n = len(self.lengths)
-        _, position = self.positions()
-        with np.errstate(over="ignore"):
-            mixed = _mix(_mix(self.codes) + self.valid.astype(np.uint64)
-                         + position.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
-            digest = np.zeros(n, dtype=np.uint64)
-            filled = self.lengths > 0
-            if filled.any():
-                digest[filled] = np.add.reduceat(mixed, self.starts[filled])
-            return digest + _mix((self.lengths + 2).astype(np.uint64))
+def _text_list_keys(values: pa.StringArray, offsets: np.ndarray) -> np.ndarray | None:
+    """Return ``_list_keys`` of lists of texts: two lists are equal when their texts'
+    lengths are (-1: missing) and their characters, end to end, are; None when a missing
+    text spans characters (they would count)."""
+    text_ends = np.frombuffer(values.buffers()[1], dtype=np.int32)[
+        values.offset:values.offset + len(values) + 1].astype(np.int64)
+    lengths = np.diff(text_ends)[int(offsets[0]):int(offsets[-1])]
+    if values.null_count:
+        missing = ~values.is_valid().to_numpy(zero_copy_only=False)[
+            int(offsets[0]):int(offsets[-1])]
+        if lengths[missing].any():
+            return None
+        lengths[missing] = -1
+    characters = values.buffers()[2] or pa.py_buffer(b"")
+    row_ends = text_ends[offsets]
+    by_characters = _binary_keys(row_ends - row_ends[0], characters.slice(int(row_ends[0])))
+    by_lengths = _binary_keys((offsets - offsets[0]) * 8, lengths)
+    keys, _ = pd.factorize(by_characters * (int(by_lengths.max()) + 1) + by_lengths)
+    return np.asarray(keys, dtype=np.int64)
 
-    def rows_differ(self, other: np.ndarray) -> np.ndarray:
-        """Return per row whether its list differs from that of row ``other[row]``."""
-        differs = self.lengths != self.lengths[other]
-        rows, position = self.positions()
-        theirs = np.minimum(self.starts[other[rows]] + position, max(len(self.codes) - 1, 0))
-        unequal = (self.codes != self.codes[theirs]) | (self.valid != self.valid[theirs])
-        if unequal.any():
-            differs[rows[unequal]] = True
-        return differs
+
+def _binary_keys(ends: np.ndarray, data: np.ndarray | pa.Buffer) -> np.ndarray:
+    """Return per row (bytes ``ends[i]``..``ends[i + 1]`` of ``data``) its byte string's
+    number among the distinct ones."""
+    buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(np.ascontiguousarray(data))
+    binary = pa.Array.from_buffers(pa.large_binary(), len(ends) - 1, [
+        None, pa.py_buffer(np.ascontiguousarray(ends, dtype=np.int64)), buffer])
+    return pc.dictionary_encode(binary).indices.to_numpy(zero_copy_only=False).astype(np.int64)

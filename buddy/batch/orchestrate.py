@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
     BatchResult,
     FactColumn,
     concat_columns,
+    concat_facts,
     concat_results,
-    fact_table,
+    fact_refs,
     object_frame,
     render_facts,
     severity_ranks,
@@ -220,14 +220,14 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
         reasons = ctx.missing[piece][at]
         reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
         issue_rows.append(at)
-        issue_evidence.append(fact_table([
+        issue_evidence.append(fact_refs([
             FactColumn("module_name", evaluator.name), FactColumn("piece", piece),
             FactColumn("reason", reasons)], len(at)))
     if not issue_rows:
         return np.zeros(0, dtype=np.int64), None
     rows = np.concatenate(issue_rows)
     order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, evidence = rows[order], pa.concat_tables(issue_evidence).take(order)
+    rows, evidence = rows[order], concat_facts(issue_evidence).take(order)
     skipped_rows, renumbered = np.unique(rows, return_inverse=True)
     n = len(skipped_rows)
     k = len(rows)
@@ -235,7 +235,7 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
               "code": np.full(k, "CONTEXT_MISSING", dtype=object),
               "severity": np.full(k, Severity.LOW.value, dtype=object),
               "action": np.full(k, "", dtype=object), "facts": evidence,
-              "action_facts": fact_table([], k)}
+              "action_facts": fact_refs([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
         severity=np.full(n, Severity.LOW.value, dtype=object),

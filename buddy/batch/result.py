@@ -119,8 +119,8 @@ _DEDUPE_FROM = 512
 def _distinct_rows(facts: Sequence[FactColumn], n: int
                    ) -> tuple[np.ndarray | None, np.ndarray]:
     """Return (the first row of each distinct combination of the facts' per-row values, each
-    row's combination), or (None, ...) when a column mixes types that hash alike but are
-    written differently (1, 1.0 and True)."""
+    row's combination; every row its own once they all differ), or (None, ...) when a column
+    mixes types that hash alike but are written differently (1, 1.0 and True)."""
     key = np.zeros(n, dtype=np.int64)
     for fact in facts:
         for part in (fact.value, fact.threshold, fact.unit):
@@ -133,7 +133,9 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
             if array.dtype.kind == "f":  # bit for bit: factorize holds -0.0 and 0.0 equal
                 array = _float_bits(array)
             codes, uniques = pd.factorize(array, use_na_sentinel=False)
-            key, _ = pd.factorize(key * (len(uniques) + 1) + codes)
+            key, combinations = pd.factorize(key * (len(uniques) + 1) + codes)
+            if len(combinations) == n:  # every row its own: the other facts change nothing
+                return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
     count = int(key.max()) + 1 if n else 0
     first = np.zeros(count, dtype=np.int64)
     first[key[::-1]] = np.arange(n)[::-1]
@@ -289,15 +291,86 @@ def _list_array(values: np.ndarray | pa.Array, valid: np.ndarray | None,
     return pa.ListArray.from_arrays(offsets, flat, mask=mask)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class FactRefs:
+    """The typed facts of many issues by reference: ``sets``, a FACTS_SCHEMA table of fact
+    sets, and per issue the position of its set there (``index``, int64; a set may serve many
+    issues, and some none). Takes and concatenations of issues move the integers, never the
+    lists of text; replay stores the same shape (a chunk's distinct sets, a number per
+    issue)."""
+
+    sets: pa.Table
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every issue's facts are (as equal tables are), however referenced."""
+        if not isinstance(other, FactRefs):
+            return NotImplemented
+        return len(self) == len(other) and self.table().equals(other.table())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def take(self, at: np.ndarray) -> FactRefs:
+        """Return the facts of the issues ``at`` (positions; an issue may repeat)."""
+        return FactRefs(self.sets, self.index[np.asarray(at, dtype=np.int64)])
+
+    def table(self) -> pa.Table:
+        """Return the facts as a FACTS_SCHEMA table, one row per issue."""
+        if len(self.index) == self.sets.num_rows and np.array_equal(
+                self.index, np.arange(len(self.index))):
+            return self.sets
+        return self.sets.take(pa.array(self.index, pa.int64()))
+
+
+def by_reference(facts: pa.Table | FactRefs) -> FactRefs:
+    """Return typed facts (a table with a row per issue, or already by reference) by
+    reference."""
+    if isinstance(facts, FactRefs):
+        return facts
+    return FactRefs(facts, np.arange(facts.num_rows, dtype=np.int64))
+
+
+def concat_facts(parts: Sequence[pa.Table | FactRefs]) -> FactRefs:
+    """Return the typed facts of ``parts``' issues one after another, by reference (each
+    part's sets kept as they are: no list is copied)."""
+    refs = [by_reference(p) for p in parts]
+    if not refs:
+        return FactRefs(FACTS_SCHEMA.empty_table(), np.zeros(0, dtype=np.int64))
+    if len(refs) == 1:
+        return refs[0]
+    offsets = np.cumsum([0, *(r.sets.num_rows for r in refs)])
+    return FactRefs(pa.concat_tables([r.sets for r in refs]),
+                    np.concatenate([r.index + offset for r, offset in zip(
+                        refs, offsets.tolist(), strict=False)]))
+
+
 def fact_table(facts: Sequence[FactColumn], n: int) -> pa.Table:
     """Return the typed facts (FACTS_SCHEMA) of ``n`` issues, each the list of ``facts``
     at its row: what ``evidence_json(facts, n)`` says, as columns (``render_facts`` writes
-    that JSON back byte for byte)."""
-    k = len(facts)
-    if n > _DEDUPE_FROM and k:  # many rows share their facts: encode each distinct set once
+    that JSON back byte for byte); ``fact_refs`` gives the same by reference."""
+    return fact_refs(facts, n).table()
+
+
+def fact_refs(facts: Sequence[FactColumn], n: int) -> FactRefs:
+    """Return ``fact_table(facts, n)`` by reference: when many rows share their facts (a
+    snapshot, a bar, a config), each distinct set is encoded once and the rows point at it."""
+    if not facts:  # one set, the empty one, for every row
+        return FactRefs(_encoded_facts(facts, 1), np.zeros(n, dtype=np.int64))
+    if n > _DEDUPE_FROM:
         first, inverse = _distinct_rows(facts, n)
-        if first is not None and len(first) < n // 2:
-            return fact_table([_rows_fact(f, first) for f in facts], len(first)).take(inverse)
+        if first is not None and len(first) < n:
+            return FactRefs(_encoded_facts([_rows_fact(f, first) for f in facts], len(first)),
+                            inverse.astype(np.int64))
+    return FactRefs(_encoded_facts(facts, n), np.arange(n, dtype=np.int64))
+
+
+def _encoded_facts(facts: Sequence[FactColumn], n: int) -> pa.Table:
+    """Return the typed facts of ``n`` rows, each row encoded (``fact_table`` without its
+    dedupe)."""
+    k = len(facts)
     values = [_part(f.value, n) for f in facts]
     thresholds = [_part(f.threshold, n) for f in facts]
 
@@ -405,9 +478,16 @@ def render_one(names: Sequence[str], units: Sequence[Any], values: Sequence[Any]
     return "[" + ", ".join(parts) + "]"
 
 
-def render_facts(facts: pa.Table) -> np.ndarray:
+def render_facts(facts: pa.Table | FactRefs) -> np.ndarray:
     """Return the evidence JSON of each issue of typed ``facts`` (FACTS_SCHEMA, names and
-    units listed)."""
+    units listed; by reference, each set used is rendered once)."""
+    if isinstance(facts, FactRefs):
+        used, inverse = np.unique(facts.index, return_inverse=True)
+        return _rendered(facts.sets.take(pa.array(used, pa.int64())))[inverse.reshape(-1)]
+    return _rendered(facts)
+
+
+def _rendered(facts: pa.Table) -> np.ndarray:
     columns = [facts.column(name).to_pylist() for name in FACTS_SCHEMA.names]
     return np.array([render_one(names or [], units or [], values, texts, thresholds,
                                 threshold_texts)
@@ -421,17 +501,18 @@ class IssueBlock:
     """The issues of one code on the rows where it fired (``rows``: sorted row numbers).
 
     ``severity`` is one severity for all of them or one per fired row; ``evidence`` the
-    facts per fired row: typed (``fact_table(...)`` over the fired rows: what
-    ``Evaluator.fire`` gives, no JSON is written) or JSON text (``evidence_json(...)``);
+    facts per fired row: typed (``fact_refs(...)`` or ``fact_table(...)`` over the fired
+    rows: what ``Evaluator.fire`` gives, no JSON is written) or JSON text
+    (``evidence_json(...)``);
     ``action_json`` the mitigation's facts the same way.
     """
 
     code: str
     rows: np.ndarray
     severity: Severity | str | np.ndarray
-    evidence: np.ndarray | pa.Table
+    evidence: np.ndarray | pa.Table | FactRefs
     action: str | np.ndarray = ""
-    action_json: str | np.ndarray | pa.Table = "[]"
+    action_json: str | np.ndarray | pa.Table | FactRefs = "[]"
 
 
 def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
@@ -444,19 +525,21 @@ def issues_frame(blocks: Sequence[IssueBlock]) -> pd.DataFrame:
 TYPED_COLUMNS: dict[str, str] = {"evidence_json": "facts", "action_json": "action_facts"}
 
 
-def _typed(values: np.ndarray | pa.Table | str, n: int) -> pa.Table:
+def _typed(values: np.ndarray | pa.Table | FactRefs | str, n: int) -> pa.Table | FactRefs:
     """Return typed facts of ``n`` issues from typed facts or their JSON (one or per row)."""
-    if isinstance(values, pa.Table):
+    if isinstance(values, pa.Table | FactRefs):
         return values
     return facts_from_json(_per_row(values, n) if isinstance(values, str) else values)
 
 
 def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
     """Return ``issues_frame``'s columns as arrays (no frame is built); when a block's
-    evidence is typed, the facts stay typed (``facts``, ``action_facts``: FACTS_SCHEMA
-    tables, one row per issue) instead of ``evidence_json`` and ``action_json``."""
-    typed = any(isinstance(block.evidence, pa.Table) for block in blocks)
-    rows, orders, ranks, evidence, actions, action_json = [], [], [], [], [], []
+    evidence is typed, the facts stay typed (``facts``, ``action_facts``: FactRefs, a set
+    per issue) instead of ``evidence_json`` and ``action_json``."""
+    typed = any(isinstance(block.evidence, pa.Table | FactRefs) for block in blocks)
+    rows, orders, ranks, actions = [], [], [], []
+    evidence: list[Any] = []  # typed facts or JSON, per block
+    action_json: list[Any] = []
     codes = np.array([block.code for block in blocks] or [""], dtype=object)
     for order, block in enumerate(blocks):
         block_rows = np.asarray(block.rows, dtype=np.int64)
@@ -480,7 +563,7 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
             action_json.append(_typed(block.action_json, len(block_rows)))
         else:
             evidence.append(np.asarray(facts, dtype=object))
-            action_json.append(_per_row(block.action_json, len(block_rows)))
+            action_json.append(_json_of(block.action_json, len(block_rows)))
     if not rows:
         return {name: np.array([], dtype=np.int64 if name == "row" else object)
                 for name in ISSUE_FRAME_COLUMNS}
@@ -490,10 +573,8 @@ def issue_columns(blocks: Sequence[IssueBlock]) -> dict[str, Any]:
                                "severity": SEVERITY_BY_RANK[np.concatenate(ranks)[sort]],
                                "action": np.concatenate(actions)[sort]}
     if typed:
-        # a take also leaves one chunk, which the later takes of the batch need (a take over
-        # many chunks costs more than this one)
-        columns["facts"] = pa.concat_tables(evidence).take(sort)
-        columns["action_facts"] = pa.concat_tables(action_json).take(sort)
+        columns["facts"] = concat_facts(evidence).take(sort)
+        columns["action_facts"] = concat_facts(action_json).take(sort)
     else:
         columns["evidence_json"] = np.concatenate(evidence)[sort]
         columns["action_json"] = np.concatenate(action_json)[sort]
@@ -516,7 +597,7 @@ def issue_frame(columns: Mapping[str, Any]) -> pd.DataFrame:
 def take_columns(columns: Mapping[str, Any], at: np.ndarray) -> dict[str, Any]:
     """Return the issues ``at`` (positions) of issue columns, typed facts included."""
     at = np.asarray(at, dtype=np.int64)
-    return {name: values.take(at) if isinstance(values, pa.Table) else
+    return {name: values.take(at) if isinstance(values, pa.Table | FactRefs) else
             np.asarray(values)[at] for name, values in columns.items()}
 
 
@@ -537,18 +618,27 @@ def concat_columns(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for name, typed_name in TYPED_COLUMNS.items():
         found = [_facts_of(p, name, typed_name) for p in parts]
         if typed:
-            out[typed_name] = pa.concat_tables([_typed(f, len(p["row"]))
-                                                for f, p in zip(found, parts, strict=True)])
+            out[typed_name] = concat_facts([_typed(f, len(p["row"]))
+                                            for f, p in zip(found, parts, strict=True)])
         else:
-            out[name] = np.concatenate(found)
+            out[name] = np.concatenate([_json_of(f, len(p["row"]))
+                                        for f, p in zip(found, parts, strict=True)])
     return out
+
+
+def _json_of(values: np.ndarray | pa.Table | FactRefs | str, n: int) -> np.ndarray:
+    """Return the evidence JSON of ``n`` issues from their facts, typed or JSON."""
+    if isinstance(values, pa.Table | FactRefs):
+        return render_facts(values)
+    return _per_row(values, n)
 
 
 #: What an issue column holds when a part of a concatenation lacks it.
 _DEFAULTS: dict[str, str] = {"action": "", "action_json": "[]", "evidence_json": "[]"}
 
 
-def _facts_of(part: Mapping[str, Any], name: str, typed_name: str) -> np.ndarray | pa.Table:
+def _facts_of(part: Mapping[str, Any], name: str, typed_name: str
+              ) -> np.ndarray | pa.Table | FactRefs:
     """Return a part's facts of one kind: typed, as JSON, or the empty default."""
     if typed_name in part:
         return part[typed_name]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json, fact_table
+from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json, fact_refs
 from buddy.config import ModuleConfig
 from buddy.context.pack import PIECES, ContextPack
 from buddy.domain import EvaluationResult, Severity, TradeIntent
@@ -191,7 +191,7 @@ class Evaluator(ABC, Generic[C]):
         # many rows: typed columns, which replay stores as they are (no JSON text per
         # issue); a few rows (an interactive evaluation): the JSON its report reads, which
         # costs less than building Arrow columns. Both say the same (tests/batch).
-        encode = fact_table if n > TYPED_FROM_ROWS else evidence_json
+        encode = fact_refs if n > TYPED_FROM_ROWS else evidence_json
         return IssueBlock(code, rows,
                           severity.value if isinstance(severity, Severity) else severity,
                           encode(facts, n), action=spec.action if action is None else action,

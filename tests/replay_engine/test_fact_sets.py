@@ -7,10 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pytest
 
 from buddy.store import Store
 from buddy.store.replay_facts import FACT_COLUMNS
@@ -20,7 +18,7 @@ from replay.engine import (
     result_table_hash,
     results_frame,
 )
-from replay.evidence import _ListCodes, fact_sets
+from replay.evidence import fact_sets
 
 from .conftest import Reference, file_at_version
 
@@ -54,17 +52,6 @@ def test_equal_rows_share_a_set_and_unequal_ones_never_do() -> None:
     assert numbers.tolist() == [0, 1, 0, 2, 3, 4, 5, 6, 4, 7]
     assert distinct.num_rows == 8
     assert _same(distinct.take(pa.array(numbers)).to_pylist(), TRICKY.to_pylist())
-
-
-def test_rows_whose_digests_collide_keep_sets_of_their_own(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The digest only proposes: every row is compared with its set's first row."""
-    monkeypatch.setattr(_ListCodes, "row_digest",
-                        lambda self: np.zeros(len(self.lengths), dtype=np.uint64))
-    distinct, numbers = fact_sets(TRICKY)
-    assert _same(distinct.take(pa.array(numbers)).to_pylist(), TRICKY.to_pylist())
-    assert distinct.num_rows == 9  # all collide: only row 2 equals row 0, the rest split
-    assert numbers[0] == numbers[2] == 0
 
 
 def test_a_runs_issues_share_their_chunks_fact_sets(subset_reference: Reference) -> None:
