@@ -21,16 +21,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
+    TYPED_COLUMNS,
     BatchResult,
     FactColumn,
     concat_columns,
@@ -94,54 +94,105 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     """Evaluate every row of ``ctx`` with ``orchestrator``'s modules; see the module doc."""
     n = ctx.n
     account_code, opted_out = _opt_outs(ctx)
-    module_frames, issue_parts, fallbacks = [], [], []
-    for order, (evaluator, weight) in enumerate(orchestrator.evaluators):
-        runs = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
-        rows = np.flatnonzero(runs[account_code])
+    evaluators = orchestrator.evaluators
+    width = len(evaluators)
+    # inside the batch a module is its configured order and a row's modules are a row of
+    # ``runs``: rows and issues are placed by counting, not sorted; text is made once, at the
+    # end, from the few distinct values
+    runs = np.zeros((n, width), dtype=bool)
+    counts = np.zeros((n, width), dtype=np.int64)  # issues per (row, module)
+    ran: list[tuple[np.ndarray, BatchResult]] = []
+    fallbacks = []
+    for order, (evaluator, _) in enumerate(evaluators):
+        on = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
+        rows = np.flatnonzero(on[account_code])
         result, fell_back = _run_module(evaluator, ctx, rows)
         if fell_back:
             fallbacks.append(evaluator.name)
-        k = len(rows)
-        module_frames.append({
-            "row": rows, "_order": np.full(k, order, dtype=np.int64),
-            "module": np.full(k, evaluator.name, dtype=object),
-            "version": np.full(k, result.version, dtype=object),
-            "status": np.asarray(result.status, dtype=object),
-            "score": np.asarray(result.score, dtype=np.float64),
-            "severity": np.asarray(result.severity, dtype=object),
-            "n_issues": result.n_issues.astype(np.int32),
-            "_weight": np.full(k, weight, dtype=np.float64),
-            "_guards_risk": np.full(k, bool(evaluator.guards_risk), dtype=bool)})
-        columns = result.issue_arrays
-        if len(columns["row"]):
-            local = np.asarray(columns["row"], dtype=np.int64)
-            columns["row"] = rows[local]
-            columns["issue_no"] = _within_row(local)
-            columns["module"] = np.full(len(local), evaluator.name, dtype=object)
-            columns["_order"] = np.full(len(local), order, dtype=np.int64)
-            issue_parts.append(columns)
-    if module_frames:
-        # by row, then configured order (each module once per row); text kept as objects
-        # (the readers want objects, and inferring Arrow strings costs a pass each way)
-        joined = {name: np.concatenate([f[name] for f in module_frames])
-                  for name in module_frames[0]}
-        by_row = np.lexsort((joined["_order"], joined["row"]))
-        modules = object_frame({name: values[by_row] for name, values in joined.items()})
-    else:
-        modules = pd.DataFrame(columns=["row", "_order", "module", "version", "status",
-                                        "score", "severity", "n_issues", "_weight",
-                                        "_guards_risk"])
-    issues = concat_columns(issue_parts)
-    if issue_parts:
-        issues = take_columns(issues, np.lexsort((issues["issue_no"], issues["_order"],
-                                                  issues["row"])))
-    else:
-        issues.update(issue_no=np.zeros(0, dtype=np.int32), module=np.zeros(0, dtype=object))
-    issues.pop("_order", None)
-    overall = _overall(orchestrator, n, modules, issues)
+        runs[rows, order] = True
+        counts[rows, order] = result.n_issues
+        ran.append((rows, result))
+    modules = _module_frame(evaluators, runs, counts, ran)
+    issues, issue_order = _issue_columns(runs, counts, ran)
+    overall = _overall(orchestrator, n, modules, issues, issue_order)
     return BatchReport(
         overall=overall, modules=modules.drop(columns=["_order", "_weight", "_guards_risk"]),
         issue_data=issues, fallbacks=tuple(fallbacks))
+
+
+def _filled(n: int, value: Any) -> np.ndarray:
+    """Return an object array of ``n`` times the one object ``value`` (``np.full`` makes
+    a new string per element)."""
+    array = np.empty(n, dtype=object)
+    array.fill(value)
+    return array
+
+
+def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarray,
+                  counts: np.ndarray, ran: Sequence[tuple[np.ndarray, BatchResult]]
+                  ) -> pd.DataFrame:
+    """Return one row per (row, module run), by row then configured order."""
+    width = runs.shape[1]
+    # a module run's place: how many runs come before it, row by row
+    slot = (np.cumsum(runs.ravel()) - 1).reshape(runs.shape)
+    k = int(runs.sum())
+    order = np.zeros(k, dtype=np.int64)
+    status, severity = np.empty(k, dtype=object), np.empty(k, dtype=object)
+    score = np.full(k, math.nan)
+    n_issues = np.zeros(k, dtype=np.int32)
+    for m, (rows, result) in enumerate(ran):
+        at = slot[rows, m]
+        order[at] = m
+        status[at], severity[at], score[at] = result.status, result.severity, result.score
+        n_issues[at] = counts[rows, m]
+    names = np.array([e.name for e, _ in evaluators] or [""], dtype=object)
+    versions = np.array([r.version for _, r in ran] or [""], dtype=object)
+    weights = np.array([w for _, w in evaluators] or [0.0], dtype=np.float64)
+    guards = np.array([bool(e.guards_risk) for e, _ in evaluators] or [False], dtype=bool)
+    rows_of = np.repeat(np.arange(runs.shape[0], dtype=np.int64), runs.sum(axis=1))
+    if not width:
+        return pd.DataFrame(columns=["row", "_order", "module", "version", "status", "score",
+                                     "severity", "n_issues", "_weight", "_guards_risk"])
+    return object_frame({
+        "row": rows_of, "_order": order, "module": names[order], "version": versions[order],
+        "status": status, "score": score, "severity": severity, "n_issues": n_issues,
+        "_weight": weights[order], "_guards_risk": guards[order]})
+
+
+def _issue_columns(runs: np.ndarray, counts: np.ndarray,
+                   ran: Sequence[tuple[np.ndarray, BatchResult]]
+                   ) -> tuple[dict[str, Any], np.ndarray]:
+    """Return the issues by row, configured order and issue_no, and each one's module
+    order (its configured position)."""
+    width = runs.shape[1]
+    # an issue's place: the issues of the (row, module) runs before its own, plus its number
+    starts = np.cumsum(counts.ravel()) - counts.ravel()
+    parts, places, orders = [], [], []
+    for m, (rows, result) in enumerate(ran):
+        columns = result.issue_arrays
+        if not len(columns["row"]):
+            continue
+        local = np.asarray(columns["row"], dtype=np.int64)
+        columns["row"] = rows[local]
+        columns["issue_no"] = _within_row(local)
+        places.append(starts[columns["row"] * width + m] + columns["issue_no"])
+        orders.append(np.full(len(local), m, dtype=np.int64))
+        parts.append(columns)
+    issues = concat_columns(parts)
+    if not parts:
+        issues.update(issue_no=np.zeros(0, dtype=np.int32), module=np.zeros(0, dtype=object))
+        return issues, np.zeros(0, dtype=np.int64)
+    at = np.empty(len(issues["row"]), dtype=np.int64)
+    at[np.concatenate(places)] = np.arange(len(at))
+    issues = take_columns(issues, at)
+    order = np.concatenate(orders)[at]
+    names = np.array([r.module for _, r in ran], dtype=object)
+    # the columns in the order they always came: the module's, issue_no, module, the facts
+    typed = {name: issues.pop(name) for name in (*TYPED_COLUMNS.values(), *TYPED_COLUMNS)
+             if name in issues}
+    issues["module"] = names[order]
+    issues.update(typed)
+    return issues, order
 
 
 def _within_row(rows: np.ndarray) -> np.ndarray:
@@ -212,50 +263,50 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
     """Return (the rows of ctx missing a required piece, the module's SKIPPED result on
     them: one CONTEXT_MISSING issue per missing piece, in piece-name order), or None
     results when no row misses one."""
-    issue_rows, issue_evidence = [], []
-    for piece in sorted(evaluator.requires):
-        at = np.flatnonzero(~_present(ctx, piece))
-        if not len(at):
-            continue
-        reasons = ctx.missing[piece][at]
-        reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
-        issue_rows.append(at)
-        issue_evidence.append(fact_table([
-            FactColumn("module_name", evaluator.name), FactColumn("piece", piece),
-            FactColumn("reason", reasons)], len(at)))
-    if not issue_rows:
+    pieces = sorted(evaluator.requires)
+    missing = [np.flatnonzero(~_present(ctx, piece)) for piece in pieces]
+    if not any(len(at) for at in missing):
         return np.zeros(0, dtype=np.int64), None
-    rows = np.concatenate(issue_rows)
+    rows = np.concatenate(missing)
+    piece_no = np.repeat(np.arange(len(pieces)), [len(at) for at in missing])
+    reasons = np.concatenate([ctx.missing[piece][at] for piece, at in zip(pieces, missing,
+                                                                          strict=True)])
     order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, evidence = rows[order], pa.concat_tables(issue_evidence).take(order)
+    rows, piece_no, reasons = rows[order], piece_no[order], reasons[order]
+    reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
     skipped_rows, renumbered = np.unique(rows, return_inverse=True)
     n = len(skipped_rows)
     k = len(rows)
     issues = {"row": renumbered.reshape(-1).astype(np.int64),
-              "code": np.full(k, "CONTEXT_MISSING", dtype=object),
-              "severity": np.full(k, Severity.LOW.value, dtype=object),
-              "action": np.full(k, "", dtype=object), "facts": evidence,
+              "code": _filled(k, "CONTEXT_MISSING"),
+              "severity": _filled(k, Severity.LOW.value),
+              "action": _filled(k, ""),
+              "facts": fact_table([FactColumn("module_name", evaluator.name),
+                                   FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
+                                   FactColumn("reason", reasons)], k),
               "action_facts": fact_table([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
-        severity=np.full(n, Severity.LOW.value, dtype=object),
-        status=np.full(n, ModuleStatus.SKIPPED.value, dtype=object), issue_data=issues)
+        severity=_filled(n, Severity.LOW.value),
+        status=_filled(n, ModuleStatus.SKIPPED.value), issue_data=issues)
 
 
 def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
-             issues: Mapping[str, Any]) -> pd.DataFrame:
+             issues: Mapping[str, Any], issue_order: np.ndarray) -> pd.DataFrame:
     status = modules["status"].to_numpy(dtype=object)
     score = modules["score"].to_numpy(np.float64)
     rows = np.asarray(issues["row"], dtype=np.int64)
-    codes = np.asarray(issues["code"], dtype=object)
-    names = np.asarray(issues["module"], dtype=object)
-    # asked once per distinct (module, code)
-    module_no, _ = pd.factorize(names)
-    code_no, code_names = pd.factorize(codes)
-    _, first, pair = np.unique(module_no * max(len(code_names), 1) + code_no,
-                               return_index=True, return_inverse=True)
-    ranked = np.array([orchestrator.is_ranked(names[i], codes[i]) for i in first.tolist()],
-                      dtype=bool)[pair.reshape(-1)]
+    # a module by its name (as the scalar report keys it), a code by its number: what is
+    # asked per issue is asked once per distinct (module, code)
+    module_no, module_names = pd.factorize(np.array(
+        [e.name for e, _ in orchestrator.evaluators] or [""], dtype=object))
+    code_no, code_names = pd.factorize(np.asarray(issues["code"], dtype=object))
+    width = max(len(code_names), 1)
+    pair_no, pairs = pd.factorize(module_no[issue_order] * width + code_no)
+    pair_codes = np.asarray(code_names, dtype=object)[pairs % width]
+    ranked = np.array([orchestrator.is_ranked(name, code) for name, code in zip(
+        module_names[pairs // width].tolist(), pair_codes.tolist(), strict=True)],
+        dtype=bool)[pair_no]
     overall = overall_columns(
         n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
         module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
@@ -264,20 +315,27 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
         issue_row=rows[ranked], issue_rank=severity_ranks(
             np.asarray(issues["severity"], dtype=object))[ranked])
     # dedupe keeps one issue per code, except orchestrator items, which are per module:
-    # a key per distinct (module, code), per module only for orchestrator items
-    per_module = np.isin(code_names, list(ORCHESTRATOR_TEMPLATES))
-    key = np.where(per_module[code_no], module_no * len(code_names) + code_no,
-                   -1 - code_no) if len(rows) else np.zeros(0, dtype=np.int64)
-    overall.insert(3, "n_issues", _distinct_per_row(n, rows, key))
-    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked])
+    # a key per code, per (module, code) only for orchestrator items, numbered densely
+    per_module = np.isin(pair_codes, list(ORCHESTRATOR_TEMPLATES))
+    _, pair_key = np.unique(np.where(per_module, -1 - np.arange(len(pairs)),
+                                     pairs % width), return_inverse=True)
+    key = pair_key.reshape(-1)[pair_no]
+    overall.insert(3, "n_issues", _distinct_per_row(n, rows, key, len(pairs)))
+    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked], len(pairs))
     return overall
 
 
-def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Return per row how many distinct ``key`` values its issues hold."""
+#: Up to how many (row, key) cells ``_distinct_per_row`` marks in a table (else it sorts).
+_TABLE_CELLS = 1 << 25
+
+
+def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray, keys: int) -> np.ndarray:
+    """Return per row how many distinct ``key`` values (0..keys-1) its issues hold."""
     if not len(rows):
         return np.zeros(n, dtype=np.int32)
-    # one int64 per (row, key): keys numbered densely, the row as the high part
-    codes, uniques = pd.factorize(key)
-    pairs = np.unique(rows.astype(np.int64) * len(uniques) + codes)
-    return np.bincount(pairs // len(uniques), minlength=n).astype(np.int32)
+    cell = rows.astype(np.int64) * keys + key
+    if n * keys <= _TABLE_CELLS:  # a few keys (codes): mark each (row, key) seen, count
+        seen = np.zeros(n * keys, dtype=bool)
+        seen[cell] = True
+        return np.count_nonzero(seen.reshape(n, keys), axis=1).astype(np.int32)
+    return np.bincount(np.unique(cell) // keys, minlength=n).astype(np.int32)
