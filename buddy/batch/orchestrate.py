@@ -34,7 +34,6 @@ from buddy.batch.result import (
     BatchResult,
     FactColumn,
     concat_columns,
-    concat_results,
     fact_table,
     object_frame,
     render_facts,
@@ -95,29 +94,38 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     n = ctx.n
     account_code, opted_out = _opt_outs(ctx)
     evaluators = orchestrator.evaluators
-    width = len(evaluators)
-    # inside the batch a module is its configured order and a row's modules are a row of
-    # ``runs``: rows and issues are placed by counting, not sorted; text is made once, at the
-    # end, from the few distinct values
-    runs = np.zeros((n, width), dtype=bool)
-    counts = np.zeros((n, width), dtype=np.int64)  # issues per (row, module)
-    ran: list[tuple[np.ndarray, BatchResult]] = []
+    parts: list[_Ran] = []
     fallbacks = []
+    shared = _Shared(ctx)
     for order, (evaluator, _) in enumerate(evaluators):
         on = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
         rows = np.flatnonzero(on[account_code])
-        result, fell_back = _run_module(evaluator, ctx, rows)
+        ran, fell_back = _run_module(evaluator, shared, rows)
         if fell_back:
             fallbacks.append(evaluator.name)
-        runs[rows, order] = True
-        counts[rows, order] = result.n_issues
-        ran.append((rows, result))
-    modules = _module_frame(evaluators, runs, counts, ran)
-    issues, issue_order = _issue_columns(runs, counts, ran)
-    overall = _overall(orchestrator, n, modules, issues, issue_order)
-    return BatchReport(
-        overall=overall, modules=modules.drop(columns=["_order", "_weight", "_guards_risk"]),
-        issue_data=issues, fallbacks=tuple(fallbacks))
+        parts += [_Ran(order, rows[local], result) for local, result in ran]
+    # inside the batch a module is its configured position, and a row's module runs are a
+    # row of ``runs``: module rows and issues are placed by counting, not sorted, and their
+    # text is taken from the few distinct values at the end
+    runs = np.zeros((n, len(evaluators)), dtype=bool)
+    counts = np.zeros((n, len(evaluators)), dtype=np.int64)  # issues per (row, module)
+    for part in parts:
+        runs[part.rows, part.order] = True
+        counts[part.rows, part.order] = part.result.n_issues
+    modules, module_order = _module_frame(evaluators, runs, counts, parts)
+    issues, issue_order = _issue_columns(evaluators, counts, parts)
+    overall = _overall(orchestrator, n, modules, module_order, issues, issue_order)
+    return BatchReport(overall=overall, modules=modules, issue_data=issues,
+                       fallbacks=tuple(fallbacks))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """A module's result on some rows of the batch: those it skipped, or those it ran on."""
+
+    order: int  # the module's configured position
+    rows: np.ndarray  # the batch's row of each result row
+    result: BatchResult
 
 
 def _filled(n: int, value: Any) -> np.ndarray:
@@ -129,64 +137,67 @@ def _filled(n: int, value: Any) -> np.ndarray:
 
 
 def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarray,
-                  counts: np.ndarray, ran: Sequence[tuple[np.ndarray, BatchResult]]
-                  ) -> pd.DataFrame:
-    """Return one row per (row, module run), by row then configured order."""
-    width = runs.shape[1]
+                  counts: np.ndarray, parts: Sequence[_Ran]
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return one row per (row, module run), by row then configured order, and each one's
+    module position."""
     # a module run's place: how many runs come before it, row by row
     slot = (np.cumsum(runs.ravel()) - 1).reshape(runs.shape)
-    k = int(runs.sum())
-    order = np.zeros(k, dtype=np.int64)
+    rows, order = np.nonzero(runs)
+    k = len(rows)
     status, severity = np.empty(k, dtype=object), np.empty(k, dtype=object)
     score = np.full(k, math.nan)
-    n_issues = np.zeros(k, dtype=np.int32)
-    for m, (rows, result) in enumerate(ran):
-        at = slot[rows, m]
-        order[at] = m
-        status[at], severity[at], score[at] = result.status, result.severity, result.score
-        n_issues[at] = counts[rows, m]
+    for part in parts:
+        at = slot[part.rows, part.order]
+        status[at], severity[at], score[at] = (part.result.status, part.result.severity,
+                                               part.result.score)
     names = np.array([e.name for e, _ in evaluators] or [""], dtype=object)
-    versions = np.array([r.version for _, r in ran] or [""], dtype=object)
-    weights = np.array([w for _, w in evaluators] or [0.0], dtype=np.float64)
-    guards = np.array([bool(e.guards_risk) for e, _ in evaluators] or [False], dtype=bool)
-    rows_of = np.repeat(np.arange(runs.shape[0], dtype=np.int64), runs.sum(axis=1))
-    if not width:
-        return pd.DataFrame(columns=["row", "_order", "module", "version", "status", "score",
-                                     "severity", "n_issues", "_weight", "_guards_risk"])
-    return object_frame({
-        "row": rows_of, "_order": order, "module": names[order], "version": versions[order],
-        "status": status, "score": score, "severity": severity, "n_issues": n_issues,
-        "_weight": weights[order], "_guards_risk": guards[order]})
+    versions = np.array([e.version for e, _ in evaluators] or [""], dtype=object)
+    return _frame({"row": rows.astype(np.int64), "module": names[order],
+                   "version": versions[order], "status": status, "score": score,
+                   "severity": severity,
+                   "n_issues": counts.ravel()[runs.ravel()].astype(np.int32)}), order
 
 
-def _issue_columns(runs: np.ndarray, counts: np.ndarray,
-                   ran: Sequence[tuple[np.ndarray, BatchResult]]
-                   ) -> tuple[dict[str, Any], np.ndarray]:
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return a frame of ``columns``, text kept as Python objects, each column its own block
+    (the readers take columns; a frame made from a dict copies the text columns into one
+    block, which costs more than the rest of the frame)."""
+    numbers = {name: values for name, values in columns.items() if values.dtype != object}
+    frame = pd.DataFrame(numbers, index=pd.RangeIndex(len(next(iter(columns.values())))))
+    for at, (name, values) in enumerate(columns.items()):
+        if values.dtype == object:
+            frame.insert(at, name, pd.Series(values, dtype=object, copy=False))
+    return frame
+
+
+def _issue_columns(evaluators: Sequence[tuple[Evaluator, float]], counts: np.ndarray,
+                   parts: Sequence[_Ran]) -> tuple[dict[str, Any], np.ndarray]:
     """Return the issues by row, configured order and issue_no, and each one's module
-    order (its configured position)."""
-    width = runs.shape[1]
+    position."""
+    width = counts.shape[1]
     # an issue's place: the issues of the (row, module) runs before its own, plus its number
     starts = np.cumsum(counts.ravel()) - counts.ravel()
-    parts, places, orders = [], [], []
-    for m, (rows, result) in enumerate(ran):
-        columns = result.issue_arrays
+    found, places, orders = [], [], []
+    for part in parts:
+        columns = part.result.issue_arrays
         if not len(columns["row"]):
             continue
         local = np.asarray(columns["row"], dtype=np.int64)
-        columns["row"] = rows[local]
+        columns["row"] = part.rows[local]
         columns["issue_no"] = _within_row(local)
-        places.append(starts[columns["row"] * width + m] + columns["issue_no"])
-        orders.append(np.full(len(local), m, dtype=np.int64))
-        parts.append(columns)
-    issues = concat_columns(parts)
-    if not parts:
+        places.append(starts[columns["row"] * width + part.order] + columns["issue_no"])
+        orders.append(np.full(len(local), part.order, dtype=np.int64))
+        found.append(columns)
+    issues = concat_columns(found)
+    if not found:
         issues.update(issue_no=np.zeros(0, dtype=np.int32), module=np.zeros(0, dtype=object))
         return issues, np.zeros(0, dtype=np.int64)
     at = np.empty(len(issues["row"]), dtype=np.int64)
     at[np.concatenate(places)] = np.arange(len(at))
     issues = take_columns(issues, at)
     order = np.concatenate(orders)[at]
-    names = np.array([r.module for _, r in ran], dtype=object)
+    names = np.array([e.name for e, _ in evaluators], dtype=object)
     # the columns in the order they always came: the module's, issue_no, module, the facts
     typed = {name: issues.pop(name) for name in (*TYPED_COLUMNS.values(), *TYPED_COLUMNS)
              if name in issues}
@@ -211,18 +222,57 @@ def _opt_outs(ctx: BatchContext) -> tuple[np.ndarray, list[frozenset[str]]]:
                   for account in accounts]
 
 
-def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
-                ) -> tuple[BatchResult, bool]:
-    """Return the module's result on ``rows`` of ctx (renumbered), and whether it fell back."""
-    sub = _take(ctx, rows)
-    skipped_rows, skipped = _skipped(evaluator, sub)
+class _Shared:
+    """What the modules of one batch share: each piece's presence, asked once, and the
+    context of the rows a module runs on, taken once for every module that runs on the same
+    rows (as every module shares the whole context when it runs on every row)."""
+
+    def __init__(self, ctx: BatchContext) -> None:
+        self.ctx = ctx
+        self._present: dict[str, np.ndarray] = {}
+        self._taken: dict[bytes, BatchContext] = {}
+
+    def present(self, piece: str) -> np.ndarray:
+        """Return per row whether ``piece`` is present, asked once per distinct piece
+        object."""
+        if piece not in self._present:
+            ctx = self.ctx
+            if piece == "market" or isinstance(ctx.piece(piece), PieceColumn):
+                self._present[piece] = ctx.present(piece)
+            else:
+                codes, first = ctx.piece_codes(piece)
+                pieces = ctx.piece(piece)
+                self._present[piece] = np.array([pieces[i] is not None for i in first.tolist()],
+                                                dtype=bool)[codes]
+        return self._present[piece]
+
+    def take(self, rows: np.ndarray) -> BatchContext:
+        """Return ``ctx.take(rows)`` (``rows`` sorted and distinct), or ctx itself when
+        ``rows`` are all of its rows and its frames are numbered 0..n-1 as a take's are."""
+        ctx = self.ctx
+        n = ctx.n
+        if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1)) and all(
+                isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1
+                for f in (ctx.intents, ctx.instrument, ctx.market, ctx.latest)):
+            return ctx
+        key = np.asarray(rows, dtype=np.int64).tobytes()
+        if key not in self._taken:
+            self._taken[key] = ctx.take(rows)
+        return self._taken[key]
+
+
+def _run_module(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
+                ) -> tuple[list[tuple[np.ndarray, BatchResult]], bool]:
+    """Return the module's results on ``rows`` of the batch: (which of ``rows``, the result
+    on them) for the rows it skipped and for those it ran on; and whether it fell back."""
+    skipped_rows, skipped = _skipped(evaluator, shared, rows)
     parts: list[tuple[np.ndarray, BatchResult]] = []
     if skipped is not None:
         parts.append((skipped_rows, skipped))
     ready = np.setdiff1d(np.arange(len(rows)), skipped_rows, assume_unique=True)
     fell_back = False
     if len(ready):
-        part = _take(sub, ready)
+        part = shared.take(rows[ready])
         try:
             result = evaluator.evaluate_batch(part)
             if len(result) != len(ready):
@@ -234,56 +284,39 @@ def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
                 evaluator.name, evaluator.version,
                 [run_module(evaluator, part.intent(i), part.pack(i)) for i in range(len(ready))])
         parts.append((ready, result))
-    return concat_results(evaluator.name, evaluator.version, parts, len(rows)), fell_back
+    return parts, fell_back
 
 
-def _take(ctx: BatchContext, rows: np.ndarray) -> BatchContext:
-    """Return ``ctx.take(rows)``, or ctx itself when ``rows`` are all of its rows in order
-    (the common case: nobody opted out, nothing missing) and its frames are numbered 0..n-1
-    as a take's are."""
-    n = ctx.n
-    if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1)) and all(
-            isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1
-            for f in (ctx.intents, ctx.instrument, ctx.market, ctx.latest)):
-        return ctx  # rows are sorted and distinct (flatnonzero), so 0..n-1 means all
-    return ctx.take(rows)
-
-
-def _present(ctx: BatchContext, piece: str) -> np.ndarray:
-    """Return ``ctx.present(piece)``, asked once per distinct piece object."""
-    if piece == "market" or isinstance(ctx.piece(piece), PieceColumn):
-        return ctx.present(piece)
-    codes, first = ctx.piece_codes(piece)
-    pieces = ctx.piece(piece)
-    return np.array([pieces[i] is not None for i in first.tolist()], dtype=bool)[codes]
-
-
-def _skipped(evaluator: Evaluator, ctx: BatchContext
+def _skipped(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
              ) -> tuple[np.ndarray, BatchResult | None]:
-    """Return (the rows of ctx missing a required piece, the module's SKIPPED result on
+    """Return (which of ``rows`` miss a required piece, the module's SKIPPED result on
     them: one CONTEXT_MISSING issue per missing piece, in piece-name order), or None
     results when no row misses one."""
     pieces = sorted(evaluator.requires)
-    missing = [np.flatnonzero(~_present(ctx, piece)) for piece in pieces]
+    missing = [np.flatnonzero(~shared.present(piece)[rows]) for piece in pieces]
     if not any(len(at) for at in missing):
         return np.zeros(0, dtype=np.int64), None
-    rows = np.concatenate(missing)
-    piece_no = np.repeat(np.arange(len(pieces)), [len(at) for at in missing])
-    reasons = np.concatenate([ctx.missing[piece][at] for piece, at in zip(pieces, missing,
-                                                                          strict=True)])
-    order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, piece_no, reasons = rows[order], piece_no[order], reasons[order]
-    reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
-    skipped_rows, renumbered = np.unique(rows, return_inverse=True)
-    n = len(skipped_rows)
-    k = len(rows)
+    at = np.concatenate(missing)
+    piece_no = np.repeat(np.arange(len(pieces)), [len(m) for m in missing])
+    reasons = np.concatenate([shared.ctx.missing[piece][rows[m]]
+                              for piece, m in zip(pieces, missing, strict=True)])
+    order = np.argsort(at, kind="stable")  # by row, then piece name (concatenated so)
+    at, piece_no, reasons = at[order], piece_no[order], reasons[order]
+    skipped_rows, renumbered = np.unique(at, return_inverse=True)
+    n, k = len(skipped_rows), len(at)
+    # the facts of each distinct (piece, reason) written once: a few over many rows
+    reason_no, reason_names = pd.factorize(reasons)
+    reason_text = np.array([*reason_names.tolist(), "not provided"], dtype=object)
+    combo_no, combos = pd.factorize(piece_no * len(reason_text) + reason_no % len(reason_text))
+    facts = fact_table([FactColumn("module_name", evaluator.name),
+                        FactColumn("piece", np.array(pieces, dtype=object)[
+                            combos // len(reason_text)]),
+                        FactColumn("reason", reason_text[combos % len(reason_text)])],
+                       len(combos))
     issues = {"row": renumbered.reshape(-1).astype(np.int64),
               "code": _filled(k, "CONTEXT_MISSING"),
               "severity": _filled(k, Severity.LOW.value),
-              "action": _filled(k, ""),
-              "facts": fact_table([FactColumn("module_name", evaluator.name),
-                                   FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
-                                   FactColumn("reason", reasons)], k),
+              "action": _filled(k, ""), "facts": facts.take(combo_no),
               "action_facts": fact_table([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
@@ -292,10 +325,14 @@ def _skipped(evaluator: Evaluator, ctx: BatchContext
 
 
 def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
-             issues: Mapping[str, Any], issue_order: np.ndarray) -> pd.DataFrame:
+             module_order: np.ndarray, issues: Mapping[str, Any], issue_order: np.ndarray
+             ) -> pd.DataFrame:
     status = modules["status"].to_numpy(dtype=object)
     score = modules["score"].to_numpy(np.float64)
     rows = np.asarray(issues["row"], dtype=np.int64)
+    weights = np.array([w for _, w in orchestrator.evaluators] or [0.0], dtype=np.float64)
+    guards = np.array([bool(e.guards_risk) for e, _ in orchestrator.evaluators] or [False],
+                      dtype=bool)
     # a module by its name (as the scalar report keys it), a code by its number: what is
     # asked per issue is asked once per distinct (module, code)
     module_no, module_names = pd.factorize(np.array(
@@ -309,9 +346,9 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
         dtype=bool)[pair_no]
     overall = overall_columns(
         n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
-        module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
+        module_score=score, module_weight=weights[module_order],
         module_known=(status == ModuleStatus.OK.value) & ~np.isnan(score),
-        module_guards_risk=modules["_guards_risk"].to_numpy(bool),
+        module_guards_risk=guards[module_order],
         issue_row=rows[ranked], issue_rank=severity_ranks(
             np.asarray(issues["severity"], dtype=object))[ranked])
     # dedupe keeps one issue per code, except orchestrator items, which are per module:
