@@ -63,12 +63,19 @@ class BatchReport:
     (row, module, issue_no, code, severity, and the facts: typed as ``facts``, a
     ``buddy.batch.result.FACTS_SCHEMA`` table, or as ``evidence_json``), by row, module
     order, issue_no; ``issues`` the same as a frame with the evidence JSON.
+
+    ``encoded``: the text that run_batch held as numbers, for readers that store numbers
+    (replay): ``module_names`` (the modules by configured position), ``module_order`` (per
+    row of ``modules``, its module's position), ``issue_module_order`` (the same per issue),
+    ``code_names`` and ``issue_code_no`` (per issue, its code's position in code_names) and
+    ``issue_severity_rank`` (per issue, 0 info .. 4 critical).
     """
 
     overall: pd.DataFrame
     modules: pd.DataFrame
     issue_data: Mapping[str, Any]
     fallbacks: tuple[str, ...] = ()  # modules that ran row by row (no batch form or it raised)
+    encoded: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     rendered: list[pd.DataFrame] = field(default_factory=list, init=False, repr=False,
                                          compare=False)
 
@@ -114,9 +121,12 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
         counts[part.rows, part.order] = part.result.n_issues
     modules, module_order = _module_frame(evaluators, runs, counts, parts)
     issues, issue_order = _issue_columns(evaluators, counts, parts)
-    overall = _overall(orchestrator, n, modules, module_order, issues, issue_order)
+    overall, coded = _overall(orchestrator, n, modules, module_order, issues, issue_order)
     return BatchReport(overall=overall, modules=modules, issue_data=issues,
-                       fallbacks=tuple(fallbacks))
+                       fallbacks=tuple(fallbacks), encoded={
+                           "module_names": tuple(e.name for e, _ in evaluators),
+                           "module_order": module_order, "issue_module_order": issue_order,
+                           **coded})
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,21 +312,18 @@ def _skipped(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
                               for piece, m in zip(pieces, missing, strict=True)])
     order = np.argsort(at, kind="stable")  # by row, then piece name (concatenated so)
     at, piece_no, reasons = at[order], piece_no[order], reasons[order]
-    skipped_rows, renumbered = np.unique(at, return_inverse=True)
+    first = np.r_[True, at[1:] != at[:-1]]  # a row's first missing piece
+    skipped_rows, renumbered = at[first], np.cumsum(first) - 1
     n, k = len(skipped_rows), len(at)
-    # the facts of each distinct (piece, reason) written once: a few over many rows
-    reason_no, reason_names = pd.factorize(reasons)
-    reason_text = np.array([*reason_names.tolist(), "not provided"], dtype=object)
-    combo_no, combos = pd.factorize(piece_no * len(reason_text) + reason_no % len(reason_text))
+    reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
+    # one table for every piece (fact_table writes each distinct set of facts once)
     facts = fact_table([FactColumn("module_name", evaluator.name),
-                        FactColumn("piece", np.array(pieces, dtype=object)[
-                            combos // len(reason_text)]),
-                        FactColumn("reason", reason_text[combos % len(reason_text)])],
-                       len(combos))
-    issues = {"row": renumbered.reshape(-1).astype(np.int64),
+                        FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
+                        FactColumn("reason", reasons)], k)
+    issues = {"row": renumbered.astype(np.int64),
               "code": _filled(k, "CONTEXT_MISSING"),
               "severity": _filled(k, Severity.LOW.value),
-              "action": _filled(k, ""), "facts": facts.take(combo_no),
+              "action": _filled(k, ""), "facts": facts,
               "action_facts": fact_table([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
@@ -326,7 +333,8 @@ def _skipped(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
 
 def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
              module_order: np.ndarray, issues: Mapping[str, Any], issue_order: np.ndarray
-             ) -> pd.DataFrame:
+             ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return the overall frame, and the issues' codes and severities as numbers."""
     status = modules["status"].to_numpy(dtype=object)
     score = modules["score"].to_numpy(np.float64)
     rows = np.asarray(issues["row"], dtype=np.int64)
@@ -344,13 +352,13 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
     ranked = np.array([orchestrator.is_ranked(name, code) for name, code in zip(
         module_names[pairs // width].tolist(), pair_codes.tolist(), strict=True)],
         dtype=bool)[pair_no]
+    severity_rank = severity_ranks(np.asarray(issues["severity"], dtype=object))
     overall = overall_columns(
         n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
         module_score=score, module_weight=weights[module_order],
         module_known=(status == ModuleStatus.OK.value) & ~np.isnan(score),
         module_guards_risk=guards[module_order],
-        issue_row=rows[ranked], issue_rank=severity_ranks(
-            np.asarray(issues["severity"], dtype=object))[ranked])
+        issue_row=rows[ranked], issue_rank=severity_rank[ranked])
     # dedupe keeps one issue per code, except orchestrator items, which are per module:
     # a key per code, per (module, code) only for orchestrator items, numbered densely
     per_module = np.isin(pair_codes, list(ORCHESTRATOR_TEMPLATES))
@@ -359,7 +367,8 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
     key = pair_key.reshape(-1)[pair_no]
     overall.insert(3, "n_issues", _distinct_per_row(n, rows, key, len(pairs)))
     overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked], len(pairs))
-    return overall
+    return overall, {"code_names": tuple(code_names.tolist()), "issue_code_no": code_no,
+                     "issue_severity_rank": severity_rank}
 
 
 #: Up to how many (row, key) cells ``_distinct_per_row`` marks in a table (else it sorts).

@@ -14,7 +14,7 @@ import pytest
 from buddy.batch import orchestrate
 from buddy.batch.context import from_packs
 from buddy.batch.orchestrate import run_batch
-from buddy.batch.result import issue_evidence_json
+from buddy.batch.result import SEVERITY_BY_RANK, issue_evidence_json
 from buddy.config import ModuleConfig, ModuleSpec, ScoringConfig
 from buddy.domain import Severity
 from buddy.evaluators import registry
@@ -126,6 +126,15 @@ def test_each_row_holds_what_its_report_of_one_holds_in_the_same_order() -> None
         skipped += sum(code == "CONTEXT_MISSING" for _, _, code, *_ in expected)
     assert skipped > 60  # the case holds skipped rows, two pieces on some, and opt-outs
     assert (modules.groupby("row").size() == 1).sum() == len(range(0, 90, 7))
+    # the numbers run_batch hands replay say what the text says
+    encoded = report.encoded
+    names = np.array(encoded["module_names"], dtype=object)
+    assert names[encoded["module_order"]].tolist() == modules["module"].tolist()
+    assert names[encoded["issue_module_order"]].tolist() == issues["module"].tolist()
+    assert np.array(encoded["code_names"], dtype=object)[encoded["issue_code_no"]].tolist() == (
+        issues["code"].tolist())
+    assert SEVERITY_BY_RANK[encoded["issue_severity_rank"]].tolist() == (
+        issues["severity"].tolist())
 
 
 def _distinct_loop(n: int, rows: np.ndarray, key: np.ndarray) -> list[int]:
