@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +30,10 @@ import pandas as pd
 
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
+    TYPED_COLUMNS,
     BatchResult,
     FactColumn,
     concat_columns,
-    concat_facts,
-    concat_results,
     fact_refs,
     object_frame,
     render_facts,
@@ -64,12 +63,19 @@ class BatchReport:
     (row, module, issue_no, code, severity, and the facts: typed as ``facts``, a
     ``buddy.batch.result.FACTS_SCHEMA`` table, or as ``evidence_json``), by row, module
     order, issue_no; ``issues`` the same as a frame with the evidence JSON.
+
+    ``encoded``: the text that run_batch held as numbers, for readers that store numbers
+    (replay): ``module_names`` (the modules by configured position), ``module_order`` (per
+    row of ``modules``, its module's position), ``issue_module_order`` (the same per issue),
+    ``code_names`` and ``issue_code_no`` (per issue, its code's position in code_names) and
+    ``issue_severity_rank`` (per issue, 0 info .. 4 critical).
     """
 
     overall: pd.DataFrame
     modules: pd.DataFrame
     issue_data: Mapping[str, Any]
     fallbacks: tuple[str, ...] = ()  # modules that ran row by row (no batch form or it raised)
+    encoded: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
     rendered: list[pd.DataFrame] = field(default_factory=list, init=False, repr=False,
                                          compare=False)
 
@@ -94,54 +100,120 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     """Evaluate every row of ``ctx`` with ``orchestrator``'s modules; see the module doc."""
     n = ctx.n
     account_code, opted_out = _opt_outs(ctx)
-    module_frames, issue_parts, fallbacks = [], [], []
-    for order, (evaluator, weight) in enumerate(orchestrator.evaluators):
-        runs = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
-        rows = np.flatnonzero(runs[account_code])
-        result, fell_back = _run_module(evaluator, ctx, rows)
+    evaluators = orchestrator.evaluators
+    parts: list[_Ran] = []
+    fallbacks = []
+    shared = _Shared(ctx)
+    for order, (evaluator, _) in enumerate(evaluators):
+        on = np.array([evaluator.name not in off for off in opted_out], dtype=bool)
+        rows = np.flatnonzero(on[account_code])
+        ran, fell_back = _run_module(evaluator, shared, rows)
         if fell_back:
             fallbacks.append(evaluator.name)
-        k = len(rows)
-        module_frames.append({
-            "row": rows, "_order": np.full(k, order, dtype=np.int64),
-            "module": np.full(k, evaluator.name, dtype=object),
-            "version": np.full(k, result.version, dtype=object),
-            "status": np.asarray(result.status, dtype=object),
-            "score": np.asarray(result.score, dtype=np.float64),
-            "severity": np.asarray(result.severity, dtype=object),
-            "n_issues": result.n_issues.astype(np.int32),
-            "_weight": np.full(k, weight, dtype=np.float64),
-            "_guards_risk": np.full(k, bool(evaluator.guards_risk), dtype=bool)})
-        columns = result.issue_arrays
-        if len(columns["row"]):
-            local = np.asarray(columns["row"], dtype=np.int64)
-            columns["row"] = rows[local]
-            columns["issue_no"] = _within_row(local)
-            columns["module"] = np.full(len(local), evaluator.name, dtype=object)
-            columns["_order"] = np.full(len(local), order, dtype=np.int64)
-            issue_parts.append(columns)
-    if module_frames:
-        # by row, then configured order (each module once per row); text kept as objects
-        # (the readers want objects, and inferring Arrow strings costs a pass each way)
-        joined = {name: np.concatenate([f[name] for f in module_frames])
-                  for name in module_frames[0]}
-        by_row = np.lexsort((joined["_order"], joined["row"]))
-        modules = object_frame({name: values[by_row] for name, values in joined.items()})
-    else:
-        modules = pd.DataFrame(columns=["row", "_order", "module", "version", "status",
-                                        "score", "severity", "n_issues", "_weight",
-                                        "_guards_risk"])
-    issues = concat_columns(issue_parts)
-    if issue_parts:
-        issues = take_columns(issues, np.lexsort((issues["issue_no"], issues["_order"],
-                                                  issues["row"])))
-    else:
+        parts += [_Ran(order, rows[local], result) for local, result in ran]
+    # inside the batch a module is its configured position, and a row's module runs are a
+    # row of ``runs``: module rows and issues are placed by counting, not sorted, and their
+    # text is taken from the few distinct values at the end
+    runs = np.zeros((n, len(evaluators)), dtype=bool)
+    counts = np.zeros((n, len(evaluators)), dtype=np.int64)  # issues per (row, module)
+    for part in parts:
+        runs[part.rows, part.order] = True
+        counts[part.rows, part.order] = part.result.n_issues
+    modules, module_order = _module_frame(evaluators, runs, counts, parts)
+    issues, issue_order = _issue_columns(evaluators, counts, parts)
+    overall, coded = _overall(orchestrator, n, modules, module_order, issues, issue_order)
+    return BatchReport(overall=overall, modules=modules, issue_data=issues,
+                       fallbacks=tuple(fallbacks), encoded={
+                           "module_names": tuple(e.name for e, _ in evaluators),
+                           "module_order": module_order, "issue_module_order": issue_order,
+                           **coded})
+
+
+@dataclass(frozen=True, slots=True)
+class _Ran:
+    """A module's result on some rows of the batch: those it skipped, or those it ran on."""
+
+    order: int  # the module's configured position
+    rows: np.ndarray  # the batch's row of each result row
+    result: BatchResult
+
+
+def _filled(n: int, value: Any) -> np.ndarray:
+    """Return an object array of ``n`` times the one object ``value`` (``np.full`` makes
+    a new string per element)."""
+    array = np.empty(n, dtype=object)
+    array.fill(value)
+    return array
+
+
+def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarray,
+                  counts: np.ndarray, parts: Sequence[_Ran]
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Return one row per (row, module run), by row then configured order, and each one's
+    module position."""
+    # a module run's place: how many runs come before it, row by row
+    slot = (np.cumsum(runs.ravel()) - 1).reshape(runs.shape)
+    rows, order = np.nonzero(runs)
+    k = len(rows)
+    status, severity = np.empty(k, dtype=object), np.empty(k, dtype=object)
+    score = np.full(k, math.nan)
+    for part in parts:
+        at = slot[part.rows, part.order]
+        status[at], severity[at], score[at] = (part.result.status, part.result.severity,
+                                               part.result.score)
+    names = np.array([e.name for e, _ in evaluators] or [""], dtype=object)
+    versions = np.array([e.version for e, _ in evaluators] or [""], dtype=object)
+    return _frame({"row": rows.astype(np.int64), "module": names[order],
+                   "version": versions[order], "status": status, "score": score,
+                   "severity": severity,
+                   "n_issues": counts.ravel()[runs.ravel()].astype(np.int32)}), order
+
+
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return a frame of ``columns``, text kept as Python objects, each column its own block
+    (the readers take columns; a frame made from a dict copies the text columns into one
+    block, which costs more than the rest of the frame)."""
+    numbers = {name: values for name, values in columns.items() if values.dtype != object}
+    frame = pd.DataFrame(numbers, index=pd.RangeIndex(len(next(iter(columns.values())))))
+    for at, (name, values) in enumerate(columns.items()):
+        if values.dtype == object:
+            frame.insert(at, name, pd.Series(values, dtype=object, copy=False))
+    return frame
+
+
+def _issue_columns(evaluators: Sequence[tuple[Evaluator, float]], counts: np.ndarray,
+                   parts: Sequence[_Ran]) -> tuple[dict[str, Any], np.ndarray]:
+    """Return the issues by row, configured order and issue_no, and each one's module
+    position."""
+    width = counts.shape[1]
+    # an issue's place: the issues of the (row, module) runs before its own, plus its number
+    starts = np.cumsum(counts.ravel()) - counts.ravel()
+    found, places, orders = [], [], []
+    for part in parts:
+        columns = part.result.issue_arrays
+        if not len(columns["row"]):
+            continue
+        local = np.asarray(columns["row"], dtype=np.int64)
+        columns["row"] = part.rows[local]
+        columns["issue_no"] = _within_row(local)
+        places.append(starts[columns["row"] * width + part.order] + columns["issue_no"])
+        orders.append(np.full(len(local), part.order, dtype=np.int64))
+        found.append(columns)
+    issues = concat_columns(found)
+    if not found:
         issues.update(issue_no=np.zeros(0, dtype=np.int32), module=np.zeros(0, dtype=object))
-    issues.pop("_order", None)
-    overall = _overall(orchestrator, n, modules, issues)
-    return BatchReport(
-        overall=overall, modules=modules.drop(columns=["_order", "_weight", "_guards_risk"]),
-        issue_data=issues, fallbacks=tuple(fallbacks))
+        return issues, np.zeros(0, dtype=np.int64)
+    at = np.empty(len(issues["row"]), dtype=np.int64)
+    at[np.concatenate(places)] = np.arange(len(at))
+    issues = take_columns(issues, at)
+    order = np.concatenate(orders)[at]
+    names = np.array([e.name for e, _ in evaluators], dtype=object)
+    # the columns in the order they always came: the module's, issue_no, module, the facts
+    typed = {name: issues.pop(name) for name in (*TYPED_COLUMNS.values(), *TYPED_COLUMNS)
+             if name in issues}
+    issues["module"] = names[order]
+    issues.update(typed)
+    return issues, order
 
 
 def _within_row(rows: np.ndarray) -> np.ndarray:
@@ -160,18 +232,57 @@ def _opt_outs(ctx: BatchContext) -> tuple[np.ndarray, list[frozenset[str]]]:
                   for account in accounts]
 
 
-def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
-                ) -> tuple[BatchResult, bool]:
-    """Return the module's result on ``rows`` of ctx (renumbered), and whether it fell back."""
-    sub = _take(ctx, rows)
-    skipped_rows, skipped = _skipped(evaluator, sub)
+class _Shared:
+    """What the modules of one batch share: each piece's presence, asked once, and the
+    context of the rows a module runs on, taken once for every module that runs on the same
+    rows (as every module shares the whole context when it runs on every row)."""
+
+    def __init__(self, ctx: BatchContext) -> None:
+        self.ctx = ctx
+        self._present: dict[str, np.ndarray] = {}
+        self._taken: dict[bytes, BatchContext] = {}
+
+    def present(self, piece: str) -> np.ndarray:
+        """Return per row whether ``piece`` is present, asked once per distinct piece
+        object."""
+        if piece not in self._present:
+            ctx = self.ctx
+            if piece == "market" or isinstance(ctx.piece(piece), PieceColumn):
+                self._present[piece] = ctx.present(piece)
+            else:
+                codes, first = ctx.piece_codes(piece)
+                pieces = ctx.piece(piece)
+                self._present[piece] = np.array([pieces[i] is not None for i in first.tolist()],
+                                                dtype=bool)[codes]
+        return self._present[piece]
+
+    def take(self, rows: np.ndarray) -> BatchContext:
+        """Return ``ctx.take(rows)`` (``rows`` sorted and distinct), or ctx itself when
+        ``rows`` are all of its rows and its frames are numbered 0..n-1 as a take's are."""
+        ctx = self.ctx
+        n = ctx.n
+        if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1)) and all(
+                isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1
+                for f in (ctx.intents, ctx.instrument, ctx.market, ctx.latest)):
+            return ctx
+        key = np.asarray(rows, dtype=np.int64).tobytes()
+        if key not in self._taken:
+            self._taken[key] = ctx.take(rows)
+        return self._taken[key]
+
+
+def _run_module(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
+                ) -> tuple[list[tuple[np.ndarray, BatchResult]], bool]:
+    """Return the module's results on ``rows`` of the batch: (which of ``rows``, the result
+    on them) for the rows it skipped and for those it ran on; and whether it fell back."""
+    skipped_rows, skipped = _skipped(evaluator, shared, rows)
     parts: list[tuple[np.ndarray, BatchResult]] = []
     if skipped is not None:
         parts.append((skipped_rows, skipped))
     ready = np.setdiff1d(np.arange(len(rows)), skipped_rows, assume_unique=True)
     fell_back = False
     if len(ready):
-        part = _take(sub, ready)
+        part = shared.take(rows[ready])
         try:
             result = evaluator.evaluate_batch(part)
             if len(result) != len(ready):
@@ -183,101 +294,94 @@ def _run_module(evaluator: Evaluator, ctx: BatchContext, rows: np.ndarray
                 evaluator.name, evaluator.version,
                 [run_module(evaluator, part.intent(i), part.pack(i)) for i in range(len(ready))])
         parts.append((ready, result))
-    return concat_results(evaluator.name, evaluator.version, parts, len(rows)), fell_back
+    return parts, fell_back
 
 
-def _take(ctx: BatchContext, rows: np.ndarray) -> BatchContext:
-    """Return ``ctx.take(rows)``, or ctx itself when ``rows`` are all of its rows in order
-    (the common case: nobody opted out, nothing missing) and its frames are numbered 0..n-1
-    as a take's are."""
-    n = ctx.n
-    if len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1)) and all(
-            isinstance(f.index, pd.RangeIndex) and f.index.start == 0 and f.index.step == 1
-            for f in (ctx.intents, ctx.instrument, ctx.market, ctx.latest)):
-        return ctx  # rows are sorted and distinct (flatnonzero), so 0..n-1 means all
-    return ctx.take(rows)
-
-
-def _present(ctx: BatchContext, piece: str) -> np.ndarray:
-    """Return ``ctx.present(piece)``, asked once per distinct piece object."""
-    if piece == "market" or isinstance(ctx.piece(piece), PieceColumn):
-        return ctx.present(piece)
-    codes, first = ctx.piece_codes(piece)
-    pieces = ctx.piece(piece)
-    return np.array([pieces[i] is not None for i in first.tolist()], dtype=bool)[codes]
-
-
-def _skipped(evaluator: Evaluator, ctx: BatchContext
+def _skipped(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
              ) -> tuple[np.ndarray, BatchResult | None]:
-    """Return (the rows of ctx missing a required piece, the module's SKIPPED result on
+    """Return (which of ``rows`` miss a required piece, the module's SKIPPED result on
     them: one CONTEXT_MISSING issue per missing piece, in piece-name order), or None
     results when no row misses one."""
-    issue_rows, issue_evidence = [], []
-    for piece in sorted(evaluator.requires):
-        at = np.flatnonzero(~_present(ctx, piece))
-        if not len(at):
-            continue
-        reasons = ctx.missing[piece][at]
-        reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
-        issue_rows.append(at)
-        issue_evidence.append(fact_refs([
-            FactColumn("module_name", evaluator.name), FactColumn("piece", piece),
-            FactColumn("reason", reasons)], len(at)))
-    if not issue_rows:
+    pieces = sorted(evaluator.requires)
+    missing = [np.flatnonzero(~shared.present(piece)[rows]) for piece in pieces]
+    if not any(len(at) for at in missing):
         return np.zeros(0, dtype=np.int64), None
-    rows = np.concatenate(issue_rows)
-    order = np.argsort(rows, kind="stable")  # by row, then piece name (concatenated so)
-    rows, evidence = rows[order], concat_facts(issue_evidence).take(order)
-    skipped_rows, renumbered = np.unique(rows, return_inverse=True)
-    n = len(skipped_rows)
-    k = len(rows)
-    issues = {"row": renumbered.reshape(-1).astype(np.int64),
-              "code": np.full(k, "CONTEXT_MISSING", dtype=object),
-              "severity": np.full(k, Severity.LOW.value, dtype=object),
-              "action": np.full(k, "", dtype=object), "facts": evidence,
+    at = np.concatenate(missing)
+    piece_no = np.repeat(np.arange(len(pieces)), [len(m) for m in missing])
+    reasons = np.concatenate([shared.ctx.missing[piece][rows[m]]
+                              for piece, m in zip(pieces, missing, strict=True)])
+    order = np.argsort(at, kind="stable")  # by row, then piece name (concatenated so)
+    at, piece_no, reasons = at[order], piece_no[order], reasons[order]
+    first = np.r_[True, at[1:] != at[:-1]]  # a row's first missing piece
+    skipped_rows, renumbered = at[first], np.cumsum(first) - 1
+    n, k = len(skipped_rows), len(at)
+    reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
+    # one fact_refs for every piece (each distinct set of facts written once)
+    facts = fact_refs([FactColumn("module_name", evaluator.name),
+                        FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
+                        FactColumn("reason", reasons)], k)
+    issues = {"row": renumbered.astype(np.int64),
+              "code": _filled(k, "CONTEXT_MISSING"),
+              "severity": _filled(k, Severity.LOW.value),
+              "action": _filled(k, ""), "facts": facts,
               "action_facts": fact_refs([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
-        severity=np.full(n, Severity.LOW.value, dtype=object),
-        status=np.full(n, ModuleStatus.SKIPPED.value, dtype=object), issue_data=issues)
+        severity=_filled(n, Severity.LOW.value),
+        status=_filled(n, ModuleStatus.SKIPPED.value), issue_data=issues)
 
 
 def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
-             issues: Mapping[str, Any]) -> pd.DataFrame:
+             module_order: np.ndarray, issues: Mapping[str, Any], issue_order: np.ndarray
+             ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return the overall frame, and the issues' codes and severities as numbers."""
     status = modules["status"].to_numpy(dtype=object)
     score = modules["score"].to_numpy(np.float64)
     rows = np.asarray(issues["row"], dtype=np.int64)
-    codes = np.asarray(issues["code"], dtype=object)
-    names = np.asarray(issues["module"], dtype=object)
-    # asked once per distinct (module, code)
-    module_no, _ = pd.factorize(names)
-    code_no, code_names = pd.factorize(codes)
-    _, first, pair = np.unique(module_no * max(len(code_names), 1) + code_no,
-                               return_index=True, return_inverse=True)
-    ranked = np.array([orchestrator.is_ranked(names[i], codes[i]) for i in first.tolist()],
-                      dtype=bool)[pair.reshape(-1)]
+    weights = np.array([w for _, w in orchestrator.evaluators] or [0.0], dtype=np.float64)
+    guards = np.array([bool(e.guards_risk) for e, _ in orchestrator.evaluators] or [False],
+                      dtype=bool)
+    # a module by its name (as the scalar report keys it), a code by its number: what is
+    # asked per issue is asked once per distinct (module, code)
+    module_no, module_names = pd.factorize(np.array(
+        [e.name for e, _ in orchestrator.evaluators] or [""], dtype=object))
+    code_no, code_names = pd.factorize(np.asarray(issues["code"], dtype=object))
+    width = max(len(code_names), 1)
+    pair_no, pairs = pd.factorize(module_no[issue_order] * width + code_no)
+    pair_codes = np.asarray(code_names, dtype=object)[pairs % width]
+    ranked = np.array([orchestrator.is_ranked(name, code) for name, code in zip(
+        module_names[pairs // width].tolist(), pair_codes.tolist(), strict=True)],
+        dtype=bool)[pair_no]
+    severity_rank = severity_ranks(np.asarray(issues["severity"], dtype=object))
     overall = overall_columns(
         n, orchestrator.config, module_row=modules["row"].to_numpy(np.int64),
-        module_score=score, module_weight=modules["_weight"].to_numpy(np.float64),
+        module_score=score, module_weight=weights[module_order],
         module_known=(status == ModuleStatus.OK.value) & ~np.isnan(score),
-        module_guards_risk=modules["_guards_risk"].to_numpy(bool),
-        issue_row=rows[ranked], issue_rank=severity_ranks(
-            np.asarray(issues["severity"], dtype=object))[ranked])
+        module_guards_risk=guards[module_order],
+        issue_row=rows[ranked], issue_rank=severity_rank[ranked])
     # dedupe keeps one issue per code, except orchestrator items, which are per module:
-    # a key per distinct (module, code), per module only for orchestrator items
-    per_module = np.isin(code_names, list(ORCHESTRATOR_TEMPLATES))
-    key = np.where(per_module[code_no], module_no * len(code_names) + code_no,
-                   -1 - code_no) if len(rows) else np.zeros(0, dtype=np.int64)
-    overall.insert(3, "n_issues", _distinct_per_row(n, rows, key))
-    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked])
-    return overall
+    # a key per code, per (module, code) only for orchestrator items, numbered densely
+    per_module = np.isin(pair_codes, list(ORCHESTRATOR_TEMPLATES))
+    _, pair_key = np.unique(np.where(per_module, -1 - np.arange(len(pairs)),
+                                     pairs % width), return_inverse=True)
+    key = pair_key.reshape(-1)[pair_no]
+    overall.insert(3, "n_issues", _distinct_per_row(n, rows, key, len(pairs)))
+    overall["n_ranked"] = _distinct_per_row(n, rows[ranked], key[ranked], len(pairs))
+    return overall, {"code_names": tuple(code_names.tolist()), "issue_code_no": code_no,
+                     "issue_severity_rank": severity_rank}
 
 
-def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Return per row how many distinct ``key`` values its issues hold."""
+#: Up to how many (row, key) cells ``_distinct_per_row`` marks in a table (else it sorts).
+_TABLE_CELLS = 1 << 25
+
+
+def _distinct_per_row(n: int, rows: np.ndarray, key: np.ndarray, keys: int) -> np.ndarray:
+    """Return per row how many distinct ``key`` values (0..keys-1) its issues hold."""
     if not len(rows):
         return np.zeros(n, dtype=np.int32)
-    # one int64 per (row, key): keys numbered densely, the row as the high part
-    codes, uniques = pd.factorize(key)
-    pairs = np.unique(rows.astype(np.int64) * len(uniques) + codes)
-    return np.bincount(pairs // len(uniques), minlength=n).astype(np.int32)
+    cell = rows.astype(np.int64) * keys + key
+    if n * keys <= _TABLE_CELLS:  # a few keys (codes): mark each (row, key) seen, count
+        seen = np.zeros(n * keys, dtype=bool)
+        seen[cell] = True
+        return np.count_nonzero(seen.reshape(n, keys), axis=1).astype(np.int32)
+    return np.bincount(np.unique(cell) // keys, minlength=n).astype(np.int32)
