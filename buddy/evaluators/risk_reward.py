@@ -36,7 +36,7 @@ from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.evidence import to_tick
-from buddy.features.spread import corwin_schultz_spread
+from buddy.features.spread import corwin_schultz_windows
 from buddy.users.model import AccountContext
 
 if TYPE_CHECKING:
@@ -698,23 +698,30 @@ def _window_stats(bars: Windows, k: int) -> tuple[np.ndarray, np.ndarray, np.nda
     """Return per row, over its last ``k`` bars: the median positive high-low range, the
     Corwin-Schultz spread (fraction of price), the average positive volume (NaN: none) and
     the number of bars behind it (int64). Rows ending on the same bars share one computation
-    (in a replay, an intent and its mirror, or many intents on one bar)."""
-    if not len(bars.stop):
-        return (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+    (in a replay, an intent and its mirror, or many intents on one bar), and windows over
+    one series share its two-bar spread estimates."""
+    n = len(bars.stop)
+    if not len(bars.data):  # no bars at all: every window is empty
+        return (np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
+                np.zeros(n, dtype=np.int64))
+    first = np.maximum(bars.start, bars.stop - k)
     rows = None
     if len(bars.stop) > 1:
-        first = np.maximum(bars.start, bars.stop - k)
         _, unique, rows = np.unique(first * (len(bars.data) + 1) + bars.stop,
                                     return_index=True, return_inverse=True)
         if len(unique) < len(first):
-            bars = bars.take(unique)
+            first, bars = first[unique], bars.take(unique)
         else:
             rows = None
-    high, low = bars.tail("high", k), bars.tail("low", k)
-    close, volume = bars.tail("close", k), bars.tail("volume", k)
-    median = _positive(_row_medians(high - low))
-    spread, _ = corwin_schultz_spread(high, low, close)
-    valid = np.isfinite(volume) & (volume > 0)
+    stop = bars.stop
+    bar = stop[:, None] - k + np.arange(k)[None, :]  # each slot's bar, oldest first
+    inside = bar >= first[:, None]  # else NaN: the window holds fewer than k bars
+    at = np.where(inside, bar, 0)
+    high, low = bars.column("high"), bars.column("low")
+    median = _positive(_row_medians(np.where(inside, high[at] - low[at], np.nan)))
+    spread, _ = corwin_schultz_windows(high, low, bars.column("close"), first, stop, k)
+    volume = bars.column("volume")[at]
+    valid = inside & np.isfinite(volume) & (volume > 0)
     count = valid.sum(axis=1).astype(np.int64)
     average_volume = np.where(valid, volume, 0.0).sum(axis=1) / np.where(count, count, 1)
     average_volume[count == 0] = np.nan
