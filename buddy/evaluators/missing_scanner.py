@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import objects, utc_ns
+from buddy.batch.columns import distinct, objects, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.context.piece_columns import PieceColumn
@@ -838,18 +838,24 @@ class _Events:
 def _level_texts(names: np.ndarray, price: np.ndarray, rank: np.ndarray, inside: np.ndarray
                  ) -> np.ndarray:
     """Return per row the levels fact: 'name price' of its levels inside, by price, joined
-    once per distinct set."""
+    once per distinct set (each distinct level written once)."""
     if not len(price):
         return np.empty(0, dtype=object)
-    # a row's key: its (rank, price) inside, as bytes (+ 0.0: -0.0 and 0.0 are one price)
-    key = np.ascontiguousarray(np.concatenate(
-        [np.where(inside, rank, -1).astype(np.float64), np.where(inside, price, 0.0) + 0.0],
-        axis=1))
-    _, first, codes = np.unique(key.view(np.dtype((np.void, key.itemsize * key.shape[1]))),
-                                return_index=True, return_inverse=True)
-    texts = [", ".join(f"{names[r]} {p:g}" for r, p in zip(
-        rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
-        for i in first.tolist()]
+    # a row's key: its (rank, price) inside, as bits (+ 0.0: -0.0 and 0.0 are one price)
+    first, codes = distinct(*np.where(inside, rank, -1).T,
+                            *(np.where(inside, price, 0.0) + 0.0).T.copy().view(np.int64))
+    # the distinct rows' levels, row by row in column order, each distinct level named once
+    row, column = np.nonzero(inside[first])
+    level_rank, level_price = rank[first[row], column], price[first[row], column]
+    price_code, prices = pd.factorize(np.ascontiguousarray(level_price).view(np.int64))
+    level, levels = pd.factorize(level_rank.astype(np.int64) * (len(prices) + 1) + price_code)
+    at = np.zeros(len(levels), dtype=np.int64)
+    at[level[::-1]] = np.arange(len(level))[::-1]
+    written = [f"{names[r]} {p:g}" for r, p in zip(level_rank[at].tolist(),
+                                                   level_price[at].tolist(), strict=True)]
+    labels = [written[i] for i in level.tolist()]
+    ends = np.cumsum(np.bincount(row, minlength=len(first))).tolist()
+    texts = [", ".join(labels[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
     return objects(texts)[np.asarray(codes).reshape(-1)]
 
 
