@@ -615,7 +615,7 @@ class _RiskColumns:
     def units(self, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
         """Return each of ``rows``' money unit (its currency) and size unit."""
         return {MONEY: self.currencies[self.currency[rows]],
-                SIZE: np.where(self.in_shares[rows], "shares", "units").astype(object)}
+                SIZE: _SIZE_UNITS[self.in_shares[rows].astype(np.intp)]}
 
     def stop_at(self, rows: np.ndarray, distance: np.ndarray, *, wider: bool) -> np.ndarray:
         """Return the stops ``distance`` from the entries of ``rows``, on the tick grid:
@@ -625,6 +625,10 @@ class _RiskColumns:
         price = _to_tick(self.entry[rows] - sign * distance, self.tick_size[rows],
                          down=(sign > 0) == wider)
         return np.where(price > 0, price, np.nan)
+
+
+#: A size's unit, indexed by ``in_shares``.
+_SIZE_UNITS = np.array(["units", "shares"], dtype=object)
 
 
 def _at(value: Any, at: np.ndarray | slice) -> Any:
