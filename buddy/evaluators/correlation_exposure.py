@@ -279,14 +279,19 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
         rows = np.flatnonzero(n_unchecked > 0)
         if len(rows):
             blocks.append(self.fire(
-                "PORTFOLIO_NOT_CHECKED", rows, Severity.INFO, unchecked=unchecked[rows],
-                n_unchecked=n_unchecked[rows], why=why[rows]))
+                "PORTFOLIO_NOT_CHECKED", rows, Severity.INFO, unchecked=_at(unchecked, rows),
+                n_unchecked=n_unchecked[rows], why=_at(why, rows)))
 
         return self.result(ctx.n, blocks, explain={
             "heat_after_pct": book["heat_after"],
             "cluster_weight_after_pct": book["cluster_weight_after"],
             "value_at_risk_after_pct": book["var_after"], "beta_exposure_after_pct": after,
             "n_positions": book["n_positions"]})
+
+
+def _at(values: str | np.ndarray, rows: np.ndarray) -> str | np.ndarray:
+    """Return per-row ``values`` at ``rows``; one string as it is."""
+    return values if isinstance(values, str) else values[rows]
 
 
 def _texts(ctx: BatchContext, column: str, rows: np.ndarray) -> np.ndarray:
@@ -352,9 +357,12 @@ def _unchecked(out: dict[str, Any], rows: np.ndarray, what: str, why: str | np.n
         out["notes"].append((np.asarray(rows, dtype=np.int64), what, why))
 
 
-def _worded(values: np.ndarray, word: Any) -> np.ndarray:
-    """Return ``word(value)`` per element, called once per distinct value."""
+def _worded(values: np.ndarray, word: Any) -> str | np.ndarray:
+    """Return ``word(value)`` per element, called once per distinct value: one string when
+    every element is the same value (written into the evidence once, not row by row)."""
     codes, uniques = pd.factorize(values)  # None and NaN (-1) are worded one by one below
+    if len(uniques) == 1 and codes.min() == 0:
+        return str(word(uniques[0]))
     out = objects([*(word(value) for value in uniques.tolist()), None])[codes]
     made: dict[Any, str] = {}
     for i in np.flatnonzero(codes < 0).tolist():
@@ -367,10 +375,15 @@ def _worded(values: np.ndarray, word: Any) -> np.ndarray:
 
 
 def _notes(n: int, notes: list[tuple[np.ndarray, str, Any]]
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           ) -> tuple[np.ndarray, str | np.ndarray, str | np.ndarray]:
     """Return per row how many checks were not made, what they were (joined by ", ") and
-    why (joined by "; "), from ``notes`` in the order they were noted."""
+    why (joined by "; "), from ``notes`` in the order they were noted. One note with one
+    reason gives its words as they are: what every noted row says."""
     count = np.zeros(n, dtype=np.int64)
+    if len(notes) == 1 and isinstance(notes[0][2], str):
+        rows, check, reason = notes[0]
+        count[rows] = 1
+        return count, check, reason
     what = np.full(n, "", dtype=object)
     why = np.full(n, "", dtype=object)
     for rows, check, reason in notes:

@@ -451,11 +451,13 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         at = np.flatnonzero(~checked)
         if len(at):
             missing = np.array([p is None for p in pieces], dtype=bool)[code[at]]
-            reason = np.empty(len(at), dtype=object)
-            if missing.any():
+            reason: str | np.ndarray
+            if missing.all():  # the usual case: one reason, written once
+                reason = _wrap("portfolio missing (", _missing(ctx, "portfolio", at), ")")
+            else:
+                reason = np.empty(len(at), dtype=object)
                 reason[missing] = _wrap("portfolio missing (",
                                         _missing(ctx, "portfolio", at[missing]), ")")
-            if not missing.all():
                 names = objects([type(p).__name__ for p in pieces])[code[at[~missing]]]
                 reason[~missing] = _wrap("the portfolio piece (", names,
                                          ") offers no position_in()")
@@ -965,10 +967,14 @@ def _missing(ctx: BatchContext, piece: str, rows: np.ndarray) -> np.ndarray:
     return objects([*reasons.tolist(), "not provided"])[codes]
 
 
-def _wrap(before: str, middle: np.ndarray, after: str) -> np.ndarray:
-    """Return ``f"{before}{m}{after}"`` per element, formatted once per distinct ``m``."""
+def _wrap(before: str, middle: np.ndarray, after: str) -> str | np.ndarray:
+    """Return ``f"{before}{m}{after}"`` per element, formatted once per distinct ``m``: one
+    string when every element is the same (written into the evidence once)."""
     codes, uniques = pd.factorize(np.asarray(middle, dtype=object))
-    return objects([f"{before}{m}{after}" for m in uniques])[codes]
+    texts = [f"{before}{m}{after}" for m in uniques]
+    if len(texts) == 1 and codes.min() == 0:
+        return texts[0]
+    return objects(texts)[codes]
 
 
 def _reasons(ctx: BatchContext, piece: str, rows: np.ndarray, code: np.ndarray,
