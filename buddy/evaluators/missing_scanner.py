@@ -453,11 +453,10 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             missing = np.array([p is None for p in pieces], dtype=bool)[code[at]]
             reason: str | np.ndarray
             if missing.all():  # the usual case: one reason, written once
-                reason = _wrap("portfolio missing (", _missing(ctx, "portfolio", at), ")")
+                reason = _why_missing(ctx, "portfolio", at)
             else:
                 reason = np.empty(len(at), dtype=object)
-                reason[missing] = _wrap("portfolio missing (",
-                                        _missing(ctx, "portfolio", at[missing]), ")")
+                reason[missing] = _why_missing(ctx, "portfolio", at[missing])
                 names = objects([type(p).__name__ for p in pieces])[code[at[~missing]]]
                 reason[~missing] = _wrap("the portfolio piece (", names,
                                          ") offers no position_in()")
@@ -942,9 +941,9 @@ def _median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def _iso_utc(ns: np.ndarray) -> np.ndarray:
     """Return each UTC instant (ns) as ISO 8601 (``2012-06-15T20:00:00+00:00``; microseconds
     only when there are any), written once per distinct instant."""
-    distinct, inverse = np.unique(ns, return_inverse=True)
+    inverse, distinct = pd.factorize(np.asarray(ns, dtype=np.int64))
     return objects([(_EPOCH + timedelta(microseconds=int(t) // 1000)).isoformat()
-                    for t in distinct.tolist()])[inverse.reshape(-1)]
+                    for t in distinct.tolist()])[inverse]
 
 
 def _local(ns: np.ndarray, zone: np.ndarray, pattern: str) -> np.ndarray:
@@ -961,10 +960,15 @@ def _local(ns: np.ndarray, zone: np.ndarray, pattern: str) -> np.ndarray:
     return objects(texts)[pair.reshape(-1)]
 
 
-def _missing(ctx: BatchContext, piece: str, rows: np.ndarray) -> np.ndarray:
-    """Return why ``piece`` is missing on ``rows`` ('not provided' without a reason)."""
+def _why_missing(ctx: BatchContext, piece: str, rows: np.ndarray) -> str | np.ndarray:
+    """Return ``'<piece> missing (<why>)'`` per row of ``rows`` (why: the context's reason,
+    'not provided' without one), written once per distinct reason: one string when every
+    row has the same."""
     codes, reasons = pd.factorize(ctx.missing[piece][rows])  # None and NaN: -1
-    return objects([*reasons.tolist(), "not provided"])[codes]
+    texts = [f"{piece} missing ({why})" for why in [*reasons.tolist(), "not provided"]]
+    if len(codes) and (codes == codes[0]).all():
+        return texts[codes[0]]
+    return objects(texts)[codes]
 
 
 def _wrap(before: str, middle: np.ndarray, after: str) -> str | np.ndarray:
@@ -987,7 +991,7 @@ def _reasons(ctx: BatchContext, piece: str, rows: np.ndarray, code: np.ndarray,
                      dtype=bool)[code]
     reason = np.full(len(rows), otherwise, dtype=object)
     if missing.any():
-        reason[missing] = _wrap(f"{piece} missing (", _missing(ctx, piece, rows[missing]), ")")
+        reason[missing] = _why_missing(ctx, piece, rows[missing])
     if other.any():
         names = objects([type(p).__name__ for p in pieces])[code[other]]
         reason[other] = _wrap(f"the {piece} piece is a ", names,
