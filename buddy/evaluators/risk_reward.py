@@ -718,14 +718,20 @@ def _window_stats(bars: Windows, k: int) -> tuple[np.ndarray, np.ndarray, np.nda
         else:
             rows = None
     stop = bars.stop
-    bar = stop[:, None] - k + np.arange(k)[None, :]  # each slot's bar, oldest first
-    inside = bar >= first[:, None]  # else NaN: the window holds fewer than k bars
-    at = np.where(inside, bar, 0)
+    at = stop[:, None] + np.arange(-k, 0)[None, :]  # each slot's bar, oldest first
+    inside = None  # every window holds k bars, else NaN in the slots before its first
+    if (stop - first < k).any():
+        inside = at >= first[:, None]
+        at = np.where(inside, at, 0)
     high, low = bars.column("high"), bars.column("low")
-    median = _positive(_row_medians(np.where(inside, high[at] - low[at], np.nan)))
+    ranges = high[at] - low[at]
+    median = _positive(_row_medians(ranges if inside is None else
+                                    np.where(inside, ranges, np.nan)))
     spread, _ = corwin_schultz_windows(high, low, bars.column("close"), first, stop, k)
     volume = bars.column("volume")[at]
-    valid = inside & np.isfinite(volume) & (volume > 0)
+    valid = np.isfinite(volume) & (volume > 0)
+    if inside is not None:
+        valid &= inside
     count = valid.sum(axis=1).astype(np.int64)
     average_volume = np.where(valid, volume, 0.0).sum(axis=1) / np.where(count, count, 1)
     average_volume[count == 0] = np.nan

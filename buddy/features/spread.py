@@ -86,12 +86,12 @@ def corwin_schultz_windows(high: np.ndarray, low: np.ndarray, close: np.ndarray,
     bar = stop[:, None] - k + np.arange(k)[None, :]  # each slot's bar, oldest first
     paired = bar > first[:, None]  # the slot's bar and the one before it lie in the window
     lo, hi = int(first.min()), int(stop.max())
-    pairs = np.full(bar.shape, np.nan)
     if hi - lo <= paired.size:
         span = slice(lo, hi)
         each = corwin_schultz_pairs(high[span], low[span], close[span])
-        pairs[paired] = each[bar[paired] - lo]
+        pairs = np.where(paired, each[np.maximum(bar - lo, 0)], np.nan)
     else:
+        pairs = np.full(bar.shape, np.nan)
         at = bar[paired]
         two = [np.stack([values[at - 1], values[at]], axis=1) for values in (high, low, close)]
         pairs[paired] = corwin_schultz_pairs(*two)[:, 1]
