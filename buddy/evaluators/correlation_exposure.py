@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from buddy.batch.columns import objects
 from buddy.batch.result import BatchResult, IssueBlock
@@ -215,7 +216,7 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
                 "CLUSTER_STACKING", rows, severity_where(over[rows], Severity.MEDIUM,
                                                          Severity.LOW),
                 thresholds={"cluster_weight_after_pct": limit[rows]},
-                symbol=book["symbol"][rows], side=book["side"][rows],
+                symbol=_texts(ctx, "symbol", rows), side=_texts(ctx, "side", rows),
                 members=book["members"][rows], n_members=book["n_members"][rows],
                 correlation=book["correlation"][rows],
                 correlation_interval=book["correlation_interval"][rows],
@@ -231,7 +232,7 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
             blocks.append(self.fire(
                 "CLUSTER_CONCENTRATION", rows, Severity.MEDIUM,
                 thresholds={"cluster_weight_after_pct": limit[rows]},
-                symbol=book["symbol"][rows], side=book["side"][rows],
+                symbol=_texts(ctx, "symbol", rows), side=_texts(ctx, "side", rows),
                 members=book["group"][rows],
                 cluster_weight_before_pct=book["cluster_weight_before"][rows],
                 cluster_weight_after_pct=book["cluster_weight_after"][rows]))
@@ -278,8 +279,8 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
         rows = np.flatnonzero(n_unchecked > 0)
         if len(rows):
             blocks.append(self.fire(
-                "PORTFOLIO_NOT_CHECKED", rows, Severity.INFO, unchecked=unchecked[rows],
-                n_unchecked=n_unchecked[rows], why=why[rows]))
+                "PORTFOLIO_NOT_CHECKED", rows, Severity.INFO, unchecked=_at(unchecked, rows),
+                n_unchecked=n_unchecked[rows], why=_at(why, rows)))
 
         return self.result(ctx.n, blocks, explain={
             "heat_after_pct": book["heat_after"],
@@ -288,21 +289,31 @@ class CorrelationExposureEvaluator(Evaluator[CorrelationExposureConfig]):
             "n_positions": book["n_positions"]})
 
 
+def _at(values: str | np.ndarray, rows: np.ndarray) -> str | np.ndarray:
+    """Return per-row ``values`` at ``rows``; one string as it is."""
+    return values if isinstance(values, str) else values[rows]
+
+
+def _texts(ctx: BatchContext, column: str, rows: np.ndarray) -> np.ndarray:
+    """Return the intent column's values on ``rows`` as text (object array)."""
+    return ctx.intents[column].iloc[rows].astype(str).to_numpy(object)
+
+
 # ---------------------------------------------------------------------------- the book
 def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str, Any]:
     """Return, per row, the book's figures before and after the idea (percent of equity;
     NaN where not computed) and what could not be checked, and why."""
     n = ctx.n
-    out: dict[str, Any] = {name: np.full(n, math.nan) for name in (
-        "cluster_weight_before", "cluster_weight_after", "correlation", "heat_before",
-        "heat_after", "idea_risk", "var_before", "var_after", "var_hist_before",
-        "var_hist_after", "vol_before", "vol_after", "contribution_share", "beta_before",
-        "beta_after", "idea_beta", "heat_limit", "cluster_limit", "beta_limit", "loss_limit")}
-    for name in ("n_members", "n_days", "n_unknown_stops", "n_hist", "n_beta_days",
-                 "n_without_benchmark", "n_positions"):
-        out[name] = np.zeros(n, dtype=np.int64)
-    out["symbol"] = ctx.intents["symbol"].astype(str).to_numpy(object)
-    out["side"] = ctx.intents["side"].astype(str).to_numpy(object)
+    floats = ("cluster_weight_before", "cluster_weight_after", "correlation", "heat_before",
+              "heat_after", "idea_risk", "var_before", "var_after", "var_hist_before",
+              "var_hist_after", "vol_before", "vol_after", "contribution_share",
+              "beta_before", "beta_after", "idea_beta", "heat_limit", "cluster_limit",
+              "beta_limit", "loss_limit")
+    counts = ("n_members", "n_days", "n_unknown_stops", "n_hist", "n_beta_days",
+              "n_without_benchmark", "n_positions")
+    # one block each: rows of a 2-D array, filled once
+    out: dict[str, Any] = dict(zip(floats, np.full((len(floats), n), math.nan), strict=True))
+    out.update(zip(counts, np.zeros((len(counts), n), dtype=np.int64), strict=True))
     out["members"] = np.full(n, "", dtype=object)
     out["group"] = np.full(n, "", dtype=object)
     out["adds_to_own"] = np.zeros(n, dtype=bool)
@@ -317,7 +328,6 @@ def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str
     risk_money = (ctx.intents["stop_distance"].to_numpy(np.float64)
                   * ctx.intents["proposed_size"].to_numpy(np.float64)
                   * ctx.instrument["contract_multiplier"].to_numpy(np.float64))
-    currency = ctx.instrument["currency"].astype(str).to_numpy(object)
 
     code, pieces = ctx.distinct_pieces("portfolio")
     missing = ctx.missing.get("portfolio")
@@ -335,7 +345,8 @@ def _book_columns(ctx: BatchContext, cfg: CorrelationExposureConfig) -> dict[str
                        "or returns")
             continue
         _one_book(out, rows, piece, cfg, sign=sign[rows], notional=notional[rows],
-                  risk_money=risk_money[rows], currency=currency[rows])
+                  risk_money=risk_money[rows],
+                  currency=ctx.instrument["currency"].iloc[rows].astype(str).to_numpy(object))
     return out
 
 
@@ -346,11 +357,16 @@ def _unchecked(out: dict[str, Any], rows: np.ndarray, what: str, why: str | np.n
         out["notes"].append((np.asarray(rows, dtype=np.int64), what, why))
 
 
-def _worded(values: np.ndarray, word: Any) -> np.ndarray:
-    """Return ``word(value)`` per element, called once per distinct value."""
+def _worded(values: np.ndarray, word: Any) -> str | np.ndarray:
+    """Return ``word(value)`` per element, called once per distinct value: one string when
+    every element is the same value (written into the evidence once, not row by row)."""
+    codes, uniques = pd.factorize(values)  # None and NaN (-1) are worded one by one below
+    if len(uniques) == 1 and codes.min() == 0:
+        return str(word(uniques[0]))
+    out = objects([*(word(value) for value in uniques.tolist()), None])[codes]
     made: dict[Any, str] = {}
-    out = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values.tolist()):
+    for i in np.flatnonzero(codes < 0).tolist():
+        value = values[i]
         worded = made.get(value)
         if worded is None:
             worded = made[value] = word(value)
@@ -359,10 +375,15 @@ def _worded(values: np.ndarray, word: Any) -> np.ndarray:
 
 
 def _notes(n: int, notes: list[tuple[np.ndarray, str, Any]]
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+           ) -> tuple[np.ndarray, str | np.ndarray, str | np.ndarray]:
     """Return per row how many checks were not made, what they were (joined by ", ") and
-    why (joined by "; "), from ``notes`` in the order they were noted."""
+    why (joined by "; "), from ``notes`` in the order they were noted. One note with one
+    reason gives its words as they are: what every noted row says."""
     count = np.zeros(n, dtype=np.int64)
+    if len(notes) == 1 and isinstance(notes[0][2], str):
+        rows, check, reason = notes[0]
+        count[rows] = 1
+        return count, check, reason
     what = np.full(n, "", dtype=object)
     why = np.full(n, "", dtype=object)
     for rows, check, reason in notes:

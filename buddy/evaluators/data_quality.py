@@ -118,8 +118,8 @@ class DataQualityEvaluator(Evaluator[DataQualityConfig]):
         window = market["window_sessions"].to_numpy(np.int64).copy()
         n_gaps = market["n_missing_sessions"].to_numpy(np.int64).copy()
         n_bars = market["n_bars"].to_numpy(np.int64)
-        weekly = ctx.intents["timeframe"].to_numpy(object) == Timeframe.W1.value
-        period = np.where(weekly, "weeks", "sessions").astype(object)
+        weekly = (ctx.intents["timeframe"] == Timeframe.W1.value).to_numpy(bool, na_value=False)
+        period = _PERIODS[weekly.astype(np.intp)]
         if weekly.any():
             _weekly_counts(ctx, np.flatnonzero(weekly), stale, window, n_gaps)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -140,17 +140,20 @@ class DataQualityEvaluator(Evaluator[DataQualityConfig]):
                                Severity.HIGH, Severity.MEDIUM),
                 sessions_since_last_bar=stale[rows],
                 max_stale_sessions=cfg.max_stale_sessions, period=period[rows],
-                timeframe=ctx.intents["timeframe"].to_numpy(object)[rows],
+                timeframe=ctx.intents["timeframe"].iloc[rows].to_numpy(object),
                 last_bar_close=iso_utc(market["last_bar_close"].iloc[rows])))
 
         rows = np.flatnonzero(missing)
         if len(rows):
+            # named once per distinct set of missing features
+            sets, inverse = np.unique(missing[rows], return_inverse=True)
             names = [[f for k, f in enumerate(CORE_FEATURES) if bits >> k & 1]
-                     for bits in missing[rows].tolist()]
+                     for bits in sets.tolist()]
+            inverse = inverse.reshape(-1)
             blocks.append(self.fire(
                 "MISSING_FEATURES", rows, Severity.MEDIUM,
-                n_missing=np.array([len(x) for x in names], dtype=np.int64),
-                missing_features=np.array([", ".join(x) for x in names], dtype=object)))
+                n_missing=np.array([len(x) for x in names], dtype=np.int64)[inverse],
+                missing_features=np.array([", ".join(x) for x in names], dtype=object)[inverse]))
 
         rows = np.flatnonzero(gap_pct > cfg.max_gap_pct)
         if len(rows):
@@ -169,6 +172,9 @@ class DataQualityEvaluator(Evaluator[DataQualityConfig]):
             "n_bars": n_bars, "last_close": market["last_close"].to_numpy(np.float64),
             "sessions_since_last_bar": stale, "period": period, "gap_pct": gap_pct})
 
+
+#: What a row's counts count: sessions, or weeks on weekly bars (indexed by ``weekly``).
+_PERIODS = np.array(["sessions", "weeks"], dtype=object)
 
 #: 1970-01-01 was a Thursday: (days since the epoch + 3) // 7 numbers Monday-based weeks.
 _THURSDAY = 3

@@ -37,7 +37,7 @@ units; ``codes`` declares them as CURRENCY and QUANTITY, each row's unit given t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import objects, utc_ns
+from buddy.batch.columns import distinct, objects, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.context.piece_columns import PieceColumn
@@ -300,7 +300,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
                 sessions_to_next_event=schedule.sessions_before(at, schedule.ts[event]),
                 horizon_bars=rows.horizon[at], horizon_end=schedule.end_text[at],
                 hold_through_event=schedule.title[event]))
-        at = np.flatnonzero((rows.asset_class == "equity") & (schedule.earnings_known == 0))
+        at = np.flatnonzero(rows.asset_class.isin({"equity"}) & (schedule.earnings_known == 0))
         if len(at):
             blocks.append(self.fire(
                 "EARNINGS_DATES_UNKNOWN", at, Severity.INFO, earnings_dates_known=0,
@@ -347,8 +347,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         weekly bar's over its five sessions). A window whose sessions or times are missing or
         out of order is not checked."""
         cfg, bars = self.config, ctx.bars
-        checked = np.array([a in VOLUME_IN_ORDER_UNITS for a in rows.asset_class.tolist()],
-                           dtype=bool) & (bars.stop > bars.start)
+        checked = rows.asset_class.isin(VOLUME_IN_ORDER_UNITS) & (bars.stop > bars.start)
         at = np.flatnonzero(checked)
         if not len(at):
             return [], checked
@@ -452,14 +451,18 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         at = np.flatnonzero(~checked)
         if len(at):
             missing = np.array([p is None for p in pieces], dtype=bool)[code[at]]
-            names = objects([type(p).__name__ for p in pieces])[code[at]]
-            reason = np.where(
-                missing, _wrap("portfolio missing (", _missing(ctx, "portfolio", at), ")"),
-                _wrap("the portfolio piece (", names, ") offers no position_in()"))
+            reason: str | np.ndarray
+            if missing.all():  # the usual case: one reason, written once
+                reason = _why_missing(ctx, "portfolio", at)
+            else:
+                reason = np.empty(len(at), dtype=object)
+                reason[missing] = _why_missing(ctx, "portfolio", at[missing])
+                names = objects([type(p).__name__ for p in pieces])[code[at[~missing]]]
+                reason[~missing] = _wrap("the portfolio piece (", names,
+                                         ") offers no position_in()")
             blocks.append(self.fire(
                 "EXPOSURE_NOT_CHECKED", at, Severity.INFO, units={CURRENCY: rows.currency[at]},
-                notional=rows.entry[at] * rows.size[at] * rows.multiplier[at],
-                reason=reason.astype(object)))
+                notional=rows.entry[at] * rows.size[at] * rows.multiplier[at], reason=reason))
         at = np.flatnonzero(checked)
         if len(at):
             # asked once per distinct (portfolio, symbol)
@@ -494,8 +497,8 @@ _CELLS_PER_CHUNK = 2_000_000
 class _Rows:
     """The intent and instrument columns the checks read, one value per row."""
 
-    symbol: np.ndarray  # object
-    side: np.ndarray  # object
+    symbol: _Labels
+    side: _Labels
     entry: np.ndarray
     target: np.ndarray  # NaN: no target
     size: np.ndarray
@@ -507,9 +510,9 @@ class _Rows:
     daily: np.ndarray
     weekly: np.ndarray
     intraday: np.ndarray
-    asset_class: np.ndarray  # object
-    timezone: np.ndarray  # object
-    currency: np.ndarray  # object
+    asset_class: _Labels
+    timezone: _Labels
+    currency: _Labels
     multiplier: np.ndarray
 
     @classmethod
@@ -518,12 +521,11 @@ class _Rows:
         intents, inst = ctx.intents, ctx.instrument
         given = intents["holding_horizon"].to_numpy(np.float64)
         from_intent = ~np.isnan(given) & (given != 0)
-        tf_code, labels = pd.factorize(intents["timeframe"].to_numpy(dtype=object))
-        timeframes = [Timeframe.parse(label) for label in labels]
+        tf_code, labels = pd.factorize(intents["timeframe"])
+        timeframes = [Timeframe.parse(label) for label in labels.tolist()]
         nominal = np.array([t.nominal.value for t in timeframes], dtype=np.int64)[tf_code]
         return cls(
-            symbol=intents["symbol"].to_numpy(dtype=object),
-            side=intents["side"].to_numpy(dtype=object),
+            symbol=_Labels.of(intents["symbol"]), side=_Labels.of(intents["side"]),
             entry=intents["proposed_entry"].to_numpy(np.float64),
             target=intents["proposed_target"].to_numpy(np.float64),
             size=intents["proposed_size"].to_numpy(np.float64),
@@ -534,10 +536,33 @@ class _Rows:
             daily=np.array([t is Timeframe.D1 for t in timeframes], dtype=bool)[tf_code],
             weekly=np.array([t is Timeframe.W1 for t in timeframes], dtype=bool)[tf_code],
             intraday=np.array([t.is_intraday for t in timeframes], dtype=bool)[tf_code],
-            asset_class=inst["asset_class"].to_numpy(dtype=object),
-            timezone=inst["timezone"].to_numpy(dtype=object),
-            currency=inst["currency"].to_numpy(dtype=object),
+            asset_class=_Labels.of(inst["asset_class"]), timezone=_Labels.of(inst["timezone"]),
+            currency=_Labels.of(inst["currency"]),
             multiplier=inst["contract_multiplier"].to_numpy(np.float64))
+
+
+@dataclass(frozen=True, slots=True)
+class _Labels:
+    """A text column as each row's number among its distinct values: text objects are made
+    only for the rows that are asked for (the column's own strings need a pass per row)."""
+
+    code: np.ndarray  # int64
+    values: np.ndarray  # object
+
+    @classmethod
+    def of(cls, column: pd.Series) -> _Labels:
+        """Return the labels of ``column``'s rows."""
+        code, uniques = pd.factorize(column)
+        if (code < 0).any():  # a missing text stays as the column's objects give it
+            return cls(np.arange(len(column)), column.to_numpy(dtype=object))
+        return cls(np.asarray(code, dtype=np.int64), np.asarray(uniques, dtype=object))
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.values[self.code[rows]]
+
+    def isin(self, wanted: Collection[str]) -> np.ndarray:
+        """Return per row whether its text is one of ``wanted``."""
+        return np.array([v in wanted for v in self.values.tolist()], dtype=bool)[self.code]
 
 
 # ---------------------------------------------------------------------------- schedule
@@ -838,18 +863,24 @@ class _Events:
 def _level_texts(names: np.ndarray, price: np.ndarray, rank: np.ndarray, inside: np.ndarray
                  ) -> np.ndarray:
     """Return per row the levels fact: 'name price' of its levels inside, by price, joined
-    once per distinct set."""
+    once per distinct set (each distinct level written once)."""
     if not len(price):
         return np.empty(0, dtype=object)
-    # a row's key: its (rank, price) inside, as bytes (+ 0.0: -0.0 and 0.0 are one price)
-    key = np.ascontiguousarray(np.concatenate(
-        [np.where(inside, rank, -1).astype(np.float64), np.where(inside, price, 0.0) + 0.0],
-        axis=1))
-    _, first, codes = np.unique(key.view(np.dtype((np.void, key.itemsize * key.shape[1]))),
-                                return_index=True, return_inverse=True)
-    texts = [", ".join(f"{names[r]} {p:g}" for r, p in zip(
-        rank[i, inside[i]].tolist(), price[i, inside[i]].tolist(), strict=True))
-        for i in first.tolist()]
+    # a row's key: its (rank, price) inside, as bits (+ 0.0: -0.0 and 0.0 are one price)
+    first, codes = distinct(*np.where(inside, rank, -1).T,
+                            *(np.where(inside, price, 0.0) + 0.0).T.copy().view(np.int64))
+    # the distinct rows' levels, row by row in column order, each distinct level named once
+    row, column = np.nonzero(inside[first])
+    level_rank, level_price = rank[first[row], column], price[first[row], column]
+    price_code, prices = pd.factorize(np.ascontiguousarray(level_price).view(np.int64))
+    level, levels = pd.factorize(level_rank.astype(np.int64) * (len(prices) + 1) + price_code)
+    at = np.zeros(len(levels), dtype=np.int64)
+    at[level[::-1]] = np.arange(len(level))[::-1]
+    written = [f"{names[r]} {p:g}" for r, p in zip(level_rank[at].tolist(),
+                                                   level_price[at].tolist(), strict=True)]
+    labels = [written[i] for i in level.tolist()]
+    ends = np.cumsum(np.bincount(row, minlength=len(first))).tolist()
+    texts = [", ".join(labels[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
     return objects(texts)[np.asarray(codes).reshape(-1)]
 
 
@@ -910,9 +941,9 @@ def _median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def _iso_utc(ns: np.ndarray) -> np.ndarray:
     """Return each UTC instant (ns) as ISO 8601 (``2012-06-15T20:00:00+00:00``; microseconds
     only when there are any), written once per distinct instant."""
-    distinct, inverse = np.unique(ns, return_inverse=True)
+    inverse, distinct = pd.factorize(np.asarray(ns, dtype=np.int64))
     return objects([(_EPOCH + timedelta(microseconds=int(t) // 1000)).isoformat()
-                    for t in distinct.tolist()])[inverse.reshape(-1)]
+                    for t in distinct.tolist()])[inverse]
 
 
 def _local(ns: np.ndarray, zone: np.ndarray, pattern: str) -> np.ndarray:
@@ -929,16 +960,25 @@ def _local(ns: np.ndarray, zone: np.ndarray, pattern: str) -> np.ndarray:
     return objects(texts)[pair.reshape(-1)]
 
 
-def _missing(ctx: BatchContext, piece: str, rows: np.ndarray) -> np.ndarray:
-    """Return why ``piece`` is missing on ``rows`` ('not provided' without a reason)."""
-    reasons = ctx.missing[piece][rows]
-    return np.where(pd.isna(reasons), "not provided", reasons).astype(object)
+def _why_missing(ctx: BatchContext, piece: str, rows: np.ndarray) -> str | np.ndarray:
+    """Return ``'<piece> missing (<why>)'`` per row of ``rows`` (why: the context's reason,
+    'not provided' without one), written once per distinct reason: one string when every
+    row has the same."""
+    codes, reasons = pd.factorize(ctx.missing[piece][rows])  # None and NaN: -1
+    texts = [f"{piece} missing ({why})" for why in [*reasons.tolist(), "not provided"]]
+    if len(codes) and (codes == codes[0]).all():
+        return texts[codes[0]]
+    return objects(texts)[codes]
 
 
-def _wrap(before: str, middle: np.ndarray, after: str) -> np.ndarray:
-    """Return ``f"{before}{m}{after}"`` per element, formatted once per distinct ``m``."""
+def _wrap(before: str, middle: np.ndarray, after: str) -> str | np.ndarray:
+    """Return ``f"{before}{m}{after}"`` per element, formatted once per distinct ``m``: one
+    string when every element is the same (written into the evidence once)."""
     codes, uniques = pd.factorize(np.asarray(middle, dtype=object))
-    return objects([f"{before}{m}{after}" for m in uniques])[codes]
+    texts = [f"{before}{m}{after}" for m in uniques]
+    if len(texts) == 1 and codes.min() == 0:
+        return texts[0]
+    return objects(texts)[codes]
 
 
 def _reasons(ctx: BatchContext, piece: str, rows: np.ndarray, code: np.ndarray,
@@ -951,7 +991,7 @@ def _reasons(ctx: BatchContext, piece: str, rows: np.ndarray, code: np.ndarray,
                      dtype=bool)[code]
     reason = np.full(len(rows), otherwise, dtype=object)
     if missing.any():
-        reason[missing] = _wrap(f"{piece} missing (", _missing(ctx, piece, rows[missing]), ")")
+        reason[missing] = _why_missing(ctx, piece, rows[missing])
     if other.any():
         names = objects([type(p).__name__ for p in pieces])[code[other]]
         reason[other] = _wrap(f"the {piece} piece is a ", names,

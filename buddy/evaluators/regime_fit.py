@@ -212,7 +212,6 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
         snap, per = regime_columns(ctx)
         intents = ctx.intents
         sign = intents["sign"].to_numpy(np.float64)
-        side = np.where(sign > 0, Side.LONG.value, Side.SHORT.value).astype(object)
         held = intents["holding_horizon"].to_numpy(np.float64)
         horizon = np.where(np.isnan(held) | (held == 0), cfg.default_horizon_bars,
                            np.nan_to_num(held)).astype(np.int64)
@@ -258,9 +257,11 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
                 vol_z=vol_z[rows], volatile_vol_z=cfg.volatile_vol_z,
                 hmm_state_label=per["label"][snap[rows]]))
 
+        # labels are compared once per snapshot, then read per row
         trend = per["trend_state"][snap]
         strength = per["trend_strength"][snap]
-        against = np.where(sign > 0, trend == "down", trend == "up")
+        against = np.where(sign > 0, (per["trend_state"] == "down")[snap],
+                           (per["trend_state"] == "up")[snap])
         rows = np.flatnonzero(against & (strength >= cfg.counter_trend_min_adx))
         if len(rows):
             blocks.append(self.fire(
@@ -268,9 +269,10 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
                 severity_where(strength[rows] >= cfg.strong_trend_adx, Severity.MEDIUM,
                                Severity.LOW),
                 trend_strength=strength[rows], counter_trend_min_adx=cfg.counter_trend_min_adx,
-                trend_state=trend[rows], side=side[rows]))
+                trend_state=trend[rows],
+                side=np.where(sign[rows] > 0, Side.LONG.value, Side.SHORT.value).astype(object)))
 
-        rows = np.flatnonzero(per["liquidity_state"][snap] == "thin")
+        rows = np.flatnonzero((per["liquidity_state"] == "thin")[snap])
         if len(rows):
             relvol = per["relvol"][snap[rows]]
             blocks.append(self.fire(

@@ -36,7 +36,7 @@ from buddy.errors import ConfigError, FieldError
 from buddy.evaluators.base import Code, Evaluator, Evidence, severity_where
 from buddy.evaluators.registry import register
 from buddy.evidence import to_tick
-from buddy.features.spread import corwin_schultz_spread
+from buddy.features.spread import corwin_schultz_windows
 from buddy.users.model import AccountContext
 
 if TYPE_CHECKING:
@@ -615,7 +615,7 @@ class _RiskColumns:
     def units(self, rows: np.ndarray | slice) -> dict[str, np.ndarray]:
         """Return each of ``rows``' money unit (its currency) and size unit."""
         return {MONEY: self.currencies[self.currency[rows]],
-                SIZE: np.where(self.in_shares[rows], "shares", "units").astype(object)}
+                SIZE: _SIZE_UNITS[self.in_shares[rows].astype(np.intp)]}
 
     def stop_at(self, rows: np.ndarray, distance: np.ndarray, *, wider: bool) -> np.ndarray:
         """Return the stops ``distance`` from the entries of ``rows``, on the tick grid:
@@ -625,6 +625,10 @@ class _RiskColumns:
         price = _to_tick(self.entry[rows] - sign * distance, self.tick_size[rows],
                          down=(sign > 0) == wider)
         return np.where(price > 0, price, np.nan)
+
+
+#: A size's unit, indexed by ``in_shares``.
+_SIZE_UNITS = np.array(["units", "shares"], dtype=object)
 
 
 def _at(value: Any, at: np.ndarray | slice) -> Any:
@@ -698,23 +702,36 @@ def _window_stats(bars: Windows, k: int) -> tuple[np.ndarray, np.ndarray, np.nda
     """Return per row, over its last ``k`` bars: the median positive high-low range, the
     Corwin-Schultz spread (fraction of price), the average positive volume (NaN: none) and
     the number of bars behind it (int64). Rows ending on the same bars share one computation
-    (in a replay, an intent and its mirror, or many intents on one bar)."""
-    if not len(bars.stop):
-        return (np.empty(0), np.empty(0), np.empty(0), np.empty(0, dtype=np.int64))
+    (in a replay, an intent and its mirror, or many intents on one bar), and windows over
+    one series share its two-bar spread estimates."""
+    n = len(bars.stop)
+    if not len(bars.data):  # no bars at all: every window is empty
+        return (np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
+                np.zeros(n, dtype=np.int64))
+    first = np.maximum(bars.start, bars.stop - k)
     rows = None
     if len(bars.stop) > 1:
-        first = np.maximum(bars.start, bars.stop - k)
         _, unique, rows = np.unique(first * (len(bars.data) + 1) + bars.stop,
                                     return_index=True, return_inverse=True)
         if len(unique) < len(first):
-            bars = bars.take(unique)
+            first, bars = first[unique], bars.take(unique)
         else:
             rows = None
-    high, low = bars.tail("high", k), bars.tail("low", k)
-    close, volume = bars.tail("close", k), bars.tail("volume", k)
-    median = _positive(_row_medians(high - low))
-    spread, _ = corwin_schultz_spread(high, low, close)
+    stop = bars.stop
+    at = stop[:, None] + np.arange(-k, 0)[None, :]  # each slot's bar, oldest first
+    inside = None  # every window holds k bars, else NaN in the slots before its first
+    if (stop - first < k).any():
+        inside = at >= first[:, None]
+        at = np.where(inside, at, 0)
+    high, low = bars.column("high"), bars.column("low")
+    ranges = high[at] - low[at]
+    median = _positive(_row_medians(ranges if inside is None else
+                                    np.where(inside, ranges, np.nan)))
+    spread, _ = corwin_schultz_windows(high, low, bars.column("close"), first, stop, k)
+    volume = bars.column("volume")[at]
     valid = np.isfinite(volume) & (volume > 0)
+    if inside is not None:
+        valid &= inside
     count = valid.sum(axis=1).astype(np.int64)
     average_volume = np.where(valid, volume, 0.0).sum(axis=1) / np.where(count, count, 1)
     average_volume[count == 0] = np.nan

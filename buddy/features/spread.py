@@ -64,7 +64,42 @@ def corwin_schultz_spread(high: np.ndarray, low: np.ndarray, close: np.ndarray
     ``high``, ``low``, ``close``: (..., k) arrays, one window of k consecutive bars per row
     along the last axis, oldest first (NaN-padded where a window is shorter).
     """
-    pairs = corwin_schultz_pairs(high, low, close)
+    return _window_mean(corwin_schultz_pairs(high, low, close))
+
+
+def corwin_schultz_windows(high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                           first: np.ndarray, stop: np.ndarray, k: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """Return what ``corwin_schultz_spread`` gives on windows of a flat series of bars:
+    window i is bars ``first[i]:stop[i]`` (at most its last ``k``: ``first >= stop - k``)
+    of ``high``, ``low``, ``close``, as k slots NaN-padded on the left.
+
+    Overlapping windows (one per bar of a series, say) share their two-bar estimates: when
+    the windows' slots outnumber the bars they span, each bar's estimate is computed once
+    over the span, else once per slot. Either way each estimate and each window's mean are
+    computed as ``corwin_schultz_spread`` computes them, so the results are the same bits.
+    """
+    first = np.asarray(first, dtype=np.int64)
+    stop = np.asarray(stop, dtype=np.int64)
+    if not len(stop) or k < 2:
+        return (np.full(len(stop), np.nan), np.zeros(len(stop), dtype=np.int64))
+    bar = stop[:, None] - k + np.arange(k)[None, :]  # each slot's bar, oldest first
+    paired = bar > first[:, None]  # the slot's bar and the one before it lie in the window
+    lo, hi = int(first.min()), int(stop.max())
+    if hi - lo <= paired.size:
+        span = slice(lo, hi)
+        each = corwin_schultz_pairs(high[span], low[span], close[span])
+        pairs = np.where(paired, each[np.maximum(bar - lo, 0)], np.nan)
+    else:
+        pairs = np.full(bar.shape, np.nan)
+        at = bar[paired]
+        two = [np.stack([values[at - 1], values[at]], axis=1) for values in (high, low, close)]
+        pairs[paired] = corwin_schultz_pairs(*two)[:, 1]
+    return _window_mean(pairs)
+
+
+def _window_mean(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the mean of the finite two-bar estimates along the last axis, and their count."""
     usable = ~np.isnan(pairs)
     count = usable.sum(axis=-1).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):

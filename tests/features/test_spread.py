@@ -1,5 +1,6 @@
 """Corwin-Schultz spread: the paper's two-bar formula on hand-computed cases, its overnight
-adjustment, the floor at zero, the window mean, and rows of windows equal to one window."""
+adjustment, the floor at zero, the window mean, rows of windows equal to one window, and the
+windows of a flat series equal to their matrices."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from buddy.features.spread import corwin_schultz_pairs, corwin_schultz_spread
+from buddy.features.spread import (
+    corwin_schultz_pairs,
+    corwin_schultz_spread,
+    corwin_schultz_windows,
+)
 
 
 def test_two_bar_estimate_by_hand_from_the_papers_formula() -> None:
@@ -73,3 +78,36 @@ def test_windows_as_rows_equal_each_window_alone_and_the_mean_of_its_pairs() -> 
         two_bar = corwin_schultz_pairs(high[i], low[i], close[i])
         assert spread[i] == pytest.approx(np.nanmean(two_bar), rel=1e-12)
     assert pairs[3] == 7 and pairs[7] == 9 and pairs[0] == 11
+
+
+def _slots(values: np.ndarray, first: np.ndarray, stop: np.ndarray, k: int) -> np.ndarray:
+    """Return each window's k slots of a flat series, NaN-padded on the left (the oracle)."""
+    out = np.full((len(stop), k), np.nan)
+    for i, (a, b) in enumerate(zip(first.tolist(), stop.tolist(), strict=True)):
+        if b > a:
+            out[i, k - (b - a):] = values[a:b]
+    return out
+
+
+@pytest.mark.parametrize("n_windows", [400, 3])  # estimates once per bar / once per slot
+def test_windows_of_a_flat_series_equal_their_padded_matrices_bit_for_bit(n_windows: int
+                                                                          ) -> None:
+    rng = np.random.default_rng(11)
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, 600)))
+    high = close * (1 + rng.uniform(0.001, 0.02, 600))
+    low = close * (1 - rng.uniform(0.001, 0.02, 600))
+    high[[40, 41, 300]] = np.nan  # missing bars are not bridged
+    low[77] = 0.0
+    close[150] = np.nan  # no prior close: that pair is no estimate
+    k = 12
+    stop = rng.integers(1, 601, n_windows)
+    start = np.maximum(0, stop - rng.integers(0, 30, n_windows))  # some shorter than k
+    stop[0], start[0] = 5, 5  # an empty window
+    first = np.maximum(start, stop - k)
+    spread, pairs = corwin_schultz_windows(high, low, close, first, stop, k)
+    expected, expected_pairs = corwin_schultz_spread(
+        *(_slots(v, first, stop, k) for v in (high, low, close)))
+    assert np.array_equal(spread.view(np.int64), expected.view(np.int64))
+    assert np.array_equal(pairs, expected_pairs)
+    assert np.isnan(spread[0]) and pairs[0] == 0
+    assert (pairs > 0).sum() >= n_windows // 2  # the comparison is over real estimates
