@@ -80,6 +80,8 @@ class LevelColumns:
     sr_raw: np.ndarray  # the stored prices (before the divisor)
     sr_price: np.ndarray
     sr_kind: np.ndarray  # object
+    sr_kind_number: np.ndarray  # int64: the kind's place in sr_kind_names (-1: NULL)
+    sr_kind_names: np.ndarray  # object: the distinct kinds
     sr_touches: np.ndarray  # int64
     sr_last_ns: np.ndarray  # int64
     usable: np.ndarray  # bool

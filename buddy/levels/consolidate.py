@@ -111,12 +111,12 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(16)], dtype=np.int64)
 class _Merged:
     """The merged levels of distinct (snapshot, ATR) pairs, one entry per group (level),
     pairs in order and each pair's groups by price. ``name``/``last``: each snapshot's
-    sorted candidates' names and last touches (snapshot, candidate; ``last`` None when not
+    sorted candidates' names and last touches (candidate, snapshot; ``last`` None when not
     asked for), read through the pair's ``snapshot``, ``first`` and ``members`` (the group's
     candidates are ``first:first + members``)."""
 
     pair: np.ndarray
-    snapshot: np.ndarray  # per pair, its snapshot's row of ``name`` and ``last``
+    snapshot: np.ndarray  # per pair, its snapshot's column of ``name`` and ``last``
     first: np.ndarray
     members: np.ndarray
     total: np.ndarray  # sum of member prices, added in price order
@@ -125,8 +125,8 @@ class _Merged:
     sources: np.ndarray  # OR of _SOURCE_BITS
     touch_weight: np.ndarray  # sum of touches x 0.5 ** (age / half-life), in price order
     touches: np.ndarray
-    name: np.ndarray  # int64 (snapshots, candidates): the name's number in ``vocabulary``
-    last: np.ndarray | None  # object (snapshots, candidates)
+    name: np.ndarray  # int64 (candidates, snapshots): the name's number in ``vocabulary``
+    last: np.ndarray | None  # object (candidates, snapshots)
     vocabulary: np.ndarray  # object: the candidates' names by number
 
     def strength(self, groups: np.ndarray) -> np.ndarray:
@@ -135,7 +135,7 @@ class _Merged:
 
     def names(self, groups: np.ndarray) -> list[tuple[str, ...]]:
         """Return the member names of ``groups``, by price."""
-        return [tuple(self.vocabulary[self.name[p, f:f + m]].tolist()) for p, f, m in zip(
+        return [tuple(self.vocabulary[self.name[f:f + m, p]].tolist()) for p, f, m in zip(
             self.snapshot[self.pair[groups]].tolist(), self.first[groups].tolist(),
             self.members[groups].tolist(), strict=True)]
 
@@ -264,11 +264,13 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot] | LevelColumns,
     position = column - np.where(swing & ~places.has_family[row], places.swing_from - 4, 0)
     at = (row, column)
     name = places.name[at]
+    bits, touches = places.bits[name], places.touches[name]
     last = (places.last[at] if places.last is not None
             else np.full(len(row), None, dtype=object))
-    parts = [(from_columns, (row, position, places.price[at], places.vocabulary[name],
-                             places.bits[name], places.touches[name], places.weight[at],
-                             last))]
+    # only a swing cluster with touches has a weight
+    weight = np.where((bits == 8) & (touches != 0), places.weight[at], np.nan)
+    parts = [(from_columns, (row, position, places.price[at], places.vocabulary[name], bits,
+                             touches, weight, last))]
     if len(as_objects):
         parts.append((as_objects, _object_candidates(
             [snapshots.make(j) for j in as_objects.tolist()], pivot_method)))
@@ -281,12 +283,12 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot] | LevelColumns,
 class _Places:
     """Candidates of snapshots as (snapshot, place) matrices, each snapshot's in its list's
     order (prior day, range, the pivot family, swing clusters); a NaN price: no candidate
-    there (name -1, weight NaN, last touch None). A name number stands for one (name,
+    there (name -1, weight 0.0, last touch None). A name number stands for one (name,
     source bits, touches): ``bits`` and ``touches`` give those of each number."""
 
     price: np.ndarray  # float64
     name: np.ndarray  # int64: the name's number in ``vocabulary``
-    weight: np.ndarray  # float64: touch weight, NaN: none
+    weight: np.ndarray  # float64: touch weight (0.0: none, as the merge adds none)
     last: np.ndarray | None  # object: last touch (None: not asked for)
     vocabulary: np.ndarray  # object
     bits: np.ndarray  # int64 per name number: _SOURCE_BITS
@@ -327,7 +329,8 @@ def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
     price[~np.isfinite(price)] = np.nan
     touches = columns.sr_touches[element]
     # a name number per distinct (kind, touches), labelled as the object path spells it
-    kind_code, kinds = pd.factorize(columns.sr_kind[element], use_na_sentinel=False)
+    kind_code = columns.sr_kind_number[element]
+    kinds = [*columns.sr_kind_names.tolist(), None]  # -1 (NULL): None, as the objects say
     one_of, label_of = distinct(kind_code, touches)
     vocabulary = np.array([name for _, name, _ in _FIXED] + [
         f"{pivot_method} pivot {key}" for key in keys] + [
@@ -356,8 +359,8 @@ def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
     for i in np.flatnonzero(has & ~exact).tolist():
         weight[i] = _touch_weight(utc_datetime(int(snap_ns[i])), int(touches[i]),
                                   utc_datetime(int(last_ns[i])), float(snap_bar[i]))
-    weight_matrix = np.full((n, width), np.nan)
-    weight_matrix.reshape(-1)[cell] = weight
+    weight_matrix = np.zeros((n, width))
+    weight_matrix.reshape(-1)[cell] = np.where(np.isnan(weight), 0.0, weight)
     last = None
     if with_last:
         last = np.full((n, width), None, dtype=object)
@@ -380,7 +383,8 @@ def _object_places(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str) ->
     at = (c_snap, c_position)
     matrices = []
     for values, dtype, fill in ((c_price, np.float64, np.nan), (name_code, np.int64, -1),
-                                (c_weight, np.float64, np.nan), (c_last, object, None)):
+                                (np.where(np.isnan(c_weight), 0.0, c_weight), np.float64,
+                                 0.0), (c_last, object, None)):
         matrix = np.full(shape, fill, dtype=dtype)
         matrix[at] = np.asarray(values, dtype=dtype)
         matrices.append(matrix)
@@ -475,11 +479,13 @@ _LAST_MATRICES: list[tuple[tuple[str, bool], LevelColumns | list[Any], _Matrices
 def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None] | LevelColumns, pivot_method: str,
                        *, with_last: bool = True) -> _Matrices:
     """Return the candidates of each of ``snaps`` (distinct objects, None: none; or every
-    snapshot of LevelColumns, then one row without candidates for the rows without a
-    snapshot) sorted by (price, name), ties in input order, as (snapshot, k) matrices
-    (price, name number, source bits, touches, touch weight, last touch: None unless
-    ``with_last``), each snapshot's count and the names by number; the last call's result
-    again for the same snapshot objects (pieces are not changed once built)."""
+    snapshot of LevelColumns, then one without candidates for the rows without a snapshot)
+    sorted by (price, name), ties in input order: (k, snapshot) matrices, a row per place
+    in that order (price, name number, source bits as uint8, then the touches of each name
+    number, then touch weight, 0.0: none, and last touch: None unless ``with_last``; the
+    snapshots past the matrices' columns have no candidates), each snapshot's count and the
+    names by number; the last call's result again for the same snapshot objects (pieces
+    are not changed once built)."""
     return _held(snaps, pivot_method, with_last=with_last)[0]
 
 
@@ -515,8 +521,10 @@ def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None] | LevelColumns,
         parts = [(np.asarray(present, dtype=np.int64), _object_places(
             [snap for snap in snaps if snap is not None], pivot_method))]
         n_snap = len(snaps)
-    return _sort_places(_stack_places(parts, n_snap, with_last=with_last),
-                        with_last=with_last)
+    rows, places = parts[0]
+    if len(parts) > 1 or len(rows) and rows[-1] != len(rows) - 1:  # not rows 0.. of n_snap
+        places = _stack_places(parts, n_snap, with_last=with_last)
+    return _sort_places(places, n_snap, with_last=with_last)
 
 
 def _stack_places(parts: list[tuple[np.ndarray, _Places]], n_snap: int, *, with_last: bool
@@ -525,7 +533,7 @@ def _stack_places(parts: list[tuple[np.ndarray, _Places]], n_snap: int, *, with_
     in one ``_Places`` of ``n_snap`` rows (the others without candidates)."""
     width = max(p.price.shape[1] for _, p in parts)
     shape = (n_snap, width)
-    price, weight = np.full(shape, np.nan), np.full(shape, np.nan)
+    price, weight = np.full(shape, np.nan), np.zeros(shape)
     name = np.full(shape, -1, dtype=np.int64)
     last = np.full(shape, None, dtype=object) if with_last else None
     offset = 0
@@ -543,9 +551,10 @@ def _stack_places(parts: list[tuple[np.ndarray, _Places]], n_snap: int, *, with_
                    swing_from=width, has_family=np.zeros(n_snap, dtype=bool))
 
 
-def _sort_places(places: _Places, *, with_last: bool) -> _Matrices:
+def _sort_places(places: _Places, n_snap: int, *, with_last: bool) -> _Matrices:
     """Return the candidates of ``places`` sorted within each snapshot by (price, name),
-    ties in place order (a stable sort), as ``_snapshot_matrices`` gives them."""
+    ties in place order (a stable sort), as ``_snapshot_matrices`` gives them (``n_snap``
+    counts: the snapshots past the places' have none)."""
     price = places.price
     # names by their sort order (equal names equal), no candidate (-1) last
     _, name_rank = np.unique(places.vocabulary.astype(str), return_inverse=True)
@@ -554,14 +563,15 @@ def _sort_places(places: _Places, *, with_last: bool) -> _Matrices:
                        axis=1)
     count_s = np.count_nonzero(~np.isnan(price), axis=1).astype(np.int64)
     k = int(count_s.max()) if len(count_s) else 0
-    order = order[:, :k]
-    name = np.take_along_axis(places.name, order, axis=1)
-    # a name number's bits and touches; -1 (no candidate) reads the appended 0
-    bits, touches = (np.append(places.bits, 0)[name], np.append(places.touches, 0)[name])
-    return [np.take_along_axis(price, order, axis=1), name, bits, touches,
-            np.take_along_axis(places.weight, order, axis=1),
-            np.take_along_axis(places.last, order, axis=1)
-            if with_last and places.last is not None else None], count_s, places.vocabulary
+    # the flat cells in sorted order, a place per row: (place, snapshot) matrices
+    cells = (order[:, :k] + (np.arange(len(price)) * price.shape[1])[:, None]).T
+    name = places.name.reshape(-1)[cells]
+    # a name number's bits; -1 (no candidate) reads the appended 0
+    count_s = np.append(count_s, np.zeros(n_snap - len(count_s), dtype=np.int64))
+    return [price.reshape(-1)[cells], name, np.append(places.bits, 0).astype(np.uint8)[name],
+            np.append(places.touches, 0), places.weight.reshape(-1)[cells],
+            places.last.reshape(-1)[cells] if with_last and places.last is not None
+            else None], count_s, places.vocabulary
 
 
 def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
@@ -588,56 +598,74 @@ def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
                  merge_atr: float, min_raw: float = -math.inf) -> _Merged:
     """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``);
     keep the groups whose unrounded strength is at least ``min_raw``."""
-    price_s, name, bits_s, touch_s, weight_s, last = per_snapshot
-    assert price_s is not None and bits_s is not None and touch_s is not None
+    price_s, name, bits_s, touches_of, weight_s, last = per_snapshot
+    assert price_s is not None and bits_s is not None and touches_of is not None
     assert weight_s is not None and name is not None
-    k = price_s.shape[1]
     codes = np.asarray(codes, dtype=np.int64)
     n = len(codes)
     atr = np.asarray(atr, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
-    # the pairs' candidates as (place, pair) matrices, a place's row contiguous; past a
-    # pair's count the price is NaN
-    price = np.ascontiguousarray(price_s[codes].T)
-    weight = weight_s[codes].T
-    weight = np.where(np.isnan(weight), 0.0, weight)
-    bits, touches = np.ascontiguousarray(bits_s[codes].T), np.ascontiguousarray(
-        touch_s[codes].T)
+    # the pairs by snapshot (their columns read in order; ``by_snapshot``: a pair's place)
+    by_snapshot = np.argsort(codes, kind="stable")
+    column, width = codes[by_snapshot], width[by_snapshot]
+    held = column < price_s.shape[1]  # a snapshot past the matrices' columns has none
+    every = held.all()
+    if not every:
+        column = np.where(held, column, 0)
+    elif n == price_s.shape[1] and (not n or column[-1] == n - 1):
+        column = slice(None)  # each snapshot once, in order: its rows as they are
     # groups, place by place over every pair: a candidate opens a group when it lies more
-    # than the width above its group's first; each group's sums run along its members, in
-    # price order, one member after another (as a loop over them adds)
-    opened = np.zeros((k, n), dtype=np.int64)  # the place of the group's first member
-    total, touch_weight = np.empty((k, n)), np.empty((k, n))
-    sources, touch_count = np.empty((k, n), dtype=np.int64), np.empty((k, n), dtype=np.int64)
-    closes = np.empty((k, n), dtype=bool)  # the group's last member
-    if k:
-        start = price[0].copy()
-        total[0], touch_weight[0] = 0.0 + price[0], 0.0 + weight[0]
-        sources[0], touch_count[0] = bits[0], touches[0]
-    for t in range(1, k):
+    # than the width above its group's first (a NaN, no candidate, closes it); each
+    # group's sums run along its members in price order, one after another from 0.0 (as a
+    # loop over them adds). A group is kept as it closes.
+    start, total, weight = np.full(n, np.nan), np.zeros(n), np.zeros(n)
+    sources, opened = np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.int64)
+    popcount = _POPCOUNT.astype(np.float64)
+    kept: list[tuple[np.ndarray, ...]] = []
+    before = np.zeros(n, dtype=bool)  # the pairs with a candidate at the place before
+    price_before = np.zeros(n)
+    for t in range(price_s.shape[0] + 1):
+        price_t = price_s[t, column] if t < price_s.shape[0] else np.full(n, np.nan)
+        if not every:
+            price_t[~held] = np.nan
         with np.errstate(invalid="ignore"):
-            new = ~(price[t] - start <= width)  # a NaN (no candidate) closes the group
-        closes[t - 1] = new
-        start = np.where(new, price[t], start)
-        opened[t] = np.where(new, t, opened[t - 1])
-        total[t] = np.where(new, 0.0, total[t - 1]) + price[t]
-        touch_weight[t] = np.where(new, 0.0, touch_weight[t - 1]) + weight[t]
-        sources[t] = np.where(new, 0, sources[t - 1]) | bits[t]
-        touch_count[t] = np.where(new, 0, touch_count[t - 1]) + touches[t]
-    if k:
-        closes[k - 1] = True
-    closes &= ~np.isnan(price)
-    if min_raw > -math.inf:
-        raw = _POPCOUNT[sources] + TOUCH_WEIGHT * touch_weight
-        closes &= raw >= min_raw
-    # the groups, pairs in order and each pair's by price
-    pair, at = np.nonzero(closes.T)
-    first = opened[at, pair]
-    return _Merged(pair=pair, snapshot=codes, first=first, members=at - first + 1,
-                   total=total[at, pair], low=price[first, pair], high=price[at, pair],
-                   sources=sources[at, pair], touch_weight=touch_weight[at, pair],
-                   touches=touch_count[at, pair], name=name, last=last,
+            new = ~(price_t - start <= width)
+        closing = new & before
+        if min_raw > -math.inf:
+            closing &= popcount[sources] + TOUCH_WEIGHT * weight >= min_raw
+        at = np.flatnonzero(closing)
+        kept.append((at, np.full(len(at), t - 1), opened[at], total[at], start[at],
+                     price_before[at], sources[at], weight[at]))
+        if t == price_s.shape[0]:
+            break
+        weight_t, bits_t = weight_s[t, column], bits_s[t, column]
+        np.copyto(start, price_t, where=new)
+        opened[new] = t
+        np.add(total, price_t, out=total)
+        np.add(price_t, 0.0, out=total, where=new)
+        np.add(weight, weight_t, out=weight)
+        np.add(weight_t, 0.0, out=weight, where=new)
+        np.bitwise_or(sources, bits_t, out=sources)
+        np.copyto(sources, bits_t, where=new)
+        before, price_before = ~np.isnan(price_t), price_t
+    # the groups, pairs in order and each pair's by price (a stable sort: places ascend)
+    place, last_place, first, group_total, low, high, group_sources, group_weight = (
+        np.concatenate(c) for c in zip(*kept, strict=True))
+    pair = by_snapshot[place]
+    order = np.argsort(pair, kind="stable")
+    pair, last_place, first = pair[order], last_place[order], first[order]
+    members = last_place - first + 1
+    # the members' touches (integers: exact in any order)
+    touches = np.zeros(len(pair), dtype=np.int64)
+    snapshot_column = np.minimum(codes[pair], price_s.shape[1] - 1)  # kept: held
+    for j in range(int(members.max()) if len(pair) else 0):
+        on = np.flatnonzero(members > j)
+        touches[on] += touches_of[name[first[on] + j, snapshot_column[on]]]
+    return _Merged(pair=pair, snapshot=codes, first=first, members=members,
+                   total=group_total[order], low=low[order], high=high[order],
+                   sources=group_sources[order].astype(np.int64),
+                   touch_weight=group_weight[order], touches=touches, name=name, last=last,
                    vocabulary=vocabulary)
 
 
@@ -653,8 +681,8 @@ def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
     out = []
     for g in groups.tolist():
         assert merged.last is not None
-        lasts = [x for x in merged.last[merged.snapshot[0],
-                                        merged.first[g]:merged.first[g] + merged.members[g]]
+        lasts = [x for x in merged.last[merged.first[g]:merged.first[g] + merged.members[g],
+                                        merged.snapshot[0]]
                  if x is not None]
         out.append(ConsolidatedLevel(
             price=float(merged.total[g] / merged.members[g]), low=float(merged.low[g]),
@@ -784,11 +812,11 @@ def _level_names(merged: _Merged, groups: np.ndarray) -> np.ndarray:
     joined once."""
     snap = merged.snapshot[merged.pair[groups]]
     first, members = merged.first[groups], merged.members[groups]
-    numbers = merged.name[snap, first]
+    numbers = merged.name[first, snap]
     named = merged.vocabulary[numbers] if len(groups) else np.zeros(0, dtype=object)
     for m in np.unique(members[members > 1]).tolist():
         at = np.flatnonzero(members == m)
-        runs = merged.name[snap[at][:, None], first[at][:, None] + np.arange(m)[None, :]]
+        runs = merged.name[first[at][:, None] + np.arange(m)[None, :], snap[at][:, None]]
         one_of, run = distinct(*runs.T)
         joined = np.array([" / ".join(merged.vocabulary[runs[j]].tolist())
                            for j in one_of.tolist()], dtype=object)

@@ -318,6 +318,7 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
     odd |= _row_has(s_off, s_null)
     s_raw = s_fields["price"].to_numpy(zero_copy_only=False).astype(np.float64)
     s_kind = s_fields["kind"].to_numpy(zero_copy_only=False).astype(object)
+    s_kind_encoded = s_fields["kind"].dictionary_encode()
     v_anchor = v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object)
     v_anchor_number, v_anchor_names = pd.factorize(v_anchor)
     row_memo: dict[Any, Any] = {}
@@ -335,6 +336,9 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
         vwap_anchor_ns=v_fields["anchor_ts"].fill_null(0).to_numpy().astype(np.int64),
         vwap_bands=bands, sr_offsets=s_off, sr_raw=s_raw,
         sr_price=s_raw / np.repeat(divisor, np.diff(s_off)), sr_kind=s_kind,
+        sr_kind_number=s_kind_encoded.indices.fill_null(-1).to_numpy(
+            zero_copy_only=False).astype(np.int64),
+        sr_kind_names=np.asarray(s_kind_encoded.dictionary.to_pylist(), dtype=object),
         sr_touches=s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False
                                                               ).astype(np.int64),
         sr_last_ns=s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False
