@@ -331,7 +331,7 @@ def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
     # a name number per distinct (kind, touches), labelled as the object path spells it
     kind_code = columns.sr_kind_number[element]
     kinds = [*columns.sr_kind_names.tolist(), None]  # -1 (NULL): None, as the objects say
-    one_of, label_of = distinct(kind_code, touches)
+    one_of, label_of = _pairs_numbered(kind_code, touches)
     vocabulary = np.array([name for _, name, _ in _FIXED] + [
         f"{pivot_method} pivot {key}" for key in keys] + [
         f"{kinds[kind_code[j]]} cluster ({touches[j]} touches)" for j in one_of.tolist()] + [
@@ -371,6 +371,24 @@ def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
                    touches=np.concatenate([np.zeros(swing_from, dtype=np.int64),
                                            touches[one_of].astype(np.int64)]),
                    swing_from=swing_from, has_family=has_family)
+
+
+def _pairs_numbered(kind: np.ndarray, touches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``distinct(kind, touches)`` of small integers (numbered by value, not by first
+    appearance): a place per possible pair when there are few."""
+    if not len(kind):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    low, span = int(touches.min()), int(touches.max()) - int(touches.min()) + 1
+    size = (int(kind.max()) + 2) * span
+    if kind.min() < -1 or size > 1_000_000:
+        return distinct(kind, touches)
+    key = (kind.astype(np.int64) + 1) * span + (touches.astype(np.int64) - low)
+    first = np.full(size, len(key), dtype=np.int64)
+    first[key[::-1]] = np.arange(len(key))[::-1]  # the last written, the first found
+    used = np.flatnonzero(first < len(key))
+    number = np.zeros(size, dtype=np.int64)
+    number[used] = np.arange(len(used))
+    return first[used], number[key]
 
 
 def _object_places(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str) -> _Places:
