@@ -303,24 +303,27 @@ def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
     fixed prices, the family's pivots and the swing clusters in their column order (a
     snapshot without the family has none there)."""
     n = len(at)
+    rows_at: np.ndarray | slice = at
+    if n == len(columns) and (not n or at[-1] == n - 1):  # every stored row: views
+        rows_at = slice(None)
     family = columns.pivots.get(pivot_method) if pivot_method != "none" else None
     keys: list[str] = family[0] if family is not None else []
     swing_from = 4 + len(keys)
-    lengths = np.diff(columns.sr_offsets)[at]
+    lengths = np.diff(columns.sr_offsets)[rows_at]
     width = swing_from + (int(lengths.max()) if n else 0)
     price = np.full((n, width), np.nan)
-    price[:, :4] = columns.fixed[at][:, _FIXED_COLUMNS]
+    price[:, :4] = columns.fixed[rows_at][:, _FIXED_COLUMNS]
     has_family = np.zeros(n, dtype=bool)
     if family is not None and keys:
         _, prices, present = family
-        has_family = present[at]
-        price[:, 4:swing_from] = np.where(has_family[:, None], prices[at], np.nan)
+        has_family = present[rows_at]
+        price[:, 4:swing_from] = np.where(has_family[:, None], prices[rows_at], np.nan)
         price[:, [4 + j for j, key in enumerate(keys) if key == "P"]] = np.nan
     # swing clusters, after the pivots: ``cell`` their place in the flat matrices
     row = np.repeat(np.arange(n, dtype=np.int64), lengths)
     within = np.arange(len(row), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths,
                                                              lengths)
-    element = np.repeat(columns.sr_offsets[at], lengths) + within
+    element = np.repeat(columns.sr_offsets[:-1][rows_at], lengths) + within
     s_price = columns.sr_price[element]
     keep = np.flatnonzero(np.isfinite(s_price))
     row, element = row[keep], element[keep]
@@ -344,11 +347,11 @@ def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
                     dtype=np.int64)
     # swing weights: the stored times are whole microseconds; other times as objects give them
     timeframes = np.asarray(columns.timeframe, dtype=object)
-    tf_code, tf_names = pd.factorize(timeframes[at], use_na_sentinel=False)
+    tf_code, tf_names = pd.factorize(timeframes[rows_at], use_na_sentinel=False)
     bar_cache: dict[str, float] = {}
     snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in tf_names.tolist()] + [0.0],
                         dtype=np.float64)[tf_code[row]]
-    snap_ns = columns.bar_ns[at][row]
+    snap_ns = columns.bar_ns[rows_at][row]
     last_ns = columns.sr_last_ns[element]
     weight = np.full(len(row), math.nan)
     has = touches != 0
@@ -753,11 +756,8 @@ def level_table(snapshots: LevelPieces, code: np.ndarray, atr: np.ndarray, *,
     held_strength, held_code, held_atr, held = tables.get(
         float(merge_atr), (math.inf, None, None, None))
     if min_strength >= held_strength:  # the held table holds every level asked for
-        # each pair's place among the held pairs (they are distinct: the first come first)
-        _, place = distinct(np.concatenate([held_code, pair_code]),
-                            np.concatenate([held_atr, pair_atr]))
-        rows = place[len(held_code):]
-        if not len(rows) or rows.max() < len(held_code):
+        rows = _held_pairs(held_code, held_atr, pair_code, pair_atr)
+        if rows is not None:
             return _table_rows(held, rows, inverse.reshape(-1), min_strength)
     # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
     merged = _merge_pairs(per_snapshot, count_s, vocabulary, pair_code, atr[first],
@@ -796,6 +796,24 @@ def _same_snapshots(held: LevelColumns | list[Any], snaps: LevelColumns | list[A
         return held is snaps
     return (isinstance(held, list) and len(held) == len(snaps)
             and all(map(operator.is_, held, snaps)))
+
+
+def _held_pairs(held_code: np.ndarray, held_atr: np.ndarray, pair_code: np.ndarray,
+                pair_atr: np.ndarray) -> np.ndarray | None:
+    """Return each (``pair_code``, ``pair_atr``) pair's place among the held (distinct)
+    pairs, None when one is not held."""
+    size = int(max(held_code.max(initial=-1), pair_code.max(initial=-1))) + 1
+    by_code = np.full(size, -1, dtype=np.int64)
+    by_code[held_code] = np.arange(len(held_code))
+    rows = by_code[pair_code]
+    if np.bincount(held_code, minlength=1).max() <= 1:  # a snapshot at one ATR: by snapshot
+        if (rows >= 0).all() and (held_atr[rows] == pair_atr).all():
+            return rows
+        return None
+    _, place = distinct(np.concatenate([held_code, pair_code]),
+                        np.concatenate([held_atr, pair_atr]))
+    rows = place[len(held_code):]
+    return rows if not len(rows) or rows.max() < len(held_code) else None
 
 
 def _table_rows(table: LevelTable, rows: np.ndarray, code: np.ndarray, min_strength: float

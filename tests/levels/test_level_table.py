@@ -209,3 +209,20 @@ def test_a_table_held_at_a_lower_strength_gives_a_higher_ones_levels_of_some_row
     cons.level_table(snaps, code, atr * 2, pivot_method="classic", merge_atr=0.25,
                      min_strength=2.0)
     assert cons._LAST_MATRICES[0][3][0.25][0] == 2.0
+
+
+def test_held_pairs_are_found_by_snapshot_or_by_snapshot_and_atr() -> None:
+    from buddy.levels.consolidate import _held_pairs
+
+    code, atr = np.array([4, 0, 2]), np.array([1.0, -1.0, 0.5])
+    assert _held_pairs(code, atr, np.array([2, 4, 2]), np.array([0.5, 1.0, 0.5])).tolist() == [
+        2, 0, 2]
+    assert _held_pairs(code, atr, np.array([2]), np.array([0.25])) is None  # another ATR
+    assert _held_pairs(code, atr, np.array([3]), np.array([1.0])) is None  # not held
+    assert _held_pairs(code, atr, np.array([9]), np.array([1.0])) is None
+    assert _held_pairs(code, atr, np.zeros(0, np.int64), np.zeros(0)).tolist() == []
+    # a snapshot at two ATRs: by both
+    code, atr = np.array([4, 0, 4]), np.array([1.0, -1.0, 2.0])
+    assert _held_pairs(code, atr, np.array([4, 4, 0]), np.array([2.0, 1.0, -1.0])).tolist() == [
+        2, 0, 1]
+    assert _held_pairs(code, atr, np.array([4]), np.array([3.0])) is None
