@@ -269,8 +269,9 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot] | LevelColumns,
             else np.full(len(row), None, dtype=object))
     # only a swing cluster with touches has a weight
     weight = np.where((bits == 8) & (touches != 0), places.weight[at], np.nan)
-    parts = [(from_columns, (row, position, places.price[at], places.vocabulary[name], bits,
-                             touches, weight, last))]
+    parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = [
+        (from_columns, (row, position, places.price[at], places.vocabulary[name], bits,
+                        touches, weight, last))]
     if len(as_objects):
         parts.append((as_objects, _object_candidates(
             [snapshots.make(j) for j in as_objects.tolist()], pivot_method)))
@@ -409,7 +410,9 @@ def _object_places(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str) ->
         matrix = np.full(shape, fill, dtype=dtype)
         matrix[at] = np.asarray(values, dtype=dtype)
         matrices.append(matrix)
-    return _Places(*matrices, vocabulary=np.asarray(c_name, dtype=object)[one_of],
+    price, name, weight, last = matrices
+    return _Places(price=price, name=name, weight=weight, last=last,
+                   vocabulary=np.asarray(c_name, dtype=object)[one_of],
                    bits=np.asarray(c_bits, dtype=np.int64)[one_of],
                    touches=np.asarray(c_touch, dtype=np.int64)[one_of], swing_from=width,
                    has_family=np.zeros(len(snapshots), dtype=bool))
@@ -515,9 +518,9 @@ def _held(snaps: list[KeyLevelsSnapshot | None] | LevelColumns, pivot_method: st
     """Return ``_snapshot_matrices`` and the level tables held with them (made now, with
     none, unless held for these snapshot objects)."""
     if _LAST_MATRICES:
-        method, held, result, tables = _LAST_MATRICES[0]
+        method, held, result, held_tables = _LAST_MATRICES[0]
         if method == (pivot_method, with_last) and _same_snapshots(held, snaps):
-            return result, tables
+            return result, held_tables
     result = _sorted_candidates(snaps, pivot_method, with_last=with_last)
     tables: _Tables = {}
     _LAST_MATRICES[:] = [((pivot_method, with_last),
@@ -543,7 +546,7 @@ def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None] | LevelColumns,
             [snap for snap in snaps if snap is not None], pivot_method))]
         n_snap = len(snaps)
     rows, places = parts[0]
-    if len(parts) > 1 or len(rows) and rows[-1] != len(rows) - 1:  # not rows 0.. of n_snap
+    if len(parts) > 1 or (len(rows) and rows[-1] != len(rows) - 1):  # not rows 0.. of n_snap
         places = _stack_places(parts, n_snap, with_last=with_last)
     return _sort_places(places, n_snap, with_last=with_last)
 
@@ -629,12 +632,11 @@ def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
         width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
     # the pairs by snapshot (their columns read in order; ``by_snapshot``: a pair's place)
     by_snapshot = np.argsort(codes, kind="stable")
-    column, width = codes[by_snapshot], width[by_snapshot]
-    held = column < price_s.shape[1]  # a snapshot past the matrices' columns has none
-    every = held.all()
-    if not every:
-        column = np.where(held, column, 0)
-    elif n == price_s.shape[1] and (not n or column[-1] == n - 1):
+    in_order, width = codes[by_snapshot], width[by_snapshot]
+    held = in_order < price_s.shape[1]  # a snapshot past the matrices' columns has none
+    every = bool(held.all())
+    column: np.ndarray | slice = in_order if every else np.where(held, in_order, 0)
+    if every and n == price_s.shape[1] and (not n or in_order[-1] == n - 1):
         column = slice(None)  # each snapshot once, in order: its rows as they are
     # groups, place by place over every pair: a candidate opens a group when it lies more
     # than the width above its group's first (a NaN, no candidate, closes it); each
@@ -753,10 +755,11 @@ def level_table(snapshots: LevelPieces, code: np.ndarray, atr: np.ndarray, *,
     # pass the same snapshots, each with its own rows), merged for the pairs in use; the
     # pairs of a table held for them are read from it
     (per_snapshot, count_s, vocabulary), tables = _held(snaps, pivot_method, with_last=False)
-    held_strength, held_code, held_atr, held = tables.get(
-        float(merge_atr), (math.inf, None, None, None))
-    if min_strength >= held_strength:  # the held table holds every level asked for
-        rows = _held_pairs(held_code, held_atr, pair_code, pair_atr)
+    if float(merge_atr) in tables:
+        held_strength, held_code, held_atr, held = tables[float(merge_atr)]
+        # a table of a lower strength holds every level asked for
+        rows = (_held_pairs(held_code, held_atr, pair_code, pair_atr)
+                if min_strength >= held_strength else None)
         if rows is not None:
             return _table_rows(held, rows, inverse.reshape(-1), min_strength)
     # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
