@@ -30,11 +30,15 @@ Level checks (entry_quality, missing_scanner) look only at levels of strength at
 ``min_level_strength`` (``DEFAULT_MIN_STRENGTH``); ``level_table`` gives those as padded
 arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the ATR each row
 is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
-columns (``_merge``: candidates read once per distinct snapshot, the groups of every
-(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. When the
-levels piece is kept as columns (the levels provider's ``LevelColumns``, see
-``buddy.levels.columns.level_pieces``) the candidates of its stored rows are read from the
-columns (the same values, no object made), the others from the objects.
+columns (``_merge``: candidates read once per distinct snapshot into (place, snapshot)
+matrices sorted by (price, name), the groups of every (snapshot, ATR) pair formed place by
+place on running sums, adding in price order as a loop over the members would);
+``consolidate`` is a batch of one. When the levels piece is kept as columns (the levels
+provider's ``LevelColumns``, see ``buddy.levels.columns.level_pieces``) the candidates of
+its stored rows are read from the columns (the same values, no object made), the others
+from the objects. The batch's level checks share one merge: the sorted candidates and the
+last level table are held for the same snapshot objects, and a check asking for a higher
+strength on some of the rows (missing_scanner after entry_quality) reads that table.
 """
 
 from __future__ import annotations
