@@ -748,9 +748,8 @@ def _pick_levels(table: LevelTable, r: _Rows, search_atr: float) -> tuple[_Picke
             picked.column[rows] = column
             picked.price[rows] = np.where(column >= 0, price[at, cell], np.nan)
             picked.rank[rows] = rank[at, cell]
-            picked.touches[rows] = np.where(column >= 0, table.touches[code][at, cell], 0)
-            picked.strength[rows] = np.where(column >= 0, table.strength[code][at, cell],
-                                             np.nan)
+            picked.touches[rows] = np.where(column >= 0, table.touches[code, cell], 0)
+            picked.strength[rows] = np.where(column >= 0, table.strength[code, cell], np.nan)
     return picks[0], picks[1]
 
 

@@ -411,7 +411,6 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         table = level_table(pieces, code[at], atr[at], pivot_method=cfg.level_pivot_method,
                             merge_atr=cfg.level_merge_atr, min_strength=cfg.min_level_strength)
         price, rank = table.price[table.code], table.rank[table.code]
-        strength = table.strength[table.code]
         entry, target = rows.entry[at], rows.target[at]
         lo, hi = np.minimum(entry, target)[:, None], np.maximum(entry, target)[:, None]
         with np.errstate(invalid="ignore"):
@@ -419,7 +418,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         count = inside.sum(axis=1)
         hit = count > 0
         at, entry, target, count = at[hit], entry[hit], target[hit], count[hit]
-        price, rank, strength, inside = price[hit], rank[hit], strength[hit], inside[hit]
+        price, rank, inside, pair = price[hit], rank[hit], inside[hit], table.code[hit]
         if not len(at):
             return blocks, checked
         # the nearest is the first toward the target (all of them lie that way), the
@@ -438,7 +437,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
             n_levels=count, proposed_entry=entry, proposed_target=target,
             nearest_level=table.name_of(rank[row, column]), nearest_level_price=nearest,
             levels=_level_texts(table.names, price, rank, inside), nearest_level_r=in_r,
-            nearest_level_strength=strength[row, column], plan_at_price=nearest))
+            nearest_level_strength=table.strength[pair, column], plan_at_price=nearest))
         return blocks, checked
 
     def _exposure(self, ctx: BatchContext, rows: _Rows) -> tuple[list[IssueBlock], np.ndarray]:

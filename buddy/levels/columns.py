@@ -71,7 +71,6 @@ class LevelColumns:
     fixed: np.ndarray  # (n, 5): FIXED_PRICES
     pivots: dict[str, tuple[list[str], np.ndarray, np.ndarray]]  # method: names, prices, present
     vwap_offsets: np.ndarray  # (n + 1,): row i's VWAPs are [offsets[i], offsets[i + 1])
-    vwap_anchor: np.ndarray  # object
     vwap_anchor_number: np.ndarray  # int64: the anchor's place in vwap_anchor_names (-1: NULL)
     vwap_anchor_names: np.ndarray  # object: the distinct anchors
     vwap_anchor_ns: np.ndarray  # int64
@@ -79,7 +78,8 @@ class LevelColumns:
     sr_offsets: np.ndarray  # (n + 1,): row i's clusters are [offsets[i], offsets[i + 1])
     sr_raw: np.ndarray  # the stored prices (before the divisor)
     sr_price: np.ndarray
-    sr_kind: np.ndarray  # object
+    sr_kind_number: np.ndarray  # int64: the kind's place in sr_kind_names (-1: NULL)
+    sr_kind_names: np.ndarray  # object: the distinct kinds
     sr_touches: np.ndarray  # int64
     sr_last_ns: np.ndarray  # int64
     usable: np.ndarray  # bool
@@ -139,7 +139,8 @@ class LevelColumns:
         return tuple(AnchoredVWAP(anchor=anchor, anchor_ts=utc_datetime(at), vwap=vwap,
                                   upper_1=u1, lower_1=l1, upper_2=u2, lower_2=l2)
                      for anchor, at, (vwap, u1, l1, u2, l2) in zip(
-                         self.vwap_anchor[a:b].tolist(), self.vwap_anchor_ns[a:b].tolist(),
+                         _named(self.vwap_anchor_names, self.vwap_anchor_number[a:b]),
+                         self.vwap_anchor_ns[a:b].tolist(),
                          self.vwap_bands[a:b].tolist(), strict=True))
 
     def _price_levels(self, i: int) -> tuple[PriceLevel, ...]:
@@ -147,8 +148,9 @@ class LevelColumns:
         if a == b:
             return ()
         # bit patterns of the floats: equal means bit for bit
+        kinds = _named(self.sr_kind_names, self.sr_kind_number[a:b])
         key = (float(self.divisor[i]).hex(), self.sr_raw[a:b].view(np.int64).tobytes(),
-               tuple(self.sr_kind[a:b].tolist()), self.sr_touches[a:b].tobytes(),
+               tuple(kinds), self.sr_touches[a:b].tobytes(),
                self.sr_last_ns[a:b].tobytes())
         made = self._levels.get(key)
         if made is None:
@@ -156,10 +158,15 @@ class LevelColumns:
                 PriceLevel(price=price, kind=kind, touches=touches,
                            last_touch=utc_datetime(last))
                 for price, kind, touches, last in zip(
-                    self.sr_price[a:b].tolist(), self.sr_kind[a:b].tolist(),
+                    self.sr_price[a:b].tolist(), kinds,
                     self.sr_touches[a:b].tolist(), self.sr_last_ns[a:b].tolist(),
                     strict=True))
         return made
+
+
+def _named(names: np.ndarray, numbers: np.ndarray) -> list[Any]:
+    """Return the names of ``numbers`` (-1: None, a NULL)."""
+    return [None if j < 0 else names[j] for j in numbers.tolist()]
 
 
 LevelPieces = LevelColumns | Sequence[Any]

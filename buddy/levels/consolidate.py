@@ -30,11 +30,15 @@ Level checks (entry_quality, missing_scanner) look only at levels of strength at
 ``min_level_strength`` (``DEFAULT_MIN_STRENGTH``); ``level_table`` gives those as padded
 arrays over the distinct (snapshot, ATR) pairs of a batch, and ``row_atr`` the ATR each row
 is measured in. Prices are on the snapshot's (as-of) basis. Both run one merge over
-columns (``_merge``: candidates read once per distinct snapshot, the groups of every
-(snapshot, ATR) pair formed column by column); ``consolidate`` is a batch of one. When the
-levels piece is kept as columns (the levels provider's ``LevelColumns``, see
-``buddy.levels.columns.level_pieces``) the candidates of its stored rows are read from the
-columns (the same values, no object made), the others from the objects.
+columns (``_merge``: candidates read once per distinct snapshot into (place, snapshot)
+matrices sorted by (price, name), the groups of every (snapshot, ATR) pair formed place by
+place on running sums, adding in price order as a loop over the members would);
+``consolidate`` is a batch of one. When the levels piece is kept as columns (the levels
+provider's ``LevelColumns``, see ``buddy.levels.columns.level_pieces``) the candidates of
+its stored rows are read from the columns (the same values, no object made), the others
+from the objects. The batch's level checks share one merge: the sorted candidates and the
+last level table are held for the same snapshot objects, and a check asking for a higher
+strength on some of the rows (missing_scanner after entry_quality) reads that table.
 """
 
 from __future__ import annotations
@@ -111,12 +115,12 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(16)], dtype=np.int64)
 class _Merged:
     """The merged levels of distinct (snapshot, ATR) pairs, one entry per group (level),
     pairs in order and each pair's groups by price. ``name``/``last``: each snapshot's
-    sorted candidates' names and last touches (snapshot, candidate; ``last`` None when not
+    sorted candidates' names and last touches (candidate, snapshot; ``last`` None when not
     asked for), read through the pair's ``snapshot``, ``first`` and ``members`` (the group's
     candidates are ``first:first + members``)."""
 
     pair: np.ndarray
-    snapshot: np.ndarray  # per pair, its snapshot's row of ``name`` and ``last``
+    snapshot: np.ndarray  # per pair, its snapshot's column of ``name`` and ``last``
     first: np.ndarray
     members: np.ndarray
     total: np.ndarray  # sum of member prices, added in price order
@@ -125,20 +129,37 @@ class _Merged:
     sources: np.ndarray  # OR of _SOURCE_BITS
     touch_weight: np.ndarray  # sum of touches x 0.5 ** (age / half-life), in price order
     touches: np.ndarray
-    name: np.ndarray  # int64 (snapshots, candidates): the name's number in ``vocabulary``
-    last: np.ndarray | None  # object (snapshots, candidates)
+    name: np.ndarray  # int64 (candidates, snapshots): the name's number in ``vocabulary``
+    last: np.ndarray | None  # object (candidates, snapshots)
     vocabulary: np.ndarray  # object: the candidates' names by number
 
     def strength(self, groups: np.ndarray) -> np.ndarray:
         """Return the strength of ``groups`` (rounded to 1e-6 as ``round`` rounds)."""
-        raw = _POPCOUNT[self.sources[groups]] + TOUCH_WEIGHT * self.touch_weight[groups]
-        return np.array([round(x, 6) for x in raw.tolist()], dtype=np.float64)
+        return _round6(_POPCOUNT[self.sources[groups]] + TOUCH_WEIGHT * self.touch_weight[groups])
 
     def names(self, groups: np.ndarray) -> list[tuple[str, ...]]:
         """Return the member names of ``groups``, by price."""
-        return [tuple(self.vocabulary[self.name[p, f:f + m]].tolist()) for p, f, m in zip(
+        return [tuple(self.vocabulary[self.name[f:f + m, p]].tolist()) for p, f, m in zip(
             self.snapshot[self.pair[groups]].tolist(), self.first[groups].tolist(),
             self.members[groups].tolist(), strict=True)]
+
+
+def _round6(values: np.ndarray) -> np.ndarray:
+    """Return ``round(x, 6)`` of each value, as Python rounds it (the float nearest the
+    decimal correctly rounded, halves to even): by arithmetic where the value times 1e6,
+    rounded, cannot lie across a half (then the nearest integer is Python's, and that
+    integer over 1e6, a correctly rounded division, is the float nearest its decimal),
+    else by ``round``."""
+    values = np.asarray(values, dtype=np.float64)
+    scaled = values * 1e6
+    out = np.rint(scaled) / 1e6
+    with np.errstate(invalid="ignore"):
+        # under 1e3 the product errs by at most 1.2e-7 (of 1e9): far from a half, it lies
+        # on the same side of it as the exact product does
+        clear = (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6) & (np.abs(values) < 1e3)
+    slow = np.flatnonzero(~clear)
+    out[slow] = [round(x, 6) for x in values[slow].tolist()]
+    return out
 
 
 def _bar_seconds(timeframe: str, cache: dict[str, float]) -> float:
@@ -188,14 +209,15 @@ def _decayed(touches: np.ndarray, ts_us: np.ndarray, last_us: np.ndarray, bar_s:
              ) -> np.ndarray:
     """Return ``_touch_weight`` of swing clusters from their snapshot's and last touch's
     microseconds since the epoch: the same float operations in the same order (the
-    microsecond difference over 1e6 is ``timedelta.total_seconds``; the power per value as
-    Python computes it)."""
+    microsecond difference over 1e6 is ``timedelta.total_seconds``; the power as Python
+    computes it, once per distinct exponent: ages repeat across snapshots)."""
     seconds = (ts_us - last_us).astype(np.float64) / 1e6
     age = seconds / bar_s
     age = np.where(age > 0.0, age, 0.0)  # max(0.0, age): 0.0 for -0.0 and NaN as well
-    decay = np.array([0.5 ** x for x in (age / TOUCH_HALF_LIFE_BARS).tolist()],
-                     dtype=np.float64)
-    return touches * decay
+    exponent, distinct_exponents = pd.factorize(age / TOUCH_HALF_LIFE_BARS,
+                                                use_na_sentinel=False)
+    decay = np.array([0.5 ** x for x in distinct_exponents.tolist()], dtype=np.float64)
+    return touches * decay.reshape(-1)[exponent]
 
 
 def _touch_weights(snap_ts: np.ndarray, of: np.ndarray, touches: np.ndarray,
@@ -234,12 +256,26 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot] | LevelColumns,
     price, name (object), source bits, touches, touch weight (NaN: none), last touch
     (object; None throughout unless ``with_last``). Unsorted; a non-finite or missing price
     is no candidate. Of LevelColumns (every snapshot it numbers), the stored rows are read
-    from the columns and the others from their objects: the same values."""
+    from the columns (``_column_places``, flattened) and the others from their objects: the
+    same values."""
     if not isinstance(snapshots, LevelColumns):
         return _object_candidates(snapshots, pivot_method)
     from_columns, as_objects = snapshots.sources()
-    parts = [(from_columns, _column_candidates(snapshots, from_columns, pivot_method,
-                                               with_last=with_last))]
+    places = _column_places(snapshots, from_columns, pivot_method, with_last=with_last)
+    row, column = np.nonzero(~np.isnan(places.price))
+    # a swing cluster's position counts the pivots its snapshot holds (none without them)
+    swing = column >= places.swing_from
+    position = column - np.where(swing & ~places.has_family[row], places.swing_from - 4, 0)
+    at = (row, column)
+    name = places.name[at]
+    bits, touches = places.bits[name], places.touches[name]
+    last = (places.last[at] if places.last is not None
+            else np.full(len(row), None, dtype=object))
+    # only a swing cluster with touches has a weight
+    weight = np.where((bits == 8) & (touches != 0), places.weight[at], np.nan)
+    parts: list[tuple[np.ndarray, tuple[np.ndarray, ...]]] = [
+        (from_columns, (row, position, places.price[at], places.vocabulary[name], bits,
+                        touches, weight, last))]
     if len(as_objects):
         parts.append((as_objects, _object_candidates(
             [snapshots.make(j) for j in as_objects.tolist()], pivot_method)))
@@ -248,76 +284,142 @@ def _candidate_columns(snapshots: Sequence[KeyLevelsSnapshot] | LevelColumns,
                  for c in range(len(parts[0][1])))
 
 
-def _column_candidates(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
-                       with_last: bool) -> tuple[np.ndarray, ...]:
-    """Return ``_object_candidates`` of the snapshots of rows ``at`` of ``columns``."""
+@dataclass(frozen=True, slots=True)
+class _Places:
+    """Candidates of snapshots as (snapshot, place) matrices, each snapshot's in its list's
+    order (prior day, range, the pivot family, swing clusters); a NaN price: no candidate
+    there (name -1, weight 0.0, last touch None). A name number stands for one (name,
+    source bits, touches): ``bits`` and ``touches`` give those of each number."""
+
+    price: np.ndarray  # float64
+    name: np.ndarray  # int64: the name's number in ``vocabulary``
+    weight: np.ndarray  # float64: touch weight (0.0: none, as the merge adds none)
+    last: np.ndarray | None  # object: last touch (None: not asked for)
+    vocabulary: np.ndarray  # object
+    bits: np.ndarray  # int64 per name number: _SOURCE_BITS
+    touches: np.ndarray  # int64 per name number
+    swing_from: int  # the first place of a swing cluster
+    has_family: np.ndarray  # bool per snapshot: it holds the pivot family
+
+
+def _column_places(columns: LevelColumns, at: np.ndarray, pivot_method: str, *,
+                   with_last: bool) -> _Places:
+    """Return the candidates of the stored rows ``at`` of ``columns`` as ``_Places``: the
+    fixed prices, the family's pivots and the swing clusters in their column order (a
+    snapshot without the family has none there)."""
     n = len(at)
-    fixed = columns.fixed[at][:, _FIXED_COLUMNS]
-    f_snap, f_pos = np.nonzero(np.isfinite(fixed))
-    f_price = fixed[f_snap, f_pos]
-    f_name = np.array([name for _, name, _ in _FIXED], dtype=object)[f_pos]
-    f_bits = np.array([bits for _, _, bits in _FIXED], dtype=np.int64)[f_pos]
+    rows_at: np.ndarray | slice = at
+    if n == len(columns) and (not n or at[-1] == n - 1):  # every stored row: views
+        rows_at = slice(None)
     family = columns.pivots.get(pivot_method) if pivot_method != "none" else None
-    names: list[str] = family[0] if family is not None else []
-    label = np.array([f"{pivot_method} pivot {key}" for key in names], dtype=object)
-    is_level = np.array([key != "P" for key in names], dtype=bool)
-    if family is not None and names:
+    keys: list[str] = family[0] if family is not None else []
+    swing_from = 4 + len(keys)
+    lengths = np.diff(columns.sr_offsets)[rows_at]
+    width = swing_from + (int(lengths.max()) if n else 0)
+    price = np.full((n, width), np.nan)
+    price[:, :4] = columns.fixed[rows_at][:, _FIXED_COLUMNS]
+    has_family = np.zeros(n, dtype=bool)
+    if family is not None and keys:
         _, prices, present = family
-        k = len(names)
-        with_family = np.flatnonzero(present[at])
-        p_count = np.where(present[at], k, 0).astype(np.int64)
-        p_snap = np.repeat(with_family, k)
-        p_pos = np.tile(np.arange(k, dtype=np.int64), len(with_family))
-        p_price = prices[at[with_family]].reshape(-1)
-    else:
-        p_count = np.zeros(n, dtype=np.int64)
-        p_snap, p_pos = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        p_price = np.zeros(0)
-    keep = np.isfinite(p_price) & is_level[p_pos]
-    p_snap, p_pos, p_price = p_snap[keep], p_pos[keep], p_price[keep]
-    p_name = label[p_pos]
-    p_pos = p_pos + 4
-    # swing clusters, after the pivots
-    lengths = np.diff(columns.sr_offsets)[at]
-    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(
-        np.cumsum(lengths) - lengths, lengths)
-    element = np.repeat(columns.sr_offsets[at], lengths) + within
-    s_snap = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        has_family = present[rows_at]
+        price[:, 4:swing_from] = np.where(has_family[:, None], prices[rows_at], np.nan)
+        price[:, [4 + j for j, key in enumerate(keys) if key == "P"]] = np.nan
+    # swing clusters, after the pivots: ``cell`` their place in the flat matrices
+    row = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    within = np.arange(len(row), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths,
+                                                             lengths)
+    element = np.repeat(columns.sr_offsets[:-1][rows_at], lengths) + within
     s_price = columns.sr_price[element]
-    keep = np.isfinite(s_price)
-    s_snap, s_price = s_snap[keep], s_price[keep]
-    s_pos = within[keep] + 4 + p_count[s_snap]
-    element = element[keep]
-    touches = columns.sr_touches[element].astype(np.int64)
-    # a label per distinct (kind, touches), as the object path spells it
-    kind_code, kinds = pd.factorize(columns.sr_kind[element])
-    one_of, label_of = distinct(kind_code, touches)
-    s_label = np.array([f"{kinds[kind_code[j]]} cluster ({touches[j]} touches)"
-                        for j in one_of.tolist()] + [None], dtype=object)[:-1]
-    s_name = s_label[label_of]
-    tf_code, timeframes = pd.factorize(
-        np.fromiter((columns.timeframe[i] for i in at.tolist()), dtype=object, count=n),
-        use_na_sentinel=False)
+    keep = np.flatnonzero(np.isfinite(s_price))
+    row, element = row[keep], element[keep]
+    cell = row * width + swing_from + within[keep]
+    price.reshape(-1)[cell] = s_price[keep]
+    price[~np.isfinite(price)] = np.nan
+    touches = columns.sr_touches[element]
+    # a name number per distinct (kind, touches), labelled as the object path spells it
+    kind_code = columns.sr_kind_number[element]
+    kinds = [*columns.sr_kind_names.tolist(), None]  # -1 (NULL): None, as the objects say
+    one_of, label_of = _pairs_numbered(kind_code, touches)
+    vocabulary = np.array([name for _, name, _ in _FIXED] + [
+        f"{pivot_method} pivot {key}" for key in keys] + [
+        f"{kinds[kind_code[j]]} cluster ({touches[j]} touches)" for j in one_of.tolist()] + [
+        None], dtype=object)[:-1]
+    name = np.empty((n, width), dtype=np.int64)
+    name[:, :swing_from] = np.arange(swing_from)
+    name.reshape(-1)[cell] = swing_from + label_of
+    name[np.isnan(price)] = -1
+    bits = np.array([b for _, _, b in _FIXED] + [4] * len(keys) + [8] * len(one_of),
+                    dtype=np.int64)
+    # swing weights: the stored times are whole microseconds; other times as objects give them
+    timeframes = np.asarray(columns.timeframe, dtype=object)
+    tf_code, tf_names = pd.factorize(timeframes[rows_at], use_na_sentinel=False)
     bar_cache: dict[str, float] = {}
-    snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in timeframes.tolist()],
-                        dtype=np.float64).reshape(-1)[tf_code] if n else np.zeros(0)
-    # the stored times are whole microseconds: other times as the objects give them
-    snap_ns = columns.bar_ns[at][s_snap]
+    snap_bar = np.array([_bar_seconds(tf, bar_cache) for tf in tf_names.tolist()] + [0.0],
+                        dtype=np.float64)[tf_code[row]]
+    snap_ns = columns.bar_ns[rows_at][row]
     last_ns = columns.sr_last_ns[element]
-    weight = np.full(len(touches), math.nan)
+    weight = np.full(len(row), math.nan)
     has = touches != 0
     exact = has & (snap_ns % 1000 == 0) & (last_ns % 1000 == 0)
     fast = np.flatnonzero(exact)
     weight[fast] = _decayed(touches[fast], snap_ns[fast] // 1000, last_ns[fast] // 1000,
-                            snap_bar[s_snap][fast])
+                            snap_bar[fast])
     for i in np.flatnonzero(has & ~exact).tolist():
         weight[i] = _touch_weight(utc_datetime(int(snap_ns[i])), int(touches[i]),
-                                  utc_datetime(int(last_ns[i])), float(snap_bar[s_snap[i]]))
-    s_last = (np.fromiter(map(utc_datetime, last_ns.tolist()), dtype=object,
-                          count=len(last_ns)) if with_last
-              else np.full(len(last_ns), None, dtype=object))
-    return _stacked((f_snap, p_snap, s_snap), (f_pos, p_pos, s_pos), (f_price, p_price, s_price),
-                    (f_name, p_name, s_name), f_bits, touches, weight, s_last)
+                                  utc_datetime(int(last_ns[i])), float(snap_bar[i]))
+    weight_matrix = np.zeros((n, width))
+    weight_matrix.reshape(-1)[cell] = np.where(np.isnan(weight), 0.0, weight)
+    last = None
+    if with_last:
+        last = np.full((n, width), None, dtype=object)
+        last.reshape(-1)[cell] = np.fromiter(map(utc_datetime, last_ns.tolist()),
+                                             dtype=object, count=len(last_ns))
+    return _Places(price=price, name=name, weight=weight_matrix, last=last,
+                   vocabulary=vocabulary, bits=bits,
+                   touches=np.concatenate([np.zeros(swing_from, dtype=np.int64),
+                                           touches[one_of].astype(np.int64)]),
+                   swing_from=swing_from, has_family=has_family)
+
+
+def _pairs_numbered(kind: np.ndarray, touches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``distinct(kind, touches)`` of small integers (numbered by value, not by first
+    appearance): a place per possible pair when there are few."""
+    if not len(kind):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    low, span = int(touches.min()), int(touches.max()) - int(touches.min()) + 1
+    size = (int(kind.max()) + 2) * span
+    if kind.min() < -1 or size > 1_000_000:
+        return distinct(kind, touches)
+    key = (kind.astype(np.int64) + 1) * span + (touches.astype(np.int64) - low)
+    first = np.full(size, len(key), dtype=np.int64)
+    first[key[::-1]] = np.arange(len(key))[::-1]  # the last written, the first found
+    used = np.flatnonzero(first < len(key))
+    number = np.zeros(size, dtype=np.int64)
+    number[used] = np.arange(len(used))
+    return first[used], number[key]
+
+
+def _object_places(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str) -> _Places:
+    """Return ``_object_candidates`` of ``snapshots`` as ``_Places`` (a place per position)."""
+    c_snap, c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = (
+        _object_candidates(snapshots, pivot_method))
+    one_of, name_code = distinct(np.asarray(c_name, dtype=object), c_bits, c_touch)
+    width = int(c_position.max()) + 1 if len(c_position) else 0
+    shape = (len(snapshots), width)
+    at = (c_snap, c_position)
+    matrices = []
+    for values, dtype, fill in ((c_price, np.float64, np.nan), (name_code, np.int64, -1),
+                                (np.where(np.isnan(c_weight), 0.0, c_weight), np.float64,
+                                 0.0), (c_last, object, None)):
+        matrix = np.full(shape, fill, dtype=dtype)
+        matrix[at] = np.asarray(values, dtype=dtype)
+        matrices.append(matrix)
+    price, name, weight, last = matrices
+    return _Places(price=price, name=name, weight=weight, last=last,
+                   vocabulary=np.asarray(c_name, dtype=object)[one_of],
+                   bits=np.asarray(c_bits, dtype=np.int64)[one_of],
+                   touches=np.asarray(c_touch, dtype=np.int64)[one_of], swing_from=width,
+                   has_family=np.zeros(len(snapshots), dtype=bool))
 
 
 def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
@@ -391,79 +493,113 @@ def _object_candidates(snapshots: Sequence[KeyLevelsSnapshot], pivot_method: str
                     (f_name, p_name, s_name), f_bits, touches, weight, s_last)
 
 
-#: The last _snapshot_matrices call: (pivot method, its snapshots, its result). The level
-#: checks of one batch (entry_quality, missing_scanner) merge the same snapshots; the entry
-#: holds its snapshots, so no other object can take their ids while it is kept.
+#: The last _snapshot_matrices call: (pivot method, its snapshots, its result, the level
+#: table made of that result: by merge ATR, its min strength, its pairs' snapshots and ATR
+#: keys and the table). The level checks of one batch (entry_quality, missing_scanner) ask
+#: for the levels of the same snapshots, the second on some of the first's rows, at a
+#: strength as high or higher; the entry holds its snapshots, so no other object can take
+#: their ids while it is kept.
 _Matrices = tuple[list[np.ndarray | None], np.ndarray, np.ndarray]
-_LAST_MATRICES: list[tuple[tuple[str, bool], LevelColumns | list[Any], _Matrices]] = []
+_Tables = dict[float, tuple[float, np.ndarray, np.ndarray, "LevelTable"]]
+_LAST_MATRICES: list[tuple[tuple[str, bool], LevelColumns | list[Any], _Matrices, _Tables]] = []
 
 
 def _snapshot_matrices(snaps: list[KeyLevelsSnapshot | None] | LevelColumns, pivot_method: str,
                        *, with_last: bool = True) -> _Matrices:
     """Return the candidates of each of ``snaps`` (distinct objects, None: none; or every
-    snapshot of LevelColumns, then one row without candidates for the rows without a
-    snapshot) sorted by (price, name), ties in input order, as (snapshot, k) matrices
-    (price, name number, source bits, touches, touch weight, last touch: None unless
-    ``with_last``), each snapshot's count and the names by number; the last call's result
-    again for the same snapshot objects (pieces are not changed once built)."""
+    snapshot of LevelColumns, then one without candidates for the rows without a snapshot)
+    sorted by (price, name), ties in input order: (k, snapshot) matrices, a row per place
+    in that order (price, name number, source bits as uint8, then the touches of each name
+    number, then touch weight, 0.0: none, and last touch: None unless ``with_last``; the
+    snapshots past the matrices' columns have no candidates), each snapshot's count and the
+    names by number; the last call's result again for the same snapshot objects (pieces
+    are not changed once built)."""
+    return _held(snaps, pivot_method, with_last=with_last)[0]
+
+
+def _held(snaps: list[KeyLevelsSnapshot | None] | LevelColumns, pivot_method: str, *,
+          with_last: bool) -> tuple[_Matrices, _Tables]:
+    """Return ``_snapshot_matrices`` and the level tables held with them (made now, with
+    none, unless held for these snapshot objects)."""
     if _LAST_MATRICES:
-        method, held, result = _LAST_MATRICES[0]
-        if method == (pivot_method, with_last) and (
-                held is snaps if isinstance(snaps, LevelColumns) else
-                isinstance(held, list) and len(held) == len(snaps)
-                and all(map(operator.is_, held, snaps))):
-            return result
+        method, held, result, held_tables = _LAST_MATRICES[0]
+        if method == (pivot_method, with_last) and _same_snapshots(held, snaps):
+            return result, held_tables
     result = _sorted_candidates(snaps, pivot_method, with_last=with_last)
+    tables: _Tables = {}
     _LAST_MATRICES[:] = [((pivot_method, with_last),
-                          snaps if isinstance(snaps, LevelColumns) else list(snaps), result)]
-    return result
+                          snaps if isinstance(snaps, LevelColumns) else list(snaps), result,
+                          tables)]
+    return result, tables
 
 
 def _sorted_candidates(snaps: list[KeyLevelsSnapshot | None] | LevelColumns,
                        pivot_method: str, *, with_last: bool) -> _Matrices:
     """Return ``_snapshot_matrices`` (computed)."""
     if isinstance(snaps, LevelColumns):
-        n_snap = snaps.count + 1
-        columns = _candidate_columns(snaps, pivot_method, with_last=with_last)
-        c_snap = columns[0]
+        from_columns, as_objects = snaps.sources()
+        parts = [(from_columns, _column_places(snaps, from_columns, pivot_method,
+                                               with_last=with_last))]
+        if len(as_objects):
+            parts.append((as_objects, _object_places(
+                [snaps.make(j) for j in as_objects.tolist()], pivot_method)))
+        n_snap = snaps.count + 1  # the last: the rows without a snapshot
     else:
-        n_snap = len(snaps)
         present = [s for s, snap in enumerate(snaps) if snap is not None]
-        columns = _candidate_columns([snap for snap in snaps if snap is not None],
-                                     pivot_method, with_last=with_last)
-        c_snap = np.asarray(present, dtype=np.int64)[columns[0]]
-    c_position, c_price, c_name, c_bits, c_touch, c_weight, c_last = columns[1:]
-    name_code, name_unique = pd.factorize(np.asarray(c_name, dtype=object))
-    name_rank = np.empty(len(name_unique), dtype=np.int64)
-    name_rank[sorted(range(len(name_unique)), key=name_unique.__getitem__)] = np.arange(
-        len(name_unique))
-    # each snapshot's candidates in a row of (snapshot, position) matrices, sorted within
-    # the row by (price, name), ties in position order (a stable sort); the padding (no
-    # candidate there: every candidate's price is finite) sorts last
-    width = int(c_position.max()) + 1 if len(c_position) else 0
-    at = (c_snap, c_position)
-    price_by_place = np.full((n_snap, width), np.inf)
-    price_by_place[at] = c_price
-    rank_by_place = np.full((n_snap, width), len(name_unique), dtype=np.int64)
-    rank_by_place[at] = name_rank[name_code]
-    order = np.lexsort((rank_by_place, price_by_place), axis=1)
-    count_s = np.bincount(c_snap, minlength=n_snap)
-    k = int(count_s.max()) if n_snap else 0
-    order = order[:, :k]
-    padding = np.arange(k)[None, :] >= count_s[:, None]
-    matrices: list[np.ndarray | None] = []
-    for values, dtype, fill in ((c_price, np.float64, np.nan), (name_code, np.int64, -1),
-                                (c_bits, np.int64, 0), (c_touch, np.int64, 0),
-                                (c_weight, np.float64, np.nan), (c_last, object, None)):
-        if values is c_last and not with_last:
-            matrices.append(None)
-            continue
-        by_place = np.full((n_snap, width), fill, dtype=dtype)
-        by_place[at] = np.asarray(values, dtype=dtype)
-        matrix = np.take_along_axis(by_place, order, axis=1)
-        matrix[padding] = fill
-        matrices.append(matrix)
-    return matrices, count_s, np.asarray(name_unique, dtype=object)
+        parts = [(np.asarray(present, dtype=np.int64), _object_places(
+            [snap for snap in snaps if snap is not None], pivot_method))]
+        n_snap = len(snaps)
+    rows, places = parts[0]
+    if len(parts) > 1 or (len(rows) and rows[-1] != len(rows) - 1):  # not rows 0.. of n_snap
+        places = _stack_places(parts, n_snap, with_last=with_last)
+    return _sort_places(places, n_snap, with_last=with_last)
+
+
+def _stack_places(parts: list[tuple[np.ndarray, _Places]], n_snap: int, *, with_last: bool
+                  ) -> _Places:
+    """Return the rows of ``parts`` (each: the snapshot numbers of its rows, their places)
+    in one ``_Places`` of ``n_snap`` rows (the others without candidates)."""
+    width = max(p.price.shape[1] for _, p in parts)
+    shape = (n_snap, width)
+    price, weight = np.full(shape, np.nan), np.zeros(shape)
+    name = np.full(shape, -1, dtype=np.int64)
+    last = np.full(shape, None, dtype=object) if with_last else None
+    offset = 0
+    for rows, p in parts:
+        w = p.price.shape[1]
+        price[rows, :w], weight[rows, :w] = p.price, p.weight
+        name[rows, :w] = np.where(p.name >= 0, p.name + offset, -1)
+        if last is not None and p.last is not None:
+            last[rows, :w] = p.last
+        offset += len(p.vocabulary)
+    return _Places(price=price, name=name, weight=weight, last=last,
+                   vocabulary=np.concatenate([p.vocabulary for _, p in parts]),
+                   bits=np.concatenate([p.bits for _, p in parts]),
+                   touches=np.concatenate([p.touches for _, p in parts]),
+                   swing_from=width, has_family=np.zeros(n_snap, dtype=bool))
+
+
+def _sort_places(places: _Places, n_snap: int, *, with_last: bool) -> _Matrices:
+    """Return the candidates of ``places`` sorted within each snapshot by (price, name),
+    ties in place order (a stable sort), as ``_snapshot_matrices`` gives them (``n_snap``
+    counts: the snapshots past the places' have none)."""
+    price = places.price
+    # names by their sort order (equal names equal), no candidate (-1) last
+    _, name_rank = np.unique(places.vocabulary.astype(str), return_inverse=True)
+    name_rank = np.append(name_rank.reshape(-1), len(places.vocabulary))
+    order = np.lexsort((name_rank[places.name], np.where(np.isnan(price), np.inf, price)),
+                       axis=1)
+    count_s = np.count_nonzero(~np.isnan(price), axis=1).astype(np.int64)
+    k = int(count_s.max()) if len(count_s) else 0
+    # the flat cells in sorted order, a place per row: (place, snapshot) matrices
+    cells = (order[:, :k] + (np.arange(len(price)) * price.shape[1])[:, None]).T
+    name = places.name.reshape(-1)[cells]
+    # a name number's bits; -1 (no candidate) reads the appended 0
+    count_s = np.append(count_s, np.zeros(n_snap - len(count_s), dtype=np.int64))
+    return [price.reshape(-1)[cells], name, np.append(places.bits, 0).astype(np.uint8)[name],
+            np.append(places.touches, 0), places.weight.reshape(-1)[cells],
+            places.last.reshape(-1)[cells] if with_last and places.last is not None
+            else None], count_s, places.vocabulary
 
 
 def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
@@ -487,72 +623,77 @@ def _merge(snapshots: Sequence[KeyLevelsSnapshot | None], atr: np.ndarray, *,
 
 def _merge_pairs(per_snapshot: list[np.ndarray | None], count_s: np.ndarray,
                  vocabulary: np.ndarray, codes: np.ndarray, atr: np.ndarray, *,
-                 merge_atr: float) -> _Merged:
-    """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``)."""
-    price_s, name, bits_s, touch_s, weight_s, last = per_snapshot
-    assert price_s is not None and bits_s is not None and touch_s is not None
+                 merge_atr: float, min_raw: float = -math.inf) -> _Merged:
+    """Merge each (snapshot ``codes``, ATR) pair's candidates (``_snapshot_matrices``);
+    keep the groups whose unrounded strength is at least ``min_raw``."""
+    price_s, name, bits_s, touches_of, weight_s, last = per_snapshot
+    assert price_s is not None and bits_s is not None and touches_of is not None
     assert weight_s is not None and name is not None
-    k = price_s.shape[1]
     codes = np.asarray(codes, dtype=np.int64)
     n = len(codes)
-    count = count_s[codes]
     atr = np.asarray(atr, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         width = np.where(np.isfinite(atr) & (atr > 0), merge_atr * atr, 0.0)
-    # groups, column by column over the pairs that still have candidates (pairs by count,
-    # most first, so those are a leading slice): a candidate opens a group when it lies
-    # more than the width above its group's first
-    by_count = np.argsort(-count, kind="stable")
-    price = price_s[codes[by_count]]
-    sorted_count, sorted_width = count[by_count], width[by_count]
-    active = np.searchsorted(-sorted_count, -np.arange(k), side="left")  # count > t
-    group = np.zeros((n, max(k, 1)), dtype=np.int64)
-    start_price = price[:, 0].copy() if k else np.zeros(n)
-    for t in range(1, k):
-        m = int(active[t])
-        if not m:
-            break
+    # the pairs by snapshot (their columns read in order; ``by_snapshot``: a pair's place)
+    by_snapshot = np.argsort(codes, kind="stable")
+    in_order, width = codes[by_snapshot], width[by_snapshot]
+    held = in_order < price_s.shape[1]  # a snapshot past the matrices' columns has none
+    every = bool(held.all())
+    column: np.ndarray | slice = in_order if every else np.where(held, in_order, 0)
+    if every and n == price_s.shape[1] and (not n or in_order[-1] == n - 1):
+        column = slice(None)  # each snapshot once, in order: its rows as they are
+    # groups, place by place over every pair: a candidate opens a group when it lies more
+    # than the width above its group's first (a NaN, no candidate, closes it); each
+    # group's sums run along its members in price order, one after another from 0.0 (as a
+    # loop over them adds). A group is kept as it closes.
+    start, total, weight = np.full(n, np.nan), np.zeros(n), np.zeros(n)
+    sources, opened = np.zeros(n, dtype=np.uint8), np.zeros(n, dtype=np.int64)
+    popcount = _POPCOUNT.astype(np.float64)
+    kept: list[tuple[np.ndarray, ...]] = []
+    before = np.zeros(n, dtype=bool)  # the pairs with a candidate at the place before
+    price_before = np.zeros(n)
+    for t in range(price_s.shape[0] + 1):
+        price_t = price_s[t, column] if t < price_s.shape[0] else np.full(n, np.nan)
+        if not every:
+            price_t[~held] = np.nan
         with np.errstate(invalid="ignore"):
-            new = ~(price[:m, t] - start_price[:m] <= sorted_width[:m])
-        start_price[:m] = np.where(new, price[:m, t], start_price[:m])
-        group[:m, t] = group[:m, t - 1] + new
-    # every candidate of every pair, pairs in order and each pair's by price
-    rows = np.arange(n)
-    member_pair = np.repeat(rows, count)
-    member_t = np.arange(len(member_pair)) - np.repeat(np.cumsum(count) - count, count)
-    place = np.empty(n, dtype=np.int64)
-    place[by_count] = rows
-    member_group = group[place[member_pair], member_t]
-    n_groups = np.zeros(n, dtype=np.int64)
-    if len(member_pair):
-        last_member = np.cumsum(count) - 1
-        has = count > 0
-        n_groups[has] = member_group[last_member[has]] + 1
-    offset = np.cumsum(n_groups) - n_groups
-    g = offset[member_pair] + member_group  # ascending: a group's members are contiguous
-    size = int(n_groups.sum())
-    snap = codes[member_pair]
-    value = price_s[snap, member_t]
-    weight = weight_s[snap, member_t]
-    opens = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
-    closes = np.r_[opens[1:], len(g)][:len(opens)] - 1  # no group: none
-    # sums added in price order, one member after another, as a loop over them would
-    total = np.bincount(g, weights=value, minlength=size)
-    touch_weight = np.bincount(g, weights=np.where(np.isnan(weight), 0.0, weight),
-                               minlength=size)
-    members = np.bincount(g, minlength=size).astype(np.int64)
-    bits = bits_s[snap, member_t]
-    sources = np.zeros(size, dtype=np.int64)
-    for _, bit in _SOURCE_BITS:  # the OR of the members' bits, bit by bit
-        sources |= np.where(np.bincount(g, weights=(bits & bit) != 0, minlength=size) > 0,
-                            bit, 0)
-    # integer counts: exact as float sums
-    touches = np.bincount(g, weights=touch_s[snap, member_t], minlength=size)
-    return _Merged(pair=np.repeat(rows, n_groups), snapshot=codes,
-                   first=member_t[opens], members=members, total=total, low=value[opens],
-                   high=value[closes], sources=sources.astype(np.int64),
-                   touch_weight=touch_weight, touches=touches.astype(np.int64), name=name,
-                   last=last, vocabulary=vocabulary)
+            new = ~(price_t - start <= width)
+        closing = new & before
+        if min_raw > -math.inf:
+            closing &= popcount[sources] + TOUCH_WEIGHT * weight >= min_raw
+        at = np.flatnonzero(closing)
+        kept.append((at, np.full(len(at), t - 1), opened[at], total[at], start[at],
+                     price_before[at], sources[at], weight[at]))
+        if t == price_s.shape[0]:
+            break
+        weight_t, bits_t = weight_s[t, column], bits_s[t, column]
+        np.copyto(start, price_t, where=new)
+        opened[new] = t
+        np.add(total, price_t, out=total)
+        np.add(price_t, 0.0, out=total, where=new)
+        np.add(weight, weight_t, out=weight)
+        np.add(weight_t, 0.0, out=weight, where=new)
+        np.bitwise_or(sources, bits_t, out=sources)
+        np.copyto(sources, bits_t, where=new)
+        before, price_before = ~np.isnan(price_t), price_t
+    # the groups, pairs in order and each pair's by price (a stable sort: places ascend)
+    place, last_place, first, group_total, low, high, group_sources, group_weight = (
+        np.concatenate(c) for c in zip(*kept, strict=True))
+    pair = by_snapshot[place]
+    order = np.argsort(pair, kind="stable")
+    pair, last_place, first = pair[order], last_place[order], first[order]
+    members = last_place - first + 1
+    # the members' touches (integers: exact in any order)
+    touches = np.zeros(len(pair), dtype=np.int64)
+    snapshot_column = np.minimum(codes[pair], price_s.shape[1] - 1)  # kept: held
+    for j in range(int(members.max()) if len(pair) else 0):
+        on = np.flatnonzero(members > j)
+        touches[on] += touches_of[name[first[on] + j, snapshot_column[on]]]
+    return _Merged(pair=pair, snapshot=codes, first=first, members=members,
+                   total=group_total[order], low=low[order], high=high[order],
+                   sources=group_sources[order].astype(np.int64),
+                   touch_weight=group_weight[order], touches=touches, name=name, last=last,
+                   vocabulary=vocabulary)
 
 
 def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
@@ -567,8 +708,8 @@ def consolidate(snapshot: KeyLevelsSnapshot, atr: float | None, *,
     out = []
     for g in groups.tolist():
         assert merged.last is not None
-        lasts = [x for x in merged.last[merged.snapshot[0],
-                                        merged.first[g]:merged.first[g] + merged.members[g]]
+        lasts = [x for x in merged.last[merged.first[g]:merged.first[g] + merged.members[g],
+                                        merged.snapshot[0]]
                  if x is not None]
         out.append(ConsolidatedLevel(
             price=float(merged.total[g] / merged.members[g]), low=float(merged.low[g]),
@@ -607,20 +748,28 @@ def level_table(snapshots: LevelPieces, code: np.ndarray, atr: np.ndarray, *,
     code = np.asarray(code, dtype=np.int64)
     if isinstance(snapshots, LevelColumns):  # no snapshot: the matrices' last row, empty
         code = np.where(code < 0, snapshots.count, code)
-    first, inverse = distinct(code, np.nan_to_num(atr, nan=-1.0))
+    atr_key = np.nan_to_num(atr, nan=-1.0)
+    first, inverse = distinct(code, atr_key)
     if pivot_method not in PIVOT_METHODS:
         raise ValueError(f"pivot_method: must be one of {PIVOT_METHODS} (got {pivot_method!r})")
+    snaps = (snapshots if isinstance(snapshots, LevelColumns) else
+             [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots])
+    pair_code, pair_atr = code[first], atr_key[first]
     # the candidates of every snapshot given (once per batch: the level checks of one batch
-    # pass the same snapshots, each with its own rows), merged for the pairs in use
-    per_snapshot, count_s, vocabulary = _snapshot_matrices(
-        snapshots if isinstance(snapshots, LevelColumns) else
-        [snap if isinstance(snap, KeyLevelsSnapshot) else None for snap in snapshots],
-        pivot_method, with_last=False)
-    merged = _merge_pairs(per_snapshot, count_s, vocabulary, code[first].astype(np.int64),
-                          atr[first], merge_atr=merge_atr)
-    raw = _POPCOUNT[merged.sources] + TOUCH_WEIGHT * merged.touch_weight
+    # pass the same snapshots, each with its own rows), merged for the pairs in use; the
+    # pairs of a table held for them are read from it
+    (per_snapshot, count_s, vocabulary), tables = _held(snaps, pivot_method, with_last=False)
+    if float(merge_atr) in tables:
+        held_strength, held_code, held_atr, held = tables[float(merge_atr)]
+        # a table of a lower strength holds every level asked for
+        rows = (_held_pairs(held_code, held_atr, pair_code, pair_atr)
+                if min_strength >= held_strength else None)
+        if rows is not None:
+            return _table_rows(held, rows, inverse.reshape(-1), min_strength)
     # rounding to 1e-6 moves a strength by at most 5e-7: the rest cannot reach min_strength
-    near = np.flatnonzero(raw >= min_strength - 1e-9 - 1e-6)
+    merged = _merge_pairs(per_snapshot, count_s, vocabulary, pair_code, atr[first],
+                          merge_atr=merge_atr, min_raw=min_strength - 1e-9 - 1e-6)
+    near = np.arange(len(merged.pair))
     strength = merged.strength(near)
     strong = strength >= min_strength - 1e-9
     kept, strength = near[strong], strength[strong]
@@ -640,8 +789,64 @@ def level_table(snapshots: LevelPieces, code: np.ndarray, atr: np.ndarray, *,
     touches[at] = merged.touches[kept]
     rank[at] = np.array([rank_of[name] for name in level_names.tolist()],
                         dtype=np.int64).reshape(-1)[level_code]
-    return LevelTable(code=inverse.reshape(-1), price=price, strength=strengths,
-                      touches=touches, rank=rank, names=np.array(names, dtype=object))
+    table = LevelTable(code=inverse.reshape(-1), price=price, strength=strengths,
+                       touches=touches, rank=rank, names=np.array(names, dtype=object))
+    tables.clear()  # one table held: the batch's checks merge at one width
+    tables[float(merge_atr)] = (float(min_strength), pair_code, pair_atr, table)
+    return table
+
+
+def _same_snapshots(held: LevelColumns | list[Any], snaps: LevelColumns | list[Any]) -> bool:
+    """Return whether ``snaps`` are the held snapshot objects (the same columns, or a list
+    of the same objects)."""
+    if isinstance(snaps, LevelColumns):
+        return held is snaps
+    return (isinstance(held, list) and len(held) == len(snaps)
+            and all(map(operator.is_, held, snaps)))
+
+
+def _held_pairs(held_code: np.ndarray, held_atr: np.ndarray, pair_code: np.ndarray,
+                pair_atr: np.ndarray) -> np.ndarray | None:
+    """Return each (``pair_code``, ``pair_atr``) pair's place among the held (distinct)
+    pairs, None when one is not held."""
+    size = int(max(held_code.max(initial=-1), pair_code.max(initial=-1))) + 1
+    by_code = np.full(size, -1, dtype=np.int64)
+    by_code[held_code] = np.arange(len(held_code))
+    rows = by_code[pair_code]
+    if np.bincount(held_code, minlength=1).max() <= 1:  # a snapshot at one ATR: by snapshot
+        if (rows >= 0).all() and (held_atr[rows] == pair_atr).all():
+            return rows
+        return None
+    _, place = distinct(np.concatenate([held_code, pair_code]),
+                        np.concatenate([held_atr, pair_atr]))
+    rows = place[len(held_code):]
+    return rows if not len(rows) or rows.max() < len(held_code) else None
+
+
+def _table_rows(table: LevelTable, rows: np.ndarray, code: np.ndarray, min_strength: float
+                ) -> LevelTable:
+    """Return the table of the pairs ``rows`` of ``table`` (``code``: per row its pair's
+    place in ``rows``) and their levels of strength at least ``min_strength`` as
+    level_table gives them for those pairs alone: as wide as their most levels, their names
+    alone."""
+    strength = table.strength[rows]
+    with np.errstate(invalid="ignore"):
+        kept = strength >= min_strength - 1e-9  # the padding (NaN) is none
+    count = np.count_nonzero(kept, axis=1)
+    width = int(count.max()) if len(rows) else 0
+    # each row's kept levels to its front, in their order
+    row, column = np.nonzero(kept)
+    at = (row, np.cumsum(kept, axis=1)[row, column] - 1)
+    shape = (len(rows), width)
+    price, strengths = np.full(shape, np.nan), np.full(shape, np.nan)
+    touches, rank = np.zeros(shape, dtype=np.int64), np.full(shape, NO_RANK, dtype=np.int64)
+    price[at] = table.price[rows][row, column]
+    strengths[at] = strength[row, column]
+    touches[at] = table.touches[rows][row, column]
+    used, renumbered = np.unique(table.rank[rows][row, column], return_inverse=True)
+    rank[at] = renumbered.reshape(-1)
+    return LevelTable(code=code, price=price, strength=strengths, touches=touches, rank=rank,
+                      names=table.names[used])
 
 
 def _level_names(merged: _Merged, groups: np.ndarray) -> np.ndarray:
@@ -650,11 +855,11 @@ def _level_names(merged: _Merged, groups: np.ndarray) -> np.ndarray:
     joined once."""
     snap = merged.snapshot[merged.pair[groups]]
     first, members = merged.first[groups], merged.members[groups]
-    numbers = merged.name[snap, first]
+    numbers = merged.name[first, snap]
     named = merged.vocabulary[numbers] if len(groups) else np.zeros(0, dtype=object)
     for m in np.unique(members[members > 1]).tolist():
         at = np.flatnonzero(members == m)
-        runs = merged.name[snap[at][:, None], first[at][:, None] + np.arange(m)[None, :]]
+        runs = merged.name[first[at][:, None] + np.arange(m)[None, :], snap[at][:, None]]
         one_of, run = distinct(*runs.T)
         joined = np.array([" / ".join(merged.vocabulary[runs[j]].tolist())
                            for j in one_of.tolist()], dtype=object)

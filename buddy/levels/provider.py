@@ -261,6 +261,14 @@ def _listed(column: pa.ChunkedArray | pa.Array
     return offsets, fields, null
 
 
+def _numbered(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Return text ``values`` as (per value the number of its distinct value, -1: NULL;
+    the distinct values, object)."""
+    encoded = values.dictionary_encode()
+    return (encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64),
+            np.asarray(encoded.dictionary.to_pylist(), dtype=object))
+
+
 def _row_has(offsets: np.ndarray, flag: np.ndarray) -> np.ndarray:
     """Return per row whether any of its elements (``offsets``) has ``flag``."""
     counts = np.add.reduceat(np.append(flag, False).astype(np.int64), offsets[:-1]) if len(
@@ -317,9 +325,9 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
     s_off, s_fields, s_null = _listed(table.column("support_resistance"))
     odd |= _row_has(s_off, s_null)
     s_raw = s_fields["price"].to_numpy(zero_copy_only=False).astype(np.float64)
-    s_kind = s_fields["kind"].to_numpy(zero_copy_only=False).astype(object)
-    v_anchor = v_fields["anchor"].to_numpy(zero_copy_only=False).astype(object)
-    v_anchor_number, v_anchor_names = pd.factorize(v_anchor)
+    # text as numbers into its distinct values (-1: NULL): no Python string per element
+    s_kind_number, s_kind_names = _numbered(s_fields["kind"])
+    v_anchor_number, v_anchor_names = _numbered(v_fields["anchor"])
     row_memo: dict[Any, Any] = {}
     row_form = {}
     for i in np.flatnonzero(odd).tolist():
@@ -330,11 +338,11 @@ def snapshot_columns(table: pa.Table, divisor: np.ndarray, symbols: Sequence[str
         symbol=list(symbols), timeframe=[str(tf) for tf in timeframes],
         bar_ns=bar_ns.fill_null(0).to_numpy().astype(np.int64), version=versions,
         divisor=divisor, fixed=fixed, pivots=pivots, vwap_offsets=v_off,
-        vwap_anchor=v_anchor, vwap_anchor_number=v_anchor_number.astype(np.int64),
-        vwap_anchor_names=np.asarray(v_anchor_names, dtype=object),
+        vwap_anchor_number=v_anchor_number, vwap_anchor_names=v_anchor_names,
         vwap_anchor_ns=v_fields["anchor_ts"].fill_null(0).to_numpy().astype(np.int64),
         vwap_bands=bands, sr_offsets=s_off, sr_raw=s_raw,
-        sr_price=s_raw / np.repeat(divisor, np.diff(s_off)), sr_kind=s_kind,
+        sr_price=s_raw / np.repeat(divisor, np.diff(s_off)), sr_kind_number=s_kind_number,
+        sr_kind_names=s_kind_names,
         sr_touches=s_fields["touches"].fill_null(0).to_numpy(zero_copy_only=False
                                                               ).astype(np.int64),
         sr_last_ns=s_fields["last_touch"].fill_null(0).to_numpy(zero_copy_only=False

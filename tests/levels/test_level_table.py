@@ -162,3 +162,67 @@ def test_no_candidates_make_an_empty_table() -> None:
     assert consolidate(snapshot(0.0, prior_day_high=None, prior_day_low=None,
                                 rolling_range_low=None, pivots={}, support_resistance=()),
                        1.0) == ()
+
+
+def test_strengths_round_as_python_rounds_them() -> None:
+    from buddy.levels.consolidate import _round6
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate([
+        rng.uniform(0.0, 50.0, 20_000),
+        # halves of the sixth decimal and their neighbours: where arithmetic could err
+        np.round(rng.uniform(0.0, 50.0, 2_000), 6) + 5e-7,
+        np.nextafter(np.round(rng.uniform(0.0, 50.0, 2_000), 6) + 5e-7, 0.0),
+        np.array([0.0, -0.0, 2.5e-7, 1e3, 1e3 + 0.0000005, 1e12 + 0.1, np.inf, np.nan]),
+        4 + 0.5 * np.array([2 * 0.5 ** (40 / 60) + 2 * 0.5 ** (3 / 60)])])
+    got = _round6(values)
+    expected = np.array([round(x, 6) if np.isfinite(x) else x for x in values.tolist()])
+    assert repr(got.tolist()) == repr(expected.tolist())  # bit for bit, -0.0 and NaN too
+
+
+def test_a_table_held_at_a_lower_strength_gives_a_higher_ones_levels_of_some_rows() -> None:
+    from buddy.levels import consolidate as cons
+
+    rng = np.random.default_rng(3)
+    snaps = [_random_snapshot(rng) for _ in range(40)]
+    code = rng.integers(0, len(snaps), size=300)
+    atr = rng.choice([np.nan, 0.1, 0.4, 1.0], size=300)
+    sub = np.flatnonzero(rng.random(300) < 0.6)[::-1]  # some rows, in another order
+    for low, high in ((0.0, 2.0), (2.0, 3.0), (3.0, 3.0), (2.0, 99.0)):
+        cons._LAST_MATRICES.clear()
+        cons.level_table(snaps, code, atr, pivot_method="classic", merge_atr=0.25,
+                         min_strength=low)
+        held = cons.level_table(snaps, code[sub], atr[sub], pivot_method="classic",
+                                merge_atr=0.25, min_strength=high)
+        assert cons._LAST_MATRICES[0][3][0.25][0] == low  # it read the held table
+        cons._LAST_MATRICES.clear()
+        fresh = cons.level_table(snaps, code[sub], atr[sub], pivot_method="classic",
+                                 merge_atr=0.25, min_strength=high)
+        assert [repr(a.tolist()) for a in (held.code, held.price, held.strength, held.touches,
+                                           held.rank, held.names)] == [
+            repr(a.tolist()) for a in (fresh.code, fresh.price, fresh.strength,
+                                       fresh.touches, fresh.rank, fresh.names)]
+    # a lower strength than the held table's, or rows it does not hold: merged afresh
+    cons.level_table(snaps, code, atr, pivot_method="classic", merge_atr=0.25,
+                     min_strength=1.0)
+    assert cons._LAST_MATRICES[0][3][0.25][0] == 1.0
+    cons.level_table(snaps, code, atr * 2, pivot_method="classic", merge_atr=0.25,
+                     min_strength=2.0)
+    assert cons._LAST_MATRICES[0][3][0.25][0] == 2.0
+
+
+def test_held_pairs_are_found_by_snapshot_or_by_snapshot_and_atr() -> None:
+    from buddy.levels.consolidate import _held_pairs
+
+    code, atr = np.array([4, 0, 2]), np.array([1.0, -1.0, 0.5])
+    assert _held_pairs(code, atr, np.array([2, 4, 2]), np.array([0.5, 1.0, 0.5])).tolist() == [
+        2, 0, 2]
+    assert _held_pairs(code, atr, np.array([2]), np.array([0.25])) is None  # another ATR
+    assert _held_pairs(code, atr, np.array([3]), np.array([1.0])) is None  # not held
+    assert _held_pairs(code, atr, np.array([9]), np.array([1.0])) is None
+    assert _held_pairs(code, atr, np.zeros(0, np.int64), np.zeros(0)).tolist() == []
+    # a snapshot at two ATRs: by both
+    code, atr = np.array([4, 0, 4]), np.array([1.0, -1.0, 2.0])
+    assert _held_pairs(code, atr, np.array([4, 4, 0]), np.array([2.0, 1.0, -1.0])).tolist() == [
+        2, 0, 1]
+    assert _held_pairs(code, atr, np.array([4]), np.array([3.0])) is None
