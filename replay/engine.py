@@ -61,7 +61,7 @@ from tqdm.auto import tqdm
 from buddy.batch.builder import build_batch_context
 from buddy.batch.context import BatchContext
 from buddy.batch.orchestrate import BatchReport, run_batch
-from buddy.batch.result import FACTS_SCHEMA, facts_from_json
+from buddy.batch.result import FACTS_SCHEMA, SEVERITY_BY_RANK, facts_from_json
 from buddy.config import ScoringConfig, canonical_json, identity_changes, stored_identity
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS, ContextPackBuilder, PieceProvider
 from buddy.domain import OrderType, Side, TradeIntent
@@ -905,13 +905,25 @@ def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos
     """Return the replay rows of a batch report (what ``report_rows`` gives per intent;
     text columns held as Categoricals are encoded by their categories)."""
     overall, modules, issues = report.overall, report.modules, report.issue_data
+    module_text: np.ndarray | pd.Categorical = _text(modules["module"])
+    coded = report.encoded
+    if "issue_code_no" in coded:  # the numbers run_batch held the text as
+        names = list(coded["module_names"])
+        module_text = pd.Categorical.from_codes(coded["module_order"], categories=names)
+        issues = {**issues,
+                  "module": pd.Categorical.from_codes(coded["issue_module_order"],
+                                                      categories=names),
+                  "code": pd.Categorical.from_codes(coded["issue_code_no"],
+                                                    categories=list(coded["code_names"])),
+                  "severity": pd.Categorical.from_codes(coded["issue_severity_rank"],
+                                                        categories=list(SEVERITY_BY_RANK))}
     return _chunk_rows(
         chunk_no, intent_nos, numbering,
         overall_score=overall["overall_score"].to_numpy(np.float64),
         verdict=_text(overall["overall_severity"]),
         n_issues=overall["n_issues"].to_numpy(np.int64),
         modules={"row": modules["row"].to_numpy(np.int64),
-                 "module": _text(modules["module"]), "status": _text(modules["status"]),
+                 "module": module_text, "status": _text(modules["status"]),
                  "score": modules["score"].to_numpy(np.float64),
                  "severity": _text(modules["severity"]),
                  "n_issues": modules["n_issues"].to_numpy(np.int64)},
