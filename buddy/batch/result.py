@@ -864,29 +864,3 @@ class BatchResult:
         return BatchResult(module=self.module, version=self.version, score=self.score[rows],
                            severity=self.severity[rows], status=self.status[rows],
                            issue_data=issues, explain=explain)
-
-
-def concat_results(module: str, version: str, parts: Sequence[tuple[np.ndarray, BatchResult]],
-                   n: int) -> BatchResult:
-    """Return one BatchResult of ``n`` rows from results computed on row subsets
-    (``parts``: (rows of the whole, result on those rows)); every row must be covered once."""
-    score = np.full(n, math.nan)
-    severity = np.empty(n, dtype=object)
-    status = np.empty(n, dtype=object)
-    covered = np.zeros(n, dtype=np.int64)
-    pieces = []
-    for rows, part in parts:
-        rows = np.asarray(rows, dtype=np.int64)
-        score[rows], severity[rows], status[rows] = part.score, part.severity, part.status
-        covered[rows] += 1
-        columns = part.issue_arrays
-        if len(columns["row"]):
-            columns["row"] = rows[np.asarray(columns["row"], dtype=np.int64)]
-            pieces.append(columns)
-    if (covered != 1).any():
-        raise ValueError(f"{module}: rows covered {sorted(set(covered.tolist()))} times")
-    issues = concat_columns(pieces)
-    if len(pieces) > 1:
-        issues = take_columns(issues, np.argsort(issues["row"], kind="stable"))
-    return BatchResult(module=module, version=version, score=score, severity=severity,
-                       status=status, issue_data=issues)

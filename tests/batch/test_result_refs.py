@@ -14,7 +14,6 @@ from buddy.batch.result import (
     IssueBlock,
     by_reference,
     concat_facts,
-    concat_results,
     evidence_json,
     fact_refs,
     fact_table,
@@ -94,10 +93,3 @@ def test_a_batch_result_over_facts_by_reference_is_the_json_one() -> None:
         assert one.row(i) == other.row(i)
     pick = np.array([n - 1, 0, 5, 0])
     assert one.take(pick).issues.equals(other.take(pick).issues)
-    # a module's result from row subsets: interleaved rows come back by row
-    halves = (rows[::2], rows[1::2])
-    joined = concat_results("m", "1", [(h, one.take(h)) for h in halves], n)
-    assert joined.issues.equals(one.issues)
-    mixed = concat_results("m", "1", [(halves[0], one.take(halves[0])),
-                                      (halves[1], other.take(halves[1]))], n)
-    assert mixed.issues.equals(other.issues)
