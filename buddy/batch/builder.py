@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import utc_ns
+from buddy.batch.columns import repeated, utc_ns
 from buddy.batch.context import (
     INSTRUMENT_FIELDS,
     OTHER_PIECES,
@@ -54,8 +54,8 @@ from buddy.store import Store
 from buddy.store.bars import (
     all_bars,
     all_features,
+    held_actions,
     instrument_row,
-    symbol_actions,
 )
 from buddy.store.core import READ_IDLE_S
 from buddy.store.tables import SeriesTable
@@ -75,6 +75,7 @@ class _TableTimes:
     ts_close: np.ndarray  # bar close, UTC ns
     session_day: np.ndarray  # the bar's session, day number
     feature_ts: np.ndarray  # the feature row's bar open, UTC ns
+    close: np.ndarray  # the bar's close, float64 (read only)
     #: ``Windows.column`` of windows over the whole tables, converted once per table read
     bar_columns: dict[str, np.ndarray] = field(default_factory=dict)
     feature_columns: dict[str, np.ndarray] = field(default_factory=dict)
@@ -91,34 +92,52 @@ def _table_times(store: Store) -> _TableTimes:
         return _TIMES[0]
     frame, feature_frame = bars.frame, features.frame
     empty = np.zeros(0, np.int64)
+    close = frame["close"].to_numpy(np.float64) if len(frame) else np.zeros(0)
+    close = close.view()
+    close.flags.writeable = False  # shared with the windows' column (``Windows.column``)
     times = _TableTimes(
         bars=bars, features=features,
         ts=utc_ns(frame["ts"]) if len(frame) else empty,
         ts_close=utc_ns(frame["ts_close"]) if len(frame) else empty,
         session_day=_days(frame["session"]) if len(frame) else empty,
-        feature_ts=utc_ns(feature_frame["ts"]) if len(feature_frame) else empty)
+        feature_ts=utc_ns(feature_frame["ts"]) if len(feature_frame) else empty,
+        close=close, bar_columns={"close": close} if len(frame) else {})
     _TIMES[:] = [times]
     return times
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SeriesData:
-    """One (symbol, timeframe) series as read once: raw bars, features and actions, with
-    the bars' times (UTC ns, session day numbers) and each feature row's bar position."""
+    """One (symbol, timeframe) series as read once: its rows of the whole bars and features
+    tables (``bars``, ``features``: frames made only when asked), the symbol's actions, the
+    bars' times (UTC ns, session day numbers) and closes, and each feature row's bar
+    position."""
 
     symbol: str
     timeframe: str
     instrument: dict[str, Any]
-    bars: pd.DataFrame
-    features: pd.DataFrame
-    actions: pd.DataFrame
+    actions: pd.DataFrame  # held for every reader (``held_actions``): read only
+    tables: _TableTimes
+    bar_at: np.ndarray  # rows of the whole bars table
+    feature_at: np.ndarray  # rows of the whole features table
     ts_close: np.ndarray
     session_day: np.ndarray
+    close: np.ndarray
     bar_of_feature: np.ndarray
     #: the whole tables' row of the first bar / feature row, where the series' rows are a
     #: slice of the table (-1: a selection)
     bar_row: int = -1
     feature_row: int = -1
+
+    @property
+    def bars(self) -> pd.DataFrame:
+        """The series' bars closed by the cut (a view of the whole table where a slice)."""
+        return _rows_of(self.tables.bars.frame, self.bar_at, self.bar_row)
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The series' feature rows of those bars."""
+        return _rows_of(self.tables.features.frame, self.feature_at, self.feature_row)
 
     @classmethod
     def read(cls, store: Store, symbol: str, timeframe: str, until: int,
@@ -137,8 +156,8 @@ class SeriesData:
         if instrument is None:
             raise IntentValidationError([FieldError("symbol", "is not in the tickers table",
                                                     symbol)])
-        actions = symbol_actions(store, symbol)
-        if len(actions):
+        actions = held_actions(store, symbol)
+        if len(actions) and not actions["ex_date"].is_monotonic_increasing:
             actions = actions.sort_values("ex_date", kind="stable", ignore_index=True)
         times = _table_times(store) if times is None else times
         a, b = times.bars.span(symbol, timeframe)
@@ -146,36 +165,41 @@ class SeriesData:
         n = len(closed)
         bar_row = feature_row = -1
         if n == 0 or closed[-1] == n - 1:  # a prefix: a view of the whole table
-            bars = times.bars.frame.iloc[a:a + n]
             at = np.arange(a, a + n)
             bar_row = a
         else:
             at = a + closed
-            bars = times.bars.frame.iloc[at]
         bar_ts = times.ts[at]
         fa, fb = times.features.span(symbol, timeframe)
         feature_ts = times.feature_ts[fa:fb]
         m = int(np.searchsorted(feature_ts, bar_ts[-1], side="right")) if n else 0
         if m == n and np.array_equal(feature_ts[:m], bar_ts):  # a row per bar: a prefix
-            features = times.features.frame.iloc[fa:fa + m]
+            feature_at = np.arange(fa, fa + m)
             bar_of_feature = np.arange(m)
             feature_row = fa
         else:  # the join on ts: no feature row without its bar
             keep = np.flatnonzero(np.isin(feature_ts, bar_ts))
-            features = times.features.frame.iloc[fa + keep]
+            feature_at = fa + keep
             bar_of_feature = np.searchsorted(bar_ts, feature_ts[keep])
-        return cls(symbol=symbol, timeframe=timeframe, instrument=instrument, bars=bars,
-                   features=features, actions=actions, ts_close=times.ts_close[at],
-                   session_day=times.session_day[at], bar_of_feature=bar_of_feature,
-                   bar_row=bar_row, feature_row=feature_row)
+        return cls(symbol=symbol, timeframe=timeframe, instrument=instrument, actions=actions,
+                   tables=times, bar_at=at, feature_at=feature_at,
+                   ts_close=times.ts_close[at], session_day=times.session_day[at],
+                   close=times.close[at], bar_of_feature=bar_of_feature, bar_row=bar_row,
+                   feature_row=feature_row)
+
+
+def _rows_of(frame: pd.DataFrame, at: np.ndarray, first: int) -> pd.DataFrame:
+    """Return the rows ``at`` of ``frame``: a slice where they are one (``first`` >= 0)."""
+    return frame.iloc[first:first + len(at)] if first >= 0 else frame.iloc[at]
 
 
 @dataclass(slots=True)
 class _Parts:
-    """What the series loop collects; concatenated into the BatchContext at the end."""
+    """What the series loop collects; concatenated into the BatchContext at the end (a
+    SeriesData stands for its own rows of the whole tables, framed only if concatenated)."""
 
-    bar_frames: list[pd.DataFrame]
-    feature_frames: list[pd.DataFrame]
+    bar_frames: list[pd.DataFrame | SeriesData]
+    feature_frames: list[pd.DataFrame | SeriesData]
     n_bars: int = 0
     n_features: int = 0
     #: per group of rows on one basis: (rows, the whole bars table's row minus the
@@ -219,8 +243,8 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         "bars_without_features": np.zeros(n, np.int64), "n_bars": np.zeros(n, np.int64),
         "has_latest": np.zeros(n, bool)}
     latest_index = np.full(n, -1, np.int64)  # row of the concatenated features, -1: none
-    missing_sessions = np.empty(n, dtype=object)
-    splits_applied = np.empty(n, dtype=object)
+    missing_sessions = repeated((), n)
+    splits_applied = repeated((), n)
     instruments: list[dict[str, Any]] = []  # one per series; rows point at theirs
     instrument_of = np.zeros(n, np.int64)
     local_days: dict[str, np.ndarray] = {}  # per time zone: each row's as_of local day
@@ -251,16 +275,13 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         bars_data, features_data = times.bars.frame, times.features.frame
         bar_columns, feature_columns = times.bar_columns, times.feature_columns
     else:
-        bars_data = pd.concat(parts.bar_frames, ignore_index=True) if parts.bar_frames else (
-            pd.DataFrame())
-        features_data = pd.concat(parts.feature_frames, ignore_index=True) if (
+        bars_data = pd.concat([f if isinstance(f, pd.DataFrame) else f.bars
+                               for f in parts.bar_frames], ignore_index=True) if (
+            parts.bar_frames) else pd.DataFrame()
+        features_data = pd.concat([f if isinstance(f, pd.DataFrame) else f.features
+                                   for f in parts.feature_frames], ignore_index=True) if (
             parts.feature_frames) else pd.DataFrame()
-    numeric = features_data.select_dtypes("number") if len(features_data.columns) else (
-        pd.DataFrame())
-    latest = pd.DataFrame(np.nan, index=range(n), columns=numeric.columns, dtype=np.float64)
-    has = latest_index >= 0
-    if has.any() and len(numeric.columns):  # the rows read, then converted
-        latest.loc[has, :] = numeric.iloc[latest_index[has]].to_numpy(dtype=np.float64)
+    features = Windows(features_data, feat_start, feat_stop, feature_columns)
     market_columns = dict(market)
     market_columns["last_bar_close"] = pd.to_datetime(
         np.where(market["has_market"], market["last_bar_close"], np.iinfo(np.int64).min),
@@ -269,13 +290,25 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         intents=frame, instrument=pd.DataFrame(
             instruments, columns=list(INSTRUMENT_FIELDS)).iloc[instrument_of].reset_index(
             drop=True),
-        market=market_frame(market_columns), latest=latest,
-        bars=Windows(bars_data, bar_start, bar_stop, bar_columns),
-        features=Windows(features_data, feat_start, feat_stop, feature_columns),
+        market=market_frame(market_columns), latest=_latest(features, latest_index),
+        bars=Windows(bars_data, bar_start, bar_stop, bar_columns), features=features,
         missing_sessions=missing_sessions, splits_applied=splits_applied,
-        pieces={name: np.full(n, None, dtype=object) for name in OTHER_PIECES},
-        missing={})
+        pieces=dict.fromkeys(OTHER_PIECES, np.empty(n, dtype=object)), missing={})
     return _with_pieces(store, base, providers)
+
+
+def _latest(features: Windows, latest_index: np.ndarray) -> pd.DataFrame:
+    """Return the numeric feature columns of row ``latest_index`` of ``features.data`` per
+    row (-1: NaN), as float64 (each column converted once: ``Windows.column``)."""
+    data = features.data
+    names = data.select_dtypes("number").columns if len(data.columns) else pd.Index([])
+    values = np.full((len(names), len(latest_index)), np.nan)
+    has = latest_index >= 0
+    if has.any():
+        at = latest_index[has]
+        for j, name in enumerate(names):
+            values[j, has] = features.column(name)[at]
+    return pd.DataFrame(values.T, columns=names, copy=False)
 
 
 def _with_pieces(store: Store, base: BatchContext, providers: ProviderRegistry
@@ -295,8 +328,8 @@ def _with_pieces(store: Store, base: BatchContext, providers: ProviderRegistry
     for name in OTHER_PIECES:
         provider = providers.get(name)
         if provider is None:
-            pieces[name] = np.full(n, None, dtype=object)
-            missing[name] = np.full(n, NOT_YET_PROVIDED[name], dtype=object)
+            pieces[name] = np.empty(n, dtype=object)  # None on every row
+            missing[name] = repeated(NOT_YET_PROVIDED[name], n)
             continue
         pieces[name], missing[name] = provide(name, provider, request)
     return BatchContext(intents=base.intents, instrument=base.instrument, market=base.market,
@@ -316,37 +349,47 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
                  feat_start: np.ndarray, feat_stop: np.ndarray, market: dict[str, np.ndarray],
                  latest_index: np.ndarray, missing_sessions: np.ndarray,
                  splits_applied: np.ndarray, local_days: dict[str, np.ndarray]) -> None:
-    bars, features, actions = data.bars, data.features, data.actions
+    actions = data.actions
     t = as_of_ns[rows]
     bars_close = data.ts_close
     stop = np.searchsorted(bars_close, t, side="right")
     start = np.maximum(stop - lookback, 0)
     # features join bars on ts: each feature row closes when its bar does
     bar_pos_of_feature = data.bar_of_feature
-    feat_close = bars_close[bar_pos_of_feature] if len(features) else np.zeros(0, np.int64)
+    feat_close = bars_close[bar_pos_of_feature] if len(bar_pos_of_feature) else np.zeros(
+        0, np.int64)
     fstop = np.searchsorted(feat_close, t, side="right")
     fstart = np.maximum(fstop - lookback, 0)
     has_market = stop > 0
-    missing_sessions[rows] = _EMPTY[np.zeros(len(rows), np.int64)]
-    splits_applied[rows] = _EMPTY[np.zeros(len(rows), np.int64)]
     # ---------------------------------------------------------------- split basis
     utc_day = t // _NS_PER_DAY
     ex_days = _days(actions["ex_date"]) if len(actions) else np.zeros(0, np.int64)
     n_actions = np.searchsorted(ex_days, utc_day, side="right")
-    has_feature = np.zeros(len(bars), bool)
+    has_feature = np.zeros(len(data.bar_at), bool)
     has_feature[bar_pos_of_feature] = True
     featured_before = np.concatenate([[0], np.cumsum(has_feature)])
-    timezone = Instrument.from_row(data.instrument).timezone
-    close = bars["close"].to_numpy(np.float64)
-    for k in np.unique(n_actions[has_market]) if has_market.any() else []:
-        group = np.flatnonzero(has_market & (n_actions == k))
+    instrument = Instrument.from_row(data.instrument)
+    close = data.close
+    if not has_market.any():
+        bases: Any = []
+    elif len(ex_days):
+        bases = np.unique(n_actions[has_market])
+    else:  # no actions: every row on the as-traded basis
+        bases = [0]
+    for k in bases:
+        group = np.flatnonzero(has_market & (n_actions == k)) if len(ex_days) else (
+            np.flatnonzero(has_market))
+        adjusted: pd.DataFrame | SeriesData
+        adjusted_features: pd.DataFrame | SeriesData
         if k:
             applied = actions.iloc[:k].reset_index(drop=True)
             as_of_k = pd.Timestamp(t[group[0]], tz="UTC")
-            adjusted = adjust_bars(bars, applied, as_of_k)
+            adjusted = adjust_bars(data.bars, applied, as_of_k)
+            features = data.features
             adjusted_features = features.copy()
             if len(features):
-                per_row = split_factor_of_times(features["ts"], timezone, applied, as_of_k)
+                per_row = split_factor_of_times(features["ts"], instrument.timezone,
+                                                applied, as_of_k)
                 for column in PRICE_LEVEL_FEATURES:
                     if column in adjusted_features:
                         adjusted_features[column] = (adjusted_features[column].to_numpy()
@@ -355,14 +398,14 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
                            zip(applied.get("ex_date", []), applied.get("ratio", []),
                                strict=True))
             adjusted_close = adjusted["close"].to_numpy(np.float64)
-        else:  # the as-traded basis: the table's rows themselves (the concat copies them)
-            adjusted, adjusted_features, splits = bars, features, ()
+        else:  # the as-traded basis: the table's rows themselves (framed only if needed)
+            adjusted, adjusted_features, splits = data, data, ()
             adjusted_close = close
         bar_offset, feat_offset = parts.n_bars, parts.n_features
         parts.bar_frames.append(adjusted)
         parts.feature_frames.append(adjusted_features)
-        parts.n_bars += len(adjusted)
-        parts.n_features += len(adjusted_features)
+        parts.n_bars += len(adjusted) if k else len(data.bar_at)
+        parts.n_features += len(adjusted_features) if k else len(data.feature_at)
         rows_k = rows[group]
         bar_start[rows_k] = bar_offset + start[group]
         bar_stop[rows_k] = bar_offset + stop[group]
@@ -384,22 +427,11 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         market["has_latest"][rows_k] = same_bar
         latest_index[rows_k[same_bar]] = feat_offset + fstop[group][same_bar] - 1
         if k:
-            splits_applied[rows_k] = _shared(splits, len(rows_k))
+            splits_applied[rows_k] = repeated(splits, len(rows_k))
         parts.in_tables.append(None if k or data.bar_row < 0 or data.feature_row < 0 else (
             rows_k, data.bar_row - bar_offset, data.feature_row - feat_offset))
-    _calendar_columns(data, rows, t, start, stop, has_market, market, missing_sessions,
-                      local_days, as_of_ns)
-
-
-_EMPTY = np.empty(1, dtype=object)
-_EMPTY[0] = ()
-
-
-def _shared(value: Any, n: int) -> np.ndarray:
-    """Return an object array of ``n`` references to ``value`` (a tuple kept whole)."""
-    one = np.empty(1, dtype=object)
-    one[0] = value
-    return one[np.zeros(n, np.int64)]
+    _calendar_columns(data, instrument, rows, t, start, stop, has_market, market,
+                      missing_sessions, local_days, as_of_ns)
 
 
 @lru_cache(maxsize=1024)
@@ -437,15 +469,15 @@ def _sessions_covering(calendar_name: str, first_day: int, last_day: int
     return session_days, closes
 
 
-def _calendar_columns(data: SeriesData, rows: np.ndarray, t: np.ndarray, start: np.ndarray,
-                      stop: np.ndarray, has_market: np.ndarray, market: dict[str, np.ndarray],
+def _calendar_columns(data: SeriesData, instrument: Instrument, rows: np.ndarray,
+                      t: np.ndarray, start: np.ndarray, stop: np.ndarray,
+                      has_market: np.ndarray, market: dict[str, np.ndarray],
                       missing_sessions: np.ndarray, local_days: dict[str, np.ndarray],
                       as_of_ns: np.ndarray) -> None:
     """Sessions since the last bar, sessions in the window and missing sessions, per row, as
     ``market_data`` counts them, from the calendar's sessions read once per calendar."""
     if not has_market.any():
         return
-    instrument = Instrument.from_row(data.instrument)
     bar_days = data.session_day
     live = np.flatnonzero(has_market)
     first_days = bar_days[start[live]]

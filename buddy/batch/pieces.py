@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import distinct, objects
+from buddy.batch.columns import distinct, integer_groups, objects
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import (
     BatchPieceRequest,
@@ -119,7 +119,7 @@ def groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys = np.asarray(keys)
     if not len(keys):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    first, code = distinct(*keys.T)
+    first, code = integer_groups(keys) if keys.dtype.kind in "iu" else distinct(*keys.T)
     return code.astype(np.int64), first
 
 

@@ -1,0 +1,88 @@
+"""The column helpers the builder and the batch forms number rows with, against plain loops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from buddy.batch.columns import distinct, integer_groups, repeated
+from buddy.batch.pieces import groups
+
+
+def _oracle(rows: list[tuple[object, ...]]) -> tuple[list[int], list[int]]:
+    """Return (first position of each distinct row, in order of appearance; each row's
+    number), NaN equal to NaN."""
+    def canonical(value: object) -> object:
+        return "<nan>" if isinstance(value, float) and math.isnan(value) else value
+
+    seen: dict[tuple[object, ...], int] = {}
+    first: list[int] = []
+    code: list[int] = []
+    for i, row in enumerate(rows):
+        key = tuple(canonical(v) for v in row)
+        if key not in seen:
+            seen[key] = len(first)
+            first.append(i)
+        code.append(seen[key])
+    return first, code
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_distinct_numbers_rows_by_first_appearance(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 300
+    text = np.array(["a", "b", None, "c"], dtype=object)[rng.integers(0, 4, n)]
+    number = np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 3, n).astype(float))
+    small = rng.integers(0, 2, n)
+    first, code = distinct(text, number, small)
+    want_first, want_code = _oracle(list(zip(text.tolist(), number.tolist(), small.tolist(),
+                                             strict=True)))
+    assert first.tolist() == want_first
+    assert code.tolist() == want_code
+
+
+def test_distinct_renumbers_before_its_key_overflows() -> None:
+    rng = np.random.default_rng(7)
+    n = 2000
+    columns = [rng.integers(0, 1500, n) for _ in range(8)]  # 1501**8 is past int64
+    columns[3] = columns[0]  # some rows repeat through the wide key
+    columns = [np.concatenate([c, c[:50]]) for c in columns]
+    first, code = distinct(*columns)
+    want_first, want_code = _oracle(list(zip(*(c.tolist() for c in columns), strict=True)))
+    assert first.tolist() == want_first
+    assert code.tolist() == want_code
+    assert len(first) == n
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_integer_groups_match_distinct(wide: bool) -> None:
+    rng = np.random.default_rng(3)
+    n = 500
+    keys = np.column_stack([rng.integers(-3, 4, n), rng.integers(0, 5, n),
+                            rng.integers(10, 12, n)]).astype(np.int64)
+    if wide:  # spans whose product is past int64: the per-column path
+        keys[:, 0] *= 1 << 40
+        keys[:, 1] *= 1 << 40
+    first, code = integer_groups(keys)
+    want_first, want_code = _oracle([tuple(r) for r in keys.tolist()])
+    assert first.tolist() == want_first
+    assert code.tolist() == want_code
+    codes, firsts = groups(keys)
+    assert codes.tolist() == want_code and firsts.tolist() == want_first
+
+
+def test_groups_of_no_rows_and_of_floats() -> None:
+    codes, first = groups(np.zeros((0, 2), dtype=np.int64))
+    assert len(codes) == 0 and len(first) == 0
+    keys = np.array([[0.5, 1.0], [np.nan, 1.0], [0.5, 1.0], [np.nan, 1.0]])
+    codes, first = groups(keys)
+    assert codes.tolist() == [0, 1, 0, 1] and first.tolist() == [0, 1]
+
+
+def test_repeated_shares_one_value_per_element() -> None:
+    for value in ("CONTEXT_MISSING", (), (1, 2), None):
+        out = repeated(value, 4)
+        assert out.dtype == object and out.shape == (4,)
+        assert all(v is value for v in out.tolist())
