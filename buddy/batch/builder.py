@@ -287,14 +287,29 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         np.where(market["has_market"], market["last_bar_close"], np.iinfo(np.int64).min),
         utc=True).where(market["has_market"])
     base = BatchContext(
-        intents=frame, instrument=pd.DataFrame(
-            instruments, columns=list(INSTRUMENT_FIELDS)).iloc[instrument_of].reset_index(
-            drop=True),
+        intents=frame, instrument=_instrument_frame(instruments, instrument_of),
         market=market_frame(market_columns), latest=_latest(features, latest_index),
         bars=Windows(bars_data, bar_start, bar_stop, bar_columns), features=features,
         missing_sessions=missing_sessions, splits_applied=splits_applied,
         pieces=dict.fromkeys(OTHER_PIECES, np.empty(n, dtype=object)), missing={})
     return _with_pieces(store, base, providers)
+
+
+def _instrument_frame(instruments: list[dict[str, Any]], instrument_of: np.ndarray
+                      ) -> pd.DataFrame:
+    """Return the instrument of each row (``instruments[instrument_of]``) as columns; text
+    columns as objects (the values of the text column, NaN where missing), so the many
+    ``to_numpy(object)`` readers share the series' strings instead of converting every row
+    each time."""
+    frame = pd.DataFrame(instruments, columns=list(INSTRUMENT_FIELDS))
+    columns: dict[str, Any] = {}
+    for name in INSTRUMENT_FIELDS:
+        column = frame[name]
+        if isinstance(column.dtype, pd.StringDtype):
+            columns[name] = pd.Series(column.to_numpy(object)[instrument_of], dtype=object)
+        else:
+            columns[name] = column.iloc[instrument_of].reset_index(drop=True)
+    return pd.DataFrame(columns, columns=list(INSTRUMENT_FIELDS))
 
 
 def _latest(features: Windows, latest_index: np.ndarray) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import objects
+from buddy.batch.columns import integer_groups, objects
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -173,8 +173,8 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     per (symbol, as_of) (per distinct as_of and problems when a timeframe has no bar).
     """
     n = len(request)
-    pieces = np.full(n, None, dtype=object)
-    reasons = np.full(n, None, dtype=object)
+    pieces = np.empty(n, dtype=object)  # None on every row until set
+    reasons = np.empty(n, dtype=object)
     inst = request.instrument
     t = as_of_ns(request.intents["as_of"])
     keys = pd.DataFrame({"symbol": inst["symbol"].to_numpy(object),
@@ -188,28 +188,61 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     distinct_t, t_code = np.unique(t, return_inverse=True)
     as_of_text = as_of_texts(distinct_t)
     t_code = t_code.reshape(-1).astype(np.int64)
+    words = _Reasons(n)
     for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
         series = stack_series(request.store, symbol, [str(tf) for tf in stack],
                               as_of_datetime(int(t[rows].max())))
         _stack_rows(symbol, stack, {tf: series[str(tf)] for tf in stack}, rows, t[rows],
-                    pieces, reasons, as_of_text, t_code[rows])
+                    pieces, reasons, words)
+    words.write(reasons, as_of_text, t_code)
     return pieces, reasons
+
+
+class _Reasons:
+    """The reasons of rows with a stack timeframe without bars, written at the end of the
+    batch: per row the number of its (words before the as_of, words after) pair; each
+    distinct (pair, as_of) is written once, and its rows share the text."""
+
+    def __init__(self, n: int) -> None:
+        self.pair = np.full(n, -1, dtype=np.int64)
+        self.pairs: list[tuple[str, str]] = []
+        self._number: dict[tuple[str, str], int] = {}
+
+    def number(self, pair: tuple[str, str]) -> int:
+        """Return the number of ``pair`` (numbered on first sight)."""
+        j = self._number.get(pair)
+        if j is None:
+            j = self._number[pair] = len(self.pairs)
+            self.pairs.append(pair)
+        return j
+
+    def write(self, reasons: np.ndarray, as_of_text: list[str], as_of_code: np.ndarray
+              ) -> None:
+        """Write the reason of every row given a pair (its as_of is
+        ``as_of_text[as_of_code]``)."""
+        rows = np.flatnonzero(self.pair >= 0)
+        if not len(rows):
+            return
+        first, number = integer_groups(np.column_stack([self.pair[rows], as_of_code[rows]]))
+        pairs = self.pairs
+        reasons[rows] = objects([f"{pairs[p][0]}{as_of_text[c]}{pairs[p][1]}" for p, c in zip(
+            self.pair[rows[first]].tolist(), as_of_code[rows[first]].tolist(), strict=True)]
+                                )[number]
 
 
 def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timeframe, BarTrends],
                 rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
-                as_of_text: list[str], as_of_code: np.ndarray) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns, written
-    ``as_of_text[as_of_code]``) of one symbol's stack from each timeframe's
-    ``stack_series`` bars."""
+                words: _Reasons) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
+    from each timeframe's ``stack_series`` bars (``words``: the reasons written at the end
+    of the batch)."""
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
     closed = np.empty_like(position)
     for k, tf in enumerate(stack):
         position[:, k], closed[:, k] = last_closed(bars[tf].ts, bars[tf].ts_close, t)
     if any(not len(bars[tf]) for tf in stack):
         # a timeframe without a single bar: no row can read cleanly, only reasons are built
-        _reasons_only(symbol, stack, bars, position, closed, rows, t, reasons, as_of_text,
-                      as_of_code)
+        _reasons_only(symbol, stack, bars, position, closed, rows, t, words)
         return
     clean = np.ones(len(rows), dtype=bool)
     for k, tf in enumerate(stack):
@@ -240,24 +273,24 @@ def _readable(series: BarTrends) -> np.ndarray:
 
 def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                   bars: Mapping[Timeframe, BarTrends], position: np.ndarray,
-                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray,
-                  as_of_text: list[str], as_of_code: np.ndarray) -> None:
-    """Write ``stack_reading``'s reason of every row (each has a timeframe without bars).
+                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, words: _Reasons) -> None:
+    """Give every row its ``stack_reading`` reason's words (each has a timeframe without
+    bars): ``words.pair`` at ``rows``.
 
     Each timeframe's problem is worded once per distinct cause: a bar that does not read
     once per (bar, closed count), a stale bar once per age; a row's problems are then codes
-    into those words, and a row's reason puts its as_of (written once per distinct as_of)
-    between the words of its problems.
+    into those words, and each distinct set of problems is joined once into the words
+    around the as_of (``words`` puts each row's as_of between them at the end).
     """
-    words: list[str] = []
+    problem_words: list[str] = []
     code_of: dict[str, int] = {}
 
     def code(problem: str | None) -> int:
         if problem is None:
             return -1
         if problem not in code_of:
-            code_of[problem] = len(words)
-            words.append(problem)
+            code_of[problem] = len(problem_words)
+            problem_words.append(problem)
         return code_of[problem]
 
     problems = np.full((len(rows), len(stack)), -1, dtype=np.int64)
@@ -284,14 +317,12 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                                              series.record(int(position[j, k]))["ts_close"]))
                              for j in stale[first]], dtype=np.int64)
             problems[stale, k] = made[codes]
-    # each distinct set of problems joined once; a row puts its as_of between the words
+    # each distinct set of problems joined once
     combo, combo_first = groups(problems)
-    joined = [_incomplete_around(symbol, stack, [words[c] for c in problems[j].tolist()
-                                                 if c >= 0]) for j in combo_first.tolist()]
-    # one reason per distinct (as_of, problems): rows sharing them share the text
-    key, pairs = pd.factorize(as_of_code * len(joined) + combo)
-    reasons[rows] = objects([f"{joined[c][0]}{as_of_text[t]}{joined[c][1]}" for t, c in zip(
-        (pairs // len(joined)).tolist(), (pairs % len(joined)).tolist(), strict=True)])[key]
+    pair = np.array([words.number(_incomplete_around(
+        symbol, stack, [problem_words[c] for c in problems[j].tolist() if c >= 0]))
+        for j in combo_first.tolist()], dtype=np.int64)
+    words.pair[rows] = pair[combo]
 
 
 def as_of_texts(ns: np.ndarray) -> list[str]:
