@@ -37,8 +37,14 @@ def integer_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     low, high = keys.min(axis=0), keys.max(axis=0)
     spans = [int(h) - int(lo) + 1 for lo, h in zip(low.tolist(), high.tolist(), strict=True)]
-    if math.prod(spans) >= _WIDEST:
-        return distinct(*keys.T)
+    if math.prod(spans) >= _WIDEST:  # the columns wider than the rows by their codes
+        wide = [j for j, span in enumerate(spans) if span > len(keys)]
+        keys = keys.copy()
+        for j in wide:
+            codes, uniques = pd.factorize(keys[:, j])
+            keys[:, j], low[j], spans[j] = codes, 0, len(uniques)
+        if math.prod(spans) >= _WIDEST:
+            return distinct(*keys.T)
     key = keys[:, 0] - low[0]
     for j in range(1, keys.shape[1]):
         key = key * spans[j] + (keys[:, j] - low[j])

@@ -56,15 +56,18 @@ def test_distinct_renumbers_before_its_key_overflows() -> None:
     assert len(first) == n
 
 
-@pytest.mark.parametrize("wide", [False, True])
-def test_integer_groups_match_distinct(wide: bool) -> None:
+@pytest.mark.parametrize("shape", ["narrow", "wide", "many"])
+def test_integer_groups_match_distinct(shape: str) -> None:
     rng = np.random.default_rng(3)
     n = 500
     keys = np.column_stack([rng.integers(-3, 4, n), rng.integers(0, 5, n),
                             rng.integers(10, 12, n)]).astype(np.int64)
-    if wide:  # spans whose product is past int64: the per-column path
+    if shape == "wide":  # spans past int64, wider than the rows: those columns by codes
         keys[:, 0] *= 1 << 40
         keys[:, 1] *= 1 << 40
+    if shape == "many":  # codes that still do not fit: ``distinct``
+        keys = rng.integers(0, 300, (n, 8)).astype(np.int64)
+        keys[250:] = keys[:250]
     first, code = integer_groups(keys)
     want_first, want_code = _oracle([tuple(r) for r in keys.tolist()])
     assert first.tolist() == want_first
