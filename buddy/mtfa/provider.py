@@ -15,7 +15,8 @@ timeframes than it claims to.
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
 each symbol's stack comes from the whole bars and features tables read once per process
 (``buddy.store.mtfa.stack_series``, numpy columns), each row's last closed bar per timeframe
-is found with ``searchsorted``, and rows with the same last closed bars share one snapshot.
+is found with ``searchsorted``, and rows with the same last closed bars share one snapshot
+(the pieces are a ``PieceColumn`` over the snapshots made: per row the number of its own).
 When a stack timeframe has no bar at all no row can read cleanly: only the reasons are
 built, each timeframe's problem once per bar that does not read (or per age of a stale
 bar), each reason once per distinct as_of and problems.
@@ -24,7 +25,7 @@ bar), each reason once per distinct as_of and problems.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,8 @@ from buddy.batch.pieces import (
     as_of_ns,
     groups,
     last_closed,
-    spread,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import MTFASnapshot
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.mtfa.compute import (
@@ -173,8 +174,8 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     per (symbol, as_of) (per distinct as_of and problems when a timeframe has no bar).
     """
     n = len(request)
-    pieces = np.empty(n, dtype=object)  # None on every row until set
-    reasons = np.empty(n, dtype=object)
+    pieces = _Snapshots(n)
+    reasons = np.empty(n, dtype=object)  # None on every row until set
     inst = request.instrument
     t = as_of_ns(request.intents["as_of"])
     keys = pd.DataFrame({"symbol": inst["symbol"].to_numpy(object),
@@ -195,7 +196,30 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
         _stack_rows(symbol, stack, {tf: series[str(tf)] for tf in stack}, rows, t[rows],
                     pieces, reasons, words)
     words.write(reasons, as_of_text, t_code)
-    return pieces, reasons
+    made = pieces.made
+    return PieceColumn(pieces.code, len(made), made.__getitem__), reasons
+
+
+class _Snapshots:
+    """The snapshots of a batch: per row the number of its snapshot in ``made`` (-1:
+    none); rows with the same last closed bars share one."""
+
+    def __init__(self, n: int) -> None:
+        self.code = np.full(n, -1, dtype=np.int64)
+        self.made: list[MTFASnapshot] = []
+
+    def spread(self, made: Sequence[tuple[MTFASnapshot | None, str | None]],
+               codes: np.ndarray, rows: np.ndarray, reasons: np.ndarray) -> None:
+        """Give ``rows`` (group ``codes``) their group's (snapshot, reason) ``made[u]``."""
+        number = np.full(len(made), -1, dtype=np.int64)
+        why = np.empty(len(made), dtype=object)
+        for u, (piece, reason) in enumerate(made):
+            why[u] = reason
+            if piece is not None:
+                number[u] = len(self.made)
+                self.made.append(piece)
+        self.code[rows] = number[codes]
+        reasons[rows] = why[codes]
 
 
 class _Reasons:
@@ -231,7 +255,7 @@ class _Reasons:
 
 
 def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timeframe, BarTrends],
-                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
+                rows: np.ndarray, t: np.ndarray, pieces: _Snapshots, reasons: np.ndarray,
                 words: _Reasons) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
     from each timeframe's ``stack_series`` bars (``words``: the reasons written at the end
@@ -257,9 +281,9 @@ def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timefra
         if not len(subset):
             continue
         codes, first = groups(key[subset])
-        spread([stack_reading(symbol, stack, as_of_datetime(int(t[j])),
-                              _by_tf(stack, records, position[j], closed[j]))
-                for j in subset[first]], codes, rows[subset], pieces, reasons)
+        pieces.spread([stack_reading(symbol, stack, as_of_datetime(int(t[j])),
+                                     _by_tf(stack, records, position[j], closed[j]))
+                       for j in subset[first]], codes, rows[subset], reasons)
 
 
 def _readable(series: BarTrends) -> np.ndarray:
