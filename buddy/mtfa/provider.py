@@ -118,17 +118,24 @@ def bar_reading(symbol: str, tf: Timeframe, row: Mapping[str, Any]
                 ) -> tuple[ClosedBarReading | None, str | None]:
     """Return the reading of one timeframe's last closed bar (a ``last_closed_bars`` row),
     or None and the problem that keeps it from reading (staleness aside)."""
-    bar_day = f"{pd.Timestamp(row['ts']):%Y-%m-%d}, {int(row['n_closed'])} closed bars"
+    bar_ts = pd.Timestamp(row["ts"])
+    bar_day = f"{_day_text(bar_ts)}, {int(row['n_closed'])} closed bars"
     if not row["has_features"]:
         return None, (f"{tf}: no feature row for the last closed bar ({bar_day}); run "
                       f"`buddy jobs features --symbols {symbol} --timeframes {tf}`")
     reading = ClosedBarReading(
-        timeframe=tf, bar_ts=pd.Timestamp(row["ts"]).to_pydatetime(),
+        timeframe=tf, bar_ts=bar_ts.to_pydatetime(),
         close=float(row["close"]), **{k: _float(row[k]) for k in REQUIRED_FEATURES})
     problem = reading_problem(reading)
     if problem is not None:
         return None, f"{tf}: {problem} ({bar_day})"
     return reading, None
+
+
+def _day_text(ts: pd.Timestamp) -> str:
+    """Return ``f"{ts:%Y-%m-%d}"`` (its date in its zone) without strftime's cost."""
+    day = ts.date()
+    return day.isoformat() if day.year >= 1000 else f"{ts:%Y-%m-%d}"
 
 
 def _no_bar(tf: Timeframe) -> str:
@@ -161,6 +168,8 @@ def stale_after(tf: Timeframe) -> pd.Timedelta:
 
 
 def _float(value: object) -> float:
+    if type(value) is float:  # the common case, NaN included
+        return value
     return math.nan if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]
 
 
