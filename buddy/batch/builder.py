@@ -228,7 +228,9 @@ def build_batch_context(store: Store, intents: pd.DataFrame, *,
 def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
            providers: ProviderRegistry) -> BatchContext:
     frame = intent_columns(intents)
-    frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
+    dtype = frame["as_of"].dtype
+    if not (isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC"):
+        frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
     n = len(frame)
     as_of_ns = frame["as_of"].dt.as_unit("ns").astype("int64").to_numpy()
     parts = _Parts([], [])
@@ -498,9 +500,11 @@ def _calendar_columns(data: SeriesData, instrument: Instrument, rows: np.ndarray
     first_days = bar_days[start[live]]
     zone_days = local_days.get(instrument.timezone)
     if zone_days is None:  # every row's as_of day in this zone, once per zone and batch
-        zone_days = local_days[instrument.timezone] = pd.DatetimeIndex(
-            pd.to_datetime(as_of_ns, utc=True)).tz_convert(instrument.timezone).tz_localize(
-            None).normalize().as_unit("ns").asi8 // _NS_PER_DAY
+        code, distinct_ns = pd.factorize(as_of_ns)  # rows share a few as_of
+        zone_days = local_days[instrument.timezone] = (pd.DatetimeIndex(
+            pd.to_datetime(np.asarray(distinct_ns, dtype=np.int64), utc=True)).tz_convert(
+            instrument.timezone).tz_localize(None).normalize().as_unit("ns").asi8
+            // _NS_PER_DAY)[code]
     as_of_days = zone_days[rows[live]]
     # every position below is a searchsorted bound, so any span covering [first window day,
     # last as_of day] gives the same counts: one span per calendar serves every series

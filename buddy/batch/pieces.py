@@ -48,8 +48,10 @@ def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
                              f"{len(request)} rows")
         present = pieces.present() if isinstance(pieces, PieceColumn) else np.array(
             [p is not None for p in pieces], dtype=bool)
-        reasons[~present & np.array([r is None for r in reasons], dtype=bool)
-                ] = "provider returned nothing"
+        absent = np.flatnonzero(~present)
+        unsaid = absent[np.array([r is None for r in reasons[absent].tolist()], dtype=bool)
+                        ] if len(absent) else absent
+        reasons[unsaid] = "provider returned nothing"
         reasons[present] = None
         return pieces, reasons
     except BuddyError:

@@ -142,7 +142,7 @@ def schedules(store: Store, symbols: Sequence[str] | np.ndarray,
     span_of = np.full(m, -1, dtype=np.int64)
     bounds = np.zeros((6, m), dtype=np.int64)  # lo, hi, sift, e_lo, e_hi, e_sift
     spans: list[_CalendarSpan] = []
-    events = _SymbolEvents.read(store, sorted({str(s) for s in u_symbol}))
+    events = _SymbolEvents.read(store, sorted({str(s) for s in pd.unique(u_symbol)}))
     for name in pd.unique(u_calendar):
         keys = np.flatnonzero(u_calendar == name)
         try:
