@@ -285,9 +285,9 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
             parts.feature_frames) else pd.DataFrame()
     features = Windows(features_data, feat_start, feat_stop, feature_columns)
     market_columns = dict(market)
-    market_columns["last_bar_close"] = pd.to_datetime(
-        np.where(market["has_market"], market["last_bar_close"], np.iinfo(np.int64).min),
-        utc=True).where(market["has_market"])
+    market_columns["last_bar_close"] = pd.DatetimeIndex(np.where(
+        market["has_market"], market["last_bar_close"], np.iinfo(np.int64).min).view(
+        "datetime64[ns]")).tz_localize("UTC")  # INT64_MIN is NaT: no bar
     base = BatchContext(
         intents=frame, instrument=_instrument_frame(instruments, instrument_of),
         market=market_frame(market_columns), latest=_latest(features, latest_index),
@@ -308,10 +308,12 @@ def _instrument_frame(instruments: list[dict[str, Any]], instrument_of: np.ndarr
     for name in INSTRUMENT_FIELDS:
         column = frame[name]
         if isinstance(column.dtype, pd.StringDtype):
-            columns[name] = pd.Series(column.to_numpy(object)[instrument_of], dtype=object)
+            columns[name] = pd.Series(column.to_numpy(object)[instrument_of], dtype=object,
+                                      copy=False)
         else:
             columns[name] = column.iloc[instrument_of].reset_index(drop=True)
-    return pd.DataFrame(columns, columns=list(INSTRUMENT_FIELDS))
+    # the columns as they are (no copy into one block)
+    return pd.DataFrame(columns, columns=list(INSTRUMENT_FIELDS), copy=False)
 
 
 def _latest(features: Windows, latest_index: np.ndarray) -> pd.DataFrame:
