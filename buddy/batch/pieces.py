@@ -90,7 +90,9 @@ def as_of_datetime(ns: int) -> datetime:
 def per_distinct(values: Any, convert: Callable[[Any], Any], dtype: Any = object
                  ) -> np.ndarray:
     """Return ``convert(value)`` per row of ``values``, calling it once per distinct value."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    # a column is factorized as it is (a text column is not converted row by row first)
+    codes, uniques = pd.factorize(values if isinstance(values, pd.Series) else np.asarray(
+        values, dtype=object))
     converted = np.empty(len(uniques), dtype=dtype)
     for u, value in enumerate(uniques):
         converted[u] = convert(value)

@@ -195,9 +195,9 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
              for (symbol, asset_class, calendar), rows in keys.groupby(
                  ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
     # each distinct as_of written once for every symbol's reasons
-    distinct_t, t_code = np.unique(t, return_inverse=True)
-    as_of_text = as_of_texts(distinct_t)
-    t_code = t_code.reshape(-1).astype(np.int64)
+    t_code, distinct_t = pd.factorize(t)
+    as_of_text = as_of_texts(np.asarray(distinct_t, dtype=np.int64))
+    t_code = t_code.astype(np.int64)
     words = _Reasons(n)
     for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
         series = stack_series(request.store, symbol, [str(tf) for tf in stack],
