@@ -30,7 +30,7 @@ from buddy.context.providers import (
 from buddy.errors import BuddyError
 
 __all__ = ["BatchPieceRequest", "PieceRequest", "as_of_datetime", "as_of_ns", "groups",
-           "last_closed", "per_distinct", "provide", "spread"]
+           "last_closed", "per_distinct", "provide", "row_groups", "spread"]
 
 
 def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
@@ -125,6 +125,24 @@ def groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     first, code = integer_groups(keys) if keys.dtype.kind in "iu" else distinct(*keys.T)
     return code.astype(np.int64), first
+
+
+def row_groups(*columns: np.ndarray) -> dict[tuple[Any, ...], np.ndarray]:
+    """Return the rows (ascending) of each distinct combination of ``columns``' values, in
+    order of first appearance; a combination with a missing value is left out. What
+    ``DataFrame.groupby(..., sort=False).indices`` gives, without building a frame (which
+    would convert object columns of text into Arrow strings first)."""
+    if not len(columns[0]):
+        return {}
+    first, code = distinct(*columns)
+    order = np.argsort(code, kind="stable")
+    cuts = np.searchsorted(code[order], np.arange(len(first) + 1))
+    out = {}
+    for g, row in enumerate(first.tolist()):
+        key = tuple(column[row] for column in columns)
+        if not any(pd.isna(value) for value in key):
+            out[key] = order[cuts[g]:cuts[g + 1]]
+    return out
 
 
 def spread(made: Sequence[tuple[Any, str | None]], codes: np.ndarray, rows: np.ndarray,

@@ -39,6 +39,7 @@ from buddy.batch.pieces import (
     as_of_ns,
     groups,
     last_closed,
+    row_groups,
 )
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import MTFASnapshot
@@ -187,13 +188,11 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     reasons = np.empty(n, dtype=object)  # None on every row until set
     inst = request.instrument
     t = as_of_ns(request.intents["as_of"])
-    keys = pd.DataFrame({"symbol": inst["symbol"].to_numpy(object),
-                         "asset_class": inst["asset_class"].to_numpy(object),
-                         "calendar": inst["trading_calendar"].to_numpy(object)})
     keyed = [(str(symbol), stack_for(str(asset_class), str(calendar)),
               np.asarray(rows, dtype=np.int64))
-             for (symbol, asset_class, calendar), rows in keys.groupby(
-                 ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
+             for (symbol, asset_class, calendar), rows in row_groups(
+                 inst["symbol"].to_numpy(object), inst["asset_class"].to_numpy(object),
+                 inst["trading_calendar"].to_numpy(object)).items()]
     # each distinct as_of written once for every symbol's reasons
     t_code, distinct_t = pd.factorize(t)
     as_of_text = as_of_texts(np.asarray(distinct_t, dtype=np.int64))

@@ -31,6 +31,7 @@ from buddy.batch.pieces import (
     groups,
     last_closed,
     per_distinct,
+    row_groups,
 )
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import RegimeSnapshot
@@ -123,16 +124,15 @@ def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
     code = np.full(n, -1, dtype=np.int64)
     reasons = np.empty(n, dtype=object)  # None on every row until set
     t = as_of_ns(request.intents["as_of"])
-    keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
-                         "timeframe": per_distinct(request.intents["timeframe"],
-                                                   lambda v: Timeframe.parse(v).value)})
+    series = row_groups(request.instrument["symbol"].to_numpy(object),
+                        per_distinct(request.intents["timeframe"],
+                                     lambda v: Timeframe.parse(v).value))
     table = all_snapshots(request.store)  # every series, read once per process
     stored = stored_columns(table, _STORED)
     bars = _StoredBars()
     computed: list[RegimeSnapshot] = []
     version = config.version  # a hash of the config: once per batch
-    for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
-                                           ).indices.items():
+    for (symbol, tf), rows in series.items():
         rows = np.asarray(rows, dtype=np.int64)
         _series_rows(request, config, version, table, str(symbol), str(tf), rows, t[rows],
                      code, reasons, bars, computed)

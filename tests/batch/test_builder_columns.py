@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from buddy.batch.columns import distinct, integer_groups, repeated
-from buddy.batch.pieces import groups
+from buddy.batch.pieces import groups, row_groups
 
 
 def _oracle(rows: list[tuple[object, ...]]) -> tuple[list[int], list[int]]:
@@ -89,3 +90,17 @@ def test_repeated_shares_one_value_per_element() -> None:
         out = repeated(value, 4)
         assert out.dtype == object and out.shape == (4,)
         assert all(v is value for v in out.tolist())
+
+
+def test_row_groups_are_groupby_indices_without_a_frame() -> None:
+    rng = np.random.default_rng(11)
+    n = 400
+    symbol = np.array(["B", "A", None, "C"], dtype=object)[rng.integers(0, 4, n)]
+    timeframe = np.array(["1d", "1h", "1w"], dtype=object)[rng.integers(0, 3, n)]
+    want = pd.DataFrame({"s": symbol, "t": timeframe}).groupby(
+        ["s", "t"], sort=False).indices
+    got = row_groups(symbol, timeframe)
+    assert list(got) == list(want)  # order of first appearance, None left out
+    for key, rows in want.items():
+        assert got[key].tolist() == list(rows)
+    assert row_groups(symbol[:0], timeframe[:0]) == {}
