@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import utc_ns
+from buddy.batch.columns import integer_groups, utc_ns
 from buddy.batch.pieces import as_of_ns, groups, per_distinct
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
@@ -151,11 +151,14 @@ def schedules(store: Store, symbols: Sequence[str] | np.ndarray,
             for k in keys:
                 shared_reasons[k] = f"no schedule for {u_symbol[k]}: {exc}"
             continue
-        days = _window_days(calendar.tz, u_t[keys], u_end[keys])
+        # a window's bounds depend on its times only: once per distinct (as_of, end)
+        first, window = integer_groups(np.column_stack([u_t[keys], u_end[keys]]))
+        w_t, w_end = u_t[keys[first]], u_end[keys[first]]
+        days = _window_days(calendar.tz, w_t, w_end)
         span = _CalendarSpan.covering(calendar, days)
         span_of[keys] = len(spans)
         spans.append(span)
-        bounds[:, keys] = span.bounds(u_t[keys], u_end[keys], days)
+        bounds[:, keys] = span.bounds(w_t, w_end, days)[:, window]
     columns = ScheduleColumns(symbol=u_symbol, calendar=u_calendar, t=u_t, end=u_end,
                               span_of=span_of, spans=spans, bounds=bounds, events=events,
                               n_earnings=events.earnings_known(u_symbol, u_t))
