@@ -249,7 +249,7 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
     splits_applied = repeated((), n)
     instruments: list[dict[str, Any]] = []  # one per series; rows point at theirs
     instrument_of = np.zeros(n, np.int64)
-    local_days: dict[str, np.ndarray] = {}  # per time zone: each row's as_of local day
+    calendars = _CalendarRows(as_of_ns)  # the calendar counts, per calendar at the end
     groups = frame.groupby(["symbol", "timeframe"], sort=True).indices
     times = _table_times(store) if groups else None  # the tables, once per batch
     for (symbol, timeframe), rows in groups.items():
@@ -258,8 +258,8 @@ def _build(store: Store, intents: pd.DataFrame, lookback_bars: int,
         instrument_of[rows] = len(instruments)
         instruments.append({k: data.instrument[k] for k in INSTRUMENT_FIELDS})
         _series_rows(data, rows, as_of_ns, lookback_bars, parts, bar_start, bar_stop,
-                     feat_start, feat_stop, market, latest_index, missing_sessions,
-                     splits_applied, local_days)
+                     feat_start, feat_stop, market, latest_index, splits_applied, calendars)
+    calendars.count(times, market, missing_sessions)
     bar_columns: dict[str, np.ndarray] = {}
     feature_columns: dict[str, np.ndarray] = {}
     if parts.in_tables and all(group is not None for group in parts.in_tables) and (
@@ -366,8 +366,8 @@ def _days(values: Any) -> np.ndarray:
 def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookback: int,
                  parts: _Parts, bar_start: np.ndarray, bar_stop: np.ndarray,
                  feat_start: np.ndarray, feat_stop: np.ndarray, market: dict[str, np.ndarray],
-                 latest_index: np.ndarray, missing_sessions: np.ndarray,
-                 splits_applied: np.ndarray, local_days: dict[str, np.ndarray]) -> None:
+                 latest_index: np.ndarray, splits_applied: np.ndarray,
+                 calendars: _CalendarRows) -> None:
     actions = data.actions
     t = as_of_ns[rows]
     bars_close = data.ts_close
@@ -449,8 +449,7 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
             splits_applied[rows_k] = repeated(splits, len(rows_k))
         parts.in_tables.append(None if k or data.bar_row < 0 or data.feature_row < 0 else (
             rows_k, data.bar_row - bar_offset, data.feature_row - feat_offset))
-    _calendar_columns(data, instrument, rows, t, start, stop, has_market, market,
-                      missing_sessions, local_days, as_of_ns)
+    calendars.add(data, instrument, rows, t, start, stop, has_market)
 
 
 @lru_cache(maxsize=1024)
@@ -488,64 +487,140 @@ def _sessions_covering(calendar_name: str, first_day: int, last_day: int
     return session_days, closes
 
 
-def _calendar_columns(data: SeriesData, instrument: Instrument, rows: np.ndarray,
-                      t: np.ndarray, start: np.ndarray, stop: np.ndarray,
-                      has_market: np.ndarray, market: dict[str, np.ndarray],
-                      missing_sessions: np.ndarray, local_days: dict[str, np.ndarray],
-                      as_of_ns: np.ndarray) -> None:
+@dataclass(slots=True)
+class _CalendarRows:
+    """The rows with market of every series, by trading calendar: their sessions since the
+    last bar, sessions in the window and missing sessions are counted at the end of the
+    series loop, per calendar at once (``count``)."""
+
+    as_of_ns: np.ndarray  # every row's as_of, UTC ns
+    #: per calendar, per series: (its data, rows, as_of ns, window start, stop, as_of days)
+    by_calendar: dict[str, list[tuple[SeriesData, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    zone_days: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, data: SeriesData, instrument: Instrument, rows: np.ndarray, t: np.ndarray,
+            start: np.ndarray, stop: np.ndarray, has_market: np.ndarray) -> None:
+        """Add the rows of one series (window [start, stop) of its bars, as_of ``t``)."""
+        live = np.flatnonzero(has_market)
+        if not len(live):
+            return
+        zone_days = self.zone_days.get(instrument.timezone)
+        if zone_days is None:  # every row's as_of day in this zone, once per zone and batch
+            code, distinct_ns = pd.factorize(self.as_of_ns)  # rows share a few as_of
+            zone_days = self.zone_days[instrument.timezone] = (pd.DatetimeIndex(
+                pd.to_datetime(np.asarray(distinct_ns, dtype=np.int64), utc=True)).tz_convert(
+                instrument.timezone).tz_localize(None).normalize().as_unit("ns").asi8
+                // _NS_PER_DAY)[code]
+        self.by_calendar.setdefault(instrument.trading_calendar, []).append(
+            (data, rows[live], t[live], start[live], stop[live], zone_days[rows[live]]))
+
+    def count(self, times: _TableTimes | None, market: dict[str, np.ndarray],
+              missing_sessions: np.ndarray) -> None:
+        """Count every calendar's rows: the series read as slices of the whole tables on
+        the whole table's bar days (placed on the calendar once per table read and span),
+        the others on their own bar days laid end to end."""
+        for name, series in self.by_calendar.items():
+            # every position is a searchsorted bound, so any span covering [first window
+            # day, last as_of day] gives the same counts: one span per calendar
+            first = min(int(min(d.session_day[s].min(), d.session_day[0]))
+                        for d, _, _, s, _, _ in series)
+            last = max(int(max(days.max(), d.session_day[-1]))
+                       for d, _, _, _, _, days in series)
+            session_days, closes = _sessions_covering(name, first, last)
+            sliced = [x for x in series if x[0].bar_row >= 0 and x[0].tables is times]
+            others = [x for x in series if not (x[0].bar_row >= 0 and x[0].tables is times)]
+            if sliced and times is not None:
+                runs = _table_runs(times, name, session_days)
+                shift = [d.bar_row for d, *_ in sliced]
+                _calendar_columns(runs, session_days, closes, sliced, shift, market,
+                                  missing_sessions)
+            if others:
+                lengths = np.array([len(d.session_day) for d, *_ in others], dtype=np.int64)
+                offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+                runs = _DayRuns.of(np.concatenate([d.session_day for d, *_ in others]),
+                                   offsets, session_days)
+                _calendar_columns(runs, session_days, closes, others, offsets.tolist(),
+                                  market, missing_sessions)
+
+
+@dataclass(frozen=True, slots=True)
+class _DayRuns:
+    """Bars' session days laid end to end (series after series) placed on a calendar's
+    sessions: each bar's position among them, whether its day is one, whether it opens a
+    session of its series, and how many counted sessions open before it."""
+
+    days: np.ndarray
+    pos: np.ndarray
+    in_calendar: np.ndarray
+    new_session: np.ndarray
+    before: np.ndarray
+
+    @classmethod
+    def of(cls, days: np.ndarray, starts: np.ndarray, session_days: np.ndarray) -> _DayRuns:
+        """Place ``days`` (each series from ``starts``) on ``session_days``."""
+        pos = np.searchsorted(session_days, days)
+        in_calendar = (pos < len(session_days)) & (
+            session_days[np.minimum(pos, max(len(session_days) - 1, 0))] == days
+        ) if len(session_days) else np.zeros(len(days), bool)
+        new_session = np.ones(len(days), bool)
+        new_session[1:] = days[1:] != days[:-1]
+        new_session[starts] = True  # a series' first bar opens its first session
+        before = np.concatenate([[0], np.cumsum(new_session & in_calendar)])
+        return cls(days, pos, in_calendar, new_session, before)
+
+
+#: Per calendar, the whole bars table's days on its held sessions (``_table_runs``).
+_TABLE_RUNS: dict[str, tuple[_TableTimes, np.ndarray, _DayRuns]] = {}
+
+
+def _table_runs(times: _TableTimes, calendar_name: str, session_days: np.ndarray) -> _DayRuns:
+    """Return the whole bars table's day runs on ``session_days`` (kept per table read and
+    calendar span)."""
+    held = _TABLE_RUNS.get(calendar_name)
+    if held is not None and held[0] is times and held[1] is session_days:
+        return held[2]
+    starts = np.array([a for a, _ in times.bars.spans.values()], dtype=np.int64)
+    runs = _DayRuns.of(times.session_day, starts, session_days)
+    _TABLE_RUNS[calendar_name] = (times, session_days, runs)
+    return runs
+
+
+def _calendar_columns(runs: _DayRuns, session_days: np.ndarray, closes: np.ndarray,
+                      series: list[tuple[SeriesData, np.ndarray, np.ndarray, np.ndarray,
+                                         np.ndarray, np.ndarray]],
+                      shift: list[int], market: dict[str, np.ndarray],
+                      missing_sessions: np.ndarray) -> None:
     """Sessions since the last bar, sessions in the window and missing sessions, per row, as
-    ``market_data`` counts them, from the calendar's sessions read once per calendar."""
-    if not has_market.any():
-        return
-    bar_days = data.session_day
-    live = np.flatnonzero(has_market)
-    first_days = bar_days[start[live]]
-    zone_days = local_days.get(instrument.timezone)
-    if zone_days is None:  # every row's as_of day in this zone, once per zone and batch
-        code, distinct_ns = pd.factorize(as_of_ns)  # rows share a few as_of
-        zone_days = local_days[instrument.timezone] = (pd.DatetimeIndex(
-            pd.to_datetime(np.asarray(distinct_ns, dtype=np.int64), utc=True)).tz_convert(
-            instrument.timezone).tz_localize(None).normalize().as_unit("ns").asi8
-            // _NS_PER_DAY)[code]
-    as_of_days = zone_days[rows[live]]
-    # every position below is a searchsorted bound, so any span covering [first window day,
-    # last as_of day] gives the same counts: one span per calendar serves every series
-    session_days, closes = _sessions_covering(instrument.trading_calendar,
-                                              int(min(first_days.min(), bar_days[0])),
-                                              int(max(as_of_days.max(), bar_days[-1])))
-    a = np.searchsorted(session_days, first_days, side="left")
+    ``market_data`` counts them, for the rows of ``series`` (their bars are ``runs`` from
+    ``shift``) on one calendar's sessions."""
+    rows = np.concatenate([x[1] for x in series])
+    t = np.concatenate([x[2] for x in series])
+    s = np.concatenate([x[3] + k for x, k in zip(series, shift, strict=True)])
+    st = np.concatenate([x[4] + k for x, k in zip(series, shift, strict=True)])
+    as_of_days = np.concatenate([x[5] for x in series])
+    days = runs.days
+    a = np.searchsorted(session_days, days[s], side="left")
     b_day = np.searchsorted(session_days, as_of_days, side="right")
     # sessions in [a, b_day) that closed by as_of: closes rise with sessions
-    e = np.minimum(b_day, np.maximum(np.searchsorted(closes, t[live], side="right"), a))
-    last_day = bar_days[stop[live] - 1]
-    c = np.searchsorted(session_days, last_day, side="right")
+    e = np.minimum(b_day, np.maximum(np.searchsorted(closes, t, side="right"), a))
+    c = np.searchsorted(session_days, days[st - 1], side="right")
     upper = np.minimum(e, c)
     window_sessions = np.maximum(upper - a, 0)
     since_last = np.maximum(e - np.maximum(a, c), 0)
     # sessions the window has bars for, among the expected ones
-    pos = np.searchsorted(session_days, bar_days)
-    in_calendar = (pos < len(session_days)) & (
-        session_days[np.minimum(pos, max(len(session_days) - 1, 0))] == bar_days
-    ) if len(session_days) else np.zeros(len(bar_days), bool)
-    new_session = np.ones(len(bar_days), bool)
-    new_session[1:] = bar_days[1:] != bar_days[:-1]
-    counted = new_session & in_calendar
-    before = np.concatenate([[0], np.cumsum(counted)])
-    s, st = start[live], stop[live]
-    have = before[st] - before[s] + (in_calendar[s] & ~new_session[s])
+    have = runs.before[st] - runs.before[s] + (runs.in_calendar[s] & ~runs.new_session[s])
     # the last session is not expected while it has not closed by as_of
-    last_pos = pos[st - 1]
-    open_last = in_calendar[st - 1] & (last_pos >= e)
+    open_last = runs.in_calendar[st - 1] & (runs.pos[st - 1] >= e)
     have = have - open_last
     n_missing = np.maximum(window_sessions - have, 0)
-    rows_live = rows[live]
-    market["window_sessions"][rows_live] = window_sessions
-    market["sessions_since_last_bar"][rows_live] = since_last
-    market["n_missing_sessions"][rows_live] = n_missing
+    market["window_sessions"][rows] = window_sessions
+    market["sessions_since_last_bar"][rows] = since_last
+    market["n_missing_sessions"][rows] = n_missing
     for j in np.flatnonzero(n_missing > 0):
         expected = session_days[a[j]:upper[j]]
-        window = set(bar_days[s[j]:st[j]].tolist())
+        window = set(days[s[j]:st[j]].tolist())
         gone = [d for d in expected.tolist() if d not in window]
-        missing_sessions[rows_live[j]] = tuple(
+        missing_sessions[rows[j]] = tuple(
             pd.Timestamp(d * _NS_PER_DAY).date() for d in gone)
-        market["n_missing_sessions"][rows_live[j]] = len(gone)
+        market["n_missing_sessions"][rows[j]] = len(gone)
