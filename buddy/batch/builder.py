@@ -321,12 +321,19 @@ def _latest(features: Windows, latest_index: np.ndarray) -> pd.DataFrame:
     row (-1: NaN), as float64 (each column converted once: ``Windows.column``)."""
     data = features.data
     names = data.select_dtypes("number").columns if len(data.columns) else pd.Index([])
-    values = np.full((len(names), len(latest_index)), np.nan)
     has = latest_index >= 0
-    if has.any():
-        at = latest_index[has]
-        for j, name in enumerate(names):
-            values[j, has] = features.column(name)[at]
+    if not has.any():
+        return pd.DataFrame(np.full((len(latest_index), len(names)), np.nan), columns=names)
+    values = np.empty((len(names), len(latest_index)))
+    at = np.where(has, latest_index, 0)  # rows without one are NaN'd below
+    for j, name in enumerate(names):
+        column = features.column(name)
+        if column.dtype == np.float64:
+            np.take(column, at, out=values[j])
+        else:
+            values[j] = column[at]
+    if not has.all():
+        values[:, ~has] = np.nan
     return pd.DataFrame(values.T, columns=names, copy=False)
 
 
