@@ -110,6 +110,9 @@ def last_closed(ts: np.ndarray, ts_close: np.ndarray, as_of: np.ndarray
     closed = np.zeros(len(as_of), dtype=np.int64)
     if not len(ts):
         return np.full(len(as_of), -1, dtype=np.int64), closed
+    if (ts_close[1:] >= ts_close[:-1]).all():  # closes ascend with ts: no reordering
+        closed = np.searchsorted(ts_close, as_of, side="right").astype(np.int64)
+        return closed - 1, closed  # -1 where none closed
     order = np.argsort(ts_close, kind="stable")
     latest = np.maximum.accumulate(order)  # positions follow ts
     closed = np.searchsorted(ts_close[order], as_of, side="right").astype(np.int64)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from buddy.batch.columns import distinct, integer_groups, repeated
-from buddy.batch.pieces import groups, row_groups
+from buddy.batch.pieces import groups, last_closed, row_groups
 
 
 def _oracle(rows: list[tuple[object, ...]]) -> tuple[list[int], list[int]]:
@@ -104,3 +104,19 @@ def test_row_groups_are_groupby_indices_without_a_frame() -> None:
     for key, rows in want.items():
         assert got[key].tolist() == list(rows)
     assert row_groups(symbol[:0], timeframe[:0]) == {}
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_last_closed_is_the_latest_bar_closed_by_each_as_of(ascending: bool) -> None:
+    rng = np.random.default_rng(5 if ascending else 6)
+    for _ in range(50):
+        n = int(rng.integers(0, 25))
+        ts = np.cumsum(rng.integers(1, 5, n)).astype(np.int64)
+        # closes ascend with ts, or a bar may close after a later one
+        ts_close = ts + (1 if ascending else rng.integers(0, 12, n))
+        as_of = rng.integers(-2, int(ts_close.max()) + 3 if n else 5, 30).astype(np.int64)
+        position, closed = last_closed(ts, ts_close, as_of)
+        for i, t in enumerate(as_of.tolist()):
+            done = [p for p in range(n) if ts_close[p] <= t]
+            assert closed[i] == len(done)
+            assert position[i] == (max(done, key=lambda p: ts[p]) if done else -1)
