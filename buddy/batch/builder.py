@@ -430,8 +430,9 @@ def _series_rows(data: SeriesData, rows: np.ndarray, as_of_ns: np.ndarray, lookb
         bar_offset, feat_offset = parts.n_bars, parts.n_features
         parts.bar_frames.append(adjusted)
         parts.feature_frames.append(adjusted_features)
-        parts.n_bars += len(adjusted) if k else len(data.bar_at)
-        parts.n_features += len(adjusted_features) if k else len(data.feature_at)
+        parts.n_bars += len(adjusted.bar_at if isinstance(adjusted, SeriesData) else adjusted)
+        parts.n_features += len(adjusted_features.feature_at if isinstance(
+            adjusted_features, SeriesData) else adjusted_features)
         rows_k = rows[group]
         bar_start[rows_k] = bar_offset + start[group]
         bar_stop[rows_k] = bar_offset + stop[group]
