@@ -3,6 +3,7 @@ and UTC nanoseconds."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,14 +14,66 @@ import pandas as pd
 def distinct(*columns: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return (the first position of each distinct combination of ``columns``' values, in
     order of appearance; each position's combination number). NaN and None count as a value."""
-    key = np.zeros(len(columns[0]), dtype=np.int64)
+    n = len(columns[0])
+    key = np.zeros(n, dtype=np.int64)
+    width = 1  # the combinations ``key`` can number so far
     for column in columns:
         codes, uniques = pd.factorize(column)
-        key, _ = pd.factorize(key * (len(uniques) + 1) + codes + 1)
-    count = int(key.max()) + 1 if len(key) else 0
-    first = np.zeros(count, dtype=np.int64)
-    first[key[::-1]] = np.arange(len(key))[::-1]
-    return first, key
+        base = len(uniques) + 1  # code -1 (NaN, None) is a value too
+        if width * base >= _WIDEST:  # renumber the combinations seen so far first
+            key, seen = pd.factorize(key)
+            width = len(seen)
+        key = key * base + (codes + 1)
+        width *= base
+    return _numbered(key, width)
+
+
+def integer_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``distinct`` over the columns of an (N, k) integer matrix: (the first row of
+    each distinct row, in order of appearance; each row's number), the columns combined by
+    their ranges into one key where it fits in int64 (one hash pass, not two per column)."""
+    keys = np.asarray(keys)
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    low, high = keys.min(axis=0), keys.max(axis=0)
+    spans = [int(h) - int(lo) + 1 for lo, h in zip(low.tolist(), high.tolist(), strict=True)]
+    if math.prod(spans) >= _WIDEST:  # the columns wider than the rows by their codes
+        wide = [j for j, span in enumerate(spans) if span > len(keys)]
+        keys = keys.copy()
+        for j in wide:
+            codes, uniques = pd.factorize(keys[:, j])
+            keys[:, j], low[j], spans[j] = codes, 0, len(uniques)
+        if math.prod(spans) >= _WIDEST:
+            return distinct(*keys.T)
+    key = keys[:, 0] - low[0]
+    for j in range(1, keys.shape[1]):
+        key = key * spans[j] + (keys[:, j] - low[j])
+    return _numbered(key.astype(np.int64, copy=False), math.prod(spans))
+
+
+#: Combined keys stay below this (int64 with room for one more step).
+_WIDEST = 1 << 62
+
+
+def _numbered(key: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (first position of each distinct ``key`` (ints in [0, width)), in order of
+    appearance; the number of each position's key)."""
+    n = len(key)
+    if width <= max(n, _DIRECT):  # by address: a few passes, no hash table
+        at = np.full(width, n, dtype=np.int64)
+        at[key[::-1]] = np.arange(n - 1, -1, -1, dtype=np.int64)
+        first = np.sort(at[at < n])
+        number = np.empty(width, dtype=np.int64)
+        number[key[first]] = np.arange(len(first), dtype=np.int64)
+        return first, number[key]
+    code, uniques = pd.factorize(key)
+    first = np.zeros(len(uniques), dtype=np.int64)
+    first[code[::-1]] = np.arange(n)[::-1]
+    return first, code.astype(np.int64, copy=False)
+
+
+#: Keys below this are numbered by address whatever the row count (cheaper than a hash).
+_DIRECT = 1 << 14
 
 
 def iso_utc(times: Any) -> np.ndarray:
@@ -36,6 +89,14 @@ def iso_utc(times: Any) -> np.ndarray:
         out[fraction] = np.datetime_as_string(wall[fraction], unit="us").astype(object) + (
             "+00:00")
     out[index.isna()] = None
+    return out
+
+
+def repeated(value: Any, n: int) -> np.ndarray:
+    """Return an object array of ``n`` references to ``value`` (a tuple stays one element;
+    ``np.full`` would convert a text to a new object per element, at ~100x the cost)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import distinct, objects
+from buddy.batch.columns import distinct, integer_groups, objects
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import (
     BatchPieceRequest,
@@ -30,7 +30,7 @@ from buddy.context.providers import (
 from buddy.errors import BuddyError
 
 __all__ = ["BatchPieceRequest", "PieceRequest", "as_of_datetime", "as_of_ns", "groups",
-           "last_closed", "per_distinct", "provide", "spread"]
+           "last_closed", "per_distinct", "provide", "row_groups", "spread"]
 
 
 def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
@@ -48,8 +48,10 @@ def provide(name: str, provider: PieceProvider[Any], request: BatchPieceRequest
                              f"{len(request)} rows")
         present = pieces.present() if isinstance(pieces, PieceColumn) else np.array(
             [p is not None for p in pieces], dtype=bool)
-        reasons[~present & np.array([r is None for r in reasons], dtype=bool)
-                ] = "provider returned nothing"
+        absent = np.flatnonzero(~present)
+        unsaid = absent[np.array([r is None for r in reasons[absent].tolist()], dtype=bool)
+                        ] if len(absent) else absent
+        reasons[unsaid] = "provider returned nothing"
         reasons[present] = None
         return pieces, reasons
     except BuddyError:
@@ -88,7 +90,9 @@ def as_of_datetime(ns: int) -> datetime:
 def per_distinct(values: Any, convert: Callable[[Any], Any], dtype: Any = object
                  ) -> np.ndarray:
     """Return ``convert(value)`` per row of ``values``, calling it once per distinct value."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    # a column is factorized as it is (a text column is not converted row by row first)
+    codes, uniques = pd.factorize(values if isinstance(values, pd.Series) else np.asarray(
+        values, dtype=object))
     converted = np.empty(len(uniques), dtype=dtype)
     for u, value in enumerate(uniques):
         converted[u] = convert(value)
@@ -106,6 +110,9 @@ def last_closed(ts: np.ndarray, ts_close: np.ndarray, as_of: np.ndarray
     closed = np.zeros(len(as_of), dtype=np.int64)
     if not len(ts):
         return np.full(len(as_of), -1, dtype=np.int64), closed
+    if (ts_close[1:] >= ts_close[:-1]).all():  # closes ascend with ts: no reordering
+        closed = np.searchsorted(ts_close, as_of, side="right").astype(np.int64)
+        return closed - 1, closed  # -1 where none closed
     order = np.argsort(ts_close, kind="stable")
     latest = np.maximum.accumulate(order)  # positions follow ts
     closed = np.searchsorted(ts_close[order], as_of, side="right").astype(np.int64)
@@ -119,8 +126,26 @@ def groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keys = np.asarray(keys)
     if not len(keys):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    first, code = distinct(*keys.T)
+    first, code = integer_groups(keys) if keys.dtype.kind in "iu" else distinct(*keys.T)
     return code.astype(np.int64), first
+
+
+def row_groups(*columns: np.ndarray) -> dict[tuple[Any, ...], np.ndarray]:
+    """Return the rows (ascending) of each distinct combination of ``columns``' values, in
+    order of first appearance; a combination with a missing value is left out. What
+    ``DataFrame.groupby(..., sort=False).indices`` gives, without building a frame (which
+    would convert object columns of text into Arrow strings first)."""
+    if not len(columns[0]):
+        return {}
+    first, code = distinct(*columns)
+    order = np.argsort(code, kind="stable")
+    cuts = np.searchsorted(code[order], np.arange(len(first) + 1))
+    out = {}
+    for g, row in enumerate(first.tolist()):
+        key = tuple(column[row] for column in columns)
+        if not any(pd.isna(value) for value in key):
+            out[key] = order[cuts[g]:cuts[g + 1]]
+    return out
 
 
 def spread(made: Sequence[tuple[Any, str | None]], codes: np.ndarray, rows: np.ndarray,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import utc_ns
+from buddy.batch.columns import integer_groups, utc_ns
 from buddy.batch.pieces import as_of_ns, groups, per_distinct
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
@@ -142,7 +142,7 @@ def schedules(store: Store, symbols: Sequence[str] | np.ndarray,
     span_of = np.full(m, -1, dtype=np.int64)
     bounds = np.zeros((6, m), dtype=np.int64)  # lo, hi, sift, e_lo, e_hi, e_sift
     spans: list[_CalendarSpan] = []
-    events = _SymbolEvents.read(store, sorted({str(s) for s in u_symbol}))
+    events = _SymbolEvents.read(store, sorted({str(s) for s in pd.unique(u_symbol)}))
     for name in pd.unique(u_calendar):
         keys = np.flatnonzero(u_calendar == name)
         try:
@@ -151,10 +151,14 @@ def schedules(store: Store, symbols: Sequence[str] | np.ndarray,
             for k in keys:
                 shared_reasons[k] = f"no schedule for {u_symbol[k]}: {exc}"
             continue
-        span = _CalendarSpan.covering(calendar, u_t[keys], u_end[keys])
+        # a window's bounds depend on its times only: once per distinct (as_of, end)
+        first, window = integer_groups(np.column_stack([u_t[keys], u_end[keys]]))
+        w_t, w_end = u_t[keys[first]], u_end[keys[first]]
+        days = _window_days(calendar.tz, w_t, w_end)
+        span = _CalendarSpan.covering(calendar, days)
         span_of[keys] = len(spans)
         spans.append(span)
-        bounds[:, keys] = span.bounds(u_t[keys], u_end[keys])
+        bounds[:, keys] = span.bounds(w_t, w_end, days)[:, window]
     columns = ScheduleColumns(symbol=u_symbol, calendar=u_calendar, t=u_t, end=u_end,
                               span_of=span_of, spans=spans, bounds=bounds, events=events,
                               n_earnings=events.earnings_known(u_symbol, u_t))
@@ -476,13 +480,13 @@ class _CalendarSpan:
     ordered: bool  # events by (ts, event_id): every window's slice is sorted already
 
     @classmethod
-    def covering(cls, calendar: TradingCalendar, as_of: np.ndarray, end: np.ndarray
+    def covering(cls, calendar: TradingCalendar, days: tuple[np.ndarray, np.ndarray]
                  ) -> _CalendarSpan:
-        """Return ``calendar`` over (at least) the days the windows [as_of, end] (ns) look
-        at: the span held for the calendar when it covers them, else a span over both, held
-        from then on (every window is a searchsorted slice, the same in any covering span;
-        the calendar is read once per process rather than once per batch)."""
-        first_day, last_day = _window_days(calendar.tz, as_of, end)
+        """Return ``calendar`` over (at least) the days the windows look at (``days``: their
+        ``_window_days``): the span held for the calendar when it covers them, else a span
+        over both, held from then on (every window is a searchsorted slice, the same in any
+        covering span; the calendar is read once per process rather than once per batch)."""
+        first_day, last_day = days
         first, last = int(first_day.min()), int(last_day.max())
         key = (type(calendar).__name__, calendar.name)
         held = _HELD_SPANS.get(key)
@@ -546,12 +550,14 @@ class _CalendarSpan:
                    events=events, last_close=last_close,
                    ordered=all(a <= b for a, b in pairwise(keys)))
 
-    def bounds(self, as_of: np.ndarray, end: np.ndarray) -> np.ndarray:
+    def bounds(self, as_of: np.ndarray, end: np.ndarray,
+               days: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Return per window [as_of, end] (ns) the rows (lo, hi, sifted, e_lo, e_hi,
         e_sifted): its sessions are ``pairs[lo:hi]`` (when sifted, less the closures its
         as_of knows of), its calendar events ``events[e_lo:e_hi]`` (when sifted, less the
-        closures not yet announced), as ``exchange_schedule`` gives them."""
-        first_day, last_day = _window_days(self.tz, as_of, end)
+        closures not yet announced), as ``exchange_schedule`` gives them (``days``: the
+        windows' ``_window_days``, when the caller has them)."""
+        first_day, last_day = _window_days(self.tz, as_of, end) if days is None else days
         lo = np.maximum(np.searchsorted(self.day, first_day, side="left"),
                         np.searchsorted(self.close, as_of, side="right"))
         hi = np.minimum(np.searchsorted(self.day, last_day, side="right"),
@@ -613,12 +619,15 @@ def _seconds(day: object) -> int:
     return int(pd.Timestamp(day).value // 1_000_000_000)  # Timestamp.value is always ns
 
 
-def _window_days(tz: str, as_of: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, ...]:
+def _window_days(tz: str, as_of: np.ndarray, end: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the first and last calendar day (s) ``exchange_schedule`` reads for windows
     [as_of, end] (ns): the local dates of as_of minus one day and of the window end."""
     def local_day(ns: np.ndarray) -> np.ndarray:
-        stamps = pd.DatetimeIndex(ns, tz="UTC").tz_convert(tz).tz_localize(None)
-        return stamps.normalize().as_unit("s").asi8
+        code, distinct = pd.factorize(ns)  # windows share a few times: each converted once
+        stamps = pd.DatetimeIndex(np.asarray(distinct, dtype=np.int64), tz="UTC").tz_convert(
+            tz).tz_localize(None)
+        return stamps.normalize().as_unit("s").asi8[code]
 
     return local_day(as_of - _DAY_NS), local_day(end)
 

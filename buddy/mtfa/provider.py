@@ -15,7 +15,8 @@ timeframes than it claims to.
 ``buddy.context.providers.PieceProvider``. Its batch form gives the pieces of many requests:
 each symbol's stack comes from the whole bars and features tables read once per process
 (``buddy.store.mtfa.stack_series``, numpy columns), each row's last closed bar per timeframe
-is found with ``searchsorted``, and rows with the same last closed bars share one snapshot.
+is found with ``searchsorted``, and rows with the same last closed bars share one snapshot
+(the pieces are a ``PieceColumn`` over the snapshots made: per row the number of its own).
 When a stack timeframe has no bar at all no row can read cleanly: only the reasons are
 built, each timeframe's problem once per bar that does not read (or per age of a stale
 bar), each reason once per distinct as_of and problems.
@@ -24,7 +25,7 @@ bar), each reason once per distinct as_of and problems.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,14 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import objects
+from buddy.batch.columns import integer_groups, objects
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
     groups,
     last_closed,
-    spread,
+    row_groups,
 )
+from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import MTFASnapshot
 from buddy.context.providers import BatchPieceRequest, BatchPieces, PieceRequest
 from buddy.mtfa.compute import (
@@ -117,17 +119,24 @@ def bar_reading(symbol: str, tf: Timeframe, row: Mapping[str, Any]
                 ) -> tuple[ClosedBarReading | None, str | None]:
     """Return the reading of one timeframe's last closed bar (a ``last_closed_bars`` row),
     or None and the problem that keeps it from reading (staleness aside)."""
-    bar_day = f"{pd.Timestamp(row['ts']):%Y-%m-%d}, {int(row['n_closed'])} closed bars"
+    bar_ts = pd.Timestamp(row["ts"])
+    bar_day = f"{_day_text(bar_ts)}, {int(row['n_closed'])} closed bars"
     if not row["has_features"]:
         return None, (f"{tf}: no feature row for the last closed bar ({bar_day}); run "
                       f"`buddy jobs features --symbols {symbol} --timeframes {tf}`")
     reading = ClosedBarReading(
-        timeframe=tf, bar_ts=pd.Timestamp(row["ts"]).to_pydatetime(),
+        timeframe=tf, bar_ts=bar_ts.to_pydatetime(),
         close=float(row["close"]), **{k: _float(row[k]) for k in REQUIRED_FEATURES})
     problem = reading_problem(reading)
     if problem is not None:
         return None, f"{tf}: {problem} ({bar_day})"
     return reading, None
+
+
+def _day_text(ts: pd.Timestamp) -> str:
+    """Return ``f"{ts:%Y-%m-%d}"`` (its date in its zone) without strftime's cost."""
+    day = ts.date()
+    return day.isoformat() if day.year >= 1000 else f"{ts:%Y-%m-%d}"
 
 
 def _no_bar(tf: Timeframe) -> str:
@@ -160,6 +169,8 @@ def stale_after(tf: Timeframe) -> pd.Timedelta:
 
 
 def _float(value: object) -> float:
+    if type(value) is float:  # the common case, NaN included
+        return value
     return math.nan if value is None or pd.isna(value) else float(value)  # type: ignore[arg-type]
 
 
@@ -173,43 +184,97 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
     per (symbol, as_of) (per distinct as_of and problems when a timeframe has no bar).
     """
     n = len(request)
-    pieces = np.full(n, None, dtype=object)
-    reasons = np.full(n, None, dtype=object)
+    pieces = _Snapshots(n)
+    reasons = np.empty(n, dtype=object)  # None on every row until set
     inst = request.instrument
     t = as_of_ns(request.intents["as_of"])
-    keys = pd.DataFrame({"symbol": inst["symbol"].to_numpy(object),
-                         "asset_class": inst["asset_class"].to_numpy(object),
-                         "calendar": inst["trading_calendar"].to_numpy(object)})
     keyed = [(str(symbol), stack_for(str(asset_class), str(calendar)),
               np.asarray(rows, dtype=np.int64))
-             for (symbol, asset_class, calendar), rows in keys.groupby(
-                 ["symbol", "asset_class", "calendar"], sort=False).indices.items()]
+             for (symbol, asset_class, calendar), rows in row_groups(
+                 inst["symbol"].to_numpy(object), inst["asset_class"].to_numpy(object),
+                 inst["trading_calendar"].to_numpy(object)).items()]
     # each distinct as_of written once for every symbol's reasons
-    distinct_t, t_code = np.unique(t, return_inverse=True)
-    as_of_text = as_of_texts(distinct_t)
-    t_code = t_code.reshape(-1).astype(np.int64)
+    t_code, distinct_t = pd.factorize(t)
+    as_of_text = as_of_texts(np.asarray(distinct_t, dtype=np.int64))
+    t_code = t_code.astype(np.int64)
+    words = _Reasons(n)
     for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
         series = stack_series(request.store, symbol, [str(tf) for tf in stack],
                               as_of_datetime(int(t[rows].max())))
         _stack_rows(symbol, stack, {tf: series[str(tf)] for tf in stack}, rows, t[rows],
-                    pieces, reasons, as_of_text, t_code[rows])
-    return pieces, reasons
+                    pieces, reasons, words)
+    words.write(reasons, as_of_text, t_code)
+    made = pieces.made
+    return PieceColumn(pieces.code, len(made), made.__getitem__), reasons
+
+
+class _Snapshots:
+    """The snapshots of a batch: per row the number of its snapshot in ``made`` (-1:
+    none); rows with the same last closed bars share one."""
+
+    def __init__(self, n: int) -> None:
+        self.code = np.full(n, -1, dtype=np.int64)
+        self.made: list[MTFASnapshot] = []
+
+    def spread(self, made: Sequence[tuple[MTFASnapshot | None, str | None]],
+               codes: np.ndarray, rows: np.ndarray, reasons: np.ndarray) -> None:
+        """Give ``rows`` (group ``codes``) their group's (snapshot, reason) ``made[u]``."""
+        number = np.full(len(made), -1, dtype=np.int64)
+        why = np.empty(len(made), dtype=object)
+        for u, (piece, reason) in enumerate(made):
+            why[u] = reason
+            if piece is not None:
+                number[u] = len(self.made)
+                self.made.append(piece)
+        self.code[rows] = number[codes]
+        reasons[rows] = why[codes]
+
+
+class _Reasons:
+    """The reasons of rows with a stack timeframe without bars, written at the end of the
+    batch: per row the number of its (words before the as_of, words after) pair; each
+    distinct (pair, as_of) is written once, and its rows share the text."""
+
+    def __init__(self, n: int) -> None:
+        self.pair = np.full(n, -1, dtype=np.int64)
+        self.pairs: list[tuple[str, str]] = []
+        self._number: dict[tuple[str, str], int] = {}
+
+    def number(self, pair: tuple[str, str]) -> int:
+        """Return the number of ``pair`` (numbered on first sight)."""
+        j = self._number.get(pair)
+        if j is None:
+            j = self._number[pair] = len(self.pairs)
+            self.pairs.append(pair)
+        return j
+
+    def write(self, reasons: np.ndarray, as_of_text: list[str], as_of_code: np.ndarray
+              ) -> None:
+        """Write the reason of every row given a pair (its as_of is
+        ``as_of_text[as_of_code]``)."""
+        rows = np.flatnonzero(self.pair >= 0)
+        if not len(rows):
+            return
+        first, number = integer_groups(np.column_stack([self.pair[rows], as_of_code[rows]]))
+        pairs = self.pairs
+        reasons[rows] = objects([f"{pairs[p][0]}{as_of_text[c]}{pairs[p][1]}" for p, c in zip(
+            self.pair[rows[first]].tolist(), as_of_code[rows[first]].tolist(), strict=True)]
+                                )[number]
 
 
 def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timeframe, BarTrends],
-                rows: np.ndarray, t: np.ndarray, pieces: np.ndarray, reasons: np.ndarray,
-                as_of_text: list[str], as_of_code: np.ndarray) -> None:
-    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns, written
-    ``as_of_text[as_of_code]``) of one symbol's stack from each timeframe's
-    ``stack_series`` bars."""
+                rows: np.ndarray, t: np.ndarray, pieces: _Snapshots, reasons: np.ndarray,
+                words: _Reasons) -> None:
+    """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
+    from each timeframe's ``stack_series`` bars (``words``: the reasons written at the end
+    of the batch)."""
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
     closed = np.empty_like(position)
     for k, tf in enumerate(stack):
         position[:, k], closed[:, k] = last_closed(bars[tf].ts, bars[tf].ts_close, t)
     if any(not len(bars[tf]) for tf in stack):
         # a timeframe without a single bar: no row can read cleanly, only reasons are built
-        _reasons_only(symbol, stack, bars, position, closed, rows, t, reasons, as_of_text,
-                      as_of_code)
+        _reasons_only(symbol, stack, bars, position, closed, rows, t, words)
         return
     clean = np.ones(len(rows), dtype=bool)
     for k, tf in enumerate(stack):
@@ -224,9 +289,9 @@ def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timefra
         if not len(subset):
             continue
         codes, first = groups(key[subset])
-        spread([stack_reading(symbol, stack, as_of_datetime(int(t[j])),
-                              _by_tf(stack, records, position[j], closed[j]))
-                for j in subset[first]], codes, rows[subset], pieces, reasons)
+        pieces.spread([stack_reading(symbol, stack, as_of_datetime(int(t[j])),
+                                     _by_tf(stack, records, position[j], closed[j]))
+                       for j in subset[first]], codes, rows[subset], reasons)
 
 
 def _readable(series: BarTrends) -> np.ndarray:
@@ -240,24 +305,24 @@ def _readable(series: BarTrends) -> np.ndarray:
 
 def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                   bars: Mapping[Timeframe, BarTrends], position: np.ndarray,
-                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray,
-                  as_of_text: list[str], as_of_code: np.ndarray) -> None:
-    """Write ``stack_reading``'s reason of every row (each has a timeframe without bars).
+                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, words: _Reasons) -> None:
+    """Give every row its ``stack_reading`` reason's words (each has a timeframe without
+    bars): ``words.pair`` at ``rows``.
 
     Each timeframe's problem is worded once per distinct cause: a bar that does not read
     once per (bar, closed count), a stale bar once per age; a row's problems are then codes
-    into those words, and a row's reason puts its as_of (written once per distinct as_of)
-    between the words of its problems.
+    into those words, and each distinct set of problems is joined once into the words
+    around the as_of (``words`` puts each row's as_of between them at the end).
     """
-    words: list[str] = []
+    problem_words: list[str] = []
     code_of: dict[str, int] = {}
 
     def code(problem: str | None) -> int:
         if problem is None:
             return -1
         if problem not in code_of:
-            code_of[problem] = len(words)
-            words.append(problem)
+            code_of[problem] = len(problem_words)
+            problem_words.append(problem)
         return code_of[problem]
 
     problems = np.full((len(rows), len(stack)), -1, dtype=np.int64)
@@ -284,14 +349,12 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                                              series.record(int(position[j, k]))["ts_close"]))
                              for j in stale[first]], dtype=np.int64)
             problems[stale, k] = made[codes]
-    # each distinct set of problems joined once; a row puts its as_of between the words
+    # each distinct set of problems joined once
     combo, combo_first = groups(problems)
-    joined = [_incomplete_around(symbol, stack, [words[c] for c in problems[j].tolist()
-                                                 if c >= 0]) for j in combo_first.tolist()]
-    # one reason per distinct (as_of, problems): rows sharing them share the text
-    key, pairs = pd.factorize(as_of_code * len(joined) + combo)
-    reasons[rows] = objects([f"{joined[c][0]}{as_of_text[t]}{joined[c][1]}" for t, c in zip(
-        (pairs // len(joined)).tolist(), (pairs % len(joined)).tolist(), strict=True)])[key]
+    pair = np.array([words.number(_incomplete_around(
+        symbol, stack, [problem_words[c] for c in problems[j].tolist() if c >= 0]))
+        for j in combo_first.tolist()], dtype=np.int64)
+    words.pair[rows] = pair[combo]
 
 
 def as_of_texts(ns: np.ndarray) -> list[str]:

@@ -31,6 +31,7 @@ from buddy.batch.pieces import (
     groups,
     last_closed,
     per_distinct,
+    row_groups,
 )
 from buddy.context.piece_columns import PieceColumn
 from buddy.context.pieces import RegimeSnapshot
@@ -121,43 +122,59 @@ def regime_batch(request: BatchPieceRequest, config: RegimeConfig | None = None
     config = config or RegimeConfig()
     n = len(request)
     code = np.full(n, -1, dtype=np.int64)
-    reasons = np.full(n, None, dtype=object)
+    reasons = np.empty(n, dtype=object)  # None on every row until set
     t = as_of_ns(request.intents["as_of"])
-    keys = pd.DataFrame({"symbol": request.instrument["symbol"].to_numpy(object),
-                         "timeframe": per_distinct(request.intents["timeframe"],
-                                                   lambda v: Timeframe.parse(v).value)})
+    series = row_groups(request.instrument["symbol"].to_numpy(object),
+                        per_distinct(request.intents["timeframe"],
+                                     lambda v: Timeframe.parse(v).value))
     table = all_snapshots(request.store)  # every series, read once per process
     stored = stored_columns(table, _STORED)
-    bars: list[np.ndarray] = []  # per series, its distinct stored bars (rows of the table)
+    bars = _StoredBars()
     computed: list[RegimeSnapshot] = []
-    for (symbol, tf), rows in keys.groupby(["symbol", "timeframe"], sort=False
-                                           ).indices.items():
+    version = config.version  # a hash of the config: once per batch
+    for (symbol, tf), rows in series.items():
         rows = np.asarray(rows, dtype=np.int64)
-        _series_rows(request, config, table, str(symbol), str(tf), rows, t[rows], code,
-                     reasons, bars, computed)
-    snapshot_rows = table.snapshot[np.concatenate(bars)] if bars else np.zeros(0, np.int64)
+        _series_rows(request, config, version, table, str(symbol), str(tf), rows, t[rows],
+                     code, reasons, bars, computed)
+    snapshot_rows = table.snapshot[np.concatenate(bars.parts)] if bars.parts else np.zeros(
+        0, np.int64)
     regimes = StoredRegimes(stored, snapshot_rows, computed)
     # codes of computed snapshots were counted from 0: they follow the stored ones
     code = np.where(code <= -2, len(snapshot_rows) + (-2 - code), code)
     incomplete = objects(regimes.incomplete())
     if len(incomplete):
         on_stored = (code >= 0) & (code < len(snapshot_rows))
-        why = np.full(n, None, dtype=object)
-        why[on_stored] = incomplete[code[on_stored]]
-        warming = np.array([w is not None for w in why.tolist()], dtype=bool)
-        reasons[warming] = why[warming]
+        # a stored row still warming up: asked once per distinct row
+        warms = np.array([w is not None for w in incomplete.tolist()], dtype=bool)
+        warming = on_stored & warms[np.where(on_stored, code, 0)]
+        reasons[warming] = incomplete[code[warming]]
         code[warming] = -1
     return PieceColumn(code, len(snapshot_rows) + len(computed), regimes.make,
                        regimes), reasons
+
+
+class _StoredBars:
+    """The batch's distinct stored bars (rows of the table), series after series."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, rows: np.ndarray) -> int:
+        """Append a series' distinct stored bars; return the number of the first."""
+        first = self.count
+        self.parts.append(rows)
+        self.count += len(rows)
+        return first
 
 
 #: The whole table's columns, per process (``stored_columns``).
 _STORED: dict[int, StoredColumns] = {}
 
 
-def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: RegimeTable,
-                 symbol: str, tf: str, rows: np.ndarray, t: np.ndarray, code: np.ndarray,
-                 reasons: np.ndarray, bars: list[np.ndarray],
+def _series_rows(request: BatchPieceRequest, config: RegimeConfig, version: str,
+                 table: RegimeTable, symbol: str, tf: str, rows: np.ndarray, t: np.ndarray,
+                 code: np.ndarray, reasons: np.ndarray, bars: _StoredBars,
                  computed: list[RegimeSnapshot]) -> None:
     """Set ``code`` at ``rows`` (as_of ``t``, ns) of one series: rows on a stored bar get
     the number of the bar among the batch's distinct stored bars (appended to ``bars`` as
@@ -166,14 +183,12 @@ def _series_rows(request: BatchPieceRequest, config: RegimeConfig, table: Regime
     a, b = table.span(symbol, tf)
     # each row's last bar with ts_close <= as_of: nothing later is read
     position, _ = last_closed(table.bar_ts[a:b], table.ts_close[a:b], t)
-    current = np.append(table.of_version(a, b, config.version), False)
+    current = np.append(table.of_version(a, b, version), False)
     stored = current[position]  # position -1 (no bar) reads the appended False
     on_stored = np.flatnonzero(stored)
     if len(on_stored):  # one snapshot per stored bar
         codes, first = groups(position[on_stored, None])
-        offset = sum(len(b) for b in bars)
-        bars.append(a + position[on_stored][first])
-        code[rows[on_stored]] = offset + codes
+        code[rows[on_stored]] = bars.add(a + position[on_stored][first]) + codes
     others = np.flatnonzero(~stored)
     if len(others):  # no bar, or computed on demand: once per as_of
         codes, first = groups(t[others, None])

@@ -163,10 +163,11 @@ def _frame_read(sql: str) -> Any:
     return read
 
 
-def _by_symbol(sql: str, split: Any) -> Any:
+def _by_symbol(sql: str, split: Any, whole: Any = None) -> Any:
     """Return a read of the small table ``sql`` (ordered by symbol) cut once into
     ``split(frame, rows)`` per symbol: a batch asks for one symbol after another, chunk after
-    chunk, and a look-up beats a pass over the table each time."""
+    chunk, and a look-up beats a pass over the table each time. The read's first element is
+    ``whole(frame)`` (default: the frame)."""
     def read(store: Store) -> Any:
         frame = store.query(sql)
         symbols = frame["symbol"].to_numpy(object)
@@ -174,7 +175,8 @@ def _by_symbol(sql: str, split: Any) -> Any:
 
         rows = pd.Series(range(len(frame))).groupby(symbols, sort=False).indices if len(
             frame) else {}
-        return frame, {str(symbol): split(frame, at) for symbol, at in rows.items()}
+        return (frame if whole is None else whole(frame)), {
+            str(symbol): split(frame, at) for symbol, at in rows.items()}
 
     return read
 
@@ -193,11 +195,16 @@ def instrument_row(store: Store, symbol: str) -> dict[str, Any] | None:
 def symbol_actions(store: Store, symbol: str) -> pd.DataFrame:
     """Return ``Store.corporate_actions(symbol)`` (by ex_date) from the whole table, read
     once per process while the file is unchanged."""
+    return held_actions(store, symbol).copy()  # the caller's own frame
+
+
+def held_actions(store: Store, symbol: str) -> pd.DataFrame:
+    """Return ``symbol_actions(store, symbol)`` as held for every caller (read only: no
+    copy; a symbol without actions gets the table's empty frame)."""
     from buddy.store.tables import cached
 
     frame, rows = cached(store, "corporate_actions:by_symbol", _by_symbol(
-        _ALL_ACTIONS_SQL, lambda frame, at: frame.iloc[at].reset_index(drop=True)))
+        _ALL_ACTIONS_SQL, lambda frame, at: frame.iloc[at].reset_index(drop=True),
+        lambda frame: frame.iloc[:0].reset_index(drop=True)))
     actions = rows.get(symbol)
-    if actions is None:
-        return frame.iloc[:0].reset_index(drop=True)
-    return actions.copy()  # the caller's own frame
+    return frame if actions is None else actions
