@@ -3,6 +3,7 @@ user, real generated intents over three series, and reference runs made once."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,17 @@ from replay.intents import generate_intents
 USER = "replay"
 #: The account piece lets risk_reward and exit_plan run (they require it).
 ACCOUNT = {"account": account_provider}
+
+
+def same_values(a: object, b: object) -> bool:
+    """Equal values, NaN equal to NaN (Python's == says a NaN differs from itself)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b and type(a) is type(b)
 
 
 def copy_store(store: Store, folder: Path) -> Store:

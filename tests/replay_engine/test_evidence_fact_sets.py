@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 from buddy.batch.result import FACTS_SCHEMA, FactRefs
 from replay.evidence import chunk_fact_sets, fact_sets, stored_facts
 
+from .conftest import same_values
+
 #: Declared (names, units) by code_no; code 2's module is not registered here.
 DECLARED: list[tuple[list[str], list[str]] | None] = [
     (["a", "b"], ["R", ""]), (["c"], ["price"]), None, (["a", "b"], ["R", "%"])]
@@ -40,16 +42,6 @@ def _oracle(table: pa.Table) -> list[int]:
         out.append(numbers.setdefault(key, len(numbers)))
     return out
 
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal values, NaN equal to NaN (Python's == says a NaN differs from itself)."""
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b and type(a) is type(b)
 
 
 def _tricky_facts(n: int, seed: int) -> pa.Table:
@@ -101,7 +93,7 @@ def test_rows_share_a_set_exactly_when_equal_element_by_element() -> None:
             distinct, numbers = fact_sets(given)
             assert numbers.tolist() == want
             assert distinct.num_rows == max(want) + 1
-            assert _same(distinct.take(pa.array(numbers)).to_pylist(), table.to_pylist())
+            assert same_values(distinct.take(pa.array(numbers)).to_pylist(), table.to_pylist())
     # a missing list next to one whose elements a NULL hides is still only missing
     spanning = pc.if_else(pa.array([True, False, True]), pa.nulls(3, pa.list_(pa.float64())),
                           pa.array([[1.0], [2.0], [3.0, 4.0]], pa.list_(pa.float64())))
@@ -124,8 +116,8 @@ def test_stored_facts_drop_exactly_the_declared_names_and_units() -> None:
         declared = DECLARED[code_no]
         for position, column in enumerate(("fact_names", "fact_units")):
             same = declared is not None and row[column] == declared[position]
-            assert _same(kept[column], None if same else row[column])
-        assert all(_same(kept[c], row[c]) for c in FACTS_SCHEMA.names[:4])
+            assert same_values(kept[column], None if same else row[column])
+        assert all(same_values(kept[c], row[c]) for c in FACTS_SCHEMA.names[:4])
 
 
 def test_a_chunks_sets_by_reference_are_its_flat_facts_sets() -> None:
@@ -146,7 +138,7 @@ def test_a_chunks_sets_by_reference_are_its_flat_facts_sets() -> None:
             got_sets, got_numbers = chunk_fact_sets(given, code_nos, DECLARED)
             assert got_numbers.dtype == np.int32, name
             assert got_numbers.tolist() == want_numbers.tolist(), name
-            assert _same(got_sets.to_pylist(), want_sets.to_pylist()), name
+            assert same_values(got_sets.to_pylist(), want_sets.to_pylist()), name
     empty_sets, empty_numbers = chunk_fact_sets(FactRefs(sets, np.zeros(0, dtype=np.int64)),
                                                 np.zeros(0, dtype=np.int64), DECLARED)
     assert empty_sets.num_rows == 0 and len(empty_numbers) == 0

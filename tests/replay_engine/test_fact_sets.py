@@ -20,22 +20,12 @@ from replay.engine import (
 )
 from replay.evidence import fact_sets
 
-from .conftest import Reference, file_at_version
+from .conftest import Reference, file_at_version, same_values
 
 #: Tables a run's rows live in besides the issues, as 0016 left them and 0022 keeps them.
 KEPT_TABLES = ("replay_runs", "replay_intents", "replay_modules", "replay_codes",
                "replay_results")
 
-
-def _same(a: object, b: object) -> bool:
-    """Equal values, NaN equal to NaN (Python's == says a NaN differs from itself)."""
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b and type(a) is type(b)
 
 
 TRICKY = pa.table({
@@ -51,7 +41,7 @@ def test_equal_rows_share_a_set_and_unequal_ones_never_do() -> None:
     # the number 1 is not the text "1"
     assert numbers.tolist() == [0, 1, 0, 2, 3, 4, 5, 6, 4, 7]
     assert distinct.num_rows == 8
-    assert _same(distinct.take(pa.array(numbers)).to_pylist(), TRICKY.to_pylist())
+    assert same_values(distinct.take(pa.array(numbers)).to_pylist(), TRICKY.to_pylist())
 
 
 def test_a_runs_issues_share_their_chunks_fact_sets(subset_reference: Reference) -> None:
