@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import repeated
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
     TYPED_COLUMNS,
@@ -136,14 +137,6 @@ class _Ran:
     order: int  # the module's configured position
     rows: np.ndarray  # the batch's row of each result row
     result: BatchResult
-
-
-def _filled(n: int, value: Any) -> np.ndarray:
-    """Return an object array of ``n`` times the one object ``value`` (``np.full`` makes
-    a new string per element)."""
-    array = np.empty(n, dtype=object)
-    array.fill(value)
-    return array
 
 
 def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarray,
@@ -321,14 +314,14 @@ def _skipped(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
                         FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
                         FactColumn("reason", reasons)], k)
     issues = {"row": renumbered.astype(np.int64),
-              "code": _filled(k, "CONTEXT_MISSING"),
-              "severity": _filled(k, Severity.LOW.value),
-              "action": _filled(k, ""), "facts": facts,
+              "code": repeated("CONTEXT_MISSING", k),
+              "severity": repeated(Severity.LOW.value, k),
+              "action": repeated("", k), "facts": facts,
               "action_facts": fact_refs([], k)}
     return skipped_rows, BatchResult(
         module=evaluator.name, version=evaluator.version, score=np.full(n, math.nan),
-        severity=_filled(n, Severity.LOW.value),
-        status=_filled(n, ModuleStatus.SKIPPED.value), issue_data=issues)
+        severity=repeated(Severity.LOW.value, n),
+        status=repeated(ModuleStatus.SKIPPED.value, n), issue_data=issues)
 
 
 def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
