@@ -903,9 +903,10 @@ def _chunk_rows(chunk_no: int, intent_nos: np.ndarray, numbering: Numbering, *,
 def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos: np.ndarray,
                numbering: Numbering, *, elapsed_s: float = 0.0) -> ChunkRows:
     """Return the replay rows of a batch report (what ``report_rows`` gives per intent;
-    text columns held as Categoricals are encoded by their categories)."""
+    the text run_batch held as numbers (``report.encoded``) is passed as Categoricals, which
+    ``_chunk_rows`` encodes by their categories)."""
     overall, modules, issues = report.overall, report.modules, report.issue_data
-    module_text: np.ndarray | pd.Categorical = _text(modules["module"])
+    module_text: np.ndarray | pd.Categorical = modules["module"].to_numpy(dtype=object)
     coded = report.encoded
     if "issue_code_no" in coded:  # the numbers run_batch held the text as
         names = list(coded["module_names"])
@@ -920,21 +921,14 @@ def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos
     return _chunk_rows(
         chunk_no, intent_nos, numbering,
         overall_score=overall["overall_score"].to_numpy(np.float64),
-        verdict=_text(overall["overall_severity"]),
+        verdict=overall["overall_severity"].to_numpy(dtype=object),
         n_issues=overall["n_issues"].to_numpy(np.int64),
         modules={"row": modules["row"].to_numpy(np.int64),
-                 "module": module_text, "status": _text(modules["status"]),
+                 "module": module_text, "status": modules["status"].to_numpy(dtype=object),
                  "score": modules["score"].to_numpy(np.float64),
-                 "severity": _text(modules["severity"]),
+                 "severity": modules["severity"].to_numpy(dtype=object),
                  "n_issues": modules["n_issues"].to_numpy(np.int64)},
         issues=issues, elapsed_s=elapsed_s)
-
-
-def _text(column: pd.Series) -> np.ndarray | pd.Categorical:
-    """Return a frame's text column as objects, or as its Categorical (codes kept)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return column.array
-    return column.to_numpy(dtype=object)
 
 
 class ReadOnlyStore(Store):
