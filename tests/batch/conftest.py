@@ -52,6 +52,16 @@ def batch_store(sample_store: Store, tmp_path_factory: pytest.TempPathFactory) -
     return store
 
 
+@pytest.fixture(scope="module")
+def gapped(batch_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """The batch store without AAPL's daily bars of 10-14 January 2005 (missing sessions)."""
+    store = copy_store(batch_store, Path(tmp_path_factory.mktemp("gapped")))
+    with store.transaction() as con:
+        con.execute("DELETE FROM bars WHERE symbol = 'AAPL' AND timeframe = '1d' AND "
+                    "ts >= '2005-01-10' AND ts < '2005-01-15'")
+    return store
+
+
 @pytest.fixture(scope="session")
 def batch_intents(batch_store: Store) -> pd.DataFrame:
     """About 350 real intents from every generator: AAPL daily across its 2005 split (every

@@ -5,7 +5,6 @@ counts do not depend on which of the two the builder had."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,17 +14,6 @@ from buddy.batch import builder
 from buddy.batch.builder import SeriesData, build_batch_context
 from buddy.batch.context import MARKET_COLUMNS
 from buddy.store import Store
-from tests.replay_engine.conftest import copy_store
-
-
-@pytest.fixture(scope="module")
-def gapped(batch_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """The batch store without AAPL's daily bars of 10-14 January 2005 (missing sessions)."""
-    store = copy_store(batch_store, Path(tmp_path_factory.mktemp("gapped_selection")))
-    with store.transaction() as con:
-        con.execute("DELETE FROM bars WHERE symbol = 'AAPL' AND timeframe = '1d' AND "
-                    "ts >= '2005-01-10' AND ts < '2005-01-15'")
-    return store
 
 
 def test_selections_build_what_slices_build(gapped: Store, batch_intents: pd.DataFrame,

@@ -4,17 +4,13 @@ converted once per read (a batch cut into chunks gives what one batch gives)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 
 from buddy.batch import builder
 from buddy.batch.builder import build_batch_context
 from buddy.batch.context import MARKET_COLUMNS, BatchContext
 from buddy.store import Store
-from tests.replay_engine.conftest import copy_store
 
 _DAY_NS = 86_400_000_000_000
 
@@ -23,16 +19,6 @@ def _market(ctx: BatchContext) -> dict[str, list[object]]:
     return {**{c: ctx.market[c].tolist() for c in MARKET_COLUMNS},
             "missing_sessions": list(ctx.missing_sessions),
             "splits_applied": list(ctx.splits_applied)}
-
-
-@pytest.fixture(scope="module")
-def gapped(batch_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """The batch store without AAPL's daily bars of 10-14 January 2005 (missing sessions)."""
-    store = copy_store(batch_store, Path(tmp_path_factory.mktemp("gapped")))
-    with store.transaction() as con:
-        con.execute("DELETE FROM bars WHERE symbol = 'AAPL' AND timeframe = '1d' AND "
-                    "ts >= '2005-01-10' AND ts < '2005-01-15'")
-    return store
 
 
 def test_calendar_counts_do_not_depend_on_the_held_span(gapped: Store,
