@@ -165,9 +165,45 @@ def worker_context(preload: Iterable[str] = ()) -> multiprocessing.context.BaseC
     return context
 
 
+#: glibc's mallopt parameters (malloc.h) and what a worker sets them to: allocations up to
+#: 1 GiB come from the heap, freed memory stays there (no trim below 2 GiB free), and the
+#: heap grows 256 MiB at a time.
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+WORKER_MALLOC = ((_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, (1 << 31) - 1),
+                 (_M_TOP_PAD, 1 << 28))
+
+
+def keep_worker_memory() -> bool:
+    """Make this process keep the memory it frees for its next use instead of returning it
+    to the kernel (a worker initializer); return whether the C library took the settings.
+
+    A replay worker allocates and frees the same few hundred megabytes for every chunk. By
+    default glibc serves each large array with a fresh mmap, unmapped when freed, and Arrow's
+    allocator returns freed pages to the kernel: every chunk then faults its memory in again,
+    page by page (about a tenth of a chunk's CPU went to the kernel). Here Arrow allocates
+    from the C heap (``pyarrow.system_memory_pool``) and the heap keeps what it frees
+    (``WORKER_MALLOC``); a worker lives as long as its pool, and its memory is returned when
+    it exits. Where the C library is not glibc, nothing changes but Arrow's pool."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return False
+    return all(mallopt(parameter, value) == 1 for parameter, value in WORKER_MALLOC)
+
+
 def init_local_worker(parent_pid: int, death_signal: bool) -> None:
-    """Initialise a LocalProcessExecutor worker: BLAS pinned to 1, exit with the parent."""
+    """Initialise a LocalProcessExecutor worker: BLAS pinned to 1, one DuckDB thread, freed
+    memory kept for the next chunk, exit with the parent."""
+    from buddy.store.core import limit_threads
+
     pin_blas_threads()
+    limit_threads(1)
+    keep_worker_memory()
     exit_with_parent(parent_pid, death_signal=death_signal)
 
 

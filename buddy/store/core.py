@@ -141,6 +141,30 @@ _ALIASES = iter(range(1, 1 << 62))
 _INHERITED: list[duckdb.DuckDBPyConnection] = []
 
 
+#: DuckDB threads of this process's instance (``limit_threads``; None: DuckDB's default).
+_THREADS: list[int | None] = [None]
+
+
+def limit_threads(threads: int | None) -> None:
+    """Run this process's DuckDB queries on at most ``threads`` threads (None: DuckDB's
+    default, one per core), from now on. A replay worker runs on one: its run's parallelism
+    is across processes that already fill the cores, and a query's extra threads there only
+    add their scheduling and merging to the machine's work."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 or None (got {threads})")
+    with _INSTANCE_LOCK:
+        _THREADS[0] = threads
+        if _INSTANCE:
+            _set_threads(_INSTANCE[0])
+
+
+def _set_threads(instance: duckdb.DuckDBPyConnection) -> None:
+    if _THREADS[0] is None:
+        instance.execute("RESET threads")
+    else:
+        instance.execute(f"SET threads = {int(_THREADS[0])}")
+
+
 def _forget_instance() -> None:
     _INHERITED.extend(_INSTANCE)
     _INSTANCE.clear()
@@ -157,6 +181,8 @@ def _attach(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     with _INSTANCE_LOCK:
         if not _INSTANCE:
             _INSTANCE.append(duckdb.connect(":memory:"))
+            if _THREADS[0] is not None:
+                _set_threads(_INSTANCE[0])
         instance = _INSTANCE[0]
         entry = _ATTACHED.get(key)
         if entry is not None and entry[1] and not read_only:

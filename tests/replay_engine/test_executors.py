@@ -4,10 +4,14 @@ local worker processes or on a dask.distributed LocalCluster."""
 from __future__ import annotations
 
 import operator
+import platform
+import subprocess
+import sys
 
 import pytest
 
 from buddy.config import ScoringConfig
+from buddy.store import Store
 from replay.engine import result_table_hash, run_replay
 from replay.executors import (
     DaskExecutor,
@@ -18,6 +22,17 @@ from replay.executors import (
 )
 
 from .conftest import ACCOUNT, Reference
+
+
+def _worker_settings(db_path: str) -> tuple[int, str]:
+    """Return the DuckDB threads and Arrow's memory pool as a worker has them."""
+    import pyarrow as pa
+
+    from buddy.store import Store
+
+    threads = Store(db_path, migrate=False).query(
+        "SELECT current_setting('threads') AS threads")["threads"].iloc[0]
+    return int(threads), pa.default_memory_pool().backend_name
 
 
 def _fails_on_three(value: int) -> int:
@@ -38,6 +53,25 @@ def test_a_failing_task_raises_in_the_caller(local_executor: LocalProcessExecuto
     with pytest.raises(ArithmeticError):
         list(local_executor.map(_fails_on_three, range(6)))
     assert sorted(local_executor.map(operator.neg, range(3))) == [(0, 0), (1, -1), (2, -2)]
+
+
+def test_a_local_worker_queries_on_one_thread_and_allocates_from_the_c_heap(
+        local_executor: LocalProcessExecutor, replay_store: Store) -> None:
+    # its run's parallelism is across processes; its freed memory serves its next chunk
+    ((_, (threads, pool)),) = list(local_executor.map(_worker_settings,
+                                                      [str(replay_store.path)]))
+    assert (threads, pool) == (1, "system")
+
+
+def test_worker_memory_settings_are_taken_by_glibc() -> None:
+    code = ("import pyarrow as pa\n"
+            "from replay.executors import keep_worker_memory\n"
+            "print(keep_worker_memory(), pa.default_memory_pool().backend_name)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert out.stdout.split() == [str(glibc), "system"]
 
 
 def test_make_executor_refuses_an_unknown_kind() -> None:
