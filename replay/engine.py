@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,7 +59,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
-from buddy.batch.builder import build_batch_context
+from buddy.batch.builder import build_batch_context, whole_queries
 from buddy.batch.context import BatchContext
 from buddy.batch.orchestrate import BatchReport, run_batch
 from buddy.batch.result import FACTS_SCHEMA, SEVERITY_BY_RANK, facts_from_json
@@ -89,7 +90,13 @@ from buddy.store.replay import (
     set_run_status,
     write_results,
 )
-from buddy.store.tables import process_reads_directory, reads_shared, share_reads
+from buddy.store.tables import (
+    WholeQuery,
+    process_reads_directory,
+    reads_shared,
+    share_ahead,
+    share_reads,
+)
 from buddy.timeframes import Timeframe
 from buddy.validation import check_intent_frame
 from replay.evidence import chunk_fact_sets, declared_facts, render_evidence
@@ -582,6 +589,54 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
     start = getattr(executor, "start", None)
     if callable(start):  # workers start (and import) while this process sets the run up
         start(worker_modules(providers))
+    # meanwhile the whole tables are read once, for the workers' first chunk to map
+    ahead = _SharedAhead(store, whole_queries(providers)) if (
+        shared_tables is not None and mode == "batch") else None
+    try:
+        return _run_shared(store, intents, config=config, name=name, executor=executor,
+                           chunk_size=chunk_size, progress=progress, run_id=run_id,
+                           mode=mode, outcomes=outcomes, label=label, trades=trades,
+                           providers=providers, lookback_bars=lookback_bars,
+                           on_chunk=on_chunk, purpose=purpose, outcome_rules=outcome_rules,
+                           started=started, shared_tables=shared_tables,
+                           reads_done=ahead.join if ahead is not None else _nothing)
+    finally:
+        if ahead is not None:
+            ahead.join()
+
+
+def _nothing() -> None:
+    return None
+
+
+class _SharedAhead:
+    """Whole tables read into the run's shared directory by a thread of this process
+    (``buddy.store.tables.share_ahead``) while it sets the run up and its workers start;
+    ``join`` waits for it (before this process writes: it holds the file read-only
+    meanwhile). A failed read is left to the workers, which read what is not shared and
+    report their own errors."""
+
+    def __init__(self, store: Store, queries: Sequence[WholeQuery]) -> None:
+        self._thread = threading.Thread(target=self._read, args=(store, queries),
+                                        name="replay-share-ahead", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _read(store: Store, queries: Sequence[WholeQuery]) -> None:
+        with suppress(Exception):  # the workers read (and fail) on their own
+            share_ahead(store, queries)
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+def _run_shared(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
+                executor: Executor, chunk_size: int | None, progress: bool, run_id: str | None,
+                mode: Mode, outcomes: pd.DataFrame | None, label: bool,
+                trades: pd.DataFrame | None, providers: dict[str, PieceProvider],
+                lookback_bars: int, on_chunk: Callable[[ChunkCommitted], None] | None,
+                purpose: str, outcome_rules: OutcomeRules | None, started: float,
+                shared_tables: Path | None, reads_done: Callable[[], None]) -> ReplayRun:
     frame = normalize_intents(intents)
     digest = intents_hash(frame)
     outcome_rules = outcome_rules or OutcomeRules()
@@ -608,6 +663,7 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
     else:
         run_key = int(existing["run_key"])
         _check_resumable(store, existing, config=config, digest=digest, context=context)
+        reads_done()  # (this process writes now)
         if existing["purpose"] != purpose:
             raise ReplayError(f"run {run_id} is a {existing['purpose']!r} run, not "
                               f"{purpose!r}: use another name or run id")
@@ -644,6 +700,7 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
         with tqdm(total=len(frame), initial=n_done, disable=not progress, unit="intent",
                   desc=f"replay {name}") as bar:
             for index, rows in executor.map(evaluate_chunk, tasks):
+                reads_done()  # (this process writes now)
                 if run_key is None and create is not None:
                     make, create = create, None
                     run_key = make(status="running")
@@ -658,12 +715,14 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
                                             n_intents=len(chunk), n_done=n_done,
                                             n_total=len(frame)))
     except BaseException:
+        reads_done()
         if create is not None:  # validated, never written: the run is stored as failed
             with suppress(Exception):
                 create(status="failed")
         elif run_key is not None:  # (not when writing the run failed: maybe another's)
             _set_status(writer, run_id, "failed", quiet=True)
         raise
+    reads_done()
     if create is not None:  # nothing was pending (no chunk): the run is written now
         create(status="running")
     _finish(writer, run_id)

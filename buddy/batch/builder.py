@@ -52,13 +52,16 @@ from buddy.errors import FieldError, IntentValidationError
 from buddy.features.ta import PRICE_LEVEL_FEATURES
 from buddy.store import Store
 from buddy.store.bars import (
+    WHOLE_QUERIES as WHOLE_BAR_QUERIES,
+)
+from buddy.store.bars import (
     all_bars,
     all_features,
     held_actions,
     instrument_row,
 )
 from buddy.store.core import READ_IDLE_S
-from buddy.store.tables import SeriesTable
+from buddy.store.tables import SeriesTable, WholeQuery
 from buddy.timeframes import Timeframe
 
 _NS_PER_DAY = 86_400_000_000_000
@@ -206,6 +209,19 @@ class _Parts:
     #: concatenation's for its bars, the same for its features), or None for a group whose
     #: frames are not slices of the whole tables (an adjusted copy, a selection)
     in_tables: list[tuple[np.ndarray, int, int] | None] = field(default_factory=list)
+
+
+def whole_queries(providers: Mapping[str, ProviderSource] | None = None
+                  ) -> tuple[WholeQuery, ...]:
+    """Return the whole-table queries a batch context with ``providers`` reads: the bars and
+    features tables', and those of each provider that names its own (``whole_queries()``);
+    what a run's parent shares ahead of its workers (``buddy.store.tables.share_ahead``)."""
+    queries = list(WHOLE_BAR_QUERIES)
+    for provider in (providers or {}).values():
+        named = getattr(provider, "whole_queries", None)
+        if callable(named):
+            queries.extend(named())
+    return tuple(queries)
 
 
 def build_batch_context(store: Store, intents: pd.DataFrame, *,

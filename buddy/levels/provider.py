@@ -81,6 +81,8 @@ from buddy.store.levels import (
     symbol_first_anchors,
     trading_calendar,
 )
+from buddy.store.levels import whole_queries as whole_level_queries
+from buddy.store.tables import WholeQuery
 from buddy.timeframes import Timeframe
 
 
@@ -100,6 +102,10 @@ class LevelsProvider:
     def batch(self, request: BatchPieceRequest) -> BatchPieces:
         """Return (pieces, reasons) per row: ``levels_batch``."""
         return levels_batch(request)
+
+    def whole_queries(self) -> tuple[WholeQuery, ...]:
+        """Return the whole-table queries ``batch`` reads (``tables.share_ahead``)."""
+        return whole_level_queries(LEVELS_VERSION)
 
 
 def levels_piece(store: Store, symbol: str, timeframe: Timeframe, as_of: datetime, *,

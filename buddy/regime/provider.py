@@ -46,7 +46,14 @@ from buddy.regime.snapshots import (
     stored_fits,
 )
 from buddy.store import Store
-from buddy.store.regime import RegimeTable, all_snapshots, hmm_fits, stored_snapshot_at
+from buddy.store.regime import (
+    WHOLE_QUERIES,
+    RegimeTable,
+    all_snapshots,
+    hmm_fits,
+    stored_snapshot_at,
+)
+from buddy.store.tables import WholeQuery
 from buddy.timeframes import Timeframe
 
 
@@ -65,6 +72,10 @@ class RegimeProvider:
     def batch(self, request: BatchPieceRequest) -> BatchPieces:
         """Return (pieces, reasons) per row: ``regime_batch``."""
         return regime_batch(request, self.config)
+
+    def whole_queries(self) -> tuple[WholeQuery, ...]:
+        """Return the whole-table queries ``batch`` reads (``tables.share_ahead``)."""
+        return WHOLE_QUERIES
 
 
 def regime_at(store: Store, symbol: str, timeframe: Timeframe | str, as_of: datetime,

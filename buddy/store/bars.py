@@ -81,6 +81,8 @@ def bars_closing_after(store: Store, keys: Sequence[tuple[str, str]],
 # ---------------------------------------------------------------- whole tables, per process
 _ALL_BARS_SQL = "SELECT * FROM bars ORDER BY symbol, timeframe, ts"
 _ALL_FEATURES_SQL = "SELECT * FROM ta_features ORDER BY symbol, timeframe, ts"
+#: The whole-table queries of ``all_bars`` and ``all_features`` (``tables.share_ahead``).
+WHOLE_QUERIES: tuple[tuple[str, None], ...] = ((_ALL_BARS_SQL, None), (_ALL_FEATURES_SQL, None))
 
 
 def _whole(sql: str) -> Any:

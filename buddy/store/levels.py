@@ -158,6 +158,14 @@ LEFT JOIN key_levels k ON k.symbol = b.symbol AND k.timeframe = b.timeframe AND 
     AND k.version = ?
 ORDER BY b.symbol, b.timeframe, b.ts
 """
+
+
+def whole_queries(version: str) -> tuple[tuple[str, list[Any]], ...]:
+    """Return the whole-table queries of ``all_levels(store, version)``
+    (``tables.share_ahead``)."""
+    return ((_ALL_SERIES_SQL, [version]),)
+
+
 _ALL_FIRST_ANCHORS_SQL = ("SELECT symbol, user_id, min(anchor_ts) AS first_anchor FROM "
                           "level_anchors GROUP BY ALL ORDER BY symbol, user_id")
 

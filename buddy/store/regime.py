@@ -90,6 +90,9 @@ ORDER BY symbol, timeframe, ts
 _ALL_BAR_TIMES_SQL = """
 SELECT symbol, timeframe, ts, ts_close FROM bars ORDER BY symbol, timeframe, ts
 """
+#: The whole-table queries of ``all_snapshots`` (``tables.share_ahead``).
+WHOLE_QUERIES: tuple[tuple[str, None], ...] = ((_ALL_SNAPSHOTS_SQL, None),
+                                               (_ALL_BAR_TIMES_SQL, None))
 
 
 @dataclass(frozen=True, slots=True)

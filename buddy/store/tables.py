@@ -34,7 +34,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -240,6 +240,23 @@ def query_arrow(store: Store, sql: str, params: list[Any] | None = None) -> pa.T
             return con.sql(sql, params=params).to_arrow_table()
 
     return arrow_table(store, repr((sql, params)), read)
+
+
+#: A whole-table query as ``query_arrow`` takes it: (SQL, parameters or None).
+WholeQuery = tuple[str, list[Any] | None]
+
+
+def share_ahead(store: Store, queries: Iterable[WholeQuery]) -> None:
+    """Read each whole-table query into this process's shared directory now, unless it is
+    there already (nothing without ``share_reads``; nothing is kept in this process).
+
+    A batch run's parent does it while its workers start and it sets the run up: the workers'
+    first chunk then maps the tables instead of reading them one after the other (each
+    waiting for the other's read of the same table)."""
+    if _shared[0] is None:
+        return
+    for sql, params in queries:
+        query_arrow(store, sql, params)
 
 
 @contextlib.contextmanager

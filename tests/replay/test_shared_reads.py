@@ -15,9 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from buddy.batch.builder import build_batch_context, whole_queries
 from buddy.store import Store, tables
 from buddy.store.bars import all_bars
-from buddy.store.tables import arrow_table, query_arrow, reads_shared
+from buddy.store.tables import arrow_table, query_arrow, reads_shared, share_ahead
+from replay.engine import standard_providers
+from replay.intents import generate_intents
 
 SQL = "SELECT symbol, timeframe, ts, close FROM bars ORDER BY symbol, timeframe, ts"
 
@@ -144,3 +147,25 @@ def test_a_process_keeps_the_shared_tables_of_its_newest_databases_only(
         assert len(calls) == 3
         arrow_table(copies[0], "closes", counting_read(calls))  # dropped: read again
         assert len(calls) == 4
+
+
+def test_the_queries_shared_ahead_are_every_whole_table_a_batch_context_reads(
+        store: Store, tmp_path: Path) -> None:
+    """What a run's parent reads ahead (``share_ahead`` of ``whole_queries``) is exactly what
+    the workers' batch context then reads: it maps each and reads none itself."""
+    providers = standard_providers()
+    queries = whole_queries(providers)
+    intents = generate_intents(store, "random", timeframe="1d", seed=3, user_id="ahead",
+                               entry_probability=1.0).head(40)
+    share_ahead(store, queries)  # no shared directory: nothing is read
+    assert not any(tmp_path.glob("*.arrow"))
+    tables.clear()
+    with reads_shared(tmp_path):
+        share_ahead(store, queries)
+        ahead = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("*.arrow")}
+        tables.clear()  # a worker: nothing held yet
+        build_batch_context(store, intents, providers=providers)
+        after = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("*.arrow")}
+    tables.clear()
+    assert len(ahead) == len(queries) == len({repr(q) for q in queries}) >= 5
+    assert after == ahead  # no table read again, none missed
