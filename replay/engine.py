@@ -70,7 +70,7 @@ from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
-from buddy.store.core import LOCK_TIMEOUT_S
+from buddy.store.core import LOCK_TIMEOUT_S, threads_limit, threads_limited
 from buddy.store.replay import (
     RESULT_TABLE_ORDER,
     STORED_RESULT_TABLES,
@@ -539,8 +539,11 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     # the run's processes (and this process's later runs) read each whole table once
     # between them, as memory-mapped files (in this process alone: its own tables suffice)
     shared = None if isinstance(executor, SerialExecutor) else process_reads_directory()
+    # beside workers that fill the cores, this process's reads and writes run on one
+    # DuckDB thread (as the workers' do): more only add their scheduling to the machine's
+    threads = 1 if shared is not None else threads_limit()
     try:
-        with reads_shared(shared):
+        with reads_shared(shared), threads_limited(threads):
             return _run(store, intents, config=config, name=name, executor=executor,
                         chunk_size=chunk_size, progress=progress, run_id=run_id, mode=mode,
                         outcomes=outcomes, label=label, trades=trades, providers=providers,

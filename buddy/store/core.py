@@ -158,6 +158,27 @@ def limit_threads(threads: int | None) -> None:
             _set_threads(_INSTANCE[0])
 
 
+def threads_limit() -> int | None:
+    """Return this process's DuckDB thread limit (``limit_threads``; None: none)."""
+    return _THREADS[0]
+
+
+@contextmanager
+def threads_limited(threads: int | None) -> Iterator[None]:
+    """Limit this process's DuckDB threads to ``threads`` inside the block
+    (``limit_threads``), then go back to the limit before it. Process-wide: the process's
+    other threads' queries run under it meanwhile too."""
+    before = threads_limit()
+    if threads == before:
+        yield
+        return
+    limit_threads(threads)
+    try:
+        yield
+    finally:
+        limit_threads(before)
+
+
 def _set_threads(instance: duckdb.DuckDBPyConnection) -> None:
     if _THREADS[0] is None:
         instance.execute("RESET threads")

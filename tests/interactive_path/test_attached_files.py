@@ -62,10 +62,11 @@ def test_a_failed_write_rolls_back_and_releases_the_file(store_copy: CountingSto
 
 def test_a_process_limits_its_duckdb_threads_and_can_lift_the_limit(tmp_path: Path) -> None:
     """``limit_threads`` sets the process instance's threads, before or after it exists;
-    None gives DuckDB's default back; a count below one is refused."""
+    None gives DuckDB's default back, as leaving a ``threads_limited`` block gives the limit
+    before it; a count below one is refused."""
     code = ("import sys\n"
             "from buddy.store import Store\n"
-            "from buddy.store.core import limit_threads\n"
+            "from buddy.store.core import limit_threads, threads_limited\n"
             "store = Store(sys.argv[1])\n"
             "def threads():\n"
             "    return int(store.query(\"SELECT current_setting('threads') AS t\")['t'][0])\n"
@@ -74,14 +75,17 @@ def test_a_process_limits_its_duckdb_threads_and_can_lift_the_limit(tmp_path: Pa
             "one = threads()\n"
             "limit_threads(None)\n"
             "back = threads()\n"
+            "with threads_limited(1):\n"
+            "    inside = threads()\n"
+            "after = threads()\n"
             "try:\n"
             "    limit_threads(0)\n"
             "except ValueError as exc:\n"
             "    refused = str(exc)\n"
-            "print(default, one, back, refused)\n")
+            "print(default, one, back, inside, after, refused)\n")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.duckdb")],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    default, one, back, *refused = out.stdout.split()
-    assert int(one) == 1 and back == default
+    default, one, back, inside, after, *refused = out.stdout.split()
+    assert int(one) == 1 and back == default and int(inside) == 1 and after == default
     assert " ".join(refused) == "threads must be >= 1 or None (got 0)"

@@ -12,6 +12,7 @@ import pytest
 
 from buddy.config import ScoringConfig
 from buddy.store import Store
+from buddy.store.core import threads_limit
 from replay.engine import result_table_hash, run_replay
 from replay.executors import (
     DaskExecutor,
@@ -98,3 +99,14 @@ def test_a_dask_local_cluster_gives_the_in_process_result(
                          executor=executor, chunk_size=6, providers=ACCOUNT, progress=False)
         assert len(executor.client.scheduler_info()["workers"]) == 2
     assert result_table_hash(store, run.run_id) == subset_reference.hash
+
+
+def test_a_run_with_workers_gives_this_process_its_duckdb_threads_back(
+        subset_reference: Reference, config: ScoringConfig,
+        local_executor: LocalProcessExecutor) -> None:
+    # the run's own reads and writes ran on one thread beside its workers
+    before = threads_limit()
+    run_replay(subset_reference.store, subset_reference.intents.head(5), config=config,
+               name="threads-back", executor=local_executor, providers=ACCOUNT,
+               progress=False)
+    assert threads_limit() == before is None
