@@ -576,10 +576,18 @@ def batch_chunk_sizes(n_intents: int, executor: Executor) -> list[int]:
     return sizes + [size + 1] * extra + [size] * (parts - extra)
 
 
+#: Modules a worker imports on its first chunk that importing this one does not: the
+#: exchange calendars' rules (imported when first asked, for a fast CLI start), their disk
+#: cache, and modules this one imports where it uses them.
+WORKER_IMPORTS = ("buddy.data.calendar_cache", "buddy.store.trades", "buddy.store.users",
+                  "exchange_calendars", "replay.intents")
+
+
 def worker_modules(providers: Mapping[str, PieceProvider]) -> tuple[str, ...]:
     """Return the modules a replay worker imports to evaluate a chunk with ``providers``
     (what a local pool's fork server imports once for all its workers)."""
-    return tuple(sorted({__name__, *(str(p.__module__) for p in providers.values())}))
+    return tuple(sorted({__name__, *WORKER_IMPORTS,
+                         *(str(p.__module__) for p in providers.values())}))
 
 
 def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
