@@ -27,7 +27,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,14 @@ from buddy.store import Store
 from buddy.store.tables import forget_process_reads
 from buddy.timeframes import Timeframe
 from buddy.users.store import set_user
-from replay.engine import ChunkRows, ReplayRun, run_replay, standard_providers, write_chunk
+from replay.engine import (
+    ChunkFiles,
+    ChunkRows,
+    ReplayRun,
+    run_replay,
+    standard_providers,
+    write_chunk,
+)
 from replay.executors import LocalProcessExecutor
 from replay.intents import generate_intents
 from replay.model import EXIT_REASONS, OUTCOME_COLUMNS, OUTCOME_SOURCES
@@ -203,7 +210,8 @@ CHUNK_TABLES = ("replay_results", "replay_issues", "replay_facts")
 
 class RecordingExecutor:
     """Two local worker processes (what ``run_replay`` starts by default) that keep every
-    chunk's rows as the workers hand them to the writer: the write bench's input."""
+    chunk's rows as the workers hand them to the writer (loaded from the files they wrote):
+    the write bench's input."""
 
     def __init__(self) -> None:
         self.inner = LocalProcessExecutor(workers=2)
@@ -216,7 +224,8 @@ class RecordingExecutor:
 
     def map(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[tuple[int, R]]:
         """Yield the inner executor's ``(index, rows)``, keeping the rows."""
-        for index, rows in self.inner.map(fn, tasks):
+        for index, handed in self.inner.map(fn, tasks):
+            rows: Any = handed.load() if isinstance(handed, ChunkFiles) else handed
             if isinstance(rows, ChunkRows):
                 self.rows.append(rows)
             yield index, rows

@@ -43,8 +43,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -57,6 +59,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 from tqdm.auto import tqdm
 
 from buddy.batch.builder import build_batch_context, whole_queries
@@ -235,6 +238,47 @@ class ChunkRows:
     issues: pa.Table
     facts: pa.Table | None = None
     elapsed_s: float = 0.0
+
+    def spilled(self, directory: str | Path) -> ChunkFiles:
+        """Return these rows as Arrow IPC files written in ``directory`` (a worker's hand-off
+        to the writer: the writer maps them, nothing is pickled or copied through a pipe)."""
+        stem = Path(directory) / f"chunk-{os.getpid()}-{self.chunk_no}-{uuid.uuid4().hex}"
+        paths: list[str | None] = []
+        for name in ("results", "issues", "facts"):
+            table = getattr(self, name)
+            if table is None:
+                paths.append(None)
+                continue
+            path = f"{stem}.{name}.arrow"
+            with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            paths.append(path)
+        return ChunkFiles(chunk_no=self.chunk_no, paths=tuple(paths), elapsed_s=self.elapsed_s)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkFiles:
+    """A chunk's rows as its worker wrote them (``ChunkRows.spilled``): the paths of its
+    results, issues and facts (None: no facts) as Arrow IPC files."""
+
+    chunk_no: int
+    paths: tuple[str | None, ...]
+    elapsed_s: float = 0.0
+
+    def load(self) -> ChunkRows:
+        """Return the rows, memory-mapped (no copy), and remove the files (the mappings
+        outlive the names)."""
+        tables: list[pa.Table | None] = []
+        for path in self.paths:
+            if path is None:
+                tables.append(None)
+                continue
+            tables.append(ipc.open_file(pa.memory_map(path)).read_all())
+            os.unlink(path)
+        results, issues, facts = tables
+        assert results is not None and issues is not None
+        return ChunkRows(chunk_no=self.chunk_no, results=results, issues=issues, facts=facts,
+                         elapsed_s=self.elapsed_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,7 +754,8 @@ def _run_shared(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, n
     try:
         with tqdm(total=len(frame), initial=n_done, disable=not progress, unit="intent",
                   desc=f"replay {name}") as bar:
-            for index, rows in executor.map(evaluate_chunk, tasks):
+            for index, handed in executor.map(evaluate_chunk, tasks):
+                rows = handed.load() if isinstance(handed, ChunkFiles) else handed
                 reads_done()  # (this process writes now)
                 if run_key is None and create is not None:
                     make, create = create, None
@@ -800,8 +845,9 @@ def _cached(cache: OrderedDict[Any, Any], key: Any, make: Callable[[], Any]) -> 
     return value
 
 
-def evaluate_chunk(task: ChunkTask) -> ChunkRows:
-    """Evaluate one chunk read-only and return its rows (runs in a worker)."""
+def evaluate_chunk(task: ChunkTask) -> ChunkRows | ChunkFiles:
+    """Evaluate one chunk read-only and return its rows (runs in a worker): as files in
+    the run's shared directory when it has one (``ChunkRows.spilled``)."""
     started = time.perf_counter()
     orchestrator = _cached(_ORCHESTRATORS, task.config_json,
                            lambda: Orchestrator(ScoringConfig.from_json(task.config_json)))
@@ -833,7 +879,8 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows:
         outcomes = label_chunk(store, intents, task.outcome_rules, task.trades)
         outcomes["intent_no"] = intent_nos
         results = _with_outcomes(results, outcomes)
-    return replace(rows, results=results, elapsed_s=time.perf_counter() - started)
+    rows = replace(rows, results=results, elapsed_s=time.perf_counter() - started)
+    return rows.spilled(task.shared_tables) if task.shared_tables is not None else rows
 
 
 def report_rows(chunk_no: int, reports: Sequence[BuddyReport], intent_nos: np.ndarray,

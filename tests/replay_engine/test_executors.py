@@ -13,6 +13,7 @@ import pytest
 from buddy.config import ScoringConfig
 from buddy.store import Store
 from buddy.store.core import threads_limit
+from buddy.store.tables import process_reads_directory
 from replay.engine import result_table_hash, run_replay
 from replay.executors import (
     DaskExecutor,
@@ -88,6 +89,8 @@ def test_a_run_in_local_processes_equals_the_in_process_run(
                      executor=local_executor, chunk_size=7, providers=ACCOUNT, progress=False)
     assert run.run_id != subset_reference.run_id
     assert result_table_hash(store, run.run_id) == subset_reference.hash
+    # the chunks the workers handed over as files were each loaded and removed
+    assert not list(process_reads_directory().glob("chunk-*"))
 
 
 @pytest.mark.slow

@@ -184,3 +184,21 @@ def test_replay_intents_keep_their_rows_and_columns_without_a_key_from_0023(tmp_
                        "WHERE table_name = 'replay_intents'")["constraint_type"]
     assert "PRIMARY KEY" not in set(keys) and "UNIQUE" not in set(keys)
     assert "NOT NULL" in set(keys) and "CHECK" in set(keys)
+
+
+def test_a_chunk_handed_over_as_files_loads_equal_and_leaves_no_file(tmp_path) -> None:
+    # a worker writes its rows as Arrow IPC files; the writer maps them and removes them
+    rows = _chunk([3, 4, 5], numbering_width=2)
+    facts = pa.table({"facts_no": pa.array([0, 1], pa.int32()),
+                      "fact_values": pa.array([[1.5, None], [-0.0]], pa.list_(pa.float64()))})
+    for chunk in (rows, ChunkRows(chunk_no=7, results=rows.results, issues=rows.issues,
+                                  facts=facts, elapsed_s=1.25)):
+        handed = chunk.spilled(tmp_path)
+        assert len(list(tmp_path.iterdir())) == (3 if chunk.facts is not None else 2)
+        loaded = handed.load()
+        assert not list(tmp_path.iterdir())
+        assert (loaded.chunk_no, loaded.elapsed_s) == (chunk.chunk_no, chunk.elapsed_s)
+        assert loaded.results.equals(chunk.results) and loaded.issues.equals(chunk.issues)
+        assert (loaded.facts is None and chunk.facts is None) or (
+            loaded.facts is not None and chunk.facts is not None
+            and loaded.facts.equals(chunk.facts))
