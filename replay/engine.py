@@ -847,7 +847,7 @@ def _cached(cache: OrderedDict[Any, Any], key: Any, make: Callable[[], Any]) -> 
 
 def evaluate_chunk(task: ChunkTask) -> ChunkRows | ChunkFiles:
     """Evaluate one chunk read-only and return its rows (runs in a worker): as files in
-    the run's shared directory when it has one (``ChunkRows.spilled``)."""
+    the run's shared directory when it has one here (``ChunkRows.spilled``)."""
     started = time.perf_counter()
     orchestrator = _cached(_ORCHESTRATORS, task.config_json,
                            lambda: Orchestrator(ScoringConfig.from_json(task.config_json)))
@@ -880,7 +880,11 @@ def evaluate_chunk(task: ChunkTask) -> ChunkRows | ChunkFiles:
         outcomes["intent_no"] = intent_nos
         results = _with_outcomes(results, outcomes)
     rows = replace(rows, results=results, elapsed_s=time.perf_counter() - started)
-    return rows.spilled(task.shared_tables) if task.shared_tables is not None else rows
+    # handed over as files where the writer's directory is this machine's too (a worker of
+    # a cluster elsewhere does not have it: its rows go back pickled)
+    if task.shared_tables is not None and Path(task.shared_tables).is_dir():
+        return rows.spilled(task.shared_tables)
+    return rows
 
 
 def report_rows(chunk_no: int, reports: Sequence[BuddyReport], intent_nos: np.ndarray,

@@ -7,14 +7,27 @@ import operator
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from buddy.config import ScoringConfig
 from buddy.store import Store
 from buddy.store.core import threads_limit
 from buddy.store.tables import process_reads_directory
-from replay.engine import result_table_hash, run_replay
+from replay.engine import (
+    DEFAULT_LOOKBACK_BARS,
+    ChunkFiles,
+    ChunkRows,
+    ChunkTask,
+    OutcomeRules,
+    evaluate_chunk,
+    normalize_intents,
+    result_table_hash,
+    run_replay,
+)
 from replay.executors import (
     DaskExecutor,
     Executor,
@@ -23,7 +36,7 @@ from replay.executors import (
     make_executor,
 )
 
-from .conftest import ACCOUNT, Reference
+from .conftest import ACCOUNT, Reference, same_values
 
 
 def _worker_settings(db_path: str) -> tuple[int, str]:
@@ -113,3 +126,28 @@ def test_a_run_with_workers_gives_this_process_its_duckdb_threads_back(
                name="threads-back", executor=local_executor, providers=ACCOUNT,
                progress=False)
     assert threads_limit() == before is None
+
+
+def test_a_worker_hands_files_only_where_the_writers_directory_is(
+        replay_store: Store, subset: pd.DataFrame, config: ScoringConfig,
+        tmp_path: Path) -> None:
+    # a worker of a cluster elsewhere has no such directory: its rows come back pickled
+    frame = normalize_intents(subset.head(6))
+    frame["intent_no"] = np.arange(len(frame), dtype=np.int32)
+
+    def task(shared: Path) -> ChunkTask:
+        return ChunkTask(chunk_no=3, db_path=str(replay_store.path), mode="batch",
+                         config_json=config.to_json(), lookback_bars=DEFAULT_LOOKBACK_BARS,
+                         providers=tuple(sorted(ACCOUNT.items())), intents=frame,
+                         shared_tables=str(shared), outcome_rules=OutcomeRules())
+
+    elsewhere = evaluate_chunk(task(tmp_path / "not-here"))
+    here = evaluate_chunk(task(tmp_path))
+    assert isinstance(elsewhere, ChunkRows) and isinstance(here, ChunkFiles)
+    loaded = here.load()
+    assert not list(tmp_path.glob("chunk-*"))
+    assert loaded.facts is not None and elsewhere.facts is not None
+    for table in ("results", "issues", "facts"):  # NaN scores of skipped modules too
+        mine, theirs = getattr(loaded, table), getattr(elsewhere, table)
+        assert mine.schema.equals(theirs.schema)
+        assert same_values(mine.to_pydict(), theirs.to_pydict())
