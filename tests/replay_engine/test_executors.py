@@ -16,7 +16,7 @@ import pytest
 from buddy.config import ScoringConfig
 from buddy.store import Store
 from buddy.store.core import threads_limit
-from buddy.store.tables import process_reads_directory
+from buddy.store.tables import process_reads_directory, reads_shared
 from replay.engine import (
     DEFAULT_LOOKBACK_BARS,
     ChunkFiles,
@@ -141,8 +141,9 @@ def test_a_worker_hands_files_only_where_the_writers_directory_is(
                          providers=tuple(sorted(ACCOUNT.items())), intents=frame,
                          shared_tables=str(shared), outcome_rules=OutcomeRules())
 
-    elsewhere = evaluate_chunk(task(tmp_path / "not-here"))
-    here = evaluate_chunk(task(tmp_path))
+    with reads_shared(None):  # (a worker sets its run's directory: this process gets it back)
+        elsewhere = evaluate_chunk(task(tmp_path / "not-here"))
+        here = evaluate_chunk(task(tmp_path))
     assert isinstance(elsewhere, ChunkRows) and isinstance(here, ChunkFiles)
     loaded = here.load()
     assert not list(tmp_path.glob("chunk-*"))
