@@ -645,36 +645,33 @@ def _run(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: st
     if callable(start):  # workers start (and import) while this process sets the run up
         start(worker_modules(providers))
     # meanwhile the whole tables are read once, for the workers' first chunk to map
-    ahead = _SharedAhead(store, whole_queries(providers)) if (
-        shared_tables is not None and mode == "batch") else None
+    ahead = _SharedAhead(store, whole_queries(providers) if (
+        shared_tables is not None and mode == "batch") else ())
     try:
-        return _run_shared(store, intents, config=config, name=name, executor=executor,
+        return _run_body(store, intents, config=config, name=name, executor=executor,
                            chunk_size=chunk_size, progress=progress, run_id=run_id,
                            mode=mode, outcomes=outcomes, label=label, trades=trades,
                            providers=providers, lookback_bars=lookback_bars,
                            on_chunk=on_chunk, purpose=purpose, outcome_rules=outcome_rules,
                            started=started, shared_tables=shared_tables,
-                           reads_done=ahead.join if ahead is not None else _nothing)
+                           reads_done=ahead.join)
     finally:
-        if ahead is not None:
-            ahead.join()
-
-
-def _nothing() -> None:
-    return None
+        ahead.join()
 
 
 class _SharedAhead:
     """Whole tables read into the run's shared directory by a thread of this process
     (``buddy.store.tables.share_ahead``) while it sets the run up and its workers start;
     ``join`` waits for it (before this process writes: it holds the file read-only
-    meanwhile). A failed read is left to the workers, which read what is not shared and
-    report their own errors."""
+    meanwhile). No queries: no thread. A failed read is left to the workers, which read what
+    is not shared and report their own errors."""
 
     def __init__(self, store: Store, queries: Sequence[WholeQuery]) -> None:
-        self._thread = threading.Thread(target=self._read, args=(store, queries),
-                                        name="replay-share-ahead", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if queries:
+            self._thread = threading.Thread(target=self._read, args=(store, queries),
+                                            name="replay-share-ahead", daemon=True)
+            self._thread.start()
 
     @staticmethod
     def _read(store: Store, queries: Sequence[WholeQuery]) -> None:
@@ -682,16 +679,17 @@ class _SharedAhead:
             share_ahead(store, queries)
 
     def join(self) -> None:
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
 
-def _run_shared(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
-                executor: Executor, chunk_size: int | None, progress: bool, run_id: str | None,
-                mode: Mode, outcomes: pd.DataFrame | None, label: bool,
-                trades: pd.DataFrame | None, providers: dict[str, PieceProvider],
-                lookback_bars: int, on_chunk: Callable[[ChunkCommitted], None] | None,
-                purpose: str, outcome_rules: OutcomeRules | None, started: float,
-                shared_tables: Path | None, reads_done: Callable[[], None]) -> ReplayRun:
+def _run_body(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, name: str,
+              executor: Executor, chunk_size: int | None, progress: bool, run_id: str | None,
+              mode: Mode, outcomes: pd.DataFrame | None, label: bool,
+              trades: pd.DataFrame | None, providers: dict[str, PieceProvider],
+              lookback_bars: int, on_chunk: Callable[[ChunkCommitted], None] | None,
+              purpose: str, outcome_rules: OutcomeRules | None, started: float,
+              shared_tables: Path | None, reads_done: Callable[[], None]) -> ReplayRun:
     frame = normalize_intents(intents)
     digest = intents_hash(frame)
     outcome_rules = outcome_rules or OutcomeRules()
