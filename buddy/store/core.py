@@ -179,6 +179,41 @@ def threads_limited(threads: int | None) -> Iterator[None]:
         limit_threads(before)
 
 
+#: Blocks inside ``vacuum_deferred`` (any thread); while > 0 the instance does not vacuum.
+_VACUUM_DEFERRED: list[int] = [0]
+
+
+@contextmanager
+def vacuum_deferred() -> Iterator[None]:
+    """Inside the block, checkpoints of this process's files do not merge small row groups
+    (DuckDB's ``max_vacuum_tasks`` = 0); after the outermost block they do again.
+
+    A file is checkpointed when its last connection closes. Each chunk a replay writes
+    leaves a partial row group in each table, and DuckDB's vacuum then rewrites those
+    (reading and compressing them again) at every chunk's close: about half the cost of a
+    chunk's own insert. Deferred, the partial row groups stay as they are, and a later
+    checkpoint outside such a block may still merge them. Process-wide: checkpoints of the
+    process's other threads skip the vacuum meanwhile too."""
+    with _INSTANCE_LOCK:
+        _VACUUM_DEFERRED[0] += 1
+        if _VACUUM_DEFERRED[0] == 1 and _INSTANCE:
+            _set_vacuum(_INSTANCE[0])
+    try:
+        yield
+    finally:
+        with _INSTANCE_LOCK:
+            _VACUUM_DEFERRED[0] -= 1
+            if _VACUUM_DEFERRED[0] == 0 and _INSTANCE:
+                _set_vacuum(_INSTANCE[0])
+
+
+def _set_vacuum(instance: duckdb.DuckDBPyConnection) -> None:
+    if _VACUUM_DEFERRED[0]:
+        instance.execute("SET max_vacuum_tasks = 0")
+    else:
+        instance.execute("RESET max_vacuum_tasks")
+
+
 def _set_threads(instance: duckdb.DuckDBPyConnection) -> None:
     if _THREADS[0] is None:
         instance.execute("RESET threads")
@@ -204,6 +239,8 @@ def _attach(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             _INSTANCE.append(duckdb.connect(":memory:"))
             if _THREADS[0] is not None:
                 _set_threads(_INSTANCE[0])
+            if _VACUUM_DEFERRED[0]:
+                _set_vacuum(_INSTANCE[0])
         instance = _INSTANCE[0]
         entry = _ATTACHED.get(key)
         if entry is not None and entry[1] and not read_only:

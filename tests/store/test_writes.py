@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from buddy.store import Store
+from buddy.store.core import vacuum_deferred
 
 
 def _bars(symbol: str, n: int, start: str = "2020-01-01") -> pd.DataFrame:
@@ -89,3 +90,38 @@ def test_two_processes_use_the_same_file_in_turn(tmp_path: Path) -> None:
     counts = Store(path).query("SELECT symbol, count(*) AS n FROM bars GROUP BY symbol "
                                "ORDER BY symbol")
     assert counts["n"].tolist() == [60, 60]
+
+
+def test_checkpoints_in_a_vacuum_deferred_block_keep_each_commits_row_group(
+        empty_store: Store) -> None:
+    """Each transaction's close checkpoints the file. Inside ``vacuum_deferred`` the
+    checkpoint leaves every commit's small row group as it is (a replay's chunk writes pay no
+    rewrite of them); after the block DuckDB vacuums again, and the next checkpoint merges
+    them. The setting is the instance's, back to DuckDB's default after the block."""
+    with empty_store.transaction() as con:
+        con.execute("CREATE TABLE appended (x INTEGER, y VARCHAR)")
+
+    def append() -> None:
+        with empty_store.transaction() as con:
+            con.execute("INSERT INTO appended SELECT range, range::VARCHAR FROM range(1000)")
+
+    def row_groups() -> int:
+        return int(empty_store.query("SELECT count(DISTINCT row_group_id) AS n FROM "
+                                     "pragma_storage_info('appended')")["n"][0])
+
+    def vacuum_tasks() -> int:
+        return int(empty_store.query("SELECT current_setting('max_vacuum_tasks') AS v")["v"][0])
+
+    default = vacuum_tasks()
+    append()
+    with vacuum_deferred(), vacuum_deferred():  # nested: the outer block decides
+        assert vacuum_tasks() == 0
+        before = row_groups()
+        for _ in range(3):
+            append()
+        kept = row_groups()
+    assert kept == before + 3
+    assert vacuum_tasks() == default > 0
+    append()
+    assert row_groups() < kept + 1
+    assert int(empty_store.query("SELECT count(*) AS n FROM appended")["n"][0]) == 5000
