@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import integer_groups, objects
+from buddy.batch.columns import objects
 from buddy.batch.pieces import (
     as_of_datetime,
     as_of_ns,
@@ -111,7 +111,7 @@ def stack_reading(symbol: str, stack: tuple[Timeframe, ...], as_of: datetime,
             continue
         readings.append(reading)
     if problems:
-        return None, _incomplete(symbol, stack, as_of_ts.isoformat(), problems)
+        return None, _incomplete(symbol, stack, problems)
     return mtfa_snapshot(readings, rule), None
 
 
@@ -150,17 +150,12 @@ def _staleness(tf: Timeframe, as_of_ts: pd.Timestamp, ts_close: Any) -> str | No
     return None
 
 
-def _incomplete(symbol: str, stack: tuple[Timeframe, ...], as_of_text: str,
-                problems: list[str]) -> str:
-    before, after = _incomplete_around(symbol, stack, problems)
-    return f"{before}{as_of_text}{after}"
-
-
-def _incomplete_around(symbol: str, stack: tuple[Timeframe, ...], problems: list[str]
-                       ) -> tuple[str, str]:
-    """Return the reason's words before and after its as_of."""
+def _incomplete(symbol: str, stack: tuple[Timeframe, ...], problems: list[str]) -> str:
+    """Return the reason of a stack that does not read: its timeframes' problems. The
+    as_of is the intent's own (on its report): rows whose problems are the same say the
+    same words, and a batch stores them once."""
     stack_text = "/".join(str(tf) for tf in stack)
-    return f"MTFA stack {stack_text} of {symbol} incomplete at ", ": " + "; ".join(problems)
+    return f"MTFA stack {stack_text} of {symbol} incomplete: " + "; ".join(problems)
 
 
 def stale_after(tf: Timeframe) -> pd.Timedelta:
@@ -181,7 +176,7 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
 
     A row whose every stack timeframe reads cleanly gets the snapshot shared by the rows with
     the same last closed bars; the reason of any other row is ``stack_reading``'s, built once
-    per (symbol, as_of) (per distinct as_of and problems when a timeframe has no bar).
+    per (symbol, as_of) (per distinct problems when a timeframe has no bar).
     """
     n = len(request)
     pieces = _Snapshots(n)
@@ -193,17 +188,11 @@ def mtfa_batch(request: BatchPieceRequest) -> BatchPieces:
              for (symbol, asset_class, calendar), rows in row_groups(
                  inst["symbol"].to_numpy(object), inst["asset_class"].to_numpy(object),
                  inst["trading_calendar"].to_numpy(object)).items()]
-    # each distinct as_of written once for every symbol's reasons
-    t_code, distinct_t = pd.factorize(t)
-    as_of_text = as_of_texts(np.asarray(distinct_t, dtype=np.int64))
-    t_code = t_code.astype(np.int64)
-    words = _Reasons(n)
     for symbol, stack, rows in keyed:  # each symbol's stack, from the whole tables
         series = stack_series(request.store, symbol, [str(tf) for tf in stack],
                               as_of_datetime(int(t[rows].max())))
         _stack_rows(symbol, stack, {tf: series[str(tf)] for tf in stack}, rows, t[rows],
-                    pieces, reasons, words)
-    words.write(reasons, as_of_text, t_code)
+                    pieces, reasons)
     made = pieces.made
     return PieceColumn(pieces.code, len(made), made.__getitem__), reasons
 
@@ -230,51 +219,18 @@ class _Snapshots:
         reasons[rows] = why[codes]
 
 
-class _Reasons:
-    """The reasons of rows with a stack timeframe without bars, written at the end of the
-    batch: per row the number of its (words before the as_of, words after) pair; each
-    distinct (pair, as_of) is written once, and its rows share the text."""
-
-    def __init__(self, n: int) -> None:
-        self.pair = np.full(n, -1, dtype=np.int64)
-        self.pairs: list[tuple[str, str]] = []
-        self._number: dict[tuple[str, str], int] = {}
-
-    def number(self, pair: tuple[str, str]) -> int:
-        """Return the number of ``pair`` (numbered on first sight)."""
-        j = self._number.get(pair)
-        if j is None:
-            j = self._number[pair] = len(self.pairs)
-            self.pairs.append(pair)
-        return j
-
-    def write(self, reasons: np.ndarray, as_of_text: list[str], as_of_code: np.ndarray
-              ) -> None:
-        """Write the reason of every row given a pair (its as_of is
-        ``as_of_text[as_of_code]``)."""
-        rows = np.flatnonzero(self.pair >= 0)
-        if not len(rows):
-            return
-        first, number = integer_groups(np.column_stack([self.pair[rows], as_of_code[rows]]))
-        pairs = self.pairs
-        reasons[rows] = objects([f"{pairs[p][0]}{as_of_text[c]}{pairs[p][1]}" for p, c in zip(
-            self.pair[rows[first]].tolist(), as_of_code[rows[first]].tolist(), strict=True)]
-                                )[number]
-
-
 def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timeframe, BarTrends],
-                rows: np.ndarray, t: np.ndarray, pieces: _Snapshots, reasons: np.ndarray,
-                words: _Reasons) -> None:
+                rows: np.ndarray, t: np.ndarray, pieces: _Snapshots, reasons: np.ndarray
+                ) -> None:
     """Fill ``pieces`` and ``reasons`` at ``rows`` (as_of ``t``, ns) of one symbol's stack
-    from each timeframe's ``stack_series`` bars (``words``: the reasons written at the end
-    of the batch)."""
+    from each timeframe's ``stack_series`` bars."""
     position = np.empty((len(rows), len(stack)), dtype=np.int64)
     closed = np.empty_like(position)
     for k, tf in enumerate(stack):
         position[:, k], closed[:, k] = last_closed(bars[tf].ts, bars[tf].ts_close, t)
     if any(not len(bars[tf]) for tf in stack):
         # a timeframe without a single bar: no row can read cleanly, only reasons are built
-        _reasons_only(symbol, stack, bars, position, closed, rows, t, words)
+        _reasons_only(symbol, stack, bars, position, closed, rows, t, reasons)
         return
     clean = np.ones(len(rows), dtype=bool)
     for k, tf in enumerate(stack):
@@ -284,7 +240,7 @@ def _stack_rows(symbol: str, stack: tuple[Timeframe, ...], bars: Mapping[Timefra
         clean &= (position[:, k] >= 0) & _readable(series)[at] & fresh
     records = {tf: _records(bars[tf], position[:, k]) for k, tf in enumerate(stack)}
     # a clean row's snapshot depends on its last closed bars only; any other row's reason
-    # names its as_of
+    # on its as_of too (a bar's age)
     for subset, key in ((np.flatnonzero(clean), position), (np.flatnonzero(~clean), t[:, None])):
         if not len(subset):
             continue
@@ -305,14 +261,15 @@ def _readable(series: BarTrends) -> np.ndarray:
 
 def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
                   bars: Mapping[Timeframe, BarTrends], position: np.ndarray,
-                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, words: _Reasons) -> None:
-    """Give every row its ``stack_reading`` reason's words (each has a timeframe without
-    bars): ``words.pair`` at ``rows``.
+                  closed: np.ndarray, rows: np.ndarray, t: np.ndarray, reasons: np.ndarray
+                  ) -> None:
+    """Give every row its ``stack_reading`` reason (each has a timeframe without bars) at
+    ``rows`` of ``reasons``.
 
     Each timeframe's problem is worded once per distinct cause: a bar that does not read
     once per (bar, closed count), a stale bar once per age; a row's problems are then codes
-    into those words, and each distinct set of problems is joined once into the words
-    around the as_of (``words`` puts each row's as_of between them at the end).
+    into those words, and each distinct set of problems is joined into a reason once, which
+    its rows share.
     """
     problem_words: list[str] = []
     code_of: dict[str, int] = {}
@@ -351,21 +308,9 @@ def _reasons_only(symbol: str, stack: tuple[Timeframe, ...],
             problems[stale, k] = made[codes]
     # each distinct set of problems joined once
     combo, combo_first = groups(problems)
-    pair = np.array([words.number(_incomplete_around(
-        symbol, stack, [problem_words[c] for c in problems[j].tolist() if c >= 0]))
-        for j in combo_first.tolist()], dtype=np.int64)
-    words.pair[rows] = pair[combo]
-
-
-def as_of_texts(ns: np.ndarray) -> list[str]:
-    """Return ``pd.Timestamp(as_of_datetime(v)).isoformat()`` per UTC ns value (whole
-    seconds formatted by numpy at once, anything finer one by one)."""
-    whole = ns % 1_000_000_000 == 0
-    out = [f"{text}+00:00" for text in np.datetime_as_string(
-        ns.astype("datetime64[ns]"), unit="s").tolist()]
-    for i in np.flatnonzero(~whole).tolist():
-        out[i] = pd.Timestamp(as_of_datetime(int(ns[i]))).isoformat()
-    return out
+    reasons[rows] = objects([_incomplete(
+        symbol, stack, [problem_words[c] for c in problems[j].tolist() if c >= 0])
+        for j in combo_first.tolist()])[combo]
 
 
 def _records(series: BarTrends, position: np.ndarray) -> dict[int, dict[str, Any]]:
