@@ -73,7 +73,7 @@ from buddy.errors import BuddyError, FieldError, IntentValidationError
 from buddy.orchestrator import Orchestrator
 from buddy.report import BuddyReport
 from buddy.store import Store
-from buddy.store.core import LOCK_TIMEOUT_S, threads_limit, threads_limited
+from buddy.store.core import LOCK_TIMEOUT_S, threads_limit, threads_limited, vacuum_deferred
 from buddy.store.replay import (
     RESULT_TABLE_ORDER,
     STORED_RESULT_TABLES,
@@ -587,7 +587,10 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     # DuckDB thread (as the workers' do): more only add their scheduling to the machine's
     threads = 1 if shared is not None else threads_limit()
     try:
-        with reads_shared(shared), threads_limited(threads):
+        # every commit of the run leaves its part-filled row groups as they are: merged by
+        # the checkpoint of the run's last write (its status), they cost ~1 s at 1M, after
+        # the workers are done
+        with reads_shared(shared), threads_limited(threads), vacuum_deferred():
             return _run(store, intents, config=config, name=name, executor=executor,
                         chunk_size=chunk_size, progress=progress, run_id=run_id, mode=mode,
                         outcomes=outcomes, label=label, trades=trades, providers=providers,

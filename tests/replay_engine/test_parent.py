@@ -226,3 +226,25 @@ def test_a_run_written_by_another_process_meanwhile_is_left_as_it_is(
     assert theirs.to_dict("records") == [{"name": "theirs", "status": "running"}]
     assert store.query("SELECT count(*) AS n FROM replay_intents WHERE run_id = ?",
                        [run_id])["n"].iloc[0] == 0
+
+
+def test_a_runs_commits_keep_their_row_groups_to_its_end(
+        subset_reference: Reference, config: ScoringConfig, tmp_path: Path) -> None:
+    """Each chunk's commit leaves a part-filled row group per table, and no checkpoint of
+    the run (its chunks', nor that of its last write, the status) merges them: the run
+    ends when its last chunk is written, not after a rewrite of every table."""
+    store = copy_store(subset_reference.store, tmp_path)
+    tables = ("replay_results", "replay_issues", "replay_facts")
+
+    def row_groups() -> dict[str, int]:
+        return {t: int(store.query("SELECT count(DISTINCT row_group_id) AS n FROM "
+                                   f"pragma_storage_info('{t}')")["n"][0]) for t in tables}
+
+    before = row_groups()
+    run = run_replay(store, subset_reference.intents, config=config, name="row groups",
+                     executor=SerialExecutor(), chunk_size=10, mode="batch",
+                     providers=ACCOUNT, progress=False)
+    chunks = -(-len(subset_reference.intents) // 10)
+    assert chunks > 1
+    assert row_groups() == {t: before[t] + chunks for t in tables}
+    assert result_table_hash(store, run.run_id) == subset_reference.hash
