@@ -49,7 +49,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -586,11 +586,13 @@ def run_replay(store: Store, intents: pd.DataFrame, *, config: ScoringConfig, na
     # beside workers that fill the cores, this process's reads and writes run on one
     # DuckDB thread (as the workers' do): more only add their scheduling to the machine's
     threads = 1 if shared is not None else threads_limit()
+    # a batch run's commits (a row group of results each) leave their part-filled row
+    # groups as they are: merged at each chunk's close, or by the checkpoint of the run's
+    # last write (its status: ~1 s at 1M, after the workers are done), they are read and
+    # compressed again. The per-intent path's chunks of a few dozen intents are merged.
+    deferred = vacuum_deferred() if mode == "batch" else nullcontext()
     try:
-        # every commit of the run leaves its part-filled row groups as they are: merged by
-        # the checkpoint of the run's last write (its status), they cost ~1 s at 1M, after
-        # the workers are done
-        with reads_shared(shared), threads_limited(threads), vacuum_deferred():
+        with reads_shared(shared), threads_limited(threads), deferred:
             return _run(store, intents, config=config, name=name, executor=executor,
                         chunk_size=chunk_size, progress=progress, run_id=run_id, mode=mode,
                         outcomes=outcomes, label=label, trades=trades, providers=providers,

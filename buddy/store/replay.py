@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from buddy.store.bars import closed_by
-from buddy.store.core import Frame, Store, insert_frame, vacuum_deferred
+from buddy.store.core import Frame, Store, insert_frame
 from buddy.store.replay_facts import insert_typed_issues, issue_facts
 
 
@@ -127,9 +127,9 @@ def write_results(store: Store, results: pa.Table, issues: pa.Table,
     """Write one chunk's wide result rows, its issue rows and their fact sets (all with
     run_key; ``insert_issue_rows``) in ONE transaction, one bulk insert each: a killed run
     never leaves half a chunk, and the results' PRIMARY KEY (run_key, intent_no) refuses a
-    second write of an intent whole. The close's checkpoint keeps the chunk's part-filled
-    row groups as they are (``vacuum_deferred``) rather than merging them every chunk."""
-    with vacuum_deferred(), store.transaction() as con:
+    second write of an intent whole. (A batch run writes its chunks in ``vacuum_deferred``:
+    ``replay.engine.run_replay``.)"""
+    with store.transaction() as con:
         if results.num_rows:
             insert_frame(con, "replay_results", results)
         if issues.num_rows:
