@@ -196,8 +196,12 @@ def vacuum_deferred() -> Iterator[None]:
     process's other threads skip the vacuum meanwhile too."""
     with _INSTANCE_LOCK:
         _VACUUM_DEFERRED[0] += 1
-        if _VACUUM_DEFERRED[0] == 1 and _INSTANCE:
-            _set_vacuum(_INSTANCE[0])
+        try:
+            if _VACUUM_DEFERRED[0] == 1 and _INSTANCE:
+                _set_vacuum(_INSTANCE[0])
+        except BaseException:  # not deferred: leave no count behind
+            _VACUUM_DEFERRED[0] -= 1
+            raise
     try:
         yield
     finally:
