@@ -169,3 +169,22 @@ def test_the_queries_shared_ahead_are_every_whole_table_a_batch_context_reads(
     tables.clear()
     assert len(ahead) == len(queries) == len({repr(q) for q in queries}) >= 5
     assert after == ahead  # no table read again, none missed
+
+
+def test_a_whole_table_read_is_one_chunk_that_frames_map_without_a_copy(
+        store: Store, tmp_path: Path) -> None:
+    # more rows than one of DuckDB's default Arrow batches: read as it comes, it is cut up
+    sql = "SELECT range AS i, range::DOUBLE / 2 AS x FROM range(600000) ORDER BY i"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    with reads_shared(shared):
+        query_arrow(store, sql)  # written
+        mapped = query_arrow(store, sql)  # mapped from the file
+    assert mapped.num_rows == 600_000
+    assert [column.num_chunks for column in mapped.columns] == [1, 1]
+    frame = tables.arrow_frame(mapped)
+    x = frame["x"].to_numpy()
+    assert x[-1] == 299_999.5
+    # the frame's numbers are the mapped file's memory, not a copy of it
+    buffer = mapped.column("x").chunk(0).buffers()[1]
+    assert x.ctypes.data == buffer.address
