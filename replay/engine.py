@@ -63,6 +63,7 @@ import pyarrow.ipc as ipc
 from tqdm.auto import tqdm
 
 from buddy.batch.builder import build_batch_context, whole_queries
+from buddy.batch.columns import factorize_objects
 from buddy.batch.context import BatchContext
 from buddy.batch.orchestrate import BatchReport, run_batch
 from buddy.batch.result import FACTS_SCHEMA, SEVERITY_BY_RANK, facts_from_json
@@ -947,7 +948,7 @@ def _factorized(values: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(values, pd.Categorical):
         return (np.asarray(values.codes, dtype=np.int64),
                 np.asarray(values.categories, dtype=object))
-    seen, distinct = pd.factorize(np.asarray(values, dtype=object))
+    seen, distinct = factorize_objects(np.asarray(values, dtype=object))
     return seen, np.asarray(distinct, dtype=object)
 
 

@@ -3,12 +3,43 @@ and UTC nanoseconds."""
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+def factorize_objects(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``pd.factorize`` of an object column: (each value's code, -1 for None and NaN;
+    the distinct values in order of appearance, as objects).
+
+    By object first, then by value: a column of a few distinct texts over many rows (module
+    statuses and severities, codes; made with ``repeated`` or taken from a few objects)
+    holds the same few objects again and again, and their addresses factorize as integers
+    about 8x faster than texts hash and compare (a live object's address is its own). The
+    distinct objects are then factorized by value, so equal texts held by different objects
+    still share a code."""
+    objects = np.ascontiguousarray(values, dtype=object)
+    n = len(objects)
+    if n < _BY_OBJECT_FROM:
+        return pd.factorize(objects)
+    # the array's element pointers as integers (a view, read while ``objects`` holds them)
+    pointers = np.ctypeslib.as_array(
+        ctypes.cast(objects.ctypes.data, ctypes.POINTER(ctypes.c_ssize_t)), shape=(n,))
+    by_object, found = pd.factorize(pointers)
+    if len(found) > n // 2:  # mostly distinct objects: by value at once
+        return pd.factorize(objects)
+    first = np.empty(len(found), dtype=np.int64)
+    first[by_object[::-1]] = np.arange(n - 1, -1, -1)  # each object's first row
+    by_value, uniques = pd.factorize(objects[first])
+    return by_value[by_object], uniques
+
+
+#: Rows from which ``factorize_objects`` goes by object first.
+_BY_OBJECT_FROM = 256
 
 
 def distinct(*columns: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -18,7 +49,8 @@ def distinct(*columns: Any) -> tuple[np.ndarray, np.ndarray]:
     key = np.zeros(n, dtype=np.int64)
     width = 1  # the combinations ``key`` can number so far
     for column in columns:
-        codes, uniques = pd.factorize(column)
+        codes, uniques = (factorize_objects(column) if isinstance(column, np.ndarray)
+                          and column.dtype == object else pd.factorize(column))
         base = len(uniques) + 1  # code -1 (NaN, None) is a value too
         if width * base >= _WIDEST:  # renumber the combinations seen so far first
             key, seen = pd.factorize(key)
@@ -98,6 +130,13 @@ def repeated(value: Any, n: int) -> np.ndarray:
     out = np.empty(n, dtype=object)
     out.fill(value)
     return out
+
+
+def choose(where: Any, then: Any, otherwise: Any) -> np.ndarray:
+    """Return an object array of ``then`` where ``where`` else ``otherwise``: references to
+    the two values (``np.where`` over texts makes a new text object per row, which
+    ``factorize_objects`` then cannot tell apart by object)."""
+    return np.array([otherwise, then], dtype=object)[np.asarray(where, dtype=bool).view(np.uint8)]
 
 
 def objects(values: Sequence[Any]) -> np.ndarray:

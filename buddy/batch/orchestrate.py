@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import repeated
+from buddy.batch.columns import factorize_objects, repeated
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
     TYPED_COLUMNS,
@@ -338,7 +338,7 @@ def _overall(orchestrator: Orchestrator, n: int, modules: pd.DataFrame,
     # asked per issue is asked once per distinct (module, code)
     module_no, module_names = pd.factorize(np.array(
         [e.name for e, _ in orchestrator.evaluators] or [""], dtype=object))
-    code_no, code_names = pd.factorize(np.asarray(issues["code"], dtype=object))
+    code_no, code_names = factorize_objects(np.asarray(issues["code"], dtype=object))
     width = max(len(code_names), 1)
     pair_no, pairs = pd.factorize(module_no[issue_order] * width + code_no)
     pair_codes = np.asarray(code_names, dtype=object)[pairs % width]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from buddy.batch.columns import choose, factorize_objects, repeated
 from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, ModuleStatus, Severity
 
 #: Columns of BatchResult.issues (``action``: the mitigation's action code; ``action_json``:
@@ -88,7 +89,7 @@ def evidence_json(facts: Sequence[FactColumn], n: int) -> np.ndarray:
     per-row value.
     """
     if not facts:
-        return np.full(n, "[]", dtype=object)
+        return repeated("[]", n)
     if n > _DEDUPE_FROM:  # many rows share their facts (a snapshot, a bar, a config): encode
         first, inverse = _distinct_rows(facts, n)  # each distinct combination once
         if first is not None and len(first) < n // 2:
@@ -107,7 +108,7 @@ def evidence_json(facts: Sequence[FactColumn], n: int) -> np.ndarray:
                 fixed.append(text)
     fixed[-1] += "]"
     if not columns:
-        return np.full(n, fixed[0], dtype=object)
+        return repeated(fixed[0], n)
     template = "%s".join(part.replace("%", "%%") for part in fixed)
     return np.array([template % row for row in zip(*columns, strict=True)], dtype=object)
 
@@ -254,7 +255,7 @@ def _part(value: Any, n: int) -> _Part:
                      np.zeros(n, dtype=bool))
     if array.dtype.kind == "b":
         return _Part(np.full(n, np.nan), np.zeros(n, dtype=bool),
-                     np.where(array, "true", "false").astype(object), np.zeros(n, dtype=bool))
+                     choose(array, "true", "false"), np.zeros(n, dtype=bool))
     if pd.api.types.infer_dtype(array, skipna=True) in ("string", "empty"):
         codes, uniques = pd.factorize(array, use_na_sentinel=True)
         encoded = np.array([*map(encode_basestring_ascii, uniques.tolist()), "null"],
@@ -666,7 +667,7 @@ def severity_ranks(values: Any) -> np.ndarray:
             bad = next(v for v in values.tolist() if v not in SEVERITY_RANK)
             raise ValueError(f"{bad!r} is not a severity ({', '.join(SEVERITY_RANK)})") from None
     # each distinct value looked up once (a few severities over many issues)
-    codes, uniques = pd.factorize(values)
+    codes, uniques = factorize_objects(values)
     ranks = np.array([*(SEVERITY_RANK.get(u, -1) if isinstance(u, str) else -1
                         for u in uniques.tolist()), -1], dtype=np.int64)[codes]
     if (ranks < 0).any():
@@ -819,7 +820,7 @@ class BatchResult:
             score = np.maximum(0.0, 100.0 - penalty)
         return cls(module=module, version=version, score=np.asarray(score, dtype=np.float64),
                    severity=SEVERITY_BY_RANK[highest].copy(),
-                   status=np.full(n, ModuleStatus.OK.value, dtype=object), issue_data=issues)
+                   status=repeated(ModuleStatus.OK.value, n), issue_data=issues)
 
     @classmethod
     def from_results(cls, module: str, version: str,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from buddy.batch.columns import choose
 from buddy.batch.result import BatchResult, FactColumn, IssueBlock, evidence_json, fact_refs
 from buddy.config import ModuleConfig
 from buddy.context.pack import PIECES, ContextPack
@@ -113,7 +114,7 @@ class Code:
 
 def severity_where(where: np.ndarray, then: Severity, otherwise: Severity) -> np.ndarray:
     """Return ``then`` where ``where`` else ``otherwise``, per row (severity values)."""
-    return np.where(np.asarray(where, dtype=bool), then.value, otherwise.value).astype(object)
+    return choose(where, then.value, otherwise.value)
 
 
 class Evaluator(ABC, Generic[C]):

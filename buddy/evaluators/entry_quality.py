@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import iso_utc, utc_ns
+from buddy.batch.columns import choose, iso_utc, repeated, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.data.sessions import (
@@ -362,7 +362,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                 "STOP_NOT_BEYOND_LEVEL", at, Severity.MEDIUM, stop=r.stop[at], entry=r.entry[at],
                 level_name=table.name_of(behind.rank[at]), level_price=level,
                 stop_beyond_level_atr=beyond[at], stop_level_gap_atr=np.abs(beyond[at]),
-                stop_side=np.where(beyond[at] >= 0, "beyond", "inside").astype(object),
+                stop_side=choose(beyond[at] >= 0, "beyond", "inside"),
                 stop_buffer_atr=cfg.stop_buffer_atr, atr_14=r.atr[at],
                 suggested_stop=np.where(suggested > 0, suggested, np.nan)))
         return blocks
@@ -391,9 +391,8 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                                          * r.atr[at], r.tick[at], r.sign[at],
                                          against_risk=True)))
 
-        anchor = (np.where(r.intraday, "session", "month").astype(object)
-                  if cfg.vwap_anchor == "auto"
-                  else np.full(len(r.entry), cfg.vwap_anchor, dtype=object))
+        anchor = (choose(r.intraday, "session", "month") if cfg.vwap_anchor == "auto"
+                  else repeated(cfg.vwap_anchor, len(r.entry)))
         vwap, upper = _vwaps(ctx, anchor)
         ok = r.has_atr & np.isfinite(vwap)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -510,7 +509,7 @@ class EntryQualityEvaluator(Evaluator[EntryQualityConfig]):
                 blocks.append(self.fire(
                     "ENTRY_AT_SESSION_EDGE", at[edge], Severity.LOW,
                     minutes_from_edge=minutes[edge],
-                    session_edge=np.where(at_open[edge], "open", "close").astype(object),
+                    session_edge=choose(at_open[edge], "open", "close"),
                     session_edge_minutes=cfg.session_edge_minutes,
                     session_open=iso_utc(opened[edge]), session_close_estimate=iso_utc(
                         closes[edge]),

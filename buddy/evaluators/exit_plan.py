@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import choose
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.domain import Severity
@@ -354,8 +355,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
                 "EXIT_TEMPLATE_UNKNOWN", rows,
                 severity_where(named, Severity.MEDIUM, Severity.LOW),
                 template_name=plans.name_in_use[pair],
-                template_source=np.where(named, "named by the intent",
-                                         "the rules' default").astype(object),
+                template_source=choose(named, "named by the intent", "the rules' default"),
                 n_templates=plans.n_templates[pair], available_templates=plans.available[pair]))
 
         blocks += self._partials(ctx, plans, lot)
@@ -443,7 +443,7 @@ class ExitPlanEvaluator(Evaluator[ExitPlanConfig]):
             size=size[fired], lot_size=lots_of[fired], template_name=plans.names[template[fired]],
             partial_rounding_tolerance_pct=self.config.partial_rounding_tolerance_pct,
             size_step=step[fired],
-            units={SIZE: np.where(in_shares, "shares", "units").astype(object)})]
+            units={SIZE: choose(in_shares, "shares", "units")})]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

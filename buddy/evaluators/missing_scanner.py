@@ -47,7 +47,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import distinct, objects, utc_ns
+from buddy.batch.columns import choose, distinct, objects, repeated, utc_ns
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.context.piece_columns import PieceColumn
@@ -276,7 +276,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
                   *levels, *exposure]
         return self.result(ctx.n, blocks, explain={
             "horizon_bars": rows.horizon, "horizon_end": schedule.end_text,
-            "horizon_source": np.where(rows.from_intent, "intent", "default").astype(object),
+            "horizon_source": choose(rows.from_intent, "intent", "default"),
             "horizon_beyond_known_sessions": schedule.beyond,
             "n_events_in_horizon": schedule.count(schedule.known_kind),
             "levels_checked": levels_checked,
@@ -395,7 +395,7 @@ class MissingScannerEvaluator(Evaluator[MissingScannerConfig]):
         if len(at):
             no_target = "the intent has no target"
             if isinstance(pieces, LevelColumns):  # missing (-1) or no target
-                reason = np.full(len(at), no_target, dtype=object)
+                reason = repeated(no_target, len(at))
                 gone = code[at] < 0
                 reason[gone] = _reasons(ctx, "levels", at[gone], np.zeros(int(gone.sum()),
                                         dtype=np.int64), [None], KeyLevelsSnapshot, no_target)
@@ -988,7 +988,7 @@ def _reasons(ctx: BatchContext, piece: str, rows: np.ndarray, code: np.ndarray,
     missing = np.array([p is None for p in pieces], dtype=bool)[code]
     other = np.array([p is not None and not isinstance(p, expected) for p in pieces],
                      dtype=bool)[code]
-    reason = np.full(len(rows), otherwise, dtype=object)
+    reason = repeated(otherwise, len(rows))
     if missing.any():
         reason[missing] = _why_missing(ctx, piece, rows[missing])
     if other.any():

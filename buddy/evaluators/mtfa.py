@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from buddy.batch.columns import choose
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.context.pieces import MTFASnapshot
@@ -135,7 +136,7 @@ class MTFAEvaluator(Evaluator[MTFAConfig]):
         snap, snapshots = ctx.distinct_pieces("mtfa")
         per = _snapshot_columns(snapshots)
         sign = ctx.intents["sign"].to_numpy(np.float64)
-        side = np.where(sign > 0, Side.LONG.value, Side.SHORT.value).astype(object)
+        side = choose(sign > 0, Side.LONG.value, Side.SHORT.value)
         # alignment is rounded before the comparison, as the report shows it
         side_alignment = sign * np.round(per["score"][snap], 2)
         blocks: list[IssueBlock] = []

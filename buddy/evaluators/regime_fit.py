@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import iso_utc
+from buddy.batch.columns import choose, iso_utc
 from buddy.batch.result import BatchResult, IssueBlock
 from buddy.config import ModuleConfig, param
 from buddy.domain import Severity, Side
@@ -270,7 +270,7 @@ class RegimeFitEvaluator(Evaluator[RegimeFitConfig]):
                                Severity.LOW),
                 trend_strength=strength[rows], counter_trend_min_adx=cfg.counter_trend_min_adx,
                 trend_state=trend[rows],
-                side=np.where(sign[rows] > 0, Side.LONG.value, Side.SHORT.value).astype(object)))
+                side=choose(sign[rows] > 0, Side.LONG.value, Side.SHORT.value)))
 
         rows = np.flatnonzero((per["liquidity_state"] == "thin")[snap])
         if len(rows):

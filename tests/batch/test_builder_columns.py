@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from buddy.batch.columns import distinct, integer_groups, repeated
+from buddy.batch.columns import choose, distinct, factorize_objects, integer_groups, repeated
 from buddy.batch.pieces import groups, last_closed, row_groups
 
 
@@ -120,3 +120,33 @@ def test_last_closed_is_the_latest_bar_closed_by_each_as_of(ascending: bool) -> 
             done = [p for p in range(n) if ts_close[p] <= t]
             assert closed[i] == len(done)
             assert position[i] == (max(done, key=lambda p: ts[p]) if done else -1)
+
+
+@pytest.mark.parametrize("n", [5, 300, 5000])
+def test_factorize_objects_is_pandas_factorize(n: int) -> None:
+    rng = np.random.default_rng(n)
+    same = "".join(["ri", "sk"])  # the text "risk" in an object of its own
+    pool = np.array(["risk", same, None, float("nan"), "x", 1, 1.0, f"t{n}"], dtype=object)
+    values = pool[rng.integers(0, len(pool), n)]
+    codes, uniques = factorize_objects(values)
+    want_codes, want_uniques = pd.factorize(values)
+    assert codes.tolist() == want_codes.tolist()
+    assert uniques.tolist() == want_uniques.tolist()
+    # equal texts held by different objects share a code; a missing value is -1
+    risk = [i for i, v in enumerate(values.tolist()) if isinstance(v, str) and v == "risk"]
+    assert len({int(codes[i]) for i in risk}) == 1
+    assert all(codes[i] == -1 for i, v in enumerate(values.tolist()) if v is None)
+    # texts each an object of their own (more objects than half the rows): by value
+    many = np.array([f"id{i % (n // 3 + 1)}" for i in range(n)], dtype=object)
+    assert factorize_objects(many)[0].tolist() == pd.factorize(many)[0].tolist()
+
+
+def test_choose_and_repeated_hold_the_given_objects() -> None:
+    where = np.array([True, False, True, True])
+    chosen = choose(where, "beyond", "inside")
+    assert chosen.tolist() == ["beyond", "inside", "beyond", "beyond"]
+    # references to the two values, not a new text per row (what np.where(...).astype makes)
+    assert len({id(v) for v in chosen.tolist()}) == 2
+    assert len({id(v) for v in np.where(where, "beyond", "inside").astype(object).tolist()}) == 4
+    assert choose(np.zeros(0, dtype=bool), "a", "b").shape == (0,)
+    assert len({id(v) for v in repeated("ok", 1000).tolist()}) == 1
