@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from buddy.batch.columns import factorize_objects
 from buddy.domain import MAX_HORIZON_BARS, OrderType, Side, as_utc
 from buddy.errors import FieldError, FieldErrors, IntentValidationError
 from buddy.evidence import is_on_tick
@@ -390,9 +391,11 @@ def _distinct(*columns: np.ndarray,
 
 
 def _distinct_values(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-    """``_distinct`` of one column: through ``pd.factorize`` unless a value is missing (it
-    would make None, NaN and NaT one value); then value by value."""
-    codes, uniques = pd.factorize(values)
+    """``_distinct`` of one column: through ``pd.factorize`` (by object first: the text
+    columns hold a few objects) unless a value is missing (it would make None, NaN and NaT one
+    value); then value by value."""
+    codes, uniques = factorize_objects(values) if values.dtype == object else pd.factorize(
+        values)
     if not len(codes) or codes.min() >= 0:
         return codes.astype(np.int64), list(uniques)
     index: dict[Any, int] = {}

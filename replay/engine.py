@@ -375,12 +375,30 @@ def normalize_intents(intents: pd.DataFrame) -> pd.DataFrame:
     frame["holding_horizon"] = pd.to_numeric(frame["holding_horizon"]).astype("int64")
     frame["linked_trade_id"] = _optional_text(frame["linked_trade_id"])
     # intent ids are unique, so the order is total: Arrow's multi-key sort gives what a stable
-    # sort would (text by code point, as pandas; a NaT as_of last)
-    keys = pa.table({column: pa.array(frame[column].dt.tz_convert(None).to_numpy()
-                                      if column == "as_of" else frame[column].array,
-                                      from_pandas=True) for column in INTENT_ORDER})
+    # sort would (text by code point, as pandas; a NaT as_of last). Symbol and timeframe, a
+    # few hundred distinct texts, are sorted as their ranks: ties alone compare intent ids.
+    keys = pa.table({column: pa.array(frame[column].dt.tz_convert(None).to_numpy(),
+                                      from_pandas=True) if column == "as_of"
+                     else _text_ranks(frame[column]) if column in ("symbol", "timeframe")
+                     else pa.array(frame[column].array, from_pandas=True)
+                     for column in INTENT_ORDER})
     order = pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in INTENT_ORDER])
     return frame.take(order.to_numpy()).reset_index(drop=True)
+
+
+def _text_ranks(values: pd.Series) -> pa.Array:
+    """Return each text's rank among the column's distinct texts in code point order (a
+    missing text after them all), as a sort key that orders as the texts do."""
+    text = pa.array(values.array, from_pandas=True)  # an Arrow-backed column: chunked
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    encoded = pc.dictionary_encode(text)
+    distinct = np.array(encoded.dictionary.to_pylist(), dtype=object)
+    ranks = np.empty(len(distinct) + 1, dtype=np.int64)
+    ranks[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+    ranks[-1] = len(distinct)  # a missing text (-1) sorts last, as Arrow places a null
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+    return pa.array(ranks[codes])
 
 
 def _optional_text(values: pd.Series) -> pd.Series:
