@@ -122,7 +122,9 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
     """Return (the first row of each distinct combination of the facts' per-row values, each
     row's combination; every row its own once they all differ), or (None, ...) when a column
     mixes types that hash alike but are written differently (1, 1.0 and True)."""
+    every_row = np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
     key = np.zeros(n, dtype=np.int64)
+    width = 1  # the combinations ``key`` can number so far (renumbered before it overflows)
     for fact in facts:
         for part in (fact.value, fact.threshold, fact.unit):
             if not isinstance(part, np.ndarray | pd.Series | list | tuple):
@@ -130,17 +132,29 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
             array = np.asarray(part)
             if array.dtype.kind == "O" and pd.api.types.infer_dtype(
                     array, skipna=True) not in ("string", "empty"):
-                return None, key
+                key, combinations = pd.factorize(key)
+                return every_row if len(combinations) == n else (None, key)
             if array.dtype.kind == "f":  # bit for bit: factorize holds -0.0 and 0.0 equal
                 array = _float_bits(array)
             codes, uniques = pd.factorize(array, use_na_sentinel=False)
-            key, combinations = pd.factorize(key * (len(uniques) + 1) + codes)
-            if len(combinations) == n:  # every row its own: the other facts change nothing
-                return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
-    count = int(key.max()) + 1 if n else 0
+            if len(uniques) == n:  # every row its own: the other facts change nothing
+                return every_row
+            if width * len(uniques) >= _WIDEST_KEY:
+                key, combinations = pd.factorize(key)
+                width = len(combinations)
+            key = key * len(uniques) + codes
+            width *= len(uniques)
+    key, combinations = pd.factorize(key)
+    if len(combinations) == n:
+        return every_row
+    count = len(combinations)
     first = np.zeros(count, dtype=np.int64)
     first[key[::-1]] = np.arange(n)[::-1]
     return first, key
+
+
+#: ``_distinct_rows``' combined keys stay below this (int64 with room for one more step).
+_WIDEST_KEY = 1 << 62
 
 
 def _float_bits(values: np.ndarray) -> np.ndarray:

@@ -45,3 +45,28 @@ def test_a_row_reads_the_same_alone_as_among_many() -> None:
         alone = evidence_json([FactColumn("vol_z", values[row:row + 1], "z", 2.0),
                                FactColumn("label", "calm")], 1)
         assert alone[0] == texts[row]
+
+
+def test_many_facts_encode_as_each_row_alone_whatever_their_kinds() -> None:
+    rng = np.random.default_rng(3)
+    level = rng.choice([1.5, 2.5, np.nan], N)
+    unit = np.array(["ATR", "pct"], dtype=object)[rng.integers(0, 2, N)]
+    mixed = np.array([1, 1.0, True, "1"], dtype=object)[rng.integers(0, 4, N)]  # alike hashes
+    distinct_late = np.arange(N, dtype=np.float64) / 7  # every row its own, after shared ones
+    cases = [
+        [FactColumn("level", level, unit), FactColumn("side", "long")],
+        [FactColumn("level", level, unit), FactColumn("n", distinct_late)],
+        [FactColumn("level", level, unit), FactColumn("mixed", mixed)],
+        [FactColumn("n", distinct_late), FactColumn("mixed", mixed)],
+        # rows told apart by two facts together, neither alone, before a mixed one
+        [FactColumn("pair", np.arange(N) // 2 * 1.0), FactColumn("parity", np.arange(N) % 2 * 1.0),
+         FactColumn("mixed", mixed)],
+    ]
+    for facts in cases:
+        texts = evidence_json(facts, N)
+        for row in (0, 1, 2, 5, 17, N - 1):
+            alone = [FactColumn(f.name, *(v[row:row + 1] if isinstance(v, np.ndarray) else v
+                                          for v in (f.value, f.unit, f.threshold)))
+                     for f in facts]
+            assert evidence_json(alone, 1)[0] == texts[row], (facts[-1].name, row)
+        assert list(render_facts(fact_table(facts, N))) == list(texts)
