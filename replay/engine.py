@@ -65,7 +65,7 @@ from tqdm.auto import tqdm
 from buddy.batch.builder import build_batch_context, whole_queries
 from buddy.batch.columns import factorize_objects
 from buddy.batch.context import BatchContext
-from buddy.batch.orchestrate import BatchReport, run_batch
+from buddy.batch.orchestrate import MODULE_STATUS_TEXT, BatchReport, run_batch
 from buddy.batch.result import FACTS_SCHEMA, SEVERITY_BY_RANK, facts_from_json
 from buddy.config import ScoringConfig, canonical_json, identity_changes, stored_identity
 from buddy.context.builder import DEFAULT_LOOKBACK_BARS, ContextPackBuilder, PieceProvider
@@ -966,6 +966,10 @@ def _factorized(values: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(values, pd.Categorical):
         return (np.asarray(values.codes, dtype=np.int64),
                 np.asarray(values.categories, dtype=object))
+    if isinstance(values, pd.Series) and pd.api.types.is_string_dtype(values.dtype) and (
+            values.dtype != object):  # text pandas holds as Arrow: factorized as it is held
+        seen, distinct = pd.factorize(values)
+        return seen.astype(np.int64), np.asarray(distinct, dtype=object)
     seen, distinct = factorize_objects(np.asarray(values, dtype=object))
     return seen, np.asarray(distinct, dtype=object)
 
@@ -1051,6 +1055,13 @@ def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos
     overall, modules, issues = report.overall, report.modules, report.issue_data
     module_text: np.ndarray | pd.Categorical = modules["module"].to_numpy(dtype=object)
     coded = report.encoded
+    status: np.ndarray | pd.Categorical = modules["status"].to_numpy(dtype=object)
+    severity: np.ndarray | pd.Categorical = modules["severity"].to_numpy(dtype=object)
+    if "module_status_no" in coded:
+        status = pd.Categorical.from_codes(coded["module_status_no"],
+                                           categories=list(MODULE_STATUS_TEXT))
+        severity = pd.Categorical.from_codes(coded["module_severity_rank"],
+                                             categories=list(SEVERITY_BY_RANK))
     if "issue_code_no" in coded:  # the numbers run_batch held the text as
         names = list(coded["module_names"])
         module_text = pd.Categorical.from_codes(coded["module_order"], categories=names)
@@ -1064,12 +1075,11 @@ def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos
     return _chunk_rows(
         chunk_no, intent_nos, numbering,
         overall_score=overall["overall_score"].to_numpy(np.float64),
-        verdict=overall["overall_severity"].to_numpy(dtype=object),
+        verdict=overall["overall_severity"],
         n_issues=overall["n_issues"].to_numpy(np.int64),
         modules={"row": modules["row"].to_numpy(np.int64),
-                 "module": module_text, "status": modules["status"].to_numpy(dtype=object),
-                 "score": modules["score"].to_numpy(np.float64),
-                 "severity": modules["severity"].to_numpy(dtype=object),
+                 "module": module_text, "status": status,
+                 "score": modules["score"].to_numpy(np.float64), "severity": severity,
                  "n_issues": modules["n_issues"].to_numpy(np.int64)},
         issues=issues, elapsed_s=elapsed_s)
 

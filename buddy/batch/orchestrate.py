@@ -31,6 +31,8 @@ import pandas as pd
 from buddy.batch.columns import factorize_objects, repeated
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
+    SEVERITY_BY_RANK,
+    SEVERITY_RANK,
     TYPED_COLUMNS,
     BatchResult,
     FactColumn,
@@ -68,8 +70,10 @@ class BatchReport:
     ``encoded``: the text that run_batch held as numbers, for readers that store numbers
     (replay): ``module_names`` (the modules by configured position), ``module_order`` (per
     row of ``modules``, its module's position), ``issue_module_order`` (the same per issue),
-    ``code_names`` and ``issue_code_no`` (per issue, its code's position in code_names) and
-    ``issue_severity_rank`` (per issue, 0 info .. 4 critical).
+    ``code_names`` and ``issue_code_no`` (per issue, its code's position in code_names),
+    ``issue_severity_rank`` (per issue, 0 info .. 4 critical), and, unless a module gave a
+    status or severity outside the known ones, ``module_status_no`` (per row of ``modules``,
+    its status's position in ``MODULE_STATUS_TEXT``) and ``module_severity_rank``.
     """
 
     overall: pd.DataFrame
@@ -120,14 +124,14 @@ def run_batch(orchestrator: Orchestrator, ctx: BatchContext) -> BatchReport:
     for part in parts:
         runs[part.rows, part.order] = True
         counts[part.rows, part.order] = part.result.n_issues
-    modules, module_order = _module_frame(evaluators, runs, counts, parts)
+    modules, module_order, module_coded = _module_frame(evaluators, runs, counts, parts)
     issues, issue_order = _issue_columns(evaluators, counts, parts)
     overall, coded = _overall(orchestrator, n, modules, module_order, issues, issue_order)
     return BatchReport(overall=overall, modules=modules, issue_data=issues,
                        fallbacks=tuple(fallbacks), encoded={
                            "module_names": tuple(e.name for e, _ in evaluators),
                            "module_order": module_order, "issue_module_order": issue_order,
-                           **coded})
+                           **module_coded, **coded})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,25 +145,50 @@ class _Ran:
 
 def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarray,
                   counts: np.ndarray, parts: Sequence[_Ran]
-                  ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Return one row per (row, module run), by row then configured order, and each one's
-    module position."""
+                  ) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+    """Return one row per (row, module run), by row then configured order, each one's
+    module position, and its status and severity as numbers (``MODULE_STATUS_TEXT``,
+    ``SEVERITY_BY_RANK``; none when a module gave a value outside them)."""
     # a module run's place: how many runs come before it, row by row
     slot = (np.cumsum(runs.ravel()) - 1).reshape(runs.shape)
     rows, order = np.nonzero(runs)
     k = len(rows)
-    status, severity = np.empty(k, dtype=object), np.empty(k, dtype=object)
+    status_no, severity_rank = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
     score = np.full(k, math.nan)
     for part in parts:
         at = slot[part.rows, part.order]
-        status[at], severity[at], score[at] = (part.result.status, part.result.severity,
-                                               part.result.score)
+        status_no[at] = _numbered(part.result.status, _STATUS_NO)
+        severity_rank[at] = _numbered(part.result.severity, SEVERITY_RANK)
+        score[at] = part.result.score
+    coded = {}
+    if (status_no < 0).any() or (severity_rank < 0).any():  # the modules' own text
+        status, severity = np.empty(k, dtype=object), np.empty(k, dtype=object)
+        for part in parts:
+            at = slot[part.rows, part.order]
+            status[at], severity[at] = part.result.status, part.result.severity
+    else:  # references to the few texts, and their numbers for readers that store numbers
+        status, severity = MODULE_STATUS_TEXT[status_no], SEVERITY_BY_RANK[severity_rank]
+        coded = {"module_status_no": status_no, "module_severity_rank": severity_rank}
     names = np.array([e.name for e, _ in evaluators] or [""], dtype=object)
     versions = np.array([e.version for e, _ in evaluators] or [""], dtype=object)
     return _frame({"row": rows.astype(np.int64), "module": names[order],
                    "version": versions[order], "status": status, "score": score,
                    "severity": severity,
-                   "n_issues": counts.ravel()[runs.ravel()].astype(np.int32)}), order
+                   "n_issues": counts.ravel()[runs.ravel()].astype(np.int32)}), order, coded
+
+
+#: A module status by its number (``BatchReport.encoded["module_status_no"]``).
+MODULE_STATUS_TEXT: np.ndarray = np.array([s.value for s in ModuleStatus], dtype=object)
+_STATUS_NO: dict[str, int] = {text: no for no, text in enumerate(MODULE_STATUS_TEXT.tolist())}
+
+
+def _numbered(values: np.ndarray, numbers: Mapping[str, int]) -> np.ndarray:
+    """Return each value's number in ``numbers`` (-1 for a value outside them), looked up
+    once per distinct value."""
+    codes, uniques = factorize_objects(values)
+    lookup = np.array([*(numbers.get(u, -1) if isinstance(u, str) else -1
+                         for u in uniques.tolist()), -1], dtype=np.int64)
+    return lookup[codes]
 
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:

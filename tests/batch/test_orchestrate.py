@@ -135,6 +135,11 @@ def test_each_row_holds_what_its_report_of_one_holds_in_the_same_order() -> None
         issues["code"].tolist())
     assert SEVERITY_BY_RANK[encoded["issue_severity_rank"]].tolist() == (
         issues["severity"].tolist())
+    assert orchestrate.MODULE_STATUS_TEXT[encoded["module_status_no"]].tolist() == (
+        modules["status"].tolist())
+    assert SEVERITY_BY_RANK[encoded["module_severity_rank"]].tolist() == (
+        modules["severity"].tolist())
+    assert set(modules["status"]) == {"ok", "skipped"}  # both kinds numbered
 
 
 def _distinct_loop(n: int, rows: np.ndarray, key: np.ndarray) -> list[int]:
@@ -154,3 +159,29 @@ def test_distinct_keys_per_row_are_what_a_loop_counts(monkeypatch, cells) -> Non
     assert orchestrate._distinct_per_row(n, rows, key, keys).tolist() == _distinct_loop(
         n, rows, key)
     assert orchestrate._distinct_per_row(n, rows[:0], key[:0], keys).tolist() == [0] * n
+
+
+def test_a_module_status_outside_the_known_ones_is_kept_as_its_text() -> None:
+    # run_batch numbers statuses and severities only when every module gave known ones; a
+    # module's own text is kept otherwise (replay then refuses it by name)
+    from buddy.batch.result import BatchResult
+
+    def part(order: int, status: list[str]) -> orchestrate._Ran:
+        n = len(status)
+        return orchestrate._Ran(order, np.arange(n), BatchResult(
+            module=f"m{order}", version="1", score=np.full(n, 50.0),
+            severity=np.array(["low"] * n, dtype=object),
+            status=np.array(status, dtype=object),
+            issue_data={"row": np.zeros(0, dtype=np.int64)}))
+
+    evaluators = [(registry.get(name)(), 1.0) for name in ("risk_reward", "exit_plan")]
+    runs, counts = np.ones((3, 2), dtype=bool), np.zeros((3, 2), dtype=np.int64)
+    known = [part(0, ["ok", "skipped", "ok"]), part(1, ["ok", "ok", "ok"])]
+    frame, _, coded = orchestrate._module_frame(evaluators, runs, counts, known)
+    assert frame["status"].tolist() == ["ok", "ok", "skipped", "ok", "ok", "ok"]
+    assert orchestrate.MODULE_STATUS_TEXT[coded["module_status_no"]].tolist() == (
+        frame["status"].tolist())
+    odd = [part(0, ["ok", "lost", "ok"]), part(1, ["ok", "ok", "ok"])]
+    frame, _, coded = orchestrate._module_frame(evaluators, runs, counts, odd)
+    assert coded == {}
+    assert frame["status"].tolist() == ["ok", "ok", "lost", "ok", "ok", "ok"]
