@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,14 @@ def factorize_objects(values: Any) -> tuple[np.ndarray, np.ndarray]:
 
 #: Rows from which ``factorize_objects`` goes by object first.
 _BY_OBJECT_FROM = 256
+
+
+def numbered(values: Any, numbers: Mapping[str, int]) -> np.ndarray:
+    """Return each text's number in ``numbers`` (-1 for any other value), looked up once per
+    distinct value (a few statuses or severities over many rows)."""
+    codes, uniques = factorize_objects(values)
+    return np.array([*(numbers.get(u, -1) if isinstance(u, str) else -1
+                       for u in uniques.tolist()), -1], dtype=np.int64)[codes]
 
 
 def distinct(*columns: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from buddy.batch.columns import factorize_objects, repeated
+from buddy.batch.columns import factorize_objects, numbered, repeated
 from buddy.batch.context import BatchContext
 from buddy.batch.result import (
     SEVERITY_BY_RANK,
@@ -157,8 +157,8 @@ def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarra
     score = np.full(k, math.nan)
     for part in parts:
         at = slot[part.rows, part.order]
-        status_no[at] = _numbered(part.result.status, _STATUS_NO)
-        severity_rank[at] = _numbered(part.result.severity, SEVERITY_RANK)
+        status_no[at] = numbered(part.result.status, _STATUS_NO)
+        severity_rank[at] = numbered(part.result.severity, SEVERITY_RANK)
         score[at] = part.result.score
     coded = {}
     if (status_no < 0).any() or (severity_rank < 0).any():  # the modules' own text
@@ -180,15 +180,6 @@ def _module_frame(evaluators: Sequence[tuple[Evaluator, float]], runs: np.ndarra
 #: A module status by its number (``BatchReport.encoded["module_status_no"]``).
 MODULE_STATUS_TEXT: np.ndarray = np.array([s.value for s in ModuleStatus], dtype=object)
 _STATUS_NO: dict[str, int] = {text: no for no, text in enumerate(MODULE_STATUS_TEXT.tolist())}
-
-
-def _numbered(values: np.ndarray, numbers: Mapping[str, int]) -> np.ndarray:
-    """Return each value's number in ``numbers`` (-1 for a value outside them), looked up
-    once per distinct value."""
-    codes, uniques = factorize_objects(values)
-    lookup = np.array([*(numbers.get(u, -1) if isinstance(u, str) else -1
-                         for u in uniques.tolist()), -1], dtype=np.int64)
-    return lookup[codes]
 
 
 def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:

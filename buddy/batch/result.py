@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from buddy.batch.columns import choose, factorize_objects, repeated
+from buddy.batch.columns import choose, numbered, repeated
 from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, ModuleStatus, Severity
 
 #: Columns of BatchResult.issues (``action``: the mitigation's action code; ``action_json``:
@@ -122,7 +122,9 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
     """Return (the first row of each distinct combination of the facts' per-row values, each
     row's combination; every row its own once they all differ), or (None, ...) when a column
     mixes types that hash alike but are written differently (1, 1.0 and True)."""
-    every_row = np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    def every_row() -> tuple[np.ndarray, np.ndarray]:
+        return np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+
     key = np.zeros(n, dtype=np.int64)
     width = 1  # the combinations ``key`` can number so far (renumbered before it overflows)
     for fact in facts:
@@ -133,12 +135,12 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
             if array.dtype.kind == "O" and pd.api.types.infer_dtype(
                     array, skipna=True) not in ("string", "empty"):
                 key, combinations = pd.factorize(key)
-                return every_row if len(combinations) == n else (None, key)
+                return every_row() if len(combinations) == n else (None, key)
             if array.dtype.kind == "f":  # bit for bit: factorize holds -0.0 and 0.0 equal
                 array = _float_bits(array)
             codes, uniques = pd.factorize(array, use_na_sentinel=False)
             if len(uniques) == n:  # every row its own: the other facts change nothing
-                return every_row
+                return every_row()
             if width * len(uniques) >= _WIDEST_KEY:
                 key, combinations = pd.factorize(key)
                 width = len(combinations)
@@ -146,7 +148,7 @@ def _distinct_rows(facts: Sequence[FactColumn], n: int
             width *= len(uniques)
     key, combinations = pd.factorize(key)
     if len(combinations) == n:
-        return every_row
+        return every_row()
     count = len(combinations)
     first = np.zeros(count, dtype=np.int64)
     first[key[::-1]] = np.arange(n)[::-1]
@@ -680,10 +682,7 @@ def severity_ranks(values: Any) -> np.ndarray:
         except (KeyError, TypeError):
             bad = next(v for v in values.tolist() if v not in SEVERITY_RANK)
             raise ValueError(f"{bad!r} is not a severity ({', '.join(SEVERITY_RANK)})") from None
-    # each distinct value looked up once (a few severities over many issues)
-    codes, uniques = factorize_objects(values)
-    ranks = np.array([*(SEVERITY_RANK.get(u, -1) if isinstance(u, str) else -1
-                        for u in uniques.tolist()), -1], dtype=np.int64)[codes]
+    ranks = numbered(values, SEVERITY_RANK)  # each distinct value looked up once
     if (ranks < 0).any():
         bad = values[ranks < 0][0]
         if isinstance(bad, Severity):  # an enum member compares equal to its value
