@@ -1055,13 +1055,16 @@ def batch_rows(chunk_no: int, ctx: BatchContext, report: BatchReport, intent_nos
     overall, modules, issues = report.overall, report.modules, report.issue_data
     module_text: np.ndarray | pd.Categorical = modules["module"].to_numpy(dtype=object)
     coded = report.encoded
-    status: np.ndarray | pd.Categorical = modules["status"].to_numpy(dtype=object)
-    severity: np.ndarray | pd.Categorical = modules["severity"].to_numpy(dtype=object)
-    if "module_status_no" in coded:
+    status: np.ndarray | pd.Categorical
+    severity: np.ndarray | pd.Categorical
+    if "module_status_no" in coded:  # numbered by run_batch (unless a module's text was odd)
         status = pd.Categorical.from_codes(coded["module_status_no"],
                                            categories=list(MODULE_STATUS_TEXT))
         severity = pd.Categorical.from_codes(coded["module_severity_rank"],
                                              categories=list(SEVERITY_BY_RANK))
+    else:
+        status = modules["status"].to_numpy(dtype=object)
+        severity = modules["severity"].to_numpy(dtype=object)
     if "issue_code_no" in coded:  # the numbers run_batch held the text as
         names = list(coded["module_names"])
         module_text = pd.Categorical.from_codes(coded["module_order"], categories=names)
