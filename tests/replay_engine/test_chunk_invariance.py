@@ -1,7 +1,8 @@
 """A run's stored results do not depend on how it is cut into chunks: the same intents
-replayed in one chunk or in chunks of any size store the same values, bit for bit (-0.0 is
-not 0.0, NaN is not NULL), in the result rows (module scores of skipped modules and outcome
-columns included) and in the issues with their evidence."""
+replayed in one chunk or in chunks of any size, or in one chunk evaluated in parts
+(``EVALUATION_BATCH_SIZE``), store the same values, bit for bit (-0.0 is not 0.0, NaN is not
+NULL), in the result rows (module scores of skipped modules and outcome columns included) and
+in the issues with their evidence."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import replay.engine
 from buddy.config import ScoringConfig
 from buddy.store import Store
 from replay.engine import issues_frame, results_frame, run_replay
@@ -23,6 +25,8 @@ from .conftest import ACCOUNT, Reference, copy_store
 
 #: Chunk sizes besides one chunk for the whole run: a few chunks, many odd ones.
 CHUNK_SIZES = (250, 13)
+#: Intents a worker evaluates at once, in a run of one chunk: many parts, the last short.
+EVALUATION_PARTS = 97
 
 
 def _bits(value: Any) -> Any:
@@ -77,14 +81,20 @@ def many(reference: Reference) -> pd.DataFrame:
 
 def test_the_chunk_size_changes_nothing_a_run_stores(
         reference: Reference, many: pd.DataFrame, config: ScoringConfig,
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = copy_store(reference.store, tmp_path)
-    runs = {}
+    runs: dict[int | str, Any] = {}
     for chunk_size in (len(many), *CHUNK_SIZES):
         run = run_replay(store, many, config=config, name=f"chunks-{chunk_size}",
                          mode="batch", executor=SerialExecutor(), chunk_size=chunk_size,
                          providers=ACCOUNT, progress=False)
         runs[chunk_size] = _stored(store, run.run_id)
+    assert len(many) > 3 * EVALUATION_PARTS and len(many) % EVALUATION_PARTS
+    monkeypatch.setattr(replay.engine, "EVALUATION_BATCH_SIZE", EVALUATION_PARTS)
+    run = run_replay(store, many, config=config, name="parts", mode="batch",
+                     executor=SerialExecutor(), chunk_size=len(many), providers=ACCOUNT,
+                     progress=False)
+    runs["parts"] = _stored(store, run.run_id)
     whole = runs[len(many)]
     rows = whole["rows"]
     assert len(rows["intent_no"]) == len(many)
@@ -95,7 +105,7 @@ def test_the_chunk_size_changes_nothing_a_run_stores(
     assert None in rows["exit_ts"] and None in rows["realized_r"]
     assert any(v is not None for v in rows["realized_r"])
     assert len(whole["issues"]["code"]) > 512
-    for chunk_size in CHUNK_SIZES:
+    for cut in (*CHUNK_SIZES, "parts"):
         for part in ("rows", "results", "issues"):
             for column, values in whole[part].items():
-                assert runs[chunk_size][part][column] == values, (chunk_size, part, column)
+                assert runs[cut][part][column] == values, (cut, part, column)
