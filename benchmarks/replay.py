@@ -8,7 +8,10 @@ snapshots, a replay account, and the random-entry generator's intents over every
 each intent's mirror on the other side, shuffled and cut to ``N_INTENTS``. The setup's
 database file and intents are cached in ``CACHE_DIR`` under a key hashing the ``buddy``
 package's sources (and ``replay/intents.py``, which makes the intents) with the setup's
-parameters: a rerun with unchanged sources copies the file instead of rebuilding it.
+parameters: a rerun with unchanged sources copies the file instead of rebuilding it. A setup
+is built in a process of its own and then copied from the cache like a cached one, so the
+replay's process is the same either way (the jobs' worker pools would otherwise have started
+its fork server with their modules instead of the replay's).
 
 Timed: ``run_replay`` end to end as ``buddy replay`` runs it (validation, the intents hash,
 the run's rows, context, every module of the default config with every standard piece,
@@ -24,6 +27,8 @@ import hashlib
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -114,14 +119,18 @@ def _setup(workdir: Path) -> tuple[Store, pd.DataFrame, float, str]:
     key = setup_key()
     cached = CACHE_DIR / f"replay-{key[:16]}"
     path = workdir / "replay_bench.duckdb"
-    if (cached / "done").exists():
-        shutil.copy(cached / "replay_bench.duckdb", path)
-        both = pd.read_parquet(cached / "intents.parquet")
-        how = f"copied from the cache {cached} (key: buddy sources + parameters)"
-    else:
-        both = _build(path)
-        _store_cache(cached, path, both)
-        how = f"built, then cached in {cached} (key: buddy sources + parameters)"
+    how = f"copied from the cache {cached} (key: buddy sources + parameters)"
+    if not (cached / "done").exists():
+        # built in a process of its own: the jobs' worker pools would start this process's
+        # fork server with their modules, not the replay's, and leave their heap behind;
+        # the replay then runs as it does after a cached setup
+        subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from "
+                        "benchmarks.replay import build_setup; build_setup(Path(sys.argv[1]),"
+                        " Path(sys.argv[2]))", str(cached), str(workdir / "replay_built.duckdb")],
+                       check=True, cwd=ROOT)
+        how = f"built apart, then cached in {cached} (key: buddy sources + parameters)"
+    shutil.copy(cached / "replay_bench.duckdb", path)
+    both = pd.read_parquet(cached / "intents.parquet")
     store = Store(path)
     intents = both.sample(min(N_INTENTS, len(both)), random_state=CUT_SEED).reset_index(
         drop=True)
@@ -139,6 +148,14 @@ def setup_key() -> str:
         digest.update(f"{path.relative_to(ROOT)}\n".encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def build_setup(cached: Path, path: Path) -> None:
+    """Build the setup in ``path`` and cache it as ``cached`` (what ``_setup`` runs in a
+    process of its own)."""
+    _store_cache(cached, path, _build(path))
+    for made in (path, path.with_name(f"{path.name}.wal")):
+        made.unlink(missing_ok=True)
 
 
 def _build(path: Path) -> pd.DataFrame:
