@@ -38,6 +38,7 @@ from buddy.batch.result import (
     FactColumn,
     concat_columns,
     fact_refs,
+    grouped_fact_refs,
     object_frame,
     render_facts,
     severity_ranks,
@@ -328,11 +329,21 @@ def _skipped(evaluator: Evaluator, shared: _Shared, rows: np.ndarray
     first = np.r_[True, at[1:] != at[:-1]]  # a row's first missing piece
     skipped_rows, renumbered = at[first], np.cumsum(first) - 1
     n, k = len(skipped_rows), len(at)
-    reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
-    # one fact_refs for every piece (each distinct set of facts written once)
-    facts = fact_refs([FactColumn("module_name", evaluator.name),
-                        FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
-                        FactColumn("reason", reasons)], k)
+    # a few distinct reasons (None: "not provided"): numbered with the piece, they are the
+    # issues' fact sets, each encoded once
+    reason_no, distinct_reasons = factorize_objects(reasons)
+    texts = distinct_reasons.tolist()
+    grouped = all(type(text) is str for text in texts) and all(  # (1 and 1.0 share a code)
+        reason is None for reason in reasons[reason_no < 0].tolist())  # (NaN stays NaN)
+    if grouped:
+        reasons = np.array([*texts, "not provided"], dtype=object)[reason_no]
+    else:
+        reasons[np.array([r is None for r in reasons.tolist()], dtype=bool)] = "not provided"
+    columns = [FactColumn("module_name", evaluator.name),
+               FactColumn("piece", np.array(pieces, dtype=object)[piece_no]),
+               FactColumn("reason", reasons)]
+    facts = (grouped_fact_refs(columns, piece_no * (len(texts) + 1) + reason_no + 1)
+             if grouped else fact_refs(columns, k))
     issues = {"row": renumbered.astype(np.int64),
               "code": repeated("CONTEXT_MISSING", k),
               "severity": repeated(Severity.LOW.value, k),

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from buddy.batch.columns import choose, numbered, repeated
+from buddy.batch.columns import choose, distinct, numbered, repeated
 from buddy.domain import EvaluationResult, Fact, Issue, Mitigation, ModuleStatus, Severity
 
 #: Columns of BatchResult.issues (``action``: the mitigation's action code; ``action_json``:
@@ -382,6 +382,17 @@ def fact_refs(facts: Sequence[FactColumn], n: int) -> FactRefs:
             return FactRefs(_encoded_facts([_rows_fact(f, first) for f in facts], len(first)),
                             inverse.astype(np.int64))
     return FactRefs(_encoded_facts(facts, n), np.arange(n, dtype=np.int64))
+
+
+def grouped_fact_refs(facts: Sequence[FactColumn], group: np.ndarray) -> FactRefs:
+    """Return ``fact_refs(facts, len(group))`` for rows the caller has grouped: rows of one
+    ``group`` (an integer per row) have equal facts, so each group's first row is encoded
+    once and its rows point at it (rows of two groups may still be equal: the same facts,
+    twice). For facts whose combinations the caller holds as numbers already, where finding
+    them again value by value would cost more than the rest."""
+    first, inverse = distinct(np.asarray(group, dtype=np.int64))
+    return FactRefs(_encoded_facts([_rows_fact(f, first) for f in facts], len(first)),
+                    inverse.astype(np.int64))
 
 
 def _encoded_facts(facts: Sequence[FactColumn], n: int) -> pa.Table:

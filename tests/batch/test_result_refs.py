@@ -18,6 +18,7 @@ from buddy.batch.result import (
     fact_refs,
     fact_table,
     facts_from_json,
+    grouped_fact_refs,
     render_facts,
     take_columns,
 )
@@ -52,6 +53,22 @@ def test_facts_by_reference_are_the_flat_typed_facts() -> None:
     shared = fact_refs(_shared(2000), 2000)
     assert shared.sets.num_rows < 200  # each distinct set encoded once, not one per row
     assert fact_refs([], 700).sets.num_rows == 1  # the empty set, once
+
+
+def test_facts_grouped_by_the_caller_are_the_facts_found_by_value() -> None:
+    rng = np.random.default_rng(13)
+    n = 3000
+    piece = rng.integers(0, 3, n)
+    reason_no = rng.integers(0, 4, n)
+    reasons = np.array(["no bars", "no calendar", "ünï", "no bars"], dtype=object)[reason_no]
+    facts = [FactColumn("module_name", "needy"),
+             FactColumn("piece", np.array(["market", "regime", "schedule"], dtype=object)[piece]),
+             FactColumn("reason", reasons)]
+    grouped = grouped_fact_refs(facts, piece * 4 + reason_no)  # codes 0 and 3: equal facts
+    assert grouped.table().equals(fact_refs(facts, n).table())
+    assert grouped.sets.num_rows == 12  # one set per group, two groups' sets equal
+    assert render_facts(grouped).tolist() == evidence_json(facts, n).tolist()
+    assert len(grouped_fact_refs(facts[:1], np.zeros(0, dtype=np.int64))) == 0
 
 
 def test_takes_and_concatenations_move_the_index_and_keep_the_facts() -> None:
