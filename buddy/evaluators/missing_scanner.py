@@ -892,8 +892,19 @@ def _ns_array(values: Sequence[datetime], field: str) -> np.ndarray:
             raise FieldErrors([FieldError(field, "must be timezone-aware", str(value))])
     if not len(values):
         return np.zeros(0, dtype=np.int64)
+    if len(values) <= _FEW_TIMES and all(type(value) is datetime for value in values):
+        # a few plain datetimes (an interactive batch of one): their exact microseconds since
+        # the epoch, without building an Index (0.1 ms a call)
+        return np.array([(value - _EPOCH) // _MICROSECOND for value in values],
+                        dtype=np.int64) * 1000
     micros = pd.to_datetime(pd.Index(values, dtype=object), utc=True).as_unit("us").asi8
     return micros.astype(np.int64) * 1000
+
+
+#: Up to how many datetimes ``_ns_array`` converts one by one.
+_FEW_TIMES = 64
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _to_micros(ns: np.ndarray) -> np.ndarray:
