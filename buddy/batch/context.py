@@ -384,8 +384,13 @@ def intent_frame(intent: TradeIntent) -> pd.DataFrame:
         "exit_template": _one(row["exit_template"]),
         "as_of": pd.DatetimeIndex([pd.Timestamp(intent.as_of).tz_convert("UTC")]),
         "status": _one(row["status"]), **derived}, copy=False)
-    # labels held as Python objects: the modules read ~80 columns of this frame per
-    # evaluation, and a label looked up in pandas' Arrow-backed text Index costs ~3 us more
+    return _object_labels(frame)
+
+
+def _object_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with its column labels held as Python objects: the modules read ~80
+    columns of an interactive evaluation's frames, and a label looked up in pandas' Arrow-
+    backed text Index costs ~3 us more."""
     frame.columns = pd.Index(frame.columns.tolist(), dtype=object)
     return frame
 
@@ -417,6 +422,7 @@ def _from_pack(intents: pd.DataFrame, pack: ContextPack) -> BatchContext:
         features = Windows(m.features, np.zeros(1, np.int64),
                            np.array([len(m.features)], np.int64))
         sessions, splits = tuple(m.missing_sessions), tuple(m.splits_applied)
+    instrument, market, latest = map(_object_labels, (instrument, market, latest))
     return BatchContext(
         intents=intents, instrument=instrument, market=market, latest=latest, bars=bars,
         features=features, missing_sessions=objects([sessions]),
