@@ -5,7 +5,7 @@ missing is skipped and becomes a CONTEXT_MISSING item naming the piece and the r
 ever crashes the report. Ranked issues are the issue codes (kind 'issue') and MODULE_ERROR
 items; CONTEXT_MISSING items and ``not_checked`` codes go to the report's "not checked"
 list with every module that could not run. The score and verdict come from
-``buddy.scoring.overall_columns`` (the one rule; a report is a batch of one).
+``buddy.scoring.overall_arrays`` (the one rule; a report is a batch of one).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from buddy.evaluators import registry
 from buddy.evaluators.base import Evaluator, IssueTemplate
 from buddy.explain import Explainer, RenderedIssue, TemplateExplainer, explanation_source
 from buddy.report import BuddyReport, module_ok
-from buddy.scoring import overall_columns
+from buddy.scoring import overall_arrays
 
 ORCHESTRATOR = "orchestrator"
 
@@ -145,7 +145,7 @@ class Orchestrator:
         ranked = rank_issues(tuple(i for i in issues if self.is_ranked(i.module, i.code)),
                              self.weights)
         top = cap_ranked(ranked, self.config.min_issues, self.config.max_issues)
-        overall = overall_columns(
+        columns = overall_arrays(
             1, self.config, module_row=np.zeros(len(results), dtype=np.int64),
             module_score=np.array([r.score if module_ok(r) else np.nan for r in results],
                                   dtype=np.float64),
@@ -156,7 +156,8 @@ class Orchestrator:
                                         dtype=bool),
             issue_row=np.zeros(len(ranked), dtype=np.int64),
             issue_rank=np.array([SEVERITY_RANK[i.severity.value] for i in ranked],
-                                dtype=np.int64)).iloc[0]
+                                dtype=np.int64))
+        overall = {name: values[0] for name, values in columns.items()}
         rendered = self.explainer.render(top, self._templates)
         # the issues below the cap keep the template words (no extra explainer calls)
         more: tuple[RenderedIssue, ...] = TemplateExplainer().render(ranked[len(top):],

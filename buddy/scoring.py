@@ -29,7 +29,8 @@ import pandas as pd
 from buddy.config import ScoringConfig
 from buddy.domain import Severity, Verdict
 
-__all__ = ["OVERALL_COLUMNS", "VERDICT_BY_RANK", "band_edges", "overall_columns"]
+__all__ = ["OVERALL_COLUMNS", "VERDICT_BY_RANK", "band_edges", "overall_arrays",
+           "overall_columns"]
 
 #: Verdict values by rank (0 clear .. 3 blocked).
 VERDICT_BY_RANK: np.ndarray = np.array([v.value for v in Verdict], dtype=object)
@@ -56,7 +57,21 @@ def overall_columns(n: int, config: ScoringConfig, *, module_row: np.ndarray,
                     module_score: np.ndarray, module_weight: np.ndarray,
                     module_known: np.ndarray, module_guards_risk: np.ndarray,
                     issue_row: np.ndarray, issue_rank: np.ndarray) -> pd.DataFrame:
-    """Return one row per report 0..n-1 with the score and verdict (module doc's rule).
+    """Return ``overall_arrays`` as a frame: one row per report 0..n-1 (``row``, then
+    ``OVERALL_COLUMNS``)."""
+    return pd.DataFrame(overall_arrays(
+        n, config, module_row=module_row, module_score=module_score,
+        module_weight=module_weight, module_known=module_known,
+        module_guards_risk=module_guards_risk, issue_row=issue_row, issue_rank=issue_rank))
+
+
+def overall_arrays(n: int, config: ScoringConfig, *, module_row: np.ndarray,
+                   module_score: np.ndarray, module_weight: np.ndarray,
+                   module_known: np.ndarray, module_guards_risk: np.ndarray,
+                   issue_row: np.ndarray, issue_rank: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the score and verdict of reports 0..n-1 (module doc's rule) as columns of n
+    values: ``row`` then ``OVERALL_COLUMNS`` (one report, ``Orchestrator.assemble``, reads
+    its values without a frame around them).
 
     Modules: one entry per (report, module run): ``module_row`` (report number),
     ``module_score`` (0-100, ignored where not ``module_known``), ``module_weight``,
@@ -89,8 +104,8 @@ def overall_columns(n: int, config: ScoringConfig, *, module_row: np.ndarray,
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(total_weight > 0, weighted / total_weight, np.nan)
     overall = np.round(lo + (hi - lo) * mean / 100.0, 1)
-    return pd.DataFrame({"row": np.arange(n, dtype=np.int64), "overall_score": overall,
-                         "overall_severity": _SEVERITY_BY_RANK[worst],
-                         "verdict": VERDICT_BY_RANK[verdict], "module_mean": mean,
-                         "band_lo": lo, "band_hi": hi, "n_unknown": n_unknown,
-                         "risk_unknown": risk_unknown})
+    return {"row": np.arange(n, dtype=np.int64), "overall_score": overall,
+            "overall_severity": _SEVERITY_BY_RANK[worst],
+            "verdict": VERDICT_BY_RANK[verdict], "module_mean": mean,
+            "band_lo": lo, "band_hi": hi, "n_unknown": n_unknown,
+            "risk_unknown": risk_unknown}
