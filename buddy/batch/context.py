@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from buddy.batch.columns import objects
 from buddy.context.pack import PIECES, ContextPack, Instrument, MarketData
@@ -375,15 +376,15 @@ def intent_frame(intent: TradeIntent) -> pd.DataFrame:
                    "reward_distance": np.abs(target - entry),
                    "reward_risk": np.abs(target - entry) / np.abs(entry - stop)}
     frame = pd.DataFrame({
-        **{c: _one(row[c]) for c in ("intent_id", "user_id", "symbol", "side", "timeframe")},
+        **{c: _text(row[c]) for c in ("intent_id", "user_id", "symbol", "side", "timeframe")},
         "proposed_entry": numbers["proposed_entry"], "proposed_stop": numbers["proposed_stop"],
         "proposed_target": numbers["proposed_target"],
         "proposed_size": numbers["proposed_size"],
         "proposed_risk_amount": numbers["proposed_risk_amount"],
-        "holding_horizon": numbers["holding_horizon"], "order_type": _one(row["order_type"]),
-        "exit_template": _one(row["exit_template"]),
+        "holding_horizon": numbers["holding_horizon"], "order_type": _text(row["order_type"]),
+        "exit_template": _text(row["exit_template"]),
         "as_of": pd.DatetimeIndex([pd.Timestamp(intent.as_of).tz_convert("UTC")]),
-        "status": _one(row["status"]), **derived}, copy=False)
+        "status": _text(row["status"]), **derived}, copy=False)
     return _object_labels(frame)
 
 
@@ -452,6 +453,21 @@ def _one(value: Any) -> np.ndarray:
     out = np.empty(1, dtype=object)
     out[0] = value
     return out
+
+
+#: pandas' text dtype (what it infers for a column of str) when Arrow holds it, else None.
+_STR_DTYPE = pd.array(["text"], dtype="str").dtype
+_ARROW_STR = isinstance(pd.array(["text"], dtype="str"), pd.arrays.ArrowStringArray)
+
+
+def _text(value: Any) -> Any:
+    """Return a one-value column of ``value``: a str as the text column pandas would infer
+    from it, made from its Arrow array directly (~5 us, not ~25 through inference); anything
+    else (None) as an object column, as ``_one``."""
+    if type(value) is not str or not _ARROW_STR:
+        return _one(value)
+    return pd.arrays.ArrowStringArray(pa.chunked_array([pa.array([value], pa.large_string())]),
+                                      dtype=_STR_DTYPE)
 
 
 def market_frame(rows: list[dict[str, Any]] | Mapping[str, Any]) -> pd.DataFrame:
