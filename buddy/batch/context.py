@@ -455,9 +455,10 @@ def _one(value: Any) -> np.ndarray:
     return out
 
 
-#: pandas' text dtype (what it infers for a column of str) when Arrow holds it, else None.
-_STR_DTYPE = pd.array(["text"], dtype="str").dtype
-_ARROW_STR = isinstance(pd.array(["text"], dtype="str"), pd.arrays.ArrowStringArray)
+#: A column of text as pandas infers it: its dtype, and whether Arrow holds it.
+_STR_SAMPLE = pd.array(["text"], dtype="str")
+_STR_DTYPE = _STR_SAMPLE.dtype
+_ARROW_STR = isinstance(_STR_SAMPLE, pd.arrays.ArrowStringArray)
 
 
 def _text(value: Any) -> Any:
