@@ -903,7 +903,6 @@ def _ns_array(values: Sequence[datetime], field: str) -> np.ndarray:
 
 #: Up to how many datetimes ``_ns_array`` converts one by one.
 _FEW_TIMES = 64
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
